@@ -1,0 +1,257 @@
+#pragma once
+// The whole product's configuration, as loaded from /etc/lanegate/lanegate.toml.
+// Every key, its default and its rule is documented in docs/CONFIG.md; the shipped
+// examples live in config/examples/. Loading is strict: unknown keys, wrong types and
+// out-of-range values are errors naming the file, line, key and rule, and all errors
+// are reported at once.
+//
+// These are plain values: modules receive the section they need by const reference
+// and never parse TOML themselves.
+
+#include <cstdint>
+#include <expected>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/money.h"
+
+namespace lanegate::config {
+
+struct GatewaySection {
+  std::string id;                                    // required, [A-Za-z0-9_-]{1,32}
+  std::string site_name;                             // required, shown on receipts
+  std::filesystem::path state_dir = "/var/lib/lanegate";
+  int utc_offset_minutes = 480;                      // local time for tariffs and days
+  std::string log_level = "info";                    // debug | info | notice | warning | error
+};
+
+struct ApiToken {
+  std::string name;        // who (shown in the audit ledger for manual opens)
+  std::string role;        // "operator" | "auditor"
+  std::string sha256_hex;  // SHA-256 of the bearer token, 64 lower-case hex digits
+};
+
+struct TlsServer {
+  std::filesystem::path cert_file;
+  std::filesystem::path key_file;
+};
+
+struct ApiSection {
+  std::string listen_address = "127.0.0.1";
+  int listen_port = 8080;                      // 0 = pick a free port (tests)
+  std::vector<ApiToken> tokens;
+  std::int64_t max_body_bytes = 64 * 1024;
+  int header_timeout_ms = 5000;
+  std::optional<TlsServer> tls;
+  // Base URL printed in claim QR codes, e.g. "https://lot7.example.cn".
+  std::string public_base_url = "http://127.0.0.1:8080";
+};
+
+struct PlatformKey {
+  std::string id;                // certificate serial or "PUB_KEY_ID_…"
+  std::filesystem::path file;    // PEM public key or certificate
+};
+
+struct ProviderSection {
+  std::string kind = "wechatpay-v3";
+  std::string base_url = "https://api.mch.weixin.qq.com";
+  std::string mchid;
+  std::string appid;
+  std::string merchant_serial_no;
+  std::filesystem::path merchant_private_key_file;
+  std::filesystem::path apiv3_key_file;          // 32-byte key, file mode 0600
+  std::vector<PlatformKey> platform_keys;
+  std::string public_key_id;                     // ask for PUB_KEY_ID_ signed replies when set
+  std::string notify_url;                        // https URL the provider posts to
+  std::optional<std::filesystem::path> ca_file;  // default: system trust store
+  bool verify_tls = true;
+  int connect_timeout_ms = 2000;
+  int charge_deadline_ms = 1500;                 // decision waits this long for ACCEPTED
+  int request_timeout_ms = 10000;                // background calls (queries, entries)
+  int certificate_refresh_s = 12 * 3600;
+};
+
+struct TaxRule {
+  std::string service;                 // "taxi" | "parking" | "toll"
+  std::string item_name;               // "*经营租赁*停车费"
+  std::string code;                    // 19-digit tax classification code
+  int rate_percent = 0;                // 0..17
+  std::string favoured_policy_flag;    // "" | "08" | "09"
+};
+
+struct InvoicingSection {
+  bool enabled = false;
+  std::string base_url;
+  std::string app_key;
+  std::filesystem::path app_secret_file;
+  std::filesystem::path access_token_file;
+  std::string seller_name;
+  std::string seller_tax_id;
+  int claim_window_days = 30;
+  std::vector<std::string> buyer_id_allow_list;
+  std::vector<TaxRule> tax;            // defaults from the e-invoice spec when empty
+};
+
+enum class Transport { kTcp, kRtu };
+
+struct BusSection {
+  std::string id;
+  Transport transport = Transport::kTcp;
+  std::string host;                    // tcp
+  int port = 502;                      // tcp
+  std::string serial_device;           // rtu, e.g. /dev/ttyUSB0
+  int baud = 9600;                     // rtu
+  char parity = 'N';                   // rtu: N | E | O
+  int data_bits = 8;                   // rtu
+  int stop_bits = 1;                   // rtu
+  int response_timeout_ms = 500;
+  int byte_timeout_ms = 500;
+  int reconnect_max_ms = 3000;         // reconnect backoff cap
+};
+
+enum class DeviceKind { kCamera, kLoop, kBarrier, kDisplay, kRoadsideUnit };
+enum class ByteOrder { kBig, kLittle };
+
+struct DeviceSection {
+  std::string id;
+  DeviceKind kind = DeviceKind::kCamera;
+  std::string bus;                     // id of a [[bus]]
+  int unit_id = 1;
+  ByteOrder byte_order = ByteOrder::kBig;
+  ByteOrder word_order = ByteOrder::kBig;
+  int poll_interval_ms = 50;
+  // Register overrides by name (see docs/CONFIG.md for the names per kind), e.g.
+  // registers = { sequence = 0, plate_text = 6 }.
+  std::map<std::string, int> registers;
+  // camera
+  std::string encoding = "utf-8";      // "utf-8" | "gbk"
+  int min_confidence = 800;            // 0..1000; reads below are dropped and counted
+  int repeat_window_ms = 10000;        // same plate on the same lane within: suppressed
+  // barrier
+  int open_confirm_timeout_ms = 5000;
+  int open_retries = 2;
+  int down_after_failures = 3;         // consecutive failed polls before `down`
+};
+
+struct SerialPortSection {
+  std::string id;
+  std::string device;                  // /dev/ttyS0 or a pty path
+  int baud = 9600;
+  char parity = 'N';
+  int data_bits = 8;
+  int stop_bits = 1;
+};
+
+enum class LaneMode { kParkingEntry, kParkingExit, kTollExit, kTaxi };
+
+struct LaneSection {
+  std::string id;
+  LaneMode mode = LaneMode::kParkingEntry;
+  std::string name;
+  std::string camera;                  // device ids; which are required depends on mode
+  std::string loop;
+  std::string barrier;
+  std::string display;
+  std::string roadside_unit;           // toll-exit
+  std::string meter;                   // taxi: id of a [[meter]]
+  std::string rider_reader;            // taxi: id of a [[reader]] (optional)
+  std::string tariff;                  // id of a parking or toll tariff
+  std::uint32_t station_id = 0;        // toll-exit: this exit's station id
+  std::string exit_without_entry = "attendant";  // parking-exit: "attendant" | "daily_cap"
+};
+
+struct ParkingTariff {
+  std::string id;
+  int free_minutes = 15;
+  int unit_minutes = 30;
+  Money day_rate = Money::from_fen(300);     // per unit
+  Money night_rate = Money::from_fen(100);   // per unit
+  int day_start_minute = 8 * 60;             // local minutes after midnight
+  int night_start_minute = 20 * 60;
+  Money daily_cap = Money::from_fen(3000);   // per 24 h from entry
+  std::string rounding = "up";               // "up" | "down": partial units
+};
+
+struct TollFare {
+  std::uint32_t entry_station = 0;
+  std::uint32_t exit_station = 0;
+  int vehicle_class = 1;                     // 1..16
+  Money fare;
+};
+
+struct TollTariff {
+  std::string id;
+  std::vector<TollFare> fares;
+};
+
+struct OfflineLimits {
+  Money per_transaction = Money::from_fen(5000);
+  Money per_plate_outstanding = Money::from_fen(20000);
+  Money site_exposure = Money::from_fen(500000);
+  int binding_max_age_s = 24 * 3600;
+};
+
+struct QueueLimits {
+  std::int64_t max_rows = 1'000'000;
+  std::int64_t max_bytes = 512LL * 1024 * 1024;
+  int acked_retention_hours = 72;
+  int max_in_flight = 8;
+  int rate_per_second = 50;
+  int retry_base_ms = 1000;
+  int retry_cap_ms = 300'000;
+  int lease_ms = 30'000;
+  int drain_interval_ms = 1000;
+};
+
+struct PlateRules {
+  // Province characters accepted as the first plate character.
+  std::vector<std::string> provinces;        // default: all 31 + 使/领 excluded
+  bool allow_new_energy = true;
+};
+
+struct Config {
+  std::filesystem::path source;              // file it was loaded from
+  GatewaySection gateway;
+  ApiSection api;
+  ProviderSection provider;
+  InvoicingSection invoicing;
+  std::vector<BusSection> buses;
+  std::vector<DeviceSection> devices;
+  std::vector<SerialPortSection> meters;
+  std::vector<SerialPortSection> readers;
+  std::vector<LaneSection> lanes;
+  std::vector<ParkingTariff> parking_tariffs;
+  std::vector<TollTariff> toll_tariffs;
+  OfflineLimits offline;
+  QueueLimits queue;
+  PlateRules plates;
+
+  const BusSection* find_bus(std::string_view id) const;
+  const DeviceSection* find_device(std::string_view id) const;
+  const LaneSection* find_lane(std::string_view id) const;
+};
+
+struct ConfigError {
+  std::string file;
+  int line = 0;      // 1-based, 0 when unknown
+  int column = 0;
+  std::string key;   // dotted path, e.g. "lane[2].mode"
+  std::string rule;  // what was expected
+  // "FILE:LINE:COL: KEY: RULE"
+  std::string to_string() const;
+};
+
+using LoadResult = std::expected<Config, std::vector<ConfigError>>;
+
+// Parses and validates; returns every error found, not just the first.
+[[nodiscard]] LoadResult load_file(const std::filesystem::path& path);
+[[nodiscard]] LoadResult load_string(std::string_view toml, std::string_view source_name);
+
+std::string_view to_string(LaneMode mode);
+std::string_view to_string(DeviceKind kind);
+
+}  // namespace lanegate::config

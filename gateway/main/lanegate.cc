@@ -1,0 +1,2 @@
+// Placeholder entry point until the module lands.
+int main() { return 0; }

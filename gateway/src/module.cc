@@ -1,0 +1,1 @@
+// Module gateway: placeholder translation unit until the module's sources land.

@@ -1,0 +1,1 @@
+// Module invoice: placeholder translation unit until the module's sources land.

@@ -1,0 +1,1 @@
+// Module lane: placeholder translation unit until the module's sources land.

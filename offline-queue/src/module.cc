@@ -1,0 +1,1 @@
+// Module offline-queue: placeholder translation unit until the module's sources land.

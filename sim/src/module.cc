@@ -1,0 +1,1 @@
+// Module sim: placeholder translation unit until the module's sources land.
