@@ -282,6 +282,15 @@ Status Database::migrate(std::span<const Migration> migrations) {
   return {};
 }
 
+Status Database::migrate(std::span<const std::string_view> steps) {
+  std::vector<Migration> list;
+  list.reserve(steps.size());
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    list.push_back(Migration{static_cast<int>(i) + 1, steps[i]});
+  }
+  return migrate(std::span<const Migration>(list));
+}
+
 std::int64_t Database::last_insert_rowid() const { return sqlite3_last_insert_rowid(db_); }
 int Database::changes() const { return sqlite3_changes(db_); }
 bool Database::in_transaction() const { return sqlite3_get_autocommit(db_) == 0; }

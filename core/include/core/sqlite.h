@@ -133,6 +133,9 @@ class Database {
   // own transaction together with the version bump. Refuses a database whose version
   // is newer than the newest migration (a downgrade).
   [[nodiscard]] Status migrate(std::span<const Migration> migrations);
+  // The same with implicit versions: steps[i] is version i + 1. Modules export their
+  // schema as such step lists; the gateway composes the production database's list.
+  [[nodiscard]] Status migrate(std::span<const std::string_view> steps);
   [[nodiscard]] Result<int> user_version();
 
   std::int64_t last_insert_rowid() const;
