@@ -1,0 +1,56 @@
+#pragma once
+// lanegated's process shell: loads the configuration, opens (or creates) the database,
+// runs the Asio io_context that owns all lane logic, talks to systemd (READY, STATUS,
+// WATCHDOG) and handles signals:
+//   SIGTERM, SIGINT  -> stop cleanly: the loop finishes the handler it is in, the
+//                       database is closed, exit code 0.
+//   SIGHUP           -> reload the configuration file. A new file that does not load
+//                       is rejected with a log line naming every error; the old
+//                       configuration stays in force.
+//
+// Threading: run() is called once, from the main thread, and returns when stopped.
+// Everything else happens on the io thread.
+
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "config/config.h"
+#include "core/error.h"
+#include "core/sqlite.h"
+
+namespace lanegate::gateway {
+
+struct DaemonOptions {
+  std::filesystem::path config_file = "/etc/lanegate/lanegate.toml";
+};
+
+// The production database's migrations, composed from every module's schema steps.
+// Append-only: a released step is never edited or reordered.
+std::span<const std::string_view> database_schema();
+
+// Opens STATE_DIR/lanegate.db (creating the directory if needed) and migrates it.
+[[nodiscard]] Result<Database> open_state_database(const config::Config& cfg);
+
+class Daemon {
+ public:
+  explicit Daemon(DaemonOptions options);
+  ~Daemon();
+  Daemon(const Daemon&) = delete;
+  Daemon& operator=(const Daemon&) = delete;
+
+  // Loads config and database, then runs the loop until SIGTERM/SIGINT.
+  // Returns the process exit code: 0 after a clean stop, 1 when start-up failed.
+  int run();
+
+  // How many times a SIGHUP reload was accepted / rejected (tests, status).
+  int reloads_accepted() const;
+  int reloads_rejected() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace lanegate::gateway

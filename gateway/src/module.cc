@@ -1,1 +1,0 @@
-// Module gateway: placeholder translation unit until the module's sources land.
