@@ -1,1 +1,0 @@
-// Module lane: placeholder translation unit until the module's sources land.
