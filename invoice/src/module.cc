@@ -1,1 +1,0 @@
-// Module invoice: placeholder translation unit until the module's sources land.
