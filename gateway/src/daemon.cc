@@ -10,6 +10,7 @@
 #include <csignal>
 #include <optional>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/metrics.h"
 
