@@ -29,8 +29,8 @@ using BioPtr = std::unique_ptr<BIO, BioFree>;
 using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, MdCtxFree>;
 
 std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r' ||
-                        s.front() == '\n')) {
+  while (!s.empty() &&
+         (s.front() == ' ' || s.front() == '\t' || s.front() == '\r' || s.front() == '\n')) {
     s.remove_prefix(1);
   }
   while (!s.empty() &&
@@ -119,8 +119,8 @@ Result<PublicKey> PublicKey::parse(std::string_view text) {
 Result<PublicKey> PublicKey::load_file(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    return fail(Errc::kIo, "cannot read public key file " + path.string() + ": " +
-                               errno_text(errno));
+    return fail(Errc::kIo,
+                "cannot read public key file " + path.string() + ": " + errno_text(errno));
   }
   std::ostringstream ss;
   ss << in.rdbuf();
@@ -234,8 +234,8 @@ Result<KeyPair> KeyPair::load_file(const std::filesystem::path& path) {
       const int e = errno;
       ::close(fd);
       OPENSSL_cleanse(pem.data(), pem.size());
-      return fail(Errc::kIo, "cannot read private key file " + path.string() + ": " +
-                                 errno_text(e));
+      return fail(Errc::kIo,
+                  "cannot read private key file " + path.string() + ": " + errno_text(e));
     }
     if (n == 0) {
       break;
@@ -251,9 +251,9 @@ Result<KeyPair> KeyPair::load_file(const std::filesystem::path& path) {
   EVP_PKEY* key = PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr);
   OPENSSL_cleanse(pem.data(), pem.size());
   if (key == nullptr) {
-    return fail(Errc::kCrypto, "private key file " + path.string() +
-                                   " does not hold a PEM private key: " +
-                                   crypto::last_openssl_error());
+    return fail(Errc::kCrypto,
+                "private key file " + path.string() +
+                    " does not hold a PEM private key: " + crypto::last_openssl_error());
   }
   if (EVP_PKEY_get_id(key) != EVP_PKEY_ED25519) {
     EVP_PKEY_free(key);
@@ -264,7 +264,8 @@ Result<KeyPair> KeyPair::load_file(const std::filesystem::path& path) {
 
 Status KeyPair::save_file(const std::filesystem::path& path) const {
   BioPtr bio(BIO_new(BIO_s_secmem()));
-  if (!bio || PEM_write_bio_PrivateKey(bio.get(), key_, nullptr, nullptr, 0, nullptr, nullptr) != 1) {
+  if (!bio ||
+      PEM_write_bio_PrivateKey(bio.get(), key_, nullptr, nullptr, 0, nullptr, nullptr) != 1) {
     return fail(Errc::kCrypto, "cannot encode the private key: " + crypto::last_openssl_error());
   }
   char* data = nullptr;
@@ -304,8 +305,8 @@ Status KeyPair::save_file(const std::filesystem::path& path) const {
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     const int e = errno;
     ::unlink(tmp.c_str());
-    return fail(Errc::kIo, "cannot rename " + tmp.string() + " to " + path.string() + ": " +
-                               errno_text(e));
+    return fail(Errc::kIo,
+                "cannot rename " + tmp.string() + " to " + path.string() + ": " + errno_text(e));
   }
   // Make the rename durable: fsync the directory.
   const std::filesystem::path dir = path.has_parent_path() ? path.parent_path() : ".";
