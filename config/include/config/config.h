@@ -208,8 +208,13 @@ struct QueueLimits {
 };
 
 struct PlateRules {
-  // Province characters accepted as the first plate character.
-  std::vector<std::string> provinces;        // default: all 31 + 使/领 excluded
+  // Province characters accepted as the first plate character, one UTF-8 character
+  // each. Default: the 31 mainland abbreviations (same list as mainland_provinces() in
+  // config/defaults.h); 使/领 are excluded.
+  std::vector<std::string> provinces = {"京", "津", "沪", "渝", "冀", "豫", "云", "辽",
+                                        "黑", "湘", "皖", "鲁", "新", "苏", "浙", "赣",
+                                        "鄂", "桂", "甘", "晋", "蒙", "陕", "吉", "闽",
+                                        "贵", "粤", "青", "藏", "川", "宁", "琼"};
   bool allow_new_energy = true;
 };
 

@@ -1,0 +1,234 @@
+// Rules that relate several tables: duplicate ids, references between sections, device
+// kinds per lane mode, serial ports claimed twice. They run after every section was read,
+// and point at the line of the key that holds the offending id (positions remembered by
+// the readers). References that are empty were already reported as missing.
+#include <algorithm>
+#include <map>
+#include <set>
+#include <tuple>
+
+#include "table_reader.h"
+#include "value_rules.h"
+
+namespace lanegate::config::detail {
+namespace {
+
+std::string indexed(std::string_view array, std::size_t i) {
+  return std::string(array) + "[" + std::to_string(i) + "]";
+}
+
+// Position of `key`, else of the table that holds it.
+Pos where_or_table(const Diagnostics& diag, const std::string& table, std::string_view key) {
+  Pos pos = diag.where(table + "." + std::string(key));
+  return pos.line > 0 ? pos : diag.where(table);
+}
+
+void report(Diagnostics& diag, const std::string& table, std::string_view key, std::string rule) {
+  diag.add(where_or_table(diag, table, key), table + "." + std::string(key), std::move(rule));
+}
+
+// Index of the first element with each (valid) id; reports later duplicates.
+template <typename T>
+std::map<std::string, std::size_t> index_ids(const std::vector<T>& items, std::string_view array,
+                                             Diagnostics& diag,
+                                             std::map<std::string, std::string>* shared = nullptr) {
+  std::map<std::string, std::size_t> first;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    const std::string& id = items[i].id;
+    if (!id_rule(id).empty()) {
+      continue;
+    }
+    std::string table = indexed(array, i);
+    auto [it, fresh] = first.emplace(id, i);
+    if (!fresh) {
+      Pos at = diag.where(indexed(array, it->second) + ".id");
+      report(diag, table, "id",
+             "duplicate id \"" + id + "\" (first defined at line " + std::to_string(at.line) + ")");
+      continue;
+    }
+    if (shared != nullptr) {
+      std::string here = table + ".id";
+      auto [other, unique] = shared->emplace(id, here);
+      if (!unique) {
+        report(diag, table, "id",
+               "duplicate id \"" + id + "\": tariff ids are shared by [[tariff.parking]] and " +
+                   "[[tariff.toll]] (first defined at line " +
+                   std::to_string(diag.where(other->second).line) + ")");
+      }
+    }
+  }
+  return first;
+}
+
+DeviceKind kind_for_lane_key(std::string_view key) {
+  if (key == "camera") return DeviceKind::kCamera;
+  if (key == "loop") return DeviceKind::kLoop;
+  if (key == "barrier") return DeviceKind::kBarrier;
+  if (key == "display") return DeviceKind::kDisplay;
+  return DeviceKind::kRoadsideUnit;
+}
+
+}  // namespace
+
+void check_references(const Config& c, Diagnostics& diag) {
+  auto buses = index_ids(c.buses, "bus", diag);
+  auto devices = index_ids(c.devices, "device", diag);
+  auto meters = index_ids(c.meters, "meter", diag);
+  auto readers = index_ids(c.readers, "reader", diag);
+  index_ids(c.lanes, "lane", diag);
+  std::map<std::string, std::string> tariff_ids;
+  auto parking = index_ids(c.parking_tariffs, "tariff.parking", diag, &tariff_ids);
+  auto toll = index_ids(c.toll_tariffs, "tariff.toll", diag, &tariff_ids);
+
+  // One master per serial line: an RS-485 bus, a meter link and a card reader cannot share
+  // a device node.
+  std::map<std::string, std::string> serial_owner;  // device path -> "bus[0].serial_device"
+  auto claim_serial = [&](const std::string& path, const std::string& table, std::string_view key) {
+    if (path.empty()) {
+      return;
+    }
+    std::string here = table + "." + std::string(key);
+    auto [it, fresh] = serial_owner.emplace(path, here);
+    if (!fresh) {
+      report(diag, table, key,
+             "serial device \"" + path + "\" is already used by " + it->second + " (line " +
+                 std::to_string(diag.where(it->second).line) + ")");
+    }
+  };
+  for (std::size_t i = 0; i < c.buses.size(); ++i) {
+    if (c.buses[i].transport == Transport::kRtu) {
+      claim_serial(c.buses[i].serial_device, indexed("bus", i), "serial_device");
+    }
+  }
+  for (std::size_t i = 0; i < c.meters.size(); ++i) {
+    claim_serial(c.meters[i].device, indexed("meter", i), "device");
+  }
+  for (std::size_t i = 0; i < c.readers.size(); ++i) {
+    claim_serial(c.readers[i].device, indexed("reader", i), "device");
+  }
+
+  // Devices: bus reference, unit id range per transport, one device per (bus, unit, kind).
+  std::map<std::tuple<std::string, int, DeviceKind>, std::size_t> slots;
+  for (std::size_t i = 0; i < c.devices.size(); ++i) {
+    const DeviceSection& d = c.devices[i];
+    std::string table = indexed("device", i);
+    if (d.bus.empty() || !id_rule(d.bus).empty()) {
+      continue;
+    }
+    auto bus = buses.find(d.bus);
+    if (bus == buses.end()) {
+      report(diag, table, "bus", "no [[bus]] with id \"" + d.bus + "\"");
+      continue;
+    }
+    const BusSection& b = c.buses[bus->second];
+    if (b.transport == Transport::kRtu && (d.unit_id < 1 || d.unit_id > 247)) {
+      report(diag, table, "unit_id",
+             "must be in 1..247 on an RTU bus, got " + std::to_string(d.unit_id));
+    }
+    auto [it, fresh] = slots.emplace(std::tuple(d.bus, d.unit_id, d.kind), i);
+    if (!fresh) {
+      report(diag, table, "unit_id",
+             "bus \"" + d.bus + "\" unit " + std::to_string(d.unit_id) + " already has a " +
+                 std::string(to_string(d.kind)) + ": device \"" + c.devices[it->second].id +
+                 "\" (line " + std::to_string(diag.where(indexed("device", it->second)).line) +
+                 ")");
+    }
+  }
+
+  // Lanes: every reference names an entity of the right kind, and no device or meter is
+  // driven by two lanes.
+  std::map<std::string, std::string> device_user;  // device id -> "lane[0].camera"
+  std::map<std::string, std::string> meter_user;
+  for (std::size_t i = 0; i < c.lanes.size(); ++i) {
+    const LaneSection& l = c.lanes[i];
+    std::string table = indexed("lane", i);
+    auto use_once = [&](std::map<std::string, std::string>& users, const std::string& id,
+                        std::string_view key, std::string_view what) {
+      std::string here = table + "." + std::string(key);
+      auto [it, fresh] = users.emplace(id, here);
+      if (!fresh) {
+        report(diag, table, key,
+               std::string(what) + " \"" + id + "\" is already used by " + it->second + " (line " +
+                   std::to_string(diag.where(it->second).line) + ")");
+      }
+    };
+    for (std::string_view key : {"camera", "loop", "barrier", "display", "roadside_unit"}) {
+      const std::string& id = key == "camera"    ? l.camera
+                              : key == "loop"    ? l.loop
+                              : key == "barrier" ? l.barrier
+                              : key == "display" ? l.display
+                                                 : l.roadside_unit;
+      if (id.empty() || !id_rule(id).empty()) {
+        continue;
+      }
+      auto dev = devices.find(id);
+      if (dev == devices.end()) {
+        report(diag, table, key, "no [[device]] with id \"" + id + "\"");
+        continue;
+      }
+      DeviceKind want = kind_for_lane_key(key);
+      DeviceKind have = c.devices[dev->second].kind;
+      if (have != want) {
+        report(diag, table, key,
+               "device \"" + id + "\" has kind = \"" + std::string(to_string(have)) +
+                   "\", but this key needs a device of kind = \"" + std::string(to_string(want)) +
+                   "\"");
+        continue;
+      }
+      use_once(device_user, id, key, "device");
+    }
+    if (!l.meter.empty() && id_rule(l.meter).empty()) {
+      if (!meters.contains(l.meter)) {
+        report(diag, table, "meter", "no [[meter]] with id \"" + l.meter + "\"");
+      } else {
+        use_once(meter_user, l.meter, "meter", "meter");
+      }
+    }
+    if (!l.rider_reader.empty() && id_rule(l.rider_reader).empty() &&
+        !readers.contains(l.rider_reader)) {
+      report(diag, table, "rider_reader", "no [[reader]] with id \"" + l.rider_reader + "\"");
+    }
+    if (!l.tariff.empty() && id_rule(l.tariff).empty()) {
+      bool is_parking = parking.contains(l.tariff);
+      bool is_toll = toll.contains(l.tariff);
+      bool wants_toll = l.mode == LaneMode::kTollExit;
+      std::string mode = "mode = \"" + std::string(to_string(l.mode)) + "\"";
+      if (!is_parking && !is_toll) {
+        report(diag, table, "tariff",
+               std::string("no [[") + (wants_toll ? "tariff.toll" : "tariff.parking") +
+                   "]] with id \"" + l.tariff + "\"");
+      } else if (wants_toll && !is_toll) {
+        report(diag, table, "tariff",
+               "\"" + l.tariff + "\" is a [[tariff.parking]]; " + mode +
+                   " needs a [[tariff.toll]]");
+      } else if (!wants_toll && !is_parking) {
+        report(diag, table, "tariff",
+               "\"" + l.tariff + "\" is a [[tariff.toll]]; " + mode +
+                   " needs a [[tariff.parking]]");
+      } else if (wants_toll && l.station_id != 0) {
+        const TollTariff& t = c.toll_tariffs[toll.at(l.tariff)];
+        bool has_exit = std::any_of(t.fares.begin(), t.fares.end(), [&](const TollFare& f) {
+          return f.exit_station == l.station_id;
+        });
+        if (!has_exit) {
+          report(diag, table, "tariff",
+                 "toll tariff \"" + l.tariff + "\" has no fare with exit_station = " +
+                     std::to_string(l.station_id) + " (this lane's station_id)");
+        }
+      }
+    }
+  }
+
+  // The public key the provider is asked to sign with must be one we can verify.
+  if (!c.provider.public_key_id.empty()) {
+    bool found = std::any_of(c.provider.platform_keys.begin(), c.provider.platform_keys.end(),
+                             [&](const PlatformKey& k) { return k.id == c.provider.public_key_id; });
+    if (!found) {
+      report(diag, "provider", "public_key_id",
+             "no [[provider.platform_key]] with id \"" + c.provider.public_key_id +
+                 "\": replies signed with it could not be verified");
+    }
+  }
+}
+
+}  // namespace lanegate::config::detail
