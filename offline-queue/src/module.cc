@@ -1,1 +1,0 @@
-// Module offline-queue: placeholder translation unit until the module's sources land.
