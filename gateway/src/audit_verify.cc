@@ -1,0 +1,333 @@
+// Settlement package verification: the algorithm of docs/AUDIT.md, section "Verifying a
+// package". Nothing in the package is trusted before it is checked; the public key comes
+// from the caller (the key the authority registered), never from the package.
+#include <algorithm>
+#include <boost/json.hpp>
+#include <fstream>
+#include <sstream>
+
+#include "core/metrics.h"
+#include "gateway/audit.h"
+
+namespace lanegate::gateway::audit {
+namespace {
+
+namespace fs = std::filesystem;
+namespace json = boost::json;
+
+Result<std::string> read_all(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return fail(Errc::kNotFound, path.filename().string() + " is missing or unreadable");
+  }
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) {
+    s.remove_suffix(1);
+  }
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\n')) {
+    s.remove_prefix(1);
+  }
+  return s;
+}
+
+// The record members in canonical order, with their JSON types.
+constexpr std::string_view kRecordKeys[] = {"seq",   "time",         "kind",       "lane",
+                                            "plate", "out_trade_no", "amount_fen", "state",
+                                            "actor", "detail",       "prev_hash",  "hash"};
+
+Result<ledger::LedgerEntry> parse_record(std::string_view line) {
+  std::error_code ec;
+  json::value v = json::parse(json::string_view(line.data(), line.size()), ec);
+  if (ec) {
+    return fail(Errc::kParse, "not JSON: " + ec.message());
+  }
+  if (!v.is_object()) {
+    return fail(Errc::kParse, "not a JSON object");
+  }
+  const json::object& o = v.as_object();
+  if (o.size() != std::size(kRecordKeys)) {
+    return fail(Errc::kParse, "has " + std::to_string(o.size()) + " members, expected " +
+                                  std::to_string(std::size(kRecordKeys)));
+  }
+  std::size_t i = 0;
+  for (const auto& kv : o) {
+    if (std::string_view(kv.key()) != kRecordKeys[i]) {
+      return fail(Errc::kParse, "member " + std::to_string(i + 1) + " is \"" +
+                                    std::string(kv.key()) + "\", expected \"" +
+                                    std::string(kRecordKeys[i]) + "\"");
+    }
+    const bool want_int = kRecordKeys[i] == "seq" || kRecordKeys[i] == "amount_fen";
+    if (want_int ? !kv.value().is_int64() : !kv.value().is_string()) {
+      return fail(Errc::kParse, std::string(want_int ? "must be an integer" : "must be a string"),
+                  std::string(kRecordKeys[i]));
+    }
+    ++i;
+  }
+  auto str = [&](std::string_view k) { return std::string(o.at(k).as_string()); };
+  ledger::LedgerEntry e;
+  e.seq = o.at("seq").as_int64();
+  auto t = ledger::parse_time(str("time"));
+  if (!t) {
+    return std::unexpected(t.error());
+  }
+  e.event.time = *t;
+  auto kind = ledger::parse_kind(str("kind"));
+  if (!kind) {
+    return fail(Errc::kParse, "unknown kind \"" + str("kind") + "\"", "kind");
+  }
+  e.event.kind = *kind;
+  e.event.lane = str("lane");
+  e.event.plate = str("plate");
+  e.event.out_trade_no = str("out_trade_no");
+  e.event.amount = Money::from_fen(o.at("amount_fen").as_int64());
+  e.event.state = str("state");
+  e.event.actor = str("actor");
+  e.event.detail = str("detail");
+  e.prev_hash = str("prev_hash");
+  e.hash = str("hash");
+  return e;
+}
+
+std::string tally_text(const Tally& t) {
+  return std::to_string(t.count) + " records, " + Money::from_fen(t.amount_fen).to_string() +
+         " yuan (" + std::to_string(t.amount_fen) + " fen)";
+}
+
+template <typename Map, typename Name>
+void compare_totals(const Map& sealed, const Map& computed, std::string_view group, Name&& name,
+                    const std::function<void(std::string)>& report) {
+  for (const auto& [key, tally] : sealed) {
+    auto it = computed.find(key);
+    const Tally got = it == computed.end() ? Tally{} : it->second;
+    if (!(got == tally)) {
+      report(std::string(group) + "[" + name(key) + "]: the seal says " + tally_text(tally) +
+             ", the records sum to " + tally_text(got));
+    }
+  }
+  for (const auto& [key, tally] : computed) {
+    if (!sealed.contains(key)) {
+      report(std::string(group) + "[" + name(key) + "]: absent from the seal, the records sum to " +
+             tally_text(tally));
+    }
+  }
+}
+
+}  // namespace
+
+std::int64_t VerifyReport::first_bad_seq() const {
+  std::int64_t first = 0;
+  for (const VerifyProblem& p : problems) {
+    if (p.seq > 0 && (first == 0 || p.seq < first)) {
+      first = p.seq;
+    }
+  }
+  return first;
+}
+
+std::string VerifyReport::to_text() const {
+  std::string out;
+  if (ok()) {
+    out = "OK: settlement package for " + date + ": " + std::to_string(records_checked) +
+          " records; hash chain, seal range, totals, CSV and signature verified\n";
+    return out;
+  }
+  out = "FAILED: settlement package" + (date.empty() ? std::string() : " for " + date) + "\n";
+  const std::int64_t bad = first_bad_seq();
+  if (bad > 0) {
+    for (const VerifyProblem& p : problems) {
+      if (p.seq == bad) {
+        out += "first bad record: seq " + std::to_string(bad) +
+               (p.line > 0 ? " (line " + std::to_string(p.line) + ")" : "") + ": " + p.check +
+               ": " + p.message + "\n";
+        break;
+      }
+    }
+  }
+  out += "problems (" + std::to_string(problems.size()) + "):\n";
+  for (const VerifyProblem& p : problems) {
+    out += "  " + p.check;
+    if (p.seq > 0) {
+      out += " seq " + std::to_string(p.seq);
+    }
+    if (p.line > 0) {
+      out += " line " + std::to_string(p.line);
+    }
+    out += ": " + p.message + "\n";
+  }
+  return out;
+}
+
+VerifyReport verify_package(const fs::path& dir, const signing::PublicKey& pubkey) {
+  VerifyReport report;
+  bool record_problem = false;
+  auto problem = [&](std::string check, std::int64_t seq, std::size_t line, std::string message) {
+    if (seq > 0) {
+      record_problem = true;
+    }
+    if (report.problems.size() < VerifyReport::kMaxProblems) {
+      report.problems.push_back(VerifyProblem{std::move(check), seq, line, std::move(message)});
+    }
+  };
+  auto finish = [&]() -> VerifyReport {
+    metrics::Registry::global()
+        .counter("lanegate_audit_verifications_total", "Settlement packages verified",
+                 {{"result", report.ok() ? "ok" : "failed"}})
+        .inc();
+    return report;
+  };
+
+  // 1. The seal and its signature, with the registered key.
+  auto seal_json = read_all(dir / "seal.json");
+  if (!seal_json) {
+    problem("seal_file", 0, 0, seal_json.error().message);
+    return finish();
+  }
+  auto sig_text = read_all(dir / "seal.sig");
+  if (!sig_text) {
+    problem("seal_signature", 0, 0, sig_text.error().message);
+  } else {
+    auto sig = crypto::base64_decode(trim(*sig_text));
+    if (!sig) {
+      problem("seal_signature", 0, 0, "seal.sig is not Base64: " + sig.error().message);
+    } else if (!pubkey.verify(*seal_json, *sig)) {
+      problem("seal_signature", 0, 0,
+              "the signature over seal.json does not verify with the given public key "
+              "(fingerprint " +
+                  signing::group_fingerprint(pubkey.fingerprint()) +
+                  "): the seal was altered or signed by another key");
+    }
+  }
+  auto parsed = parse_seal(*seal_json);
+  if (!parsed) {
+    problem("seal_file", 0, 0, "seal.json: " + parsed.error().to_string());
+    return finish();
+  }
+  const Seal& seal = *parsed;
+  report.date = seal.date;
+  if (seal.gateway_key != pubkey.hex()) {
+    problem(
+        "seal_key", 0, 0,
+        "the seal names gateway key " + seal.gateway_key + ", not the given key " + pubkey.hex());
+  }
+
+  // 2. Records: format, hash, sequence, chain link, inside the sealed range.
+  auto records = read_all(dir / "records.jsonl");
+  if (!records) {
+    problem("record_format", seal.first_seq, 0, records.error().message);
+    return finish();
+  }
+  const std::int64_t base_seq = seal.first_seq > 0 ? seal.first_seq : 1;
+  std::string expected_prev = seal.first_prev_hash;
+  bool prev_known = true;
+  std::string last_hash;
+  SealTotals totals;
+  std::string expected_csv = "\xEF\xBB\xBF" + csv_header();
+  std::vector<std::pair<std::size_t, std::int64_t>> csv_row_starts;  // offset -> seq
+  const UtcOffset offset{seal.utc_offset_minutes};
+  std::size_t line_no = 0;
+  std::string_view rest = *records;
+  while (!rest.empty()) {
+    const std::size_t nl = rest.find('\n');
+    const std::string_view line = rest.substr(0, nl);
+    rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
+    ++line_no;
+    ++report.records_checked;
+    const std::int64_t exp = base_seq + static_cast<std::int64_t>(line_no) - 1;
+    auto e = parse_record(line);
+    if (!e) {
+      problem("record_format", exp, line_no, e.error().to_string());
+      prev_known = false;
+      continue;
+    }
+    if (e->seq != exp) {
+      problem("sequence", exp, line_no,
+              "expected seq " + std::to_string(exp) + " here, found seq " + std::to_string(e->seq) +
+                  " (a record was dropped, reordered or inserted)");
+    } else if (ledger::jsonl_line(*e) != line) {
+      problem("record_format", exp, line_no, "the line is not in canonical form");
+    } else if (ledger::compute_hash(*e) != e->hash) {
+      problem("record_hash", exp, line_no,
+              "the hash does not match the record's content (the record was altered)");
+    } else if (prev_known && e->prev_hash != expected_prev) {
+      problem("chain_link", exp, line_no,
+              "prev_hash does not match the hash of the record before it" +
+                  std::string(line_no == 1 ? " (the seal's first_prev_hash)" : ""));
+    } else if (seal.first_seq == 0 || exp > seal.last_seq) {
+      problem("seal_range", exp, line_no,
+              "record lies beyond the seal's last_seq " + std::to_string(seal.last_seq) +
+                  " (appended after sealing)");
+    }
+    expected_prev = e->hash;
+    prev_known = true;
+    last_hash = e->hash;
+    if (auto s = totals.add(*e); !s) {
+      problem("totals", exp, line_no, s.error().message);
+    }
+    csv_row_starts.emplace_back(expected_csv.size(), exp);
+    expected_csv += csv_row(*e, offset);
+  }
+
+  // 3. The seal's range and last hash against what the package holds.
+  const std::int64_t sealed_count = seal.first_seq > 0 ? seal.last_seq - seal.first_seq + 1 : 0;
+  if (report.records_checked < sealed_count) {
+    const std::int64_t first_missing = base_seq + report.records_checked;
+    problem("seal_range", first_missing, 0,
+            "the seal covers seq " + std::to_string(seal.first_seq) + ".." +
+                std::to_string(seal.last_seq) + " but the package holds only " +
+                std::to_string(report.records_checked) + " records: seq " +
+                std::to_string(first_missing) + " onwards is missing");
+  }
+  if (seal.totals.record_count != sealed_count) {
+    problem("totals", 0, 0,
+            "record_count " + std::to_string(seal.totals.record_count) +
+                " does not match the seal's range of " + std::to_string(sealed_count));
+  }
+  if (sealed_count > 0 && report.records_checked == sealed_count && !record_problem) {
+    // Only meaningful when the records themselves are intact: compare the hash at last_seq.
+    if (last_hash != seal.last_hash) {
+      problem("seal_range", seal.last_seq, static_cast<std::size_t>(sealed_count),
+              "the hash of record " + std::to_string(seal.last_seq) +
+                  " differs from the seal's last_hash (the chain was rebuilt)");
+    }
+  }
+
+  // 4. Totals recomputed from the records.
+  auto report_total = [&](std::string msg) { problem("totals", 0, 0, std::move(msg)); };
+  compare_totals(
+      seal.totals.by_kind, totals.by_kind, "by_kind", [](const std::string& k) { return k; },
+      report_total);
+  compare_totals(
+      seal.totals.by_kind_state, totals.by_kind_state, "by_kind_state",
+      [](const auto& k) { return k.first + "," + k.second; }, report_total);
+  compare_totals(
+      seal.totals.by_lane_kind, totals.by_lane_kind, "by_lane_kind",
+      [](const auto& k) { return k.first + "," + k.second; }, report_total);
+
+  // 5. records.csv must be exactly the rendering of records.jsonl.
+  auto csv = read_all(dir / "records.csv");
+  if (!csv) {
+    problem("csv", 0, 0, csv.error().message);
+  } else if (*csv != expected_csv) {
+    const auto diff = static_cast<std::size_t>(
+        std::mismatch(csv->begin(), csv->end(), expected_csv.begin(), expected_csv.end()).first -
+        csv->begin());
+    std::int64_t seq = 0;
+    for (const auto& [start, s] : csv_row_starts) {
+      if (start <= diff) {
+        seq = s;
+      }
+    }
+    problem("csv", seq, 0,
+            seq > 0
+                ? "records.csv differs from records.jsonl in the row of seq " + std::to_string(seq)
+                : std::string("records.csv header differs from the documented header"));
+  }
+  return finish();
+}
+
+}  // namespace lanegate::gateway::audit
