@@ -183,17 +183,17 @@ void ModbusBus::run_commands() {
       }
       const auto& m = std::get<DisplayMap>(d->map);
       Status st;
-      if (m.length + 1 == m.text) {
+      if (m.text_length + 1 == m.text) {
         std::vector<std::uint16_t> all;
         all.push_back(text->length);
         all.insert(all.end(), text->registers.begin(), text->registers.end());
-        st = link_->write_registers(d->cfg.unit_id, m.length, all);
+        st = link_->write_registers(d->cfg.unit_id, m.text_length, all);
       } else {
         st = link_->write_registers(d->cfg.unit_id, m.text, text->registers);
         after_io(st);
         if (st) {
           const std::uint16_t len[1] = {text->length};
-          st = link_->write_registers(d->cfg.unit_id, m.length, len);
+          st = link_->write_registers(d->cfg.unit_id, m.text_length, len);
         }
       }
       after_io(st);
@@ -216,7 +216,7 @@ void ModbusBus::write_open(ModbusDevice& d) {
   d.pending_open->attempts++;
   d.pending_open->deadline =
       Steady::now() + std::chrono::milliseconds(d.cfg.open_confirm_timeout_ms);
-  auto st = link_->write_coil(d.cfg.unit_id, m.open_coil, true);
+  auto st = link_->write_coil(d.cfg.unit_id, m.open_command, true);
   after_io(st);
   if (!st) {
     log::warn("barrier open write failed",
@@ -245,7 +245,7 @@ void ModbusBus::poll(ModbusDevice& d) {
         } else {
           // Display: read the length register as a liveness probe.
           std::uint16_t v[1];
-          auto r = link_->read_holding(d.cfg.unit_id, m.length, v);
+          auto r = link_->read_holding(d.cfg.unit_id, m.text_length, v);
           after_io(r);
           return r;
         }
@@ -425,8 +425,8 @@ Status ModbusBus::poll_loop(ModbusDevice& d, const LoopMap& m) {
 }
 
 Status ModbusBus::poll_barrier(ModbusDevice& d, const BarrierMap& m) {
-  const int lo = std::min(m.open_input, m.closed_input);
-  const int hi = std::max(m.open_input, m.closed_input);
+  const int lo = std::min(m.opened, m.closed);
+  const int hi = std::max(m.opened, m.closed);
   std::uint8_t open = 0;
   std::uint8_t closed = 0;
   if (hi - lo < 16) {
@@ -436,17 +436,17 @@ Status ModbusBus::poll_barrier(ModbusDevice& d, const BarrierMap& m) {
     if (!st) {
       return st;
     }
-    open = bits[m.open_input - lo];
-    closed = bits[m.closed_input - lo];
+    open = bits[m.opened - lo];
+    closed = bits[m.closed - lo];
   } else {
     std::uint8_t b[1];
-    auto st = link_->read_discrete(d.cfg.unit_id, m.open_input, b);
+    auto st = link_->read_discrete(d.cfg.unit_id, m.opened, b);
     after_io(st);
     if (!st) {
       return st;
     }
     open = b[0];
-    st = link_->read_discrete(d.cfg.unit_id, m.closed_input, b);
+    st = link_->read_discrete(d.cfg.unit_id, m.closed, b);
     after_io(st);
     if (!st) {
       return st;
@@ -506,8 +506,8 @@ Status ModbusBus::poll_roadside(ModbusDevice& d, const RoadsideMap& m) {
   r.entry_time = SystemTime(
       std::chrono::seconds(join_u32(at(m.entry_time), at(m.entry_time + 1), d.cfg.word_order)));
   r.vehicle_class = at(m.vehicle_class);
-  for (int i = 0; i < RoadsideMap::kObuRegisters; ++i) {
-    const std::uint16_t v = at(m.obu_id + i);
+  for (int i = 0; i < RoadsideMap::kContractRegisters; ++i) {
+    const std::uint16_t v = at(m.contract_id + i);
     for (char c : {static_cast<char>(v >> 8), static_cast<char>(v & 0xFF)}) {
       if (c == '\0') {
         continue;

@@ -88,9 +88,9 @@ Result<LoopMap> loop_map(const config::DeviceSection& d) {
 
 Result<BarrierMap> barrier_map(const config::DeviceSection& d) {
   BarrierMap m;
-  if (auto st = apply(d, {{"open_coil", &m.open_coil},
-                          {"open_input", &m.open_input},
-                          {"closed_input", &m.closed_input}});
+  if (auto st = apply(d, {{"open_command", &m.open_command},
+                          {"opened", &m.opened},
+                          {"closed", &m.closed}});
       !st) {
     return std::unexpected(st.error());
   }
@@ -99,15 +99,8 @@ Result<BarrierMap> barrier_map(const config::DeviceSection& d) {
 
 Result<DisplayMap> display_map(const config::DeviceSection& d) {
   DisplayMap m;
-  if (auto st = apply(d, {{"length", &m.length},
-                          {"text", &m.text},
-                          {"text_registers", &m.text_registers}});
-      !st) {
+  if (auto st = apply(d, {{"text_length", &m.text_length}, {"text", &m.text}}); !st) {
     return std::unexpected(st.error());
-  }
-  if (m.text_registers < 1 || m.text_registers > 122) {
-    return fail(Errc::kOutOfRange, "must be 1..122",
-                "devices." + d.id + ".registers.text_registers");
   }
   return m;
 }
@@ -118,7 +111,7 @@ Result<RoadsideMap> roadside_map(const config::DeviceSection& d) {
                           {"entry_station", &m.entry_station},
                           {"entry_time", &m.entry_time},
                           {"vehicle_class", &m.vehicle_class},
-                          {"obu_id", &m.obu_id}});
+                          {"contract_id", &m.contract_id}});
       !st) {
     return std::unexpected(st.error());
   }
@@ -127,7 +120,7 @@ Result<RoadsideMap> roadside_map(const config::DeviceSection& d) {
                              {m.entry_station, 2},
                              {m.entry_time, 2},
                              {m.vehicle_class, 1},
-                             {m.obu_id, RoadsideMap::kObuRegisters}},
+                             {m.contract_id, RoadsideMap::kContractRegisters}},
                             m.record_start, m.record_count);
       !st) {
     return std::unexpected(st.error());

@@ -1,15 +1,15 @@
 #pragma once
 // Register maps of the lane devices: the defaults of lane-devices.md, each address
 // overridable by name in the device's config (`registers = { sequence = 10 }`).
-// Names per kind (unknown names are an error naming the device and the name):
+// The names and defaults are config/registers.h (the config loader validates them):
 //   camera:        sequence, colour, confidence, time, text_length, plate_text,
 //                  vehicle_class                     (holding registers)
 //   loop:          present                           (discrete input)
-//   barrier:       open_coil (coil), open_input, closed_input (discrete inputs)
-//   display:       length, text (holding registers), text_registers (capacity, count)
-//   roadside_unit: sequence, entry_station, entry_time, vehicle_class, obu_id
+//   barrier:       open_command (coil), opened, closed (discrete inputs)
+//   display:       text_length, text (holding registers; text is 32 registers)
+//   roadside_unit: sequence, entry_station, entry_time, vehicle_class, contract_id
 //                  (holding registers; entry_station and entry_time are 2 registers,
-//                  obu_id 10)
+//                  contract_id 10)
 // Pure values; callable from any thread.
 
 #include <cstdint>
@@ -41,15 +41,15 @@ struct LoopMap {
 };
 
 struct BarrierMap {
-  int open_coil = 0;
-  int open_input = 1;
-  int closed_input = 2;
+  int open_command = 0;  // coil
+  int opened = 1;        // discrete input
+  int closed = 2;        // discrete input
 };
 
 struct DisplayMap {
-  int length = 99;
+  int text_length = 99;
   int text = 100;
-  int text_registers = 32;  // 64 bytes of GBK text
+  int text_registers = 32;  // 64 bytes of GBK text (config's `text` count)
 };
 
 struct RoadsideMap {
@@ -57,15 +57,16 @@ struct RoadsideMap {
   int entry_station = 201;
   int entry_time = 203;
   int vehicle_class = 205;
-  int obu_id = 206;
-  static constexpr int kObuRegisters = 10;
+  int contract_id = 206;
+  static constexpr int kContractRegisters = 10;
   int record_start = 200;
   int record_count = 16;
 };
 
 // Each returns the defaults with the device's overrides applied, or kInvalidArgument
-// naming `devices.<id>.registers.<name>` for an unknown name, a negative address, or a
-// record that no longer fits one Modbus read (125 registers).
+// naming `devices.<id>.registers.<name>` for an unknown name, an address outside
+// 0..65535, or a record that no longer fits one Modbus read (125 registers). The config
+// loader already enforces this; the check is repeated for configs built in code.
 [[nodiscard]] Result<CameraMap> camera_map(const config::DeviceSection& d);
 [[nodiscard]] Result<LoopMap> loop_map(const config::DeviceSection& d);
 [[nodiscard]] Result<BarrierMap> barrier_map(const config::DeviceSection& d);
