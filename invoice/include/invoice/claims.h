@@ -1,0 +1,221 @@
+#pragma once
+// Invoice claims: from a settled transaction to an invoice the passenger asked for.
+//
+// At settlement every transaction gets a claim: an unguessable token (128 random bits,
+// base64url, 22 characters) that goes into the receipt's QR URL, and a short human code
+// (8 characters from an alphabet without 0/O, 1/I/L) to type when the QR cannot be
+// scanned. Human-code lookups are rate-limited per client key (the caller's IP).
+//
+// Invoice lifecycle (one row of invoice_document; transitions name the function):
+//
+//   NONE ──submit()/submit_merged()/claim_with_default_title()──> CLAIMED
+//   CLAIMED ──mark_issuing(serial)──> ISSUING
+//   CLAIMED ──mark_failed(reason)──> FAILED        (platform refused before accepting)
+//   ISSUING ──mark_issued(number, pdf)──> ISSUED
+//   ISSUING ──mark_failed(reason)──> FAILED
+//   FAILED ──retry_failed()──> CLAIMED             (operator, same order_no)
+//   ISSUED ──(its red invoice reaches ISSUED)──> REVERSED
+//   A red invoice (request_red_letter()) runs CLAIMED -> ISSUING -> ISSUED | FAILED itself.
+//
+// Invariants:
+//   I1. A settled transaction has at most one claim (transaction_id is unique); claims,
+//       invoices and lines are never deleted (enforced by triggers).
+//   I2. A claim points to at most one invoice and, once set, never to another: one
+//       invoice per transaction. A second submission returns the existing invoice.
+//       Several claims may point to one invoice (merge, same account only).
+//   I3. order_no (the platform's idempotency key) is fixed when the invoice is created
+//       and never changes, so a re-sent issue request can only ever create one invoice.
+//   I4. Buyer, lines and totals are frozen at creation (triggers refuse updates): an
+//       issued invoice is never edited; a correction is a red-letter invoice.
+//   I5. Every transition is a conditional update from the expected state; a transition
+//       from any other state fails with kRejected and changes nothing.
+//   I6. A red invoice exists only for an ISSUED blue invoice, at most one per blue
+//       invoice; its lines are the blue lines negated, in the original order.
+//   I7. Blue amounts are positive, red amounts negative; totals are the sum of the lines,
+//       each line split separately (split_tax).
+//   I8. A claim is accepted only within claim_window_days of settlement (Clock seam) and
+//       only while the transaction is not refunded (void).
+//
+// Threading: a ClaimStore and its Database are used by one thread at a time (the io
+// thread in the gateway). The store does not own the Database or the Clock.
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/config.h"
+#include "core/clock.h"
+#include "core/error.h"
+#include "core/money.h"
+#include "core/sqlite.h"
+#include "invoice/model.h"
+
+namespace lanegate::invoice {
+
+// Schema steps of this module (tables invoice_*). Tests call db.migrate() with them; the
+// gateway appends them to the production database's composed list.
+std::span<const std::string_view> invoice_schema_steps();
+
+enum class InvoiceState { kNone, kClaimed, kIssuing, kIssued, kFailed, kReversed };
+std::string_view to_string(InvoiceState state);  // "none", "claimed", "issuing", ...
+[[nodiscard]] Result<InvoiceState> parse_invoice_state(std::string_view text);
+
+// Reasons for a red-letter confirmation (spec: 1 returned goods, 2 invoicing error,
+// 3 service stopped, 4 discount).
+enum class RedLetterReason { kReturned = 1, kInvoicingError = 2, kServiceStopped = 3, kDiscount = 4 };
+
+struct SettledTransaction {
+  std::string transaction_id;  // the gateway's id, unique
+  std::string account_id;      // empty when anonymous: no merge, no default title
+  std::string service;         // "taxi" | "parking" | "toll" (selects the tax rule)
+  Money amount;                // tax-inclusive, > 0
+  SystemTime settled_at;
+  std::string description;     // for the receipt and claim page, e.g. "粤B***45 08:12-09:40"
+};
+
+struct Claim {
+  std::string token;       // 22 characters [A-Za-z0-9_-]
+  std::string human_code;  // 8 characters from kHumanCodeAlphabet
+  std::string transaction_id;
+  std::string account_id;
+  std::string service;
+  Money amount;
+  std::string description;
+  SystemTime settled_at;
+  SystemTime expires_at;   // settled_at + claim_window_days
+  bool voided = false;     // refunded before an invoice existed
+  std::optional<std::int64_t> invoice_id;
+};
+
+inline constexpr std::string_view kHumanCodeAlphabet = "23456789ABCDEFGHJKMNPQRSTUVWXYZ";
+
+struct InvoiceRecord {
+  std::int64_t id = 0;
+  std::string order_no;  // 20 characters, fixed at creation (I3)
+  InvoiceKind kind = InvoiceKind::kBlue;
+  std::optional<std::int64_t> original_id;  // red: the blue invoice it reverses
+  int red_reason = 0;
+  InvoiceState state = InvoiceState::kClaimed;
+  Buyer buyer;
+  std::vector<InvoiceLine> lines;
+  InvoiceTotals totals;
+  std::string serial_num;      // platform's invoiceSerialNum once accepted
+  std::string invoice_number;  // 20 digits once issued
+  std::string pdf_url;
+  std::string fail_reason;
+  SystemTime created_at;
+  SystemTime updated_at;
+  std::optional<SystemTime> issued_at;
+};
+
+struct SubmitResult {
+  InvoiceRecord invoice;
+  bool created = false;  // false: the transaction already had this invoice (I2)
+};
+
+struct ClaimPolicy {
+  // Human-code guessing: this many wrong codes within `guess_window` lock the client
+  // key for `guess_lockout`.
+  int guess_max_failures = 5;
+  std::chrono::seconds guess_window{600};
+  std::chrono::seconds guess_lockout{900};
+  // Most transactions merged into one invoice.
+  int max_merged = 50;
+};
+
+// Checks a buyer as the claim page submits it; errors name the field (kind, title,
+// tax_id, email, phone) and the rule. Returns the normalised buyer (tax id normalised,
+// person's empty title becomes 个人, spaces trimmed).
+[[nodiscard]] Result<Buyer> validate_buyer(const Buyer& buyer,
+                                           std::span<const std::string> allow_list);
+
+class ClaimStore {
+ public:
+  // REQUIRES: `db` migrated with invoice_schema_steps(); `db`, `section` and `clock`
+  // outlive the store. Tax rules come from section.tax (spec defaults when empty).
+  ClaimStore(Database& db, const config::InvoicingSection& section, const Clock& clock,
+             ClaimPolicy policy = {});
+
+  // Creates the claim for a settled transaction; idempotent: the same transaction_id
+  // returns its existing claim. Errors: kInvalidArgument (amount <= 0, unknown service,
+  // empty id), kDatabase.
+  [[nodiscard]] Result<Claim> create_claim(const SettledTransaction& tx);
+
+  // kNotFound for an unknown token (no rate limit needed: 128 bits).
+  [[nodiscard]] Result<Claim> find_by_token(std::string_view token);
+  [[nodiscard]] Result<Claim> find_by_transaction(std::string_view transaction_id);
+
+  // Looks up a typed human code (case and spaces/dashes ignored). Every miss counts
+  // against `client_key`; when locked: kPermission, and retry_after() says how long.
+  [[nodiscard]] Result<Claim> find_by_human_code(std::string_view code, std::string_view client_key);
+  // Remaining lockout for a client key, or nullopt when it may guess.
+  std::optional<std::chrono::seconds> retry_after(std::string_view client_key);
+
+  // Submits the buyer for one claim. Errors: kNotFound (token), kRejected (window closed,
+  // refunded; field "token"), kInvalidArgument (buyer field named).
+  [[nodiscard]] Result<SubmitResult> submit(std::string_view token, const Buyer& buyer);
+
+  // One invoice for several settled transactions of one account, atomically: every
+  // transaction must belong to `account_id`, be within its window, not voided and not
+  // yet invoiced; otherwise nothing changes and the error names the transaction.
+  [[nodiscard]] Result<SubmitResult> submit_merged(std::string_view account_id,
+                                                   std::span<const std::string> transaction_ids,
+                                                   const Buyer& buyer);
+
+  // "Accounts with a default title get their invoice automatically": creates the claim
+  // and, when `default_title` is set, submits it at once. Returns the claim and, when
+  // submitted, the invoice.
+  struct AutoClaim {
+    Claim claim;
+    std::optional<SubmitResult> submitted;
+  };
+  [[nodiscard]] Result<AutoClaim> claim_with_default_title(const SettledTransaction& tx,
+                                                           const std::optional<Buyer>& default_title);
+
+  [[nodiscard]] Result<InvoiceRecord> get_invoice(std::int64_t id);
+  [[nodiscard]] Result<InvoiceRecord> get_invoice_by_order_no(std::string_view order_no);
+  // Ids in a state, oldest first (the issuing driver and recovery after restart).
+  [[nodiscard]] Result<std::vector<std::int64_t>> invoices_in_state(InvoiceState state);
+
+  // Transitions (I5).
+  [[nodiscard]] Status mark_issuing(std::int64_t id, std::string_view serial_num);
+  // REQUIRES: invoice_number is 20 digits (checked: kInvalidArgument).
+  // For a red invoice, also moves its blue original ISSUED -> REVERSED in the same commit.
+  [[nodiscard]] Status mark_issued(std::int64_t id, std::string_view invoice_number,
+                                   std::string_view pdf_url);
+  [[nodiscard]] Status mark_failed(std::int64_t id, std::string_view reason);
+  [[nodiscard]] Status retry_failed(std::int64_t id);
+
+  // Creates the red-letter invoice reversing an ISSUED blue invoice (I6); idempotent:
+  // asking again returns the existing red invoice.
+  [[nodiscard]] Result<InvoiceRecord> request_red_letter(std::int64_t blue_id, RedLetterReason reason);
+
+  // A refund of a settled transaction: no invoice yet -> the claim is voided (nothing to
+  // reverse); invoice ISSUED -> a red letter for the whole invoice is requested (for a
+  // merged invoice the other trips are reversed too and need a new claim by the
+  // operator); invoice CLAIMED/ISSUING -> kBusy (retry when issuing settles); FAILED ->
+  // the claim is voided. Returns the red invoice when one was requested.
+  [[nodiscard]] Result<std::optional<InvoiceRecord>> on_refund(std::string_view transaction_id);
+
+  const ClaimPolicy& policy() const { return policy_; }
+  const config::InvoicingSection& section() const { return section_; }
+
+ private:
+  Result<Claim> load_claim(std::string_view column, std::string_view value);
+  Result<SubmitResult> create_invoice(std::span<const Claim> claims, const Buyer& buyer);
+  Status transition(std::int64_t id, InvoiceState from, InvoiceState to, std::string_view set_sql,
+                    std::span<const std::string> args);
+  Status record_guess_failure(std::string_view client_key);
+
+  Database& db_;
+  const config::InvoicingSection& section_;
+  const Clock& clock_;
+  ClaimPolicy policy_;
+  std::vector<config::TaxRule> rules_;
+};
+
+}  // namespace lanegate::invoice

@@ -1,0 +1,1043 @@
+#include "invoice/claims.h"
+
+#include <algorithm>
+#include <array>
+
+#include "core/crypto.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/time_format.h"
+#include "invoice/buyer_id.h"
+#include "invoice/tax.h"
+
+namespace lanegate::invoice {
+namespace {
+
+constexpr std::string_view kSchemaV1 = R"sql(
+CREATE TABLE invoice_document(
+  id INTEGER PRIMARY KEY,
+  order_no TEXT NOT NULL UNIQUE,
+  kind TEXT NOT NULL CHECK (kind IN ('blue', 'red')),
+  original_id INTEGER REFERENCES invoice_document(id),
+  red_reason INTEGER NOT NULL DEFAULT 0,
+  state TEXT NOT NULL CHECK (state IN ('claimed', 'issuing', 'issued', 'failed', 'reversed')),
+  buyer_kind TEXT NOT NULL CHECK (buyer_kind IN ('person', 'company')),
+  buyer_title TEXT NOT NULL,
+  buyer_tax_id TEXT NOT NULL,
+  buyer_email TEXT NOT NULL,
+  buyer_phone TEXT NOT NULL,
+  excl_fen INTEGER NOT NULL,
+  tax_fen INTEGER NOT NULL,
+  incl_fen INTEGER NOT NULL,
+  serial_num TEXT NOT NULL DEFAULT '',
+  invoice_number TEXT NOT NULL DEFAULT '',
+  pdf_url TEXT NOT NULL DEFAULT '',
+  fail_reason TEXT NOT NULL DEFAULT '',
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  issued_at INTEGER,
+  CHECK ((kind = 'blue' AND incl_fen > 0 AND original_id IS NULL) OR
+         (kind = 'red' AND incl_fen < 0 AND original_id IS NOT NULL))
+);
+CREATE UNIQUE INDEX invoice_document_one_red ON invoice_document(original_id)
+  WHERE original_id IS NOT NULL;
+CREATE INDEX invoice_document_state ON invoice_document(state, id);
+CREATE TABLE invoice_line(
+  invoice_id INTEGER NOT NULL REFERENCES invoice_document(id),
+  line_no INTEGER NOT NULL,
+  transaction_id TEXT NOT NULL,
+  service TEXT NOT NULL,
+  item_name TEXT NOT NULL,
+  tax_code TEXT NOT NULL,
+  rate_percent INTEGER NOT NULL,
+  favoured_policy_flag TEXT NOT NULL,
+  excl_fen INTEGER NOT NULL,
+  tax_fen INTEGER NOT NULL,
+  incl_fen INTEGER NOT NULL,
+  PRIMARY KEY (invoice_id, line_no)
+);
+CREATE TABLE invoice_claim(
+  token TEXT PRIMARY KEY,
+  human_code TEXT NOT NULL UNIQUE,
+  transaction_id TEXT NOT NULL UNIQUE,
+  account_id TEXT NOT NULL,
+  service TEXT NOT NULL,
+  amount_fen INTEGER NOT NULL CHECK (amount_fen > 0),
+  description TEXT NOT NULL,
+  settled_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  voided_at INTEGER,
+  invoice_id INTEGER REFERENCES invoice_document(id),
+  created_at INTEGER NOT NULL
+);
+CREATE INDEX invoice_claim_account ON invoice_claim(account_id) WHERE account_id <> '';
+CREATE TABLE invoice_code_guess(
+  client_key TEXT PRIMARY KEY,
+  failures INTEGER NOT NULL,
+  window_start INTEGER NOT NULL,
+  locked_until INTEGER NOT NULL
+);
+CREATE TRIGGER invoice_document_never_deleted BEFORE DELETE ON invoice_document
+BEGIN SELECT RAISE(ABORT, 'invoices are never deleted'); END;
+CREATE TRIGGER invoice_line_never_deleted BEFORE DELETE ON invoice_line
+BEGIN SELECT RAISE(ABORT, 'invoice lines are never deleted'); END;
+CREATE TRIGGER invoice_line_frozen BEFORE UPDATE ON invoice_line
+BEGIN SELECT RAISE(ABORT, 'invoice lines are never edited'); END;
+CREATE TRIGGER invoice_document_frozen BEFORE UPDATE OF order_no, kind, original_id, buyer_kind,
+  buyer_title, buyer_tax_id, buyer_email, buyer_phone, excl_fen, tax_fen, incl_fen
+  ON invoice_document
+BEGIN SELECT RAISE(ABORT, 'invoice order number, buyer and amounts are frozen'); END;
+CREATE TRIGGER invoice_claim_never_deleted BEFORE DELETE ON invoice_claim
+BEGIN SELECT RAISE(ABORT, 'claims are never deleted'); END;
+CREATE TRIGGER invoice_claim_keeps_invoice BEFORE UPDATE OF invoice_id ON invoice_claim
+  WHEN OLD.invoice_id IS NOT NULL
+BEGIN SELECT RAISE(ABORT, 'a claim keeps its invoice'); END;
+)sql";
+
+constexpr std::array<std::string_view, 1> kSteps = {kSchemaV1};
+
+constexpr std::string_view kClaimColumns =
+    "token, human_code, transaction_id, account_id, service, amount_fen, description, "
+    "settled_at, expires_at, voided_at, invoice_id";
+
+constexpr std::string_view kDocumentColumns =
+    "id, order_no, kind, original_id, red_reason, state, buyer_kind, buyer_title, buyer_tax_id, "
+    "buyer_email, buyer_phone, excl_fen, tax_fen, incl_fen, serial_num, invoice_number, pdf_url, "
+    "fail_reason, created_at, updated_at, issued_at";
+
+metrics::Counter& claim_counter(std::string_view outcome) {
+  return metrics::Registry::global().counter("lanegate_invoice_claims_total",
+                                             "Invoice claim submissions by outcome",
+                                             {{"outcome", std::string(outcome)}});
+}
+
+std::string trim(std::string_view s) {
+  const auto b = s.find_first_not_of(" \t\r\n");
+  if (b == std::string_view::npos) {
+    return {};
+  }
+  const auto e = s.find_last_not_of(" \t\r\n");
+  return std::string(s.substr(b, e - b + 1));
+}
+
+std::size_t code_points(std::string_view s) {
+  return static_cast<std::size_t>(std::count_if(
+      s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
+}
+
+bool has_control_chars(std::string_view s) {
+  return std::any_of(s.begin(), s.end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return u < 0x20 || u == 0x7F;
+  });
+}
+
+Result<std::string> new_token() {
+  auto bytes = crypto::random_bytes(16);  // 128 bits
+  if (!bytes) {
+    return std::unexpected(bytes.error());
+  }
+  std::string s = crypto::base64_encode(*bytes);
+  std::string out;
+  for (char c : s) {
+    if (c == '+') {
+      out.push_back('-');
+    } else if (c == '/') {
+      out.push_back('_');
+    } else if (c != '=') {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+Result<std::string> new_human_code() {
+  std::string out;
+  while (out.size() < 8) {
+    auto bytes = crypto::random_bytes(16);
+    if (!bytes) {
+      return std::unexpected(bytes.error());
+    }
+    for (std::uint8_t b : *bytes) {
+      if (b < 248 && out.size() < 8) {  // 248 = 8 * 31: no modulo bias
+        out.push_back(kHumanCodeAlphabet[b % 31]);
+      }
+    }
+  }
+  return out;
+}
+
+Result<std::string> new_order_no() {
+  auto t = crypto::random_token(18);
+  if (!t) {
+    return std::unexpected(t.error());
+  }
+  return "LG" + *t;
+}
+
+std::string normalise_human_code(std::string_view code) {
+  std::string out;
+  for (char c : code) {
+    if (c == ' ' || c == '-') {
+      continue;
+    }
+    if (c >= 'a' && c <= 'z') {
+      c = static_cast<char>(c - 'a' + 'A');
+    }
+    out.push_back(c);
+  }
+  return out;
+}
+
+std::string date_of(SystemTime t) { return format_local_date(t, UtcOffset{480}); }
+
+Claim read_claim(const Statement& st) {
+  Claim c;
+  c.token = st.column_text(0);
+  c.human_code = st.column_text(1);
+  c.transaction_id = st.column_text(2);
+  c.account_id = st.column_text(3);
+  c.service = st.column_text(4);
+  c.amount = Money::from_fen(st.column_int64(5));
+  c.description = st.column_text(6);
+  c.settled_at = from_unix_seconds(st.column_int64(7));
+  c.expires_at = from_unix_seconds(st.column_int64(8));
+  c.voided = !st.column_is_null(9);
+  c.invoice_id = st.column_opt_int64(10);
+  return c;
+}
+
+}  // namespace
+
+std::span<const std::string_view> invoice_schema_steps() { return kSteps; }
+
+std::string_view to_string(InvoiceState state) {
+  switch (state) {
+    case InvoiceState::kNone: return "none";
+    case InvoiceState::kClaimed: return "claimed";
+    case InvoiceState::kIssuing: return "issuing";
+    case InvoiceState::kIssued: return "issued";
+    case InvoiceState::kFailed: return "failed";
+    case InvoiceState::kReversed: return "reversed";
+  }
+  return "none";
+}
+
+Result<InvoiceState> parse_invoice_state(std::string_view text) {
+  for (auto s : {InvoiceState::kNone, InvoiceState::kClaimed, InvoiceState::kIssuing,
+                 InvoiceState::kIssued, InvoiceState::kFailed, InvoiceState::kReversed}) {
+    if (to_string(s) == text) {
+      return s;
+    }
+  }
+  return fail(Errc::kParse, "unknown invoice state '" + std::string(text) + "'", "state");
+}
+
+Result<Buyer> validate_buyer(const Buyer& in, std::span<const std::string> allow_list) {
+  Buyer b;
+  b.kind = in.kind;
+  b.title = trim(in.title);
+  b.email = trim(in.email);
+  b.phone = trim(in.phone);
+  if (has_control_chars(b.title)) {
+    return fail(Errc::kInvalidArgument, "must not contain control characters", "title");
+  }
+  if (code_points(b.title) > 100) {
+    return fail(Errc::kInvalidArgument, "at most 100 characters", "title");
+  }
+  if (b.kind == BuyerKind::kCompany) {
+    if (b.title.empty()) {
+      return fail(Errc::kInvalidArgument, "a company invoice needs the company name", "title");
+    }
+    if (trim(in.tax_id).empty()) {
+      return fail(Errc::kInvalidArgument,
+                  "a company invoice needs the taxpayer id (unified social credit code)",
+                  "tax_id");
+    }
+    auto id = validate_buyer_id(in.tax_id, allow_list);
+    if (!id) {
+      return fail(Errc::kInvalidArgument, id.error().message, "tax_id");
+    }
+    b.tax_id = *id;
+  } else {
+    if (!trim(in.tax_id).empty()) {
+      return fail(Errc::kInvalidArgument,
+                  "a person's invoice has no taxpayer id; choose 'company' to add one", "tax_id");
+    }
+    if (b.title.empty()) {
+      b.title = "个人";
+    }
+  }
+  if (b.email.empty() && b.phone.empty()) {
+    return fail(Errc::kInvalidArgument,
+                "give an e-mail address or a mobile number to receive the invoice", "email");
+  }
+  if (!b.email.empty()) {
+    const auto at = b.email.find('@');
+    const bool ok = b.email.size() <= 100 && at != std::string::npos && at > 0 &&
+                    b.email.find('@', at + 1) == std::string::npos &&
+                    b.email.find('.', at + 2) != std::string::npos && b.email.back() != '.' &&
+                    b.email.find_first_of(" \t<>,;\"") == std::string::npos &&
+                    !has_control_chars(b.email);
+    if (!ok) {
+      return fail(Errc::kInvalidArgument, "not an e-mail address (name@example.cn)", "email");
+    }
+  }
+  if (!b.phone.empty()) {
+    std::string digits = b.phone;
+    if (digits.starts_with("+86")) {
+      digits = trim(digits.substr(3));
+    }
+    std::erase_if(digits, [](char c) { return c == ' ' || c == '-'; });
+    const bool ok = digits.size() == 11 && digits[0] == '1' && digits[1] >= '3' &&
+                    digits.find_first_not_of("0123456789") == std::string::npos;
+    if (!ok) {
+      return fail(Errc::kInvalidArgument, "a mainland mobile number has 11 digits starting 13-19",
+                  "phone");
+    }
+    b.phone = digits;
+  }
+  return b;
+}
+
+ClaimStore::ClaimStore(Database& db, const config::InvoicingSection& section, const Clock& clock,
+                       ClaimPolicy policy)
+    : db_(db), section_(section), clock_(clock), policy_(policy),
+      rules_(effective_tax_rules(section)) {}
+
+Result<Claim> ClaimStore::load_claim(std::string_view column, std::string_view value) {
+  auto st = db_.prepare("SELECT " + std::string(kClaimColumns) + " FROM invoice_claim WHERE " +
+                        std::string(column) + " = ?");
+  if (!st) {
+    return std::unexpected(st.error());
+  }
+  st->bind(1, value);
+  auto row = st->step();
+  if (!row) {
+    return std::unexpected(row.error());
+  }
+  if (!*row) {
+    return fail(Errc::kNotFound, "no such claim", "token");
+  }
+  return read_claim(*st);
+}
+
+Result<Claim> ClaimStore::create_claim(const SettledTransaction& tx) {
+  if (tx.transaction_id.empty()) {
+    return fail(Errc::kInvalidArgument, "must not be empty", "transaction_id");
+  }
+  if (tx.amount.fen() <= 0) {
+    return fail(Errc::kInvalidArgument, "a claim needs a positive settled amount", "amount");
+  }
+  if (auto rule = find_tax_rule(rules_, tx.service); !rule) {
+    return std::unexpected(rule.error());
+  }
+  if (auto existing = load_claim("transaction_id", tx.transaction_id); existing) {
+    return existing;
+  } else if (existing.error().code != Errc::kNotFound) {
+    return existing;
+  }
+  const std::int64_t settled = to_unix_seconds(tx.settled_at);
+  const std::int64_t expires = settled + std::int64_t{section_.claim_window_days} * 86400;
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    auto token = new_token();
+    auto code = new_human_code();
+    if (!token || !code) {
+      return std::unexpected(token ? code.error() : token.error());
+    }
+    auto st = db_.prepare(
+        "INSERT INTO invoice_claim(token, human_code, transaction_id, account_id, service, "
+        "amount_fen, description, settled_at, expires_at, created_at) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?)");
+    if (!st) {
+      return std::unexpected(st.error());
+    }
+    st->bind_all(*token, *code, tx.transaction_id, tx.account_id, tx.service, tx.amount.fen(),
+                 tx.description, settled, expires, clock_.unix_seconds());
+    auto ran = st->run();
+    if (ran) {
+      return load_claim("token", *token);
+    }
+    if (ran.error().code != Errc::kAlreadyExists) {
+      return std::unexpected(ran.error());
+    }
+    // Either the human code collided (retry with a new one) or the transaction was
+    // claimed concurrently (return that claim).
+    if (auto existing = load_claim("transaction_id", tx.transaction_id); existing) {
+      return existing;
+    }
+  }
+  return fail(Errc::kInternal, "could not draw a unique claim code", "human_code");
+}
+
+Result<Claim> ClaimStore::find_by_token(std::string_view token) {
+  if (token.size() != 22 ||
+      token.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") !=
+          std::string_view::npos) {
+    return fail(Errc::kNotFound, "no such claim", "token");
+  }
+  return load_claim("token", token);
+}
+
+Result<Claim> ClaimStore::find_by_transaction(std::string_view transaction_id) {
+  return load_claim("transaction_id", transaction_id);
+}
+
+std::optional<std::chrono::seconds> ClaimStore::retry_after(std::string_view client_key) {
+  auto st = db_.prepare("SELECT locked_until FROM invoice_code_guess WHERE client_key = ?");
+  if (!st) {
+    return std::nullopt;
+  }
+  st->bind(1, client_key);
+  auto row = st->step();
+  if (!row || !*row) {
+    return std::nullopt;
+  }
+  const std::int64_t left = st->column_int64(0) - clock_.unix_seconds();
+  if (left <= 0) {
+    return std::nullopt;
+  }
+  return std::chrono::seconds(left);
+}
+
+Status ClaimStore::record_guess_failure(std::string_view client_key) {
+  const std::int64_t now = clock_.unix_seconds();
+  auto txn = db_.begin();
+  if (!txn) {
+    return std::unexpected(txn.error());
+  }
+  std::int64_t failures = 0;
+  std::int64_t window_start = now;
+  {
+    auto st = db_.prepare(
+        "SELECT failures, window_start FROM invoice_code_guess WHERE client_key = ?");
+    if (!st) {
+      return std::unexpected(st.error());
+    }
+    st->bind(1, client_key);
+    auto row = st->step();
+    if (!row) {
+      return std::unexpected(row.error());
+    }
+    if (*row && now - st->column_int64(1) < policy_.guess_window.count()) {
+      failures = st->column_int64(0);
+      window_start = st->column_int64(1);
+    }
+  }
+  ++failures;
+  std::int64_t locked_until = 0;
+  if (failures >= policy_.guess_max_failures) {
+    locked_until = now + policy_.guess_lockout.count();
+    failures = 0;
+    window_start = now;
+    metrics::Registry::global()
+        .counter("lanegate_invoice_claim_code_lockouts_total",
+                 "Clients locked out after too many wrong claim codes")
+        .inc();
+    log::notice("claim code guessing locked out a client",
+                {{"LOCKOUT_S", policy_.guess_lockout.count()}});
+  }
+  auto up = db_.prepare(
+      "INSERT INTO invoice_code_guess(client_key, failures, window_start, locked_until) "
+      "VALUES (?,?,?,?) ON CONFLICT(client_key) DO UPDATE SET failures = excluded.failures, "
+      "window_start = excluded.window_start, locked_until = excluded.locked_until");
+  if (!up) {
+    return std::unexpected(up.error());
+  }
+  up->bind_all(client_key, failures, window_start, locked_until);
+  if (auto s = up->run(); !s) {
+    return s;
+  }
+  return txn->commit();
+}
+
+Result<Claim> ClaimStore::find_by_human_code(std::string_view code, std::string_view client_key) {
+  if (auto wait = retry_after(client_key)) {
+    return fail(Errc::kPermission,
+                "too many wrong claim codes; try again in " + std::to_string(wait->count()) + " s",
+                "code");
+  }
+  const std::string normalised = normalise_human_code(code);
+  if (normalised.size() != 8 ||
+      normalised.find_first_not_of(kHumanCodeAlphabet) != std::string::npos) {
+    // Cannot match any claim, so it teaches a guesser nothing: not counted.
+    return fail(Errc::kInvalidArgument,
+                "a claim code has 8 characters from 2-9 and A-Z without I, L, O", "code");
+  }
+  auto claim = load_claim("human_code", normalised);
+  if (claim) {
+    return claim;
+  }
+  if (claim.error().code != Errc::kNotFound) {
+    return claim;
+  }
+  metrics::Registry::global()
+      .counter("lanegate_invoice_claim_code_misses_total", "Wrong human claim codes typed")
+      .inc();
+  if (auto s = record_guess_failure(client_key); !s) {
+    return std::unexpected(s.error());
+  }
+  return fail(Errc::kNotFound, "no claim with this code; check the receipt", "code");
+}
+
+Result<SubmitResult> ClaimStore::create_invoice(std::span<const Claim> claims, const Buyer& buyer) {
+  auto order_no = new_order_no();
+  if (!order_no) {
+    return std::unexpected(order_no.error());
+  }
+  std::vector<InvoiceLine> lines;
+  for (const Claim& c : claims) {
+    auto rule = find_tax_rule(rules_, c.service);
+    if (!rule) {
+      return std::unexpected(rule.error());
+    }
+    lines.push_back(make_line(*rule, c.transaction_id, c.amount));
+  }
+  auto totals = sum_lines(lines);
+  if (!totals) {
+    return std::unexpected(totals.error());
+  }
+  const std::int64_t now = clock_.unix_seconds();
+  auto ins = db_.prepare(
+      "INSERT INTO invoice_document(order_no, kind, state, buyer_kind, buyer_title, buyer_tax_id, "
+      "buyer_email, buyer_phone, excl_fen, tax_fen, incl_fen, created_at, updated_at) "
+      "VALUES (?, 'blue', 'claimed', ?,?,?,?,?,?,?,?,?,?)");
+  if (!ins) {
+    return std::unexpected(ins.error());
+  }
+  ins->bind_all(*order_no, std::string(to_string(buyer.kind)), buyer.title, buyer.tax_id,
+                buyer.email, buyer.phone, totals->excl.fen(), totals->tax.fen(),
+                totals->incl.fen(), now, now);
+  if (auto s = ins->run(); !s) {
+    return std::unexpected(s.error());
+  }
+  const std::int64_t id = db_.last_insert_rowid();
+  int line_no = 0;
+  for (const InvoiceLine& l : lines) {
+    auto st = db_.prepare(
+        "INSERT INTO invoice_line(invoice_id, line_no, transaction_id, service, item_name, "
+        "tax_code, rate_percent, favoured_policy_flag, excl_fen, tax_fen, incl_fen) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?)");
+    if (!st) {
+      return std::unexpected(st.error());
+    }
+    st->bind_all(id, ++line_no, l.transaction_id, l.service, l.item_name, l.tax_code,
+                 l.rate_percent, l.favoured_policy_flag, l.excl.fen(), l.tax.fen(), l.incl.fen());
+    if (auto s = st->run(); !s) {
+      return std::unexpected(s.error());
+    }
+  }
+  for (const Claim& c : claims) {
+    auto st = db_.prepare(
+        "UPDATE invoice_claim SET invoice_id = ? WHERE token = ? AND invoice_id IS NULL");
+    if (!st) {
+      return std::unexpected(st.error());
+    }
+    st->bind_all(id, c.token);
+    if (auto s = st->run(); !s) {
+      return std::unexpected(s.error());
+    }
+    if (db_.changes() != 1) {
+      return fail(Errc::kAlreadyExists, "transaction already invoiced", c.transaction_id);
+    }
+  }
+  auto rec = get_invoice(id);
+  if (!rec) {
+    return std::unexpected(rec.error());
+  }
+  return SubmitResult{std::move(*rec), true};
+}
+
+Result<SubmitResult> ClaimStore::submit(std::string_view token, const Buyer& input) {
+  auto claim = find_by_token(token);
+  if (!claim) {
+    claim_counter("unknown_token").inc();
+    return std::unexpected(claim.error());
+  }
+  if (claim->invoice_id) {
+    // I2: one invoice per transaction; a second submission sees the first.
+    claim_counter("duplicate").inc();
+    auto rec = get_invoice(*claim->invoice_id);
+    if (!rec) {
+      return std::unexpected(rec.error());
+    }
+    return SubmitResult{std::move(*rec), false};
+  }
+  if (claim->voided) {
+    claim_counter("refunded").inc();
+    return fail(Errc::kRejected, "the trip was refunded: there is nothing to invoice", "token");
+  }
+  if (clock_.now() > claim->expires_at) {
+    claim_counter("expired").inc();
+    return fail(Errc::kRejected,
+                "the claim window closed on " + date_of(claim->expires_at) + " (" +
+                    std::to_string(section_.claim_window_days) + " days after the trip)",
+                "token");
+  }
+  auto buyer = validate_buyer(input, section_.buyer_id_allow_list);
+  if (!buyer) {
+    claim_counter("invalid").inc();
+    return std::unexpected(buyer.error());
+  }
+  auto txn = db_.begin();
+  if (!txn) {
+    return std::unexpected(txn.error());
+  }
+  // Re-read inside the write lock: a concurrent submission may have won.
+  auto fresh = find_by_token(token);
+  if (!fresh) {
+    return std::unexpected(fresh.error());
+  }
+  if (fresh->invoice_id) {
+    txn->rollback();
+    auto rec = get_invoice(*fresh->invoice_id);
+    if (!rec) {
+      return std::unexpected(rec.error());
+    }
+    return SubmitResult{std::move(*rec), false};
+  }
+  std::array<Claim, 1> one = {*fresh};
+  auto made = create_invoice(one, *buyer);
+  if (!made) {
+    return made;
+  }
+  if (auto s = txn->commit(); !s) {
+    return std::unexpected(s.error());
+  }
+  claim_counter("created").inc();
+  log::info("invoice claimed", {{"INVOICE_ID", made->invoice.id},
+                                {"ORDER_NO", made->invoice.order_no},
+                                {"BUYER_KIND", to_string(made->invoice.buyer.kind)}});
+  return made;
+}
+
+Result<SubmitResult> ClaimStore::submit_merged(std::string_view account_id,
+                                               std::span<const std::string> transaction_ids,
+                                               const Buyer& input) {
+  if (account_id.empty()) {
+    return fail(Errc::kInvalidArgument, "merging needs an account", "account_id");
+  }
+  if (transaction_ids.empty()) {
+    return fail(Errc::kInvalidArgument, "name at least one transaction", "transaction_ids");
+  }
+  if (static_cast<int>(transaction_ids.size()) > policy_.max_merged) {
+    return fail(Errc::kOutOfRange,
+                "at most " + std::to_string(policy_.max_merged) + " trips per invoice",
+                "transaction_ids");
+  }
+  auto buyer = validate_buyer(input, section_.buyer_id_allow_list);
+  if (!buyer) {
+    return std::unexpected(buyer.error());
+  }
+  auto txn = db_.begin();
+  if (!txn) {
+    return std::unexpected(txn.error());
+  }
+  std::vector<Claim> claims;
+  for (const std::string& id : transaction_ids) {
+    for (const Claim& seen : claims) {
+      if (seen.transaction_id == id) {
+        return fail(Errc::kInvalidArgument, "transaction " + id + " is listed twice",
+                    "transaction_ids");
+      }
+    }
+    auto c = load_claim("transaction_id", id);
+    if (!c) {
+      return fail(c.error().code, "transaction " + id + ": " + c.error().message,
+                  "transaction_ids");
+    }
+    if (c->account_id != account_id) {
+      return fail(Errc::kPermission, "transaction " + id + " belongs to another account",
+                  "transaction_ids");
+    }
+    if (c->invoice_id) {
+      return fail(Errc::kAlreadyExists, "transaction " + id + " already has an invoice",
+                  "transaction_ids");
+    }
+    if (c->voided) {
+      return fail(Errc::kRejected, "transaction " + id + " was refunded", "transaction_ids");
+    }
+    if (clock_.now() > c->expires_at) {
+      return fail(Errc::kRejected,
+                  "transaction " + id + ": the claim window closed on " + date_of(c->expires_at),
+                  "transaction_ids");
+    }
+    claims.push_back(std::move(*c));
+  }
+  auto made = create_invoice(claims, *buyer);
+  if (!made) {
+    return made;
+  }
+  if (auto s = txn->commit(); !s) {
+    return std::unexpected(s.error());
+  }
+  claim_counter("merged").inc();
+  return made;
+}
+
+Result<ClaimStore::AutoClaim> ClaimStore::claim_with_default_title(
+    const SettledTransaction& tx, const std::optional<Buyer>& default_title) {
+  auto claim = create_claim(tx);
+  if (!claim) {
+    return std::unexpected(claim.error());
+  }
+  AutoClaim out{*claim, std::nullopt};
+  if (!default_title) {
+    return out;
+  }
+  auto submitted = submit(claim->token, *default_title);
+  if (!submitted) {
+    // The stored title no longer validates: the claim stays open for the passenger.
+    log::warn("default invoice title refused; claim left open",
+              {{"FIELD", submitted.error().field}, {"RULE", submitted.error().message}});
+    return out;
+  }
+  auto reread = find_by_token(claim->token);
+  if (reread) {
+    out.claim = *reread;
+  }
+  out.submitted = std::move(*submitted);
+  return out;
+}
+
+Result<InvoiceRecord> ClaimStore::get_invoice(std::int64_t id) {
+  auto st = db_.prepare("SELECT " + std::string(kDocumentColumns) +
+                        " FROM invoice_document WHERE id = ?");
+  if (!st) {
+    return std::unexpected(st.error());
+  }
+  st->bind(1, id);
+  auto row = st->step();
+  if (!row) {
+    return std::unexpected(row.error());
+  }
+  if (!*row) {
+    return fail(Errc::kNotFound, "no invoice " + std::to_string(id), "invoice_id");
+  }
+  InvoiceRecord r;
+  r.id = st->column_int64(0);
+  r.order_no = st->column_text(1);
+  r.kind = st->column_text(2) == "red" ? InvoiceKind::kRed : InvoiceKind::kBlue;
+  r.original_id = st->column_opt_int64(3);
+  r.red_reason = static_cast<int>(st->column_int64(4));
+  auto state = parse_invoice_state(st->column_text(5));
+  if (!state) {
+    return std::unexpected(state.error());
+  }
+  r.state = *state;
+  r.buyer.kind = st->column_text(6) == "company" ? BuyerKind::kCompany : BuyerKind::kPerson;
+  r.buyer.title = st->column_text(7);
+  r.buyer.tax_id = st->column_text(8);
+  r.buyer.email = st->column_text(9);
+  r.buyer.phone = st->column_text(10);
+  r.totals.excl = Money::from_fen(st->column_int64(11));
+  r.totals.tax = Money::from_fen(st->column_int64(12));
+  r.totals.incl = Money::from_fen(st->column_int64(13));
+  r.serial_num = st->column_text(14);
+  r.invoice_number = st->column_text(15);
+  r.pdf_url = st->column_text(16);
+  r.fail_reason = st->column_text(17);
+  r.created_at = from_unix_seconds(st->column_int64(18));
+  r.updated_at = from_unix_seconds(st->column_int64(19));
+  if (auto t = st->column_opt_int64(20)) {
+    r.issued_at = from_unix_seconds(*t);
+  }
+  auto ls = db_.prepare(
+      "SELECT transaction_id, service, item_name, tax_code, rate_percent, favoured_policy_flag, "
+      "excl_fen, tax_fen, incl_fen FROM invoice_line WHERE invoice_id = ? ORDER BY line_no");
+  if (!ls) {
+    return std::unexpected(ls.error());
+  }
+  ls->bind(1, id);
+  while (true) {
+    auto more = ls->step();
+    if (!more) {
+      return std::unexpected(more.error());
+    }
+    if (!*more) {
+      break;
+    }
+    InvoiceLine l;
+    l.transaction_id = ls->column_text(0);
+    l.service = ls->column_text(1);
+    l.item_name = ls->column_text(2);
+    l.tax_code = ls->column_text(3);
+    l.rate_percent = static_cast<int>(ls->column_int64(4));
+    l.favoured_policy_flag = ls->column_text(5);
+    l.excl = Money::from_fen(ls->column_int64(6));
+    l.tax = Money::from_fen(ls->column_int64(7));
+    l.incl = Money::from_fen(ls->column_int64(8));
+    r.lines.push_back(std::move(l));
+  }
+  return r;
+}
+
+Result<InvoiceRecord> ClaimStore::get_invoice_by_order_no(std::string_view order_no) {
+  auto st = db_.prepare("SELECT id FROM invoice_document WHERE order_no = ?");
+  if (!st) {
+    return std::unexpected(st.error());
+  }
+  st->bind(1, order_no);
+  auto row = st->step();
+  if (!row) {
+    return std::unexpected(row.error());
+  }
+  if (!*row) {
+    return fail(Errc::kNotFound, "no invoice with order number " + std::string(order_no),
+                "order_no");
+  }
+  return get_invoice(st->column_int64(0));
+}
+
+Result<std::vector<std::int64_t>> ClaimStore::invoices_in_state(InvoiceState state) {
+  auto st = db_.prepare("SELECT id FROM invoice_document WHERE state = ? ORDER BY id");
+  if (!st) {
+    return std::unexpected(st.error());
+  }
+  st->bind(1, to_string(state));
+  std::vector<std::int64_t> ids;
+  while (true) {
+    auto more = st->step();
+    if (!more) {
+      return std::unexpected(more.error());
+    }
+    if (!*more) {
+      return ids;
+    }
+    ids.push_back(st->column_int64(0));
+  }
+}
+
+Status ClaimStore::transition(std::int64_t id, InvoiceState from, InvoiceState to,
+                              std::string_view set_sql, std::span<const std::string> args) {
+  std::string sql = "UPDATE invoice_document SET state = ?, updated_at = ?";
+  if (!set_sql.empty()) {
+    sql += ", ";
+    sql += set_sql;
+  }
+  sql += " WHERE id = ? AND state = ?";
+  auto st = db_.prepare(sql);
+  if (!st) {
+    return std::unexpected(st.error());
+  }
+  int i = 0;
+  st->bind(++i, to_string(to));
+  st->bind(++i, clock_.unix_seconds());
+  for (const std::string& a : args) {
+    st->bind(++i, a);
+  }
+  st->bind(++i, id);
+  st->bind(++i, to_string(from));
+  if (auto s = st->run(); !s) {
+    return s;
+  }
+  if (db_.changes() == 1) {
+    return {};
+  }
+  auto current = get_invoice(id);
+  if (!current) {
+    return std::unexpected(current.error());
+  }
+  return fail(Errc::kRejected,
+              "invoice " + std::to_string(id) + " is " + std::string(to_string(current->state)) +
+                  ", cannot move " + std::string(to_string(from)) + " -> " +
+                  std::string(to_string(to)),
+              "state");
+}
+
+Status ClaimStore::mark_issuing(std::int64_t id, std::string_view serial_num) {
+  auto current = get_invoice(id);
+  if (!current) {
+    return std::unexpected(current.error());
+  }
+  if (current->state == InvoiceState::kIssuing && current->serial_num == serial_num) {
+    return {};  // the same acceptance seen twice (reply and query)
+  }
+  const std::array<std::string, 1> args = {std::string(serial_num)};
+  return transition(id, InvoiceState::kClaimed, InvoiceState::kIssuing, "serial_num = ?", args);
+}
+
+Status ClaimStore::mark_issued(std::int64_t id, std::string_view invoice_number,
+                               std::string_view pdf_url) {
+  if (invoice_number.size() != 20 ||
+      invoice_number.find_first_not_of("0123456789") != std::string_view::npos) {
+    return fail(Errc::kInvalidArgument, "an invoice number has 20 digits", "invoice_number");
+  }
+  auto current = get_invoice(id);
+  if (!current) {
+    return std::unexpected(current.error());
+  }
+  if ((current->state == InvoiceState::kIssued || current->state == InvoiceState::kReversed) &&
+      current->invoice_number == invoice_number) {
+    return {};  // callback and poll both delivered the result
+  }
+  auto txn = db_.begin();
+  if (!txn) {
+    return std::unexpected(txn.error());
+  }
+  const std::array<std::string, 3> args = {std::string(invoice_number), std::string(pdf_url),
+                                           std::to_string(clock_.unix_seconds())};
+  if (auto s = transition(id, InvoiceState::kIssuing, InvoiceState::kIssued,
+                          "invoice_number = ?, pdf_url = ?, issued_at = ?, fail_reason = ''",
+                          args);
+      !s) {
+    return s;
+  }
+  if (current->kind == InvoiceKind::kRed && current->original_id) {
+    if (auto s = transition(*current->original_id, InvoiceState::kIssued, InvoiceState::kReversed,
+                            "", {});
+        !s) {
+      return s;
+    }
+  }
+  if (auto s = txn->commit(); !s) {
+    return s;
+  }
+  metrics::Registry::global()
+      .counter("lanegate_invoice_issued_total", "Invoices issued by the platform",
+               {{"kind", std::string(to_string(current->kind))}})
+      .inc();
+  return {};
+}
+
+Status ClaimStore::mark_failed(std::int64_t id, std::string_view reason) {
+  const std::array<std::string, 1> args = {std::string(reason)};
+  auto s = transition(id, InvoiceState::kIssuing, InvoiceState::kFailed, "fail_reason = ?", args);
+  if (!s && s.error().code == Errc::kRejected) {
+    s = transition(id, InvoiceState::kClaimed, InvoiceState::kFailed, "fail_reason = ?", args);
+  }
+  if (s) {
+    metrics::Registry::global()
+        .counter("lanegate_invoice_failed_total", "Invoices the platform refused or failed")
+        .inc();
+    log::warn("invoice failed", {{"INVOICE_ID", id}, {"REASON", std::string(reason)}});
+  }
+  return s;
+}
+
+Status ClaimStore::retry_failed(std::int64_t id) {
+  return transition(id, InvoiceState::kFailed, InvoiceState::kClaimed, "", {});
+}
+
+Result<InvoiceRecord> ClaimStore::request_red_letter(std::int64_t blue_id, RedLetterReason reason) {
+  auto txn = db_.begin();
+  if (!txn) {
+    return std::unexpected(txn.error());
+  }
+  {
+    auto st = db_.prepare("SELECT id FROM invoice_document WHERE original_id = ?");
+    if (!st) {
+      return std::unexpected(st.error());
+    }
+    st->bind(1, blue_id);
+    auto row = st->step();
+    if (!row) {
+      return std::unexpected(row.error());
+    }
+    if (*row) {
+      return get_invoice(st->column_int64(0));
+    }
+  }
+  auto blue = get_invoice(blue_id);
+  if (!blue) {
+    return blue;
+  }
+  if (blue->kind != InvoiceKind::kBlue || blue->state != InvoiceState::kIssued) {
+    return fail(Errc::kRejected,
+                "only an issued blue invoice can be reversed; invoice " + std::to_string(blue_id) +
+                    " is " + std::string(to_string(blue->state)),
+                "invoice_id");
+  }
+  auto lines = red_letter_lines(blue->lines);
+  if (!lines) {
+    return std::unexpected(lines.error());
+  }
+  auto totals = sum_lines(*lines);
+  auto order_no = new_order_no();
+  if (!totals || !order_no) {
+    return std::unexpected(totals ? order_no.error() : totals.error());
+  }
+  const std::int64_t now = clock_.unix_seconds();
+  auto ins = db_.prepare(
+      "INSERT INTO invoice_document(order_no, kind, original_id, red_reason, state, buyer_kind, "
+      "buyer_title, buyer_tax_id, buyer_email, buyer_phone, excl_fen, tax_fen, incl_fen, "
+      "created_at, updated_at) VALUES (?, 'red', ?, ?, 'claimed', ?,?,?,?,?,?,?,?,?,?)");
+  if (!ins) {
+    return std::unexpected(ins.error());
+  }
+  ins->bind_all(*order_no, blue_id, static_cast<int>(reason),
+                std::string(to_string(blue->buyer.kind)), blue->buyer.title, blue->buyer.tax_id,
+                blue->buyer.email, blue->buyer.phone, totals->excl.fen(), totals->tax.fen(),
+                totals->incl.fen(), now, now);
+  if (auto s = ins->run(); !s) {
+    return std::unexpected(s.error());
+  }
+  const std::int64_t red_id = db_.last_insert_rowid();
+  int line_no = 0;
+  for (const InvoiceLine& l : *lines) {
+    auto st = db_.prepare(
+        "INSERT INTO invoice_line(invoice_id, line_no, transaction_id, service, item_name, "
+        "tax_code, rate_percent, favoured_policy_flag, excl_fen, tax_fen, incl_fen) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?)");
+    if (!st) {
+      return std::unexpected(st.error());
+    }
+    st->bind_all(red_id, ++line_no, l.transaction_id, l.service, l.item_name, l.tax_code,
+                 l.rate_percent, l.favoured_policy_flag, l.excl.fen(), l.tax.fen(), l.incl.fen());
+    if (auto s = st->run(); !s) {
+      return std::unexpected(s.error());
+    }
+  }
+  if (auto s = txn->commit(); !s) {
+    return std::unexpected(s.error());
+  }
+  log::info("red-letter invoice requested",
+            {{"INVOICE_ID", red_id}, {"ORIGINAL_ID", blue_id}, {"REASON", static_cast<int>(reason)}});
+  return get_invoice(red_id);
+}
+
+Result<std::optional<InvoiceRecord>> ClaimStore::on_refund(std::string_view transaction_id) {
+  auto claim = find_by_transaction(transaction_id);
+  if (!claim) {
+    return std::unexpected(claim.error());
+  }
+  auto void_claim = [&]() -> Result<std::optional<InvoiceRecord>> {
+    auto st = db_.prepare(
+        "UPDATE invoice_claim SET voided_at = ? WHERE transaction_id = ? AND voided_at IS NULL");
+    if (!st) {
+      return std::unexpected(st.error());
+    }
+    st->bind_all(clock_.unix_seconds(), std::string(transaction_id));
+    if (auto s = st->run(); !s) {
+      return std::unexpected(s.error());
+    }
+    return std::optional<InvoiceRecord>{};
+  };
+  if (!claim->invoice_id) {
+    return void_claim();
+  }
+  auto inv = get_invoice(*claim->invoice_id);
+  if (!inv) {
+    return std::unexpected(inv.error());
+  }
+  switch (inv->state) {
+    case InvoiceState::kIssued: {
+      auto red = request_red_letter(inv->id, RedLetterReason::kReturned);
+      if (!red) {
+        return std::unexpected(red.error());
+      }
+      return std::optional<InvoiceRecord>(std::move(*red));
+    }
+    case InvoiceState::kFailed:
+      return void_claim();
+    case InvoiceState::kReversed:
+      return std::optional<InvoiceRecord>{};
+    default:
+      return fail(Errc::kBusy,
+                  "invoice " + std::to_string(inv->id) + " is " +
+                      std::string(to_string(inv->state)) + "; reverse it once issuing settles",
+                  "transaction_id");
+  }
+}
+
+}  // namespace lanegate::invoice

@@ -1,0 +1,360 @@
+// Claims: creation at settlement, window, double claim, merge, guessing limit, lifecycle.
+#include "invoice/claims.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "test_db.h"
+
+namespace lanegate::invoice {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::company;
+using testing::person;
+using testing::trip;
+
+class ClaimsTest : public ::testing::Test {
+ protected:
+  testing::TempDir dir;
+  Database db = testing::open_migrated(dir.path() / "gw.db");
+  FakeClock clock;
+  config::InvoicingSection section = testing::test_section();
+  ClaimStore store{db, section, clock};
+};
+
+TEST_F(ClaimsTest, ClaimHasUnguessableTokenAndTypableCode) {
+  std::set<std::string> tokens;
+  std::set<std::string> codes;
+  for (int i = 0; i < 200; ++i) {
+    auto c = store.create_claim(trip("t" + std::to_string(i), "19.19", clock));
+    ASSERT_TRUE(c) << c.error().to_string();
+    EXPECT_EQ(c->token.size(), 22u);  // 128 bits in base64url
+    EXPECT_EQ(c->token.find_first_not_of(
+                  "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"),
+              std::string::npos);
+    EXPECT_EQ(c->human_code.size(), 8u);
+    EXPECT_EQ(c->human_code.find_first_of("01ILO"), std::string::npos) << c->human_code;
+    tokens.insert(c->token);
+    codes.insert(c->human_code);
+  }
+  EXPECT_EQ(tokens.size(), 200u);
+  EXPECT_EQ(codes.size(), 200u);
+}
+
+TEST_F(ClaimsTest, CreateIsIdempotentPerTransaction) {
+  auto a = store.create_claim(trip("t1", "19.19", clock));
+  auto b = store.create_claim(trip("t1", "19.19", clock));
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(a->token, b->token);
+  EXPECT_EQ(a->human_code, b->human_code);
+}
+
+TEST_F(ClaimsTest, RefusesNonPositiveAmountAndUnknownService) {
+  auto zero = store.create_claim(trip("t0", "0.00", clock));
+  ASSERT_FALSE(zero);
+  EXPECT_EQ(zero.error().field, "amount");
+  auto bad = store.create_claim(trip("t2", "1.00", clock, "", "ferry"));
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().field, "service");
+}
+
+TEST_F(ClaimsTest, SubmitCreatesInvoiceWithExactSplit) {
+  auto c = store.create_claim(trip("t1", "19.19", clock));
+  ASSERT_TRUE(c);
+  auto r = store.submit(c->token, company());
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_TRUE(r->created);
+  const InvoiceRecord& inv = r->invoice;
+  EXPECT_EQ(inv.state, InvoiceState::kClaimed);
+  EXPECT_EQ(inv.order_no.size(), 20u);
+  ASSERT_EQ(inv.lines.size(), 1u);
+  EXPECT_EQ(inv.lines[0].tax_code, "3010101020203000000");
+  EXPECT_EQ(inv.totals.excl, *Money::parse("18.63"));
+  EXPECT_EQ(inv.totals.tax, *Money::parse("0.56"));
+  EXPECT_EQ(inv.totals.incl, *Money::parse("19.19"));
+  EXPECT_EQ(inv.buyer.tax_id, "91110000802100433B");
+  auto again = store.find_by_token(c->token);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->invoice_id, inv.id);
+}
+
+TEST_F(ClaimsTest, DoubleClaimReturnsTheExistingInvoice) {
+  auto c = store.create_claim(trip("t1", "19.19", clock));
+  auto first = store.submit(c->token, company());
+  ASSERT_TRUE(first);
+  Buyer other = person();
+  other.title = "张三";
+  auto second = store.submit(c->token, other);
+  ASSERT_TRUE(second) << second.error().to_string();
+  EXPECT_FALSE(second->created);
+  EXPECT_EQ(second->invoice.id, first->invoice.id);
+  EXPECT_EQ(second->invoice.buyer.title, "Example Logistics Ltd");  // first one wins
+}
+
+TEST_F(ClaimsTest, ClaimWindowFromConfig) {
+  section.claim_window_days = 30;
+  auto c = store.create_claim(trip("t1", "19.19", clock));
+  clock.advance(std::chrono::hours(24 * 30) - 1s);
+  // Still inside on the last second.
+  auto c2 = store.create_claim(trip("t2", "5.61", clock));
+  clock.advance(2s);
+  auto late = store.submit(c->token, person());
+  ASSERT_FALSE(late);
+  EXPECT_EQ(late.error().code, Errc::kRejected);
+  EXPECT_EQ(late.error().field, "token");
+  EXPECT_NE(late.error().message.find("30 days"), std::string::npos);
+  EXPECT_TRUE(store.submit(c2->token, person()));
+}
+
+TEST_F(ClaimsTest, ValidationErrorsNameTheField) {
+  auto c = store.create_claim(trip("t1", "19.19", clock));
+  Buyer b = company();
+  b.tax_id = "91110000802100433C";
+  auto r = store.submit(c->token, b);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().field, "tax_id");
+  EXPECT_NE(r.error().message.find("check character"), std::string::npos);
+  b = company();
+  b.title = "  ";
+  EXPECT_EQ(store.submit(c->token, b).error().field, "title");
+  b = company();
+  b.email = "";
+  EXPECT_EQ(store.submit(c->token, b).error().field, "email");
+  b = company();
+  b.email = "no-at-sign.example.cn";
+  EXPECT_EQ(store.submit(c->token, b).error().field, "email");
+  b = person();
+  b.phone = "12345";
+  EXPECT_EQ(store.submit(c->token, b).error().field, "phone");
+  b = person();
+  b.tax_id = "91110000802100433B";
+  EXPECT_EQ(store.submit(c->token, b).error().field, "tax_id");
+  // Nothing was created by the refused submissions.
+  EXPECT_FALSE(store.find_by_token(c->token)->invoice_id);
+}
+
+TEST_F(ClaimsTest, PersonDefaultsTitleAndNormalisesPhone) {
+  auto c = store.create_claim(trip("t1", "19.19", clock));
+  Buyer b = person();
+  b.phone = "+86 138-0013-8000";
+  auto r = store.submit(c->token, b);
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_EQ(r->invoice.buyer.title, "个人");
+  EXPECT_EQ(r->invoice.buyer.phone, "13800138000");
+}
+
+TEST_F(ClaimsTest, MergeSeveralTripsOfOneAccount) {
+  store.create_claim(trip("t1", "19.19", clock, "acct-1")).value();
+  store.create_claim(trip("t2", "5.61", clock, "acct-1")).value();
+  store.create_claim(trip("p1", "9.00", clock, "acct-1", "parking")).value();
+  store.create_claim(trip("x1", "3.00", clock, "acct-2")).value();
+  const std::vector<std::string> ids = {"t1", "t2", "p1"};
+  auto r = store.submit_merged("acct-1", ids, company());
+  ASSERT_TRUE(r) << r.error().to_string();
+  ASSERT_EQ(r->invoice.lines.size(), 3u);
+  EXPECT_EQ(r->invoice.lines[2].rate_percent, 9);
+  EXPECT_EQ(r->invoice.totals.excl, *Money::parse("32.34"));  // 18.63 + 5.45 + 8.26
+  EXPECT_EQ(r->invoice.totals.tax, *Money::parse("1.46"));    // 0.56 + 0.16 + 0.74
+  EXPECT_EQ(r->invoice.totals.incl, *Money::parse("33.80"));
+  for (const auto& id : ids) {
+    EXPECT_EQ(store.find_by_transaction(id)->invoice_id, r->invoice.id);
+  }
+  // A single-trip claim of a merged trip sees the merged invoice.
+  auto single = store.submit(store.find_by_transaction("t2")->token, person());
+  ASSERT_TRUE(single);
+  EXPECT_FALSE(single->created);
+  EXPECT_EQ(single->invoice.id, r->invoice.id);
+}
+
+TEST_F(ClaimsTest, MergeIsAllOrNothing) {
+  store.create_claim(trip("t1", "19.19", clock, "acct-1")).value();
+  store.create_claim(trip("t2", "5.61", clock, "acct-1")).value();
+  store.create_claim(trip("x1", "3.00", clock, "acct-2")).value();
+  const std::vector<std::string> foreign = {"t1", "x1"};
+  auto r = store.submit_merged("acct-1", foreign, company());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Errc::kPermission);
+  EXPECT_NE(r.error().message.find("x1"), std::string::npos);
+  EXPECT_FALSE(store.find_by_transaction("t1")->invoice_id);  // rolled back
+  // Already invoiced trip refuses the whole merge.
+  ASSERT_TRUE(store.submit(store.find_by_transaction("t2")->token, person()));
+  const std::vector<std::string> dup = {"t1", "t2"};
+  auto r2 = store.submit_merged("acct-1", dup, company());
+  ASSERT_FALSE(r2);
+  EXPECT_EQ(r2.error().code, Errc::kAlreadyExists);
+  EXPECT_FALSE(store.find_by_transaction("t1")->invoice_id);
+  const std::vector<std::string> twice = {"t1", "t1"};
+  EXPECT_FALSE(store.submit_merged("acct-1", twice, company()));
+}
+
+TEST_F(ClaimsTest, HumanCodeLookupIsRateLimitedPerClient) {
+  auto c = store.create_claim(trip("t1", "19.19", clock));
+  // Typed in lower case with a dash: still found.
+  std::string typed = c->human_code.substr(0, 4) + "-" + c->human_code.substr(4);
+  for (char& ch : typed) {
+    ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  }
+  auto found = store.find_by_human_code(typed, "10.0.0.1");
+  ASSERT_TRUE(found) << found.error().to_string();
+  EXPECT_EQ(found->token, c->token);
+
+  const std::string wrong = c->human_code == "22222222" ? "33333333" : "22222222";
+  for (int i = 0; i < 5; ++i) {
+    auto miss = store.find_by_human_code(wrong, "10.0.0.9");
+    ASSERT_FALSE(miss);
+    EXPECT_EQ(miss.error().code, Errc::kNotFound);
+  }
+  // Locked now, even for the right code.
+  auto locked = store.find_by_human_code(c->human_code, "10.0.0.9");
+  ASSERT_FALSE(locked);
+  EXPECT_EQ(locked.error().code, Errc::kPermission);
+  auto wait = store.retry_after("10.0.0.9");
+  ASSERT_TRUE(wait);
+  EXPECT_EQ(*wait, 900s);
+  // Other clients are not affected.
+  EXPECT_TRUE(store.find_by_human_code(c->human_code, "10.0.0.1"));
+  clock.advance(901s);
+  EXPECT_FALSE(store.retry_after("10.0.0.9"));
+  EXPECT_TRUE(store.find_by_human_code(c->human_code, "10.0.0.9"));
+}
+
+TEST_F(ClaimsTest, MalformedHumanCodeIsNotCountedAsGuess) {
+  for (int i = 0; i < 10; ++i) {
+    auto r = store.find_by_human_code("O0O0", "10.0.0.2");
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, Errc::kInvalidArgument);
+  }
+  EXPECT_FALSE(store.retry_after("10.0.0.2"));
+}
+
+TEST_F(ClaimsTest, FailuresSpreadOverTimeDoNotLock) {
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_EQ(store.find_by_human_code("22222222", "k").error().code, Errc::kNotFound);
+    clock.advance(200s);  // 4 failures per 600 s window at most
+  }
+  EXPECT_FALSE(store.retry_after("k"));
+}
+
+TEST_F(ClaimsTest, LifecycleToIssuedAndRedLetter) {
+  auto c = store.create_claim(trip("t1", "19.19", clock));
+  auto r = store.submit(c->token, company());
+  const std::int64_t id = r->invoice.id;
+  // Cannot skip ISSUING.
+  EXPECT_EQ(store.mark_issued(id, "26337904450900255091", "http://x/1.pdf").error().code,
+            Errc::kRejected);
+  ASSERT_TRUE(store.mark_issuing(id, "SERIAL1"));
+  ASSERT_TRUE(store.mark_issuing(id, "SERIAL1"));  // same acceptance twice: fine
+  EXPECT_FALSE(store.mark_issued(id, "2633790445090025509", "http://x/1.pdf"));  // 19 digits
+  ASSERT_TRUE(store.mark_issued(id, "26337904450900255091", "http://x/1.pdf"));
+  ASSERT_TRUE(store.mark_issued(id, "26337904450900255091", "http://x/1.pdf"));  // duplicate
+  auto issued = store.get_invoice(id);
+  EXPECT_EQ(issued->state, InvoiceState::kIssued);
+  EXPECT_TRUE(issued->issued_at);
+  EXPECT_EQ(store.mark_failed(id, "late failure").error().code, Errc::kRejected);
+
+  auto red = store.request_red_letter(id, RedLetterReason::kReturned);
+  ASSERT_TRUE(red) << red.error().to_string();
+  EXPECT_EQ(red->kind, InvoiceKind::kRed);
+  EXPECT_EQ(red->original_id, id);
+  EXPECT_EQ(red->totals.incl, *Money::parse("-19.19"));
+  EXPECT_EQ(red->totals.tax, *Money::parse("-0.56"));
+  EXPECT_NE(red->order_no, issued->order_no);
+  auto red_again = store.request_red_letter(id, RedLetterReason::kReturned);
+  EXPECT_EQ(red_again->id, red->id);
+  ASSERT_TRUE(store.mark_issuing(red->id, "SERIAL2"));
+  ASSERT_TRUE(store.mark_issued(red->id, "26337904450900255092", "http://x/2.pdf"));
+  EXPECT_EQ(store.get_invoice(id)->state, InvoiceState::kReversed);
+  // The blue invoice kept its number and amounts.
+  EXPECT_EQ(store.get_invoice(id)->invoice_number, "26337904450900255091");
+  EXPECT_EQ(store.get_invoice(id)->totals.incl, *Money::parse("19.19"));
+}
+
+TEST_F(ClaimsTest, RedLetterOnlyForIssuedBlue) {
+  auto c = store.create_claim(trip("t1", "19.19", clock));
+  auto r = store.submit(c->token, company());
+  auto red = store.request_red_letter(r->invoice.id, RedLetterReason::kInvoicingError);
+  ASSERT_FALSE(red);
+  EXPECT_EQ(red.error().code, Errc::kRejected);
+}
+
+TEST_F(ClaimsTest, FailedCanBeRetriedWithSameOrderNo) {
+  auto c = store.create_claim(trip("t1", "19.19", clock));
+  auto r = store.submit(c->token, company());
+  ASSERT_TRUE(store.mark_issuing(r->invoice.id, "S"));
+  ASSERT_TRUE(store.mark_failed(r->invoice.id, "buyer tax id unknown to the tax bureau"));
+  auto failed = store.get_invoice(r->invoice.id);
+  EXPECT_EQ(failed->state, InvoiceState::kFailed);
+  EXPECT_EQ(failed->fail_reason, "buyer tax id unknown to the tax bureau");
+  ASSERT_TRUE(store.retry_failed(r->invoice.id));
+  auto retried = store.get_invoice(r->invoice.id);
+  EXPECT_EQ(retried->state, InvoiceState::kClaimed);
+  EXPECT_EQ(retried->order_no, r->invoice.order_no);
+}
+
+TEST_F(ClaimsTest, InvoicesAreFrozenAndNeverDeleted) {
+  auto c = store.create_claim(trip("t1", "19.19", clock));
+  auto r = store.submit(c->token, company());
+  EXPECT_FALSE(db.exec("UPDATE invoice_document SET incl_fen = 1"));
+  EXPECT_FALSE(db.exec("UPDATE invoice_document SET buyer_title = 'x'"));
+  EXPECT_FALSE(db.exec("UPDATE invoice_line SET tax_fen = 0"));
+  EXPECT_FALSE(db.exec("DELETE FROM invoice_document"));
+  EXPECT_FALSE(db.exec("DELETE FROM invoice_claim"));
+  EXPECT_FALSE(db.exec("UPDATE invoice_claim SET invoice_id = NULL"));
+  EXPECT_EQ(store.get_invoice(r->invoice.id)->totals.incl, *Money::parse("19.19"));
+}
+
+TEST_F(ClaimsTest, DefaultTitleIssuesAutomatically) {
+  auto with = store.claim_with_default_title(trip("t1", "19.19", clock, "acct"), company());
+  ASSERT_TRUE(with) << with.error().to_string();
+  ASSERT_TRUE(with->submitted);
+  EXPECT_EQ(with->submitted->invoice.state, InvoiceState::kClaimed);
+  EXPECT_EQ(with->claim.invoice_id, with->submitted->invoice.id);
+  auto without = store.claim_with_default_title(trip("t2", "5.61", clock, "acct2"), std::nullopt);
+  ASSERT_TRUE(without);
+  EXPECT_FALSE(without->submitted);
+  EXPECT_FALSE(without->claim.invoice_id);
+  // A stale default title that no longer validates leaves the claim open.
+  Buyer stale = company();
+  stale.tax_id = "91110000802100433C";
+  auto bad = store.claim_with_default_title(trip("t3", "5.61", clock, "acct3"), stale);
+  ASSERT_TRUE(bad);
+  EXPECT_FALSE(bad->submitted);
+}
+
+TEST_F(ClaimsTest, RefundVoidsUnclaimedAndReversesIssued) {
+  auto c1 = store.create_claim(trip("t1", "19.19", clock));
+  auto none = store.on_refund("t1");
+  ASSERT_TRUE(none);
+  EXPECT_FALSE(*none);
+  auto late = store.submit(c1->token, person());
+  ASSERT_FALSE(late);
+  EXPECT_NE(late.error().message.find("refunded"), std::string::npos);
+
+  auto c2 = store.create_claim(trip("t2", "5.61", clock));
+  auto inv = store.submit(c2->token, person());
+  EXPECT_EQ(store.on_refund("t2").error().code, Errc::kBusy);  // still CLAIMED
+  ASSERT_TRUE(store.mark_issuing(inv->invoice.id, "S"));
+  ASSERT_TRUE(store.mark_issued(inv->invoice.id, "26337904450900255091", "u"));
+  auto red = store.on_refund("t2");
+  ASSERT_TRUE(red);
+  ASSERT_TRUE(*red);
+  EXPECT_EQ((*red)->totals.incl, *Money::parse("-5.61"));
+}
+
+TEST_F(ClaimsTest, SurvivesReopen) {
+  auto c = store.create_claim(trip("t1", "19.19", clock));
+  auto r = store.submit(c->token, company());
+  Database db2 = testing::open_migrated(dir.path() / "gw.db");
+  ClaimStore store2(db2, section, clock);
+  auto again = store2.find_by_token(c->token);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->invoice_id, r->invoice.id);
+  auto claimed = store2.invoices_in_state(InvoiceState::kClaimed);
+  ASSERT_TRUE(claimed);
+  EXPECT_EQ(*claimed, std::vector<std::int64_t>{r->invoice.id});
+}
+
+}  // namespace
+}  // namespace lanegate::invoice
