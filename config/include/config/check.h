@@ -1,0 +1,21 @@
+#pragma once
+// `lanegate check-config FILE`: validates a config file the way the daemon would load it,
+// without touching devices, keys or the network, so an operator can check a file before
+// installing it (or before SIGHUP).
+//
+// Thread-safety: any thread; writes only to the given streams.
+
+#include <filesystem>
+#include <ostream>
+
+namespace lanegate::config {
+
+// Loads `file` with load_file().
+// On errors: writes every error to `err`, one per line as "FILE:LINE:COL: KEY: RULE",
+// ordered by line, and returns 1.
+// On success: writes a short summary to `out` (gateway id and site, lanes per mode,
+// devices per kind, buses per transport, meters, readers, tariffs, API tokens) and
+// returns 0.
+int check_config_command(const std::filesystem::path& file, std::ostream& out, std::ostream& err);
+
+}  // namespace lanegate::config
