@@ -1,0 +1,135 @@
+#pragma once
+// lanegate-sim provider: a local WeChat Pay API v3 (vehicle services) sandbox that speaks
+// the real protocol — HTTPS, merchant request signatures checked, every reply signed with
+// the platform key (certificate mode, or public-key-id mode when the client sends
+// `Wechatpay-Serial: PUB_KEY_ID_…`), asynchronous deduction, encrypted notifications
+// delivered to notify_url with the provider's retry schedule — so the gateway's client,
+// the demo and any independent client (curl + openssl, see docs/PROVIDER.md) can run the
+// real protocol on one machine. Its checks are written from the spec, independently of
+// the gateway's client code, so that a mistake in one is caught by the other.
+//
+// Endpoints (HTTPS, 127.0.0.1): see docs/PROVIDER.md. Admin (plain HTTP, loopback only):
+//   POST /admin/faults        {"refuse_connections":b,"latency_ms":n,"error_5xx_share":x,
+//                              "unavailable_share":x,"ratelimit_share":x,
+//                              "lost_reply_share":x,"notifications_paused":b}  (partial)
+//   GET  /admin/faults
+//   POST /admin/time_factor   {"time_factor":x}
+//   POST /admin/plates        {"plate_number","plate_color","service_state"}
+//   GET  /admin/transactions  [{mchid,out_trade_no,transaction_id,product,trade_state,
+//                               amount,openid,submissions}]
+//   GET  /admin/notifications [{event_id,event_type,url,attempts,state,last_status}]
+//
+// Transaction lifecycle in the sandbox (one row per (mchid, out_trade_no)):
+//   (none) --charge accepted--> ACCEPTED --deduction worker--> SUCCESS | PAY_FAIL
+// Invariants:
+//   1. A transaction row is committed before any reply to the charge is written, so a
+//      lost reply (fault injection) never loses the charge.
+//   2. A resent out_trade_no with the same amount returns the existing row (submissions+1);
+//      a different amount under the same number is refused (400 INVALID_REQUEST) and
+//      changes nothing.
+//   3. Rows are never deleted; trade_state only moves forward as drawn above.
+//   4. Every state change to SUCCESS/PAY_FAIL queues exactly one notification (committed
+//      in the same SQLite transaction) when the charge named a notify_url.
+//
+// Threading: start() spawns the HTTPS server, the admin server and one worker thread
+// (deduction + notification delivery). All public methods are thread-safe.
+
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/error.h"
+
+namespace lanegate::sim {
+
+struct ProviderFaults {
+  bool refuse_connections = false;  // listener closed: connect() is refused (uplink down)
+  int latency_ms = 0;               // added before every API reply
+  double error_5xx_share = 0;       // 500 SYSTEM_ERROR before any processing
+  double unavailable_share = 0;     // 503 SERVICE_UNAVAILABLE before any processing
+  double ratelimit_share = 0;       // 429 RATELIMIT_EXCEEDED before any processing
+  double lost_reply_share = 0;      // charge committed, then the connection is dropped
+  bool notifications_paused = false;
+};
+
+struct ProviderSandboxOptions {
+  std::filesystem::path pki_dir;    // made by scripts/make-demo-pki
+  std::filesystem::path seed_file;  // sim/seed/provider-demo.json layout
+  std::filesystem::path db_file;    // sandbox state (created when missing)
+  int port = 0;                     // 0: any free port
+  int admin_port = 0;
+  double time_factor = 1.0;  // scales the deduction delay and the notification schedule
+  // Timestamps in replies, records and the request skew check. Not owned.
+  const Clock* clock = &SystemClock::instance();
+  // Deduction delay before time_factor (the "moment later" of the real service).
+  int deduction_delay_ms = 1000;
+};
+
+struct SandboxTransaction {
+  std::string mchid;
+  std::string out_trade_no;
+  std::string transaction_id;
+  std::string product;  // "PARKING" | "HIGHWAY"
+  std::string trade_state;
+  std::int64_t amount_fen = 0;
+  std::string openid;
+  int submissions = 0;  // how many charge requests carried this out_trade_no
+};
+
+struct SandboxNotification {
+  std::string event_id;
+  std::string event_type;
+  std::string url;
+  int attempts = 0;
+  std::string state;  // "pending" | "delivered" | "abandoned"
+  int last_status = 0;
+};
+
+class ProviderSandbox {
+ public:
+  // Loads the PKI, opens/creates the DB, applies the seed (idempotent), binds both ports
+  // and starts serving. Errors name the file or port that failed.
+  [[nodiscard]] static Result<std::unique_ptr<ProviderSandbox>> start(
+      const ProviderSandboxOptions& options);
+  ~ProviderSandbox();  // stop()
+  ProviderSandbox(const ProviderSandbox&) = delete;
+  ProviderSandbox& operator=(const ProviderSandbox&) = delete;
+
+  int port() const;
+  int admin_port() const;
+  std::string base_url() const;  // "https://127.0.0.1:PORT"
+
+  void set_faults(const ProviderFaults& faults);
+  ProviderFaults faults() const;
+  void set_time_factor(double factor);
+  // Changes a plate binding's service state (NORMAL/PAUSE/OUT_SERVICE).
+  [[nodiscard]] Status set_plate_state(const std::string& plate_number,
+                                       const std::string& plate_color,
+                                       const std::string& service_state);
+
+  [[nodiscard]] Result<std::vector<SandboxTransaction>> transactions() const;
+  [[nodiscard]] Result<std::vector<SandboxNotification>> notifications() const;
+  // Count of API requests refused for a bad merchant signature (401 SIGN_ERROR).
+  std::int64_t sign_errors() const;
+
+  // Stops the servers and the worker; idempotent.
+  void stop();
+
+  struct Impl;
+
+ private:
+  explicit ProviderSandbox(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// `lanegate-sim provider --pki DIR --seed FILE --db FILE [--port N] [--admin-port N]
+// [--time-factor F]`: prints "ready https://127.0.0.1:PORT admin http://127.0.0.1:PORT"
+// and serves until SIGINT/SIGTERM. Returns the process exit code.
+int run_provider_sandbox(std::span<const std::string> args);
+
+}  // namespace lanegate::sim
