@@ -1,0 +1,179 @@
+// The claim page's JSON API, called as the gateway's HTTP server would call it.
+#include "invoice/claim_api.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+#include <fstream>
+#include <sstream>
+
+#include "test_db.h"
+
+namespace lanegate::invoice {
+namespace {
+
+namespace json = boost::json;
+using testing::trip;
+
+class ClaimApiTest : public ::testing::Test {
+ protected:
+  testing::TempDir dir;
+  Database db = testing::open_migrated(dir.path() / "gw.db");
+  FakeClock clock;
+  config::InvoicingSection section = testing::test_section();
+  ClaimStore store{db, section, clock};
+  Claim claim = store.create_claim(trip("t1", "19.19", clock)).value();
+
+  ApiReply call(std::string_view method, std::string_view target, std::string_view body = "",
+                std::string_view client = "192.0.2.1") {
+    return handle_claim_api(store, method, target, body, client);
+  }
+  static json::object parse(const ApiReply& r) { return json::parse(r.body).as_object(); }
+};
+
+TEST_F(ClaimApiTest, GetShowsUnclaimedTrip) {
+  auto r = call("GET", "/api/v1/claims/" + claim.token);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.content_type, "application/json; charset=utf-8");
+  auto o = parse(r);
+  EXPECT_EQ(o["state"].as_string(), "none");
+  EXPECT_EQ(o["amount"].as_string(), "19.19");
+  EXPECT_FALSE(o.contains("invoice"));
+}
+
+TEST_F(ClaimApiTest, UnknownTokenIs404) {
+  EXPECT_EQ(call("GET", "/api/v1/claims/AAAAAAAAAAAAAAAAAAAAAA").status, 404);
+  EXPECT_EQ(call("GET", "/api/v1/claims/../../etc/passwd").status, 404);
+  EXPECT_EQ(call("GET", "/api/v1/nothing").status, 404);
+}
+
+TEST_F(ClaimApiTest, SubmitCompanyThenStatusView) {
+  auto r = call("POST", "/api/v1/claims/" + claim.token,
+                R"({"kind":"company","title":"Example Logistics Ltd",
+                    "tax_id":"91110000802100433b","email":"ap@example.cn"})");
+  ASSERT_EQ(r.status, 201) << r.body;
+  auto o = parse(r);
+  EXPECT_EQ(o["state"].as_string(), "claimed");
+  auto inv = o["invoice"].as_object();
+  EXPECT_EQ(inv["tax_id"].as_string(), "91110000802100433B");
+  EXPECT_EQ(inv["total"].as_string(), "19.19");
+  EXPECT_EQ(inv["total_tax"].as_string(), "0.56");
+  EXPECT_EQ(inv["total_capitals"].as_string(), "壹拾玖元壹角玖分");
+  EXPECT_EQ(inv["email"].as_string(), "a***@example.cn");  // masked in views
+
+  // Issued later: the status view shows number and PDF link.
+  const auto id = *store.find_by_token(claim.token)->invoice_id;
+  ASSERT_TRUE(store.mark_issuing(id, "S1"));
+  ASSERT_TRUE(store.mark_issued(id, "26350000000000000001", "http://127.0.0.1/x.pdf"));
+  auto g = parse(call("GET", "/api/v1/claims/" + claim.token + "?poll=3"));
+  EXPECT_EQ(g["state"].as_string(), "issued");
+  EXPECT_EQ(g["invoice"].as_object()["invoice_number"].as_string(), "26350000000000000001");
+  EXPECT_EQ(g["invoice"].as_object()["pdf_url"].as_string(), "http://127.0.0.1/x.pdf");
+}
+
+TEST_F(ClaimApiTest, SecondSubmitReturnsExisting200) {
+  ASSERT_EQ(call("POST", "/api/v1/claims/" + claim.token, R"({"kind":"person","phone":"13800138000"})")
+                .status,
+            201);
+  auto again = call("POST", "/api/v1/claims/" + claim.token,
+                    R"({"kind":"person","title":"李四","phone":"13900139000"})");
+  EXPECT_EQ(again.status, 200);
+  EXPECT_EQ(parse(again)["invoice"].as_object()["title"].as_string(), "个人");
+  EXPECT_EQ(parse(again)["invoice"].as_object()["phone"].as_string(), "138****8000");
+}
+
+TEST_F(ClaimApiTest, FieldErrorsAre422WithFieldName) {
+  struct Case {
+    const char* body;
+    const char* field;
+  };
+  for (const Case& c : {
+           Case{R"({"kind":"company","title":"X Ltd","tax_id":"91110000802100433C","email":"a@b.cn"})", "tax_id"},
+           Case{R"({"kind":"company","title":"","tax_id":"91110000802100433B","email":"a@b.cn"})", "title"},
+           Case{R"({"kind":"person"})", "email"},
+           Case{R"({"kind":"person","phone":"555"})", "phone"},
+           Case{R"({"kind":"robot","phone":"13800138000"})", "kind"},
+           Case{R"({"kind":"person","phone":13800138000})", "phone"},
+           Case{R"({"kind":"person","phone":"13800138000","admin":"1"})", "body"},
+       }) {
+    auto r = call("POST", "/api/v1/claims/" + claim.token, c.body);
+    EXPECT_EQ(r.status, 422) << c.body << " -> " << r.body;
+    auto o = parse(r);
+    EXPECT_EQ(o["error"].as_object()["field"].as_string(), c.field) << c.body;
+    EXPECT_FALSE(o["error"].as_object()["message"].as_string().empty());
+  }
+  EXPECT_FALSE(store.find_by_token(claim.token)->invoice_id);
+}
+
+TEST_F(ClaimApiTest, MalformedAndOversizedBodies) {
+  EXPECT_EQ(call("POST", "/api/v1/claims/" + claim.token, "{not json").status, 400);
+  EXPECT_EQ(call("POST", "/api/v1/claims/" + claim.token, "[1,2]").status, 400);
+  EXPECT_EQ(call("POST", "/api/v1/claims/" + claim.token, "").status, 400);
+  EXPECT_EQ(call("POST", "/api/v1/claims/" + claim.token, std::string(9000, ' ')).status, 413);
+  EXPECT_EQ(call("DELETE", "/api/v1/claims/" + claim.token).status, 405);
+}
+
+TEST_F(ClaimApiTest, ExpiredIs410) {
+  clock.advance(std::chrono::hours(24 * 31));
+  auto r = call("POST", "/api/v1/claims/" + claim.token, R"({"kind":"person","phone":"13800138000"})");
+  EXPECT_EQ(r.status, 410) << r.body;
+}
+
+TEST_F(ClaimApiTest, HumanCodeLookupAndLockout) {
+  auto ok = call("POST", "/api/v1/claim-codes", R"({"code":")" + claim.human_code + R"("})");
+  ASSERT_EQ(ok.status, 200) << ok.body;
+  EXPECT_EQ(parse(ok)["token"].as_string(), claim.token);
+  const std::string wrong = claim.human_code == "22222222" ? "33333333" : "22222222";
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(call("POST", "/api/v1/claim-codes", R"({"code":")" + wrong + R"("})", "198.51.100.7")
+                  .status,
+              404);
+  }
+  auto locked = call("POST", "/api/v1/claim-codes", R"({"code":")" + claim.human_code + R"("})",
+                     "198.51.100.7");
+  EXPECT_EQ(locked.status, 429);
+  bool has_retry_after = false;
+  for (auto& [k, v] : locked.headers) {
+    if (k == "Retry-After") {
+      has_retry_after = true;
+      EXPECT_EQ(v, "900");
+    }
+  }
+  EXPECT_TRUE(has_retry_after);
+}
+
+TEST_F(ClaimApiTest, ClaimPageIsServed) {
+  auto r = call("GET", "/claim/" + claim.token);
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.content_type, "text/html; charset=utf-8");
+  EXPECT_NE(r.body.find("<!DOCTYPE html>"), std::string::npos);
+  EXPECT_NE(r.body.find("/api/v1/claims/"), std::string::npos);
+  EXPECT_NE(r.body.find("English"), std::string::npos);
+  // The token is never reflected into the page (the script reads it from the URL).
+  EXPECT_EQ(r.body.find(claim.token), std::string::npos);
+}
+
+TEST(ClaimPage, EmbeddedCopyMatchesAsset) {
+  std::ifstream in(std::string(LANEGATE_SOURCE_DIR) + "/invoice/assets/claim.html",
+                   std::ios::binary);
+  ASSERT_TRUE(in);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  EXPECT_EQ(ss.str(), claim_page_html()) << "run invoice/assets/embed.sh";
+}
+
+TEST(ClaimBody, ParsesAllMembers) {
+  auto b = parse_claim_body(
+      R"({"kind":"company","title":"甲","tax_id":"x","email":"e@x.cn","phone":null})");
+  ASSERT_TRUE(b) << b.error().to_string();
+  EXPECT_EQ(b->kind, BuyerKind::kCompany);
+  EXPECT_EQ(b->title, "甲");
+  EXPECT_EQ(b->tax_id, "x");
+  EXPECT_EQ(b->phone, "");
+  EXPECT_FALSE(parse_claim_body(R"({"kind":"person","title":{"a":1}})"));
+  EXPECT_FALSE(parse_claim_body("{\"kind\":\"person\",\"title\":\"\xff\"}"));  // not UTF-8
+  EXPECT_FALSE(parse_claim_body(R"([[[[[[[[[[]]]]]]]]]])"));
+}
+
+}  // namespace
+}  // namespace lanegate::invoice
