@@ -50,7 +50,7 @@ class DrainerTest : public QueueTest {
 TEST_F(DrainerTest, DeliversEveryItemOnceKeepingPerKeyOrderAndTheInFlightBound) {
   constexpr int kItems = 120;
   for (int i = 0; i < kItems; ++i) {
-    must_enqueue("charge", "session-" + std::to_string(i % 7), "c" + std::to_string(i),
+    must_enqueue("charge", "session-" + std::to_string(i % 11), "c" + std::to_string(i),
                  std::to_string(i));
   }
   std::map<std::string, std::vector<int>> order_by_key;
