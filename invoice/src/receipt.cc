@@ -1,0 +1,139 @@
+#include "invoice/receipt.h"
+
+#include <qrencode.h>
+
+#include <memory>
+
+#include "core/time_format.h"
+
+namespace lanegate::invoice {
+
+std::string claim_url(std::string_view public_base_url, std::string_view token) {
+  std::string base(public_base_url);
+  while (!base.empty() && base.back() == '/') {
+    base.pop_back();
+  }
+  return base + "/claim/" + std::string(token);
+}
+
+std::string format_human_code(std::string_view code) {
+  if (code.size() != 8) {
+    return std::string(code);
+  }
+  return std::string(code.substr(0, 4)) + "-" + std::string(code.substr(4));
+}
+
+Result<QrMatrix> encode_qr(std::string_view text) {
+  if (text.empty() || text.find('\0') != std::string_view::npos) {
+    return fail(Errc::kInvalidArgument, "QR text must be non-empty without NUL", "text");
+  }
+  const std::string copy(text);
+  std::unique_ptr<QRcode, decltype(&QRcode_free)> code(
+      QRcode_encodeString8bit(copy.c_str(), 0, QR_ECLEVEL_M), &QRcode_free);
+  if (!code) {
+    return fail(Errc::kOutOfRange, "text does not fit in a QR code", "text");
+  }
+  QrMatrix m;
+  m.version = code->version;
+  m.width = code->width;
+  m.dark.resize(static_cast<std::size_t>(m.width) * static_cast<std::size_t>(m.width));
+  for (std::size_t i = 0; i < m.dark.size(); ++i) {
+    m.dark[i] = (code->data[i] & 1) != 0;  // bit 0: dark module
+  }
+  return m;
+}
+
+std::string qr_svg(const QrMatrix& qr, int module_px) {
+  constexpr int kQuiet = 4;
+  const int size = qr.width + 2 * kQuiet;
+  std::string path;
+  for (int y = 0; y < qr.width; ++y) {
+    int x = 0;
+    while (x < qr.width) {
+      if (!qr.at(x, y)) {
+        ++x;
+        continue;
+      }
+      int run = 0;
+      while (x + run < qr.width && qr.at(x + run, y)) {
+        ++run;
+      }
+      path += "M" + std::to_string(x + kQuiet) + " " + std::to_string(y + kQuiet) + "h" +
+              std::to_string(run) + "v1h-" + std::to_string(run) + "z";
+      x += run;
+    }
+  }
+  const std::string px = std::to_string(size * module_px);
+  return "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+         "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"" + px +
+         "\" height=\"" + px + "\" viewBox=\"0 0 " + std::to_string(size) + " " +
+         std::to_string(size) +
+         "\" shape-rendering=\"crispEdges\">\n"
+         "<rect width=\"100%\" height=\"100%\" fill=\"#fff\"/>\n"
+         "<path fill=\"#000\" d=\"" + path + "\"/>\n"
+         "</svg>\n";
+}
+
+namespace {
+
+// Breaks `s` into lines of at most `columns` cells without splitting a UTF-8 sequence.
+void wrap_into(std::string& out, std::string_view s, int columns) {
+  std::string line;
+  int used = 0;
+  for (std::size_t i = 0; i < s.size();) {
+    std::size_t len = 1;
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0xF0) {
+      len = 4;
+    } else if (c >= 0xE0) {
+      len = 3;
+    } else if (c >= 0xC0) {
+      len = 2;
+    }
+    len = std::min(len, s.size() - i);
+    const int w = c < 0x80 ? 1 : 2;
+    if (used + w > columns) {
+      out += line + "\n";
+      line.clear();
+      used = 0;
+    }
+    line.append(s.substr(i, len));
+    used += w;
+    i += len;
+  }
+  out += line + "\n";
+}
+
+}  // namespace
+
+Result<Receipt> make_receipt(const Claim& claim, std::string_view site_name,
+                             std::string_view public_base_url, int columns) {
+  if (columns < 24) {
+    return fail(Errc::kOutOfRange, "a receipt needs at least 24 columns", "columns");
+  }
+  Receipt r;
+  r.url = claim_url(public_base_url, claim.token);
+  auto qr = encode_qr(r.url);
+  if (!qr) {
+    return std::unexpected(qr.error());
+  }
+  r.qr_svg = qr_svg(*qr);
+  const UtcOffset cst{480};
+  std::string& t = r.text;
+  wrap_into(t, site_name, columns);
+  t += std::string(static_cast<std::size_t>(columns), '-') + "\n";
+  wrap_into(t, "交易 Txn: " + claim.transaction_id, columns);
+  if (!claim.description.empty()) {
+    wrap_into(t, claim.description, columns);
+  }
+  wrap_into(t, "时间 Paid: " + format_rfc3339(claim.settled_at, cst).substr(0, 16), columns);
+  wrap_into(t, "金额 Amount: ¥" + claim.amount.to_string(), columns);
+  t += std::string(static_cast<std::size_t>(columns), '-') + "\n";
+  wrap_into(t, "扫码开具电子发票 Scan for e-invoice", columns);
+  wrap_into(t, r.url, columns);
+  wrap_into(t, "开票码 Code: " + format_human_code(claim.human_code), columns);
+  wrap_into(t, "截止 Claim by: " + format_local_date(claim.expires_at, cst), columns);
+  return r;
+}
+
+}  // namespace lanegate::invoice
