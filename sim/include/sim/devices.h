@@ -1,0 +1,154 @@
+#pragma once
+// lanegate-sim devices: simulated lane hardware speaking real Modbus (libmodbus server
+// mode) and the JT/T 905 meter link, driven by a small control API.
+//
+// What it serves, from a lanegate config (the same file the gateway reads):
+//   - every TCP [[bus]]: one Modbus TCP server on 127.0.0.1:<port> (0 = ephemeral) that
+//     answers each configured device by its unit id;
+//   - every RTU [[bus]]: a simulated RS-485 line: one pseudo-terminal for the master
+//     (symlinked at the bus' serial_device path) bridged to one pseudo-terminal per device,
+//     each served by its own libmodbus RTU context with its own slave id, so requests for
+//     other slaves are ignored exactly as on a multi-drop bus;
+//   - every [[meter]]: a pseudo-terminal symlinked at the meter's device path, on which a
+//     meter emits end-of-trip frames and retransmits them until acknowledged.
+// Devices honour their config's unit id, byte/word order and register overrides.
+//
+// Control API (HTTP, 127.0.0.1 only; JSON bodies; errors are 4xx {"error": "..."}):
+//   POST /vehicle            {"camera"|"lane", "plate", "colour" (0..6), "confidence",
+//                             "class", "time" (unix s, default now)}  -> {"sequence"}
+//   POST /vehicle/leave      {"lane"}                     loop detector back to empty
+//   POST /trip               {"meter", "fare_fen", "trip_number"?, "plate"?,
+//                             "boarding"? ("YYYY-MM-DDThh:mm"), "alighting"? ("hh:mm"),
+//                             "distance_m"?, "payment_type"?}  -> {"trip_number"}
+//   POST /meter/{id}/raw     {"hex"}                      raw bytes on the meter line
+//   POST /roadside           {"device"|"lane", "entry_station", "entry_time", "class",
+//                             "contract_id"}              -> {"sequence"}
+//   POST /device/{id}/silent | /device/{id}/return        stop / resume answering
+//   POST /barrier/{id}/stuck | /barrier/{id}/free         ignore / honour open commands
+//   GET  /state              {"devices":{id:{...}}, "meters":{id:{...}}}
+//
+// Barrier model: writing 1 to the open coil is accepted and reset by the controller;
+// unless stuck, the barrier leaves `closed` at once (moving), reports `opened` after
+// barrier_open_delay_ms, stays open barrier_hold_ms, then lowers (moving) and reports
+// `closed` after barrier_open_delay_ms; a new open while lowering re-raises.
+//
+// Lifecycle: DevicesSim::start() -> running -> stop() (also from the destructor).
+// Threading: one thread per TCP bus, one per RTU device plus one bridge per RTU bus, one
+// ticker (barrier timers, meter retransmission, meter acks), one HTTP thread. All public
+// methods are thread-safe.
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/config.h"
+#include "core/error.h"
+
+namespace lanegate::sim {
+
+struct DevicesSimOptions {
+  int control_port = 0;            // -1: no HTTP control server (in-process tests)
+  int barrier_open_delay_ms = 300;
+  int barrier_hold_ms = 3000;
+  int loop_hold_ms = 0;            // 0: loop stays occupied until /vehicle/leave
+  int meter_retransmit_ms = 500;
+  int utc_offset_minutes = 480;    // for meter civil times
+};
+
+struct VehicleArrival {
+  std::string camera;      // camera device id, or empty to use `lane`'s camera
+  std::string lane;
+  std::string plate;       // UTF-8; encoded with the camera's configured encoding
+  int colour = 0;          // register value 0..6 (out-of-range values are written as is)
+  int confidence = 950;
+  int vehicle_class = 1;
+  std::optional<std::int64_t> time;  // unix seconds, default now
+  // Raw plate bytes written instead of encoding `plate` (tests of rejected reads).
+  std::optional<std::string> raw_text;
+};
+
+struct SimTrip {
+  std::string meter;
+  std::int64_t fare_fen = 0;          // whole 0.1 yuan (multiple of 10)
+  std::optional<std::uint32_t> trip_number;  // default: next
+  std::string plate = "B12345";
+  std::string boarding = "";          // "YYYY-MM-DDThh:mm", default now - 20 min (local)
+  std::string alighting = "";         // "hh:mm", default now (local)
+  std::int64_t distance_m = 5300;
+  int payment_type = 0;
+};
+
+struct RoadsideEntry {
+  std::string device;  // or lane
+  std::string lane;
+  std::uint32_t entry_station = 0;
+  std::int64_t entry_time = 0;
+  int vehicle_class = 1;
+  std::string contract_id;
+};
+
+struct BarrierSnapshot {
+  int open_commands = 0;
+  bool opened = false;
+  bool closed = true;
+  bool stuck = false;
+};
+
+class DevicesSim {
+ public:
+  // Starts every server. Errors name the config field (bus, device, meter) that failed:
+  // a TCP port in use, a serial_device path that exists and is not a symlink, ...
+  [[nodiscard]] static Result<std::unique_ptr<DevicesSim>> start(const config::Config& cfg,
+                                                                 DevicesSimOptions options = {});
+  ~DevicesSim();
+  DevicesSim(const DevicesSim&) = delete;
+  DevicesSim& operator=(const DevicesSim&) = delete;
+
+  // Stops every thread, closes the ptys and removes the symlinks it created. Idempotent.
+  void stop();
+
+  // HTTP control port (0 when disabled).
+  int control_port() const;
+  // Bound TCP port of a TCP bus (resolves port 0).
+  [[nodiscard]] Result<int> tcp_port(std::string_view bus) const;
+  // Path of the master-side pty of an RTU bus / of a meter (what the symlink points to).
+  [[nodiscard]] Result<std::string> pty_path(std::string_view bus_or_meter) const;
+
+  // The control operations (same as the HTTP API).
+  [[nodiscard]] Result<std::uint16_t> vehicle_arrives(const VehicleArrival& v);
+  [[nodiscard]] Status vehicle_leaves(std::string_view lane);
+  [[nodiscard]] Result<std::uint32_t> end_trip(const SimTrip& trip);
+  [[nodiscard]] Status meter_raw(std::string_view meter, std::span<const std::uint8_t> bytes);
+  [[nodiscard]] Result<std::uint16_t> roadside_entry(const RoadsideEntry& e);
+  [[nodiscard]] Status set_silent(std::string_view device, bool silent);
+  [[nodiscard]] Status set_barrier_stuck(std::string_view device, bool stuck);
+
+  [[nodiscard]] Result<BarrierSnapshot> barrier(std::string_view device) const;
+  // Display text decoded from GBK ("" when none written yet).
+  [[nodiscard]] Result<std::string> display_text(std::string_view device) const;
+  // Trip numbers the gateway acknowledged / still unacknowledged on a meter.
+  [[nodiscard]] Result<std::vector<std::uint32_t>> meter_acked(std::string_view meter) const;
+  [[nodiscard]] Result<std::vector<std::uint32_t>> meter_unacked(std::string_view meter) const;
+  // Modbus requests the device answered (tests: "polling resumed").
+  [[nodiscard]] Result<std::int64_t> requests_answered(std::string_view device) const;
+  // JSON of GET /state.
+  std::string state_json() const;
+
+  struct Impl;
+
+ private:
+  explicit DevicesSim(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// `lanegate-sim devices --config FILE [--control-port N]`: prints
+// "ready control=http://127.0.0.1:PORT" on stdout when serving, runs until SIGTERM or
+// SIGINT. Returns the process exit code (2 for usage or config errors).
+int run_devices_sim(std::span<const std::string> args);
+
+}  // namespace lanegate::sim

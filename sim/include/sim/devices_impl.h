@@ -1,0 +1,136 @@
+#pragma once
+// Internal to sim/src/devices*.cc: the device models and servers behind DevicesSim.
+// Not for other modules (kept under include/ only because sim's private sources share it).
+//
+// Locking: SimDevice::mu guards the device's register map and model state; SimMeter::mu
+// guards its decoder and trip tables. Servers take the device lock for one reply.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "config/config.h"
+#include "lane/meter_frame.h"
+#include "lane/register_map.h"
+#include "sim/devices.h"
+
+struct _modbus;
+struct _modbus_mapping_t;
+
+namespace httplib {
+class Server;
+}
+
+namespace lanegate::sim {
+
+struct SimDevice {
+  SimDevice(const config::DeviceSection& c, std::string lane_id);
+  ~SimDevice();
+  SimDevice(const SimDevice&) = delete;
+  SimDevice& operator=(const SimDevice&) = delete;
+
+  // REQUIRES: mu held. Called after every reply the device sent.
+  void after_reply(const std::uint8_t* req, int req_len, int header_len);
+  // REQUIRES: mu held. Barrier and loop timers.
+  void tick(std::chrono::steady_clock::time_point now);
+
+  config::DeviceSection cfg;
+  std::string lane;
+  std::mutex mu;
+  _modbus_mapping_t* map = nullptr;  // full 64 K address space of each table
+  bool silent = false;
+  std::atomic<std::int64_t> answered{0};
+  std::uint16_t sequence = 0;  // camera / roadside unit
+
+  // loop
+  std::optional<std::chrono::steady_clock::time_point> loop_clear_at;
+
+  // barrier
+  enum class Phase { kClosed, kRaising, kOpen, kLowering };
+  lane::BarrierMap barrier_map;
+  Phase phase = Phase::kClosed;
+  std::chrono::steady_clock::time_point deadline{};
+  bool stuck = false;
+  int open_commands = 0;
+  int open_delay_ms = 300;
+  int hold_ms = 3000;
+};
+
+struct TcpBusServer {
+  config::BusSection bus;
+  std::vector<SimDevice*> devices;
+  int listen_fd = -1;
+  int port = 0;
+  void run(std::atomic<bool>& stopping);
+};
+
+struct RtuDeviceServer {
+  SimDevice* dev = nullptr;
+  int master_fd = -1;      // bridge side
+  int keep_slave_fd = -1;  // held open so the pty never hangs up
+  _modbus* ctx = nullptr;  // libmodbus RTU server on the slave path
+  void run(std::atomic<bool>& stopping);
+};
+
+struct RtuBusServer {
+  config::BusSection bus;
+  int master_fd = -1;
+  int keep_slave_fd = -1;
+  std::string slave_path;  // the path the gateway (or mbpoll) opens
+  std::string link;        // symlink we created at bus.serial_device
+  std::vector<std::unique_ptr<RtuDeviceServer>> devices;
+  void bridge(std::atomic<bool>& stopping);
+};
+
+struct SimMeter {
+  config::SerialPortSection cfg;
+  std::mutex mu;
+  int master_fd = -1;
+  int keep_slave_fd = -1;
+  std::string slave_path;
+  std::string link;
+  lane::MeterStreamDecoder decoder;
+  struct Pending {
+    std::vector<std::uint8_t> bytes;
+    std::chrono::steady_clock::time_point next_send;
+    int sends = 0;
+  };
+  std::map<std::uint32_t, Pending> unacked;
+  std::vector<std::uint32_t> acked;
+  std::uint32_t next_trip = 1;
+};
+
+struct DevicesSim::Impl {
+  Impl();
+  ~Impl();
+  Status build();
+  Status start_http();
+  void stop_http();
+  void ticker();
+  void shutdown();
+  SimDevice* find(std::string_view id);
+  SimMeter* find_meter(std::string_view id);
+  std::string lane_of(std::string_view device) const;
+
+  config::Config cfg;
+  DevicesSimOptions options;
+  std::vector<std::unique_ptr<SimDevice>> devices;
+  std::vector<std::unique_ptr<TcpBusServer>> tcp;
+  std::vector<std::unique_ptr<RtuBusServer>> rtu;
+  std::vector<std::unique_ptr<SimMeter>> meters;
+  std::atomic<bool> stopping{false};
+  bool stopped = false;
+  std::vector<std::thread> threads;
+  std::unique_ptr<httplib::Server> http;
+  int control_port = 0;
+  DevicesSim* owner = nullptr;
+};
+
+}  // namespace lanegate::sim

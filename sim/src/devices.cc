@@ -1,0 +1,851 @@
+#include "sim/devices.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <modbus/modbus.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pty.h>
+#include <sys/socket.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <ctime>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "core/log.h"
+#include "sim/devices_impl.h"
+#include "lane/meter_frame.h"
+#include "lane/plate.h"
+#include "lane/register_map.h"
+
+namespace lanegate::sim {
+
+using Steady = std::chrono::steady_clock;
+using lane::TextEncoding;
+
+namespace {
+
+constexpr int kAddressSpace = 65536;
+
+std::uint16_t device_order(std::uint16_t v, config::ByteOrder bo) {
+  return bo == config::ByteOrder::kLittle ? static_cast<std::uint16_t>((v >> 8) | (v << 8)) : v;
+}
+
+Result<std::pair<int, int>> open_pty_pair() {
+  int master = -1;
+  int slave = -1;
+  termios t{};
+  cfmakeraw(&t);
+  t.c_cflag |= CLOCAL | CREAD;
+  if (openpty(&master, &slave, nullptr, &t, nullptr) != 0) {
+    return fail(Errc::kIo, std::string("openpty: ") + std::strerror(errno));
+  }
+  fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK);
+  fcntl(master, F_SETFD, FD_CLOEXEC);
+  fcntl(slave, F_SETFD, FD_CLOEXEC);
+  return std::make_pair(master, slave);
+}
+
+std::string slave_path(int slave_fd) {
+  char name[128];
+  if (ttyname_r(slave_fd, name, sizeof name) != 0) {
+    return {};
+  }
+  return name;
+}
+
+Status make_symlink(const std::string& link, const std::string& target, const std::string& field) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path p(link);
+  if (p.has_parent_path()) {
+    fs::create_directories(p.parent_path(), ec);
+  }
+  const auto st = fs::symlink_status(p, ec);
+  if (fs::exists(st) || fs::is_symlink(st)) {
+    if (!fs::is_symlink(st)) {
+      return fail(Errc::kAlreadyExists, link + " exists and is not a symlink; refusing to replace it",
+                  field);
+    }
+    fs::remove(p, ec);
+  }
+  fs::create_symlink(target, p, ec);
+  if (ec) {
+    return fail(Errc::kIo, "symlink " + link + " -> " + target + ": " + ec.message(), field);
+  }
+  return {};
+}
+
+void write_all_nonblocking(int fd, const std::uint8_t* data, size_t n) {
+  size_t off = 0;
+  int spins = 0;
+  while (off < n && spins < 50) {
+    const ssize_t w = ::write(fd, data + off, n - off);
+    if (w > 0) {
+      off += static_cast<size_t>(w);
+    } else if (errno == EAGAIN || errno == EINTR) {
+      pollfd p{fd, POLLOUT, 0};
+      ::poll(&p, 1, 5);
+      ++spins;
+    } else {
+      return;
+    }
+  }
+}
+
+}  // namespace
+
+// ---- device model -----------------------------------------------------------------------
+
+SimDevice::SimDevice(const config::DeviceSection& c, std::string lane_id)
+    : cfg(c), lane(std::move(lane_id)) {
+  map = modbus_mapping_new(kAddressSpace, kAddressSpace, kAddressSpace, 0);
+  if (cfg.kind == config::DeviceKind::kBarrier) {
+    auto m = lane::barrier_map(cfg);
+    if (m) {
+      barrier_map = *m;
+    }
+    map->tab_input_bits[barrier_map.closed] = 1;
+  }
+}
+
+SimDevice::~SimDevice() { modbus_mapping_free(map); }
+
+void SimDevice::after_reply(const std::uint8_t* req, int req_len, int header_len) {
+  answered.fetch_add(1);
+  if (cfg.kind != config::DeviceKind::kBarrier || req_len <= header_len) {
+    return;
+  }
+  const std::uint8_t function = req[header_len];
+  if (function != MODBUS_FC_WRITE_SINGLE_COIL && function != MODBUS_FC_WRITE_MULTIPLE_COILS) {
+    return;
+  }
+  if (map->tab_bits[barrier_map.open_command] == 0) {
+    return;
+  }
+  // The controller takes the command and resets the coil.
+  map->tab_bits[barrier_map.open_command] = 0;
+  open_commands++;
+  if (stuck) {
+    return;
+  }
+  const auto now = Steady::now();
+  switch (phase) {
+    case Phase::kClosed:
+    case Phase::kLowering:  // a lowering barrier re-raises on a new open
+      phase = Phase::kRaising;
+      map->tab_input_bits[barrier_map.opened] = 0;
+      map->tab_input_bits[barrier_map.closed] = 0;
+      deadline = now + std::chrono::milliseconds(open_delay_ms);
+      break;
+    case Phase::kOpen:
+      deadline = now + std::chrono::milliseconds(hold_ms);
+      break;
+    case Phase::kRaising:
+      break;
+  }
+}
+
+void SimDevice::tick(Steady::time_point now) {
+  if (loop_clear_at && now >= *loop_clear_at) {
+    auto m = lane::loop_map(cfg);
+    map->tab_input_bits[m ? m->present : 0] = 0;
+    loop_clear_at.reset();
+  }
+  if (cfg.kind != config::DeviceKind::kBarrier || now < deadline) {
+    return;
+  }
+  switch (phase) {
+    case Phase::kRaising:
+      phase = Phase::kOpen;
+      map->tab_input_bits[barrier_map.opened] = 1;
+      deadline = now + std::chrono::milliseconds(hold_ms);
+      break;
+    case Phase::kOpen:
+      phase = Phase::kLowering;
+      map->tab_input_bits[barrier_map.opened] = 0;
+      deadline = now + std::chrono::milliseconds(open_delay_ms);
+      break;
+    case Phase::kLowering:
+      phase = Phase::kClosed;
+      map->tab_input_bits[barrier_map.closed] = 1;
+      break;
+    case Phase::kClosed:
+      break;
+  }
+}
+
+// ---- servers ------------------------------------------------------------------------------
+
+void TcpBusServer::run(std::atomic<bool>& stopping) {
+  modbus_t* ctx = modbus_new_tcp("127.0.0.1", port);
+  std::vector<pollfd> fds;
+  std::uint8_t query[MODBUS_TCP_MAX_ADU_LENGTH];
+  std::vector<int> clients;
+  while (!stopping.load()) {
+    fds.clear();
+    fds.push_back({listen_fd, POLLIN, 0});
+    for (int c : clients) {
+      fds.push_back({c, POLLIN, 0});
+    }
+    if (::poll(fds.data(), fds.size(), 100) <= 0) {
+      continue;
+    }
+    if (fds[0].revents & POLLIN) {
+      const int c = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+      if (c >= 0) {
+        clients.push_back(c);
+      }
+    }
+    for (size_t i = 1; i < fds.size(); ++i) {
+      if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) {
+        continue;
+      }
+      const int fd = fds[i].fd;
+      modbus_set_socket(ctx, fd);
+      const int rc = modbus_receive(ctx, query);
+      if (rc <= 0) {
+        if (rc == -1) {
+          ::close(fd);
+          std::erase(clients, fd);
+        }
+        continue;
+      }
+      const int unit = query[6];
+      SimDevice* dev = nullptr;
+      for (auto* d : devices) {
+        if (d->cfg.unit_id == unit) {
+          dev = d;
+        }
+      }
+      if (dev == nullptr) {
+        modbus_reply_exception(ctx, query, MODBUS_EXCEPTION_GATEWAY_TARGET);
+        continue;
+      }
+      std::lock_guard lock(dev->mu);
+      if (dev->silent) {
+        continue;  // a silent device: the client times out
+      }
+      modbus_reply(ctx, query, rc, dev->map);
+      dev->after_reply(query, rc, 7);
+    }
+  }
+  for (int c : clients) {
+    ::close(c);
+  }
+  modbus_free(ctx);
+}
+
+void RtuDeviceServer::run(std::atomic<bool>& stopping) {
+  std::uint8_t query[MODBUS_RTU_MAX_ADU_LENGTH];
+  while (!stopping.load()) {
+    const int rc = modbus_receive(ctx, query);
+    if (rc == -1) {
+      if (errno != ETIMEDOUT) {
+        modbus_flush(ctx);
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+      continue;
+    }
+    if (rc == 0) {
+      continue;  // addressed to another slave on the line
+    }
+    std::lock_guard lock(dev->mu);
+    if (dev->silent) {
+      continue;
+    }
+    modbus_reply(ctx, query, rc, dev->map);
+    dev->after_reply(query, rc, 1);
+  }
+}
+
+void RtuBusServer::bridge(std::atomic<bool>& stopping) {
+  std::vector<pollfd> fds;
+  std::uint8_t buf[512];
+  while (!stopping.load()) {
+    fds.clear();
+    fds.push_back({master_fd, POLLIN, 0});
+    for (auto& d : devices) {
+      fds.push_back({d->master_fd, POLLIN, 0});
+    }
+    if (::poll(fds.data(), fds.size(), 100) <= 0) {
+      continue;
+    }
+    if (fds[0].revents & POLLIN) {
+      const ssize_t n = ::read(master_fd, buf, sizeof buf);
+      if (n > 0) {
+        // RS-485: every slave hears the master.
+        for (auto& d : devices) {
+          write_all_nonblocking(d->master_fd, buf, static_cast<size_t>(n));
+        }
+      }
+    }
+    for (size_t i = 1; i < fds.size(); ++i) {
+      if (fds[i].revents & POLLIN) {
+        const ssize_t n = ::read(fds[i].fd, buf, sizeof buf);
+        if (n > 0) {
+          write_all_nonblocking(master_fd, buf, static_cast<size_t>(n));
+        }
+      }
+    }
+  }
+}
+
+// ---- DevicesSim -------------------------------------------------------------------------
+
+DevicesSim::DevicesSim(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+DevicesSim::~DevicesSim() { stop(); }
+
+int DevicesSim::control_port() const { return impl_->control_port; }
+
+Result<std::unique_ptr<DevicesSim>> DevicesSim::start(const config::Config& cfg,
+                                                      DevicesSimOptions options) {
+  auto impl = std::make_unique<Impl>();
+  impl->cfg = cfg;
+  impl->options = options;
+  std::unique_ptr<DevicesSim> self(new DevicesSim(std::move(impl)));
+  self->impl_->owner = self.get();
+  if (auto st = self->impl_->build(); !st) {
+    self->stop();
+    return std::unexpected(st.error());
+  }
+  return self;
+}
+
+void DevicesSim::stop() {
+  if (impl_) {
+    impl_->shutdown();
+  }
+}
+
+SimDevice* DevicesSim::Impl::find(std::string_view id) {
+  for (auto& d : devices) {
+    if (d->cfg.id == id) {
+      return d.get();
+    }
+  }
+  return nullptr;
+}
+
+SimMeter* DevicesSim::Impl::find_meter(std::string_view id) {
+  for (auto& m : meters) {
+    if (m->cfg.id == id) {
+      return m.get();
+    }
+  }
+  return nullptr;
+}
+
+std::string DevicesSim::Impl::lane_of(std::string_view device) const {
+  for (const auto& l : cfg.lanes) {
+    if (l.camera == device || l.loop == device || l.barrier == device || l.display == device ||
+        l.roadside_unit == device || l.meter == device) {
+      return l.id;
+    }
+  }
+  return {};
+}
+
+Status DevicesSim::Impl::build() {
+  for (const auto& d : cfg.devices) {
+    auto dev = std::make_unique<SimDevice>(d, lane_of(d.id));
+    dev->open_delay_ms = options.barrier_open_delay_ms;
+    dev->hold_ms = options.barrier_hold_ms;
+    devices.push_back(std::move(dev));
+  }
+  for (const auto& b : cfg.buses) {
+    std::vector<SimDevice*> on_bus;
+    for (auto& d : devices) {
+      if (d->cfg.bus == b.id) {
+        on_bus.push_back(d.get());
+      }
+    }
+    if (b.transport == config::Transport::kTcp) {
+      auto srv = std::make_unique<TcpBusServer>();
+      srv->bus = b;
+      srv->devices = on_bus;
+      const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      const int one = 1;
+      setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+      sockaddr_in addr{};
+      addr.sin_family = AF_INET;
+      addr.sin_port = htons(static_cast<std::uint16_t>(b.port));
+      if (inet_pton(AF_INET, b.host.c_str(), &addr.sin_addr) != 1) {
+        inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+      }
+      if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+          ::listen(fd, 16) != 0) {
+        const int e = errno;
+        ::close(fd);
+        return fail(Errc::kIo, "listen on " + b.host + ":" + std::to_string(b.port) + ": " +
+                                   std::strerror(e), "buses." + b.id + ".port");
+      }
+      socklen_t len = sizeof addr;
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+      srv->listen_fd = fd;
+      srv->port = ntohs(addr.sin_port);
+      tcp.push_back(std::move(srv));
+    } else {
+      auto srv = std::make_unique<RtuBusServer>();
+      srv->bus = b;
+      auto line = open_pty_pair();
+      if (!line) {
+        return std::unexpected(line.error());
+      }
+      srv->master_fd = line->first;
+      srv->keep_slave_fd = line->second;  // keeps the line up between master connections
+      srv->slave_path = slave_path(line->second);
+      if (auto st = make_symlink(b.serial_device, srv->slave_path, "buses." + b.id + ".serial_device");
+          !st) {
+        ::close(srv->master_fd);
+        ::close(srv->keep_slave_fd);
+        return st;
+      }
+      srv->link = b.serial_device;
+      for (auto* d : on_bus) {
+        auto dev = std::make_unique<RtuDeviceServer>();
+        dev->dev = d;
+        auto pair = open_pty_pair();
+        if (!pair) {
+          return std::unexpected(pair.error());
+        }
+        dev->master_fd = pair->first;
+        dev->keep_slave_fd = pair->second;
+        const std::string path = slave_path(pair->second);
+        dev->ctx = modbus_new_rtu(path.c_str(), b.baud, b.parity, b.data_bits, b.stop_bits);
+        if (dev->ctx == nullptr || modbus_set_slave(dev->ctx, d->cfg.unit_id) != 0 ||
+            modbus_connect(dev->ctx) != 0) {
+          return fail(Errc::kIo, std::string("rtu device: ") + modbus_strerror(errno),
+                      "devices." + d->cfg.id);
+        }
+        modbus_set_indication_timeout(dev->ctx, 0, 100'000);
+        srv->devices.push_back(std::move(dev));
+      }
+      rtu.push_back(std::move(srv));
+    }
+  }
+  for (const auto& m : cfg.meters) {
+    auto meter = std::make_unique<SimMeter>();
+    meter->cfg = m;
+    auto pair = open_pty_pair();
+    if (!pair) {
+      return std::unexpected(pair.error());
+    }
+    meter->master_fd = pair->first;
+    meter->keep_slave_fd = pair->second;
+    meter->slave_path = slave_path(pair->second);
+    if (auto st = make_symlink(m.device, meter->slave_path, "meters." + m.id + ".device"); !st) {
+      ::close(meter->master_fd);
+      ::close(meter->keep_slave_fd);
+      return st;
+    }
+    meter->link = m.device;
+    meters.push_back(std::move(meter));
+  }
+  // Threads last: everything they touch exists.
+  for (auto& t : tcp) {
+    threads.emplace_back([this, s = t.get()] { s->run(stopping); });
+  }
+  for (auto& r : rtu) {
+    threads.emplace_back([this, s = r.get()] { s->bridge(stopping); });
+    for (auto& d : r->devices) {
+      threads.emplace_back([this, s = d.get()] { s->run(stopping); });
+    }
+  }
+  threads.emplace_back([this] { ticker(); });
+  if (options.control_port >= 0) {
+    if (auto st = start_http(); !st) {
+      return st;
+    }
+  }
+  return {};
+}
+
+void DevicesSim::Impl::ticker() {
+  std::uint8_t buf[512];
+  while (!stopping.load()) {
+    const auto now = Steady::now();
+    for (auto& d : devices) {
+      std::lock_guard lock(d->mu);
+      d->tick(now);
+    }
+    for (auto& m : meters) {
+      std::lock_guard lock(m->mu);
+      ssize_t n;
+      while ((n = ::read(m->master_fd, buf, sizeof buf)) > 0) {
+        m->decoder.feed(std::span(buf, static_cast<size_t>(n)));
+      }
+      while (auto item = m->decoder.next()) {
+        if (auto* f = std::get_if<lane::MeterFrame>(&*item)) {
+          if (auto ack = lane::parse_trip_ack(*f)) {
+            if (m->unacked.erase(*ack) > 0) {
+              m->acked.push_back(*ack);
+            }
+          }
+        }
+      }
+      for (auto& [number, pending] : m->unacked) {
+        if (now >= pending.next_send) {
+          write_all_nonblocking(m->master_fd, pending.bytes.data(), pending.bytes.size());
+          pending.sends++;
+          pending.next_send = now + std::chrono::milliseconds(options.meter_retransmit_ms);
+        }
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+void DevicesSim::Impl::shutdown() {
+  if (stopped) {
+    return;
+  }
+  stopped = true;
+  stopping = true;
+  stop_http();
+  for (auto& t : threads) {
+    if (t.joinable()) {
+      t.join();
+    }
+  }
+  threads.clear();
+  std::error_code ec;
+  for (auto& t : tcp) {
+    if (t->listen_fd >= 0) ::close(t->listen_fd);
+  }
+  for (auto& r : rtu) {
+    for (auto& d : r->devices) {
+      if (d->ctx != nullptr) {
+        modbus_close(d->ctx);
+        modbus_free(d->ctx);
+      }
+      ::close(d->master_fd);
+      ::close(d->keep_slave_fd);
+    }
+    ::close(r->master_fd);
+    ::close(r->keep_slave_fd);
+    if (!r->link.empty()) std::filesystem::remove(r->link, ec);
+  }
+  for (auto& m : meters) {
+    ::close(m->master_fd);
+    ::close(m->keep_slave_fd);
+    if (!m->link.empty()) std::filesystem::remove(m->link, ec);
+  }
+}
+
+Result<int> DevicesSim::tcp_port(std::string_view bus) const {
+  for (const auto& t : impl_->tcp) {
+    if (t->bus.id == bus) {
+      return t->port;
+    }
+  }
+  return fail(Errc::kNotFound, "no TCP bus \"" + std::string(bus) + "\"", "bus");
+}
+
+Result<std::string> DevicesSim::pty_path(std::string_view id) const {
+  for (const auto& r : impl_->rtu) {
+    if (r->bus.id == id) return r->slave_path;
+  }
+  for (const auto& m : impl_->meters) {
+    if (m->cfg.id == id) return m->slave_path;
+  }
+  return fail(Errc::kNotFound, "no RTU bus or meter \"" + std::string(id) + "\"", "id");
+}
+
+Result<std::uint16_t> DevicesSim::vehicle_arrives(const VehicleArrival& v) {
+  std::string camera = v.camera;
+  const config::LaneSection* lane = nullptr;
+  if (camera.empty()) {
+    lane = impl_->cfg.find_lane(v.lane);
+    if (lane == nullptr || lane->camera.empty()) {
+      return fail(Errc::kNotFound, "no lane \"" + v.lane + "\" with a camera", "lane");
+    }
+    camera = lane->camera;
+  } else {
+    lane = impl_->cfg.find_lane(impl_->lane_of(camera));
+  }
+  SimDevice* d = impl_->find(camera);
+  if (d == nullptr || d->cfg.kind != config::DeviceKind::kCamera) {
+    return fail(Errc::kNotFound, "no camera \"" + camera + "\"", "camera");
+  }
+  auto m = lane::camera_map(d->cfg);
+  if (!m) {
+    return std::unexpected(m.error());
+  }
+  std::string bytes;
+  if (v.raw_text) {
+    bytes = *v.raw_text;
+  } else {
+    auto enc = lane::parse_encoding(d->cfg.encoding);
+    if (!enc) return std::unexpected(enc.error());
+    auto b = lane::encode_text(v.plate, *enc);
+    if (!b) return std::unexpected(b.error());
+    bytes = *b;
+  }
+  if (bytes.size() > 16) {
+    return fail(Errc::kInvalidArgument, "plate text is more than 16 bytes", "plate");
+  }
+  const std::int64_t t = v.time ? *v.time
+                                : std::chrono::duration_cast<std::chrono::seconds>(
+                                      std::chrono::system_clock::now().time_since_epoch())
+                                      .count();
+  std::uint16_t seq = 0;
+  {
+    std::lock_guard lock(d->mu);
+    auto* regs = d->map->tab_registers;
+    const auto bo = d->cfg.byte_order;
+    std::uint16_t text[lane::CameraMap::kTextRegisters];
+    lane::pack_text_registers(bytes, text);
+    for (int i = 0; i < lane::CameraMap::kTextRegisters; ++i) {
+      regs[m->plate_text + i] = device_order(text[i], bo);
+    }
+    regs[m->text_length] = device_order(static_cast<std::uint16_t>(bytes.size()), bo);
+    regs[m->colour] = device_order(static_cast<std::uint16_t>(v.colour), bo);
+    regs[m->confidence] = device_order(static_cast<std::uint16_t>(v.confidence), bo);
+    std::uint16_t a = 0;
+    std::uint16_t b = 0;
+    lane::split_u32(static_cast<std::uint32_t>(t), d->cfg.word_order, a, b);
+    regs[m->time] = device_order(a, bo);
+    regs[m->time + 1] = device_order(b, bo);
+    regs[m->vehicle_class] = device_order(static_cast<std::uint16_t>(v.vehicle_class), bo);
+    // The sequence is written last: a reader that sees the new number sees the record.
+    d->sequence = static_cast<std::uint16_t>(d->sequence + 1);
+    seq = d->sequence;
+    regs[m->sequence] = device_order(seq, bo);
+  }
+  if (lane != nullptr && !lane->loop.empty()) {
+    if (SimDevice* loop = impl_->find(lane->loop)) {
+      auto lm = lane::loop_map(loop->cfg);
+      std::lock_guard lock(loop->mu);
+      loop->map->tab_input_bits[lm ? lm->present : 0] = 1;
+      if (impl_->options.loop_hold_ms > 0) {
+        loop->loop_clear_at = Steady::now() + std::chrono::milliseconds(impl_->options.loop_hold_ms);
+      }
+    }
+  }
+  return seq;
+}
+
+Status DevicesSim::vehicle_leaves(std::string_view lane_id) {
+  const config::LaneSection* lane = impl_->cfg.find_lane(lane_id);
+  if (lane == nullptr || lane->loop.empty()) {
+    return fail(Errc::kNotFound, "no lane \"" + std::string(lane_id) + "\" with a loop", "lane");
+  }
+  SimDevice* loop = impl_->find(lane->loop);
+  if (loop == nullptr) {
+    return fail(Errc::kNotFound, "loop device missing", "lane");
+  }
+  auto lm = lane::loop_map(loop->cfg);
+  std::lock_guard lock(loop->mu);
+  loop->map->tab_input_bits[lm ? lm->present : 0] = 0;
+  return {};
+}
+
+namespace {
+
+lane::CivilTime civil_at(std::int64_t unix_s, int offset_min) {
+  const std::time_t t = static_cast<std::time_t>(unix_s + offset_min * 60LL);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  return lane::CivilTime{tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min};
+}
+
+}  // namespace
+
+Result<std::uint32_t> DevicesSim::end_trip(const SimTrip& trip) {
+  SimMeter* m = impl_->find_meter(trip.meter);
+  if (m == nullptr) {
+    return fail(Errc::kNotFound, "no meter \"" + trip.meter + "\"", "meter");
+  }
+  lane::TripRecord t;
+  t.plate = trip.plate;
+  t.operating_licence = "LIC0000001";
+  t.driver_qualification = "QUAL00000000000001";
+  const std::int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count();
+  const int off = impl_->options.utc_offset_minutes;
+  if (trip.boarding.empty()) {
+    t.boarding = civil_at(now - 20 * 60, off);
+  } else if (std::sscanf(trip.boarding.c_str(), "%d-%d-%dT%d:%d", &t.boarding.year,
+                         &t.boarding.month, &t.boarding.day, &t.boarding.hour,
+                         &t.boarding.minute) != 5) {
+    return fail(Errc::kInvalidArgument, "want YYYY-MM-DDThh:mm", "boarding");
+  }
+  if (trip.alighting.empty()) {
+    const auto a = civil_at(now, off);
+    t.alighting.hour = a.hour;
+    t.alighting.minute = a.minute;
+  } else if (std::sscanf(trip.alighting.c_str(), "%d:%d", &t.alighting.hour,
+                         &t.alighting.minute) != 2) {
+    return fail(Errc::kInvalidArgument, "want hh:mm", "alighting");
+  }
+  t.distance_m = trip.distance_m;
+  t.empty_distance_m = 1200;
+  t.surcharge = Money::from_fen(0);
+  t.waiting_seconds = 180;
+  t.fare = Money::from_fen(trip.fare_fen);
+  t.payment_type = static_cast<std::uint8_t>(trip.payment_type);
+  std::lock_guard lock(m->mu);
+  t.trip_number = trip.trip_number ? *trip.trip_number : m->next_trip++;
+  auto body = lane::encode_trip_record(t);
+  if (!body) {
+    return std::unexpected(body.error());
+  }
+  lane::MeterFrame f;
+  f.device = lane::kDeviceMeter;
+  f.cmd = lane::kCmdTripRecord;
+  f.body = std::move(*body);
+  SimMeter::Pending p;
+  p.bytes = lane::encode_meter_frame(f);
+  p.next_send = Steady::now();  // the ticker sends it, then retransmits until acked
+  m->unacked[t.trip_number] = std::move(p);
+  return t.trip_number;
+}
+
+Status DevicesSim::meter_raw(std::string_view meter, std::span<const std::uint8_t> bytes) {
+  SimMeter* m = impl_->find_meter(meter);
+  if (m == nullptr) {
+    return fail(Errc::kNotFound, "no meter \"" + std::string(meter) + "\"", "meter");
+  }
+  std::lock_guard lock(m->mu);
+  write_all_nonblocking(m->master_fd, bytes.data(), bytes.size());
+  return {};
+}
+
+Result<std::uint16_t> DevicesSim::roadside_entry(const RoadsideEntry& e) {
+  std::string id = e.device;
+  if (id.empty()) {
+    const auto* lane = impl_->cfg.find_lane(e.lane);
+    if (lane == nullptr || lane->roadside_unit.empty()) {
+      return fail(Errc::kNotFound, "no lane \"" + e.lane + "\" with a roadside unit", "lane");
+    }
+    id = lane->roadside_unit;
+  }
+  SimDevice* d = impl_->find(id);
+  if (d == nullptr || d->cfg.kind != config::DeviceKind::kRoadsideUnit) {
+    return fail(Errc::kNotFound, "no roadside unit \"" + id + "\"", "device");
+  }
+  auto m = lane::roadside_map(d->cfg);
+  if (!m) {
+    return std::unexpected(m.error());
+  }
+  std::lock_guard lock(d->mu);
+  auto* regs = d->map->tab_registers;
+  const auto bo = d->cfg.byte_order;
+  std::uint16_t a = 0;
+  std::uint16_t b = 0;
+  lane::split_u32(e.entry_station, d->cfg.word_order, a, b);
+  regs[m->entry_station] = device_order(a, bo);
+  regs[m->entry_station + 1] = device_order(b, bo);
+  lane::split_u32(static_cast<std::uint32_t>(e.entry_time), d->cfg.word_order, a, b);
+  regs[m->entry_time] = device_order(a, bo);
+  regs[m->entry_time + 1] = device_order(b, bo);
+  regs[m->vehicle_class] = device_order(static_cast<std::uint16_t>(e.vehicle_class), bo);
+  std::uint16_t text[lane::RoadsideMap::kContractRegisters];
+  lane::pack_text_registers(e.contract_id, text);
+  for (int i = 0; i < lane::RoadsideMap::kContractRegisters; ++i) {
+    regs[m->contract_id + i] = device_order(text[i], bo);
+  }
+  d->sequence = static_cast<std::uint16_t>(d->sequence + 1);
+  regs[m->sequence] = device_order(d->sequence, bo);
+  return d->sequence;
+}
+
+Status DevicesSim::set_silent(std::string_view device, bool silent) {
+  SimDevice* d = impl_->find(device);
+  if (d == nullptr) {
+    return fail(Errc::kNotFound, "no device \"" + std::string(device) + "\"", "device");
+  }
+  std::lock_guard lock(d->mu);
+  d->silent = silent;
+  return {};
+}
+
+Status DevicesSim::set_barrier_stuck(std::string_view device, bool stuck) {
+  SimDevice* d = impl_->find(device);
+  if (d == nullptr || d->cfg.kind != config::DeviceKind::kBarrier) {
+    return fail(Errc::kNotFound, "no barrier \"" + std::string(device) + "\"", "device");
+  }
+  std::lock_guard lock(d->mu);
+  d->stuck = stuck;
+  return {};
+}
+
+Result<BarrierSnapshot> DevicesSim::barrier(std::string_view device) const {
+  SimDevice* d = impl_->find(device);
+  if (d == nullptr || d->cfg.kind != config::DeviceKind::kBarrier) {
+    return fail(Errc::kNotFound, "no barrier \"" + std::string(device) + "\"", "device");
+  }
+  std::lock_guard lock(d->mu);
+  BarrierSnapshot s;
+  s.open_commands = d->open_commands;
+  s.opened = d->map->tab_input_bits[d->barrier_map.opened] != 0;
+  s.closed = d->map->tab_input_bits[d->barrier_map.closed] != 0;
+  s.stuck = d->stuck;
+  return s;
+}
+
+Result<std::string> DevicesSim::display_text(std::string_view device) const {
+  SimDevice* d = impl_->find(device);
+  if (d == nullptr || d->cfg.kind != config::DeviceKind::kDisplay) {
+    return fail(Errc::kNotFound, "no display \"" + std::string(device) + "\"", "device");
+  }
+  auto m = lane::display_map(d->cfg);
+  if (!m) {
+    return std::unexpected(m.error());
+  }
+  std::string bytes;
+  {
+    std::lock_guard lock(d->mu);
+    const auto bo = d->cfg.byte_order;
+    const int len = std::min<int>(device_order(d->map->tab_registers[m->text_length], bo),
+                                  m->text_registers * 2);
+    for (int i = 0; i < len; ++i) {
+      const std::uint16_t r = device_order(d->map->tab_registers[m->text + i / 2], bo);
+      bytes.push_back(static_cast<char>(i % 2 == 0 ? r >> 8 : r & 0xFF));
+    }
+  }
+  return lane::decode_text(bytes, TextEncoding::kGbk);
+}
+
+Result<std::vector<std::uint32_t>> DevicesSim::meter_acked(std::string_view meter) const {
+  SimMeter* m = impl_->find_meter(meter);
+  if (m == nullptr) {
+    return fail(Errc::kNotFound, "no meter \"" + std::string(meter) + "\"", "meter");
+  }
+  std::lock_guard lock(m->mu);
+  return m->acked;
+}
+
+Result<std::vector<std::uint32_t>> DevicesSim::meter_unacked(std::string_view meter) const {
+  SimMeter* m = impl_->find_meter(meter);
+  if (m == nullptr) {
+    return fail(Errc::kNotFound, "no meter \"" + std::string(meter) + "\"", "meter");
+  }
+  std::lock_guard lock(m->mu);
+  std::vector<std::uint32_t> out;
+  for (const auto& [n, _] : m->unacked) {
+    out.push_back(n);
+  }
+  return out;
+}
+
+Result<std::int64_t> DevicesSim::requests_answered(std::string_view device) const {
+  SimDevice* d = impl_->find(device);
+  if (d == nullptr) {
+    return fail(Errc::kNotFound, "no device \"" + std::string(device) + "\"", "device");
+  }
+  return d->answered.load();
+}
+
+}  // namespace lanegate::sim
