@@ -197,8 +197,7 @@ bool TableReader::money(std::string_view key, Money& out, Money lo, Money hi, Ne
   auto parsed = Money::parse(text->get());
   if (!parsed) {
     diag_.add(pos_of(node->source()), key_path(key),
-              std::string(kMoneyRule) + " (got " + shown(text->get()) + ": " +
-                  parsed.error().message + ")");
+              std::string(kMoneyRule) + "; " + parsed.error().message);
     return false;
   }
   if (*parsed < lo || *parsed > hi) {

@@ -1,0 +1,200 @@
+// Rules that relate several tables: ids, references, device kinds per lane mode. Each
+// error points at the line of the key that holds the offending reference.
+#include <gtest/gtest.h>
+
+#include "config/config.h"
+#include "test_configs.h"
+
+namespace lanegate::config {
+namespace {
+
+using testing::edit;
+using testing::errors_of;
+using testing::kMinimal;
+using testing::line_of;
+
+TEST(ConfigReferencesTest, LaneCameraMustNameACamera) {
+  std::string text = edit(kMinimal, "camera = \"cam1\"", "camera = \"cam9\"");
+  auto errors = errors_of(text);
+  ASSERT_EQ(errors.size(), 1u) << testing::dump(errors);
+  EXPECT_CONFIG_ERROR(errors, "lane[0].camera", 30, "no [[device]] with id \"cam9\"");
+
+  text = edit(kMinimal, "camera = \"cam1\"", "camera = \"bar1\"");
+  text = edit(text, "barrier = \"bar1\"", "barrier = \"cam1\"");
+  errors = errors_of(text);
+  EXPECT_CONFIG_ERROR(errors, "lane[0].camera", 30,
+                      "device \"bar1\" has kind = \"barrier\", but this key needs a device of "
+                      "kind = \"camera\"");
+  EXPECT_CONFIG_ERROR(errors, "lane[0].barrier", 31, "needs a device of kind = \"barrier\"");
+}
+
+TEST(ConfigReferencesTest, DeviceBusMustNameABus) {
+  std::string text = edit(kMinimal, "bus = \"b1\"\n\n[[device]]", "bus = \"b2\"\n\n[[device]]");
+  EXPECT_CONFIG_ERROR(errors_of(text), "device[0].bus", 20, "no [[bus]] with id \"b2\"");
+}
+
+TEST(ConfigReferencesTest, DuplicateIdsNameTheFirstDefinition) {
+  std::string text = edit(kMinimal, "id = \"bar1\"", "id = \"cam1\"");
+  text = edit(text, "barrier = \"bar1\"", "barrier = \"cam1\"");
+  auto errors = errors_of(text);
+  EXPECT_CONFIG_ERROR(errors, "device[1].id", 23,
+                      "duplicate id \"cam1\" (first defined at line 18)");
+  // Tariff ids are one namespace across parking and toll tariffs.
+  text = std::string(kMinimal) +
+         "\n[[tariff.toll]]\nid = \"std\"\n[[tariff.toll.fare]]\nentry_station = 1\n"
+         "exit_station = 2\nfare = \"10.00\"\n";
+  EXPECT_CONFIG_ERROR(errors_of(text), "tariff.toll[0].id", line_of(text, "id = \"std\"\n[[tariff.toll.fare"),
+                      "tariff ids are shared");
+}
+
+TEST(ConfigReferencesTest, ParkingLanesNeedCameraAndBarrier) {
+  std::string text = edit(kMinimal, "camera = \"cam1\"\nbarrier = \"bar1\"\n", "");
+  auto errors = errors_of(text);
+  ASSERT_EQ(errors.size(), 2u) << testing::dump(errors);
+  EXPECT_CONFIG_ERROR(errors, "lane[0].camera", 27, "required with mode = \"parking-entry\"");
+  EXPECT_CONFIG_ERROR(errors, "lane[0].barrier", 27, "required with mode = \"parking-entry\"");
+}
+
+TEST(ConfigReferencesTest, TariffMustExistAndFitTheMode) {
+  std::string text = edit(kMinimal, "tariff = \"std\"", "tariff = \"nope\"");
+  EXPECT_CONFIG_ERROR(errors_of(text), "lane[0].tariff", 32,
+                      "no [[tariff.parking]] with id \"nope\"");
+  text = std::string(kMinimal) +
+         "\n[[tariff.toll]]\nid = \"hw\"\n[[tariff.toll.fare]]\nentry_station = 1\n"
+         "exit_station = 2\nfare = \"10.00\"\n";
+  text = edit(text, "tariff = \"std\"", "tariff = \"hw\"");
+  EXPECT_CONFIG_ERROR(errors_of(text), "lane[0].tariff", 32,
+                      "\"hw\" is a [[tariff.toll]]; mode = \"parking-entry\" needs a "
+                      "[[tariff.parking]]");
+}
+
+constexpr std::string_view kTollLane = R"(
+[[device]]
+id = "rsu1"
+kind = "roadside_unit"
+bus = "b1"
+unit_id = 2
+
+[[lane]]
+id = "toll1"
+mode = "toll-exit"
+camera = "camT"
+barrier = "barT"
+roadside_unit = "rsu1"
+station_id = 4403012
+tariff = "hw"
+
+[[device]]
+id = "camT"
+kind = "camera"
+bus = "b1"
+unit_id = 3
+
+[[device]]
+id = "barT"
+kind = "barrier"
+bus = "b1"
+unit_id = 4
+
+[[tariff.toll]]
+id = "hw"
+[[tariff.toll.fare]]
+entry_station = 4401001
+exit_station = 4403012
+vehicle_class = 1
+fare = "45.00"
+)";
+
+TEST(ConfigReferencesTest, TollExitLaneLoads) {
+  std::string text = std::string(kMinimal) + std::string(kTollLane);
+  auto loaded = load_string(text, "test.toml");
+  ASSERT_TRUE(loaded) << testing::dump(loaded.error());
+  const LaneSection* toll = loaded->find_lane("toll1");
+  ASSERT_NE(toll, nullptr);
+  EXPECT_EQ(toll->station_id, 4403012u);
+  ASSERT_EQ(loaded->toll_tariffs.size(), 1u);
+  EXPECT_EQ(loaded->toll_tariffs[0].fares[0].fare.fen(), 4500);
+}
+
+TEST(ConfigReferencesTest, TollExitNeedsRoadsideUnitAndStationId) {
+  std::string text = std::string(kMinimal) + std::string(kTollLane);
+  text = edit(text, "roadside_unit = \"rsu1\"\nstation_id = 4403012\n", "");
+  auto errors = errors_of(text);
+  int lane = line_of(text, "id = \"toll1\"") - 1;
+  EXPECT_CONFIG_ERROR(errors, "lane[1].roadside_unit", lane, "required with mode = \"toll-exit\"");
+  EXPECT_CONFIG_ERROR(errors, "lane[1].station_id", lane, "required with mode = \"toll-exit\"");
+}
+
+TEST(ConfigReferencesTest, TollTariffMustCoverTheLanesStation) {
+  std::string text = std::string(kMinimal) + std::string(kTollLane);
+  text = edit(text, "station_id = 4403012", "station_id = 4403013");
+  EXPECT_CONFIG_ERROR(errors_of(text), "lane[1].tariff", line_of(text, "tariff = \"hw\""),
+                      "has no fare with exit_station = 4403013");
+}
+
+TEST(ConfigReferencesTest, DuplicateTollFares) {
+  std::string text = std::string(kMinimal) + std::string(kTollLane) +
+                     "[[tariff.toll.fare]]\nentry_station = 4401001\nexit_station = 4403012\n"
+                     "fare = \"50.00\"\n";
+  EXPECT_CONFIG_ERROR(errors_of(text), "tariff.toll[0].fare[1].fare", line_of(text, "\"50.00\""),
+                      "duplicate fare for entry_station 4401001, exit_station 4403012, "
+                      "vehicle_class 1");
+}
+
+TEST(ConfigReferencesTest, TaxiNeedsAMeterAndNoLaneDevices) {
+  std::string text = std::string(kMinimal) +
+                     "\n[[lane]]\nid = \"taxi\"\nmode = \"taxi\"\ncamera = \"cam1\"\n";
+  auto errors = errors_of(text);
+  int lane = line_of(text, "id = \"taxi\"") - 1;
+  EXPECT_CONFIG_ERROR(errors, "lane[1].meter", lane, "required with mode = \"taxi\"");
+  EXPECT_CONFIG_ERROR(errors, "lane[1].camera", lane + 3, "not used with mode = \"taxi\"");
+
+  text = std::string(kMinimal) + "\n[[lane]]\nid = \"taxi\"\nmode = \"taxi\"\nmeter = \"m1\"\n";
+  EXPECT_CONFIG_ERROR(errors_of(text), "lane[1].meter", line_of(text, "meter = \"m1\""),
+                      "no [[meter]] with id \"m1\"");
+  text += "\n[[meter]]\nid = \"m1\"\ndevice = \"/dev/ttyS1\"\n";
+  EXPECT_TRUE(errors_of(text).empty()) << testing::dump(errors_of(text));
+}
+
+TEST(ConfigReferencesTest, OneLanePerDeviceAndOneMasterPerSerialLine) {
+  std::string text = std::string(kMinimal) +
+                     "\n[[lane]]\nid = \"in2\"\nmode = \"parking-entry\"\ncamera = \"cam1\"\n"
+                     "barrier = \"bar1\"\ntariff = \"std\"\n";
+  auto errors = errors_of(text);
+  EXPECT_CONFIG_ERROR(errors, "lane[1].camera", line_of(text, "id = \"in2\"") + 2,
+                      "device \"cam1\" is already used by lane[0].camera (line 30)");
+
+  text = std::string(kMinimal) +
+         "\n[[bus]]\nid = \"rtu\"\ntransport = \"rtu\"\nserial_device = \"/dev/ttyS0\"\n"
+         "\n[[meter]]\nid = \"m1\"\ndevice = \"/dev/ttyS0\"\n";
+  EXPECT_CONFIG_ERROR(errors_of(text), "meter[0].device",
+                      line_of(text, "\ndevice = \"/dev/ttyS0\"") + 1,
+                      "serial device \"/dev/ttyS0\" is already used by bus[1].serial_device");
+}
+
+TEST(ConfigReferencesTest, UnitIdsPerTransport) {
+  std::string text = std::string(kMinimal) +
+                     "\n[[bus]]\nid = \"rtu\"\ntransport = \"rtu\"\nserial_device = \"/dev/ttyS0\"\n"
+                     "\n[[device]]\nid = \"d1\"\nkind = \"loop\"\nbus = \"rtu\"\nunit_id = 0\n"
+                     "\n[[device]]\nid = \"d2\"\nkind = \"loop\"\nbus = \"b1\"\nunit_id = 1\n";
+  auto errors = errors_of(text);
+  EXPECT_CONFIG_ERROR(errors, "device[2].unit_id", line_of(text, "unit_id = 0"),
+                      "must be in 1..247 on an RTU bus");
+  // cam1 and d2 are both unit 1 on b1 but of different kinds: fine. A second camera is not.
+  EXPECT_EQ(testing::find_error(errors, "device[3].unit_id"), nullptr);
+  text = edit(text, "kind = \"loop\"\nbus = \"b1\"", "kind = \"camera\"\nbus = \"b1\"");
+  EXPECT_CONFIG_ERROR(errors_of(text), "device[3].unit_id", line_of(text, "unit_id = 1"),
+                      "bus \"b1\" unit 1 already has a camera: device \"cam1\"");
+}
+
+TEST(ConfigReferencesTest, PublicKeyIdMustBeAPlatformKey) {
+  std::string text = edit(kMinimal, "appid = \"wxtest\"",
+                          "appid = \"wxtest\"\npublic_key_id = \"PUB_KEY_ID_0112\"");
+  EXPECT_CONFIG_ERROR(errors_of(text), "provider.public_key_id", line_of(text, "public_key_id"),
+                      "no [[provider.platform_key]] with id \"PUB_KEY_ID_0112\"");
+  text += "\n[[provider.platform_key]]\nid = \"PUB_KEY_ID_0112\"\nfile = \"/keys/pub.pem\"\n";
+  EXPECT_TRUE(errors_of(text).empty()) << testing::dump(errors_of(text));
+}
+
+}  // namespace
+}  // namespace lanegate::config
