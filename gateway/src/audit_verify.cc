@@ -317,9 +317,13 @@ VerifyReport verify_package(const fs::path& dir, const signing::PublicKey& pubke
         std::mismatch(csv->begin(), csv->end(), expected_csv.begin(), expected_csv.end()).first -
         csv->begin());
     std::int64_t seq = 0;
-    for (const auto& [start, s] : csv_row_starts) {
-      if (start <= diff) {
-        seq = s;
+    if (diff >= expected_csv.size() && !csv_row_starts.empty()) {
+      seq = base_seq + report.records_checked;  // a row beyond the records
+    } else {
+      for (const auto& [start, s] : csv_row_starts) {
+        if (start <= diff) {
+          seq = s;
+        }
       }
     }
     problem("csv", seq, 0,
