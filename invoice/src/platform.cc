@@ -1,0 +1,497 @@
+#include "invoice/platform.h"
+
+#include <httplib.h>
+#include <sys/stat.h>
+
+#include <boost/json.hpp>
+#include <fstream>
+#include <sstream>
+
+#include "core/crypto.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/time_format.h"
+
+namespace lanegate::invoice {
+namespace {
+
+namespace json = boost::json;
+
+metrics::Counter& platform_calls(std::string_view method, std::string_view outcome) {
+  return metrics::Registry::global().counter(
+      "lanegate_invoice_platform_calls_total", "Calls to the invoicing platform by outcome",
+      {{"method", std::string(method)}, {"outcome", std::string(outcome)}});
+}
+
+std::string rate_text(int percent) {
+  if (percent == 0) {
+    return "0";
+  }
+  std::string digits = std::to_string(percent);
+  if (percent < 10) {
+    return "0.0" + digits;
+  }
+  if (percent < 100) {
+    return "0." + digits;
+  }
+  return "1";
+}
+
+// "2026-11-22 13:29:35" in China Standard Time.
+std::string platform_datetime(SystemTime t) {
+  std::string s = format_rfc3339(t, UtcOffset{480});  // 2026-11-22T13:29:35+08:00
+  s = s.substr(0, 19);
+  s[10] = ' ';
+  return s;
+}
+
+std::string push_mode(const Buyer& b) {
+  if (!b.email.empty() && !b.phone.empty()) {
+    return "2";
+  }
+  if (!b.email.empty()) {
+    return "0";
+  }
+  if (!b.phone.empty()) {
+    return "1";
+  }
+  return "-1";
+}
+
+std::string issue_content(const IssueRequest& r, std::string_view callback_url) {
+  json::array details;
+  for (const InvoiceLine& l : r.lines) {
+    json::object d;
+    d["goodsName"] = l.item_name;
+    d["goodsCode"] = l.tax_code;
+    d["withTaxFlag"] = "1";
+    const bool red = l.incl.is_negative();
+    d["num"] = red ? "-1" : "1";
+    d["price"] = red ? l.incl.negate()->to_string() : l.incl.to_string();
+    d["taxRate"] = rate_text(l.rate_percent);
+    d["taxExcludedAmount"] = l.excl.to_string();
+    d["tax"] = l.tax.to_string();
+    d["taxIncludedAmount"] = l.incl.to_string();
+    d["invoiceLineProperty"] = "0";
+    d["favouredPolicyFlag"] = l.favoured_policy_flag;
+    details.push_back(std::move(d));
+  }
+  json::object order;
+  order["buyerName"] = r.buyer.title;
+  order["buyerTaxNum"] = r.buyer.tax_id;
+  order["salerTaxNum"] = r.seller.tax_id;
+  order["salerName"] = r.seller.name;
+  order["orderNo"] = r.order_no;
+  order["invoiceDate"] = platform_datetime(r.invoice_date);
+  order["invoiceType"] = r.kind == InvoiceKind::kRed ? "2" : "1";
+  order["invoiceLine"] = "pc";
+  order["pushMode"] = push_mode(r.buyer);
+  order["email"] = r.buyer.email;
+  order["buyerPhone"] = r.buyer.phone;
+  order["callBackUrl"] = callback_url;
+  if (r.kind == InvoiceKind::kRed) {
+    order["invoiceNum"] = r.original_invoice_number;
+    order["redReason"] = std::to_string(r.red_reason);
+  }
+  order["invoiceDetail"] = std::move(details);
+  json::object content;
+  content["order"] = std::move(order);
+  return json::serialize(content);
+}
+
+std::string string_field(const json::object& o, std::string_view key) {
+  auto it = o.find(json::string_view(key.data(), key.size()));
+  if (it == o.end()) {
+    return {};
+  }
+  if (it->value().is_string()) {
+    return std::string(it->value().get_string());
+  }
+  if (it->value().is_int64()) {
+    return std::to_string(it->value().get_int64());
+  }
+  return {};
+}
+
+Result<json::value> parse_json(std::string_view text, std::string_view what) {
+  boost::system::error_code ec;
+  json::value v = json::parse(json::string_view(text.data(), text.size()), ec);
+  if (ec) {
+    return fail(Errc::kProtocol, std::string(what) + " is not JSON: " + ec.message(), "reply");
+  }
+  return v;
+}
+
+// Splits "https://host:port/prefix" into ("https://host:port", "/prefix").
+std::pair<std::string, std::string> split_base_url(std::string_view url) {
+  const auto scheme_end = url.find("://");
+  const auto path_start =
+      url.find('/', scheme_end == std::string_view::npos ? 0 : scheme_end + 3);
+  if (path_start == std::string_view::npos) {
+    return {std::string(url), ""};
+  }
+  std::string prefix(url.substr(path_start));
+  while (!prefix.empty() && prefix.back() == '/') {
+    prefix.pop_back();
+  }
+  return {std::string(url.substr(0, path_start)), prefix};
+}
+
+}  // namespace
+
+IssueRequest make_issue_request(const InvoiceRecord& invoice, const Seller& seller,
+                                std::string original_invoice_number, SystemTime now) {
+  IssueRequest r;
+  r.order_no = invoice.order_no;
+  r.kind = invoice.kind;
+  r.original_invoice_number = std::move(original_invoice_number);
+  r.red_reason = invoice.red_reason;
+  r.seller = seller;
+  r.buyer = invoice.buyer;
+  if (r.buyer.kind == BuyerKind::kPerson) {
+    r.buyer.tax_id.clear();
+  }
+  r.lines = invoice.lines;
+  r.invoice_date = now;
+  return r;
+}
+
+Result<PlatformStatus> platform_status_from_code(std::string_view code) {
+  if (code == "2") return PlatformStatus::kIssued;
+  if (code == "20") return PlatformStatus::kInProgress;
+  if (code == "21") return PlatformStatus::kSigning;
+  if (code == "22") return PlatformStatus::kFailed;
+  if (code == "24") return PlatformStatus::kSealFailed;
+  return fail(Errc::kProtocol, "unknown invoice status '" + std::string(code) + "'", "status");
+}
+
+bool is_final(PlatformStatus s) {
+  return s == PlatformStatus::kIssued || s == PlatformStatus::kFailed ||
+         s == PlatformStatus::kSealFailed;
+}
+
+Result<std::string> HmacSha256Signer::sign(std::string_view canonical) const {
+  if (secret_.empty()) {
+    return fail(Errc::kCrypto, "empty app secret", "app_secret_file");
+  }
+  const auto mac = crypto::hmac_sha256(crypto::as_bytes(secret_), crypto::as_bytes(canonical));
+  return crypto::base64_encode(std::span<const std::uint8_t>(mac.data(), mac.size()));
+}
+
+std::string canonical_request_string(std::string_view app_key, std::string_view content,
+                                     std::string_view method, std::string_view nonce,
+                                     std::string_view senid, std::string_view timestamp,
+                                     std::string_view user_tax) {
+  std::string s;
+  s.reserve(content.size() + 200);
+  s += "appKey=";
+  s += app_key;
+  s += "&content=";
+  s += content;
+  s += "&method=";
+  s += method;
+  s += "&nonce=";
+  s += nonce;
+  s += "&senid=";
+  s += senid;
+  s += "&timestamp=";
+  s += timestamp;
+  s += "&userTax=";
+  s += user_tax;
+  return s;
+}
+
+NuonuoPlatform::NuonuoPlatform(PlatformClientOptions options, std::unique_ptr<RequestSigner> signer,
+                               const Clock& clock)
+    : options_(std::move(options)), signer_(std::move(signer)), clock_(clock) {}
+
+NuonuoPlatform::~NuonuoPlatform() = default;
+
+Result<NuonuoPlatform::Reply> NuonuoPlatform::call(std::string_view method,
+                                                   std::string_view content) {
+  auto senid = crypto::random_bytes(16);
+  auto nonce = crypto::random_token(16);
+  if (!senid || !nonce) {
+    return std::unexpected(senid ? nonce.error() : senid.error());
+  }
+  const std::string senid_hex = crypto::hex_encode(*senid);
+  const std::string timestamp = std::to_string(clock_.unix_seconds());
+  auto sign = signer_->sign(canonical_request_string(options_.app_key, content, method, *nonce,
+                                                     senid_hex, timestamp,
+                                                     options_.seller_tax_id));
+  if (!sign) {
+    return std::unexpected(sign.error());
+  }
+  json::object envelope;
+  envelope["senid"] = senid_hex;
+  envelope["nonce"] = *nonce;
+  envelope["timestamp"] = timestamp;
+  envelope["appKey"] = options_.app_key;
+  envelope["content"] = content;
+  envelope["sign"] = *sign;
+  const std::string body = json::serialize(envelope);
+
+  auto [host, prefix] = split_base_url(options_.base_url);
+  httplib::Client client(host);
+  const auto connect = options_.connect_timeout;
+  const auto total = options_.request_timeout;
+  client.set_connection_timeout(std::chrono::duration_cast<std::chrono::seconds>(connect).count(),
+                                static_cast<time_t>((connect.count() % 1000) * 1000));
+  client.set_read_timeout(std::chrono::duration_cast<std::chrono::seconds>(total).count(),
+                          static_cast<time_t>((total.count() % 1000) * 1000));
+  client.set_write_timeout(std::chrono::duration_cast<std::chrono::seconds>(total).count(),
+                           static_cast<time_t>((total.count() % 1000) * 1000));
+  client.enable_server_certificate_verification(options_.verify_tls);
+  if (options_.ca_file) {
+    client.set_ca_cert_path(options_.ca_file->c_str());
+  }
+  httplib::Headers headers = {{"accessToken", options_.access_token},
+                              {"userTax", options_.seller_tax_id},
+                              {"method", std::string(method)}};
+  const std::string short_method(method.substr(method.rfind('.') + 1));
+  auto res = client.Post(prefix + "/open/v1/services", headers, body,
+                         "application/json;charset=utf-8");
+  if (!res) {
+    platform_calls(short_method, "unreachable").inc();
+    const auto err = res.error();
+    return fail(err == httplib::Error::Read || err == httplib::Error::Write
+                    ? Errc::kTimeout
+                    : Errc::kUnavailable,
+                "invoicing platform not reachable: " + httplib::to_string(err), "base_url");
+  }
+  if (res->status >= 500 || res->status == 429) {
+    platform_calls(short_method, "http_" + std::to_string(res->status)).inc();
+    return fail(Errc::kUnavailable, "invoicing platform answered HTTP " + std::to_string(res->status),
+                "base_url");
+  }
+  if (res->status == 401 || res->status == 403) {
+    platform_calls(short_method, "denied").inc();
+    return fail(Errc::kPermission, "invoicing platform refused the credentials (HTTP " +
+                                       std::to_string(res->status) + ")",
+                "access_token_file");
+  }
+  if (res->status != 200) {
+    platform_calls(short_method, "http_" + std::to_string(res->status)).inc();
+    return fail(Errc::kProtocol, "invoicing platform answered HTTP " + std::to_string(res->status),
+                "base_url");
+  }
+  auto v = parse_json(res->body, "platform reply");
+  if (!v) {
+    platform_calls(short_method, "bad_reply").inc();
+    return std::unexpected(v.error());
+  }
+  if (!v->is_object()) {
+    return fail(Errc::kProtocol, "platform reply is not an object", "reply");
+  }
+  const auto& o = v->as_object();
+  Reply reply;
+  reply.code = string_field(o, "code");
+  reply.describe = string_field(o, "describe");
+  if (auto it = o.find("result"); it != o.end()) {
+    reply.result_json = json::serialize(it->value());
+  }
+  platform_calls(short_method, reply.code.empty() ? "no_code" : reply.code).inc();
+  return reply;
+}
+
+Result<IssueAccepted> NuonuoPlatform::issue(const IssueRequest& request) {
+  auto reply = call(kMethodIssue, issue_content(request, options_.callback_url));
+  if (!reply) {
+    return std::unexpected(reply.error());
+  }
+  if (reply->code == "E9106") {
+    // Already accepted earlier (our previous attempt's reply was lost): ask for it.
+    auto known = query(request.order_no);
+    if (!known) {
+      return std::unexpected(known.error());
+    }
+    return IssueAccepted{known->serial_num, true};
+  }
+  if (reply->code == "E9613") {
+    return fail(Errc::kBusy, "platform retry limit reached for today: " + reply->describe,
+                "order_no");
+  }
+  if (reply->code.starts_with("E1")) {
+    return fail(Errc::kPermission, "platform refused the request envelope (" + reply->code +
+                                       "): " + reply->describe,
+                "app_key");
+  }
+  if (reply->code != "E0000") {
+    return fail(Errc::kRejected, reply->code + ": " + reply->describe, "order");
+  }
+  auto v = parse_json(reply->result_json, "issue result");
+  if (!v || !v->is_object()) {
+    return fail(Errc::kProtocol, "issue reply without a result object", "result");
+  }
+  std::string serial = string_field(v->as_object(), "invoiceSerialNum");
+  if (serial.empty()) {
+    return fail(Errc::kProtocol, "issue reply without invoiceSerialNum", "result");
+  }
+  return IssueAccepted{std::move(serial), false};
+}
+
+Result<IssueResult> NuonuoPlatform::query(std::string_view order_no) {
+  json::object content;
+  content["orderNos"] = json::array{json::string(order_no.data(), order_no.size())};
+  content["isOfferInvoiceDetail"] = "0";
+  auto reply = call(kMethodQuery, json::serialize(content));
+  if (!reply) {
+    return std::unexpected(reply.error());
+  }
+  if (reply->code.starts_with("E1")) {
+    return fail(Errc::kPermission, "platform refused the request envelope (" + reply->code +
+                                       "): " + reply->describe,
+                "app_key");
+  }
+  if (reply->code != "E0000") {
+    return fail(Errc::kRejected, reply->code + ": " + reply->describe, "order_no");
+  }
+  auto v = parse_json(reply->result_json, "query result");
+  if (!v || !v->is_array()) {
+    return fail(Errc::kProtocol, "query reply without a result list", "result");
+  }
+  for (const auto& item : v->as_array()) {
+    if (!item.is_object()) {
+      continue;
+    }
+    const auto& o = item.as_object();
+    if (string_field(o, "orderNo") != order_no) {
+      continue;
+    }
+    IssueResult r;
+    r.order_no = std::string(order_no);
+    r.serial_num = string_field(o, "serialNo");
+    auto status = platform_status_from_code(string_field(o, "status"));
+    if (!status) {
+      return std::unexpected(status.error());
+    }
+    r.status = *status;
+    r.invoice_number = string_field(o, "allElectronicInvoiceNumber");
+    r.pdf_url = string_field(o, "pdfUrl");
+    r.ofd_url = string_field(o, "ofdUrl");
+    r.qr_code = string_field(o, "qrCode");
+    r.fail_reason = string_field(o, "failCause");
+    if (r.fail_reason.empty()) {
+      r.fail_reason = string_field(o, "statusMsg");
+    }
+    return r;
+  }
+  return fail(Errc::kNotFound, "platform does not know order " + std::string(order_no),
+              "order_no");
+}
+
+Result<std::string> read_secret_file(const std::filesystem::path& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    return fail(Errc::kIo, "cannot stat " + path.string(), path.string());
+  }
+  if ((st.st_mode & 077) != 0) {
+    return fail(Errc::kPermission,
+                path.string() + " is readable by group or others; chmod 600 it", path.string());
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return fail(Errc::kIo, "cannot read " + path.string(), path.string());
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string s = ss.str();
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) {
+    s.pop_back();
+  }
+  if (s.empty()) {
+    return fail(Errc::kInvalidArgument, path.string() + " is empty", path.string());
+  }
+  return s;
+}
+
+Result<std::unique_ptr<InvoicingPlatform>> make_platform(const config::InvoicingSection& section,
+                                                         const Clock& clock,
+                                                         std::string callback_url) {
+  auto secret = read_secret_file(section.app_secret_file);
+  if (!secret) {
+    return std::unexpected(secret.error());
+  }
+  auto token = read_secret_file(section.access_token_file);
+  if (!token) {
+    return std::unexpected(token.error());
+  }
+  PlatformClientOptions o;
+  o.base_url = section.base_url;
+  o.app_key = section.app_key;
+  o.access_token = *token;
+  o.seller_tax_id = section.seller_tax_id;
+  o.callback_url = std::move(callback_url);
+  return std::unique_ptr<InvoicingPlatform>(std::make_unique<NuonuoPlatform>(
+      std::move(o), std::make_unique<HmacSha256Signer>(*secret), clock));
+}
+
+Result<InvoiceState> advance_invoice(ClaimStore& store, InvoicingPlatform& platform,
+                                     const Seller& seller, std::int64_t invoice_id,
+                                     const Clock& clock) {
+  auto inv = store.get_invoice(invoice_id);
+  if (!inv) {
+    return std::unexpected(inv.error());
+  }
+  if (inv->state == InvoiceState::kClaimed) {
+    std::string original_number;
+    if (inv->kind == InvoiceKind::kRed && inv->original_id) {
+      auto blue = store.get_invoice(*inv->original_id);
+      if (!blue) {
+        return std::unexpected(blue.error());
+      }
+      original_number = blue->invoice_number;
+    }
+    auto accepted =
+        platform.issue(make_issue_request(*inv, seller, original_number, clock.now()));
+    if (!accepted) {
+      if (accepted.error().code == Errc::kRejected) {
+        if (auto s = store.mark_failed(invoice_id, accepted.error().message); !s) {
+          return std::unexpected(s.error());
+        }
+        return InvoiceState::kFailed;
+      }
+      log::warn("invoice issue not sent; will retry",
+                {{"INVOICE_ID", invoice_id}, {"ERROR", accepted.error().to_string()}});
+      return std::unexpected(accepted.error());
+    }
+    if (auto s = store.mark_issuing(invoice_id, accepted->serial_num); !s) {
+      return std::unexpected(s.error());
+    }
+    inv->state = InvoiceState::kIssuing;
+  }
+  if (inv->state != InvoiceState::kIssuing) {
+    return inv->state;
+  }
+  auto result = platform.query(inv->order_no);
+  if (!result) {
+    if (result.error().code == Errc::kNotFound) {
+      return InvoiceState::kIssuing;  // accepted moments ago, not yet visible: ask later
+    }
+    return std::unexpected(result.error());
+  }
+  switch (result->status) {
+    case PlatformStatus::kIssued:
+      if (auto s = store.mark_issued(invoice_id, result->invoice_number, result->pdf_url); !s) {
+        return std::unexpected(s.error());
+      }
+      log::info("invoice issued", {{"INVOICE_ID", invoice_id},
+                                   {"INVOICE_NUMBER", result->invoice_number}});
+      return InvoiceState::kIssued;
+    case PlatformStatus::kFailed:
+    case PlatformStatus::kSealFailed: {
+      std::string reason = result->fail_reason.empty() ? "the platform reported a failure"
+                                                       : result->fail_reason;
+      if (auto s = store.mark_failed(invoice_id, reason); !s) {
+        return std::unexpected(s.error());
+      }
+      return InvoiceState::kFailed;
+    }
+    case PlatformStatus::kInProgress:
+    case PlatformStatus::kSigning:
+      return InvoiceState::kIssuing;
+  }
+  return InvoiceState::kIssuing;
+}
+
+}  // namespace lanegate::invoice
