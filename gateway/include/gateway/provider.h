@@ -1,0 +1,191 @@
+#pragma once
+// The payment provider seen by the gateway: typed calls with an outcome classification
+// the outbox worker acts on. WechatPayClient (gateway/provider_wechatpay.h) implements it
+// for WeChat Pay API v3 vehicle services; an Alipay adapter can implement it later.
+//
+// Charge lifecycle as the outbox drives it (one out_trade_no per money movement):
+//
+//   NEW --charge(req, kFirst)--> ok: ACCEPTED | SUCCESS | PAY_FAIL   (settled by reply or
+//    |                                                                 notification)
+//    |--> retry_later (connect refused, 429): nothing reached the provider; call
+//    |      charge(req, kFirst) again later.
+//    |--> query_first (timeout, 5xx, lost or unverifiable reply): AMBIGUOUS. From here
+//    |      on only charge(req, kAfterAmbiguity) is allowed: it queries the same
+//    |      out_trade_no first; found -> ok with its state; ORDER_NOT_EXIST -> resends the
+//    |      same request (same out_trade_no, same amount); query failed -> query_first again.
+//    '--> park (400/401/403, amount mismatch): permanent; an operator must look.
+// Invariants:
+//   1. A new out_trade_no is never invented for the same money: the caller keeps the
+//      ChargeRequest it first sent and passes it unchanged on every attempt.
+//   2. After query_first, a resend happens only after the provider said ORDER_NOT_EXIST
+//      for that out_trade_no (kAfterAmbiguity enforces it).
+//   3. A reply is used only after its platform signature verified; an unverifiable 2xx
+//      reply to a charge is treated as ambiguous, never as a refusal.
+//
+// Threading: implementations are thread-safe; the outbox's worker threads share one.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/clock.h"
+#include "core/error.h"
+#include "core/money.h"
+
+namespace lanegate::gateway {
+
+// What the caller (outbox) does next.
+enum class Outcome {
+  kOk,          // the call succeeded; the value is valid
+  kRetryLater,  // nothing changed at the provider (or a read): try again later, same request
+  kQueryFirst,  // ambiguous (timeout/5xx/lost reply): query the same out_trade_no first
+  kPark,        // permanent (400/401/403, mismatch): park the item, alarm
+  kNotFound,    // the provider does not know the order (query: safe to submit it)
+};
+std::string_view outcome_name(Outcome outcome);
+
+struct ProviderFailure {
+  Outcome outcome = Outcome::kRetryLater;
+  int http_status = 0;        // 0 when no HTTP reply was received
+  std::string provider_code;  // e.g. "PARAM_ERROR", empty without a provider body
+  Error error;                // human-readable, names the field/check
+};
+
+template <typename T>
+using ProviderResult = std::expected<T, ProviderFailure>;
+
+// Which kind of call a reply belongs to: the same HTTP status means different things.
+enum class CallKind {
+  kRead,        // state/order queries, certificates, bills: always safe to repeat
+  kIdempotent,  // create parking entry: the provider locates it by out_parking_no
+  kCharge,      // moves money: a lost reply is ambiguous
+};
+
+// The spec's error table: HTTP status + error code -> outcome. Codes unknown to the
+// spec fall back on the status class (4xx -> park, 5xx -> ambiguous for a charge).
+Outcome classify_reply(CallKind kind, int http_status, std::string_view code);
+
+enum class Product { kParking, kHighway };
+std::string_view product_name(Product product);  // "PARKING" | "HIGHWAY"
+
+enum class TradeState { kAccepted, kSuccess, kPayFail, kRefund };
+std::string_view trade_state_name(TradeState state);
+// Accepts ACCEPTED, SUCCESS, PAY_FAIL, REFUND and the published sample's "FAIL".
+[[nodiscard]] Result<TradeState> parse_trade_state(std::string_view text);
+
+// Plate colours of the spec: BLUE, GREEN, YELLOW, BLACK, WHITE, LIMEGREEN.
+bool is_plate_color(std::string_view color);
+
+struct PlateServiceQuery {
+  std::string appid;  // empty: the client's configured appid
+  std::string plate_number;
+  std::string plate_color;
+  std::string openid;
+};
+
+struct PlateServiceState {
+  std::string plate_number;
+  std::string plate_color;
+  std::string openid;
+  std::optional<std::string> service_open_time;
+  std::string service_state;  // NORMAL | PAUSE | OUT_SERVICE
+};
+
+struct ParkingEntryRequest {
+  std::string out_parking_no;  // <= 64, unique per merchant
+  std::string plate_number;
+  std::string plate_color;
+  SystemTime start_time{};
+  std::string parking_name;  // <= 128 characters
+  std::int64_t free_duration_s = 0;
+  std::string notify_url;  // empty: the configured notify_url
+};
+
+struct ParkingEntry {
+  std::string id;  // parking_id, used by the charge
+  std::string out_parking_no;
+  std::string state;                        // NORMAL | BLOCKED
+  std::optional<std::string> block_reason;  // PAUSE | OVERDUE | OUT_SERVICE | ...
+};
+
+struct ParkingInfo {
+  std::string parking_id;
+  std::string plate_number;
+  std::string plate_color;
+  SystemTime start_time{};
+  SystemTime end_time{};
+  std::string parking_name;
+  std::int64_t charging_duration_s = 0;
+  std::string device_id;
+};
+
+// Highway/ETC fields beyond these names are unconfirmed (spec): modelled on parking.
+struct HighwayInfo {
+  std::string plate_number;
+  std::string plate_color;
+  SystemTime start_time{};
+  SystemTime end_time{};
+  std::string channel_type;  // e.g. "ETC"
+  std::string entrance;
+  std::string exit;
+};
+
+struct ChargeRequest {
+  Product product = Product::kParking;
+  std::string out_trade_no;  // <= 32 of [0-9A-Za-z_*-], unique per merchant
+  std::string description;   // <= 128 characters
+  Money amount = Money::zero();
+  std::optional<std::string> attach;
+  std::string notify_url;  // empty: the configured notify_url
+  ParkingInfo parking;     // REQUIRES: product == kParking
+  std::string contract_id;  // REQUIRES: product == kHighway
+  HighwayInfo highway;      // REQUIRES: product == kHighway
+};
+
+// A provider transaction as replied or notified.
+struct ProviderTransaction {
+  Product product = Product::kParking;
+  std::string out_trade_no;
+  std::string transaction_id;
+  TradeState state = TradeState::kAccepted;
+  std::string trade_state_description;
+  Money amount = Money::zero();
+  std::optional<Money> payer_total;
+  std::optional<std::string> success_time;
+  std::string openid;
+  std::string bank_type;    // "BPA": the provider advanced the money
+  std::string user_repaid;  // "Y" | "N" when given
+  std::string raw_json;     // the verified (or decrypted) JSON, for the audit ledger
+};
+
+enum class ChargeAttempt {
+  kFirst,            // nothing ambiguous happened for this out_trade_no yet
+  kAfterAmbiguity,   // an earlier attempt ended in query_first: query before any resend
+};
+
+struct TradeBill {
+  std::string csv;  // the file exactly as downloaded (hash checked)
+  std::string hash_value;
+};
+
+class PaymentProvider {
+ public:
+  virtual ~PaymentProvider() = default;
+
+  [[nodiscard]] virtual ProviderResult<PlateServiceState> find_plate_service(
+      const PlateServiceQuery& query) = 0;
+  [[nodiscard]] virtual ProviderResult<ParkingEntry> create_parking_entry(
+      const ParkingEntryRequest& request) = 0;
+  // See the lifecycle above. ok carries the transaction in whatever state it is.
+  [[nodiscard]] virtual ProviderResult<ProviderTransaction> charge(const ChargeRequest& request,
+                                                                   ChargeAttempt attempt) = 0;
+  // ORDER_NOT_EXIST -> failure with Outcome::kNotFound.
+  [[nodiscard]] virtual ProviderResult<ProviderTransaction> query_transaction(
+      Product product, std::string_view out_trade_no) = 0;
+  // bill_date "YYYY-MM-DD" (local day); the file's SHA-1 is checked before returning.
+  [[nodiscard]] virtual ProviderResult<TradeBill> download_trade_bill(
+      std::string_view bill_date) = 0;
+};
+
+}  // namespace lanegate::gateway

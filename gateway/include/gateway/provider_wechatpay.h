@@ -1,0 +1,149 @@
+#pragma once
+// WeChat Pay API v3 (vehicle services) client: request signing, reply verification,
+// platform-key management and the calls of gateway/provider.h over HTTPS keep-alive.
+//
+// Threading: WechatPayClient is thread-safe. It keeps a small pool of keep-alive HTTPS
+// connections (one per concurrently running call), so worker threads may share one
+// client. PlatformKeySet is thread-safe (shared by the client and the notification
+// handler). ResponseVerifier is immutable after construction.
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/config.h"
+#include "core/clock.h"
+#include "core/error.h"
+#include "core/pki.h"
+#include "gateway/provider.h"
+
+namespace lanegate::gateway {
+
+// --- request signing (spec "Signing a request") ----------------------------------------
+
+// "METHOD\nPATH_WITH_QUERY\nTIMESTAMP\nNONCE\nBODY\n".
+std::string request_sign_message(std::string_view method, std::string_view target,
+                                 std::string_view timestamp, std::string_view nonce,
+                                 std::string_view body);
+// `WECHATPAY2-SHA256-RSA2048 mchid="…",nonce_str="…",timestamp="…",serial_no="…",signature="…"`.
+[[nodiscard]] Result<std::string> authorization_header(const pki::PrivateKey& key,
+                                                       std::string_view mchid,
+                                                       std::string_view serial_no,
+                                                       std::string_view method,
+                                                       std::string_view target,
+                                                       std::string_view timestamp,
+                                                       std::string_view nonce,
+                                                       std::string_view body);
+// Percent-encodes a query value as it goes on the request line (UTF-8 bytes as %XX,
+// upper-case hex; only [A-Za-z0-9-_.~] stay literal).
+std::string percent_encode(std::string_view value);
+
+// --- reply / notification verification (spec "Verifying a response") -------------------
+
+// Platform keys by id: certificate serial or "PUB_KEY_ID_…". Both kinds may be live at
+// once during a migration. Thread-safe.
+class PlatformKeySet {
+ public:
+  void put(const std::string& id, const pki::PublicKey& key);
+  std::optional<pki::PublicKey> find(std::string_view id) const;
+  std::vector<std::string> ids() const;
+  std::size_t size() const;
+
+ private:
+  mutable std::shared_mutex mu_;
+  std::map<std::string, pki::PublicKey, std::less<>> keys_;
+};
+
+// The signed parts of a reply or a notification.
+struct SignedMessage {
+  std::string timestamp;       // Wechatpay-Timestamp
+  std::string nonce;           // Wechatpay-Nonce
+  std::string signature;       // Wechatpay-Signature
+  std::string serial;          // Wechatpay-Serial
+  std::string signature_type;  // Wechatpay-Signature-Type (empty: not sent)
+  std::string body;            // raw body bytes
+};
+
+// Which check refused a message.
+enum class VerifyCheck {
+  kMissingHeader,   // a signature header is absent
+  kSignatureType,   // not WECHATPAY2-SHA256-RSA2048
+  kSignTestProbe,   // WECHATPAY/SIGNTEST/ probe traffic: must fail
+  kBadTimestamp,    // not an integer
+  kSkew,            // |now - timestamp| > 300 s
+  kUnknownKey,      // no key with that id in the set
+  kBadSignature,    // signature does not match
+};
+std::string_view verify_check_name(VerifyCheck check);
+
+struct VerifyFailure {
+  VerifyCheck check = VerifyCheck::kBadSignature;
+  std::string key_id;
+  std::int64_t skew_s = 0;
+  std::string to_string() const;
+};
+
+inline constexpr std::int64_t kMaxSignatureSkewSeconds = 300;
+
+// Verifies "TIMESTAMP\nNONCE\nBODY\n" with the key the serial names. Every failure is
+// logged (key id, skew, failed check) and counted in
+// lanegate_provider_verify_failures_total{check}.
+class ResponseVerifier {
+ public:
+  ResponseVerifier(std::shared_ptr<const PlatformKeySet> keys, const Clock& clock)
+      : keys_(std::move(keys)), clock_(&clock) {}
+  [[nodiscard]] std::expected<void, VerifyFailure> verify(const SignedMessage& message,
+                                                          std::string_view context) const;
+
+ private:
+  std::shared_ptr<const PlatformKeySet> keys_;
+  const Clock* clock_;
+};
+
+// --- the client --------------------------------------------------------------------------
+
+class WechatPayClient final : public PaymentProvider {
+ public:
+  // Reads the merchant key, the APIv3 key and the configured platform keys (PEM public
+  // keys or certificates named in config). Errors name the file.
+  // REQUIRES: `clock` outlives the client.
+  [[nodiscard]] static Result<std::unique_ptr<WechatPayClient>> create(
+      const config::ProviderSection& config, const Clock& clock = SystemClock::instance());
+  ~WechatPayClient() override;
+
+  ProviderResult<PlateServiceState> find_plate_service(const PlateServiceQuery& query) override;
+  ProviderResult<ParkingEntry> create_parking_entry(const ParkingEntryRequest& request) override;
+  ProviderResult<ProviderTransaction> charge(const ChargeRequest& request,
+                                             ChargeAttempt attempt) override;
+  ProviderResult<ProviderTransaction> query_transaction(Product product,
+                                                        std::string_view out_trade_no) override;
+  ProviderResult<TradeBill> download_trade_bill(std::string_view bill_date) override;
+
+  // GET /v3/certificates: decrypts the platform certificates and adds them to the key
+  // set after the reply verified with one of them (or a key already known). Runs by
+  // itself every certificate_refresh_s (checked at the start of each call) and when a
+  // reply names an unknown serial (at most once per 60 s). Returns the key count.
+  ProviderResult<std::size_t> refresh_platform_keys();
+
+  // Shared with the notification handler.
+  std::shared_ptr<PlatformKeySet> key_set() const { return keys_; }
+  const std::string& apiv3_key() const { return apiv3_key_; }
+
+  // Test hook: how many HTTPS connections were opened (keep-alive reuse check).
+  std::int64_t TEST_connections_opened() const;
+
+  struct Impl;
+
+ private:
+  explicit WechatPayClient(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+  std::shared_ptr<PlatformKeySet> keys_;
+  std::string apiv3_key_;
+};
+
+}  // namespace lanegate::gateway

@@ -1,0 +1,819 @@
+// WeChat Pay API v3 client over cpp-httplib (see gateway/provider_wechatpay.h).
+#include "gateway/provider_wechatpay.h"
+
+#include <httplib.h>
+
+#include <boost/json.hpp>
+#include <cstdlib>
+#include <regex>
+
+#include "core/crypto.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/time_format.h"
+
+namespace lanegate::gateway {
+namespace json = boost::json;
+
+namespace {
+
+constexpr UtcOffset kChina{480};
+constexpr std::string_view kSignatureType = "WECHATPAY2-SHA256-RSA2048";
+constexpr std::int64_t kUnknownKeyRefreshMinSeconds = 60;
+
+metrics::Counter& verify_failures(VerifyCheck check) {
+  return metrics::Registry::global().counter(
+      "lanegate_provider_verify_failures_total",
+      "Provider replies/notifications refused by signature verification",
+      {{"check", std::string(verify_check_name(check))}});
+}
+
+metrics::Counter& call_outcomes(std::string_view call, Outcome outcome) {
+  return metrics::Registry::global().counter(
+      "lanegate_provider_calls_total", "Provider calls by call and outcome",
+      {{"call", std::string(call)}, {"outcome", std::string(outcome_name(outcome))}});
+}
+
+std::optional<std::string> get_string(const json::object& o, std::string_view key) {
+  if (const json::value* v = o.if_contains(key); v != nullptr && v->is_string()) {
+    return std::string(v->as_string());
+  }
+  return std::nullopt;
+}
+
+std::optional<std::int64_t> get_int(const json::object& o, std::string_view key) {
+  if (const json::value* v = o.if_contains(key); v != nullptr) {
+    if (v->is_int64()) {
+      return v->as_int64();
+    }
+    if (v->is_uint64() && v->as_uint64() <= static_cast<std::uint64_t>(INT64_MAX)) {
+      return static_cast<std::int64_t>(v->as_uint64());
+    }
+  }
+  return std::nullopt;
+}
+
+ProviderFailure failure(Outcome outcome, Errc code, std::string message, std::string field = {},
+                        int http_status = 0, std::string provider_code = {}) {
+  return ProviderFailure{outcome, http_status, std::move(provider_code),
+                         Error{code, std::move(message), std::move(field)}};
+}
+
+std::string trim_line(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) {
+    s.pop_back();
+  }
+  return s;
+}
+
+}  // namespace
+
+// --- signing -------------------------------------------------------------------------------
+
+std::string request_sign_message(std::string_view method, std::string_view target,
+                                 std::string_view timestamp, std::string_view nonce,
+                                 std::string_view body) {
+  std::string m;
+  m.reserve(method.size() + target.size() + timestamp.size() + nonce.size() + body.size() + 5);
+  m.append(method).append("\n").append(target).append("\n").append(timestamp).append("\n");
+  m.append(nonce).append("\n").append(body).append("\n");
+  return m;
+}
+
+Result<std::string> authorization_header(const pki::PrivateKey& key, std::string_view mchid,
+                                         std::string_view serial_no, std::string_view method,
+                                         std::string_view target, std::string_view timestamp,
+                                         std::string_view nonce, std::string_view body) {
+  auto signature =
+      pki::sign_sha256_rsa_base64(key, request_sign_message(method, target, timestamp, nonce, body));
+  if (!signature) {
+    return std::unexpected(signature.error());
+  }
+  std::string h(kSignatureType);
+  h += " mchid=\"" + std::string(mchid) + "\",nonce_str=\"" + std::string(nonce) +
+       "\",timestamp=\"" + std::string(timestamp) + "\",serial_no=\"" + std::string(serial_no) +
+       "\",signature=\"" + *signature + "\"";
+  return h;
+}
+
+std::string percent_encode(std::string_view value) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : value) {
+    bool literal = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                   c == '-' || c == '_' || c == '.' || c == '~';
+    if (literal) {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 0xF]);
+    }
+  }
+  return out;
+}
+
+// --- key set and verification --------------------------------------------------------------
+
+void PlatformKeySet::put(const std::string& id, const pki::PublicKey& key) {
+  std::unique_lock lock(mu_);
+  keys_[id] = key;
+}
+
+std::optional<pki::PublicKey> PlatformKeySet::find(std::string_view id) const {
+  std::shared_lock lock(mu_);
+  auto it = keys_.find(id);
+  if (it == keys_.end()) {
+    return std::nullopt;
+  }
+  return it->second;
+}
+
+std::vector<std::string> PlatformKeySet::ids() const {
+  std::shared_lock lock(mu_);
+  std::vector<std::string> out;
+  for (const auto& [id, key] : keys_) {
+    out.push_back(id);
+  }
+  return out;
+}
+
+std::size_t PlatformKeySet::size() const {
+  std::shared_lock lock(mu_);
+  return keys_.size();
+}
+
+std::string_view verify_check_name(VerifyCheck check) {
+  switch (check) {
+    case VerifyCheck::kMissingHeader:
+      return "missing_header";
+    case VerifyCheck::kSignatureType:
+      return "signature_type";
+    case VerifyCheck::kSignTestProbe:
+      return "signtest_probe";
+    case VerifyCheck::kBadTimestamp:
+      return "bad_timestamp";
+    case VerifyCheck::kSkew:
+      return "skew";
+    case VerifyCheck::kUnknownKey:
+      return "unknown_key";
+    case VerifyCheck::kBadSignature:
+      return "bad_signature";
+  }
+  return "unknown";
+}
+
+std::string VerifyFailure::to_string() const {
+  return "signature check failed: " + std::string(verify_check_name(check)) + " (key_id=" +
+         key_id + ", skew_s=" + std::to_string(skew_s) + ")";
+}
+
+std::expected<void, VerifyFailure> ResponseVerifier::verify(const SignedMessage& m,
+                                                            std::string_view context) const {
+  VerifyFailure f;
+  f.key_id = m.serial;
+  std::int64_t ts = 0;
+  bool ts_ok = false;
+  if (!m.timestamp.empty()) {
+    char* end = nullptr;
+    errno = 0;
+    long long parsed = std::strtoll(m.timestamp.c_str(), &end, 10);
+    ts_ok = errno == 0 && end != nullptr && *end == '\0';
+    ts = parsed;
+  }
+  if (ts_ok) {
+    f.skew_s = clock_->unix_seconds() - ts;
+  }
+  auto refuse = [&](VerifyCheck check) -> std::expected<void, VerifyFailure> {
+    f.check = check;
+    verify_failures(check).inc();
+    log::warn("provider signature refused",
+              {{"CONTEXT", context},
+               {"CHECK", verify_check_name(check)},
+               {"KEY_ID", f.key_id.empty() ? std::string("-") : f.key_id},
+               {"SKEW_S", f.skew_s}});
+    return std::unexpected(f);
+  };
+  if (m.timestamp.empty() || m.nonce.empty() || m.signature.empty() || m.serial.empty()) {
+    return refuse(VerifyCheck::kMissingHeader);
+  }
+  if (!m.signature_type.empty() && m.signature_type != kSignatureType) {
+    return refuse(VerifyCheck::kSignatureType);
+  }
+  // Deliberate probe traffic from the provider: it must never verify.
+  if (m.signature.starts_with("WECHATPAY/SIGNTEST/")) {
+    return refuse(VerifyCheck::kSignTestProbe);
+  }
+  if (!ts_ok) {
+    return refuse(VerifyCheck::kBadTimestamp);
+  }
+  if (std::llabs(f.skew_s) > kMaxSignatureSkewSeconds) {
+    return refuse(VerifyCheck::kSkew);
+  }
+  auto key = keys_->find(m.serial);
+  if (!key) {
+    return refuse(VerifyCheck::kUnknownKey);
+  }
+  std::string message = m.timestamp + "\n" + m.nonce + "\n" + m.body + "\n";
+  if (!pki::verify_sha256_rsa_base64(*key, message, m.signature)) {
+    return refuse(VerifyCheck::kBadSignature);
+  }
+  return {};
+}
+
+// --- client --------------------------------------------------------------------------------
+
+struct WechatPayClient::Impl {
+  config::ProviderSection config;
+  const Clock* clock = nullptr;
+  std::string host;
+  int port = 443;
+  pki::PrivateKey merchant_key;
+  std::shared_ptr<PlatformKeySet> keys;
+  std::string apiv3_key;
+
+  std::mutex pool_mu;
+  std::vector<std::unique_ptr<httplib::SSLClient>> idle;
+  std::atomic<std::int64_t> opened{0};
+
+  std::mutex refresh_mu;
+  std::atomic<std::int64_t> last_refresh_s{0};
+  std::atomic<std::int64_t> last_unknown_refresh_s{-1'000'000};
+
+  std::unique_ptr<httplib::SSLClient> borrow() {
+    {
+      std::lock_guard lock(pool_mu);
+      if (!idle.empty()) {
+        auto c = std::move(idle.back());
+        idle.pop_back();
+        return c;
+      }
+    }
+    auto c = std::make_unique<httplib::SSLClient>(host, port);
+    opened.fetch_add(1);
+    if (config.ca_file) {
+      c->set_ca_cert_path(config.ca_file->string());
+    }
+    c->enable_server_certificate_verification(config.verify_tls);
+    c->set_keep_alive(true);
+    c->set_url_encode(false);  // targets are percent-encoded here, exactly as signed
+    return c;
+  }
+
+  void give_back(std::unique_ptr<httplib::SSLClient> c) {
+    std::lock_guard lock(pool_mu);
+    if (idle.size() < 32) {
+      idle.push_back(std::move(c));
+    }
+  }
+
+  struct Reply {
+    int status = 0;
+    std::string body;
+    SignedMessage signed_parts;
+  };
+
+  // One signed HTTPS exchange. `verify` = check the platform signature of 2xx replies.
+  ProviderResult<Reply> exchange(std::string_view call, CallKind kind, const std::string& method,
+                                 const std::string& target, const std::string& body,
+                                 int timeout_ms, bool verify = true) {
+    if (verify && call != "certificates") {
+      maybe_periodic_refresh();
+    }
+    std::string timestamp = std::to_string(clock->unix_seconds());
+    auto nonce = crypto::random_token(32);
+    if (!nonce) {
+      return std::unexpected(failure(Outcome::kRetryLater, nonce.error().code,
+                                     nonce.error().message));
+    }
+    auto auth = authorization_header(merchant_key, config.mchid, config.merchant_serial_no, method,
+                                     target, timestamp, *nonce, body);
+    if (!auth) {
+      return std::unexpected(failure(Outcome::kPark, auth.error().code, auth.error().message));
+    }
+    httplib::Request req;
+    req.method = method;
+    req.path = target;
+    req.headers = {{"Authorization", *auth},
+                   {"Accept", "application/json"},
+                   {"User-Agent", "lanegate/0.1 (WeChatPay-APIv3)"}};
+    if (!config.public_key_id.empty()) {
+      // Ask for replies signed with the provider public key.
+      req.headers.emplace("Wechatpay-Serial", config.public_key_id);
+    }
+    if (method == "POST") {
+      req.body = body;
+      req.headers.emplace("Content-Type", "application/json");
+    }
+    auto client = borrow();
+    auto to = std::chrono::milliseconds(timeout_ms);
+    client->set_connection_timeout(std::chrono::milliseconds(config.connect_timeout_ms));
+    client->set_read_timeout(to);
+    client->set_write_timeout(to);
+    httplib::Response res;
+    httplib::Error err = httplib::Error::Success;
+    bool ok = client->send(req, res, err);
+    if (!ok) {
+      // Connect refused / handshake failed: the request never reached the provider.
+      bool not_sent = err == httplib::Error::Connection ||
+                      err == httplib::Error::ConnectionTimeout ||
+                      err == httplib::Error::SSLConnection ||
+                      err == httplib::Error::SSLServerVerification ||
+                      err == httplib::Error::SSLLoadingCerts;
+      Outcome outcome = kind == CallKind::kCharge && !not_sent ? Outcome::kQueryFirst
+                                                               : Outcome::kRetryLater;
+      log::warn("provider call failed in transport",
+                {{"CALL", call}, {"ERROR", httplib::to_string(err)},
+                 {"OUTCOME", outcome_name(outcome)}});
+      return std::unexpected(failure(outcome,
+                                     not_sent ? Errc::kUnavailable : Errc::kTimeout,
+                                     "transport: " + httplib::to_string(err)));
+    }
+    give_back(std::move(client));
+    Reply reply;
+    reply.status = res.status;
+    reply.body = std::move(res.body);
+    reply.signed_parts = SignedMessage{res.get_header_value("Wechatpay-Timestamp"),
+                                       res.get_header_value("Wechatpay-Nonce"),
+                                       res.get_header_value("Wechatpay-Signature"),
+                                       res.get_header_value("Wechatpay-Serial"),
+                                       res.get_header_value("Wechatpay-Signature-Type"),
+                                       reply.body};
+    if (res.status < 200 || res.status >= 300) {
+      return std::unexpected(provider_error(call, kind, reply, method, target, timestamp, *nonce,
+                                            body));
+    }
+    if (verify) {
+      if (auto v = verify_reply(reply.signed_parts, call); !v) {
+        // Invariant 3: an unverifiable 2xx to a charge is ambiguous, never a refusal.
+        Outcome outcome = kind == CallKind::kCharge ? Outcome::kQueryFirst : Outcome::kRetryLater;
+        return std::unexpected(
+            failure(outcome, Errc::kCrypto, v.error().to_string(), "Wechatpay-Signature",
+                    res.status));
+      }
+    }
+    return reply;
+  }
+
+  std::expected<void, VerifyFailure> verify_reply(const SignedMessage& m, std::string_view call) {
+    ResponseVerifier verifier(keys, *clock);
+    auto v = verifier.verify(m, call);
+    if (!v && v.error().check == VerifyCheck::kUnknownKey) {
+      // A rotated platform certificate: fetch the current ones (rate-limited) and retry.
+      std::int64_t now = clock->unix_seconds();
+      if (now - last_unknown_refresh_s.load() >= kUnknownKeyRefreshMinSeconds) {
+        last_unknown_refresh_s = now;
+        if (refresh().has_value()) {
+          v = verifier.verify(m, call);
+        }
+      }
+    }
+    return v;
+  }
+
+  ProviderFailure provider_error(std::string_view call, CallKind kind, const Reply& reply,
+                                 const std::string& method, const std::string& target,
+                                 const std::string& timestamp, const std::string& nonce,
+                                 const std::string& body) {
+    std::string code;
+    std::string message;
+    std::string field;
+    boost::system::error_code ec;
+    json::value v = json::parse(reply.body, ec);
+    if (!ec && v.is_object()) {
+      const auto& o = v.as_object();
+      code = get_string(o, "code").value_or("");
+      message = get_string(o, "message").value_or("");
+      if (const auto* d = o.if_contains("detail"); d != nullptr && d->is_object()) {
+        field = get_string(d->as_object(), "field").value_or("");
+        if (code == "SIGN_ERROR") {
+          // Compare what the provider verified with what we signed, without logging the
+          // message itself (it can carry plates and openids).
+          std::string ours = request_sign_message(method, target, timestamp, nonce, body);
+          std::string theirs;
+          if (const auto* si = d->as_object().if_contains("sign_information");
+              si != nullptr && si->is_object()) {
+            theirs = get_string(si->as_object(), "truncated_sign_message").value_or("");
+          }
+          bool prefix = !theirs.empty() && ours.starts_with(theirs);
+          log::error("provider refused our request signature (SIGN_ERROR)",
+                     {{"CALL", call},
+                      {"SERIAL_NO", config.merchant_serial_no},
+                      {"OUR_MESSAGE_BYTES", static_cast<std::int64_t>(ours.size())},
+                      {"PROVIDER_MESSAGE_IS_OUR_PREFIX", prefix ? "yes" : "no"},
+                      {"ISSUE", get_string(d->as_object(), "issue").value_or("")}});
+        }
+      }
+    }
+    Outcome outcome = classify_reply(kind, reply.status, code);
+    log::warn("provider replied with an error",
+              {{"CALL", call}, {"HTTP_STATUS", reply.status}, {"CODE", code},
+               {"OUTCOME", outcome_name(outcome)}});
+    Errc errc = reply.status == 401 || reply.status == 403 ? Errc::kPermission
+                : reply.status == 404                       ? Errc::kNotFound
+                : reply.status >= 500                       ? Errc::kUnavailable
+                                                            : Errc::kRejected;
+    return failure(outcome, errc, code + ": " + message, field, reply.status, code);
+  }
+
+  void maybe_periodic_refresh() {
+    std::int64_t now = clock->unix_seconds();
+    if (config.certificate_refresh_s <= 0 ||
+        now - last_refresh_s.load() < config.certificate_refresh_s) {
+      return;
+    }
+    std::unique_lock lock(refresh_mu, std::try_to_lock);
+    if (!lock.owns_lock()) {
+      return;  // another thread is refreshing
+    }
+    if (now - last_refresh_s.load() < config.certificate_refresh_s) {
+      return;
+    }
+    // A failed refresh keeps the old keys and is retried at the next period.
+    last_refresh_s = now;
+    (void)refresh_locked();
+  }
+
+  ProviderResult<std::size_t> refresh() {
+    std::lock_guard lock(refresh_mu);
+    last_refresh_s = clock->unix_seconds();
+    return refresh_locked();
+  }
+
+  // REQUIRES: refresh_mu held.
+  ProviderResult<std::size_t> refresh_locked() {
+    auto reply = exchange("certificates", CallKind::kRead, "GET", "/v3/certificates", "",
+                          config.request_timeout_ms, /*verify=*/false);
+    if (!reply) {
+      return std::unexpected(reply.error());
+    }
+    boost::system::error_code ec;
+    json::value v = json::parse(reply->body, ec);
+    if (ec || !v.is_object() || v.as_object().if_contains("data") == nullptr ||
+        !v.as_object().at("data").is_array()) {
+      return std::unexpected(failure(Outcome::kRetryLater, Errc::kProtocol,
+                                     "certificates reply has no data array", "data"));
+    }
+    auto candidate = std::make_shared<PlatformKeySet>();
+    for (const auto& id : keys->ids()) {
+      candidate->put(id, *keys->find(id));
+    }
+    std::vector<std::pair<std::string, pki::PublicKey>> fresh;
+    for (const auto& item : v.as_object().at("data").as_array()) {
+      if (!item.is_object()) {
+        continue;
+      }
+      const auto& o = item.as_object();
+      auto serial = get_string(o, "serial_no");
+      const auto* enc = o.if_contains("encrypt_certificate");
+      if (!serial || enc == nullptr || !enc->is_object()) {
+        continue;
+      }
+      const auto& e = enc->as_object();
+      auto sealed = crypto::base64_decode(get_string(e, "ciphertext").value_or(""));
+      if (!sealed) {
+        continue;
+      }
+      auto pem = pki::aes256gcm_decrypt(
+          apiv3_key, get_string(e, "nonce").value_or(""),
+          get_string(e, "associated_data").value_or(""),
+          std::string_view(reinterpret_cast<const char*>(sealed->data()), sealed->size()));
+      if (!pem) {
+        log::warn("platform certificate does not decrypt (APIv3 key?)", {{"SERIAL", *serial}});
+        continue;
+      }
+      auto cert = pki::certificate_from_pem(*pem);
+      if (!cert || cert->serial_hex != *serial) {
+        log::warn("platform certificate serial does not match its serial_no", {{"SERIAL", *serial}});
+        continue;
+      }
+      if (cert->not_after < clock->now()) {
+        continue;  // expired
+      }
+      candidate->put(*serial, cert->public_key);
+      fresh.emplace_back(*serial, cert->public_key);
+    }
+    // The reply must verify with a key it delivered or one already trusted.
+    ResponseVerifier verifier(candidate, *clock);
+    if (auto ok = verifier.verify(reply->signed_parts, "certificates"); !ok) {
+      return std::unexpected(failure(Outcome::kRetryLater, Errc::kCrypto, ok.error().to_string(),
+                                     "Wechatpay-Signature"));
+    }
+    for (const auto& [id, key] : fresh) {
+      keys->put(id, key);
+    }
+    log::info("platform keys refreshed", {{"KEYS", static_cast<std::int64_t>(keys->size())}});
+    return keys->size();
+  }
+
+  // --- JSON mapping -------------------------------------------------------------------
+  ProviderResult<ProviderTransaction> parse_transaction(Product product, const std::string& body) {
+    boost::system::error_code ec;
+    json::value v = json::parse(body, ec);
+    if (ec || !v.is_object()) {
+      return std::unexpected(
+          failure(Outcome::kRetryLater, Errc::kParse, "transaction reply is not JSON", "body"));
+    }
+    const auto& o = v.as_object();
+    ProviderTransaction t;
+    t.product = product;
+    t.raw_json = body;
+    t.out_trade_no = get_string(o, "out_trade_no").value_or("");
+    t.transaction_id = get_string(o, "transaction_id").value_or("");
+    auto state = parse_trade_state(get_string(o, "trade_state").value_or(""));
+    if (!state || t.out_trade_no.empty()) {
+      return std::unexpected(failure(Outcome::kRetryLater, Errc::kProtocol,
+                                     "transaction reply lacks out_trade_no or a known trade_state",
+                                     "trade_state"));
+    }
+    t.state = *state;
+    t.trade_state_description = get_string(o, "trade_state_description").value_or("");
+    t.success_time = get_string(o, "success_time");
+    t.bank_type = get_string(o, "bank_type").value_or("");
+    t.user_repaid = get_string(o, "user_repaid").value_or("");
+    if (const auto* p = o.if_contains("payer"); p != nullptr && p->is_object()) {
+      t.openid = get_string(p->as_object(), "openid").value_or("");
+    }
+    const auto* a = o.if_contains("amount");
+    auto total = a != nullptr && a->is_object() ? get_int(a->as_object(), "total") : std::nullopt;
+    if (!total) {
+      return std::unexpected(failure(Outcome::kRetryLater, Errc::kProtocol,
+                                     "transaction reply lacks amount.total", "amount.total"));
+    }
+    t.amount = Money::from_fen(*total);
+    if (auto pt = get_int(a->as_object(), "payer_total")) {
+      t.payer_total = Money::from_fen(*pt);
+    }
+    return t;
+  }
+
+  std::string charge_body(const ChargeRequest& r) {
+    json::object o;
+    o["appid"] = config.appid;
+    o["description"] = r.description;
+    o["out_trade_no"] = r.out_trade_no;
+    o["notify_url"] = r.notify_url.empty() ? config.notify_url : r.notify_url;
+    if (r.attach) {
+      o["attach"] = *r.attach;
+    }
+    json::object amount;
+    amount["total"] = r.amount.fen();
+    amount["currency"] = "CNY";
+    o["amount"] = std::move(amount);
+    if (r.product == Product::kParking) {
+      o["trade_scene"] = "PARKING";
+      json::object p;
+      p["parking_id"] = r.parking.parking_id;
+      p["plate_number"] = r.parking.plate_number;
+      p["plate_color"] = r.parking.plate_color;
+      p["start_time"] = format_rfc3339(r.parking.start_time, kChina);
+      p["end_time"] = format_rfc3339(r.parking.end_time, kChina);
+      p["parking_name"] = r.parking.parking_name;
+      p["charging_duration"] = r.parking.charging_duration_s;
+      p["device_id"] = r.parking.device_id;
+      o["parking_info"] = std::move(p);
+    } else {
+      o["contract_id"] = r.contract_id;
+      json::object h;
+      h["plate_number"] = r.highway.plate_number;
+      h["plate_color"] = r.highway.plate_color;
+      h["start_time"] = format_rfc3339(r.highway.start_time, kChina);
+      h["end_time"] = format_rfc3339(r.highway.end_time, kChina);
+      h["channel_type"] = r.highway.channel_type;
+      h["entrance"] = r.highway.entrance;
+      h["exit"] = r.highway.exit;
+      o["highway_info"] = std::move(h);
+    }
+    return json::serialize(o);
+  }
+
+  ProviderResult<ProviderTransaction> send_charge(const ChargeRequest& r) {
+    std::string path = r.product == Product::kParking ? "/v3/vehicle/transactions/parking"
+                                                      : "/v3/vehicle/etc/transactions/highway";
+    auto reply = exchange("charge", CallKind::kCharge, "POST", path, charge_body(r),
+                          config.charge_deadline_ms);
+    if (!reply) {
+      return std::unexpected(reply.error());
+    }
+    auto t = parse_transaction(r.product, reply->body);
+    if (!t) {
+      // A 2xx we cannot read: the charge may exist. Ambiguous.
+      auto f = t.error();
+      f.outcome = Outcome::kQueryFirst;
+      return std::unexpected(f);
+    }
+    return check_same_money(r, std::move(*t));
+  }
+
+  ProviderResult<ProviderTransaction> check_same_money(const ChargeRequest& r,
+                                                       ProviderTransaction t) {
+    if (t.out_trade_no != r.out_trade_no || t.amount != r.amount) {
+      log::error("provider transaction does not match the charge we sent",
+                 {{"OUT_TRADE_NO", r.out_trade_no},
+                  {"SENT_FEN", r.amount.fen()},
+                  {"PROVIDER_FEN", t.amount.fen()}});
+      return std::unexpected(failure(Outcome::kPark, Errc::kProtocol,
+                                     "provider transaction differs from the charge (amount or "
+                                     "out_trade_no)",
+                                     "amount.total"));
+    }
+    return t;
+  }
+};
+
+WechatPayClient::WechatPayClient(std::unique_ptr<Impl> impl)
+    : impl_(std::move(impl)), keys_(impl_->keys), apiv3_key_(impl_->apiv3_key) {}
+
+WechatPayClient::~WechatPayClient() = default;
+
+Result<std::unique_ptr<WechatPayClient>> WechatPayClient::create(
+    const config::ProviderSection& config, const Clock& clock) {
+  auto impl = std::make_unique<Impl>();
+  impl->config = config;
+  impl->clock = &clock;
+  static const std::regex kUrl(R"(^https://([^/:]+)(?::(\d{1,5}))?/?$)");
+  std::smatch m;
+  if (!std::regex_match(config.base_url, m, kUrl)) {
+    return fail(Errc::kInvalidArgument, "must be https://HOST[:PORT] without a path",
+                "provider.base_url");
+  }
+  impl->host = m[1];
+  impl->port = m[2].matched ? std::stoi(m[2]) : 443;
+  if (config.mchid.empty() || config.appid.empty() || config.merchant_serial_no.empty()) {
+    return fail(Errc::kInvalidArgument, "mchid, appid and merchant_serial_no are required",
+                "provider");
+  }
+  auto key = pki::load_private_key(config.merchant_private_key_file);
+  if (!key) {
+    return std::unexpected(key.error());
+  }
+  impl->merchant_key = *key;
+  auto apiv3 = pki::read_file(config.apiv3_key_file);
+  if (!apiv3) {
+    return std::unexpected(apiv3.error());
+  }
+  impl->apiv3_key = trim_line(*apiv3);
+  if (impl->apiv3_key.size() != 32) {
+    return fail(Errc::kInvalidArgument, "APIv3 key must be exactly 32 bytes",
+                config.apiv3_key_file.string());
+  }
+  impl->keys = std::make_shared<PlatformKeySet>();
+  for (const auto& pk : config.platform_keys) {
+    auto pub = pki::load_public_key(pk.file);
+    if (!pub) {
+      return std::unexpected(pub.error());
+    }
+    impl->keys->put(pk.id, *pub);
+  }
+  // Configured keys count as fresh: the timer refresh starts one period from now.
+  impl->last_refresh_s = clock.unix_seconds();
+  return std::unique_ptr<WechatPayClient>(new WechatPayClient(std::move(impl)));
+}
+
+ProviderResult<PlateServiceState> WechatPayClient::find_plate_service(const PlateServiceQuery& q) {
+  if (!is_plate_color(q.plate_color)) {
+    return std::unexpected(failure(Outcome::kPark, Errc::kInvalidArgument,
+                                   "not one of BLUE, GREEN, YELLOW, BLACK, WHITE, LIMEGREEN",
+                                   "plate_color"));
+  }
+  std::string target = "/v3/vehicle/parking/services/find?appid=" +
+                       percent_encode(q.appid.empty() ? impl_->config.appid : q.appid) +
+                       "&plate_number=" + percent_encode(q.plate_number) +
+                       "&plate_color=" + percent_encode(q.plate_color) +
+                       "&openid=" + percent_encode(q.openid);
+  auto reply = impl_->exchange("find_plate_service", CallKind::kRead, "GET", target, "",
+                               impl_->config.request_timeout_ms);
+  call_outcomes("find_plate_service", reply ? Outcome::kOk : reply.error().outcome).inc();
+  if (!reply) {
+    return std::unexpected(reply.error());
+  }
+  boost::system::error_code ec;
+  json::value v = json::parse(reply->body, ec);
+  if (ec || !v.is_object()) {
+    return std::unexpected(failure(Outcome::kRetryLater, Errc::kParse, "reply is not JSON"));
+  }
+  const auto& o = v.as_object();
+  PlateServiceState s{get_string(o, "plate_number").value_or(""),
+                      get_string(o, "plate_color").value_or(""),
+                      get_string(o, "openid").value_or(""), get_string(o, "service_open_time"),
+                      get_string(o, "service_state").value_or("")};
+  if (s.service_state != "NORMAL" && s.service_state != "PAUSE" &&
+      s.service_state != "OUT_SERVICE") {
+    return std::unexpected(failure(Outcome::kRetryLater, Errc::kProtocol,
+                                   "service_state not NORMAL, PAUSE or OUT_SERVICE",
+                                   "service_state"));
+  }
+  return s;
+}
+
+ProviderResult<ParkingEntry> WechatPayClient::create_parking_entry(const ParkingEntryRequest& r) {
+  json::object o;
+  o["out_parking_no"] = r.out_parking_no;
+  o["plate_number"] = r.plate_number;
+  o["plate_color"] = r.plate_color;
+  o["notify_url"] = r.notify_url.empty() ? impl_->config.notify_url : r.notify_url;
+  o["start_time"] = format_rfc3339(r.start_time, kChina);
+  o["parking_name"] = r.parking_name;
+  o["free_duration"] = r.free_duration_s;
+  auto reply = impl_->exchange("create_parking_entry", CallKind::kIdempotent, "POST",
+                               "/v3/vehicle/parking/parkings", json::serialize(o),
+                               impl_->config.request_timeout_ms);
+  call_outcomes("create_parking_entry", reply ? Outcome::kOk : reply.error().outcome).inc();
+  if (!reply) {
+    return std::unexpected(reply.error());
+  }
+  boost::system::error_code ec;
+  json::value v = json::parse(reply->body, ec);
+  if (ec || !v.is_object()) {
+    return std::unexpected(failure(Outcome::kRetryLater, Errc::kParse, "reply is not JSON"));
+  }
+  const auto& p = v.as_object();
+  ParkingEntry e{get_string(p, "id").value_or(""), get_string(p, "out_parking_no").value_or(""),
+                 get_string(p, "state").value_or(""), get_string(p, "block_reason")};
+  if (e.id.empty() || (e.state != "NORMAL" && e.state != "BLOCKED")) {
+    return std::unexpected(failure(Outcome::kRetryLater, Errc::kProtocol,
+                                   "parking entry reply lacks id or a known state", "state"));
+  }
+  return e;
+}
+
+ProviderResult<ProviderTransaction> WechatPayClient::charge(const ChargeRequest& r,
+                                                            ChargeAttempt attempt) {
+  ProviderResult<ProviderTransaction> result;
+  if (attempt == ChargeAttempt::kAfterAmbiguity) {
+    // Invariant 2: query the same out_trade_no before any resend.
+    auto found = query_transaction(r.product, r.out_trade_no);
+    if (found) {
+      result = impl_->check_same_money(r, std::move(*found));
+    } else if (found.error().outcome == Outcome::kNotFound) {
+      log::info("ambiguous charge never arrived; resending the same out_trade_no",
+                {{"OUT_TRADE_NO", r.out_trade_no}});
+      result = impl_->send_charge(r);
+    } else {
+      auto f = found.error();
+      if (f.outcome == Outcome::kRetryLater) {
+        f.outcome = Outcome::kQueryFirst;  // still ambiguous: keep querying
+      }
+      result = std::unexpected(f);
+    }
+  } else {
+    result = impl_->send_charge(r);
+  }
+  call_outcomes("charge", result ? Outcome::kOk : result.error().outcome).inc();
+  return result;
+}
+
+ProviderResult<ProviderTransaction> WechatPayClient::query_transaction(
+    Product product, std::string_view out_trade_no) {
+  std::string target = (product == Product::kParking ? "/v3/vehicle/transactions/out-trade-no/"
+                                                     : "/v3/vehicle/etc/transactions/out-trade-no/") +
+                       percent_encode(out_trade_no);
+  auto reply = impl_->exchange("query", CallKind::kRead, "GET", target, "",
+                               impl_->config.request_timeout_ms);
+  call_outcomes("query", reply ? Outcome::kOk : reply.error().outcome).inc();
+  if (!reply) {
+    return std::unexpected(reply.error());
+  }
+  return impl_->parse_transaction(product, reply->body);
+}
+
+ProviderResult<TradeBill> WechatPayClient::download_trade_bill(std::string_view bill_date) {
+  std::string target = "/v3/bill/tradebill?bill_date=" + percent_encode(bill_date) +
+                       "&bill_type=ALL";
+  auto reply = impl_->exchange("tradebill", CallKind::kRead, "GET", target, "",
+                               impl_->config.request_timeout_ms);
+  if (!reply) {
+    return std::unexpected(reply.error());
+  }
+  boost::system::error_code ec;
+  json::value v = json::parse(reply->body, ec);
+  if (ec || !v.is_object()) {
+    return std::unexpected(failure(Outcome::kRetryLater, Errc::kParse, "reply is not JSON"));
+  }
+  auto url = get_string(v.as_object(), "download_url").value_or("");
+  auto hash = get_string(v.as_object(), "hash_value").value_or("");
+  static const std::regex kUrl(R"(^https://[^/]+(/.*)$)");
+  std::smatch m;
+  if (!std::regex_match(url, m, kUrl) || hash.empty()) {
+    return std::unexpected(failure(Outcome::kRetryLater, Errc::kProtocol,
+                                   "tradebill reply lacks download_url or hash_value",
+                                   "download_url"));
+  }
+  // The file reply is not signed; its SHA-1 from the signed reply protects it.
+  auto file = impl_->exchange("billdownload", CallKind::kRead, "GET", m[1], "",
+                              impl_->config.request_timeout_ms, /*verify=*/false);
+  if (!file) {
+    return std::unexpected(file.error());
+  }
+  if (pki::sha1_hex(file->body) != hash) {
+    return std::unexpected(failure(Outcome::kRetryLater, Errc::kCrypto,
+                                   "trade bill SHA-1 does not match hash_value", "hash_value"));
+  }
+  return TradeBill{std::move(file->body), hash};
+}
+
+ProviderResult<std::size_t> WechatPayClient::refresh_platform_keys() { return impl_->refresh(); }
+
+std::int64_t WechatPayClient::TEST_connections_opened() const { return impl_->opened.load(); }
+
+}  // namespace lanegate::gateway
