@@ -344,6 +344,18 @@ void ModbusBus::handle_camera_record(ModbusDevice& d, const CameraMap& m,
                                      std::span<std::uint16_t> regs) {
   auto at = [&](int addr) { return regs[static_cast<size_t>(addr - m.record_start)]; };
   const std::uint16_t seq = at(m.sequence);
+  if (d.last_sequence) {
+    // Recognitions faster than the poll interval overwrite each other in the camera;
+    // count the ones we never saw so a too-slow poll interval is visible.
+    const int missed = static_cast<std::uint16_t>(seq - *d.last_sequence) - 1;
+    if (missed > 0) {
+      metrics::Registry::global()
+          .counter("lanegate_plate_missed_total",
+                   "Camera recognitions overwritten before they were polled",
+                   {{"device", d.cfg.id}})
+          .inc(missed);
+    }
+  }
   d.last_sequence = seq;
   const SystemTime received_at = clock_.now();
   const SteadyTime received_steady = clock_.steady_now();

@@ -267,8 +267,43 @@ void RtuDeviceServer::run(std::atomic<bool>& stopping) {
   }
 }
 
+namespace {
+
+std::uint16_t modbus_crc(const std::uint8_t* p, size_t n) {
+  std::uint16_t crc = 0xFFFF;
+  for (size_t i = 0; i < n; ++i) {
+    crc ^= p[i];
+    for (int b = 0; b < 8; ++b) {
+      crc = (crc & 1) ? static_cast<std::uint16_t>((crc >> 1) ^ 0xA001) : static_cast<std::uint16_t>(crc >> 1);
+    }
+  }
+  return crc;
+}
+
+// Length of the RTU request starting at buf (0 = need more bytes, -1 = not a request).
+int rtu_request_length(const std::vector<std::uint8_t>& buf) {
+  if (buf.size() < 2) return 0;
+  switch (buf[1]) {
+    case 0x01: case 0x02: case 0x03: case 0x04: case 0x05: case 0x06: return 8;
+    case 0x07: case 0x11: return 4;
+    case 0x16: return 10;
+    case 0x0F: case 0x10: return buf.size() < 7 ? 0 : 9 + buf[6];
+    case 0x17: return buf.size() < 11 ? 0 : 13 + buf[10];
+    default: return -1;
+  }
+}
+
+}  // namespace
+
+// The line: the bridge frames each master request (length by function code, CRC) and
+// hands it to the device with that slave id only. Handing every slave every byte, as a
+// real RS-485 line does, would need every slave to also hear the others' replies:
+// libmodbus' RTU server expects to skip the reply to a request addressed to another slave
+// and would swallow the next request instead when that reply never comes (silent device).
 void RtuBusServer::bridge(std::atomic<bool>& stopping) {
   std::vector<pollfd> fds;
+  std::vector<std::uint8_t> pending;
+  auto last_byte = std::chrono::steady_clock::now();
   std::uint8_t buf[512];
   while (!stopping.load()) {
     fds.clear();
@@ -276,15 +311,40 @@ void RtuBusServer::bridge(std::atomic<bool>& stopping) {
     for (auto& d : devices) {
       fds.push_back({d->master_fd, POLLIN, 0});
     }
-    if (::poll(fds.data(), fds.size(), 100) <= 0) {
+    const int rc = ::poll(fds.data(), fds.size(), 20);
+    const auto now = std::chrono::steady_clock::now();
+    if (!pending.empty() && now - last_byte > std::chrono::milliseconds(50)) {
+      pending.clear();  // an incomplete frame followed by silence: line noise
+    }
+    if (rc <= 0) {
       continue;
     }
     if (fds[0].revents & POLLIN) {
       const ssize_t n = ::read(master_fd, buf, sizeof buf);
       if (n > 0) {
-        // RS-485: every slave hears the master.
-        for (auto& d : devices) {
-          write_all_nonblocking(d->master_fd, buf, static_cast<size_t>(n));
+        pending.insert(pending.end(), buf, buf + n);
+        last_byte = now;
+      }
+      while (true) {
+        const int len = rtu_request_length(pending);
+        if (len < 0) {
+          pending.clear();
+          break;
+        }
+        if (len == 0 || pending.size() < static_cast<size_t>(len)) {
+          break;
+        }
+        const std::uint16_t crc = modbus_crc(pending.data(), static_cast<size_t>(len) - 2);
+        const bool crc_ok = pending[len - 2] == (crc & 0xFF) && pending[len - 1] == (crc >> 8);
+        if (crc_ok) {
+          for (auto& d : devices) {
+            if (pending[0] == 0 || d->dev->cfg.unit_id == pending[0]) {
+              write_all_nonblocking(d->master_fd, pending.data(), static_cast<size_t>(len));
+            }
+          }
+          pending.erase(pending.begin(), pending.begin() + len);
+        } else {
+          pending.clear();
         }
       }
     }

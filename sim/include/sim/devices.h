@@ -7,8 +7,9 @@
 //     answers each configured device by its unit id;
 //   - every RTU [[bus]]: a simulated RS-485 line: one pseudo-terminal for the master
 //     (symlinked at the bus' serial_device path) bridged to one pseudo-terminal per device,
-//     each served by its own libmodbus RTU context with its own slave id, so requests for
-//     other slaves are ignored exactly as on a multi-drop bus;
+//     each served by its own libmodbus RTU context with its own slave id. The bridge
+//     frames each request (CRC checked) and passes it to the addressed slave only; a
+//     request for an unknown or silent slave goes unanswered, as on a multi-drop bus;
 //   - every [[meter]]: a pseudo-terminal symlinked at the meter's device path, on which a
 //     meter emits end-of-trip frames and retransmits them until acknowledged.
 // Devices honour their config's unit id, byte/word order and register overrides.
