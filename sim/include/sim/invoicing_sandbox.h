@@ -1,0 +1,104 @@
+#pragma once
+// lanegate-sim invoicing: a local invoicing platform speaking the Nuonuo-style open API
+// of docs/INVOICE.md (POST /open/v1/services), so the gateway's platform client, the demo
+// and tests run the real protocol on one machine. Its checks are written from the spec,
+// independently of invoice/ (which sim/ must not link): the envelope signature
+// (HMAC-SHA256 over the canonical string), access token, seller, timestamp window and
+// request-id replay; per line the 19-digit code, allowed rate, excl + tax = incl and
+// |excl * r - tax| <= 0.06 yuan, price * num = incl; the buyer id check character;
+// totals; red letters against the original invoice.
+//
+// Endpoints (plain HTTP on 127.0.0.1):
+//   POST /open/v1/services          headers accessToken, userTax, method
+//   GET  /invoices/{number}.pdf     the invoice as a real PDF 1.4
+//
+// Invoice lifecycle in the sandbox (one row per orderNo, never deleted):
+//   (none) --issue accepted--> 20 (in progress) --after N queries--> 2 (issued) | 22 (failed)
+// Invariants:
+//   1. An orderNo is accepted once; a second issue with it is answered E9106 and changes
+//      nothing.
+//   2. Invoice numbers are 20 digits: YY + province (2) + channel (1) + a 15-digit
+//      sequence that only grows (persisted), so no number is handed out twice.
+//   3. A blue invoice is reversed at most once, by a red invoice with the same lines
+//      negated in the same order.
+//   4. Issuing is asynchronous but deterministic: the first `queries_in_progress`
+//      queries of an order answer 20, the next one issues (no timers, no sleeps).
+//
+// Threading: start() runs the HTTP server on its own threads; all public methods are
+// thread-safe.
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/error.h"
+
+namespace lanegate::sim {
+
+struct InvoicingSandboxOptions {
+  std::filesystem::path db_file;  // sandbox state (created when missing)
+  int port = 0;                   // 0: any free port
+  std::string app_key = "sandbox-app-key";
+  std::string app_secret = "sandbox-app-secret";
+  std::string access_token = "sandbox-access-token";
+  std::string seller_tax_id = "91350100M000100Y43";
+  std::string province_code = "35";  // 2 digits in invoice numbers
+  char channel = '0';
+  int queries_in_progress = 1;
+  int timestamp_window_s = 300;
+  const Clock* clock = &SystemClock::instance();  // not owned
+};
+
+struct SandboxInvoice {
+  std::string order_no;
+  std::string serial_num;
+  std::string status;  // "20" | "2" | "22"
+  std::string kind;    // "blue" | "red"
+  std::string invoice_number;
+  std::string original_number;
+  std::string buyer_name;
+  std::string buyer_tax_num;
+  std::int64_t excl_fen = 0;
+  std::int64_t tax_fen = 0;
+  std::int64_t incl_fen = 0;
+  std::string fail_cause;
+  bool reversed = false;
+};
+
+class InvoicingSandbox {
+ public:
+  [[nodiscard]] static Result<std::unique_ptr<InvoicingSandbox>> start(InvoicingSandboxOptions options);
+  ~InvoicingSandbox();  // stops the server
+  InvoicingSandbox(const InvoicingSandbox&) = delete;
+  InvoicingSandbox& operator=(const InvoicingSandbox&) = delete;
+
+  int port() const;
+  std::string base_url() const;  // "http://127.0.0.1:PORT"
+  void stop();
+
+  // Test hooks.
+  // The next accepted order fails asynchronously (status 22) with this cause.
+  void fail_next_issue(std::string cause);
+  // While set, every API call is answered HTTP 503 (platform down).
+  void set_unavailable(bool unavailable);
+  std::optional<SandboxInvoice> find(const std::string& order_no) const;
+  std::int64_t issue_requests() const;  // issue calls that reached the business checks
+
+  struct Impl;
+
+ private:
+  explicit InvoicingSandbox(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// `lanegate-sim invoicing --db FILE [--port N] [--app-secret-file F] [--access-token-file F]
+//  [--app-key K] [--seller-tax-id ID] [--queries-in-progress N]`: prints
+// "ready http://127.0.0.1:PORT" and serves until SIGINT/SIGTERM. Returns the exit code.
+int run_invoicing_sandbox(std::span<const std::string> args);
+
+}  // namespace lanegate::sim

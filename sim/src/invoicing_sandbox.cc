@@ -1,0 +1,775 @@
+#include "sim/invoicing_sandbox.h"
+
+#include <httplib.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <array>
+#include <atomic>
+#include <boost/json.hpp>
+#include <fstream>
+#include <iostream>
+#include <mutex>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "core/crypto.h"
+#include "core/log.h"
+#include "core/money.h"
+#include "core/sqlite.h"
+#include "core/time_format.h"
+#include "sim/invoicing_pdf.h"
+
+namespace lanegate::sim {
+namespace {
+
+namespace json = boost::json;
+
+constexpr std::string_view kSchema = R"sql(
+CREATE TABLE sandbox_invoice(
+  order_no TEXT PRIMARY KEY,
+  serial_num TEXT NOT NULL UNIQUE,
+  status TEXT NOT NULL,
+  queries INTEGER NOT NULL DEFAULT 0,
+  kind TEXT NOT NULL,
+  invoice_number TEXT NOT NULL DEFAULT '',
+  original_number TEXT NOT NULL DEFAULT '',
+  seller_name TEXT NOT NULL,
+  seller_tax_num TEXT NOT NULL,
+  buyer_name TEXT NOT NULL,
+  buyer_tax_num TEXT NOT NULL,
+  excl_fen INTEGER NOT NULL,
+  tax_fen INTEGER NOT NULL,
+  incl_fen INTEGER NOT NULL,
+  fail_planned TEXT NOT NULL DEFAULT '',
+  fail_cause TEXT NOT NULL DEFAULT '',
+  reversed INTEGER NOT NULL DEFAULT 0,
+  issued_at TEXT NOT NULL DEFAULT ''
+);
+CREATE UNIQUE INDEX sandbox_invoice_number ON sandbox_invoice(invoice_number)
+  WHERE invoice_number <> '';
+CREATE UNIQUE INDEX sandbox_one_red ON sandbox_invoice(original_number)
+  WHERE original_number <> '';
+CREATE TABLE sandbox_line(
+  order_no TEXT NOT NULL,
+  line_no INTEGER NOT NULL,
+  goods_code TEXT NOT NULL,
+  rate TEXT NOT NULL,
+  excl_fen INTEGER NOT NULL,
+  tax_fen INTEGER NOT NULL,
+  incl_fen INTEGER NOT NULL,
+  PRIMARY KEY (order_no, line_no)
+);
+CREATE TABLE sandbox_sequence(name TEXT PRIMARY KEY, next INTEGER NOT NULL);
+INSERT INTO sandbox_sequence VALUES ('invoice', 1), ('serial', 1);
+)sql";
+
+struct PlatformError {
+  std::string code;
+  std::string describe;
+};
+
+// GB 32100-2015 check, written from the spec independently of invoice/buyer_id.cc.
+bool credit_code_ok(std::string_view code) {
+  static constexpr std::string_view kAlphabet = "0123456789ABCDEFGHJKLMNPQRTUWXY";
+  if (code.size() != 18) {
+    return false;
+  }
+  int sum = 0;
+  int weight = 1;
+  for (std::size_t i = 0; i < 17; ++i) {
+    const auto v = kAlphabet.find(code[i]);
+    if (v == std::string_view::npos) {
+      return false;
+    }
+    sum += static_cast<int>(v) * weight;
+    weight = weight * 3 % 31;
+  }
+  const int c = (31 - sum % 31) % 31;
+  return code[17] == kAlphabet[static_cast<std::size_t>(c)];
+}
+
+std::string str(const json::object& o, std::string_view key) {
+  auto it = o.find(json::string_view(key.data(), key.size()));
+  if (it == o.end() || !it->value().is_string()) {
+    return {};
+  }
+  return std::string(it->value().get_string());
+}
+
+// Rates the sandbox accepts, as written in requests, with their percent.
+std::optional<int> rate_percent(std::string_view r) {
+  static constexpr std::array<std::pair<std::string_view, int>, 8> kRates = {{
+      {"0", 0}, {"0.01", 1}, {"0.03", 3}, {"0.05", 5}, {"0.06", 6}, {"0.09", 9}, {"0.13", 13},
+      {"0.00", 0},
+  }};
+  for (auto [text, p] : kRates) {
+    if (text == r) {
+      return p;
+    }
+  }
+  return std::nullopt;
+}
+
+std::string digits_only(std::string_view s) {
+  return s.find_first_not_of("0123456789") == std::string_view::npos ? std::string(s) : "";
+}
+
+}  // namespace
+
+struct InvoicingSandbox::Impl {
+  InvoicingSandboxOptions options;
+  Database db;
+  mutable std::mutex mu;
+  httplib::Server server;
+  std::thread thread;
+  int port = 0;
+  std::set<std::string> seen_senids;
+  std::string next_failure;
+  std::atomic<bool> unavailable{false};
+  std::atomic<std::int64_t> issue_requests{0};
+
+  Impl(InvoicingSandboxOptions o, Database d) : options(std::move(o)), db(std::move(d)) {}
+
+  static json::object reply(const std::string& code, const std::string& describe) {
+    json::object o;
+    o["code"] = code;
+    o["describe"] = describe;
+    return o;
+  }
+
+  Result<std::int64_t> next_sequence(std::string_view name) {
+    auto st = db.prepare("UPDATE sandbox_sequence SET next = next + 1 WHERE name = ? RETURNING next - 1");
+    if (!st) {
+      return std::unexpected(st.error());
+    }
+    st->bind(1, name);
+    auto row = st->step();
+    if (!row) {
+      return std::unexpected(row.error());
+    }
+    if (!*row) {
+      return fail(Errc::kInternal, "sequence missing", std::string(name));
+    }
+    const std::int64_t v = st->column_int64(0);
+    st->reset();
+    return v;
+  }
+
+  // Validates and stores an issue request. REQUIRES: mu held.
+  std::variant<json::object, PlatformError> issue(const json::object& content) {
+    issue_requests.fetch_add(1);
+    auto it = content.find("order");
+    if (it == content.end() || !it->value().is_object()) {
+      return PlatformError{"E9101", "content.order is missing"};
+    }
+    const json::object& order = it->value().as_object();
+    const std::string order_no = str(order, "orderNo");
+    if (order_no.empty() || order_no.size() > 20 ||
+        order_no.find_first_not_of(
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") != std::string::npos) {
+      return PlatformError{"E9101", "orderNo must be 1-20 characters [A-Za-z0-9_-]"};
+    }
+    if (find_locked(order_no)) {
+      return PlatformError{"E9106", "订单编号不能重复 (orderNo " + order_no + " already exists)"};
+    }
+    const std::string seller = str(order, "salerTaxNum");
+    if (seller != options.seller_tax_id) {
+      return PlatformError{"E9102", "salerTaxNum does not match the authorised seller"};
+    }
+    const std::string buyer_name = str(order, "buyerName");
+    if (buyer_name.empty()) {
+      return PlatformError{"E9103", "buyerName is required"};
+    }
+    const std::string buyer_tax = str(order, "buyerTaxNum");
+    if (!buyer_tax.empty() && !credit_code_ok(buyer_tax)) {
+      return PlatformError{"E9104", "buyerTaxNum " + buyer_tax + " fails the GB 32100 check"};
+    }
+    const std::string type = str(order, "invoiceType");
+    if (type != "1" && type != "2") {
+      return PlatformError{"E9101", "invoiceType must be 1 (blue) or 2 (red)"};
+    }
+    const std::string line_kind = str(order, "invoiceLine");
+    if (line_kind != "pc" && line_kind != "bs") {
+      return PlatformError{"E9101", "invoiceLine must be pc or bs"};
+    }
+    if (line_kind == "bs" && buyer_tax.empty()) {
+      return PlatformError{"E9104", "a special invoice (bs) needs buyerTaxNum"};
+    }
+    const std::string push = str(order, "pushMode");
+    if (push != "-1" && push != "0" && push != "1" && push != "2") {
+      return PlatformError{"E9101", "pushMode must be -1, 0, 1 or 2"};
+    }
+    if ((push == "0" || push == "2") && str(order, "email").find('@') == std::string::npos) {
+      return PlatformError{"E9105", "pushMode " + push + " needs an email"};
+    }
+    if ((push == "1" || push == "2") && str(order, "buyerPhone").size() != 11) {
+      return PlatformError{"E9105", "pushMode " + push + " needs buyerPhone (11 digits)"};
+    }
+    const bool red = type == "2";
+    auto dit = order.find("invoiceDetail");
+    if (dit == order.end() || !dit->value().is_array() || dit->value().as_array().empty() ||
+        dit->value().as_array().size() > 100) {
+      return PlatformError{"E9101", "invoiceDetail must hold 1-100 lines"};
+    }
+    struct Line {
+      std::string code;
+      std::string rate;
+      std::int64_t excl, tax, incl;
+    };
+    std::vector<Line> lines;
+    std::int64_t sum_excl = 0, sum_tax = 0, sum_incl = 0;
+    int n = 0;
+    for (const auto& v : dit->value().as_array()) {
+      ++n;
+      const std::string where = "invoiceDetail[" + std::to_string(n) + "]";
+      if (!v.is_object()) {
+        return PlatformError{"E9101", where + " is not an object"};
+      }
+      const auto& d = v.as_object();
+      const std::string name = str(d, "goodsName");
+      if (name.size() < 4 || name[0] != '*' || name.find('*', 1) == std::string::npos) {
+        return PlatformError{"E9201", where + ".goodsName must be *category*name"};
+      }
+      Line l;
+      l.code = str(d, "goodsCode");
+      if (l.code.size() != 19 || digits_only(l.code).empty()) {
+        return PlatformError{"E9202", where + ".goodsCode must be 19 digits"};
+      }
+      l.rate = str(d, "taxRate");
+      auto p = rate_percent(l.rate);
+      if (!p) {
+        return PlatformError{"E9203", where + ".taxRate " + l.rate + " is not an allowed rate"};
+      }
+      const std::string flag = str(d, "favouredPolicyFlag");
+      if ((flag == "08" && *p != 3) || (flag == "09" && *p != 5) ||
+          (!flag.empty() && flag != "08" && flag != "09")) {
+        return PlatformError{"E9204", where + ".favouredPolicyFlag " + flag +
+                                          " does not match taxRate " + l.rate};
+      }
+      auto excl = Money::parse(str(d, "taxExcludedAmount"));
+      auto tax = Money::parse(str(d, "tax"));
+      auto incl = Money::parse(str(d, "taxIncludedAmount"));
+      auto price = Money::parse(str(d, "price"));
+      const std::string num = str(d, "num");
+      if (!excl || !tax || !incl || !price || (num != "1" && num != "-1")) {
+        return PlatformError{"E9205", where + ": amounts must be decimals with 2 places, num 1/-1"};
+      }
+      l.excl = excl->fen();
+      l.tax = tax->fen();
+      l.incl = incl->fen();
+      if (l.excl + l.tax != l.incl) {
+        return PlatformError{"E9206", where + ": taxExcludedAmount + tax != taxIncludedAmount"};
+      }
+      if ((num == "1" ? price->fen() : -price->fen()) != l.incl) {
+        return PlatformError{"E9206", where + ": price * num != taxIncludedAmount"};
+      }
+      // |excl * r - tax| <= 0.06 yuan, in hundredths of a fen.
+      const std::int64_t diff = l.excl * *p - l.tax * 100;
+      if (diff > 600 || diff < -600) {
+        return PlatformError{"E9207", where + ": tax differs from excl * rate by more than 0.06"};
+      }
+      if (red ? (l.incl >= 0) : (l.incl <= 0)) {
+        return PlatformError{"E9208", where + (red ? ": red lines must be negative"
+                                                   : ": blue lines must be positive")};
+      }
+      sum_excl += l.excl;
+      sum_tax += l.tax;
+      sum_incl += l.incl;
+      lines.push_back(std::move(l));
+    }
+    std::string original;
+    if (red) {
+      original = str(order, "invoiceNum");
+      auto blue = find_by_number_locked(original);
+      if (!blue || blue->kind != "blue" || blue->status != "2") {
+        return PlatformError{"E9301", "invoiceNum " + original + " is not an issued blue invoice"};
+      }
+      if (blue->reversed || has_red_locked(original)) {
+        return PlatformError{"E9302", "invoice " + original + " is already reversed"};
+      }
+      auto blue_lines = lines_locked(blue->order_no);
+      bool same = blue_lines.size() == lines.size();
+      for (std::size_t i = 0; same && i < lines.size(); ++i) {
+        same = blue_lines[i].code == lines[i].code && blue_lines[i].excl == -lines[i].excl &&
+               blue_lines[i].tax == -lines[i].tax && blue_lines[i].incl == -lines[i].incl;
+      }
+      if (!same) {
+        return PlatformError{"E9303",
+                             "red lines must be the original lines negated, in the original order"};
+      }
+    }
+    auto serial_seq = next_sequence("serial");
+    if (!serial_seq) {
+      return PlatformError{"E9999", "sandbox storage failure"};
+    }
+    char serial[32];
+    std::snprintf(serial, sizeof serial, "SB%018lld", static_cast<long long>(*serial_seq));
+    auto txn = db.begin();
+    if (!txn) {
+      return PlatformError{"E9999", "sandbox storage failure"};
+    }
+    auto ins = db.prepare(
+        "INSERT INTO sandbox_invoice(order_no, serial_num, status, kind, original_number, "
+        "seller_name, seller_tax_num, buyer_name, buyer_tax_num, excl_fen, tax_fen, incl_fen, "
+        "fail_planned) VALUES (?, ?, '20', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    if (!ins) {
+      return PlatformError{"E9999", "sandbox storage failure"};
+    }
+    ins->bind_all(order_no, std::string(serial), std::string(red ? "red" : "blue"), original,
+                  str(order, "salerName"), seller, buyer_name, buyer_tax, sum_excl, sum_tax,
+                  sum_incl, next_failure);
+    if (!ins->run()) {
+      return PlatformError{"E9999", "sandbox storage failure"};
+    }
+    int line_no = 0;
+    for (const Line& l : lines) {
+      auto st = db.prepare("INSERT INTO sandbox_line VALUES (?,?,?,?,?,?,?)");
+      if (!st) {
+        return PlatformError{"E9999", "sandbox storage failure"};
+      }
+      st->bind_all(order_no, ++line_no, l.code, l.rate, l.excl, l.tax, l.incl);
+      if (!st->run()) {
+        return PlatformError{"E9999", "sandbox storage failure"};
+      }
+    }
+    if (!txn->commit()) {
+      return PlatformError{"E9999", "sandbox storage failure"};
+    }
+    next_failure.clear();
+    json::object result;
+    result["invoiceSerialNum"] = serial;
+    return result;
+  }
+
+  std::optional<SandboxInvoice> load(std::string_view where, std::string_view value) const {
+    auto st = const_cast<Database&>(db).prepare(
+        "SELECT order_no, serial_num, status, kind, invoice_number, original_number, buyer_name, "
+        "buyer_tax_num, excl_fen, tax_fen, incl_fen, fail_cause, reversed FROM sandbox_invoice "
+        "WHERE " + std::string(where) + " = ?");
+    if (!st) {
+      return std::nullopt;
+    }
+    st->bind(1, value);
+    auto row = st->step();
+    if (!row || !*row) {
+      return std::nullopt;
+    }
+    SandboxInvoice s;
+    s.order_no = st->column_text(0);
+    s.serial_num = st->column_text(1);
+    s.status = st->column_text(2);
+    s.kind = st->column_text(3);
+    s.invoice_number = st->column_text(4);
+    s.original_number = st->column_text(5);
+    s.buyer_name = st->column_text(6);
+    s.buyer_tax_num = st->column_text(7);
+    s.excl_fen = st->column_int64(8);
+    s.tax_fen = st->column_int64(9);
+    s.incl_fen = st->column_int64(10);
+    s.fail_cause = st->column_text(11);
+    s.reversed = st->column_int64(12) != 0;
+    return s;
+  }
+  std::optional<SandboxInvoice> find_locked(std::string_view order_no) const {
+    return load("order_no", order_no);
+  }
+  std::optional<SandboxInvoice> find_by_number_locked(std::string_view number) const {
+    if (number.empty()) {
+      return std::nullopt;
+    }
+    return load("invoice_number", number);
+  }
+  bool has_red_locked(std::string_view number) const {
+    return load("original_number", number).has_value();
+  }
+  struct StoredLine {
+    std::string code, rate;
+    std::int64_t excl, tax, incl;
+  };
+  std::vector<StoredLine> lines_locked(std::string_view order_no) const {
+    std::vector<StoredLine> out;
+    auto st = const_cast<Database&>(db).prepare(
+        "SELECT goods_code, rate, excl_fen, tax_fen, incl_fen FROM sandbox_line WHERE order_no = ? "
+        "ORDER BY line_no");
+    if (!st) {
+      return out;
+    }
+    st->bind(1, order_no);
+    while (true) {
+      auto row = st->step();
+      if (!row || !*row) {
+        return out;
+      }
+      out.push_back({st->column_text(0), st->column_text(1), st->column_int64(2),
+                     st->column_int64(3), st->column_int64(4)});
+    }
+  }
+
+  // Moves an in-progress order on by one query (invariant 4). REQUIRES: mu held.
+  void progress_locked(const std::string& order_no) {
+    auto inv = find_locked(order_no);
+    if (!inv || inv->status != "20") {
+      return;
+    }
+    auto st = db.prepare(
+        "UPDATE sandbox_invoice SET queries = queries + 1 WHERE order_no = ? RETURNING queries, "
+        "fail_planned");
+    if (!st) {
+      return;
+    }
+    st->bind(1, order_no);
+    auto row = st->step();
+    if (!row || !*row) {
+      return;
+    }
+    const std::int64_t queries = st->column_int64(0);
+    const std::string planned = st->column_text(1);
+    st->reset();
+    if (queries <= options.queries_in_progress) {
+      return;
+    }
+    auto txn = db.begin();
+    if (!txn) {
+      return;
+    }
+    if (!planned.empty()) {
+      auto up = db.prepare(
+          "UPDATE sandbox_invoice SET status = '22', fail_cause = ? WHERE order_no = ?");
+      if (up) {
+        up->bind_all(planned, order_no);
+        (void)up->run();
+      }
+      (void)txn->commit();
+      return;
+    }
+    auto seq = next_sequence("invoice");
+    if (!seq) {
+      return;
+    }
+    const std::string year = format_local_date(options.clock->now(), UtcOffset{480}).substr(2, 2);
+    char number[32];
+    std::snprintf(number, sizeof number, "%s%s%c%015lld", year.c_str(),
+                  options.province_code.c_str(), options.channel, static_cast<long long>(*seq));
+    std::string issued_at = format_rfc3339(options.clock->now(), UtcOffset{480}).substr(0, 19);
+    issued_at[10] = ' ';
+    auto up = db.prepare(
+        "UPDATE sandbox_invoice SET status = '2', invoice_number = ?, issued_at = ? "
+        "WHERE order_no = ?");
+    if (!up) {
+      return;
+    }
+    up->bind_all(std::string(number), issued_at, order_no);
+    if (!up->run()) {
+      return;
+    }
+    if (inv->kind == "red") {
+      auto rev = db.prepare("UPDATE sandbox_invoice SET reversed = 1 WHERE invoice_number = ?");
+      if (rev) {
+        rev->bind(1, inv->original_number);
+        (void)rev->run();
+      }
+    }
+    (void)txn->commit();
+  }
+
+  std::variant<json::array, PlatformError> query(const json::object& content) {
+    auto it = content.find("orderNos");
+    if (it == content.end() || !it->value().is_array()) {
+      return PlatformError{"E9101", "orderNos must be a list"};
+    }
+    json::array out;
+    for (const auto& v : it->value().as_array()) {
+      if (!v.is_string()) {
+        continue;
+      }
+      const std::string order_no(v.get_string());
+      progress_locked(order_no);
+      auto inv = find_locked(order_no);
+      if (!inv) {
+        continue;
+      }
+      json::object o;
+      o["orderNo"] = inv->order_no;
+      o["serialNo"] = inv->serial_num;
+      o["status"] = inv->status;
+      o["statusMsg"] = inv->status == "2" ? "开票完成" : inv->status == "22" ? "开票失败" : "开票中";
+      o["failCause"] = inv->fail_cause;
+      o["allElectronicInvoiceNumber"] = inv->invoice_number;
+      o["pdfUrl"] = inv->status == "2" ? "http://127.0.0.1:" + std::to_string(port) +
+                                             "/invoices/" + inv->invoice_number + ".pdf"
+                                       : "";
+      o["ofdUrl"] = "";
+      o["qrCode"] = inv->status == "2" ? "01,32,," + inv->invoice_number : "";
+      out.push_back(std::move(o));
+    }
+    return out;
+  }
+
+  void handle_services(const httplib::Request& req, httplib::Response& res) {
+    if (unavailable.load()) {
+      res.status = 503;
+      res.set_content("{\"code\":\"E0503\",\"describe\":\"platform unavailable\"}",
+                      "application/json");
+      return;
+    }
+    auto send = [&](const json::object& o) {
+      res.status = 200;
+      res.set_content(json::serialize(o), "application/json;charset=utf-8");
+    };
+    boost::system::error_code ec;
+    json::value env = json::parse(req.body, ec);
+    if (ec || !env.is_object()) {
+      return send(reply("E1000", "request body is not a JSON object"));
+    }
+    const auto& e = env.as_object();
+    const std::string senid = str(e, "senid"), nonce = str(e, "nonce"),
+                      timestamp = str(e, "timestamp"), app_key = str(e, "appKey"),
+                      content = str(e, "content"), sign = str(e, "sign");
+    if (senid.empty() || nonce.empty() || timestamp.empty() || app_key.empty() || sign.empty()) {
+      return send(reply("E1000", "senid, nonce, timestamp, appKey and sign are required"));
+    }
+    const std::string token = req.get_header_value("accessToken");
+    const std::string user_tax = req.get_header_value("userTax");
+    const std::string method = req.get_header_value("method");
+    if (!crypto::equal_constant_time(token, options.access_token)) {
+      return send(reply("E1002", "accessToken is invalid or expired"));
+    }
+    if (user_tax != options.seller_tax_id) {
+      return send(reply("E1005", "userTax is not authorised for this access token"));
+    }
+    if (app_key != options.app_key) {
+      return send(reply("E1006", "unknown appKey"));
+    }
+    if (digits_only(timestamp).empty() || timestamp.size() > 12) {
+      return send(reply("E1003", "timestamp must be unix seconds"));
+    }
+    const std::int64_t skew = std::stoll(timestamp) - options.clock->unix_seconds();
+    if (skew > options.timestamp_window_s || skew < -options.timestamp_window_s) {
+      return send(reply("E1003", "timestamp outside the allowed window"));
+    }
+    // Canonical string, from the documented rule (field names in order, values verbatim).
+    const std::string canonical = "appKey=" + app_key + "&content=" + content + "&method=" +
+                                  method + "&nonce=" + nonce + "&senid=" + senid +
+                                  "&timestamp=" + timestamp + "&userTax=" + user_tax;
+    const auto mac = crypto::hmac_sha256(crypto::as_bytes(options.app_secret),
+                                         crypto::as_bytes(canonical));
+    const std::string expected =
+        crypto::base64_encode(std::span<const std::uint8_t>(mac.data(), mac.size()));
+    if (!crypto::equal_constant_time(expected, sign)) {
+      return send(reply("E1001", "signature does not verify"));
+    }
+    std::lock_guard lock(mu);
+    if (!seen_senids.insert(senid).second) {
+      return send(reply("E1007", "senid was already used (replay)"));
+    }
+    json::value c = json::parse(content, ec);
+    if (ec || !c.is_object()) {
+      return send(reply("E1000", "content is not a JSON object"));
+    }
+    if (method == "nuonuo.OpeMplatform.requestBillingNew") {
+      auto r = issue(c.as_object());
+      if (auto* err = std::get_if<PlatformError>(&r)) {
+        return send(reply(err->code, err->describe));
+      }
+      json::object o = reply("E0000", "成功");
+      o["result"] = std::get<json::object>(std::move(r));
+      return send(o);
+    }
+    if (method == "nuonuo.OpeMplatform.queryInvoiceResult") {
+      auto r = query(c.as_object());
+      if (auto* err = std::get_if<PlatformError>(&r)) {
+        return send(reply(err->code, err->describe));
+      }
+      json::object o = reply("E0000", "成功");
+      o["result"] = std::get<json::array>(std::move(r));
+      return send(o);
+    }
+    return send(reply("E1004", "unknown method '" + method + "'"));
+  }
+
+  void handle_pdf(const httplib::Request& req, httplib::Response& res) {
+    const std::string number = req.matches[1];
+    std::lock_guard lock(mu);
+    auto inv = find_by_number_locked(number);
+    if (!inv || inv->status != "2") {
+      res.status = 404;
+      res.set_content("no such invoice\n", "text/plain");
+      return;
+    }
+    InvoicePdfData d;
+    d.invoice_number = inv->invoice_number;
+    d.kind = inv->kind;
+    d.original_number = inv->original_number;
+    d.buyer_name = inv->buyer_name;
+    d.buyer_tax_id = inv->buyer_tax_num;
+    auto st = db.prepare(
+        "SELECT issued_at, seller_name, seller_tax_num FROM sandbox_invoice WHERE order_no = ?");
+    if (st) {
+      st->bind(1, inv->order_no);
+      if (auto row = st->step(); row && *row) {
+        d.issue_time = st->column_text(0);
+        d.seller_name = st->column_text(1);
+        d.seller_tax_id = st->column_text(2);
+      }
+    }
+    for (const auto& l : lines_locked(inv->order_no)) {
+      d.lines.push_back({l.code, l.rate, Money::from_fen(l.excl).to_string(),
+                         Money::from_fen(l.tax).to_string(), Money::from_fen(l.incl).to_string()});
+    }
+    d.total_excl = Money::from_fen(inv->excl_fen).to_string();
+    d.total_tax = Money::from_fen(inv->tax_fen).to_string();
+    d.total_incl = Money::from_fen(inv->incl_fen).to_string();
+    res.set_content(render_invoice_pdf(d), "application/pdf");
+  }
+};
+
+InvoicingSandbox::InvoicingSandbox(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+InvoicingSandbox::~InvoicingSandbox() { stop(); }
+
+Result<std::unique_ptr<InvoicingSandbox>> InvoicingSandbox::start(InvoicingSandboxOptions options) {
+  if (options.clock == nullptr) {
+    options.clock = &SystemClock::instance();
+  }
+  if (options.province_code.size() != 2 || digits_only(options.province_code).empty()) {
+    return fail(Errc::kInvalidArgument, "province code must be 2 digits", "province_code");
+  }
+  auto db = Database::open(options.db_file);
+  if (!db) {
+    return std::unexpected(db.error());
+  }
+  const std::array<std::string_view, 1> steps = {kSchema};
+  if (auto m = db->migrate(std::span<const std::string_view>(steps)); !m) {
+    return std::unexpected(m.error());
+  }
+  auto impl = std::make_unique<Impl>(std::move(options), std::move(*db));
+  Impl* p = impl.get();
+  p->server.Post("/open/v1/services", [p](const httplib::Request& req, httplib::Response& res) {
+    p->handle_services(req, res);
+  });
+  p->server.Get(R"(/invoices/(\d{20})\.pdf)", [p](const httplib::Request& req, httplib::Response& res) {
+    p->handle_pdf(req, res);
+  });
+  p->server.set_payload_max_length(1024 * 1024);
+  if (p->options.port == 0) {
+    p->port = p->server.bind_to_any_port("127.0.0.1");
+  } else if (p->server.bind_to_port("127.0.0.1", p->options.port)) {
+    p->port = p->options.port;
+  } else {
+    p->port = -1;
+  }
+  if (p->port <= 0) {
+    return fail(Errc::kIo, "cannot bind 127.0.0.1:" + std::to_string(p->options.port), "port");
+  }
+  p->thread = std::thread([p] { p->server.listen_after_bind(); });
+  return std::unique_ptr<InvoicingSandbox>(new InvoicingSandbox(std::move(impl)));
+}
+
+int InvoicingSandbox::port() const { return impl_->port; }
+
+std::string InvoicingSandbox::base_url() const {
+  return "http://127.0.0.1:" + std::to_string(impl_->port);
+}
+
+void InvoicingSandbox::stop() {
+  if (!impl_) {
+    return;
+  }
+  impl_->server.stop();
+  if (impl_->thread.joinable()) {
+    impl_->thread.join();
+  }
+}
+
+void InvoicingSandbox::fail_next_issue(std::string cause) {
+  std::lock_guard lock(impl_->mu);
+  impl_->next_failure = std::move(cause);
+}
+
+void InvoicingSandbox::set_unavailable(bool unavailable) { impl_->unavailable.store(unavailable); }
+
+std::optional<SandboxInvoice> InvoicingSandbox::find(const std::string& order_no) const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->find_locked(order_no);
+}
+
+std::int64_t InvoicingSandbox::issue_requests() const { return impl_->issue_requests.load(); }
+
+namespace {
+
+Result<std::string> read_file_trimmed(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return fail(Errc::kIo, "cannot read " + path, path);
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string s = ss.str();
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) {
+    s.pop_back();
+  }
+  return s;
+}
+
+}  // namespace
+
+int run_invoicing_sandbox(std::span<const std::string> args) {
+  InvoicingSandboxOptions o;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    const bool has_value = i + 1 < args.size();
+    if (!has_value) {
+      std::cerr << "invoicing: " << a << " needs a value\n";
+      return 2;
+    }
+    const std::string& v = args[++i];
+    if (a == "--db") {
+      o.db_file = v;
+    } else if (a == "--port") {
+      o.port = std::atoi(v.c_str());
+    } else if (a == "--app-secret-file" || a == "--access-token-file") {
+      auto s = read_file_trimmed(v);
+      if (!s) {
+        std::cerr << "invoicing: " << s.error().message << "\n";
+        return 1;
+      }
+      (a == "--app-secret-file" ? o.app_secret : o.access_token) = *s;
+    } else if (a == "--app-key") {
+      o.app_key = v;
+    } else if (a == "--seller-tax-id") {
+      o.seller_tax_id = v;
+    } else if (a == "--queries-in-progress") {
+      o.queries_in_progress = std::atoi(v.c_str());
+    } else {
+      std::cerr << "invoicing: unknown option " << a
+                << "\nusage: lanegate-sim invoicing --db FILE [--port N] [--app-secret-file F]"
+                   " [--access-token-file F] [--app-key K] [--seller-tax-id ID]"
+                   " [--queries-in-progress N]\n";
+      return 2;
+    }
+  }
+  if (o.db_file.empty()) {
+    std::cerr << "invoicing: --db FILE is required\n";
+    return 2;
+  }
+  // Block the stop signals before any thread starts, then wait for them here.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  auto sandbox = InvoicingSandbox::start(o);
+  if (!sandbox) {
+    std::cerr << "invoicing: " << sandbox.error().to_string() << "\n";
+    return 1;
+  }
+  std::cout << "ready " << (*sandbox)->base_url() << std::endl;
+  int sig = 0;
+  sigwait(&set, &sig);
+  (*sandbox)->stop();
+  return 0;
+}
+
+}  // namespace lanegate::sim
