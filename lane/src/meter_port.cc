@@ -255,8 +255,11 @@ void MeterPort::handle_frame(const MeterFrame& f) {
     // A frame with a valid XOR but an impossible record: never acknowledge it, so the
     // meter keeps it; an operator sees the error and the counter.
     count("bad_record");
-    log::error("meter trip record rejected",
-               {{"METER", port_.id}, {"ERROR", trip.error().to_string()}});
+    if (f.body != last_bad_body_) {  // the meter retransmits it: log once, count always
+      last_bad_body_ = f.body;
+      log::error("meter trip record rejected",
+                 {{"METER", port_.id}, {"ERROR", trip.error().to_string()}});
+    }
     return;
   }
   const TripKey key{trip->trip_number, trip->boarding};

@@ -52,6 +52,7 @@ class MeterPort {
   const Clock& clock_;
   DriverOptions options_;
   MeterStreamDecoder decoder_;
+  std::vector<std::uint8_t> last_bad_body_;
   int fd_ = -1;
   int wake_[2] = {-1, -1};
 
