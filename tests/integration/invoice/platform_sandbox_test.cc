@@ -1,0 +1,314 @@
+// The platform client against the sandbox platform, over real HTTP on loopback with real
+// signatures: issue, duplicate orderNo, failures, link down, red letter, PDF served.
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <regex>
+
+#include "core/sqlite.h"
+#include "invoice/claims.h"
+#include "invoice/platform.h"
+#include "sim/invoicing_sandbox.h"
+
+namespace lanegate::invoice {
+namespace {
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string t = (std::filesystem::temp_directory_path() / "it-invoice-XXXXXX").string();
+    if (mkdtemp(t.data()) == nullptr) {
+      ADD_FAILURE() << "mkdtemp";
+    }
+    path_ = t;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+constexpr const char* kSeller = "91350100M000100Y43";
+
+class PlatformIT : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    sim::InvoicingSandboxOptions o;
+    o.db_file = dir.path() / "sandbox.db";
+    o.clock = &clock;
+    o.seller_tax_id = kSeller;
+    auto s = sim::InvoicingSandbox::start(o);
+    ASSERT_TRUE(s) << s.error().to_string();
+    sandbox = std::move(*s);
+    ASSERT_TRUE(db.migrate(invoice_schema_steps()));
+    section.seller_name = "Lanegate Demo Parking";
+    section.seller_tax_id = kSeller;
+    platform = make_client("sandbox-app-secret");
+  }
+
+  std::unique_ptr<NuonuoPlatform> make_client(std::string secret, std::string base = {}) {
+    PlatformClientOptions po;
+    po.base_url = base.empty() ? sandbox->base_url() : base;
+    po.app_key = "sandbox-app-key";
+    po.access_token = "sandbox-access-token";
+    po.seller_tax_id = kSeller;
+    po.connect_timeout = std::chrono::milliseconds(1000);
+    po.request_timeout = std::chrono::milliseconds(5000);
+    return std::make_unique<NuonuoPlatform>(po, std::make_unique<HmacSha256Signer>(secret), clock);
+  }
+
+  std::int64_t claimed_invoice(std::string tx, std::string_view amount, Buyer buyer,
+                               std::string service = "taxi") {
+    auto c = store.create_claim(
+        SettledTransaction{tx, "", service, *Money::parse(amount), clock.now(), "trip"});
+    EXPECT_TRUE(c);
+    auto r = store.submit(c->token, buyer);
+    EXPECT_TRUE(r) << r.error().to_string();
+    return r->invoice.id;
+  }
+
+  Result<InvoiceState> advance(std::int64_t id, InvoicingPlatform* p = nullptr) {
+    return advance_invoice(store, p ? *p : *platform, seller_from_config(section), id, clock);
+  }
+
+  static Buyer company() {
+    return Buyer{BuyerKind::kCompany, "Example Logistics Ltd", "91110000802100433B",
+                 "ap@example.cn", ""};
+  }
+
+  TempDir dir;
+  FakeClock clock;
+  std::unique_ptr<sim::InvoicingSandbox> sandbox;
+  Database db = Database::open(dir.path() / "gw.db").value();
+  config::InvoicingSection section;
+  ClaimStore store{db, section, clock};
+  std::unique_ptr<NuonuoPlatform> platform;
+};
+
+// Checks the PDF's structure: header, every xref offset lands on "N 0 obj", startxref
+// lands on "xref", the trailer names the catalog, and the text carries `needle`.
+void expect_valid_pdf(const std::string& pdf, const std::string& needle) {
+  ASSERT_EQ(pdf.rfind("%PDF-1.4\n", 0), 0u);
+  ASSERT_TRUE(pdf.ends_with("%%EOF\n"));
+  const auto sx = pdf.rfind("startxref\n");
+  ASSERT_NE(sx, std::string::npos);
+  const std::size_t xref = std::stoul(pdf.substr(sx + 10));
+  ASSERT_EQ(pdf.compare(xref, 5, "xref\n"), 0);
+  std::smatch m;
+  const std::string table = pdf.substr(xref);
+  ASSERT_TRUE(std::regex_search(table, m, std::regex(R"(xref\n0 (\d+)\n)")));
+  const int count = std::stoi(m[1]);
+  ASSERT_GE(count, 4);
+  std::size_t pos = xref + static_cast<std::size_t>(m.length(0));
+  EXPECT_EQ(pdf.compare(pos, 20, "0000000000 65535 f \n"), 0);
+  for (int i = 1; i < count; ++i) {
+    pos += 20;
+    const std::string entry = pdf.substr(pos, 20);
+    ASSERT_EQ(entry.substr(10), " 00000 n \n") << entry;
+    const std::size_t off = std::stoul(entry.substr(0, 10));
+    const std::string head = std::to_string(i) + " 0 obj\n";
+    EXPECT_EQ(pdf.compare(off, head.size(), head), 0) << "object " << i;
+  }
+  EXPECT_NE(pdf.find("/Size " + std::to_string(count)), std::string::npos);
+  EXPECT_NE(pdf.find("/Root 1 0 R"), std::string::npos);
+  // Stream length matches the bytes between "stream\n" and "\nendstream".
+  std::smatch lm;
+  ASSERT_TRUE(std::regex_search(pdf, lm, std::regex(R"(/Length (\d+) >>\nstream\n)")));
+  const std::size_t start = static_cast<std::size_t>(lm.position(0) + lm.length(0));
+  const std::size_t len = std::stoul(lm[1]);
+  EXPECT_EQ(pdf.compare(start + len, 10, "endstream\n"), 0);
+  EXPECT_NE(pdf.find(needle), std::string::npos);
+}
+
+std::string fetch(const std::string& url) {
+  std::smatch m;
+  std::regex re(R"((http://[^/]+)(/.*))");
+  if (!std::regex_match(url, m, re)) {
+    return {};
+  }
+  httplib::Client c(m[1].str());
+  c.set_read_timeout(5, 0);
+  auto res = c.Get(m[2].str());
+  return res && res->status == 200 ? res->body : std::string();
+}
+
+TEST_F(PlatformIT, IssueThenPollToIssuedWithPdf) {
+  const auto id = claimed_invoice("t1", "19.19", company());
+  auto first = advance(id);
+  ASSERT_TRUE(first) << first.error().to_string();
+  EXPECT_EQ(*first, InvoiceState::kIssuing);  // the platform is still working on it
+  auto second = advance(id);
+  ASSERT_TRUE(second) << second.error().to_string();
+  EXPECT_EQ(*second, InvoiceState::kIssued);
+  auto inv = store.get_invoice(id).value();
+  // YY (FakeClock is in 2026) + province 35 + channel 0 + 15-digit sequence.
+  EXPECT_TRUE(std::regex_match(inv.invoice_number, std::regex(R"(26350\d{15})")))
+      << inv.invoice_number;
+  auto remote = sandbox->find(inv.order_no);
+  ASSERT_TRUE(remote);
+  EXPECT_EQ(remote->incl_fen, 1919);
+  EXPECT_EQ(remote->tax_fen, 56);
+  EXPECT_EQ(remote->buyer_tax_num, "91110000802100433B");
+  const std::string pdf = fetch(inv.pdf_url);
+  ASSERT_FALSE(pdf.empty()) << inv.pdf_url;
+  expect_valid_pdf(pdf, "Invoice number: " + inv.invoice_number);
+  EXPECT_NE(pdf.find("19.19"), std::string::npos);
+  EXPECT_NE(pdf.find("Example Logistics Ltd"), std::string::npos);
+  // Further calls change nothing.
+  EXPECT_EQ(*advance(id), InvoiceState::kIssued);
+}
+
+TEST_F(PlatformIT, MergedInvoiceWithTwoRatesPassesPlatformChecks) {
+  store.create_claim({"t1", "acct", "taxi", *Money::parse("5.61"), clock.now(), ""}).value();
+  store.create_claim({"p1", "acct", "parking", *Money::parse("9.00"), clock.now(), ""}).value();
+  const std::vector<std::string> ids = {"t1", "p1"};
+  auto merged = store.submit_merged("acct", ids, company());
+  ASSERT_TRUE(merged);
+  ASSERT_TRUE(advance(merged->invoice.id));
+  EXPECT_EQ(*advance(merged->invoice.id), InvoiceState::kIssued);
+  auto remote = sandbox->find(merged->invoice.order_no);
+  EXPECT_EQ(remote->incl_fen, 1461);
+  EXPECT_EQ(remote->tax_fen, 16 + 74);
+}
+
+TEST_F(PlatformIT, DuplicateOrderNoIsQueriedNotReissued) {
+  const auto id = claimed_invoice("t1", "19.19", company());
+  const auto inv = store.get_invoice(id).value();
+  const auto req = make_issue_request(inv, seller_from_config(section), "", clock.now());
+  // The first issue reached the platform but the reply was lost.
+  auto a = platform->issue(req);
+  ASSERT_TRUE(a) << a.error().to_string();
+  EXPECT_FALSE(a->duplicate);
+  auto b = platform->issue(req);
+  ASSERT_TRUE(b) << b.error().to_string();
+  EXPECT_TRUE(b->duplicate);
+  EXPECT_EQ(b->serial_num, a->serial_num);
+  // The driver, still seeing CLAIMED, resends: E9106 -> query -> ISSUING with that serial.
+  ASSERT_TRUE(advance(id));
+  EXPECT_EQ(store.get_invoice(id)->serial_num, a->serial_num);
+  EXPECT_EQ(*advance(id), InvoiceState::kIssued);
+  EXPECT_EQ(sandbox->issue_requests(), 3);  // three issue calls, one invoice
+}
+
+TEST_F(PlatformIT, AsynchronousFailureCarriesTheReason) {
+  sandbox->fail_next_issue("购方纳税人识别号未在税务机关登记");
+  const auto id = claimed_invoice("t1", "19.19", company());
+  EXPECT_EQ(*advance(id), InvoiceState::kIssuing);
+  EXPECT_EQ(*advance(id), InvoiceState::kFailed);
+  auto inv = store.get_invoice(id).value();
+  EXPECT_EQ(inv.fail_reason, "购方纳税人识别号未在税务机关登记");
+  // Operator retry with the same order number: the platform answers E9106 and the query
+  // still reports the failure (the sandbox does not re-run a failed order).
+  ASSERT_TRUE(store.retry_failed(id));
+  EXPECT_EQ(store.get_invoice(id)->order_no, inv.order_no);
+}
+
+TEST_F(PlatformIT, PlatformRefusalMovesToFailedWithCode) {
+  // An allow-listed buyer id (check character wrong) that the platform refuses.
+  section.buyer_id_allow_list = {"91110000802100433C"};
+  Buyer b = company();
+  b.tax_id = "91110000802100433C";
+  const auto id = claimed_invoice("t1", "19.19", b);
+  auto r = advance(id);
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_EQ(*r, InvoiceState::kFailed);
+  EXPECT_NE(store.get_invoice(id)->fail_reason.find("E9104"), std::string::npos);
+}
+
+TEST_F(PlatformIT, LinkDownChangesNothingAndIssuesWhenBack) {
+  const auto id = claimed_invoice("t1", "19.19", company());
+  sandbox->set_unavailable(true);
+  auto down = advance(id);
+  ASSERT_FALSE(down);
+  EXPECT_EQ(down.error().code, Errc::kUnavailable);
+  EXPECT_EQ(store.get_invoice(id)->state, InvoiceState::kClaimed);
+  // Nothing listening at all: connection refused is also "retry later".
+  const int port = sandbox->port();
+  auto closed = make_client("sandbox-app-secret", "http://127.0.0.1:1");
+  auto refused = advance(id, closed.get());
+  ASSERT_FALSE(refused);
+  EXPECT_TRUE(refused.error().code == Errc::kUnavailable || refused.error().code == Errc::kTimeout);
+  EXPECT_EQ(store.get_invoice(id)->state, InvoiceState::kClaimed);
+  sandbox->set_unavailable(false);
+  EXPECT_EQ(*advance(id), InvoiceState::kIssuing);
+  EXPECT_EQ(*advance(id), InvoiceState::kIssued);
+  EXPECT_EQ(sandbox->port(), port);
+}
+
+TEST_F(PlatformIT, WrongSecretIsRefusedAsPermission) {
+  const auto id = claimed_invoice("t1", "19.19", company());
+  auto bad = make_client("not-the-secret");
+  auto r = advance(id, bad.get());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Errc::kPermission);
+  EXPECT_NE(r.error().message.find("E1001"), std::string::npos);
+  EXPECT_EQ(store.get_invoice(id)->state, InvoiceState::kClaimed);
+  EXPECT_EQ(sandbox->issue_requests(), 0);
+}
+
+TEST_F(PlatformIT, RedLetterReversesIssuedInvoice) {
+  store.create_claim({"t1", "", "taxi", *Money::parse("19.19"), clock.now(), ""}).value();
+  store.create_claim({"p1", "", "parking", *Money::parse("9.00"), clock.now(), ""}).value();
+  auto id = store.submit(store.find_by_transaction("p1")->token, company())->invoice.id;
+  ASSERT_TRUE(advance(id));
+  ASSERT_EQ(*advance(id), InvoiceState::kIssued);
+  const auto blue = store.get_invoice(id).value();
+  auto red = store.on_refund("p1");
+  ASSERT_TRUE(red);
+  ASSERT_TRUE(*red);
+  EXPECT_EQ(*advance((*red)->id), InvoiceState::kIssuing);
+  EXPECT_EQ(*advance((*red)->id), InvoiceState::kIssued);
+  EXPECT_EQ(store.get_invoice(id)->state, InvoiceState::kReversed);
+  auto remote_red = sandbox->find((*red)->order_no);
+  ASSERT_TRUE(remote_red);
+  EXPECT_EQ(remote_red->kind, "red");
+  EXPECT_EQ(remote_red->incl_fen, -900);
+  EXPECT_EQ(remote_red->original_number, blue.invoice_number);
+  EXPECT_TRUE(sandbox->find(blue.order_no)->reversed);
+  const std::string pdf = fetch(store.get_invoice((*red)->id)->pdf_url);
+  expect_valid_pdf(pdf, "Reverses invoice: " + blue.invoice_number);
+  EXPECT_NE(pdf.find("-9.00"), std::string::npos);
+  // The blue invoice PDF is still served, unchanged.
+  expect_valid_pdf(fetch(blue.pdf_url), "Invoice number: " + blue.invoice_number);
+}
+
+TEST_F(PlatformIT, SandboxRefusesTamperedAmounts) {
+  const auto id = claimed_invoice("t1", "19.19", company());
+  auto inv = store.get_invoice(id).value();
+  auto req = make_issue_request(inv, seller_from_config(section), "", clock.now());
+  req.lines[0].tax = *Money::parse("0.70");  // 18.63 * 3% = 0.56, off by 0.14
+  req.lines[0].excl = *Money::parse("18.49");
+  auto r = platform->issue(req);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Errc::kRejected);
+  EXPECT_NE(r.error().message.find("E9207"), std::string::npos) << r.error().message;
+  req = make_issue_request(inv, seller_from_config(section), "", clock.now());
+  req.lines[0].tax_code = "304050202020000000";  // 18 digits
+  auto r2 = platform->issue(req);
+  ASSERT_FALSE(r2);
+  EXPECT_NE(r2.error().message.find("E9202"), std::string::npos);
+}
+
+TEST_F(PlatformIT, StaleTimestampIsRefused) {
+  const auto id = claimed_invoice("t1", "19.19", company());
+  FakeClock late;  // same start, then ten minutes ahead of the platform
+  late.advance(std::chrono::minutes(10));
+  PlatformClientOptions po;
+  po.base_url = sandbox->base_url();
+  po.app_key = "sandbox-app-key";
+  po.access_token = "sandbox-access-token";
+  po.seller_tax_id = kSeller;
+  NuonuoPlatform skewed(po, std::make_unique<HmacSha256Signer>("sandbox-app-secret"), late);
+  auto r = advance(id, &skewed);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("E1003"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace lanegate::invoice
