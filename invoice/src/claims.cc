@@ -687,6 +687,9 @@ Result<ClaimStore::AutoClaim> ClaimStore::claim_with_default_title(
   }
   auto submitted = submit(claim->token, *default_title);
   if (!submitted) {
+    if (submitted.error().code != Errc::kInvalidArgument) {
+      return std::unexpected(submitted.error());  // storage trouble: the caller retries
+    }
     // The stored title no longer validates: the claim stays open for the passenger.
     log::warn("default invoice title refused; claim left open",
               {{"FIELD", submitted.error().field}, {"RULE", submitted.error().message}});
