@@ -2,9 +2,11 @@
 // over pseudo-terminals.
 #include <gtest/gtest.h>
 
+#include <sstream>
 #include <thread>
 
 #include "core/metrics.h"
+#include "lane/cli.h"
 #include "lane/drivers.h"
 #include "lane_it_support.h"
 #include "sim/devices.h"
@@ -311,6 +313,47 @@ TEST(LaneRtu, BusWithThreeDevicesOneDead) {
   // The dead barrier comes back: probed with backoff, it is up again by itself.
   ASSERT_TRUE(rig.sim->set_silent("rtu-bar", false));
   EXPECT_TRUE(rig.sink.wait_health("rtu-bar", Health::kUp));
+}
+
+}  // namespace
+}  // namespace lanegate::lane
+
+namespace lanegate::lane {
+namespace {
+
+TEST(ModbusReadCommand, ReadsAConfiguredDevice) {
+  Rig rig;
+  rig.cfg.buses.push_back(tcp_bus("lan"));
+  rig.cfg.devices.push_back(device("cli-cam", config::DeviceKind::kCamera, "lan", 1));
+  rig.cfg.devices.push_back(device("cli-bar", config::DeviceKind::kBarrier, "lan", 3));
+  rig.start_sim();
+  sim::VehicleArrival v;
+  v.camera = "cli-cam";
+  v.plate = "粤B12345";
+  v.colour = 2;
+  v.confidence = 901;
+  ASSERT_TRUE(rig.sim->vehicle_arrives(v));
+  std::ostringstream out;
+  std::ostringstream err;
+  const std::vector<std::string> args = {"cli-cam", "0", "3"};
+  ASSERT_EQ(modbus_read_command(rig.cfg, args, out, err), 0) << err.str();
+  EXPECT_EQ(out.str(),
+            "{\"device\":\"cli-cam\",\"bus\":\"lan\",\"unit_id\":1,\"table\":\"holding\","
+            "\"address\":0,\"values\":[1,2,901]}\n");
+  std::ostringstream out2;
+  const std::vector<std::string> bits = {"cli-bar", "--discrete", "1", "2"};
+  ASSERT_EQ(modbus_read_command(rig.cfg, bits, out2, err), 0) << err.str();
+  EXPECT_NE(out2.str().find("\"values\":[0,1]"), std::string::npos) << out2.str();
+
+  ASSERT_TRUE(rig.sim->set_silent("cli-cam", true));
+  std::ostringstream out3;
+  std::ostringstream err3;
+  EXPECT_EQ(modbus_read_command(rig.cfg, args, out3, err3), 1);
+  EXPECT_NE(err3.str().find("cli-cam"), std::string::npos) << err3.str();
+  const std::vector<std::string> unknown = {"nope", "0", "1"};
+  EXPECT_EQ(modbus_read_command(rig.cfg, unknown, out3, err3), 2);
+  const std::vector<std::string> too_many = {"cli-cam", "0", "126"};
+  EXPECT_EQ(modbus_read_command(rig.cfg, too_many, out3, err3), 2);
 }
 
 }  // namespace
