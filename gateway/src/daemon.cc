@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
@@ -13,30 +14,78 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "gateway/api_routes.h"
+#include "gateway/audit.h"
+#include "gateway/http_api.h"
+#include "gateway/provider_notify.h"
+#include "gateway/provider_wechatpay.h"
+#include "gateway/site.h"
+#include "gateway/store.h"
+#include "gateway/uplink.h"
+#include "lane/drivers.h"
+#include "offline_queue/queue.h"
 
 namespace lanegate::gateway {
 namespace {
 
 namespace asio = boost::asio;
 
-// The gateway's own tables. Module schemas are added here in a fixed order as they
-// join the daemon.
-constexpr std::string_view kGatewayV1 = R"sql(
-CREATE TABLE gateway_runs (
-  id          INTEGER PRIMARY KEY,
-  started_at  INTEGER NOT NULL,      -- unix seconds
-  version     TEXT NOT NULL,
-  config_file TEXT NOT NULL
-);
-)sql";
-
-constexpr std::string_view kSteps[] = {kGatewayV1};
-
 void notify(const std::string& state) { sd_notify(0, state.c_str()); }
 
-}  // namespace
+// Device threads hand events to the io thread.
+class PostingSink final : public lane::EventSink {
+ public:
+  PostingSink(asio::io_context& io, std::function<void(const lane::LaneEvent&)> handler)
+      : io_(io), handler_(std::move(handler)) {}
+  void post(lane::LaneEvent event) override {
+    asio::post(io_, [this, e = std::move(event)] { handler_(e); });
+  }
 
-std::span<const std::string_view> database_schema() { return kSteps; }
+ private:
+  asio::io_context& io_;
+  std::function<void(const lane::LaneEvent&)> handler_;
+};
+
+class DriversActuator final : public LaneActuator {
+ public:
+  lane::LaneDrivers* drivers = nullptr;
+  Result<std::uint64_t> open_barrier(std::string_view device) override {
+    if (drivers == nullptr) return fail(Errc::kUnavailable, "no lane drivers");
+    return drivers->open_barrier(device);
+  }
+  Status show_text(std::string_view device, std::string_view text) override {
+    if (drivers == nullptr) return fail(Errc::kUnavailable, "no lane drivers");
+    return drivers->show_text(device, text);
+  }
+  Status ack_trip(std::string_view meter, std::uint32_t trip, const lane::CivilTime& boarding) override {
+    if (drivers == nullptr) return fail(Errc::kUnavailable, "no lane drivers");
+    return drivers->ack_trip(meter, trip, boarding);
+  }
+};
+
+// Without a configured provider every charge stays queued and the offline rule decides.
+class NoUplink final : public ChargeGate {
+ public:
+  bool link_up() const override { return false; }
+  void kick() override {}
+  void await_charge(const std::string&, std::chrono::milliseconds, std::function<void(OnlineOutcome)> done) override {
+    done(OnlineOutcome::kNotTried);
+  }
+};
+
+// Lanes, devices and buses are wired at start-up; a reload cannot change them.
+std::string wiring_of(const config::Config& c) {
+  std::string w;
+  for (const auto& l : c.lanes) w += "lane:" + l.id + ":" + std::string(config::to_string(l.mode)) + ";";
+  for (const auto& d : c.devices) w += "device:" + d.id + ":" + d.bus + ";";
+  for (const auto& b : c.buses) w += "bus:" + b.id + ":" + b.host + ":" + std::to_string(b.port) + b.serial_device + ";";
+  for (const auto& m : c.meters) w += "meter:" + m.id + ":" + m.device + ";";
+  w += "api:" + c.api.listen_address + ":" + std::to_string(c.api.listen_port) + ";provider:" + c.provider.base_url +
+       c.provider.mchid;
+  return w;
+}
+
+}  // namespace
 
 Result<Database> open_state_database(const config::Config& cfg) {
   std::error_code ec;
@@ -62,6 +111,93 @@ struct Daemon::Impl {
   std::chrono::microseconds watchdog_interval{0};
   std::optional<config::Config> config;
   std::optional<Database> db;
+  std::optional<Store> store;
+  std::optional<queue::Outbox> outbox;
+  std::unique_ptr<WechatPayClient> provider;
+  std::unique_ptr<Uplink> uplink;
+  NoUplink no_uplink;
+  std::unique_ptr<NotificationHandler> notifications;
+  DriversActuator actuator;
+  std::unique_ptr<Site> site;
+  std::unique_ptr<PostingSink> sink;
+  std::unique_ptr<lane::LaneDrivers> drivers;
+  std::unique_ptr<HttpApi> api;
+
+  // Builds and starts every component. Returns false (with log lines) on failure.
+  bool start_components() {
+    const config::Config& cfg = *config;
+    if (auto key = audit::ensure_device_key(cfg.gateway.state_dir); !key) {
+      log::error("not starting: device signing key: " + key.error().to_string());
+      return false;
+    }
+    auto st = Store::open(*db, SystemClock::instance());
+    if (!st) {
+      log::error("not starting: " + st.error().to_string());
+      return false;
+    }
+    store.emplace(std::move(*st));
+    auto ob = queue::Outbox::open(*db, cfg.queue, SystemClock::instance());
+    if (!ob) {
+      log::error("not starting: " + ob.error().to_string());
+      return false;
+    }
+    outbox.emplace(std::move(*ob));
+    // This is the only process that leases: leases of a previous run come back now.
+    if (auto r = outbox->release_all_leases(); r && *r > 0) {
+      log::notice("returned leases of the previous run to the queue", {{"ITEMS", *r}});
+    }
+    ChargeGate* gate = &no_uplink;
+    if (!cfg.provider.mchid.empty()) {
+      auto client = WechatPayClient::create(cfg.provider, SystemClock::instance());
+      if (!client) {
+        log::error("not starting: payment provider: " + client.error().to_string());
+        return false;
+      }
+      provider = std::move(*client);
+      uplink = std::make_unique<Uplink>(io, cfg, *store, *outbox, *provider, SystemClock::instance());
+      notifications = std::make_unique<NotificationHandler>(*db, provider->key_set(), provider->apiv3_key(),
+                                                            SystemClock::instance());
+      gate = uplink.get();
+    } else {
+      log::warn("no payment provider configured (provider.mchid is empty): charges stay queued");
+    }
+    site = std::make_unique<Site>(io, cfg, *store, *outbox, SystemClock::instance(), actuator, *gate);
+    sink = std::make_unique<PostingSink>(io, [this](const lane::LaneEvent& e) { site->on_event(e); });
+    if (!cfg.devices.empty() || !cfg.meters.empty()) {
+      auto d = lane::LaneDrivers::create(cfg, *sink, SystemClock::instance());
+      if (!d) {
+        log::error("not starting: lane devices: " + d.error().to_string());
+        return false;
+      }
+      drivers = std::move(*d);
+      actuator.drivers = drivers.get();
+    }
+    api = std::make_unique<HttpApi>(io, cfg.api);
+    add_api_routes(*api, ApiServices{&cfg, &*store, &*outbox, site.get(), uplink.get(), notifications.get(),
+                                     drivers.get()});
+    auto port = api->start();
+    if (!port) {
+      log::error("not starting: API: " + port.error().to_string());
+      return false;
+    }
+    api_port = *port;
+    if (drivers) {
+      if (auto s2 = drivers->start(); !s2) {
+        log::error("not starting: lane devices: " + s2.error().to_string());
+        return false;
+      }
+    }
+    if (uplink) uplink->start();
+    return true;
+  }
+
+  void stop_components() {
+    if (drivers) drivers->stop();
+    if (api) api->stop();
+    if (uplink) uplink->stop();
+  }
+
+  std::uint16_t api_port = 0;
   std::atomic<int> accepted{0};
   std::atomic<int> rejected{0};
 
@@ -99,12 +235,19 @@ struct Daemon::Impl {
       ++rejected;
       log::error("configuration reload rejected: gateway.state_dir cannot change without a restart",
                  {{"CONFIG_FILE", options.config_file.string()}});
+    } else if (wiring_of(*fresh) != wiring_of(*config)) {
+      ++rejected;
+      log::error("configuration reload rejected: lanes, devices, buses, meters, the API address and the provider "
+                 "account change only with a restart",
+                 {{"CONFIG_FILE", options.config_file.string()}});
     } else {
       ++accepted;
       metrics::Registry::global()
           .counter("lanegate_config_reloads_total", "Configuration reloads by result", {{"result", "accepted"}})
           .inc();
       config = std::move(*fresh);
+      if (site) site->set_config(*config);
+      if (api) api->set_tokens(config->api.tokens);
       log::notice("configuration reloaded", {{"CONFIG_FILE", options.config_file.string()}});
     }
     notify("READY=1\nSTATUS=running");
@@ -155,6 +298,10 @@ int Daemon::run() {
     }
   }
 
+  if (!d.start_components()) {
+    d.stop_components();
+    return 1;
+  }
   d.arm_stop();
   d.arm_reload();
   std::uint64_t usec = 0;
@@ -164,9 +311,11 @@ int Daemon::run() {
   }
   log::notice("lanegated running", {{"GATEWAY", d.config->gateway.id},
                                      {"LANES", d.config->lanes.size()},
+                                     {"API_PORT", d.api_port},
                                      {"STATE_DIR", d.config->gateway.state_dir.string()}});
   notify("READY=1\nSTATUS=running " + std::to_string(d.config->lanes.size()) + " lanes");
   d.io.run();
+  d.stop_components();
   d.db.reset();
   log::notice("lanegated stopped");
   return 0;

@@ -13,6 +13,8 @@
 
 #include <filesystem>
 #include <functional>
+#include <span>
+#include <utility>
 #include <memory>
 #include <string>
 
@@ -26,9 +28,18 @@ struct DaemonOptions {
   std::filesystem::path config_file = "/etc/lanegate/lanegate.toml";
 };
 
-// The production database's migrations, composed from every module's schema steps.
-// Append-only: a released step is never edited or reordered.
+// The production database's migrations, composed from every module's schema steps
+// (gateway/src/schema.cc). Append-only: a released step is never edited or reordered.
 std::span<const std::string_view> database_schema();
+
+enum class SchemaModule { kRuns, kQueue, kLedger, kProvider, kAudit, kGateway, kInvoice };
+inline constexpr SchemaModule kAllSchemaModules[] = {SchemaModule::kRuns,     SchemaModule::kQueue,
+                                                     SchemaModule::kLedger,   SchemaModule::kProvider,
+                                                     SchemaModule::kAudit,    SchemaModule::kGateway,
+                                                     SchemaModule::kInvoice};
+std::span<const std::string_view> module_schema_steps(SchemaModule module);
+// The composition: (module, index into that module's steps), in migration order.
+std::span<const std::pair<SchemaModule, std::size_t>> schema_plan();
 
 // Opens STATE_DIR/lanegate.db (creating the directory if needed) and migrates it.
 [[nodiscard]] Result<Database> open_state_database(const config::Config& cfg);

@@ -55,14 +55,44 @@ class DaemonTest : public ::testing::Test {
     fs::remove_all(dir_);
   }
 
+  // A small but complete site: one entry lane whose devices are not there (the drivers
+  // keep reconnecting), a provider account with real demo keys (nothing listens at its
+  // URL: the uplink is down), and the API on a free port.
   void write_config(const fs::path& p, const std::string& id) {
+    const std::string pki = pki_dir().string();
     std::ofstream out(p);
-    out << "[gateway]\nid = \"" << id << "\"\nsite_name = \"Test lot\"\nstate_dir = \"" << (dir_ / "state").string()
-        << "\"\n";
+    out << "[gateway]\nid = \"" << id << "\"\nsite_name = \"Test lot\"\nstate_dir = \""
+        << (dir_ / "state").string() << "\"\n"
+        << "[api]\nlisten_address = \"127.0.0.1\"\nlisten_port = 0\n"
+        << "[provider]\nbase_url = \"https://127.0.0.1:9\"\nmchid = \"1900000001\"\nappid = \"wxtest\"\n"
+        << "merchant_serial_no = \"0123456789ABCDEF\"\nmerchant_private_key_file = \"" << pki << "/merchant.key\"\n"
+        << "apiv3_key_file = \"" << pki << "/apiv3.key\"\nnotify_url = \"https://127.0.0.1:8443/notify\"\n"
+        << "ca_file = \"" << pki << "/ca.pem\"\n"
+        << "[[provider.platform_key]]\nid = \"PUB_KEY_ID_0001\"\nfile = \"" << pki << "/pubkey.pub.pem\"\n"
+        << "[[bus]]\nid = \"bus-1\"\ntransport = \"tcp\"\nhost = \"127.0.0.1\"\nport = 9\n"
+        << "[[device]]\nid = \"cam-1\"\nkind = \"camera\"\nbus = \"bus-1\"\nunit_id = 1\n"
+        << "[[device]]\nid = \"barrier-1\"\nkind = \"barrier\"\nbus = \"bus-1\"\nunit_id = 2\n"
+        << "[[lane]]\nid = \"entry-1\"\nmode = \"parking-entry\"\ncamera = \"cam-1\"\nbarrier = \"barrier-1\"\n"
+        << "tariff = \"lot\"\n"
+        << "[[tariff.parking]]\nid = \"lot\"\n";
+  }
+
+  // Demo PKI made once per test run with the openssl CLI (scripts/make-demo-pki).
+  static fs::path pki_dir() {
+    static const fs::path dir = [] {
+      const fs::path d = fs::temp_directory_path() / ("lanegated-test-pki-" + std::to_string(getpid()));
+      const std::string cmd = std::string(LANEGATE_SOURCE_DIR) + "/scripts/make-demo-pki " + d.string() + " >/dev/null";
+      if (std::system(cmd.c_str()) != 0) {
+        ADD_FAILURE() << "make-demo-pki failed";
+      }
+      return d;
+    }();
+    return dir;
   }
 
   void start(const char* watchdog_usec = nullptr) {
-    const std::string bin = std::string(std::getenv("LANEGATE_BIN_DIR")) + "/lanegated";
+    const char* dir = std::getenv("LANEGATE_BIN_DIR");
+    const std::string bin = std::string(dir != nullptr ? dir : LANEGATE_BINARY_DIR) + "/lanegated";
     const std::string log = (dir_ / "stderr.log").string();
     pid_ = fork();
     ASSERT_GE(pid_, 0);
@@ -173,4 +203,16 @@ TEST_F(DaemonTest, PetsTheWatchdogWhenSystemdAsksForIt) {
   EXPECT_EQ(wait_exit(), 0);
 }
 
+}  // namespace
+
+namespace {
+// Removes the per-run demo PKI when the test binary ends.
+class PkiCleanup : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    std::filesystem::remove_all(std::filesystem::temp_directory_path() /
+                                ("lanegated-test-pki-" + std::to_string(getpid())));
+  }
+};
+[[maybe_unused]] const auto* const kPkiCleanup = ::testing::AddGlobalTestEnvironment(new PkiCleanup);
 }  // namespace

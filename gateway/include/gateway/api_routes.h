@@ -1,0 +1,47 @@
+#pragma once
+// The gateway's API endpoints, mounted on an HttpApi:
+//
+//   GET  /healthz                    public     the io loop answers
+//   GET  /readyz                     public     503 while in attendant mode (database cannot commit)
+//   GET  /metrics                    operator, auditor   Prometheus text
+//   GET  /api/v1/status              operator   lanes, devices, link, queue, attendant mode
+//   GET  /api/v1/transactions        operator   filters: from, to (RFC 3339), lane, plate, state,
+//                                               arrears=1, after (id), limit (1..1000)
+//   POST /api/v1/lanes/{id}/open     operator   {"reason": "..."}: manual open, recorded
+//   POST <path of provider.notify_url>  public (signed by the provider)
+//
+// Threading: handlers run on the io thread.
+
+#include <functional>
+
+#include "config/config.h"
+#include "gateway/http_api.h"
+#include "gateway/provider_notify.h"
+#include "gateway/site.h"
+#include "gateway/store.h"
+#include "gateway/uplink.h"
+#include "offline_queue/queue.h"
+
+namespace lanegate::lane {
+class LaneDrivers;
+}
+
+namespace lanegate::gateway {
+
+struct ApiServices {
+  const config::Config* config = nullptr;
+  Store* store = nullptr;
+  queue::Outbox* outbox = nullptr;
+  Site* site = nullptr;
+  Uplink* uplink = nullptr;                    // null without a configured provider
+  NotificationHandler* notifications = nullptr;  // null without a configured provider
+  lane::LaneDrivers* drivers = nullptr;        // null when the box has no devices
+};
+
+// REQUIRES: every pointer in `services` outlives the HttpApi.
+void add_api_routes(HttpApi& api, ApiServices services);
+
+// Path part of a URL ("https://h/x/y?z" -> "/x/y"); "/" when there is none.
+std::string url_path(std::string_view url);
+
+}  // namespace lanegate::gateway

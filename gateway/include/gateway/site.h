@@ -1,0 +1,99 @@
+#pragma once
+// The lanes of one site, driven by device events on the io thread: parking entry and
+// exit, toll exit and taxi. Each lane is a small explicit state machine:
+//
+//   PASSAGE:  IDLE --PlateRead--> DETECTED --decide()--> DECIDED(free | pass_online |
+//             pass_offline | fallback) --barrier confirmed--> OPENED --loop clear or
+//             barrier closed--> PASSED --> IDLE
+//             (fallback returns to IDLE at once: the display tells the driver what to do)
+//
+// Invariants:
+//  1. The decision, the transaction, its ledger record and its outbox item are committed
+//     in one SQLite transaction before the barrier command is written (commit before act).
+//     When the online path is used, the transaction and its charge item are committed
+//     before the charge request can leave (the uplink only sends what the outbox holds).
+//  2. One out_trade_no per money movement, generated once, before anything is sent.
+//  3. When the database cannot commit, no barrier opens on the gateway's own decision:
+//     the site switches to attendant mode (displays say so, a metric and a log line),
+//     and leaves it on the first commit that succeeds again.
+//  4. A lane handles one vehicle at a time; a plate read that arrives while a lane is
+//     deciding waits for that decision (it is not dropped).
+//
+// Threading: every member runs on the io thread.
+
+#include <boost/asio/io_context.hpp>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "config/config.h"
+#include "core/clock.h"
+#include "core/error.h"
+#include "gateway/decision.h"
+#include "gateway/store.h"
+#include "lane/events.h"
+#include "offline_queue/queue.h"
+
+namespace lanegate::gateway {
+
+// What the site does to the lane hardware (LaneDrivers in production).
+class LaneActuator {
+ public:
+  virtual ~LaneActuator() = default;
+  [[nodiscard]] virtual Result<std::uint64_t> open_barrier(std::string_view device) = 0;
+  [[nodiscard]] virtual Status show_text(std::string_view device, std::string_view text) = 0;
+  [[nodiscard]] virtual Status ack_trip(std::string_view meter, std::uint32_t trip_number,
+                                        const lane::CivilTime& boarding) = 0;
+};
+
+// The uplink as the hot path sees it.
+class ChargeGate {
+ public:
+  virtual ~ChargeGate() = default;
+  // Whether the last upstream exchange succeeded.
+  virtual bool link_up() const = 0;
+  // Sends what the outbox holds now (the charge just committed).
+  virtual void kick() = 0;
+  // Calls `done` once, on the io thread, with the charge's outcome or kNoAnswer when
+  // `deadline` passes first.
+  virtual void await_charge(const std::string& out_trade_no, std::chrono::milliseconds deadline,
+                            std::function<void(OnlineOutcome)> done) = 0;
+};
+
+// Outbox topics the site writes (the uplink reads them).
+inline constexpr std::string_view kTopicParkingEntry = "parking.entry";
+inline constexpr std::string_view kTopicCharge = "charge";
+
+class Site {
+ public:
+  // REQUIRES: all references outlive the Site.
+  Site(boost::asio::io_context& io, const config::Config& config, Store& store, queue::Outbox& outbox,
+       const Clock& clock, LaneActuator& actuator, ChargeGate& gate);
+  ~Site();
+
+  void on_event(const lane::LaneEvent& event);
+
+  // An operator opens a barrier by hand; recorded with who and why before the command.
+  [[nodiscard]] Result<std::int64_t> manual_open(std::string_view lane_id, std::string_view actor,
+                                                 std::string_view reason);
+
+  bool attendant_mode() const;
+  // JSON array describing every lane (mode, state, last plate masked, last decision).
+  std::string lanes_json() const;
+
+  // Replaces the configuration after a reload. REQUIRES: same lanes (ids and modes).
+  void set_config(const config::Config& config);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// "<gateway id, up to 12 of [0-9A-Za-z]>_<16 random [0-9A-Za-z]>": at most 29 characters
+// of the provider's out_trade_no alphabet.
+[[nodiscard]] Result<std::string> new_out_trade_no(std::string_view gateway_id, char kind);
+
+}  // namespace lanegate::gateway

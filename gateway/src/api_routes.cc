@@ -1,0 +1,212 @@
+#include "gateway/api_routes.h"
+
+#include <boost/json.hpp>
+#include <charconv>
+
+#include "core/metrics.h"
+#include "core/time_format.h"
+#include "lane/drivers.h"
+
+namespace lanegate::gateway {
+namespace {
+
+namespace json = boost::json;
+
+json::object tx_json(const TxRecord& t, UtcOffset off) {
+  boost::system::error_code ec;
+  json::value detail = json::parse(t.detail, ec);
+  json::object o{{"id", t.id},
+                 {"out_trade_no", t.out_trade_no},
+                 {"kind", to_string(t.kind)},
+                 {"lane", t.lane},
+                 {"plate", t.plate},
+                 {"plate_colour", t.plate_colour},
+                 {"amount", t.amount.to_string()},
+                 {"amount_fen", t.amount.fen()},
+                 {"state", to_string(t.state)},
+                 {"decision", t.decision},
+                 {"decision_reason", t.decision_reason},
+                 {"offline", t.offline},
+                 {"arrears", t.arrears},
+                 {"payment_method", t.payment_method},
+                 {"provider_transaction_id", t.provider_transaction_id},
+                 {"created_at", format_rfc3339(t.created_at, off)},
+                 {"updated_at", format_rfc3339(t.updated_at, off)}};
+  if (!ec) o["detail"] = std::move(detail);
+  if (t.trip_number) o["trip_number"] = *t.trip_number;
+  return o;
+}
+
+bool parse_int(const std::string& s, std::int64_t& out) {
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && p == s.data() + s.size();
+}
+
+}  // namespace
+
+std::string url_path(std::string_view url) {
+  auto scheme = url.find("://");
+  std::string_view rest = scheme == std::string_view::npos ? url : url.substr(scheme + 3);
+  auto slash = rest.find('/');
+  if (slash == std::string_view::npos) return "/";
+  rest = rest.substr(slash);
+  return std::string(rest.substr(0, rest.find('?')));
+}
+
+void add_api_routes(HttpApi& api, ApiServices s) {
+  const UtcOffset off{s.config->gateway.utc_offset_minutes};
+
+  api.add_route("GET", "/healthz", Access::open(), [](const HttpRequest&) {
+    return HttpResponse::json(200, R"({"status":"ok"})");
+  });
+
+  api.add_route("GET", "/readyz", Access::open(), [s](const HttpRequest&) {
+    if (s.site->attendant_mode()) {
+      return HttpResponse::json(503, R"({"status":"attendant_mode","reason":"the database cannot commit"})");
+    }
+    return HttpResponse::json(200, R"({"status":"ready"})");
+  });
+
+  api.add_route("GET", "/metrics", Access::only({Role::kOperator, Role::kAuditor}), [s](const HttpRequest&) {
+    (void)s.outbox->refresh_metrics();
+    HttpResponse r;
+    r.content_type = "text/plain; version=0.0.4";
+    r.body = metrics::Registry::global().render();
+    return r;
+  });
+
+  api.add_route("GET", "/api/v1/status", Access::only({Role::kOperator}), [s](const HttpRequest&) {
+    json::object o{{"gateway", s.config->gateway.id},
+                   {"site", s.config->gateway.site_name},
+                   {"version", LANEGATE_VERSION},
+                   {"attendant_mode", s.site->attendant_mode()},
+                   {"link", s.uplink == nullptr ? "not_configured" : (s.uplink->link_up() ? "up" : "down")}};
+    boost::system::error_code ec;
+    o["lanes"] = json::parse(s.site->lanes_json(), ec);
+    json::array devices;
+    for (const auto& d : s.config->devices) {
+      std::string health = "unknown";
+      if (s.drivers != nullptr) {
+        if (auto h = s.drivers->health(d.id)) health = std::string(lane::health_name(*h));
+      }
+      devices.push_back(json::object{{"id", d.id}, {"kind", config::to_string(d.kind)}, {"health", health}});
+    }
+    o["devices"] = std::move(devices);
+    if (auto st = s.outbox->stats()) {
+      json::object q{{"pending", st->pending},  {"leased", st->leased},       {"parked", st->parked},
+                     {"acked", st->acked},      {"live_rows", st->live_rows}, {"live_bytes", st->live_bytes},
+                     {"max_rows", s.config->queue.max_rows}};
+      if (st->oldest_active_created) q["oldest_pending"] = format_rfc3339(*st->oldest_active_created, UtcOffset{s.config->gateway.utc_offset_minutes});
+      o["queue"] = std::move(q);
+    }
+    if (auto c = s.store->passage_counts()) {
+      o["passages"] = json::object{{"free", c->free},
+                                   {"pass_online", c->pass_online},
+                                   {"pass_offline", c->pass_offline},
+                                   {"fallback", c->fallback},
+                                   {"manual", c->manual}};
+    }
+    if (auto exp = s.store->site_exposure()) o["offline_exposure"] = exp->to_string();
+    return HttpResponse::json(200, json::serialize(o));
+  });
+
+  api.add_route("GET", "/api/v1/transactions", Access::only({Role::kOperator}), [s, off](const HttpRequest& r) {
+    TxFilter f;
+    if (auto it = r.query.find("from"); it != r.query.end()) {
+      auto t = parse_rfc3339(it->second);
+      if (!t) return HttpResponse::error(400, "invalid_argument", t.error().message, "from");
+      f.from = *t;
+    }
+    if (auto it = r.query.find("to"); it != r.query.end()) {
+      auto t = parse_rfc3339(it->second);
+      if (!t) return HttpResponse::error(400, "invalid_argument", t.error().message, "to");
+      f.to = *t;
+    }
+    if (auto it = r.query.find("lane"); it != r.query.end()) f.lane = it->second;
+    if (auto it = r.query.find("plate"); it != r.query.end()) f.plate = it->second;
+    if (auto it = r.query.find("state"); it != r.query.end()) {
+      auto st = parse_charge_state(it->second);
+      if (!st) return HttpResponse::error(400, "invalid_argument", st.error().message, "state");
+      f.state = *st;
+    }
+    if (auto it = r.query.find("arrears"); it != r.query.end()) f.arrears_only = it->second == "1";
+    if (auto it = r.query.find("after"); it != r.query.end()) {
+      if (!parse_int(it->second, f.after_id) || f.after_id < 0) {
+        return HttpResponse::error(400, "invalid_argument", "after must be a non-negative integer id", "after");
+      }
+    }
+    if (auto it = r.query.find("limit"); it != r.query.end()) {
+      std::int64_t limit = 0;
+      if (!parse_int(it->second, limit) || limit < 1 || limit > 1000) {
+        return HttpResponse::error(400, "invalid_argument", "limit must be an integer from 1 to 1000", "limit");
+      }
+      f.limit = static_cast<int>(limit);
+    }
+    for (const auto& [k, v] : r.query) {
+      (void)v;
+      if (k != "from" && k != "to" && k != "lane" && k != "plate" && k != "state" && k != "arrears" && k != "after" &&
+          k != "limit") {
+        return HttpResponse::error(400, "invalid_argument", "unknown filter '" + k + "'", k);
+      }
+    }
+    auto rows = s.store->list_transactions(f);
+    if (!rows) return HttpResponse::error(500, "internal", rows.error().message);
+    json::array items;
+    for (const auto& t : *rows) items.push_back(tx_json(t, off));
+    json::object o{{"items", std::move(items)}};
+    if (static_cast<int>(rows->size()) == f.limit && !rows->empty()) o["next_after"] = rows->back().id;
+    return HttpResponse::json(200, json::serialize(o));
+  });
+
+  api.add_route("POST", "/api/v1/lanes/{id}/open", Access::only({Role::kOperator}), [s](const HttpRequest& r) {
+    boost::system::error_code ec;
+    json::value body = json::parse(r.body, ec);
+    if (ec || !body.is_object()) {
+      return HttpResponse::error(400, "invalid_json", "the body must be a JSON object {\"reason\": \"...\"}");
+    }
+    std::string reason;
+    for (const auto& [k, v] : body.as_object()) {
+      if (k != "reason") return HttpResponse::error(400, "invalid_argument", "unknown field", std::string(k));
+      if (!v.is_string()) return HttpResponse::error(400, "invalid_argument", "must be a string", "reason");
+      reason = std::string(v.as_string());
+    }
+    if (reason.empty() || reason.size() > 500) {
+      return HttpResponse::error(400, "invalid_argument", "a reason of 1 to 500 bytes is required", "reason");
+    }
+    auto id = s.site->manual_open(r.params.at("id"), r.caller, reason);
+    if (!id) {
+      const int status = id.error().code == Errc::kNotFound ? 404 : (id.error().code == Errc::kInvalidArgument ? 400 : 503);
+      return HttpResponse::error(status, std::string(errc_name(id.error().code)), id.error().message, id.error().field);
+    }
+    return HttpResponse::json(200, json::serialize(json::object{{"passage_id", *id}, {"lane", r.params.at("id")}}));
+  });
+
+  if (s.notifications != nullptr && !s.config->provider.notify_url.empty()) {
+    api.add_route("POST", url_path(s.config->provider.notify_url), Access::open(), [s](const HttpRequest& r) {
+      NotificationRequest n;
+      auto h = [&](const char* name) {
+        auto it = r.headers.find(name);
+        return it == r.headers.end() ? std::string() : it->second;
+      };
+      n.timestamp = h("wechatpay-timestamp");
+      n.nonce = h("wechatpay-nonce");
+      n.signature = h("wechatpay-signature");
+      n.serial = h("wechatpay-serial");
+      n.signature_type = h("wechatpay-signature-type");
+      n.body = r.body;
+      auto reply = s.notifications->handle(n, [s](Transaction& txn, const NotificationEvent& ev) {
+        return s.uplink->apply_notification(txn, ev);
+      });
+      metrics::Registry::global()
+          .counter("lanegate_provider_notifications_total", "Provider notifications by HTTP answer",
+                   {{"status", std::to_string(reply.status)}})
+          .inc();
+      HttpResponse out;
+      out.status = reply.status;
+      out.body = reply.body;
+      return out;
+    });
+  }
+}
+
+}  // namespace lanegate::gateway

@@ -1,0 +1,470 @@
+#include "gateway/store.h"
+
+#include <algorithm>
+
+namespace lanegate::gateway {
+namespace {
+
+constexpr std::string_view kSchemaV1 = R"sql(
+CREATE TABLE parking_sessions (
+  id             INTEGER PRIMARY KEY,
+  lane           TEXT NOT NULL,
+  plate          TEXT NOT NULL,
+  plate_colour   TEXT NOT NULL,
+  entry_time     INTEGER NOT NULL,          -- unix ms
+  out_parking_no TEXT NOT NULL UNIQUE,
+  parking_id     TEXT NOT NULL DEFAULT '',
+  state          TEXT NOT NULL DEFAULT 'open', -- open | paid | free | superseded | manual
+  exit_time      INTEGER
+);
+CREATE INDEX parking_sessions_open ON parking_sessions(plate) WHERE state = 'open';
+
+CREATE TABLE transactions (
+  id               INTEGER PRIMARY KEY,
+  out_trade_no     TEXT NOT NULL UNIQUE,
+  kind             TEXT NOT NULL,
+  lane             TEXT NOT NULL,
+  plate            TEXT NOT NULL,
+  plate_colour     TEXT NOT NULL,
+  amount_fen       INTEGER NOT NULL CHECK (amount_fen >= 0),
+  state            TEXT NOT NULL,
+  decision         TEXT NOT NULL DEFAULT '',
+  decision_reason  TEXT NOT NULL DEFAULT '',
+  offline          INTEGER NOT NULL DEFAULT 0,
+  arrears          INTEGER NOT NULL DEFAULT 0,
+  session_id       INTEGER REFERENCES parking_sessions(id),
+  provider_txn_id  TEXT NOT NULL DEFAULT '',
+  contract_id      TEXT NOT NULL DEFAULT '',
+  payment_method   TEXT NOT NULL DEFAULT 'provider',
+  trip_number      INTEGER,
+  detail           TEXT NOT NULL DEFAULT '{}',
+  created_at       INTEGER NOT NULL,        -- unix ms
+  updated_at       INTEGER NOT NULL
+);
+CREATE INDEX transactions_created ON transactions(created_at);
+CREATE INDEX transactions_plate_open ON transactions(plate, state);
+CREATE INDEX transactions_lane ON transactions(lane, id);
+CREATE TRIGGER transactions_never_deleted BEFORE DELETE ON transactions
+BEGIN
+  SELECT RAISE(ABORT, 'transactions are never deleted');
+END;
+
+CREATE TABLE passages (
+  id            INTEGER PRIMARY KEY,
+  lane          TEXT NOT NULL,
+  plate         TEXT NOT NULL,
+  decision      TEXT NOT NULL,             -- free | pass_online | pass_offline | fallback | manual
+  reason        TEXT NOT NULL,
+  out_trade_no  TEXT NOT NULL DEFAULT '',
+  state         TEXT NOT NULL DEFAULT 'DECIDED', -- DECIDED | OPENED | PASSED | ALARM
+  latency_us    INTEGER NOT NULL DEFAULT 0,
+  created_at    INTEGER NOT NULL
+);
+CREATE INDEX passages_decision ON passages(decision, id);
+
+CREATE TABLE plate_bindings (
+  plate        TEXT PRIMARY KEY,
+  state        TEXT NOT NULL,
+  refreshed_at INTEGER NOT NULL
+);
+
+CREATE TABLE manual_opens (
+  id         INTEGER PRIMARY KEY,
+  lane       TEXT NOT NULL,
+  actor      TEXT NOT NULL,
+  reason     TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+);
+)sql";
+
+constexpr std::string_view kSteps[] = {kSchemaV1};
+
+std::int64_t to_ms(SystemTime t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+SystemTime from_ms(std::int64_t ms) {
+  return SystemTime(std::chrono::duration_cast<SystemTime::duration>(std::chrono::milliseconds(ms)));
+}
+
+constexpr std::string_view kTxColumns =
+    "id, out_trade_no, kind, lane, plate, plate_colour, amount_fen, state, decision, decision_reason, offline, "
+    "arrears, session_id, provider_txn_id, contract_id, payment_method, trip_number, detail, created_at, updated_at";
+
+Result<TxKind> parse_kind(std::string_view s) {
+  if (s == "parking") return TxKind::kParking;
+  if (s == "toll") return TxKind::kToll;
+  if (s == "taxi") return TxKind::kTaxi;
+  return fail(Errc::kParse, "unknown transaction kind '" + std::string(s) + "'");
+}
+
+Result<TxRecord> read_tx(const Statement& st) {
+  TxRecord r;
+  r.id = st.column_int64(0);
+  r.out_trade_no = st.column_text(1);
+  auto kind = parse_kind(st.column_text(2));
+  if (!kind) return std::unexpected(kind.error());
+  r.kind = *kind;
+  r.lane = st.column_text(3);
+  r.plate = st.column_text(4);
+  r.plate_colour = st.column_text(5);
+  r.amount = Money::from_fen(st.column_int64(6));
+  auto state = parse_charge_state(st.column_text(7));
+  if (!state) return std::unexpected(state.error());
+  r.state = *state;
+  r.decision = st.column_text(8);
+  r.decision_reason = st.column_text(9);
+  r.offline = st.column_int64(10) != 0;
+  r.arrears = st.column_int64(11) != 0;
+  r.session_id = st.column_opt_int64(12);
+  r.provider_transaction_id = st.column_text(13);
+  r.contract_id = st.column_text(14);
+  r.payment_method = st.column_text(15);
+  if (auto n = st.column_opt_int64(16)) r.trip_number = static_cast<std::uint32_t>(*n);
+  r.detail = st.column_text(17);
+  r.created_at = from_ms(st.column_int64(18));
+  r.updated_at = from_ms(st.column_int64(19));
+  return r;
+}
+
+}  // namespace
+
+std::span<const std::string_view> gateway_schema_steps() { return kSteps; }
+
+std::string_view to_string(ChargeState s) {
+  switch (s) {
+    case ChargeState::kRecorded: return "RECORDED";
+    case ChargeState::kSubmitting: return "SUBMITTING";
+    case ChargeState::kAccepted: return "ACCEPTED";
+    case ChargeState::kSuccess: return "SUCCESS";
+    case ChargeState::kPayFail: return "PAY_FAIL";
+    case ChargeState::kUnknown: return "UNKNOWN";
+    case ChargeState::kRefund: return "REFUND";
+    case ChargeState::kCash: return "CASH";
+  }
+  return "?";
+}
+
+Result<ChargeState> parse_charge_state(std::string_view s) {
+  for (auto st : {ChargeState::kRecorded, ChargeState::kSubmitting, ChargeState::kAccepted, ChargeState::kSuccess,
+                  ChargeState::kPayFail, ChargeState::kUnknown, ChargeState::kRefund, ChargeState::kCash}) {
+    if (to_string(st) == s) return st;
+  }
+  return fail(Errc::kInvalidArgument,
+              "unknown state '" + std::string(s) +
+                  "' (one of RECORDED, SUBMITTING, ACCEPTED, SUCCESS, PAY_FAIL, UNKNOWN, REFUND, CASH)",
+              "state");
+}
+
+bool allowed_transition(ChargeState from, ChargeState to) {
+  using S = ChargeState;
+  if (from == to) return true;
+  switch (from) {
+    case S::kRecorded: return to == S::kSubmitting;
+    case S::kSubmitting: return to == S::kAccepted || to == S::kSuccess || to == S::kPayFail || to == S::kUnknown;
+    case S::kUnknown: return to == S::kAccepted || to == S::kSuccess || to == S::kPayFail || to == S::kSubmitting;
+    case S::kAccepted: return to == S::kSuccess || to == S::kPayFail;
+    case S::kSuccess: return to == S::kRefund;
+    case S::kPayFail:
+      // PAY_BACK: the provider advanced the money and the user repaid: the money arrived.
+      return to == S::kSuccess;
+    case S::kRefund:
+    case S::kCash: return false;
+  }
+  return false;
+}
+
+bool is_open(ChargeState s) {
+  return s == ChargeState::kRecorded || s == ChargeState::kSubmitting || s == ChargeState::kAccepted ||
+         s == ChargeState::kUnknown;
+}
+
+std::string_view to_string(TxKind k) {
+  switch (k) {
+    case TxKind::kParking: return "parking";
+    case TxKind::kToll: return "toll";
+    case TxKind::kTaxi: return "taxi";
+  }
+  return "?";
+}
+
+Result<Store> Store::open(Database& db, const Clock& clock) {
+  auto probe = db.prepare("SELECT 1 FROM transactions LIMIT 0");
+  if (!probe) {
+    return fail(Errc::kDatabase, "gateway schema missing (run the migrations first): " + probe.error().message);
+  }
+  return Store(db, clock);
+}
+
+Store::Store(Store&&) noexcept = default;
+Store::~Store() = default;
+
+Result<std::int64_t> Store::insert_transaction(Transaction& txn, const TxRecord& tx) {
+  auto st = txn.db().prepare(
+      "INSERT INTO transactions(out_trade_no, kind, lane, plate, plate_colour, amount_fen, state, decision, "
+      "decision_reason, offline, arrears, session_id, provider_txn_id, contract_id, payment_method, trip_number, "
+      "detail, created_at, updated_at) VALUES(?,?,?,?,?,?,?,?,?,?,0,?,?,?,?,?,?,?,?)");
+  if (!st) return std::unexpected(st.error());
+  const std::int64_t now = to_ms(clock_->now());
+  std::optional<std::int64_t> trip;
+  if (tx.trip_number) trip = *tx.trip_number;
+  st->bind_all(tx.out_trade_no, std::string(to_string(tx.kind)), tx.lane, tx.plate, tx.plate_colour, tx.amount.fen(),
+               std::string(to_string(tx.state)), tx.decision, tx.decision_reason, tx.offline ? 1 : 0, tx.session_id,
+               tx.provider_transaction_id, tx.contract_id, tx.payment_method, trip, tx.detail, now, now);
+  if (auto s = st->run(); !s) return std::unexpected(s.error());
+  return txn.db().last_insert_rowid();
+}
+
+Result<std::optional<TxRecord>> Store::find_transaction(std::string_view out_trade_no) {
+  auto st = db_->prepare("SELECT " + std::string(kTxColumns) + " FROM transactions WHERE out_trade_no = ?");
+  if (!st) return std::unexpected(st.error());
+  st->bind(1, out_trade_no);
+  auto row = st->step();
+  if (!row) return std::unexpected(row.error());
+  if (!*row) return std::optional<TxRecord>();
+  auto tx = read_tx(*st);
+  if (!tx) return std::unexpected(tx.error());
+  return std::optional<TxRecord>(std::move(*tx));
+}
+
+Status Store::set_state(Transaction& txn, std::string_view out_trade_no, ChargeState to,
+                        std::string_view provider_transaction_id) {
+  auto cur = find_transaction(out_trade_no);
+  if (!cur) return std::unexpected(cur.error());
+  if (!*cur) return fail(Errc::kNotFound, "no transaction " + std::string(out_trade_no), "out_trade_no");
+  const ChargeState from = (*cur)->state;
+  if (!allowed_transition(from, to)) {
+    return fail(Errc::kInvalidArgument,
+                "transaction " + std::string(out_trade_no) + " cannot move from " + std::string(to_string(from)) +
+                    " to " + std::string(to_string(to)),
+                "state");
+  }
+  const bool arrears = (*cur)->arrears || (to == ChargeState::kPayFail && (*cur)->offline);
+  const bool cleared = to == ChargeState::kSuccess;  // a PAY_BACK settles the debt
+  auto st = txn.db().prepare(
+      "UPDATE transactions SET state = ?, arrears = ?, updated_at = ?, "
+      "provider_txn_id = CASE WHEN ? = '' THEN provider_txn_id ELSE ? END WHERE out_trade_no = ?");
+  if (!st) return std::unexpected(st.error());
+  st->bind_all(std::string(to_string(to)), (arrears && !cleared) ? 1 : 0, to_ms(clock_->now()),
+               provider_transaction_id, provider_transaction_id, out_trade_no);
+  return st->run();
+}
+
+Status Store::set_decision(Transaction& txn, std::string_view out_trade_no, std::string_view decision,
+                           std::string_view reason, bool offline) {
+  auto st = txn.db().prepare(
+      "UPDATE transactions SET decision = ?, decision_reason = ?, offline = ?, updated_at = ? WHERE out_trade_no = ?");
+  if (!st) return std::unexpected(st.error());
+  st->bind_all(decision, reason, offline ? 1 : 0, to_ms(clock_->now()), out_trade_no);
+  return st->run();
+}
+
+Result<std::vector<TxRecord>> Store::list_transactions(const TxFilter& f) {
+  std::string sql = "SELECT " + std::string(kTxColumns) + " FROM transactions WHERE id > ?1";
+  if (f.from) sql += " AND created_at >= ?2";
+  if (f.to) sql += " AND created_at < ?3";
+  if (!f.lane.empty()) sql += " AND lane = ?4";
+  if (!f.plate.empty()) sql += " AND plate = ?5";
+  if (f.state) sql += " AND state = ?6";
+  if (f.arrears_only) sql += " AND arrears = 1";
+  sql += " ORDER BY id LIMIT ?7";
+  auto st = db_->prepare(sql);
+  if (!st) return std::unexpected(st.error());
+  st->bind(1, f.after_id);
+  if (f.from) st->bind(2, to_ms(*f.from));
+  if (f.to) st->bind(3, to_ms(*f.to));
+  if (!f.lane.empty()) st->bind(4, f.lane);
+  if (!f.plate.empty()) st->bind(5, f.plate);
+  if (f.state) st->bind(6, std::string(to_string(*f.state)));
+  st->bind(7, std::clamp(f.limit, 1, 1000));
+  std::vector<TxRecord> out;
+  for (;;) {
+    auto row = st->step();
+    if (!row) return std::unexpected(row.error());
+    if (!*row) break;
+    auto tx = read_tx(*st);
+    if (!tx) return std::unexpected(tx.error());
+    out.push_back(std::move(*tx));
+  }
+  return out;
+}
+
+namespace {
+Result<Money> sum_query(Database& db, const std::string& sql, std::string_view plate) {
+  auto st = db.prepare(sql);
+  if (!st) return std::unexpected(st.error());
+  if (!plate.empty()) st->bind(1, plate);
+  auto row = st->step();
+  if (!row) return std::unexpected(row.error());
+  return Money::from_fen(st->column_int64(0));
+}
+}  // namespace
+
+Result<Money> Store::plate_outstanding(std::string_view plate) {
+  return sum_query(*db_,
+                   "SELECT COALESCE(SUM(amount_fen), 0) FROM transactions WHERE plate = ?1 AND "
+                   "((offline = 1 AND state IN ('RECORDED','SUBMITTING','ACCEPTED','UNKNOWN')) OR arrears = 1)",
+                   plate);
+}
+
+Result<Money> Store::site_exposure() {
+  return sum_query(*db_,
+                   "SELECT COALESCE(SUM(amount_fen), 0) FROM transactions WHERE "
+                   "(offline = 1 AND state IN ('RECORDED','SUBMITTING','ACCEPTED','UNKNOWN')) OR arrears = 1",
+                   {});
+}
+
+Result<std::vector<std::pair<ChargeState, Store::Totals>>> Store::totals_by_state() {
+  auto st = db_->prepare("SELECT state, count(*), COALESCE(SUM(amount_fen),0) FROM transactions GROUP BY state");
+  if (!st) return std::unexpected(st.error());
+  std::vector<std::pair<ChargeState, Totals>> out;
+  for (;;) {
+    auto row = st->step();
+    if (!row) return std::unexpected(row.error());
+    if (!*row) break;
+    auto s = parse_charge_state(st->column_text(0));
+    if (!s) return std::unexpected(s.error());
+    out.push_back({*s, Totals{st->column_int64(1), Money::from_fen(st->column_int64(2))}});
+  }
+  return out;
+}
+
+Result<std::int64_t> Store::open_session(Transaction& txn, const Session& s) {
+  auto st = txn.db().prepare(
+      "INSERT INTO parking_sessions(lane, plate, plate_colour, entry_time, out_parking_no) VALUES(?,?,?,?,?)");
+  if (!st) return std::unexpected(st.error());
+  st->bind_all(s.lane, s.plate, s.plate_colour, to_ms(s.entry_time), s.out_parking_no);
+  if (auto r = st->run(); !r) return std::unexpected(r.error());
+  return txn.db().last_insert_rowid();
+}
+
+namespace {
+constexpr std::string_view kSessionColumns = "id, lane, plate, plate_colour, entry_time, out_parking_no, parking_id";
+Store::Session read_session(const Statement& st) {
+  Store::Session s;
+  s.id = st.column_int64(0);
+  s.lane = st.column_text(1);
+  s.plate = st.column_text(2);
+  s.plate_colour = st.column_text(3);
+  s.entry_time = from_ms(st.column_int64(4));
+  s.out_parking_no = st.column_text(5);
+  s.parking_id = st.column_text(6);
+  return s;
+}
+}  // namespace
+
+Result<std::optional<Store::Session>> Store::find_open_session(std::string_view plate) {
+  auto st = db_->prepare("SELECT " + std::string(kSessionColumns) +
+                         " FROM parking_sessions WHERE plate = ? AND state = 'open' ORDER BY id DESC LIMIT 1");
+  if (!st) return std::unexpected(st.error());
+  st->bind(1, plate);
+  auto row = st->step();
+  if (!row) return std::unexpected(row.error());
+  if (!*row) return std::optional<Session>();
+  return std::optional<Session>(read_session(*st));
+}
+
+Result<std::optional<Store::Session>> Store::find_session(std::int64_t id) {
+  auto st = db_->prepare("SELECT " + std::string(kSessionColumns) + " FROM parking_sessions WHERE id = ?");
+  if (!st) return std::unexpected(st.error());
+  st->bind(1, id);
+  auto row = st->step();
+  if (!row) return std::unexpected(row.error());
+  if (!*row) return std::optional<Session>();
+  return std::optional<Session>(read_session(*st));
+}
+
+Status Store::close_session(Transaction& txn, std::int64_t id, SystemTime exit_time, std::string_view how) {
+  auto st = txn.db().prepare("UPDATE parking_sessions SET state = ?, exit_time = ? WHERE id = ? AND state = 'open'");
+  if (!st) return std::unexpected(st.error());
+  st->bind_all(how, to_ms(exit_time), id);
+  return st->run();
+}
+
+Status Store::set_parking_id(Transaction& txn, std::string_view out_parking_no, std::string_view parking_id) {
+  auto st = txn.db().prepare("UPDATE parking_sessions SET parking_id = ? WHERE out_parking_no = ?");
+  if (!st) return std::unexpected(st.error());
+  st->bind_all(parking_id, out_parking_no);
+  return st->run();
+}
+
+Status Store::put_binding(Transaction& txn, std::string_view plate, std::string_view state, SystemTime refreshed_at) {
+  auto st = txn.db().prepare(
+      "INSERT INTO plate_bindings(plate, state, refreshed_at) VALUES(?1, ?2, ?3) "
+      "ON CONFLICT(plate) DO UPDATE SET state = ?2, refreshed_at = ?3 WHERE refreshed_at <= ?3");
+  if (!st) return std::unexpected(st.error());
+  st->bind_all(plate, state, to_ms(refreshed_at));
+  return st->run();
+}
+
+Result<std::optional<Store::Binding>> Store::get_binding(std::string_view plate) {
+  auto st = db_->prepare("SELECT state, refreshed_at FROM plate_bindings WHERE plate = ?");
+  if (!st) return std::unexpected(st.error());
+  st->bind(1, plate);
+  auto row = st->step();
+  if (!row) return std::unexpected(row.error());
+  if (!*row) return std::optional<Binding>();
+  return std::optional<Binding>(Binding{st->column_text(0), from_ms(st->column_int64(1))});
+}
+
+Result<std::int64_t> Store::insert_passage(Transaction& txn, std::string_view lane, std::string_view plate,
+                                           std::string_view decision, std::string_view reason,
+                                           std::string_view out_trade_no, std::int64_t latency_us) {
+  auto st = txn.db().prepare(
+      "INSERT INTO passages(lane, plate, decision, reason, out_trade_no, latency_us, created_at) "
+      "VALUES(?,?,?,?,?,?,?)");
+  if (!st) return std::unexpected(st.error());
+  st->bind_all(lane, plate, decision, reason, out_trade_no, latency_us, to_ms(clock_->now()));
+  if (auto r = st->run(); !r) return std::unexpected(r.error());
+  return txn.db().last_insert_rowid();
+}
+
+Status Store::set_passage_state(std::int64_t id, std::string_view state) {
+  auto st = db_->prepare("UPDATE passages SET state = ? WHERE id = ?");
+  if (!st) return std::unexpected(st.error());
+  st->bind_all(state, id);
+  return st->run();
+}
+
+Result<Store::PassageCounts> Store::passage_counts() {
+  auto st = db_->prepare("SELECT decision, count(*) FROM passages GROUP BY decision");
+  if (!st) return std::unexpected(st.error());
+  PassageCounts c;
+  for (;;) {
+    auto row = st->step();
+    if (!row) return std::unexpected(row.error());
+    if (!*row) break;
+    const std::string d = st->column_text(0);
+    const std::int64_t n = st->column_int64(1);
+    if (d == "free") c.free = n;
+    else if (d == "pass_online") c.pass_online = n;
+    else if (d == "pass_offline") c.pass_offline = n;
+    else if (d == "fallback") c.fallback = n;
+    else if (d == "manual") c.manual = n;
+  }
+  return c;
+}
+
+Result<std::vector<std::int64_t>> Store::recent_latencies(std::string_view decision, int limit) {
+  auto st = db_->prepare("SELECT latency_us FROM passages WHERE decision = ? ORDER BY id DESC LIMIT ?");
+  if (!st) return std::unexpected(st.error());
+  st->bind_all(decision, limit);
+  std::vector<std::int64_t> out;
+  for (;;) {
+    auto row = st->step();
+    if (!row) return std::unexpected(row.error());
+    if (!*row) break;
+    out.push_back(st->column_int64(0));
+  }
+  return out;
+}
+
+Result<std::int64_t> Store::record_manual_open(Transaction& txn, std::string_view lane, std::string_view actor,
+                                               std::string_view reason) {
+  auto st = txn.db().prepare("INSERT INTO manual_opens(lane, actor, reason, created_at) VALUES(?,?,?,?)");
+  if (!st) return std::unexpected(st.error());
+  st->bind_all(lane, actor, reason, to_ms(clock_->now()));
+  if (auto r = st->run(); !r) return std::unexpected(r.error());
+  return txn.db().last_insert_rowid();
+}
+
+}  // namespace lanegate::gateway
