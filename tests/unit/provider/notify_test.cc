@@ -1,0 +1,156 @@
+// Notification handling with envelopes built entirely outside the code under test:
+// the resource is sealed by the openssl-CLI GCM construction (gcm_cli.h) and the
+// envelope is signed by `openssl dgst -sha256 -sign` with the platform key.
+#include <gtest/gtest.h>
+
+#include "core/clock.h"
+#include "core/crypto.h"
+#include "core/pki.h"
+#include "core/sqlite.h"
+#include "gateway/provider_notify.h"
+#include "gcm_cli.h"
+#include "provider_test_support.h"
+
+namespace lanegate::gateway {
+namespace {
+
+using provider_test::demo_pki;
+using provider_test::trim;
+
+class NotifyTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    apiv3_key_ = trim(provider_test::read_file(demo_pki() / "apiv3.key"));
+    serial_ = trim(provider_test::read_file(demo_pki() / "platform.serial"));
+    keys_ = std::make_shared<PlatformKeySet>();
+    keys_->put(serial_, *pki::load_public_key(demo_pki() / "platform.pem"));
+    auto db = Database::open(dir_.path() / "gateway.db");
+    ASSERT_TRUE(db);
+    db_.emplace(std::move(*db));
+    ASSERT_TRUE(db_->migrate(provider_schema_steps()));
+    handler_.emplace(*db_, keys_, apiv3_key_, clock_);
+  }
+
+  NotificationRequest envelope(const std::string& id, const std::string& event_type,
+                               const std::string& resource, const std::string& aad = "transaction",
+                               const std::string& nonce = "fdasflkja484") {
+    std::string sealed = provider_test::cli_gcm_seal(apiv3_key_, nonce, aad, resource, dir_.path());
+    std::string body = R"({"id":")" + id + R"(","create_time":"2026-11-22T13:29:35+08:00",)" +
+                       R"("resource_type":"encrypt-resource","event_type":")" + event_type +
+                       R"(","summary":"支付成功","resource":{"original_type":"transaction",)" +
+                       R"("algorithm":"AEAD_AES_256_GCM","ciphertext":")" +
+                       crypto::base64_encode(std::string_view(sealed)) +
+                       R"(","associated_data":")" + aad + R"(","nonce":")" + nonce + R"("}})";
+    std::string ts = std::to_string(clock_.unix_seconds());
+    std::string n = "N0NCE" + id;
+    std::string sig = provider_test::openssl_sign(demo_pki() / "platform.key",
+                                                  ts + "\n" + n + "\n" + body + "\n", dir_.path());
+    return NotificationRequest{ts, n, sig, serial_, "WECHATPAY2-SHA256-RSA2048", body};
+  }
+
+  static std::string transaction(const std::string& no, const std::string& state, int fen) {
+    return R"({"appid":"wxd678efh567hg6787","sp_mchid":"1900000001","out_trade_no":")" + no +
+           R"(","transaction_id":"4200000000000000000000000001","trade_state":")" + state +
+           R"(","trade_scene":"PARKING","payer":{"openid":"oUser"},"amount":{"total":)" +
+           std::to_string(fen) + R"(,"currency":"CNY","payer_total":)" + std::to_string(fen) +
+           "}}";
+  }
+
+  provider_test::TempDir dir_;
+  FakeClock clock_;
+  std::string apiv3_key_;
+  std::string serial_;
+  std::shared_ptr<PlatformKeySet> keys_;
+  std::optional<Database> db_;
+  std::optional<NotificationHandler> handler_;
+};
+
+TEST_F(NotifyTest, DecryptsVerifiesAndAppliesOnce) {
+  int applied = 0;
+  Money seen = Money::zero();
+  auto apply = [&](Transaction&, const NotificationEvent& e) -> Status {
+    ++applied;
+    seen = std::get<TransactionEvent>(e.payload).transaction.amount;
+    return {};
+  };
+  auto req = envelope("EV-1", "TRANSACTION.SUCCESS", transaction("LG0001", "SUCCESS", 1234));
+  auto reply = handler_->handle(req, apply);
+  EXPECT_EQ(reply.status, 204);
+  EXPECT_TRUE(reply.body.empty());
+  ASSERT_TRUE(reply.event);
+  EXPECT_FALSE(reply.event->duplicate);
+  const auto& t = std::get<TransactionEvent>(reply.event->payload).transaction;
+  EXPECT_EQ(t.out_trade_no, "LG0001");
+  EXPECT_EQ(t.state, TradeState::kSuccess);
+  EXPECT_EQ(seen, Money::from_fen(1234));
+  // The provider redelivers the same event: acknowledged, not applied again.
+  auto again = handler_->handle(req, apply);
+  EXPECT_EQ(again.status, 204);
+  EXPECT_TRUE(again.event->duplicate);
+  // A different event id for the same order and state: also a duplicate.
+  auto other = handler_->handle(
+      envelope("EV-2", "TRANSACTION.SUCCESS", transaction("LG0001", "SUCCESS", 1234)), apply);
+  EXPECT_EQ(other.status, 204);
+  EXPECT_TRUE(other.event->duplicate);
+  EXPECT_EQ(applied, 1);
+}
+
+TEST_F(NotifyTest, AcceptsThePublishedFailSpelling) {
+  auto reply = handler_->handle(
+      envelope("EV-3", "TRANSACTION.FAIL", transaction("LG0002", "FAIL", 800)));
+  ASSERT_EQ(reply.status, 204) << reply.body;
+  EXPECT_EQ(std::get<TransactionEvent>(reply.event->payload).transaction.state, TradeState::kPayFail);
+}
+
+TEST_F(NotifyTest, RefusesBadSignatureWithFailBody) {
+  auto req = envelope("EV-4", "TRANSACTION.SUCCESS", transaction("LG0003", "SUCCESS", 100));
+  req.body.insert(req.body.size() - 1, " ");
+  auto reply = handler_->handle(req);
+  EXPECT_EQ(reply.status, 401);
+  EXPECT_NE(reply.body.find(R"("code":"FAIL")"), std::string::npos);
+  auto stale = envelope("EV-5", "TRANSACTION.SUCCESS", transaction("LG0003", "SUCCESS", 100));
+  clock_.advance(std::chrono::seconds(301));
+  EXPECT_EQ(handler_->handle(stale).status, 401);
+}
+
+TEST_F(NotifyTest, RefusesWhatDoesNotDecrypt) {
+  // Sealed under another 32-byte key than the handler's APIv3 key.
+  apiv3_key_ = "ZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZ";
+  auto req = envelope("EV-6", "TRANSACTION.SUCCESS", transaction("LG0004", "SUCCESS", 100));
+  auto reply = handler_->handle(req);
+  EXPECT_EQ(reply.status, 400);
+  EXPECT_NE(reply.body.find("FAIL"), std::string::npos);
+}
+
+TEST_F(NotifyTest, FailedApplyRollsBackSoTheRetryApplies) {
+  int calls = 0;
+  auto flaky = [&](Transaction&, const NotificationEvent&) -> Status {
+    if (++calls == 1) {
+      return fail(Errc::kDiskFull, "disk full");
+    }
+    return {};
+  };
+  auto req = envelope("EV-7", "TRANSACTION.SUCCESS", transaction("LG0005", "SUCCESS", 300));
+  EXPECT_EQ(handler_->handle(req, flaky).status, 500);
+  auto retry = handler_->handle(req, flaky);
+  EXPECT_EQ(retry.status, 204);
+  EXPECT_FALSE(retry.event->duplicate);
+  EXPECT_EQ(calls, 2);
+}
+
+TEST_F(NotifyTest, DecodesEntranceStateChanges) {
+  std::string resource =
+      R"({"sp_mchid":"1900000001","parking_id":"PK1","out_parking_no":"IN-7","plate_number":"粤B88888",)"
+      R"("plate_color":"BLUE","start_time":"2026-11-22T08:00:00+08:00","parking_name":"P1",)"
+      R"("free_duration":900,"parking_state":"BLOCKED","blocked_state_description":"PAUSE",)"
+      R"("state_update_time":"2026-11-22T08:05:00+08:00"})";
+  auto reply = handler_->handle(envelope("EV-8", "VEHICLE.ENTRANCE_STATE_CHANGE", resource, "parking"));
+  ASSERT_EQ(reply.status, 204) << reply.body;
+  const auto& e = std::get<EntranceStateEvent>(reply.event->payload);
+  EXPECT_EQ(e.out_parking_no, "IN-7");
+  EXPECT_EQ(e.parking_state, "BLOCKED");
+  EXPECT_EQ(e.blocked_state_description.value_or(""), "PAUSE");
+}
+
+}  // namespace
+}  // namespace lanegate::gateway
