@@ -254,6 +254,12 @@ Result<NuonuoPlatform::Reply> NuonuoPlatform::call(std::string_view method,
   if (!res) {
     platform_calls(short_method, "unreachable").inc();
     const auto err = res.error();
+    if (err == httplib::Error::SSLServerVerification || err == httplib::Error::SSLConnection) {
+      return fail(Errc::kCrypto,
+                  "TLS with the invoicing platform failed: " + httplib::to_string(err) +
+                      " (check ca_file and the platform certificate)",
+                  "base_url");
+    }
     return fail(err == httplib::Error::Read || err == httplib::Error::Write
                     ? Errc::kTimeout
                     : Errc::kUnavailable,

@@ -122,7 +122,9 @@ struct InvoicingSandbox::Impl {
   InvoicingSandboxOptions options;
   Database db;
   mutable std::mutex mu;
-  httplib::Server server;
+  std::unique_ptr<httplib::Server> server_owner;
+  httplib::Server& server;
+  bool tls = false;
   std::thread thread;
   int port = 0;
   std::set<std::string> seen_senids;
@@ -130,7 +132,13 @@ struct InvoicingSandbox::Impl {
   std::atomic<bool> unavailable{false};
   std::atomic<std::int64_t> issue_requests{0};
 
-  Impl(InvoicingSandboxOptions o, Database d) : options(std::move(o)), db(std::move(d)) {}
+  Impl(InvoicingSandboxOptions o, Database d, std::unique_ptr<httplib::Server> s, bool with_tls)
+      : options(std::move(o)), db(std::move(d)), server_owner(std::move(s)),
+        server(*server_owner), tls(with_tls) {}
+
+  std::string base_url() const {
+    return std::string(tls ? "https" : "http") + "://127.0.0.1:" + std::to_string(port);
+  }
 
   static json::object reply(const std::string& code, const std::string& describe) {
     json::object o;
@@ -497,9 +505,8 @@ struct InvoicingSandbox::Impl {
       o["statusMsg"] = inv->status == "2" ? "开票完成" : inv->status == "22" ? "开票失败" : "开票中";
       o["failCause"] = inv->fail_cause;
       o["allElectronicInvoiceNumber"] = inv->invoice_number;
-      o["pdfUrl"] = inv->status == "2" ? "http://127.0.0.1:" + std::to_string(port) +
-                                             "/invoices/" + inv->invoice_number + ".pdf"
-                                       : "";
+      o["pdfUrl"] =
+          inv->status == "2" ? base_url() + "/invoices/" + inv->invoice_number + ".pdf" : "";
       o["ofdUrl"] = "";
       o["qrCode"] = inv->status == "2" ? "01,32,," + inv->invoice_number : "";
       out.push_back(std::move(o));
@@ -644,7 +651,22 @@ Result<std::unique_ptr<InvoicingSandbox>> InvoicingSandbox::start(InvoicingSandb
   if (auto m = db->migrate(std::span<const std::string_view>(steps)); !m) {
     return std::unexpected(m.error());
   }
-  auto impl = std::make_unique<Impl>(std::move(options), std::move(*db));
+  std::unique_ptr<httplib::Server> server;
+  const bool tls = !options.tls_cert_file.empty() || !options.tls_key_file.empty();
+  if (tls) {
+    auto ssl = std::make_unique<httplib::SSLServer>(options.tls_cert_file.c_str(),
+                                                    options.tls_key_file.c_str());
+    if (!ssl->is_valid()) {
+      return fail(Errc::kCrypto,
+                  "cannot load TLS certificate " + options.tls_cert_file.string() + " / key " +
+                      options.tls_key_file.string(),
+                  "tls_cert_file");
+    }
+    server = std::move(ssl);
+  } else {
+    server = std::make_unique<httplib::Server>();
+  }
+  auto impl = std::make_unique<Impl>(std::move(options), std::move(*db), std::move(server), tls);
   Impl* p = impl.get();
   p->server.Post("/open/v1/services", [p](const httplib::Request& req, httplib::Response& res) {
     p->handle_services(req, res);
@@ -669,9 +691,7 @@ Result<std::unique_ptr<InvoicingSandbox>> InvoicingSandbox::start(InvoicingSandb
 
 int InvoicingSandbox::port() const { return impl_->port; }
 
-std::string InvoicingSandbox::base_url() const {
-  return "http://127.0.0.1:" + std::to_string(impl_->port);
-}
+std::string InvoicingSandbox::base_url() const { return impl_->base_url(); }
 
 void InvoicingSandbox::stop() {
   if (!impl_) {
@@ -740,13 +760,17 @@ int run_invoicing_sandbox(std::span<const std::string> args) {
       o.app_key = v;
     } else if (a == "--seller-tax-id") {
       o.seller_tax_id = v;
+    } else if (a == "--tls-cert") {
+      o.tls_cert_file = v;
+    } else if (a == "--tls-key") {
+      o.tls_key_file = v;
     } else if (a == "--queries-in-progress") {
       o.queries_in_progress = std::atoi(v.c_str());
     } else {
       std::cerr << "invoicing: unknown option " << a
                 << "\nusage: lanegate-sim invoicing --db FILE [--port N] [--app-secret-file F]"
                    " [--access-token-file F] [--app-key K] [--seller-tax-id ID]"
-                   " [--queries-in-progress N]\n";
+                   " [--queries-in-progress N] [--tls-cert F --tls-key F]\n";
       return 2;
     }
   }

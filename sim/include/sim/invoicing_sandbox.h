@@ -8,7 +8,7 @@
 // |excl * r - tax| <= 0.06 yuan, price * num = incl; the buyer id check character;
 // totals; red letters against the original invoice.
 //
-// Endpoints (plain HTTP on 127.0.0.1):
+// Endpoints (127.0.0.1; HTTPS when a certificate and key are given, plain HTTP otherwise):
 //   POST /open/v1/services          headers accessToken, userTax, method
 //   GET  /invoices/{number}.pdf     the invoice as a real PDF 1.4
 //
@@ -43,6 +43,9 @@ namespace lanegate::sim {
 struct InvoicingSandboxOptions {
   std::filesystem::path db_file;  // sandbox state (created when missing)
   int port = 0;                   // 0: any free port
+  // Both set: serve HTTPS with this PEM certificate chain and private key.
+  std::filesystem::path tls_cert_file;
+  std::filesystem::path tls_key_file;
   std::string app_key = "sandbox-app-key";
   std::string app_secret = "sandbox-app-secret";
   std::string access_token = "sandbox-access-token";
@@ -78,7 +81,7 @@ class InvoicingSandbox {
   InvoicingSandbox& operator=(const InvoicingSandbox&) = delete;
 
   int port() const;
-  std::string base_url() const;  // "http://127.0.0.1:PORT"
+  std::string base_url() const;  // "https://127.0.0.1:PORT" (or http:// without TLS)
   void stop();
 
   // Test hooks.
@@ -97,8 +100,8 @@ class InvoicingSandbox {
 };
 
 // `lanegate-sim invoicing --db FILE [--port N] [--app-secret-file F] [--access-token-file F]
-//  [--app-key K] [--seller-tax-id ID] [--queries-in-progress N]`: prints
-// "ready http://127.0.0.1:PORT" and serves until SIGINT/SIGTERM. Returns the exit code.
+//  [--app-key K] [--seller-tax-id ID] [--queries-in-progress N] [--tls-cert F --tls-key F]`:
+// prints "ready http(s)://127.0.0.1:PORT" and serves until SIGINT/SIGTERM. Returns the exit code.
 int run_invoicing_sandbox(std::span<const std::string> args);
 
 }  // namespace lanegate::sim

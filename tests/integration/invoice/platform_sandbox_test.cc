@@ -126,13 +126,17 @@ void expect_valid_pdf(const std::string& pdf, const std::string& needle) {
   EXPECT_NE(pdf.find(needle), std::string::npos);
 }
 
-std::string fetch(const std::string& url) {
+std::string fetch(const std::string& url, const std::filesystem::path& ca = {}) {
   std::smatch m;
-  std::regex re(R"((http://[^/]+)(/.*))");
+  std::regex re(R"((https?://[^/]+)(/.*))");
   if (!std::regex_match(url, m, re)) {
     return {};
   }
   httplib::Client c(m[1].str());
+  if (!ca.empty()) {
+    c.set_ca_cert_path(ca.c_str());
+  }
+  c.set_connection_timeout(5, 0);
   c.set_read_timeout(5, 0);
   auto res = c.Get(m[2].str());
   return res && res->status == 200 ? res->body : std::string();
@@ -308,6 +312,62 @@ TEST_F(PlatformIT, StaleTimestampIsRefused) {
   auto r = advance(id, &skewed);
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().message.find("E1003"), std::string::npos);
+}
+
+// Real HTTPS: the sandbox serves a certificate for 127.0.0.1 made here with the openssl
+// tool; the client trusts exactly that certificate and refuses the connection without it.
+TEST(PlatformTlsIT, IssuesOverVerifiedHttps) {
+  TempDir dir;
+  const auto cert = dir.path() / "cert.pem";
+  const auto key = dir.path() / "key.pem";
+  const std::string cmd = "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1"
+                          " -addext subjectAltName=IP:127.0.0.1 -keyout " + key.string() +
+                          " -out " + cert.string() + " >/dev/null 2>&1";
+  if (std::system(cmd.c_str()) != 0) {
+    GTEST_SKIP() << "openssl tool not available";
+  }
+  FakeClock clock(std::chrono::system_clock::now());  // certificate validity is real time
+  sim::InvoicingSandboxOptions o;
+  o.db_file = dir.path() / "sandbox.db";
+  o.clock = &clock;
+  o.tls_cert_file = cert;
+  o.tls_key_file = key;
+  auto sandbox = sim::InvoicingSandbox::start(o);
+  ASSERT_TRUE(sandbox) << sandbox.error().to_string();
+  ASSERT_TRUE((*sandbox)->base_url().starts_with("https://127.0.0.1:"));
+
+  Database db = Database::open(dir.path() / "gw.db").value();
+  ASSERT_TRUE(db.migrate(invoice_schema_steps()));
+  config::InvoicingSection section;
+  section.seller_tax_id = kSeller;
+  ClaimStore store(db, section, clock);
+  auto c = store.create_claim({"t1", "", "parking", *Money::parse("9.00"), clock.now(), ""});
+  auto id = store.submit(c->token, Buyer{BuyerKind::kPerson, "", "", "a@example.cn", ""})
+                ->invoice.id;
+
+  PlatformClientOptions po;
+  po.base_url = (*sandbox)->base_url();
+  po.app_key = "sandbox-app-key";
+  po.access_token = "sandbox-access-token";
+  po.seller_tax_id = kSeller;
+  po.connect_timeout = std::chrono::milliseconds(2000);
+  po.request_timeout = std::chrono::milliseconds(5000);
+  NuonuoPlatform untrusting(po, std::make_unique<HmacSha256Signer>("sandbox-app-secret"), clock);
+  auto refused = advance_invoice(store, untrusting, seller_from_config(section), id, clock);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, Errc::kCrypto) << refused.error().to_string();
+  EXPECT_EQ(store.get_invoice(id)->state, InvoiceState::kClaimed);
+
+  po.ca_file = cert;
+  NuonuoPlatform trusting(po, std::make_unique<HmacSha256Signer>("sandbox-app-secret"), clock);
+  auto r1 = advance_invoice(store, trusting, seller_from_config(section), id, clock);
+  ASSERT_TRUE(r1) << r1.error().to_string();
+  auto r2 = advance_invoice(store, trusting, seller_from_config(section), id, clock);
+  ASSERT_TRUE(r2) << r2.error().to_string();
+  EXPECT_EQ(*r2, InvoiceState::kIssued);
+  const auto inv = store.get_invoice(id).value();
+  EXPECT_TRUE(inv.pdf_url.starts_with("https://127.0.0.1:")) << inv.pdf_url;
+  expect_valid_pdf(fetch(inv.pdf_url, cert), "Invoice number: " + inv.invoice_number);
 }
 
 }  // namespace
