@@ -2,7 +2,13 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
 #include <string>
+#include <utility>
+
+#include <cctype>
 
 #include "config/config.h"
 
@@ -60,6 +66,66 @@ TEST(ExamplesTest, ParkingTollAndTaxiLoad) {
   for (const char* name : {"parking.toml", "toll.toml", "taxi.toml"}) {
     auto loaded = load_file(example(name));
     EXPECT_TRUE(loaded.has_value()) << name << "\n" << (loaded ? "" : joined(loaded.error()));
+  }
+}
+
+std::string read_text(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// "key" when `line` is a `key = value` line, else "".
+std::string key_of(const std::string& line) {
+  std::size_t n = 0;
+  while (n < line.size() && (std::islower(static_cast<unsigned char>(line[n])) ||
+                             std::isdigit(static_cast<unsigned char>(line[n])) || line[n] == '_')) {
+    ++n;
+  }
+  if (n == 0 || line.find('=', n) == std::string::npos ||
+      line.find_first_not_of(' ', n) != line.find('=', n)) {
+    return {};
+  }
+  return line.substr(0, n);
+}
+
+// Operators learn the format from the examples: the first use of every key in each table
+// carries a comment (on the line, or above its block of keys), and every key is in
+// docs/CONFIG.md.
+TEST(ExamplesTest, EveryKeyIsCommentedAndDocumented) {
+  std::string doc = read_text(std::filesystem::path(LANEGATE_SOURCE_DIR) / "docs" / "CONFIG.md");
+  ASSERT_FALSE(doc.empty());
+  for (const char* name : {"parking.toml", "toll.toml", "taxi.toml", "demo.toml"}) {
+    std::istringstream in(read_text(example(name)));
+    std::string line;
+    std::string table;
+    bool block_commented = false;  // a comment precedes the current run of key lines
+    std::set<std::pair<std::string, std::string>> seen;
+    int number = 0;
+    while (std::getline(in, line)) {
+      ++number;
+      if (line.starts_with("[")) {
+        table = line.substr(0, line.find(']') + 1);
+        block_commented = false;
+        continue;
+      }
+      if (line.starts_with("#")) {
+        block_commented = true;
+        continue;
+      }
+      std::string key = key_of(line);
+      if (key.empty()) {
+        block_commented = block_commented && !line.empty();
+        continue;
+      }
+      if (seen.emplace(table, key).second) {
+        EXPECT_TRUE(block_commented || line.find('#') != std::string::npos)
+            << name << ":" << number << ": first " << key << " in " << table << " has no comment";
+        EXPECT_NE(doc.find("`" + key + "`"), std::string::npos)
+            << name << ":" << number << ": " << key << " is not documented in docs/CONFIG.md";
+      }
+    }
   }
 }
 
