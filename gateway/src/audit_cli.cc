@@ -323,14 +323,15 @@ int keys_command(const fs::path& state_dir, std::span<const std::string> args, s
     err << "lanegate keys show: " << key.error().message << "\n";
     return kFailed;
   }
+  if (a.has("pem")) {
+    out << pub->pem();  // only the PEM block, so it can be piped into a file or OpenSSL
+    return kOk;
+  }
   out << "algorithm:   Ed25519\n";
   out << "public key:  " << pub->hex() << "\n";
   out << "base64:      " << pub->base64() << "\n";
   out << "fingerprint: SHA256 " << signing::group_fingerprint(pub->fingerprint()) << "\n";
   out << "from:        " << source << "\n";
-  if (a.has("pem")) {
-    out << pub->pem();
-  }
   return kOk;
 }
 

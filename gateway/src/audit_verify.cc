@@ -230,6 +230,7 @@ VerifyReport verify_package(const fs::path& dir, const signing::PublicKey& pubke
   std::vector<std::pair<std::size_t, std::int64_t>> csv_row_starts;  // offset -> seq
   const UtcOffset offset{seal.utc_offset_minutes};
   std::size_t line_no = 0;
+  std::int64_t next_seq = base_seq;  // the seq the next line must hold
   std::string_view rest = *records;
   while (!rest.empty()) {
     const std::size_t nl = rest.find('\n');
@@ -237,18 +238,36 @@ VerifyReport verify_package(const fs::path& dir, const signing::PublicKey& pubke
     rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
     ++line_no;
     ++report.records_checked;
-    const std::int64_t exp = base_seq + static_cast<std::int64_t>(line_no) - 1;
+    const std::int64_t exp = next_seq++;
     auto e = parse_record(line);
     if (!e) {
       problem("record_format", exp, line_no, e.error().to_string());
       prev_known = false;
       continue;
     }
+    // Every parsed record counts towards the totals and the expected CSV, in file order.
+    auto account = [&](const ledger::LedgerEntry& r) {
+      expected_prev = r.hash;
+      last_hash = r.hash;
+      if (auto s = totals.add(r); !s) {
+        problem("totals", exp, line_no, s.error().message);
+      }
+      csv_row_starts.emplace_back(expected_csv.size(), r.seq);
+      expected_csv += csv_row(r, offset);
+    };
     if (e->seq != exp) {
-      problem("sequence", exp, line_no,
+      // Blame the earlier of the two seqs. A jump forward (records dropped) continues after
+      // the seq found; a step back (swapped or duplicated record) still expects `exp` next:
+      // one dropped record is one problem, not one per following line.
+      problem("sequence", e->seq >= 1 ? std::min(exp, e->seq) : exp, line_no,
               "expected seq " + std::to_string(exp) + " here, found seq " + std::to_string(e->seq) +
                   " (a record was dropped, reordered or inserted)");
-    } else if (ledger::jsonl_line(*e) != line) {
+      next_seq = e->seq > exp ? e->seq + 1 : exp;
+      account(*e);
+      prev_known = false;  // the link across an out-of-place line proves nothing
+      continue;
+    }
+    if (ledger::jsonl_line(*e) != line) {
       problem("record_format", exp, line_no, "the line is not in canonical form");
     } else if (ledger::compute_hash(*e) != e->hash) {
       problem("record_hash", exp, line_no,
@@ -262,25 +281,20 @@ VerifyReport verify_package(const fs::path& dir, const signing::PublicKey& pubke
               "record lies beyond the seal's last_seq " + std::to_string(seal.last_seq) +
                   " (appended after sealing)");
     }
-    expected_prev = e->hash;
+    account(*e);
     prev_known = true;
-    last_hash = e->hash;
-    if (auto s = totals.add(*e); !s) {
-      problem("totals", exp, line_no, s.error().message);
-    }
-    csv_row_starts.emplace_back(expected_csv.size(), exp);
-    expected_csv += csv_row(*e, offset);
   }
 
   // 3. The seal's range and last hash against what the package holds.
   const std::int64_t sealed_count = seal.first_seq > 0 ? seal.last_seq - seal.first_seq + 1 : 0;
   if (report.records_checked < sealed_count) {
-    const std::int64_t first_missing = base_seq + report.records_checked;
+    // Blame the first missing seq only when the lines present are intact (records cut off
+    // at the end); otherwise the record problems above already name the first bad one.
+    const std::int64_t first_missing = record_problem ? 0 : base_seq + report.records_checked;
     problem("seal_range", first_missing, 0,
             "the seal covers seq " + std::to_string(seal.first_seq) + ".." +
                 std::to_string(seal.last_seq) + " but the package holds only " +
-                std::to_string(report.records_checked) + " records: seq " +
-                std::to_string(first_missing) + " onwards is missing");
+                std::to_string(report.records_checked) + " records");
   }
   if (seal.totals.record_count != sealed_count) {
     problem("totals", 0, 0,

@@ -2,7 +2,7 @@
 // `lanegate keys ...` and `lanegate audit ...`: the operator's and the authority's tools
 // for the device key, day seals, settlement packages and reconciliation.
 //
-//   lanegate keys show [--pem]
+//   lanegate keys show [--pem]          (--pem: only the PEM public key block)
 //   lanegate audit seal --date YYYY-MM-DD
 //   lanegate audit export --date YYYY-MM-DD [--out DIR]
 //   lanegate audit verify PACKAGE_DIR --pubkey KEYFILE_OR_HEX

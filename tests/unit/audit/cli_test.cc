@@ -35,7 +35,10 @@ TEST_F(CliTest, KeysShowPrintsPublicKeyAndFingerprint) {
   EXPECT_NE(out_.str().find("public key:  " + pub.hex()), std::string::npos) << out_.str();
   EXPECT_NE(out_.str().find(signing::group_fingerprint(pub.fingerprint())), std::string::npos);
   ASSERT_EQ(keys({"show", "--pem"}), 0);
-  EXPECT_NE(out_.str().find("BEGIN PUBLIC KEY"), std::string::npos);
+  EXPECT_TRUE(out_.str().starts_with("-----BEGIN PUBLIC KEY-----")) << out_.str();
+  auto from_pem = signing::PublicKey::parse(out_.str());
+  ASSERT_TRUE(from_pem);
+  EXPECT_EQ(from_pem->hex(), pub.hex());
   EXPECT_EQ(keys({"rotate"}), 2);
   EXPECT_EQ(keys({}), 2);
 }

@@ -103,6 +103,11 @@ TEST_F(PackageTest, DroppedRecordIsNamed) {
   EXPECT_EQ(report.first_bad_seq(), 6);
   EXPECT_EQ(report.problems.front().check, "sequence");
   EXPECT_TRUE(has_check(report, "totals"));
+  // One dropped record is one record problem, not one per following line.
+  EXPECT_EQ(std::count_if(report.problems.begin(), report.problems.end(),
+                          [](const VerifyProblem& p) { return p.seq > 0 && p.check != "csv"; }),
+            1)
+      << report.to_text();
 }
 
 TEST_F(PackageTest, DroppedLastRecordIsNamed) {
@@ -125,6 +130,8 @@ TEST_F(PackageTest, SwappedRecordsAreNamed) {
   ASSERT_FALSE(report.ok());
   EXPECT_EQ(report.first_bad_seq(), 4);
   EXPECT_EQ(report.problems.front().check, "sequence");
+  EXPECT_FALSE(has_check(report, "chain_link")) << report.to_text();
+  EXPECT_FALSE(has_check(report, "totals"));  // the same records, only reordered
 }
 
 TEST_F(PackageTest, ForgedAppendedRecordIsNamed) {
