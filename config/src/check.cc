@@ -45,18 +45,18 @@ int check_config_command(const std::filesystem::path& file, std::ostream& out, s
   }
   out << file.string() << ": OK\n";
   out << "gateway: " << c.gateway.id << " (" << c.gateway.site_name << ")\n";
-  out << "lanes: " << c.lanes.size()
-      << breakdown(modes, [](LaneMode m) { return to_string(m); }) << '\n';
+  out << "lanes: " << c.lanes.size() << breakdown(modes, [](LaneMode m) { return to_string(m); })
+      << '\n';
   out << "devices: " << c.devices.size()
       << breakdown(kinds, [](DeviceKind k) { return to_string(k); }) << '\n';
-  out << "buses: " << c.buses.size() << breakdown(transports, [](Transport t) {
-           return t == Transport::kTcp ? "tcp" : "rtu";
-         }) << '\n';
+  out << "buses: " << c.buses.size()
+      << breakdown(transports, [](Transport t) { return t == Transport::kTcp ? "tcp" : "rtu"; })
+      << '\n';
   out << "meters: " << c.meters.size() << ", readers: " << c.readers.size() << '\n';
   out << "tariffs: " << c.parking_tariffs.size() << " parking, " << c.toll_tariffs.size()
       << " toll\n";
-  out << "api tokens: " << c.api.tokens.size() << ", invoicing: "
-      << (c.invoicing.enabled ? "enabled" : "disabled") << '\n';
+  out << "api tokens: " << c.api.tokens.size()
+      << ", invoicing: " << (c.invoicing.enabled ? "enabled" : "disabled") << '\n';
   out.flush();
   return 0;
 }

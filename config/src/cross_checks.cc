@@ -61,10 +61,18 @@ std::map<std::string, std::size_t> index_ids(const std::vector<T>& items, std::s
 }
 
 DeviceKind kind_for_lane_key(std::string_view key) {
-  if (key == "camera") return DeviceKind::kCamera;
-  if (key == "loop") return DeviceKind::kLoop;
-  if (key == "barrier") return DeviceKind::kBarrier;
-  if (key == "display") return DeviceKind::kDisplay;
+  if (key == "camera") {
+    return DeviceKind::kCamera;
+  }
+  if (key == "loop") {
+    return DeviceKind::kLoop;
+  }
+  if (key == "barrier") {
+    return DeviceKind::kBarrier;
+  }
+  if (key == "display") {
+    return DeviceKind::kDisplay;
+  }
   return DeviceKind::kRoadsideUnit;
 }
 
@@ -198,13 +206,13 @@ void check_references(const Config& c, Diagnostics& diag) {
                std::string("no [[") + (wants_toll ? "tariff.toll" : "tariff.parking") +
                    "]] with id \"" + l.tariff + "\"");
       } else if (wants_toll && !is_toll) {
-        report(diag, table, "tariff",
-               "\"" + l.tariff + "\" is a [[tariff.parking]]; " + mode +
-                   " needs a [[tariff.toll]]");
+        report(
+            diag, table, "tariff",
+            "\"" + l.tariff + "\" is a [[tariff.parking]]; " + mode + " needs a [[tariff.toll]]");
       } else if (!wants_toll && !is_parking) {
-        report(diag, table, "tariff",
-               "\"" + l.tariff + "\" is a [[tariff.toll]]; " + mode +
-                   " needs a [[tariff.parking]]");
+        report(
+            diag, table, "tariff",
+            "\"" + l.tariff + "\" is a [[tariff.toll]]; " + mode + " needs a [[tariff.parking]]");
       } else if (wants_toll && l.station_id != 0) {
         const TollTariff& t = c.toll_tariffs[toll.at(l.tariff)];
         bool has_exit = std::any_of(t.fares.begin(), t.fares.end(), [&](const TollFare& f) {
@@ -221,8 +229,9 @@ void check_references(const Config& c, Diagnostics& diag) {
 
   // The public key the provider is asked to sign with must be one we can verify.
   if (!c.provider.public_key_id.empty()) {
-    bool found = std::any_of(c.provider.platform_keys.begin(), c.provider.platform_keys.end(),
-                             [&](const PlatformKey& k) { return k.id == c.provider.public_key_id; });
+    bool found =
+        std::any_of(c.provider.platform_keys.begin(), c.provider.platform_keys.end(),
+                    [&](const PlatformKey& k) { return k.id == c.provider.public_key_id; });
     if (!found) {
       report(diag, "provider", "public_key_id",
              "no [[provider.platform_key]] with id \"" + c.provider.public_key_id +

@@ -30,7 +30,8 @@ void count_load(const LoadResult& result) {
 }
 
 LoadResult one_error(const std::filesystem::path& file, std::string rule) {
-  return std::unexpected(std::vector<ConfigError>{ConfigError{file.string(), 0, 0, "", std::move(rule)}});
+  return std::unexpected(
+      std::vector<ConfigError>{ConfigError{file.string(), 0, 0, "", std::move(rule)}});
 }
 
 }  // namespace
@@ -56,7 +57,8 @@ LoadResult load_string(std::string_view toml, std::string_view source_name) {
 }
 
 LoadResult load_file(const std::filesystem::path& path) {
-  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"),
+                                                       &std::fclose);
   if (!file) {
     LoadResult r = one_error(path, std::string("cannot open: ") + std::strerror(errno));
     count_load(r);

@@ -51,8 +51,8 @@ void read_gateway(TableReader& r, GatewaySection& g) {
   r.path("state_dir", g.state_dir);
   if (r.integer_as("utc_offset_minutes", g.utc_offset_minutes, -720, 840) &&
       g.utc_offset_minutes % 15 != 0) {
-    r.fail("utc_offset_minutes", "must be a multiple of 15 minutes (got " +
-                                     std::to_string(g.utc_offset_minutes) + ")");
+    r.fail("utc_offset_minutes",
+           "must be a multiple of 15 minutes (got " + std::to_string(g.utc_offset_minutes) + ")");
   }
   r.string_in("log_level", g.log_level, {"debug", "info", "notice", "warning", "error"});
 }
@@ -78,8 +78,8 @@ void read_api(TableReader& r, ApiSection& a) {
       a.tls = server;
     }
   }
-  if (ip_literal_rule(a.listen_address).empty() && !is_loopback_ip(a.listen_address) &&
-      !a.tls && !r.has("tls")) {
+  if (ip_literal_rule(a.listen_address).empty() && !is_loopback_ip(a.listen_address) && !a.tls &&
+      !r.has("tls")) {
     r.fail("listen_address",
            "a non-loopback listen_address needs [api.tls]: bearer tokens must not cross the "
            "network in clear");
@@ -259,9 +259,10 @@ constexpr std::array<std::string_view, 5> kSerialKeys = {"serial_device", "baud"
 // ---- [[bus]] --------------------------------------------------------------------------
 void read_bus(TableReader& r, BusSection& b) {
   read_id(r, b.id);
-  bool transport_ok = r.enumeration<Transport>(
-                          "transport", b.transport, {{"tcp", Transport::kTcp}, {"rtu", Transport::kRtu}}) ||
-                      !r.has("transport");
+  bool transport_ok =
+      r.enumeration<Transport>("transport", b.transport,
+                               {{"tcp", Transport::kTcp}, {"rtu", Transport::kRtu}}) ||
+      !r.has("transport");
   if (!transport_ok) {
     // Unknown transport: accept the transport-specific keys silently (they cannot be
     // judged) rather than piling up follow-on errors.
@@ -458,14 +459,30 @@ constexpr std::array<LaneKeyUse, 10> kLaneKeys = {{
 }};
 
 std::string* lane_ref(LaneSection& l, std::string_view key) {
-  if (key == "camera") return &l.camera;
-  if (key == "loop") return &l.loop;
-  if (key == "barrier") return &l.barrier;
-  if (key == "display") return &l.display;
-  if (key == "roadside_unit") return &l.roadside_unit;
-  if (key == "meter") return &l.meter;
-  if (key == "rider_reader") return &l.rider_reader;
-  if (key == "tariff") return &l.tariff;
+  if (key == "camera") {
+    return &l.camera;
+  }
+  if (key == "loop") {
+    return &l.loop;
+  }
+  if (key == "barrier") {
+    return &l.barrier;
+  }
+  if (key == "display") {
+    return &l.display;
+  }
+  if (key == "roadside_unit") {
+    return &l.roadside_unit;
+  }
+  if (key == "meter") {
+    return &l.meter;
+  }
+  if (key == "rider_reader") {
+    return &l.rider_reader;
+  }
+  if (key == "tariff") {
+    return &l.tariff;
+  }
   return nullptr;
 }
 
@@ -514,8 +531,8 @@ void read_parking_tariff(TableReader& r, ParkingTariff& t) {
   r.integer_as("unit_minutes", t.unit_minutes, 1, 1440);
   r.money("day_rate", t.day_rate, Money::zero(), yuan(1000));
   r.money("night_rate", t.night_rate, Money::zero(), yuan(1000));
-  bool day_ok = r.integer_as("day_start_minute", t.day_start_minute, 0, 1439) ||
-                !r.has("day_start_minute");
+  bool day_ok =
+      r.integer_as("day_start_minute", t.day_start_minute, 0, 1439) || !r.has("day_start_minute");
   bool night_ok = r.integer_as("night_start_minute", t.night_start_minute, 0, 1439) ||
                   !r.has("night_start_minute");
   if (day_ok && night_ok && t.day_start_minute == t.night_start_minute) {
@@ -533,11 +550,13 @@ void read_toll_tariff(TableReader& r, TollTariff& t) {
     TollFare fare;
     bool ok = f.integer_as("entry_station", fare.entry_station, 1, kU32Max, Need::kRequired);
     ok = f.integer_as("exit_station", fare.exit_station, 1, kU32Max, Need::kRequired) && ok;
-    ok = (f.integer_as("vehicle_class", fare.vehicle_class, 1, 16) || !f.has("vehicle_class")) && ok;
+    ok =
+        (f.integer_as("vehicle_class", fare.vehicle_class, 1, 16) || !f.has("vehicle_class")) && ok;
     ok = f.money("fare", fare.fare, Money::from_fen(1), yuan(10000), Need::kRequired) && ok;
     if (ok) {
-      auto [it, fresh] = seen.emplace(
-          std::tuple(fare.entry_station, fare.exit_station, fare.vehicle_class), f.table_pos().line);
+      auto [it, fresh] =
+          seen.emplace(std::tuple(fare.entry_station, fare.exit_station, fare.vehicle_class),
+                       f.table_pos().line);
       if (!fresh) {
         f.fail("fare", "duplicate fare for entry_station " + std::to_string(fare.entry_station) +
                            ", exit_station " + std::to_string(fare.exit_station) +
@@ -556,15 +575,15 @@ void read_toll_tariff(TableReader& r, TollTariff& t) {
 void read_offline(TableReader& r, OfflineLimits& o) {
   bool a = r.money("per_transaction", o.per_transaction, Money::zero(), yuan(1'000'000)) ||
            !r.has("per_transaction");
-  bool b = r.money("per_plate_outstanding", o.per_plate_outstanding, Money::zero(),
-                   yuan(1'000'000)) ||
-           !r.has("per_plate_outstanding");
+  bool b =
+      r.money("per_plate_outstanding", o.per_plate_outstanding, Money::zero(), yuan(1'000'000)) ||
+      !r.has("per_plate_outstanding");
   bool c = r.money("site_exposure", o.site_exposure, Money::zero(), yuan(10'000'000)) ||
            !r.has("site_exposure");
   r.integer_as("binding_max_age_s", o.binding_max_age_s, 0, 7 * 86'400);
   if (a && b && o.per_transaction > o.per_plate_outstanding) {
-    r.fail("per_transaction", "must not exceed per_plate_outstanding (" +
-                                  o.per_plate_outstanding.to_string() + ")");
+    r.fail("per_transaction",
+           "must not exceed per_plate_outstanding (" + o.per_plate_outstanding.to_string() + ")");
   }
   if (b && c && o.per_plate_outstanding > o.site_exposure) {
     r.fail("per_plate_outstanding",
@@ -578,7 +597,8 @@ void read_queue(TableReader& r, QueueLimits& q) {
   r.integer_as("acked_retention_hours", q.acked_retention_hours, 1, 24 * 366);
   r.integer_as("max_in_flight", q.max_in_flight, 1, 256);
   r.integer_as("rate_per_second", q.rate_per_second, 1, 10'000);
-  bool base = r.integer_as("retry_base_ms", q.retry_base_ms, 10, 600'000) || !r.has("retry_base_ms");
+  bool base =
+      r.integer_as("retry_base_ms", q.retry_base_ms, 10, 600'000) || !r.has("retry_base_ms");
   bool cap = r.integer_as("retry_cap_ms", q.retry_cap_ms, 10, 86'400'000) || !r.has("retry_cap_ms");
   if (base && cap && q.retry_cap_ms < q.retry_base_ms) {
     r.fail("retry_cap_ms",
@@ -639,21 +659,15 @@ void read_document(const toml::table& root, Diagnostics& diag, Config& c) {
   if (!r.has("invoicing")) {
     c.invoicing.tax = default_tax_rules();
   }
-  r.tables("bus", [&](TableReader& t, std::size_t) {
-    read_bus(t, c.buses.emplace_back());
-  });
-  r.tables("device", [&](TableReader& t, std::size_t) {
-    read_device(t, c.devices.emplace_back());
-  });
-  r.tables("meter", [&](TableReader& t, std::size_t) {
-    read_serial_port(t, c.meters.emplace_back());
-  });
-  r.tables("reader", [&](TableReader& t, std::size_t) {
-    read_serial_port(t, c.readers.emplace_back());
-  });
-  std::size_t lanes = r.tables("lane", [&](TableReader& t, std::size_t) {
-    read_lane(t, c.lanes.emplace_back());
-  });
+  r.tables("bus", [&](TableReader& t, std::size_t) { read_bus(t, c.buses.emplace_back()); });
+  r.tables("device",
+           [&](TableReader& t, std::size_t) { read_device(t, c.devices.emplace_back()); });
+  r.tables("meter",
+           [&](TableReader& t, std::size_t) { read_serial_port(t, c.meters.emplace_back()); });
+  r.tables("reader",
+           [&](TableReader& t, std::size_t) { read_serial_port(t, c.readers.emplace_back()); });
+  std::size_t lanes =
+      r.tables("lane", [&](TableReader& t, std::size_t) { read_lane(t, c.lanes.emplace_back()); });
   if (lanes == 0) {
     r.fail("lane", "at least one [[lane]] is required");
   }

@@ -41,11 +41,16 @@ constexpr std::array<RegisterName, 5> kRoadsideUnit = {{
 
 std::span<const RegisterName> register_names(DeviceKind kind) {
   switch (kind) {
-    case DeviceKind::kCamera: return kCamera;
-    case DeviceKind::kLoop: return kLoop;
-    case DeviceKind::kBarrier: return kBarrier;
-    case DeviceKind::kDisplay: return kDisplay;
-    case DeviceKind::kRoadsideUnit: return kRoadsideUnit;
+    case DeviceKind::kCamera:
+      return kCamera;
+    case DeviceKind::kLoop:
+      return kLoop;
+    case DeviceKind::kBarrier:
+      return kBarrier;
+    case DeviceKind::kDisplay:
+      return kDisplay;
+    case DeviceKind::kRoadsideUnit:
+      return kRoadsideUnit;
   }
   return {};
 }

@@ -71,16 +71,26 @@ std::string TableReader::key_path(std::string_view key) const {
 
 const char* TableReader::type_name(toml::node_type type) {
   switch (type) {
-    case toml::node_type::table: return "table";
-    case toml::node_type::array: return "array";
-    case toml::node_type::string: return "string";
-    case toml::node_type::integer: return "integer";
-    case toml::node_type::floating_point: return "floating-point";
-    case toml::node_type::boolean: return "boolean";
-    case toml::node_type::date: return "date";
-    case toml::node_type::time: return "time";
-    case toml::node_type::date_time: return "date-time";
-    case toml::node_type::none: return "nothing";
+    case toml::node_type::table:
+      return "table";
+    case toml::node_type::array:
+      return "array";
+    case toml::node_type::string:
+      return "string";
+    case toml::node_type::integer:
+      return "integer";
+    case toml::node_type::floating_point:
+      return "floating-point";
+    case toml::node_type::boolean:
+      return "boolean";
+    case toml::node_type::date:
+      return "date";
+    case toml::node_type::time:
+      return "time";
+    case toml::node_type::date_time:
+      return "date-time";
+    case toml::node_type::none:
+      return "nothing";
   }
   return "unknown";
 }
@@ -138,8 +148,8 @@ bool TableReader::boolean(std::string_view key, bool& out, Need need) {
   return true;
 }
 
-bool TableReader::integer(std::string_view key, std::int64_t& out, std::int64_t lo,
-                          std::int64_t hi, Need need) {
+bool TableReader::integer(std::string_view key, std::int64_t& out, std::int64_t lo, std::int64_t hi,
+                          Need need) {
   const toml::node* node = lookup(key, need);
   if (node == nullptr) {
     return false;
@@ -242,8 +252,7 @@ bool TableReader::string_in(std::string_view key, std::string& out,
   return true;
 }
 
-bool TableReader::string_array(std::string_view key, std::vector<std::string>& out,
-                               Need need) {
+bool TableReader::string_array(std::string_view key, std::vector<std::string>& out, Need need) {
   const toml::node* node = lookup(key, need);
   if (node == nullptr) {
     return false;

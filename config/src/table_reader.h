@@ -12,6 +12,8 @@
 //
 // Single-threaded: a Diagnostics and its readers belong to one load call.
 
+#include <toml++/toml.h>
+
 #include <cstdint>
 #include <filesystem>
 #include <initializer_list>
@@ -21,8 +23,6 @@
 #include <string_view>
 #include <utility>
 #include <vector>
-
-#include <toml++/toml.h>
 
 #include "config/config.h"
 #include "core/money.h"
@@ -94,8 +94,7 @@ class TableReader {
   bool path(std::string_view key, std::filesystem::path& out, Need need = Need::kOptional);
   // A string naming one of `names`; the rule lists the allowed values.
   template <typename E>
-  bool enumeration(std::string_view key, E& out, EnumNames<E> names,
-                   Need need = Need::kOptional) {
+  bool enumeration(std::string_view key, E& out, EnumNames<E> names, Need need = Need::kOptional) {
     std::string text;
     if (!string(key, text, need)) {
       return false;

@@ -32,8 +32,9 @@ constexpr std::array<int, 17> kUsccWeights = {1,  3,  9,  27, 19, 26, 16, 17, 20
 }  // namespace
 
 std::string id_rule(std::string_view id) {
-  if (id.empty() || id.size() > 32 ||
-      !std::all_of(id.begin(), id.end(), [](char c) { return is_alnum(c) || c == '_' || c == '-'; })) {
+  if (id.empty() || id.size() > 32 || !std::all_of(id.begin(), id.end(), [](char c) {
+        return is_alnum(c) || c == '_' || c == '-';
+      })) {
     return "must be 1..32 characters of A-Z a-z 0-9 _ - (got " + quoted(id) + ")";
   }
   return {};
@@ -110,8 +111,8 @@ bool parse_url(std::string_view text, Url& out) {
     }
   }
   if (!port_text.empty()) {
-    if (port_text.size() > 5 ||
-        !std::all_of(port_text.begin(), port_text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    if (port_text.size() > 5 || !std::all_of(port_text.begin(), port_text.end(),
+                                             [](char c) { return c >= '0' && c <= '9'; })) {
       return false;
     }
     url.port = std::stoi(std::string(port_text));
@@ -139,9 +140,7 @@ std::string url_rule(std::string_view text, bool https_only) {
   return {};
 }
 
-bool is_loopback_host(std::string_view host) {
-  return host == "localhost" || is_loopback_ip(host);
-}
+bool is_loopback_host(std::string_view host) { return host == "localhost" || is_loopback_ip(host); }
 
 std::string ip_literal_rule(std::string_view address) {
   std::string s(address);
@@ -150,8 +149,8 @@ std::string ip_literal_rule(std::string_view address) {
   if (inet_pton(AF_INET, s.c_str(), &v4) == 1 || inet_pton(AF_INET6, s.c_str(), &v6) == 1) {
     return {};
   }
-  return "must be an IPv4 or IPv6 address such as \"127.0.0.1\" or \"::\" (got " +
-         quoted(address) + ")";
+  return "must be an IPv4 or IPv6 address such as \"127.0.0.1\" or \"::\" (got " + quoted(address) +
+         ")";
 }
 
 bool is_loopback_ip(std::string_view address) {
@@ -197,7 +196,8 @@ std::string uscc_shape_rule(std::string_view text) {
         return kUsccAlphabet.find(c) != std::string_view::npos;
       })) {
     return "must be an 18-character unified social credit code of 0-9 and upper-case A-Y "
-           "without I, O, S, V, Z (got " + quoted(text) + ")";
+           "without I, O, S, V, Z (got " +
+           quoted(text) + ")";
   }
   return {};
 }
@@ -217,7 +217,8 @@ std::string uscc_rule(std::string_view text) {
   if (text[17] != kUsccAlphabet[static_cast<std::size_t>(check)]) {
     return std::string("check character of the unified social credit code is wrong: expected '") +
            kUsccAlphabet[static_cast<std::size_t>(check)] + "', got '" + text[17] +
-           "' (add the code to invoicing.buyer_id_allow_list if it is a legitimate pilot-area code)";
+           "' (add the code to invoicing.buyer_id_allow_list if it is a legitimate pilot-area "
+           "code)";
   }
   return {};
 }

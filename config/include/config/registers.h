@@ -16,9 +16,9 @@ namespace lanegate::config {
 enum class RegisterTable { kHolding, kCoil, kDiscreteInput };
 
 struct RegisterName {
-  std::string_view name;     // key in `registers = {...}`
-  int default_address;       // 0-based protocol address
-  int count;                 // number of 16-bit registers (1 for coils / inputs)
+  std::string_view name;  // key in `registers = {...}`
+  int default_address;    // 0-based protocol address
+  int count;              // number of 16-bit registers (1 for coils / inputs)
   RegisterTable table;
   std::string_view meaning;  // one line, for docs and check-config
 };

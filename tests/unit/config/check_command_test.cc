@@ -15,7 +15,8 @@ namespace {
 class CheckCommandTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string templ = (std::filesystem::temp_directory_path() / "lanegate-config-XXXXXX").string();
+    std::string templ =
+        (std::filesystem::temp_directory_path() / "lanegate-config-XXXXXX").string();
     ASSERT_NE(mkdtemp(templ.data()), nullptr);
     dir_ = templ;
   }
@@ -53,14 +54,16 @@ TEST_F(CheckCommandTest, EveryErrorOnItsOwnLineAndReturnsOne) {
   std::string f = file.string();
   EXPECT_EQ(err.str(),
             f + ":2:6: gateway.id: must be 1..32 characters of A-Z a-z 0-9 _ - (got \"lot 1\")\n" +
-                f + ":29:8: lane[0].mode: must be one of: parking-entry, parking-exit, toll-exit, "
-                    "taxi (got \"parking\")\n");
+                f +
+                ":29:8: lane[0].mode: must be one of: parking-entry, parking-exit, toll-exit, "
+                "taxi (got \"parking\")\n");
 }
 
 TEST_F(CheckCommandTest, MissingFileIsOneError) {
   std::ostringstream out, err;
   EXPECT_EQ(check_config_command(dir_ / "nope.toml", out, err), 1);
-  EXPECT_EQ(err.str(), (dir_ / "nope.toml").string() + ": cannot open: No such file or directory\n");
+  EXPECT_EQ(err.str(),
+            (dir_ / "nope.toml").string() + ": cannot open: No such file or directory\n");
 }
 
 TEST_F(CheckCommandTest, DemoExampleSummary) {

@@ -1,9 +1,10 @@
 // Keys left out take the defaults written in config.h; list defaults come from
 // config/defaults.h; register addresses resolve through config/registers.h.
+#include "config/defaults.h"
+
 #include <gtest/gtest.h>
 
 #include "config/config.h"
-#include "config/defaults.h"
 #include "config/registers.h"
 #include "test_configs.h"
 
@@ -105,7 +106,8 @@ TEST(ConfigDefaultsTest, PlatesDefaultToTheThirtyOneProvinces) {
   EXPECT_TRUE(c.plates.allow_new_energy);
   EXPECT_EQ(PlateRules{}.provinces, c.plates.provinces);
 
-  Config narrowed = load_minimal(std::string(kMinimal) + "\n[plates]\nprovinces = [\"粤\", \"湘\"]\n");
+  Config narrowed =
+      load_minimal(std::string(kMinimal) + "\n[plates]\nprovinces = [\"粤\", \"湘\"]\n");
   EXPECT_EQ(narrowed.plates.provinces, (std::vector<std::string>{"粤", "湘"}));
 }
 
@@ -116,7 +118,9 @@ TEST(ConfigDefaultsTest, TaxRulesDefaultPerService) {
   ASSERT_EQ(c.invoicing.tax.size(), 3u);
   auto rule_for = [](const Config& cfg, std::string_view service) -> const TaxRule* {
     for (const TaxRule& r : cfg.invoicing.tax) {
-      if (r.service == service) return &r;
+      if (r.service == service) {
+        return &r;
+      }
     }
     return nullptr;
   };

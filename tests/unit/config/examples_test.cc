@@ -1,14 +1,13 @@
 // The shipped example configs must load without a single error: operators copy them.
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
 #include <string>
 #include <utility>
-
-#include <cctype>
 
 #include "config/config.h"
 

@@ -43,8 +43,8 @@ TEST(ConfigReferencesTest, DuplicateIdsNameTheFirstDefinition) {
   text = std::string(kMinimal) +
          "\n[[tariff.toll]]\nid = \"std\"\n[[tariff.toll.fare]]\nentry_station = 1\n"
          "exit_station = 2\nfare = \"10.00\"\n";
-  EXPECT_CONFIG_ERROR(errors_of(text), "tariff.toll[0].id", line_of(text, "id = \"std\"\n[[tariff.toll.fare"),
-                      "tariff ids are shared");
+  EXPECT_CONFIG_ERROR(errors_of(text), "tariff.toll[0].id",
+                      line_of(text, "id = \"std\"\n[[tariff.toll.fare"), "tariff ids are shared");
 }
 
 TEST(ConfigReferencesTest, ParkingLanesNeedCameraAndBarrier) {
@@ -142,8 +142,8 @@ TEST(ConfigReferencesTest, DuplicateTollFares) {
 }
 
 TEST(ConfigReferencesTest, TaxiNeedsAMeterAndNoLaneDevices) {
-  std::string text = std::string(kMinimal) +
-                     "\n[[lane]]\nid = \"taxi\"\nmode = \"taxi\"\ncamera = \"cam1\"\n";
+  std::string text =
+      std::string(kMinimal) + "\n[[lane]]\nid = \"taxi\"\nmode = \"taxi\"\ncamera = \"cam1\"\n";
   auto errors = errors_of(text);
   int lane = line_of(text, "id = \"taxi\"") - 1;
   EXPECT_CONFIG_ERROR(errors, "lane[1].meter", lane, "required with mode = \"taxi\"");
@@ -173,10 +173,11 @@ TEST(ConfigReferencesTest, OneLanePerDeviceAndOneMasterPerSerialLine) {
 }
 
 TEST(ConfigReferencesTest, UnitIdsPerTransport) {
-  std::string text = std::string(kMinimal) +
-                     "\n[[bus]]\nid = \"rtu\"\ntransport = \"rtu\"\nserial_device = \"/dev/ttyS0\"\n"
-                     "\n[[device]]\nid = \"d1\"\nkind = \"loop\"\nbus = \"rtu\"\nunit_id = 0\n"
-                     "\n[[device]]\nid = \"d2\"\nkind = \"loop\"\nbus = \"b1\"\nunit_id = 1\n";
+  std::string text =
+      std::string(kMinimal) +
+      "\n[[bus]]\nid = \"rtu\"\ntransport = \"rtu\"\nserial_device = \"/dev/ttyS0\"\n"
+      "\n[[device]]\nid = \"d1\"\nkind = \"loop\"\nbus = \"rtu\"\nunit_id = 0\n"
+      "\n[[device]]\nid = \"d2\"\nkind = \"loop\"\nbus = \"b1\"\nunit_id = 1\n";
   auto errors = errors_of(text);
   EXPECT_CONFIG_ERROR(errors, "device[2].unit_id", line_of(text, "unit_id = 0"),
                       "must be in 1..247 on an RTU bus");

@@ -70,8 +70,9 @@ TEST(ConfigRulesTest, EnumNamesTheAllowedValues) {
   std::string text = edit(kMinimal, "mode = \"parking-entry\"", "mode = \"parking\"");
   auto errors = errors_of(text);
   ASSERT_EQ(errors.size(), 1u) << testing::dump(errors);
-  EXPECT_CONFIG_ERROR(errors, "lane[0].mode", line_of(text, "mode ="),
-                      "must be one of: parking-entry, parking-exit, toll-exit, taxi (got \"parking\")");
+  EXPECT_CONFIG_ERROR(
+      errors, "lane[0].mode", line_of(text, "mode ="),
+      "must be one of: parking-entry, parking-exit, toll-exit, taxi (got \"parking\")");
 }
 
 TEST(ConfigRulesTest, MissingRequiredKeyPointsAtItsTable) {
@@ -120,11 +121,12 @@ TEST(ConfigRulesTest, MoneyStringsParseToExactFen) {
 }
 
 TEST(ConfigRulesTest, ApiTokenHashAndRole) {
-  std::string text = std::string(kMinimal) +
-                     "\n[[api.token]]\nname = \"ops\"\nrole = \"admin\"\n"
-                     "sha256 = \"61112491D046C3F6F8AB801F170D9B2D0C734A17CEFF60DEE92123FB507CFC3F\"\n"
-                     "\n[[api.token]]\nname = \"audit\"\nrole = \"auditor\"\n"
-                     "sha256 = \"d0ad8bb68835a23576c95ef7ddd7c1ffaec451daaf8de46902e7e82b1786886c\"\n";
+  std::string text =
+      std::string(kMinimal) +
+      "\n[[api.token]]\nname = \"ops\"\nrole = \"admin\"\n"
+      "sha256 = \"61112491D046C3F6F8AB801F170D9B2D0C734A17CEFF60DEE92123FB507CFC3F\"\n"
+      "\n[[api.token]]\nname = \"audit\"\nrole = \"auditor\"\n"
+      "sha256 = \"d0ad8bb68835a23576c95ef7ddd7c1ffaec451daaf8de46902e7e82b1786886c\"\n";
   auto errors = errors_of(text);
   ASSERT_EQ(errors.size(), 2u) << testing::dump(errors);
   EXPECT_CONFIG_ERROR(errors, "api.token[0].role", line_of(text, "\"admin\""),
@@ -148,7 +150,8 @@ TEST(ConfigRulesTest, TlsVerificationMayBeOffOnlyForLoopback) {
   std::string text = edit(kMinimal, "appid = \"wxtest\"", "appid = \"wxtest\"\nverify_tls = false");
   EXPECT_CONFIG_ERROR(errors_of(text), "provider.verify_tls", line_of(text, "verify_tls"),
                       "loopback base_url");
-  text = edit(text, "appid = \"wxtest\"", "appid = \"wxtest\"\nbase_url = \"https://127.0.0.1:18443\"");
+  text = edit(text, "appid = \"wxtest\"",
+              "appid = \"wxtest\"\nbase_url = \"https://127.0.0.1:18443\"");
   EXPECT_TRUE(errors_of(text).empty()) << testing::dump(errors_of(text));
 }
 
@@ -164,11 +167,12 @@ TEST(ConfigRulesTest, ApiOnTheNetworkNeedsTls) {
 }
 
 TEST(ConfigRulesTest, TaxRules) {
-  std::string text = std::string(kMinimal) +
-                     "\n[[invoicing.tax]]\nservice = \"parking\"\nitem_name = \"停车费\"\n"
-                     "code = \"304050202020000000\"\nrate_percent = 18\nfavoured_policy_flag = \"07\"\n"
-                     "\n[[invoicing.tax]]\nservice = \"parking\"\nitem_name = \"*经营租赁*停车费\"\n"
-                     "code = \"3040502020200000000\"\nrate_percent = 9\n";
+  std::string text =
+      std::string(kMinimal) +
+      "\n[[invoicing.tax]]\nservice = \"parking\"\nitem_name = \"停车费\"\n"
+      "code = \"304050202020000000\"\nrate_percent = 18\nfavoured_policy_flag = \"07\"\n"
+      "\n[[invoicing.tax]]\nservice = \"parking\"\nitem_name = \"*经营租赁*停车费\"\n"
+      "code = \"3040502020200000000\"\nrate_percent = 9\n";
   auto errors = errors_of(text);
   ASSERT_EQ(errors.size(), 5u) << testing::dump(errors);
   EXPECT_CONFIG_ERROR(errors, "invoicing.tax[0].item_name", line_of(text, "停车费\""),
@@ -186,7 +190,8 @@ TEST(ConfigRulesTest, TaxRules) {
 }
 
 TEST(ConfigRulesTest, SellerTaxIdCheckCharacterAndAllowList) {
-  std::string text = std::string(kMinimal) + "\n[invoicing]\nseller_tax_id = \"91440300MA5G8K2D7A\"\n";
+  std::string text =
+      std::string(kMinimal) + "\n[invoicing]\nseller_tax_id = \"91440300MA5G8K2D7A\"\n";
   EXPECT_CONFIG_ERROR(errors_of(text), "invoicing.seller_tax_id", line_of(text, "seller_tax_id"),
                       "expected 'F', got 'A'");
   text += "buyer_id_allow_list = [\"91440300MA5G8K2D7A\"]\n";
@@ -197,16 +202,17 @@ TEST(ConfigRulesTest, InvoicingNeedsItsPlatformWhenEnabled) {
   std::string text = std::string(kMinimal) + "\n[invoicing]\nenabled = true\n";
   auto errors = errors_of(text);
   int table = line_of(text, "[invoicing]");
-  for (const char* key : {"invoicing.base_url", "invoicing.app_key", "invoicing.app_secret_file",
-                          "invoicing.access_token_file", "invoicing.seller_name",
-                          "invoicing.seller_tax_id"}) {
+  for (const char* key :
+       {"invoicing.base_url", "invoicing.app_key", "invoicing.app_secret_file",
+        "invoicing.access_token_file", "invoicing.seller_name", "invoicing.seller_tax_id"}) {
     EXPECT_CONFIG_ERROR(errors, key, table, "required key is missing");
   }
 }
 
 TEST(ConfigRulesTest, ProvincesAreSingleProvinceCharacters) {
-  std::string text = std::string(kMinimal) +
-                     "\n[plates]\nprovinces = [\"粤\",\n  \"粤B\",\n  \"使\",\n  \"A\",\n  \"粤\"]\n";
+  std::string text =
+      std::string(kMinimal) +
+      "\n[plates]\nprovinces = [\"粤\",\n  \"粤B\",\n  \"使\",\n  \"A\",\n  \"粤\"]\n";
   auto errors = errors_of(text);
   ASSERT_EQ(errors.size(), 4u) << testing::dump(errors);
   int first = line_of(text, "provinces");
@@ -225,8 +231,9 @@ TEST(ConfigRulesTest, TransportSpecificKeys) {
   std::string text = edit(kMinimal, "host = \"127.0.0.1\"", "host = \"127.0.0.1\"\nbaud = 9600");
   EXPECT_CONFIG_ERROR(errors_of(text), "bus[0].baud", line_of(text, "baud"),
                       "only allowed with transport = \"rtu\"");
-  text = edit(kMinimal, "host = \"127.0.0.1\"",
-              "transport = \"rtu\"\nserial_device = \"/dev/ttyS0\"\nhost = \"127.0.0.1\"\nbaud = 9601");
+  text = edit(
+      kMinimal, "host = \"127.0.0.1\"",
+      "transport = \"rtu\"\nserial_device = \"/dev/ttyS0\"\nhost = \"127.0.0.1\"\nbaud = 9601");
   auto errors = errors_of(text);
   EXPECT_CONFIG_ERROR(errors, "bus[0].host", line_of(text, "host"),
                       "only allowed with transport = \"tcp\"");
@@ -238,7 +245,8 @@ TEST(ConfigRulesTest, TransportSpecificKeys) {
 
 TEST(ConfigRulesTest, KindSpecificDeviceKeys) {
   std::string text = edit(kMinimal, "kind = \"barrier\"", "kind = \"barrier\"\nencoding = \"gbk\"");
-  text = edit(text, "kind = \"camera\"", "kind = \"camera\"\nopen_retries = 1\nencoding = \"big5\"");
+  text =
+      edit(text, "kind = \"camera\"", "kind = \"camera\"\nopen_retries = 1\nencoding = \"big5\"");
   auto errors = errors_of(text);
   EXPECT_CONFIG_ERROR(errors, "device[1].encoding", line_of(text, "\"gbk\""),
                       "only allowed for kind = \"camera\"");
@@ -265,8 +273,9 @@ TEST(ConfigRulesTest, RegisterOverrides) {
 }
 
 TEST(ConfigRulesTest, OfflineLimitsAreNested) {
-  std::string text = std::string(kMinimal) +
-                     "\n[offline]\nper_transaction = \"300.00\"\nper_plate_outstanding = \"200.00\"\n";
+  std::string text =
+      std::string(kMinimal) +
+      "\n[offline]\nper_transaction = \"300.00\"\nper_plate_outstanding = \"200.00\"\n";
   EXPECT_CONFIG_ERROR(errors_of(text), "offline.per_transaction", line_of(text, "per_transaction"),
                       "must not exceed per_plate_outstanding (200.00)");
 }
@@ -293,8 +302,9 @@ TEST(ConfigRulesTest, SeveralErrorsAreReportedAtOnceInLineOrder) {
   text += "\n[queue]\nmax_in_flight = 0\n";
   auto errors = errors_of(text);
   ASSERT_EQ(errors.size(), 4u) << testing::dump(errors);
-  EXPECT_EQ(errors[0].to_string(),
-            "test.toml:2:6: gateway.id: must be 1..32 characters of A-Z a-z 0-9 _ - (got \"lot 1\")");
+  EXPECT_EQ(
+      errors[0].to_string(),
+      "test.toml:2:6: gateway.id: must be 1..32 characters of A-Z a-z 0-9 _ - (got \"lot 1\")");
   EXPECT_EQ(errors[1].to_string(), "test.toml:20:7: device[0].bus: no [[bus]] with id \"b9\"");
   EXPECT_EQ(errors[2].key, "lane[0].station_id");
   EXPECT_EQ(errors[2].line, line_of(text, "station_id"));

@@ -93,8 +93,7 @@ inline std::string dump(const std::vector<ConfigError>& errors) {
 }
 
 // The error about `key`, or nullptr.
-inline const ConfigError* find_error(const std::vector<ConfigError>& errors,
-                                     std::string_view key) {
+inline const ConfigError* find_error(const std::vector<ConfigError>& errors, std::string_view key) {
   for (const ConfigError& e : errors) {
     if (e.key == key) {
       return &e;
@@ -105,17 +104,17 @@ inline const ConfigError* find_error(const std::vector<ConfigError>& errors,
 
 // Asserts that loading `text` reports an error on `key` at `line` whose rule contains
 // `rule_part`, and that the error names the file.
-#define EXPECT_CONFIG_ERROR(errors_arg, key_arg, line_arg, rule_arg)                    \
-  do {                                                                                   \
-    const auto& errs_ = (errors_arg);                                                    \
-    const ::lanegate::config::ConfigError* e_ =                                          \
-        ::lanegate::config::testing::find_error(errs_, (key_arg));                       \
-    ASSERT_NE(e_, nullptr) << "no error for key " << (key_arg) << "; got:\n"             \
-                           << ::lanegate::config::testing::dump(errs_);                  \
-    EXPECT_EQ(e_->file, "test.toml");                                                    \
-    EXPECT_EQ(e_->line, (line_arg)) << e_->to_string();                                  \
-    EXPECT_NE(e_->rule.find(rule_arg), std::string::npos)                                \
-        << "rule \"" << e_->rule << "\" lacks \"" << (rule_arg) << "\"";                \
+#define EXPECT_CONFIG_ERROR(errors_arg, key_arg, line_arg, rule_arg)         \
+  do {                                                                       \
+    const auto& errs_ = (errors_arg);                                        \
+    const ::lanegate::config::ConfigError* e_ =                              \
+        ::lanegate::config::testing::find_error(errs_, (key_arg));           \
+    ASSERT_NE(e_, nullptr) << "no error for key " << (key_arg) << "; got:\n" \
+                           << ::lanegate::config::testing::dump(errs_);      \
+    EXPECT_EQ(e_->file, "test.toml");                                        \
+    EXPECT_EQ(e_->line, (line_arg)) << e_->to_string();                      \
+    EXPECT_NE(e_->rule.find(rule_arg), std::string::npos)                    \
+        << "rule \"" << e_->rule << "\" lacks \"" << (rule_arg) << "\"";     \
   } while (false)
 
 }  // namespace lanegate::config::testing
