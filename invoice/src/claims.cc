@@ -333,6 +333,14 @@ Result<Claim> ClaimStore::create_claim(const SettledTransaction& tx) {
     return std::unexpected(rule.error());
   }
   if (auto existing = load_claim("transaction_id", tx.transaction_id); existing) {
+    if (existing->amount != tx.amount || existing->service != tx.service ||
+        existing->account_id != tx.account_id) {
+      // A settled transaction's amount never changes: this is a caller bug, not a retry.
+      return fail(Errc::kAlreadyExists,
+                  "transaction " + tx.transaction_id + " already has a claim for " +
+                      existing->amount.to_string() + " (" + existing->service + ")",
+                  "transaction_id");
+    }
     return existing;
   } else if (existing.error().code != Errc::kNotFound) {
     return existing;

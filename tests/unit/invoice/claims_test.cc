@@ -49,6 +49,11 @@ TEST_F(ClaimsTest, CreateIsIdempotentPerTransaction) {
   ASSERT_TRUE(a && b);
   EXPECT_EQ(a->token, b->token);
   EXPECT_EQ(a->human_code, b->human_code);
+  // The same transaction id with another amount is a caller bug, refused loudly.
+  auto c = store.create_claim(trip("t1", "19.20", clock));
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.error().code, Errc::kAlreadyExists);
+  EXPECT_EQ(store.find_by_transaction("t1")->amount, *Money::parse("19.19"));
 }
 
 TEST_F(ClaimsTest, RefusesNonPositiveAmountAndUnknownService) {
