@@ -6,7 +6,20 @@
 // are reported at once.
 //
 // These are plain values: modules receive the section they need by const reference
-// and never parse TOML themselves.
+// and never parse TOML themselves. A Config that load_file()/load_string() returned has
+// passed every rule of docs/CONFIG.md, including the cross references (every id a lane
+// names exists and has the right kind), so consumers need not re-check them; structs
+// built in code (tests) carry no such guarantee.
+//
+// TOML layout: [gateway], [api] + [api.tls] + [[api.token]], [provider] +
+// [[provider.platform_key]], [invoicing] + [[invoicing.tax]], [[bus]], [[device]],
+// [[meter]], [[reader]], [[lane]], [[tariff.parking]], [[tariff.toll]] +
+// [[tariff.toll.fare]], [offline], [queue], [plates]. TOML keys equal the field names
+// below, except ApiToken::sha256_hex (key `sha256`) and the enums (strings such as
+// "parking-exit", "roadside_unit", "rtu", "little").
+//
+// Related headers: config/check.h (the check-config command), config/defaults.h (list
+// defaults: provinces, tax rules), config/registers.h (register names and addresses).
 
 #include <cstdint>
 #include <expected>
@@ -30,9 +43,10 @@ struct GatewaySection {
 };
 
 struct ApiToken {
-  std::string name;        // who (shown in the audit ledger for manual opens)
+  std::string name;        // who (shown in the audit ledger for manual opens); unique
   std::string role;        // "operator" | "auditor"
-  std::string sha256_hex;  // SHA-256 of the bearer token, 64 lower-case hex digits
+  std::string sha256_hex;  // TOML key `sha256`: SHA-256 of the bearer token, 64 lower-case
+                           // hex digits; unique
 };
 
 struct TlsServer {
@@ -93,7 +107,10 @@ struct InvoicingSection {
   std::string seller_tax_id;
   int claim_window_days = 30;
   std::vector<std::string> buyer_id_allow_list;
-  std::vector<TaxRule> tax;            // defaults from the e-invoice spec when empty
+  // One rule per service. The loader always fills all three services ("taxi",
+  // "parking", "toll"): a service missing from [[invoicing.tax]] gets
+  // default_tax_rule(service) from config/defaults.h.
+  std::vector<TaxRule> tax;
 };
 
 enum class Transport { kTcp, kRtu };
@@ -151,15 +168,18 @@ enum class LaneMode { kParkingEntry, kParkingExit, kTollExit, kTaxi };
 struct LaneSection {
   std::string id;
   LaneMode mode = LaneMode::kParkingEntry;
-  std::string name;
-  std::string camera;                  // device ids; which are required depends on mode
+  std::string name;                    // the loader sets it to `id` when the key is absent
+  // Device ids (of the matching DeviceKind); which are required depends on the mode
+  // (docs/CONFIG.md, "[[lane]]"); a device is used by at most one lane.
+  std::string camera;
   std::string loop;
   std::string barrier;
   std::string display;
   std::string roadside_unit;           // toll-exit
   std::string meter;                   // taxi: id of a [[meter]]
   std::string rider_reader;            // taxi: id of a [[reader]] (optional)
-  std::string tariff;                  // id of a parking or toll tariff
+  std::string tariff;                  // id of a parking tariff (parking modes) or a toll
+                                       // tariff (toll-exit) that has a fare for station_id
   std::uint32_t station_id = 0;        // toll-exit: this exit's station id
   std::string exit_without_entry = "attendant";  // parking-exit: "attendant" | "daily_cap"
 };
@@ -240,6 +260,7 @@ struct Config {
   const LaneSection* find_lane(std::string_view id) const;
 };
 
+// One broken rule. Errors of one load are ordered by (line, column).
 struct ConfigError {
   std::string file;
   int line = 0;      // 1-based, 0 when unknown
@@ -252,8 +273,12 @@ struct ConfigError {
 
 using LoadResult = std::expected<Config, std::vector<ConfigError>>;
 
-// Parses and validates; returns every error found, not just the first.
+// Parses and validates; returns every error found, not just the first. Never throws
+// (toml++ syntax errors become a ConfigError). Each call counts itself in the metrics
+// lanegate_config_loads_total{result} and lanegate_config_errors_total.
+// Thread-safety: pure functions, callable from any thread.
 [[nodiscard]] LoadResult load_file(const std::filesystem::path& path);
+// `source_name` is used as ConfigError::file and Config::source.
 [[nodiscard]] LoadResult load_string(std::string_view toml, std::string_view source_name);
 
 std::string_view to_string(LaneMode mode);
