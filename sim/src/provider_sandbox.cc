@@ -1079,7 +1079,9 @@ struct ProviderSandbox::Impl {
   void install_routes(httplib::SSLServer& s) {
     s.new_task_queue = [] { return new httplib::ThreadPool(48); };
     s.set_keep_alive_max_count(100000);
-    s.set_keep_alive_timeout(30);
+    // Short: stopping the listener (refuse_connections) waits for idle keep-alive
+    // connections to time out, and they must not outlive an "uplink down".
+    s.set_keep_alive_timeout(2);
     s.Get("/v3/vehicle/parking/services/find",
           api_route([this](const httplib::Request& r, const Merchant& m) {
             return find_service(r, m);
