@@ -216,7 +216,7 @@ ApiReply handle_claim_api(ClaimStore& store, std::string_view method, std::strin
                           std::string_view body, std::string_view client_key) {
   std::string_view path = path_of(target);
   try {
-    if (take_prefix(path, "/claim/")) {
+    if (path == "/claim" || take_prefix(path, "/claim/")) {
       if (method != "GET" && method != "HEAD") {
         return error_reply(405, "", "use GET", "method");
       }

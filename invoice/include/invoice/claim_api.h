@@ -4,6 +4,7 @@
 //
 // Routes (target may carry a query string, which is ignored):
 //   GET  /claim/{token}              the claim page (HTML, zh with an English switch)
+//   GET  /claim                      the same page, asking for the typed human code
 //   GET  /api/v1/claims/{token}      the claim and its invoice status (JSON)
 //   POST /api/v1/claims/{token}      submit the buyer: {"kind":"person"|"company",
 //                                    "title","tax_id","email","phone"} (JSON)

@@ -151,6 +151,10 @@ TEST_F(ClaimApiTest, ClaimPageIsServed) {
   EXPECT_NE(r.body.find("English"), std::string::npos);
   // The token is never reflected into the page (the script reads it from the URL).
   EXPECT_EQ(r.body.find(claim.token), std::string::npos);
+  // Without a token the page asks for the code printed on the receipt.
+  auto bare = call("GET", "/claim");
+  EXPECT_EQ(bare.status, 200);
+  EXPECT_NE(bare.body.find("/api/v1/claim-codes"), std::string::npos);
 }
 
 TEST(ClaimPage, EmbeddedCopyMatchesAsset) {
