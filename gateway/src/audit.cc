@@ -528,6 +528,33 @@ Result<std::vector<std::string>> days_needing_seal(Database& db, UtcOffset offse
   return out;
 }
 
+Result<std::vector<SignedSeal>> seal_pending_days(Database& db, UtcOffset offset,
+                                                  const signing::KeyPair& key, const Clock& clock) {
+  auto days = days_needing_seal(db, offset, clock.now());
+  if (!days) {
+    return std::unexpected(days.error());
+  }
+  std::vector<SignedSeal> made;
+  for (const std::string& date : *days) {
+    auto seal = seal_day(db, date, offset, key, clock);
+    if (!seal) {
+      log::error("sealing an audit day failed; will retry",
+                 {{"DATE", date}, {"ERROR", seal.error().to_string()}});
+      return std::unexpected(seal.error());
+    }
+    made.push_back(std::move(*seal));
+  }
+  return made;
+}
+
+SystemTime next_seal_time(SystemTime now, UtcOffset offset, std::chrono::seconds grace) {
+  using namespace std::chrono;
+  const auto shift = minutes(offset.minutes);
+  const auto local = time_point_cast<seconds>(now) + shift;
+  const auto next_midnight = floor<days>(local) + days(1);
+  return SystemTime(next_midnight - shift + grace);
+}
+
 std::string csv_header() {
   return "seq,time_utc,time_local,kind,lane,plate,out_trade_no,amount_yuan,amount_fen,state,actor,"
          "detail,prev_hash,hash\r\n";

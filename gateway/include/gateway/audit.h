@@ -24,6 +24,7 @@
 // Threading: functions taking a Database run on the thread that owns it. verify_package
 // touches only files and may run anywhere.
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -112,6 +113,17 @@ std::string encode_seal(const Seal& seal);
 // first: what the end-of-day timer (and a restart after downtime) must seal.
 [[nodiscard]] Result<std::vector<std::string>> days_needing_seal(Database& db, UtcOffset offset,
                                                                  SystemTime now);
+
+// The end-of-day job: seals every day days_needing_seal() returns, oldest first; stops at
+// the first failure (the next run retries). Returns the seals made.
+// REQUIRES: called on the thread that owns `db` (the daemon's io thread, from its timer).
+[[nodiscard]] Result<std::vector<SignedSeal>> seal_pending_days(Database& db, UtcOffset offset,
+                                                                const signing::KeyPair& key,
+                                                                const Clock& clock);
+// When the daemon's timer should next run seal_pending_days: the next local midnight
+// after `now`, plus `grace` so that records stamped just before midnight have landed.
+SystemTime next_seal_time(SystemTime now, UtcOffset offset,
+                          std::chrono::seconds grace = std::chrono::seconds(60));
 
 // Writes the package for `seal` into `dir`, which must not exist: files go to a sibling
 // "<dir>.partial" first, which is renamed into place when complete.

@@ -328,6 +328,30 @@ TEST_F(PackageTest, DaysNeedingSealListsUnsealedPastDays) {
   EXPECT_EQ(*days, (std::vector<std::string>{"2026-11-21"}));
 }
 
+TEST_F(PackageTest, PendingDaysAreSealedAfterDowntime) {
+  fill_day("2026-11-19", 2, "A");
+  fill_day("2026-11-21", 3, "B");
+  clock_.set_wall(at("2026-11-22T00:01:00+08:00"));
+  auto made = seal_pending_days(*db_, UtcOffset{480}, *key_, clock_);
+  ASSERT_TRUE(made) << made.error().message;
+  ASSERT_EQ(made->size(), 2u);
+  EXPECT_EQ((*made)[0].seal.date, "2026-11-19");
+  EXPECT_EQ((*made)[1].seal.date, "2026-11-21");
+  EXPECT_EQ((*made)[1].seal.totals.record_count, 3);
+  made = seal_pending_days(*db_, UtcOffset{480}, *key_, clock_);
+  ASSERT_TRUE(made);
+  EXPECT_TRUE(made->empty());
+}
+
+TEST(SealTimer, NextSealTimeIsAfterLocalMidnight) {
+  EXPECT_EQ(next_seal_time(at("2026-11-22T23:59:00+08:00"), UtcOffset{480}),
+            at("2026-11-23T00:01:00+08:00"));
+  EXPECT_EQ(next_seal_time(at("2026-11-22T00:00:00+08:00"), UtcOffset{480}),
+            at("2026-11-23T00:01:00+08:00"));
+  EXPECT_EQ(next_seal_time(at("2026-11-22T10:00:00Z"), UtcOffset{0}, std::chrono::seconds(0)),
+            at("2026-11-23T00:00:00Z"));
+}
+
 // ---- device key ----
 
 TEST_F(PackageTest, DeviceKeyIsCreatedOnceWithMode0600) {
