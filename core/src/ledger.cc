@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "core/crypto.h"
+#include "core/metrics.h"
 
 namespace lanegate::ledger {
 namespace {
@@ -155,6 +156,15 @@ void append_quoted(std::string& out, std::string_view text) {
     }
   }
   out.push_back('"');
+}
+
+// Refused events are a caller's bug (the event never reaches the ledger, and the caller's
+// transaction fails): count them so that it shows on the dashboard.
+void count_rejected(const std::string& field) {
+  metrics::Registry::global()
+      .counter("lanegate_ledger_append_rejected_total", "Ledger events refused by validation",
+               {{"field", field}})
+      .inc();
 }
 
 }  // namespace
@@ -345,6 +355,7 @@ Result<LedgerEntry> append(Transaction& txn, const LedgerEvent& event) {
     return fail(Errc::kInternal, "ledger::append needs an active transaction");
   }
   if (auto s = validate(event); !s) {
+    count_rejected(s.error().field);
     return std::unexpected(s.error());
   }
   Database& db = txn.db();
@@ -374,6 +385,7 @@ Result<LedgerEntry> append(Transaction& txn, const LedgerEvent& event) {
                 e.event.detail, e.prev_hash, e.hash);
   if (auto s = ins->run(); !s) {
     if (s.error().message.find("json") != std::string::npos) {
+      count_rejected("detail");
       return fail(Errc::kInvalidArgument, "must be valid JSON text", "detail");
     }
     return std::unexpected(s.error());

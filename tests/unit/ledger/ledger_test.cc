@@ -9,6 +9,7 @@
 #include <string>
 
 #include "core/crypto.h"
+#include "core/metrics.h"
 
 namespace lanegate::ledger {
 namespace {
@@ -192,10 +193,15 @@ TEST_F(LedgerTest, UpdateAndDeleteAreRefusedByTheDatabase) {
 }
 
 TEST_F(LedgerTest, BadEventsNameTheField) {
+  auto& rejected = metrics::Registry::global().counter("lanegate_ledger_append_rejected_total",
+                                                       "Ledger events refused by validation",
+                                                       {{"field", "amount"}});
+  const auto before = rejected.value();
   auto neg = settled("T1", -5, at("2026-11-22T01:00:00Z"));
   auto r = append_one(neg);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().field, "amount");
+  EXPECT_EQ(rejected.value(), before + 1);
 
   auto bad_utf8 = settled("T1", 5, at("2026-11-22T01:00:00Z"));
   bad_utf8.plate = "\xe7\xb2";
