@@ -48,6 +48,7 @@ int status_for(const Error& e) {
     case Errc::kPermission: return 403;
     case Errc::kAlreadyExists: return 409;
     case Errc::kBusy: return 503;
+    case Errc::kQueueFull: return 503;
     default: return 500;
   }
 }
@@ -60,6 +61,10 @@ ApiReply from_error(const Error& e) {
                        refunded ? "refunded" : "expired");
   }
   const int status = status_for(e);
+  if (status == 503) {
+    log::warn("claim API deferred", {{"ERROR", e.to_string()}});
+    return error_reply(status, "", "busy, please retry in a minute", "busy");
+  }
   if (status >= 500) {
     log::error("claim API failure", {{"ERROR", e.to_string()}});
     return error_reply(status, "", "temporarily unavailable, please retry", "internal");

@@ -609,6 +609,11 @@ Result<SubmitResult> ClaimStore::submit(std::string_view token, const Buyer& inp
   if (!made) {
     return made;
   }
+  if (issue_hook_) {
+    if (auto s = issue_hook_(*txn, made->invoice); !s) {
+      return std::unexpected(s.error());
+    }
+  }
   if (auto s = txn->commit(); !s) {
     return std::unexpected(s.error());
   }
@@ -675,6 +680,11 @@ Result<SubmitResult> ClaimStore::submit_merged(std::string_view account_id,
   auto made = create_invoice(claims, *buyer);
   if (!made) {
     return made;
+  }
+  if (issue_hook_) {
+    if (auto s = issue_hook_(*txn, made->invoice); !s) {
+      return std::unexpected(s.error());
+    }
   }
   if (auto s = txn->commit(); !s) {
     return std::unexpected(s.error());
@@ -927,7 +937,23 @@ Status ClaimStore::mark_failed(std::int64_t id, std::string_view reason) {
 }
 
 Status ClaimStore::retry_failed(std::int64_t id) {
-  return transition(id, InvoiceState::kFailed, InvoiceState::kClaimed, "", {});
+  auto txn = db_.begin();
+  if (!txn) {
+    return std::unexpected(txn.error());
+  }
+  if (auto s = transition(id, InvoiceState::kFailed, InvoiceState::kClaimed, "", {}); !s) {
+    return s;
+  }
+  if (issue_hook_) {
+    auto inv = get_invoice(id);
+    if (!inv) {
+      return std::unexpected(inv.error());
+    }
+    if (auto s = issue_hook_(*txn, *inv); !s) {
+      return s;
+    }
+  }
+  return txn->commit();
 }
 
 Result<InvoiceRecord> ClaimStore::request_red_letter(std::int64_t blue_id, RedLetterReason reason) {
@@ -999,12 +1025,21 @@ Result<InvoiceRecord> ClaimStore::request_red_letter(std::int64_t blue_id, RedLe
       return std::unexpected(s.error());
     }
   }
+  auto red = get_invoice(red_id);
+  if (!red) {
+    return red;
+  }
+  if (issue_hook_) {
+    if (auto s = issue_hook_(*txn, *red); !s) {
+      return std::unexpected(s.error());
+    }
+  }
   if (auto s = txn->commit(); !s) {
     return std::unexpected(s.error());
   }
   log::info("red-letter invoice requested",
             {{"INVOICE_ID", red_id}, {"ORIGINAL_ID", blue_id}, {"REASON", static_cast<int>(reason)}});
-  return get_invoice(red_id);
+  return red;
 }
 
 Result<std::optional<InvoiceRecord>> ClaimStore::on_refund(std::string_view transaction_id) {

@@ -38,9 +38,14 @@
 //
 // Threading: a ClaimStore and its Database are used by one thread at a time (the io
 // thread in the gateway). The store does not own the Database or the Clock.
+// Transactions: create_claim() and the lookups work inside a transaction the caller has
+// open (e.g. the settlement's); submit(), submit_merged(), claim_with_default_title(),
+// request_red_letter(), on_refund(), mark_issued(), retry_failed() and the guess limiter
+// open their own (BEGIN IMMEDIATE) and REQUIRE that none is open on the connection.
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -201,6 +206,15 @@ class ClaimStore {
   // the claim is voided. Returns the red invoice when one was requested.
   [[nodiscard]] Result<std::optional<InvoiceRecord>> on_refund(std::string_view transaction_id);
 
+  // Called inside the committing transaction whenever an invoice (blue or red) enters
+  // CLAIMED: created by a submission or merge, requested as a red letter, or retried.
+  // The gateway enqueues the platform request here (Outbox::enqueue on `txn`, idempotency
+  // key = order_no), so "invoice claimed" and "issue request queued" are one commit and a
+  // claim made offline is issued when the link returns. An error rolls the whole change
+  // back and is returned to the caller. Unset: no hook.
+  using IssueHook = std::function<Status(Transaction& txn, const InvoiceRecord& invoice)>;
+  void set_issue_hook(IssueHook hook) { issue_hook_ = std::move(hook); }
+
   const ClaimPolicy& policy() const { return policy_; }
   const config::InvoicingSection& section() const { return section_; }
 
@@ -216,6 +230,7 @@ class ClaimStore {
   const Clock& clock_;
   ClaimPolicy policy_;
   std::vector<config::TaxRule> rules_;
+  IssueHook issue_hook_;
 };
 
 }  // namespace lanegate::invoice

@@ -5,6 +5,7 @@
 
 #include <set>
 
+#include "invoice/claim_api.h"
 #include "test_db.h"
 
 namespace lanegate::invoice {
@@ -346,6 +347,52 @@ TEST_F(ClaimsTest, RefundVoidsUnclaimedAndReversesIssued) {
   ASSERT_TRUE(red);
   ASSERT_TRUE(*red);
   EXPECT_EQ((*red)->totals.incl, *Money::parse("-5.61"));
+}
+
+TEST_F(ClaimsTest, IssueHookRunsInTheSameCommit) {
+  db.exec("CREATE TABLE fake_outbox(order_no TEXT PRIMARY KEY)").value();
+  std::vector<std::int64_t> seen;
+  bool refuse = false;
+  store.set_issue_hook([&](Transaction& txn, const InvoiceRecord& inv) -> Status {
+    if (refuse) {
+      return fail(Errc::kQueueFull, "outbox full");
+    }
+    // Like the outbox: a duplicate idempotency key (order_no) is not an error.
+    auto st = txn.db().prepare("INSERT OR IGNORE INTO fake_outbox VALUES (?)");
+    if (!st) {
+      return std::unexpected(st.error());
+    }
+    st->bind(1, inv.order_no);
+    seen.push_back(inv.id);
+    return st->run();
+  });
+  auto c1 = store.create_claim(trip("t1", "19.19", clock));
+  auto r1 = store.submit(c1->token, company());
+  ASSERT_TRUE(r1);
+  EXPECT_EQ(seen, std::vector<std::int64_t>{r1->invoice.id});
+  // A refusing hook rolls the claim back: no invoice without its queued request.
+  refuse = true;
+  auto c2 = store.create_claim(trip("t2", "5.61", clock));
+  auto r2 = store.submit(c2->token, company());
+  ASSERT_FALSE(r2);
+  EXPECT_EQ(r2.error().code, Errc::kQueueFull);
+  EXPECT_FALSE(store.find_by_transaction("t2")->invoice_id);
+  auto api = handle_claim_api(store, "POST", "/api/v1/claims/" + c2->token,
+                              R"({"kind":"person","phone":"13800138000"})", "ip");
+  EXPECT_EQ(api.status, 503);
+  refuse = false;
+  // Red letter and operator retry enqueue too.
+  ASSERT_TRUE(store.mark_issuing(r1->invoice.id, "S"));
+  ASSERT_TRUE(store.mark_issued(r1->invoice.id, "26350000000000000001", "u"));
+  auto red = store.request_red_letter(r1->invoice.id, RedLetterReason::kReturned);
+  ASSERT_TRUE(red);
+  EXPECT_EQ(seen.back(), red->id);
+  ASSERT_TRUE(store.mark_failed(red->id, "x"));
+  ASSERT_TRUE(store.retry_failed(red->id));
+  EXPECT_EQ(seen.size(), 3u);
+  auto rows = db.prepare("SELECT count(*) FROM fake_outbox").value();
+  ASSERT_TRUE(rows.step().value());
+  EXPECT_EQ(rows.column_int64(0), 2);  // blue and red; the retry reuses the red order_no
 }
 
 TEST_F(ClaimsTest, SurvivesReopen) {
