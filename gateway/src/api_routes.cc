@@ -1,6 +1,7 @@
 #include "gateway/api_routes.h"
 
 #include <boost/json.hpp>
+#include <algorithm>
 #include <charconv>
 
 #include "core/metrics.h"
@@ -107,6 +108,30 @@ void add_api_routes(HttpApi& api, ApiServices s) {
                                    {"manual", c->manual}};
     }
     if (auto exp = s.store->site_exposure()) o["offline_exposure"] = exp->to_string();
+    if (auto totals = s.store->totals_by_state()) {
+      json::object charges;
+      std::int64_t open = 0;
+      for (const auto& [state, t] : *totals) {
+        charges[to_string(state)] = json::object{{"count", t.count}, {"amount_fen", t.amount.fen()}};
+        if (is_open(state)) open += t.count;
+      }
+      o["charges"] = std::move(charges);
+      o["open_charges"] = open;
+    }
+    json::object latency;
+    for (const char* d : {"pass_online", "pass_offline", "fallback", "free"}) {
+      auto l = s.store->recent_latencies(d, 10000);
+      if (!l || l->empty()) continue;
+      std::sort(l->begin(), l->end());
+      auto pct = [&](double q) { return (*l)[static_cast<std::size_t>(q * static_cast<double>(l->size() - 1))]; };
+      latency[d] = json::object{{"count", l->size()}, {"p50_us", pct(0.5)}, {"p99_us", pct(0.99)}};
+    }
+    o["decision_latency"] = std::move(latency);
+    if (auto arrears = s.store->list_transactions(TxFilter{.arrears_only = true, .limit = 1000})) {
+      Money total;
+      for (const auto& t : *arrears) total = total.add(t.amount).value_or(total);
+      o["arrears"] = json::object{{"count", arrears->size()}, {"amount_fen", total.fen()}};
+    }
     return HttpResponse::json(200, json::serialize(o));
   });
 

@@ -349,6 +349,20 @@ struct Site::Impl {
       p.detail = {{"no_entry", true}, {"tariff", tariff->id}, {"fee_fen", p.fee.fen()}};
     } else {
       p.session = **session;
+      auto undecided = store.find_undecided_charge(p.session->id);
+      if (undecided && *undecided) {
+        // A charge for this stay was recorded before the gateway stopped, and never
+        // decided: the same money keeps its out_trade_no (it may already be at the
+        // provider). Its outcome decides this passage.
+        p.fee = (*undecided)->amount;
+        p.out_trade_no = (*undecided)->out_trade_no;
+        p.recorded = true;
+        boost::system::error_code ec;
+        auto d = json::parse((*undecided)->detail, ec);
+        if (!ec && d.is_object()) p.detail = d.as_object();
+        p.detail["resumed"] = true;
+        return resume_charge(ls, std::move(p));
+      }
       auto fee = parking_fee(*tariff, p.session->entry_time, read.received_at, offset());
       if (!fee) return fallback_now(ls, read, "tariff_error", Money::zero());
       p.fee = fee->amount;
@@ -498,6 +512,17 @@ struct Site::Impl {
     if (!q) return std::unexpected(q.error());
     p.recorded = true;
     return {};
+  }
+
+  // Waits for an already recorded charge (see parking_exit) like a fresh online one.
+  void resume_charge(LaneState& ls, Pending p) {
+    gate.kick();
+    auto shared = std::make_shared<Pending>(std::move(p));
+    gate.await_charge(shared->out_trade_no, milliseconds(cfg.provider.charge_deadline_ms),
+                      [this, alive = std::weak_ptr<bool>(alive), lane_id = ls.cfg.id, shared](OnlineOutcome o) {
+                        if (alive.expired()) return;
+                        finish(lane_id, std::move(*shared), o);
+                      });
   }
 
   void charge_flow(LaneState& ls, Pending p) {

@@ -44,6 +44,7 @@ CREATE TABLE transactions (
 CREATE INDEX transactions_created ON transactions(created_at);
 CREATE INDEX transactions_plate_open ON transactions(plate, state);
 CREATE INDEX transactions_lane ON transactions(lane, id);
+CREATE INDEX transactions_session ON transactions(session_id);
 CREATE TRIGGER transactions_never_deleted BEFORE DELETE ON transactions
 BEGIN
   SELECT RAISE(ABORT, 'transactions are never deleted');
@@ -286,6 +287,19 @@ Result<std::vector<TxRecord>> Store::list_transactions(const TxFilter& f) {
     out.push_back(std::move(*tx));
   }
   return out;
+}
+
+Result<std::optional<TxRecord>> Store::find_undecided_charge(std::int64_t session_id) {
+  auto st = db_->prepare("SELECT " + std::string(kTxColumns) +
+                         " FROM transactions WHERE session_id = ? AND decision = '' ORDER BY id DESC LIMIT 1");
+  if (!st) return std::unexpected(st.error());
+  st->bind(1, session_id);
+  auto row = st->step();
+  if (!row) return std::unexpected(row.error());
+  if (!*row) return std::optional<TxRecord>();
+  auto tx = read_tx(*st);
+  if (!tx) return std::unexpected(tx.error());
+  return std::optional<TxRecord>(std::move(*tx));
 }
 
 namespace {

@@ -423,6 +423,15 @@ void Uplink::kick() {
 
 void Uplink::await_charge(const std::string& out_trade_no, std::chrono::milliseconds deadline,
                           std::function<void(OnlineOutcome)> done) {
+  // Already known (a resumed charge, or a notification that came first): answer now.
+  if (auto tx = impl_->store.find_transaction(out_trade_no); tx && *tx) {
+    const ChargeState st = (*tx)->state;
+    if (st == ChargeState::kAccepted || st == ChargeState::kSuccess || st == ChargeState::kPayFail) {
+      const OnlineOutcome o = st == ChargeState::kPayFail ? OnlineOutcome::kRefused : OnlineOutcome::kAccepted;
+      asio::post(impl_->io, [done = std::move(done), o] { done(o); });
+      return;
+    }
+  }
   auto timer = std::make_shared<asio::steady_timer>(impl_->io);
   timer->expires_after(deadline);
   std::weak_ptr<Impl> weak = impl_;
