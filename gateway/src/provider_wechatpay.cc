@@ -240,12 +240,15 @@ struct WechatPayClient::Impl {
   std::atomic<std::int64_t> last_refresh_s{0};
   std::atomic<std::int64_t> last_unknown_refresh_s{-1'000'000};
 
-  std::unique_ptr<httplib::SSLClient> borrow() {
-    {
+  // `reused` tells whether the connection came from the pool (it may have gone stale).
+  std::unique_ptr<httplib::SSLClient> borrow(bool* reused, bool fresh_only = false) {
+    *reused = false;
+    if (!fresh_only) {
       std::lock_guard lock(pool_mu);
       if (!idle.empty()) {
         auto c = std::move(idle.back());
         idle.pop_back();
+        *reused = true;
         return c;
       }
     }
@@ -256,6 +259,7 @@ struct WechatPayClient::Impl {
     }
     c->enable_server_certificate_verification(config.verify_tls);
     c->set_keep_alive(true);
+    c->set_tcp_nodelay(true);  // headers and body go out in separate writes
     c->set_url_encode(false);  // targets are percent-encoded here, exactly as signed
     return c;
   }
@@ -305,14 +309,26 @@ struct WechatPayClient::Impl {
       req.body = body;
       req.headers.emplace("Content-Type", "application/json");
     }
-    auto client = borrow();
     auto to = std::chrono::milliseconds(timeout_ms);
+    httplib::Response res;
+    httplib::Error err = httplib::Error::Success;
+    bool reused = false;
+    auto client = borrow(&reused);
     client->set_connection_timeout(std::chrono::milliseconds(config.connect_timeout_ms));
     client->set_read_timeout(to);
     client->set_write_timeout(to);
-    httplib::Response res;
-    httplib::Error err = httplib::Error::Success;
     bool ok = client->send(req, res, err);
+    if (!ok && reused && err == httplib::Error::Write) {
+      // A pooled keep-alive connection the server had already closed: the request could
+      // not be written, so it was never complete at the provider. Once more, fresh.
+      client = borrow(&reused, /*fresh_only=*/true);
+      client->set_connection_timeout(std::chrono::milliseconds(config.connect_timeout_ms));
+      client->set_read_timeout(to);
+      client->set_write_timeout(to);
+      res = httplib::Response();
+      err = httplib::Error::Success;
+      ok = client->send(req, res, err);
+    }
     if (!ok) {
       // Connect refused / handshake failed: the request never reached the provider.
       bool not_sent = err == httplib::Error::Connection ||

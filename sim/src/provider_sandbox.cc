@@ -1079,6 +1079,7 @@ struct ProviderSandbox::Impl {
   void install_routes(httplib::SSLServer& s) {
     s.new_task_queue = [] { return new httplib::ThreadPool(48); };
     s.set_keep_alive_max_count(100000);
+    s.set_tcp_nodelay(true);  // no Nagle + delayed-ACK stall between headers and body
     // Short: stopping the listener (refuse_connections) waits for idle keep-alive
     // connections to time out, and they must not outlive an "uplink down".
     s.set_keep_alive_timeout(2);
