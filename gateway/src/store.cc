@@ -141,18 +141,20 @@ std::string_view to_string(ChargeState s) {
     case ChargeState::kUnknown: return "UNKNOWN";
     case ChargeState::kRefund: return "REFUND";
     case ChargeState::kCash: return "CASH";
+    case ChargeState::kVoid: return "VOID";
   }
   return "?";
 }
 
 Result<ChargeState> parse_charge_state(std::string_view s) {
   for (auto st : {ChargeState::kRecorded, ChargeState::kSubmitting, ChargeState::kAccepted, ChargeState::kSuccess,
-                  ChargeState::kPayFail, ChargeState::kUnknown, ChargeState::kRefund, ChargeState::kCash}) {
+                  ChargeState::kPayFail, ChargeState::kUnknown, ChargeState::kRefund, ChargeState::kCash,
+                  ChargeState::kVoid}) {
     if (to_string(st) == s) return st;
   }
   return fail(Errc::kInvalidArgument,
               "unknown state '" + std::string(s) +
-                  "' (one of RECORDED, SUBMITTING, ACCEPTED, SUCCESS, PAY_FAIL, UNKNOWN, REFUND, CASH)",
+                  "' (one of RECORDED, SUBMITTING, ACCEPTED, SUCCESS, PAY_FAIL, UNKNOWN, REFUND, CASH, VOID)",
               "state");
 }
 
@@ -160,16 +162,19 @@ bool allowed_transition(ChargeState from, ChargeState to) {
   using S = ChargeState;
   if (from == to) return true;
   switch (from) {
-    case S::kRecorded: return to == S::kSubmitting;
-    case S::kSubmitting: return to == S::kAccepted || to == S::kSuccess || to == S::kPayFail || to == S::kUnknown;
-    case S::kUnknown: return to == S::kAccepted || to == S::kSuccess || to == S::kPayFail || to == S::kSubmitting;
+    case S::kRecorded: return to == S::kSubmitting || to == S::kVoid;
+    case S::kSubmitting:
+      return to == S::kAccepted || to == S::kSuccess || to == S::kPayFail || to == S::kUnknown || to == S::kVoid;
+    case S::kUnknown:
+      return to == S::kAccepted || to == S::kSuccess || to == S::kPayFail || to == S::kSubmitting || to == S::kVoid;
     case S::kAccepted: return to == S::kSuccess || to == S::kPayFail;
     case S::kSuccess: return to == S::kRefund;
     case S::kPayFail:
       // PAY_BACK: the provider advanced the money and the user repaid: the money arrived.
       return to == S::kSuccess;
     case S::kRefund:
-    case S::kCash: return false;
+    case S::kCash:
+    case S::kVoid: return false;
   }
   return false;
 }

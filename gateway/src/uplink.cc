@@ -62,6 +62,7 @@ ledger::Kind ledger_kind(ChargeState s) {
     case ChargeState::kPayFail: return ledger::Kind::kChargeFailed;
     case ChargeState::kRefund: return ledger::Kind::kRefund;
     case ChargeState::kUnknown: return ledger::Kind::kChargeUnknown;
+    case ChargeState::kVoid: return ledger::Kind::kCorrection;
     default: return ledger::Kind::kChargeSubmitted;
   }
 }
@@ -288,6 +289,17 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
     }
     ChargeAttempt attempt = ChargeAttempt::kAfterAmbiguity;
     bool query_only = false;
+    const bool fell_back = tx.decision == "fallback";
+    if (fell_back && tx.state == ChargeState::kRecorded) {
+      // The vehicle was sent to pay another way and this charge never left: it never will.
+      auto moved = move_committed(out, ChargeState::kVoid, "", "system", json::object{{"reason", "fallback"}});
+      if (!moved) return done(queue::Outcome::retry(moved.error().message));
+      return done(queue::Outcome::ack());
+    }
+    if (fell_back && (tx.state == ChargeState::kSubmitting || tx.state == ChargeState::kUnknown)) {
+      // It may have reached the provider: find out, but never resend it.
+      query_only = true;
+    }
     switch (tx.state) {
       case ChargeState::kRecorded: {
         // Commit before the request leaves: from here on the provider may have it.
@@ -302,7 +314,8 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
       case ChargeState::kSuccess:
       case ChargeState::kPayFail:
       case ChargeState::kRefund:
-      case ChargeState::kCash: return done(queue::Outcome::ack());
+      case ChargeState::kCash:
+      case ChargeState::kVoid: return done(queue::Outcome::ack());
     }
     auto self = shared_from_this();
     asio::post(pool, [self, req, attempt, query_only, done = std::move(done)]() mutable {
@@ -316,6 +329,18 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
 
   void on_charge(const std::string& out, const ProviderResult<ProviderTransaction>& r,
                  queue::Drainer::Completion done) {
+    auto fallen_back = [&] {
+      auto tx = store.find_transaction(out);
+      return tx && *tx && (*tx)->decision == "fallback";
+    };
+    if (!r && r.error().outcome == Outcome::kNotFound && fallen_back()) {
+      // Only a query answers "not found": for a fallen-back charge that settles it.
+      set_link(true, {});
+      auto moved = move_committed(out, ChargeState::kVoid, "", "provider",
+                                  json::object{{"reason", "fallback"}, {"provider", "ORDER_NOT_EXIST"}});
+      if (!moved) return done(queue::Outcome::retry(moved.error().message));
+      return done(queue::Outcome::ack());
+    }
     if (!r) {
       note_failure(r.error());
       const ProviderFailure& f = r.error();
@@ -334,6 +359,15 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
     }
     set_link(true, {});
     const ChargeState to = map_state(r->state);
+    if (auto before = store.find_transaction(out); before && *before && (*before)->decision == "fallback" &&
+        (to == ChargeState::kAccepted || to == ChargeState::kSuccess) && (*before)->state != to) {
+      metrics::Registry::global()
+          .counter("lanegate_charges_after_fallback_total",
+                   "Charges that reached the provider although the passage fell back (operator review: refund)")
+          .inc();
+      log::warn("a charge succeeded after its passage fell back: review for a refund",
+                {{"OUT_TRADE_NO", out}, {"LANE", (*before)->lane}, {"AMOUNT", (*before)->amount.to_string()}});
+    }
     auto moved = move_committed(out, to, r->transaction_id, "provider",
                                 json::object{{"transaction_id", r->transaction_id}, {"bank_type", r->bank_type}});
     if (!moved && moved.error().code != Errc::kNotFound) {

@@ -576,6 +576,11 @@ int run_scenario(std::span<const std::string> args) {
       cash = cash.add(amount).value_or(cash);
       continue;
     }
+    if (state == "VOID") {
+      // Fell back and never reached the provider: no money moved.
+      if (at_sandbox.contains(no)) problems.push_back(no + ": VOID at lanegate but present at the provider");
+      continue;
+    }
     ++provider_charges;
     charged = charged.add(amount).value_or(charged);
     if (state == "SUCCESS") settled_ours = settled_ours.add(amount).value_or(settled_ours);

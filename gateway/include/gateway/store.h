@@ -11,6 +11,9 @@
 //                                                 |              SUCCESS | PAY_FAIL
 //                                                 +--(query)----> (same as above)
 //   SUCCESS --refund--> REFUND
+//   RECORDED | SUBMITTING | UNKNOWN --void()--> VOID: the passage fell back (the driver
+//     pays another way) and the provider confirmed it never received the charge (or it
+//     was never sent), so no money moved and none ever will under this out_trade_no.
 //   CASH: a taxi trip paid outside lanegate (cash, card, QR); terminal at creation.
 //
 // Invariants:
@@ -41,7 +44,7 @@ namespace lanegate::gateway {
 
 std::span<const std::string_view> gateway_schema_steps();
 
-enum class ChargeState { kRecorded, kSubmitting, kAccepted, kSuccess, kPayFail, kUnknown, kRefund, kCash };
+enum class ChargeState { kRecorded, kSubmitting, kAccepted, kSuccess, kPayFail, kUnknown, kRefund, kCash, kVoid };
 std::string_view to_string(ChargeState s);
 [[nodiscard]] Result<ChargeState> parse_charge_state(std::string_view s);
 // True when the move is one of the lifecycle's arrows (or a no-op).
