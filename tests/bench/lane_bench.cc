@@ -25,14 +25,14 @@
 #include "sim/devices.h"
 
 using namespace lanegate;
-using Clock = std::chrono::steady_clock;
+using Steady = std::chrono::steady_clock;
 
 namespace {
 
 class LatencySink final : public lane::EventSink {
  public:
   void post(lane::LaneEvent e) override {
-    const auto now = Clock::now();
+    const auto now = Steady::now();
     if (auto* p = std::get_if<lane::PlateRead>(&e)) {
       std::lock_guard lock(mu_);
       last_plate_ = p->plate;
@@ -41,7 +41,7 @@ class LatencySink final : public lane::EventSink {
     }
   }
   // Waits for `plate`; returns its delivery time.
-  std::optional<Clock::time_point> wait(const std::string& plate) {
+  std::optional<Steady::time_point> wait(const std::string& plate) {
     std::unique_lock lock(mu_);
     if (!cv_.wait_for(lock, std::chrono::seconds(3), [&] { return last_plate_ == plate; })) {
       return std::nullopt;
@@ -53,7 +53,7 @@ class LatencySink final : public lane::EventSink {
   std::mutex mu_;
   std::condition_variable cv_;
   std::string last_plate_;
-  Clock::time_point at_;
+  Steady::time_point at_;
 };
 
 double pct(std::vector<double> v, double p) {
@@ -74,7 +74,7 @@ config::DeviceSection camera(const std::string& bus, int poll_ms) {
 }
 
 // Returns latencies in ms.
-std::vector<double> plate_latency(config::Config cfg, int samples) {
+std::vector<double> plate_latency(config::Config cfg, int samples, int poll_ms) {
   sim::DevicesSimOptions so;
   so.control_port = -1;
   auto s = sim::DevicesSim::start(cfg, so);
@@ -93,7 +93,8 @@ std::vector<double> plate_latency(config::Config cfg, int samples) {
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(300));  // first poll done
   std::mt19937 rng(7);
-  std::uniform_int_distribution<int> spacing_us(0, 20'000);
+  // Uniform phase against the poll timer: wait 0..poll interval after each delivery.
+  std::uniform_int_distribution<int> spacing_us(0, poll_ms * 1000);
   std::vector<double> out;
   for (int i = 0; i < samples; ++i) {
     char plate[32];
@@ -101,7 +102,7 @@ std::vector<double> plate_latency(config::Config cfg, int samples) {
     sim::VehicleArrival v;
     v.camera = "bench-cam";
     v.plate = plate;
-    const auto t0 = Clock::now();
+    const auto t0 = Steady::now();
     if (!(*s)->vehicle_arrives(v)) break;
     auto t1 = sink.wait(plate);
     if (!t1) {
@@ -144,7 +145,7 @@ int main() {
     cfg.devices.push_back(camera("lan", poll_ms));
     char what[96];
     std::snprintf(what, sizeof what, "plate event -> PlateRead, Modbus TCP, poll %d ms", poll_ms);
-    report(what, plate_latency(cfg, poll_ms == 50 ? 200 : 300));
+    report(what, plate_latency(cfg, poll_ms == 50 ? 200 : 300, poll_ms));
   }
   std::printf("  (the poll interval bounds the wait: expect ~interval/2 at p50 plus two requests)\n\n");
 
@@ -176,12 +177,12 @@ int main() {
     std::vector<double> ms;
     std::uint16_t regs[15];
     for (int i = 0; i < 2000; ++i) {
-      const auto t0 = Clock::now();
+      const auto t0 = Steady::now();
       if (modbus_read_registers(ctx, 0, 15, regs) != 15) {
         std::fprintf(stderr, "read failed: %s\n", modbus_strerror(errno));
         break;
       }
-      ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+      ms.push_back(std::chrono::duration<double, std::milli>(Steady::now() - t0).count());
     }
     modbus_close(ctx);
     modbus_free(ctx);
@@ -200,7 +201,7 @@ int main() {
     std::printf("\n");
   }
   // 3. End to end over RTU.
-  report("plate event -> PlateRead, Modbus RTU pty, poll 10 ms", plate_latency(cfg, 300));
+  report("plate event -> PlateRead, Modbus RTU pty, poll 10 ms", plate_latency(cfg, 300, 10));
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);
   return 0;
