@@ -281,6 +281,11 @@ std::string ReconcileReport::to_text() const {
          ledger_refund_total.to_string() + " yuan\n";
   out += "  provider success " + bill_success_total.to_string() + " yuan, refunded " +
          bill_refund_total.to_string() + " yuan\n";
+  if (settled_outside_provider_count > 0) {
+    out += "  settled outside the provider (not compared): " +
+           std::to_string(settled_outside_provider_count) + " records, " +
+           settled_outside_provider_total.to_string() + " yuan\n";
+  }
   for (const std::string& w : bill_warnings) {
     out += "  bill warning: " + w + "\n";
   }
@@ -330,10 +335,13 @@ std::string ReconcileReport::to_json() const {
     counts_o[category_name(static_cast<Category>(c))] = counts[c];
   }
   o["counts"] = std::move(counts_o);
-  o["totals_fen"] = json::object{{"lanegate_settled", ledger_settled_total.fen()},
-                                 {"lanegate_refunded", ledger_refund_total.fen()},
-                                 {"provider_success", bill_success_total.fen()},
-                                 {"provider_refunded", bill_refund_total.fen()}};
+  o["totals_fen"] =
+      json::object{{"lanegate_settled", ledger_settled_total.fen()},
+                   {"lanegate_refunded", ledger_refund_total.fen()},
+                   {"provider_success", bill_success_total.fen()},
+                   {"provider_refunded", bill_refund_total.fen()},
+                   {"settled_outside_provider", settled_outside_provider_total.fen()}};
+  o["settled_outside_provider_count"] = settled_outside_provider_count;
   json::array warnings;
   for (const auto& w : bill_warnings) {
     warnings.emplace_back(w);
@@ -398,6 +406,11 @@ Result<ReconcileReport> reconcile(Database& db, std::string_view date, UtcOffset
       LedgerTrade* t = nullptr;
       switch (e.event.kind) {
         case ledger::Kind::kChargeSettled:
+          if (e.event.state != "SUCCESS") {
+            // Paid outside the provider (taxi cash): nothing to find in its bill.
+            ++report.settled_outside_provider_count;
+            return add(report.settled_outside_provider_total, e.event.amount);
+          }
           t = &ledger_trades[e.event.out_trade_no];
           t->settled = true;
           t->charge = e.event.amount;

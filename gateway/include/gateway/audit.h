@@ -103,7 +103,8 @@ std::string encode_seal(const Seal& seal);
 [[nodiscard]] Result<Seal> parse_seal(std::string_view json);
 
 // Seals the local day `date` now: recomputes range and totals from the ledger in one
-// read transaction and stores a new revision signed with `key` (S1, S2).
+// transaction and stores a new revision signed with `key` (S1, S2).
+// REQUIRES: no transaction open on `db` (this takes its own BEGIN IMMEDIATE).
 [[nodiscard]] Result<SignedSeal> seal_day(Database& db, std::string_view date, UtcOffset offset,
                                           const signing::KeyPair& key,
                                           const Clock& clock = SystemClock::instance());

@@ -11,6 +11,8 @@
 // Comparison, by out_trade_no, of the ledger's charge_settled / charge_failed / refund
 // records of the day against the bill's rows (docs/AUDIT.md, "Reconciliation"):
 //   matched | missing_at_lanegate | missing_at_provider | amount_mismatch | state_mismatch
+// charge_settled records with a state other than SUCCESS (CASH) never went through the
+// provider and are only counted.
 // Ledger state → expected bill state: refund → REFUND, charge_settled → SUCCESS,
 // charge_failed → PAY_FAIL (a failed charge absent from the bill is matched: it moved no
 // money).
@@ -93,6 +95,10 @@ struct ReconcileReport {
   Money ledger_refund_total;
   Money bill_success_total;
   Money bill_refund_total;
+  // charge_settled records whose state is not SUCCESS (e.g. taxi fares paid in CASH) were
+  // settled outside the provider: they are not compared, only counted here.
+  std::int64_t settled_outside_provider_count = 0;
+  Money settled_outside_provider_total;
   std::vector<std::string> bill_warnings;  // e.g. the summary disagrees with the rows
 
   std::int64_t count(Category c) const { return counts[static_cast<int>(c)]; }

@@ -117,6 +117,9 @@ TEST_F(ReconcileTest, FindsEachPlantedMismatch) {
       event(ledger::Kind::kChargeAccepted, "X9", 900, at("2026-11-22T11:00:00+08:00"), "ACCEPTED"));
   // Yesterday's record must not take part.
   settle("OLD", 1, "2026-11-21T09:00:00+08:00");
+  // A taxi fare paid in cash never reaches the provider: counted, not compared.
+  append_one(
+      event(ledger::Kind::kChargeSettled, "CASH1", 2300, at("2026-11-22T12:00:00+08:00"), "CASH"));
 
   const std::string text =
       bill({bill_row("T0", "SUCCESS", "1.00"), bill_row("T1", "SUCCESS", "1.10"),
@@ -146,6 +149,8 @@ TEST_F(ReconcileTest, FindsEachPlantedMismatch) {
   EXPECT_EQ(r->count(Category::kStateMismatch), 1);
   EXPECT_TRUE(r->bill_warnings.empty());
   EXPECT_FALSE(r->clean());
+  EXPECT_EQ(r->settled_outside_provider_count, 1);
+  EXPECT_EQ(r->settled_outside_provider_total, Money::from_fen(2300));
 
   const std::string report = r->to_text();
   EXPECT_NE(report.find("amount_mismatch T1: lanegate SUCCESS 1.01"), std::string::npos) << report;
