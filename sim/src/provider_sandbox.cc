@@ -1119,6 +1119,11 @@ struct ProviderSandbox::Impl {
           }));
     s.Get("/v3/billdownload/file",
           [this](const httplib::Request& r, httplib::Response& res) { bill_download(r, res); });
+    // Not part of the provider API: an unsigned echo on the same server, TLS and thread
+    // pool, so the benchmark can put the cost of the protocol beside raw cpp-httplib.
+    s.Post("/sandbox/echo", [](const httplib::Request& r, httplib::Response& res) {
+      res.set_content(r.body, "application/json");
+    });
   }
 
   Status start_api(int port) {
@@ -1586,6 +1591,12 @@ Result<std::unique_ptr<ProviderSandbox>> ProviderSandbox::start(
     return std::unexpected(db.error());
   }
   impl->db_opt = std::move(*db);
+  // The sandbox's file is a simulator's state, not the gateway's money record: WAL with
+  // synchronous=NORMAL survives a process crash, and one fsync per charge would make
+  // the benchmark measure the disk instead of the protocol.
+  if (auto r = impl->db().exec("PRAGMA synchronous=NORMAL"); !r) {
+    return std::unexpected(r.error());
+  }
   if (auto r = impl->db().migrate(std::span<const std::string_view>(kSchema)); !r) {
     return std::unexpected(r.error());
   }
