@@ -44,8 +44,9 @@
 //     accepted from any lease of a not-yet-acked item: a confirmed delivery always wins, and
 //     acking an ACKED item is a no-op.
 //  7. The row/byte limits count PENDING + LEASED + PARKED items (ACKED ones do not); they are
-//     read from outbox_count, which triggers keep equal to the item table in the same
-//     transaction, so enqueue() never scans the backlog.
+//     read from outbox_count, which is kept equal to the item table in the same transaction
+//     (enqueue() counts its insert, triggers count state changes and deletes), so enqueue()
+//     never scans the backlog. Rows enter outbox_item only through enqueue().
 //  8. A PENDING item's next attempt is never further away than retry_cap_ms: retry() caps its
 //     delay, and lease() pulls items back whose time lies beyond the cap (wall-clock step back).
 //
