@@ -144,8 +144,9 @@ struct Site::Impl {
     }
     if (auto s = work(*txn); !s) {
       txn->rollback();
-      if (s.error().code == Errc::kDiskFull || s.error().code == Errc::kIo || s.error().code == Errc::kDatabase ||
-          s.error().code == Errc::kBusy) {
+      const Errc c = s.error().code;
+      if (c == Errc::kDiskFull || c == Errc::kIo || c == Errc::kDatabase || c == Errc::kBusy ||
+          c == Errc::kPermission) {
         set_attendant(true, s.error().message);
       }
       return s;

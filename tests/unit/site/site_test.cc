@@ -1,0 +1,306 @@
+// The lane logic with fake hardware and a fake uplink: what a driver at the barrier
+// would notice (does it open, what does the display say), and what the records say.
+
+#include "gateway/site.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <filesystem>
+
+#include "core/ledger.h"
+#include "gateway/daemon.h"
+
+namespace lanegate::gateway {
+namespace {
+
+using namespace std::chrono_literals;
+
+class FakeActuator final : public LaneActuator {
+ public:
+  std::function<void()> on_open;  // runs inside open_barrier (to inspect the DB then)
+  std::vector<std::string> opened;
+  std::vector<std::string> texts;
+  std::vector<std::uint32_t> acked_trips;
+  Result<std::uint64_t> open_barrier(std::string_view device) override {
+    if (on_open) on_open();
+    opened.emplace_back(device);
+    return opened.size();
+  }
+  Status show_text(std::string_view, std::string_view text) override {
+    texts.emplace_back(text);
+    return {};
+  }
+  Status ack_trip(std::string_view, std::uint32_t trip, const lane::CivilTime&) override {
+    acked_trips.push_back(trip);
+    return {};
+  }
+};
+
+class FakeGate final : public ChargeGate {
+ public:
+  explicit FakeGate(boost::asio::io_context& io) : io_(io) {}
+  bool up = true;
+  OnlineOutcome outcome = OnlineOutcome::kAccepted;
+  int kicks = 0;
+  std::vector<std::string> awaited;
+  bool link_up() const override { return up; }
+  void kick() override { ++kicks; }
+  void await_charge(const std::string& no, std::chrono::milliseconds, std::function<void(OnlineOutcome)> done) override {
+    awaited.push_back(no);
+    boost::asio::post(io_, [o = outcome, done = std::move(done)] { done(o); });
+  }
+
+ private:
+  boost::asio::io_context& io_;
+};
+
+class SiteTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "lanegate-site-XXXXXX").string();
+    dir_ = mkdtemp(tmpl.data());
+    DatabaseOptions opts;
+    db_.emplace(*Database::open(dir_ / "lanegate.db", opts));
+    ASSERT_TRUE(db_->migrate(database_schema()));
+    store_.emplace(*Store::open(*db_, clock_));
+    outbox_.emplace(*queue::Outbox::open(*db_, cfg_.queue, clock_));
+
+    cfg_.gateway.id = "gw1";
+    cfg_.gateway.site_name = "Test";
+    config::ParkingTariff t;
+    t.id = "lot";
+    t.free_minutes = 15;
+    t.unit_minutes = 30;
+    t.day_rate = Money::from_fen(300);
+    t.night_rate = Money::from_fen(300);
+    t.daily_cap = Money::from_fen(3000);
+    cfg_.parking_tariffs.push_back(t);
+    config::LaneSection entry;
+    entry.id = "in";
+    entry.mode = config::LaneMode::kParkingEntry;
+    entry.camera = "cam-in";
+    entry.barrier = "bar-in";
+    entry.display = "led-in";
+    entry.tariff = "lot";
+    config::LaneSection exit = entry;
+    exit.id = "out";
+    exit.mode = config::LaneMode::kParkingExit;
+    exit.camera = "cam-out";
+    exit.barrier = "bar-out";
+    exit.display = "led-out";
+    config::LaneSection taxi;
+    taxi.id = "taxi";
+    taxi.mode = config::LaneMode::kTaxi;
+    taxi.meter = "m1";
+    cfg_.lanes = {entry, exit, taxi};
+    cfg_.offline.per_transaction = Money::from_fen(5000);
+    gate_ = std::make_unique<FakeGate>(io_);
+    site_ = std::make_unique<Site>(io_, cfg_, *store_, *outbox_, clock_, actuator_, *gate_);
+  }
+
+  void TearDown() override {
+    site_.reset();
+    outbox_.reset();
+    store_.reset();
+    db_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  lane::PlateRead read(const std::string& lane, const std::string& plate) {
+    lane::PlateRead r;
+    r.lane = lane;
+    r.device = "cam-" + lane;
+    r.plate = plate;
+    r.received_at = clock_.now();
+    r.received_steady = clock_.steady_now();
+    return r;
+  }
+
+  void run() {
+    io_.restart();
+    io_.poll();
+  }
+
+  void arrive(const std::string& lane, const std::string& plate) {
+    site_->on_event(read(lane, plate));
+    run();
+  }
+
+  std::vector<TxRecord> txs() { return *store_->list_transactions(TxFilter{}); }
+
+  std::filesystem::path dir_;
+  FakeClock clock_{*parse_rfc3339("2026-11-22T10:00:00+08:00")};
+  config::Config cfg_;
+  boost::asio::io_context io_;
+  std::optional<Database> db_;
+  std::optional<Store> store_;
+  std::optional<queue::Outbox> outbox_;
+  FakeActuator actuator_;
+  std::unique_ptr<FakeGate> gate_;
+  std::unique_ptr<Site> site_;
+};
+
+TEST_F(SiteTest, EntryOpensTheBarrierAfterRecordingTheSessionAndItsUpload) {
+  bool committed_first = false;
+  actuator_.on_open = [&] {
+    auto s = store_->find_open_session("粤B12345");
+    auto st = outbox_->stats();
+    committed_first = s && *s && st && st->pending == 1;
+  };
+  arrive("in", "粤B12345");
+  EXPECT_EQ(actuator_.opened, std::vector<std::string>{"bar-in"});
+  EXPECT_TRUE(committed_first) << "the barrier opened before the session and its upload were committed";
+}
+
+TEST_F(SiteTest, ShortStayIsFreeAndOpens) {
+  arrive("in", "粤B12345");
+  clock_.advance(10min);
+  arrive("out", "粤B12345");
+  EXPECT_EQ(actuator_.opened.size(), 2u);
+  EXPECT_TRUE(txs().empty()) << "a free stay moves no money";
+  auto session = store_->find_open_session("粤B12345");
+  EXPECT_FALSE(*session) << "the stay is closed";
+}
+
+TEST_F(SiteTest, OnlineAcceptedChargeOpensAfterTheDecisionIsCommitted) {
+  arrive("in", "粤B12345");
+  clock_.advance(2h);
+  std::string decision_at_open;
+  actuator_.on_open = [&] {
+    auto t = txs();
+    decision_at_open = t.empty() ? "" : t[0].decision;
+  };
+  arrive("out", "粤B12345");
+  ASSERT_EQ(actuator_.opened.size(), 2u);
+  EXPECT_EQ(decision_at_open, "pass_online");
+  auto t = txs();
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_EQ(t[0].amount, Money::from_fen(4 * 300));
+  EXPECT_EQ(t[0].state, ChargeState::kRecorded) << "the uplink, not the site, moves the charge on";
+  EXPECT_EQ(gate_->awaited.size(), 1u);
+  EXPECT_EQ(gate_->awaited[0], t[0].out_trade_no);
+  // The ledger holds the decision with the full plate and the amount.
+  auto entries = ledger::find_by_out_trade_no(*db_, t[0].out_trade_no);
+  ASSERT_TRUE(entries);
+  ASSERT_FALSE(entries->empty());
+  EXPECT_EQ(entries->back().event.state, "pass_online");
+  EXPECT_EQ(entries->back().event.plate, "粤B12345");
+  EXPECT_EQ(entries->back().event.amount, Money::from_fen(1200));
+}
+
+TEST_F(SiteTest, RefusedChargeFallsBackWithoutOpening) {
+  arrive("in", "粤B12345");
+  clock_.advance(2h);
+  gate_->outcome = OnlineOutcome::kRefused;
+  arrive("out", "粤B12345");
+  EXPECT_EQ(actuator_.opened.size(), 1u) << "only the entry barrier opened";
+  ASSERT_FALSE(actuator_.texts.empty());
+  EXPECT_NE(actuator_.texts.back().find("请扫码缴费"), std::string::npos);
+  EXPECT_TRUE(*store_->find_open_session("粤B12345")) << "the stay stays open until paid";
+}
+
+TEST_F(SiteTest, OfflineWithAFreshNormalBindingPassesAndQueuesTheCharge) {
+  arrive("in", "粤B12345");
+  {
+    auto txn = db_->begin();
+    ASSERT_TRUE(store_->put_binding(*txn, "粤B12345", "NORMAL", clock_.now()));
+    ASSERT_TRUE(txn->commit());
+  }
+  clock_.advance(1h);
+  gate_->up = false;
+  arrive("out", "粤B12345");
+  EXPECT_EQ(actuator_.opened.size(), 2u);
+  auto t = txs();
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_EQ(t[0].decision, "pass_offline");
+  EXPECT_TRUE(t[0].offline);
+  EXPECT_TRUE(gate_->awaited.empty()) << "no online wait while the uplink is down";
+  auto st = outbox_->stats();
+  EXPECT_EQ(st->pending, 2) << "the entry and the charge wait for the uplink";
+  EXPECT_EQ(*store_->plate_outstanding("粤B12345"), Money::from_fen(600));
+}
+
+TEST_F(SiteTest, OfflineWithoutABindingFallsBackAndRecordsNoCharge) {
+  arrive("in", "粤B12345");
+  clock_.advance(1h);
+  gate_->up = false;
+  arrive("out", "粤B12345");
+  EXPECT_EQ(actuator_.opened.size(), 1u);
+  EXPECT_TRUE(txs().empty()) << "nothing to charge later: the driver pays another way";
+  auto counts = store_->passage_counts();
+  EXPECT_EQ(counts->fallback, 1);
+}
+
+TEST_F(SiteTest, ExitWithoutEntryAsksForTheAttendantByDefault) {
+  arrive("out", "粤B99999");
+  EXPECT_TRUE(actuator_.opened.empty());
+  EXPECT_NE(actuator_.texts.back().find("请联系管理员"), std::string::npos);
+}
+
+TEST_F(SiteTest, ADatabaseThatCannotCommitSwitchesToAttendantModeAndOpensNothing) {
+  // The database refuses every write (as with a full disk or a failing device).
+  ASSERT_TRUE(db_->exec("PRAGMA query_only = ON"));
+  arrive("in", "粤B12345");
+  EXPECT_TRUE(actuator_.opened.empty());
+  EXPECT_TRUE(site_->attendant_mode());
+  ASSERT_TRUE(db_->exec("PRAGMA query_only = OFF"));
+  arrive("in", "粤B12346");
+  EXPECT_FALSE(site_->attendant_mode()) << "recovers on the first commit that succeeds";
+  EXPECT_EQ(actuator_.opened.size(), 1u);
+}
+
+TEST_F(SiteTest, ManualOpenIsRecordedWithWhoAndWhyBeforeTheCommand) {
+  bool recorded_first = false;
+  actuator_.on_open = [&] {
+    auto head = ledger::head(*db_);
+    recorded_first = head && *head && (*head)->event.kind == ledger::Kind::kManualOpen;
+  };
+  auto id = site_->manual_open("out", "alice", "paid cash at the booth");
+  ASSERT_TRUE(id) << id.error().message;
+  EXPECT_TRUE(recorded_first);
+  auto head = ledger::head(*db_);
+  EXPECT_EQ((*head)->event.actor, "operator:alice");
+  EXPECT_NE((*head)->event.detail.find("paid cash"), std::string::npos);
+  EXPECT_FALSE(site_->manual_open("out", "alice", ""));
+  EXPECT_FALSE(site_->manual_open("nope", "alice", "x"));
+}
+
+TEST_F(SiteTest, TaxiTripIsRecordedOnceThenAcknowledgedEvenWhenRetransmitted) {
+  lane::TripRecord trip;
+  trip.meter = "m1";
+  trip.lane = "taxi";
+  trip.plate = "B12345";
+  trip.fare = Money::from_fen(2350);
+  trip.trip_number = 42;
+  trip.boarding = lane::CivilTime{2026, 11, 22, 9, 30};
+  trip.alighting = lane::CivilTime{2026, 11, 22, 9, 55};
+  site_->on_event(trip);
+  site_->on_event(trip);  // the meter retransmits: the ack was lost
+  run();
+  auto t = txs();
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_EQ(t[0].amount, Money::from_fen(2350));
+  EXPECT_EQ(t[0].state, ChargeState::kCash);
+  EXPECT_EQ(actuator_.acked_trips, (std::vector<std::uint32_t>{42, 42}));
+}
+
+TEST(StoreLifecycle, OnlyTheLifecycleArrowsAreAllowed) {
+  using S = ChargeState;
+  EXPECT_TRUE(allowed_transition(S::kRecorded, S::kSubmitting));
+  EXPECT_TRUE(allowed_transition(S::kSubmitting, S::kAccepted));
+  EXPECT_TRUE(allowed_transition(S::kSubmitting, S::kUnknown));
+  EXPECT_TRUE(allowed_transition(S::kUnknown, S::kSuccess));
+  EXPECT_TRUE(allowed_transition(S::kAccepted, S::kPayFail));
+  EXPECT_TRUE(allowed_transition(S::kSuccess, S::kRefund));
+  EXPECT_TRUE(allowed_transition(S::kPayFail, S::kSuccess)) << "PAY_BACK";
+  EXPECT_FALSE(allowed_transition(S::kSuccess, S::kAccepted)) << "a late ACCEPTED never undoes SUCCESS";
+  EXPECT_FALSE(allowed_transition(S::kSuccess, S::kPayFail));
+  EXPECT_FALSE(allowed_transition(S::kRecorded, S::kSuccess)) << "nothing settles before it was sent";
+  EXPECT_FALSE(allowed_transition(S::kAccepted, S::kVoid)) << "an accepted charge cannot be voided";
+  EXPECT_FALSE(allowed_transition(S::kCash, S::kRefund));
+}
+
+}  // namespace
+}  // namespace lanegate::gateway
