@@ -397,7 +397,12 @@ TEST_F(ContractTest, NotificationsAreDeliveredSignedEncryptedAndRetried) {
   EXPECT_EQ(t.out_trade_no, "LG20261122000090");
   EXPECT_EQ(t.amount, Money::from_fen(2500));
   EXPECT_EQ(receiver.deliveries(), 3);
+  // The sandbox records the delivery once the 204 is back: wait (bounded) for it.
   auto notes = sandbox_->notifications();
+  for (int i = 0; i < 200 && notes && !notes->empty() && (*notes)[0].state != "delivered"; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    notes = sandbox_->notifications();
+  }
   ASSERT_TRUE(notes);
   ASSERT_EQ(notes->size(), 1u);
   EXPECT_EQ((*notes)[0].state, "delivered");
