@@ -69,7 +69,10 @@ int meter_decode_command(std::span<const std::string> args, std::ostream& out, s
   auto single = decode_meter_frame(*bytes);
   if (single) {
     out << meter_frame_json(*single) << "\n";
-    return 0;
+    // A well-framed trip record whose fields do not decode is still a bad record.
+    const bool bad_trip = single->cmd == kCmdTripRecord && single->device == kDeviceMeter &&
+                          !decode_trip_record(single->body);
+    return bad_trip ? 1 : 0;
   }
   MeterStreamDecoder dec;
   dec.feed(*bytes);

@@ -14,7 +14,8 @@ namespace lanegate::lane {
 
 // `lanegate meter decode HEX...`: decodes a captured JT/T 905 frame (hex digits; spaces,
 // colons and a 0x prefix are ignored; several arguments are concatenated).
-// One valid frame -> its JSON object (trip records fully decoded). Several frames or
+// One valid frame -> its JSON object (trip records fully decoded; exit 1 with
+// "trip_error" when a trip record's fields do not decode). Several frames or
 // garbage -> {"frames":[...],"faults":[{"fault":"bad_xor","bytes":1},...]}; exit 1 when
 // any fault was found or no frame at all.
 int meter_decode_command(std::span<const std::string> args, std::ostream& out, std::ostream& err);

@@ -66,6 +66,14 @@ TEST(MeterDecodeCommand, ReportsFaultsAndFramesInACapture) {
   EXPECT_NE(out.find("\"field\":\"XOR\""), std::string::npos) << out;
 }
 
+TEST(MeterDecodeCommand, WellFramedButImpossibleTripExitsOne) {
+  MeterFrame f{kDeviceMeter, 0, kCmdTripRecord, {0xAB}};
+  std::string out;
+  std::string err;
+  EXPECT_EQ(run({hex(encode_meter_frame(f))}, out, err), 1);
+  EXPECT_NE(out.find("\"trip_error\""), std::string::npos) << out;
+}
+
 TEST(MeterDecodeCommand, UsageErrors) {
   std::string out;
   std::string err;
