@@ -244,8 +244,8 @@ Result<std::string> sign_sha256_rsa_base64(const PrivateKey& key, std::string_vi
     return std::unexpected(openssl_error(Errc::kCrypto, "SHA256withRSA sign failed"));
   }
   std::string signature(length, '\0');
-  if (EVP_DigestSignFinal(ctx.get(), reinterpret_cast<unsigned char*>(signature.data()),
-                          &length) != 1) {
+  if (EVP_DigestSignFinal(ctx.get(), reinterpret_cast<unsigned char*>(signature.data()), &length) !=
+      1) {
     return std::unexpected(openssl_error(Errc::kCrypto, "SHA256withRSA sign failed"));
   }
   signature.resize(length);
@@ -266,8 +266,7 @@ Status verify_sha256_rsa_base64(const PublicKey& key, std::string_view message,
     return std::unexpected(openssl_error(Errc::kCrypto, "SHA256withRSA verify init failed"));
   }
   int rc = EVP_DigestVerify(ctx.get(), signature->data(), signature->size(),
-                            reinterpret_cast<const unsigned char*>(message.data()),
-                            message.size());
+                            reinterpret_cast<const unsigned char*>(message.data()), message.size());
   ERR_clear_error();
   if (rc != 1) {
     return fail(Errc::kCrypto, "SHA256withRSA signature does not match", "signature");
@@ -293,14 +292,15 @@ Result<std::string> aes256gcm_encrypt(std::string_view key, std::string_view non
       EVP_EncryptInit_ex(ctx.get(), nullptr, nullptr, k, n) != 1) {
     return std::unexpected(openssl_error(Errc::kCrypto, "AES-256-GCM init failed"));
   }
-  if (!aad.empty() &&
-      EVP_EncryptUpdate(ctx.get(), nullptr, &len, reinterpret_cast<const unsigned char*>(aad.data()),
-                        static_cast<int>(aad.size())) != 1) {
+  if (!aad.empty() && EVP_EncryptUpdate(ctx.get(), nullptr, &len,
+                                        reinterpret_cast<const unsigned char*>(aad.data()),
+                                        static_cast<int>(aad.size())) != 1) {
     return std::unexpected(openssl_error(Errc::kCrypto, "AES-256-GCM aad failed"));
   }
   std::string out(plaintext.size() + kAesGcmTagBytes, '\0');
   auto* o = reinterpret_cast<unsigned char*>(out.data());
-  if (EVP_EncryptUpdate(ctx.get(), o, &len, reinterpret_cast<const unsigned char*>(plaintext.data()),
+  if (EVP_EncryptUpdate(ctx.get(), o, &len,
+                        reinterpret_cast<const unsigned char*>(plaintext.data()),
                         static_cast<int>(plaintext.size())) != 1) {
     return std::unexpected(openssl_error(Errc::kCrypto, "AES-256-GCM encrypt failed"));
   }
@@ -339,9 +339,9 @@ Result<std::string> aes256gcm_decrypt(std::string_view key, std::string_view non
       EVP_DecryptInit_ex(ctx.get(), nullptr, nullptr, k, n) != 1) {
     return std::unexpected(openssl_error(Errc::kCrypto, "AES-256-GCM init failed"));
   }
-  if (!aad.empty() &&
-      EVP_DecryptUpdate(ctx.get(), nullptr, &len, reinterpret_cast<const unsigned char*>(aad.data()),
-                        static_cast<int>(aad.size())) != 1) {
+  if (!aad.empty() && EVP_DecryptUpdate(ctx.get(), nullptr, &len,
+                                        reinterpret_cast<const unsigned char*>(aad.data()),
+                                        static_cast<int>(aad.size())) != 1) {
     return std::unexpected(openssl_error(Errc::kCrypto, "AES-256-GCM aad failed"));
   }
   std::string out(body.size() + kAesGcmTagBytes, '\0');

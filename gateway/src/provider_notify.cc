@@ -52,7 +52,7 @@ NotificationHandler::NotificationHandler(Database& db, std::shared_ptr<const Pla
     : db_(&db), keys_(std::move(keys)), apiv3_key_(std::move(apiv3_key)), clock_(&clock) {}
 
 NotificationReply NotificationHandler::fail_reply(int status, std::string message) {
-  notifications_counter(status == 401 ? "refused_signature"
+  notifications_counter(status == 401   ? "refused_signature"
                         : status >= 500 ? "failed"
                                         : "refused_malformed")
       .inc();
@@ -64,9 +64,9 @@ NotificationReply NotificationHandler::handle(const NotificationRequest& r,
                                               const ApplyNotification& apply) {
   // 1. Signature.
   ResponseVerifier verifier(keys_, *clock_);
-  if (auto ok = verifier.verify(SignedMessage{r.timestamp, r.nonce, r.signature, r.serial,
-                                              r.signature_type, r.body},
-                                "notification");
+  if (auto ok = verifier.verify(
+          SignedMessage{r.timestamp, r.nonce, r.signature, r.serial, r.signature_type, r.body},
+          "notification");
       !ok) {
     return fail_reply(401, ok.error().to_string());
   }
@@ -117,16 +117,17 @@ NotificationReply NotificationHandler::handle(const NotificationRequest& r,
     t.transaction.raw_json = *plain;
     t.transaction.out_trade_no = get_string(ro, "out_trade_no").value_or("");
     t.transaction.transaction_id = get_string(ro, "transaction_id").value_or("");
-    t.transaction.product =
-        get_string(ro, "trade_scene").value_or("PARKING") == "HIGHWAY" ? Product::kHighway
-                                                                      : Product::kParking;
+    t.transaction.product = get_string(ro, "trade_scene").value_or("PARKING") == "HIGHWAY"
+                                ? Product::kHighway
+                                : Product::kParking;
     auto state = parse_trade_state(get_string(ro, "trade_state").value_or(""));
     const json::value* amount = ro.if_contains("amount");
     const json::value* total = amount != nullptr && amount->is_object()
                                    ? amount->as_object().if_contains("total")
                                    : nullptr;
     if (t.transaction.out_trade_no.empty() || !state || total == nullptr || !total->is_int64()) {
-      return fail_reply(400, "transaction resource lacks out_trade_no, trade_state or amount.total");
+      return fail_reply(400,
+                        "transaction resource lacks out_trade_no, trade_state or amount.total");
     }
     t.transaction.state = *state;
     t.transaction.amount = Money::from_fen(total->as_int64());

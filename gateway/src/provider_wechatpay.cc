@@ -84,8 +84,8 @@ Result<std::string> authorization_header(const pki::PrivateKey& key, std::string
                                          std::string_view serial_no, std::string_view method,
                                          std::string_view target, std::string_view timestamp,
                                          std::string_view nonce, std::string_view body) {
-  auto signature =
-      pki::sign_sha256_rsa_base64(key, request_sign_message(method, target, timestamp, nonce, body));
+  auto signature = pki::sign_sha256_rsa_base64(
+      key, request_sign_message(method, target, timestamp, nonce, body));
   if (!signature) {
     return std::unexpected(signature.error());
   }
@@ -164,8 +164,8 @@ std::string_view verify_check_name(VerifyCheck check) {
 }
 
 std::string VerifyFailure::to_string() const {
-  return "signature check failed: " + std::string(verify_check_name(check)) + " (key_id=" +
-         key_id + ", skew_s=" + std::to_string(skew_s) + ")";
+  return "signature check failed: " + std::string(verify_check_name(check)) + " (key_id=" + key_id +
+         ", skew_s=" + std::to_string(skew_s) + ")";
 }
 
 std::expected<void, VerifyFailure> ResponseVerifier::verify(const SignedMessage& m,
@@ -279,16 +279,16 @@ struct WechatPayClient::Impl {
 
   // One signed HTTPS exchange. `verify` = check the platform signature of 2xx replies.
   ProviderResult<Reply> exchange(std::string_view call, CallKind kind, const std::string& method,
-                                 const std::string& target, const std::string& body,
-                                 int timeout_ms, bool verify = true) {
+                                 const std::string& target, const std::string& body, int timeout_ms,
+                                 bool verify = true) {
     if (verify && call != "certificates") {
       maybe_periodic_refresh();
     }
     std::string timestamp = std::to_string(clock->unix_seconds());
     auto nonce = crypto::random_token(32);
     if (!nonce) {
-      return std::unexpected(failure(Outcome::kRetryLater, nonce.error().code,
-                                     nonce.error().message));
+      return std::unexpected(
+          failure(Outcome::kRetryLater, nonce.error().code, nonce.error().message));
     }
     auto auth = authorization_header(merchant_key, config.mchid, config.merchant_serial_no, method,
                                      target, timestamp, *nonce, body);
@@ -331,41 +331,36 @@ struct WechatPayClient::Impl {
     }
     if (!ok) {
       // Connect refused / handshake failed: the request never reached the provider.
-      bool not_sent = err == httplib::Error::Connection ||
-                      err == httplib::Error::ConnectionTimeout ||
-                      err == httplib::Error::SSLConnection ||
-                      err == httplib::Error::SSLServerVerification ||
-                      err == httplib::Error::SSLLoadingCerts;
-      Outcome outcome = kind == CallKind::kCharge && !not_sent ? Outcome::kQueryFirst
-                                                               : Outcome::kRetryLater;
-      log::warn("provider call failed in transport",
-                {{"CALL", call}, {"ERROR", httplib::to_string(err)},
-                 {"OUTCOME", outcome_name(outcome)}});
-      return std::unexpected(failure(outcome,
-                                     not_sent ? Errc::kUnavailable : Errc::kTimeout,
+      bool not_sent =
+          err == httplib::Error::Connection || err == httplib::Error::ConnectionTimeout ||
+          err == httplib::Error::SSLConnection || err == httplib::Error::SSLServerVerification ||
+          err == httplib::Error::SSLLoadingCerts;
+      Outcome outcome =
+          kind == CallKind::kCharge && !not_sent ? Outcome::kQueryFirst : Outcome::kRetryLater;
+      log::warn(
+          "provider call failed in transport",
+          {{"CALL", call}, {"ERROR", httplib::to_string(err)}, {"OUTCOME", outcome_name(outcome)}});
+      return std::unexpected(failure(outcome, not_sent ? Errc::kUnavailable : Errc::kTimeout,
                                      "transport: " + httplib::to_string(err)));
     }
     give_back(std::move(client));
     Reply reply;
     reply.status = res.status;
     reply.body = std::move(res.body);
-    reply.signed_parts = SignedMessage{res.get_header_value("Wechatpay-Timestamp"),
-                                       res.get_header_value("Wechatpay-Nonce"),
-                                       res.get_header_value("Wechatpay-Signature"),
-                                       res.get_header_value("Wechatpay-Serial"),
-                                       res.get_header_value("Wechatpay-Signature-Type"),
-                                       reply.body};
+    reply.signed_parts = SignedMessage{
+        res.get_header_value("Wechatpay-Timestamp"),      res.get_header_value("Wechatpay-Nonce"),
+        res.get_header_value("Wechatpay-Signature"),      res.get_header_value("Wechatpay-Serial"),
+        res.get_header_value("Wechatpay-Signature-Type"), reply.body};
     if (res.status < 200 || res.status >= 300) {
-      return std::unexpected(provider_error(call, kind, reply, method, target, timestamp, *nonce,
-                                            body));
+      return std::unexpected(
+          provider_error(call, kind, reply, method, target, timestamp, *nonce, body));
     }
     if (verify) {
       if (auto v = verify_reply(reply.signed_parts, call); !v) {
         // Invariant 3: an unverifiable 2xx to a charge is ambiguous, never a refusal.
         Outcome outcome = kind == CallKind::kCharge ? Outcome::kQueryFirst : Outcome::kRetryLater;
-        return std::unexpected(
-            failure(outcome, Errc::kCrypto, v.error().to_string(), "Wechatpay-Signature",
-                    res.status));
+        return std::unexpected(failure(outcome, Errc::kCrypto, v.error().to_string(),
+                                       "Wechatpay-Signature", res.status));
       }
     }
     return reply;
@@ -422,13 +417,14 @@ struct WechatPayClient::Impl {
       }
     }
     Outcome outcome = classify_reply(kind, reply.status, code);
-    log::warn("provider replied with an error",
-              {{"CALL", call}, {"HTTP_STATUS", reply.status}, {"CODE", code},
-               {"OUTCOME", outcome_name(outcome)}});
+    log::warn("provider replied with an error", {{"CALL", call},
+                                                 {"HTTP_STATUS", reply.status},
+                                                 {"CODE", code},
+                                                 {"OUTCOME", outcome_name(outcome)}});
     Errc errc = reply.status == 401 || reply.status == 403 ? Errc::kPermission
-                : reply.status == 404                       ? Errc::kNotFound
-                : reply.status >= 500                       ? Errc::kUnavailable
-                                                            : Errc::kRejected;
+                : reply.status == 404                      ? Errc::kNotFound
+                : reply.status >= 500                      ? Errc::kUnavailable
+                                                           : Errc::kRejected;
     return failure(outcome, errc, code + ": " + message, field, reply.status, code);
   }
 
@@ -500,7 +496,8 @@ struct WechatPayClient::Impl {
       }
       auto cert = pki::certificate_from_pem(*pem);
       if (!cert || cert->serial_hex != *serial) {
-        log::warn("platform certificate serial does not match its serial_no", {{"SERIAL", *serial}});
+        log::warn("platform certificate serial does not match its serial_no",
+                  {{"SERIAL", *serial}});
         continue;
       }
       if (cert->not_after < clock->now()) {
@@ -781,9 +778,10 @@ ProviderResult<ProviderTransaction> WechatPayClient::charge(const ChargeRequest&
 
 ProviderResult<ProviderTransaction> WechatPayClient::query_transaction(
     Product product, std::string_view out_trade_no) {
-  std::string target = (product == Product::kParking ? "/v3/vehicle/transactions/out-trade-no/"
-                                                     : "/v3/vehicle/etc/transactions/out-trade-no/") +
-                       percent_encode(out_trade_no);
+  std::string target =
+      (product == Product::kParking ? "/v3/vehicle/transactions/out-trade-no/"
+                                    : "/v3/vehicle/etc/transactions/out-trade-no/") +
+      percent_encode(out_trade_no);
   auto reply = impl_->exchange("query", CallKind::kRead, "GET", target, "",
                                impl_->config.request_timeout_ms);
   call_outcomes("query", reply ? Outcome::kOk : reply.error().outcome).inc();
@@ -794,8 +792,8 @@ ProviderResult<ProviderTransaction> WechatPayClient::query_transaction(
 }
 
 ProviderResult<TradeBill> WechatPayClient::download_trade_bill(std::string_view bill_date) {
-  std::string target = "/v3/bill/tradebill?bill_date=" + percent_encode(bill_date) +
-                       "&bill_type=ALL";
+  std::string target =
+      "/v3/bill/tradebill?bill_date=" + percent_encode(bill_date) + "&bill_type=ALL";
   auto reply = impl_->exchange("tradebill", CallKind::kRead, "GET", target, "",
                                impl_->config.request_timeout_ms);
   if (!reply) {

@@ -34,8 +34,8 @@ namespace {
 constexpr UtcOffset kChina{480};
 constexpr std::int64_t kMaxSkewSeconds = 300;
 // 15s, 15s, 30s, 3m, 10m, 20m, 30m, 30m, 30m, 60m, 3h, 3h, 3h, 6h, 6h.
-constexpr std::int64_t kRetryScheduleSeconds[] = {15,   15,   30,    180,   600,   1200,  1800, 1800,
-                                                  1800, 3600, 10800, 10800, 10800, 21600, 21600};
+constexpr std::int64_t kRetryScheduleSeconds[] = {
+    15, 15, 30, 180, 600, 1200, 1800, 1800, 1800, 3600, 10800, 10800, 10800, 21600, 21600};
 
 constexpr std::string_view kSchema[] = {
     R"sql(
@@ -320,7 +320,8 @@ struct ProviderSandbox::Impl {
         if (!st) {
           return std::unexpected(st.error());
         }
-        if (auto r = st->bind_all(*mchid, *appid, cert->serial_hex, cert->pem, *key, products).run();
+        if (auto r =
+                st->bind_all(*mchid, *appid, cert->serial_hex, cert->pem, *key, products).run();
             !r) {
           return r;
         }
@@ -360,9 +361,9 @@ struct ProviderSandbox::Impl {
         if (!st) {
           return std::unexpected(st.error());
         }
-        if (auto r = st->bind_all(*number, *color, *openid, state,
-                                  get_string(o, "service_open_time")
-                                      .value_or("2026-01-01T08:00:00+08:00"))
+        if (auto r = st->bind_all(
+                           *number, *color, *openid, state,
+                           get_string(o, "service_open_time").value_or("2026-01-01T08:00:00+08:00"))
                          .run();
             !r) {
           return r;
@@ -606,8 +607,7 @@ struct ProviderSandbox::Impl {
     boost::system::error_code ec;
     json::value v = json::parse(req.body, ec);
     if (ec || !v.is_object()) {
-      error = error_reply(400, "INVALID_REQUEST", "body is not a JSON object", "body",
-                          "not JSON");
+      error = error_reply(400, "INVALID_REQUEST", "body is not a JSON object", "body", "not JSON");
       return std::nullopt;
     }
     return std::move(v.as_object());
@@ -814,7 +814,8 @@ struct ProviderSandbox::Impl {
     std::lock_guard lock(db_mu);
     // Invariant 2: the same out_trade_no returns the same transaction.
     {
-      auto st = db().prepare("SELECT amount, product FROM transactions WHERE mchid=? AND out_trade_no=?");
+      auto st =
+          db().prepare("SELECT amount, product FROM transactions WHERE mchid=? AND out_trade_no=?");
       if (!st) {
         return error_reply(500, "SYSTEM_ERROR", st.error().to_string());
       }
@@ -841,7 +842,8 @@ struct ProviderSandbox::Impl {
       if (!contract_id) {
         return param_error("contract_id", "required");
       }
-      auto st = db().prepare("SELECT openid, state, plate_number FROM etc_contracts WHERE contract_id=?");
+      auto st =
+          db().prepare("SELECT openid, state, plate_number FROM etc_contracts WHERE contract_id=?");
       if (!st) {
         return error_reply(500, "SYSTEM_ERROR", st.error().to_string());
       }
@@ -887,8 +889,8 @@ struct ProviderSandbox::Impl {
       device_id = get_string(info, "device_id").value_or("");
     }
     std::string transaction_id = "4200" + digits(24);
-    std::int64_t due = real_now_ms() +
-                       static_cast<std::int64_t>(options.deduction_delay_ms * time_factor.load());
+    std::int64_t due =
+        real_now_ms() + static_cast<std::int64_t>(options.deduction_delay_ms * time_factor.load());
     auto ins = db().prepare(
         "INSERT INTO transactions(mchid, appid, out_trade_no, transaction_id, product, "
         "description, amount, trade_state, openid, notify_url, create_time, due_ms, info_json, "
@@ -916,7 +918,7 @@ struct ProviderSandbox::Impl {
   Reply load_transaction_locked(const std::string& mchid, const std::string& out_trade_no,
                                 std::string_view product, bool allow_lost) {
     auto st = db().prepare("SELECT " + std::string(kTransactionColumns) +
-                         " FROM transactions WHERE mchid=? AND out_trade_no=? AND product=?");
+                           " FROM transactions WHERE mchid=? AND out_trade_no=? AND product=?");
     if (!st) {
       return error_reply(500, "SYSTEM_ERROR", st.error().to_string());
     }
@@ -945,8 +947,9 @@ struct ProviderSandbox::Impl {
   Reply query_etc_by_id(const httplib::Request& req, const Merchant& m) {
     std::string id = req.matches[1];
     std::lock_guard lock(db_mu);
-    auto st = db().prepare("SELECT out_trade_no FROM transactions WHERE mchid=? AND transaction_id=? "
-                         "AND product='HIGHWAY'");
+    auto st = db().prepare(
+        "SELECT out_trade_no FROM transactions WHERE mchid=? AND transaction_id=? "
+        "AND product='HIGHWAY'");
     if (!st) {
       return error_reply(500, "SYSTEM_ERROR", st.error().to_string());
     }
@@ -1047,8 +1050,8 @@ struct ProviderSandbox::Impl {
     json::object o;
     o["hash_type"] = "SHA1";
     o["hash_value"] = pki::sha1_hex(csv);
-    o["download_url"] = "https://127.0.0.1:" + std::to_string(api_port) +
-                        "/v3/billdownload/file?token=" + token;
+    o["download_url"] =
+        "https://127.0.0.1:" + std::to_string(api_port) + "/v3/billdownload/file?token=" + token;
     return Reply{200, json::serialize(o), false};
   }
 
@@ -1084,9 +1087,8 @@ struct ProviderSandbox::Impl {
     // connections to time out, and they must not outlive an "uplink down".
     s.set_keep_alive_timeout(2);
     s.Get("/v3/vehicle/parking/services/find",
-          api_route([this](const httplib::Request& r, const Merchant& m) {
-            return find_service(r, m);
-          }));
+          api_route(
+              [this](const httplib::Request& r, const Merchant& m) { return find_service(r, m); }));
     s.Post("/v3/vehicle/parking/parkings",
            api_route([this](const httplib::Request& r, const Merchant& m) {
              return create_parking(r, m);
@@ -1240,8 +1242,9 @@ struct ProviderSandbox::Impl {
                                get_string(o, "plate_color").value_or(""),
                                get_string(o, "service_state").value_or(""));
       res.status = r ? 200 : 400;
-      res.set_content(r ? R"({"ok":true})" : json::serialize(json::object{{"error", r.error().to_string()}}),
-                      "application/json");
+      res.set_content(
+          r ? R"({"ok":true})" : json::serialize(json::object{{"error", r.error().to_string()}}),
+          "application/json");
     });
     admin.Get("/admin/transactions", [this](const httplib::Request&, httplib::Response& res) {
       auto list = list_transactions();
@@ -1295,7 +1298,8 @@ struct ProviderSandbox::Impl {
       return fail(Errc::kInvalidArgument, "NORMAL, PAUSE or OUT_SERVICE", "service_state");
     }
     std::lock_guard lock(db_mu);
-    auto st = db().prepare("UPDATE plates SET service_state=? WHERE plate_number=? AND plate_color=?");
+    auto st =
+        db().prepare("UPDATE plates SET service_state=? WHERE plate_number=? AND plate_color=?");
     if (!st) {
       return std::unexpected(st.error());
     }
@@ -1325,9 +1329,9 @@ struct ProviderSandbox::Impl {
       if (!*row) {
         break;
       }
-      out.push_back({st->column_text(0), st->column_text(1), st->column_text(2),
-                     st->column_text(3), st->column_text(4), st->column_int64(5),
-                     st->column_text(6), static_cast<int>(st->column_int64(7))});
+      out.push_back({st->column_text(0), st->column_text(1), st->column_text(2), st->column_text(3),
+                     st->column_text(4), st->column_int64(5), st->column_text(6),
+                     static_cast<int>(st->column_int64(7))});
     }
     return out;
   }
@@ -1366,8 +1370,8 @@ struct ProviderSandbox::Impl {
       return;
     }
     auto st = db().prepare("SELECT " + std::string(kTransactionColumns) +
-                         ", seq FROM transactions WHERE trade_state='ACCEPTED' AND due_ms <= ? "
-                         "ORDER BY seq LIMIT 200");
+                           ", seq FROM transactions WHERE trade_state='ACCEPTED' AND due_ms <= ? "
+                           "ORDER BY seq LIMIT 200");
     if (!st) {
       return;
     }
@@ -1382,8 +1386,8 @@ struct ProviderSandbox::Impl {
       if (!row || !*row) {
         break;
       }
-      due.push_back({st->column_int64(15), st->column_text(0), st->column_text(9),
-                     st->column_text(10)});
+      due.push_back(
+          {st->column_int64(15), st->column_text(0), st->column_text(9), st->column_text(10)});
     }
     for (const auto& d : due) {
       bool overdue = false;
@@ -1414,7 +1418,7 @@ struct ProviderSandbox::Impl {
         continue;
       }
       auto row = db().prepare("SELECT " + std::string(kTransactionColumns) +
-                            " FROM transactions WHERE seq=?");
+                              " FROM transactions WHERE seq=?");
       if (!row) {
         return;
       }
@@ -1515,12 +1519,12 @@ struct ProviderSandbox::Impl {
       } else if (attempts > static_cast<int>(std::size(kRetryScheduleSeconds))) {
         state = "abandoned";
       } else {
-        next = real_now_ms() + static_cast<std::int64_t>(
-                                   kRetryScheduleSeconds[attempts - 1] * 1000 * time_factor.load());
+        next = real_now_ms() + static_cast<std::int64_t>(kRetryScheduleSeconds[attempts - 1] *
+                                                         1000 * time_factor.load());
       }
       std::lock_guard lock(db_mu);
-      if (auto up = db().prepare(
-              "UPDATE notifications SET attempts=?, state=?, next_ms=?, last_status=? WHERE seq=?")) {
+      if (auto up = db().prepare("UPDATE notifications SET attempts=?, state=?, next_ms=?, "
+                                 "last_status=? WHERE seq=?")) {
         (void)up->bind_all(attempts, state, next, status, p.seq).run();
       }
     }
@@ -1610,11 +1614,10 @@ Result<std::unique_ptr<ProviderSandbox>> ProviderSandbox::start(
     }
   }
   impl->install_admin();
-  int admin_port = options.admin_port == 0
-                       ? impl->admin.bind_to_any_port("127.0.0.1")
-                       : (impl->admin.bind_to_port("127.0.0.1", options.admin_port)
-                              ? options.admin_port
-                              : -1);
+  int admin_port =
+      options.admin_port == 0
+          ? impl->admin.bind_to_any_port("127.0.0.1")
+          : (impl->admin.bind_to_port("127.0.0.1", options.admin_port) ? options.admin_port : -1);
   if (admin_port <= 0) {
     std::lock_guard lock(impl->server_mu);
     impl->stop_api();
@@ -1726,8 +1729,8 @@ int run_provider_sandbox(std::span<const std::string> args) {
     std::cerr << "lanegate-sim provider: " << sandbox.error().to_string() << "\n";
     return 1;
   }
-  std::cout << "ready " << (*sandbox)->base_url() << " admin http://127.0.0.1:"
-            << (*sandbox)->admin_port() << std::endl;
+  std::cout << "ready " << (*sandbox)->base_url()
+            << " admin http://127.0.0.1:" << (*sandbox)->admin_port() << std::endl;
   int sig = 0;
   sigwait(&signals, &sig);
   (*sandbox)->stop();

@@ -164,8 +164,9 @@ void BM_SignAndVerify(benchmark::State& state) {
   auto reply_sig = pki::sign_sha256_rsa_base64(*platform_priv, ts + "\nN\n" + body + "\n");
   gateway::SignedMessage reply{ts, "N", *reply_sig, "P", "WECHATPAY2-SHA256-RSA2048", body};
   for (auto _ : state) {
-    auto auth = gateway::authorization_header(*merchant, "1900000001", "SERIAL", "POST",
-                                              "/v3/vehicle/transactions/parking", ts, "NONCE", body);
+    auto auth =
+        gateway::authorization_header(*merchant, "1900000001", "SERIAL", "POST",
+                                      "/v3/vehicle/transactions/parking", ts, "NONCE", body);
     benchmark::DoNotOptimize(auth);
     auto ok = verifier.verify(reply, "bench");
     benchmark::DoNotOptimize(ok);

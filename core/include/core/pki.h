@@ -73,7 +73,7 @@ struct Certificate {
 
 // SHA256withRSA (RSASSA-PKCS1-v1_5) over `message`; returns the Base64 of the signature.
 [[nodiscard]] Result<std::string> sign_sha256_rsa_base64(const PrivateKey& key,
-                                                        std::string_view message);
+                                                         std::string_view message);
 // Ok only when `signature_base64` is valid Base64 and a valid signature of `message`.
 // Errc::kCrypto when the signature does not match, kParse when it is not Base64.
 [[nodiscard]] Status verify_sha256_rsa_base64(const PublicKey& key, std::string_view message,

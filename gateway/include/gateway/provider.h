@@ -137,8 +137,8 @@ struct ChargeRequest {
   std::string description;   // <= 128 characters
   Money amount = Money::zero();
   std::optional<std::string> attach;
-  std::string notify_url;  // empty: the configured notify_url
-  ParkingInfo parking;     // REQUIRES: product == kParking
+  std::string notify_url;   // empty: the configured notify_url
+  ParkingInfo parking;      // REQUIRES: product == kParking
   std::string contract_id;  // REQUIRES: product == kHighway
   HighwayInfo highway;      // REQUIRES: product == kHighway
 };
@@ -160,8 +160,8 @@ struct ProviderTransaction {
 };
 
 enum class ChargeAttempt {
-  kFirst,            // nothing ambiguous happened for this out_trade_no yet
-  kAfterAmbiguity,   // an earlier attempt ended in query_first: query before any resend
+  kFirst,           // nothing ambiguous happened for this out_trade_no yet
+  kAfterAmbiguity,  // an earlier attempt ended in query_first: query before any resend
 };
 
 struct TradeBill {

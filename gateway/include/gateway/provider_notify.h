@@ -59,7 +59,7 @@ struct EntranceStateEvent {
   std::string out_parking_no;
   std::string plate_number;
   std::string plate_color;
-  std::string parking_state;  // NORMAL | BLOCKED
+  std::string parking_state;                             // NORMAL | BLOCKED
   std::optional<std::string> blocked_state_description;  // PAUSE | OVERDUE | REMOVE
   std::string state_update_time;
 };
@@ -88,8 +88,7 @@ class NotificationHandler {
   NotificationHandler(Database& db, std::shared_ptr<const PlatformKeySet> keys,
                       std::string apiv3_key, const Clock& clock);
 
-  NotificationReply handle(const NotificationRequest& request,
-                           const ApplyNotification& apply = {});
+  NotificationReply handle(const NotificationRequest& request, const ApplyNotification& apply = {});
 
  private:
   NotificationReply fail_reply(int status, std::string message);

@@ -31,14 +31,10 @@ std::string request_sign_message(std::string_view method, std::string_view targe
                                  std::string_view timestamp, std::string_view nonce,
                                  std::string_view body);
 // `WECHATPAY2-SHA256-RSA2048 mchid="…",nonce_str="…",timestamp="…",serial_no="…",signature="…"`.
-[[nodiscard]] Result<std::string> authorization_header(const pki::PrivateKey& key,
-                                                       std::string_view mchid,
-                                                       std::string_view serial_no,
-                                                       std::string_view method,
-                                                       std::string_view target,
-                                                       std::string_view timestamp,
-                                                       std::string_view nonce,
-                                                       std::string_view body);
+[[nodiscard]] Result<std::string> authorization_header(
+    const pki::PrivateKey& key, std::string_view mchid, std::string_view serial_no,
+    std::string_view method, std::string_view target, std::string_view timestamp,
+    std::string_view nonce, std::string_view body);
 // Percent-encodes a query value as it goes on the request line (UTF-8 bytes as %XX,
 // upper-case hex; only [A-Za-z0-9-_.~] stay literal).
 std::string percent_encode(std::string_view value);
@@ -71,13 +67,13 @@ struct SignedMessage {
 
 // Which check refused a message.
 enum class VerifyCheck {
-  kMissingHeader,   // a signature header is absent
-  kSignatureType,   // not WECHATPAY2-SHA256-RSA2048
-  kSignTestProbe,   // WECHATPAY/SIGNTEST/ probe traffic: must fail
-  kBadTimestamp,    // not an integer
-  kSkew,            // |now - timestamp| > 300 s
-  kUnknownKey,      // no key with that id in the set
-  kBadSignature,    // signature does not match
+  kMissingHeader,  // a signature header is absent
+  kSignatureType,  // not WECHATPAY2-SHA256-RSA2048
+  kSignTestProbe,  // WECHATPAY/SIGNTEST/ probe traffic: must fail
+  kBadTimestamp,   // not an integer
+  kSkew,           // |now - timestamp| > 300 s
+  kUnknownKey,     // no key with that id in the set
+  kBadSignature,   // signature does not match
 };
 std::string_view verify_check_name(VerifyCheck check);
 

@@ -107,8 +107,8 @@ TEST_F(ContractTest, ParamErrorsPark) {
   EXPECT_EQ(bad_no.error().http_status, 400);
   EXPECT_EQ(bad_no.error().provider_code, "PARAM_ERROR");
   EXPECT_EQ(bad_no.error().outcome, Outcome::kPark);
-  auto unknown_entry = c->charge(parking_charge("LG20261122000004", "PK-nope", 100),
-                                 ChargeAttempt::kFirst);
+  auto unknown_entry =
+      c->charge(parking_charge("LG20261122000004", "PK-nope", 100), ChargeAttempt::kFirst);
   ASSERT_FALSE(unknown_entry);
   EXPECT_EQ(unknown_entry.error().provider_code, "PARAM_ERROR");
   EXPECT_EQ(unknown_entry.error().error.field, "parking_info.parking_id");
@@ -136,8 +136,9 @@ TEST_F(ContractTest, HighwayChargeAndItsOwnQueries) {
   r.description = "高速通行费";
   r.amount = Money::from_fen(4550);
   r.contract_id = "ETC2026000000000001";
-  r.highway = {kPlate, "BLUE", clock_.now() - std::chrono::hours(1), clock_.now(), "ETC",
-               "G4 Guangzhou North", "G4 Shenzhen"};
+  r.highway = {kPlate,       "BLUE", clock_.now() - std::chrono::hours(1),
+               clock_.now(), "ETC",  "G4 Guangzhou North",
+               "G4 Shenzhen"};
   auto t = c->charge(r, ChargeAttempt::kFirst);
   ASSERT_TRUE(t) << t.error().error.to_string();
   EXPECT_EQ(t->state, TradeState::kAccepted);
@@ -192,7 +193,8 @@ TEST_F(ContractTest, InjectedServerErrorsClassifyPerCall) {
   ASSERT_TRUE(e);
   for (auto [share, status, code] :
        {std::tuple{&lanegate::sim::ProviderFaults::error_5xx_share, 500, "SYSTEM_ERROR"},
-        std::tuple{&lanegate::sim::ProviderFaults::unavailable_share, 503, "SERVICE_UNAVAILABLE"}}) {
+        std::tuple{&lanegate::sim::ProviderFaults::unavailable_share, 503,
+                   "SERVICE_UNAVAILABLE"}}) {
     lanegate::sim::ProviderFaults f;
     f.*share = 1.0;
     sandbox_->set_faults(f);
@@ -205,8 +207,8 @@ TEST_F(ContractTest, InjectedServerErrorsClassifyPerCall) {
     ASSERT_FALSE(query);
     EXPECT_EQ(query.error().outcome, Outcome::kRetryLater);
     // Still ambiguous after a failed query: the caller must keep querying.
-    auto after = c->charge(parking_charge("LG20261122000050", e->id, 300),
-                           ChargeAttempt::kAfterAmbiguity);
+    auto after =
+        c->charge(parking_charge("LG20261122000050", e->id, 300), ChargeAttempt::kAfterAmbiguity);
     ASSERT_FALSE(after);
     EXPECT_EQ(after.error().outcome, Outcome::kQueryFirst);
   }
@@ -219,8 +221,8 @@ TEST_F(ContractTest, InjectedServerErrorsClassifyPerCall) {
   EXPECT_EQ(r.error().outcome, Outcome::kRetryLater);
   sandbox_->set_faults({});
   // After the faults clear, the ambiguous charge resolves by query -> 404 -> resend.
-  auto resolved = c->charge(parking_charge("LG20261122000050", e->id, 300),
-                            ChargeAttempt::kAfterAmbiguity);
+  auto resolved =
+      c->charge(parking_charge("LG20261122000050", e->id, 300), ChargeAttempt::kAfterAmbiguity);
   ASSERT_TRUE(resolved) << resolved.error().error.to_string();
   EXPECT_EQ(sandbox_->transactions()->size(), 1u);
 }
@@ -254,8 +256,8 @@ TEST_F(ContractTest, ReplyLatencyBeyondTheDeadlineIsAmbiguousAndResolvesByQuery)
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().outcome, Outcome::kQueryFirst);
   sandbox_->set_faults({});
-  auto resolved = c->charge(parking_charge("LG20261122000070", e->id, 300),
-                            ChargeAttempt::kAfterAmbiguity);
+  auto resolved =
+      c->charge(parking_charge("LG20261122000070", e->id, 300), ChargeAttempt::kAfterAmbiguity);
   ASSERT_TRUE(resolved) << resolved.error().error.to_string();
   auto list = sandbox_->transactions();
   ASSERT_EQ(list->size(), 1u);
@@ -311,12 +313,14 @@ TEST_F(ContractTest, TradeBillDownloadsWithMatchingHashAndTheAgreedLayout) {
   auto bill = c->download_trade_bill(lanegate::format_local_date(clock_.now(), {480}));
   ASSERT_TRUE(bill) << bill.error().error.to_string();
   const std::string& csv = bill->csv;
-  EXPECT_TRUE(csv.starts_with("交易时间,公众账号ID,商户号,设备号,微信订单号,商户订单号,用户标识,"
-                              "交易类型,交易状态,付款银行,货币种类,应结订单总金额(元),退款金额(元)\r\n"))
+  EXPECT_TRUE(
+      csv.starts_with("交易时间,公众账号ID,商户号,设备号,微信订单号,商户订单号,用户标识,"
+                      "交易类型,交易状态,付款银行,货币种类,应结订单总金额(元),退款金额(元)\r\n"))
       << csv;
   EXPECT_NE(csv.find("`LG20261122000080,"), std::string::npos);
   EXPECT_NE(csv.find("`12.34,`0.00\r\n"), std::string::npos);
-  EXPECT_NE(csv.find("总交易单数,应结订单总金额,退款总金额\r\n`2,`13.00,`0.00\r\n"), std::string::npos)
+  EXPECT_NE(csv.find("总交易单数,应结订单总金额,退款总金额\r\n`2,`13.00,`0.00\r\n"),
+            std::string::npos)
       << csv;
 }
 
@@ -334,11 +338,10 @@ class Receiver {
         res.set_content(R"({"code":"FAIL","message":"not yet"})", "application/json");
         return;
       }
-      auto reply = handler.handle({req.get_header_value("Wechatpay-Timestamp"),
-                                   req.get_header_value("Wechatpay-Nonce"),
-                                   req.get_header_value("Wechatpay-Signature"),
-                                   req.get_header_value("Wechatpay-Serial"),
-                                   req.get_header_value("Wechatpay-Signature-Type"), req.body});
+      auto reply = handler.handle(
+          {req.get_header_value("Wechatpay-Timestamp"), req.get_header_value("Wechatpay-Nonce"),
+           req.get_header_value("Wechatpay-Signature"), req.get_header_value("Wechatpay-Serial"),
+           req.get_header_value("Wechatpay-Signature-Type"), req.body});
       res.status = reply.status;
       if (!reply.body.empty()) {
         res.set_content(reply.body, "application/json");

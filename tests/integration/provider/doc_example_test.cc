@@ -20,9 +20,9 @@ TEST_F(DocCurlExample, WalkthroughSignsCallsAndVerifies) {
   ASSERT_NE(end, std::string::npos);
   begin += std::string("<!-- curl-example:begin -->\n```bash\n").size();
   write_file(dir_.path() / "example.sh", "set -euo pipefail\n" + doc.substr(begin, end - begin));
-  std::string out = run("cd " + shell_quote(dir_.path().string()) + " && PKI=" +
-                            shell_quote(demo_pki().string()) + " BASE=" + sandbox_->base_url() +
-                            " bash example.sh 2>&1",
+  std::string out = run("cd " + shell_quote(dir_.path().string()) +
+                            " && PKI=" + shell_quote(demo_pki().string()) +
+                            " BASE=" + sandbox_->base_url() + " bash example.sh 2>&1",
                         &rc);
   EXPECT_EQ(rc, 0) << out;
   // Four replies verified with the platform key by the openssl CLI.

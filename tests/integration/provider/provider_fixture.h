@@ -48,8 +48,9 @@ class ProviderFixture : public ::testing::Test {
     c.merchant_serial_no = trim(read_file(demo_pki() / "merchant.serial"));
     c.merchant_private_key_file = demo_pki() / "merchant.key";
     c.apiv3_key_file = demo_pki() / "apiv3.key";
-    c.platform_keys = {{trim(read_file(demo_pki() / "platform.serial")), demo_pki() / "platform.pem"},
-                       {trim(read_file(demo_pki() / "pubkey.id")), demo_pki() / "pubkey.pub.pem"}};
+    c.platform_keys = {
+        {trim(read_file(demo_pki() / "platform.serial")), demo_pki() / "platform.pem"},
+        {trim(read_file(demo_pki() / "pubkey.id")), demo_pki() / "pubkey.pub.pem"}};
     c.notify_url = "https://127.0.0.1:9/notify";
     c.ca_file = demo_pki() / "ca.pem";
     c.verify_tls = true;
@@ -81,8 +82,7 @@ class ProviderFixture : public ::testing::Test {
   }
 
   lanegate::gateway::ChargeRequest parking_charge(const std::string& out_trade_no,
-                                                  const std::string& parking_id,
-                                                  std::int64_t fen,
+                                                  const std::string& parking_id, std::int64_t fen,
                                                   const std::string& plate = kPlate) {
     lanegate::gateway::ChargeRequest r;
     r.product = lanegate::gateway::Product::kParking;

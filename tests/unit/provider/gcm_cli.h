@@ -32,9 +32,8 @@ inline std::string from_hex(const std::string& hex) {
 }
 
 // AES with the CLI: mode "aes-256-ctr" or "aes-256-ecb" (no padding).
-inline std::string cli_aes(const std::string& mode, const std::string& key,
-                           const std::string& iv, const std::string& data,
-                           const std::filesystem::path& scratch) {
+inline std::string cli_aes(const std::string& mode, const std::string& key, const std::string& iv,
+                           const std::string& data, const std::filesystem::path& scratch) {
   write_file(scratch / "aes-in.bin", data);
   std::string cmd = "openssl enc -" + mode + " -nopad -K " + to_hex(key);
   if (!iv.empty()) {

@@ -52,8 +52,7 @@ class NotifyTest : public ::testing::Test {
     return R"({"appid":"wxd678efh567hg6787","sp_mchid":"1900000001","out_trade_no":")" + no +
            R"(","transaction_id":"4200000000000000000000000001","trade_state":")" + state +
            R"(","trade_scene":"PARKING","payer":{"openid":"oUser"},"amount":{"total":)" +
-           std::to_string(fen) + R"(,"currency":"CNY","payer_total":)" + std::to_string(fen) +
-           "}}";
+           std::to_string(fen) + R"(,"currency":"CNY","payer_total":)" + std::to_string(fen) + "}}";
   }
 
   provider_test::TempDir dir_;
@@ -96,10 +95,11 @@ TEST_F(NotifyTest, DecryptsVerifiesAndAppliesOnce) {
 }
 
 TEST_F(NotifyTest, AcceptsThePublishedFailSpelling) {
-  auto reply = handler_->handle(
-      envelope("EV-3", "TRANSACTION.FAIL", transaction("LG0002", "FAIL", 800)));
+  auto reply =
+      handler_->handle(envelope("EV-3", "TRANSACTION.FAIL", transaction("LG0002", "FAIL", 800)));
   ASSERT_EQ(reply.status, 204) << reply.body;
-  EXPECT_EQ(std::get<TransactionEvent>(reply.event->payload).transaction.state, TradeState::kPayFail);
+  EXPECT_EQ(std::get<TransactionEvent>(reply.event->payload).transaction.state,
+            TradeState::kPayFail);
 }
 
 TEST_F(NotifyTest, RefusesBadSignatureWithFailBody) {
@@ -144,7 +144,8 @@ TEST_F(NotifyTest, DecodesEntranceStateChanges) {
       R"("plate_color":"BLUE","start_time":"2026-11-22T08:00:00+08:00","parking_name":"P1",)"
       R"("free_duration":900,"parking_state":"BLOCKED","blocked_state_description":"PAUSE",)"
       R"("state_update_time":"2026-11-22T08:05:00+08:00"})";
-  auto reply = handler_->handle(envelope("EV-8", "VEHICLE.ENTRANCE_STATE_CHANGE", resource, "parking"));
+  auto reply =
+      handler_->handle(envelope("EV-8", "VEHICLE.ENTRANCE_STATE_CHANGE", resource, "parking"));
   ASSERT_EQ(reply.status, 204) << reply.body;
   const auto& e = std::get<EntranceStateEvent>(reply.event->payload);
   EXPECT_EQ(e.out_parking_no, "IN-7");

@@ -48,18 +48,18 @@ TEST(PkiGcm, EncryptsThePublishedVectors) {
 
 TEST(PkiGcm, CliConstructionReproducesThePublishedVector) {
   provider_test::TempDir scratch;
-  std::string sealed = provider_test::cli_gcm_seal(from_hex(kKey16), from_hex(kIv16),
-                                                   from_hex(kAad16), from_hex(kPlain16),
-                                                   scratch.path());
+  std::string sealed = provider_test::cli_gcm_seal(
+      from_hex(kKey16), from_hex(kIv16), from_hex(kAad16), from_hex(kPlain16), scratch.path());
   EXPECT_EQ(to_hex(sealed), std::string(kCipher16) + kTag16);
 }
 
 TEST(PkiGcm, DecryptsWhatTheCliSealedWithWeChatShapedInputs) {
   provider_test::TempDir scratch;
   const std::string key = "0123456789abcdefABCDEFGHIJKLmnop";  // 32 characters, as APIv3 keys
-  const std::string nonce = "a1b2c3d4e5f6";                     // 12 characters
+  const std::string nonce = "a1b2c3d4e5f6";                    // 12 characters
   const std::string aad = "transaction";
-  const std::string plain = R"({"out_trade_no":"LG0001","trade_state":"SUCCESS","amount":{"total":1500}})";
+  const std::string plain =
+      R"({"out_trade_no":"LG0001","trade_state":"SUCCESS","amount":{"total":1500}})";
   std::string sealed = provider_test::cli_gcm_seal(key, nonce, aad, plain, scratch.path());
   auto opened = pki::aes256gcm_decrypt(key, nonce, aad, sealed);
   ASSERT_TRUE(opened) << opened.error().to_string();
@@ -96,15 +96,16 @@ TEST(PkiSignature, CliVerifiesOurSignatureAndWeVerifyTheClis) {
   provider_test::TempDir scratch;
   auto key = pki::load_private_key(dir / "merchant.key");
   ASSERT_TRUE(key) << key.error().to_string();
-  const std::string message = "GET\n/v3/certificates\n1554208460\n593BEC0C930BF1AFEB40B4A08C8FB242\n\n";
+  const std::string message =
+      "GET\n/v3/certificates\n1554208460\n593BEC0C930BF1AFEB40B4A08C8FB242\n\n";
   auto ours = pki::sign_sha256_rsa_base64(*key, message);
   ASSERT_TRUE(ours);
-  provider_test::run("openssl x509 -in " + (dir / "merchant.pem").string() +
-                     " -pubkey -noout > " + (scratch.path() / "merchant.pub").string());
+  provider_test::run("openssl x509 -in " + (dir / "merchant.pem").string() + " -pubkey -noout > " +
+                     (scratch.path() / "merchant.pub").string());
   EXPECT_TRUE(provider_test::openssl_verify(scratch.path() / "merchant.pub", message, *ours,
                                             scratch.path()));
-  EXPECT_FALSE(provider_test::openssl_verify(scratch.path() / "merchant.pub", message + "x",
-                                             *ours, scratch.path()));
+  EXPECT_FALSE(provider_test::openssl_verify(scratch.path() / "merchant.pub", message + "x", *ours,
+                                             scratch.path()));
 
   std::string theirs = provider_test::openssl_sign(dir / "platform.key", message, scratch.path());
   auto platform = pki::load_public_key(dir / "platform.pem");  // certificate PEM accepted
@@ -123,7 +124,8 @@ TEST(PkiCertificate, SerialMatchesTheCli) {
   const auto& dir = provider_test::demo_pki();
   auto cert = pki::load_certificate(dir / "platform.pem");
   ASSERT_TRUE(cert) << cert.error().to_string();
-  EXPECT_EQ(cert->serial_hex, provider_test::trim(provider_test::read_file(dir / "platform.serial")));
+  EXPECT_EQ(cert->serial_hex,
+            provider_test::trim(provider_test::read_file(dir / "platform.serial")));
   EXPECT_GT(cert->not_after, cert->not_before);
 }
 

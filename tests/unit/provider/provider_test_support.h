@@ -18,7 +18,8 @@ namespace provider_test {
 class TempDir {
  public:
   TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "lanegate-provider-XXXXXX").string();
+    std::string tmpl =
+        (std::filesystem::temp_directory_path() / "lanegate-provider-XXXXXX").string();
     char* made = mkdtemp(tmpl.data());
     if (made == nullptr) {
       ADD_FAILURE() << "mkdtemp failed";

@@ -39,9 +39,10 @@ TEST(RequestSigning, AuthorizationHeaderVerifiesWithTheCli) {
   provider_test::TempDir scratch;
   auto key = pki::load_private_key(dir / "merchant.key");
   ASSERT_TRUE(key);
-  auto header = authorization_header(*key, "1900000001", "ABC123", "GET",
-                                     "/v3/vehicle/parking/services/find?plate_number=%E7%B2%A4B12345",
-                                     "1790000000", "NONCE42", "");
+  auto header =
+      authorization_header(*key, "1900000001", "ABC123", "GET",
+                           "/v3/vehicle/parking/services/find?plate_number=%E7%B2%A4B12345",
+                           "1790000000", "NONCE42", "");
   ASSERT_TRUE(header);
   std::smatch m;
   std::regex form(
@@ -50,14 +51,14 @@ TEST(RequestSigning, AuthorizationHeaderVerifiesWithTheCli) {
   provider_test::run("openssl x509 -in " + (dir / "merchant.pem").string() + " -pubkey -noout > " +
                      (scratch.path() / "m.pub").string());
   const std::string expected =
-      "GET\n/v3/vehicle/parking/services/find?plate_number=%E7%B2%A4B12345\n1790000000\nNONCE42\n\n";
-  EXPECT_TRUE(provider_test::openssl_verify(scratch.path() / "m.pub", expected, m[1], scratch.path()));
+      "GET\n/v3/vehicle/parking/services/"
+      "find?plate_number=%E7%B2%A4B12345\n1790000000\nNONCE42\n\n";
+  EXPECT_TRUE(
+      provider_test::openssl_verify(scratch.path() / "m.pub", expected, m[1], scratch.path()));
 }
 
 std::string g_log;
-void capture(log::Level, std::string_view line) {
-  g_log += std::string(line) + "\n";
-}
+void capture(log::Level, std::string_view line) { g_log += std::string(line) + "\n"; }
 
 class VerifierTest : public ::testing::Test {
  protected:
@@ -87,13 +88,16 @@ class VerifierTest : public ::testing::Test {
   std::string platform_serial_;
   std::string pubkey_id_;
   provider_test::TempDir scratch_;
-  const std::string body_ = R"({"out_trade_no":"LG0001","trade_state":"ACCEPTED","amount":{"total":500}})";
+  const std::string body_ =
+      R"({"out_trade_no":"LG0001","trade_state":"ACCEPTED","amount":{"total":500}})";
 };
 
 TEST_F(VerifierTest, AcceptsCertificateAndPublicKeyIdSignaturesSideBySide) {
   ResponseVerifier v(keys_, clock_);
-  auto cert_mode = signed_by_cli(demo_pki() / "platform.key", platform_serial_, clock_.unix_seconds(), body_);
-  auto key_mode = signed_by_cli(demo_pki() / "pubkey.key", pubkey_id_, clock_.unix_seconds(), body_);
+  auto cert_mode =
+      signed_by_cli(demo_pki() / "platform.key", platform_serial_, clock_.unix_seconds(), body_);
+  auto key_mode =
+      signed_by_cli(demo_pki() / "pubkey.key", pubkey_id_, clock_.unix_seconds(), body_);
   EXPECT_TRUE(v.verify(cert_mode, "test"));
   EXPECT_TRUE(v.verify(key_mode, "test"));
   // At the edge of the window: exactly 300 s old is still accepted.
@@ -104,7 +108,8 @@ TEST_F(VerifierTest, AcceptsCertificateAndPublicKeyIdSignaturesSideBySide) {
 
 TEST_F(VerifierTest, RefusesTamperedBody) {
   ResponseVerifier v(keys_, clock_);
-  auto m = signed_by_cli(demo_pki() / "platform.key", platform_serial_, clock_.unix_seconds(), body_);
+  auto m =
+      signed_by_cli(demo_pki() / "platform.key", platform_serial_, clock_.unix_seconds(), body_);
   m.body = R"({"out_trade_no":"LG0001","trade_state":"ACCEPTED","amount":{"total":5000}})";
   auto r = v.verify(m, "test");
   ASSERT_FALSE(r);
@@ -113,7 +118,8 @@ TEST_F(VerifierTest, RefusesTamperedBody) {
 
 TEST_F(VerifierTest, RefusesTamperedHeaders) {
   ResponseVerifier v(keys_, clock_);
-  auto m = signed_by_cli(demo_pki() / "platform.key", platform_serial_, clock_.unix_seconds(), body_);
+  auto m =
+      signed_by_cli(demo_pki() / "platform.key", platform_serial_, clock_.unix_seconds(), body_);
   auto later = m;
   later.timestamp = std::to_string(clock_.unix_seconds() + 1);
   ASSERT_FALSE(v.verify(later, "test"));
@@ -137,7 +143,8 @@ TEST_F(VerifierTest, RefusesTheMerchantsOwnKey) {
   // A known pain point: verifying with the merchant's certificate. A reply signed with
   // the merchant key under the platform serial must fail.
   ResponseVerifier v(keys_, clock_);
-  auto m = signed_by_cli(demo_pki() / "merchant.key", platform_serial_, clock_.unix_seconds(), body_);
+  auto m =
+      signed_by_cli(demo_pki() / "merchant.key", platform_serial_, clock_.unix_seconds(), body_);
   auto r = v.verify(m, "test");
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().check, VerifyCheck::kBadSignature);
@@ -164,7 +171,8 @@ TEST_F(VerifierTest, RefusesStaleAndFutureTimestampsAndLogsKeyIdAndSkew) {
 
 TEST_F(VerifierTest, RefusesSignTestProbes) {
   ResponseVerifier v(keys_, clock_);
-  auto m = signed_by_cli(demo_pki() / "platform.key", platform_serial_, clock_.unix_seconds(), body_);
+  auto m =
+      signed_by_cli(demo_pki() / "platform.key", platform_serial_, clock_.unix_seconds(), body_);
   m.signature = "WECHATPAY/SIGNTEST/" + m.signature;
   auto before = metrics::Registry::global().value("lanegate_provider_verify_failures_total",
                                                   {{"check", "signtest_probe"}});
