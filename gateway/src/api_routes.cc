@@ -4,7 +4,11 @@
 #include <algorithm>
 #include <charconv>
 
+#include <fstream>
+#include <sstream>
+
 #include "core/metrics.h"
+#include "gateway/audit_files.h"
 #include "core/time_format.h"
 #include "lane/drivers.h"
 
@@ -205,6 +209,44 @@ void add_api_routes(HttpApi& api, ApiServices s) {
     }
     return HttpResponse::json(200, json::serialize(json::object{{"passage_id", *id}, {"lane", r.params.at("id")}}));
   });
+
+  // Auditors: settlement packages and reconciliation reports, read-only. Nothing here
+  // (or anywhere in the API) writes to the ledger or the seals.
+  api.add_route("GET", "/api/v1/audit/artifacts", Access::only({Role::kAuditor, Role::kOperator}),
+                [s](const HttpRequest&) {
+                  auto list = audit::list_artifacts(s.config->gateway.state_dir);
+                  if (!list) return HttpResponse::error(500, "internal", list.error().message);
+                  json::array items;
+                  for (const auto& a : *list) {
+                    json::array files;
+                    for (const auto& f : a.files) files.push_back(json::string(f));
+                    items.push_back(json::object{{"kind", a.kind}, {"name", a.name}, {"bytes", a.bytes},
+                                                 {"files", std::move(files)}});
+                  }
+                  return HttpResponse::json(200, json::serialize(json::object{{"items", std::move(items)}}));
+                });
+  auto download = [s](std::string_view kind, const HttpRequest& r) {
+    auto it = r.params.find("file");
+    const std::string file = it == r.params.end() ? "" : it->second;
+    auto path = audit::resolve_artifact(s.config->gateway.state_dir, kind, r.params.at("name"), file);
+    if (!path) return HttpResponse::error(404, "not_found", path.error().message);
+    std::ifstream in(*path, std::ios::binary);
+    if (!in) return HttpResponse::error(404, "not_found", "no such file");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    HttpResponse resp;
+    const std::string name = path->filename().string();
+    resp.content_type = name.ends_with(".json") ? "application/json"
+                        : name.ends_with(".csv") ? "text/csv; charset=utf-8"
+                                                 : "text/plain; charset=utf-8";
+    resp.body = ss.str();
+    resp.headers.emplace_back("Content-Disposition", "attachment; filename=\"" + name + "\"");
+    return resp;
+  };
+  api.add_route("GET", "/api/v1/audit/packages/{name}/{file}", Access::only({Role::kAuditor, Role::kOperator}),
+                [download](const HttpRequest& r) { return download("package", r); });
+  api.add_route("GET", "/api/v1/audit/reports/{name}", Access::only({Role::kAuditor, Role::kOperator}),
+                [download](const HttpRequest& r) { return download("report", r); });
 
   if (s.notifications != nullptr && !s.config->provider.notify_url.empty()) {
     api.add_route("POST", url_path(s.config->provider.notify_url), Access::open(), [s](const HttpRequest& r) {

@@ -7,6 +7,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/system_timer.hpp>
 #include <chrono>
 #include <csignal>
 #include <optional>
@@ -108,6 +109,8 @@ struct Daemon::Impl {
   asio::signal_set stop_signals{io, SIGTERM, SIGINT};
   asio::signal_set reload_signal{io, SIGHUP};
   asio::steady_timer watchdog{io};
+  asio::system_timer seal_timer{io};
+  std::optional<signing::KeyPair> device_key;
   std::chrono::microseconds watchdog_interval{0};
   std::optional<config::Config> config;
   std::optional<Database> db;
@@ -126,10 +129,12 @@ struct Daemon::Impl {
   // Builds and starts every component. Returns false (with log lines) on failure.
   bool start_components() {
     const config::Config& cfg = *config;
-    if (auto key = audit::ensure_device_key(cfg.gateway.state_dir); !key) {
+    auto key = audit::ensure_device_key(cfg.gateway.state_dir);
+    if (!key) {
       log::error("not starting: device signing key: " + key.error().to_string());
       return false;
     }
+    device_key.emplace(std::move(*key));
     auto st = Store::open(*db, SystemClock::instance());
     if (!st) {
       log::error("not starting: " + st.error().to_string());
@@ -188,7 +193,26 @@ struct Daemon::Impl {
       }
     }
     if (uplink) uplink->start();
+    seal_days();
     return true;
+  }
+
+  // Seals every finished local day not sealed yet (also days missed while stopped), then
+  // sleeps until just after the next local midnight.
+  void seal_days() {
+    const UtcOffset off{config->gateway.utc_offset_minutes};
+    auto sealed = audit::seal_pending_days(*db, off, *device_key, SystemClock::instance());
+    if (!sealed) {
+      log::error("sealing finished days failed; retrying at the next timer", {{"ERROR", sealed.error().message}});
+    } else {
+      for (const auto& seal : *sealed) {
+        log::notice("day sealed", {{"DATE", seal.seal.date}});
+      }
+    }
+    seal_timer.expires_at(audit::next_seal_time(SystemClock::instance().now(), off));
+    seal_timer.async_wait([this](const boost::system::error_code& ec) {
+      if (!ec) seal_days();
+    });
   }
 
   void stop_components() {

@@ -8,7 +8,11 @@
 //   GET  /api/v1/transactions        operator   filters: from, to (RFC 3339), lane, plate, state,
 //                                               arrears=1, after (id), limit (1..1000)
 //   POST /api/v1/lanes/{id}/open     operator   {"reason": "..."}: manual open, recorded
+//   GET  /api/v1/audit/artifacts     auditor, operator   settlement packages and reports
+//   GET  /api/v1/audit/packages/{name}/{file}   auditor, operator   one file of a package
+//   GET  /api/v1/audit/reports/{name}           auditor, operator   one reconciliation report
 //   POST <path of provider.notify_url>  public (signed by the provider)
+// The auditor role reaches the audit routes and /metrics only; no route alters the ledger.
 //
 // Threading: handlers run on the io thread.
 

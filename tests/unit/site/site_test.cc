@@ -304,3 +304,58 @@ TEST(StoreLifecycle, OnlyTheLifecycleArrowsAreAllowed) {
 
 }  // namespace
 }  // namespace lanegate::gateway
+
+// The API's role rules over a real socket: auditors see audit artifacts and metrics
+// and nothing else; operators see the lanes; nobody can write the ledger.
+#include <httplib.h>
+
+#include <thread>
+
+#include "core/crypto.h"
+#include "gateway/api_routes.h"
+
+namespace lanegate::gateway {
+namespace {
+
+TEST_F(SiteTest, ApiRolesAuditorsReadAuditArtifactsOnlyAndOperatorsRunLanes) {
+  cfg_.gateway.state_dir = dir_;
+  cfg_.api.listen_port = 0;
+  cfg_.api.tokens = {{"alice", "operator", crypto::sha256_hex("op")}, {"bureau", "auditor", crypto::sha256_hex("au")}};
+  HttpApi api(io_, cfg_.api);
+  add_api_routes(api, ApiServices{&cfg_, &*store_, &*outbox_, site_.get(), nullptr, nullptr, nullptr});
+  auto port = api.start();
+  ASSERT_TRUE(port);
+  io_.restart();
+  auto work = boost::asio::make_work_guard(io_);
+  std::thread loop([this] { io_.run(); });
+  httplib::Client c("127.0.0.1", *port);
+  auto get = [&](const char* path, const char* token) {
+    auto r = c.Get(path, httplib::Headers{{"Authorization", std::string("Bearer ") + token}});
+    return r ? r->status : 0;
+  };
+  auto post = [&](const char* path, const char* token, const char* body) {
+    auto r = c.Post(path, httplib::Headers{{"Authorization", std::string("Bearer ") + token}}, body, "application/json");
+    return r ? r->status : 0;
+  };
+  EXPECT_EQ(get("/api/v1/audit/artifacts", "au"), 200);
+  EXPECT_EQ(get("/metrics", "au"), 200);
+  EXPECT_EQ(get("/api/v1/status", "au"), 403);
+  EXPECT_EQ(get("/api/v1/transactions", "au"), 403);
+  EXPECT_EQ(post("/api/v1/lanes/out/open", "au", R"({"reason":"x"})"), 403);
+  EXPECT_EQ(get("/api/v1/status", "op"), 200);
+  EXPECT_EQ(get("/api/v1/transactions?state=SUCCESS&limit=10", "op"), 200);
+  EXPECT_EQ(get("/api/v1/transactions?state=NOPE", "op"), 400);
+  EXPECT_EQ(get("/api/v1/transactions?colour=red", "op"), 400) << "unknown filters are refused";
+  EXPECT_EQ(post("/api/v1/lanes/out/open", "op", R"({"reason":"paid cash"})"), 200);
+  EXPECT_EQ(post("/api/v1/lanes/out/open", "op", R"({"why":"x"})"), 400);
+  EXPECT_EQ(post("/api/v1/lanes/nope/open", "op", R"({"reason":"x"})"), 404);
+  EXPECT_EQ(get("/api/v1/audit/packages/..%2f..%2fetc/passwd", "au"), 400);
+  EXPECT_EQ(get("/api/v1/audit/reports/passwd", "au"), 404);
+  boost::asio::post(io_, [&] { api.stop(); });
+  work.reset();
+  io_.stop();
+  loop.join();
+}
+
+}  // namespace
+}  // namespace lanegate::gateway
