@@ -3,8 +3,8 @@
 #include <cctype>
 #include <charconv>
 #include <optional>
-#include <vector>
 #include <ostream>
+#include <vector>
 
 #include "lane/meter_frame.h"
 #include "modbus_link.h"
@@ -182,7 +182,7 @@ int modbus_read_command(const config::Config& cfg, std::span<const std::string> 
   for (int i = 0; i < count; ++i) {
     out << (i ? "," : "")
         << (bits ? static_cast<int>(bitv[static_cast<size_t>(i)])
-                : static_cast<int>(regs[static_cast<size_t>(i)]));
+                 : static_cast<int>(regs[static_cast<size_t>(i)]));
   }
   out << "]}\n";
   return 0;

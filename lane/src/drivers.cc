@@ -72,8 +72,8 @@ Result<std::unique_ptr<ModbusDevice>> make_device(const config::Config& cfg,
 
 }  // namespace
 
-Result<std::unique_ptr<LaneDrivers>> LaneDrivers::create(const config::Config& cfg,
-                                                         EventSink& sink, const Clock& clock,
+Result<std::unique_ptr<LaneDrivers>> LaneDrivers::create(const config::Config& cfg, EventSink& sink,
+                                                         const Clock& clock,
                                                          DriverOptions options) {
   std::unique_ptr<LaneDrivers> self(new LaneDrivers());
   for (const auto& d : cfg.devices) {

@@ -117,20 +117,28 @@ std::int64_t CivilTime::to_unix(int utc_offset_minutes) const {
 
 std::string_view health_name(Health h) {
   switch (h) {
-    case Health::kUp: return "up";
-    case Health::kDegraded: return "degraded";
-    case Health::kDown: return "down";
+    case Health::kUp:
+      return "up";
+    case Health::kDegraded:
+      return "degraded";
+    case Health::kDown:
+      return "down";
   }
   return "?";
 }
 
 std::string_view fault_name(FrameFault f) {
   switch (f) {
-    case FrameFault::kGarbage: return "garbage";
-    case FrameFault::kBadLen: return "bad_len";
-    case FrameFault::kBadXor: return "bad_xor";
-    case FrameFault::kBadTail: return "bad_tail";
-    case FrameFault::kTruncated: return "truncated";
+    case FrameFault::kGarbage:
+      return "garbage";
+    case FrameFault::kBadLen:
+      return "bad_len";
+    case FrameFault::kBadXor:
+      return "bad_xor";
+    case FrameFault::kBadTail:
+      return "bad_tail";
+    case FrameFault::kTruncated:
+      return "truncated";
   }
   return "?";
 }
@@ -164,17 +172,17 @@ Result<MeterFrame> decode_meter_frame(std::span<const std::uint8_t> b) {
   }
   const size_t len = static_cast<size_t>(b[2]) << 8 | b[3];
   if (len < 4 || len > kMaxFrameLen) {
-    return fail(Errc::kParse, "LEN " + std::to_string(len) + " is not 4.." +
-                                  std::to_string(kMaxFrameLen), "LEN");
+    return fail(Errc::kParse,
+                "LEN " + std::to_string(len) + " is not 4.." + std::to_string(kMaxFrameLen), "LEN");
   }
   if (b.size() < len + 7) {
     return fail(Errc::kParse,
                 "truncated: LEN says " + std::to_string(len + 7) + " bytes, have " +
-                    std::to_string(b.size()), "LEN");
+                    std::to_string(b.size()),
+                "LEN");
   }
   if (b.size() > len + 7) {
-    return fail(Errc::kParse, std::to_string(b.size() - len - 7) + " bytes after the frame",
-                "LEN");
+    return fail(Errc::kParse, std::to_string(b.size() - len - 7) + " bytes after the frame", "LEN");
   }
   if (xor_of(b.subspan(2, len + 2)) != b[4 + len]) {
     return fail(Errc::kParse, "XOR check failed", "XOR");
@@ -197,7 +205,8 @@ void MeterStreamDecoder::feed(std::span<const std::uint8_t> bytes) {
 std::optional<StreamItem> MeterStreamDecoder::next() {
   // Garbage before a frame start: drop and report it.
   size_t start = 0;
-  while (start + 1 < buffer_.size() && !(buffer_[start] == kHead0 && buffer_[start + 1] == kHead1)) {
+  while (start + 1 < buffer_.size() &&
+         !(buffer_[start] == kHead0 && buffer_[start + 1] == kHead1)) {
     ++start;
   }
   if (start + 1 >= buffer_.size() && !(buffer_.size() == start + 1 && buffer_[start] == kHead0)) {
@@ -251,7 +260,8 @@ Result<TripRecord> decode_trip_record(std::span<const std::uint8_t> body) {
   if (body.size() < kTripFixedBodyBytes) {
     return fail(Errc::kParse,
                 "trip record body is " + std::to_string(body.size()) + " bytes, minimum " +
-                    std::to_string(kTripFixedBodyBytes), "body");
+                    std::to_string(kTripFixedBodyBytes),
+                "body");
   }
   TripRecord t;
   size_t p = 0;
@@ -288,8 +298,8 @@ Result<TripRecord> decode_trip_record(std::span<const std::uint8_t> body) {
   t.boarding.hour = static_cast<int>(b / 100 % 100);
   t.boarding.minute = static_cast<int>(b % 100);
   if (t.boarding.month < 1 || t.boarding.month > 12 || t.boarding.day < 1 ||
-      t.boarding.day > days_in_month(t.boarding.year, t.boarding.month) ||
-      t.boarding.hour > 23 || t.boarding.minute > 59) {
+      t.boarding.day > days_in_month(t.boarding.year, t.boarding.month) || t.boarding.hour > 23 ||
+      t.boarding.minute > 59) {
     return fail(Errc::kParse, "impossible date/time " + t.boarding.to_string(), "boarding_time");
   }
   const int ah = static_cast<int>(*alight / 100);
@@ -315,8 +325,9 @@ Result<TripRecord> decode_trip_record(std::span<const std::uint8_t> body) {
   t.surcharge = Money::from_fen(*surcharge * 10);
   t.fare = Money::from_fen(*fare * 10);
   auto tn = take(4);
-  t.trip_number = static_cast<std::uint32_t>(tn[0]) << 24 | static_cast<std::uint32_t>(tn[1]) << 16 |
-                  static_cast<std::uint32_t>(tn[2]) << 8 | tn[3];
+  t.trip_number = static_cast<std::uint32_t>(tn[0]) << 24 |
+                  static_cast<std::uint32_t>(tn[1]) << 16 | static_cast<std::uint32_t>(tn[2]) << 8 |
+                  tn[3];
   t.payment_type = take(1)[0];
   t.card_data.assign(body.begin() + static_cast<std::ptrdiff_t>(p), body.end());
   return t;
@@ -361,7 +372,8 @@ MeterFrame make_trip_ack(std::uint32_t trip_number) {
   f.device = kDeviceTerminal;
   f.vendor = 0;
   f.cmd = kCmdTripRecord;
-  f.body = {static_cast<std::uint8_t>(trip_number >> 24), static_cast<std::uint8_t>(trip_number >> 16),
+  f.body = {static_cast<std::uint8_t>(trip_number >> 24),
+            static_cast<std::uint8_t>(trip_number >> 16),
             static_cast<std::uint8_t>(trip_number >> 8), static_cast<std::uint8_t>(trip_number), 0};
   return f;
 }
@@ -380,11 +392,21 @@ std::string json_escape(std::string_view s) {
   out.reserve(s.size() + 2);
   for (char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           char buf[8];
@@ -434,8 +456,7 @@ std::string meter_frame_json(const MeterFrame& f) {
              ",\"fare_fen\":" + std::to_string(t->fare.fen()) +
              ",\"fare\":" + q(t->fare.to_string()) +
              ",\"trip_number\":" + std::to_string(t->trip_number) +
-             ",\"payment_type\":" + std::to_string(t->payment_type) +
-             ",\"card_data_hex\":" +
+             ",\"payment_type\":" + std::to_string(t->payment_type) + ",\"card_data_hex\":" +
              q(hex(std::span(reinterpret_cast<const std::uint8_t*>(t->card_data.data()),
                              t->card_data.size()))) +
              "}";

@@ -16,15 +16,24 @@ namespace {
 
 Result<speed_t> baud_constant(int baud, const std::string& field) {
   switch (baud) {
-    case 1200: return B1200;
-    case 2400: return B2400;
-    case 4800: return B4800;
-    case 9600: return B9600;
-    case 19200: return B19200;
-    case 38400: return B38400;
-    case 57600: return B57600;
-    case 115200: return B115200;
-    case 230400: return B230400;
+    case 1200:
+      return B1200;
+    case 2400:
+      return B2400;
+    case 4800:
+      return B4800;
+    case 9600:
+      return B9600;
+    case 19200:
+      return B19200;
+    case 38400:
+      return B38400;
+    case 57600:
+      return B57600;
+    case 115200:
+      return B115200;
+    case 230400:
+      return B230400;
     default:
       return fail(Errc::kInvalidArgument, "baud " + std::to_string(baud) + " is not supported",
                   field);
@@ -48,8 +57,7 @@ Result<int> open_serial_port(const config::SerialPortSection& port) {
   if (tcgetattr(fd, &t) != 0) {
     const int e = errno;
     ::close(fd);
-    return fail(Errc::kIo, "tcgetattr " + port.device + ": " + std::strerror(e),
-                field + ".device");
+    return fail(Errc::kIo, "tcgetattr " + port.device + ": " + std::strerror(e), field + ".device");
   }
   cfmakeraw(&t);
   cfsetispeed(&t, *speed);
@@ -57,16 +65,27 @@ Result<int> open_serial_port(const config::SerialPortSection& port) {
   t.c_cflag |= CLOCAL | CREAD;
   t.c_cflag &= ~(CSIZE | PARENB | PARODD | CSTOPB | CRTSCTS);
   switch (port.data_bits) {
-    case 7: t.c_cflag |= CS7; break;
-    case 8: t.c_cflag |= CS8; break;
+    case 7:
+      t.c_cflag |= CS7;
+      break;
+    case 8:
+      t.c_cflag |= CS8;
+      break;
     default:
       ::close(fd);
       return fail(Errc::kInvalidArgument, "data_bits must be 7 or 8", field + ".data_bits");
   }
   switch (port.parity) {
-    case 'N': break;
-    case 'E': t.c_cflag |= PARENB; t.c_iflag |= INPCK; break;
-    case 'O': t.c_cflag |= PARENB | PARODD; t.c_iflag |= INPCK; break;
+    case 'N':
+      break;
+    case 'E':
+      t.c_cflag |= PARENB;
+      t.c_iflag |= INPCK;
+      break;
+    case 'O':
+      t.c_cflag |= PARENB | PARODD;
+      t.c_iflag |= INPCK;
+      break;
     default:
       ::close(fd);
       return fail(Errc::kInvalidArgument, "parity must be N, E or O", field + ".parity");
@@ -82,8 +101,7 @@ Result<int> open_serial_port(const config::SerialPortSection& port) {
   if (tcsetattr(fd, TCSANOW, &t) != 0) {
     const int e = errno;
     ::close(fd);
-    return fail(Errc::kIo, "tcsetattr " + port.device + ": " + std::strerror(e),
-                field + ".device");
+    return fail(Errc::kIo, "tcsetattr " + port.device + ": " + std::strerror(e), field + ".device");
   }
   tcflush(fd, TCIOFLUSH);
   return fd;
@@ -106,7 +124,9 @@ MeterPort::~MeterPort() {
   }
 }
 
-void MeterPort::start() { thread_ = std::thread([this] { run(); }); }
+void MeterPort::start() {
+  thread_ = std::thread([this] { run(); });
+}
 
 void MeterPort::stop() {
   {

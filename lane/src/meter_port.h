@@ -56,7 +56,7 @@ class MeterPort {
   int fd_ = -1;
   int wake_[2] = {-1, -1};
 
-  std::map<TripKey, TripState> trips_;   // bounded: oldest dropped beyond kMaxRemembered
+  std::map<TripKey, TripState> trips_;  // bounded: oldest dropped beyond kMaxRemembered
   std::deque<TripKey> trip_order_;
   static constexpr size_t kMaxRemembered = 4096;
 

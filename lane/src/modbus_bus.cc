@@ -11,9 +11,12 @@ constexpr int kFirstReconnectMs = 100;
 
 int health_gauge_value(Health h) {
   switch (h) {
-    case Health::kUp: return 2;
-    case Health::kDegraded: return 1;
-    case Health::kDown: return 0;
+    case Health::kUp:
+      return 2;
+    case Health::kDegraded:
+      return 1;
+    case Health::kDown:
+      return 0;
   }
   return 0;
 }
@@ -29,12 +32,17 @@ metrics::Counter& request_counter(const std::string& bus, std::string_view resul
 ModbusBus::ModbusBus(const config::BusSection& bus, std::unique_ptr<ModbusLink> link,
                      std::vector<std::unique_ptr<ModbusDevice>> devices,
                      const config::PlateRules& rules, EventSink& sink, const Clock& clock)
-    : bus_(bus), link_(std::move(link)), devices_(std::move(devices)), rules_(rules), sink_(sink),
+    : bus_(bus),
+      link_(std::move(link)),
+      devices_(std::move(devices)),
+      rules_(rules),
+      sink_(sink),
       clock_(clock) {
   auto& reg = metrics::Registry::global();
   for (auto& d : devices_) {
-    d->health_gauge = &reg.gauge("lanegate_device_health",
-                                 "Device health: 2 up, 1 degraded, 0 down", {{"device", d->cfg.id}});
+    d->health_gauge =
+        &reg.gauge("lanegate_device_health", "Device health: 2 up, 1 degraded, 0 down",
+                   {{"device", d->cfg.id}});
     d->health_gauge->set(0);
     if (d->cfg.kind == config::DeviceKind::kCamera) {
       d->plate_reads = &reg.counter("lanegate_plate_reads_total", "Plate reads delivered",
@@ -219,15 +227,16 @@ void ModbusBus::write_open(ModbusDevice& d) {
   auto st = link_->write_coil(d.cfg.unit_id, m.open_command, true);
   after_io(st);
   if (!st) {
-    log::warn("barrier open write failed",
-              {{"DEVICE", d.cfg.id}, {"ATTEMPT", d.pending_open->attempts},
-               {"ERROR", st.error().message}});
+    log::warn("barrier open write failed", {{"DEVICE", d.cfg.id},
+                                            {"ATTEMPT", d.pending_open->attempts},
+                                            {"ERROR", st.error().message}});
     failed(d, st.error());
   } else {
     succeeded(d);
   }
   // Poll the status inputs soon to see the barrier rise.
-  d.next_poll = std::min(d.next_poll, Steady::now() + std::chrono::milliseconds(d.cfg.poll_interval_ms));
+  d.next_poll =
+      std::min(d.next_poll, Steady::now() + std::chrono::milliseconds(d.cfg.poll_interval_ms));
 }
 
 void ModbusBus::poll(ModbusDevice& d) {
@@ -366,18 +375,18 @@ void ModbusBus::handle_camera_record(ModbusDevice& d, const CameraMap& m,
     return;
   }
   const int confidence = at(m.confidence);
-  auto text = decode_plate_text(regs.subspan(static_cast<size_t>(m.plate_text - m.record_start),
-                                             CameraMap::kTextRegisters),
-                                at(m.text_length), d.encoding);
+  auto text = decode_plate_text(
+      regs.subspan(static_cast<size_t>(m.plate_text - m.record_start), CameraMap::kTextRegisters),
+      at(m.text_length), d.encoding);
   if (!text) {
     reject_plate(d, text.error().reason, text.error().detail, "");
     return;
   }
   if (confidence < d.cfg.min_confidence) {
-    reject_plate(d, PlateReject::kLowConfidence,
-                 "confidence " + std::to_string(confidence) + " < " +
-                     std::to_string(d.cfg.min_confidence),
-                 *text);
+    reject_plate(
+        d, PlateReject::kLowConfidence,
+        "confidence " + std::to_string(confidence) + " < " + std::to_string(d.cfg.min_confidence),
+        *text);
     return;
   }
   auto plate = validate_plate(*text, *colour, rules_);
@@ -403,8 +412,8 @@ void ModbusBus::handle_camera_record(ModbusDevice& d, const CameraMap& m,
   ev.confidence = confidence;
   ev.vehicle_class = at(m.vehicle_class);
   ev.sequence = seq;
-  ev.device_time = SystemTime(std::chrono::seconds(
-      join_u32(at(m.time), at(m.time + 1), d.cfg.word_order)));
+  ev.device_time =
+      SystemTime(std::chrono::seconds(join_u32(at(m.time), at(m.time + 1), d.cfg.word_order)));
   ev.received_at = received_at;
   ev.received_steady = received_steady;
   d.plate_reads->inc();
@@ -443,7 +452,8 @@ Status ModbusBus::poll_barrier(ModbusDevice& d, const BarrierMap& m) {
   std::uint8_t closed = 0;
   if (hi - lo < 16) {
     std::uint8_t bits[16] = {};
-    auto st = link_->read_discrete(d.cfg.unit_id, lo, std::span(bits, static_cast<size_t>(hi - lo + 1)));
+    auto st =
+        link_->read_discrete(d.cfg.unit_id, lo, std::span(bits, static_cast<size_t>(hi - lo + 1)));
     after_io(st);
     if (!st) {
       return st;
@@ -466,7 +476,10 @@ Status ModbusBus::poll_barrier(ModbusDevice& d, const BarrierMap& m) {
     closed = b[0];
   }
   using P = BarrierState::Position;
-  const P pos = open && !closed ? P::kOpen : closed && !open ? P::kClosed : !open && !closed ? P::kMoving : P::kUnknown;
+  const P pos = open && !closed    ? P::kOpen
+                : closed && !open  ? P::kClosed
+                : !open && !closed ? P::kMoving
+                                   : P::kUnknown;
   const bool changed = pos != d.position;
   d.position = pos;
   BarrierState s;
@@ -545,8 +558,8 @@ void ModbusBus::succeeded(ModbusDevice& d) {
 
 void ModbusBus::failed(ModbusDevice& d, const Error& e) {
   d.failures++;
-  const Health to = d.failures >= std::max(1, d.cfg.down_after_failures) ? Health::kDown
-                                                                          : Health::kDegraded;
+  const Health to =
+      d.failures >= std::max(1, d.cfg.down_after_failures) ? Health::kDown : Health::kDegraded;
   if (d.health == Health::kDown) {
     return;  // stays down until a good answer
   }

@@ -88,8 +88,7 @@ bool is_plate_alnum(std::string_view cp) { return is_plate_letter(cp) || is_digi
 bool is_d_or_f(std::string_view cp) { return cp == "D" || cp == "F"; }
 
 bool is_new_energy_colour(PlateColour c) {
-  return c == PlateColour::kGreen || c == PlateColour::kYellowGreen ||
-         c == PlateColour::kLimeGreen;
+  return c == PlateColour::kGreen || c == PlateColour::kYellowGreen || c == PlateColour::kLimeGreen;
 }
 
 std::unexpected<PlateError> reject(PlateReject r, std::string detail) {
@@ -100,26 +99,40 @@ std::unexpected<PlateError> reject(PlateReject r, std::string detail) {
 
 std::string_view provider_colour_name(PlateColour colour) {
   switch (colour) {
-    case PlateColour::kBlue: return "BLUE";
-    case PlateColour::kYellow: return "YELLOW";
-    case PlateColour::kBlack: return "BLACK";
-    case PlateColour::kWhite: return "WHITE";
-    case PlateColour::kGreen: return "GREEN";
-    case PlateColour::kYellowGreen: return "LIMEGREEN";
-    case PlateColour::kLimeGreen: return "LIMEGREEN";
+    case PlateColour::kBlue:
+      return "BLUE";
+    case PlateColour::kYellow:
+      return "YELLOW";
+    case PlateColour::kBlack:
+      return "BLACK";
+    case PlateColour::kWhite:
+      return "WHITE";
+    case PlateColour::kGreen:
+      return "GREEN";
+    case PlateColour::kYellowGreen:
+      return "LIMEGREEN";
+    case PlateColour::kLimeGreen:
+      return "LIMEGREEN";
   }
   return "BLUE";
 }
 
 std::string_view colour_name(PlateColour colour) {
   switch (colour) {
-    case PlateColour::kBlue: return "blue";
-    case PlateColour::kYellow: return "yellow";
-    case PlateColour::kBlack: return "black";
-    case PlateColour::kWhite: return "white";
-    case PlateColour::kGreen: return "green";
-    case PlateColour::kYellowGreen: return "yellow-green";
-    case PlateColour::kLimeGreen: return "lime-green";
+    case PlateColour::kBlue:
+      return "blue";
+    case PlateColour::kYellow:
+      return "yellow";
+    case PlateColour::kBlack:
+      return "black";
+    case PlateColour::kWhite:
+      return "white";
+    case PlateColour::kGreen:
+      return "green";
+    case PlateColour::kYellowGreen:
+      return "yellow-green";
+    case PlateColour::kLimeGreen:
+      return "lime-green";
   }
   return "?";
 }
@@ -134,16 +147,26 @@ Result<PlateColour> colour_from_code(std::uint16_t code) {
 
 std::string_view reject_name(PlateReject reason) {
   switch (reason) {
-    case PlateReject::kBadLengthField: return "bad_length_field";
-    case PlateReject::kBadEncoding: return "bad_encoding";
-    case PlateReject::kBadProvince: return "bad_province";
-    case PlateReject::kBadLength: return "bad_length";
-    case PlateReject::kBadCharacter: return "bad_character";
-    case PlateReject::kNewEnergyDisabled: return "new_energy_disabled";
-    case PlateReject::kColourMismatch: return "colour_mismatch";
-    case PlateReject::kBadColour: return "bad_colour";
-    case PlateReject::kLowConfidence: return "low_confidence";
-    case PlateReject::kRepeat: return "repeat";
+    case PlateReject::kBadLengthField:
+      return "bad_length_field";
+    case PlateReject::kBadEncoding:
+      return "bad_encoding";
+    case PlateReject::kBadProvince:
+      return "bad_province";
+    case PlateReject::kBadLength:
+      return "bad_length";
+    case PlateReject::kBadCharacter:
+      return "bad_character";
+    case PlateReject::kNewEnergyDisabled:
+      return "new_energy_disabled";
+    case PlateReject::kColourMismatch:
+      return "colour_mismatch";
+    case PlateReject::kBadColour:
+      return "bad_colour";
+    case PlateReject::kLowConfidence:
+      return "low_confidence";
+    case PlateReject::kRepeat:
+      return "repeat";
   }
   return "?";
 }
@@ -188,9 +211,9 @@ std::span<const std::string_view> default_provinces() { return kProvinces; }
 std::expected<std::string, PlateError> decode_plate_text(
     std::span<const std::uint16_t> text_registers, std::uint16_t length, TextEncoding encoding) {
   if (length == 0 || length > text_registers.size() * 2) {
-    return reject(PlateReject::kBadLengthField,
-                  "length register " + std::to_string(length) + " is not 1.." +
-                      std::to_string(text_registers.size() * 2));
+    return reject(PlateReject::kBadLengthField, "length register " + std::to_string(length) +
+                                                    " is not 1.." +
+                                                    std::to_string(text_registers.size() * 2));
   }
   std::string bytes;
   bytes.reserve(length);

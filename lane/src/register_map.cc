@@ -41,10 +41,10 @@ Status record_span(const config::DeviceSection& d, std::initializer_list<std::pa
   start = lo;
   count = hi - lo;
   if (count > 125 || hi > 65536) {
-    return fail(Errc::kOutOfRange,
-                "record spans " + std::to_string(count) +
-                    " registers; it must fit one read of at most 125",
-                "devices." + d.id + ".registers");
+    return fail(
+        Errc::kOutOfRange,
+        "record spans " + std::to_string(count) + " registers; it must fit one read of at most 125",
+        "devices." + d.id + ".registers");
   }
   return {};
 }
@@ -88,9 +88,8 @@ Result<LoopMap> loop_map(const config::DeviceSection& d) {
 
 Result<BarrierMap> barrier_map(const config::DeviceSection& d) {
   BarrierMap m;
-  if (auto st = apply(d, {{"open_command", &m.open_command},
-                          {"opened", &m.opened},
-                          {"closed", &m.closed}});
+  if (auto st = apply(
+          d, {{"open_command", &m.open_command}, {"opened", &m.opened}, {"closed", &m.closed}});
       !st) {
     return std::unexpected(st.error());
   }
@@ -138,9 +137,8 @@ void normalize_byte_order(std::span<std::uint16_t> regs, config::ByteOrder byte_
 }
 
 std::uint32_t join_u32(std::uint16_t first, std::uint16_t second, config::ByteOrder word_order) {
-  return word_order == config::ByteOrder::kBig
-             ? (static_cast<std::uint32_t>(first) << 16 | second)
-             : (static_cast<std::uint32_t>(second) << 16 | first);
+  return word_order == config::ByteOrder::kBig ? (static_cast<std::uint32_t>(first) << 16 | second)
+                                               : (static_cast<std::uint32_t>(second) << 16 | first);
 }
 
 void split_u32(std::uint32_t v, config::ByteOrder word_order, std::uint16_t& first,

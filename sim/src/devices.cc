@@ -21,10 +21,10 @@
 #include <thread>
 
 #include "core/log.h"
-#include "sim/devices_impl.h"
 #include "lane/meter_frame.h"
 #include "lane/plate.h"
 #include "lane/register_map.h"
+#include "sim/devices_impl.h"
 
 namespace lanegate::sim {
 
@@ -72,8 +72,8 @@ Status make_symlink(const std::string& link, const std::string& target, const st
   const auto st = fs::symlink_status(p, ec);
   if (fs::exists(st) || fs::is_symlink(st)) {
     if (!fs::is_symlink(st)) {
-      return fail(Errc::kAlreadyExists, link + " exists and is not a symlink; refusing to replace it",
-                  field);
+      return fail(Errc::kAlreadyExists,
+                  link + " exists and is not a symlink; refusing to replace it", field);
     }
     fs::remove(p, ec);
   }
@@ -274,7 +274,8 @@ std::uint16_t modbus_crc(const std::uint8_t* p, size_t n) {
   for (size_t i = 0; i < n; ++i) {
     crc ^= p[i];
     for (int b = 0; b < 8; ++b) {
-      crc = (crc & 1) ? static_cast<std::uint16_t>((crc >> 1) ^ 0xA001) : static_cast<std::uint16_t>(crc >> 1);
+      crc = (crc & 1) ? static_cast<std::uint16_t>((crc >> 1) ^ 0xA001)
+                      : static_cast<std::uint16_t>(crc >> 1);
     }
   }
   return crc;
@@ -284,12 +285,25 @@ std::uint16_t modbus_crc(const std::uint8_t* p, size_t n) {
 int rtu_request_length(const std::vector<std::uint8_t>& buf) {
   if (buf.size() < 2) return 0;
   switch (buf[1]) {
-    case 0x01: case 0x02: case 0x03: case 0x04: case 0x05: case 0x06: return 8;
-    case 0x07: case 0x11: return 4;
-    case 0x16: return 10;
-    case 0x0F: case 0x10: return buf.size() < 7 ? 0 : 9 + buf[6];
-    case 0x17: return buf.size() < 11 ? 0 : 13 + buf[10];
-    default: return -1;
+    case 0x01:
+    case 0x02:
+    case 0x03:
+    case 0x04:
+    case 0x05:
+    case 0x06:
+      return 8;
+    case 0x07:
+    case 0x11:
+      return 4;
+    case 0x16:
+      return 10;
+    case 0x0F:
+    case 0x10:
+      return buf.size() < 7 ? 0 : 9 + buf[6];
+    case 0x17:
+      return buf.size() < 11 ? 0 : 13 + buf[10];
+    default:
+      return -1;
   }
 }
 
@@ -446,8 +460,9 @@ Status DevicesSim::Impl::build() {
           ::listen(fd, 16) != 0) {
         const int e = errno;
         ::close(fd);
-        return fail(Errc::kIo, "listen on " + b.host + ":" + std::to_string(b.port) + ": " +
-                                   std::strerror(e), "buses." + b.id + ".port");
+        return fail(Errc::kIo,
+                    "listen on " + b.host + ":" + std::to_string(b.port) + ": " + std::strerror(e),
+                    "buses." + b.id + ".port");
       }
       socklen_t len = sizeof addr;
       getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
@@ -464,7 +479,8 @@ Status DevicesSim::Impl::build() {
       srv->master_fd = line->first;
       srv->keep_slave_fd = line->second;  // keeps the line up between master connections
       srv->slave_path = slave_path(line->second);
-      if (auto st = make_symlink(b.serial_device, srv->slave_path, "buses." + b.id + ".serial_device");
+      if (auto st =
+              make_symlink(b.serial_device, srv->slave_path, "buses." + b.id + ".serial_device");
           !st) {
         ::close(srv->master_fd);
         ::close(srv->keep_slave_fd);
@@ -688,7 +704,8 @@ Result<std::uint16_t> DevicesSim::vehicle_arrives(const VehicleArrival& v) {
       std::lock_guard lock(loop->mu);
       loop->map->tab_input_bits[lm ? lm->present : 0] = 1;
       if (impl_->options.loop_hold_ms > 0) {
-        loop->loop_clear_at = Steady::now() + std::chrono::milliseconds(impl_->options.loop_hold_ms);
+        loop->loop_clear_at =
+            Steady::now() + std::chrono::milliseconds(impl_->options.loop_hold_ms);
       }
     }
   }
@@ -745,8 +762,8 @@ Result<std::uint32_t> DevicesSim::end_trip(const SimTrip& trip) {
     const auto a = civil_at(now, off);
     t.alighting.hour = a.hour;
     t.alighting.minute = a.minute;
-  } else if (std::sscanf(trip.alighting.c_str(), "%d:%d", &t.alighting.hour,
-                         &t.alighting.minute) != 2) {
+  } else if (std::sscanf(trip.alighting.c_str(), "%d:%d", &t.alighting.hour, &t.alighting.minute) !=
+             2) {
     return fail(Errc::kInvalidArgument, "want hh:mm", "alighting");
   }
   t.distance_m = trip.distance_m;

@@ -122,15 +122,16 @@ Status DevicesSim::Impl::start_http() {
     if (!r) return reply_status(res, r.error());
     ok(res, {{"trip_number", *r}});
   });
-  http->Post(R"(/meter/([^/]+)/raw)", [sim, ok](const httplib::Request& req, httplib::Response& res) {
-    auto o = body_object(req, res);
-    if (!o) return;
-    auto bytes = from_hex(str(*o, "hex"));
-    if (!bytes) return reply_error(res, 400, "hex: want an even number of hex digits");
-    auto r = sim->meter_raw(req.matches[1].str(), *bytes);
-    if (!r) return reply_status(res, r.error());
-    ok(res, {{"ok", true}});
-  });
+  http->Post(R"(/meter/([^/]+)/raw)",
+             [sim, ok](const httplib::Request& req, httplib::Response& res) {
+               auto o = body_object(req, res);
+               if (!o) return;
+               auto bytes = from_hex(str(*o, "hex"));
+               if (!bytes) return reply_error(res, 400, "hex: want an even number of hex digits");
+               auto r = sim->meter_raw(req.matches[1].str(), *bytes);
+               if (!r) return reply_status(res, r.error());
+               ok(res, {{"ok", true}});
+             });
   http->Post("/roadside", [sim, ok](const httplib::Request& req, httplib::Response& res) {
     auto o = body_object(req, res);
     if (!o) return;
@@ -151,20 +152,19 @@ Status DevicesSim::Impl::start_http() {
                if (!r) return reply_status(res, r.error());
                ok(res, {{"ok", true}});
              });
-  http->Post(R"(/barrier/([^/]+)/(stuck|free))",
-             [sim, ok](const httplib::Request& req, httplib::Response& res) {
-               auto r = sim->set_barrier_stuck(req.matches[1].str(), req.matches[2].str() == "stuck");
-               if (!r) return reply_status(res, r.error());
-               ok(res, {{"ok", true}});
-             });
+  http->Post(R"(/barrier/([^/]+)/(stuck|free))", [sim, ok](const httplib::Request& req,
+                                                           httplib::Response& res) {
+    auto r = sim->set_barrier_stuck(req.matches[1].str(), req.matches[2].str() == "stuck");
+    if (!r) return reply_status(res, r.error());
+    ok(res, {{"ok", true}});
+  });
   http->Get("/state", [sim](const httplib::Request&, httplib::Response& res) {
     res.set_content(sim->state_json(), "application/json");
   });
-  const int port = options.control_port == 0
-                       ? http->bind_to_any_port("127.0.0.1")
-                       : (http->bind_to_port("127.0.0.1", options.control_port)
-                              ? options.control_port
-                              : -1);
+  const int port =
+      options.control_port == 0
+          ? http->bind_to_any_port("127.0.0.1")
+          : (http->bind_to_port("127.0.0.1", options.control_port) ? options.control_port : -1);
   if (port <= 0) {
     return fail(Errc::kIo, "cannot bind the control port " + std::to_string(options.control_port),
                 "control_port");
@@ -227,7 +227,8 @@ std::string DevicesSim::state_json() const {
   for (const auto& t : impl_->tcp) {
     tcp[t->bus.id] = t->port;
   }
-  return json::serialize(json::object{{"devices", devices}, {"meters", meters}, {"tcp_ports", tcp}});
+  return json::serialize(
+      json::object{{"devices", devices}, {"meters", meters}, {"tcp_ports", tcp}});
 }
 
 }  // namespace lanegate::sim

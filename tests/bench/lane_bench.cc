@@ -120,7 +120,8 @@ std::vector<double> plate_latency(config::Config cfg, int samples, int poll_ms) 
 
 void report(const char* what, const std::vector<double>& ms) {
   std::printf("%-58s n=%4zu  p50 %7.3f ms  p99 %7.3f ms  max %7.3f ms\n", what, ms.size(),
-              pct(ms, 0.5), pct(ms, 0.99), ms.empty() ? 0.0 : *std::max_element(ms.begin(), ms.end()));
+              pct(ms, 0.5), pct(ms, 0.99),
+              ms.empty() ? 0.0 : *std::max_element(ms.begin(), ms.end()));
 }
 
 std::filesystem::path temp_dir() {
@@ -147,7 +148,8 @@ int main() {
     std::snprintf(what, sizeof what, "plate event -> PlateRead, Modbus TCP, poll %d ms", poll_ms);
     report(what, plate_latency(cfg, poll_ms == 50 ? 200 : 300, poll_ms));
   }
-  std::printf("  (the poll interval bounds the wait: expect ~interval/2 at p50 plus two requests)\n\n");
+  std::printf(
+      "  (the poll interval bounds the wait: expect ~interval/2 at p50 plus two requests)\n\n");
 
   // 2. RTU over a pty: software time of one whole-record read.
   const auto dir = temp_dir();
@@ -195,8 +197,10 @@ int main() {
     for (int baud : {9600, 115200}) {
       const double t35 = baud > 19200 ? 1.75 : 38.5 * 1000.0 / baud;
       const double floor_ms = bytes * 11 * 1000.0 / baud + 2 * t35;
-      std::printf("  wire floor at %6d baud: %6.2f ms   software p50 / floor = %5.1f %%   p99 / floor = %5.1f %%\n",
-                  baud, floor_ms, 100 * pct(ms, 0.5) / floor_ms, 100 * pct(ms, 0.99) / floor_ms);
+      std::printf(
+          "  wire floor at %6d baud: %6.2f ms   software p50 / floor = %5.1f %%   p99 / floor = "
+          "%5.1f %%\n",
+          baud, floor_ms, 100 * pct(ms, 0.5) / floor_ms, 100 * pct(ms, 0.99) / floor_ms);
     }
     std::printf("\n");
   }

@@ -20,14 +20,14 @@ namespace lanegate::lane {
 
 // A plate the camera read, decoded and validated (never a rejected read).
 struct PlateRead {
-  std::string lane;         // lane id whose camera this is ("" if not bound to a lane)
-  std::string device;       // camera device id
-  std::string plate;        // UTF-8, validated, e.g. "粤B12345"
+  std::string lane;    // lane id whose camera this is ("" if not bound to a lane)
+  std::string device;  // camera device id
+  std::string plate;   // UTF-8, validated, e.g. "粤B12345"
   PlateColour colour = PlateColour::kBlue;
-  int confidence = 0;       // 0..1000
-  int vehicle_class = 0;    // toll class 1..16, 0 unknown
+  int confidence = 0;     // 0..1000
+  int vehicle_class = 0;  // toll class 1..16, 0 unknown
   std::uint16_t sequence = 0;
-  SystemTime device_time;   // recognition time from the camera record
+  SystemTime device_time;  // recognition time from the camera record
   SystemTime received_at;
   SteadyTime received_steady;
 };
@@ -84,21 +84,21 @@ struct CivilTime {
 
 // End-of-trip record from a taxi meter (JT/T 905 CMD 0x00E8).
 struct TripRecord {
-  std::string meter;                 // [[meter]] id
-  std::string lane;                  // taxi lane bound to the meter
-  std::string plate;                 // ASCII as the meter sends it (6 bytes, no province)
+  std::string meter;  // [[meter]] id
+  std::string lane;   // taxi lane bound to the meter
+  std::string plate;  // ASCII as the meter sends it (6 bytes, no province)
   std::string operating_licence;
   std::string driver_qualification;
   CivilTime boarding;
-  CivilTime alighting;               // next day when earlier than boarding's hh:mm
-  std::int64_t distance_m = 0;       // 0.1 km units * 100
+  CivilTime alighting;          // next day when earlier than boarding's hh:mm
+  std::int64_t distance_m = 0;  // 0.1 km units * 100
   std::int64_t empty_distance_m = 0;
   Money surcharge;
   int waiting_seconds = 0;
-  Money fare;                        // 0.1 yuan units * 10 fen
+  Money fare;  // 0.1 yuan units * 10 fen
   std::uint32_t trip_number = 0;
-  std::uint8_t payment_type = 0;     // 0x00 cash, 0x01 M1, 0x03 CPU card, 0x09 other
-  std::string card_data;             // opaque bytes
+  std::uint8_t payment_type = 0;  // 0x00 cash, 0x01 M1, 0x03 CPU card, 0x09 other
+  std::string card_data;          // opaque bytes
   SystemTime received_at;
 };
 

@@ -66,9 +66,8 @@ struct PlateError {
 
 // Validates UTF-8 plate text against the rules (province set; default all 31 provinces
 // when rules.provinces is empty). Returns the plate unchanged on success.
-[[nodiscard]] std::expected<std::string, PlateError> validate_plate(std::string_view plate,
-                                                                    PlateColour colour,
-                                                                    const config::PlateRules& rules);
+[[nodiscard]] std::expected<std::string, PlateError> validate_plate(
+    std::string_view plate, PlateColour colour, const config::PlateRules& rules);
 
 // The 31 province characters used when PlateRules::provinces is empty.
 std::span<const std::string_view> default_provinces();

@@ -26,9 +26,9 @@ struct CameraMap {
   int sequence = 0;
   int colour = 1;
   int confidence = 2;
-  int time = 3;          // 2 registers
+  int time = 3;  // 2 registers
   int text_length = 5;
-  int plate_text = 6;    // 8 registers, 16 bytes
+  int plate_text = 6;  // 8 registers, 16 bytes
   int vehicle_class = 14;
   static constexpr int kTextRegisters = 8;
   // The one request that reads the whole record: [record_start, record_start+record_count).

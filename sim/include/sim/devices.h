@@ -53,19 +53,19 @@
 namespace lanegate::sim {
 
 struct DevicesSimOptions {
-  int control_port = 0;            // -1: no HTTP control server (in-process tests)
+  int control_port = 0;  // -1: no HTTP control server (in-process tests)
   int barrier_open_delay_ms = 300;
   int barrier_hold_ms = 3000;
-  int loop_hold_ms = 0;            // 0: loop stays occupied until /vehicle/leave
+  int loop_hold_ms = 0;  // 0: loop stays occupied until /vehicle/leave
   int meter_retransmit_ms = 500;
-  int utc_offset_minutes = 480;    // for meter civil times
+  int utc_offset_minutes = 480;  // for meter civil times
 };
 
 struct VehicleArrival {
-  std::string camera;      // camera device id, or empty to use `lane`'s camera
+  std::string camera;  // camera device id, or empty to use `lane`'s camera
   std::string lane;
-  std::string plate;       // UTF-8; encoded with the camera's configured encoding
-  int colour = 0;          // register value 0..6 (out-of-range values are written as is)
+  std::string plate;  // UTF-8; encoded with the camera's configured encoding
+  int colour = 0;     // register value 0..6 (out-of-range values are written as is)
   int confidence = 950;
   int vehicle_class = 1;
   std::optional<std::int64_t> time;  // unix seconds, default now
@@ -75,11 +75,11 @@ struct VehicleArrival {
 
 struct SimTrip {
   std::string meter;
-  std::int64_t fare_fen = 0;          // whole 0.1 yuan (multiple of 10)
+  std::int64_t fare_fen = 0;                 // whole 0.1 yuan (multiple of 10)
   std::optional<std::uint32_t> trip_number;  // default: next
   std::string plate = "B12345";
-  std::string boarding = "";          // "YYYY-MM-DDThh:mm", default now - 20 min (local)
-  std::string alighting = "";         // "hh:mm", default now (local)
+  std::string boarding = "";   // "YYYY-MM-DDThh:mm", default now - 20 min (local)
+  std::string alighting = "";  // "hh:mm", default now (local)
   std::int64_t distance_m = 5300;
   int payment_type = 0;
 };

@@ -49,8 +49,7 @@ class RecordingSink final : public EventSink {
   }
 
   std::optional<DeviceHealth> wait_health(const std::string& device, Health to,
-                                          std::chrono::milliseconds timeout = 5s,
-                                          size_t from = 0) {
+                                          std::chrono::milliseconds timeout = 5s, size_t from = 0) {
     return wait_for<DeviceHealth>(
         [&](const DeviceHealth& h) { return h.device == device && h.to == to; }, timeout, from);
   }

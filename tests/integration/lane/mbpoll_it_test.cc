@@ -78,8 +78,8 @@ TEST_F(Mbpoll, ReadsCameraRecordAndBarrierInputsOverTcpAndRtu) {
   std::string raw;
 
   // Holding registers 0..2 of the TCP camera: sequence 1, colour 1 (yellow), confidence.
-  auto regs = run_mbpoll("-m tcp -p " + std::to_string(port) +
-                             " -a 1 -0 -r 0 -c 3 -t 4 -1 -o 2 127.0.0.1", &raw);
+  auto regs = run_mbpoll(
+      "-m tcp -p " + std::to_string(port) + " -a 1 -0 -r 0 -c 3 -t 4 -1 -o 2 127.0.0.1", &raw);
   EXPECT_EQ(regs, (std::map<int, long>{{0, 1}, {1, 1}, {2, 876}})) << raw;
   // Plate text length (register 5: 9 UTF-8 bytes) and vehicle class (register 14).
   regs = run_mbpoll("-m tcp -p " + std::to_string(port) + " -a 1 -0 -r 5 -c 1 -t 4 -1 127.0.0.1",

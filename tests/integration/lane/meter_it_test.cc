@@ -88,7 +88,9 @@ TEST(MeterPort, TripRecordAfterGarbageAndTruncatedFrames) {
   ASSERT_TRUE(rig.sim && rig.drivers);
   // Give the driver time to open the port, then: noise, a frame cut short, a frame with a
   // flipped bit, and only then a good trip.
-  ASSERT_TRUE(eventually([&] { return rig.sim->meter_raw("m-garbage", std::vector<std::uint8_t>{0x00}).has_value(); }));
+  ASSERT_TRUE(eventually([&] {
+    return rig.sim->meter_raw("m-garbage", std::vector<std::uint8_t>{0x00}).has_value();
+  }));
   std::this_thread::sleep_for(200ms);
   const std::vector<std::uint8_t> noise = {0x13, 0x37, 0x55, 0x00, 0xFF, 0xAA};
   ASSERT_TRUE(rig.sim->meter_raw("m-garbage", noise));

@@ -113,7 +113,8 @@ TEST(LaneTcp, VehicleReadEndToEnd) {
   // The same plate again on the same lane inside the window: suppressed and counted.
   ASSERT_TRUE(rig.sim->vehicle_arrives(v));
   ASSERT_TRUE(eventually([] {
-    return metric("lanegate_plate_rejected_total", {{"device", "e2e-cam"}, {"reason", "repeat"}}) == 1;
+    return metric("lanegate_plate_rejected_total", {{"device", "e2e-cam"}, {"reason", "repeat"}}) ==
+           1;
   }));
   // Low confidence and an impossible plate: dropped, counted by reason.
   v.plate = "粤B54321";
@@ -146,7 +147,8 @@ TEST(LaneTcp, VehicleReadEndToEnd) {
 
   // Display text goes out as GBK and reads back the same.
   ASSERT_TRUE(rig.drivers->show_text("e2e-disp", "粤B12345 一路顺风"));
-  EXPECT_TRUE(eventually([&] { return rig.sim->display_text("e2e-disp").value_or("") == "粤B12345 一路顺风"; }));
+  EXPECT_TRUE(eventually(
+      [&] { return rig.sim->display_text("e2e-disp").value_or("") == "粤B12345 一路顺风"; }));
   EXPECT_FALSE(rig.drivers->show_text("e2e-cam", "x"));  // not a display
 }
 
@@ -157,7 +159,7 @@ TEST(LaneTcp, GbkCameraWithLittleEndianOrdersAndMovedRegisters) {
   cam.encoding = "gbk";
   cam.byte_order = config::ByteOrder::kLittle;
   cam.word_order = config::ByteOrder::kLittle;
-  cam.registers = {{"sequence", 300}, {"colour", 301}, {"confidence", 302}, {"time", 303},
+  cam.registers = {{"sequence", 300},    {"colour", 301},     {"confidence", 302},   {"time", 303},
                    {"text_length", 305}, {"plate_text", 306}, {"vehicle_class", 314}};
   rig.cfg.devices.push_back(cam);
   rig.start_sim();
@@ -196,11 +198,14 @@ TEST(LaneTcp, SilentDeviceGoesDownOthersKeepPollingAndItReturns) {
   v.lane = "L2";
   v.plate = "粤B77777";
   ASSERT_TRUE(rig.sim->vehicle_arrives(v));
-  EXPECT_TRUE(rig.sink.wait_for<PlateRead>([](const PlateRead& p) { return p.plate == "粤B77777"; }));
+  EXPECT_TRUE(
+      rig.sink.wait_for<PlateRead>([](const PlateRead& p) { return p.plate == "粤B77777"; }));
   EXPECT_FALSE(rig.sink.wait_health("sil-cam", Health::kDown, 0ms));
   EXPECT_EQ(*rig.drivers->health("sil-loop"), Health::kDown);
-  EXPECT_GE(metric("lanegate_device_transitions_total", {{"device", "sil-loop"}, {"to", "down"}}), 1);
-  EXPECT_EQ(metrics::Registry::global().value("lanegate_device_health", {{"device", "sil-loop"}}), 0);
+  EXPECT_GE(metric("lanegate_device_transitions_total", {{"device", "sil-loop"}, {"to", "down"}}),
+            1);
+  EXPECT_EQ(metrics::Registry::global().value("lanegate_device_health", {{"device", "sil-loop"}}),
+            0);
 
   // It answers again: polling resumes by itself and the loop reports the vehicle.
   const size_t mark = rig.sink.size();
@@ -208,7 +213,8 @@ TEST(LaneTcp, SilentDeviceGoesDownOthersKeepPollingAndItReturns) {
   ASSERT_TRUE(rig.sink.wait_health("sil-loop", Health::kUp, 5s, mark));
   EXPECT_TRUE(rig.sink.wait_for<VehiclePresent>(
       [](const VehiclePresent& p) { return p.device == "sil-loop" && p.present; }));
-  EXPECT_EQ(metrics::Registry::global().value("lanegate_device_health", {{"device", "sil-loop"}}), 2);
+  EXPECT_EQ(metrics::Registry::global().value("lanegate_device_health", {{"device", "sil-loop"}}),
+            2);
 }
 
 TEST(LaneTcp, ReconnectsAfterTheServerRestarts) {
@@ -228,7 +234,8 @@ TEST(LaneTcp, ReconnectsAfterTheServerRestarts) {
   v.camera = "rc-cam";
   v.plate = "粤B24680";
   ASSERT_TRUE(rig.sim->vehicle_arrives(v));
-  EXPECT_TRUE(rig.sink.wait_for<PlateRead>([](const PlateRead& p) { return p.plate == "粤B24680"; }));
+  EXPECT_TRUE(
+      rig.sink.wait_for<PlateRead>([](const PlateRead& p) { return p.plate == "粤B24680"; }));
 }
 
 TEST(LaneTcp, StuckBarrierRaisesAnAlarmAfterRetries) {
@@ -301,8 +308,10 @@ TEST(LaneRtu, BusWithThreeDevicesOneDead) {
     v.lane = "L3";
     v.plate = "粤B1234" + std::to_string(i);
     ASSERT_TRUE(rig.sim->vehicle_arrives(v));
-    ASSERT_TRUE(rig.sink.wait_for<PlateRead>([&](const PlateRead& p) { return p.plate == v.plate; }))
-        << "read " << i << " over RTU with a dead device on the bus";
+    ASSERT_TRUE(rig.sink.wait_for<PlateRead>([&](const PlateRead& p) {
+      return p.plate == v.plate;
+    })) << "read "
+        << i << " over RTU with a dead device on the bus";
   }
   EXPECT_TRUE(rig.sink.wait_for<VehiclePresent>(
       [](const VehiclePresent& p) { return p.device == "rtu-loop" && p.present; }));

@@ -52,9 +52,9 @@ TEST(SimControl, HttpApiDrivesDevicesAndReportsState) {
 
   httplib::Client http("127.0.0.1", (*sim)->control_port());
   http.set_read_timeout(5, 0);
-  auto res = http.Post("/vehicle",
-                       R"({"lane":"gate","plate":"粤BF12345","colour":4,"confidence":930,"class":1})",
-                       "application/json");
+  auto res = http.Post(
+      "/vehicle", R"({"lane":"gate","plate":"粤BF12345","colour":4,"confidence":930,"class":1})",
+      "application/json");
   ASSERT_TRUE(res);
   ASSERT_EQ(res->status, 200) << res->body;
   auto read = sink.wait_for<PlateRead>([](const PlateRead& p) { return p.plate == "粤BF12345"; });

@@ -35,9 +35,13 @@ TEST(MeterFrame, EncodesTheSpecLayout) {
   MeterFrame f{kDeviceMeter, 0, 0x00E8, {0xAB}};
   auto b = encode_meter_frame(f);
   // 55 AA | LEN=5 | 02 | 00 | 00 E8 | AB | XOR | 55 AA
-  const std::vector<std::uint8_t> want = {0x55, 0xAA, 0x00, 0x05, 0x02, 0x00, 0x00, 0xE8, 0xAB,
-                                          static_cast<std::uint8_t>(0x00 ^ 0x05 ^ 0x02 ^ 0x00 ^ 0x00 ^ 0xE8 ^ 0xAB),
-                                          0x55, 0xAA};
+  const std::vector<std::uint8_t> want = {
+      0x55, 0xAA,
+      0x00, 0x05,
+      0x02, 0x00,
+      0x00, 0xE8,
+      0xAB, static_cast<std::uint8_t>(0x00 ^ 0x05 ^ 0x02 ^ 0x00 ^ 0x00 ^ 0xE8 ^ 0xAB),
+      0x55, 0xAA};
   EXPECT_EQ(b, want);
   auto back = decode_meter_frame(b);
   ASSERT_TRUE(back);

@@ -19,9 +19,9 @@ TEST(PlateValidate, AcceptsStandardAndNewEnergyPlates) {
   const auto rules = default_rules();
   EXPECT_TRUE(validate_plate("粤B12345", PlateColour::kBlue, rules));
   EXPECT_TRUE(validate_plate("京AZ9X8Y", PlateColour::kYellow, rules));
-  EXPECT_TRUE(validate_plate("粤BD12345", PlateColour::kGreen, rules));    // small NEV
+  EXPECT_TRUE(validate_plate("粤BD12345", PlateColour::kGreen, rules));        // small NEV
   EXPECT_TRUE(validate_plate("沪A12345F", PlateColour::kYellowGreen, rules));  // large NEV
-  EXPECT_TRUE(validate_plate("粤BF1234", PlateColour::kBlue, rules));   // 7 chars with F is fine
+  EXPECT_TRUE(validate_plate("粤BF1234", PlateColour::kBlue, rules));  // 7 chars with F is fine
 }
 
 TEST(PlateValidate, RejectsWithTheRuleThatFailed) {
@@ -35,9 +35,9 @@ TEST(PlateValidate, RejectsWithTheRuleThatFailed) {
   EXPECT_EQ(reason("XB12345"), PlateReject::kBadProvince);
   EXPECT_EQ(reason("粤B1234"), PlateReject::kBadLength);
   EXPECT_EQ(reason("粤B1234567"), PlateReject::kBadLength);
-  EXPECT_EQ(reason("粤I12345"), PlateReject::kBadCharacter);   // I is never used
-  EXPECT_EQ(reason("粤B1O345"), PlateReject::kBadCharacter);   // O is never used
-  EXPECT_EQ(reason("粤b12345"), PlateReject::kBadCharacter);   // lower case
+  EXPECT_EQ(reason("粤I12345"), PlateReject::kBadCharacter);  // I is never used
+  EXPECT_EQ(reason("粤B1O345"), PlateReject::kBadCharacter);  // O is never used
+  EXPECT_EQ(reason("粤b12345"), PlateReject::kBadCharacter);  // lower case
   EXPECT_EQ(reason("粤B12-45"), PlateReject::kBadCharacter);
   EXPECT_EQ(reason("粤B123456", PlateColour::kGreen), PlateReject::kBadCharacter);  // no D/F
   EXPECT_EQ(reason("粤BD12345", PlateColour::kBlue), PlateReject::kColourMismatch);

@@ -24,10 +24,13 @@ TEST(RegisterMap, DefaultsFollowTheSpec) {
 TEST(RegisterMap, OverridesMoveTheRecordAndBadNamesAreNamed) {
   config::DeviceSection d;
   d.id = "cam1";
-  for (auto& [name, base] : std::map<std::string, int>{{"sequence", 100}, {"colour", 101},
-                                                        {"confidence", 102}, {"time", 103},
-                                                        {"text_length", 105}, {"plate_text", 106},
-                                                        {"vehicle_class", 114}}) {
+  for (auto& [name, base] : std::map<std::string, int>{{"sequence", 100},
+                                                       {"colour", 101},
+                                                       {"confidence", 102},
+                                                       {"time", 103},
+                                                       {"text_length", 105},
+                                                       {"plate_text", 106},
+                                                       {"vehicle_class", 114}}) {
     d.registers[name] = base;
   }
   auto m = camera_map(d);
