@@ -58,8 +58,8 @@ struct Drainer::Impl : std::enable_shared_from_this<Drainer::Impl> {
 
   bool unlimited_rate() const { return limits.rate_per_second <= 0; }
   double burst() const {
-    return std::max(1.0, static_cast<double>(std::min(limits.rate_per_second,
-                                                      std::max(1, limits.max_in_flight))));
+    return std::max(1.0, static_cast<double>(
+                             std::min(limits.rate_per_second, std::max(1, limits.max_in_flight))));
   }
 
   void refill() {
@@ -185,9 +185,15 @@ struct Drainer::Impl : std::enable_shared_from_this<Drainer::Impl> {
         return;  // the transaction rolls back; every outcome is applied again next time
       }
       switch (outcome.kind) {
-        case Outcome::Kind::kAck: ++delta.acked; break;
-        case Outcome::Kind::kRetry: ++delta.retried; break;
-        case Outcome::Kind::kPark: ++delta.parked; break;
+        case Outcome::Kind::kAck:
+          ++delta.acked;
+          break;
+        case Outcome::Kind::kRetry:
+          ++delta.retried;
+          break;
+        case Outcome::Kind::kPark:
+          ++delta.parked;
+          break;
       }
     }
     std::vector<Item> items;
@@ -238,7 +244,8 @@ struct Drainer::Impl : std::enable_shared_from_this<Drainer::Impl> {
 
 Drainer::Drainer(boost::asio::io_context& io, Outbox& outbox, const config::QueueLimits& limits,
                  const Clock& clock, Sink sink, DrainerOptions options)
-    : impl_(std::make_shared<Impl>(io, outbox, limits, clock, std::move(sink), std::move(options))) {}
+    : impl_(
+          std::make_shared<Impl>(io, outbox, limits, clock, std::move(sink), std::move(options))) {}
 
 Drainer::~Drainer() {
   impl_->running = false;

@@ -71,7 +71,7 @@ END;
 
 constexpr std::array<std::string_view, 1> kSteps = {kSchemaV1};
 
-#define ITEM_COLUMNS                                                                        \
+#define ITEM_COLUMNS                                                                         \
   "id, seq, topic, ordering_key, idempotency_key, payload, state, head, attempts, retries, " \
   "created_ms, available_ms, lease_expires_ms, finished_ms, last_error"
 
@@ -143,10 +143,14 @@ std::span<const std::string_view> schema_steps() { return kSteps; }
 
 std::string_view to_string(ItemState state) {
   switch (state) {
-    case ItemState::kPending: return "pending";
-    case ItemState::kLeased: return "leased";
-    case ItemState::kAcked: return "acked";
-    case ItemState::kParked: return "parked";
+    case ItemState::kPending:
+      return "pending";
+    case ItemState::kLeased:
+      return "leased";
+    case ItemState::kAcked:
+      return "acked";
+    case ItemState::kParked:
+      return "parked";
   }
   return "unknown";
 }
@@ -162,7 +166,8 @@ milliseconds backoff_delay(std::int64_t retry_number, milliseconds base, millise
   d = std::min(d, cap.count());
   unit = std::clamp(unit, 0.0, 1.0);
   const std::int64_t half = d / 2;
-  return milliseconds(half + static_cast<std::int64_t>(std::llround(unit * static_cast<double>(d - half))));
+  return milliseconds(
+      half + static_cast<std::int64_t>(std::llround(unit * static_cast<double>(d - half))));
 }
 
 struct Outbox::Statements {
@@ -217,7 +222,8 @@ Result<Outbox> Outbox::open(Database& db, const config::QueueLimits& limits, con
        "SELECT coalesce(max(seq), 0) FROM outbox_item WHERE ordering_key = ?1 AND state < 2 AND "
        "ordering_key IS NOT NULL"},
       {&S::insert,
-       "INSERT INTO outbox_item(id, seq, topic, ordering_key, idempotency_key, payload, state, head, "
+       "INSERT INTO outbox_item(id, seq, topic, ordering_key, idempotency_key, payload, state, "
+       "head, "
        "created_ms, available_ms) VALUES (?1, ?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?7) "
        "ON CONFLICT(idempotency_key) DO NOTHING"},
       {&S::count_insert,
@@ -334,8 +340,8 @@ Result<Enqueued> Outbox::enqueue(Transaction& txn, std::string_view topic,
   }
   if (ordering_key.size() > kMaxKeyBytes) {
     count_enqueue_failure("invalid");
-    return fail(Errc::kInvalidArgument, "must be at most " + std::to_string(kMaxKeyBytes) + " bytes",
-                "ordering_key");
+    return fail(Errc::kInvalidArgument,
+                "must be at most " + std::to_string(kMaxKeyBytes) + " bytes", "ordering_key");
   }
   if (idempotency_key.empty() || idempotency_key.size() > kMaxKeyBytes) {
     count_enqueue_failure("invalid");
@@ -383,16 +389,16 @@ Result<Enqueued> Outbox::enqueue(Transaction& txn, std::string_view topic,
     }
     if (rows >= limits_.max_rows) {
       count_enqueue_failure("rows");
-      return fail(Errc::kQueueFull, "outbox full: " + std::to_string(rows) +
-                                        " items held, limit queue.max_rows = " +
-                                        std::to_string(limits_.max_rows));
+      return fail(Errc::kQueueFull,
+                  "outbox full: " + std::to_string(rows) +
+                      " items held, limit queue.max_rows = " + std::to_string(limits_.max_rows));
     }
     if (bytes + size > limits_.max_bytes) {
       count_enqueue_failure("bytes");
-      return fail(Errc::kQueueFull, "outbox full: " + std::to_string(bytes) +
-                                        " payload bytes held + " + std::to_string(size) +
-                                        " would exceed queue.max_bytes = " +
-                                        std::to_string(limits_.max_bytes));
+      return fail(Errc::kQueueFull,
+                  "outbox full: " + std::to_string(bytes) + " payload bytes held + " +
+                      std::to_string(size) +
+                      " would exceed queue.max_bytes = " + std::to_string(limits_.max_bytes));
     }
   }
   s.insert.reset();
@@ -558,10 +564,7 @@ Status Outbox::retry_in(const LeaseToken& lease, std::string_view error,
                              : backoff_delay(retries + 1, milliseconds(limits_.retry_base_ms), cap,
                                              options_.jitter());
   s.retry.reset();
-  s.retry.bind(1, lease.id)
-      .bind(2, lease.attempt)
-      .bind(3, now_ms() + delay.count())
-      .bind(4, error);
+  s.retry.bind(1, lease.id).bind(2, lease.attempt).bind(3, now_ms() + delay.count()).bind(4, error);
   if (auto r = s.retry.run(); !r) return r;
   retries_counter().inc();
   return {};
@@ -593,9 +596,12 @@ Status Outbox::apply(Transaction& txn, const LeaseToken& lease, const Outcome& o
     return fail(Errc::kInternal, "apply needs an active transaction on the outbox's database");
   }
   switch (outcome.kind) {
-    case Outcome::Kind::kAck: return ack_in(lease);
-    case Outcome::Kind::kRetry: return retry_in(lease, outcome.error, outcome.after);
-    case Outcome::Kind::kPark: return park_in(lease, outcome.error);
+    case Outcome::Kind::kAck:
+      return ack_in(lease);
+    case Outcome::Kind::kRetry:
+      return retry_in(lease, outcome.error, outcome.after);
+    case Outcome::Kind::kPark:
+      return park_in(lease, outcome.error);
   }
   return fail(Errc::kInternal, "unknown outcome");
 }
@@ -736,10 +742,22 @@ Result<Stats> Outbox::stats() {
       TopicStats& t = by_topic[topic];
       t.topic = topic;
       switch (state) {
-        case ItemState::kPending: t.pending += rows; out.pending += rows; break;
-        case ItemState::kLeased: t.leased += rows; out.leased += rows; break;
-        case ItemState::kParked: t.parked += rows; out.parked += rows; break;
-        case ItemState::kAcked: t.acked += rows; out.acked += rows; break;
+        case ItemState::kPending:
+          t.pending += rows;
+          out.pending += rows;
+          break;
+        case ItemState::kLeased:
+          t.leased += rows;
+          out.leased += rows;
+          break;
+        case ItemState::kParked:
+          t.parked += rows;
+          out.parked += rows;
+          break;
+        case ItemState::kAcked:
+          t.acked += rows;
+          out.acked += rows;
+          break;
       }
       if (state != ItemState::kAcked) {
         t.live_bytes += bytes;
@@ -771,9 +789,9 @@ Status Outbox::refresh_metrics() {
   }
   std::int64_t age_s = 0;
   if (s->oldest_active_created) {
-    age_s = std::max<std::int64_t>(
-        0, std::chrono::duration_cast<std::chrono::seconds>(clock_.now() - *s->oldest_active_created)
-               .count());
+    age_s = std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::seconds>(
+                                          clock_.now() - *s->oldest_active_created)
+                                          .count());
   }
   reg.gauge("lanegate_queue_oldest_pending_age_seconds",
             "Age of the oldest outbox item not yet delivered")

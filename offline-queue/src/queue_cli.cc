@@ -38,7 +38,8 @@ std::string span_text(std::chrono::milliseconds d) {
   const std::int64_t s = std::max<std::int64_t>(0, d.count() / 1000);
   if (s < 120) return std::to_string(s) + " s";
   if (s < 7200) return std::to_string(s / 60) + " min";
-  if (s < 2 * 86400) return std::to_string(s / 3600) + " h " + std::to_string(s % 3600 / 60) + " min";
+  if (s < 2 * 86400)
+    return std::to_string(s / 3600) + " h " + std::to_string(s % 3600 / 60) + " min";
   return std::to_string(s / 86400) + " d " + std::to_string(s % 86400 / 3600) + " h";
 }
 
@@ -60,7 +61,8 @@ std::string status_text(const Item& it, const Clock& clock) {
   switch (it.state) {
     case ItemState::kPending: {
       if (!it.head) return "waiting for an earlier item of its key";
-      const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(it.available_at - clock.now());
+      const auto wait =
+          std::chrono::duration_cast<std::chrono::milliseconds>(it.available_at - clock.now());
       std::string s = wait.count() > 0 ? "next attempt in " + span_text(wait) : "ready";
       if (!it.last_error.empty()) s += "; last error: " + it.last_error;
       return s;
@@ -68,13 +70,15 @@ std::string status_text(const Item& it, const Clock& clock) {
     case ItemState::kLeased: {
       std::string s = "in flight";
       if (it.lease_expires) {
-        s += ", lease ends in " +
-             span_text(std::chrono::duration_cast<std::chrono::milliseconds>(*it.lease_expires - clock.now()));
+        s += ", lease ends in " + span_text(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                      *it.lease_expires - clock.now()));
       }
       return s;
     }
-    case ItemState::kParked: return "parked: " + it.last_error;
-    case ItemState::kAcked: return "delivered";
+    case ItemState::kParked:
+      return "parked: " + it.last_error;
+    case ItemState::kAcked:
+      return "delivered";
   }
   return "";
 }
@@ -167,9 +171,10 @@ int show_cmd(Outbox& outbox, std::int64_t id, std::ostream& out, std::ostream& e
       << "status:          " << status_text(*it, clock) << "\n"
       << "ordering key:    " << (it->ordering_key.empty() ? "(none)" : it->ordering_key) << "\n"
       << "idempotency key: " << it->idempotency_key << "\n"
-      << "attempts:        " << it->attempts << " (retries since last reset: " << it->retries << ")\n"
-      << "created:         " << utc(it->created_at) << " (" << span_text(since(clock, it->created_at))
-      << " ago)\n";
+      << "attempts:        " << it->attempts << " (retries since last reset: " << it->retries
+      << ")\n"
+      << "created:         " << utc(it->created_at) << " ("
+      << span_text(since(clock, it->created_at)) << " ago)\n";
   if (it->state == ItemState::kPending) out << "next attempt:    " << utc(it->available_at) << "\n";
   if (it->lease_expires) out << "lease ends:      " << utc(*it->lease_expires) << "\n";
   if (it->finished_at) {

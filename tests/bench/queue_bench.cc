@@ -128,8 +128,8 @@ void BM_EnqueueVsRaw(benchmark::State& state) {
     Database qdb = fresh_queue_db(g_dir / "single.db");
     const auto limits = bench_limits();
     Outbox ob = must(Outbox::open(qdb, limits, SystemClock::instance()), "outbox");
-    const std::span<const std::uint8_t> bytes(reinterpret_cast<const std::uint8_t*>(kPayload.data()),
-                                              kPayload.size());
+    const std::span<const std::uint8_t> bytes(
+        reinterpret_cast<const std::uint8_t*>(kPayload.data()), kPayload.size());
     double raw_s = 0, q_s = 0;
     std::int64_t raw_n = 0, q_n = 0;
     constexpr int kBlock = 100;
@@ -139,7 +139,10 @@ void BM_EnqueueVsRaw(benchmark::State& state) {
       for (int i = 0; i < kBlock; ++i, ++raw_n) {
         auto txn = must(raw.begin(), "begin raw");
         ins.reset();
-        ins.bind(1, "charge").bind(2, session_key(raw_n)).bind(3, idem_key(raw_n)).bind_blob(4, bytes)
+        ins.bind(1, "charge")
+            .bind(2, session_key(raw_n))
+            .bind(3, idem_key(raw_n))
+            .bind_blob(4, bytes)
             .bind(5, SystemClock::instance().unix_millis());
         must(ins.run(), "insert raw");
         must(txn.commit(), "commit raw");
@@ -241,7 +244,8 @@ void BM_Drain100k(benchmark::State& state) {
     state.counters["items_per_s"] = static_cast<double>(c.acked) / secs;
     state.counters["seconds"] = secs;
     state.counters["max_in_flight_seen"] = c.max_in_flight_seen;
-    state.SetLabel(c.acked == kBacklog ? "backlog drained" : "TIMED OUT before the backlog drained");
+    state.SetLabel(c.acked == kBacklog ? "backlog drained"
+                                       : "TIMED OUT before the backlog drained");
   }
   remove_db(g_dir / "drain.db");
 }
@@ -263,7 +267,8 @@ int startup_probe(const fs::path& file) {
   auto txn = db->begin();
   if (!txn) return 7;
   for (const Item& it : *first) {
-    if (!ob->apply(*txn, it.token(), Outcome::retry("bench", std::chrono::milliseconds(0)))) return 8;
+    if (!ob->apply(*txn, it.token(), Outcome::retry("bench", std::chrono::milliseconds(0))))
+      return 8;
   }
   if (!txn->commit()) return 9;
   long hwm_kb = -1;

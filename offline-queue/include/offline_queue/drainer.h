@@ -57,8 +57,8 @@ class Drainer {
     std::int64_t acked = 0;
     std::int64_t retried = 0;
     std::int64_t parked = 0;
-    std::int64_t stale = 0;        // outcomes for leases that had expired (refused, harmless)
-    std::int64_t cycle_errors = 0; // cycles that failed to commit (retried on the next kick)
+    std::int64_t stale = 0;         // outcomes for leases that had expired (refused, harmless)
+    std::int64_t cycle_errors = 0;  // cycles that failed to commit (retried on the next kick)
   };
 
   Drainer(boost::asio::io_context& io, Outbox& outbox, const config::QueueLimits& limits,

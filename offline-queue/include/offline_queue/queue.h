@@ -104,14 +104,14 @@ struct Item {
   std::string idempotency_key;
   std::string payload;  // bytes as enqueued (JSON made by the caller)
   ItemState state = ItemState::kPending;
-  bool head = false;           // see invariant 4
-  std::int64_t attempts = 0;   // leases so far (never reset)
-  std::int64_t retries = 0;    // retries since enqueue, unpark or retry_now (drives backoff)
+  bool head = false;          // see invariant 4
+  std::int64_t attempts = 0;  // leases so far (never reset)
+  std::int64_t retries = 0;   // retries since enqueue, unpark or retry_now (drives backoff)
   SystemTime created_at;
-  SystemTime available_at;                   // PENDING: earliest next lease
-  std::optional<SystemTime> lease_expires;   // LEASED only
-  std::optional<SystemTime> finished_at;     // ACKED / PARKED: when
-  std::string last_error;                    // last retry/park/expiry reason
+  SystemTime available_at;                  // PENDING: earliest next lease
+  std::optional<SystemTime> lease_expires;  // LEASED only
+  std::optional<SystemTime> finished_at;    // ACKED / PARKED: when
+  std::string last_error;                   // last retry/park/expiry reason
 
   LeaseToken token() const { return LeaseToken{id, attempts}; }
 };
@@ -125,8 +125,8 @@ struct Enqueued {
 struct Outcome {
   enum class Kind { kAck, kRetry, kPark };
   Kind kind = Kind::kAck;
-  std::string error;                                 // kRetry / kPark: why
-  std::optional<std::chrono::milliseconds> after;    // kRetry: peer's hint instead of backoff
+  std::string error;                               // kRetry / kPark: why
+  std::optional<std::chrono::milliseconds> after;  // kRetry: peer's hint instead of backoff
 
   static Outcome ack() { return Outcome{}; }
   static Outcome retry(std::string error, std::optional<std::chrono::milliseconds> after = {}) {
@@ -140,8 +140,8 @@ struct TopicStats {
   std::int64_t pending = 0;
   std::int64_t leased = 0;
   std::int64_t parked = 0;
-  std::int64_t acked = 0;        // retained, not yet compacted
-  std::int64_t live_bytes = 0;   // payload bytes of pending + leased + parked
+  std::int64_t acked = 0;       // retained, not yet compacted
+  std::int64_t live_bytes = 0;  // payload bytes of pending + leased + parked
 };
 
 struct Stats {
@@ -157,8 +157,8 @@ struct Stats {
 };
 
 struct ListFilter {
-  bool parked = false;      // true: PARKED items; false: PENDING + LEASED
-  std::string topic;        // empty: all topics
+  bool parked = false;  // true: PARKED items; false: PENDING + LEASED
+  std::string topic;    // empty: all topics
   int limit = 50;
 };
 
@@ -199,8 +199,8 @@ class Outbox {
   // lease_duration must be in (0, kMaxLease]. The first form commits its own transaction.
   [[nodiscard]] Result<std::vector<Item>> lease(std::span<const std::string> topics, int max_items,
                                                 std::chrono::milliseconds lease_duration);
-  [[nodiscard]] Result<std::vector<Item>> lease(Transaction& txn, std::span<const std::string> topics,
-                                                int max_items,
+  [[nodiscard]] Result<std::vector<Item>> lease(Transaction& txn,
+                                                std::span<const std::string> topics, int max_items,
                                                 std::chrono::milliseconds lease_duration);
 
   // Outcomes of a lease (invariant 6). The forms without a transaction commit their own.
@@ -243,8 +243,8 @@ class Outbox {
 
  private:
   struct Statements;
-  Outbox(Database& db, const config::QueueLimits& limits, const Clock& clock,
-         OutboxOptions options, std::unique_ptr<Statements> st);
+  Outbox(Database& db, const config::QueueLimits& limits, const Clock& clock, OutboxOptions options,
+         std::unique_ptr<Statements> st);
 
   std::int64_t now_ms() const;
   Status reclaim_leases(std::int64_t now);

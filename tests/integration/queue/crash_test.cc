@@ -86,7 +86,8 @@ TEST(QueueCrash, EveryReportedEnqueueSurvivesSigkillExactlyOnceAndLeasesComeBack
   std::mt19937 rng(std::random_device{}());
   constexpr int kRounds = 60;
   std::int64_t total_reported = 0, total_present = 0, rounds_with_extra = 0;
-  bool some_lease_committed = false;  // a round reported item 3, so the lease after item 2 committed
+  bool some_lease_committed =
+      false;  // a round reported item 3, so the lease after item 2 committed
   std::set<std::int64_t> all_ids;
 
   for (int round = 0; round < kRounds && !::testing::Test::HasFailure(); ++round) {
@@ -151,8 +152,8 @@ TEST(QueueCrash, EveryReportedEnqueueSurvivesSigkillExactlyOnceAndLeasesComeBack
     // 2. Nothing else, except the one commit that landed just before the kill.
     const auto n_reported = static_cast<std::int32_t>(reported.size());
     for (const auto& [index, id] : present) {
-      EXPECT_LE(index, n_reported) << "round " << round << ": unreported item " << index
-                                   << " beyond the last commit";
+      EXPECT_LE(index, n_reported)
+          << "round " << round << ": unreported item " << index << " beyond the last commit";
     }
     ASSERT_TRUE(present.size() == reported.size() || present.size() == reported.size() + 1)
         << "round " << round << ": " << present.size() << " present, " << reported.size()
@@ -163,10 +164,11 @@ TEST(QueueCrash, EveryReportedEnqueueSurvivesSigkillExactlyOnceAndLeasesComeBack
     total_present += static_cast<std::int64_t>(present.size());
   }
   ASSERT_TRUE(some_lease_committed) << "children made too little progress to prove anything";
-  std::printf("crash test: %d rounds, %lld enqueues reported, %lld present, %lld rounds with a "
-              "commit landed but unreported\n",
-              kRounds, static_cast<long long>(total_reported), static_cast<long long>(total_present),
-              static_cast<long long>(rounds_with_extra));
+  std::printf(
+      "crash test: %d rounds, %lld enqueues reported, %lld present, %lld rounds with a "
+      "commit landed but unreported\n",
+      kRounds, static_cast<long long>(total_reported), static_cast<long long>(total_present),
+      static_cast<long long>(rounds_with_extra));
 
   // The dead children's leases come back once they expire; each item is delivered once.
   auto db = Database::open(file);

@@ -40,7 +40,8 @@ class TempDir {
 Result<std::int64_t> approve_offline_passage(Database& db, Outbox& outbox, int n) {
   auto txn = db.begin();
   if (!txn) return std::unexpected(txn.error());
-  if (auto s = db.exec("INSERT INTO passage(plate, fen) VALUES ('B" + std::to_string(n) + "', 500)");
+  if (auto s =
+          db.exec("INSERT INTO passage(plate, fen) VALUES ('B" + std::to_string(n) + "', 500)");
       !s) {
     return std::unexpected(s.error());
   }
@@ -63,8 +64,8 @@ TEST(QueueFull, RefusesCleanlyLosesNothingAndRecoversAfterTheDrain) {
   auto db = Database::open(dir.path() / "gw.db");
   ASSERT_TRUE(db.has_value());
   ASSERT_TRUE(db->migrate(schema_steps()).has_value());
-  ASSERT_TRUE(
-      db->exec("CREATE TABLE passage(id INTEGER PRIMARY KEY, plate TEXT, fen INTEGER)").has_value());
+  ASSERT_TRUE(db->exec("CREATE TABLE passage(id INTEGER PRIMARY KEY, plate TEXT, fen INTEGER)")
+                  .has_value());
   config::QueueLimits limits;
   limits.max_rows = 50;
   limits.rate_per_second = 0;
@@ -88,8 +89,9 @@ TEST(QueueFull, RefusesCleanlyLosesNothingAndRecoversAfterTheDrain) {
   EXPECT_EQ(count(*db, "SELECT count(*) FROM passage"), 50);
   EXPECT_EQ(count(*db, "SELECT count(*) FROM outbox_item"), 50);
   // Every recorded passage has its upload, and no refused one left a trace.
-  EXPECT_EQ(count(*db, "SELECT count(*) FROM passage p JOIN outbox_item o "
-                       "ON o.idempotency_key = 'charge:' || substr(p.plate, 2)"),
+  EXPECT_EQ(count(*db,
+                  "SELECT count(*) FROM passage p JOIN outbox_item o "
+                  "ON o.idempotency_key = 'charge:' || substr(p.plate, 2)"),
             50);
 
   // The uplink returns: the drain loop delivers everything, and approvals resume.

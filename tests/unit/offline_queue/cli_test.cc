@@ -1,11 +1,10 @@
 // `lanegate queue ...` as an operator uses it: what it prints, what it changes, exit codes.
 
-#include "offline_queue/queue_cli.h"
-
 #include <gtest/gtest.h>
 
 #include <sstream>
 
+#include "offline_queue/queue_cli.h"
 #include "queue_fixture.h"
 
 namespace lanegate::queue::testing {

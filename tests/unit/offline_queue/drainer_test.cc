@@ -88,7 +88,8 @@ TEST_F(DrainerTest, AppliesRetryAndParkOutcomesAndCompletionFromAnotherThread) {
   Drainer drainer(io_, *outbox_, limits_, clock_, [&](const Item& item, Drainer::Completion done) {
     Outcome outcome = Outcome::ack();
     if (item.payload == "bad") outcome = Outcome::park("400 INVALID_REQUEST");
-    if (item.payload == "flaky" && flaky_calls++ == 0) outcome = Outcome::retry("503", milliseconds(0));
+    if (item.payload == "flaky" && flaky_calls++ == 0)
+      outcome = Outcome::retry("503", milliseconds(0));
     threads.emplace_back([done = std::move(done), outcome] {
       done(outcome);
       done(Outcome::park("a second call is ignored"));
@@ -128,10 +129,10 @@ TEST_F(DrainerTest, LinkUpDrainsWithoutWaitingForTheTimer) {
 
 TEST_F(DrainerTest, RateLimitStartsNoMoreThanTheBudget) {
   limits_.rate_per_second = 5;  // burst 5 (< max_in_flight 8)
-  for (int i = 0; i < 20; ++i) must_enqueue("charge", "k" + std::to_string(i), "c" + std::to_string(i));
-  Drainer drainer(io_, *outbox_, limits_, clock_, [&](const Item&, Drainer::Completion done) {
-    done(Outcome::ack());
-  });
+  for (int i = 0; i < 20; ++i)
+    must_enqueue("charge", "k" + std::to_string(i), "c" + std::to_string(i));
+  Drainer drainer(io_, *outbox_, limits_, clock_,
+                  [&](const Item&, Drainer::Completion done) { done(Outcome::ack()); });
   drainer.start();
   ASSERT_TRUE(run_until([&] { return drainer.counters().acked == 5; }));
   run_for(milliseconds(300));  // the fake clock stands still: no new tokens

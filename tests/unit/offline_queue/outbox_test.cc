@@ -53,8 +53,8 @@ TEST_F(OutboxTest, DuplicateIdempotencyKeyReturnsTheExistingItem) {
 }
 
 TEST_F(OutboxTest, InvalidFieldsAreRefusedNamingTheFieldAndCounted) {
-  auto& failures = metrics::Registry::global().counter(
-      "lanegate_queue_enqueue_failures_total", "", {{"reason", "invalid"}});
+  auto& failures = metrics::Registry::global().counter("lanegate_queue_enqueue_failures_total", "",
+                                                       {{"reason", "invalid"}});
   const auto before = failures.value();
   auto bad_topic = enqueue("charge topic", "k", "i1");
   ASSERT_FALSE(bad_topic.has_value());
@@ -248,10 +248,11 @@ TEST_F(OutboxTest, WallClockStepBackDoesNotStrandLeasesOrRetries) {
 
 TEST_F(OutboxTest, RowLimitRefusesCleanlyLosesNothingAndRecoversAfterDrain) {
   limits_.max_rows = 3;
-  auto& rows_full = metrics::Registry::global().counter("lanegate_queue_enqueue_failures_total",
-                                                        "", {{"reason", "rows"}});
+  auto& rows_full = metrics::Registry::global().counter("lanegate_queue_enqueue_failures_total", "",
+                                                        {{"reason", "rows"}});
   const auto before = rows_full.value();
-  for (int i = 0; i < 3; ++i) must_enqueue("charge", "k" + std::to_string(i), "c" + std::to_string(i));
+  for (int i = 0; i < 3; ++i)
+    must_enqueue("charge", "k" + std::to_string(i), "c" + std::to_string(i));
 
   ASSERT_TRUE(db_->exec("CREATE TABLE passage(id INTEGER PRIMARY KEY)").has_value());
   auto txn = db_->begin();

@@ -179,7 +179,8 @@ class Model {
     const std::int64_t top = max_id();
     std::int64_t n = 0;
     for (auto it = items.begin(); it != items.end();) {
-      if (it->second.state == ItemState::kAcked && *it->second.finished <= cutoff && it->first < top) {
+      if (it->second.state == ItemState::kAcked && *it->second.finished <= cutoff &&
+          it->first < top) {
         it = items.erase(it);
         ++n;
       } else {
@@ -214,8 +215,8 @@ class PropertyTest : public QueueTest, public ::testing::WithParamInterface<int>
       auto row = st->step();
       ASSERT_TRUE(row.has_value());
       if (!*row) break;
-      ASSERT_NE(mit, model.items.end()) << "step " << step << ": queue has extra item "
-                                        << st->column_int64(0);
+      ASSERT_NE(mit, model.items.end())
+          << "step " << step << ": queue has extra item " << st->column_int64(0);
       const ModelItem& m = mit->second;
       const std::string where = "step " + std::to_string(step) + " item " + std::to_string(m.id);
       EXPECT_EQ(st->column_int64(0), m.id) << where;
@@ -293,7 +294,8 @@ TEST_P(PropertyTest, QueueAgreesWithTheModel) {
       }
       EXPECT_EQ(got_ids, want) << "step " << step;
     } else if (op < 75 && !tokens.empty()) {  // an outcome, for a fresh or a stale lease
-      const LeaseToken t = pick(3) == 0 ? tokens[pick(static_cast<int>(tokens.size()))] : tokens.back();
+      const LeaseToken t =
+          pick(3) == 0 ? tokens[pick(static_cast<int>(tokens.size()))] : tokens.back();
       const int kind = pick(4);
       Status got, want;
       if (kind <= 1) {
@@ -334,7 +336,8 @@ TEST_P(PropertyTest, QueueAgreesWithTheModel) {
       if (pick(2) == 0) {
         auto txn = db_->begin();
         ASSERT_TRUE(txn.has_value());
-        (void)outbox_->enqueue(*txn, "charge", "s1", "never-committed-" + std::to_string(step), "x");
+        (void)outbox_->enqueue(*txn, "charge", "s1", "never-committed-" + std::to_string(step),
+                               "x");
         // The process dies here: the transaction never commits.
       }
       restart();
