@@ -1298,6 +1298,10 @@ struct ProviderSandbox::Impl {
       return fail(Errc::kInvalidArgument, "NORMAL, PAUSE or OUT_SERVICE", "service_state");
     }
     std::lock_guard lock(db_mu);
+    auto txn = db().begin();
+    if (!txn) {
+      return std::unexpected(txn.error());
+    }
     auto st =
         db().prepare("UPDATE plates SET service_state=? WHERE plate_number=? AND plate_color=?");
     if (!st) {
@@ -1309,7 +1313,89 @@ struct ProviderSandbox::Impl {
     if (db().changes() == 0) {
       return fail(Errc::kNotFound, "no such plate binding", "plate_number");
     }
-    return {};
+    // Entries of this plate whose state flips get a VEHICLE.ENTRANCE_STATE_CHANGE, queued
+    // in the same commit (OUT_SERVICE is reported as REMOVE, per the spec's enum).
+    std::string parking_state = state == "NORMAL" ? "NORMAL" : "BLOCKED";
+    std::optional<std::string> reason;
+    if (state == "PAUSE") {
+      reason = "PAUSE";
+    } else if (state == "OUT_SERVICE") {
+      reason = "REMOVE";
+    }
+    auto entries = db().prepare(
+        "SELECT id, mchid, out_parking_no, request_json FROM parkings WHERE plate_number=? AND "
+        "plate_color=? AND state<>?");
+    if (!entries) {
+      return std::unexpected(entries.error());
+    }
+    entries->bind_all(number, color, parking_state);
+    struct Flip {
+      std::string id, mchid, out_parking_no, request_json;
+    };
+    std::vector<Flip> flips;
+    while (true) {
+      auto row = entries->step();
+      if (!row) {
+        return std::unexpected(row.error());
+      }
+      if (!*row) {
+        break;
+      }
+      flips.push_back({entries->column_text(0), entries->column_text(1), entries->column_text(2),
+                       entries->column_text(3)});
+    }
+    for (const auto& f : flips) {
+      auto up = db().prepare("UPDATE parkings SET state=?, block_reason=? WHERE id=?");
+      if (!up) {
+        return std::unexpected(up.error());
+      }
+      if (auto r = up->bind_all(parking_state, reason, f.id).run(); !r) {
+        return r;
+      }
+      boost::system::error_code ec;
+      json::value request = json::parse(f.request_json, ec);
+      if (ec || !request.is_object()) {
+        continue;
+      }
+      const auto& ro = request.as_object();
+      auto url = get_string(ro, "notify_url").value_or("");
+      auto merchant = find_merchant(f.mchid);
+      if (url.empty() || !merchant) {
+        continue;
+      }
+      json::object resource;
+      resource["sp_mchid"] = f.mchid;
+      resource["parking_id"] = f.id;
+      resource["out_parking_no"] = f.out_parking_no;
+      resource["plate_number"] = number;
+      resource["plate_color"] = color;
+      resource["start_time"] = get_string(ro, "start_time").value_or("");
+      resource["parking_name"] = get_string(ro, "parking_name").value_or("");
+      resource["free_duration"] = get_int(ro, "free_duration").value_or(0);
+      resource["parking_state"] = parking_state;
+      if (reason) {
+        resource["blocked_state_description"] = *reason;
+      }
+      resource["state_update_time"] = now_text();
+      auto body = notification_body(*merchant, "VEHICLE.ENTRANCE_STATE_CHANGE", "车辆入场状态变更",
+                                    "parking", json::serialize(resource));
+      if (!body) {
+        continue;
+      }
+      auto ins = db().prepare(
+          "INSERT INTO notifications(event_id, event_type, mchid, url, body, next_ms) "
+          "VALUES(?,?,?,?,?,?)");
+      if (!ins) {
+        return std::unexpected(ins.error());
+      }
+      if (auto r = ins->bind_all(body->first, std::string("VEHICLE.ENTRANCE_STATE_CHANGE"), f.mchid,
+                                 url, body->second, real_now_ms())
+                       .run();
+          !r) {
+        return r;
+      }
+    }
+    return txn->commit();
   }
 
   Result<std::vector<SandboxTransaction>> list_transactions() const {

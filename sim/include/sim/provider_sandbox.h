@@ -107,7 +107,8 @@ class ProviderSandbox {
   void set_faults(const ProviderFaults& faults);
   ProviderFaults faults() const;
   void set_time_factor(double factor);
-  // Changes a plate binding's service state (NORMAL/PAUSE/OUT_SERVICE).
+  // Changes a plate binding's service state (NORMAL/PAUSE/OUT_SERVICE); entries of the
+  // plate whose state flips get a VEHICLE.ENTRANCE_STATE_CHANGE notification.
   [[nodiscard]] Status set_plate_state(const std::string& plate_number,
                                        const std::string& plate_color,
                                        const std::string& service_state);

@@ -437,5 +437,35 @@ TEST_F(ContractTest, PausedNotificationsWaitThenGoOut) {
   EXPECT_EQ(receiver.events()[0].event_type, "TRANSACTION.FAIL");
 }
 
+TEST_F(ContractTest, PlateStateChangeNotifiesOpenEntries) {
+  auto c = client();
+  auto db = lanegate::Database::open(dir_.path() / "gateway.db");
+  ASSERT_TRUE(db);
+  ASSERT_TRUE(db->migrate(provider_schema_steps()));
+  lanegate::gateway::NotificationHandler handler(*db, c->key_set(), c->apiv3_key(), clock_);
+  Receiver receiver(handler, 0);
+  auto req = entry("IN-0110", "粤BD12345", "GREEN");
+  req.notify_url = receiver.url();
+  auto e = c->create_parking_entry(req);
+  ASSERT_TRUE(e);
+  ASSERT_EQ(e->state, "NORMAL");
+  ASSERT_TRUE(sandbox_->set_plate_state("粤BD12345", "GREEN", "PAUSE"));
+  for (int i = 0; i < 300 && receiver.events().empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  auto events = receiver.events();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].event_type, "VEHICLE.ENTRANCE_STATE_CHANGE");
+  const auto& s = std::get<EntranceStateEvent>(events[0].payload);
+  EXPECT_EQ(s.out_parking_no, "IN-0110");
+  EXPECT_EQ(s.parking_id, e->id);
+  EXPECT_EQ(s.parking_state, "BLOCKED");
+  EXPECT_EQ(s.blocked_state_description.value_or(""), "PAUSE");
+  // The resent entry now reports the blocked state too.
+  auto again = c->create_parking_entry(req);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->state, "BLOCKED");
+}
+
 }  // namespace
 }  // namespace provider_test
