@@ -84,14 +84,15 @@ Status make_symlink(const std::string& link, const std::string& target, const st
   return {};
 }
 
-void write_all_nonblocking(int fd, const std::uint8_t* data, size_t n) {
+// Writes what the peer takes within max_spins * 5 ms; a line nobody reads drops the rest.
+void write_all_nonblocking(int fd, const std::uint8_t* data, size_t n, int max_spins = 50) {
   size_t off = 0;
   int spins = 0;
-  while (off < n && spins < 50) {
+  while (off < n) {
     const ssize_t w = ::write(fd, data + off, n - off);
     if (w > 0) {
       off += static_cast<size_t>(w);
-    } else if (errno == EAGAIN || errno == EINTR) {
+    } else if ((errno == EAGAIN || errno == EINTR) && spins < max_spins) {
       pollfd p{fd, POLLOUT, 0};
       ::poll(&p, 1, 5);
       ++spins;
@@ -487,6 +488,9 @@ Status DevicesSim::Impl::build() {
         return st;
       }
       srv->link = b.serial_device;
+      // Owned by `rtu` from here on, so a failure below still closes and unlinks it.
+      rtu.push_back(std::move(srv));
+      RtuBusServer* line_srv = rtu.back().get();
       for (auto* d : on_bus) {
         auto dev = std::make_unique<RtuDeviceServer>();
         dev->dev = d;
@@ -496,17 +500,17 @@ Status DevicesSim::Impl::build() {
         }
         dev->master_fd = pair->first;
         dev->keep_slave_fd = pair->second;
+        line_srv->devices.push_back(std::move(dev));  // shutdown() closes it on any failure
+        RtuDeviceServer* slave = line_srv->devices.back().get();
         const std::string path = slave_path(pair->second);
-        dev->ctx = modbus_new_rtu(path.c_str(), b.baud, b.parity, b.data_bits, b.stop_bits);
-        if (dev->ctx == nullptr || modbus_set_slave(dev->ctx, d->cfg.unit_id) != 0 ||
-            modbus_connect(dev->ctx) != 0) {
+        slave->ctx = modbus_new_rtu(path.c_str(), b.baud, b.parity, b.data_bits, b.stop_bits);
+        if (slave->ctx == nullptr || modbus_set_slave(slave->ctx, d->cfg.unit_id) != 0 ||
+            modbus_connect(slave->ctx) != 0) {
           return fail(Errc::kIo, std::string("rtu device: ") + modbus_strerror(errno),
                       "devices." + d->cfg.id);
         }
-        modbus_set_indication_timeout(dev->ctx, 0, 100'000);
-        srv->devices.push_back(std::move(dev));
+        modbus_set_indication_timeout(slave->ctx, 0, 100'000);
       }
-      rtu.push_back(std::move(srv));
     }
   }
   for (const auto& m : cfg.meters) {
@@ -571,7 +575,9 @@ void DevicesSim::Impl::ticker() {
       }
       for (auto& [number, pending] : m->unacked) {
         if (now >= pending.next_send) {
-          write_all_nonblocking(m->master_fd, pending.bytes.data(), pending.bytes.size());
+          // No spinning: while no terminal listens, the pty queue fills and the meter
+          // just tries again at the next retransmission (the ticker must not stall).
+          write_all_nonblocking(m->master_fd, pending.bytes.data(), pending.bytes.size(), 0);
           pending.sends++;
           pending.next_send = now + std::chrono::milliseconds(options.meter_retransmit_ms);
         }
