@@ -106,7 +106,8 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
         .counter("lanegate_uplink_transitions_total", "Uplink state changes", {{"to", now_up ? "up" : "down"}})
         .inc();
     if (now_up) {
-      log::notice("uplink up: draining the outbox");
+      auto moved = outbox.retry_all_now();
+      log::notice("uplink up: draining the outbox", {{"ITEMS_WAITING", moved ? *moved : 0}});
       if (drainer) drainer->link_up();
     } else {
       log::warn("uplink down: charges are queued and offline limits apply", {{"ERROR", why}});

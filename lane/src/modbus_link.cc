@@ -3,7 +3,9 @@
 #include <modbus/modbus.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
+#include <thread>
 
 namespace lanegate::lane {
 namespace {
@@ -80,6 +82,12 @@ void ModbusLink::close() {
 
 void ModbusLink::flush() {
   if (connected_) {
+    if (bus_.transport == config::Transport::kRtu) {
+      // On a shared RS-485 line a late or misaddressed reply may still be on its way:
+      // let the line go quiet before discarding, or it answers the next request
+      // ("response not from requested slave").
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
     modbus_flush(ctx_);
   }
 }

@@ -678,6 +678,20 @@ Status Outbox::retry_now(std::int64_t id) {
   return txn->commit();
 }
 
+Result<std::int64_t> Outbox::retry_all_now() {
+  auto txn = db_.begin();
+  if (!txn) return std::unexpected(txn.error());
+  auto st = db_.prepare(
+      "UPDATE outbox_item SET available_ms = ?1, retries = 0 "
+      "WHERE state = 0 AND head = 1 AND available_ms > ?1");
+  if (!st) return std::unexpected(st.error());
+  st->bind(1, now_ms());
+  if (auto r = st->run(); !r) return std::unexpected(r.error());
+  const std::int64_t n = db_.changes();
+  if (auto c = txn->commit(); !c) return std::unexpected(c.error());
+  return n;
+}
+
 Result<std::int64_t> Outbox::release_all_leases() {
   auto txn = db_.begin();
   if (!txn) return std::unexpected(txn.error());

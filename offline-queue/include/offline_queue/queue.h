@@ -217,6 +217,10 @@ class Outbox {
   // which and what to do).
   [[nodiscard]] Status unpark(std::int64_t id);
   [[nodiscard]] Status retry_now(std::int64_t id);
+  // The link came back: every PENDING head item waiting out a backoff becomes available
+  // now and its backoff restarts (the failures were the link's, not the items'). Returns
+  // how many items moved. Per-key order is unaffected (only heads are touched).
+  [[nodiscard]] Result<std::int64_t> retry_all_now();
 
   // Returns every LEASED item to PENDING now. For start-up of the only process that leases, so
   // a restart does not wait for the old leases to expire.
