@@ -184,17 +184,6 @@ const json::object* jobj(const json::object& o, std::string_view k) {
   return it == o.end() ? nullptr : it->value().if_object();
 }
 
-std::int64_t passages_total(const json::object& status) {
-  const json::object* p = jobj(status, "passages");
-  if (p == nullptr) return 0;
-  std::int64_t n = 0;
-  for (const auto& [k, v] : *p) {
-    (void)k;
-    if (auto i = v.if_int64()) n += *i;
-  }
-  return n;
-}
-
 int usage() {
   std::cerr << "usage: lanegate-sim scenario --config FILE --bin-dir DIR [--workdir DIR] [--port-offset N]\n"
                "         [--vehicles N] [--trips N] [--kill N] [--seed N] [--no-outage] [--quiet]\n";
@@ -387,35 +376,71 @@ int run_scenario(std::span<const std::string> args) {
   }
 
   std::int64_t peak_queue = 0;
-  std::int64_t last_passages = 0;
   auto status = [&]() { return api.get("/api/v1/status"); };
-  // Waits until the gateway has decided one more passage (or gives up after 4 s).
-  auto await_passage = [&](std::int64_t before) {
+  // The gateway's answer to a vehicle shows on the lane's display (every decision writes
+  // the plate there) and, when it passes, as an open command on the barrier. Watching
+  // the simulated devices costs the gateway nothing, unlike polling its API.
+  std::map<std::string, const config::LaneSection*> lane_cfg;
+  for (const auto& l : cfg->lanes) lane_cfg[l.id] = &l;
+  Clock::time_point restored_at{};
+  Clock::time_point last_status_poll{};
+  Clock::time_point drained_at{};
+  auto poll_status = [&] {
+    if (Clock::now() - last_status_poll < 300ms) return;
+    last_status_poll = Clock::now();
+    if (auto st = status()) {
+      if (const json::object* q = jobj(*st, "queue")) {
+        peak_queue = std::max(peak_queue, jint(*q, "live_rows"));
+        if (restored_at != Clock::time_point{} && drained_at == Clock::time_point{} &&
+            jint(*q, "pending") + jint(*q, "leased") <= 3) {
+          drained_at = Clock::now();
+        }
+      }
+    }
+  };
+  auto await_decision = [&](const std::string& lane, const std::string& plate, const std::string& before_text,
+                            int before_opens) {
+    const config::LaneSection* l = lane_cfg[lane];
     const auto deadline = Clock::now() + 4s;
     while (Clock::now() < deadline) {
-      if (auto s = status()) {
-        if (const json::object* q = jobj(*s, "queue")) peak_queue = std::max(peak_queue, jint(*q, "live_rows"));
-        const std::int64_t n = passages_total(*s);
-        if (n > before) return n;
+      if (l != nullptr && !l->display.empty()) {
+        auto text = devices.value()->display_text(l->display);
+        if (text && *text != before_text && text->find(plate) != std::string::npos) return true;
       }
-      std::this_thread::sleep_for(15ms);
+      if (l != nullptr && !l->barrier.empty()) {
+        auto b = devices.value()->barrier(l->barrier);
+        if (b && b->open_commands > before_opens) return true;
+      }
+      std::this_thread::sleep_for(5ms);
     }
-    return before;
+    return false;
   };
-
   // A vehicle at a lane: the camera reads it and the gateway decides. When no decision
   // comes (the gateway was restarting), the camera reads the waiting vehicle again, as
   // a real camera does for a vehicle that stays in front of it.
   auto drive = [&](const std::string& lane, const Vehicle& v) {
+    const config::LaneSection* l = lane_cfg[lane];
     for (int attempt = 0; attempt < 3; ++attempt) {
+      std::string before_text;
+      int before_opens = 0;
+      if (l != nullptr && !l->display.empty()) before_text = devices.value()->display_text(l->display).value_or("");
+      if (l != nullptr && !l->barrier.empty()) {
+        if (auto b = devices.value()->barrier(l->barrier)) before_opens = b->open_commands;
+      }
       VehicleArrival va;
       va.lane = lane;
       va.plate = v.plate;
       va.colour = v.colour_code;
       (void)devices.value()->vehicle_arrives(va);
-      const std::int64_t before = last_passages;
-      last_passages = await_passage(last_passages);
-      if (last_passages > before) break;
+      const auto t0 = Clock::now();
+      const bool decided = await_decision(lane, v.plate, before_text, before_opens);
+      const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+      if (waited > 1000 && std::getenv("LANEGATE_SCENARIO_TRACE") != nullptr) {
+        std::fprintf(stderr, "slow: lane %s plate %s waited %lld ms decided=%d\n", lane.c_str(), v.plate.c_str(),
+                     static_cast<long long>(waited), decided ? 1 : 0);
+      }
+      poll_status();
+      if (decided) break;
     }
     (void)devices.value()->vehicle_leaves(lane);
   };
@@ -426,11 +451,9 @@ int run_scenario(std::span<const std::string> args) {
   int kills_done = 0;
   const int outage_from = o.outage ? o.vehicles * 2 / 5 : -1;
   const int outage_to = o.outage ? o.vehicles * 3 / 5 : -1;
-  Clock::time_point restored_at{};
   int entries = 0, exits = 0, tolls = 0;
 
   std::deque<Vehicle> parked;
-  if (auto s = status()) last_passages = passages_total(*s);
   auto progress = [&](int i) {
     if (o.quiet) return;
     std::printf("\r  vehicles %d/%d  entries %d  exits %d  toll %d  queue peak %lld  %s   ", i, o.vehicles, entries,
@@ -543,7 +566,8 @@ int run_scenario(std::span<const std::string> args) {
     }
     std::this_thread::sleep_for(100ms);
   }
-  const double drain_s = std::chrono::duration<double>(Clock::now() - restored_at).count();
+  if (drained_at == Clock::time_point{}) drained_at = Clock::now();
+  const double drain_s = std::chrono::duration<double>(drained_at - restored_at).count();
   if (!o.quiet) std::printf("\n");
 
   // ---- accounting ----
@@ -624,7 +648,7 @@ int run_scenario(std::span<const std::string> args) {
                 static_cast<long long>(jint(*passages, "fallback")), static_cast<long long>(jint(*passages, "manual")));
   }
   std::printf("  taxi trips %d (paid at the meter: %s yuan)\n", trips_done, cash.to_string().c_str());
-  std::printf("  outbox     peak depth %lld items, drained %.1f s after the uplink returned\n",
+  std::printf("  outbox     peak depth %lld items, backlog drained %.1f s after the uplink returned\n",
               static_cast<long long>(peak_queue), drain_s);
   std::printf("  charges    %lld provider charges, %s yuan recorded by lanegate\n",
               static_cast<long long>(provider_charges), charged.to_string().c_str());
