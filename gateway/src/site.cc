@@ -362,7 +362,7 @@ struct Site::Impl {
         auto d = json::parse((*undecided)->detail, ec);
         if (!ec && d.is_object()) p.detail = d.as_object();
         p.detail["resumed"] = true;
-        return resume_charge(ls, std::move(p));
+        return await_recorded_charge(ls, std::move(p));
       }
       auto fee = parking_fee(*tariff, p.session->entry_time, read.received_at, offset());
       if (!fee) return fallback_now(ls, read, "tariff_error", Money::zero());
@@ -515,8 +515,9 @@ struct Site::Impl {
     return {};
   }
 
-  // Waits for an already recorded charge (see parking_exit) like a fresh online one.
-  void resume_charge(LaneState& ls, Pending p) {
+  // Sends a recorded charge now and decides when its answer comes or the deadline
+  // passes. Used for fresh online charges and for charges recorded before a restart.
+  void await_recorded_charge(LaneState& ls, Pending p) {
     gate.kick();
     auto shared = std::make_shared<Pending>(std::move(p));
     gate.await_charge(shared->out_trade_no, milliseconds(cfg.provider.charge_deadline_ms),
@@ -548,13 +549,7 @@ struct Site::Impl {
       if (queue_full) return finish(ls.cfg.id, std::move(p), OnlineOutcome::kNotTried, true);
       return fallback_now(ls, p.read, "database_error", p.fee);
     }
-    gate.kick();
-    auto shared = std::make_shared<Pending>(std::move(p));
-    gate.await_charge(shared->out_trade_no, milliseconds(cfg.provider.charge_deadline_ms),
-                      [this, alive = std::weak_ptr<bool>(alive), lane_id = ls.cfg.id, shared](OnlineOutcome o) {
-                        if (alive.expired()) return;
-                        finish(lane_id, std::move(*shared), o);
-                      });
+    await_recorded_charge(ls, std::move(p));
   }
 
   void finish(const std::string& lane_id, Pending p, OnlineOutcome online, bool queue_full = false) {
