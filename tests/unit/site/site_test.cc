@@ -239,6 +239,24 @@ TEST_F(SiteTest, ExitWithoutEntryAsksForTheAttendantByDefault) {
   EXPECT_NE(actuator_.texts.back().find("请联系管理员"), std::string::npos);
 }
 
+TEST_F(SiteTest, ExitWithoutEntryChargesTheDailyCapWhenConfiguredSo) {
+  cfg_.lanes[1].exit_without_entry = "daily_cap";
+  site_->set_config(cfg_);
+  arrive("out", "粤B77777");
+  ASSERT_EQ(actuator_.opened, std::vector<std::string>{"bar-out"});
+  auto t = txs();
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_EQ(t[0].amount, Money::from_fen(3000));
+  EXPECT_EQ(t[0].decision, "pass_online");
+  // The provider needs an entry for the charge: one is queued ahead of it, same key.
+  auto items = outbox_->list(queue::ListFilter{});
+  ASSERT_TRUE(items);
+  ASSERT_EQ(items->size(), 2u);
+  EXPECT_EQ(items->at(0).topic, "parking.entry");
+  EXPECT_EQ(items->at(1).topic, "charge");
+  EXPECT_EQ(items->at(0).ordering_key, items->at(1).ordering_key);
+}
+
 TEST_F(SiteTest, ADatabaseThatCannotCommitSwitchesToAttendantModeAndOpensNothing) {
   // The database refuses every write (as with a full disk or a failing device).
   ASSERT_TRUE(db_->exec("PRAGMA query_only = ON"));
