@@ -102,6 +102,32 @@ void write_all_nonblocking(int fd, const std::uint8_t* data, size_t n, int max_s
   }
 }
 
+// `joiner` becomes part of `owner`'s slave: its initial state moves into owner's map,
+// which both use from now on. REQUIRES: no server thread runs yet.
+void share_map(SimDevice& owner, SimDevice& joiner) {
+  _modbus_mapping_t* own = joiner.map;
+  _modbus_mapping_t* shared = owner.map;
+  for (int i = 0; i < own->nb_bits; ++i) {
+    if (own->tab_bits[i] != 0) shared->tab_bits[i] = own->tab_bits[i];
+  }
+  for (int i = 0; i < own->nb_input_bits; ++i) {
+    if (own->tab_input_bits[i] != 0) shared->tab_input_bits[i] = own->tab_input_bits[i];
+  }
+  for (int i = 0; i < own->nb_input_registers; ++i) {
+    if (own->tab_input_registers[i] != 0) {
+      shared->tab_input_registers[i] = own->tab_input_registers[i];
+    }
+  }
+  for (int i = 0; i < own->nb_registers; ++i) {
+    if (own->tab_registers[i] != 0) shared->tab_registers[i] = own->tab_registers[i];
+  }
+  if (joiner.owns_map) {
+    modbus_mapping_free(own);
+  }
+  joiner.map = shared;
+  joiner.owns_map = false;
+}
+
 }  // namespace
 
 // ---- device model -----------------------------------------------------------------------
@@ -118,7 +144,11 @@ SimDevice::SimDevice(const config::DeviceSection& c, std::string lane_id)
   }
 }
 
-SimDevice::~SimDevice() { modbus_mapping_free(map); }
+SimDevice::~SimDevice() {
+  if (owns_map) {
+    modbus_mapping_free(map);
+  }
+}
 
 void SimDevice::after_reply(const std::uint8_t* req, int req_len, int header_len) {
   answered.fetch_add(1);
@@ -259,12 +289,20 @@ void RtuDeviceServer::run(std::atomic<bool>& stopping) {
     if (rc == 0) {
       continue;  // addressed to another slave on the line
     }
-    std::lock_guard lock(dev->mu);
-    if (dev->silent) {
-      continue;
+    // One physical slave: hold every device of this unit (their shared map), reply once.
+    std::vector<std::unique_lock<std::mutex>> locks;
+    bool silent = false;
+    for (SimDevice* d : unit) {
+      locks.emplace_back(d->mu);
+      silent = silent || d->silent;
+    }
+    if (silent) {
+      continue;  // a silent box: the master times out
     }
     modbus_reply(ctx, query, rc, dev->map);
-    dev->after_reply(query, rc, 1);
+    for (SimDevice* d : unit) {
+      d->after_reply(query, rc, 1);
+    }
   }
 }
 
@@ -492,8 +530,23 @@ Status DevicesSim::Impl::build() {
       rtu.push_back(std::move(srv));
       RtuBusServer* line_srv = rtu.back().get();
       for (auto* d : on_bus) {
+        // A second device with a unit id already on this line is part of the same slave:
+        // a real line has one box answering that address, so the simulated line must not
+        // send two replies (the second would answer the master's next request).
+        RtuDeviceServer* same_unit = nullptr;
+        for (auto& existing : line_srv->devices) {
+          if (existing->dev->cfg.unit_id == d->cfg.unit_id) {
+            same_unit = existing.get();
+          }
+        }
+        if (same_unit != nullptr) {
+          share_map(*same_unit->dev, *d);
+          same_unit->unit.push_back(d);
+          continue;
+        }
         auto dev = std::make_unique<RtuDeviceServer>();
         dev->dev = d;
+        dev->unit.push_back(d);
         auto pair = open_pty_pair();
         if (!pair) {
           return std::unexpected(pair.error());

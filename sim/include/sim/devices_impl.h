@@ -45,6 +45,10 @@ struct SimDevice {
   std::string lane;
   std::mutex mu;
   _modbus_mapping_t* map = nullptr;  // full 64 K address space of each table
+  // False when this device shares another's map: devices with the same unit id on one RTU
+  // line are one physical slave (e.g. a lane controller with loop and barrier), so they
+  // share one register space and answer each request once.
+  bool owns_map = true;
   bool silent = false;
   std::atomic<std::int64_t> answered{0};
   std::uint16_t sequence = 0;  // camera / roadside unit
@@ -71,11 +75,15 @@ struct TcpBusServer {
   void run(std::atomic<bool>& stopping);
 };
 
+// One slave on an RTU line. Every device configured with this unit id on the line is
+// served here (one reply per request, as from one physical box); they share dev->map.
+// Locks: run() holds every unit device's mu, in `unit` order (no other code holds two).
 struct RtuDeviceServer {
-  SimDevice* dev = nullptr;
-  int master_fd = -1;      // bridge side
-  int keep_slave_fd = -1;  // held open so the pty never hangs up
-  _modbus* ctx = nullptr;  // libmodbus RTU server on the slave path
+  SimDevice* dev = nullptr;      // the first device with this unit id; owns the map
+  std::vector<SimDevice*> unit;  // all devices with this unit id (dev first)
+  int master_fd = -1;            // bridge side
+  int keep_slave_fd = -1;        // held open so the pty never hangs up
+  _modbus* ctx = nullptr;        // libmodbus RTU server on the slave path
   void run(std::atomic<bool>& stopping);
 };
 
