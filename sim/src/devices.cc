@@ -130,6 +130,45 @@ void share_map(SimDevice& owner, SimDevice& joiner) {
 
 }  // namespace
 
+// ---- slaves (devices sharing a unit id on one bus) -----------------------------------------
+
+std::vector<SimSlave> group_into_slaves(const std::vector<SimDevice*>& on_bus) {
+  std::vector<SimSlave> slaves;
+  for (SimDevice* d : on_bus) {
+    SimSlave* same_unit = nullptr;
+    for (auto& s : slaves) {
+      if (s.dev->cfg.unit_id == d->cfg.unit_id) {
+        same_unit = &s;
+      }
+    }
+    if (same_unit != nullptr) {
+      share_map(*same_unit->dev, *d);
+      same_unit->unit.push_back(d);
+      continue;
+    }
+    slaves.push_back(SimSlave{.dev = d, .unit = {d}});
+  }
+  return slaves;
+}
+
+bool SimSlave::answer(modbus_t* ctx, const std::uint8_t* query, int len, int header_len) {
+  // One physical slave: hold every device of this unit (their shared map), reply once.
+  std::vector<std::unique_lock<std::mutex>> locks;
+  bool silent = false;
+  for (SimDevice* d : unit) {
+    locks.emplace_back(d->mu);
+    silent = silent || d->silent;
+  }
+  if (silent) {
+    return false;
+  }
+  modbus_reply(ctx, query, len, dev->map);
+  for (SimDevice* d : unit) {
+    d->after_reply(query, len, header_len);
+  }
+  return true;
+}
+
 // ---- device model -----------------------------------------------------------------------
 
 SimDevice::SimDevice(const config::DeviceSection& c, std::string lane_id)
@@ -250,23 +289,18 @@ void TcpBusServer::run(std::atomic<bool>& stopping) {
         }
         continue;
       }
-      const int unit = query[6];
-      SimDevice* dev = nullptr;
-      for (auto* d : devices) {
-        if (d->cfg.unit_id == unit) {
-          dev = d;
+      const int unit_id = query[6];
+      SimSlave* slave = nullptr;
+      for (auto& s : slaves) {
+        if (s.dev->cfg.unit_id == unit_id) {
+          slave = &s;
         }
       }
-      if (dev == nullptr) {
+      if (slave == nullptr) {
         modbus_reply_exception(ctx, query, MODBUS_EXCEPTION_GATEWAY_TARGET);
         continue;
       }
-      std::lock_guard lock(dev->mu);
-      if (dev->silent) {
-        continue;  // a silent device: the client times out
-      }
-      modbus_reply(ctx, query, rc, dev->map);
-      dev->after_reply(query, rc, 7);
+      slave->answer(ctx, query, rc, 7);  // silent: no reply, the client times out
     }
   }
   for (int c : clients) {
@@ -289,20 +323,7 @@ void RtuDeviceServer::run(std::atomic<bool>& stopping) {
     if (rc == 0) {
       continue;  // addressed to another slave on the line
     }
-    // One physical slave: hold every device of this unit (their shared map), reply once.
-    std::vector<std::unique_lock<std::mutex>> locks;
-    bool silent = false;
-    for (SimDevice* d : unit) {
-      locks.emplace_back(d->mu);
-      silent = silent || d->silent;
-    }
-    if (silent) {
-      continue;  // a silent box: the master times out
-    }
-    modbus_reply(ctx, query, rc, dev->map);
-    for (SimDevice* d : unit) {
-      d->after_reply(query, rc, 1);
-    }
+    slave.answer(ctx, query, rc, 1);  // silent: no reply, the master times out
   }
 }
 
@@ -391,7 +412,7 @@ void RtuBusServer::bridge(std::atomic<bool>& stopping) {
         const bool crc_ok = pending[len - 2] == (crc & 0xFF) && pending[len - 1] == (crc >> 8);
         if (crc_ok) {
           for (auto& d : devices) {
-            if (pending[0] == 0 || d->dev->cfg.unit_id == pending[0]) {
+            if (pending[0] == 0 || d->slave.dev->cfg.unit_id == pending[0]) {
               write_all_nonblocking(d->master_fd, pending.data(), static_cast<size_t>(len));
             }
           }
@@ -485,7 +506,7 @@ Status DevicesSim::Impl::build() {
     if (b.transport == config::Transport::kTcp) {
       auto srv = std::make_unique<TcpBusServer>();
       srv->bus = b;
-      srv->devices = on_bus;
+      srv->slaves = group_into_slaves(on_bus);
       const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
       const int one = 1;
       setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -529,24 +550,13 @@ Status DevicesSim::Impl::build() {
       // Owned by `rtu` from here on, so a failure below still closes and unlinks it.
       rtu.push_back(std::move(srv));
       RtuBusServer* line_srv = rtu.back().get();
-      for (auto* d : on_bus) {
-        // A second device with a unit id already on this line is part of the same slave:
-        // a real line has one box answering that address, so the simulated line must not
-        // send two replies (the second would answer the master's next request).
-        RtuDeviceServer* same_unit = nullptr;
-        for (auto& existing : line_srv->devices) {
-          if (existing->dev->cfg.unit_id == d->cfg.unit_id) {
-            same_unit = existing.get();
-          }
-        }
-        if (same_unit != nullptr) {
-          share_map(*same_unit->dev, *d);
-          same_unit->unit.push_back(d);
-          continue;
-        }
+      // One server per unit id: a real line has one box answering that address, so the
+      // simulated line must not send two replies (the second would answer the master's
+      // next request).
+      for (auto& unit_slave : group_into_slaves(on_bus)) {
+        SimDevice* d = unit_slave.dev;
         auto dev = std::make_unique<RtuDeviceServer>();
-        dev->dev = d;
-        dev->unit.push_back(d);
+        dev->slave = std::move(unit_slave);
         auto pair = open_pty_pair();
         if (!pair) {
           return std::unexpected(pair.error());

@@ -45,9 +45,9 @@ struct SimDevice {
   std::string lane;
   std::mutex mu;
   _modbus_mapping_t* map = nullptr;  // full 64 K address space of each table
-  // False when this device shares another's map: devices with the same unit id on one RTU
-  // line are one physical slave (e.g. a lane controller with loop and barrier), so they
-  // share one register space and answer each request once.
+  // False when this device shares another's map: devices with the same unit id on one bus
+  // (RTU line or TCP bus) are one physical slave (e.g. a lane controller with loop and
+  // barrier), so they share one register space and answer each request once (SimSlave).
   bool owns_map = true;
   bool silent = false;
   std::atomic<std::int64_t> answered{0};
@@ -67,20 +67,39 @@ struct SimDevice {
   int hold_ms = 3000;
 };
 
+// One slave on a bus: every device configured with the same unit id on one bus is one
+// physical box (e.g. a lane controller with loop and barrier behind unit 2), so they share
+// one register map (owned by `dev`) and each request addressed to the unit gets one reply.
+// Locks: answer() holds every unit device's mu, in `unit` order (no other code holds two).
+struct SimSlave {
+  SimDevice* dev = nullptr;      // the first device with this unit id; owns the map
+  std::vector<SimDevice*> unit;  // all devices with this unit id (dev first)
+  // Replies once to `query` (`len` bytes, `header_len` = the transport's header size) on
+  // `ctx` from the shared map and lets every device see the reply. Returns false, sending
+  // nothing, when any device of the unit is silent (the master times out).
+  // REQUIRES: the caller holds none of the unit's locks.
+  bool answer(_modbus* ctx, const std::uint8_t* query, int len, int header_len);
+};
+
+// Groups one bus's devices into slaves by unit id, in configuration order, merging the maps
+// of devices that share a unit id into the first one's. Used for RTU lines and TCP buses alike.
+// REQUIRES: no server thread runs yet.
+std::vector<SimSlave> group_into_slaves(const std::vector<SimDevice*>& on_bus);
+
+// A Modbus TCP bus: one listening socket; each request is answered by the slave its unit
+// id (MBAP byte 6) names, or with a gateway-target exception when no slave has it.
 struct TcpBusServer {
   config::BusSection bus;
-  std::vector<SimDevice*> devices;
+  std::vector<SimSlave> slaves;
   int listen_fd = -1;
   int port = 0;
   void run(std::atomic<bool>& stopping);
 };
 
-// One slave on an RTU line. Every device configured with this unit id on the line is
-// served here (one reply per request, as from one physical box); they share dev->map.
-// Locks: run() holds every unit device's mu, in `unit` order (no other code holds two).
+// One slave on an RTU line, on its own pty behind the line's bridge (one reply per
+// request, as from one physical box; see SimSlave).
 struct RtuDeviceServer {
-  SimDevice* dev = nullptr;      // the first device with this unit id; owns the map
-  std::vector<SimDevice*> unit;  // all devices with this unit id (dev first)
+  SimSlave slave;
   int master_fd = -1;            // bridge side
   int keep_slave_fd = -1;        // held open so the pty never hangs up
   _modbus* ctx = nullptr;        // libmodbus RTU server on the slave path
