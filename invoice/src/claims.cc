@@ -488,6 +488,25 @@ Result<Claim> ClaimStore::find_by_human_code(std::string_view code, std::string_
   return fail(Errc::kNotFound, "no claim with this code; check the receipt", "code");
 }
 
+// Creates the invoice for `claims`, lets the issue hook queue its upload in the same
+// transaction, and commits both together.
+Result<SubmitResult> ClaimStore::create_and_commit(Transaction& txn, std::span<const Claim> claims,
+                                                   const Buyer& buyer) {
+  auto made = create_invoice(claims, buyer);
+  if (!made) {
+    return made;
+  }
+  if (issue_hook_) {
+    if (auto s = issue_hook_(txn, made->invoice); !s) {
+      return std::unexpected(s.error());
+    }
+  }
+  if (auto s = txn.commit(); !s) {
+    return std::unexpected(s.error());
+  }
+  return made;
+}
+
 Result<SubmitResult> ClaimStore::create_invoice(std::span<const Claim> claims, const Buyer& buyer) {
   auto order_no = new_order_no();
   if (!order_no) {
@@ -605,17 +624,9 @@ Result<SubmitResult> ClaimStore::submit(std::string_view token, const Buyer& inp
     return SubmitResult{std::move(*rec), false};
   }
   std::array<Claim, 1> one = {*fresh};
-  auto made = create_invoice(one, *buyer);
+  auto made = create_and_commit(*txn, one, *buyer);
   if (!made) {
     return made;
-  }
-  if (issue_hook_) {
-    if (auto s = issue_hook_(*txn, made->invoice); !s) {
-      return std::unexpected(s.error());
-    }
-  }
-  if (auto s = txn->commit(); !s) {
-    return std::unexpected(s.error());
   }
   claim_counter("created").inc();
   log::info("invoice claimed", {{"INVOICE_ID", made->invoice.id},
@@ -677,17 +688,9 @@ Result<SubmitResult> ClaimStore::submit_merged(std::string_view account_id,
     }
     claims.push_back(std::move(*c));
   }
-  auto made = create_invoice(claims, *buyer);
+  auto made = create_and_commit(*txn, claims, *buyer);
   if (!made) {
     return made;
-  }
-  if (issue_hook_) {
-    if (auto s = issue_hook_(*txn, made->invoice); !s) {
-      return std::unexpected(s.error());
-    }
-  }
-  if (auto s = txn->commit(); !s) {
-    return std::unexpected(s.error());
   }
   claim_counter("merged").inc();
   return made;

@@ -221,6 +221,8 @@ class ClaimStore {
  private:
   Result<Claim> load_claim(std::string_view column, std::string_view value);
   Result<SubmitResult> create_invoice(std::span<const Claim> claims, const Buyer& buyer);
+  Result<SubmitResult> create_and_commit(Transaction& txn, std::span<const Claim> claims,
+                                         const Buyer& buyer);
   Status transition(std::int64_t id, InvoiceState from, InvoiceState to, std::string_view set_sql,
                     std::span<const std::string> args);
   Status record_guess_failure(std::string_view client_key);
