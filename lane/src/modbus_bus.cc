@@ -307,30 +307,41 @@ void ModbusBus::poll(ModbusDevice& d) {
   }
 }
 
-Status ModbusBus::poll_camera(ModbusDevice& d, const CameraMap& m) {
+Result<std::vector<std::uint16_t>> ModbusBus::read_new_record(ModbusDevice& d, int sequence_addr,
+                                                               int record_start, int record_count) {
   std::uint16_t seq[1];
-  auto st = link_->read_holding(d.cfg.unit_id, m.sequence, seq);
+  auto st = link_->read_holding(d.cfg.unit_id, sequence_addr, seq);
   after_io(st);
   if (!st) {
-    return st;
+    return std::unexpected(st.error());
   }
   normalize_byte_order(seq, d.cfg.byte_order);
   if (!d.last_sequence) {
-    // First answer: remember where the camera is; do not replay an old recognition.
+    // First answer: remember where the device is; do not replay an old record.
     d.last_sequence = seq[0];
-    return {};
+    return std::vector<std::uint16_t>();
   }
   if (seq[0] == *d.last_sequence) {
-    return {};
+    return std::vector<std::uint16_t>();
   }
-  std::vector<std::uint16_t> regs(static_cast<size_t>(m.record_count));
-  st = link_->read_holding(d.cfg.unit_id, m.record_start, regs);
+  std::vector<std::uint16_t> regs(static_cast<size_t>(record_count));
+  st = link_->read_holding(d.cfg.unit_id, record_start, regs);
   after_io(st);
   if (!st) {
-    return st;
+    return std::unexpected(st.error());
   }
   normalize_byte_order(regs, d.cfg.byte_order);
-  handle_camera_record(d, m, regs);
+  return regs;
+}
+
+Status ModbusBus::poll_camera(ModbusDevice& d, const CameraMap& m) {
+  auto regs = read_new_record(d, m.sequence, m.record_start, m.record_count);
+  if (!regs) {
+    return std::unexpected(regs.error());
+  }
+  if (!regs->empty()) {
+    handle_camera_record(d, m, *regs);
+  }
   return {};
 }
 
@@ -500,27 +511,14 @@ Status ModbusBus::poll_barrier(ModbusDevice& d, const BarrierMap& m) {
 }
 
 Status ModbusBus::poll_roadside(ModbusDevice& d, const RoadsideMap& m) {
-  std::uint16_t seq[1];
-  auto st = link_->read_holding(d.cfg.unit_id, m.sequence, seq);
-  after_io(st);
-  if (!st) {
-    return st;
+  auto record = read_new_record(d, m.sequence, m.record_start, m.record_count);
+  if (!record) {
+    return std::unexpected(record.error());
   }
-  normalize_byte_order(seq, d.cfg.byte_order);
-  if (!d.last_sequence) {
-    d.last_sequence = seq[0];
+  if (record->empty()) {
     return {};
   }
-  if (seq[0] == *d.last_sequence) {
-    return {};
-  }
-  std::vector<std::uint16_t> regs(static_cast<size_t>(m.record_count));
-  st = link_->read_holding(d.cfg.unit_id, m.record_start, regs);
-  after_io(st);
-  if (!st) {
-    return st;
-  }
-  normalize_byte_order(regs, d.cfg.byte_order);
+  const std::vector<std::uint16_t>& regs = *record;
   auto at = [&](int addr) { return regs[static_cast<size_t>(addr - m.record_start)]; };
   RoadsideRecord r;
   r.lane = d.lane;

@@ -90,6 +90,10 @@ class ModbusBus {
   bool ensure_connected();
   void run_commands();
   void poll(ModbusDevice& d);
+  // Camera and roadside unit: poll the sequence register; on a change read the whole
+  // record in one request. Empty when nothing new (or on the first answer).
+  Result<std::vector<std::uint16_t>> read_new_record(ModbusDevice& d, int sequence_addr,
+                                                     int record_start, int record_count);
   Status poll_camera(ModbusDevice& d, const CameraMap& m);
   Status poll_loop(ModbusDevice& d, const LoopMap& m);
   Status poll_barrier(ModbusDevice& d, const BarrierMap& m);
