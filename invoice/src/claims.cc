@@ -488,6 +488,26 @@ Result<Claim> ClaimStore::find_by_human_code(std::string_view code, std::string_
   return fail(Errc::kNotFound, "no claim with this code; check the receipt", "code");
 }
 
+// Writes an invoice's lines, numbered from 1 in order. REQUIRES: inside a transaction.
+Status ClaimStore::insert_lines(std::int64_t invoice_id, std::span<const InvoiceLine> lines) {
+  auto st = db_.prepare(
+      "INSERT INTO invoice_line(invoice_id, line_no, transaction_id, service, item_name, "
+      "tax_code, rate_percent, favoured_policy_flag, excl_fen, tax_fen, incl_fen) "
+      "VALUES (?,?,?,?,?,?,?,?,?,?,?)");
+  if (!st) {
+    return std::unexpected(st.error());
+  }
+  int line_no = 0;
+  for (const InvoiceLine& l : lines) {
+    st->bind_all(invoice_id, ++line_no, l.transaction_id, l.service, l.item_name, l.tax_code,
+                 l.rate_percent, l.favoured_policy_flag, l.excl.fen(), l.tax.fen(), l.incl.fen());
+    if (auto s = st->run(); !s) {
+      return s;
+    }
+  }
+  return {};
+}
+
 // Creates the invoice for `claims`, lets the issue hook queue its upload in the same
 // transaction, and commits both together.
 Result<SubmitResult> ClaimStore::create_and_commit(Transaction& txn, std::span<const Claim> claims,
@@ -539,20 +559,8 @@ Result<SubmitResult> ClaimStore::create_invoice(std::span<const Claim> claims, c
     return std::unexpected(s.error());
   }
   const std::int64_t id = db_.last_insert_rowid();
-  int line_no = 0;
-  for (const InvoiceLine& l : lines) {
-    auto st = db_.prepare(
-        "INSERT INTO invoice_line(invoice_id, line_no, transaction_id, service, item_name, "
-        "tax_code, rate_percent, favoured_policy_flag, excl_fen, tax_fen, incl_fen) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?)");
-    if (!st) {
-      return std::unexpected(st.error());
-    }
-    st->bind_all(id, ++line_no, l.transaction_id, l.service, l.item_name, l.tax_code,
-                 l.rate_percent, l.favoured_policy_flag, l.excl.fen(), l.tax.fen(), l.incl.fen());
-    if (auto s = st->run(); !s) {
-      return std::unexpected(s.error());
-    }
+  if (auto s = insert_lines(id, lines); !s) {
+    return std::unexpected(s.error());
   }
   for (const Claim& c : claims) {
     auto st = db_.prepare(
@@ -1013,20 +1021,8 @@ Result<InvoiceRecord> ClaimStore::request_red_letter(std::int64_t blue_id, RedLe
     return std::unexpected(s.error());
   }
   const std::int64_t red_id = db_.last_insert_rowid();
-  int line_no = 0;
-  for (const InvoiceLine& l : *lines) {
-    auto st = db_.prepare(
-        "INSERT INTO invoice_line(invoice_id, line_no, transaction_id, service, item_name, "
-        "tax_code, rate_percent, favoured_policy_flag, excl_fen, tax_fen, incl_fen) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?)");
-    if (!st) {
-      return std::unexpected(st.error());
-    }
-    st->bind_all(red_id, ++line_no, l.transaction_id, l.service, l.item_name, l.tax_code,
-                 l.rate_percent, l.favoured_policy_flag, l.excl.fen(), l.tax.fen(), l.incl.fen());
-    if (auto s = st->run(); !s) {
-      return std::unexpected(s.error());
-    }
+  if (auto s = insert_lines(red_id, *lines); !s) {
+    return std::unexpected(s.error());
   }
   auto red = get_invoice(red_id);
   if (!red) {

@@ -221,6 +221,7 @@ class ClaimStore {
  private:
   Result<Claim> load_claim(std::string_view column, std::string_view value);
   Result<SubmitResult> create_invoice(std::span<const Claim> claims, const Buyer& buyer);
+  Status insert_lines(std::int64_t invoice_id, std::span<const InvoiceLine> lines);
   Result<SubmitResult> create_and_commit(Transaction& txn, std::span<const Claim> claims,
                                          const Buyer& buyer);
   Status transition(std::int64_t id, InvoiceState from, InvoiceState to, std::string_view set_sql,
