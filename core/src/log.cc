@@ -3,6 +3,8 @@
 #include <systemd/sd-journal.h>
 
 #include <atomic>
+#include <chrono>
+#include <ctime>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -92,9 +94,23 @@ void write(Level level, std::string_view message, std::initializer_list<Field> f
     sd_journal_sendv(iov.data(), static_cast<int>(iov.size()));
     return;
   }
+  // Outside the journal (demo, tests, a foreground run) the line carries its own UTC
+  // time, so an operator can line a log up with metrics and the ledger.
+  const auto now = std::chrono::system_clock::now();
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+  const std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm utc{};
+  gmtime_r(&secs, &utc);
+  char stamp[32];
+  const std::size_t n = std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &utc);
+  std::string out;
+  out.reserve(line.size() + 32);
+  out.append(stamp, n);
+  char frac[8];
+  std::snprintf(frac, sizeof frac, ".%03dZ ", static_cast<int>(ms % 1000));
+  out.append(frac).append(line).push_back('\n');
   std::lock_guard lock(g_stderr_mu);
-  line.push_back('\n');
-  std::fwrite(line.data(), 1, line.size(), stderr);
+  std::fwrite(out.data(), 1, out.size(), stderr);
 }
 
 std::string mask_plate(std::string_view plate) {
