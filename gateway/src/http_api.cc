@@ -26,13 +26,45 @@ using asio::use_awaitable;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 
 constexpr std::uint32_t kHeaderLimit = 8 * 1024;
-constexpr auto kBodyTimeout = std::chrono::seconds(30);
-constexpr auto kIdleTimeout = std::chrono::seconds(60);
+// Writing a response gets this long (a client that stops reading is cut off).
+constexpr auto kWriteTimeout = std::chrono::seconds(30);
+// After an early refusal (413, 431, 400) the unread rest of the request is read and
+// discarded for at most this long / this many bytes before closing, so that closing with
+// unread data (a TCP reset) does not destroy the error response before the client reads it.
+constexpr auto kDrainTimeout = std::chrono::seconds(1);
+constexpr std::size_t kDrainLimit = 256 * 1024;
+// TLS 1.2: ECDHE key exchange (forward secrecy) with AEAD ciphers only.
+constexpr const char* kTls12Ciphers =
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256";
+// TLS 1.3: every suite is AEAD with (EC)DHE; listed so no build default can widen it.
+constexpr const char* kTls13Suites = "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256";
+constexpr const char* kTlsGroups = "X25519:P-256:P-384";
 
 void count_refused(std::string_view reason) {
   metrics::Registry::global()
       .counter("lanegate_api_refused_total", "HTTP requests refused before reaching a handler",
                {{"reason", std::string(reason)}})
+      .inc();
+}
+
+// Errors answered by a handler (bad JSON, unknown field, not found, ...), by route and
+// the error code of the body, so refusals past the gate are countable per reason too.
+void count_handler_error(const std::string& route, const HttpResponse& resp) {
+  std::string code = "none";
+  boost::system::error_code ec;
+  const boost::json::value v = boost::json::parse(resp.body, ec);
+  if (!ec && v.is_object()) {
+    if (const auto* err = v.as_object().if_contains("error"); err != nullptr && err->is_object()) {
+      if (const auto* c = err->as_object().if_contains("code"); c != nullptr && c->is_string()) {
+        code = std::string(c->as_string());
+      }
+    }
+  }
+  metrics::Registry::global()
+      .counter("lanegate_api_errors_total", "API requests a handler refused, by route and error code",
+               {{"route", route}, {"code", code}})
       .inc();
 }
 
@@ -98,6 +130,12 @@ HttpResponse HttpResponse::error(int status, std::string_view code, std::string_
   return json(status, boost::json::serialize(boost::json::object{{"error", err}}));
 }
 
+std::chrono::milliseconds body_deadline(int header_timeout_ms, std::uint64_t body_bytes) {
+  const std::uint64_t capped = std::min<std::uint64_t>(body_bytes, std::uint64_t{1} << 40);
+  return std::chrono::milliseconds(header_timeout_ms) +
+         std::chrono::milliseconds(capped * 1000 / kMinBodyBytesPerSecond);
+}
+
 std::optional<std::string> percent_decode(std::string_view in) {
   std::string out;
   out.reserve(in.size());
@@ -146,6 +184,8 @@ struct HttpApi::Impl : std::enable_shared_from_this<HttpApi::Impl> {
   std::optional<tcp::acceptor> acceptor;
   std::optional<asio::ssl::context> tls;
   bool stopped = false;
+  std::size_t open_connections = 0;    // sessions running
+  std::map<std::string, int> per_peer;  // sessions running per client address
 
   Impl(asio::io_context& i, const config::ApiSection& c) : io(i), config(c) {}
 
@@ -250,7 +290,21 @@ struct HttpApi::Impl : std::enable_shared_from_this<HttpApi::Impl> {
         .counter("lanegate_api_requests_total", "API requests by route and status",
                  {{"route", route->pattern}, {"status", std::to_string(resp.status)}})
         .inc();
+    if (resp.status >= 400) count_handler_error(route->pattern, resp);
     return resp;
+  }
+
+  // Reads and discards what is left of a refused request (bounded), see kDrainTimeout.
+  template <typename Stream>
+  asio::awaitable<void> drain(Stream& stream, beast::tcp_stream& tcp_layer, beast::flat_buffer& buffer) {
+    std::size_t drained = buffer.size();
+    buffer.consume(buffer.size());
+    tcp_layer.expires_after(kDrainTimeout);
+    while (drained < kDrainLimit) {
+      auto [ec, n] = co_await stream.async_read_some(buffer.prepare(16 * 1024), kTuple);
+      if (ec) break;
+      drained += n;
+    }
   }
 
   template <typename Stream>
@@ -260,13 +314,17 @@ struct HttpApi::Impl : std::enable_shared_from_this<HttpApi::Impl> {
       http::request_parser<http::string_body> parser;
       parser.header_limit(kHeaderLimit);
       parser.body_limit(static_cast<std::uint64_t>(config.max_body_bytes));
+      // One deadline for the whole header, however the bytes trickle in.
       tcp_layer.expires_after(std::chrono::milliseconds(config.header_timeout_ms));
       auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, kTuple);
       (void)n;
       std::optional<HttpResponse> early;
       if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == asio::error::eof ||
-          ec == asio::error::connection_reset) {
-        if (ec == beast::error::timeout) count_refused("header_timeout");
+          ec == asio::error::connection_reset || ec == asio::ssl::error::stream_truncated) {
+        // A keep-alive connection that just stays idle is closed without counting it.
+        if (ec == beast::error::timeout && (parser.got_some() || buffer.size() > 0)) {
+          count_refused("header_timeout");
+        }
         co_return;
       }
       if (ec == http::error::header_limit) {
@@ -288,7 +346,10 @@ struct HttpApi::Impl : std::enable_shared_from_this<HttpApi::Impl> {
         }
       }
       if (!early) {
-        tcp_layer.expires_after(kBodyTimeout);
+        // The body gets its own deadline, sized by what was announced (chunked: the limit).
+        const auto len = parser.content_length();
+        tcp_layer.expires_after(
+            body_deadline(config.header_timeout_ms, len ? *len : static_cast<std::uint64_t>(config.max_body_bytes)));
         auto [ec2, n2] = co_await http::async_read(stream, buffer, parser, kTuple);
         (void)n2;
         if (ec2 == beast::error::timeout) {
@@ -312,23 +373,38 @@ struct HttpApi::Impl : std::enable_shared_from_this<HttpApi::Impl> {
       resp.set(http::field::content_type, out.content_type);
       resp.set(http::field::cache_control, "no-store");
       resp.set("X-Content-Type-Options", "nosniff");
+      // Claim links carry a token in the path: never leak it to another site.
+      resp.set("Referrer-Policy", "no-referrer");
+      if (!out.content_type.starts_with("text/html")) {
+        // JSON, CSV and text are data, never a page to render or frame. HTML pages (the
+        // claim page) set their own policy.
+        resp.set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'");
+      }
       for (const auto& [k, v] : out.headers) resp.set(k, v);
       resp.keep_alive(keep_alive);
       resp.body() = std::move(out.body);
       resp.prepare_payload();
-      tcp_layer.expires_after(kIdleTimeout);
+      tcp_layer.expires_after(kWriteTimeout);
       auto [wec, wn] = co_await http::async_write(stream, resp, kTuple);
       (void)wn;
-      if (wec || !keep_alive) co_return;
+      if (wec) co_return;
+      if (early) co_await drain(stream, tcp_layer, buffer);
+      if (!keep_alive) co_return;
     }
   }
 
-  asio::awaitable<void> session(tcp::socket socket) {
-    auto self = shared_from_this();
+  // Releases a connection slot when its session ends, however it ends.
+  struct Slot {
+    std::shared_ptr<Impl> owner;
     std::string peer;
-    boost::system::error_code pec;
-    auto ep = socket.remote_endpoint(pec);
-    if (!pec) peer = ep.address().to_string();
+    ~Slot() {
+      --owner->open_connections;
+      if (--owner->per_peer[peer] <= 0) owner->per_peer.erase(peer);
+    }
+  };
+
+  asio::awaitable<void> session(tcp::socket socket, std::string peer) {
+    Slot slot{shared_from_this(), peer};
     if (tls) {
       beast::ssl_stream<beast::tcp_stream> stream(beast::tcp_stream(std::move(socket)), *tls);
       beast::get_lowest_layer(stream).expires_after(std::chrono::milliseconds(config.header_timeout_ms));
@@ -356,7 +432,22 @@ struct HttpApi::Impl : std::enable_shared_from_this<HttpApi::Impl> {
         if (stopped) co_return;
         continue;
       }
-      asio::co_spawn(io, session(std::move(socket)), asio::detached);
+      std::string peer;
+      boost::system::error_code pec;
+      auto ep = socket.remote_endpoint(pec);
+      if (!pec) peer = ep.address().to_string();
+      // Many held-open connections (slow clients) must not exhaust the box: a cap in
+      // total and per client address. The refused connection is closed at once.
+      if (open_connections >= kMaxConnections || per_peer[peer] >= kMaxConnectionsPerPeer) {
+        if (per_peer[peer] == 0) per_peer.erase(peer);
+        count_refused("too_many_connections");
+        boost::system::error_code cec;
+        socket.close(cec);
+        continue;
+      }
+      ++open_connections;
+      ++per_peer[peer];
+      asio::co_spawn(io, session(std::move(socket), std::move(peer)), asio::detached);
     }
   }
 };
@@ -384,12 +475,16 @@ Result<std::uint16_t> HttpApi::start() {
     d.tls.emplace(asio::ssl::context::tls_server);
     d.tls->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
                        asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
-                       asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use);
-    SSL_CTX_set_min_proto_version(d.tls->native_handle(), TLS1_2_VERSION);
-    SSL_CTX_set_cipher_list(d.tls->native_handle(),
-                            "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
-                            "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
-                            "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256");
+                       asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use |
+                       asio::ssl::context::no_compression);
+    SSL_CTX* native = d.tls->native_handle();
+    // Our order wins; no renegotiation (a CPU lever for a client, and a past CVE source).
+    SSL_CTX_set_options(native, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION);
+    if (SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION) != 1 ||
+        SSL_CTX_set_cipher_list(native, kTls12Ciphers) != 1 || SSL_CTX_set_ciphersuites(native, kTls13Suites) != 1 ||
+        SSL_CTX_set1_groups_list(native, kTlsGroups) != 1) {
+      return fail(Errc::kCrypto, "cannot apply the TLS settings: " + crypto::last_openssl_error(), "api.tls");
+    }
     d.tls->use_certificate_chain_file(d.config.tls->cert_file.string(), ec);
     if (ec) {
       return fail(Errc::kCrypto, "cannot load certificate " + d.config.tls->cert_file.string() + ": " + ec.message(),

@@ -2,21 +2,37 @@
 // The gateway's local HTTP API server (Boost.Beast), served on the io thread.
 //
 // What it guarantees to every route, so handlers only deal with valid requests:
-//  - Requests whose headers do not arrive within `header_timeout_ms` are closed;
-//    headers over 8 KiB get 431, bodies over `max_body_bytes` get 413, malformed
-//    HTTP gets 400. Each refusal is counted in lanegate_api_refused_total{reason}.
+//  - Slow clients: the whole request header must arrive within `header_timeout_ms`
+//    (one deadline, not a per-read idle timer, so trickling bytes does not extend it);
+//    the body then gets body_deadline(header_timeout_ms, announced length) — at least
+//    kMinBodyBytesPerSecond. Late clients are disconnected (reason header_timeout /
+//    body_timeout); a TLS handshake gets `header_timeout_ms` too (tls_handshake).
+//    Other clients are served meanwhile (everything is asynchronous on the io thread).
+//  - At most kMaxConnections connections at once, kMaxConnectionsPerPeer per client
+//    address; more are closed at accept (too_many_connections).
+//  - Headers over 8 KiB get 431, bodies over `max_body_bytes` get 413 (from the
+//    Content-Length, or while reading a chunked body), malformed HTTP gets 400. Each
+//    refusal is counted in lanegate_api_refused_total{reason}.
 //  - Routes declare who may call them. Bearer tokens are compared by SHA-256 against
 //    the configured hashes in constant time; a missing or unknown token gets 401, a
 //    token of the wrong role 403 (lanegate_api_auth_failures_total{reason}).
 //  - Unknown paths get 404, known paths with another method 405. Path parameters
 //    ("/api/v1/lanes/{id}/open") are matched per segment; a parameter never spans a
-//    '/' and percent-encoded dots or slashes are refused (no path tricks).
-//  - Optional TLS (TLS 1.2+, AEAD ciphers with forward secrecy only).
+//    '/'; percent-encoded dots, slashes, backslashes and NUL, and "." / ".." segments,
+//    are refused with 400 (reason path_trick). Empty segments ("//") are ignored.
+//  - Answers from handlers are counted in lanegate_api_requests_total{route,status};
+//    4xx/5xx also in lanegate_api_errors_total{route,code} (code from the error body).
+//  - Every response: Cache-Control: no-store, X-Content-Type-Options: nosniff,
+//    Referrer-Policy: no-referrer; non-HTML responses also
+//    Content-Security-Policy: default-src 'none' (HTML pages set their own).
+//  - Optional TLS: TLS 1.2 with ECDHE + AEAD ciphers (AES-GCM, ChaCha20-Poly1305) and
+//    TLS 1.3 only; server cipher order, no compression, no renegotiation.
 //
 // Threading: construct, add routes, start() and stop() on the io thread; handlers run
 // on the io thread and must not block.
 
 #include <boost/asio/io_context.hpp>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -91,6 +107,15 @@ class HttpApi {
   struct Impl;
   std::shared_ptr<Impl> impl_;
 };
+
+// Slowest body upload accepted: a body of N bytes must arrive within
+// header_timeout_ms + N / kMinBodyBytesPerSecond seconds of the end of its headers.
+inline constexpr std::uint64_t kMinBodyBytesPerSecond = 16 * 1024;
+inline constexpr std::size_t kMaxConnections = 512;
+inline constexpr int kMaxConnectionsPerPeer = 128;
+
+// The time a body of `body_bytes` gets after its headers (see above).
+std::chrono::milliseconds body_deadline(int header_timeout_ms, std::uint64_t body_bytes);
 
 // Splits "a=1&b=%E7%B2%A4" into decoded pairs; false on a malformed escape.
 bool parse_query(std::string_view query, std::map<std::string, std::string>& out);
