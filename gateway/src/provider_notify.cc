@@ -159,8 +159,31 @@ NotificationReply NotificationHandler::handle(const NotificationRequest& r,
     }
     out_parking_no = e.out_parking_no;
     event.payload = std::move(e);
+  } else if (event.event_type == "VEHICLE.USER_STATE_CHANGE") {
+    // Fields unconfirmed (spec): modelled on ENTRANCE_STATE_CHANGE, see the header.
+    ContractStateEvent c;
+    c.sp_mchid = get_string(ro, "sp_mchid").value_or("");
+    c.contract_id = get_string(ro, "contract_id").value_or("");
+    c.plate_number = get_string(ro, "plate_number").value_or("");
+    c.plate_color = get_string(ro, "plate_color").value_or("");
+    c.state = get_string(ro, "user_state")
+                  .or_else([&] { return get_string(ro, "contract_state"); })
+                  .or_else([&] { return get_string(ro, "state"); })
+                  .value_or("");
+    c.state_update_time = get_string(ro, "state_update_time").value_or(event.create_time);
+    auto when = parse_rfc3339(c.state_update_time);
+    if (!when) {
+      when = parse_rfc3339(event.create_time);
+    }
+    if (c.contract_id.empty() || c.plate_number.empty() || c.state.empty() || !when) {
+      return fail_reply(400,
+                        "contract state resource lacks contract_id, plate_number, user_state or "
+                        "a valid state_update_time");
+    }
+    c.updated_at = *when;
+    event.payload = std::move(c);
   } else {
-    // Unknown event types (e.g. VEHICLE.USER_STATE_CHANGE, whose fields are unconfirmed)
+    // Unknown event types (fields not known to this gateway)
     // are stored and acknowledged so that nothing is lost; the gateway can read them.
     log::notice("provider notification of an unhandled type stored",
                 {{"EVENT_TYPE", event.event_type}});

@@ -67,6 +67,13 @@ CREATE TABLE notifications(
   mchid TEXT NOT NULL, url TEXT NOT NULL, body TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
   next_ms INTEGER NOT NULL, state TEXT NOT NULL DEFAULT 'pending', last_status INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE bills(token TEXT PRIMARY KEY, mchid TEXT NOT NULL, csv TEXT NOT NULL);
+)sql",
+    // Who hears about an ETC contract's state: every merchant that charged it, at the
+    // notify_url of its latest charge (the contract itself carries no notify_url).
+    R"sql(
+CREATE TABLE contract_subscribers(
+  contract_id TEXT NOT NULL, mchid TEXT NOT NULL, notify_url TEXT NOT NULL,
+  PRIMARY KEY(contract_id, mchid));
 )sql"};
 
 std::int64_t real_now_ms() {
@@ -861,6 +868,15 @@ struct ProviderSandbox::Impl {
       }
       openid = st->column_text(0);
       device_id = get_string(info, "entrance").value_or("");
+      auto sub = db().prepare(
+          "INSERT INTO contract_subscribers(contract_id, mchid, notify_url) VALUES(?,?,?) "
+          "ON CONFLICT(contract_id, mchid) DO UPDATE SET notify_url=excluded.notify_url");
+      if (!sub) {
+        return error_reply(500, "SYSTEM_ERROR", sub.error().to_string());
+      }
+      if (auto r = sub->bind_all(*contract_id, m.mchid, *notify_url).run(); !r) {
+        return error_reply(500, "SYSTEM_ERROR", r.error().to_string());
+      }
     } else {
       auto parking_id = get_string(info, "parking_id");
       if (!parking_id) {
@@ -1246,6 +1262,23 @@ struct ProviderSandbox::Impl {
           r ? R"({"ok":true})" : json::serialize(json::object{{"error", r.error().to_string()}}),
           "application/json");
     });
+    admin.Post("/admin/contracts", [this](const httplib::Request& req, httplib::Response& res) {
+      boost::system::error_code ec;
+      json::value v = json::parse(req.body, ec);
+      if (ec || !v.is_object()) {
+        res.status = 400;
+        res.set_content(R"({"error":"body must be a JSON object"})", "application/json");
+        return;
+      }
+      const auto& o = v.as_object();
+      auto r = set_contract_state(get_string(o, "contract_id").value_or(""),
+                                  get_string(o, "state").value_or(""),
+                                  get_string(o, "notify_url").value_or(""));
+      res.status = r ? 200 : 400;
+      res.set_content(
+          r ? R"({"ok":true})" : json::serialize(json::object{{"error", r.error().to_string()}}),
+          "application/json");
+    });
     admin.Get("/admin/transactions", [this](const httplib::Request&, httplib::Response& res) {
       auto list = list_transactions();
       json::array a;
@@ -1396,6 +1429,103 @@ struct ProviderSandbox::Impl {
       }
     }
     return txn->commit();
+  }
+
+  // Changes an ETC contract's state and queues a VEHICLE.USER_STATE_CHANGE (fields
+  // unconfirmed, modelled on ENTRANCE_STATE_CHANGE) to every merchant that charged the
+  // contract, and to `extra_url` (first merchant's key) when given, in the same commit.
+  Status set_contract_state(const std::string& contract_id, const std::string& state,
+                            const std::string& extra_url) {
+    if (state != "NORMAL" && state != "PAUSE" && state != "OUT_SERVICE" &&
+        state != "TERMINATED") {
+      return fail(Errc::kInvalidArgument, "NORMAL, PAUSE, OUT_SERVICE or TERMINATED", "state");
+    }
+    if (!extra_url.empty() && !extra_url.starts_with("https://")) {
+      return fail(Errc::kInvalidArgument, "an https URL", "notify_url");
+    }
+    std::lock_guard lock(db_mu);
+    auto txn = db().begin();
+    if (!txn) {
+      return std::unexpected(txn.error());
+    }
+    auto st = db().prepare(
+        "UPDATE etc_contracts SET state=? WHERE contract_id=? "
+        "RETURNING plate_number, plate_color");
+    if (!st) {
+      return std::unexpected(st.error());
+    }
+    st->bind_all(state, contract_id);
+    auto row = st->step();
+    if (!row) {
+      return std::unexpected(row.error());
+    }
+    if (!*row) {
+      return fail(Errc::kNotFound, "no such ETC contract", "contract_id");
+    }
+    const std::string plate = st->column_text(0);
+    const std::string colour = st->column_text(1);
+    (void)st->step();
+    std::vector<std::pair<std::string, std::string>> targets;  // mchid, url
+    auto subs = db().prepare(
+        "SELECT mchid, notify_url FROM contract_subscribers WHERE contract_id=? ORDER BY mchid");
+    if (!subs) {
+      return std::unexpected(subs.error());
+    }
+    subs->bind_all(contract_id);
+    while (true) {
+      auto r = subs->step();
+      if (!r) {
+        return std::unexpected(r.error());
+      }
+      if (!*r) {
+        break;
+      }
+      targets.emplace_back(subs->column_text(0), subs->column_text(1));
+    }
+    if (!extra_url.empty()) {
+      auto first = db().prepare("SELECT mchid FROM merchants ORDER BY mchid LIMIT 1");
+      if (!first) {
+        return std::unexpected(first.error());
+      }
+      if (auto r = first->step(); r && *r) {
+        targets.emplace_back(first->column_text(0), extra_url);
+      }
+    }
+    for (const auto& [mchid, url] : targets) {
+      auto merchant = find_merchant(mchid);
+      if (!merchant) {
+        continue;
+      }
+      json::object resource;
+      resource["sp_mchid"] = mchid;
+      resource["contract_id"] = contract_id;
+      resource["plate_number"] = plate;
+      resource["plate_color"] = colour;
+      resource["user_state"] = state;
+      resource["state_update_time"] = now_text();
+      auto body = notification_body(*merchant, "VEHICLE.USER_STATE_CHANGE", "用户状态变更",
+                                    "contract", json::serialize(resource));
+      if (!body) {
+        continue;
+      }
+      auto ins = db().prepare(
+          "INSERT INTO notifications(event_id, event_type, mchid, url, body, next_ms) "
+          "VALUES(?,?,?,?,?,?)");
+      if (!ins) {
+        return std::unexpected(ins.error());
+      }
+      if (auto r = ins->bind_all(body->first, std::string("VEHICLE.USER_STATE_CHANGE"), mchid,
+                                 url, body->second, real_now_ms())
+                       .run();
+          !r) {
+        return r;
+      }
+    }
+    if (auto c = txn->commit(); !c) {
+      return c;
+    }
+    worker_cv.notify_one();
+    return {};
   }
 
   Result<std::vector<SandboxTransaction>> list_transactions() const {
@@ -1737,6 +1867,11 @@ Status ProviderSandbox::set_plate_state(const std::string& plate_number,
                                         const std::string& plate_color,
                                         const std::string& service_state) {
   return impl_->set_plate_state(plate_number, plate_color, service_state);
+}
+Status ProviderSandbox::set_contract_state(const std::string& contract_id,
+                                          const std::string& state,
+                                          const std::string& extra_notify_url) {
+  return impl_->set_contract_state(contract_id, state, extra_notify_url);
 }
 Result<std::vector<SandboxTransaction>> ProviderSandbox::transactions() const {
   return impl_->list_transactions();

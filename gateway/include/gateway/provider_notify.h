@@ -64,11 +64,28 @@ struct EntranceStateEvent {
   std::string state_update_time;
 };
 
+// VEHICLE.USER_STATE_CHANGE: the state of a user's ETC deduction contract changed. The
+// spec names the event only; every field below is *unconfirmed* and modelled on
+// VEHICLE.ENTRANCE_STATE_CHANGE. The parser accepts the state under `user_state`
+// (preferred), `contract_state` or `state`, and the time under `state_update_time`,
+// falling back on the envelope's create_time.
+struct ContractStateEvent {
+  std::string sp_mchid;
+  std::string contract_id;   // required
+  std::string plate_number;  // required: the binding cache is keyed by plate
+  std::string plate_color;
+  std::string state;         // NORMAL | PAUSE | OUT_SERVICE | (anything else: not usable)
+  std::string state_update_time;  // as sent (RFC 3339)
+  SystemTime updated_at{};        // parsed state_update_time (or the envelope's create_time)
+};
+
 struct NotificationEvent {
   std::string event_id;
   std::string event_type;
   std::string create_time;
-  std::variant<TransactionEvent, EntranceStateEvent> payload;
+  // Unknown event types are stored and acknowledged with an empty EntranceStateEvent
+  // (out_parking_no and plate_number empty): appliers must ignore such a payload.
+  std::variant<TransactionEvent, EntranceStateEvent, ContractStateEvent> payload;
   bool duplicate = false;  // already seen: do not apply again
 };
 
