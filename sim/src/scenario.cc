@@ -3,27 +3,23 @@
 #include <fcntl.h>
 #include <httplib.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <boost/json.hpp>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
-#include <random>
 #include <regex>
 #include <set>
 #include <sstream>
 #include <thread>
 
-#include "config/config.h"
-#include "core/money.h"
-#include "sim/devices.h"
-#include "sim/provider_sandbox.h"
+#include "sim/chaos.h"
 
 namespace lanegate::sim {
 namespace {
@@ -31,21 +27,7 @@ namespace {
 namespace fs = std::filesystem;
 namespace json = boost::json;
 using namespace std::chrono_literals;
-using Clock = std::chrono::steady_clock;
-
-struct Options {
-  fs::path config;
-  fs::path bin_dir;
-  fs::path workdir = "/tmp/lanegate-demo";
-  int port_offset = 0;
-  int vehicles = 200;
-  int trips = 20;
-  int kills = 0;
-  unsigned seed = 20261122;
-  bool outage = true;
-  bool quiet = false;
-  std::string token = "demo-operator-token";
-};
+using Steady = std::chrono::steady_clock;
 
 std::string read_text(const fs::path& p) {
   std::ifstream in(p);
@@ -55,7 +37,7 @@ std::string read_text(const fs::path& p) {
 }
 
 // Rewrites demo paths and shifts ports so that several runs can share a machine.
-std::string rewrite_config(std::string text, const Options& o, const std::string& merchant_serial) {
+std::string rewrite_config(std::string text, const ScenarioOptions& o, const std::string& merchant_serial) {
   text = std::regex_replace(text, std::regex("/tmp/lanegate-demo"), o.workdir.string());
   if (o.port_offset != 0) {
     auto shift = [&](const std::regex& re, const std::string& prefix) {
@@ -79,97 +61,11 @@ std::string rewrite_config(std::string text, const Options& o, const std::string
   return text;
 }
 
-struct Vehicle {
-  std::string plate;
-  std::string colour_name;  // provider name
-  int colour_code = 0;      // camera register value
-  bool bound = true;        // has a binding at the sandbox
-  bool overdue = false;
-};
-
-class Gateway {
- public:
-  Gateway(fs::path bin, fs::path config, fs::path log) : bin_(std::move(bin)), config_(std::move(config)), log_(std::move(log)) {}
-  ~Gateway() { stop(SIGTERM); }
-
-  bool start() {
-    pid_ = fork();
-    if (pid_ < 0) return false;
-    if (pid_ == 0) {
-      const int fd = open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-      dup2(fd, 2);
-      dup2(fd, 1);
-      unsetenv("NOTIFY_SOCKET");
-      unsetenv("JOURNAL_STREAM");
-      execl(bin_.c_str(), bin_.c_str(), "--config", config_.c_str(), static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    return true;
-  }
-
-  // Returns the exit status (or -1 when it had to be killed).
-  int stop(int sig) {
-    if (pid_ <= 0) return 0;
-    kill(pid_, sig);
-    int status = 0;
-    for (int i = 0; i < 200; ++i) {
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-      }
-      std::this_thread::sleep_for(50ms);
-    }
-    kill(pid_, SIGKILL);
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return -1;
-  }
-
-  bool running() {
-    if (pid_ <= 0) return false;
-    int status = 0;
-    return waitpid(pid_, &status, WNOHANG) == 0;
-  }
-
- private:
-  fs::path bin_, config_, log_;
-  pid_t pid_ = -1;
-};
-
-class Api {
- public:
-  Api(const std::string& host, int port, bool tls, const fs::path& ca, std::string token) : token_(std::move(token)) {
-    if (tls) {
-      auto c = std::make_unique<httplib::SSLClient>(host, port);
-      c->set_ca_cert_path(ca.c_str());
-      c->enable_server_certificate_verification(true);
-      client_ = std::move(c);
-    } else {
-      client_ = std::make_unique<httplib::ClientImpl>(host, port);
-    }
-    client_->set_connection_timeout(2, 0);
-    client_->set_read_timeout(5, 0);
-  }
-
-  std::optional<json::object> get(const std::string& path) {
-    httplib::Headers h{{"Authorization", "Bearer " + token_}};
-    auto r = client_->Get(path.c_str(), h);
-    if (!r || r->status != 200) return std::nullopt;
-    boost::system::error_code ec;
-    auto v = json::parse(r->body, ec);
-    if (ec || !v.is_object()) return std::nullopt;
-    return v.as_object();
-  }
-
-  bool healthy() {
-    auto r = client_->Get("/healthz");
-    return r && r->status == 200;
-  }
-
- private:
-  std::string token_;
-  std::unique_ptr<httplib::ClientImpl> client_;
-};
+int url_port(const std::string& url) {
+  std::smatch m;
+  if (std::regex_search(url, m, std::regex(R"(:(\d+)(/.*)?$)"))) return std::stoi(m[1].str());
+  return 0;
+}
 
 std::int64_t jint(const json::object& o, std::string_view k) {
   auto it = o.find(k);
@@ -184,60 +80,150 @@ const json::object* jobj(const json::object& o, std::string_view k) {
   return it == o.end() ? nullptr : it->value().if_object();
 }
 
+std::string jstr(const json::object& o, std::string_view k) {
+  auto it = o.find(k);
+  if (it == o.end() || !it->value().is_string()) return {};
+  return std::string(it->value().as_string());
+}
+
 int usage() {
   std::cerr << "usage: lanegate-sim scenario --config FILE --bin-dir DIR [--workdir DIR] [--port-offset N]\n"
-               "         [--vehicles N] [--trips N] [--kill N] [--seed N] [--no-outage] [--quiet]\n";
+               "         [--vehicles N] [--trips N] [--claims N] [--kill N] [--seed N] [--no-outage] [--quiet]\n"
+               "         [--chaos [--duration S] [--disk-full auto|pagecount|tmpfs|off]]\n";
   return 2;
+}
+
+// Demo-only secrets for the invoicing sandbox; lanegated reads them from the files the
+// config names.
+constexpr std::string_view kInvoicingSecret = "demo-invoicing-app-secret";
+constexpr std::string_view kInvoicingToken = "demo-invoicing-access-token";
+
+bool write_secret(const fs::path& p, std::string_view text) {
+  std::error_code ec;
+  fs::create_directories(p.parent_path(), ec);
+  {
+    std::ofstream out(p, std::ios::trunc);
+    out << text;
+    if (!out) return false;
+  }
+  return ::chmod(p.c_str(), 0600) == 0;
 }
 
 }  // namespace
 
-int run_scenario(std::span<const std::string> args) {
-  Options o;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    auto value = [&]() -> std::optional<std::string> {
-      if (i + 1 >= args.size()) return std::nullopt;
-      return args[++i];
-    };
-    std::optional<std::string> v;
-    if (a == "--no-outage") {
-      o.outage = false;
-    } else if (a == "--quiet") {
-      o.quiet = true;
-    } else if (!(v = value())) {
-      return usage();
-    } else if (a == "--config") {
-      o.config = *v;
-    } else if (a == "--bin-dir") {
-      o.bin_dir = *v;
-    } else if (a == "--workdir") {
-      o.workdir = *v;
-    } else if (a == "--port-offset") {
-      o.port_offset = std::stoi(*v);
-    } else if (a == "--vehicles") {
-      o.vehicles = std::stoi(*v);
-    } else if (a == "--trips") {
-      o.trips = std::stoi(*v);
-    } else if (a == "--kill") {
-      o.kills = std::stoi(*v);
-    } else if (a == "--seed") {
-      o.seed = static_cast<unsigned>(std::stoul(*v));
-    } else if (a == "--token") {
-      o.token = *v;
+// ---- lanegated's API ---------------------------------------------------------------------
+
+struct ScenarioWorld::Http {
+  std::string token;
+  std::unique_ptr<httplib::ClientImpl> client;
+
+  Http(int port, bool tls, const fs::path& ca, std::string t) : token(std::move(t)) {
+    if (tls) {
+      auto c = std::make_unique<httplib::SSLClient>("127.0.0.1", port);
+      c->set_ca_cert_path(ca.c_str());
+      c->enable_server_certificate_verification(true);
+      client = std::move(c);
     } else {
-      return usage();
+      client = std::make_unique<httplib::ClientImpl>("127.0.0.1", port);
+    }
+    client->set_connection_timeout(2, 0);
+    client->set_read_timeout(5, 0);
+  }
+
+  httplib::Headers headers(bool with_token) const {
+    httplib::Headers h;
+    if (with_token) h.emplace("Authorization", "Bearer " + token);
+    return h;
+  }
+};
+
+std::optional<ScenarioOptions> parse_scenario_options(std::span<const std::string> args) {
+  ScenarioOptions o;
+  try {
+    for (std::size_t i = 0; i < args.size(); ++i) {
+      const std::string& a = args[i];
+      auto value = [&]() -> std::optional<std::string> {
+        if (i + 1 >= args.size()) return std::nullopt;
+        return args[++i];
+      };
+      std::optional<std::string> v;
+      if (a == "--no-outage") {
+        o.outage = false;
+      } else if (a == "--quiet") {
+        o.quiet = true;
+      } else if (a == "--chaos") {
+        o.chaos = true;
+      } else if (!(v = value())) {
+        usage();
+        return std::nullopt;
+      } else if (a == "--config") {
+        o.config = *v;
+      } else if (a == "--bin-dir") {
+        o.bin_dir = *v;
+      } else if (a == "--workdir") {
+        o.workdir = *v;
+      } else if (a == "--port-offset") {
+        o.port_offset = std::stoi(*v);
+      } else if (a == "--vehicles") {
+        o.vehicles = std::stoi(*v);
+      } else if (a == "--trips") {
+        o.trips = std::stoi(*v);
+      } else if (a == "--claims") {
+        o.claims = std::stoi(*v);
+      } else if (a == "--kill") {
+        o.kills = std::stoi(*v);
+      } else if (a == "--seed") {
+        o.seed = static_cast<unsigned>(std::stoul(*v));
+      } else if (a == "--token") {
+        o.token = *v;
+      } else if (a == "--duration") {
+        o.duration_s = std::stoi(*v);
+      } else if (a == "--disk-full") {
+        o.disk_full = *v;
+        if (o.disk_full != "auto" && o.disk_full != "pagecount" && o.disk_full != "tmpfs" && o.disk_full != "off") {
+          usage();
+          return std::nullopt;
+        }
+      } else {
+        usage();
+        return std::nullopt;
+      }
+    }
+  } catch (const std::exception&) {
+    usage();
+    return std::nullopt;
+  }
+  if (o.config.empty() || o.bin_dir.empty() || o.vehicles < 1 || o.duration_s < 1) {
+    usage();
+    return std::nullopt;
+  }
+  return o;
+}
+
+// ---- the world ---------------------------------------------------------------------------
+
+Result<std::unique_ptr<ScenarioWorld>> ScenarioWorld::start(
+    const ScenarioOptions& o, std::vector<std::pair<std::string, std::string>> gateway_env) {
+  std::unique_ptr<ScenarioWorld> w(new ScenarioWorld());
+  w->options_ = o;
+  w->gateway_env_ = std::move(gateway_env);
+  w->rng_.seed(o.seed);
+
+  // workdir, PKI, config
+  // A fresh start; the state directory itself stays (the chaos run may have mounted a
+  // small file system there), only its contents go.
+  std::error_code ec;
+  if (fs::exists(o.workdir)) {
+    for (const auto& e : fs::directory_iterator(o.workdir, ec)) {
+      if (e.path().filename() == "state") {
+        for (const auto& s : fs::directory_iterator(e.path(), ec)) fs::remove_all(s.path(), ec);
+      } else {
+        fs::remove_all(e.path(), ec);
+      }
     }
   }
-  if (o.config.empty() || o.bin_dir.empty()) return usage();
-  const auto t_start = Clock::now();
-  auto say = [&](const std::string& line) { std::cout << line << std::endl; };
-
-  // ---- workdir, PKI, config ----
-  std::error_code ec;
-  fs::remove_all(o.workdir, ec);
-  fs::create_directories(o.workdir / "state");
-  const fs::path pki = o.workdir / "pki";
+  fs::create_directories(o.workdir / "state", ec);
+  w->pki_ = o.workdir / "pki";
   std::string pki_script;
   for (const fs::path& cand : {fs::path(LANEGATE_SCENARIO_SOURCE_DIR) / "scripts/make-demo-pki",
                                o.bin_dir / "../scripts/make-demo-pki"}) {
@@ -247,30 +233,29 @@ int run_scenario(std::span<const std::string> args) {
     }
   }
   if (pki_script.empty() ||
-      std::system((pki_script + " " + pki.string() + " >/dev/null 2>&1").c_str()) != 0) {
-    std::cerr << "scenario: cannot make the demo PKI with scripts/make-demo-pki\n";
-    return 1;
+      std::system((pki_script + " " + w->pki_.string() + " >/dev/null 2>&1").c_str()) != 0) {
+    return fail(Errc::kIo, "cannot make the demo PKI with scripts/make-demo-pki");
   }
-  std::string serial = read_text(pki / "merchant.serial");
+  std::string serial = read_text(w->pki_ / "merchant.serial");
   serial.erase(std::remove_if(serial.begin(), serial.end(), ::isspace), serial.end());
-  const fs::path config_file = o.workdir / "lanegate.toml";
+  w->config_file_ = o.workdir / "lanegate.toml";
   {
-    std::ofstream out(config_file);
+    std::ofstream out(w->config_file_);
     out << rewrite_config(read_text(o.config), o, serial);
   }
-  auto cfg = config::load_file(config_file);
+  auto cfg = config::load_file(w->config_file_);
   if (!cfg) {
-    for (const auto& e : cfg.error()) std::cerr << e.to_string() << "\n";
-    return 1;
+    std::string msg;
+    for (const auto& e : cfg.error()) msg += e.to_string() + "; ";
+    return fail(Errc::kInvalidArgument, "config: " + msg);
   }
+  w->cfg_ = *cfg;
 
-  // ---- traffic plan and the sandbox seed ----
-  std::mt19937 rng(o.seed);
-  std::vector<Vehicle> fleet;
+  // traffic plan and the sandbox seed
   const char* letters = "ABCDEFGHJKLMNPQRSTUVWXYZ";
   const int bound_count = std::max(10, o.vehicles * 3 / 4);
   for (int i = 0; i < bound_count + 20; ++i) {
-    Vehicle v;
+    ScenarioVehicle v;
     char buf[16];
     const bool green = i % 9 == 0;
     if (green) {
@@ -283,12 +268,13 @@ int run_scenario(std::span<const std::string> args) {
     v.colour_code = green ? 4 : 0;
     v.bound = i < bound_count;
     v.overdue = v.bound && i % 23 == 5;
-    fleet.push_back(v);
+    v.contract_id = "ETC" + std::to_string(100000000 + i);
+    w->fleet_.push_back(v);
   }
   {
     json::array accounts, plates, contracts;
-    for (std::size_t i = 0; i < fleet.size(); ++i) {
-      const auto& v = fleet[i];
+    for (std::size_t i = 0; i < w->fleet_.size(); ++i) {
+      const auto& v = w->fleet_[i];
       if (!v.bound) continue;
       const std::string openid = "oSCENARIO" + std::to_string(i);
       accounts.push_back(json::object{{"openid", openid}, {"overdue", v.overdue}});
@@ -297,14 +283,14 @@ int run_scenario(std::span<const std::string> args) {
                                     {"openid", openid},
                                     {"service_state", "NORMAL"},
                                     {"service_open_time", "2026-01-01T08:00:00+08:00"}});
-      contracts.push_back(json::object{{"contract_id", "ETC" + std::to_string(100000000 + i)},
+      contracts.push_back(json::object{{"contract_id", v.contract_id},
                                        {"plate_number", v.plate},
                                        {"plate_color", v.colour_name},
                                        {"openid", openid},
                                        {"state", "NORMAL"}});
     }
-    json::object seed{{"merchants", json::array{json::object{{"mchid", cfg->provider.mchid},
-                                                             {"appid", cfg->provider.appid},
+    json::object seed{{"merchants", json::array{json::object{{"mchid", w->cfg_.provider.mchid},
+                                                             {"appid", w->cfg_.provider.appid},
                                                              {"certificate_file", "merchant.pem"},
                                                              {"apiv3_key_file", "apiv3.key"},
                                                              {"products", "PARKING,HIGHWAY"}}}},
@@ -315,289 +301,449 @@ int run_scenario(std::span<const std::string> args) {
     out << json::serialize(seed);
   }
 
-  // ---- the simulated world ----
+  // the simulated world
   ProviderSandboxOptions po;
-  po.pki_dir = pki;
+  po.pki_dir = w->pki_;
   po.seed_file = o.workdir / "seed.json";
   po.db_file = o.workdir / "sandbox.db";
-  {
-    std::smatch m;
-    const std::string url = cfg->provider.base_url;
-    if (std::regex_search(url, m, std::regex(R"(:(\d+)$)"))) po.port = std::stoi(m[1].str());
-  }
+  po.port = url_port(w->cfg_.provider.base_url);
   po.deduction_delay_ms = 200;
   auto sandbox = ProviderSandbox::start(po);
-  if (!sandbox) {
-    std::cerr << "scenario: provider sandbox: " << sandbox.error().to_string() << "\n";
-    return 1;
+  if (!sandbox) return fail(sandbox.error().code, "provider sandbox: " + sandbox.error().message);
+  w->provider_ = std::move(*sandbox);
+
+  if (w->cfg_.invoicing.enabled && !w->cfg_.invoicing.base_url.empty()) {
+    // The secrets lanegated reads, and a sandbox that expects the same ones.
+    if (!w->cfg_.invoicing.app_secret_file.empty() &&
+        !write_secret(w->cfg_.invoicing.app_secret_file, kInvoicingSecret)) {
+      return fail(Errc::kIo, "cannot write " + w->cfg_.invoicing.app_secret_file.string());
+    }
+    if (!w->cfg_.invoicing.access_token_file.empty() &&
+        !write_secret(w->cfg_.invoicing.access_token_file, kInvoicingToken)) {
+      return fail(Errc::kIo, "cannot write " + w->cfg_.invoicing.access_token_file.string());
+    }
+    InvoicingSandboxOptions io;
+    io.db_file = o.workdir / "invoicing.db";
+    io.port = url_port(w->cfg_.invoicing.base_url);
+    if (w->cfg_.invoicing.base_url.starts_with("https://")) {
+      io.tls_cert_file = w->pki_ / "server.pem";
+      io.tls_key_file = w->pki_ / "server.key";
+    }
+    io.app_key = w->cfg_.invoicing.app_key;
+    io.app_secret = std::string(kInvoicingSecret);
+    io.access_token = std::string(kInvoicingToken);
+    io.seller_tax_id = w->cfg_.invoicing.seller_tax_id;
+    auto inv = InvoicingSandbox::start(io);
+    if (!inv) return fail(inv.error().code, "invoicing sandbox: " + inv.error().message);
+    w->invoicing_ = std::move(*inv);
   }
+
   DevicesSimOptions dso;
   dso.control_port = -1;
   dso.barrier_open_delay_ms = 50;
   dso.barrier_hold_ms = 300;
-  dso.utc_offset_minutes = cfg->gateway.utc_offset_minutes;
-  auto devices = DevicesSim::start(*cfg, dso);
-  if (!devices) {
-    std::cerr << "scenario: devices: " << devices.error().to_string() << "\n";
-    return 1;
-  }
+  dso.utc_offset_minutes = w->cfg_.gateway.utc_offset_minutes;
+  auto devices = DevicesSim::start(w->cfg_, dso);
+  if (!devices) return fail(devices.error().code, "devices: " + devices.error().message);
+  w->devices_ = std::move(*devices);
 
-  // ---- lanegated ----
-  Gateway gw(o.bin_dir / "lanegated", config_file, o.workdir / "lanegated.log");
-  if (!gw.start()) return 1;
-  Api api("127.0.0.1", cfg->api.listen_port, cfg->api.tls.has_value(), pki / "ca.pem", o.token);
-  auto wait_healthy = [&] {
-    for (int i = 0; i < 200; ++i) {
-      if (api.healthy()) return true;
-      std::this_thread::sleep_for(50ms);
-    }
-    return false;
-  };
-  if (!wait_healthy()) {
-    std::cerr << "scenario: lanegated did not come up; see " << (o.workdir / "lanegated.log") << "\n";
-    return 1;
+  for (const auto& l : w->cfg_.lanes) {
+    w->lane_cfg_[l.id] = &l;
+    if (l.mode == config::LaneMode::kParkingEntry) w->entry_lanes_.push_back(l.id);
+    if (l.mode == config::LaneMode::kParkingExit) w->exit_lanes_.push_back(l.id);
+    if (l.mode == config::LaneMode::kTollExit) w->toll_lanes_.push_back(l.id);
+    if (l.mode == config::LaneMode::kTaxi && w->meter_.empty()) w->meter_ = l.meter;
   }
-  say("lanegated up: " + std::to_string(cfg->lanes.size()) + " lanes, API on port " +
-      std::to_string(cfg->api.listen_port));
-
-  std::vector<std::string> entry_lanes, exit_lanes, toll_lanes;
-  std::string meter;
-  for (const auto& l : cfg->lanes) {
-    if (l.mode == config::LaneMode::kParkingEntry) entry_lanes.push_back(l.id);
-    if (l.mode == config::LaneMode::kParkingExit) exit_lanes.push_back(l.id);
-    if (l.mode == config::LaneMode::kTollExit) toll_lanes.push_back(l.id);
-    if (l.mode == config::LaneMode::kTaxi && meter.empty()) meter = l.meter;
+  if (w->entry_lanes_.empty() || w->exit_lanes_.empty()) {
+    return fail(Errc::kInvalidArgument, "the scenario needs parking entry and exit lanes");
   }
-  std::vector<std::uint32_t> toll_entries;
-  for (const auto& t : cfg->toll_tariffs) {
+  for (const auto& t : w->cfg_.toll_tariffs) {
     for (const auto& f : t.fares) {
-      if (f.vehicle_class == 1) toll_entries.push_back(f.entry_station);
+      if (f.vehicle_class == 1) w->toll_entries_.push_back(f.entry_station);
     }
   }
 
-  std::int64_t peak_queue = 0;
-  auto status = [&]() { return api.get("/api/v1/status"); };
-  // The gateway's answer to a vehicle shows on the lane's display (every decision writes
-  // the plate there) and, when it passes, as an open command on the barrier. Watching
-  // the simulated devices costs the gateway nothing, unlike polling its API.
-  std::map<std::string, const config::LaneSection*> lane_cfg;
-  for (const auto& l : cfg->lanes) lane_cfg[l.id] = &l;
-  Clock::time_point restored_at{};
-  Clock::time_point last_status_poll{};
-  Clock::time_point drained_at{};
-  auto poll_status = [&] {
-    if (Clock::now() - last_status_poll < 300ms) return;
-    last_status_poll = Clock::now();
-    if (auto st = status()) {
-      if (const json::object* q = jobj(*st, "queue")) {
-        peak_queue = std::max(peak_queue, jint(*q, "live_rows"));
-        if (restored_at != Clock::time_point{} && drained_at == Clock::time_point{} &&
-            jint(*q, "pending") + jint(*q, "leased") <= 3) {
-          drained_at = Clock::now();
+  // lanegated
+  w->http_ = std::make_unique<Http>(w->cfg_.api.listen_port, w->cfg_.api.tls.has_value(), w->pki_ / "ca.pem",
+                                    o.token);
+  if (!w->start_gateway() || !w->wait_healthy()) {
+    return fail(Errc::kUnavailable, "lanegated did not come up; see " + w->gateway_log().string());
+  }
+  return w;
+}
+
+ScenarioWorld::~ScenarioWorld() {
+  stop_gateway(SIGTERM);
+  if (devices_) devices_->stop();
+  if (invoicing_) invoicing_->stop();
+  if (provider_) provider_->stop();
+}
+
+bool ScenarioWorld::start_gateway() {
+  const fs::path bin = options_.bin_dir / "lanegated";
+  const fs::path log = gateway_log();
+  pid_ = fork();
+  if (pid_ < 0) return false;
+  if (pid_ == 0) {
+    const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+    dup2(fd, 2);
+    dup2(fd, 1);
+    unsetenv("NOTIFY_SOCKET");
+    unsetenv("JOURNAL_STREAM");
+    for (const auto& [k, v] : gateway_env_) setenv(k.c_str(), v.c_str(), 1);
+    execl(bin.c_str(), bin.c_str(), "--config", config_file_.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  return true;
+}
+
+void ScenarioWorld::stop_gateway(int sig) {
+  if (pid_ <= 0) return;
+  kill(pid_, sig);
+  int status = 0;
+  for (int i = 0; i < 200; ++i) {
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return;
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+  kill(pid_, SIGKILL);
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+}
+
+bool ScenarioWorld::wait_healthy() {
+  for (int i = 0; i < 200; ++i) {
+    if (healthy()) return true;
+    if (!gateway_running()) return false;
+    std::this_thread::sleep_for(50ms);
+  }
+  return false;
+}
+
+bool ScenarioWorld::restart_gateway(int sig) {
+  stop_gateway(sig);
+  return start_gateway() && wait_healthy();
+}
+
+bool ScenarioWorld::gateway_running() {
+  if (pid_ <= 0) return false;
+  int status = 0;
+  if (waitpid(pid_, &status, WNOHANG) == pid_) {
+    pid_ = -1;
+    return false;
+  }
+  return true;
+}
+
+void ScenarioWorld::signal_gateway(int sig) {
+  if (pid_ > 0) kill(pid_, sig);
+}
+
+std::string ScenarioWorld::gateway_log_text(std::uintmax_t from) const {
+  std::ifstream in(gateway_log(), std::ios::binary);
+  in.seekg(static_cast<std::streamoff>(from));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::optional<json::object> ScenarioWorld::api_get_json(const std::string& path) {
+  ApiAnswer a = api_get(path);
+  if (a.status != 200) return std::nullopt;
+  boost::system::error_code ec;
+  auto v = json::parse(a.body, ec);
+  if (ec || !v.is_object()) return std::nullopt;
+  return v.as_object();
+}
+
+ApiAnswer ScenarioWorld::api_get(const std::string& path, bool with_token) {
+  auto r = http_->client->Get(path.c_str(), http_->headers(with_token));
+  if (!r) return {};
+  return ApiAnswer{r->status, r->body};
+}
+
+ApiAnswer ScenarioWorld::api_post(const std::string& path, const std::string& body, bool with_token) {
+  auto r = http_->client->Post(path.c_str(), http_->headers(with_token), body, "application/json");
+  if (!r) return {};
+  return ApiAnswer{r->status, r->body};
+}
+
+bool ScenarioWorld::healthy() { return api_get("/healthz", false).status == 200; }
+
+// ---- traffic -----------------------------------------------------------------------------
+
+std::vector<std::string> ScenarioWorld::lane_devices(const std::string& lane) const {
+  std::vector<std::string> out;
+  auto it = lane_cfg_.find(lane);
+  if (it == lane_cfg_.end()) return out;
+  const config::LaneSection& l = *it->second;
+  for (const std::string* d : {&l.camera, &l.loop, &l.barrier, &l.display, &l.roadside_unit}) {
+    if (!d->empty()) out.push_back(*d);
+  }
+  return out;
+}
+
+void ScenarioWorld::set_lane_closed(const std::string& lane, bool closed) { closed_lanes_[lane] = closed; }
+
+std::string ScenarioWorld::pick_lane(const std::vector<std::string>& lanes, int& counter) const {
+  for (std::size_t k = 0; k < lanes.size(); ++k) {
+    const std::string& l = lanes[static_cast<std::size_t>(counter++) % lanes.size()];
+    auto it = closed_lanes_.find(l);
+    if (it == closed_lanes_.end() || !it->second) return l;
+  }
+  return {};
+}
+
+void ScenarioWorld::poll_status() {
+  if (Steady::now() - last_status_poll_ < 300ms) return;
+  last_status_poll_ = Steady::now();
+  if (auto st = api_get_json("/api/v1/status")) {
+    if (const json::object* q = jobj(*st, "queue")) peak_queue_ = std::max(peak_queue_, jint(*q, "live_rows"));
+  }
+}
+
+// The gateway's answer to a vehicle shows on the lane's display (every decision writes the
+// plate there) and, when it passes, as an open command on the barrier. Watching the
+// simulated devices costs the gateway nothing, unlike polling its API. When no decision
+// comes (the gateway was restarting), the camera reads the waiting vehicle again, as a real
+// camera does for a vehicle that stays in front of it.
+void ScenarioWorld::drive(const std::string& lane, const ScenarioVehicle& v, bool charged_lane) {
+  const config::LaneSection* l = lane_cfg_[lane];
+  ObservedPassage seen{lane, v.plate, LaneOutcome::kNoDecision, charged_lane};
+  for (int attempt = 0; attempt < 3 && seen.outcome == LaneOutcome::kNoDecision; ++attempt) {
+    std::string before_text;
+    int before_opens = 0;
+    if (!l->display.empty()) before_text = devices_->display_text(l->display).value_or("");
+    if (!l->barrier.empty()) {
+      if (auto b = devices_->barrier(l->barrier)) before_opens = b->open_commands;
+    }
+    VehicleArrival va;
+    va.lane = lane;
+    va.plate = v.plate;
+    va.colour = v.colour_code;
+    (void)devices_->vehicle_arrives(va);
+    const auto t0 = Steady::now();
+    const auto deadline = t0 + 4s;
+    bool opened = false;
+    while (Steady::now() < deadline) {
+      if (!l->display.empty()) {
+        auto text = devices_->display_text(l->display);
+        if (text && *text != before_text && text->find(v.plate) != std::string::npos) {
+          // Pass texts: "欢迎光临" (entry), "一路顺风" (exit and toll); anything else
+          // ("请扫码缴费或联系管理员", "请联系管理员") keeps the barrier down.
+          const bool pass = text->find("一路顺风") != std::string::npos || text->find("欢迎光临") != std::string::npos;
+          seen.outcome = pass ? LaneOutcome::kPass : LaneOutcome::kFallback;
+          std::smatch m;
+          if (std::regex_search(*text, m, std::regex(R"((\d+)\.(\d\d)元)"))) {
+            seen.fee_fen = std::stoll(m[1].str()) * 100 + std::stoll(m[2].str());
+          }
+          break;
         }
       }
-    }
-  };
-  auto await_decision = [&](const std::string& lane, const std::string& plate, const std::string& before_text,
-                            int before_opens) {
-    const config::LaneSection* l = lane_cfg[lane];
-    const auto deadline = Clock::now() + 4s;
-    while (Clock::now() < deadline) {
-      if (l != nullptr && !l->display.empty()) {
-        auto text = devices.value()->display_text(l->display);
-        if (text && *text != before_text && text->find(plate) != std::string::npos) return true;
-      }
-      if (l != nullptr && !l->barrier.empty()) {
-        auto b = devices.value()->barrier(l->barrier);
-        if (b && b->open_commands > before_opens) return true;
+      if (!l->barrier.empty()) {
+        auto b = devices_->barrier(l->barrier);
+        if (b && b->open_commands > before_opens) opened = true;
       }
       std::this_thread::sleep_for(5ms);
     }
-    return false;
-  };
-  // A vehicle at a lane: the camera reads it and the gateway decides. When no decision
-  // comes (the gateway was restarting), the camera reads the waiting vehicle again, as
-  // a real camera does for a vehicle that stays in front of it.
-  auto drive = [&](const std::string& lane, const Vehicle& v) {
-    const config::LaneSection* l = lane_cfg[lane];
-    for (int attempt = 0; attempt < 3; ++attempt) {
-      std::string before_text;
-      int before_opens = 0;
-      if (l != nullptr && !l->display.empty()) before_text = devices.value()->display_text(l->display).value_or("");
-      if (l != nullptr && !l->barrier.empty()) {
-        if (auto b = devices.value()->barrier(l->barrier)) before_opens = b->open_commands;
-      }
-      VehicleArrival va;
-      va.lane = lane;
-      va.plate = v.plate;
-      va.colour = v.colour_code;
-      (void)devices.value()->vehicle_arrives(va);
-      const auto t0 = Clock::now();
-      const bool decided = await_decision(lane, v.plate, before_text, before_opens);
-      const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
-      if (waited > 1000 && std::getenv("LANEGATE_SCENARIO_TRACE") != nullptr) {
-        std::fprintf(stderr, "slow: lane %s plate %s waited %lld ms decided=%d\n", lane.c_str(), v.plate.c_str(),
-                     static_cast<long long>(waited), decided ? 1 : 0);
-      }
-      poll_status();
-      if (decided) break;
+    if (seen.outcome == LaneOutcome::kNoDecision && opened) seen.outcome = LaneOutcome::kPass;
+    const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(Steady::now() - t0).count();
+    if (waited > 1000 && std::getenv("LANEGATE_SCENARIO_TRACE") != nullptr) {
+      std::fprintf(stderr, "slow: lane %s plate %s waited %lld ms outcome=%d\n", lane.c_str(), v.plate.c_str(),
+                   static_cast<long long>(waited), static_cast<int>(seen.outcome));
     }
-    (void)devices.value()->vehicle_leaves(lane);
-  };
+    poll_status();
+  }
+  (void)devices_->vehicle_leaves(lane);
+  passages_.push_back(seen);
+}
 
-  std::vector<int> kill_points;
-  for (int k = 0; k < o.kills; ++k) kill_points.push_back(1 + static_cast<int>(rng() % std::max(1, o.vehicles - 1)));
-  std::sort(kill_points.begin(), kill_points.end());
-  int kills_done = 0;
-  const int outage_from = o.outage ? o.vehicles * 2 / 5 : -1;
-  const int outage_to = o.outage ? o.vehicles * 3 / 5 : -1;
-  int entries = 0, exits = 0, tolls = 0;
+void ScenarioWorld::end_taxi_trip() {
+  if (meter_.empty()) return;
+  SimTrip t;
+  t.meter = meter_;
+  t.fare_fen = 1000 + 10 * static_cast<std::int64_t>(rng_() % 500);
+  t.payment_type = (trips_.size() % 3 == 0) ? 0 : 1;
+  if (auto n = devices_->end_trip(t)) trips_.push_back(*n);
+}
 
-  std::deque<Vehicle> parked;
-  auto progress = [&](int i) {
-    if (o.quiet) return;
-    std::printf("\r  vehicles %d/%d  entries %d  exits %d  toll %d  queue peak %lld  %s   ", i, o.vehicles, entries,
-                exits, tolls, static_cast<long long>(peak_queue),
-                (i >= outage_from && i < outage_to) ? "UPLINK DOWN" : "uplink up  ");
-    std::fflush(stdout);
-  };
-  say("driving " + std::to_string(o.vehicles) + " vehicles and " + std::to_string(o.trips) + " taxi trips" +
-      (o.outage ? ", uplink cut from vehicle " + std::to_string(outage_from) + " to " + std::to_string(outage_to) : ""));
-  std::size_t next_plate = 0;
-  int trips_done = 0;
-  for (int i = 0; i < o.vehicles; ++i) {
-    if (i == outage_from) {
-      ProviderFaults f = sandbox.value()->faults();
-      f.refuse_connections = true;
-      sandbox.value()->set_faults(f);
-    }
-    if (i == outage_to) {
-      ProviderFaults f = sandbox.value()->faults();
-      f.refuse_connections = false;
-      sandbox.value()->set_faults(f);
-      restored_at = Clock::now();
-    }
-    while (kills_done < static_cast<int>(kill_points.size()) && kill_points[kills_done] == i) {
-      gw.stop(SIGKILL);
-      ++kills_done;
-      if (!gw.start() || !wait_healthy()) {
-        std::cerr << "\nscenario: lanegated did not restart\n";
-        return 1;
-      }
-    }
-    // Every 10th vehicle is a toll-exit vehicle; the others use the parking lot. A lot
-    // vehicle leaves once three others have entered.
-    if (!toll_lanes.empty() && !toll_entries.empty() && i % 10 == 9) {
-      const Vehicle& v = fleet[next_plate++ % fleet.size()];
-      const std::string lane = toll_lanes[0];
+void ScenarioWorld::drive_next(int i) {
+  // Every 10th vehicle is a toll-exit vehicle; the others use the parking lot. A lot
+  // vehicle leaves once three others have entered.
+  if (!toll_lanes_.empty() && !toll_entries_.empty() && i % 10 == 9) {
+    int rr = 0;
+    const std::string lane = pick_lane(toll_lanes_, rr);
+    if (!lane.empty()) {
+      const ScenarioVehicle& v = fleet_[next_plate_++ % fleet_.size()];
       RoadsideEntry re;
       re.lane = lane;
-      re.entry_station = toll_entries[rng() % toll_entries.size()];
+      re.entry_station = toll_entries_[rng_() % toll_entries_.size()];
       re.entry_time = std::chrono::duration_cast<std::chrono::seconds>(
                           std::chrono::system_clock::now().time_since_epoch())
                           .count() -
                       3600;
       re.vehicle_class = 1;
-      const auto idx = static_cast<std::size_t>(&v - fleet.data());
-      re.contract_id = "ETC" + std::to_string(100000000 + idx);
-      (void)devices.value()->roadside_entry(re);
-      drive(lane, v);
-      ++tolls;
-    } else if (parked.size() < 3 || i % 2 == 0) {
-      Vehicle v = fleet[next_plate++ % fleet.size()];
-      const std::string lane = entry_lanes[static_cast<std::size_t>(entries) % entry_lanes.size()];
-      drive(lane, v);
-      parked.push_back(v);
-      ++entries;
-    } else {
-      Vehicle v = parked.front();
-      parked.pop_front();
-      const std::string lane = exit_lanes[static_cast<std::size_t>(exits) % exit_lanes.size()];
-      drive(lane, v);
-      ++exits;
+      re.contract_id = v.contract_id;
+      (void)devices_->roadside_entry(re);
+      drive(lane, v, true);
+      ++tolls_;
+      return;
     }
-    if (!meter.empty() && trips_done < o.trips && i % std::max(1, o.vehicles / std::max(1, o.trips)) == 0) {
-      SimTrip t;
-      t.meter = meter;
-      t.fare_fen = 1000 + 10 * static_cast<std::int64_t>(rng() % 500);
-      t.payment_type = (trips_done % 3 == 0) ? 0 : 1;
-      (void)devices.value()->end_trip(t);
-      ++trips_done;
-    }
-    progress(i + 1);
   }
-  // The rest of the lot leaves.
-  while (!parked.empty()) {
-    Vehicle v = parked.front();
-    parked.pop_front();
-    const std::string lane = exit_lanes[static_cast<std::size_t>(exits) % exit_lanes.size()];
-    drive(lane, v);
-    ++exits;
-    progress(o.vehicles);
+  if (parked_.size() < 3 || i % 2 == 0) {
+    const std::string lane = pick_lane(entry_lanes_, entry_rr_);
+    if (lane.empty()) return;
+    ScenarioVehicle v = fleet_[next_plate_++ % fleet_.size()];
+    drive(lane, v, false);
+    // A vehicle the entry turned away (or never read) is not in the lot.
+    if (passages_.back().outcome == LaneOutcome::kPass) parked_.push_back(v);
+    ++entries_;
+  } else {
+    const std::string lane = pick_lane(exit_lanes_, exit_rr_);
+    if (lane.empty()) return;
+    ScenarioVehicle v = parked_.front();
+    parked_.pop_front();
+    drive(lane, v, true);
+    ++exits_;
   }
-  if (restored_at == Clock::time_point{}) {
-    ProviderFaults f = sandbox.value()->faults();
-    f.refuse_connections = false;
-    sandbox.value()->set_faults(f);
-    restored_at = Clock::now();
-  }
-  if (!o.quiet) std::printf("\n");
+}
 
-  // ---- drain ----
-  say("waiting for the outbox to drain and every charge to settle");
-  json::object final_status;
-  bool drained = false;
-  const auto drain_deadline = Clock::now() + 120s;
-  while (Clock::now() < drain_deadline) {
-    if (auto s = status()) {
+void ScenarioWorld::empty_lot() {
+  int guard = 0;
+  while (!parked_.empty() && guard++ < 10000) {
+    const std::string lane = pick_lane(exit_lanes_, exit_rr_);
+    if (lane.empty()) return;
+    ScenarioVehicle v = parked_.front();
+    parked_.pop_front();
+    drive(lane, v, true);
+    ++exits_;
+  }
+}
+
+bool ScenarioWorld::claims_supported() {
+  if (claims_supported_) return true;
+  if (invoicing_ == nullptr) return false;
+  auto page = api_get_json("/api/v1/transactions?state=SUCCESS&limit=1");
+  if (!page) return false;
+  auto it = page->find("items");
+  if (it == page->end() || !it->value().is_array() || it->value().as_array().empty()) return false;
+  const std::string no = jstr(it->value().as_array()[0].as_object(), "out_trade_no");
+  claims_supported_ = api_get("/api/v1/transactions/" + no + "/receipt").status == 200;
+  return claims_supported_;
+}
+
+int ScenarioWorld::claim_invoices(int n) {
+  if (n <= 0 || !claims_supported()) return 0;
+  auto page = api_get_json("/api/v1/transactions?state=SUCCESS&limit=200");
+  if (!page) return 0;
+  auto it = page->find("items");
+  if (it == page->end() || !it->value().is_array()) return 0;
+  int done = 0;
+  for (const auto& item : it->value().as_array()) {
+    if (done >= n) break;
+    const std::string no = jstr(item.as_object(), "out_trade_no");
+    if (no.empty() || claimed_.contains(no)) continue;
+    const ApiAnswer receipt = api_get("/api/v1/transactions/" + no + "/receipt");
+    if (receipt.status != 200) continue;
+    boost::system::error_code ec;
+    auto rv = json::parse(receipt.body, ec);
+    if (ec || !rv.is_object()) continue;
+    const std::string token = jstr(rv.as_object(), "token");
+    if (token.empty()) continue;
+    // The passenger, on the claim page, with no operator token.
+    const std::string body =
+        json::serialize(json::object{{"kind", "person"}, {"title", "张三"}, {"email", "zhangsan@example.com"}});
+    const ApiAnswer submitted = api_post("/api/v1/claims/" + token, body, false);
+    if (submitted.status != 200 && submitted.status != 201) continue;
+    std::string state = "claimed";
+    if (auto sv = json::parse(submitted.body, ec); !ec && sv.is_object()) state = jstr(sv.as_object(), "state");
+    claimed_[no] = true;
+    claims_.push_back(InvoiceClaim{no, token, state});
+    ++done;
+  }
+  return done;
+}
+
+// ---- the end -----------------------------------------------------------------------------
+
+std::optional<json::object> ScenarioWorld::drain(std::chrono::seconds limit, bool progress) {
+  const auto deadline = Steady::now() + limit;
+  while (Steady::now() < deadline) {
+    if (!gateway_running()) {
+      if (!restart_gateway(SIGTERM)) return std::nullopt;
+    }
+    if (auto s = api_get_json("/api/v1/status")) {
       const json::object* q = jobj(*s, "queue");
       const std::int64_t live = q ? jint(*q, "pending") + jint(*q, "leased") : -1;
-      if (q) peak_queue = std::max(peak_queue, jint(*q, "live_rows"));
+      if (q) peak_queue_ = std::max(peak_queue_, jint(*q, "live_rows"));
+      int open_claims = 0;
       if (live == 0 && jint(*s, "open_charges") == 0) {
-        final_status = *s;
-        drained = true;
-        break;
+        for (auto& c : claims_) {
+          if (c.state == "issued" || c.state == "failed") continue;
+          if (auto cv = api_get_json("/api/v1/claims/" + c.token)) c.state = jstr(*cv, "state");
+          if (c.state != "issued" && c.state != "failed") ++open_claims;
+        }
+        if (open_claims == 0) return *s;
       }
-      if (!o.quiet) {
-        std::printf("\r  outbox %lld items, open charges %lld   ", static_cast<long long>(live),
-                    static_cast<long long>(jint(*s, "open_charges")));
+      if (progress) {
+        std::printf("\r  outbox %lld items, open charges %lld, invoices pending %d   ", static_cast<long long>(live),
+                    static_cast<long long>(jint(*s, "open_charges")), open_claims);
         std::fflush(stdout);
       }
     }
     std::this_thread::sleep_for(100ms);
   }
-  if (drained_at == Clock::time_point{}) drained_at = Clock::now();
-  const double drain_s = std::chrono::duration<double>(drained_at - restored_at).count();
-  if (!o.quiet) std::printf("\n");
+  return std::nullopt;
+}
 
-  // ---- accounting ----
+std::vector<std::string> ScenarioWorld::account(ScenarioTotals& totals) {
+  std::vector<std::string> problems;
   std::map<std::string, json::object> ours;
   std::int64_t after = 0;
   for (;;) {
-    auto page = api.get("/api/v1/transactions?limit=1000&after=" + std::to_string(after));
-    if (!page) break;
+    auto page = api_get_json("/api/v1/transactions?limit=1000&after=" + std::to_string(after));
+    if (!page) {
+      problems.push_back("cannot list lanegate's transactions");
+      break;
+    }
     auto it = page->find("items");
     if (it == page->end() || !it->value().is_array() || it->value().as_array().empty()) break;
     for (const auto& item : it->value().as_array()) {
       const auto& t = item.as_object();
-      ours[std::string(t.at("out_trade_no").as_string())] = t;
+      const std::string no = jstr(t, "out_trade_no");
+      if (ours.contains(no)) problems.push_back(no + ": listed twice by lanegate");
+      ours[no] = t;
       after = std::max(after, jint(t, "id"));
     }
     if (page->find("next_after") == page->end()) break;
   }
-  auto theirs = sandbox.value()->transactions();
+  totals.transactions = static_cast<std::int64_t>(ours.size());
+  auto theirs = provider_->transactions();
   std::map<std::string, SandboxTransaction> at_sandbox;
-  if (theirs) {
+  if (!theirs) {
+    problems.push_back("cannot list the sandbox's transactions: " + theirs.error().message);
+  } else {
     for (const auto& t : *theirs) at_sandbox[t.out_trade_no] = t;
   }
-  std::vector<std::string> problems;
-  Money charged, settled_ours, settled_theirs, cash, arrears;
-  std::int64_t provider_charges = 0;
+
+  // Money: every provider charge lanegate recorded is at the sandbox exactly once, with
+  // the same amount and final state, and the sandbox holds nothing else.
+  std::map<std::pair<std::string, std::string>, int> pass_tx;  // (lane, plate) -> pass transactions
+  std::map<std::int64_t, int> trip_tx;                          // trip number -> transactions
   for (const auto& [no, t] : ours) {
-    const std::string state(t.at("state").as_string());
+    const std::string state = jstr(t, "state");
+    const std::string kind = jstr(t, "kind");
+    const std::string decision = jstr(t, "decision");
     const Money amount = Money::from_fen(jint(t, "amount_fen"));
+    if (kind == "taxi") {
+      if (auto it = t.find("trip_number"); it != t.end()) ++trip_tx[jint(t, "trip_number")];
+    } else if (decision != "fallback" && amount.fen() != 0) {
+      ++pass_tx[{jstr(t, "lane"), jstr(t, "plate")}];
+    }
     if (state == "CASH") {
-      cash = cash.add(amount).value_or(cash);
+      totals.cash = totals.cash.add(amount).value_or(totals.cash);
       continue;
     }
     if (state == "VOID") {
@@ -605,13 +751,15 @@ int run_scenario(std::span<const std::string> args) {
       if (at_sandbox.contains(no)) problems.push_back(no + ": VOID at lanegate but present at the provider");
       continue;
     }
-    ++provider_charges;
-    charged = charged.add(amount).value_or(charged);
-    if (state == "SUCCESS") settled_ours = settled_ours.add(amount).value_or(settled_ours);
-    if (t.at("arrears").as_bool()) arrears = arrears.add(amount).value_or(arrears);
+    ++totals.provider_charges;
+    totals.charged = totals.charged.add(amount).value_or(totals.charged);
+    if (state == "SUCCESS") totals.settled_ours = totals.settled_ours.add(amount).value_or(totals.settled_ours);
+    if (auto a = t.find("arrears"); a != t.end() && a->value().is_bool() && a->value().as_bool()) {
+      totals.arrears = totals.arrears.add(amount).value_or(totals.arrears);
+    }
     auto it = at_sandbox.find(no);
     if (it == at_sandbox.end()) {
-      if (t.at("decision").as_string() != "fallback") problems.push_back(no + ": recorded by lanegate, missing at the provider");
+      if (decision != "fallback") problems.push_back(no + ": recorded by lanegate, missing at the provider");
       continue;
     }
     if (it->second.amount_fen != amount.fen()) {
@@ -623,14 +771,188 @@ int run_scenario(std::span<const std::string> args) {
     }
   }
   for (const auto& [no, t] : at_sandbox) {
-    if (t.trade_state == "SUCCESS") settled_theirs = settled_theirs.add(Money::from_fen(t.amount_fen)).value_or(settled_theirs);
+    if (t.trade_state == "SUCCESS") {
+      totals.settled_theirs = totals.settled_theirs.add(Money::from_fen(t.amount_fen)).value_or(totals.settled_theirs);
+    }
     if (!ours.contains(no)) problems.push_back(no + ": at the provider, unknown to lanegate");
-    if (t.submissions > 1 && !ours.contains(no)) problems.push_back(no + ": submitted twice");
   }
-  if (!drained) problems.push_back("the outbox did not drain within 120 s");
+  if (totals.settled_ours != totals.settled_theirs) {
+    problems.push_back("settled totals differ: " + totals.settled_ours.to_string() + " at lanegate vs " +
+                       totals.settled_theirs.to_string() + " at the provider");
+  }
 
-  const json::object* passages = jobj(final_status, "passages");
-  const json::object* latency = jobj(final_status, "decision_latency");
+  // Passages: every pass the world saw at an exit or toll lane has exactly one
+  // transaction. A vehicle that saw no decision may or may not have one (the gateway may
+  // have decided after the vehicle gave up), so it widens the allowance by one.
+  std::map<std::pair<std::string, std::string>, std::pair<int, int>> seen;  // -> (passes, undecided)
+  for (const auto& p : passages_) {
+    if (!p.charged_lane) continue;
+    auto& s = seen[{p.lane, p.plate}];
+    // A free pass (the display showed 0.00) records a passage but no transaction.
+    if (p.outcome == LaneOutcome::kPass && p.fee_fen != 0) ++s.first;
+    if (p.outcome == LaneOutcome::kNoDecision) ++s.second;
+  }
+  for (const auto& [key, s] : seen) {
+    const int tx = pass_tx.contains(key) ? pass_tx[key] : 0;
+    if (tx < s.first || tx > s.first + s.second) {
+      problems.push_back("lane " + key.first + " plate " + key.second + ": " + std::to_string(s.first) +
+                         " passes seen, " + std::to_string(tx) + " passing transactions");
+    }
+  }
+  for (const auto& [key, n] : pass_tx) {
+    if (!seen.contains(key)) {
+      problems.push_back("lane " + key.first + " plate " + key.second + ": " + std::to_string(n) +
+                         " passing transactions for a vehicle never driven there");
+    }
+  }
+  // Taxi: every trip the meter ended is one transaction, whatever the restarts.
+  for (std::uint32_t n : trips_) {
+    const int c = trip_tx.contains(n) ? trip_tx[n] : 0;
+    if (c != 1) problems.push_back("taxi trip " + std::to_string(n) + ": " + std::to_string(c) + " transactions");
+  }
+  for (const auto& [n, c] : trip_tx) {
+    if (std::find(trips_.begin(), trips_.end(), static_cast<std::uint32_t>(n)) == trips_.end()) {
+      problems.push_back("taxi trip " + std::to_string(n) + ": recorded but never ended by the meter");
+    }
+  }
+
+  // Invoices: every claim issued, and the platform holds it.
+  totals.invoices_claimed = static_cast<std::int64_t>(claims_.size());
+  for (auto& c : claims_) {
+    if (auto cv = api_get_json("/api/v1/claims/" + c.token)) c.state = jstr(*cv, "state");
+    if (c.state == "issued") {
+      ++totals.invoices_issued;
+    } else {
+      ++totals.invoices_pending;
+      problems.push_back("invoice for " + c.out_trade_no + ": claimed but " + c.state + " after the drain");
+    }
+  }
+  return problems;
+}
+
+std::vector<std::string> ScenarioWorld::verify_ledger() {
+  std::vector<std::string> problems;
+  const std::int64_t now_s =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  const std::time_t local = static_cast<std::time_t>(now_s + cfg_.gateway.utc_offset_minutes * 60);
+  std::tm tm{};
+  gmtime_r(&local, &tm);
+  char date[16];
+  std::strftime(date, sizeof date, "%Y-%m-%d", &tm);
+  const fs::path out = options_.workdir / "audit-package";
+  std::error_code ec;
+  fs::remove_all(out, ec);
+  const std::string cli = (options_.bin_dir / "lanegate").string();
+  const std::string log = (options_.workdir / "audit.log").string();
+  const std::string export_cmd = cli + " --config " + config_file_.string() + " audit export --date " + date +
+                                 " --out " + out.string() + " >" + log + " 2>&1";
+  if (std::system(export_cmd.c_str()) != 0) {
+    problems.push_back("ledger: `lanegate audit export --date " + std::string(date) + "` failed: " +
+                       read_text(log).substr(0, 400));
+    return problems;
+  }
+  // The package lands in --out or in a dated directory under it.
+  fs::path package = out;
+  if (!fs::exists(out / "manifest.json")) {
+    for (const auto& e : fs::directory_iterator(out, ec)) {
+      if (e.is_directory()) package = e.path();
+    }
+  }
+  const std::string verify_cmd = cli + " audit verify " + package.string() + " --pubkey " +
+                                 (cfg_.gateway.state_dir / "device-key.pub").string() + " >>" + log + " 2>&1";
+  if (std::system(verify_cmd.c_str()) != 0) {
+    problems.push_back("ledger: `lanegate audit verify` refused the package: " + read_text(log).substr(0, 600));
+  }
+  return problems;
+}
+
+// ---- the demo ----------------------------------------------------------------------------
+
+namespace {
+
+int run_demo(const ScenarioOptions& o) {
+  const auto t_start = Steady::now();
+  auto say = [&](const std::string& line) { std::cout << line << std::endl; };
+  auto started = ScenarioWorld::start(o);
+  if (!started) {
+    std::cerr << "scenario: " << started.error().message << "\n";
+    return 1;
+  }
+  ScenarioWorld& w = **started;
+  say("lanegated up: " + std::to_string(w.config().lanes.size()) + " lanes, API on port " +
+      std::to_string(w.config().api.listen_port) +
+      (w.invoicing() != nullptr ? ", invoicing sandbox on port " + std::to_string(w.invoicing()->port()) : ""));
+
+  std::vector<int> kill_points;
+  for (int k = 0; k < o.kills; ++k) {
+    kill_points.push_back(1 + static_cast<int>(w.rng()() % static_cast<unsigned>(std::max(1, o.vehicles - 1))));
+  }
+  std::sort(kill_points.begin(), kill_points.end());
+  int kills_done = 0;
+  const int outage_from = o.outage ? o.vehicles * 2 / 5 : -1;
+  const int outage_to = o.outage ? o.vehicles * 3 / 5 : -1;
+  Steady::time_point restored_at{};
+  auto set_uplink = [&](bool up) {
+    ProviderFaults f = w.provider().faults();
+    f.refuse_connections = !up;
+    w.provider().set_faults(f);
+    if (up) restored_at = Steady::now();
+  };
+  auto progress = [&](int i) {
+    if (o.quiet) return;
+    std::printf("\r  vehicles %d/%d  entries %d  exits %d  toll %d  invoices %zu  queue peak %lld  %s   ", i,
+                o.vehicles, w.entries(), w.exits(), w.tolls(), w.claims().size(),
+                static_cast<long long>(w.peak_queue()),
+                (i >= outage_from && i < outage_to) ? "UPLINK DOWN" : "uplink up  ");
+    std::fflush(stdout);
+  };
+  say("driving " + std::to_string(o.vehicles) + " vehicles and " + std::to_string(o.trips) + " taxi trips" +
+      (o.outage ? ", uplink cut from vehicle " + std::to_string(outage_from) + " to " + std::to_string(outage_to)
+                : ""));
+  const int trip_every = std::max(1, o.vehicles / std::max(1, o.trips));
+  const int claim_every = std::max(1, o.vehicles / std::max(1, o.claims));
+  int claims_wanted = 0;
+  for (int i = 0; i < o.vehicles; ++i) {
+    if (i == outage_from) set_uplink(false);
+    if (i == outage_to) set_uplink(true);
+    while (kills_done < static_cast<int>(kill_points.size()) && kill_points[kills_done] == i) {
+      ++kills_done;
+      if (!w.restart_gateway(SIGKILL)) {
+        std::cerr << "\nscenario: lanegated did not restart; see " << w.gateway_log() << "\n";
+        return 1;
+      }
+    }
+    w.drive_next(i);
+    if (static_cast<int>(w.trips_ended().size()) < o.trips && i % trip_every == 0) w.end_taxi_trip();
+    // Passengers claim invoices for settled charges now and then.
+    if (o.claims > 0 && i % claim_every == claim_every - 1) ++claims_wanted;
+    if (claims_wanted > static_cast<int>(w.claims().size()) && (i < outage_from || i >= outage_to)) {
+      w.claim_invoices(claims_wanted - static_cast<int>(w.claims().size()));
+    }
+    progress(i + 1);
+  }
+  w.empty_lot();
+  progress(o.vehicles);
+  if (restored_at == Steady::time_point{}) set_uplink(true);
+  if (!o.quiet) std::printf("\n");
+
+  say("waiting for the outbox to drain, every charge to settle and every claimed invoice to be issued");
+  auto final_status = w.drain(120s, !o.quiet);
+  const double drain_s = std::chrono::duration<double>(Steady::now() - restored_at).count();
+  // Invoices claimed after the drain: settled charges exist only now for late vehicles.
+  if (final_status && static_cast<int>(w.claims().size()) < claims_wanted) {
+    w.claim_invoices(claims_wanted - static_cast<int>(w.claims().size()));
+    if (auto again = w.drain(60s, !o.quiet)) final_status = again;
+  }
+  if (!o.quiet) std::printf("\n");
+
+  ScenarioTotals totals;
+  std::vector<std::string> problems = w.account(totals);
+  if (!final_status) problems.push_back("the outbox did not drain within 120 s");
+  const json::object empty;
+  const json::object& st = final_status ? *final_status : empty;
+  const json::object* passages = jobj(st, "passages");
+  const json::object* latency = jobj(st, "decision_latency");
   auto lat = [&](const char* d, const char* k) -> std::string {
     if (latency == nullptr) return "-";
     const json::object* x = jobj(*latency, d);
@@ -639,7 +961,7 @@ int run_scenario(std::span<const std::string> args) {
     std::snprintf(buf, sizeof buf, "%.1f ms", static_cast<double>(jint(*x, k)) / 1000.0);
     return buf;
   };
-  const double total_s = std::chrono::duration<double>(Clock::now() - t_start).count();
+  const double total_s = std::chrono::duration<double>(Steady::now() - t_start).count();
   std::printf("\n== lanegate demo summary\n");
   if (passages != nullptr) {
     std::printf("  passages   free %lld  online %lld  offline %lld  fallback %lld  manual %lld\n",
@@ -647,23 +969,25 @@ int run_scenario(std::span<const std::string> args) {
                 static_cast<long long>(jint(*passages, "pass_offline")),
                 static_cast<long long>(jint(*passages, "fallback")), static_cast<long long>(jint(*passages, "manual")));
   }
-  std::printf("  taxi trips %d (paid at the meter: %s yuan)\n", trips_done, cash.to_string().c_str());
+  std::printf("  taxi trips %zu (paid at the meter: %s yuan)\n", w.trips_ended().size(), totals.cash.to_string().c_str());
   std::printf("  outbox     peak depth %lld items, backlog drained %.1f s after the uplink returned\n",
-              static_cast<long long>(peak_queue), drain_s);
+              static_cast<long long>(w.peak_queue()), drain_s);
   std::printf("  charges    %lld provider charges, %s yuan recorded by lanegate\n",
-              static_cast<long long>(provider_charges), charged.to_string().c_str());
-  std::printf("  settled    %s yuan by lanegate, %s yuan at the provider sandbox\n", settled_ours.to_string().c_str(),
-              settled_theirs.to_string().c_str());
-  std::printf("  arrears    %s yuan (offline passes whose charge failed)\n", arrears.to_string().c_str());
+              static_cast<long long>(totals.provider_charges), totals.charged.to_string().c_str());
+  std::printf("  settled    %s yuan by lanegate, %s yuan at the provider sandbox\n",
+              totals.settled_ours.to_string().c_str(), totals.settled_theirs.to_string().c_str());
+  std::printf("  arrears    %s yuan (offline passes whose charge failed)\n", totals.arrears.to_string().c_str());
+  if (w.claims_supported()) {
+    std::printf("  invoices   claimed %lld  issued %lld  pending %lld\n", static_cast<long long>(totals.invoices_claimed),
+                static_cast<long long>(totals.invoices_issued), static_cast<long long>(totals.invoices_pending));
+  } else {
+    std::printf("  invoices   not claimed: lanegated does not serve the receipt route yet\n");
+  }
   std::printf("  decision   online p50 %s p99 %s   offline p50 %s p99 %s\n", lat("pass_online", "p50_us").c_str(),
               lat("pass_online", "p99_us").c_str(), lat("pass_offline", "p50_us").c_str(),
               lat("pass_offline", "p99_us").c_str());
   if (o.kills > 0) std::printf("  crashes    lanegated SIGKILLed and restarted %d times\n", kills_done);
   std::printf("  run time   %.1f s; logs in %s\n", total_s, o.workdir.c_str());
-  if (settled_ours != settled_theirs) {
-    problems.push_back("settled totals differ: " + settled_ours.to_string() + " vs " + settled_theirs.to_string());
-  }
-  gw.stop(SIGTERM);
   if (!problems.empty()) {
     std::printf("\nUNACCOUNTED (%zu):\n", problems.size());
     for (const auto& p : problems) std::printf("  %s\n", p.c_str());
@@ -671,6 +995,15 @@ int run_scenario(std::span<const std::string> args) {
   }
   std::printf("  every fen accounted for\n");
   return 0;
+}
+
+}  // namespace
+
+int run_scenario(std::span<const std::string> args) {
+  auto o = parse_scenario_options(args);
+  if (!o) return 2;
+  if (o->chaos) return run_chaos(*o);
+  return run_demo(*o);
 }
 
 }  // namespace lanegate::sim

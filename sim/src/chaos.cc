@@ -1,0 +1,791 @@
+#include "sim/chaos.h"
+
+#include <signal.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace lanegate::sim {
+namespace {
+
+namespace fs = std::filesystem;
+namespace json = boost::json;
+using namespace std::chrono_literals;
+using Steady = std::chrono::steady_clock;
+
+constexpr const char* kFaketimeLib = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+enum class Fault {
+  kKill,
+  kUplinkDown,
+  kProvider5xx,
+  kLatency,
+  kLostReplies,
+  kNotifyPaused,
+  kDeviceSilent,
+  kBarrierStuck,
+  kDiskFull,
+  kClockJump,
+};
+constexpr std::array kAllFaults = {Fault::kKill,         Fault::kUplinkDown,   Fault::kProvider5xx, Fault::kLatency,
+                                   Fault::kLostReplies,  Fault::kNotifyPaused, Fault::kDeviceSilent, Fault::kBarrierStuck,
+                                   Fault::kDiskFull,     Fault::kClockJump};
+
+std::string_view fault_name(Fault f) {
+  switch (f) {
+    case Fault::kKill: return "kill";
+    case Fault::kUplinkDown: return "uplink_down";
+    case Fault::kProvider5xx: return "provider_5xx";
+    case Fault::kLatency: return "latency";
+    case Fault::kLostReplies: return "lost_replies";
+    case Fault::kNotifyPaused: return "notify_paused";
+    case Fault::kDeviceSilent: return "device_silent";
+    case Fault::kBarrierStuck: return "barrier_stuck";
+    case Fault::kDiskFull: return "disk_full";
+    case Fault::kClockJump: return "clock_jump";
+  }
+  return "?";
+}
+
+enum class Group { kProcess, kProvider, kDevices, kDatabase };
+
+Group group_of(Fault f) {
+  switch (f) {
+    case Fault::kKill: return Group::kProcess;
+    case Fault::kDeviceSilent:
+    case Fault::kBarrierStuck: return Group::kDevices;
+    case Fault::kDiskFull: return Group::kDatabase;
+    default: return Group::kProvider;
+  }
+}
+
+// ---- metrics -----------------------------------------------------------------------------
+
+// "name{labels}" -> value, from the Prometheus text format.
+using MetricMap = std::map<std::string, double>;
+
+MetricMap parse_metrics(const std::string& text) {
+  MetricMap m;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    const auto sp = line.rfind(' ');
+    if (sp == std::string::npos) continue;
+    try {
+      m[line.substr(0, sp)] = std::stod(line.substr(sp + 1));
+    } catch (const std::exception&) {
+    }
+  }
+  return m;
+}
+
+// Sum of the series of `name` whose labels contain every comma-separated part of `labels`.
+double metric_sum(const MetricMap& m, const std::string& name, const std::string& labels) {
+  double sum = 0;
+  for (const auto& [key, v] : m) {
+    if (!key.starts_with(name)) continue;
+    if (key.size() != name.size() && key[name.size()] != '{') continue;
+    bool match = true;
+    std::size_t start = 0;
+    while (start < labels.size()) {
+      std::size_t end = labels.find(',', start);
+      if (end == std::string::npos) end = labels.size();
+      if (key.find(labels.substr(start, end - start)) == std::string::npos) match = false;
+      start = end + 1;
+    }
+    if (match) sum += v;
+  }
+  return sum;
+}
+
+// ---- proofs: what an operator sees for each fault ----------------------------------------
+
+struct MetricProof {
+  std::string name;
+  std::string labels;  // comma-separated label fragments, e.g. to="down"
+  enum class Test { kIncreased, kAtLeast, kAtMost } test = Test::kIncreased;
+  double value = 0;
+  // lanegated does not export this yet: a missing proof is reported as a gap.
+  bool gap = false;
+
+  std::string describe() const {
+    std::string s = name + (labels.empty() ? "" : "{" + labels + "}");
+    switch (test) {
+      case Test::kIncreased: return s + " increased";
+      case Test::kAtLeast: return s + " >= " + std::to_string(static_cast<int>(value));
+      case Test::kAtMost: return s + " <= " + std::to_string(static_cast<int>(value));
+    }
+    return s;
+  }
+};
+
+// Any one of the log lines and any one of the metrics proves the fault (or its recovery).
+struct Proof {
+  std::vector<std::string> log_lines;
+  std::vector<MetricProof> metrics;
+};
+
+struct ProofPair {
+  Proof active;     // while the fault is on
+  Proof recovered;  // after it is cleared
+};
+
+using T = MetricProof::Test;
+
+// The table of proofs: which log line and which metric tell an operator about each fault.
+// `{device}` and `{lane}` are replaced by the fault's target.
+ProofPair proofs_of(Fault f) {
+  switch (f) {
+    case Fault::kKill:
+      // A restart says so in the log; the queue items the dead process had leased come
+      // back. No metric tells a crash from a start: process_start_time_seconds is the
+      // conventional one and lanegated does not export it (a gap, reported).
+      return {{{"lanegated running"}, {{"process_start_time_seconds", "", T::kAtLeast, 1, true}}},
+              {{}, {{"lanegate_uplink_up", "", T::kAtLeast, 1}}}};
+    case Fault::kUplinkDown:
+      return {{{"uplink down"},
+               {{"lanegate_uplink_transitions_total", "to=\"down\"", T::kIncreased},
+                {"lanegate_uplink_up", "", T::kAtMost, 0}}},
+              {{"uplink up"}, {{"lanegate_uplink_up", "", T::kAtLeast, 1}}}};
+    case Fault::kProvider5xx:
+      return {{{"provider replied with an error"},
+               {{"lanegate_provider_calls_total", "outcome=\"retry_later\"", T::kIncreased}}},
+              {{}, {{"lanegate_provider_calls_total", "outcome=\"ok\"", T::kIncreased}}}};
+    case Fault::kLatency:
+      // Replies later than the charge deadline: lanes decide offline and say why.
+      return {{{"deadline"},
+               {{"lanegate_decisions_total", "decision=\"pass_offline\"", T::kIncreased},
+                {"lanegate_decisions_total", "decision=\"fallback\"", T::kIncreased}}},
+              {{}, {{"lanegate_decisions_total", "decision=\"pass_online\"", T::kIncreased}}}};
+    case Fault::kLostReplies:
+      return {{{"uplink down", "provider call failed", "no answer", "query"},
+               {{"lanegate_provider_calls_total", "outcome=\"query_first\"", T::kIncreased},
+                {"lanegate_provider_calls_total", "outcome=\"retry_later\"", T::kIncreased}}},
+              {{}, {{"lanegate_provider_calls_total", "outcome=\"ok\"", T::kIncreased}}}};
+    case Fault::kNotifyPaused:
+      // Results stop arriving: the charges are settled by query instead.
+      return {{{"query"}, {{"lanegate_provider_calls_total", "call=\"query", T::kIncreased}}},
+              {{}, {{"lanegate_provider_notifications_total", "", T::kIncreased}}}};
+    case Fault::kDeviceSilent:
+      return {{{"device health changed"},
+               {{"lanegate_device_health", "device=\"{device}\"", T::kAtMost, 0},
+                {"lanegate_device_transitions_total", "device=\"{device}\"", T::kIncreased}}},
+              {{"device health changed"}, {{"lanegate_device_health", "device=\"{device}\"", T::kAtLeast, 2}}}};
+    case Fault::kBarrierStuck:
+      return {{{"barrier alarm", "barrier did not confirm"}, {{"lanegate_barrier_alarms_total", "", T::kIncreased}}},
+              {{}, {}}};
+    case Fault::kDiskFull:
+      return {{{"attendant mode"}, {{"lanegate_attendant_mode", "", T::kAtLeast, 1}}},
+              {{"attendant mode ended"}, {{"lanegate_attendant_mode", "", T::kAtMost, 0}}}};
+    case Fault::kClockJump:
+      // ±10 min is beyond the ±300 s the provider's signatures allow.
+      return {{{"provider signature refused", "SIGN_ERROR"},
+               {{"lanegate_provider_verify_failures_total", "check=\"skew\"", T::kIncreased},
+                {"lanegate_provider_calls_total", "outcome=\"park\"", T::kIncreased},
+                {"lanegate_provider_calls_total", "outcome=\"retry_later\"", T::kIncreased}}},
+              {{}, {{"lanegate_provider_calls_total", "outcome=\"ok\"", T::kIncreased}}}};
+  }
+  return {};
+}
+
+std::string substitute(std::string s, const std::string& device, const std::string& lane) {
+  s = std::regex_replace(s, std::regex(R"(\{device\})"), device);
+  return std::regex_replace(s, std::regex(R"(\{lane\})"), lane);
+}
+
+// ---- the run -----------------------------------------------------------------------------
+
+struct KindStats {
+  int injected = 0;
+  int survived = 0;
+  std::vector<std::string> notes;
+};
+
+struct ActiveFault {
+  Fault kind;
+  Steady::time_point started, planned_end, hard_end;
+  std::string device, lane;  // target (device faults)
+  std::uintmax_t log_offset = 0;
+  MetricMap before;
+  pid_t pid = -1;
+  bool proven = false;
+  std::string proof_text;
+  bool cleared = false;
+  Steady::time_point recovery_deadline{};
+  bool attendant_seen = false;
+};
+
+class Chaos {
+ public:
+  Chaos(ScenarioWorld& w, const ScenarioOptions& o, std::string disk_mode, bool faketime, fs::path faketime_file,
+        std::string base_config)
+      : w_(w),
+        o_(o),
+        disk_mode_(std::move(disk_mode)),
+        faketime_(faketime),
+        faketime_file_(std::move(faketime_file)),
+        base_config_(std::move(base_config)) {}
+
+  int run();
+
+ private:
+  bool short_run() const { return o_.duration_s <= 90; }
+  MetricMap metrics() {
+    ApiAnswer a = w_.api_get("/metrics");
+    return a.status == 200 ? parse_metrics(a.body) : MetricMap{};
+  }
+  bool available(Fault f) const;
+  bool can_start(Fault f) const;
+  void maybe_start();
+  void start(Fault f);
+  void inject(ActiveFault& a);
+  void clear(ActiveFault& a);
+  void tick();
+  bool check(const ActiveFault& a, const Proof& p, const MetricMap& now, std::string& what);
+  void violation(const std::string& v) {
+    violations_.push_back(v);
+    if (!o_.quiet) std::printf("\n  VIOLATION: %s\n", v.c_str());
+  }
+  void say(const std::string& s) {
+    if (!o_.quiet) std::printf("\n  %s\n", s.c_str());
+  }
+  void ensure_gateway(const std::string& during);
+  void set_disk_full(bool full);
+  void set_clock_offset(int seconds);
+
+  ScenarioWorld& w_;
+  const ScenarioOptions& o_;
+  std::string disk_mode_;
+  bool faketime_ = false;
+  fs::path faketime_file_;
+  std::string base_config_;
+  std::map<Fault, KindStats> stats_;
+  std::vector<ActiveFault> active_;
+  std::vector<std::string> violations_;
+  std::vector<std::string> gaps_;
+  Steady::time_point next_start_{};
+  int clock_direction_ = 1;
+};
+
+bool Chaos::available(Fault f) const {
+  if (f == Fault::kDiskFull) return disk_mode_ != "off";
+  if (f == Fault::kClockJump) return faketime_;
+  return true;
+}
+
+bool Chaos::can_start(Fault f) const {
+  if (!available(f)) return false;
+  for (const auto& a : active_) {
+    if (a.kind == f) return false;
+    if (f == Fault::kKill || a.kind == Fault::kKill) return false;
+    if (group_of(a.kind) == group_of(f)) return false;
+  }
+  return true;
+}
+
+void Chaos::maybe_start() {
+  if (Steady::now() < next_start_) return;
+  if (active_.size() >= 2) return;
+  // Kinds not injected yet first, then any kind at random.
+  std::vector<Fault> fresh, any;
+  for (Fault f : kAllFaults) {
+    if (!can_start(f)) continue;
+    any.push_back(f);
+    if (stats_[f].injected == 0) fresh.push_back(f);
+  }
+  bool all_done = true;
+  for (Fault f : kAllFaults) {
+    if (available(f) && stats_[f].injected == 0) all_done = false;
+  }
+  // While some kinds were never injected, a busy group waits rather than repeating.
+  std::vector<Fault>& pool = !fresh.empty() ? fresh : (all_done ? any : fresh);
+  if (pool.empty()) return;
+  // Slow proofs (a stuck barrier needs the gateway's confirm timeouts) go first.
+  Fault f = pool[w_.rng()() % pool.size()];
+  if (std::find(pool.begin(), pool.end(), Fault::kBarrierStuck) != pool.end() && stats_[Fault::kBarrierStuck].injected == 0) {
+    f = Fault::kBarrierStuck;
+  }
+  start(f);
+  next_start_ = Steady::now() + std::chrono::milliseconds(short_run() ? 500 : 1000 + w_.rng()() % 3000);
+}
+
+void Chaos::start(Fault f) {
+  ActiveFault a;
+  a.kind = f;
+  a.started = Steady::now();
+  const bool s = short_run();
+  int min_ms = s ? 3000 : 5000, max_ms = s ? 5000 : 15000;
+  if (f == Fault::kBarrierStuck) {
+    // The gateway alarms after open_confirm_timeout_ms x (1 + open_retries).
+    min_ms = 16000;
+    max_ms = s ? 17000 : 25000;
+  }
+  a.planned_end = a.started + std::chrono::milliseconds(min_ms + static_cast<int>(w_.rng()() % (max_ms - min_ms + 1)));
+  a.hard_end = a.planned_end + 15s;
+  a.log_offset = fs::exists(w_.gateway_log()) ? fs::file_size(w_.gateway_log()) : 0;
+  a.before = metrics();
+  a.pid = w_.gateway_pid();
+  if (f == Fault::kDeviceSilent || f == Fault::kBarrierStuck) {
+    // A lane of a group with a sibling, so traffic has somewhere else to go.
+    std::vector<std::string> lanes = w_.entry_lanes();
+    lanes.insert(lanes.end(), w_.exit_lanes().begin(), w_.exit_lanes().end());
+    a.lane = lanes[w_.rng()() % lanes.size()];
+    const auto& l = *std::find_if(w_.config().lanes.begin(), w_.config().lanes.end(),
+                                  [&](const config::LaneSection& s) { return s.id == a.lane; });
+    a.device = f == Fault::kDeviceSilent ? l.camera : l.barrier;
+  }
+  stats_[f].injected++;
+  inject(a);
+  if (f == Fault::kKill) {
+    // Instantaneous: the proof is the restarted process.
+    a.planned_end = Steady::now();
+  }
+  active_.push_back(std::move(a));
+}
+
+void Chaos::inject(ActiveFault& a) {
+  ProviderFaults pf = w_.provider().faults();
+  switch (a.kind) {
+    case Fault::kKill:
+      say("fault: SIGKILL lanegated (pid " + std::to_string(w_.gateway_pid()) + ")");
+      if (!w_.restart_gateway(SIGKILL)) violation("kill: lanegated did not come back after SIGKILL");
+      return;
+    case Fault::kUplinkDown:
+      pf.refuse_connections = true;
+      break;
+    case Fault::kProvider5xx:
+      pf.error_5xx_share = 0.4;
+      pf.unavailable_share = 0.2;
+      break;
+    case Fault::kLatency:
+      // Beyond the lane's charge deadline (1.5 s in the demo), below the request timeout.
+      pf.latency_ms = std::max(2000, w_.config().provider.charge_deadline_ms + 700);
+      break;
+    case Fault::kLostReplies:
+      pf.lost_reply_share = 0.5;
+      break;
+    case Fault::kNotifyPaused:
+      pf.notifications_paused = true;
+      break;
+    case Fault::kDeviceSilent:
+      w_.set_lane_closed(a.lane, true);
+      if (auto s = w_.devices().set_silent(a.device, true); !s) violation("device_silent: " + s.error().message);
+      break;
+    case Fault::kBarrierStuck:
+      if (auto s = w_.devices().set_barrier_stuck(a.device, true); !s) violation("barrier_stuck: " + s.error().message);
+      break;
+    case Fault::kDiskFull:
+      set_disk_full(true);
+      break;
+    case Fault::kClockJump:
+      clock_direction_ = -clock_direction_;
+      set_clock_offset(clock_direction_ * 600);
+      break;
+  }
+  w_.provider().set_faults(pf);
+  say("fault: " + std::string(fault_name(a.kind)) + (a.device.empty() ? "" : " on " + a.device) +
+      (a.kind == Fault::kClockJump ? (clock_direction_ > 0 ? " (+10 min)" : " (-10 min)") : ""));
+}
+
+void Chaos::clear(ActiveFault& a) {
+  ProviderFaults pf = w_.provider().faults();
+  switch (a.kind) {
+    case Fault::kKill: break;
+    case Fault::kUplinkDown: pf.refuse_connections = false; break;
+    case Fault::kProvider5xx:
+      pf.error_5xx_share = 0;
+      pf.unavailable_share = 0;
+      break;
+    case Fault::kLatency: pf.latency_ms = 0; break;
+    case Fault::kLostReplies: pf.lost_reply_share = 0; break;
+    case Fault::kNotifyPaused: pf.notifications_paused = false; break;
+    case Fault::kDeviceSilent:
+      (void)w_.devices().set_silent(a.device, false);
+      w_.set_lane_closed(a.lane, false);
+      break;
+    case Fault::kBarrierStuck: (void)w_.devices().set_barrier_stuck(a.device, false); break;
+    case Fault::kDiskFull: set_disk_full(false); break;
+    case Fault::kClockJump: set_clock_offset(0); break;
+  }
+  w_.provider().set_faults(pf);
+  a.cleared = true;
+  a.recovery_deadline = Steady::now() + (short_run() ? 15s : 30s);
+  // Recovery proofs compare with the state at clearing time.
+  a.before = metrics();
+  a.pid = w_.gateway_pid();
+  a.log_offset = fs::exists(w_.gateway_log()) ? fs::file_size(w_.gateway_log()) : 0;
+}
+
+bool Chaos::check(const ActiveFault& a, const Proof& p, const MetricMap& now, std::string& what) {
+  bool log_ok = p.log_lines.empty();
+  std::string log_hit;
+  if (!p.log_lines.empty()) {
+    const std::string text = w_.gateway_log_text(a.log_offset);
+    for (const auto& l : p.log_lines) {
+      if (text.find(substitute(l, a.device, a.lane)) != std::string::npos) {
+        log_ok = true;
+        log_hit = l;
+        break;
+      }
+    }
+  }
+  bool metric_ok = true;
+  std::string metric_hit;
+  bool any_real = false;
+  bool real_ok = false;
+  for (const auto& m : p.metrics) {
+    if (m.gap) continue;
+    any_real = true;
+    const std::string labels = substitute(m.labels, a.device, a.lane);
+    const double v = metric_sum(now, m.name, labels);
+    bool ok = false;
+    switch (m.test) {
+      case T::kIncreased: {
+        const double b = a.pid == w_.gateway_pid() ? metric_sum(a.before, m.name, labels) : 0;
+        ok = v > b;
+        break;
+      }
+      case T::kAtLeast: ok = v >= m.value && now.size() > 0; break;
+      case T::kAtMost: {
+        // Absent series do not count as zero.
+        bool present = false;
+        for (const auto& [k, x] : now) {
+          (void)x;
+          if (k.starts_with(m.name) && k.find(labels) != std::string::npos) present = true;
+        }
+        ok = present && v <= m.value;
+        break;
+      }
+    }
+    if (ok) {
+      real_ok = true;
+      metric_hit = m.describe();
+      break;
+    }
+  }
+  if (any_real) metric_ok = real_ok;
+  what = (log_hit.empty() ? "" : "log \"" + log_hit + "\"") +
+         (metric_hit.empty() ? "" : std::string(log_hit.empty() ? "" : ", ") + "metric " + substitute(metric_hit, a.device, a.lane));
+  return log_ok && metric_ok;
+}
+
+void Chaos::ensure_gateway(const std::string& during) {
+  if (w_.gateway_running()) return;
+  violation("lanegated exited on its own during " + during + "; see " + w_.gateway_log().string());
+  if (!w_.restart_gateway(SIGTERM)) violation("lanegated did not restart after exiting during " + during);
+}
+
+void Chaos::tick() {
+  const auto now_t = Steady::now();
+  std::string during;
+  for (const auto& a : active_) during += std::string(during.empty() ? "" : "+") + std::string(fault_name(a.kind));
+  ensure_gateway(during.empty() ? "traffic" : during);
+  if (active_.empty()) return;
+  const MetricMap now = metrics();
+  for (auto& a : active_) {
+    const ProofPair pp = proofs_of(a.kind);
+    if (!a.cleared) {
+      if (!a.proven) {
+        std::string what;
+        if (check(a, pp.active, now, what)) {
+          a.proven = true;
+          a.proof_text = what;
+        }
+      }
+      if (a.kind == Fault::kDiskFull) {
+        if (metric_sum(now, "lanegate_attendant_mode", "") >= 1) a.attendant_seen = true;
+      }
+      if ((a.proven && now_t >= a.planned_end) || now_t >= a.hard_end) {
+        if (!a.proven) {
+          std::string what;
+          std::string need;
+          for (const auto& l : pp.active.log_lines) need += " log \"" + l + "\" |";
+          for (const auto& m : pp.active.metrics) {
+            if (!m.gap) need += " metric " + substitute(m.describe(), a.device, a.lane) + " |";
+          }
+          violation(std::string(fault_name(a.kind)) + ": no operator proof while it lasted (wanted" + need + ")");
+        }
+        for (const auto& m : pp.active.metrics) {
+          if (m.gap && metric_sum(now, m.name, "") == 0) {
+            const std::string g = std::string(fault_name(a.kind)) + ": lanegated exports no " + m.name;
+            if (std::find(gaps_.begin(), gaps_.end(), g) == gaps_.end()) gaps_.push_back(g);
+          }
+        }
+        clear(a);
+        say("cleared: " + std::string(fault_name(a.kind)) + (a.proven ? " (proof: " + a.proof_text + ")" : ""));
+      }
+    } else {
+      std::string what;
+      const bool recovered = check(a, pp.recovered, now, what);
+      if (recovered || now_t >= a.recovery_deadline) {
+        KindStats& ks = stats_[a.kind];
+        if (recovered && a.proven) {
+          ks.survived++;
+        } else if (!recovered) {
+          violation(std::string(fault_name(a.kind)) + ": no recovery within " + (short_run() ? "15" : "30") +
+                    " s after it was cleared");
+        }
+        a.kind = a.kind;  // keep
+        a.started = {};   // marks done
+      }
+    }
+  }
+  std::erase_if(active_, [](const ActiveFault& a) { return a.cleared && a.started == Steady::time_point{}; });
+}
+
+void Chaos::set_disk_full(bool full) {
+  if (disk_mode_ == "pagecount") {
+    // A limit below the database's size: the next write that needs a page fails
+    // (SQLITE_FULL); the original limit restores the space.
+    std::string text = base_config_;
+    if (full) text = std::regex_replace(text, std::regex(R"(max_database_mb = \d+)"), "max_database_mb = 1");
+    {
+      std::ofstream out(w_.config_file(), std::ios::trunc);
+      out << text;
+    }
+    w_.signal_gateway(SIGHUP);
+  } else if (disk_mode_ == "tmpfs") {
+    const fs::path filler = w_.config().gateway.state_dir / "chaos-filler";
+    if (full) {
+      std::ofstream out(filler, std::ios::binary | std::ios::trunc);
+      const std::string block(1 << 16, '\0');
+      for (int i = 0; i < 1 << 14 && out; ++i) out.write(block.data(), static_cast<std::streamsize>(block.size()));
+    } else {
+      std::error_code ec;
+      fs::remove(filler, ec);
+    }
+  }
+}
+
+void Chaos::set_clock_offset(int seconds) {
+  std::ofstream out(faketime_file_, std::ios::trunc);
+  out << (seconds >= 0 ? "+" : "") << seconds << "\n";
+}
+
+int Chaos::run() {
+  const auto t0 = Steady::now();
+  const auto end = t0 + std::chrono::seconds(o_.duration_s);
+  int i = 0;
+  const int claim_every = 15;
+  int claims_wanted = 0;
+  while (Steady::now() < end) {
+    maybe_start();
+    tick();
+    const bool in_attendant = std::any_of(active_.begin(), active_.end(), [](const ActiveFault& a) {
+      return a.kind == Fault::kDiskFull && !a.cleared && a.attendant_seen;
+    });
+    const std::size_t before = w_.passages().size();
+    w_.drive_next(i);
+    if (in_attendant && w_.passages().size() > before && w_.passages().back().outcome == LaneOutcome::kPass) {
+      // Attendant mode: no barrier opens on its own.
+      violation("disk_full: lane " + w_.passages().back().lane + " let " + w_.passages().back().plate +
+                " pass while lanegated was in attendant mode");
+    }
+    if (i % 7 == 3) w_.end_taxi_trip();
+    if (o_.claims > 0 && i % claim_every == claim_every - 1) ++claims_wanted;
+    if (claims_wanted > static_cast<int>(w_.claims().size())) {
+      w_.claim_invoices(claims_wanted - static_cast<int>(w_.claims().size()));
+    }
+    ++i;
+    if (!o_.quiet) {
+      std::string act;
+      for (const auto& a : active_) act += " " + std::string(fault_name(a.kind)) + (a.cleared ? "(recovering)" : "");
+      std::printf("\r  t=%3llds vehicles %d trips %zu invoices %zu faults:%s          ",
+                  static_cast<long long>(std::chrono::duration_cast<std::chrono::seconds>(Steady::now() - t0).count()),
+                  i, w_.trips_ended().size(), w_.claims().size(), act.c_str());
+      std::fflush(stdout);
+    }
+  }
+  // Let the running faults run out (proof and recovery), then nothing is injected.
+  const auto wind_down = Steady::now() + 60s;
+  while (!active_.empty() && Steady::now() < wind_down) {
+    for (auto& a : active_) {
+      if (!a.cleared) a.planned_end = std::min(a.planned_end, Steady::now());
+    }
+    tick();
+    w_.drive_next(i++);
+  }
+  for (auto& a : active_) {
+    if (!a.cleared) clear(a);
+    violation(std::string(fault_name(a.kind)) + ": still unresolved at the end of the run");
+  }
+  active_.clear();
+  w_.empty_lot();
+  if (!o_.quiet) std::printf("\n");
+
+  std::cout << "waiting for the outbox to drain, every charge to settle and every claimed invoice to be issued"
+            << std::endl;
+  auto final_status = w_.drain(std::chrono::seconds(short_run() ? 60 : 120), !o_.quiet);
+  if (final_status && claims_wanted > static_cast<int>(w_.claims().size())) {
+    w_.claim_invoices(claims_wanted - static_cast<int>(w_.claims().size()));
+    if (auto again = w_.drain(60s, !o_.quiet)) final_status = again;
+  }
+  if (!o_.quiet) std::printf("\n");
+  ScenarioTotals totals;
+  std::vector<std::string> problems = w_.account(totals);
+  if (!final_status) problems.push_back("the outbox did not drain after the faults ended");
+  for (auto& p : w_.verify_ledger()) problems.push_back(std::move(p));
+  if (final_status) {
+    if (auto it = final_status->find("queue"); it != final_status->end() && it->value().is_object()) {
+      if (auto p = it->value().as_object().find("parked");
+          p != it->value().as_object().end() && p->value().is_int64() && p->value().as_int64() > 0) {
+        problems.push_back(std::to_string(p->value().as_int64()) +
+                           " outbox items parked for an operator (a fault made lanegated give up on them)");
+      }
+    }
+  }
+  for (auto& v : violations_) problems.insert(problems.begin(), v);
+
+  std::printf("\n== lanegate chaos summary (seed %u, %d s of faults)\n", o_.seed, o_.duration_s);
+  std::printf("  %-15s %9s %9s\n", "fault", "injected", "survived");
+  for (Fault f : kAllFaults) {
+    const KindStats& ks = stats_[f];
+    std::string note;
+    if (!available(f)) {
+      note = f == Fault::kDiskFull ? "  (not injectable: no max_database_mb and no mount)"
+                                   : "  (not injectable: libfaketime missing)";
+    }
+    std::printf("  %-15s %9d %9d%s\n", std::string(fault_name(f)).c_str(), ks.injected, ks.survived, note.c_str());
+  }
+  std::printf("  traffic    %zu vehicles (%d entries, %d exits, %d toll), %zu taxi trips\n", w_.passages().size(),
+              w_.entries(), w_.exits(), w_.tolls(), w_.trips_ended().size());
+  std::printf("  charges    %lld provider charges, %s yuan; settled %s at lanegate, %s at the sandbox\n",
+              static_cast<long long>(totals.provider_charges), totals.charged.to_string().c_str(),
+              totals.settled_ours.to_string().c_str(), totals.settled_theirs.to_string().c_str());
+  if (w_.claims_supported()) {
+    std::printf("  invoices   claimed %lld  issued %lld  pending %lld\n", static_cast<long long>(totals.invoices_claimed),
+                static_cast<long long>(totals.invoices_issued), static_cast<long long>(totals.invoices_pending));
+  } else {
+    std::printf("  invoices   not claimed: lanegated does not serve the receipt route yet\n");
+  }
+  std::printf("  disk full  injected by %s; clock jumps by %s\n", disk_mode_.c_str(),
+              faketime_ ? "libfaketime" : "nothing (libfaketime missing)");
+  for (const auto& g : gaps_) std::printf("  GAP: %s\n", g.c_str());
+  std::printf("  logs in %s\n", o_.workdir.c_str());
+  bool every_kind = true;
+  for (Fault f : kAllFaults) {
+    if (available(f) && stats_[f].injected == 0) {
+      every_kind = false;
+      problems.push_back(std::string(fault_name(f)) + ": never injected (run longer)");
+    }
+  }
+  (void)every_kind;
+  if (!problems.empty()) {
+    std::printf("\nVIOLATIONS (%zu):\n", problems.size());
+    for (const auto& p : problems) std::printf("  %s\n", p.c_str());
+    return 1;
+  }
+  std::printf("  every fault survived, every fen accounted for, the ledger verifies\n");
+  return 0;
+}
+
+// Whether this config loader knows [gateway] max_database_mb.
+bool config_knows_max_database_mb(const std::string& text) {
+  auto with = std::regex_replace(text, std::regex(R"(\[gateway\]\n)"), "[gateway]\nmax_database_mb = 4096\n");
+  char tmpl[] = "/tmp/lanegate-chaos-probe-XXXXXX";
+  const int fd = mkstemp(tmpl);
+  if (fd < 0) return false;
+  ::close(fd);
+  {
+    std::ofstream out(tmpl);
+    out << with;
+  }
+  const bool ok = config::load_file(tmpl).has_value();
+  std::error_code ec;
+  fs::remove(tmpl, ec);
+  return ok;
+}
+
+}  // namespace
+
+int run_chaos(const ScenarioOptions& given) {
+  ScenarioOptions o = given;
+  std::error_code ec;
+  fs::create_directories(o.workdir / "state", ec);
+
+  // Disk full: the config knob if this lanegated has it, else a small tmpfs as the state
+  // directory when this process may mount one.
+  std::string disk_mode = o.disk_full;
+  std::string source_text;
+  {
+    std::ifstream in(o.config);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    source_text = ss.str();
+  }
+  const bool knob = config_knows_max_database_mb(source_text);
+  bool mounted = false;
+  const fs::path state = o.workdir / "state";
+  auto try_mount = [&] {
+    for (const auto& e : fs::directory_iterator(state, ec)) fs::remove_all(e.path(), ec);
+    mounted = ::mount("tmpfs", state.c_str(), "tmpfs", 0, "size=48m,mode=0700") == 0;
+    return mounted;
+  };
+  if (disk_mode == "auto") disk_mode = knob ? "pagecount" : (try_mount() ? "tmpfs" : "off");
+  else if (disk_mode == "pagecount" && !knob) disk_mode = "off";
+  else if (disk_mode == "tmpfs" && !try_mount()) disk_mode = "off";
+
+  // The config the world writes gets the database limit; the chaos run rewrites it.
+  fs::path config_for_world = o.config;
+  if (disk_mode == "pagecount") {
+    config_for_world = o.workdir.string() + ".chaos-source.toml";
+    std::ofstream out(config_for_world);
+    out << std::regex_replace(source_text, std::regex(R"(\[gateway\]\n)"), "[gateway]\nmax_database_mb = 4096\n");
+  }
+  o.config = config_for_world;
+
+  // Wall-clock jumps: lanegated runs under libfaketime, whose offset file we rewrite.
+  const bool faketime = fs::exists(kFaketimeLib);
+  const fs::path faketime_file = o.workdir.string() + ".faketime";
+  std::vector<std::pair<std::string, std::string>> env;
+  if (faketime) {
+    std::ofstream(faketime_file) << "+0\n";
+    env = {{"LD_PRELOAD", kFaketimeLib},
+           {"FAKETIME_TIMESTAMP_FILE", faketime_file.string()},
+           {"FAKETIME_NO_CACHE", "1"},
+           // A wall-clock step (NTP, an operator) never moves the monotonic clock.
+           {"FAKETIME_DONT_FAKE_MONOTONIC", "1"}};
+  }
+
+  int rc = 2;
+  {
+    auto started = ScenarioWorld::start(o, env);
+    if (!started) {
+      std::cerr << "chaos: " << started.error().message << "\n";
+    } else {
+      ScenarioWorld& w = **started;
+      std::cout << "lanegated up under chaos: " << w.config().lanes.size() << " lanes, " << o.duration_s
+                << " s of faults, seed " << o.seed << ", disk full by " << disk_mode << std::endl;
+      std::string base_config;
+      {
+        std::ifstream in(w.config_file());
+        std::stringstream ss;
+        ss << in.rdbuf();
+        base_config = ss.str();
+      }
+      Chaos chaos(w, o, disk_mode, faketime, faketime_file, base_config);
+      rc = chaos.run();
+    }
+  }
+  if (mounted) ::umount2(state.c_str(), MNT_DETACH);
+  fs::remove(faketime_file, ec);
+  if (config_for_world != given.config) fs::remove(config_for_world, ec);
+  return rc;
+}
+
+}  // namespace lanegate::sim
