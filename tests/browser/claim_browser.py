@@ -1,0 +1,748 @@
+#!/usr/bin/env python3
+"""Real-browser test of the invoice claim page (issue #7).
+
+A taxi passenger scans the QR code on a receipt and claims a company invoice on a phone.
+This test runs the real processes -- `lanegate-sim devices`, `lanegate-sim provider`,
+`lanegate-sim invoicing` and `lanegated` with a config derived from
+config/examples/demo.toml (temp workdir, free ports, fresh demo PKI) -- ends a cash taxi
+trip on the simulated meter, takes the claim URL from the operator's receipt route and
+then, in Debian's Chromium (headless, phone-sized, driven by chromedriver via Selenium):
+
+  1. chooses "company", enters a title and a tax id with a wrong check character, submits:
+     the inline error under the tax id names the failed rule and nothing is issued;
+  2. corrects the tax id and submits: the status view ends on "issued" with a 20-digit
+     invoice number and a PDF link that the browser downloads as a real PDF;
+  3. switches to English: the labels change.
+
+A screenshot of each view goes to $LANEGATE_ARTIFACT_DIR (default
+<bin dir>/test-artifacts/browser); their paths are printed. The browser console is
+collected and any JavaScript or security (CSP) error fails the test. Every wait is
+bounded; every child process is killed on exit, also on failure (and by the kernel if
+this process dies: PR_SET_PDEATHSIG).
+
+Usage: claim_browser.py [--bin-dir DIR] [--source-dir DIR] [--artifact-dir DIR] [--keep]
+(defaults from $LANEGATE_BIN_DIR, $LANEGATE_SOURCE_DIR, $LANEGATE_ARTIFACT_DIR).
+Exit status: 0 passed, 1 an assertion failed, 2 the environment is unusable.
+"""
+
+import argparse
+import base64
+import ctypes
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+OPERATOR_TOKEN = "demo-operator-token"  # its SHA-256 is in demo.toml
+# Phone viewport (CSS pixels) and device pixel ratio of the emulated phone.
+PHONE = {"width": 390, "height": 844, "pixelRatio": 2}
+CREDIT_CODE_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+
+
+class TestFailure(Exception):
+    """An assertion about behaviour a user would notice failed."""
+
+
+class EnvironmentProblem(Exception):
+    """The machine cannot run the test (missing browser, build, ...)."""
+
+
+def log(msg):
+    print(f"claim_browser: {msg}", flush=True)
+
+
+def check(cond, msg):
+    if not cond:
+        raise TestFailure(msg)
+
+
+def wait_for(what, fn, timeout_s, interval_s=0.2):
+    """Polls fn() until it returns a truthy value; fails naming `what` after timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    last_error = None
+    while True:
+        try:
+            value = fn()
+            if value:
+                return value
+        except TestFailure:
+            raise
+        except Exception as e:  # the thing is not there yet; remember why
+            last_error = e
+        if time.monotonic() >= deadline:
+            detail = f" (last error: {last_error})" if last_error else ""
+            raise TestFailure(f"timed out after {timeout_s:g} s waiting for {what}{detail}")
+        time.sleep(interval_s)
+
+
+# ---------------------------------------------------------------------------------------
+# Unified social credit code (GB 32100-2015), written here independently of invoice/ so
+# the test does not trust the code it checks.
+
+
+def credit_code_check_char(first17):
+    total = sum(CREDIT_CODE_ALPHABET.index(ch) * pow(3, i, 31) for i, ch in enumerate(first17))
+    c = 31 - total % 31
+    return CREDIT_CODE_ALPHABET[0 if c == 31 else c]
+
+
+def credit_codes():
+    """A valid code and the same code with a wrong check character."""
+    first17 = "91440300MA5F3K8Q2"
+    good = first17 + credit_code_check_char(first17)
+    wrong = next(ch for ch in "0123456789" if ch != good[-1])
+    return good, first17 + wrong
+
+
+# ---------------------------------------------------------------------------------------
+# Processes
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent():
+    # Runs in the child between fork and exec: SIGKILL when this test process dies, so
+    # no simulator or browser outlives a killed test run.
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+class Processes:
+    """Children started by the test, each in its own process group; all killed on close."""
+
+    def __init__(self, workdir):
+        self.workdir = workdir
+        self.children = []  # (name, Popen, log path)
+
+    def start(self, name, argv, ready_pattern=None, timeout_s=20.0):
+        """Starts argv with stdout+stderr in <workdir>/<name>.log; when ready_pattern is
+        given, waits (bounded) for a matching line and returns the match."""
+        log_path = os.path.join(self.workdir, f"{name}.log")
+        out = open(log_path, "wb")
+        env = dict(os.environ)
+        env.pop("NOTIFY_SOCKET", None)
+        env.pop("JOURNAL_STREAM", None)
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                env=env, start_new_session=True, preexec_fn=_die_with_parent)
+        out.close()
+        self.children.append((name, proc, log_path))
+        if ready_pattern is None:
+            return None
+
+        def ready():
+            if proc.poll() is not None:
+                raise TestFailure(f"{name} exited with status {proc.returncode} before it was "
+                                  f"ready:\n{tail(log_path)}")
+            with open(log_path, "r", errors="replace") as f:
+                return re.search(ready_pattern, f.read(), re.MULTILINE)
+
+        return wait_for(f"{name} to print /{ready_pattern}/", ready, timeout_s, 0.05)
+
+    def assert_running(self):
+        for name, proc, log_path in self.children:
+            if proc.poll() is not None:
+                raise TestFailure(f"{name} exited with status {proc.returncode}:\n{tail(log_path)}")
+
+    def close(self):
+        for _, proc, _ in reversed(self.children):
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + 5
+        for _, proc, _ in self.children:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+        for _, proc, _ in self.children:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # also whatever it started
+            except (ProcessLookupError, PermissionError):
+                pass
+            if proc.poll() is None:
+                proc.wait(timeout=5)
+
+    def logs(self):
+        return [(name, path) for name, _, path in self.children]
+
+
+def tail(path, lines=30):
+    try:
+        with open(path, "r", errors="replace") as f:
+            return "".join(f.readlines()[-lines:])
+    except OSError as e:
+        return f"({path}: {e})"
+
+
+def free_ports(n):
+    """n distinct free TCP ports on 127.0.0.1 (held open together so they differ)."""
+    socks, ports = [], []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+            ports.append(s.getsockname()[1])
+    finally:
+        for s in socks:
+            s.close()
+    return ports
+
+
+# ---------------------------------------------------------------------------------------
+# Config and world
+
+
+def derive_config(text, workdir, merchant_serial):
+    """demo.toml with its paths under workdir, every port mapped to a free one (the same
+    port number maps to the same free port everywhere, so URLs stay consistent) and the
+    merchant serial of the fresh PKI. Returns (config text, {old port: new port})."""
+    text = text.replace("/tmp/lanegate-demo", workdir)
+    patterns = [r"(127\.0\.0\.1:)(\d+)", r"(?m)(^\s*port\s*=\s*)(\d+)",
+                r"(?m)(^\s*listen_port\s*=\s*)(\d+)"]
+    old = sorted({int(m.group(2)) for p in patterns for m in re.finditer(p, text)})
+    mapping = dict(zip(old, free_ports(len(old))))
+    for p in patterns:
+        text = re.sub(p, lambda m: m.group(1) + str(mapping[int(m.group(2))]), text)
+    text = re.sub(r'merchant_serial_no = "[^"]*"', f'merchant_serial_no = "{merchant_serial}"', text)
+    return text, mapping
+
+
+def toml_section(text, name):
+    """The key = "string" / number pairs of one [name] table (enough for this config)."""
+    m = re.search(r"(?ms)^\[" + re.escape(name) + r"\]\s*$(.*?)(?=^\[)", text + "\n[")
+    out = {}
+    if m:
+        for k, v in re.findall(r'(?m)^\s*([A-Za-z_]+)\s*=\s*("[^"]*"|[^\s#]+)', m.group(1)):
+            out[k] = v[1:-1] if v.startswith('"') else v
+    return out
+
+
+def tables(text, name):
+    """The key = "string" pairs of every [[name]] table, in order."""
+    out = []
+    for block in re.split(r"(?m)^(?=\[)", text):
+        if block.startswith(f"[[{name}]]"):
+            out.append({k: v for k, v in re.findall(r'(?m)^\s*([A-Za-z_]+)\s*=\s*"([^"]*)"', block)})
+    return out
+
+
+def port_of(url):
+    m = re.search(r":(\d+)(/|$)", url)
+    if not m:
+        raise EnvironmentProblem(f"no port in {url}")
+    return int(m.group(1))
+
+
+class Http:
+    """HTTPS (or HTTP) client that trusts exactly the demo CA."""
+
+    def __init__(self, ca_file):
+        self.ctx = ssl.create_default_context(cafile=ca_file)
+
+    def call(self, method, url, body=None, token=None, timeout_s=10):
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(url, data=data, method=method)
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        if token:
+            req.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(req, timeout=timeout_s, context=self.ctx) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    def json(self, method, url, body=None, token=None):
+        status, raw = self.call(method, url, body, token)
+        try:
+            return status, json.loads(raw or b"null")
+        except ValueError:
+            return status, {"raw": raw[:300].decode(errors="replace")}
+
+
+class World:
+    """The simulated site and lanegated, started from the derived demo config."""
+
+    def __init__(self, bin_dir, source_dir, workdir, procs):
+        self.bin_dir, self.source_dir, self.workdir, self.procs = bin_dir, source_dir, workdir, procs
+        self.pki = os.path.join(workdir, "pki")
+
+    def start(self):
+        sim = os.path.join(self.bin_dir, "lanegate-sim")
+        gated = os.path.join(self.bin_dir, "lanegated")
+        for exe in (sim, gated):
+            if not os.access(exe, os.X_OK):
+                raise EnvironmentProblem(f"{exe} is missing: build the lanegated and lanegate-sim targets")
+        os.makedirs(os.path.join(self.workdir, "state"))
+        r = subprocess.run([os.path.join(self.source_dir, "scripts/make-demo-pki"), self.pki],
+                           capture_output=True, text=True, timeout=120)
+        if r.returncode != 0:
+            raise EnvironmentProblem(f"scripts/make-demo-pki failed:\n{r.stdout}{r.stderr}")
+        with open(os.path.join(self.pki, "merchant.serial")) as f:
+            serial = f.read().strip()
+        with open(os.path.join(self.source_dir, "config/examples/demo.toml"), encoding="utf-8") as f:
+            demo = f.read()
+        text, _ = derive_config(demo, self.workdir, serial)
+        self.config_file = os.path.join(self.workdir, "lanegate.toml")
+        with open(self.config_file, "w", encoding="utf-8") as f:
+            f.write(text)
+        api = toml_section(text, "api")
+        prov = toml_section(text, "provider")
+        inv = toml_section(text, "invoicing")
+        check(inv.get("enabled") == "true", "demo.toml has [invoicing] enabled = false")
+        self.api_base = f"https://127.0.0.1:{api['listen_port']}"
+        if "api.tls" not in text:
+            self.api_base = f"http://127.0.0.1:{api['listen_port']}"
+        self.http = Http(os.path.join(self.pki, "ca.pem"))
+
+        # Invoicing credentials: the files the config names, made here when the PKI
+        # script does not make them (the sandbox and the gateway must share them).
+        for key, content in (("app_secret_file", "demo-invoicing-app-secret"),
+                             ("access_token_file", "demo-invoicing-access-token")):
+            path = inv[key]
+            if not os.path.exists(path):
+                with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+                    f.write(content + "\n")
+
+        # The payment provider sandbox (lanegated downloads its certificates at start).
+        seed = {"merchants": [{"mchid": prov["mchid"], "appid": prov["appid"],
+                               "certificate_file": "merchant.pem", "apiv3_key_file": "apiv3.key",
+                               "products": "PARKING,HIGHWAY"}],
+                "accounts": [], "plates": [], "etc_contracts": []}
+        seed_file = os.path.join(self.workdir, "seed.json")
+        with open(seed_file, "w") as f:
+            json.dump(seed, f)
+        admin_port = free_ports(1)[0]
+        self.procs.start("provider", [sim, "provider", "--pki", self.pki, "--seed", seed_file,
+                                      "--db", os.path.join(self.workdir, "provider.db"),
+                                      "--port", str(port_of(prov["base_url"])),
+                                      "--admin-port", str(admin_port)], r"^ready ")
+
+        # The invoicing platform sandbox, over TLS with the demo server certificate when
+        # the config speaks https to it.
+        argv = [sim, "invoicing", "--db", os.path.join(self.workdir, "invoicing.db"),
+                "--port", str(port_of(inv["base_url"])),
+                "--app-secret-file", inv["app_secret_file"],
+                "--access-token-file", inv["access_token_file"],
+                "--app-key", inv["app_key"], "--seller-tax-id", inv["seller_tax_id"]]
+        if inv["base_url"].startswith("https:"):
+            argv += ["--tls-cert", os.path.join(self.pki, "server.pem"),
+                     "--tls-key", os.path.join(self.pki, "server.key")]
+        self.procs.start("invoicing", argv, r"^ready ")
+
+        # The lane hardware: Modbus servers, the RS-485 line and the taxi meter's pty.
+        control_port = free_ports(1)[0]
+        m = self.procs.start("devices", [sim, "devices", "--config", self.config_file,
+                                         "--control-port", str(control_port)],
+                             r"^ready control=(http://\S+)")
+        self.devices = m.group(1)
+
+        self.procs.start("lanegated", [gated, "--config", self.config_file])
+
+        def healthy():
+            self.procs.assert_running()
+            status, _ = self.http.call("GET", self.api_base + "/healthz", timeout_s=2)
+            return status == 200
+
+        wait_for("lanegated to answer /healthz", healthy, 30, 0.2)
+        taxi = [b for b in tables(text, "lane") if b.get("mode") == "taxi"]
+        check(taxi, "demo.toml has no taxi lane")
+        self.taxi_lane, self.meter = taxi[0]["id"], taxi[0]["meter"]
+        log(f"world up in {self.workdir}: API {self.api_base}, devices {self.devices}")
+
+    def taxi_trip(self, fare_fen):
+        """Ends a cash trip on the meter and returns the transaction lanegated recorded."""
+        status, body = self.http.json("POST", self.devices + "/trip",
+                                      {"meter": self.meter, "fare_fen": fare_fen, "payment_type": 0})
+        check(status == 200, f"devices sim refused the trip: {status} {body}")
+        trip_number = body.get("trip_number")
+
+        def recorded():
+            self.procs.assert_running()
+            q = f"/api/v1/transactions?lane={self.taxi_lane}" if self.taxi_lane else "/api/v1/transactions"
+            st, b = self.http.json("GET", self.api_base + q, token=OPERATOR_TOKEN)
+            check(st == 200, f"GET /api/v1/transactions: {st} {b}")
+            for t in b.get("items", []):
+                if t.get("kind") == "taxi" and t.get("trip_number") == trip_number:
+                    return t
+            return None
+
+        tx = wait_for(f"lanegated to record taxi trip {trip_number}", recorded, 20, 0.2)
+        check(tx["state"] == "CASH", f"a cash trip should be CASH, got {tx['state']}")
+        check(tx["amount_fen"] == fare_fen, f"trip recorded {tx['amount_fen']} fen, the meter said {fare_fen}")
+        return tx
+
+    def receipt(self, out_trade_no):
+        def get():
+            st, b = self.http.json("GET", f"{self.api_base}/api/v1/transactions/{out_trade_no}/receipt",
+                                   token=OPERATOR_TOKEN)
+            if st == 404 and isinstance(b, dict) and "not_found" in json.dumps(b):
+                return None  # the claim is created at settlement; give it a moment
+            check(st == 200, f"operator receipt route: {st} {b}")
+            return b
+
+        return wait_for(f"the receipt of {out_trade_no}", get, 15, 0.2)
+
+    def claim_view(self, token):
+        st, b = self.http.json("GET", f"{self.api_base}/api/v1/claims/{token}")
+        check(st == 200, f"GET /api/v1/claims/{token}: {st} {b}")
+        return b
+
+
+# ---------------------------------------------------------------------------------------
+# Browser
+
+
+def spki_pin(cert_pem):
+    """base64(SHA-256(SubjectPublicKeyInfo)) of a certificate, for Chromium's
+    --ignore-certificate-errors-spki-list: the browser trusts exactly the demo server key."""
+    pub = subprocess.run(["openssl", "x509", "-in", cert_pem, "-pubkey", "-noout"],
+                         capture_output=True, check=True, timeout=30).stdout
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "der"], input=pub,
+                         capture_output=True, check=True, timeout=30).stdout
+    import hashlib
+    return base64.b64encode(hashlib.sha256(der).digest()).decode()
+
+
+class Browser:
+    def __init__(self, workdir, pki, artifacts):
+        try:
+            from selenium import webdriver
+            from selenium.webdriver.chrome.service import Service
+        except ImportError as e:
+            raise EnvironmentProblem(f"python3-selenium is missing ({e}): run scripts/install-deps")
+        for exe in (CHROMIUM, CHROMEDRIVER):
+            if not os.access(exe, os.X_OK):
+                raise EnvironmentProblem(f"{exe} is missing: run scripts/install-deps "
+                                         "(packages chromium, chromium-driver)")
+        self.artifacts = artifacts
+        self.downloads = os.path.join(workdir, "downloads")
+        os.makedirs(self.downloads)
+        opts = webdriver.ChromeOptions()
+        opts.binary_location = CHROMIUM
+        for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                  "--disable-background-networking", "--no-first-run", "--lang=zh-CN",
+                  f"--user-data-dir={os.path.join(workdir, 'chromium-profile')}",
+                  f"--window-size={PHONE['width']},{PHONE['height']}",
+                  "--ignore-certificate-errors-spki-list=" + spki_pin(os.path.join(pki, "server.pem"))):
+            opts.add_argument(a)
+        opts.add_experimental_option("mobileEmulation", {"deviceMetrics": {
+            "width": PHONE["width"], "height": PHONE["height"], "pixelRatio": PHONE["pixelRatio"],
+            "mobile": True, "touch": True}})
+        opts.add_experimental_option("prefs", {
+            "intl.accept_languages": "zh-CN,zh",
+            "download.default_directory": self.downloads,
+            "download.prompt_for_download": False,
+            "plugins.always_open_pdf_externally": True,  # a PDF link downloads the file
+        })
+        opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+        service = Service(CHROMEDRIVER, log_path=os.path.join(workdir, "chromedriver.log"),
+                          popen_kw={"start_new_session": True, "preexec_fn": _die_with_parent})
+        self.service = service
+        try:
+            self.driver = webdriver.Chrome(service=service, options=opts)
+        except Exception as e:
+            self._kill_service()
+            raise EnvironmentProblem(f"cannot start Chromium through chromedriver: {e}")
+        self.driver.set_page_load_timeout(20)
+        self.driver.set_script_timeout(10)
+        self.driver.execute_cdp_cmd("Browser.setDownloadBehavior",
+                                    {"behavior": "allow", "downloadPath": self.downloads})
+        self.console = []  # every console entry seen so far
+
+    def _kill_service(self):
+        proc = getattr(self.service, "process", None)
+        if proc is not None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    def close(self):
+        try:
+            self.driver.quit()
+        except Exception:
+            pass
+        self._kill_service()  # chromedriver's group: any browser process it left behind
+
+    # -- helpers --------------------------------------------------------------------
+    def el(self, css):
+        return self.driver.find_element("css selector", css)
+
+    def visible(self, css):
+        els = self.driver.find_elements("css selector", css)
+        return bool(els) and els[0].is_displayed()
+
+    def text(self, css):
+        return self.el(css).text.strip()
+
+    def drain_console(self):
+        entries = self.driver.get_log("browser")
+        self.console.extend(entries)
+        return entries
+
+    def console_errors(self, allowed):
+        """SEVERE entries other than those matching one of the `allowed` regexes (network
+        errors the test provokes on purpose, e.g. the 422 of an invalid submission)."""
+        self.drain_console()
+        bad = []
+        for e in self.console:
+            if e.get("level") != "SEVERE":
+                continue
+            if any(re.search(a, e.get("message", "")) for a in allowed):
+                continue
+            bad.append(e)
+        return bad
+
+    def screenshot(self, name):
+        """The whole page (not only the viewport) as PNG in the artifact dir."""
+        metrics = self.driver.execute_cdp_cmd("Page.getLayoutMetrics", {})
+        size = metrics.get("cssContentSize") or metrics["contentSize"]
+        shot = self.driver.execute_cdp_cmd("Page.captureScreenshot", {
+            "format": "png", "captureBeyondViewport": True,
+            "clip": {"x": 0, "y": 0, "width": max(size["width"], PHONE["width"]),
+                     "height": max(size["height"], PHONE["height"]), "scale": 1}})
+        path = os.path.join(self.artifacts, name)
+        with open(path, "wb") as f:
+            f.write(base64.b64decode(shot["data"]))
+        log(f"screenshot: {path}")
+        return path
+
+    def assert_fits_phone(self, view):
+        overflow = self.driver.execute_script(
+            "var d = document.documentElement;"
+            "return {scroll: d.scrollWidth, inner: window.innerWidth};")
+        check(overflow["scroll"] <= overflow["inner"],
+              f"{view}: the page is {overflow['scroll']} px wide on a {overflow['inner']} px phone "
+              "screen (horizontal scrolling)")
+        # Every visible control is inside the screen and at least 24 CSS px high: the
+        # minimum target size of WCAG 2.2 (2.5.8), so a finger can hit it.
+        bad = self.driver.execute_script("""
+          var out = [];
+          document.querySelectorAll('input, button, a').forEach(function (e) {
+            if (e.offsetParent === null || e.type === 'radio') { return; }
+            var r = e.getBoundingClientRect();
+            if (r.left < 0 || r.right > window.innerWidth + 0.5 || r.height < 24) {
+              out.push((e.id || e.tagName) + ' ' + Math.round(r.left) + '..' + Math.round(r.right)
+                       + ' h' + Math.round(r.height));
+            }
+          });
+          return out;""")
+        check(not bad, f"{view}: controls off-screen or too small to tap on a phone: {bad}")
+
+
+# ---------------------------------------------------------------------------------------
+# The scenario
+
+
+def run(args):
+    artifacts = args.artifact_dir
+    os.makedirs(artifacts, exist_ok=True)
+    for old in ("01-invalid-tax-id.png", "02-issued.png", "03-issued-english.png", "console.log"):
+        try:
+            os.remove(os.path.join(artifacts, old))
+        except FileNotFoundError:
+            pass
+    workdir = tempfile.mkdtemp(prefix="lanegate-browser-")
+    procs = Processes(workdir)
+    browser = None
+    ok = False
+    try:
+        world = World(args.bin_dir, args.source_dir, workdir, procs)
+        world.start()
+
+        fare_fen = 3560
+        tx = world.taxi_trip(fare_fen)
+        receipt = world.receipt(tx["out_trade_no"])
+        claim_url, token = receipt["claim_url"], receipt["token"]
+        check(claim_url.startswith(world.api_base + "/claim/"),
+              f"claim_url {claim_url} is not under the gateway's public base {world.api_base}")
+        check(re.fullmatch(r"[A-Za-z0-9_-]{22,}", token), f"token {token!r} is not a >=128-bit token")
+        log(f"trip {tx['out_trade_no']} ({tx['amount']} yuan) -> {claim_url} "
+            f"(code {receipt.get('human_code')})")
+
+        browser = Browser(workdir, world.pki, artifacts)
+        d = browser.driver
+        good_id, bad_id = credit_codes()
+
+        # ---- 1. the claim form, company, wrong check character ----
+        d.get(claim_url)
+        wait_for("the claim form", lambda: browser.visible("#form"), 15)
+        check(browser.text("h1") == "申请电子发票", f"heading is {browser.text('h1')!r}, want the Chinese page")
+        check(browser.text("#amount") == "¥ 35.60", f"amount shows {browser.text('#amount')!r}, the trip was 35.60")
+        check(not browser.visible("#taxrow"), "the tax id field shows before 'company' is chosen")
+        browser.el("input[name=kind][value=company]").click()
+        wait_for("the tax id field after choosing company", lambda: browser.visible("#tax_id"), 5)
+        browser.el("#title").send_keys("深圳市鹏程示例科技有限公司")
+        browser.el("#tax_id").send_keys(bad_id)
+        browser.el("#email").send_keys("finance@example.cn")
+        browser.assert_fits_phone("claim form")
+        browser.el("#submit").click()
+        err = wait_for("the inline tax id error", lambda: browser.text("#err-tax_id"), 10)
+        check(browser.visible("#err-tax_id"), "the tax id error is set but not visible")
+        check(re.search(r"check character", err) and f"'{good_id[-1]}'" in err and f"'{bad_id[-1]}'" in err,
+              f"the tax id error should name the check character rule (expected "
+              f"{good_id[-1]}, got {bad_id[-1]}), it says: {err!r}")
+        check(browser.el("#tax_id").get_attribute("aria-invalid") == "true",
+              "the tax id input is not marked aria-invalid")
+        check(browser.visible("#form") and not browser.visible("#status"),
+              "after a rejected submission the form must stay and no status view show")
+        check(browser.el("#tax_id").get_attribute("value") == bad_id,
+              "the typed tax id was lost after the error")
+        view = world.claim_view(token)
+        check(view["state"] == "none" and "invoice" not in view,
+              f"a rejected submission issued something: {view}")
+        shot1 = browser.screenshot("01-invalid-tax-id.png")
+
+        # ---- 2. corrected: issued, number, PDF ----
+        box = browser.el("#tax_id")
+        box.clear()
+        box.send_keys(good_id)
+        browser.el("#submit").click()
+        wait_for("the status view", lambda: browser.visible("#status"), 10)
+
+        def issued():
+            state = browser.text("#state")
+            if state == "开票失败":
+                raise TestFailure(f"issuing failed: {browser.text('#reason')}")
+            return state == "已开具"
+
+        wait_for("the status view to show 已开具 (issued)", issued, 60, 0.5)
+        number = browser.text("#numval")
+        check(re.fullmatch(r"\d{20}", number), f"invoice number {number!r} is not 20 digits")
+        check(browser.visible("#number"), "the invoice number is not visible")
+        buyer = browser.text("#buyer")
+        check(good_id in buyer and "深圳市鹏程示例科技有限公司" in buyer,
+              f"the status view shows buyer {buyer!r}, want the title and {good_id}")
+        total = browser.text("#total")
+        check("35.60" in total and "叁拾伍元陆角整" in total, f"total shows {total!r}")
+        check(browser.visible("#pdf"), "no PDF link on the issued view")
+        href = browser.el("#pdf").get_attribute("href")
+        check(href and number in href, f"PDF link {href!r} does not name invoice {number}")
+        view = world.claim_view(token)
+        check(view["state"] == "issued" and view["invoice"]["invoice_number"] == number,
+              f"the API disagrees with the page: {view}")
+        browser.assert_fits_phone("issued view")
+        shot2 = browser.screenshot("02-issued.png")
+
+        # The link downloads a real PDF in the browser.
+        browser.el("#pdf").click()
+
+        def downloaded():
+            for n in os.listdir(browser.downloads):
+                p = os.path.join(browser.downloads, n)
+                if not n.endswith(".crdownload") and os.path.getsize(p) > 0:
+                    return p
+            return None
+
+        pdf_path = wait_for("the browser to download the PDF", downloaded, 20, 0.2)
+        with open(pdf_path, "rb") as f:
+            pdf = f.read()
+        check(pdf.startswith(b"%PDF-"), f"the downloaded file {os.path.basename(pdf_path)} is not a PDF: "
+                                        f"{pdf[:16]!r}")
+        check(b"%%EOF" in pdf[-64:], "the downloaded PDF has no %%EOF trailer (truncated?)")
+        shutil.copy(pdf_path, os.path.join(artifacts, f"invoice-{number}.pdf"))
+        if len(d.window_handles) > 1:  # target=_blank may have opened a tab
+            d.switch_to.window(d.window_handles[0])
+
+        # ---- 3. the English switch ----
+        browser.el("#lang").click()
+        wait_for("the English heading", lambda: browser.text("h1") == "Request an e-invoice", 5)
+        check(browser.text("#state") == "Issued", f"state in English is {browser.text('#state')!r}")
+        check(browser.text("#pdf") == "Download PDF invoice", f"PDF link in English is {browser.text('#pdf')!r}")
+        check(browser.text("#lang") == "中文", "the language button should offer 中文 in English mode")
+        check(d.execute_script("return document.documentElement.lang") == "en", "<html lang> is not en")
+        check(browser.text("#numval") == number, "the invoice number changed with the language")
+        shot3 = browser.screenshot("03-issued-english.png")
+
+        # ---- the console: no script or CSP errors ----
+        errors = browser.console_errors(allowed=[
+            # the rejected submission: Chromium logs the 422 reply of fetch() as an error
+            r"/api/v1/claims/\S+ - Failed to load resource: the server responded with a status of 422",
+            # the browser's own favicon request (not the page's doing; the page has none)
+            r"/favicon\.ico - Failed to load resource: the server responded with a status of 404",
+        ])
+        with open(os.path.join(artifacts, "console.log"), "w") as f:
+            for e in browser.console:
+                f.write(f"{e.get('level')} {e.get('source', '')} {e.get('message')}\n")
+        check(not errors, "the browser console has errors:\n" +
+              "\n".join(f"  {e.get('level')} {e.get('message')}" for e in errors))
+        procs.assert_running()
+        log(f"passed: invalid tax id rejected inline, invoice {number} issued, PDF downloaded "
+            f"({len(pdf)} bytes), English switch works")
+        log(f"screenshots: {shot1} {shot2} {shot3}")
+        ok = True
+        return 0
+    except TestFailure as e:
+        log(f"FAILED: {e}")
+        return 1
+    finally:
+        if browser is not None:
+            if not ok:
+                try:
+                    browser.screenshot("failure.png")
+                    browser.drain_console()
+                    for e in browser.console:
+                        log(f"console: {e.get('level')} {e.get('message')}")
+                except Exception:
+                    pass
+            browser.close()
+        procs.close()
+        if not ok:
+            for name, path in procs.logs():
+                log(f"--- {name}.log (tail)\n{tail(path)}")
+                try:
+                    shutil.copy(path, os.path.join(artifacts, f"{name}.log"))
+                except OSError:
+                    pass
+        if args.keep:
+            log(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--bin-dir", default=os.environ.get("LANEGATE_BIN_DIR"))
+    p.add_argument("--source-dir", default=os.environ.get("LANEGATE_SOURCE_DIR"))
+    p.add_argument("--artifact-dir", default=os.environ.get("LANEGATE_ARTIFACT_DIR"))
+    p.add_argument("--keep", action="store_true", help="keep the temp workdir")
+    args = p.parse_args()
+    if not args.bin_dir:
+        print("claim_browser: --bin-dir or LANEGATE_BIN_DIR is required", file=sys.stderr)
+        return 2
+    args.bin_dir = os.path.abspath(args.bin_dir)
+    if not args.source_dir:
+        args.source_dir = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+    if not args.artifact_dir:
+        args.artifact_dir = os.path.join(args.bin_dir, "test-artifacts", "browser")
+
+    def stop(signum, _frame):
+        raise SystemExit(128 + signum)  # runs the finally blocks: children are killed
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        return run(args)
+    except EnvironmentProblem as e:
+        log(f"FAILED (environment): {e}")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
