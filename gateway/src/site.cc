@@ -3,6 +3,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json.hpp>
+#include <algorithm>
 #include <deque>
 #include <map>
 
@@ -22,6 +23,9 @@ namespace json = boost::json;
 using std::chrono::milliseconds;
 
 constexpr auto kTollPairWindow = std::chrono::seconds(3);
+// How long a trip record without a rider token waits for one (the passenger scans as
+// the fare shows). TODO(config): lane.rider_grace_ms once the loader has it.
+constexpr auto kRiderTokenGrace = std::chrono::seconds(5);
 
 std::int64_t unix_ms(SystemTime t) {
   return std::chrono::duration_cast<milliseconds>(t.time_since_epoch()).count();
@@ -86,6 +90,12 @@ struct Site::Impl {
     std::optional<lane::PlateRead> toll_plate;
     std::optional<lane::RoadsideRecord> toll_rsu;
     std::unique_ptr<asio::steady_timer> toll_timer;
+    // taxi: the rider token held for the next trip, a trip waiting for its token, trips
+    // queued behind a rider charge in flight
+    std::optional<lane::RiderToken> rider;
+    std::optional<lane::TripRecord> held_trip;
+    std::deque<lane::TripRecord> waiting_trips;
+    std::unique_ptr<asio::steady_timer> trip_timer;
   };
 
   asio::io_context& io;
@@ -106,6 +116,7 @@ struct Site::Impl {
       LaneState st;
       st.cfg = l;
       st.toll_timer = std::make_unique<asio::steady_timer>(io);
+      st.trip_timer = std::make_unique<asio::steady_timer>(io);
       lanes.emplace(l.id, std::move(st));
     }
   }
@@ -665,55 +676,327 @@ struct Site::Impl {
   }
 
   // ---------------- taxi ----------------
+  //
+  // RIDER PAIRING (one taxi lane; see site.h "TAXI"):
+  //   a RiderToken is held for the lane's next trip record (a newer token replaces it);
+  //   a trip record takes the held token; without one, when the lane has a rider_reader
+  //   and the meter's payment type is not a card, the trip waits up to kRiderTokenGrace
+  //   for a token (the passenger scans as the fare shows), ends early when the next trip
+  //   record arrives, then is recorded as paid per the meter's payment type.
+  //   Card-paid trips (payment type 0x01/0x03) never charge a token (no double charge).
 
-  void taxi_trip(const lane::TripRecord& trip) {
-    LaneState* ls = lane_of(trip.lane);
-    const std::string lane_id = ls ? ls->cfg.id : trip.lane;
+  static std::string trip_out_trade_no(const std::string& gateway_id, const lane::TripRecord& trip) {
     char boarding[16];
     std::snprintf(boarding, sizeof boarding, "%02d%02d%02d%02d%02d", trip.boarding.year % 100, trip.boarding.month,
                   trip.boarding.day, trip.boarding.hour, trip.boarding.minute);
     char trip_hex[12];
     std::snprintf(trip_hex, sizeof trip_hex, "%08X", trip.trip_number);
     // Deterministic: a meter retransmission of a recorded trip maps to the same number.
-    const std::string out_trade_no = sanitize_prefix(cfg.gateway.id, 8) + "T" + boarding + trip_hex;
-    const char* method = trip.payment_type == 0x00 ? "cash" : (trip.payment_type == 0x09 ? "qr" : "card");
-    auto existing = store.find_transaction(out_trade_no);
-    bool duplicate = existing && *existing;
-    if (!duplicate) {
-      auto s = commit([&](Transaction& txn) -> Status {
-        TxRecord tx;
-        tx.out_trade_no = out_trade_no;
-        tx.kind = TxKind::kTaxi;
-        tx.lane = lane_id;
-        tx.plate = trip.plate;
-        tx.plate_colour = "";
-        tx.amount = trip.fare;
-        tx.state = ChargeState::kCash;
-        tx.decision = "free";
-        tx.decision_reason = "paid_at_meter";
-        tx.payment_method = method;
-        tx.trip_number = trip.trip_number;
-        json::object detail{{"meter", trip.meter},
-                            {"boarding", trip.boarding.to_string()},
-                            {"alighting", trip.alighting.to_string()},
-                            {"distance_m", trip.distance_m},
-                            {"surcharge_fen", trip.surcharge.fen()},
-                            {"payment_type", trip.payment_type},
-                            {"licence", trip.operating_licence}};
-        tx.detail = json::serialize(detail);
-        auto id = store.insert_transaction(txn, tx);
-        if (!id) return std::unexpected(id.error());
-        return append_ledger(txn, ledger::Kind::kChargeSettled, lane_id, trip.plate, out_trade_no, trip.fare, "CASH",
-                             "meter:" + trip.meter, detail);
+    return sanitize_prefix(gateway_id, 8) + "T" + boarding + trip_hex;
+  }
+
+  static const char* meter_method(std::uint8_t payment_type) {
+    return payment_type == 0x00 ? "cash" : (payment_type == 0x09 ? "qr" : "card");
+  }
+  static bool card_paid(std::uint8_t payment_type) { return payment_type == 0x01 || payment_type == 0x03; }
+
+  static metrics::Counter& rider_counter(std::string_view lane, std::string_view result) {
+    return metrics::Registry::global().counter("lanegate_rider_pairings_total",
+                                               "Rider tokens by what became of them",
+                                               {{"lane", std::string(lane)}, {"result", std::string(result)}});
+  }
+
+  static std::string rider_binding_key(std::string_view token) { return "rider:" + std::string(token); }
+
+  json::object trip_detail(const lane::TripRecord& trip) const {
+    return json::object{{"meter", trip.meter},
+                        {"boarding", trip.boarding.to_string()},
+                        {"alighting", trip.alighting.to_string()},
+                        {"distance_m", trip.distance_m},
+                        {"surcharge_fen", trip.surcharge.fen()},
+                        {"payment_type", trip.payment_type},
+                        {"licence", trip.operating_licence}};
+  }
+
+  void handle(const lane::RiderToken& tok) {
+    LaneState* ls = lane_of(tok.lane);
+    if (ls == nullptr || ls->cfg.mode != config::LaneMode::kTaxi) {
+      rider_counter(tok.lane, "unbound").inc();
+      log::warn("rider token from a reader bound to no taxi lane", {{"READER", tok.reader}});
+      return;
+    }
+    if (ls->rider) rider_counter(ls->cfg.id, "replaced").inc();
+    ls->rider = tok;
+    if (ls->held_trip && !ls->busy) {
+      // The trip was waiting for this token.
+      ls->trip_timer->cancel();
+      lane::TripRecord trip = std::move(*ls->held_trip);
+      ls->held_trip.reset();
+      taxi_settle(*ls, trip);
+    }
+  }
+
+  void taxi_trip(const lane::TripRecord& trip) {
+    LaneState* ls = lane_of(trip.lane);
+    if (ls == nullptr || ls->cfg.mode != config::LaneMode::kTaxi) {
+      // A meter bound to no taxi lane: record it as paid at the meter (nothing is lost).
+      return taxi_record_at_meter(nullptr, trip, trip_out_trade_no(cfg.gateway.id, trip), "paid_at_meter");
+    }
+    LaneState& l = *ls;
+    auto same = [&](const lane::TripRecord& t) {
+      return t.trip_number == trip.trip_number && t.boarding == trip.boarding;
+    };
+    if ((l.held_trip && same(*l.held_trip)) ||
+        std::any_of(l.waiting_trips.begin(), l.waiting_trips.end(), same)) {
+      return;  // already being handled; it is acknowledged when it is
+    }
+    if (l.busy) {
+      l.waiting_trips.push_back(trip);
+      return;
+    }
+    if (l.held_trip) {
+      // The next trip ended before a token came: the held one had none.
+      l.trip_timer->cancel();
+      lane::TripRecord held = std::move(*l.held_trip);
+      l.held_trip.reset();
+      l.waiting_trips.push_front(trip);
+      return taxi_settle(l, held);
+    }
+    const bool may_wait = !l.cfg.rider_reader.empty() && !card_paid(trip.payment_type) && !l.rider &&
+                          !trip.fare.is_zero();
+    auto existing = store.find_transaction(trip_out_trade_no(cfg.gateway.id, trip));
+    const bool recorded = existing && *existing;
+    if (may_wait && !recorded) {
+      l.held_trip = trip;
+      l.phase = "TRIP_WAITING_TOKEN";
+      l.trip_timer->expires_after(kRiderTokenGrace);
+      l.trip_timer->async_wait([this, alive = std::weak_ptr<bool>(alive), id = l.cfg.id](boost::system::error_code ec) {
+        if (ec || alive.expired()) return;
+        LaneState* x = lane_of(id);
+        if (x == nullptr || !x->held_trip || x->busy) return;
+        lane::TripRecord t = std::move(*x->held_trip);
+        x->held_trip.reset();
+        taxi_settle(*x, t);
       });
+      return;
+    }
+    taxi_settle(l, trip);
+  }
+
+  // Decides how one trip is paid: the held token's account, or per the meter.
+  void taxi_settle(LaneState& ls, const lane::TripRecord& trip) {
+    const std::string out = trip_out_trade_no(cfg.gateway.id, trip);
+    auto existing = store.find_transaction(out);
+    if (existing && *existing) {
+      // Recorded before (a retransmission after our ack was lost, or a restart).
+      taxi_ack(ls, trip);
+      return taxi_next(ls);
+    }
+    std::optional<lane::RiderToken> tok = std::move(ls.rider);
+    ls.rider.reset();
+    if (tok && card_paid(trip.payment_type)) {
+      rider_counter(ls.cfg.id, "card_paid_unused").inc();
+      tok.reset();
+    }
+    if (!tok || trip.fare.is_zero()) {
+      taxi_record_at_meter(&ls, trip, out, "paid_at_meter");
+      return taxi_next(ls);
+    }
+    rider_counter(ls.cfg.id, "paired").inc();
+    ls.busy = true;
+    ls.phase = "RIDER_CHARGING";
+    auto shared = std::make_shared<TaxiCharge>(TaxiCharge{trip, *tok, out, false, clock.steady_now()});
+    if (!gate.link_up()) return taxi_decide(ls.cfg.id, shared, OnlineOutcome::kNotTried);
+    bool queue_full = false;
+    auto s = commit([&](Transaction& txn) -> Status {
+      auto r = record_rider_charge(txn, ls, *shared, "", "", false);
+      if (!r && r.error().code == Errc::kQueueFull) queue_full = true;
+      return r;
+    });
+    if (!s) {
+      if (queue_full) return taxi_decide(ls.cfg.id, shared, OnlineOutcome::kNotTried, true);
+      log::error("taxi rider charge not recorded; the meter will retransmit the trip",
+                 {{"METER", trip.meter}, {"TRIP", static_cast<std::int64_t>(trip.trip_number)},
+                  {"ERROR", s.error().message}});
+      ls.rider = tok;  // the retransmitted trip pairs with it again
+      return taxi_next(ls);
+    }
+    gate.kick();
+    gate.await_charge(out, milliseconds(cfg.provider.charge_deadline_ms),
+                      [this, alive = std::weak_ptr<bool>(alive), lane_id = ls.cfg.id, shared](OnlineOutcome o) {
+                        if (alive.expired()) return;
+                        taxi_decide(lane_id, shared, o);
+                      });
+  }
+
+  struct TaxiCharge {
+    lane::TripRecord trip;
+    lane::RiderToken token;
+    std::string out_trade_no;
+    bool recorded = false;
+    SteadyTime started;
+  };
+
+  json::object rider_charge_payload(const LaneState& ls, const TaxiCharge& c) const {
+    const int off = cfg.gateway.utc_offset_minutes;
+    return json::object{{"out_trade_no", c.out_trade_no},
+                        {"product", "TAXI"},
+                        {"lane", ls.cfg.id},
+                        {"plate", c.trip.plate},
+                        {"colour", ""},
+                        {"amount_fen", c.trip.fare.fen()},
+                        {"start_time_ms", c.trip.boarding.to_unix(off) * 1000},
+                        {"end_time_ms", c.trip.alighting.to_unix(off) * 1000},
+                        {"description", "出租车费 " + cfg.gateway.site_name},
+                        {"device_id", c.trip.meter},
+                        {"rider", c.token.token},
+                        {"trip_number", c.trip.trip_number},
+                        {"distance_m", c.trip.distance_m}};
+  }
+
+  // The rider's charge and its outbox item. REQUIRES: txn active.
+  Status record_rider_charge(Transaction& txn, LaneState& ls, TaxiCharge& c, std::string_view decision,
+                             std::string_view reason, bool offline) {
+    TxRecord tx;
+    tx.out_trade_no = c.out_trade_no;
+    tx.kind = TxKind::kTaxi;
+    tx.lane = ls.cfg.id;
+    tx.plate = c.trip.plate;
+    tx.amount = c.trip.fare;
+    tx.state = ChargeState::kRecorded;
+    tx.decision = std::string(decision);
+    tx.decision_reason = std::string(reason);
+    tx.offline = offline;
+    tx.contract_id = c.token.token;
+    tx.payment_method = "rider";
+    tx.trip_number = c.trip.trip_number;
+    json::object detail = trip_detail(c.trip);
+    detail["reader"] = c.token.reader;
+    tx.detail = json::serialize(detail);
+    auto id = store.insert_transaction(txn, tx);
+    if (!id) return std::unexpected(id.error());
+    auto q = outbox.enqueue(txn, kTopicCharge, "trade:" + c.out_trade_no, "charge:" + c.out_trade_no,
+                            json::serialize(rider_charge_payload(ls, c)));
+    if (!q) return std::unexpected(q.error());
+    c.recorded = true;
+    return {};
+  }
+
+  // Whether the ride counts as paid by the rider's account (no barrier: the outcome is
+  // what the driver's display says and how the trip is recorded).
+  void taxi_decide(const std::string& lane_id, const std::shared_ptr<TaxiCharge>& c, OnlineOutcome online,
+                   bool queue_full = false) {
+    LaneState* lsp = lane_of(lane_id);
+    if (lsp == nullptr) return;
+    LaneState& ls = *lsp;
+    const std::string key = rider_binding_key(c->token.token);
+    DecisionInput in;
+    in.fee = c->trip.fare;
+    in.online = online;
+    in.now = clock.now();
+    in.queue_accepting = !queue_full;
+    if (auto b = store.get_binding(key); b) in.binding = to_cached(*b);
+    if (auto o = store.plate_outstanding(c->trip.plate); o) in.plate_outstanding = *o;
+    if (auto e = store.site_exposure(); e) in.site_exposure = *e;
+    Decision d = decide(in, cfg.offline);
+    const bool offline = d.kind == DecisionKind::kPassOffline;
+    auto body = [&](Transaction& txn) -> Status {
+      if (!c->recorded && d.opens_barrier()) {
+        if (auto r = record_rider_charge(txn, ls, *c, to_string(d.kind), d.reason, offline); !r) return r;
+      } else if (c->recorded) {
+        if (auto r = store.set_decision(txn, c->out_trade_no, to_string(d.kind), d.reason, offline); !r) return r;
+      }
+      if (online == OnlineOutcome::kAccepted || online == OnlineOutcome::kRefused) {
+        // What the provider said about this account, for the next offline ride.
+        if (auto r = store.put_binding(txn, key, online == OnlineOutcome::kAccepted ? "NORMAL" : "BLOCKED",
+                                       clock.now());
+            !r) {
+          return r;
+        }
+      }
+      json::object detail = trip_detail(c->trip);
+      detail["reason"] = d.reason;
+      detail["latency_us"] =
+          std::chrono::duration_cast<std::chrono::microseconds>(clock.steady_now() - c->started).count();
+      if (!d.opens_barrier()) {
+        // The account did not pay: the driver collects per the meter, recorded as such.
+        const std::string cash_no = c->recorded ? c->out_trade_no + "C" : c->out_trade_no;
+        if (auto r = insert_meter_paid(txn, ls.cfg.id, c->trip, cash_no, "rider_" + d.reason); !r) return r;
+      }
+      return append_ledger(txn, ledger::Kind::kDecision, ls.cfg.id, c->trip.plate,
+                           c->recorded ? c->out_trade_no : "", c->trip.fare, std::string(to_string(d.kind)),
+                           "system", detail);
+    };
+    auto s = commit(body);
+    if (!s && s.error().code == Errc::kQueueFull) {
+      d = Decision{DecisionKind::kFallback, "queue_full"};
+      s = commit(body);
+    }
+    if (!s) {
+      log::error("taxi decision not recorded; the meter will retransmit the trip",
+                 {{"LANE", ls.cfg.id}, {"ERROR", s.error().message}});
+      display(ls, "系统故障 请收现金");
+      return taxi_next(ls);
+    }
+    decisions_counter(ls.cfg.id, to_string(d.kind)).inc();
+    const char* method = d.opens_barrier() ? "rider" : meter_method(c->trip.payment_type);
+    metrics::Registry::global().counter("lanegate_taxi_trips_total", "Taxi trips recorded", {{"payment", method}}).inc();
+    ls.last_decision = std::string("trip rider ") + std::string(to_string(d.kind));
+    ls.last_plate = c->trip.plate;
+    log::info("taxi rider decision", {{"LANE", ls.cfg.id},
+                                      {"TRIP", static_cast<std::int64_t>(c->trip.trip_number)},
+                                      {"DECISION", to_string(d.kind)},
+                                      {"REASON", d.reason},
+                                      {"FARE", c->trip.fare.to_string()}});
+    const std::string fare = c->trip.fare.to_string();
+    if (d.kind == DecisionKind::kPassOnline) {
+      display(ls, "乘客账户已支付 " + fare + "元");
+    } else if (d.kind == DecisionKind::kPassOffline) {
+      display(ls, "乘客账户支付 " + fare + "元 稍后扣款");
+    } else {
+      display(ls, "账户未支付 请收现金或扫码 " + fare + "元");
+    }
+    taxi_ack(ls, c->trip);
+    taxi_next(ls);
+  }
+
+  // A trip paid outside lanegate (cash, card, QR per the meter). REQUIRES: txn active.
+  Status insert_meter_paid(Transaction& txn, const std::string& lane_id, const lane::TripRecord& trip,
+                           const std::string& out_trade_no, const std::string& reason) {
+    const char* method = meter_method(trip.payment_type);
+    TxRecord tx;
+    tx.out_trade_no = out_trade_no;
+    tx.kind = TxKind::kTaxi;
+    tx.lane = lane_id;
+    tx.plate = trip.plate;
+    tx.amount = trip.fare;
+    tx.state = ChargeState::kCash;
+    tx.decision = "free";
+    tx.decision_reason = reason;
+    tx.payment_method = method;
+    tx.trip_number = trip.trip_number;
+    const json::object detail = trip_detail(trip);
+    tx.detail = json::serialize(detail);
+    auto id = store.insert_transaction(txn, tx);
+    if (!id) return std::unexpected(id.error());
+    return append_ledger(txn, ledger::Kind::kChargeSettled, lane_id, trip.plate, out_trade_no, trip.fare, "CASH",
+                         "meter:" + trip.meter, detail);
+  }
+
+  void taxi_record_at_meter(LaneState* ls, const lane::TripRecord& trip, const std::string& out_trade_no,
+                            const std::string& reason) {
+    const std::string lane_id = ls ? ls->cfg.id : trip.lane;
+    auto existing = store.find_transaction(out_trade_no);
+    if (!(existing && *existing)) {
+      auto s = commit([&](Transaction& txn) { return insert_meter_paid(txn, lane_id, trip, out_trade_no, reason); });
       if (!s) {
         log::error("taxi trip not recorded; the meter will retransmit it",
-                   {{"METER", trip.meter}, {"TRIP", trip.trip_number}, {"ERROR", s.error().message}});
+                   {{"METER", trip.meter}, {"TRIP", static_cast<std::int64_t>(trip.trip_number)},
+                    {"ERROR", s.error().message}});
         return;
       }
-      metrics::Registry::global()
-          .counter("lanegate_taxi_trips_total", "Taxi trips recorded", {{"payment", method}})
-          .inc();
+      const char* method = meter_method(trip.payment_type);
+      metrics::Registry::global().counter("lanegate_taxi_trips_total", "Taxi trips recorded", {{"payment", method}}).inc();
       if (ls) {
         ls->last_plate = trip.plate;
         ls->last_decision = std::string("trip ") + method;
@@ -722,6 +1005,24 @@ struct Site::Impl {
     if (auto a = actuator.ack_trip(trip.meter, trip.trip_number, trip.boarding); !a) {
       log::warn("trip acknowledgement not sent", {{"METER", trip.meter}, {"ERROR", a.error().message}});
     }
+  }
+
+  void taxi_ack(LaneState&, const lane::TripRecord& trip) {
+    if (auto a = actuator.ack_trip(trip.meter, trip.trip_number, trip.boarding); !a) {
+      log::warn("trip acknowledgement not sent", {{"METER", trip.meter}, {"ERROR", a.error().message}});
+    }
+  }
+
+  void taxi_next(LaneState& ls) {
+    ls.busy = false;
+    ls.phase = "IDLE";
+    if (ls.waiting_trips.empty()) return;
+    lane::TripRecord trip = std::move(ls.waiting_trips.front());
+    ls.waiting_trips.pop_front();
+    asio::post(io, [this, alive = std::weak_ptr<bool>(alive), trip] {
+      if (alive.expired()) return;
+      taxi_trip(trip);
+    });
   }
 
   // ---------------- manual open ----------------

@@ -4,6 +4,7 @@
 
 #include "meter_port.h"
 #include "modbus_bus.h"
+#include "reader_port.h"
 
 namespace lanegate::lane {
 namespace {
@@ -13,7 +14,7 @@ std::atomic<std::uint64_t> g_next_command_id{1};
 std::string lane_of(const config::Config& cfg, std::string_view device) {
   for (const auto& l : cfg.lanes) {
     if (l.camera == device || l.loop == device || l.barrier == device || l.display == device ||
-        l.roadside_unit == device || l.meter == device) {
+        l.roadside_unit == device || l.meter == device || l.rider_reader == device) {
       return l.id;
     }
   }
@@ -108,6 +109,10 @@ Result<std::unique_ptr<LaneDrivers>> LaneDrivers::create(const config::Config& c
     self->meters_.push_back(
         std::make_unique<MeterPort>(m, lane_of(cfg, m.id), sink, clock, options));
   }
+  for (const auto& r : cfg.readers) {
+    self->readers_.push_back(
+        std::make_unique<ReaderPort>(r, lane_of(cfg, r.id), sink, clock, options));
+  }
   return self;
 }
 
@@ -124,6 +129,9 @@ Status LaneDrivers::start() {
   for (auto& m : meters_) {
     m->start();
   }
+  for (auto& r : readers_) {
+    r->start();
+  }
   return {};
 }
 
@@ -138,6 +146,9 @@ void LaneDrivers::stop() {
   }
   for (auto& m : meters_) {
     m->stop();
+  }
+  for (auto& r : readers_) {
+    r->stop();
   }
 }
 

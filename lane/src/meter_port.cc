@@ -42,8 +42,8 @@ Result<speed_t> baud_constant(int baud, const std::string& field) {
 
 }  // namespace
 
-Result<int> open_serial_port(const config::SerialPortSection& port) {
-  const std::string field = "meters." + port.id;
+Result<int> open_serial_port(const config::SerialPortSection& port, std::string_view section) {
+  const std::string field = std::string(section) + "." + port.id;
   auto speed = baud_constant(port.baud, field + ".baud");
   if (!speed) {
     return std::unexpected(speed.error());

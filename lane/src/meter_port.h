@@ -20,8 +20,10 @@
 namespace lanegate::lane {
 
 // Opens and configures a serial port (raw, baud/parity/data/stop bits from config).
-// Returns the fd (O_NONBLOCK). kInvalidArgument naming the field for unsupported values.
-[[nodiscard]] Result<int> open_serial_port(const config::SerialPortSection& port);
+// Returns the fd (O_NONBLOCK). kInvalidArgument naming the field ("<section>.<id>.<key>")
+// for unsupported values.
+[[nodiscard]] Result<int> open_serial_port(const config::SerialPortSection& port,
+                                           std::string_view section = "meters");
 
 class MeterPort {
  public:

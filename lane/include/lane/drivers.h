@@ -1,7 +1,7 @@
 #pragma once
 // The lane device drivers of one gateway: one thread per Modbus bus (TCP or RTU; an
-// RS-485 bus carries several devices and strictly one request at a time) and one thread
-// per taxi-meter serial port. Drivers turn device registers and frames into typed
+// RS-485 bus carries several devices and strictly one request at a time), one thread
+// per taxi-meter serial port and one per rider-code reader port ([[reader]]). Drivers turn device registers and frames into typed
 // LaneEvents (events.h) delivered to the EventSink; commands (barrier open, display
 // text) are queued from any thread and executed on the owning bus thread.
 //
@@ -22,6 +22,10 @@
 //     and bad meter frames are counted by reason, never posted.
 //  6. Every valid trip record is acknowledged (retransmissions too); a retransmitted trip
 //     (same trip number and boarding time) is posted only once.
+//  7. A reader line is posted as RiderToken only when it passes the token rule
+//     (lane/rider_token.h); rejected lines are counted in
+//     lanegate_rider_tokens_total{reader,result} by reason and the token text is never
+//     logged (it names an account). The same token again within 2 s is one read.
 
 #include <cstdint>
 #include <memory>
@@ -37,6 +41,7 @@ namespace lanegate::lane {
 
 class ModbusBus;
 class MeterPort;
+class ReaderPort;
 
 struct DriverOptions {
   int utc_offset_minutes = 480;  // meter civil times -> unix time (gateway.utc_offset_minutes)
@@ -89,6 +94,7 @@ class LaneDrivers {
   State state_ = State::kCreated;
   std::vector<std::unique_ptr<ModbusBus>> buses_;
   std::vector<std::unique_ptr<MeterPort>> meters_;
+  std::vector<std::unique_ptr<ReaderPort>> readers_;
 };
 
 }  // namespace lanegate::lane

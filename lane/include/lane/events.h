@@ -102,6 +102,16 @@ struct TripRecord {
   SystemTime received_at;
 };
 
+// A passenger's rider token read by the taxi terminal's code reader ([[reader]]),
+// validated (lane/rider_token.h). The gateway pairs it with the lane's next trip record.
+struct RiderToken {
+  std::string lane;    // taxi lane whose rider_reader this is ("" if bound to no lane)
+  std::string reader;  // [[reader]] id
+  std::string token;   // 8..64 of [0-9A-Za-z_-]: the passenger's account id (openid)
+  SystemTime received_at;
+  SteadyTime received_steady;
+};
+
 // Device health transition (also counted in lanegate_device_transitions_total).
 enum class Health { kUp, kDegraded, kDown };
 std::string_view health_name(Health h);
@@ -115,7 +125,8 @@ struct DeviceHealth {
 };
 
 using LaneEvent =
-    std::variant<PlateRead, VehiclePresent, BarrierState, RoadsideRecord, TripRecord, DeviceHealth>;
+    std::variant<PlateRead, VehiclePresent, BarrierState, RoadsideRecord, TripRecord, RiderToken,
+                 DeviceHealth>;
 
 // Where drivers deliver events. post() is called from device threads (any thread,
 // concurrently); it must not block for long (the gateway posts to its io_context).

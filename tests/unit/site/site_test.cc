@@ -8,6 +8,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <filesystem>
+#include <map>
 
 #include "core/ledger.h"
 #include "gateway/daemon.h"
@@ -302,6 +303,183 @@ TEST_F(SiteTest, TaxiTripIsRecordedOnceThenAcknowledgedEvenWhenRetransmitted) {
   EXPECT_EQ(t[0].amount, Money::from_fen(2350));
   EXPECT_EQ(t[0].state, ChargeState::kCash);
   EXPECT_EQ(actuator_.acked_trips, (std::vector<std::uint32_t>{42, 42}));
+}
+
+lane::TripRecord taxi_trip(std::uint32_t number, std::int64_t fare_fen, std::uint8_t payment_type = 0x09) {
+  lane::TripRecord trip;
+  trip.meter = "m1";
+  trip.lane = "taxi";
+  trip.plate = "B12345";
+  trip.fare = Money::from_fen(fare_fen);
+  trip.trip_number = number;
+  trip.payment_type = payment_type;
+  trip.boarding = lane::CivilTime{2026, 11, 22, 9, 30};
+  trip.alighting = lane::CivilTime{2026, 11, 22, 9, 55};
+  return trip;
+}
+
+class TaxiRiderTest : public SiteTest {
+ protected:
+  void SetUp() override {
+    SiteTest::SetUp();
+    cfg_.lanes[2].rider_reader = "rider-1";
+    cfg_.lanes[2].display = "led-taxi";
+    site_->set_config(cfg_);
+  }
+  lane::RiderToken token(const std::string& t) {
+    lane::RiderToken r;
+    r.lane = "taxi";
+    r.reader = "rider-1";
+    r.token = t;
+    r.received_at = clock_.now();
+    r.received_steady = clock_.steady_now();
+    return r;
+  }
+  std::optional<TxRecord> tx(const std::string& method) {
+    for (const auto& t : txs()) {
+      if (t.payment_method == method) return t;
+    }
+    return std::nullopt;
+  }
+};
+
+TEST_F(TaxiRiderTest, TokenReadDuringTheTripChargesTheRidersAccountOnline) {
+  site_->on_event(token("oLANEGATEdemo0001normal"));
+  site_->on_event(taxi_trip(7, 2350));
+  run();
+  auto rider = tx("rider");
+  ASSERT_TRUE(rider);
+  EXPECT_EQ(rider->amount, Money::from_fen(2350));
+  EXPECT_EQ(rider->contract_id, "oLANEGATEdemo0001normal");
+  EXPECT_EQ(rider->decision, "pass_online");
+  EXPECT_EQ(txs().size(), 1u) << "no cash record when the account paid";
+  ASSERT_EQ(gate_->awaited.size(), 1u);
+  EXPECT_EQ(gate_->awaited[0], rider->out_trade_no);
+  EXPECT_EQ(actuator_.acked_trips, std::vector<std::uint32_t>{7});
+  EXPECT_NE(actuator_.texts.back().find("乘客账户已支付 23.50元"), std::string::npos);
+  auto items = outbox_->list(queue::ListFilter{});
+  ASSERT_TRUE(items);
+  ASSERT_EQ(items->size(), 1u);
+  EXPECT_NE(items->at(0).payload.find("\"product\":\"TAXI\""), std::string::npos);
+  EXPECT_NE(items->at(0).payload.find("\"rider\":\"oLANEGATEdemo0001normal\""), std::string::npos);
+}
+
+TEST_F(TaxiRiderTest, TokenJustAfterTheTripRecordStillPairsWithIt) {
+  site_->on_event(taxi_trip(8, 1800));
+  run();
+  EXPECT_TRUE(txs().empty()) << "the trip waits for a token within the grace";
+  EXPECT_TRUE(actuator_.acked_trips.empty()) << "not acknowledged before it is recorded";
+  site_->on_event(token("oLANEGATEdemo0001normal"));
+  run();
+  auto rider = tx("rider");
+  ASSERT_TRUE(rider);
+  EXPECT_EQ(rider->trip_number, 8u);
+  EXPECT_EQ(actuator_.acked_trips, std::vector<std::uint32_t>{8});
+}
+
+TEST_F(TaxiRiderTest, WithoutATokenTheNextTripEndsTheWaitAndBothArePaidPerTheMeter) {
+  site_->on_event(taxi_trip(1, 1000, 0x00));  // cash
+  site_->on_event(taxi_trip(2, 1200, 0x00));
+  run();
+  run();
+  // The second trip is held for its token in turn; the grace timer is real time, so the
+  // first trip (ended by the second's arrival) is what this test checks.
+  auto t = txs();
+  ASSERT_GE(t.size(), 1u);
+  EXPECT_EQ(t[0].trip_number, 1u);
+  EXPECT_EQ(t[0].state, ChargeState::kCash);
+  EXPECT_EQ(t[0].payment_method, "cash");
+  EXPECT_EQ(actuator_.acked_trips.front(), 1u);
+}
+
+TEST_F(TaxiRiderTest, CardPaidTripNeverChargesTheToken) {
+  site_->on_event(token("oLANEGATEdemo0001normal"));
+  site_->on_event(taxi_trip(9, 2000, 0x03));  // CPU card at the meter
+  run();
+  auto t = txs();
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_EQ(t[0].payment_method, "card");
+  EXPECT_EQ(t[0].state, ChargeState::kCash);
+  EXPECT_TRUE(gate_->awaited.empty());
+}
+
+TEST_F(TaxiRiderTest, RefusedAccountIsPaidInCashAndBothRecordsRemain) {
+  gate_->outcome = OnlineOutcome::kRefused;
+  site_->on_event(token("oLANEGATEdemo0003overdue"));
+  site_->on_event(taxi_trip(10, 3000, 0x09));
+  run();
+  auto rider = tx("rider");
+  auto qr = tx("qr");
+  ASSERT_TRUE(rider);
+  ASSERT_TRUE(qr);
+  EXPECT_EQ(rider->decision, "fallback");
+  EXPECT_EQ(qr->state, ChargeState::kCash);
+  EXPECT_EQ(qr->out_trade_no, rider->out_trade_no + "C");
+  EXPECT_NE(actuator_.texts.back().find("请收现金或扫码"), std::string::npos);
+  auto b = store_->get_binding("rider:oLANEGATEdemo0003overdue");
+  ASSERT_TRUE(b && *b);
+  EXPECT_EQ((*b)->state, "BLOCKED");
+  EXPECT_EQ(actuator_.acked_trips, std::vector<std::uint32_t>{10});
+}
+
+TEST_F(TaxiRiderTest, OfflineTheRideCountsAsPaidOnlyForAnAccountKnownGood) {
+  // Online once: the account is learned NORMAL.
+  site_->on_event(token("oLANEGATEdemo0001normal"));
+  site_->on_event(taxi_trip(11, 2000));
+  run();
+  gate_->up = false;
+  site_->on_event(token("oLANEGATEdemo0001normal"));
+  site_->on_event(taxi_trip(12, 2100));
+  run();
+  site_->on_event(token("oUNKNOWNrider00001"));
+  site_->on_event(taxi_trip(13, 2200));
+  run();
+  std::map<std::uint32_t, std::vector<TxRecord>> by_trip;
+  for (const auto& t : txs()) by_trip[*t.trip_number].push_back(t);
+  ASSERT_EQ(by_trip[12].size(), 1u);
+  EXPECT_EQ(by_trip[12][0].decision, "pass_offline");
+  EXPECT_TRUE(by_trip[12][0].offline);
+  ASSERT_EQ(by_trip[13].size(), 1u) << "unknown account offline: cash only, no charge";
+  EXPECT_EQ(by_trip[13][0].state, ChargeState::kCash);
+  EXPECT_EQ(by_trip[13][0].decision_reason, "rider_no_binding");
+}
+
+TEST_F(TaxiRiderTest, RetransmittedTripAfterTheChargeIsAcknowledgedNotChargedAgain) {
+  site_->on_event(token("oLANEGATEdemo0001normal"));
+  site_->on_event(taxi_trip(14, 2000));
+  run();
+  site_->on_event(token("oLANEGATEdemo0001normal"));
+  site_->on_event(taxi_trip(14, 2000));
+  run();
+  EXPECT_EQ(txs().size(), 1u);
+  EXPECT_EQ(gate_->awaited.size(), 1u);
+  EXPECT_EQ(actuator_.acked_trips, (std::vector<std::uint32_t>{14, 14}));
+}
+
+TEST_F(SiteTest, ExitWithoutEntryUnderDailyCapOfflinePassesOnlyWithAFreshNormalBinding) {
+  cfg_.lanes[1].exit_without_entry = "daily_cap";
+  site_->set_config(cfg_);
+  gate_->up = false;
+  arrive("out", "粤B55555");
+  EXPECT_TRUE(actuator_.opened.empty()) << "no binding: the daily cap is not passed offline";
+  EXPECT_TRUE(txs().empty());
+  {
+    auto txn = db_->begin();
+    ASSERT_TRUE(store_->put_binding(*txn, "粤B55555", "NORMAL", clock_.now()));
+    ASSERT_TRUE(txn->commit());
+  }
+  cfg_.offline.per_transaction = Money::from_fen(5000);
+  arrive("out", "粤B55555");
+  ASSERT_EQ(actuator_.opened, std::vector<std::string>{"bar-out"});
+  auto t = txs();
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_EQ(t[0].amount, Money::from_fen(3000));
+  EXPECT_EQ(t[0].decision, "pass_offline");
+  auto items = outbox_->list(queue::ListFilter{});
+  ASSERT_TRUE(items);
+  ASSERT_EQ(items->size(), 2u) << "the provider entry is queued ahead of the offline charge";
+  EXPECT_EQ(items->at(0).topic, "parking.entry");
+  EXPECT_EQ(items->at(1).topic, "charge");
 }
 
 TEST(StoreLifecycle, OnlyTheLifecycleArrowsAreAllowed) {
