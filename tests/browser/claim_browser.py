@@ -28,6 +28,7 @@ Exit status: 0 passed, 1 an assertion failed, 2 the environment is unusable.
 import argparse
 import base64
 import ctypes
+import hashlib
 import json
 import os
 import re
@@ -39,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 import urllib.error
 import urllib.request
 
@@ -415,7 +417,6 @@ def spki_pin(cert_pem):
                          capture_output=True, check=True, timeout=30).stdout
     der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "der"], input=pub,
                          capture_output=True, check=True, timeout=30).stdout
-    import hashlib
     return base64.b64encode(hashlib.sha256(der).digest()).decode()
 
 
@@ -553,7 +554,8 @@ class Browser:
 def run(args):
     artifacts = args.artifact_dir
     os.makedirs(artifacts, exist_ok=True)
-    for old in ("01-invalid-tax-id.png", "02-issued.png", "03-issued-english.png", "console.log"):
+    for old in ("01-invalid-tax-id.png", "02-issued.png", "03-issued-english.png",
+                "04-claim-code-form.png", "failure.png", "console.log"):
         try:
             os.remove(os.path.join(artifacts, old))
         except FileNotFoundError:
@@ -668,7 +670,21 @@ def run(args):
         check(browser.text("#lang") == "中文", "the language button should offer 中文 in English mode")
         check(d.execute_script("return document.documentElement.lang") == "en", "<html lang> is not en")
         check(browser.text("#numval") == number, "the invoice number changed with the language")
+        browser.assert_fits_phone("issued view in English")
         shot3 = browser.screenshot("03-issued-english.png")
+
+        # ---- 4. the typed code from the receipt finds the same claim ----
+        d.get(world.api_base + "/claim")
+        wait_for("the claim code form", lambda: browser.visible("#codeform"), 15)
+        check(browser.text("#codesubmit") == "Find my trip", "the English choice was not remembered")
+        browser.el("#code").send_keys(receipt["human_code"].lower())  # as typed on a phone
+        browser.assert_fits_phone("claim code form")
+        shot4 = browser.screenshot("04-claim-code-form.png")
+        browser.el("#codesubmit").click()
+        wait_for("the page of the typed code's claim",
+                 lambda: d.current_url.endswith("/claim/" + token) and browser.visible("#status"), 15)
+        wait_for("the found claim to show its issued invoice",
+                 lambda: browser.text("#state") == "Issued" and browser.text("#numval") == number, 10)
 
         # ---- the console: no script or CSP errors ----
         errors = browser.console_errors(allowed=[
@@ -684,12 +700,17 @@ def run(args):
               "\n".join(f"  {e.get('level')} {e.get('message')}" for e in errors))
         procs.assert_running()
         log(f"passed: invalid tax id rejected inline, invoice {number} issued, PDF downloaded "
-            f"({len(pdf)} bytes), English switch works")
-        log(f"screenshots: {shot1} {shot2} {shot3}")
+            f"({len(pdf)} bytes), English switch works, the typed code finds the claim")
+        log(f"screenshots: {shot1} {shot2} {shot3} {shot4}")
         ok = True
         return 0
     except TestFailure as e:
         log(f"FAILED: {e}")
+        return 1
+    except EnvironmentProblem:
+        raise
+    except Exception as e:  # a driver or protocol error is a failure too, with its trace
+        log(f"FAILED: unexpected {type(e).__name__}: {e}\n{traceback.format_exc()}")
         return 1
     finally:
         if browser is not None:
