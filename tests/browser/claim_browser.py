@@ -121,12 +121,45 @@ def _die_with_parent():
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
+# A separate process that outlives a killed test just long enough to kill what the test
+# started: PR_SET_PDEATHSIG reaches only direct children, and Chromium's processes are
+# children of chromedriver (they survive chromedriver's death). The test writes each
+# child's process group id to the watchdog's stdin; at EOF -- the test closed it, or died
+# -- the watchdog kills those groups; without a last "done" line (the test died) it also
+# removes the test's temp workdir (argv[1]).
+WATCHDOG = r"""
+import os, shutil, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+groups, done = set(), False
+for line in sys.stdin:
+    if line.strip() == "done":
+        done = True
+    else:
+        groups.add(int(line))
+for g in groups:
+    try:
+        os.killpg(g, signal.SIGKILL)
+    except OSError:
+        pass
+if not done:
+    shutil.rmtree(sys.argv[1], ignore_errors=True)
+"""
+
+
 class Processes:
-    """Children started by the test, each in its own process group; all killed on close."""
+    """Children started by the test, each in its own process group; all killed on close,
+    and by the watchdog if the test itself is killed."""
 
     def __init__(self, workdir):
         self.workdir = workdir
         self.children = []  # (name, Popen, log path)
+        self.watchdog = subprocess.Popen([sys.executable, "-c", WATCHDOG, workdir], stdin=subprocess.PIPE,
+                                         start_new_session=True, text=True)
+
+    def guard(self, pgid):
+        """Puts process group `pgid` under the watchdog."""
+        self.watchdog.stdin.write(f"{pgid}\n")
+        self.watchdog.stdin.flush()
 
     def start(self, name, argv, ready_pattern=None, timeout_s=20.0):
         """Starts argv with stdout+stderr in <workdir>/<name>.log; when ready_pattern is
@@ -140,6 +173,7 @@ class Processes:
                                 env=env, start_new_session=True, preexec_fn=_die_with_parent)
         out.close()
         self.children.append((name, proc, log_path))
+        self.guard(proc.pid)  # a session leader: its group id is its pid
         if ready_pattern is None:
             return None
 
@@ -177,6 +211,12 @@ class Processes:
                 pass
             if proc.poll() is None:
                 proc.wait(timeout=5)
+        self.watchdog.stdin.write("done\n")  # the test cleans up its workdir itself
+        self.watchdog.stdin.close()  # EOF: it kills any group still there, then exits
+        try:
+            self.watchdog.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.watchdog.kill()
 
     def logs(self):
         return [(name, path) for name, _, path in self.children]
@@ -421,7 +461,7 @@ def spki_pin(cert_pem):
 
 
 class Browser:
-    def __init__(self, workdir, pki, artifacts):
+    def __init__(self, workdir, pki, artifacts, procs):
         try:
             from selenium import webdriver
             from selenium.webdriver.chrome.service import Service
@@ -437,7 +477,8 @@ class Browser:
         opts = webdriver.ChromeOptions()
         opts.binary_location = CHROMIUM
         for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                  "--disable-background-networking", "--no-first-run", "--lang=zh-CN",
+                  "--disable-background-networking", "--no-first-run", "--disable-breakpad",
+                  "--lang=zh-CN",
                   f"--user-data-dir={os.path.join(workdir, 'chromium-profile')}",
                   f"--window-size={PHONE['width']},{PHONE['height']}",
                   "--ignore-certificate-errors-spki-list=" + spki_pin(os.path.join(pki, "server.pem"))):
@@ -455,6 +496,13 @@ class Browser:
         service = Service(CHROMEDRIVER, log_path=os.path.join(workdir, "chromedriver.log"),
                           popen_kw={"start_new_session": True, "preexec_fn": _die_with_parent})
         self.service = service
+        real_start = service.start
+
+        def start_guarded():  # chromedriver (and the browser in its group) under the watchdog
+            real_start()
+            procs.guard(service.process.pid)
+
+        service.start = start_guarded
         try:
             self.driver = webdriver.Chrome(service=service, options=opts)
         except Exception as e:
@@ -578,7 +626,7 @@ def run(args):
         log(f"trip {tx['out_trade_no']} ({tx['amount']} yuan) -> {claim_url} "
             f"(code {receipt.get('human_code')})")
 
-        browser = Browser(workdir, world.pki, artifacts)
+        browser = Browser(workdir, world.pki, artifacts, procs)
         d = browser.driver
         good_id, bad_id = credit_codes()
 
