@@ -645,9 +645,13 @@ def run(args):
         browser.el("#submit").click()
         err = wait_for("the inline tax id error", lambda: browser.text("#err-tax_id"), 10)
         check(browser.visible("#err-tax_id"), "the tax id error is set but not visible")
-        check(re.search(r"check character", err) and f"'{good_id[-1]}'" in err and f"'{bad_id[-1]}'" in err,
-              f"the tax id error should name the check character rule (expected "
-              f"{good_id[-1]}, got {bad_id[-1]}), it says: {err!r}")
+        # The rule, the expected and the typed character: the API's English message, or
+        # the page's Chinese rendering of it.
+        g, b = good_id[-1], bad_id[-1]
+        check(("check character" in err and f"'{g}'" in err and f"'{b}'" in err) or
+              ("校验码" in err and f"“{g}”" in err and f"“{b}”" in err),
+              f"the tax id error should name the check character rule (expected {g}, got {b}), "
+              f"it says: {err!r}")
         check(browser.el("#tax_id").get_attribute("aria-invalid") == "true",
               "the tax id input is not marked aria-invalid")
         check(browser.visible("#form") and not browser.visible("#status"),
