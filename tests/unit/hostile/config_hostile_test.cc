@@ -128,7 +128,7 @@ TEST(ConfigHostileTest, Int64ExtremesAreRangeChecked) {
 
 TEST(ConfigHostileTest, AbsurdPortsAreRefused) {
   expect_refused(replace(kBase, "listen_port = 8080", "listen_port = 70000"), "api.listen_port",
-                 "");
+                 "must be in 0..65535");
   expect_refused(replace(kBase, "listen_port = 8080", "listen_port = -1"), "api.listen_port", "");
   expect_refused(replace(kBase, "port = 502", "port = 65536"), "bus[0].port", "");
   expect_refused(replace(kBase, "port = 502", "port = 0"), "bus[0].port", "");
@@ -136,12 +136,12 @@ TEST(ConfigHostileTest, AbsurdPortsAreRefused) {
 
 TEST(ConfigHostileTest, NegativeAndHugeMoneyIsRefused) {
   expect_refused(replace(kBase, "day_rate = \"2.00\"", "day_rate = \"-2.00\""),
-                 "tariff.parking[0].day_rate", "");
+                 "tariff.parking[0].day_rate", "must be in 0.00..");
   expect_refused(replace(kBase, "per_transaction = \"50.00\"", "per_transaction = \"-0.01\""),
                  "offline.per_transaction", "");
   expect_refused(
       replace(kBase, "day_rate = \"2.00\"", "day_rate = \"99999999999999999999999.00\""),
-      "tariff.parking[0].day_rate", "");
+      "tariff.parking[0].day_rate", "too large");
   // Floating point near money is refused outright, never rounded.
   expect_refused(replace(kBase, "day_rate = \"2.00\"", "day_rate = 2.0"),
                  "tariff.parking[0].day_rate", "string");
@@ -150,7 +150,7 @@ TEST(ConfigHostileTest, NegativeAndHugeMoneyIsRefused) {
 TEST(ConfigHostileTest, AMegabyteStringIsRefusedNotStored) {
   const std::string big(1 << 20, 'x');
   expect_refused(replace(kBase, "site_name = \"Test lot\"", "site_name = \"" + big + "\""),
-                 "gateway.site_name", "");
+                 "gateway.site_name", "1..128 bytes");
   expect_refused(replace(kBase, "id = \"lot1\"", "id = \"" + big + "\""), "gateway.id", "");
 }
 
@@ -188,6 +188,23 @@ TEST(ConfigHostileTest, ControlCharactersAreRefused) {
   expect_refused(replace(kBase, "id = \"in1\"", "id = \"in\\u001b[2J\""), "lane[0].id", "");
 }
 
+// KNOWN BUG (reported, config/src/value_rules.cc quoted() and load_sections.cc): error
+// texts echo the offending value raw, so an escaped ESC or NUL in the file reaches the
+// operator's terminal (check-config) and the log (SIGHUP reload) as a control
+// character: terminal escape injection. Enable once values are escaped.
+TEST(ConfigHostileTest, DISABLED_ErrorsNeverEchoControlCharacters) {
+  for (const char* value : {"lot\\u001b[2J", "lot\\u0000one", "lot\\u0007"}) {
+    auto loaded = load_string(replace(kBase, "id = \"lot1\"", std::string("id = \"") + value + "\""),
+                              "hostile.toml");
+    ASSERT_FALSE(loaded);
+    for (const auto& e : loaded.error()) {
+      for (unsigned char c : e.to_string()) {
+        EXPECT_FALSE(c < 0x20 || c == 0x7f) << "control character " << int{c} << " in: " << e.key;
+      }
+    }
+  }
+}
+
 TEST(ConfigHostileTest, InvalidUtf8IsASyntaxError) {
   auto loaded = load_string(replace(kBase, "Test lot", "Test \xff\xfe lot"), "hostile.toml");
   ASSERT_FALSE(loaded);
@@ -197,12 +214,12 @@ TEST(ConfigHostileTest, InvalidUtf8IsASyntaxError) {
 TEST(ConfigHostileTest, RelativeStateDirIsRefused) {
   expect_refused(replace(kBase, "site_name = \"Test lot\"",
                          "site_name = \"Test lot\"\nstate_dir = \"../../etc\""),
-                 "gateway.state_dir", "");
+                 "gateway.state_dir", "absolute path");
 }
 
 TEST(ConfigHostileTest, UnknownKeysAndWrongTypesAreNamed) {
   expect_refused(replace(kBase, "listen_port = 8080", "listen_port = 8080\nlisten_prot = 1"),
-                 "api.listen_prot", "");
+                 "api.listen_prot", "unknown key");
   expect_refused(replace(kBase, "listen_port = 8080", "listen_port = \"8080\""), "api.listen_port",
                  "");
   expect_refused(replace(kBase, "listen_port = 8080", "listen_port = [8080]"), "api.listen_port",
