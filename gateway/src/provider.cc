@@ -42,7 +42,15 @@ Outcome classify_reply(CallKind kind, int http_status, std::string_view code) {
 }
 
 std::string_view product_name(Product product) {
-  return product == Product::kHighway ? "HIGHWAY" : "PARKING";
+  switch (product) {
+    case Product::kParking:
+      return "PARKING";
+    case Product::kHighway:
+      return "HIGHWAY";
+    case Product::kTaxi:
+      return "TAXI";
+  }
+  return "PARKING";
 }
 
 std::string_view trade_state_name(TradeState state) {

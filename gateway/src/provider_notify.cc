@@ -117,9 +117,10 @@ NotificationReply NotificationHandler::handle(const NotificationRequest& r,
     t.transaction.raw_json = *plain;
     t.transaction.out_trade_no = get_string(ro, "out_trade_no").value_or("");
     t.transaction.transaction_id = get_string(ro, "transaction_id").value_or("");
-    t.transaction.product = get_string(ro, "trade_scene").value_or("PARKING") == "HIGHWAY"
-                                ? Product::kHighway
-                                : Product::kParking;
+    const std::string scene = get_string(ro, "trade_scene").value_or("PARKING");
+    t.transaction.product = scene == "HIGHWAY" ? Product::kHighway
+                            : scene == "TAXI"  ? Product::kTaxi
+                                               : Product::kParking;
     auto state = parse_trade_state(get_string(ro, "trade_state").value_or(""));
     const json::value* amount = ro.if_contains("amount");
     const json::value* total = amount != nullptr && amount->is_object()

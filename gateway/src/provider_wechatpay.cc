@@ -585,6 +585,18 @@ struct WechatPayClient::Impl {
       p["charging_duration"] = r.parking.charging_duration_s;
       p["device_id"] = r.parking.device_id;
       o["parking_info"] = std::move(p);
+    } else if (r.product == Product::kTaxi) {
+      // Unconfirmed (spec has no taxi call): modelled on parking_info.
+      o["trade_scene"] = "TAXI";
+      json::object t;
+      t["openid"] = r.taxi.rider_openid;
+      t["plate_number"] = r.taxi.plate_number;
+      t["start_time"] = format_rfc3339(r.taxi.start_time, kChina);
+      t["end_time"] = format_rfc3339(r.taxi.end_time, kChina);
+      t["distance"] = r.taxi.distance_m;
+      t["trip_number"] = static_cast<std::int64_t>(r.taxi.trip_number);
+      t["device_id"] = r.taxi.device_id;
+      o["taxi_info"] = std::move(t);
     } else {
       o["contract_id"] = r.contract_id;
       json::object h;
@@ -602,7 +614,9 @@ struct WechatPayClient::Impl {
 
   ProviderResult<ProviderTransaction> send_charge(const ChargeRequest& r) {
     std::string path = r.product == Product::kParking ? "/v3/vehicle/transactions/parking"
-                                                      : "/v3/vehicle/etc/transactions/highway";
+                       : r.product == Product::kTaxi
+                           ? "/v3/vehicle/transactions/taxi"  // unconfirmed
+                           : "/v3/vehicle/etc/transactions/highway";
     auto reply = exchange("charge", CallKind::kCharge, "POST", path, charge_body(r),
                           config.charge_deadline_ms);
     if (!reply) {
@@ -779,7 +793,7 @@ ProviderResult<ProviderTransaction> WechatPayClient::charge(const ChargeRequest&
 ProviderResult<ProviderTransaction> WechatPayClient::query_transaction(
     Product product, std::string_view out_trade_no) {
   std::string target =
-      (product == Product::kParking ? "/v3/vehicle/transactions/out-trade-no/"
+      (product != Product::kHighway ? "/v3/vehicle/transactions/out-trade-no/"
                                     : "/v3/vehicle/etc/transactions/out-trade-no/") +
       percent_encode(out_trade_no);
   auto reply = impl_->exchange("query", CallKind::kRead, "GET", target, "",

@@ -74,7 +74,7 @@ struct SandboxTransaction {
   std::string mchid;
   std::string out_trade_no;
   std::string transaction_id;
-  std::string product;  // "PARKING" | "HIGHWAY"
+  std::string product;  // "PARKING" | "HIGHWAY" | "TAXI"
   std::string trade_state;
   std::int64_t amount_fen = 0;
   std::string openid;
