@@ -4,6 +4,7 @@
 #include <string>
 
 #include "config/config.h"
+#include "config/secrets.h"
 
 namespace lanegate::config {
 namespace {
@@ -31,6 +32,15 @@ int check_config_command(const std::filesystem::path& file, std::ostream& out, s
     return 1;
   }
   const Config& c = *loaded;
+  // Secret files readable by group or others (issue #9): lanegated would refuse to start.
+  const std::vector<Error> secrets = check_secret_files(c, /*missing_ok=*/true);
+  for (const Error& e : secrets) {
+    err << file.string() << ": " << e.field << ": " << e.message << '\n';
+  }
+  if (!secrets.empty()) {
+    err.flush();
+    return 1;
+  }
   std::map<LaneMode, int> modes;
   for (const LaneSection& l : c.lanes) {
     ++modes[l.mode];

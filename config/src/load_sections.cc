@@ -55,6 +55,7 @@ void read_gateway(TableReader& r, GatewaySection& g) {
            "must be a multiple of 15 minutes (got " + std::to_string(g.utc_offset_minutes) + ")");
   }
   r.string_in("log_level", g.log_level, {"debug", "info", "notice", "warning", "error"});
+  r.integer("max_database_mb", g.max_database_mb, 0, 1024 * 1024);
 }
 
 // ---- [api] ----------------------------------------------------------------------------
@@ -195,6 +196,18 @@ void read_invoicing(TableReader& r, InvoicingSection& inv) {
   }
   r.path("app_secret_file", inv.app_secret_file, need);
   r.path("access_token_file", inv.access_token_file, need);
+  std::filesystem::path ca;
+  if (r.path("ca_file", ca)) {
+    inv.ca_file = ca;
+  }
+  if (r.boolean("verify_tls", inv.verify_tls) && !inv.verify_tls) {
+    Url url;
+    if (parse_url(inv.base_url, url) && !is_loopback_host(url.host)) {
+      r.fail("verify_tls",
+             "may be false only for a loopback base_url (127.0.0.1, ::1, localhost); "
+             "set ca_file to trust a private CA instead");
+    }
+  }
   if (r.string("seller_name", inv.seller_name, need)) {
     apply(r, "seller_name", text_rule(inv.seller_name, 200));
   }

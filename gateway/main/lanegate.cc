@@ -33,6 +33,7 @@ int usage(std::ostream& out, int code) {
          "  check-config FILE                     validate a configuration file, print every error\n"
          "  status                                lanes, devices, uplink, queue (via the local API)\n"
          "  tx list [--lane L] [--plate P] [--state S] [--from T] [--to T] [--arrears] [--limit N]\n"
+         "  tx receipt OUT_TRADE_NO                the passenger's receipt: claim URL, code, text, QR (SVG)\n"
          "  lanes open LANE --reason TEXT         open a barrier by hand (recorded with who and why)\n"
          "  queue stats | list [--parked] | show ID | unpark ID | retry-now ID\n"
          "  meter decode HEX                      decode a captured taxi-meter frame to JSON\n"
@@ -228,6 +229,9 @@ int main(int argc, char** argv) {
         }
       }
       return print_reply(api->client->Get(("/api/v1/transactions?" + (q.empty() ? "" : q.substr(1))).c_str(), h));
+    }
+    if (cmd == "tx" && rest.size() == 2 && rest[0] == "receipt") {
+      return print_reply(api->client->Get(("/api/v1/transactions/" + percent(rest[1]) + "/receipt").c_str(), h));
     }
     if (cmd == "lanes" && rest.size() == 4 && rest[0] == "open" && rest[2] == "--reason") {
       const std::string body = json::serialize(json::object{{"reason", rest[3]}});

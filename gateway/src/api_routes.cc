@@ -10,6 +10,8 @@
 #include "core/metrics.h"
 #include "gateway/audit_files.h"
 #include "core/time_format.h"
+#include "invoice/claim_api.h"
+#include "invoice/receipt.h"
 #include "lane/drivers.h"
 
 namespace lanegate::gateway {
@@ -45,6 +47,61 @@ json::object tx_json(const TxRecord& t, UtcOffset off) {
 bool parse_int(const std::string& s, std::int64_t& out) {
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
   return ec == std::errc() && p == s.data() + s.size();
+}
+
+HttpResponse invoicing_disabled() {
+  return HttpResponse::error(404, "invoicing_disabled",
+                             "invoicing is not enabled on this gateway ([invoicing] enabled = false)");
+}
+
+HttpResponse from_reply(invoice::ApiReply reply) {
+  HttpResponse r;
+  r.status = reply.status;
+  r.content_type = std::move(reply.content_type);
+  r.body = std::move(reply.body);
+  r.headers = std::move(reply.headers);
+  return r;
+}
+
+// The passenger-facing claim routes and the operator's receipt. The claim API is pure
+// request -> reply (invoice/claim_api.h); the client key for the human-code rate limit is
+// the peer address.
+void add_invoice_routes(HttpApi& api, const ApiServices& s) {
+  auto claim = [s](const HttpRequest& r) {
+    if (s.claims == nullptr) return invoicing_disabled();
+    return from_reply(invoice::handle_claim_api(*s.claims, r.method, r.path, r.body, r.peer));
+  };
+  api.add_route("GET", "/claim", Access::open(), claim);
+  api.add_route("GET", "/claim/{token}", Access::open(), claim);
+  api.add_route("GET", "/api/v1/claims/{token}", Access::open(), claim);
+  api.add_route("POST", "/api/v1/claims/{token}", Access::open(), claim);
+  api.add_route("POST", "/api/v1/claim-codes", Access::open(), claim);
+
+  api.add_route("GET", "/api/v1/transactions/{out_trade_no}/receipt", Access::only({Role::kOperator}),
+                [s](const HttpRequest& r) {
+                  if (s.claims == nullptr) return invoicing_disabled();
+                  const std::string& out = r.params.at("out_trade_no");
+                  auto c = s.claims->find_by_transaction(out);
+                  if (!c) {
+                    if (c.error().code == Errc::kNotFound) {
+                      return HttpResponse::error(404, "not_found",
+                                                 "no invoice claim for transaction " + out +
+                                                     " (unknown, not settled, or settled before invoicing was enabled)",
+                                                 "out_trade_no");
+                    }
+                    return HttpResponse::error(500, "internal", c.error().message);
+                  }
+                  auto receipt = invoice::make_receipt(*c, s.config->gateway.site_name,
+                                                       s.config->api.public_base_url);
+                  if (!receipt) return HttpResponse::error(500, "internal", receipt.error().message);
+                  json::object o{{"out_trade_no", out},
+                                 {"claim_url", receipt->url},
+                                 {"token", c->token},
+                                 {"human_code", invoice::format_human_code(c->human_code)},
+                                 {"text", receipt->text},
+                                 {"qr_svg", receipt->qr_svg}};
+                  return HttpResponse::json(200, json::serialize(o));
+                });
 }
 
 }  // namespace
@@ -247,6 +304,8 @@ void add_api_routes(HttpApi& api, ApiServices s) {
                 [download](const HttpRequest& r) { return download("package", r); });
   api.add_route("GET", "/api/v1/audit/reports/{name}", Access::only({Role::kAuditor, Role::kOperator}),
                 [download](const HttpRequest& r) { return download("report", r); });
+
+  add_invoice_routes(api, s);
 
   if (s.notifications != nullptr && !s.config->provider.notify_url.empty()) {
     api.add_route("POST", url_path(s.config->provider.notify_url), Access::open(), [s](const HttpRequest& r) {

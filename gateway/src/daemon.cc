@@ -12,17 +12,22 @@
 #include <csignal>
 #include <optional>
 
+#include "config/secrets.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "gateway/api_routes.h"
 #include "gateway/audit.h"
 #include "gateway/http_api.h"
+#include "gateway/invoice_uplink.h"
 #include "gateway/provider_notify.h"
 #include "gateway/provider_wechatpay.h"
+#include "gateway/settlement.h"
 #include "gateway/site.h"
 #include "gateway/store.h"
 #include "gateway/uplink.h"
+#include "invoice/claims.h"
+#include "invoice/platform.h"
 #include "lane/drivers.h"
 #include "offline_queue/queue.h"
 
@@ -83,6 +88,8 @@ std::string wiring_of(const config::Config& c) {
   for (const auto& m : c.meters) w += "meter:" + m.id + ":" + m.device + ";";
   w += "api:" + c.api.listen_address + ":" + std::to_string(c.api.listen_port) + ";provider:" + c.provider.base_url +
        c.provider.mchid;
+  w += ";invoicing:" + std::string(c.invoicing.enabled ? "on:" : "off:") + c.invoicing.base_url + ":" +
+       c.invoicing.app_key + ":" + c.invoicing.seller_tax_id;
   return w;
 }
 
@@ -95,7 +102,7 @@ Result<Database> open_state_database(const config::Config& cfg) {
     return fail(Errc::kIo, "cannot create state directory " + cfg.gateway.state_dir.string() + ": " +
                                ec.message(), "gateway.state_dir");
   }
-  auto db = Database::open(cfg.gateway.state_dir / "lanegate.db");
+  auto db = Database::open(cfg.gateway.state_dir / "lanegate.db", state_database_options(cfg.gateway));
   if (!db) return db;
   if (auto s = db->migrate(database_schema()); !s) {
     return std::unexpected(s.error());
@@ -116,6 +123,9 @@ struct Daemon::Impl {
   std::optional<Database> db;
   std::optional<Store> store;
   std::optional<queue::Outbox> outbox;
+  std::unique_ptr<invoice::ClaimStore> claims;  // null when invoicing is disabled
+  std::unique_ptr<InvoiceUplink> invoice_uplink;  // null when invoicing is disabled
+  std::unique_ptr<queue::Drainer> invoice_drainer;  // only without a payment provider
   std::unique_ptr<WechatPayClient> provider;
   std::unique_ptr<Uplink> uplink;
   NoUplink no_uplink;
@@ -151,6 +161,30 @@ struct Daemon::Impl {
     if (auto r = outbox->release_all_leases(); r && *r > 0) {
       log::notice("returned leases of the previous run to the queue", {{"ITEMS", *r}});
     }
+    if (cfg.invoicing.enabled) {
+      claims = std::make_unique<invoice::ClaimStore>(*db, config->invoicing, SystemClock::instance());
+      wire_invoicing(*store, *claims, *outbox, UtcOffset{cfg.gateway.utc_offset_minutes});
+      auto platform = invoice::make_platform(cfg.invoicing, SystemClock::instance());
+      if (!platform) {
+        log::error("not starting: invoicing platform: " + platform.error().to_string());
+        return false;
+      }
+      // The issuing worker's own connection (gateway/invoice_uplink.h).
+      auto worker_db = Database::open(cfg.gateway.state_dir / "lanegate.db", state_database_options(cfg.gateway));
+      if (!worker_db) {
+        log::error("not starting: invoicing worker database: " + worker_db.error().to_string());
+        return false;
+      }
+      invoice_uplink = std::make_unique<InvoiceUplink>(io, config->invoicing, std::move(*worker_db),
+                                                       std::move(*platform), *claims, SystemClock::instance());
+      invoice_uplink->set_on_link_up([this] {
+        (void)outbox->retry_all_now();
+        if (uplink) uplink->kick();
+        if (invoice_drainer) invoice_drainer->link_up();
+      });
+    } else {
+      log::notice("invoicing disabled ([invoicing] enabled = false): no invoice claims are made");
+    }
     ChargeGate* gate = &no_uplink;
     if (!cfg.provider.mchid.empty()) {
       auto client = WechatPayClient::create(cfg.provider, SystemClock::instance());
@@ -162,6 +196,7 @@ struct Daemon::Impl {
       uplink = std::make_unique<Uplink>(io, cfg, *store, *outbox, *provider, SystemClock::instance());
       notifications = std::make_unique<NotificationHandler>(*db, provider->key_set(), provider->apiv3_key(),
                                                             SystemClock::instance());
+      uplink->set_invoice_uplink(invoice_uplink.get());
       gate = uplink.get();
     } else {
       log::warn("no payment provider configured (provider.mchid is empty): charges stay queued");
@@ -179,7 +214,7 @@ struct Daemon::Impl {
     }
     api = std::make_unique<HttpApi>(io, cfg.api);
     add_api_routes(*api, ApiServices{&cfg, &*store, &*outbox, site.get(), uplink.get(), notifications.get(),
-                                     drivers.get()});
+                                     drivers.get(), claims.get()});
     auto port = api->start();
     if (!port) {
       log::error("not starting: API: " + port.error().to_string());
@@ -193,6 +228,15 @@ struct Daemon::Impl {
       }
     }
     if (uplink) uplink->start();
+    if (!uplink && invoice_uplink) {
+      // No payment provider: the invoice topics still drain, on their own.
+      InvoiceUplink* inv = invoice_uplink.get();
+      invoice_drainer = std::make_unique<queue::Drainer>(
+          io, *outbox, cfg.queue, SystemClock::instance(),
+          [inv](const queue::Item& item, queue::Drainer::Completion done) { inv->sink(item, std::move(done)); },
+          queue::DrainerOptions{.topics = {std::string(kTopicInvoiceIssue), std::string(kTopicInvoiceRefund)}});
+      invoice_drainer->start();
+    }
     seal_days();
     return true;
   }
@@ -219,6 +263,8 @@ struct Daemon::Impl {
     if (drivers) drivers->stop();
     if (api) api->stop();
     if (uplink) uplink->stop();
+    if (invoice_drainer) invoice_drainer->stop();
+    if (invoice_uplink) invoice_uplink->stop();
   }
 
   std::uint16_t api_port = 0;
@@ -261,8 +307,8 @@ struct Daemon::Impl {
                  {{"CONFIG_FILE", options.config_file.string()}});
     } else if (wiring_of(*fresh) != wiring_of(*config)) {
       ++rejected;
-      log::error("configuration reload rejected: lanes, devices, buses, meters, the API address and the provider "
-                 "account change only with a restart",
+      log::error("configuration reload rejected: lanes, devices, buses, meters, the API address, the provider "
+                 "account and the invoicing platform change only with a restart",
                  {{"CONFIG_FILE", options.config_file.string()}});
     } else {
       ++accepted;
@@ -270,6 +316,11 @@ struct Daemon::Impl {
           .counter("lanegate_config_reloads_total", "Configuration reloads by result", {{"result", "accepted"}})
           .inc();
       config = std::move(*fresh);
+      // A non-rewiring change: the database size bound applies to every connection now.
+      if (auto s = apply_database_limit(*db, config->gateway); !s) {
+        log::error("cannot apply gateway.max_database_mb", {{"ERROR", s.error().message}});
+      }
+      if (invoice_uplink) invoice_uplink->apply_database_limit(config->gateway);
       if (site) site->set_config(*config);
       if (api) api->set_tokens(config->api.tokens);
       log::notice("configuration reloaded", {{"CONFIG_FILE", options.config_file.string()}});
@@ -306,6 +357,13 @@ int Daemon::run() {
     return 1;
   }
   d.config = std::move(*cfg);
+  // Secrets readable by group or others (issue #9): refuse to run with them.
+  if (auto bad = config::check_secret_files(*d.config, /*missing_ok=*/true); !bad.empty()) {
+    for (const auto& e : bad) {
+      log::error("not starting: " + e.to_string(), {{"CONFIG_KEY", e.field}});
+    }
+    return 1;
+  }
   auto db = open_state_database(*d.config);
   if (!db) {
     log::error("not starting: cannot open the database: " + db.error().to_string());

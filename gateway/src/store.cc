@@ -217,7 +217,20 @@ Result<std::int64_t> Store::insert_transaction(Transaction& txn, const TxRecord&
                std::string(to_string(tx.state)), tx.decision, tx.decision_reason, tx.offline ? 1 : 0, tx.session_id,
                tx.provider_transaction_id, tx.contract_id, tx.payment_method, trip, tx.detail, now, now);
   if (auto s = st->run(); !s) return std::unexpected(s.error());
-  return txn.db().last_insert_rowid();
+  const std::int64_t id = txn.db().last_insert_rowid();
+  if (settlement_hook_ && settles(tx.state, tx.state, true)) {
+    TxRecord row = tx;
+    row.id = id;
+    row.created_at = row.updated_at = from_ms(now);
+    if (auto s = settlement_hook_(txn, row, tx.state); !s) return std::unexpected(s.error());
+  }
+  return id;
+}
+
+bool Store::settles(ChargeState from, ChargeState to, bool inserted) {
+  if (inserted) return to == ChargeState::kCash || to == ChargeState::kSuccess;
+  if (from == to) return false;
+  return to == ChargeState::kSuccess || to == ChargeState::kRefund;
 }
 
 Result<std::optional<TxRecord>> Store::find_transaction(std::string_view out_trade_no) {
@@ -250,9 +263,21 @@ Status Store::set_state(Transaction& txn, std::string_view out_trade_no, ChargeS
       "UPDATE transactions SET state = ?, arrears = ?, updated_at = ?, "
       "provider_txn_id = CASE WHEN ? = '' THEN provider_txn_id ELSE ? END WHERE out_trade_no = ?");
   if (!st) return std::unexpected(st.error());
-  st->bind_all(std::string(to_string(to)), (arrears && !cleared) ? 1 : 0, to_ms(clock_->now()),
-               provider_transaction_id, provider_transaction_id, out_trade_no);
-  return st->run();
+  const std::int64_t now = to_ms(clock_->now());
+  // As std::string: a default-constructed string_view has no data pointer and would bind NULL.
+  const std::string provider_id(provider_transaction_id);
+  st->bind_all(std::string(to_string(to)), (arrears && !cleared) ? 1 : 0, now, provider_id, provider_id,
+               out_trade_no);
+  if (auto s = st->run(); !s) return s;
+  if (settlement_hook_ && settles(from, to, false)) {
+    TxRecord row = **cur;
+    row.state = to;
+    row.arrears = arrears && !cleared;
+    row.updated_at = from_ms(now);
+    if (!provider_transaction_id.empty()) row.provider_transaction_id = std::string(provider_transaction_id);
+    return settlement_hook_(txn, row, from);
+  }
+  return {};
 }
 
 Status Store::set_decision(Transaction& txn, std::string_view out_trade_no, std::string_view decision,

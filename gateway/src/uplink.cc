@@ -85,6 +85,7 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
   std::unique_ptr<queue::Drainer> drainer;
   std::atomic<bool> up{true};
   std::map<std::string, std::vector<Waiter>> waiters;
+  InvoiceUplink* invoices = nullptr;
 
   Impl(asio::io_context& i, const config::Config& c, Store& s, queue::Outbox& o, PaymentProvider& p, const Clock& cl)
       : io(i),
@@ -201,6 +202,7 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
     const json::object& p = v.as_object();
     if (item.topic == kTopicParkingEntry) return send_entry(p, std::move(done));
     if (item.topic == kTopicCharge) return send_charge(p, std::move(done));
+    if (invoices != nullptr && InvoiceUplink::handles(item.topic)) return invoices->sink(item, std::move(done));
     done(queue::Outcome::park("no sender for topic '" + item.topic + "'"));
   }
 
@@ -493,6 +495,8 @@ void Uplink::await_charge(const std::string& out_trade_no, std::chrono::millisec
 Status Uplink::apply_notification(Transaction& txn, const NotificationEvent& event) {
   return impl_->apply_notification(txn, event);
 }
+
+void Uplink::set_invoice_uplink(InvoiceUplink* invoices) { impl_->invoices = invoices; }
 
 queue::Drainer::Counters Uplink::drain_counters() const {
   return impl_->drainer ? impl_->drainer->counters() : queue::Drainer::Counters{};

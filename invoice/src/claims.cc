@@ -3,7 +3,10 @@
 #include <algorithm>
 #include <array>
 
+#include <boost/json.hpp>
+
 #include "core/crypto.h"
+#include "core/ledger.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/time_format.h"
@@ -190,6 +193,32 @@ std::string normalise_human_code(std::string_view code) {
 }
 
 std::string date_of(SystemTime t) { return format_local_date(t, UtcOffset{480}); }
+
+// The audit ledger's view of an invoice (docs/AUDIT.md, kinds invoice_issued and
+// invoice_reversed): out_trade_no is the settled transaction when the invoice covers one,
+// "" for a merged invoice (detail.transactions lists them all); amount is the blue
+// invoice's tax-inclusive total (positive: the kind says the direction).
+ledger::LedgerEvent invoice_event(ledger::Kind kind, const InvoiceRecord& blue, SystemTime now,
+                                  boost::json::object detail) {
+  boost::json::array txs;
+  for (const InvoiceLine& l : blue.lines) {
+    txs.emplace_back(l.transaction_id);
+  }
+  detail["invoice_id"] = blue.id;
+  detail["order_no"] = blue.order_no;
+  detail["excl_fen"] = blue.totals.excl.fen();
+  detail["tax_fen"] = blue.totals.tax.fen();
+  detail["transactions"] = std::move(txs);
+  ledger::LedgerEvent ev;
+  ev.kind = kind;
+  ev.time = now;
+  ev.out_trade_no = blue.lines.size() == 1 ? blue.lines.front().transaction_id : "";
+  ev.amount = blue.totals.incl;
+  ev.state = kind == ledger::Kind::kInvoiceIssued ? "issued" : "reversed";
+  ev.actor = "platform";
+  ev.detail = boost::json::serialize(detail);
+  return ev;
+}
 
 Claim read_claim(const Statement& st) {
   Claim c;
@@ -915,11 +944,38 @@ Status ClaimStore::mark_issued(std::int64_t id, std::string_view invoice_number,
       !s) {
     return s;
   }
+  if (current->kind == InvoiceKind::kBlue) {
+    current->invoice_number = std::string(invoice_number);
+    boost::json::object detail;
+    detail["invoice_number"] = std::string(invoice_number);
+    detail["buyer_kind"] = std::string(to_string(current->buyer.kind));
+    detail["buyer_tax_id"] = current->buyer.tax_id;
+    auto appended = ledger::append(
+        *txn, invoice_event(ledger::Kind::kInvoiceIssued, *current, clock_.now(), std::move(detail)));
+    if (!appended) {
+      return std::unexpected(appended.error());
+    }
+  }
   if (current->kind == InvoiceKind::kRed && current->original_id) {
     if (auto s = transition(*current->original_id, InvoiceState::kIssued, InvoiceState::kReversed,
                             "", {});
         !s) {
       return s;
+    }
+    auto blue = get_invoice(*current->original_id);
+    if (!blue) {
+      return std::unexpected(blue.error());
+    }
+    boost::json::object detail;
+    detail["invoice_number"] = blue->invoice_number;
+    detail["red_invoice_id"] = current->id;
+    detail["red_order_no"] = current->order_no;
+    detail["red_invoice_number"] = std::string(invoice_number);
+    detail["red_reason"] = current->red_reason;
+    auto appended = ledger::append(
+        *txn, invoice_event(ledger::Kind::kInvoiceReversed, *blue, clock_.now(), std::move(detail)));
+    if (!appended) {
+      return std::unexpected(appended.error());
     }
   }
   if (auto s = txn->commit(); !s) {
@@ -972,6 +1028,18 @@ Result<InvoiceRecord> ClaimStore::request_red_letter(std::int64_t blue_id, RedLe
   if (!txn) {
     return std::unexpected(txn.error());
   }
+  auto red = red_letter_in(*txn, blue_id, reason);
+  if (!red) {
+    return red;
+  }
+  if (auto s = txn->commit(); !s) {
+    return std::unexpected(s.error());
+  }
+  return red;
+}
+
+Result<InvoiceRecord> ClaimStore::red_letter_in(Transaction& txn, std::int64_t blue_id,
+                                                RedLetterReason reason) {
   {
     auto st = db_.prepare("SELECT id FROM invoice_document WHERE original_id = ?");
     if (!st) {
@@ -1029,12 +1097,9 @@ Result<InvoiceRecord> ClaimStore::request_red_letter(std::int64_t blue_id, RedLe
     return red;
   }
   if (issue_hook_) {
-    if (auto s = issue_hook_(*txn, *red); !s) {
+    if (auto s = issue_hook_(txn, *red); !s) {
       return std::unexpected(s.error());
     }
-  }
-  if (auto s = txn->commit(); !s) {
-    return std::unexpected(s.error());
   }
   log::info("red-letter invoice requested",
             {{"INVOICE_ID", red_id}, {"ORIGINAL_ID", blue_id}, {"REASON", static_cast<int>(reason)}});
@@ -1042,6 +1107,22 @@ Result<InvoiceRecord> ClaimStore::request_red_letter(std::int64_t blue_id, RedLe
 }
 
 Result<std::optional<InvoiceRecord>> ClaimStore::on_refund(std::string_view transaction_id) {
+  auto txn = db_.begin();
+  if (!txn) {
+    return std::unexpected(txn.error());
+  }
+  auto r = on_refund(*txn, transaction_id);
+  if (!r) {
+    return r;
+  }
+  if (auto s = txn->commit(); !s) {
+    return std::unexpected(s.error());
+  }
+  return r;
+}
+
+Result<std::optional<InvoiceRecord>> ClaimStore::on_refund(Transaction& txn,
+                                                           std::string_view transaction_id) {
   auto claim = find_by_transaction(transaction_id);
   if (!claim) {
     return std::unexpected(claim.error());
@@ -1067,7 +1148,7 @@ Result<std::optional<InvoiceRecord>> ClaimStore::on_refund(std::string_view tran
   }
   switch (inv->state) {
     case InvoiceState::kIssued: {
-      auto red = request_red_letter(inv->id, RedLetterReason::kReturned);
+      auto red = red_letter_in(txn, inv->id, RedLetterReason::kReturned);
       if (!red) {
         return std::unexpected(red.error());
       }

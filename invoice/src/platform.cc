@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "config/secrets.h"
 #include "core/crypto.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -387,13 +388,8 @@ Result<IssueResult> NuonuoPlatform::query(std::string_view order_no) {
 }
 
 Result<std::string> read_secret_file(const std::filesystem::path& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) {
-    return fail(Errc::kIo, "cannot stat " + path.string(), path.string());
-  }
-  if ((st.st_mode & 077) != 0) {
-    return fail(Errc::kPermission,
-                path.string() + " is readable by group or others; chmod 600 it", path.string());
+  if (auto s = config::check_secret_file(path, path.string()); !s) {
+    return std::unexpected(s.error());
   }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
@@ -428,6 +424,8 @@ Result<std::unique_ptr<InvoicingPlatform>> make_platform(const config::Invoicing
   o.access_token = *token;
   o.seller_tax_id = section.seller_tax_id;
   o.callback_url = std::move(callback_url);
+  o.ca_file = section.ca_file;
+  o.verify_tls = section.verify_tls;
   return std::unique_ptr<InvoicingPlatform>(std::make_unique<NuonuoPlatform>(
       std::move(o), std::make_unique<HmacSha256Signer>(*secret), clock));
 }

@@ -40,6 +40,9 @@ struct GatewaySection {
   std::filesystem::path state_dir = "/var/lib/lanegate";
   int utc_offset_minutes = 480;                      // local time for tariffs and days
   std::string log_level = "info";                    // debug | info | notice | warning | error
+  // Upper bound on the database file in MiB (PRAGMA max_page_count on every connection
+  // lanegated opens; applied again on SIGHUP). 0 = unlimited. 0..1048576.
+  std::int64_t max_database_mb = 0;
 };
 
 struct ApiToken {
@@ -103,6 +106,8 @@ struct InvoicingSection {
   std::string app_key;
   std::filesystem::path app_secret_file;
   std::filesystem::path access_token_file;
+  std::optional<std::filesystem::path> ca_file;  // default: system trust store
+  bool verify_tls = true;                        // false only for a loopback base_url
   std::string seller_name;
   std::string seller_tax_id;
   int claim_window_days = 30;

@@ -11,6 +11,14 @@
 //   GET  /api/v1/audit/artifacts     auditor, operator   settlement packages and reports
 //   GET  /api/v1/audit/packages/{name}/{file}   auditor, operator   one file of a package
 //   GET  /api/v1/audit/reports/{name}           auditor, operator   one reconciliation report
+//   GET  /api/v1/transactions/{out_trade_no}/receipt  operator   the passenger's receipt:
+//                                    {claim_url, token, human_code, text, qr_svg}
+//   GET  /claim, /claim/{token}      public     the invoice claim page (docs/INVOICE.md)
+//   GET|POST /api/v1/claims/{token}  public     claim status / submit the buyer
+//   POST /api/v1/claim-codes         public     typed human code -> token; rate-limited per
+//                                               client address (HttpRequest::peer)
+//     Invoicing disabled ([invoicing] enabled = false): the claim routes and the receipt
+//     answer 404 {"error":{"code":"invoicing_disabled",...}}.
 //   POST <path of provider.notify_url>  public (signed by the provider)
 // The auditor role reaches the audit routes and /metrics only; no route alters the ledger.
 //
@@ -24,6 +32,7 @@
 #include "gateway/site.h"
 #include "gateway/store.h"
 #include "gateway/uplink.h"
+#include "invoice/claims.h"
 #include "offline_queue/queue.h"
 
 namespace lanegate::lane {
@@ -40,6 +49,7 @@ struct ApiServices {
   Uplink* uplink = nullptr;                    // null without a configured provider
   NotificationHandler* notifications = nullptr;  // null without a configured provider
   lane::LaneDrivers* drivers = nullptr;        // null when the box has no devices
+  invoice::ClaimStore* claims = nullptr;       // null when invoicing is disabled
 };
 
 // REQUIRES: every pointer in `services` outlives the HttpApi.

@@ -25,10 +25,18 @@
 //     settled transaction backwards.
 //  4. `arrears` is set exactly when a transaction whose passage was approved offline
 //     ends in PAY_FAIL; it stays visible until an operator clears it.
+//  5. Settlement hook (set_settlement_hook): called inside the caller's transaction, after
+//     the row changed, exactly when money settles or is returned:
+//       set_state() into SUCCESS (from any other state) or into REFUND;
+//       insert_transaction() of a row born settled (CASH or SUCCESS).
+//     An error from the hook fails the call, so the caller's transaction rolls back and
+//     the state change and what the hook wrote (the invoice claim) commit together or
+//     not at all.
 //
 // Threading: the io thread's Database only (like Database itself).
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -160,12 +168,22 @@ class Store {
   [[nodiscard]] Result<std::int64_t> record_manual_open(Transaction& txn, std::string_view lane,
                                                         std::string_view actor, std::string_view reason);
 
+  // --- settlement hook (invariant 5) ---
+  // `tx` is the row as it is after the change (state = the new state); `from` is the
+  // state before it (equal to tx.state for an insert).
+  using SettlementHook = std::function<Status(Transaction& txn, const TxRecord& tx, ChargeState from)>;
+  // Unset (default): no hook. The daemon sets it when invoicing is enabled.
+  void set_settlement_hook(SettlementHook hook) { settlement_hook_ = std::move(hook); }
+  // True for the moves that call the hook.
+  static bool settles(ChargeState from, ChargeState to, bool inserted);
+
   Database& db() { return *db_; }
 
  private:
   Store(Database& db, const Clock& clock) : db_(&db), clock_(&clock) {}
   Database* db_;
   const Clock* clock_;
+  SettlementHook settlement_hook_;
 };
 
 }  // namespace lanegate::gateway

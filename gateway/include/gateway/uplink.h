@@ -17,6 +17,12 @@
 // HTTP answer. Each change is logged, counted (lanegate_uplink_up gauge,
 // lanegate_uplink_transitions_total) and, on up, kicks the drain.
 //
+//   invoice.issue / invoice.refund items -> the InvoiceUplink (gateway/invoice_uplink.h)
+//                         when one is set: the invoicing platform has its own link state and
+//                         its own worker thread with its own database connection, so a slow
+//                         or unreachable invoicing platform never holds up a charge and
+//                         never marks the payment link down.
+//
 // Threading: construct, start, stop and every member on the io thread, except
 // link_up() (any thread).
 
@@ -25,6 +31,7 @@
 
 #include "config/config.h"
 #include "core/clock.h"
+#include "gateway/invoice_uplink.h"
 #include "gateway/provider.h"
 #include "gateway/provider_notify.h"
 #include "gateway/site.h"
@@ -54,6 +61,10 @@ class Uplink final : public ChargeGate {
   [[nodiscard]] Status apply_notification(Transaction& txn, const NotificationEvent& event);
 
   queue::Drainer::Counters drain_counters() const;
+
+  // Routes the invoice topics to `invoices` (null: such items are parked as unknown).
+  // REQUIRES: before start(); `invoices` outlives the Uplink's drain.
+  void set_invoice_uplink(InvoiceUplink* invoices);
 
  private:
   struct Impl;

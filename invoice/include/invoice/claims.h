@@ -35,6 +35,11 @@
 //       each line split separately (split_tax).
 //   I8. A claim is accepted only within claim_window_days of settlement (Clock seam) and
 //       only while the transaction is not refunded (void).
+//   I9. Audit ledger (core/ledger.h): a blue invoice reaching ISSUED appends one
+//       invoice_issued record, and a blue invoice reaching REVERSED (its red invoice
+//       issued) one invoice_reversed record, in the same transaction as the state change
+//       (docs/AUDIT.md lists their fields). So the database must also hold the ledger
+//       schema (ledger::ledger_schema_steps()).
 //
 // Threading: a ClaimStore and its Database are used by one thread at a time (the io
 // thread in the gateway). The store does not own the Database or the Clock.
@@ -61,8 +66,8 @@
 
 namespace lanegate::invoice {
 
-// Schema steps of this module (tables invoice_*). Tests call db.migrate() with them; the
-// gateway appends them to the production database's composed list.
+// Schema steps of this module (tables invoice_*). Tests call db.migrate() with them and
+// the ledger's steps (I9); the gateway appends them to the production database's list.
 std::span<const std::string_view> invoice_schema_steps();
 
 enum class InvoiceState { kNone, kClaimed, kIssuing, kIssued, kFailed, kReversed };
@@ -205,6 +210,11 @@ class ClaimStore {
   // operator); invoice CLAIMED/ISSUING -> kBusy (retry when issuing settles); FAILED ->
   // the claim is voided. Returns the red invoice when one was requested.
   [[nodiscard]] Result<std::optional<InvoiceRecord>> on_refund(std::string_view transaction_id);
+  // The same inside the caller's open transaction (the gateway's refund transition), so
+  // the refund, the voided claim or the red invoice and its queued issue request commit
+  // together. REQUIRES: `txn` is active on this store's Database.
+  [[nodiscard]] Result<std::optional<InvoiceRecord>> on_refund(Transaction& txn,
+                                                               std::string_view transaction_id);
 
   // Called inside the committing transaction whenever an invoice (blue or red) enters
   // CLAIMED: created by a submission or merge, requested as a red letter, or retried.
@@ -227,6 +237,9 @@ class ClaimStore {
   Status transition(std::int64_t id, InvoiceState from, InvoiceState to, std::string_view set_sql,
                     std::span<const std::string> args);
   Status record_guess_failure(std::string_view client_key);
+  // request_red_letter's work inside an open transaction (no commit, no log).
+  Result<InvoiceRecord> red_letter_in(Transaction& txn, std::int64_t blue_id,
+                                      RedLetterReason reason);
 
   Database& db_;
   const config::InvoicingSection& section_;

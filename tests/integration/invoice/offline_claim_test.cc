@@ -6,6 +6,7 @@
 #include <boost/json.hpp>
 #include <filesystem>
 
+#include "core/ledger.h"
 #include "core/sqlite.h"
 #include "invoice/claims.h"
 #include "invoice/platform.h"
@@ -24,6 +25,9 @@ std::vector<std::string_view> composed_steps() {
   // The gateway composes its database from the modules' step lists the same way.
   std::vector<std::string_view> steps;
   for (auto s : queue::schema_steps()) {
+    steps.push_back(s);
+  }
+  for (auto s : ledger::ledger_schema_steps()) {
     steps.push_back(s);
   }
   for (auto s : invoice_schema_steps()) {

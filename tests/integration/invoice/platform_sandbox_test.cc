@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <regex>
 
+#include "core/ledger.h"
 #include "core/sqlite.h"
 #include "invoice/claims.h"
 #include "invoice/platform.h"
@@ -14,6 +15,22 @@
 
 namespace lanegate::invoice {
 namespace {
+
+// The claims tables and the audit ledger they append to (claims.h I9).
+std::span<const std::string_view> claims_schema() {
+  static const std::vector<std::string_view> steps = [] {
+    std::vector<std::string_view> v;
+    for (auto s : ledger::ledger_schema_steps()) {
+      v.push_back(s);
+    }
+    for (auto s : invoice_schema_steps()) {
+      v.push_back(s);
+    }
+    return v;
+  }();
+  return steps;
+}
+
 
 class TempDir {
  public:
@@ -46,7 +63,7 @@ class PlatformIT : public ::testing::Test {
     auto s = sim::InvoicingSandbox::start(o);
     ASSERT_TRUE(s) << s.error().to_string();
     sandbox = std::move(*s);
-    ASSERT_TRUE(db.migrate(invoice_schema_steps()));
+    ASSERT_TRUE(db.migrate(claims_schema()));
     section.seller_name = "Lanegate Demo Parking";
     section.seller_tax_id = kSeller;
     platform = make_client("sandbox-app-secret");
@@ -337,7 +354,7 @@ TEST(PlatformTlsIT, IssuesOverVerifiedHttps) {
   ASSERT_TRUE((*sandbox)->base_url().starts_with("https://127.0.0.1:"));
 
   Database db = Database::open(dir.path() / "gw.db").value();
-  ASSERT_TRUE(db.migrate(invoice_schema_steps()));
+  ASSERT_TRUE(db.migrate(claims_schema()));
   config::InvoicingSection section;
   section.seller_tax_id = kSeller;
   ClaimStore store(db, section, clock);

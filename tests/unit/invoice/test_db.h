@@ -5,13 +5,33 @@
 #include <stdlib.h>
 
 #include <filesystem>
+#include <span>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "core/clock.h"
+#include "core/ledger.h"
 #include "core/sqlite.h"
 #include "invoice/claims.h"
 
 namespace lanegate::invoice::testing {
+
+// The claims tables and the audit ledger they append to (claims.h I9), composed the way
+// the gateway composes its database.
+inline std::span<const std::string_view> claims_schema() {
+  static const std::vector<std::string_view> steps = [] {
+    std::vector<std::string_view> v;
+    for (auto s : ledger::ledger_schema_steps()) {
+      v.push_back(s);
+    }
+    for (auto s : invoice_schema_steps()) {
+      v.push_back(s);
+    }
+    return v;
+  }();
+  return steps;
+}
 
 class TempDir {
  public:
@@ -38,7 +58,7 @@ inline Database open_migrated(const std::filesystem::path& file) {
     ADD_FAILURE() << db.error().to_string();
     std::abort();
   }
-  auto m = db->migrate(invoice_schema_steps());
+  auto m = db->migrate(claims_schema());
   if (!m) {
     ADD_FAILURE() << m.error().to_string();
     std::abort();

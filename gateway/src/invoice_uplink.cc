@@ -1,0 +1,199 @@
+#include "gateway/invoice_uplink.h"
+
+#include <atomic>
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/json.hpp>
+
+#include "core/log.h"
+#include "core/metrics.h"
+#include "gateway/settlement.h"
+
+namespace lanegate::gateway {
+namespace {
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+
+bool no_answer(Errc c) { return c == Errc::kUnavailable || c == Errc::kTimeout || c == Errc::kCrypto; }
+
+metrics::Gauge& up_gauge() {
+  return metrics::Registry::global().gauge("lanegate_invoicing_up",
+                                           "1 when the last invoicing platform exchange got an answer");
+}
+
+}  // namespace
+
+DatabaseOptions state_database_options(const config::GatewaySection& gateway) {
+  DatabaseOptions o;
+  // SQLite's default page size for new files is 4096 bytes.
+  if (gateway.max_database_mb > 0) o.max_page_count = gateway.max_database_mb * (1024 * 1024 / 4096);
+  return o;
+}
+
+Status apply_database_limit(Database& db, const config::GatewaySection& gateway) {
+  auto ps = db.prepare("PRAGMA page_size");
+  if (!ps) return std::unexpected(ps.error());
+  auto row = ps->step();
+  if (!row) return std::unexpected(row.error());
+  const std::int64_t page = *row ? std::max<std::int64_t>(512, ps->column_int64(0)) : 4096;
+  // 0 = unlimited: SQLite's own ceiling (it clamps to the largest value it supports).
+  const std::int64_t pages =
+      gateway.max_database_mb > 0 ? gateway.max_database_mb * 1024 * 1024 / page : 4294967294LL;
+  return db.exec("PRAGMA max_page_count=" + std::to_string(pages));
+}
+
+struct InvoiceUplink::Impl : std::enable_shared_from_this<InvoiceUplink::Impl> {
+  asio::io_context& io;
+  invoice::ClaimStore& io_claims;
+  const Clock& clock;
+  // Worker-only state (see the header): its own copy of the section, connection, store
+  // and platform client.
+  config::InvoicingSection section;
+  Database worker_db;
+  std::unique_ptr<invoice::InvoicingPlatform> platform;
+  invoice::ClaimStore worker_claims;
+  invoice::Seller seller;
+  asio::thread_pool worker{1};
+  std::atomic<bool> up{true};
+  std::atomic<bool> stopped{false};
+  std::function<void()> on_link_up;
+
+  Impl(asio::io_context& i, const config::InvoicingSection& s, Database db,
+       std::unique_ptr<invoice::InvoicingPlatform> p, invoice::ClaimStore& c, const Clock& cl)
+      : io(i),
+        io_claims(c),
+        clock(cl),
+        section(s),
+        worker_db(std::move(db)),
+        platform(std::move(p)),
+        worker_claims(worker_db, section, cl),
+        seller(invoice::seller_from_config(section)) {
+    up_gauge().set(1);
+  }
+
+  // Any thread.
+  void set_link(bool now_up, const std::string& why) {
+    const bool was = up.exchange(now_up);
+    if (was == now_up) return;
+    up_gauge().set(now_up ? 1 : 0);
+    metrics::Registry::global()
+        .counter("lanegate_invoicing_transitions_total", "Invoicing platform link changes",
+                 {{"to", now_up ? "up" : "down"}})
+        .inc();
+    if (now_up) {
+      log::notice("invoicing platform reachable again: issuing queued invoices");
+      asio::post(io, [self = shared_from_this()] {
+        if (self->on_link_up) self->on_link_up();
+      });
+    } else {
+      log::warn("invoicing platform unreachable: invoice requests stay queued", {{"ERROR", why}});
+    }
+  }
+
+  // Worker thread.
+  queue::Outcome advance(std::int64_t invoice_id) {
+    auto state = invoice::advance_invoice(worker_claims, *platform, seller, invoice_id, clock);
+    if (!state) {
+      const Error& e = state.error();
+      if (no_answer(e.code)) {
+        set_link(false, e.message);
+        return queue::Outcome::retry(e.message, kLinkDownRetry);
+      }
+      if (e.code == Errc::kNotFound && e.field == "invoice_id") {
+        return queue::Outcome::park(e.message);  // no such invoice: an operator looks
+      }
+      if (e.code == Errc::kPermission) {
+        set_link(true, {});
+        log::error("invoicing platform refused the credentials: fix [invoicing] and reload",
+                   {{"INVOICE_ID", invoice_id}, {"ERROR", e.message}});
+        return queue::Outcome::retry(e.message);  // backoff; resumes once fixed
+      }
+      if (e.code == Errc::kBusy) {
+        set_link(true, {});
+        // The platform's daily retry limit: try again in an hour.
+        return queue::Outcome::retry(e.message, std::chrono::hours(1));
+      }
+      if (e.code == Errc::kProtocol || e.code == Errc::kRejected) set_link(true, {});
+      return queue::Outcome::retry(e.message);
+    }
+    set_link(true, {});
+    switch (*state) {
+      case invoice::InvoiceState::kNone:
+      case invoice::InvoiceState::kClaimed:
+      case invoice::InvoiceState::kIssuing:
+        return queue::Outcome::retry("platform still issuing", kIssuingPoll);
+      case invoice::InvoiceState::kIssued:
+      case invoice::InvoiceState::kFailed:
+      case invoice::InvoiceState::kReversed: return queue::Outcome::ack();
+    }
+    return queue::Outcome::ack();
+  }
+
+  // io thread.
+  queue::Outcome refund(const std::string& transaction_id) {
+    auto r = io_claims.on_refund(transaction_id);
+    if (r) return queue::Outcome::ack();
+    if (r.error().code == Errc::kBusy) return queue::Outcome::retry(r.error().message, kRefundBusyRetry);
+    if (r.error().code == Errc::kNotFound) return queue::Outcome::park(r.error().message);
+    return queue::Outcome::retry(r.error().message);
+  }
+
+  void sink(const queue::Item& item, queue::Drainer::Completion done) {
+    boost::system::error_code ec;
+    json::value v = json::parse(item.payload, ec);
+    if (ec || !v.is_object()) return done(queue::Outcome::park("payload is not a JSON object"));
+    const json::object& p = v.as_object();
+    if (item.topic == kTopicInvoiceRefund) {
+      auto it = p.find("transaction_id");
+      if (it == p.end() || !it->value().is_string()) {
+        return done(queue::Outcome::park("payload needs a string transaction_id"));
+      }
+      return done(refund(std::string(it->value().as_string())));
+    }
+    auto it = p.find("invoice_id");
+    if (item.topic != kTopicInvoiceIssue || it == p.end() || !it->value().is_int64()) {
+      return done(queue::Outcome::park("not an invoice.issue item with an integer invoice_id"));
+    }
+    if (stopped) return done(queue::Outcome::retry("stopping", kLinkDownRetry));
+    const std::int64_t id = it->value().as_int64();
+    asio::post(worker, [self = shared_from_this(), id, done = std::move(done)]() mutable {
+      done(self->advance(id));  // the completion may be called from any thread
+    });
+  }
+};
+
+InvoiceUplink::InvoiceUplink(asio::io_context& io, const config::InvoicingSection& section, Database worker_db,
+                             std::unique_ptr<invoice::InvoicingPlatform> platform, invoice::ClaimStore& io_claims,
+                             const Clock& clock)
+    : impl_(std::make_shared<Impl>(io, section, std::move(worker_db), std::move(platform), io_claims, clock)) {}
+
+InvoiceUplink::~InvoiceUplink() { stop(); }
+
+bool InvoiceUplink::handles(std::string_view topic) {
+  return topic == kTopicInvoiceIssue || topic == kTopicInvoiceRefund;
+}
+
+void InvoiceUplink::sink(const queue::Item& item, queue::Drainer::Completion done) {
+  impl_->sink(item, std::move(done));
+}
+
+bool InvoiceUplink::link_up() const { return impl_->up.load(); }
+
+void InvoiceUplink::set_on_link_up(std::function<void()> callback) { impl_->on_link_up = std::move(callback); }
+
+void InvoiceUplink::apply_database_limit(const config::GatewaySection& limits) {
+  if (impl_->stopped) return;
+  asio::post(impl_->worker, [self = impl_, limits] {
+    if (auto s = gateway::apply_database_limit(self->worker_db, limits); !s) {
+      log::error("cannot apply max_database_mb to the invoicing worker's connection", {{"ERROR", s.error().message}});
+    }
+  });
+}
+
+void InvoiceUplink::stop() {
+  if (impl_->stopped.exchange(true)) return;
+  impl_->worker.join();
+}
+
+}  // namespace lanegate::gateway

@@ -1,0 +1,110 @@
+#include "gateway/settlement.h"
+
+#include <boost/json.hpp>
+
+#include "core/log.h"
+#include "core/metrics.h"
+
+namespace lanegate::gateway {
+namespace {
+
+namespace json = boost::json;
+
+metrics::Counter& claim_hook_counter(std::string_view outcome) {
+  return metrics::Registry::global().counter("lanegate_invoice_settlement_claims_total",
+                                             "Settled transactions seen by the invoice hook, by outcome",
+                                             {{"outcome", std::string(outcome)}});
+}
+
+// "2026-11-22 08:12" in local time.
+std::string local_minute(SystemTime t, UtcOffset offset) {
+  const std::string s = format_rfc3339(t, offset);  // 2026-11-22T08:12:00+08:00
+  if (s.size() < 16) return s;
+  return s.substr(0, 10) + " " + s.substr(11, 5);
+}
+
+bool storage_error(Errc c) {
+  return c == Errc::kDatabase || c == Errc::kDiskFull || c == Errc::kBusy || c == Errc::kIo || c == Errc::kQueueFull;
+}
+
+}  // namespace
+
+std::string invoice_account(const TxRecord& tx) {
+  if (!tx.contract_id.empty()) return tx.contract_id;
+  if (tx.kind == TxKind::kParking || tx.kind == TxKind::kToll) return tx.plate;
+  return {};
+}
+
+invoice::SettledTransaction settled_transaction(const TxRecord& tx, UtcOffset offset) {
+  invoice::SettledTransaction s;
+  s.transaction_id = tx.out_trade_no;
+  s.account_id = invoice_account(tx);
+  s.service = std::string(to_string(tx.kind));
+  s.amount = tx.amount;
+  s.settled_at = tx.updated_at;
+  const std::string when = local_minute(tx.updated_at, offset);
+  switch (tx.kind) {
+    case TxKind::kParking: s.description = "停车费 " + log::mask_plate(tx.plate) + " " + when; break;
+    case TxKind::kToll: s.description = "通行费 " + log::mask_plate(tx.plate) + " " + when; break;
+    case TxKind::kTaxi:
+      s.description = "出租车 " + when;
+      if (tx.trip_number) s.description += " #" + std::to_string(*tx.trip_number);
+      break;
+  }
+  return s;
+}
+
+std::string invoice_issue_payload(std::int64_t invoice_id) {
+  return json::serialize(json::object{{"invoice_id", invoice_id}});
+}
+
+void wire_invoicing(Store& store, invoice::ClaimStore& claims, queue::Outbox& outbox, UtcOffset offset) {
+  claims.set_issue_hook([&outbox](Transaction& txn, const invoice::InvoiceRecord& inv) -> Status {
+    auto r = outbox.enqueue(txn, kTopicInvoiceIssue, inv.order_no, inv.order_no, invoice_issue_payload(inv.id));
+    if (!r) return std::unexpected(r.error());
+    return {};
+  });
+  store.set_settlement_hook([&claims, &outbox, offset](Transaction& txn, const TxRecord& tx,
+                                                       ChargeState from) -> Status {
+    if (tx.state == ChargeState::kRefund) {
+      auto r = claims.on_refund(txn, tx.out_trade_no);
+      if (r) {
+        claim_hook_counter(*r ? "red_letter" : "refund_voided").inc();
+        return {};
+      }
+      if (r.error().code == Errc::kNotFound) return {};  // settled before invoicing was enabled
+      if (r.error().code == Errc::kBusy) {
+        // The invoice is being issued: reverse it once issuing settled. Ordered behind the
+        // blue invoice's own issue item (same ordering key), so it runs after it.
+        auto claim = claims.find_by_transaction(tx.out_trade_no);
+        if (!claim) return std::unexpected(claim.error());
+        std::string order_key = "refund:" + tx.out_trade_no;
+        if (claim->invoice_id) {
+          if (auto inv = claims.get_invoice(*claim->invoice_id)) order_key = inv->order_no;
+        }
+        auto q = outbox.enqueue(txn, kTopicInvoiceRefund, order_key, "refund:" + tx.out_trade_no,
+                                json::serialize(json::object{{"transaction_id", tx.out_trade_no}}));
+        if (!q) return std::unexpected(q.error());
+        claim_hook_counter("refund_queued").inc();
+        return {};
+      }
+      return std::unexpected(r.error());
+    }
+    (void)from;
+    if (tx.amount.fen() <= 0) return {};
+    auto c = claims.create_claim(settled_transaction(tx, offset));
+    if (c) {
+      claim_hook_counter("claimed").inc();
+      return {};
+    }
+    if (storage_error(c.error().code)) return std::unexpected(c.error());
+    // A rule problem must not hold up settled money: the money is recorded, the claim can
+    // be made by an operator later. Counted and logged.
+    claim_hook_counter("refused").inc();
+    log::error("no invoice claim for a settled transaction",
+               {{"OUT_TRADE_NO", tx.out_trade_no}, {"ERROR", c.error().to_string()}});
+    return {};
+  });
+}
+
+}  // namespace lanegate::gateway

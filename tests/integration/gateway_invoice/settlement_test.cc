@@ -1,0 +1,220 @@
+// Settlement -> invoice claim, on the production database schema (real SQLite file):
+// a claim is made in the same transaction that settles the money, with the account the
+// merge and default-title rules need; a refund voids it or queues a red letter.
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <boost/json.hpp>
+#include <filesystem>
+
+#include "config/config.h"
+#include "core/clock.h"
+#include "core/sqlite.h"
+#include "gateway/daemon.h"
+#include "gateway/settlement.h"
+#include "gateway/store.h"
+#include "invoice/claims.h"
+#include "offline_queue/queue.h"
+
+namespace lanegate::gateway {
+namespace {
+
+namespace fs = std::filesystem;
+
+TxRecord cash_trip(std::string out, std::int64_t fen) {
+  TxRecord t;
+  t.out_trade_no = std::move(out);
+  t.kind = TxKind::kTaxi;
+  t.lane = "meter-1";
+  t.plate = "闽A12345";
+  t.plate_colour = "BLUE";
+  t.amount = Money::from_fen(fen);
+  t.state = ChargeState::kCash;
+  t.payment_method = "cash";
+  t.trip_number = 7;
+  return t;
+}
+
+TxRecord parking_charge(std::string out, std::int64_t fen) {
+  TxRecord t;
+  t.out_trade_no = std::move(out);
+  t.kind = TxKind::kParking;
+  t.lane = "exit-1";
+  t.plate = "粤B12345";
+  t.plate_colour = "BLUE";
+  t.amount = Money::from_fen(fen);
+  t.state = ChargeState::kRecorded;
+  return t;
+}
+
+class SettlementTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (fs::temp_directory_path() / "lanegate-settle-XXXXXX").string();
+    dir_ = mkdtemp(tmpl.data());
+    db_.emplace(Database::open(dir_ / "lanegate.db").value());
+    ASSERT_TRUE(db_->migrate(database_schema()));
+    section_.enabled = true;
+    section_.seller_name = "Test lot";
+    section_.seller_tax_id = "91350100M000100Y43";
+    store_.emplace(Store::open(*db_, clock_).value());
+    outbox_.emplace(queue::Outbox::open(*db_, limits_, clock_).value());
+    claims_.emplace(*db_, section_, clock_);
+    wire_invoicing(*store_, *claims_, *outbox_, UtcOffset{480});
+  }
+  void TearDown() override {
+    claims_.reset();
+    outbox_.reset();
+    store_.reset();
+    db_.reset();
+    fs::remove_all(dir_);
+  }
+
+  Status insert(const TxRecord& t) {
+    auto txn = db_->begin();
+    if (!txn) return std::unexpected(txn.error());
+    auto id = store_->insert_transaction(*txn, t);
+    if (!id) return std::unexpected(id.error());
+    return txn->commit();
+  }
+  Status move(const std::string& out, ChargeState to) {
+    auto txn = db_->begin();
+    if (!txn) return std::unexpected(txn.error());
+    if (auto s = store_->set_state(*txn, out, to, "4200000001"); !s) return s;
+    return txn->commit();
+  }
+  std::vector<queue::Item> items(const std::string& topic) {
+    return outbox_->list(queue::ListFilter{.parked = false, .topic = topic, .limit = 100}).value();
+  }
+
+  fs::path dir_;
+  FakeClock clock_;
+  config::QueueLimits limits_;
+  config::InvoicingSection section_;
+  std::optional<Database> db_;
+  std::optional<Store> store_;
+  std::optional<queue::Outbox> outbox_;
+  std::optional<invoice::ClaimStore> claims_;
+};
+
+TEST_F(SettlementTest, CashTaxiTripGetsAnAnonymousClaim) {
+  ASSERT_TRUE(insert(cash_trip("T-1", 1919)));
+  auto c = claims_->find_by_transaction("T-1");
+  ASSERT_TRUE(c) << c.error().to_string();
+  EXPECT_EQ(c->service, "taxi");
+  EXPECT_EQ(c->amount, Money::from_fen(1919));
+  EXPECT_EQ(c->account_id, "");  // paid outside: no account, never merged
+  EXPECT_EQ(c->token.size(), 22u);
+  EXPECT_EQ(c->human_code.size(), 8u);
+  EXPECT_NE(c->description.find("#7"), std::string::npos) << c->description;
+}
+
+TEST_F(SettlementTest, TaxiTripOfARiderAccountIsFiledUnderTheAccount) {
+  TxRecord t = cash_trip("T-2", 2500);
+  t.contract_id = "rider-42";
+  ASSERT_TRUE(insert(t));
+  EXPECT_EQ(claims_->find_by_transaction("T-2")->account_id, "rider-42");
+}
+
+TEST_F(SettlementTest, ParkingChargeGetsAClaimWhenItSucceedsNotBefore) {
+  ASSERT_TRUE(insert(parking_charge("P-1", 600)));
+  ASSERT_TRUE(move("P-1", ChargeState::kSubmitting));
+  ASSERT_TRUE(move("P-1", ChargeState::kAccepted));
+  EXPECT_EQ(claims_->find_by_transaction("P-1").error().code, Errc::kNotFound);
+  ASSERT_TRUE(move("P-1", ChargeState::kSuccess));
+  auto c = claims_->find_by_transaction("P-1");
+  ASSERT_TRUE(c) << c.error().to_string();
+  EXPECT_EQ(c->service, "parking");
+  EXPECT_EQ(c->account_id, "粤B12345");  // merge and default title per plate
+  // The claim page is public by token: the plate is masked there.
+  EXPECT_EQ(c->description.find("粤B12345"), std::string::npos) << c->description;
+}
+
+TEST_F(SettlementTest, FailedChargeZeroFareAndVoidGetNoClaim) {
+  ASSERT_TRUE(insert(parking_charge("P-2", 600)));
+  ASSERT_TRUE(move("P-2", ChargeState::kSubmitting));
+  ASSERT_TRUE(move("P-2", ChargeState::kPayFail));
+  ASSERT_TRUE(insert(cash_trip("T-0", 0)));
+  ASSERT_TRUE(insert(parking_charge("P-3", 600)));
+  ASSERT_TRUE(move("P-3", ChargeState::kVoid));
+  for (const char* id : {"P-2", "T-0", "P-3"}) {
+    EXPECT_EQ(claims_->find_by_transaction(id).error().code, Errc::kNotFound) << id;
+  }
+}
+
+TEST_F(SettlementTest, ClaimCommitsOnlyWithTheSettlement) {
+  {
+    auto txn = db_->begin();
+    ASSERT_TRUE(txn);
+    ASSERT_TRUE(store_->insert_transaction(*txn, cash_trip("T-3", 1000)));
+    // Inside the transaction the claim is there; rolled back, neither is.
+    EXPECT_TRUE(claims_->find_by_transaction("T-3"));
+    txn->rollback();
+  }
+  EXPECT_EQ(claims_->find_by_transaction("T-3").error().code, Errc::kNotFound);
+  EXPECT_FALSE(store_->find_transaction("T-3").value().has_value());
+}
+
+TEST_F(SettlementTest, SubmittedClaimQueuesOneIssueRequestKeyedByOrderNo) {
+  ASSERT_TRUE(insert(cash_trip("T-4", 1919)));
+  auto c = claims_->find_by_transaction("T-4").value();
+  invoice::Buyer b;
+  b.kind = invoice::BuyerKind::kPerson;
+  b.email = "a@example.cn";
+  auto r = claims_->submit(c.token, b);
+  ASSERT_TRUE(r) << r.error().to_string();
+  ASSERT_TRUE(claims_->submit(c.token, b));  // again: the same invoice, no second item
+  auto q = items(std::string(kTopicInvoiceIssue));
+  ASSERT_EQ(q.size(), 1u);
+  EXPECT_EQ(q[0].idempotency_key, r->invoice.order_no);
+  EXPECT_EQ(q[0].ordering_key, r->invoice.order_no);
+  EXPECT_EQ(boost::json::parse(q[0].payload).at("invoice_id").as_int64(), r->invoice.id);
+}
+
+TEST_F(SettlementTest, RefundBeforeAnyInvoiceVoidsTheClaim) {
+  ASSERT_TRUE(insert(parking_charge("P-4", 800)));
+  ASSERT_TRUE(move("P-4", ChargeState::kSubmitting));
+  ASSERT_TRUE(move("P-4", ChargeState::kSuccess));
+  ASSERT_TRUE(move("P-4", ChargeState::kRefund));
+  EXPECT_TRUE(claims_->find_by_transaction("P-4")->voided);
+}
+
+TEST_F(SettlementTest, RefundWhileTheInvoiceIsBeingIssuedIsQueuedBehindIt) {
+  ASSERT_TRUE(insert(parking_charge("P-5", 800)));
+  ASSERT_TRUE(move("P-5", ChargeState::kSubmitting));
+  ASSERT_TRUE(move("P-5", ChargeState::kSuccess));
+  auto c = claims_->find_by_transaction("P-5").value();
+  invoice::Buyer b;
+  b.kind = invoice::BuyerKind::kPerson;
+  b.phone = "13800138000";
+  auto inv = claims_->submit(c.token, b).value().invoice;
+  // The refund is never held up by its invoice.
+  ASSERT_TRUE(move("P-5", ChargeState::kRefund));
+  EXPECT_EQ(store_->find_transaction("P-5").value()->state, ChargeState::kRefund);
+  auto q = items(std::string(kTopicInvoiceRefund));
+  ASSERT_EQ(q.size(), 1u);
+  EXPECT_EQ(q[0].ordering_key, inv.order_no);  // runs after the blue invoice's item
+  EXPECT_EQ(boost::json::parse(q[0].payload).at("transaction_id").as_string(), "P-5");
+}
+
+TEST(SettledTransaction, AccountRules) {
+  TxRecord t;
+  t.kind = TxKind::kToll;
+  t.plate = "粤B12345";
+  EXPECT_EQ(invoice_account(t), "粤B12345");
+  t.contract_id = "ETC-1";
+  EXPECT_EQ(invoice_account(t), "ETC-1");
+  t.kind = TxKind::kTaxi;
+  t.contract_id.clear();
+  EXPECT_EQ(invoice_account(t), "");
+  t.updated_at = SystemTime(std::chrono::seconds(1'790'000'000));
+  t.amount = Money::from_fen(123);
+  t.out_trade_no = "X";
+  auto s = settled_transaction(t, UtcOffset{480});
+  EXPECT_EQ(s.transaction_id, "X");
+  EXPECT_EQ(s.service, "taxi");
+  EXPECT_EQ(s.settled_at, t.updated_at);
+}
+
+}  // namespace
+}  // namespace lanegate::gateway
