@@ -435,7 +435,71 @@ void RtuBusServer::bridge(std::atomic<bool>& stopping) {
 
 // ---- DevicesSim -------------------------------------------------------------------------
 
-DevicesSim::DevicesSim(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+// The [[reader]] lines: one pty each, symlinked at the reader's device path. Writes are
+// serialised by `mu` (the HTTP thread and in-process callers).
+struct DevicesSim::ReaderLines {
+  struct Line {
+    std::string id;
+    int master_fd = -1;
+    int keep_slave_fd = -1;
+    std::string slave_path;
+    std::string link;
+  };
+  std::mutex mu;
+  std::vector<Line> lines;
+};
+
+DevicesSim::DevicesSim(std::unique_ptr<Impl> impl)
+    : impl_(std::move(impl)), readers_(std::make_unique<ReaderLines>()) {}
+
+Status DevicesSim::open_readers(const config::Config& cfg) {
+  std::lock_guard lock(readers_->mu);
+  for (const auto& r : cfg.readers) {
+    auto pair = open_pty_pair();
+    if (!pair) {
+      return std::unexpected(pair.error());
+    }
+    ReaderLines::Line line{r.id, pair->first, pair->second, slave_path(pair->second), {}};
+    if (auto st = make_symlink(r.device, line.slave_path, "readers." + r.id + ".device"); !st) {
+      ::close(line.master_fd);
+      ::close(line.keep_slave_fd);
+      return st;
+    }
+    line.link = r.device;
+    readers_->lines.push_back(std::move(line));
+  }
+  return {};
+}
+
+void DevicesSim::close_readers() {
+  if (!readers_) {
+    return;
+  }
+  std::lock_guard lock(readers_->mu);
+  std::error_code ec;
+  for (auto& l : readers_->lines) {
+    ::close(l.master_fd);
+    ::close(l.keep_slave_fd);
+    if (!l.link.empty()) std::filesystem::remove(l.link, ec);
+  }
+  readers_->lines.clear();
+}
+
+Status DevicesSim::reader_raw(std::string_view reader, std::string_view bytes) {
+  std::lock_guard lock(readers_->mu);
+  for (auto& l : readers_->lines) {
+    if (l.id == reader) {
+      write_all_nonblocking(l.master_fd, reinterpret_cast<const std::uint8_t*>(bytes.data()),
+                            bytes.size());
+      return {};
+    }
+  }
+  return fail(Errc::kNotFound, "no reader \"" + std::string(reader) + "\"", "reader");
+}
+
+Status DevicesSim::reader_scan(std::string_view reader, std::string_view line) {
+  return reader_raw(reader, std::string(line) + "\r\n");
+}
 
 DevicesSim::~DevicesSim() { stop(); }
 
@@ -452,6 +516,10 @@ Result<std::unique_ptr<DevicesSim>> DevicesSim::start(const config::Config& cfg,
     self->stop();
     return std::unexpected(st.error());
   }
+  if (auto st = self->open_readers(cfg); !st) {
+    self->stop();
+    return std::unexpected(st.error());
+  }
   return self;
 }
 
@@ -459,6 +527,7 @@ void DevicesSim::stop() {
   if (impl_) {
     impl_->shutdown();
   }
+  close_readers();
 }
 
 SimDevice* DevicesSim::Impl::find(std::string_view id) {
@@ -703,7 +772,13 @@ Result<std::string> DevicesSim::pty_path(std::string_view id) const {
   for (const auto& m : impl_->meters) {
     if (m->cfg.id == id) return m->slave_path;
   }
-  return fail(Errc::kNotFound, "no RTU bus or meter \"" + std::string(id) + "\"", "id");
+  {
+    std::lock_guard lock(readers_->mu);
+    for (const auto& l : readers_->lines) {
+      if (l.id == id) return l.slave_path;
+    }
+  }
+  return fail(Errc::kNotFound, "no RTU bus, meter or reader \"" + std::string(id) + "\"", "id");
 }
 
 Result<std::uint16_t> DevicesSim::vehicle_arrives(const VehicleArrival& v) {

@@ -11,7 +11,9 @@
 //     frames each request (CRC checked) and passes it to the addressed slave only; a
 //     request for an unknown or silent slave goes unanswered, as on a multi-drop bus;
 //   - every [[meter]]: a pseudo-terminal symlinked at the meter's device path, on which a
-//     meter emits end-of-trip frames and retransmits them until acknowledged.
+//     meter emits end-of-trip frames and retransmits them until acknowledged;
+//   - every [[reader]]: a pseudo-terminal symlinked at the reader's device path, on which
+//     the rider-code reader writes one scanned token per line (CR LF).
 // Devices honour their config's unit id, byte/word order and register overrides.
 //
 // Control API (HTTP, 127.0.0.1 only; JSON bodies; errors are 4xx {"error": "..."}):
@@ -22,6 +24,8 @@
 //                             "boarding"? ("YYYY-MM-DDThh:mm"), "alighting"? ("hh:mm"),
 //                             "distance_m"?, "payment_type"?}  -> {"trip_number"}
 //   POST /meter/{id}/raw     {"hex"}                      raw bytes on the meter line
+//   POST /reader/{id}/scan   {"token"} | {"raw"}          a passenger's code scanned: the
+//                             token + CR LF (or `raw` bytes as given) on the reader line
 //   POST /roadside           {"device"|"lane", "entry_station", "entry_time", "class",
 //                             "contract_id"}              -> {"sequence"}
 //   POST /device/{id}/silent | /device/{id}/return        stop / resume answering
@@ -117,7 +121,7 @@ class DevicesSim {
   int control_port() const;
   // Bound TCP port of a TCP bus (resolves port 0).
   [[nodiscard]] Result<int> tcp_port(std::string_view bus) const;
-  // Path of the master-side pty of an RTU bus / of a meter (what the symlink points to).
+  // Path of the slave-side pty of an RTU bus / a meter / a reader (what the symlink points to).
   [[nodiscard]] Result<std::string> pty_path(std::string_view bus_or_meter) const;
 
   // The control operations (same as the HTTP API).
@@ -125,6 +129,11 @@ class DevicesSim {
   [[nodiscard]] Status vehicle_leaves(std::string_view lane);
   [[nodiscard]] Result<std::uint32_t> end_trip(const SimTrip& trip);
   [[nodiscard]] Status meter_raw(std::string_view meter, std::span<const std::uint8_t> bytes);
+  // A code scanned at a [[reader]]: writes `line` + "\r\n" on its pty (no validation:
+  // tests send bad tokens on purpose). kNotFound for an unknown reader.
+  [[nodiscard]] Status reader_scan(std::string_view reader, std::string_view line);
+  // Raw bytes on a reader line (partial or overlong lines).
+  [[nodiscard]] Status reader_raw(std::string_view reader, std::string_view bytes);
   [[nodiscard]] Result<std::uint16_t> roadside_entry(const RoadsideEntry& e);
   [[nodiscard]] Status set_silent(std::string_view device, bool silent);
   [[nodiscard]] Status set_barrier_stuck(std::string_view device, bool stuck);
@@ -144,7 +153,11 @@ class DevicesSim {
 
  private:
   explicit DevicesSim(std::unique_ptr<Impl> impl);
+  [[nodiscard]] Status open_readers(const config::Config& cfg);
+  void close_readers();
   std::unique_ptr<Impl> impl_;
+  struct ReaderLines;  // the [[reader]] ptys (devices.cc)
+  std::unique_ptr<ReaderLines> readers_;
 };
 
 // `lanegate-sim devices --config FILE [--control-port N]`: prints
