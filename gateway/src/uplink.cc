@@ -11,6 +11,7 @@
 #include "core/ledger.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "gateway/contract_state.h"
 
 namespace lanegate::gateway {
 namespace {
@@ -422,7 +423,15 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
       asio::post(io, [self = shared_from_this(), out, o] { self->resolve(out, o); });
       return {};
     }
-    const auto& e = std::get<EntranceStateEvent>(ev.payload);
+    if (const auto* c = std::get_if<ContractStateEvent>(&ev.payload)) {
+      return apply_contract_state(txn, store, *c);
+    }
+    const auto* entrance = std::get_if<EntranceStateEvent>(&ev.payload);
+    if (entrance == nullptr) {
+      log::warn("notification of a kind this gateway does not apply ignored", {{"EVENT_TYPE", ev.event_type}});
+      return {};
+    }
+    const auto& e = *entrance;
     const std::string state = e.parking_state == "NORMAL" ? "NORMAL" : e.blocked_state_description.value_or("BLOCKED");
     return store.put_binding(txn, e.plate_number, state == "OVERDUE" || state == "REMOVE" ? "BLOCKED" : state,
                              clock.now());
