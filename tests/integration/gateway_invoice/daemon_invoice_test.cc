@@ -326,7 +326,8 @@ TEST_F(DaemonInvoiceTest, SettledTripAndParkingChargeAreClaimedThroughTheGateway
 
   // The ledger says so, for the taxi trip's out_trade_no.
   bool issued = false;
-  for (const auto& e : ledger_records()) {
+  const auto records = ledger_records();
+  for (const auto& e : records) {
     if (ledger::kind_name(e.event.kind) == "invoice_issued" && e.event.out_trade_no == "TAXI-1") issued = true;
   }
   EXPECT_TRUE(issued);

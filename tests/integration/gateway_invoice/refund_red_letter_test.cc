@@ -1,0 +1,200 @@
+// A refund of invoiced money: the invoice uplink (worker thread, own connection, real
+// HTTPS to the invoicing sandbox) issues the blue invoice, then the red letter the refund
+// asked for; the blue invoice ends REVERSED and the ledger says invoice_issued, then
+// invoice_reversed. Also when the refund comes while the blue invoice is still being
+// issued (queued behind it).
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
+
+#include "core/clock.h"
+#include "core/ledger.h"
+#include "core/sqlite.h"
+#include "gateway/daemon.h"
+#include "gateway/invoice_uplink.h"
+#include "gateway/settlement.h"
+#include "gateway/store.h"
+#include "invoice/claims.h"
+#include "invoice/platform.h"
+#include "offline_queue/drainer.h"
+#include "offline_queue/queue.h"
+#include "sim/invoicing_sandbox.h"
+
+namespace lanegate::gateway {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+constexpr const char* kSeller = "91350100M000100Y43";
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string s = ss.str();
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+class RefundRedLetterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (fs::temp_directory_path() / "lanegate-red-XXXXXX").string();
+    dir_ = mkdtemp(tmpl.data());
+    // A certificate for 127.0.0.1 and credentials, as the demo makes them.
+    const std::string cmd = std::string(LANEGATE_SOURCE_DIR) + "/scripts/make-demo-pki " + (dir_ / "pki").string() +
+                            " >/dev/null";
+    ASSERT_EQ(std::system(cmd.c_str()), 0);
+    sim::InvoicingSandboxOptions o;
+    o.db_file = dir_ / "sandbox.db";
+    o.tls_cert_file = dir_ / "pki" / "server.pem";
+    o.tls_key_file = dir_ / "pki" / "server.key";
+    o.app_secret = slurp(dir_ / "pki" / "invoicing.secret");
+    o.access_token = slurp(dir_ / "pki" / "invoicing.token");
+    o.seller_tax_id = kSeller;
+    sandbox_ = sim::InvoicingSandbox::start(o).value();
+
+    section_.enabled = true;
+    section_.base_url = sandbox_->base_url();
+    section_.app_key = o.app_key;
+    section_.app_secret_file = dir_ / "pki" / "invoicing.secret";
+    section_.access_token_file = dir_ / "pki" / "invoicing.token";
+    section_.ca_file = dir_ / "pki" / "ca.pem";
+    section_.seller_name = "Red letter lot";
+    section_.seller_tax_id = kSeller;
+
+    const fs::path file = dir_ / "lanegate.db";
+    db_.emplace(Database::open(file).value());
+    ASSERT_TRUE(db_->migrate(database_schema()));
+    store_.emplace(Store::open(*db_, clock_).value());
+    outbox_.emplace(queue::Outbox::open(*db_, limits_, clock_).value());
+    claims_.emplace(*db_, section_, clock_);
+    wire_invoicing(*store_, *claims_, *outbox_, UtcOffset{480});
+    auto platform = invoice::make_platform(section_, clock_);
+    ASSERT_TRUE(platform) << platform.error().to_string();
+    uplink_ = std::make_unique<InvoiceUplink>(io_, section_, Database::open(file).value(), std::move(*platform),
+                                              *claims_, clock_);
+    drainer_ = std::make_unique<queue::Drainer>(
+        io_, *outbox_, limits_, clock_,
+        [this](const queue::Item& item, queue::Drainer::Completion done) { uplink_->sink(item, std::move(done)); },
+        queue::DrainerOptions{.topics = {std::string(kTopicInvoiceIssue), std::string(kTopicInvoiceRefund)}});
+    drainer_->start();
+  }
+
+  void TearDown() override {
+    if (drainer_) drainer_->stop();
+    if (uplink_) uplink_->stop();
+    io_.restart();
+    io_.poll();
+    drainer_.reset();
+    uplink_.reset();
+    claims_.reset();
+    outbox_.reset();
+    store_.reset();
+    db_.reset();
+    sandbox_.reset();
+    fs::remove_all(dir_);
+  }
+
+  // Runs the io loop until `done` holds (bounded: real HTTPS round trips, real waits).
+  bool run_until(const std::function<bool()>& done, std::chrono::seconds limit = 30s) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (done()) return true;
+      io_.restart();
+      io_.run_for(100ms);
+    }
+    return done();
+  }
+
+  Status commit(const std::function<Status(Transaction&)>& work) {
+    auto txn = db_->begin();
+    if (!txn) return std::unexpected(txn.error());
+    if (auto s = work(*txn); !s) return s;
+    return txn->commit();
+  }
+
+  std::int64_t settle_and_claim(const std::string& out) {
+    TxRecord t;
+    t.out_trade_no = out;
+    t.kind = TxKind::kParking;
+    t.lane = "exit-1";
+    t.plate = "粤B12345";
+    t.plate_colour = "BLUE";
+    t.amount = Money::from_fen(1200);
+    EXPECT_TRUE(commit([&](Transaction& txn) -> Status {
+      if (auto id = store_->insert_transaction(txn, t); !id) return std::unexpected(id.error());
+      if (auto s = store_->set_state(txn, out, ChargeState::kSubmitting); !s) return s;
+      return store_->set_state(txn, out, ChargeState::kSuccess, "4200000009");
+    }));
+    auto claim = claims_->find_by_transaction(out).value();
+    invoice::Buyer b;
+    b.kind = invoice::BuyerKind::kPerson;
+    b.email = "driver@example.cn";
+    return claims_->submit(claim.token, b).value().invoice.id;
+  }
+
+  invoice::InvoiceState state_of(std::int64_t id) { return claims_->get_invoice(id).value().state; }
+
+  std::vector<std::string> ledger_kinds() {
+    std::vector<std::string> out;
+    auto h = ledger::head(*db_).value();
+    if (!h) return out;
+    const auto records = ledger::read(*db_, ledger::SeqRange{1, h->seq}).value();
+    for (const auto& e : records) {
+      const std::string k(ledger::kind_name(e.event.kind));
+      if (k.starts_with("invoice_")) out.push_back(k);
+    }
+    return out;
+  }
+
+  fs::path dir_;
+  const SystemClock& clock_ = SystemClock::instance();  // certificates and the sandbox's window are real time
+  config::QueueLimits limits_;
+  config::InvoicingSection section_;
+  std::unique_ptr<sim::InvoicingSandbox> sandbox_;
+  boost::asio::io_context io_;
+  std::optional<Database> db_;
+  std::optional<Store> store_;
+  std::optional<queue::Outbox> outbox_;
+  std::optional<invoice::ClaimStore> claims_;
+  std::unique_ptr<InvoiceUplink> uplink_;
+  std::unique_ptr<queue::Drainer> drainer_;
+};
+
+TEST_F(RefundRedLetterTest, RefundOfAnIssuedInvoiceIsReversedByARedLetter) {
+  const std::int64_t blue = settle_and_claim("P-RED-1");
+  ASSERT_TRUE(run_until([&] { return state_of(blue) == invoice::InvoiceState::kIssued; }));
+  const std::string number = claims_->get_invoice(blue)->invoice_number;
+  EXPECT_EQ(number.size(), 20u);
+
+  ASSERT_TRUE(commit([&](Transaction& txn) { return store_->set_state(txn, "P-RED-1", ChargeState::kRefund); }));
+  ASSERT_TRUE(run_until([&] { return state_of(blue) == invoice::InvoiceState::kReversed; }));
+  EXPECT_EQ(ledger_kinds(), (std::vector<std::string>{"invoice_issued", "invoice_reversed"}));
+  auto sb = sandbox_->find(claims_->get_invoice(blue)->order_no);
+  ASSERT_TRUE(sb);
+  EXPECT_TRUE(sb->reversed);
+  EXPECT_EQ(sandbox_->issue_requests(), 2);  // blue and red, once each
+}
+
+TEST_F(RefundRedLetterTest, RefundWhileIssuingWaitsForTheBlueInvoiceThenReversesIt) {
+  const std::int64_t blue = settle_and_claim("P-RED-2");
+  // Refunded before the drain even started: the blue invoice is CLAIMED.
+  ASSERT_TRUE(commit([&](Transaction& txn) { return store_->set_state(txn, "P-RED-2", ChargeState::kRefund); }));
+  EXPECT_EQ(state_of(blue), invoice::InvoiceState::kClaimed);
+  ASSERT_TRUE(run_until([&] { return state_of(blue) == invoice::InvoiceState::kReversed; }));
+  EXPECT_EQ(ledger_kinds(), (std::vector<std::string>{"invoice_issued", "invoice_reversed"}));
+  auto q = outbox_->stats().value();
+  EXPECT_EQ(q.pending + q.leased + q.parked, 0);  // nothing left behind
+}
+
+}  // namespace
+}  // namespace lanegate::gateway
