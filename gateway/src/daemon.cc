@@ -319,6 +319,8 @@ struct Daemon::Impl {
       // A non-rewiring change: the database size bound applies to every connection now.
       if (auto s = apply_database_limit(*db, config->gateway); !s) {
         log::error("cannot apply gateway.max_database_mb", {{"ERROR", s.error().message}});
+      } else {
+        log::notice("database size bound applied", {{"MAX_DATABASE_MB", config->gateway.max_database_mb}});
       }
       if (invoice_uplink) invoice_uplink->apply_database_limit(config->gateway);
       if (site) site->set_config(*config);
@@ -370,6 +372,9 @@ int Daemon::run() {
     return 1;
   }
   d.db = std::move(*db);
+  if (d.config->gateway.max_database_mb > 0) {
+    log::notice("database size bound applied", {{"MAX_DATABASE_MB", d.config->gateway.max_database_mb}});
+  }
   {
     auto st = d.db->prepare("INSERT INTO gateway_runs(started_at, version, config_file) VALUES(?, ?, ?)");
     if (!st || !st->bind_all(SystemClock::instance().unix_seconds(), std::string(LANEGATE_VERSION),

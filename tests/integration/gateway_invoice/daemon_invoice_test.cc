@@ -381,6 +381,23 @@ TEST_F(DaemonInvoiceTest, InvoicingDisabledMakesNoClaimsAndSaysSo) {
   }
 }
 
+TEST_F(DaemonInvoiceTest, DatabaseBoundIsAppliedAtStartAndOnReload) {
+  write_config(/*invoicing=*/true, /*max_db_mb=*/512);
+  start();
+  ASSERT_GT(wait_port(), 0) << read_file(dir_ / "stderr.log");
+  EXPECT_NE(read_file(dir_ / "stderr.log").find("max_database_mb=512"), std::string::npos);
+  write_config(/*invoicing=*/true, /*max_db_mb=*/768);  // not a rewiring change
+  ASSERT_EQ(kill(pid_, SIGHUP), 0);
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (read_file(dir_ / "stderr.log").find("max_database_mb=768") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(50ms);
+  }
+  const std::string log = read_file(dir_ / "stderr.log");
+  EXPECT_NE(log.find("configuration reloaded"), std::string::npos) << log;
+  EXPECT_NE(log.find("max_database_mb=768"), std::string::npos) << log;
+}
+
 TEST_F(DaemonInvoiceTest, GroupReadableSecretKeepsTheGatewayFromStartingAndNamesIt) {
   write_config();
   // A copy of the access token readable by everyone.
