@@ -115,5 +115,29 @@ TEST_F(ClaimsHostileTest, MalformedClaimRequestsAreRefusedNamingTheField) {
   EXPECT_EQ(site().money_snapshot(), money);
 }
 
+// What a phone's browser is told: the claim page may not be framed, leak its token in a
+// Referer, be cached, or load anything from elsewhere; API answers are data, never pages.
+TEST_F(HostileTest, ResponsesCarryTheBrowserSecurityHeaders) {
+  const HttpReply page = site().request("GET", "/claim/AAAAAAAAAAAAAAAAAAAAAA");
+  ASSERT_EQ(page.status, 200) << page.body.substr(0, 200);
+  EXPECT_NE(page.header("content-type").find("text/html"), std::string::npos);
+  const std::string csp = page.header("content-security-policy");
+  EXPECT_NE(csp.find("default-src 'none'"), std::string::npos) << csp;
+  EXPECT_NE(csp.find("connect-src 'self'"), std::string::npos) << csp;
+  EXPECT_EQ(page.header("referrer-policy"), "no-referrer");
+  EXPECT_EQ(page.header("cache-control"), "no-store");
+  EXPECT_EQ(page.header("x-content-type-options"), "nosniff");
+  // Server values are written as text, never parsed as markup.
+  EXPECT_EQ(page.body.find("innerHTML"), std::string::npos);
+  EXPECT_EQ(page.body.find("document.write"), std::string::npos);
+  for (const char* target : {"/healthz", "/api/v1/claims/AAAAAAAAAAAAAAAAAAAAAA", "/no/such/path"}) {
+    const HttpReply r = site().request("GET", target);
+    EXPECT_EQ(r.header("content-security-policy"), "default-src 'none'; frame-ancestors 'none'") << target;
+    EXPECT_EQ(r.header("referrer-policy"), "no-referrer") << target;
+    EXPECT_EQ(r.header("x-content-type-options"), "nosniff") << target;
+    EXPECT_EQ(r.header("cache-control"), "no-store") << target;
+  }
+}
+
 }  // namespace
 }  // namespace lanegate::hostile
