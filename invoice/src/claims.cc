@@ -214,7 +214,7 @@ ledger::LedgerEvent invoice_event(ledger::Kind kind, const InvoiceRecord& blue, 
   ev.time = now;
   ev.out_trade_no = blue.lines.size() == 1 ? blue.lines.front().transaction_id : "";
   ev.amount = blue.totals.incl;
-  ev.state = kind == ledger::Kind::kInvoiceIssued ? "issued" : "reversed";
+  ev.state = kind == ledger::Kind::kInvoiceIssued ? "ISSUED" : "REVERSED";
   ev.actor = "platform";
   ev.detail = boost::json::serialize(detail);
   return ev;

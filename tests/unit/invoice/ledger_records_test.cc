@@ -50,7 +50,7 @@ TEST_F(LedgerRecordsTest, IssuedBlueInvoiceAppendsInvoiceIssued) {
   EXPECT_EQ(ledger::kind_name(e.kind), "invoice_issued");
   EXPECT_EQ(e.out_trade_no, "T-1");
   EXPECT_EQ(e.amount, *Money::parse("19.19"));
-  EXPECT_EQ(e.state, "issued");
+  EXPECT_EQ(e.state, "ISSUED");
   EXPECT_EQ(e.actor, "platform");
   auto d = boost::json::parse(e.detail).as_object();
   EXPECT_EQ(d.at("invoice_number").as_string(), "26350000000000000001");
@@ -76,7 +76,7 @@ TEST_F(LedgerRecordsTest, RedLetterIssuedAppendsInvoiceReversedForTheBlueInvoice
   EXPECT_EQ(ledger::kind_name(e.kind), "invoice_reversed");
   EXPECT_EQ(e.out_trade_no, "T-2");
   EXPECT_EQ(e.amount, *Money::parse("25.00"));  // non-negative; the kind gives the direction
-  EXPECT_EQ(e.state, "reversed");
+  EXPECT_EQ(e.state, "REVERSED");
   auto d = boost::json::parse(e.detail).as_object();
   EXPECT_EQ(d.at("invoice_number").as_string(), "26350000000000000002");
   EXPECT_EQ(d.at("red_invoice_number").as_string(), "26350000000000000003");
