@@ -2,6 +2,7 @@
 #include "gateway/provider_notify.h"
 
 #include <boost/json.hpp>
+#include <exception>
 
 #include "core/crypto.h"
 #include "core/log.h"
@@ -244,10 +245,19 @@ NotificationReply NotificationHandler::handle(const NotificationRequest& r,
   }
   event.duplicate = order_duplicate;
   if (!order_duplicate && apply) {
-    if (auto ok = apply(*txn, event); !ok) {
+    Status applied;
+    try {
+      applied = apply(*txn, event);
+    } catch (const std::exception& e) {
+      // An applier that does not know this payload (e.g. std::get on another
+      // alternative) is a bug, but the event must not be lost: roll back, 500, and the
+      // provider delivers it again once the gateway handles it.
+      applied = fail(Errc::kInternal, std::string("applier threw: ") + e.what());
+    }
+    if (!applied) {
       log::warn("notification not applied; provider will retry",
-                {{"EVENT_ID", event.event_id}, {"ERROR", ok.error().to_string()}});
-      return fail_reply(500, "apply: " + ok.error().to_string());
+                {{"EVENT_ID", event.event_id}, {"ERROR", applied.error().to_string()}});
+      return fail_reply(500, "apply: " + applied.error().to_string());
     }
   }
   if (auto ok = txn->commit(); !ok) {

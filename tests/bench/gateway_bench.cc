@@ -7,9 +7,9 @@
 //     simulated barrier. Offline path (uplink down, cached binding) and online path
 //     (charge over HTTPS to the provider sandbox, ACCEPTED awaited), p50/p99, beside the
 //     floor measured in the same run: one durable commit + one Modbus write round trip.
-//  3. Backlog drain: N toll charges in the outbox (default 20,000 so that a plain run stays
-//     near 3 minutes on 2 cores; LANEGATE_BENCH_BACKLOG=100000 for the documented figure,
-//     about 10 minutes), then the uplink on: time until every charge has
+//  3. Backlog drain: N toll charges in the outbox (default 10,000 so that a plain run stays
+//     within about 3 minutes on 2 shared cores; LANEGATE_BENCH_BACKLOG=100000 for the
+//     documented figure, 10-20 minutes), then the uplink on: time until every charge has
 //     reached the provider, against the raw rate of the same signed charges sent straight
 //     from the client with the same number in flight (ratio).
 //  2. Resident memory of a gateway process (a child of this bench: 6 lanes polling the
@@ -322,7 +322,7 @@ int main(int argc, char** argv) {
     return memory_child(argv[2], std::atoi(argv[3]), argv[4]);
   }
   log::set_min_level(log::Level::kError);
-  const long backlog = env_int("LANEGATE_BENCH_BACKLOG", 20'000);
+  const long backlog = env_int("LANEGATE_BENCH_BACKLOG", 10'000);
   const int samples = static_cast<int>(env_int("LANEGATE_BENCH_SAMPLES", 200));
   const fs::path base = std::getenv("LANEGATE_BENCH_DIR") ? std::getenv("LANEGATE_BENCH_DIR") : "/var/tmp";
   std::string tmpl = (base / "lanegate-gateway-bench-XXXXXX").string();
