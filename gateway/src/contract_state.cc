@@ -9,8 +9,7 @@
 namespace lanegate::gateway {
 
 std::string_view binding_state_for_contract(std::string_view contract_state) {
-  if (contract_state == "NORMAL" || contract_state == "PAUSE" ||
-      contract_state == "OUT_SERVICE") {
+  if (contract_state == "NORMAL" || contract_state == "PAUSE" || contract_state == "OUT_SERVICE") {
     return contract_state;
   }
   return "BLOCKED";
@@ -33,10 +32,9 @@ Status apply_contract_state(Transaction& txn, Store& store, const ContractStateE
                "ETC contract state notifications applied to the binding cache",
                {{"state", std::string(binding)}})
       .inc();
-  log::notice("ETC contract state changed",
-              {{"CONTRACT", e.contract_id},
-               {"PLATE", log::mask_plate(e.plate_number)},
-               {"STATE", std::string(binding)}});
+  log::notice("ETC contract state changed", {{"CONTRACT", e.contract_id},
+                                             {"PLATE", log::mask_plate(e.plate_number)},
+                                             {"STATE", std::string(binding)}});
   return {};
 }
 

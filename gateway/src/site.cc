@@ -1,9 +1,9 @@
 #include "gateway/site.h"
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json.hpp>
-#include <algorithm>
 #include <deque>
 #include <map>
 
@@ -32,18 +32,23 @@ std::int64_t unix_ms(SystemTime t) {
 }
 
 metrics::Counter& decisions_counter(std::string_view lane, std::string_view decision) {
-  return metrics::Registry::global().counter("lanegate_decisions_total", "Pass decisions by lane and outcome",
-                                             {{"lane", std::string(lane)}, {"decision", std::string(decision)}});
+  return metrics::Registry::global().counter(
+      "lanegate_decisions_total", "Pass decisions by lane and outcome",
+      {{"lane", std::string(lane)}, {"decision", std::string(decision)}});
 }
 
 std::optional<CachedBinding> to_cached(const std::optional<Store::Binding>& b) {
   if (!b) return std::nullopt;
   CachedBinding c;
   c.refreshed_at = b->refreshed_at;
-  if (b->state == "NORMAL") c.state = BindingState::kNormal;
-  else if (b->state == "PAUSE") c.state = BindingState::kPause;
-  else if (b->state == "OUT_SERVICE") c.state = BindingState::kOutService;
-  else c.state = BindingState::kBlocked;
+  if (b->state == "NORMAL")
+    c.state = BindingState::kNormal;
+  else if (b->state == "PAUSE")
+    c.state = BindingState::kPause;
+  else if (b->state == "OUT_SERVICE")
+    c.state = BindingState::kOutService;
+  else
+    c.state = BindingState::kBlocked;
   return c;
 }
 
@@ -70,11 +75,11 @@ struct Site::Impl {
     Money fee;
     TxKind kind = TxKind::kParking;
     std::optional<Store::Session> session;
-    std::string out_trade_no;   // set once recorded
-    bool recorded = false;      // transaction + charge item committed (online path)
-    std::string contract_id;    // toll
-    json::object detail;        // tariff and entry data for the record
-    json::object payload;       // outbox charge payload
+    std::string out_trade_no;  // set once recorded
+    bool recorded = false;     // transaction + charge item committed (online path)
+    std::string contract_id;   // toll
+    json::object detail;       // tariff and entry data for the record
+    json::object payload;      // outbox charge payload
   };
 
   struct LaneState {
@@ -109,8 +114,8 @@ struct Site::Impl {
   bool attendant = false;
   std::shared_ptr<bool> alive = std::make_shared<bool>(true);
 
-  Impl(asio::io_context& i, const config::Config& c, Store& s, queue::Outbox& o, const Clock& cl, LaneActuator& a,
-       ChargeGate& g)
+  Impl(asio::io_context& i, const config::Config& c, Store& s, queue::Outbox& o, const Clock& cl,
+       LaneActuator& a, ChargeGate& g)
       : io(i), cfg(c), store(s), outbox(o), clock(cl), actuator(a), gate(g) {
     for (const auto& l : cfg.lanes) {
       LaneState st;
@@ -134,11 +139,14 @@ struct Site::Impl {
     if (attendant == on) return;
     attendant = on;
     metrics::Registry::global()
-        .gauge("lanegate_attendant_mode", "1 while the database cannot commit and lanes need an attendant")
+        .gauge("lanegate_attendant_mode",
+               "1 while the database cannot commit and lanes need an attendant")
         .set(on ? 1 : 0);
     if (on) {
-      log::error("database cannot commit: all lanes switched to attendant mode, no barrier opens on its own",
-                 {{"ERROR", why}});
+      log::error(
+          "database cannot commit: all lanes switched to attendant mode, no barrier opens on its "
+          "own",
+          {{"ERROR", why}});
       for (auto& [id, ls] : lanes) display(ls, "系统维护 请联系管理员");
     } else {
       log::notice("database commits again: attendant mode ended");
@@ -170,9 +178,9 @@ struct Site::Impl {
     return {};
   }
 
-  Status append_ledger(Transaction& txn, ledger::Kind kind, const std::string& lane, const std::string& plate,
-                       const std::string& out_trade_no, Money amount, std::string state, std::string actor,
-                       const json::object& detail) {
+  Status append_ledger(Transaction& txn, ledger::Kind kind, const std::string& lane,
+                       const std::string& plate, const std::string& out_trade_no, Money amount,
+                       std::string state, std::string actor, const json::object& detail) {
     ledger::LedgerEvent ev;
     ev.kind = kind;
     ev.time = clock.now();
@@ -206,7 +214,8 @@ struct Site::Impl {
       return;
     }
     switch (ls->cfg.mode) {
-      case config::LaneMode::kParkingEntry: return parking_entry(*ls, read);
+      case config::LaneMode::kParkingEntry:
+        return parking_entry(*ls, read);
       case config::LaneMode::kParkingExit:
         if (ls->busy) {
           ls->waiting.push_back(read);
@@ -216,7 +225,8 @@ struct Site::Impl {
       case config::LaneMode::kTollExit:
         ls->toll_plate = read;
         return toll_try_pair(*ls);
-      case config::LaneMode::kTaxi: return;
+      case config::LaneMode::kTaxi:
+        return;
     }
   }
 
@@ -245,7 +255,8 @@ struct Site::Impl {
         ls->phase = "ALARM";
         if (ls->passage_id != 0) (void)store.set_passage_state(ls->passage_id, "ALARM");
         metrics::Registry::global()
-            .counter("lanegate_barrier_alarms_total", "Barrier opens that were not confirmed", {{"lane", ls->cfg.id}})
+            .counter("lanegate_barrier_alarms_total", "Barrier opens that were not confirmed",
+                     {{"lane", ls->cfg.id}})
             .inc();
         log::error("barrier did not confirm the open command",
                    {{"LANE", ls->cfg.id}, {"DEVICE", b.device}, {"DETAIL", b.detail}});
@@ -271,7 +282,8 @@ struct Site::Impl {
     if (ls.cfg.barrier.empty()) return;
     auto cmd = actuator.open_barrier(ls.cfg.barrier);
     if (!cmd) {
-      log::error("barrier command not queued", {{"LANE", ls.cfg.id}, {"ERROR", cmd.error().message}});
+      log::error("barrier command not queued",
+                 {{"LANE", ls.cfg.id}, {"ERROR", cmd.error().message}});
       return;
     }
     ls.barrier_command = *cmd;
@@ -291,7 +303,8 @@ struct Site::Impl {
       if (*prev) {
         // The exit was never seen (tailgating, camera miss): the old stay is closed as
         // superseded and is not charged; the new entry starts a new stay.
-        if (auto c = store.close_session(txn, (*prev)->id, read.received_at, "superseded"); !c) return c;
+        if (auto c = store.close_session(txn, (*prev)->id, read.received_at, "superseded"); !c)
+          return c;
       }
       Store::Session sess{0, ls.cfg.id, read.plate, colour, read.received_at, *out_parking_no, {}};
       auto id = store.open_session(txn, sess);
@@ -303,10 +316,11 @@ struct Site::Impl {
                      {"start_time_ms", unix_ms(read.received_at)},
                      {"free_duration_s", tariff ? tariff->free_minutes * 60 : 0},
                      {"parking_name", cfg.gateway.site_name}};
-      auto q = outbox.enqueue(txn, kTopicParkingEntry, "session:" + std::to_string(*id), "entry:" + *out_parking_no,
-                              json::serialize(p));
+      auto q = outbox.enqueue(txn, kTopicParkingEntry, "session:" + std::to_string(*id),
+                              "entry:" + *out_parking_no, json::serialize(p));
       if (!q) return std::unexpected(q.error());
-      const auto latency = std::chrono::duration_cast<std::chrono::microseconds>(clock.steady_now() - t0).count();
+      const auto latency =
+          std::chrono::duration_cast<std::chrono::microseconds>(clock.steady_now() - t0).count();
       auto pid = store.insert_passage(txn, ls.cfg.id, read.plate, "free", "entry", "", latency);
       if (!pid) return std::unexpected(pid.error());
       passage = *pid;
@@ -314,7 +328,8 @@ struct Site::Impl {
     });
     ls.last_plate = log::mask_plate(read.plate);
     if (!s) {
-      log::error("entry not recorded; barrier stays closed", {{"LANE", ls.cfg.id}, {"ERROR", s.error().message}});
+      log::error("entry not recorded; barrier stays closed",
+                 {{"LANE", ls.cfg.id}, {"ERROR", s.error().message}});
       display(ls, "请联系管理员");
       return;
     }
@@ -409,15 +424,16 @@ struct Site::Impl {
     }
     if (ls.toll_plate && !ls.busy) {
       ls.toll_timer->expires_after(kTollPairWindow);
-      ls.toll_timer->async_wait([this, alive = std::weak_ptr<bool>(alive), id = ls.cfg.id](boost::system::error_code ec) {
-        if (ec || alive.expired()) return;
-        LaneState* l = lane_of(id);
-        if (l == nullptr || !l->toll_plate || l->busy) return;
-        lane::PlateRead read = *l->toll_plate;
-        l->toll_plate.reset();
-        l->busy = true;
-        fallback_now(*l, read, "no_entry_data", Money::zero());
-      });
+      ls.toll_timer->async_wait(
+          [this, alive = std::weak_ptr<bool>(alive), id = ls.cfg.id](boost::system::error_code ec) {
+            if (ec || alive.expired()) return;
+            LaneState* l = lane_of(id);
+            if (l == nullptr || !l->toll_plate || l->busy) return;
+            lane::PlateRead read = *l->toll_plate;
+            l->toll_plate.reset();
+            l->busy = true;
+            fallback_now(*l, read, "no_entry_data", Money::zero());
+          });
     }
   }
 
@@ -429,7 +445,8 @@ struct Site::Impl {
     if (tariff == nullptr) return fallback_now(ls, read, "internal_error", Money::zero());
     auto fare = toll_fare(*tariff, rsu.entry_station, ls.cfg.station_id, vclass);
     if (!fare) {
-      log::warn("toll fare unknown: attendant needed", {{"LANE", ls.cfg.id}, {"ERROR", fare.error().message}});
+      log::warn("toll fare unknown: attendant needed",
+                {{"LANE", ls.cfg.id}, {"ERROR", fare.error().message}});
       return fallback_now(ls, read, "unknown_route", Money::zero());
     }
     Pending p;
@@ -449,15 +466,16 @@ struct Site::Impl {
   // ---------------- the charge and the decision ----------------
 
   json::object charge_payload(const LaneState& ls, const Pending& p) const {
-    json::object o{{"out_trade_no", p.out_trade_no},
-                   {"product", p.kind == TxKind::kToll ? "HIGHWAY" : "PARKING"},
-                   {"lane", ls.cfg.id},
-                   {"plate", p.read.plate},
-                   {"colour", std::string(lane::provider_colour_name(p.read.colour))},
-                   {"amount_fen", p.fee.fen()},
-                   {"end_time_ms", unix_ms(p.read.received_at)},
-                   {"description", (p.kind == TxKind::kToll ? "通行费 " : "停车费 ") + cfg.gateway.site_name},
-                   {"device_id", ls.cfg.camera}};
+    json::object o{
+        {"out_trade_no", p.out_trade_no},
+        {"product", p.kind == TxKind::kToll ? "HIGHWAY" : "PARKING"},
+        {"lane", ls.cfg.id},
+        {"plate", p.read.plate},
+        {"colour", std::string(lane::provider_colour_name(p.read.colour))},
+        {"amount_fen", p.fee.fen()},
+        {"end_time_ms", unix_ms(p.read.received_at)},
+        {"description", (p.kind == TxKind::kToll ? "通行费 " : "停车费 ") + cfg.gateway.site_name},
+        {"device_id", ls.cfg.camera}};
     if (p.session) {
       o["session_id"] = p.session->id;
       o["out_parking_no"] = p.session->out_parking_no;
@@ -467,9 +485,11 @@ struct Site::Impl {
     }
     if (p.kind == TxKind::kToll) {
       o["contract_id"] = p.contract_id;
-      if (auto it = p.detail.find("entry_station"); it != p.detail.end()) o["entrance"] = json::serialize(it->value());
+      if (auto it = p.detail.find("entry_station"); it != p.detail.end())
+        o["entrance"] = json::serialize(it->value());
       o["exit"] = std::to_string(ls.cfg.station_id);
-      if (auto it = p.detail.find("entry_time"); it != p.detail.end()) o["entry_time"] = it->value();
+      if (auto it = p.detail.find("entry_time"); it != p.detail.end())
+        o["entry_time"] = it->value();
     }
     return o;
   }
@@ -480,14 +500,19 @@ struct Site::Impl {
 
   // Inserts the transaction and its charge item (and, for an exit without entry, the
   // provider entry first). REQUIRES: txn active.
-  Status record_charge(Transaction& txn, LaneState& ls, Pending& p, bool offline, std::string_view decision,
-                       std::string_view reason) {
+  Status record_charge(Transaction& txn, LaneState& ls, Pending& p, bool offline,
+                       std::string_view decision, std::string_view reason) {
     if (!p.session && p.kind == TxKind::kParking) {
       // Exit without an entry record (daily-cap policy): the provider needs an entry.
       auto out_parking_no = new_out_trade_no(cfg.gateway.id, 'E');
       if (!out_parking_no) return std::unexpected(out_parking_no.error());
-      Store::Session sess{0, ls.cfg.id, p.read.plate, std::string(lane::provider_colour_name(p.read.colour)),
-                          p.read.received_at, *out_parking_no, {}};
+      Store::Session sess{0,
+                          ls.cfg.id,
+                          p.read.plate,
+                          std::string(lane::provider_colour_name(p.read.colour)),
+                          p.read.received_at,
+                          *out_parking_no,
+                          {}};
       auto id = store.open_session(txn, sess);
       if (!id) return std::unexpected(id.error());
       sess.id = *id;
@@ -531,11 +556,12 @@ struct Site::Impl {
   void await_recorded_charge(LaneState& ls, Pending p) {
     gate.kick();
     auto shared = std::make_shared<Pending>(std::move(p));
-    gate.await_charge(shared->out_trade_no, milliseconds(cfg.provider.charge_deadline_ms),
-                      [this, alive = std::weak_ptr<bool>(alive), lane_id = ls.cfg.id, shared](OnlineOutcome o) {
-                        if (alive.expired()) return;
-                        finish(lane_id, std::move(*shared), o);
-                      });
+    gate.await_charge(
+        shared->out_trade_no, milliseconds(cfg.provider.charge_deadline_ms),
+        [this, alive = std::weak_ptr<bool>(alive), lane_id = ls.cfg.id, shared](OnlineOutcome o) {
+          if (alive.expired()) return;
+          finish(lane_id, std::move(*shared), o);
+        });
   }
 
   void charge_flow(LaneState& ls, Pending p) {
@@ -563,7 +589,8 @@ struct Site::Impl {
     await_recorded_charge(ls, std::move(p));
   }
 
-  void finish(const std::string& lane_id, Pending p, OnlineOutcome online, bool queue_full = false) {
+  void finish(const std::string& lane_id, Pending p, OnlineOutcome online,
+              bool queue_full = false) {
     LaneState* lsp = lane_of(lane_id);
     if (lsp == nullptr) return;
     LaneState& ls = *lsp;
@@ -582,7 +609,9 @@ struct Site::Impl {
       if (d.kind != DecisionKind::kFree && !p.recorded && d.opens_barrier()) {
         if (auto r = record_charge(txn, ls, p, offline, to_string(d.kind), d.reason); !r) return r;
       } else if (p.recorded) {
-        if (auto r = store.set_decision(txn, p.out_trade_no, to_string(d.kind), d.reason, offline); !r) return r;
+        if (auto r = store.set_decision(txn, p.out_trade_no, to_string(d.kind), d.reason, offline);
+            !r)
+          return r;
       }
       if (p.session && d.opens_barrier()) {
         if (auto r = store.close_session(txn, p.session->id, p.read.received_at,
@@ -591,8 +620,9 @@ struct Site::Impl {
           return r;
         }
       }
-      const auto latency =
-          std::chrono::duration_cast<std::chrono::microseconds>(clock.steady_now() - p.read.received_steady).count();
+      const auto latency = std::chrono::duration_cast<std::chrono::microseconds>(
+                               clock.steady_now() - p.read.received_steady)
+                               .count();
       auto pid = store.insert_passage(txn, ls.cfg.id, p.read.plate, to_string(d.kind), d.reason,
                                       p.recorded ? p.out_trade_no : "", latency);
       if (!pid) return std::unexpected(pid.error());
@@ -600,8 +630,9 @@ struct Site::Impl {
       json::object detail = p.detail;
       detail["reason"] = d.reason;
       detail["latency_us"] = latency;
-      return append_ledger(txn, ledger::Kind::kDecision, ls.cfg.id, p.read.plate, p.recorded ? p.out_trade_no : "",
-                           p.fee, std::string(to_string(d.kind)), "system", detail);
+      return append_ledger(txn, ledger::Kind::kDecision, ls.cfg.id, p.read.plate,
+                           p.recorded ? p.out_trade_no : "", p.fee, std::string(to_string(d.kind)),
+                           "system", detail);
     };
     auto s = commit(body);
     if (!s && s.error().code == Errc::kQueueFull) {
@@ -611,7 +642,9 @@ struct Site::Impl {
     }
     if (!s) {
       log::error("decision not recorded; barrier stays closed",
-                 {{"LANE", ls.cfg.id}, {"PLATE", log::mask_plate(p.read.plate)}, {"ERROR", s.error().message}});
+                 {{"LANE", ls.cfg.id},
+                  {"PLATE", log::mask_plate(p.read.plate)},
+                  {"ERROR", s.error().message}});
       display(ls, "请联系管理员");
       return next(ls);
     }
@@ -632,14 +665,16 @@ struct Site::Impl {
     next(ls);
   }
 
-  void fallback_now(LaneState& ls, const lane::PlateRead& read, std::string_view reason, Money fee) {
+  void fallback_now(LaneState& ls, const lane::PlateRead& read, std::string_view reason,
+                    Money fee) {
     auto s = commit([&](Transaction& txn) -> Status {
-      const auto latency =
-          std::chrono::duration_cast<std::chrono::microseconds>(clock.steady_now() - read.received_steady).count();
+      const auto latency = std::chrono::duration_cast<std::chrono::microseconds>(
+                               clock.steady_now() - read.received_steady)
+                               .count();
       auto pid = store.insert_passage(txn, ls.cfg.id, read.plate, "fallback", reason, "", latency);
       if (!pid) return std::unexpected(pid.error());
-      return append_ledger(txn, ledger::Kind::kDecision, ls.cfg.id, read.plate, "", fee, "fallback", "system",
-                           json::object{{"reason", reason}});
+      return append_ledger(txn, ledger::Kind::kDecision, ls.cfg.id, read.plate, "", fee, "fallback",
+                           "system", json::object{{"reason", reason}});
     });
     (void)s;
     decisions_counter(ls.cfg.id, "fallback").inc();
@@ -656,7 +691,8 @@ struct Site::Impl {
   void next(LaneState& ls) {
     ls.busy = false;
     if (ls.waiting.empty()) {
-      if (ls.cfg.mode == config::LaneMode::kTollExit && (ls.toll_plate || ls.toll_rsu)) toll_try_pair(ls);
+      if (ls.cfg.mode == config::LaneMode::kTollExit && (ls.toll_plate || ls.toll_rsu))
+        toll_try_pair(ls);
       return;
     }
     lane::PlateRead read = ls.waiting.front();
@@ -685,10 +721,11 @@ struct Site::Impl {
   //   record arrives, then is recorded as paid per the meter's payment type.
   //   Card-paid trips (payment type 0x01/0x03) never charge a token (no double charge).
 
-  static std::string trip_out_trade_no(const std::string& gateway_id, const lane::TripRecord& trip) {
+  static std::string trip_out_trade_no(const std::string& gateway_id,
+                                       const lane::TripRecord& trip) {
     char boarding[16];
-    std::snprintf(boarding, sizeof boarding, "%02d%02d%02d%02d%02d", trip.boarding.year % 100, trip.boarding.month,
-                  trip.boarding.day, trip.boarding.hour, trip.boarding.minute);
+    std::snprintf(boarding, sizeof boarding, "%02d%02d%02d%02d%02d", trip.boarding.year % 100,
+                  trip.boarding.month, trip.boarding.day, trip.boarding.hour, trip.boarding.minute);
     char trip_hex[12];
     std::snprintf(trip_hex, sizeof trip_hex, "%08X", trip.trip_number);
     // Deterministic: a meter retransmission of a recorded trip maps to the same number.
@@ -698,15 +735,19 @@ struct Site::Impl {
   static const char* meter_method(std::uint8_t payment_type) {
     return payment_type == 0x00 ? "cash" : (payment_type == 0x09 ? "qr" : "card");
   }
-  static bool card_paid(std::uint8_t payment_type) { return payment_type == 0x01 || payment_type == 0x03; }
-
-  static metrics::Counter& rider_counter(std::string_view lane, std::string_view result) {
-    return metrics::Registry::global().counter("lanegate_rider_pairings_total",
-                                               "Rider tokens by what became of them",
-                                               {{"lane", std::string(lane)}, {"result", std::string(result)}});
+  static bool card_paid(std::uint8_t payment_type) {
+    return payment_type == 0x01 || payment_type == 0x03;
   }
 
-  static std::string rider_binding_key(std::string_view token) { return "rider:" + std::string(token); }
+  static metrics::Counter& rider_counter(std::string_view lane, std::string_view result) {
+    return metrics::Registry::global().counter(
+        "lanegate_rider_pairings_total", "Rider tokens by what became of them",
+        {{"lane", std::string(lane)}, {"result", std::string(result)}});
+  }
+
+  static std::string rider_binding_key(std::string_view token) {
+    return "rider:" + std::string(token);
+  }
 
   json::object trip_detail(const lane::TripRecord& trip) const {
     return json::object{{"meter", trip.meter},
@@ -740,7 +781,8 @@ struct Site::Impl {
     LaneState* ls = lane_of(trip.lane);
     if (ls == nullptr || ls->cfg.mode != config::LaneMode::kTaxi) {
       // A meter bound to no taxi lane: record it as paid at the meter (nothing is lost).
-      return taxi_record_at_meter(nullptr, trip, trip_out_trade_no(cfg.gateway.id, trip), "paid_at_meter");
+      return taxi_record_at_meter(nullptr, trip, trip_out_trade_no(cfg.gateway.id, trip),
+                                  "paid_at_meter");
     }
     LaneState& l = *ls;
     auto same = [&](const lane::TripRecord& t) {
@@ -762,22 +804,23 @@ struct Site::Impl {
       l.waiting_trips.push_front(trip);
       return taxi_settle(l, held);
     }
-    const bool may_wait = !l.cfg.rider_reader.empty() && !card_paid(trip.payment_type) && !l.rider &&
-                          !trip.fare.is_zero();
+    const bool may_wait = !l.cfg.rider_reader.empty() && !card_paid(trip.payment_type) &&
+                          !l.rider && !trip.fare.is_zero();
     auto existing = store.find_transaction(trip_out_trade_no(cfg.gateway.id, trip));
     const bool recorded = existing && *existing;
     if (may_wait && !recorded) {
       l.held_trip = trip;
       l.phase = "TRIP_WAITING_TOKEN";
       l.trip_timer->expires_after(kRiderTokenGrace);
-      l.trip_timer->async_wait([this, alive = std::weak_ptr<bool>(alive), id = l.cfg.id](boost::system::error_code ec) {
-        if (ec || alive.expired()) return;
-        LaneState* x = lane_of(id);
-        if (x == nullptr || !x->held_trip || x->busy) return;
-        lane::TripRecord t = std::move(*x->held_trip);
-        x->held_trip.reset();
-        taxi_settle(*x, t);
-      });
+      l.trip_timer->async_wait(
+          [this, alive = std::weak_ptr<bool>(alive), id = l.cfg.id](boost::system::error_code ec) {
+            if (ec || alive.expired()) return;
+            LaneState* x = lane_of(id);
+            if (x == nullptr || !x->held_trip || x->busy) return;
+            lane::TripRecord t = std::move(*x->held_trip);
+            x->held_trip.reset();
+            taxi_settle(*x, t);
+          });
       return;
     }
     taxi_settle(l, trip);
@@ -805,7 +848,8 @@ struct Site::Impl {
     rider_counter(ls.cfg.id, "paired").inc();
     ls.busy = true;
     ls.phase = "RIDER_CHARGING";
-    auto shared = std::make_shared<TaxiCharge>(TaxiCharge{trip, *tok, out, false, clock.steady_now()});
+    auto shared =
+        std::make_shared<TaxiCharge>(TaxiCharge{trip, *tok, out, false, clock.steady_now()});
     if (!gate.link_up()) return taxi_decide(ls.cfg.id, shared, OnlineOutcome::kNotTried);
     bool queue_full = false;
     auto s = commit([&](Transaction& txn) -> Status {
@@ -816,17 +860,19 @@ struct Site::Impl {
     if (!s) {
       if (queue_full) return taxi_decide(ls.cfg.id, shared, OnlineOutcome::kNotTried, true);
       log::error("taxi rider charge not recorded; the meter will retransmit the trip",
-                 {{"METER", trip.meter}, {"TRIP", static_cast<std::int64_t>(trip.trip_number)},
+                 {{"METER", trip.meter},
+                  {"TRIP", static_cast<std::int64_t>(trip.trip_number)},
                   {"ERROR", s.error().message}});
       ls.rider = tok;  // the retransmitted trip pairs with it again
       return taxi_next(ls);
     }
     gate.kick();
-    gate.await_charge(out, milliseconds(cfg.provider.charge_deadline_ms),
-                      [this, alive = std::weak_ptr<bool>(alive), lane_id = ls.cfg.id, shared](OnlineOutcome o) {
-                        if (alive.expired()) return;
-                        taxi_decide(lane_id, shared, o);
-                      });
+    gate.await_charge(
+        out, milliseconds(cfg.provider.charge_deadline_ms),
+        [this, alive = std::weak_ptr<bool>(alive), lane_id = ls.cfg.id, shared](OnlineOutcome o) {
+          if (alive.expired()) return;
+          taxi_decide(lane_id, shared, o);
+        });
   }
 
   struct TaxiCharge {
@@ -855,8 +901,8 @@ struct Site::Impl {
   }
 
   // The rider's charge and its outbox item. REQUIRES: txn active.
-  Status record_rider_charge(Transaction& txn, LaneState& ls, TaxiCharge& c, std::string_view decision,
-                             std::string_view reason, bool offline) {
+  Status record_rider_charge(Transaction& txn, LaneState& ls, TaxiCharge& c,
+                             std::string_view decision, std::string_view reason, bool offline) {
     TxRecord tx;
     tx.out_trade_no = c.out_trade_no;
     tx.kind = TxKind::kTaxi;
@@ -875,8 +921,9 @@ struct Site::Impl {
     tx.detail = json::serialize(detail);
     auto id = store.insert_transaction(txn, tx);
     if (!id) return std::unexpected(id.error());
-    auto q = outbox.enqueue(txn, kTopicCharge, "trade:" + c.out_trade_no, "charge:" + c.out_trade_no,
-                            json::serialize(rider_charge_payload(ls, c)));
+    auto q =
+        outbox.enqueue(txn, kTopicCharge, "trade:" + c.out_trade_no, "charge:" + c.out_trade_no,
+                       json::serialize(rider_charge_payload(ls, c)));
     if (!q) return std::unexpected(q.error());
     c.recorded = true;
     return {};
@@ -884,8 +931,8 @@ struct Site::Impl {
 
   // Whether the ride counts as paid by the rider's account (no barrier: the outcome is
   // what the driver's display says and how the trip is recorded).
-  void taxi_decide(const std::string& lane_id, const std::shared_ptr<TaxiCharge>& c, OnlineOutcome online,
-                   bool queue_full = false) {
+  void taxi_decide(const std::string& lane_id, const std::shared_ptr<TaxiCharge>& c,
+                   OnlineOutcome online, bool queue_full = false) {
     LaneState* lsp = lane_of(lane_id);
     if (lsp == nullptr) return;
     LaneState& ls = *lsp;
@@ -902,14 +949,17 @@ struct Site::Impl {
     const bool offline = d.kind == DecisionKind::kPassOffline;
     auto body = [&](Transaction& txn) -> Status {
       if (!c->recorded && d.opens_barrier()) {
-        if (auto r = record_rider_charge(txn, ls, *c, to_string(d.kind), d.reason, offline); !r) return r;
+        if (auto r = record_rider_charge(txn, ls, *c, to_string(d.kind), d.reason, offline); !r)
+          return r;
       } else if (c->recorded) {
-        if (auto r = store.set_decision(txn, c->out_trade_no, to_string(d.kind), d.reason, offline); !r) return r;
+        if (auto r = store.set_decision(txn, c->out_trade_no, to_string(d.kind), d.reason, offline);
+            !r)
+          return r;
       }
       if (online == OnlineOutcome::kAccepted || online == OnlineOutcome::kRefused) {
         // What the provider said about this account, for the next offline ride.
-        if (auto r = store.put_binding(txn, key, online == OnlineOutcome::kAccepted ? "NORMAL" : "BLOCKED",
-                                       clock.now());
+        if (auto r = store.put_binding(
+                txn, key, online == OnlineOutcome::kAccepted ? "NORMAL" : "BLOCKED", clock.now());
             !r) {
           return r;
         }
@@ -917,15 +967,17 @@ struct Site::Impl {
       json::object detail = trip_detail(c->trip);
       detail["reason"] = d.reason;
       detail["latency_us"] =
-          std::chrono::duration_cast<std::chrono::microseconds>(clock.steady_now() - c->started).count();
+          std::chrono::duration_cast<std::chrono::microseconds>(clock.steady_now() - c->started)
+              .count();
       if (!d.opens_barrier()) {
         // The account did not pay: the driver collects per the meter, recorded as such.
         const std::string cash_no = c->recorded ? c->out_trade_no + "C" : c->out_trade_no;
-        if (auto r = insert_meter_paid(txn, ls.cfg.id, c->trip, cash_no, "rider_" + d.reason); !r) return r;
+        if (auto r = insert_meter_paid(txn, ls.cfg.id, c->trip, cash_no, "rider_" + d.reason); !r)
+          return r;
       }
       return append_ledger(txn, ledger::Kind::kDecision, ls.cfg.id, c->trip.plate,
-                           c->recorded ? c->out_trade_no : "", c->trip.fare, std::string(to_string(d.kind)),
-                           "system", detail);
+                           c->recorded ? c->out_trade_no : "", c->trip.fare,
+                           std::string(to_string(d.kind)), "system", detail);
     };
     auto s = commit(body);
     if (!s && s.error().code == Errc::kQueueFull) {
@@ -940,7 +992,9 @@ struct Site::Impl {
     }
     decisions_counter(ls.cfg.id, to_string(d.kind)).inc();
     const char* method = d.opens_barrier() ? "rider" : meter_method(c->trip.payment_type);
-    metrics::Registry::global().counter("lanegate_taxi_trips_total", "Taxi trips recorded", {{"payment", method}}).inc();
+    metrics::Registry::global()
+        .counter("lanegate_taxi_trips_total", "Taxi trips recorded", {{"payment", method}})
+        .inc();
     ls.last_decision = std::string("trip rider ") + std::string(to_string(d.kind));
     ls.last_plate = c->trip.plate;
     log::info("taxi rider decision", {{"LANE", ls.cfg.id},
@@ -961,8 +1015,9 @@ struct Site::Impl {
   }
 
   // A trip paid outside lanegate (cash, card, QR per the meter). REQUIRES: txn active.
-  Status insert_meter_paid(Transaction& txn, const std::string& lane_id, const lane::TripRecord& trip,
-                           const std::string& out_trade_no, const std::string& reason) {
+  Status insert_meter_paid(Transaction& txn, const std::string& lane_id,
+                           const lane::TripRecord& trip, const std::string& out_trade_no,
+                           const std::string& reason) {
     const char* method = meter_method(trip.payment_type);
     TxRecord tx;
     tx.out_trade_no = out_trade_no;
@@ -979,37 +1034,44 @@ struct Site::Impl {
     tx.detail = json::serialize(detail);
     auto id = store.insert_transaction(txn, tx);
     if (!id) return std::unexpected(id.error());
-    return append_ledger(txn, ledger::Kind::kChargeSettled, lane_id, trip.plate, out_trade_no, trip.fare, "CASH",
-                         "meter:" + trip.meter, detail);
+    return append_ledger(txn, ledger::Kind::kChargeSettled, lane_id, trip.plate, out_trade_no,
+                         trip.fare, "CASH", "meter:" + trip.meter, detail);
   }
 
-  void taxi_record_at_meter(LaneState* ls, const lane::TripRecord& trip, const std::string& out_trade_no,
-                            const std::string& reason) {
+  void taxi_record_at_meter(LaneState* ls, const lane::TripRecord& trip,
+                            const std::string& out_trade_no, const std::string& reason) {
     const std::string lane_id = ls ? ls->cfg.id : trip.lane;
     auto existing = store.find_transaction(out_trade_no);
     if (!(existing && *existing)) {
-      auto s = commit([&](Transaction& txn) { return insert_meter_paid(txn, lane_id, trip, out_trade_no, reason); });
+      auto s = commit([&](Transaction& txn) {
+        return insert_meter_paid(txn, lane_id, trip, out_trade_no, reason);
+      });
       if (!s) {
         log::error("taxi trip not recorded; the meter will retransmit it",
-                   {{"METER", trip.meter}, {"TRIP", static_cast<std::int64_t>(trip.trip_number)},
+                   {{"METER", trip.meter},
+                    {"TRIP", static_cast<std::int64_t>(trip.trip_number)},
                     {"ERROR", s.error().message}});
         return;
       }
       const char* method = meter_method(trip.payment_type);
-      metrics::Registry::global().counter("lanegate_taxi_trips_total", "Taxi trips recorded", {{"payment", method}}).inc();
+      metrics::Registry::global()
+          .counter("lanegate_taxi_trips_total", "Taxi trips recorded", {{"payment", method}})
+          .inc();
       if (ls) {
         ls->last_plate = trip.plate;
         ls->last_decision = std::string("trip ") + method;
       }
     }
     if (auto a = actuator.ack_trip(trip.meter, trip.trip_number, trip.boarding); !a) {
-      log::warn("trip acknowledgement not sent", {{"METER", trip.meter}, {"ERROR", a.error().message}});
+      log::warn("trip acknowledgement not sent",
+                {{"METER", trip.meter}, {"ERROR", a.error().message}});
     }
   }
 
   void taxi_ack(LaneState&, const lane::TripRecord& trip) {
     if (auto a = actuator.ack_trip(trip.meter, trip.trip_number, trip.boarding); !a) {
-      log::warn("trip acknowledgement not sent", {{"METER", trip.meter}, {"ERROR", a.error().message}});
+      log::warn("trip acknowledgement not sent",
+                {{"METER", trip.meter}, {"ERROR", a.error().message}});
     }
   }
 
@@ -1027,11 +1089,14 @@ struct Site::Impl {
 
   // ---------------- manual open ----------------
 
-  Result<std::int64_t> manual_open(std::string_view lane_id, std::string_view actor, std::string_view reason) {
+  Result<std::int64_t> manual_open(std::string_view lane_id, std::string_view actor,
+                                   std::string_view reason) {
     LaneState* ls = lane_of(lane_id);
-    if (ls == nullptr) return fail(Errc::kNotFound, "no lane '" + std::string(lane_id) + "'", "lane");
+    if (ls == nullptr)
+      return fail(Errc::kNotFound, "no lane '" + std::string(lane_id) + "'", "lane");
     if (ls->cfg.barrier.empty()) {
-      return fail(Errc::kInvalidArgument, "lane '" + std::string(lane_id) + "' has no barrier", "lane");
+      return fail(Errc::kInvalidArgument, "lane '" + std::string(lane_id) + "' has no barrier",
+                  "lane");
     }
     if (reason.empty()) return fail(Errc::kInvalidArgument, "a reason is required", "reason");
     std::int64_t passage = 0;
@@ -1041,11 +1106,13 @@ struct Site::Impl {
       auto pid = store.insert_passage(txn, lane_id, "", "manual", std::string(reason), "", 0);
       if (!pid) return std::unexpected(pid.error());
       passage = *pid;
-      return append_ledger(txn, ledger::Kind::kManualOpen, std::string(lane_id), "", "", Money::zero(), "OPENED",
-                           "operator:" + std::string(actor), json::object{{"reason", reason}});
+      return append_ledger(txn, ledger::Kind::kManualOpen, std::string(lane_id), "", "",
+                           Money::zero(), "OPENED", "operator:" + std::string(actor),
+                           json::object{{"reason", reason}});
     });
     if (!s) return std::unexpected(s.error());
-    log::notice("barrier opened by hand", {{"LANE", std::string(lane_id)}, {"ACTOR", std::string(actor)},
+    log::notice("barrier opened by hand", {{"LANE", std::string(lane_id)},
+                                           {"ACTOR", std::string(actor)},
                                            {"REASON", std::string(reason)}});
     open(*ls, passage);
     return passage;
@@ -1074,7 +1141,8 @@ Site::~Site() = default;
 
 void Site::on_event(const lane::LaneEvent& event) { impl_->on_event(event); }
 
-Result<std::int64_t> Site::manual_open(std::string_view lane_id, std::string_view actor, std::string_view reason) {
+Result<std::int64_t> Site::manual_open(std::string_view lane_id, std::string_view actor,
+                                       std::string_view reason) {
   return impl_->manual_open(lane_id, actor, reason);
 }
 

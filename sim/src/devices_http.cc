@@ -106,20 +106,20 @@ Status DevicesSim::Impl::start_http() {
     if (!r) return reply_status(res, r.error());
     ok(res, {{"ok", true}});
   });
-  http->Post(R"(/reader/([^/]+)/scan)", [sim, ok](const httplib::Request& req,
-                                                   httplib::Response& res) {
-    auto o = body_object(req, res);
-    if (!o) return;
-    const std::string reader = req.matches[1];
-    Status r;
-    if (o->if_contains("raw") != nullptr) {
-      r = sim->reader_raw(reader, str(*o, "raw"));
-    } else {
-      r = sim->reader_scan(reader, str(*o, "token"));
-    }
-    if (!r) return reply_status(res, r.error());
-    ok(res, {{"ok", true}});
-  });
+  http->Post(R"(/reader/([^/]+)/scan)",
+             [sim, ok](const httplib::Request& req, httplib::Response& res) {
+               auto o = body_object(req, res);
+               if (!o) return;
+               const std::string reader = req.matches[1];
+               Status r;
+               if (o->if_contains("raw") != nullptr) {
+                 r = sim->reader_raw(reader, str(*o, "raw"));
+               } else {
+                 r = sim->reader_scan(reader, str(*o, "token"));
+               }
+               if (!r) return reply_status(res, r.error());
+               ok(res, {{"ok", true}});
+             });
   http->Post("/trip", [sim, ok](const httplib::Request& req, httplib::Response& res) {
     auto o = body_object(req, res);
     if (!o) return;

@@ -763,9 +763,7 @@ struct ProviderSandbox::Impl {
       "attach";
 
   static std::string info_key(std::string_view product) {
-    return product == "HIGHWAY" ? "highway_info"
-           : product == "TAXI"  ? "taxi_info"
-                                : "parking_info";
+    return product == "HIGHWAY" ? "highway_info" : product == "TAXI" ? "taxi_info" : "parking_info";
   }
 
   // PARKING, HIGHWAY, or TAXI (the taxi call is not in the spec: modelled on parking,
@@ -1469,8 +1467,7 @@ struct ProviderSandbox::Impl {
   // contract, and to `extra_url` (first merchant's key) when given, in the same commit.
   Status set_contract_state(const std::string& contract_id, const std::string& state,
                             const std::string& extra_url) {
-    if (state != "NORMAL" && state != "PAUSE" && state != "OUT_SERVICE" &&
-        state != "TERMINATED") {
+    if (state != "NORMAL" && state != "PAUSE" && state != "OUT_SERVICE" && state != "TERMINATED") {
       return fail(Errc::kInvalidArgument, "NORMAL, PAUSE, OUT_SERVICE or TERMINATED", "state");
     }
     if (!extra_url.empty() && !extra_url.starts_with("https://")) {
@@ -1547,8 +1544,8 @@ struct ProviderSandbox::Impl {
       if (!ins) {
         return std::unexpected(ins.error());
       }
-      if (auto r = ins->bind_all(body->first, std::string("VEHICLE.USER_STATE_CHANGE"), mchid,
-                                 url, body->second, real_now_ms())
+      if (auto r = ins->bind_all(body->first, std::string("VEHICLE.USER_STATE_CHANGE"), mchid, url,
+                                 body->second, real_now_ms())
                        .run();
           !r) {
         return r;
@@ -1901,9 +1898,8 @@ Status ProviderSandbox::set_plate_state(const std::string& plate_number,
                                         const std::string& service_state) {
   return impl_->set_plate_state(plate_number, plate_color, service_state);
 }
-Status ProviderSandbox::set_contract_state(const std::string& contract_id,
-                                          const std::string& state,
-                                          const std::string& extra_notify_url) {
+Status ProviderSandbox::set_contract_state(const std::string& contract_id, const std::string& state,
+                                           const std::string& extra_notify_url) {
   return impl_->set_contract_state(contract_id, state, extra_notify_url);
 }
 Result<std::vector<SandboxTransaction>> ProviderSandbox::transactions() const {

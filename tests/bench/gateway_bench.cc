@@ -129,12 +129,11 @@ void write_seed(const fs::path& file, int plates) {
                                              {"products", "PARKING,HIGHWAY,TAXI"}}}},
       {"accounts", accounts},
       {"plates", bound},
-      {"etc_contracts",
-       json::array{json::object{{"contract_id", kContract},
-                                {"plate_number", "粤B12345"},
-                                {"plate_color", "BLUE"},
-                                {"openid", "oLANEGATEdemo0001normal"},
-                                {"state", "NORMAL"}}}}};
+      {"etc_contracts", json::array{json::object{{"contract_id", kContract},
+                                                 {"plate_number", "粤B12345"},
+                                                 {"plate_color", "BLUE"},
+                                                 {"openid", "oLANEGATEdemo0001normal"},
+                                                 {"state", "NORMAL"}}}}};
   std::ofstream(file) << json::serialize(seed);
 }
 
@@ -305,8 +304,9 @@ int memory_child(const fs::path& db_file, int port, const std::string& base_url)
   std::thread t([&] { io.run(); });
   std::this_thread::sleep_for(std::chrono::seconds(3));  // 6 lanes polling
   auto [rss, hwm] = vm_kb();
-  std::printf("  gateway process, %d lanes polling, outbox %lld pending: VmRSS %ld KiB, VmHWM %ld KiB\n",
-              kLanes, static_cast<long long>(stats ? stats->pending : -1), rss, hwm);
+  std::printf(
+      "  gateway process, %d lanes polling, outbox %lld pending: VmRSS %ld KiB, VmHWM %ld KiB\n",
+      kLanes, static_cast<long long>(stats ? stats->pending : -1), rss, hwm);
   std::fflush(stdout);
   (*drivers)->stop();
   guard.reset();
@@ -324,7 +324,8 @@ int main(int argc, char** argv) {
   log::set_min_level(log::Level::kError);
   const long backlog = env_int("LANEGATE_BENCH_BACKLOG", 10'000);
   const int samples = static_cast<int>(env_int("LANEGATE_BENCH_SAMPLES", 200));
-  const fs::path base = std::getenv("LANEGATE_BENCH_DIR") ? std::getenv("LANEGATE_BENCH_DIR") : "/var/tmp";
+  const fs::path base =
+      std::getenv("LANEGATE_BENCH_DIR") ? std::getenv("LANEGATE_BENCH_DIR") : "/var/tmp";
   std::string tmpl = (base / "lanegate-gateway-bench-XXXXXX").string();
   const fs::path dir = mkdtemp(tmpl.data());
   const fs::path pki = demo_pki();
@@ -358,8 +359,7 @@ int main(int argc, char** argv) {
   cfg.buses[0].port = port;
 
   std::printf("gateway_bench: %d cores, backlog %ld, %d latency samples per path, files in %s\n",
-              static_cast<int>(std::thread::hardware_concurrency()), backlog, samples,
-              dir.c_str());
+              static_cast<int>(std::thread::hardware_concurrency()), backlog, samples, dir.c_str());
 
   // ---- 1. floor: one durable commit + one Modbus write round trip -----------------------
   std::vector<double> floor_ms, commit_ms, write_ms;
@@ -435,14 +435,16 @@ int main(int argc, char** argv) {
       const std::string no = "BENCHIN" + std::to_string(i);
       std::string parking_id;
       {
-        gateway::ParkingEntryRequest r{no, plate, "BLUE", SystemClock::instance().now() - std::chrono::hours(2),
-                                       "bench lot", 900, {}};
+        gateway::ParkingEntryRequest r{
+            no,          plate, "BLUE", SystemClock::instance().now() - std::chrono::hours(2),
+            "bench lot", 900,   {}};
         auto e = (*client)->create_parking_entry(r);
         if (e) parking_id = e->id;
       }
       on_io(io, [&] {
         auto txn = db->begin();
-        gateway::Store::Session s{0, "e1", plate, "BLUE", SystemClock::instance().now() - std::chrono::hours(2), no, {}};
+        gateway::Store::Session s{
+            0, "e1", plate, "BLUE", SystemClock::instance().now() - std::chrono::hours(2), no, {}};
         (void)store->open_session(*txn, s);
         if (!parking_id.empty()) (void)store->set_parking_id(*txn, no, parking_id);
         (void)store->put_binding(*txn, plate, "NORMAL", SystemClock::instance().now());
@@ -483,7 +485,8 @@ int main(int argc, char** argv) {
   std::vector<double> off_cmd, off_coil, on_cmd, on_coil, off_read, on_read;
   prepare(0, samples);
   on_io(io, [&] {
-    site = std::make_unique<gateway::Site>(io, cfg, *store, *outbox, SystemClock::instance(), actuator, down);
+    site = std::make_unique<gateway::Site>(io, cfg, *store, *outbox, SystemClock::instance(),
+                                           actuator, down);
     return 0;
   });
   run_path(0, off_cmd, off_coil, off_read);
@@ -491,16 +494,19 @@ int main(int argc, char** argv) {
   prepare(50000, samples);
   on_io(io, [&] {
     site.reset();
-    uplink = std::make_unique<gateway::Uplink>(io, cfg, *store, *outbox, **client, SystemClock::instance());
+    uplink = std::make_unique<gateway::Uplink>(io, cfg, *store, *outbox, **client,
+                                               SystemClock::instance());
     uplink->start();
-    site = std::make_unique<gateway::Site>(io, cfg, *store, *outbox, SystemClock::instance(), actuator, *uplink);
+    site = std::make_unique<gateway::Site>(io, cfg, *store, *outbox, SystemClock::instance(),
+                                           actuator, *uplink);
     return 0;
   });
   // The offline charges just made drain first; let them go before measuring.
   std::this_thread::sleep_for(std::chrono::seconds(2));
   run_path(50000, on_cmd, on_coil, on_read);
 
-  std::printf("\n1. decision latency, plate read (camera sequence bump) -> barrier, camera poll 10 ms\n");
+  std::printf(
+      "\n1. decision latency, plate read (camera sequence bump) -> barrier, camera poll 10 ms\n");
   print_latency("floor: durable commit + Modbus write", floor_ms);
   print_latency("  of which the commit (synchronous=FULL)", commit_ms);
   print_latency("  of which the Modbus write round trip", write_ms);
@@ -510,11 +516,13 @@ int main(int argc, char** argv) {
   print_latency("online: PlateRead -> command (gateway)", on_read);
   print_latency("online path (HTTPS, ACCEPTED) -> command", on_cmd);
   print_latency("online path -> open coil written", on_coil);
-  std::printf("  ratio p50 to the floor: offline %.1f (gateway part %.1f), online %.1f (gateway part %.1f)\n",
-              pct(off_coil, 0.5) / std::max(0.001, pct(floor_ms, 0.5)),
-              pct(off_read, 0.5) / std::max(0.001, pct(floor_ms, 0.5)),
-              pct(on_coil, 0.5) / std::max(0.001, pct(floor_ms, 0.5)),
-              pct(on_read, 0.5) / std::max(0.001, pct(floor_ms, 0.5)));
+  std::printf(
+      "  ratio p50 to the floor: offline %.1f (gateway part %.1f), online %.1f (gateway part "
+      "%.1f)\n",
+      pct(off_coil, 0.5) / std::max(0.001, pct(floor_ms, 0.5)),
+      pct(off_read, 0.5) / std::max(0.001, pct(floor_ms, 0.5)),
+      pct(on_coil, 0.5) / std::max(0.001, pct(floor_ms, 0.5)),
+      pct(on_read, 0.5) / std::max(0.001, pct(floor_ms, 0.5)));
   std::fflush(stdout);
 
   on_io(io, [&] {
@@ -533,7 +541,8 @@ int main(int argc, char** argv) {
   if (!bstore || !boutbox) return 1;
   const auto fill0 = Steady::now();
   const auto now = SystemClock::instance().now();
-  const std::int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+  const std::int64_t now_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
   for (long done = 0; done < backlog;) {
     auto txn = bdb->begin();
     for (int k = 0; k < 1000 && done < backlog; ++k, ++done) {
@@ -551,14 +560,21 @@ int main(int argc, char** argv) {
       tx.contract_id = kContract;
       tx.payment_method = "provider";
       (void)bstore->insert_transaction(*txn, tx);
-      json::object p{{"out_trade_no", *no},          {"product", "HIGHWAY"},
-                     {"lane", "etc"},                {"plate", "粤B12345"},
-                     {"colour", "BLUE"},             {"amount_fen", tx.amount.fen()},
-                     {"start_time_ms", now_ms - 3'600'000}, {"end_time_ms", now_ms},
-                     {"description", "通行费 bench"}, {"device_id", "cam-etc"},
-                     {"contract_id", kContract},     {"entrance", "1001"},
+      json::object p{{"out_trade_no", *no},
+                     {"product", "HIGHWAY"},
+                     {"lane", "etc"},
+                     {"plate", "粤B12345"},
+                     {"colour", "BLUE"},
+                     {"amount_fen", tx.amount.fen()},
+                     {"start_time_ms", now_ms - 3'600'000},
+                     {"end_time_ms", now_ms},
+                     {"description", "通行费 bench"},
+                     {"device_id", "cam-etc"},
+                     {"contract_id", kContract},
+                     {"entrance", "1001"},
                      {"exit", "2002"}};
-      (void)boutbox->enqueue(*txn, gateway::kTopicCharge, "trade:" + *no, "charge:" + *no, json::serialize(p));
+      (void)boutbox->enqueue(*txn, gateway::kTopicCharge, "trade:" + *no, "charge:" + *no,
+                             json::serialize(p));
     }
     (void)txn->commit();
   }
@@ -567,8 +583,9 @@ int main(int argc, char** argv) {
   std::printf("\n2. resident memory (gateway with the backlog in its database)\n");
   std::fflush(stdout);
   if (pid_t child = fork(); child == 0) {
-    execl("/proc/self/exe", argv[0], "--memory-child", bdb_file.c_str(), std::to_string(port).c_str(),
-          (*sandbox)->base_url().c_str(), static_cast<char*>(nullptr));
+    execl("/proc/self/exe", argv[0], "--memory-child", bdb_file.c_str(),
+          std::to_string(port).c_str(), (*sandbox)->base_url().c_str(),
+          static_cast<char*>(nullptr));
     _exit(127);
   } else if (child > 0) {
     int status = 0;
@@ -576,8 +593,10 @@ int main(int argc, char** argv) {
   }
   {
     auto [rss, hwm] = vm_kb();
-    std::printf("  (this bench process, with the simulators and the sandbox: VmRSS %ld KiB, VmHWM %ld KiB)\n",
-                rss, hwm);
+    std::printf(
+        "  (this bench process, with the simulators and the sandbox: VmRSS %ld KiB, VmHWM %ld "
+        "KiB)\n",
+        rss, hwm);
   }
 
   // Raw rate: the same signed charges straight from the client, same number in flight.
@@ -611,7 +630,8 @@ int main(int argc, char** argv) {
   std::unique_ptr<gateway::Uplink> drain_holder;
   const auto drain0 = Steady::now();
   on_io(io, [&] {
-    drain_holder = std::make_unique<gateway::Uplink>(io, cfg, *bstore, *boutbox, **client, SystemClock::instance());
+    drain_holder = std::make_unique<gateway::Uplink>(io, cfg, *bstore, *boutbox, **client,
+                                                     SystemClock::instance());
     drain_uplink = drain_holder.get();
     drain_uplink->start();
     drain_uplink->kick();
@@ -623,7 +643,8 @@ int main(int argc, char** argv) {
   const auto limit = std::chrono::seconds(env_int("LANEGATE_BENCH_DRAIN_LIMIT_S", 1800));
   while (Steady::now() - drain0 < limit) {
     std::this_thread::sleep_for(std::chrono::milliseconds(250));
-    auto st = reader->prepare("SELECT COUNT(*) FROM transactions WHERE state IN ('RECORDED','SUBMITTING')");
+    auto st = reader->prepare(
+        "SELECT COUNT(*) FROM transactions WHERE state IN ('RECORDED','SUBMITTING')");
     if (st && st->step() && st->column_int64(0) >= 0) left = st->column_int64(0);
     if (left == 0) {
       drain_s = ms_since(drain0, Steady::now()) / 1000;
@@ -637,7 +658,8 @@ int main(int argc, char** argv) {
 
   std::printf("\n3. backlog drain (toll charges, %d in flight, no rate limit)\n", in_flight);
   std::printf("  filled %ld transactions + outbox items in %.1f s\n", backlog, fill_s);
-  std::printf("  raw signed charges client -> sandbox: %.0f /s (%ld of %ld ok)\n", raw_rate, raw_ok.load(), raw_n);
+  std::printf("  raw signed charges client -> sandbox: %.0f /s (%ld of %ld ok)\n", raw_rate,
+              raw_ok.load(), raw_n);
   if (drain_s > 0) {
     const double rate = static_cast<double>(backlog) / drain_s;
     std::printf("  drained %ld in %.1f s: %.0f /s, ratio drain/raw %.2f\n", backlog, drain_s, rate,

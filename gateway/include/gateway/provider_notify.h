@@ -74,7 +74,7 @@ struct ContractStateEvent {
   std::string contract_id;   // required
   std::string plate_number;  // required: the binding cache is keyed by plate
   std::string plate_color;
-  std::string state;         // NORMAL | PAUSE | OUT_SERVICE | (anything else: not usable)
+  std::string state;              // NORMAL | PAUSE | OUT_SERVICE | (anything else: not usable)
   std::string state_update_time;  // as sent (RFC 3339)
   SystemTime updated_at{};        // parsed state_update_time (or the envelope's create_time)
 };

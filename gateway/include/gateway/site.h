@@ -92,8 +92,8 @@ inline constexpr std::string_view kTopicCharge = "charge";
 class Site {
  public:
   // REQUIRES: all references outlive the Site.
-  Site(boost::asio::io_context& io, const config::Config& config, Store& store, queue::Outbox& outbox,
-       const Clock& clock, LaneActuator& actuator, ChargeGate& gate);
+  Site(boost::asio::io_context& io, const config::Config& config, Store& store,
+       queue::Outbox& outbox, const Clock& clock, LaneActuator& actuator, ChargeGate& gate);
   ~Site();
 
   void on_event(const lane::LaneEvent& event);

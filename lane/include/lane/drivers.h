@@ -1,9 +1,9 @@
 #pragma once
 // The lane device drivers of one gateway: one thread per Modbus bus (TCP or RTU; an
 // RS-485 bus carries several devices and strictly one request at a time), one thread
-// per taxi-meter serial port and one per rider-code reader port ([[reader]]). Drivers turn device registers and frames into typed
-// LaneEvents (events.h) delivered to the EventSink; commands (barrier open, display
-// text) are queued from any thread and executed on the owning bus thread.
+// per taxi-meter serial port and one per rider-code reader port ([[reader]]). Drivers turn device
+// registers and frames into typed LaneEvents (events.h) delivered to the EventSink; commands
+// (barrier open, display text) are queued from any thread and executed on the owning bus thread.
 //
 // Lifecycle (LaneDrivers):
 //   kCreated --start()--> kRunning --stop()--> kStopped        (stop() is idempotent)

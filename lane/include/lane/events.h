@@ -124,9 +124,8 @@ struct DeviceHealth {
   SystemTime at;
 };
 
-using LaneEvent =
-    std::variant<PlateRead, VehiclePresent, BarrierState, RoadsideRecord, TripRecord, RiderToken,
-                 DeviceHealth>;
+using LaneEvent = std::variant<PlateRead, VehiclePresent, BarrierState, RoadsideRecord, TripRecord,
+                               RiderToken, DeviceHealth>;
 
 // Where drivers deliver events. post() is called from device threads (any thread,
 // concurrently); it must not block for long (the gateway posts to its io_context).

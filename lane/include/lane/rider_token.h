@@ -42,8 +42,8 @@ class ReaderLineSplitter {
   static constexpr std::size_t kMaxLineBytes = 256;
 
   struct Line {
-    std::string text;        // without the line end
-    bool overlong = false;   // the line exceeded kMaxLineBytes: text is empty
+    std::string text;       // without the line end
+    bool overlong = false;  // the line exceeded kMaxLineBytes: text is empty
   };
 
   // Appends bytes; complete lines come out of next().

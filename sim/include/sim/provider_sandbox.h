@@ -117,8 +117,7 @@ class ProviderSandbox {
   // VEHICLE.USER_STATE_CHANGE to every merchant that charged the contract (at its latest
   // charge's notify_url) and to `extra_notify_url` when not empty (first merchant).
   // Admin: POST /admin/contracts {"contract_id","state","notify_url"?}.
-  [[nodiscard]] Status set_contract_state(const std::string& contract_id,
-                                          const std::string& state,
+  [[nodiscard]] Status set_contract_state(const std::string& contract_id, const std::string& state,
                                           const std::string& extra_notify_url = {});
   [[nodiscard]] Result<std::vector<SandboxTransaction>> transactions() const;
   [[nodiscard]] Result<std::vector<SandboxNotification>> notifications() const;

@@ -3,12 +3,13 @@
 // gateway's notification handler, apply_contract_state() updates the binding cache, and
 // the toll lane's offline rule follows it: PAUSE -> the next offline pass falls back,
 // NORMAL -> offline passes again.
+#include "gateway/contract_state.h"
+
 #include <httplib.h>
 
 #include <boost/asio/io_context.hpp>
 #include <thread>
 
-#include "gateway/contract_state.h"
 #include "gateway/daemon.h"
 #include "gateway/provider_notify.h"
 #include "gateway/site.h"
@@ -54,7 +55,7 @@ class ContractReceiver {
   ContractReceiver(NotificationHandler& handler, Store& store)
       : server_((demo_pki() / "server.pem").c_str(), (demo_pki() / "server.key").c_str()) {
     server_.Post("/notify", [&handler, &store, this](const httplib::Request& req,
-                                                      httplib::Response& res) {
+                                                     httplib::Response& res) {
       auto reply = handler.handle(
           {req.get_header_value("Wechatpay-Timestamp"), req.get_header_value("Wechatpay-Nonce"),
            req.get_header_value("Wechatpay-Signature"), req.get_header_value("Wechatpay-Serial"),
@@ -129,7 +130,8 @@ class ContractStateTest : public ProviderFixture {
     lane.tariff = "toll";
     lane.station_id = 2002;
     cfg_.lanes = {lane};
-    site_ = std::make_unique<Site>(io_, cfg_, *site_store_, *outbox_, fake_clock_, hardware_, gate_);
+    site_ =
+        std::make_unique<Site>(io_, cfg_, *site_store_, *outbox_, fake_clock_, hardware_, gate_);
   }
   void TearDown() override {
     site_.reset();

@@ -25,12 +25,15 @@ TEST(RiderToken, RejectsWithTheReasonAndTheField) {
   ASSERT_FALSE(s);
   EXPECT_EQ(s.error().field, "token");
   EXPECT_EQ(rider_token_reject_reason(s.error()), "too_short");
-  EXPECT_EQ(rider_token_reject_reason(validate_rider_token(std::string(65, 'a')).error()), "too_long");
-  EXPECT_EQ(rider_token_reject_reason(validate_rider_token("oLANE GATE0001").error()), "bad_character");
+  EXPECT_EQ(rider_token_reject_reason(validate_rider_token(std::string(65, 'a')).error()),
+            "too_long");
+  EXPECT_EQ(rider_token_reject_reason(validate_rider_token("oLANE GATE0001").error()),
+            "bad_character");
   EXPECT_EQ(rider_token_reject_reason(validate_rider_token("oLANEGATE\xE7\xB2\xA4").error()),
             "bad_character");
-  EXPECT_EQ(rider_token_reject_reason(validate_rider_token(std::string("oLANE\0GATE1", 11)).error()),
-            "bad_character");
+  EXPECT_EQ(
+      rider_token_reject_reason(validate_rider_token(std::string("oLANE\0GATE1", 11)).error()),
+      "bad_character");
 }
 
 TEST(ReaderLines, CrLfCrAndLfEndALineAndEmptyLinesAreNotTokens) {

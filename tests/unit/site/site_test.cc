@@ -48,7 +48,8 @@ class FakeGate final : public ChargeGate {
   std::vector<std::string> awaited;
   bool link_up() const override { return up; }
   void kick() override { ++kicks; }
-  void await_charge(const std::string& no, std::chrono::milliseconds, std::function<void(OnlineOutcome)> done) override {
+  void await_charge(const std::string& no, std::chrono::milliseconds,
+                    std::function<void(OnlineOutcome)> done) override {
     awaited.push_back(no);
     boost::asio::post(io_, [o = outcome, done = std::move(done)] { done(o); });
   }
@@ -152,7 +153,8 @@ TEST_F(SiteTest, EntryOpensTheBarrierAfterRecordingTheSessionAndItsUpload) {
   };
   arrive("in", "粤B12345");
   EXPECT_EQ(actuator_.opened, std::vector<std::string>{"bar-in"});
-  EXPECT_TRUE(committed_first) << "the barrier opened before the session and its upload were committed";
+  EXPECT_TRUE(committed_first)
+      << "the barrier opened before the session and its upload were committed";
 }
 
 TEST_F(SiteTest, ShortStayIsFreeAndOpens) {
@@ -305,7 +307,8 @@ TEST_F(SiteTest, TaxiTripIsRecordedOnceThenAcknowledgedEvenWhenRetransmitted) {
   EXPECT_EQ(actuator_.acked_trips, (std::vector<std::uint32_t>{42, 42}));
 }
 
-lane::TripRecord taxi_trip(std::uint32_t number, std::int64_t fare_fen, std::uint8_t payment_type = 0x09) {
+lane::TripRecord taxi_trip(std::uint32_t number, std::int64_t fare_fen,
+                           std::uint8_t payment_type = 0x09) {
   lane::TripRecord trip;
   trip.meter = "m1";
   trip.lane = "taxi";
@@ -491,9 +494,11 @@ TEST(StoreLifecycle, OnlyTheLifecycleArrowsAreAllowed) {
   EXPECT_TRUE(allowed_transition(S::kAccepted, S::kPayFail));
   EXPECT_TRUE(allowed_transition(S::kSuccess, S::kRefund));
   EXPECT_TRUE(allowed_transition(S::kPayFail, S::kSuccess)) << "PAY_BACK";
-  EXPECT_FALSE(allowed_transition(S::kSuccess, S::kAccepted)) << "a late ACCEPTED never undoes SUCCESS";
+  EXPECT_FALSE(allowed_transition(S::kSuccess, S::kAccepted))
+      << "a late ACCEPTED never undoes SUCCESS";
   EXPECT_FALSE(allowed_transition(S::kSuccess, S::kPayFail));
-  EXPECT_FALSE(allowed_transition(S::kRecorded, S::kSuccess)) << "nothing settles before it was sent";
+  EXPECT_FALSE(allowed_transition(S::kRecorded, S::kSuccess))
+      << "nothing settles before it was sent";
   EXPECT_FALSE(allowed_transition(S::kAccepted, S::kVoid)) << "an accepted charge cannot be voided";
   EXPECT_FALSE(allowed_transition(S::kCash, S::kRefund));
 }
@@ -516,9 +521,11 @@ namespace {
 TEST_F(SiteTest, ApiRolesAuditorsReadAuditArtifactsOnlyAndOperatorsRunLanes) {
   cfg_.gateway.state_dir = dir_;
   cfg_.api.listen_port = 0;
-  cfg_.api.tokens = {{"alice", "operator", crypto::sha256_hex("op")}, {"bureau", "auditor", crypto::sha256_hex("au")}};
+  cfg_.api.tokens = {{"alice", "operator", crypto::sha256_hex("op")},
+                     {"bureau", "auditor", crypto::sha256_hex("au")}};
   HttpApi api(io_, cfg_.api);
-  add_api_routes(api, ApiServices{&cfg_, &*store_, &*outbox_, site_.get(), nullptr, nullptr, nullptr});
+  add_api_routes(api,
+                 ApiServices{&cfg_, &*store_, &*outbox_, site_.get(), nullptr, nullptr, nullptr});
   auto port = api.start();
   ASSERT_TRUE(port);
   io_.restart();
@@ -530,7 +537,8 @@ TEST_F(SiteTest, ApiRolesAuditorsReadAuditArtifactsOnlyAndOperatorsRunLanes) {
     return r ? r->status : 0;
   };
   auto post = [&](const char* path, const char* token, const char* body) {
-    auto r = c.Post(path, httplib::Headers{{"Authorization", std::string("Bearer ") + token}}, body, "application/json");
+    auto r = c.Post(path, httplib::Headers{{"Authorization", std::string("Bearer ") + token}}, body,
+                    "application/json");
     return r ? r->status : 0;
   };
   EXPECT_EQ(get("/api/v1/audit/artifacts", "au"), 200);
