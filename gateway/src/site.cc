@@ -101,6 +101,9 @@ struct Site::Impl {
     std::optional<lane::TripRecord> held_trip;
     std::deque<lane::TripRecord> waiting_trips;
     std::unique_ptr<asio::steady_timer> trip_timer;
+    // when the last trip was settled without a token (a scan just after it is late for
+    // it and must not be charged for the next passenger's trip)
+    std::optional<SteadyTime> settled_without_token;
   };
 
   asio::io_context& io;
@@ -766,6 +769,17 @@ struct Site::Impl {
       log::warn("rider token from a reader bound to no taxi lane", {{"READER", tok.reader}});
       return;
     }
+    if (!ls->held_trip && ls->settled_without_token &&
+        clock.steady_now() - *ls->settled_without_token < kRiderTokenGrace) {
+      // Scanned just after a trip that was already recorded as paid at the meter: it
+      // belongs to that trip, not to the next passenger's. Dropped; the driver's screen
+      // already showed how that trip was paid.
+      ls->settled_without_token.reset();
+      rider_counter(ls->cfg.id, "late").inc();
+      log::notice("rider token scanned after its trip was settled: not charged",
+                  {{"LANE", ls->cfg.id}});
+      return;
+    }
     if (ls->rider) rider_counter(ls->cfg.id, "replaced").inc();
     ls->rider = tok;
     if (ls->held_trip && !ls->busy) {
@@ -843,6 +857,7 @@ struct Site::Impl {
     }
     if (!tok || trip.fare.is_zero()) {
       taxi_record_at_meter(&ls, trip, out, "paid_at_meter");
+      ls.settled_without_token = clock.steady_now();
       return taxi_next(ls);
     }
     rider_counter(ls.cfg.id, "paired").inc();

@@ -24,6 +24,8 @@
 //          --> trip acknowledged to the meter after the commit --> IDLE
 //     without a token (or card-paid at the meter): one CASH transaction per the meter's
 //     payment type (cash | card | qr), then the acknowledgement.
+//     A token scanned within 5 s after a trip that was settled without one is late for
+//     that trip and is dropped (counted "late"), never charged for the next passenger.
 //
 // Invariants:
 //  1. The decision, the transaction, its ledger record and its outbox item are committed

@@ -447,6 +447,19 @@ TEST_F(TaxiRiderTest, OfflineTheRideCountsAsPaidOnlyForAnAccountKnownGood) {
   EXPECT_EQ(by_trip[13][0].decision_reason, "rider_no_binding");
 }
 
+TEST_F(TaxiRiderTest, AScanJustAfterACardPaidTripIsNotChargedToTheNextPassenger) {
+  site_->on_event(taxi_trip(20, 1500, 0x01));  // M1 card at the meter: settled at once
+  run();
+  site_->on_event(token("oLATEscanner000001"));  // the card passenger scans too, late
+  run();
+  site_->on_event(taxi_trip(21, 1600, 0x00));  // next passenger, cash, no scan
+  run();
+  for (const auto& t : txs()) {
+    EXPECT_NE(t.payment_method, "rider") << "the late scan charged trip " << *t.trip_number;
+  }
+  EXPECT_TRUE(gate_->awaited.empty());
+}
+
 TEST_F(TaxiRiderTest, RetransmittedTripAfterTheChargeIsAcknowledgedNotChargedAgain) {
   site_->on_event(token("oLANEGATEdemo0001normal"));
   site_->on_event(taxi_trip(14, 2000));
