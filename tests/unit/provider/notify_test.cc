@@ -7,6 +7,7 @@
 #include "core/crypto.h"
 #include "core/pki.h"
 #include "core/sqlite.h"
+#include "core/time_format.h"
 #include "gateway/provider_notify.h"
 #include "gcm_cli.h"
 #include "provider_test_support.h"
@@ -151,6 +152,45 @@ TEST_F(NotifyTest, DecodesEntranceStateChanges) {
   EXPECT_EQ(e.out_parking_no, "IN-7");
   EXPECT_EQ(e.parking_state, "BLOCKED");
   EXPECT_EQ(e.blocked_state_description.value_or(""), "PAUSE");
+}
+
+TEST_F(NotifyTest, UserStateChangeBecomesAContractStateEvent) {
+  const std::string resource =
+      R"({"sp_mchid":"1900000001","contract_id":"ETC2026000000000001","plate_number":"粤B12345",)"
+      R"("plate_color":"BLUE","user_state":"PAUSE","state_update_time":"2026-11-22T13:30:00+08:00"})";
+  auto reply =
+      handler_->handle(envelope("EV-U1", "VEHICLE.USER_STATE_CHANGE", resource, "contract"));
+  ASSERT_EQ(reply.status, 204);
+  ASSERT_TRUE(reply.event);
+  const auto* c = std::get_if<ContractStateEvent>(&reply.event->payload);
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->contract_id, "ETC2026000000000001");
+  EXPECT_EQ(c->plate_number, "粤B12345");
+  EXPECT_EQ(c->state, "PAUSE");
+  EXPECT_EQ(c->updated_at, *parse_rfc3339("2026-11-22T13:30:00+08:00"));
+}
+
+TEST_F(NotifyTest, UserStateChangeWithoutAStateIsRefusedForARetry) {
+  const std::string resource = R"({"contract_id":"ETC1","plate_number":"粤B12345"})";
+  auto reply =
+      handler_->handle(envelope("EV-U2", "VEHICLE.USER_STATE_CHANGE", resource, "contract"));
+  EXPECT_EQ(reply.status, 400);
+}
+
+TEST_F(NotifyTest, AnApplierThatThrowsLosesNothingTheProviderRetries) {
+  auto throwing = [](Transaction&, const NotificationEvent& e) -> Status {
+    (void)std::get<EntranceStateEvent>(e.payload);  // wrong alternative: throws
+    return {};
+  };
+  auto req = envelope("EV-T1", "TRANSACTION.SUCCESS", transaction("LG0099", "SUCCESS", 100));
+  auto reply = handler_->handle(req, throwing);
+  EXPECT_EQ(reply.status, 500);
+  // Rolled back: the same event is new again on the next delivery.
+  auto again =
+      handler_->handle(req, [](Transaction&, const NotificationEvent&) -> Status { return {}; });
+  EXPECT_EQ(again.status, 204);
+  ASSERT_TRUE(again.event);
+  EXPECT_FALSE(again.event->duplicate);
 }
 
 }  // namespace
