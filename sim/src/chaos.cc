@@ -8,6 +8,7 @@
 #include <array>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -149,7 +150,7 @@ using T = MetricProof::Test;
 
 // The table of proofs: which log line and which metric tell an operator about each fault.
 // `{device}` and `{lane}` are replaced by the fault's target.
-ProofPair proofs_of(Fault f) {
+ProofPair proofs_of(Fault f, int clock_jump_s) {
   switch (f) {
     case Fault::kKill:
       // A restart says so in the log; the queue items the dead process had leased come
@@ -168,7 +169,7 @@ ProofPair proofs_of(Fault f) {
               {{}, {{"lanegate_provider_calls_total", "outcome=\"ok\"", T::kIncreased}}}};
     case Fault::kLatency:
       // Replies later than the charge deadline: lanes decide offline and say why.
-      return {{{"deadline"},
+      return {{{"decision=pass_offline", "decision=fallback"},
                {{"lanegate_decisions_total", "decision=\"pass_offline\"", T::kIncreased},
                 {"lanegate_decisions_total", "decision=\"fallback\"", T::kIncreased}}},
               {{}, {{"lanegate_decisions_total", "decision=\"pass_online\"", T::kIncreased}}}};
@@ -179,7 +180,9 @@ ProofPair proofs_of(Fault f) {
               {{}, {{"lanegate_provider_calls_total", "outcome=\"ok\"", T::kIncreased}}}};
     case Fault::kNotifyPaused:
       // Results stop arriving: the charges are settled by query instead.
-      return {{{"query"}, {{"lanegate_provider_calls_total", "call=\"query", T::kIncreased}}},
+      // No log line: lanegated cannot tell a paused sender from a quiet one, and the
+      // queries it makes after kAcceptedQueryAfter settle the charges anyway.
+      return {{{}, {{"lanegate_provider_calls_total", "call=\"query\",outcome=\"ok\"", T::kIncreased}}},
               {{}, {{"lanegate_provider_notifications_total", "", T::kIncreased}}}};
     case Fault::kDeviceSilent:
       return {{{"device health changed"},
@@ -193,7 +196,9 @@ ProofPair proofs_of(Fault f) {
       return {{{"attendant mode"}, {{"lanegate_attendant_mode", "", T::kAtLeast, 1}}},
               {{"attendant mode ended"}, {{"lanegate_attendant_mode", "", T::kAtMost, 0}}}};
     case Fault::kClockJump:
-      // ±10 min is beyond the ±300 s the provider's signatures allow.
+      // Within the ±300 s the provider's signatures allow, nothing may show at all.
+      if (std::abs(clock_jump_s) <= 300) return {};
+      // Beyond it, every signed exchange is refused, and said so, until the clock returns.
       return {{{"provider signature refused", "SIGN_ERROR"},
                {{"lanegate_provider_verify_failures_total", "check=\"skew\"", T::kIncreased},
                 {"lanegate_provider_calls_total", "outcome=\"park\"", T::kIncreased},
@@ -206,6 +211,14 @@ ProofPair proofs_of(Fault f) {
 std::string substitute(std::string s, const std::string& device, const std::string& lane) {
   s = std::regex_replace(s, std::regex(R"(\{device\})"), device);
   return std::regex_replace(s, std::regex(R"(\{lane\})"), lane);
+}
+
+// The config text with [gateway] max_database_mb set to `mb` (replaced or added).
+std::string with_database_limit(const std::string& text, int mb) {
+  const std::regex key(R"(\nmax_database_mb = \d+)");
+  if (std::regex_search(text, key)) return std::regex_replace(text, key, "\nmax_database_mb = " + std::to_string(mb));
+  return std::regex_replace(text, std::regex(R"(\[gateway\]\n)"),
+                            "[gateway]\nmax_database_mb = " + std::to_string(mb) + "\n");
 }
 
 // ---- the run -----------------------------------------------------------------------------
@@ -228,6 +241,8 @@ struct ActiveFault {
   bool cleared = false;
   Steady::time_point recovery_deadline{};
   bool attendant_seen = false;
+  int barrier_opens_before = 0;          // barrier_stuck: open commands at injection
+  Steady::time_point last_vehicle_at{};  // barrier_stuck: when a vehicle last met it
 };
 
 class Chaos {
@@ -261,8 +276,16 @@ class Chaos {
     violations_.push_back(v);
     if (!o_.quiet) std::printf("\n  VIOLATION: %s\n", v.c_str());
   }
+  // Lines carry the UTC time, to line them up with lanegated's log.
   void say(const std::string& s) {
-    if (!o_.quiet) std::printf("\n  %s\n", s.c_str());
+    if (o_.quiet) return;
+    const auto now = std::chrono::system_clock::now();
+    const std::time_t t = std::chrono::system_clock::to_time_t(now);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%H:%M:%S", &tm);
+    std::printf("\n  %s %s\n", buf, s.c_str());
   }
   void ensure_gateway(const std::string& during);
   void set_disk_full(bool full);
@@ -335,15 +358,21 @@ void Chaos::start(Fault f) {
     min_ms = 16000;
     max_ms = s ? 17000 : 25000;
   }
+  if (f == Fault::kNotifyPaused) {
+    // Long enough for lanegated's query of a charge that stays ACCEPTED.
+    min_ms = std::max(min_ms, 8000);
+    max_ms = std::max(max_ms, 10000);
+  }
   a.planned_end = a.started + std::chrono::milliseconds(min_ms + static_cast<int>(w_.rng()() % (max_ms - min_ms + 1)));
   a.hard_end = a.planned_end + 15s;
   a.log_offset = fs::exists(w_.gateway_log()) ? fs::file_size(w_.gateway_log()) : 0;
   a.before = metrics();
   a.pid = w_.gateway_pid();
   if (f == Fault::kDeviceSilent || f == Fault::kBarrierStuck) {
-    // A lane of a group with a sibling, so traffic has somewhere else to go.
+    // A lane of a group with a sibling, so traffic has somewhere else to go. A stuck
+    // barrier is met at an entry (an exit may have no parked vehicle to send).
     std::vector<std::string> lanes = w_.entry_lanes();
-    lanes.insert(lanes.end(), w_.exit_lanes().begin(), w_.exit_lanes().end());
+    if (f == Fault::kDeviceSilent) lanes.insert(lanes.end(), w_.exit_lanes().begin(), w_.exit_lanes().end());
     a.lane = lanes[w_.rng()() % lanes.size()];
     const auto& l = *std::find_if(w_.config().lanes.begin(), w_.config().lanes.end(),
                                   [&](const config::LaneSection& s) { return s.id == a.lane; });
@@ -387,19 +416,25 @@ void Chaos::inject(ActiveFault& a) {
       if (auto s = w_.devices().set_silent(a.device, true); !s) violation("device_silent: " + s.error().message);
       break;
     case Fault::kBarrierStuck:
+      // One vehicle meets the stuck barrier and waits there: no other vehicle can use the
+      // lane until the barrier is freed.
       if (auto s = w_.devices().set_barrier_stuck(a.device, true); !s) violation("barrier_stuck: " + s.error().message);
+      if (auto b = w_.devices().barrier(a.device)) a.barrier_opens_before = b->open_commands;
+      w_.set_lane_closed(a.lane, true);
+      w_.drive_one(a.lane);
+      a.last_vehicle_at = Steady::now();
       break;
     case Fault::kDiskFull:
       set_disk_full(true);
       break;
     case Fault::kClockJump:
       clock_direction_ = -clock_direction_;
-      set_clock_offset(clock_direction_ * 600);
+      set_clock_offset(clock_direction_ * o_.clock_jump_s);
       break;
   }
   w_.provider().set_faults(pf);
   say("fault: " + std::string(fault_name(a.kind)) + (a.device.empty() ? "" : " on " + a.device) +
-      (a.kind == Fault::kClockJump ? (clock_direction_ > 0 ? " (+10 min)" : " (-10 min)") : ""));
+      (a.kind == Fault::kClockJump ? " (" + std::to_string(clock_direction_ * o_.clock_jump_s) + " s)" : ""));
 }
 
 void Chaos::clear(ActiveFault& a) {
@@ -418,7 +453,10 @@ void Chaos::clear(ActiveFault& a) {
       (void)w_.devices().set_silent(a.device, false);
       w_.set_lane_closed(a.lane, false);
       break;
-    case Fault::kBarrierStuck: (void)w_.devices().set_barrier_stuck(a.device, false); break;
+    case Fault::kBarrierStuck:
+      (void)w_.devices().set_barrier_stuck(a.device, false);
+      w_.set_lane_closed(a.lane, false);
+      break;
     case Fault::kDiskFull: set_disk_full(false); break;
     case Fault::kClockJump: set_clock_offset(0); break;
   }
@@ -498,7 +536,7 @@ void Chaos::tick() {
   if (active_.empty()) return;
   const MetricMap now = metrics();
   for (auto& a : active_) {
-    const ProofPair pp = proofs_of(a.kind);
+    const ProofPair pp = proofs_of(a.kind, o_.clock_jump_s);
     if (!a.cleared) {
       if (!a.proven) {
         std::string what;
@@ -509,6 +547,15 @@ void Chaos::tick() {
       }
       if (a.kind == Fault::kDiskFull) {
         if (metric_sum(now, "lanegate_attendant_mode", "") >= 1) a.attendant_seen = true;
+      }
+      if (a.kind == Fault::kBarrierStuck && !a.proven && now_t - a.last_vehicle_at > 5s) {
+        // No open command reached the barrier yet (the vehicle fell back, the database
+        // was full): the next vehicle tries.
+        auto b = w_.devices().barrier(a.device);
+        if (b && b->open_commands == a.barrier_opens_before) {
+          w_.drive_one(a.lane);
+          a.last_vehicle_at = Steady::now();
+        }
       }
       if ((a.proven && now_t >= a.planned_end) || now_t >= a.hard_end) {
         if (!a.proven) {
@@ -553,7 +600,7 @@ void Chaos::set_disk_full(bool full) {
     // A limit below the database's size: the next write that needs a page fails
     // (SQLITE_FULL); the original limit restores the space.
     std::string text = base_config_;
-    if (full) text = std::regex_replace(text, std::regex(R"(max_database_mb = \d+)"), "max_database_mb = 1");
+    if (full) text = with_database_limit(text, 1);
     {
       std::ofstream out(w_.config_file(), std::ios::trunc);
       out << text;
@@ -639,16 +686,7 @@ int Chaos::run() {
   ScenarioTotals totals;
   std::vector<std::string> problems = w_.account(totals);
   if (!final_status) problems.push_back("the outbox did not drain after the faults ended");
-  for (auto& p : w_.verify_ledger()) problems.push_back(std::move(p));
-  if (final_status) {
-    if (auto it = final_status->find("queue"); it != final_status->end() && it->value().is_object()) {
-      if (auto p = it->value().as_object().find("parked");
-          p != it->value().as_object().end() && p->value().is_int64() && p->value().as_int64() > 0) {
-        problems.push_back(std::to_string(p->value().as_int64()) +
-                           " outbox items parked for an operator (a fault made lanegated give up on them)");
-      }
-    }
-  }
+  for (auto& p : w_.verify_ledger(&gaps_)) problems.push_back(std::move(p));
   for (auto& v : violations_) problems.insert(problems.begin(), v);
 
   std::printf("\n== lanegate chaos summary (seed %u, %d s of faults)\n", o_.seed, o_.duration_s);
@@ -673,6 +711,10 @@ int Chaos::run() {
   } else {
     std::printf("  invoices   not claimed: lanegated does not serve the receipt route yet\n");
   }
+  if (totals.open_after_fallback > 0) {
+    std::printf("  refused    %lld charges of fallen-back passages left open, parked for an operator\n",
+                static_cast<long long>(totals.open_after_fallback));
+  }
   std::printf("  disk full  injected by %s; clock jumps by %s\n", disk_mode_.c_str(),
               faketime_ ? "libfaketime" : "nothing (libfaketime missing)");
   for (const auto& g : gaps_) std::printf("  GAP: %s\n", g.c_str());
@@ -696,7 +738,7 @@ int Chaos::run() {
 
 // Whether this config loader knows [gateway] max_database_mb.
 bool config_knows_max_database_mb(const std::string& text) {
-  auto with = std::regex_replace(text, std::regex(R"(\[gateway\]\n)"), "[gateway]\nmax_database_mb = 4096\n");
+  const std::string with = with_database_limit(text, 4096);
   char tmpl[] = "/tmp/lanegate-chaos-probe-XXXXXX";
   const int fd = mkstemp(tmpl);
   if (fd < 0) return false;
@@ -745,7 +787,8 @@ int run_chaos(const ScenarioOptions& given) {
   if (disk_mode == "pagecount") {
     config_for_world = o.workdir.string() + ".chaos-source.toml";
     std::ofstream out(config_for_world);
-    out << std::regex_replace(source_text, std::regex(R"(\[gateway\]\n)"), "[gateway]\nmax_database_mb = 4096\n");
+    // A bound far above what the run needs, so that restoring it returns the space.
+    out << with_database_limit(source_text, 4096);
   }
   o.config = config_for_world;
 
@@ -782,7 +825,11 @@ int run_chaos(const ScenarioOptions& given) {
       rc = chaos.run();
     }
   }
-  if (mounted) ::umount2(state.c_str(), MNT_DETACH);
+  if (mounted) {
+    // Keep the database for a post-mortem; the tmpfs goes.
+    fs::copy(state, o.workdir / "state-final", fs::copy_options::recursive, ec);
+    ::umount2(state.c_str(), MNT_DETACH);
+  }
   fs::remove(faketime_file, ec);
   if (config_for_world != given.config) fs::remove(config_for_world, ec);
   return rc;

@@ -59,7 +59,7 @@ namespace lanegate::sim {
 
 // `lanegate-sim scenario --config FILE --bin-dir DIR [--workdir DIR] [--port-offset N]
 //   [--vehicles N] [--trips N] [--claims N] [--kill N] [--seed N] [--no-outage] [--quiet]
-//   [--chaos [--duration S]]`
+//   [--chaos [--duration S] [--disk-full MODE] [--clock-jump-s N]]`
 // Prints a progress line while running and a summary at the end. Exit code 0 when every
 // fen is accounted for, 1 when not (the summary says what), 2 for usage errors.
 int run_scenario(std::span<const std::string> args);
@@ -81,6 +81,9 @@ struct ScenarioOptions {
   int duration_s = 180;  // chaos: length of the traffic phase
   // Chaos: where the database's disk-full is injected: "auto", "pagecount", "tmpfs", "off".
   std::string disk_full = "auto";
+  // Chaos: how far lanegated's wall clock jumps (alternately forward and back). Beyond the
+  // provider's ±300 s signature window every signed exchange is refused until it returns.
+  int clock_jump_s = 600;
 };
 
 // Parses the scenario's arguments; nullopt (after printing the usage) on a usage error.
@@ -123,6 +126,9 @@ struct ScenarioTotals {
   Money charged, settled_ours, settled_theirs, cash, arrears;
   std::int64_t transactions = 0;
   std::int64_t invoices_claimed = 0, invoices_issued = 0, invoices_pending = 0;
+  // Charges of fallen-back passages lanegated left open (refused by the provider and
+  // parked for an operator): no money moved, but they never reach a final state.
+  std::int64_t open_after_fallback = 0;
 };
 
 class ScenarioWorld {
@@ -178,6 +184,9 @@ class ScenarioWorld {
   // vehicles/trips vehicles. The vehicle waits up to 4 s for the lane's decision and is
   // read again up to twice when none comes.
   void drive_next(int i);
+  // One vehicle at this lane now, even if the lane is closed to the normal traffic (an
+  // entry takes the next plate of the fleet, an exit the longest-parked vehicle).
+  void drive_one(const std::string& lane);
   // One more taxi trip (fare chosen at random).
   void end_taxi_trip();
   // The rest of the lot leaves.
@@ -206,8 +215,10 @@ class ScenarioWorld {
   // Compares lanegate with the sandboxes. Every violation is one line in the result.
   std::vector<std::string> account(ScenarioTotals& totals);
   // Audit: seals and exports today's settlement package with the `lanegate` CLI and
-  // verifies it. Empty when it verifies, else what failed.
-  std::vector<std::string> verify_ledger();
+  // verifies it (`lanegate audit verify`; docs/AUDIT.md's reference verifier when the CLI
+  // cannot run, which is added to `notes`). Empty when it verifies, else what failed.
+  // REQUIRES: lanegated stopped or idle (the CLI opens the database beside it).
+  std::vector<std::string> verify_ledger(std::vector<std::string>* notes = nullptr);
 
  private:
   ScenarioWorld() = default;
