@@ -37,10 +37,12 @@ Status check_secret_file(const std::filesystem::path& path, std::string_view key
   if (::stat(path.c_str(), &st) != 0) {
     const int e = errno;
     return fail(e == ENOENT ? Errc::kNotFound : Errc::kIo,
-                "cannot inspect secret file " + path.string() + ": " + std::strerror(e), std::string(key));
+                "cannot inspect secret file " + path.string() + ": " + std::strerror(e),
+                std::string(key));
   }
   if (!S_ISREG(st.st_mode)) {
-    return fail(Errc::kPermission, "secret file " + path.string() + " is not a regular file", std::string(key));
+    return fail(Errc::kPermission, "secret file " + path.string() + " is not a regular file",
+                std::string(key));
   }
   if ((st.st_mode & 077) != 0) {
     return fail(Errc::kPermission,

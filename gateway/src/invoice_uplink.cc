@@ -15,11 +15,13 @@ namespace {
 namespace asio = boost::asio;
 namespace json = boost::json;
 
-bool no_answer(Errc c) { return c == Errc::kUnavailable || c == Errc::kTimeout || c == Errc::kCrypto; }
+bool no_answer(Errc c) {
+  return c == Errc::kUnavailable || c == Errc::kTimeout || c == Errc::kCrypto;
+}
 
 metrics::Gauge& up_gauge() {
-  return metrics::Registry::global().gauge("lanegate_invoicing_up",
-                                           "1 when the last invoicing platform exchange got an answer");
+  return metrics::Registry::global().gauge(
+      "lanegate_invoicing_up", "1 when the last invoicing platform exchange got an answer");
 }
 
 }  // namespace
@@ -27,7 +29,8 @@ metrics::Gauge& up_gauge() {
 DatabaseOptions state_database_options(const config::GatewaySection& gateway) {
   DatabaseOptions o;
   // SQLite's default page size for new files is 4096 bytes.
-  if (gateway.max_database_mb > 0) o.max_page_count = gateway.max_database_mb * (1024 * 1024 / 4096);
+  if (gateway.max_database_mb > 0)
+    o.max_page_count = gateway.max_database_mb * (1024 * 1024 / 4096);
   return o;
 }
 
@@ -125,7 +128,8 @@ struct InvoiceUplink::Impl : std::enable_shared_from_this<InvoiceUplink::Impl> {
         return queue::Outcome::retry("platform still issuing", kIssuingPoll);
       case invoice::InvoiceState::kIssued:
       case invoice::InvoiceState::kFailed:
-      case invoice::InvoiceState::kReversed: return queue::Outcome::ack();
+      case invoice::InvoiceState::kReversed:
+        return queue::Outcome::ack();
     }
     return queue::Outcome::ack();
   }
@@ -134,7 +138,8 @@ struct InvoiceUplink::Impl : std::enable_shared_from_this<InvoiceUplink::Impl> {
   queue::Outcome refund(const std::string& transaction_id) {
     auto r = io_claims.on_refund(transaction_id);
     if (r) return queue::Outcome::ack();
-    if (r.error().code == Errc::kBusy) return queue::Outcome::retry(r.error().message, kRefundBusyRetry);
+    if (r.error().code == Errc::kBusy)
+      return queue::Outcome::retry(r.error().message, kRefundBusyRetry);
     if (r.error().code == Errc::kNotFound) return queue::Outcome::park(r.error().message);
     return queue::Outcome::retry(r.error().message);
   }
@@ -163,10 +168,12 @@ struct InvoiceUplink::Impl : std::enable_shared_from_this<InvoiceUplink::Impl> {
   }
 };
 
-InvoiceUplink::InvoiceUplink(asio::io_context& io, const config::InvoicingSection& section, Database worker_db,
-                             std::unique_ptr<invoice::InvoicingPlatform> platform, invoice::ClaimStore& io_claims,
-                             const Clock& clock)
-    : impl_(std::make_shared<Impl>(io, section, std::move(worker_db), std::move(platform), io_claims, clock)) {}
+InvoiceUplink::InvoiceUplink(asio::io_context& io, const config::InvoicingSection& section,
+                             Database worker_db,
+                             std::unique_ptr<invoice::InvoicingPlatform> platform,
+                             invoice::ClaimStore& io_claims, const Clock& clock)
+    : impl_(std::make_shared<Impl>(io, section, std::move(worker_db), std::move(platform),
+                                   io_claims, clock)) {}
 
 InvoiceUplink::~InvoiceUplink() { stop(); }
 
@@ -180,13 +187,16 @@ void InvoiceUplink::sink(const queue::Item& item, queue::Drainer::Completion don
 
 bool InvoiceUplink::link_up() const { return impl_->up.load(); }
 
-void InvoiceUplink::set_on_link_up(std::function<void()> callback) { impl_->on_link_up = std::move(callback); }
+void InvoiceUplink::set_on_link_up(std::function<void()> callback) {
+  impl_->on_link_up = std::move(callback);
+}
 
 void InvoiceUplink::apply_database_limit(const config::GatewaySection& limits) {
   if (impl_->stopped) return;
   asio::post(impl_->worker, [self = impl_, limits] {
     if (auto s = gateway::apply_database_limit(self->worker_db, limits); !s) {
-      log::error("cannot apply max_database_mb to the invoicing worker's connection", {{"ERROR", s.error().message}});
+      log::error("cannot apply max_database_mb to the invoicing worker's connection",
+                 {{"ERROR", s.error().message}});
     }
   });
 }

@@ -11,9 +11,10 @@ namespace {
 namespace json = boost::json;
 
 metrics::Counter& claim_hook_counter(std::string_view outcome) {
-  return metrics::Registry::global().counter("lanegate_invoice_settlement_claims_total",
-                                             "Settled transactions seen by the invoice hook, by outcome",
-                                             {{"outcome", std::string(outcome)}});
+  return metrics::Registry::global().counter(
+      "lanegate_invoice_settlement_claims_total",
+      "Settled transactions seen by the invoice hook, by outcome",
+      {{"outcome", std::string(outcome)}});
 }
 
 // "2026-11-22 08:12" in local time.
@@ -24,7 +25,8 @@ std::string local_minute(SystemTime t, UtcOffset offset) {
 }
 
 bool storage_error(Errc c) {
-  return c == Errc::kDatabase || c == Errc::kDiskFull || c == Errc::kBusy || c == Errc::kIo || c == Errc::kQueueFull;
+  return c == Errc::kDatabase || c == Errc::kDiskFull || c == Errc::kBusy || c == Errc::kIo ||
+         c == Errc::kQueueFull;
 }
 
 }  // namespace
@@ -44,8 +46,12 @@ invoice::SettledTransaction settled_transaction(const TxRecord& tx, UtcOffset of
   s.settled_at = tx.updated_at;
   const std::string when = local_minute(tx.updated_at, offset);
   switch (tx.kind) {
-    case TxKind::kParking: s.description = "停车费 " + log::mask_plate(tx.plate) + " " + when; break;
-    case TxKind::kToll: s.description = "通行费 " + log::mask_plate(tx.plate) + " " + when; break;
+    case TxKind::kParking:
+      s.description = "停车费 " + log::mask_plate(tx.plate) + " " + when;
+      break;
+    case TxKind::kToll:
+      s.description = "通行费 " + log::mask_plate(tx.plate) + " " + when;
+      break;
     case TxKind::kTaxi:
       s.description = "出租车 " + when;
       if (tx.trip_number) s.description += " #" + std::to_string(*tx.trip_number);
@@ -58,9 +64,11 @@ std::string invoice_issue_payload(std::int64_t invoice_id) {
   return json::serialize(json::object{{"invoice_id", invoice_id}});
 }
 
-void wire_invoicing(Store& store, invoice::ClaimStore& claims, queue::Outbox& outbox, UtcOffset offset) {
+void wire_invoicing(Store& store, invoice::ClaimStore& claims, queue::Outbox& outbox,
+                    UtcOffset offset) {
   claims.set_issue_hook([&outbox](Transaction& txn, const invoice::InvoiceRecord& inv) -> Status {
-    auto r = outbox.enqueue(txn, kTopicInvoiceIssue, inv.order_no, inv.order_no, invoice_issue_payload(inv.id));
+    auto r = outbox.enqueue(txn, kTopicInvoiceIssue, inv.order_no, inv.order_no,
+                            invoice_issue_payload(inv.id));
     if (!r) return std::unexpected(r.error());
     return {};
   });

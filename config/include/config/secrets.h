@@ -18,7 +18,7 @@
 namespace lanegate::config {
 
 struct SecretFile {
-  std::string key;              // the config key naming it, e.g. "provider.apiv3_key_file"
+  std::string key;  // the config key naming it, e.g. "provider.apiv3_key_file"
   std::filesystem::path path;
 };
 
@@ -29,7 +29,8 @@ std::vector<SecretFile> secret_files(const Config& config);
 // The rule. Errors (field = `key`): kPermission "FILE has mode 0644: readable by group or
 // others; run chmod 600 FILE", kPermission for a non-regular file, kNotFound / kIo when it
 // cannot be inspected.
-[[nodiscard]] Status check_secret_file(const std::filesystem::path& path, std::string_view key = {});
+[[nodiscard]] Status check_secret_file(const std::filesystem::path& path,
+                                       std::string_view key = {});
 
 // check_secret_file for every secret_files() entry; `missing_ok` skips files that do not
 // exist (check-config on a machine where the keys are not installed yet).

@@ -62,9 +62,9 @@ class InvoiceUplink {
   // `worker_db` is the worker's own connection (moved to the worker); `platform` is used
   // by the worker only; `io_claims` is the io thread's ClaimStore (invoice.refund).
   // REQUIRES: worker_db migrated; io, io_claims and clock outlive the InvoiceUplink.
-  InvoiceUplink(boost::asio::io_context& io, const config::InvoicingSection& section, Database worker_db,
-                std::unique_ptr<invoice::InvoicingPlatform> platform, invoice::ClaimStore& io_claims,
-                const Clock& clock);
+  InvoiceUplink(boost::asio::io_context& io, const config::InvoicingSection& section,
+                Database worker_db, std::unique_ptr<invoice::InvoicingPlatform> platform,
+                invoice::ClaimStore& io_claims, const Clock& clock);
   ~InvoiceUplink();
   InvoiceUplink(const InvoiceUplink&) = delete;
   InvoiceUplink& operator=(const InvoiceUplink&) = delete;

@@ -47,6 +47,7 @@ std::string invoice_issue_payload(std::int64_t invoice_id);
 
 // Sets the Store's settlement hook and the ClaimStore's issue hook (see above).
 // REQUIRES: store, claims and outbox use the same Database and outlive their hooks.
-void wire_invoicing(Store& store, invoice::ClaimStore& claims, queue::Outbox& outbox, UtcOffset offset);
+void wire_invoicing(Store& store, invoice::ClaimStore& claims, queue::Outbox& outbox,
+                    UtcOffset offset);
 
 }  // namespace lanegate::gateway

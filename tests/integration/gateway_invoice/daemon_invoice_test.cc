@@ -50,8 +50,10 @@ std::string read_file(const fs::path& p) {
 // certificate, provider keys and the invoicing secrets.
 fs::path pki_dir() {
   static const fs::path dir = [] {
-    const fs::path d = fs::temp_directory_path() / ("lanegate-wire-pki-" + std::to_string(getpid()));
-    const std::string cmd = std::string(LANEGATE_SOURCE_DIR) + "/scripts/make-demo-pki " + d.string() + " >/dev/null";
+    const fs::path d =
+        fs::temp_directory_path() / ("lanegate-wire-pki-" + std::to_string(getpid()));
+    const std::string cmd =
+        std::string(LANEGATE_SOURCE_DIR) + "/scripts/make-demo-pki " + d.string() + " >/dev/null";
     if (std::system(cmd.c_str()) != 0) ADD_FAILURE() << "make-demo-pki failed";
     return d;
   }();
@@ -131,31 +133,40 @@ class DaemonInvoiceTest : public ::testing::Test {
   void write_config(bool invoicing = true, std::int64_t max_db_mb = 0) {
     const std::string pki = pki_dir().string();
     std::ofstream out(dir_ / "lanegate.toml");
-    out << "[gateway]\nid = \"wire-gw\"\nsite_name = \"Wire test lot\"\nstate_dir = \"" << (dir_ / "state").string()
-        << "\"\nmax_database_mb = " << max_db_mb << "\n"
-        << "[api]\nlisten_address = \"127.0.0.1\"\nlisten_port = 0\npublic_base_url = \"https://lot.example.cn\"\n"
+    out << "[gateway]\nid = \"wire-gw\"\nsite_name = \"Wire test lot\"\nstate_dir = \""
+        << (dir_ / "state").string() << "\"\nmax_database_mb = " << max_db_mb << "\n"
+        << "[api]\nlisten_address = \"127.0.0.1\"\nlisten_port = 0\npublic_base_url = "
+           "\"https://lot.example.cn\"\n"
         << "[[api.token]]\nname = \"op\"\nrole = \"operator\"\nsha256 = "
            "\"5f4b5e4bd9e2e8e9b3d6f0a2f1b9a0b4b1a3e8a4a7b0f6b1c3c5e0d9a8f7e6d5\"\n"
-        << "[provider]\nbase_url = \"https://127.0.0.1:9\"\nmchid = \"1900000001\"\nappid = \"wxtest\"\n"
-        << "merchant_serial_no = \"0123456789ABCDEF\"\nmerchant_private_key_file = \"" << pki << "/merchant.key\"\n"
-        << "apiv3_key_file = \"" << pki << "/apiv3.key\"\nnotify_url = \"https://127.0.0.1:8443/notify\"\n"
+        << "[provider]\nbase_url = \"https://127.0.0.1:9\"\nmchid = \"1900000001\"\nappid = "
+           "\"wxtest\"\n"
+        << "merchant_serial_no = \"0123456789ABCDEF\"\nmerchant_private_key_file = \"" << pki
+        << "/merchant.key\"\n"
+        << "apiv3_key_file = \"" << pki
+        << "/apiv3.key\"\nnotify_url = \"https://127.0.0.1:8443/notify\"\n"
         << "ca_file = \"" << pki << "/ca.pem\"\n"
-        << "[[provider.platform_key]]\nid = \"PUB_KEY_ID_0001\"\nfile = \"" << pki << "/pubkey.pub.pem\"\n"
+        << "[[provider.platform_key]]\nid = \"PUB_KEY_ID_0001\"\nfile = \"" << pki
+        << "/pubkey.pub.pem\"\n"
         // One entry lane whose devices are not there (the drivers keep reconnecting).
         << "[[bus]]\nid = \"bus-1\"\ntransport = \"tcp\"\nhost = \"127.0.0.1\"\nport = 9\n"
         << "[[device]]\nid = \"cam-1\"\nkind = \"camera\"\nbus = \"bus-1\"\nunit_id = 1\n"
         << "[[device]]\nid = \"barrier-1\"\nkind = \"barrier\"\nbus = \"bus-1\"\nunit_id = 2\n"
-        << "[[lane]]\nid = \"entry-1\"\nmode = \"parking-entry\"\ncamera = \"cam-1\"\nbarrier = \"barrier-1\"\n"
+        << "[[lane]]\nid = \"entry-1\"\nmode = \"parking-entry\"\ncamera = \"cam-1\"\nbarrier = "
+           "\"barrier-1\"\n"
         << "tariff = \"lot\"\n[[tariff.parking]]\nid = \"lot\"\n"
-        << "[invoicing]\nenabled = " << (invoicing ? "true" : "false") << "\nbase_url = \"" << sandbox_->base_url()
-        << "\"\napp_key = \"wire-app-key\"\napp_secret_file = \"" << pki << "/invoicing.secret\"\n"
-        << "access_token_file = \"" << pki << "/invoicing.token\"\nca_file = \"" << pki << "/ca.pem\"\n"
+        << "[invoicing]\nenabled = " << (invoicing ? "true" : "false") << "\nbase_url = \""
+        << sandbox_->base_url() << "\"\napp_key = \"wire-app-key\"\napp_secret_file = \"" << pki
+        << "/invoicing.secret\"\n"
+        << "access_token_file = \"" << pki << "/invoicing.token\"\nca_file = \"" << pki
+        << "/ca.pem\"\n"
         << "seller_name = \"Wire test lot\"\nseller_tax_id = \"" << kSeller << "\"\n";
   }
 
   void start() {
     const char* bin_dir = std::getenv("LANEGATE_BIN_DIR");
-    const std::string bin = std::string(bin_dir != nullptr ? bin_dir : LANEGATE_BINARY_DIR) + "/lanegated";
+    const std::string bin =
+        std::string(bin_dir != nullptr ? bin_dir : LANEGATE_BINARY_DIR) + "/lanegated";
     const std::string log = (dir_ / "stderr.log").string();
     const std::string cfg = (dir_ / "lanegate.toml").string();
     pid_ = fork();
@@ -233,7 +244,8 @@ class DaemonInvoiceTest : public ::testing::Test {
       }
       std::this_thread::sleep_for(100ms);
     }
-    ADD_FAILURE() << "claim " << token << " did not reach " << state << ": " << json::serialize(last) << "\n"
+    ADD_FAILURE() << "claim " << token << " did not reach " << state << ": "
+                  << json::serialize(last) << "\n"
                   << read_file(dir_ / "stderr.log");
     return last;
   }
@@ -263,7 +275,8 @@ std::string sha256_hex_of(const std::string& s) {
 
 void set_operator_token(const fs::path& config) {
   std::string text = read_file(config);
-  const std::string placeholder = "5f4b5e4bd9e2e8e9b3d6f0a2f1b9a0b4b1a3e8a4a7b0f6b1c3c5e0d9a8f7e6d5";
+  const std::string placeholder =
+      "5f4b5e4bd9e2e8e9b3d6f0a2f1b9a0b4b1a3e8a4a7b0f6b1c3c5e0d9a8f7e6d5";
   text.replace(text.find(placeholder), placeholder.size(), sha256_hex_of(kOperatorToken));
   std::ofstream(config) << text;
 }
@@ -285,7 +298,8 @@ TEST_F(DaemonInvoiceTest, SettledTripAndParkingChargeAreClaimedThroughTheGateway
     ASSERT_TRUE(r);
     ASSERT_EQ(r->status, 200) << id << ": " << r->body;
     auto o = json::parse(r->body).as_object();
-    EXPECT_TRUE(o.at("claim_url").as_string().starts_with("https://lot.example.cn/claim/")) << r->body;
+    EXPECT_TRUE(o.at("claim_url").as_string().starts_with("https://lot.example.cn/claim/"))
+        << r->body;
     EXPECT_EQ(o.at("token").as_string().size(), 22u);
     EXPECT_EQ(o.at("human_code").as_string().size(), 9u);  // "7KQ4-M2XA"
     EXPECT_NE(o.at("qr_svg").as_string().find("<svg"), std::string::npos);
@@ -302,17 +316,20 @@ TEST_F(DaemonInvoiceTest, SettledTripAndParkingChargeAreClaimedThroughTheGateway
   EXPECT_EQ(page->status, 200);
   EXPECT_NE(page->get_header_value("Content-Type").find("text/html"), std::string::npos);
   // ... or types the code from the receipt.
-  auto code = c.Post("/api/v1/claim-codes",
-                     json::serialize(json::object{{"code", receipts["PARK-1"].at("human_code").as_string()}}),
-                     "application/json");
+  auto code = c.Post(
+      "/api/v1/claim-codes",
+      json::serialize(json::object{{"code", receipts["PARK-1"].at("human_code").as_string()}}),
+      "application/json");
   ASSERT_TRUE(code);
   ASSERT_EQ(code->status, 200) << code->body;
-  EXPECT_EQ(json::parse(code->body).at("token").as_string(), receipts["PARK-1"].at("token").as_string());
+  EXPECT_EQ(json::parse(code->body).at("token").as_string(),
+            receipts["PARK-1"].at("token").as_string());
 
   // Submits the buyer; the invoice is issued by the platform through the outbox.
-  auto sub = c.Post(("/api/v1/claims/" + token).c_str(),
-                    R"({"kind":"company","title":"Example Logistics Ltd","tax_id":"91110000802100433B","email":"ap@example.cn"})",
-                    "application/json");
+  auto sub = c.Post(
+      ("/api/v1/claims/" + token).c_str(),
+      R"({"kind":"company","title":"Example Logistics Ltd","tax_id":"91110000802100433B","email":"ap@example.cn"})",
+      "application/json");
   ASSERT_TRUE(sub);
   ASSERT_EQ(sub->status, 201) << sub->body;
   auto done = wait_claim_state(port, token, "issued");
@@ -328,7 +345,8 @@ TEST_F(DaemonInvoiceTest, SettledTripAndParkingChargeAreClaimedThroughTheGateway
   bool issued = false;
   const auto records = ledger_records();
   for (const auto& e : records) {
-    if (ledger::kind_name(e.event.kind) == "invoice_issued" && e.event.out_trade_no == "TAXI-1") issued = true;
+    if (ledger::kind_name(e.event.kind) == "invoice_issued" && e.event.out_trade_no == "TAXI-1")
+      issued = true;
   }
   EXPECT_TRUE(issued);
 }
@@ -346,19 +364,22 @@ TEST_F(DaemonInvoiceTest, ClaimMadeWhilePlatformIsDownIsIssuedWhenItReturns) {
   auto r = c.Get("/api/v1/transactions/PARK-1/receipt", op);
   ASSERT_TRUE(r && r->status == 200);
   const std::string token(json::parse(r->body).at("token").as_string());
-  auto sub = c.Post(("/api/v1/claims/" + token).c_str(), R"({"kind":"person","phone":"13800138000"})",
-                    "application/json");
+  auto sub = c.Post(("/api/v1/claims/" + token).c_str(),
+                    R"({"kind":"person","phone":"13800138000"})", "application/json");
   ASSERT_TRUE(sub);
   ASSERT_EQ(sub->status, 201) << sub->body;
   // The platform answers 503: the request stays queued, the claim stays claimed.
   const auto deadline = std::chrono::steady_clock::now() + 20s;
-  while (read_file(dir_ / "stderr.log").find("invoicing platform unreachable") == std::string::npos &&
+  while (read_file(dir_ / "stderr.log").find("invoicing platform unreachable") ==
+             std::string::npos &&
          std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(50ms);
   }
-  ASSERT_NE(read_file(dir_ / "stderr.log").find("invoicing platform unreachable"), std::string::npos)
+  ASSERT_NE(read_file(dir_ / "stderr.log").find("invoicing platform unreachable"),
+            std::string::npos)
       << read_file(dir_ / "stderr.log");
-  EXPECT_EQ(json::parse(c.Get(("/api/v1/claims/" + token).c_str())->body).at("state").as_string(), "claimed");
+  EXPECT_EQ(json::parse(c.Get(("/api/v1/claims/" + token).c_str())->body).at("state").as_string(),
+            "claimed");
   EXPECT_EQ(sandbox_->issue_requests(), 0);
   sandbox_->set_unavailable(false);
   auto done = wait_claim_state(port, token, "issued");
@@ -373,7 +394,8 @@ TEST_F(DaemonInvoiceTest, InvoicingDisabledMakesNoClaimsAndSaysSo) {
   const int port = wait_port();
   ASSERT_GT(port, 0) << read_file(dir_ / "stderr.log");
   auto c = client(port);
-  for (const char* path : {"/claim", "/claim/AAAAAAAAAAAAAAAAAAAAAA", "/api/v1/claims/AAAAAAAAAAAAAAAAAAAAAA"}) {
+  for (const char* path :
+       {"/claim", "/claim/AAAAAAAAAAAAAAAAAAAAAA", "/api/v1/claims/AAAAAAAAAAAAAAAAAAAAAA"}) {
     auto r = c.Get(path);
     ASSERT_TRUE(r);
     EXPECT_EQ(r->status, 404) << path;

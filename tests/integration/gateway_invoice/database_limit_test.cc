@@ -26,7 +26,9 @@ namespace fs = std::filesystem;
 class CountingActuator final : public LaneActuator {
  public:
   int opened = 0;
-  Result<std::uint64_t> open_barrier(std::string_view) override { return static_cast<std::uint64_t>(++opened); }
+  Result<std::uint64_t> open_barrier(std::string_view) override {
+    return static_cast<std::uint64_t>(++opened);
+  }
   Status show_text(std::string_view, std::string_view) override { return {}; }
   Status ack_trip(std::string_view, std::uint32_t, const lane::CivilTime&) override { return {}; }
 };
@@ -36,7 +38,8 @@ class DownGate final : public ChargeGate {
  public:
   bool link_up() const override { return false; }
   void kick() override {}
-  void await_charge(const std::string&, std::chrono::milliseconds, std::function<void(OnlineOutcome)> done) override {
+  void await_charge(const std::string&, std::chrono::milliseconds,
+                    std::function<void(OnlineOutcome)> done) override {
     done(OnlineOutcome::kNotTried);
   }
 };
@@ -77,7 +80,8 @@ class FullDatabaseTest : public ::testing::Test {
     db_.emplace(Database::open(dir_ / "lanegate.db").value());
     ASSERT_TRUE(db_->migrate(database_schema()));
     // Something already uses the space (old records, in real life).
-    ASSERT_TRUE(db_->exec("CREATE TABLE test_filler(b BLOB); INSERT INTO test_filler VALUES (zeroblob(1200000));"));
+    ASSERT_TRUE(db_->exec(
+        "CREATE TABLE test_filler(b BLOB); INSERT INTO test_filler VALUES (zeroblob(1200000));"));
     store_.emplace(Store::open(*db_, clock_).value());
     outbox_.emplace(queue::Outbox::open(*db_, cfg_.queue, clock_).value());
     cfg_.gateway.id = "gw1";

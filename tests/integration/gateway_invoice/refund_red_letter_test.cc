@@ -50,8 +50,8 @@ class RefundRedLetterTest : public ::testing::Test {
     std::string tmpl = (fs::temp_directory_path() / "lanegate-red-XXXXXX").string();
     dir_ = mkdtemp(tmpl.data());
     // A certificate for 127.0.0.1 and credentials, as the demo makes them.
-    const std::string cmd = std::string(LANEGATE_SOURCE_DIR) + "/scripts/make-demo-pki " + (dir_ / "pki").string() +
-                            " >/dev/null";
+    const std::string cmd = std::string(LANEGATE_SOURCE_DIR) + "/scripts/make-demo-pki " +
+                            (dir_ / "pki").string() + " >/dev/null";
     ASSERT_EQ(std::system(cmd.c_str()), 0);
     sim::InvoicingSandboxOptions o;
     o.db_file = dir_ / "sandbox.db";
@@ -80,12 +80,15 @@ class RefundRedLetterTest : public ::testing::Test {
     wire_invoicing(*store_, *claims_, *outbox_, UtcOffset{480});
     auto platform = invoice::make_platform(section_, clock_);
     ASSERT_TRUE(platform) << platform.error().to_string();
-    uplink_ = std::make_unique<InvoiceUplink>(io_, section_, Database::open(file).value(), std::move(*platform),
-                                              *claims_, clock_);
+    uplink_ = std::make_unique<InvoiceUplink>(io_, section_, Database::open(file).value(),
+                                              std::move(*platform), *claims_, clock_);
     drainer_ = std::make_unique<queue::Drainer>(
         io_, *outbox_, limits_, clock_,
-        [this](const queue::Item& item, queue::Drainer::Completion done) { uplink_->sink(item, std::move(done)); },
-        queue::DrainerOptions{.topics = {std::string(kTopicInvoiceIssue), std::string(kTopicInvoiceRefund)}});
+        [this](const queue::Item& item, queue::Drainer::Completion done) {
+          uplink_->sink(item, std::move(done));
+        },
+        queue::DrainerOptions{
+            .topics = {std::string(kTopicInvoiceIssue), std::string(kTopicInvoiceRefund)}});
     drainer_->start();
   }
 
@@ -157,7 +160,8 @@ class RefundRedLetterTest : public ::testing::Test {
   }
 
   fs::path dir_;
-  const SystemClock& clock_ = SystemClock::instance();  // certificates and the sandbox's window are real time
+  const SystemClock& clock_ =
+      SystemClock::instance();  // certificates and the sandbox's window are real time
   config::QueueLimits limits_;
   config::InvoicingSection section_;
   std::unique_ptr<sim::InvoicingSandbox> sandbox_;
@@ -176,7 +180,8 @@ TEST_F(RefundRedLetterTest, RefundOfAnIssuedInvoiceIsReversedByARedLetter) {
   const std::string number = claims_->get_invoice(blue)->invoice_number;
   EXPECT_EQ(number.size(), 20u);
 
-  ASSERT_TRUE(commit([&](Transaction& txn) { return store_->set_state(txn, "P-RED-1", ChargeState::kRefund); }));
+  ASSERT_TRUE(commit(
+      [&](Transaction& txn) { return store_->set_state(txn, "P-RED-1", ChargeState::kRefund); }));
   ASSERT_TRUE(run_until([&] { return state_of(blue) == invoice::InvoiceState::kReversed; }));
   EXPECT_EQ(ledger_kinds(), (std::vector<std::string>{"invoice_issued", "invoice_reversed"}));
   auto sb = sandbox_->find(claims_->get_invoice(blue)->order_no);
@@ -188,7 +193,8 @@ TEST_F(RefundRedLetterTest, RefundOfAnIssuedInvoiceIsReversedByARedLetter) {
 TEST_F(RefundRedLetterTest, RefundWhileIssuingWaitsForTheBlueInvoiceThenReversesIt) {
   const std::int64_t blue = settle_and_claim("P-RED-2");
   // Refunded before the drain even started: the blue invoice is CLAIMED.
-  ASSERT_TRUE(commit([&](Transaction& txn) { return store_->set_state(txn, "P-RED-2", ChargeState::kRefund); }));
+  ASSERT_TRUE(commit(
+      [&](Transaction& txn) { return store_->set_state(txn, "P-RED-2", ChargeState::kRefund); }));
   EXPECT_EQ(state_of(blue), invoice::InvoiceState::kClaimed);
   ASSERT_TRUE(run_until([&] { return state_of(blue) == invoice::InvoiceState::kReversed; }));
   EXPECT_EQ(ledger_kinds(), (std::vector<std::string>{"invoice_issued", "invoice_reversed"}));

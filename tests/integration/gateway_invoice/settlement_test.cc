@@ -1,6 +1,8 @@
 // Settlement -> invoice claim, on the production database schema (real SQLite file):
 // a claim is made in the same transaction that settles the money, with the account the
 // merge and default-title rules need; a refund voids it or queues a red letter.
+#include "gateway/settlement.h"
+
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
@@ -11,7 +13,6 @@
 #include "core/clock.h"
 #include "core/sqlite.h"
 #include "gateway/daemon.h"
-#include "gateway/settlement.h"
 #include "gateway/store.h"
 #include "invoice/claims.h"
 #include "offline_queue/queue.h"

@@ -23,9 +23,12 @@ std::string with_gateway_key(std::string_view line) {
                        "site_name = \"Test lot\"\n" + std::string(line) + "\n");
 }
 
-std::string with_invoicing(std::string_view extra, std::string_view base_url = "https://inv.example.cn") {
-  return std::string(testing::kMinimal) + "\n[invoicing]\nenabled = true\nbase_url = \"" + std::string(base_url) +
-         "\"\napp_key = \"k\"\napp_secret_file = \"/keys/inv.secret\"\naccess_token_file = \"/keys/inv.token\"\n"
+std::string with_invoicing(std::string_view extra,
+                           std::string_view base_url = "https://inv.example.cn") {
+  return std::string(testing::kMinimal) + "\n[invoicing]\nenabled = true\nbase_url = \"" +
+         std::string(base_url) +
+         "\"\napp_key = \"k\"\napp_secret_file = \"/keys/inv.secret\"\naccess_token_file = "
+         "\"/keys/inv.token\"\n"
          "seller_name = \"S\"\nseller_tax_id = \"91350100M000100Y43\"\n" +
          std::string(extra);
 }
@@ -54,7 +57,8 @@ TEST(WireKeysTest, InvoicingTrustsAPrivateCaAndVerifiesByDefault) {
   const ConfigError* e = testing::find_error(errs, "invoicing.verify_tls");
   ASSERT_NE(e, nullptr) << testing::dump(errs);
   EXPECT_NE(e->rule.find("loopback"), std::string::npos);
-  EXPECT_TRUE(load_string(with_invoicing("verify_tls = false\n", "https://127.0.0.1:18444"), "test.toml"));
+  EXPECT_TRUE(
+      load_string(with_invoicing("verify_tls = false\n", "https://127.0.0.1:18444"), "test.toml"));
   EXPECT_FALSE(testing::errors_of(with_invoicing("ca_file = \"relative.pem\"\n")).empty());
 }
 
@@ -86,7 +90,8 @@ TEST_F(SecretFilesTest, OwnerOnlyPassesGroupOrOtherReadableIsRefusedWithItsMode)
     char mode[8];
     std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(m));
     EXPECT_NE(r.error().message.find(mode), std::string::npos) << r.error().message;
-    EXPECT_NE(r.error().message.find((dir_ / ("m" + std::to_string(m))).string()), std::string::npos);
+    EXPECT_NE(r.error().message.find((dir_ / ("m" + std::to_string(m))).string()),
+              std::string::npos);
   }
   EXPECT_EQ(check_secret_file(dir_ / "missing", "k").error().code, Errc::kNotFound);
   EXPECT_EQ(check_secret_file(dir_, "k").error().code, Errc::kPermission);  // not a regular file
@@ -103,9 +108,9 @@ TEST_F(SecretFilesTest, ListsEverySecretTheConfigNames) {
   c.api.tls = TlsServer{"/k/server.pem", "/k/server.key"};
   std::vector<std::string> keys;
   for (const auto& s : secret_files(c)) keys.push_back(s.key);
-  EXPECT_EQ(keys, (std::vector<std::string>{"provider.merchant_private_key_file", "provider.apiv3_key_file",
-                                            "invoicing.app_secret_file", "invoicing.access_token_file",
-                                            "api.tls.key_file"}));
+  EXPECT_EQ(keys, (std::vector<std::string>{"provider.merchant_private_key_file",
+                                            "provider.apiv3_key_file", "invoicing.app_secret_file",
+                                            "invoicing.access_token_file", "api.tls.key_file"}));
   c.invoicing.enabled = false;
   c.provider.mchid.clear();
   EXPECT_EQ(secret_files(c).size(), 1u);
@@ -122,7 +127,8 @@ TEST_F(SecretFilesTest, CheckConfigReportsAGroupReadableSecret) {
   EXPECT_NE(err.str().find(key.string() + " has mode 0644"), std::string::npos) << err.str();
   ::chmod(key.c_str(), 0600);
   std::ostringstream out2, err2;
-  EXPECT_EQ(check_config_command(file, out2, err2), 0) << err2.str();  // others not installed: not checked
+  EXPECT_EQ(check_config_command(file, out2, err2), 0)
+      << err2.str();  // others not installed: not checked
 }
 
 }  // namespace
