@@ -39,7 +39,8 @@ constexpr const char* kTls12Ciphers =
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256";
 // TLS 1.3: every suite is AEAD with (EC)DHE; listed so no build default can widen it.
-constexpr const char* kTls13Suites = "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256";
+constexpr const char* kTls13Suites =
+    "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256";
 constexpr const char* kTlsGroups = "X25519:P-256:P-384";
 
 void count_refused(std::string_view reason) {
@@ -63,7 +64,8 @@ void count_handler_error(const std::string& route, const HttpResponse& resp) {
     }
   }
   metrics::Registry::global()
-      .counter("lanegate_api_errors_total", "API requests a handler refused, by route and error code",
+      .counter("lanegate_api_errors_total",
+               "API requests a handler refused, by route and error code",
                {{"route", route}, {"code", code}})
       .inc();
 }
@@ -99,7 +101,8 @@ std::vector<std::string> split_path(std::string_view path) {
   return out;
 }
 
-bool match(const Route& r, const std::vector<std::string>& segs, std::map<std::string, std::string>& params) {
+bool match(const Route& r, const std::vector<std::string>& segs,
+           std::map<std::string, std::string>& params) {
   if (r.segments.size() != segs.size()) return false;
   std::map<std::string, std::string> found;
   for (std::size_t i = 0; i < segs.size(); ++i) {
@@ -170,7 +173,8 @@ bool parse_query(std::string_view query, std::map<std::string, std::string>& out
     if (pair.empty()) continue;
     const std::size_t eq = pair.find('=');
     auto k = percent_decode(pair.substr(0, eq));
-    auto v = percent_decode(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1));
+    auto v =
+        percent_decode(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1));
     if (!k || !v) return false;
     out[*k] = *v;
   }
@@ -184,7 +188,7 @@ struct HttpApi::Impl : std::enable_shared_from_this<HttpApi::Impl> {
   std::optional<tcp::acceptor> acceptor;
   std::optional<asio::ssl::context> tls;
   bool stopped = false;
-  std::size_t open_connections = 0;    // sessions running
+  std::size_t open_connections = 0;     // sessions running
   std::map<std::string, int> per_peer;  // sessions running per client address
 
   Impl(asio::io_context& i, const config::ApiSection& c) : io(i), config(c) {}
@@ -211,7 +215,8 @@ struct HttpApi::Impl : std::enable_shared_from_this<HttpApi::Impl> {
     for (std::string_view bad : {"%2f", "%2F", "%2e", "%2E", "%5c", "%5C", "%00", "\\"}) {
       if (raw_path.find(bad) != std::string_view::npos) {
         count_refused("path_trick");
-        return HttpResponse::error(400, "bad_request", "encoded separators or dots are not allowed in the path");
+        return HttpResponse::error(400, "bad_request",
+                                   "encoded separators or dots are not allowed in the path");
       }
     }
     auto path = percent_decode(raw_path);
@@ -250,7 +255,8 @@ struct HttpApi::Impl : std::enable_shared_from_this<HttpApi::Impl> {
     if (route == nullptr) {
       if (path_known) {
         count_refused("method");
-        return HttpResponse::error(405, "method_not_allowed", "method " + r.method + " is not allowed here");
+        return HttpResponse::error(405, "method_not_allowed",
+                                   "method " + r.method + " is not allowed here");
       }
       count_refused("not_found");
       return HttpResponse::error(404, "not_found", "no such endpoint");
@@ -258,13 +264,15 @@ struct HttpApi::Impl : std::enable_shared_from_this<HttpApi::Impl> {
     if (!route->access.is_public) {
       const auto auth = req[http::field::authorization];
       constexpr std::string_view kBearer = "Bearer ";
-      if (auth.empty() || auth.size() <= kBearer.size() || auth.substr(0, kBearer.size()) != kBearer) {
+      if (auth.empty() || auth.size() <= kBearer.size() ||
+          auth.substr(0, kBearer.size()) != kBearer) {
         count_auth_failure("missing_token");
         auto resp = HttpResponse::error(401, "unauthorized", "a bearer token is required");
         resp.headers.emplace_back("WWW-Authenticate", "Bearer");
         return resp;
       }
-      const config::ApiToken* token = find_token(std::string_view(auth.data(), auth.size()).substr(kBearer.size()));
+      const config::ApiToken* token =
+          find_token(std::string_view(auth.data(), auth.size()).substr(kBearer.size()));
       if (token == nullptr) {
         count_auth_failure("unknown_token");
         auto resp = HttpResponse::error(401, "unauthorized", "the bearer token is not valid");
@@ -274,7 +282,8 @@ struct HttpApi::Impl : std::enable_shared_from_this<HttpApi::Impl> {
       const Role role = token->role == "auditor" ? Role::kAuditor : Role::kOperator;
       if (!route->access.roles.contains(role)) {
         count_auth_failure("wrong_role");
-        return HttpResponse::error(403, "forbidden", "the token's role '" + token->role + "' may not call this endpoint");
+        return HttpResponse::error(
+            403, "forbidden", "the token's role '" + token->role + "' may not call this endpoint");
       }
       r.role = role;
       r.caller = token->name;
@@ -296,7 +305,8 @@ struct HttpApi::Impl : std::enable_shared_from_this<HttpApi::Impl> {
 
   // Reads and discards what is left of a refused request (bounded), see kDrainTimeout.
   template <typename Stream>
-  asio::awaitable<void> drain(Stream& stream, beast::tcp_stream& tcp_layer, beast::flat_buffer& buffer) {
+  asio::awaitable<void> drain(Stream& stream, beast::tcp_stream& tcp_layer,
+                              beast::flat_buffer& buffer) {
     std::size_t drained = buffer.size();
     buffer.consume(buffer.size());
     tcp_layer.expires_after(kDrainTimeout);
@@ -319,8 +329,9 @@ struct HttpApi::Impl : std::enable_shared_from_this<HttpApi::Impl> {
       auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, kTuple);
       (void)n;
       std::optional<HttpResponse> early;
-      if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == asio::error::eof ||
-          ec == asio::error::connection_reset || ec == asio::ssl::error::stream_truncated) {
+      if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
+          ec == asio::error::eof || ec == asio::error::connection_reset ||
+          ec == asio::ssl::error::stream_truncated) {
         // A keep-alive connection that just stays idle is closed without counting it.
         if (ec == beast::error::timeout && (parser.got_some() || buffer.size() > 0)) {
           count_refused("header_timeout");
@@ -332,8 +343,9 @@ struct HttpApi::Impl : std::enable_shared_from_this<HttpApi::Impl> {
         early = HttpResponse::error(431, "header_too_large", "request headers exceed 8 KiB");
       } else if (ec == http::error::body_limit) {
         count_refused("body_too_large");
-        early = HttpResponse::error(413, "body_too_large",
-                                    "request body exceeds " + std::to_string(config.max_body_bytes) + " bytes");
+        early = HttpResponse::error(
+            413, "body_too_large",
+            "request body exceeds " + std::to_string(config.max_body_bytes) + " bytes");
       } else if (ec) {
         count_refused("malformed");
         early = HttpResponse::error(400, "bad_request", "malformed HTTP request");
@@ -341,15 +353,17 @@ struct HttpApi::Impl : std::enable_shared_from_this<HttpApi::Impl> {
         const auto len = parser.content_length();
         if (len && *len > static_cast<std::uint64_t>(config.max_body_bytes)) {
           count_refused("body_too_large");
-          early = HttpResponse::error(413, "body_too_large",
-                                      "request body exceeds " + std::to_string(config.max_body_bytes) + " bytes");
+          early = HttpResponse::error(
+              413, "body_too_large",
+              "request body exceeds " + std::to_string(config.max_body_bytes) + " bytes");
         }
       }
       if (!early) {
         // The body gets its own deadline, sized by what was announced (chunked: the limit).
         const auto len = parser.content_length();
         tcp_layer.expires_after(
-            body_deadline(config.header_timeout_ms, len ? *len : static_cast<std::uint64_t>(config.max_body_bytes)));
+            body_deadline(config.header_timeout_ms,
+                          len ? *len : static_cast<std::uint64_t>(config.max_body_bytes)));
         auto [ec2, n2] = co_await http::async_read(stream, buffer, parser, kTuple);
         (void)n2;
         if (ec2 == beast::error::timeout) {
@@ -358,8 +372,9 @@ struct HttpApi::Impl : std::enable_shared_from_this<HttpApi::Impl> {
         }
         if (ec2 == http::error::body_limit) {
           count_refused("body_too_large");
-          early = HttpResponse::error(413, "body_too_large",
-                                      "request body exceeds " + std::to_string(config.max_body_bytes) + " bytes");
+          early = HttpResponse::error(
+              413, "body_too_large",
+              "request body exceeds " + std::to_string(config.max_body_bytes) + " bytes");
         } else if (ec2) {
           count_refused("malformed");
           early = HttpResponse::error(400, "bad_request", "malformed HTTP request");
@@ -407,7 +422,8 @@ struct HttpApi::Impl : std::enable_shared_from_this<HttpApi::Impl> {
     Slot slot{shared_from_this(), peer};
     if (tls) {
       beast::ssl_stream<beast::tcp_stream> stream(beast::tcp_stream(std::move(socket)), *tls);
-      beast::get_lowest_layer(stream).expires_after(std::chrono::milliseconds(config.header_timeout_ms));
+      beast::get_lowest_layer(stream).expires_after(
+          std::chrono::milliseconds(config.header_timeout_ms));
       auto [ec] = co_await stream.async_handshake(asio::ssl::stream_base::server, kTuple);
       if (ec) {
         count_refused("tls_handshake");
@@ -462,14 +478,17 @@ void HttpApi::add_route(std::string method, std::string pattern, Access access, 
   impl_->routes.push_back(std::move(r));
 }
 
-void HttpApi::set_tokens(std::vector<config::ApiToken> tokens) { impl_->config.tokens = std::move(tokens); }
+void HttpApi::set_tokens(std::vector<config::ApiToken> tokens) {
+  impl_->config.tokens = std::move(tokens);
+}
 
 Result<std::uint16_t> HttpApi::start() {
   Impl& d = *impl_;
   boost::system::error_code ec;
   const auto addr = asio::ip::make_address(d.config.listen_address, ec);
   if (ec) {
-    return fail(Errc::kInvalidArgument, "not an IP address: " + d.config.listen_address, "api.listen_address");
+    return fail(Errc::kInvalidArgument, "not an IP address: " + d.config.listen_address,
+                "api.listen_address");
   }
   if (d.config.tls) {
     d.tls.emplace(asio::ssl::context::tls_server);
@@ -481,18 +500,23 @@ Result<std::uint16_t> HttpApi::start() {
     // Our order wins; no renegotiation (a CPU lever for a client, and a past CVE source).
     SSL_CTX_set_options(native, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION);
     if (SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION) != 1 ||
-        SSL_CTX_set_cipher_list(native, kTls12Ciphers) != 1 || SSL_CTX_set_ciphersuites(native, kTls13Suites) != 1 ||
+        SSL_CTX_set_cipher_list(native, kTls12Ciphers) != 1 ||
+        SSL_CTX_set_ciphersuites(native, kTls13Suites) != 1 ||
         SSL_CTX_set1_groups_list(native, kTlsGroups) != 1) {
-      return fail(Errc::kCrypto, "cannot apply the TLS settings: " + crypto::last_openssl_error(), "api.tls");
+      return fail(Errc::kCrypto, "cannot apply the TLS settings: " + crypto::last_openssl_error(),
+                  "api.tls");
     }
     d.tls->use_certificate_chain_file(d.config.tls->cert_file.string(), ec);
     if (ec) {
-      return fail(Errc::kCrypto, "cannot load certificate " + d.config.tls->cert_file.string() + ": " + ec.message(),
-                  "api.tls.cert_file");
+      return fail(
+          Errc::kCrypto,
+          "cannot load certificate " + d.config.tls->cert_file.string() + ": " + ec.message(),
+          "api.tls.cert_file");
     }
     d.tls->use_private_key_file(d.config.tls->key_file.string(), asio::ssl::context::pem, ec);
     if (ec) {
-      return fail(Errc::kCrypto, "cannot load key " + d.config.tls->key_file.string() + ": " + ec.message(),
+      return fail(Errc::kCrypto,
+                  "cannot load key " + d.config.tls->key_file.string() + ": " + ec.message(),
                   "api.tls.key_file");
     }
   }
@@ -503,13 +527,15 @@ Result<std::uint16_t> HttpApi::start() {
   if (!ec) d.acceptor->bind(ep, ec);
   if (!ec) d.acceptor->listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
-    return fail(Errc::kIo, "cannot listen on " + d.config.listen_address + ":" + std::to_string(d.config.listen_port) +
-                               ": " + ec.message(),
+    return fail(Errc::kIo,
+                "cannot listen on " + d.config.listen_address + ":" +
+                    std::to_string(d.config.listen_port) + ": " + ec.message(),
                 "api.listen_port");
   }
   const auto port = d.acceptor->local_endpoint().port();
   asio::co_spawn(d.io, d.accept_loop(), asio::detached);
-  log::info("API listening", {{"ADDRESS", d.config.listen_address}, {"PORT", port}, {"TLS", d.tls ? "on" : "off"}});
+  log::info("API listening",
+            {{"ADDRESS", d.config.listen_address}, {"PORT", port}, {"TLS", d.tls ? "on" : "off"}});
   return port;
 }
 

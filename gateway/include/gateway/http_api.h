@@ -66,9 +66,9 @@ struct HttpRequest {
   std::map<std::string, std::string> params;   // path parameters from the route
   std::map<std::string, std::string> headers;  // lower-case names
   std::string body;
-  std::string peer;                            // client address, for rate limits
-  std::optional<Role> role;                    // set for authenticated routes
-  std::string caller;                          // token name from config
+  std::string peer;          // client address, for rate limits
+  std::optional<Role> role;  // set for authenticated routes
+  std::string caller;        // token name from config
 };
 
 struct HttpResponse {

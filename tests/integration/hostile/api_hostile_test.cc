@@ -19,9 +19,7 @@ using namespace std::string_literals;
 [[maybe_unused]] const auto* const kCleanup =
     ::testing::AddGlobalTestEnvironment(new HostileSiteCleanup);
 
-std::string refused(std::string_view reason) {
-  return "reason=\"" + std::string(reason) + "\"";
-}
+std::string refused(std::string_view reason) { return "reason=\"" + std::string(reason) + "\""; }
 
 TEST_F(HostileTest, OversizedBodyGets413AndIsCounted) {
   const std::string money = site().money_snapshot();
@@ -50,7 +48,8 @@ TEST_F(HostileTest, OversizedBodyGets413AndIsCounted) {
 
 TEST_F(HostileTest, OversizedHeadersGet431AndAreCounted) {
   const double before = site().metric("lanegate_api_refused_total", refused("header_too_large"));
-  const HttpReply r = site().request("GET", "/healthz", {{"X-Padding", std::string(16 * 1024, 'h')}});
+  const HttpReply r =
+      site().request("GET", "/healthz", {{"X-Padding", std::string(16 * 1024, 'h')}});
   EXPECT_EQ(r.status, 431) << r.body;
   EXPECT_NE(r.body.find("8 KiB"), std::string::npos) << r.body;
   // Many small headers add up the same way.
@@ -96,9 +95,10 @@ TEST_F(HostileTest, ClientTricklingTheBodyIsCutOffWhileOthersAreServed) {
   auto c = TlsConn::connect(site().api_port(), site().ca(), slow, &why);
   ASSERT_TRUE(c) << why;
   const std::string body = "{\"reason\":\"slow body\"}";
-  ASSERT_TRUE(c->write("POST /api/v1/lanes/entry-1/open HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
-                       std::string(kOperatorToken) + "\r\nContent-Length: " + std::to_string(body.size()) +
-                       "\r\n\r\n"));
+  ASSERT_TRUE(
+      c->write("POST /api/v1/lanes/entry-1/open HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+               std::string(kOperatorToken) + "\r\nContent-Length: " + std::to_string(body.size()) +
+               "\r\n\r\n"));
   bool cut = false;
   const auto give_up = std::chrono::steady_clock::now() + 15s;
   for (std::size_t i = 0; i + 1 < body.size() && std::chrono::steady_clock::now() < give_up; ++i) {
@@ -134,7 +134,7 @@ TEST_F(HostileTest, MalformedJsonAndUnknownFieldsGet400NamingTheField) {
       {"{\"reason\": 42}", "invalid_argument", "reason"},
       {"{\"reason\": \"\"}", "invalid_argument", "reason"},
       {"{\"reason\": \"" + std::string(600, 'r') + "\"}", "invalid_argument", "reason"},
-      {std::string(2000, '[') , "invalid_json", ""},
+      {std::string(2000, '['), "invalid_json", ""},
   };
   int bad = 0;
   for (const auto& c : cases) {
@@ -188,8 +188,10 @@ TEST_F(HostileTest, PathTricksAreRefusedOrNeverReachAFile) {
 
 TEST_F(HostileTest, MissingOrWrongTokensGet401AndTheWrongRole403) {
   const std::string money = site().money_snapshot();
-  const double missing = site().metric("lanegate_api_auth_failures_total", refused("missing_token"));
-  const double unknown = site().metric("lanegate_api_auth_failures_total", refused("unknown_token"));
+  const double missing =
+      site().metric("lanegate_api_auth_failures_total", refused("missing_token"));
+  const double unknown =
+      site().metric("lanegate_api_auth_failures_total", refused("unknown_token"));
   const double role = site().metric("lanegate_api_auth_failures_total", refused("wrong_role"));
   const std::string open = "/api/v1/lanes/entry-1/open";
   const std::string body = "{\"reason\":\"attack\"}";
@@ -210,15 +212,18 @@ TEST_F(HostileTest, MissingOrWrongTokensGet401AndTheWrongRole403) {
   EXPECT_EQ(r.status, 403) << r.body;
   EXPECT_NE(r.body.find("auditor"), std::string::npos) << r.body;
   EXPECT_EQ(site().get_as(kAuditorToken, "/api/v1/transactions").status, 403);
-  EXPECT_EQ(site().metric("lanegate_api_auth_failures_total", refused("missing_token")), missing + 3);
-  EXPECT_EQ(site().metric("lanegate_api_auth_failures_total", refused("unknown_token")), unknown + 2);
+  EXPECT_EQ(site().metric("lanegate_api_auth_failures_total", refused("missing_token")),
+            missing + 3);
+  EXPECT_EQ(site().metric("lanegate_api_auth_failures_total", refused("unknown_token")),
+            unknown + 2);
   EXPECT_EQ(site().metric("lanegate_api_auth_failures_total", refused("wrong_role")), role + 2);
   // No barrier opened by any of them.
   EXPECT_EQ(site().money_snapshot(), money);
 }
 
 TEST_F(HostileTest, ManyHeldConnectionsFromOneAddressDoNotLockOthersOut) {
-  const double before = site().metric("lanegate_api_refused_total", refused("too_many_connections"));
+  const double before =
+      site().metric("lanegate_api_refused_total", refused("too_many_connections"));
   // 140 connections from 127.0.0.3 that never say anything (over the per-address cap).
   std::vector<int> fds;
   for (int i = 0; i < 140; ++i) {
@@ -236,14 +241,16 @@ TEST_F(HostileTest, ManyHeldConnectionsFromOneAddressDoNotLockOthersOut) {
   }
   // Another client is served meanwhile.
   EXPECT_EQ(site().request("GET", "/healthz").status, 200);
-  EXPECT_GE(site().metric("lanegate_api_refused_total", refused("too_many_connections")), before + 1);
+  EXPECT_GE(site().metric("lanegate_api_refused_total", refused("too_many_connections")),
+            before + 1);
   // Every one of them is closed by the server (at accept, or at the handshake deadline).
   for (int fd : fds) {
     timeval tv{10, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     char buf[64];
     const ssize_t n = ::read(fd, buf, sizeof buf);
-    EXPECT_TRUE(n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) << "connection left open";
+    EXPECT_TRUE(n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
+        << "connection left open";
     ::close(fd);
   }
 }

@@ -96,12 +96,13 @@ TEST_F(ClaimsHostileTest, GuessingCodesLocksTheGuesserOutButNotOthers) {
 
 TEST_F(ClaimsHostileTest, MalformedClaimRequestsAreRefusedNamingTheField) {
   const std::string money = site().money_snapshot();
-  for (const std::string& body : std::vector<std::string>{"{\"code\": 12345678}", "{\"code\":\"ABCD\",\"extra\":1}", "[", "{}",
-                                 std::string("{\"code\":\"") + std::string(5000, 'A') + "\"}"}) {
+  for (const std::string& body : std::vector<std::string>{
+           "{\"code\": 12345678}", "{\"code\":\"ABCD\",\"extra\":1}", "[", "{}",
+           std::string("{\"code\":\"") + std::string(5000, 'A') + "\"}"}) {
     TlsOptions o;
     o.source_address = "127.0.0.6";
-    const HttpReply r =
-        site().request("POST", "/api/v1/claim-codes", {{"Content-Type", "application/json"}}, body, o);
+    const HttpReply r = site().request("POST", "/api/v1/claim-codes",
+                                       {{"Content-Type", "application/json"}}, body, o);
     EXPECT_GE(r.status, 400) << body;
     EXPECT_LT(r.status, 500) << body << " -> " << r.body;
   }
@@ -130,9 +131,11 @@ TEST_F(HostileTest, ResponsesCarryTheBrowserSecurityHeaders) {
   // Server values are written as text, never parsed as markup.
   EXPECT_EQ(page.body.find("innerHTML"), std::string::npos);
   EXPECT_EQ(page.body.find("document.write"), std::string::npos);
-  for (const char* target : {"/healthz", "/api/v1/claims/AAAAAAAAAAAAAAAAAAAAAA", "/no/such/path"}) {
+  for (const char* target :
+       {"/healthz", "/api/v1/claims/AAAAAAAAAAAAAAAAAAAAAA", "/no/such/path"}) {
     const HttpReply r = site().request("GET", target);
-    EXPECT_EQ(r.header("content-security-policy"), "default-src 'none'; frame-ancestors 'none'") << target;
+    EXPECT_EQ(r.header("content-security-policy"), "default-src 'none'; frame-ancestors 'none'")
+        << target;
     EXPECT_EQ(r.header("referrer-policy"), "no-referrer") << target;
     EXPECT_EQ(r.header("x-content-type-options"), "nosniff") << target;
     EXPECT_EQ(r.header("cache-control"), "no-store") << target;

@@ -115,10 +115,10 @@ class HostileSite {
   }
   HttpReply post_json_as(const char* token, std::string_view target, std::string_view body,
                          const TlsOptions& tls = {}) {
-    return request("POST", target,
-                   {{"Authorization", std::string("Bearer ") + token},
-                    {"Content-Type", "application/json"}},
-                   body, tls);
+    return request(
+        "POST", target,
+        {{"Authorization", std::string("Bearer ") + token}, {"Content-Type", "application/json"}},
+        body, tls);
   }
 
   // Value of one Prometheus sample, e.g. metric("lanegate_api_refused_total",
@@ -151,7 +151,8 @@ class HostileSite {
     if (!ec && status.is_object()) {
       const auto& o = status.as_object();
       for (const char* k : {"charges", "open_charges", "passages", "offline_exposure", "arrears"}) {
-        if (const auto* v = o.if_contains(k)) totals += std::string(k) + "=" + boost::json::serialize(*v) + ";";
+        if (const auto* v = o.if_contains(k))
+          totals += std::string(k) + "=" + boost::json::serialize(*v) + ";";
       }
     }
     return tx.body + "\n" + totals;
@@ -217,7 +218,8 @@ class HostileSite {
       ::kill(pid_, SIGTERM);
       const auto deadline = std::chrono::steady_clock::now() + 10s;
       int status = 0;
-      while (::waitpid(pid_, &status, WNOHANG) == 0 && std::chrono::steady_clock::now() < deadline) {
+      while (::waitpid(pid_, &status, WNOHANG) == 0 &&
+             std::chrono::steady_clock::now() < deadline) {
         std::this_thread::sleep_for(20ms);
       }
       ::kill(pid_, SIGKILL);
@@ -239,8 +241,8 @@ class HostileSite {
     std::string tmpl = (fs::temp_directory_path() / "lanegate-hostile-XXXXXX").string();
     dir_ = mkdtemp(tmpl.data());
     fs::create_directories(dir_ / "state");
-    const std::string script =
-        std::string(LANEGATE_SOURCE_DIR) + "/scripts/make-demo-pki " + pki().string() + " >/dev/null 2>&1";
+    const std::string script = std::string(LANEGATE_SOURCE_DIR) + "/scripts/make-demo-pki " +
+                               pki().string() + " >/dev/null 2>&1";
     if (std::system(script.c_str()) != 0) {
       error_ = "make-demo-pki failed";
       return;
@@ -252,12 +254,14 @@ class HostileSite {
                                                                {"certificate_file", "merchant.pem"},
                                                                {"apiv3_key_file", "apiv3.key"},
                                                                {"products", "PARKING,HIGHWAY"}}}},
-          {"accounts", boost::json::array{boost::json::object{{"openid", "oHOSTILE1"}, {"overdue", false}}}},
-          {"plates", boost::json::array{boost::json::object{{"plate_number", kBoundPlate},
-                                                            {"plate_color", "BLUE"},
-                                                            {"openid", "oHOSTILE1"},
-                                                            {"service_state", "NORMAL"},
-                                                            {"service_open_time", "2026-01-01T08:00:00+08:00"}}}}};
+          {"accounts",
+           boost::json::array{boost::json::object{{"openid", "oHOSTILE1"}, {"overdue", false}}}},
+          {"plates", boost::json::array{
+                         boost::json::object{{"plate_number", kBoundPlate},
+                                             {"plate_color", "BLUE"},
+                                             {"openid", "oHOSTILE1"},
+                                             {"service_state", "NORMAL"},
+                                             {"service_open_time", "2026-01-01T08:00:00+08:00"}}}}};
       std::ofstream out(dir_ / "seed.json");
       out << boost::json::serialize(seed);
     }
@@ -301,7 +305,8 @@ class HostileSite {
     }
     devices_ = std::move(*devices);
     const char* bin_dir = std::getenv("LANEGATE_BIN_DIR");
-    const std::string bin = std::string(bin_dir != nullptr ? bin_dir : LANEGATE_BINARY_DIR) + "/lanegated";
+    const std::string bin =
+        std::string(bin_dir != nullptr ? bin_dir : LANEGATE_BINARY_DIR) + "/lanegated";
     const std::string log = (dir_ / "stderr.log").string();
     const std::string cfg_path = config_file().string();
     pid_ = fork();
@@ -318,7 +323,8 @@ class HostileSite {
       TlsOptions quick;
       quick.read_timeout = 2s;
       if (auto c = TlsConn::connect(api_port_, ca(), quick)) {
-        if (c->write(request_text("GET", "/healthz", {}, {})) && parse_reply(c->read_all()).status == 200) {
+        if (c->write(request_text("GET", "/healthz", {}, {})) &&
+            parse_reply(c->read_all()).status == 200) {
           return;
         }
       }
@@ -341,32 +347,43 @@ class HostileSite {
         << "[api]\nlisten_address = \"127.0.0.1\"\nlisten_port = " << api_port_ << "\n"
         << "max_body_bytes = " << kMaxBody << "\nheader_timeout_ms = " << kHeaderTimeoutMs << "\n"
         << "public_base_url = \"https://127.0.0.1:" << api_port_ << "\"\n"
-        << "[api.tls]\ncert_file = \"" << p << "/server.pem\"\nkey_file = \"" << p << "/server.key\"\n"
-        << "[[api.token]]\nname = \"ops\"\nrole = \"operator\"\nsha256 = \"" << crypto::sha256_hex(kOperatorToken)
-        << "\"\n"
-        << "[[api.token]]\nname = \"audit\"\nrole = \"auditor\"\nsha256 = \"" << crypto::sha256_hex(kAuditorToken)
-        << "\"\n"
-        << "[provider]\nbase_url = \"" << sandbox_->base_url() << "\"\nmchid = \"1900000001\"\nappid = \"wxhostile\"\n"
+        << "[api.tls]\ncert_file = \"" << p << "/server.pem\"\nkey_file = \"" << p
+        << "/server.key\"\n"
+        << "[[api.token]]\nname = \"ops\"\nrole = \"operator\"\nsha256 = \""
+        << crypto::sha256_hex(kOperatorToken) << "\"\n"
+        << "[[api.token]]\nname = \"audit\"\nrole = \"auditor\"\nsha256 = \""
+        << crypto::sha256_hex(kAuditorToken) << "\"\n"
+        << "[provider]\nbase_url = \"" << sandbox_->base_url()
+        << "\"\nmchid = \"1900000001\"\nappid = \"wxhostile\"\n"
         << "merchant_serial_no = \"" << trimmed(read_text(pki() / "merchant.serial")) << "\"\n"
-        << "merchant_private_key_file = \"" << p << "/merchant.key\"\napiv3_key_file = \"" << p << "/apiv3.key\"\n"
+        << "merchant_private_key_file = \"" << p << "/merchant.key\"\napiv3_key_file = \"" << p
+        << "/apiv3.key\"\n"
         << "notify_url = \"https://127.0.0.1:" << api_port_ << "/notify/wechatpay\"\n"
         << "ca_file = \"" << p << "/ca.pem\"\n"
-        << "[[provider.platform_key]]\nid = \"" << trimmed(read_text(pki() / "platform.serial")) << "\"\nfile = \""
-        << p << "/platform.pem\"\n"
-        << "[invoicing]\nenabled = true\nbase_url = \"https://127.0.0.1:9\"\napp_key = \"hostile-app\"\n"
+        << "[[provider.platform_key]]\nid = \"" << trimmed(read_text(pki() / "platform.serial"))
+        << "\"\nfile = \"" << p << "/platform.pem\"\n"
+        << "[invoicing]\nenabled = true\nbase_url = \"https://127.0.0.1:9\"\napp_key = "
+           "\"hostile-app\"\n"
         << "app_secret_file = \"" << p << "/invoicing.secret\"\naccess_token_file = \"" << p
-        << "/invoicing.token\"\nca_file = \"" << p << "/ca.pem\"\nseller_name = \"Hostile lot operator\"\n"
+        << "/invoicing.token\"\nca_file = \"" << p
+        << "/ca.pem\"\nseller_name = \"Hostile lot operator\"\n"
         << "seller_tax_id = \"91440300MA5G8K2D7F\"\nclaim_window_days = 30\n"
-        << "[[bus]]\nid = \"bus-1\"\ntransport = \"tcp\"\nhost = \"127.0.0.1\"\nport = " << bus_port_ << "\n"
-        << "[[device]]\nid = \"cam-in\"\nkind = \"camera\"\nbus = \"bus-1\"\nunit_id = 1\npoll_interval_ms = 20\n"
+        << "[[bus]]\nid = \"bus-1\"\ntransport = \"tcp\"\nhost = \"127.0.0.1\"\nport = "
+        << bus_port_ << "\n"
+        << "[[device]]\nid = \"cam-in\"\nkind = \"camera\"\nbus = \"bus-1\"\nunit_id = "
+           "1\npoll_interval_ms = 20\n"
         << "[[device]]\nid = \"bar-in\"\nkind = \"barrier\"\nbus = \"bus-1\"\nunit_id = 2\n"
-        << "[[device]]\nid = \"cam-out\"\nkind = \"camera\"\nbus = \"bus-1\"\nunit_id = 3\npoll_interval_ms = 20\n"
+        << "[[device]]\nid = \"cam-out\"\nkind = \"camera\"\nbus = \"bus-1\"\nunit_id = "
+           "3\npoll_interval_ms = 20\n"
         << "[[device]]\nid = \"bar-out\"\nkind = \"barrier\"\nbus = \"bus-1\"\nunit_id = 4\n"
-        << "[[lane]]\nid = \"entry-1\"\nmode = \"parking-entry\"\ncamera = \"cam-in\"\nbarrier = \"bar-in\"\n"
+        << "[[lane]]\nid = \"entry-1\"\nmode = \"parking-entry\"\ncamera = \"cam-in\"\nbarrier = "
+           "\"bar-in\"\n"
         << "tariff = \"lot\"\n"
-        << "[[lane]]\nid = \"exit-1\"\nmode = \"parking-exit\"\ncamera = \"cam-out\"\nbarrier = \"bar-out\"\n"
+        << "[[lane]]\nid = \"exit-1\"\nmode = \"parking-exit\"\ncamera = \"cam-out\"\nbarrier = "
+           "\"bar-out\"\n"
         << "tariff = \"lot\"\n"
-        << "[[tariff.parking]]\nid = \"lot\"\nfree_minutes = 0\nunit_minutes = 1\nday_rate = \"2.00\"\n"
+        << "[[tariff.parking]]\nid = \"lot\"\nfree_minutes = 0\nunit_minutes = 1\nday_rate = "
+           "\"2.00\"\n"
         << "night_rate = \"2.00\"\ndaily_cap = \"30.00\"\n";
   }
 

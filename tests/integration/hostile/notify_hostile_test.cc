@@ -45,31 +45,33 @@ class NotifyHostileTest : public HostileTest {
   Notification make(const std::string& event_id, const std::string& out_trade_no,
                     const std::string& trade_state, std::int64_t total_fen,
                     const pki::PrivateKey& key, std::int64_t timestamp, bool tamper = false) {
-    json::object resource{{"mchid", "1900000001"},
-                          {"appid", "wxhostile"},
-                          {"out_trade_no", out_trade_no},
-                          {"transaction_id", "4200000000" + event_id.substr(event_id.size() - 6)},
-                          {"trade_scene", "PARKING"},
-                          {"trade_state", trade_state},
-                          {"trade_state_description", "hostile"},
-                          {"success_time", "2026-11-22T08:00:00+08:00"},
-                          {"payer", json::object{{"openid", "oHOSTILE1"}}},
-                          {"amount", json::object{{"total", total_fen}, {"payer_total", total_fen}}}};
+    json::object resource{
+        {"mchid", "1900000001"},
+        {"appid", "wxhostile"},
+        {"out_trade_no", out_trade_no},
+        {"transaction_id", "4200000000" + event_id.substr(event_id.size() - 6)},
+        {"trade_scene", "PARKING"},
+        {"trade_state", trade_state},
+        {"trade_state_description", "hostile"},
+        {"success_time", "2026-11-22T08:00:00+08:00"},
+        {"payer", json::object{{"openid", "oHOSTILE1"}}},
+        {"amount", json::object{{"total", total_fen}, {"payer_total", total_fen}}}};
     const std::string nonce12 = "hostile12345";
     auto sealed = pki::aes256gcm_encrypt(apiv3_, nonce12, "transaction", json::serialize(resource));
     EXPECT_TRUE(sealed);
     std::string ct = sealed.value_or("");
     if (tamper) ct[ct.size() / 2] = static_cast<char>(ct[ct.size() / 2] ^ 0x01);
-    json::object env{{"id", event_id},
-                     {"create_time", "2026-11-22T08:00:00+08:00"},
-                     {"resource_type", "encrypt-resource"},
-                     {"event_type", trade_state == "SUCCESS" ? "TRANSACTION.SUCCESS" : "TRANSACTION.PAY_FAIL"},
-                     {"summary", "hostile"},
-                     {"resource", json::object{{"original_type", "transaction"},
-                                               {"algorithm", "AEAD_AES_256_GCM"},
-                                               {"ciphertext", crypto::base64_encode(ct)},
-                                               {"associated_data", "transaction"},
-                                               {"nonce", nonce12}}}};
+    json::object env{
+        {"id", event_id},
+        {"create_time", "2026-11-22T08:00:00+08:00"},
+        {"resource_type", "encrypt-resource"},
+        {"event_type", trade_state == "SUCCESS" ? "TRANSACTION.SUCCESS" : "TRANSACTION.PAY_FAIL"},
+        {"summary", "hostile"},
+        {"resource", json::object{{"original_type", "transaction"},
+                                  {"algorithm", "AEAD_AES_256_GCM"},
+                                  {"ciphertext", crypto::base64_encode(ct)},
+                                  {"associated_data", "transaction"},
+                                  {"nonce", nonce12}}}};
     Notification n;
     n.body = json::serialize(env);
     const std::string ts = std::to_string(timestamp);
@@ -85,14 +87,18 @@ class NotifyHostileTest : public HostileTest {
     return n;
   }
 
-  HttpReply deliver(const Notification& n) { return site().request("POST", "/notify/wechatpay", n.headers, n.body); }
+  HttpReply deliver(const Notification& n) {
+    return site().request("POST", "/notify/wechatpay", n.headers, n.body);
+  }
 
   double check(std::string_view c) {
-    return site().metric("lanegate_provider_verify_failures_total", "check=\"" + std::string(c) + "\"");
+    return site().metric("lanegate_provider_verify_failures_total",
+                         "check=\"" + std::string(c) + "\"");
   }
 
   double result(std::string_view r) {
-    return site().metric("lanegate_provider_notifications_total", "result=\"" + std::string(r) + "\"");
+    return site().metric("lanegate_provider_notifications_total",
+                         "result=\"" + std::string(r) + "\"");
   }
 
   static std::int64_t now() { return static_cast<std::int64_t>(std::time(nullptr)); }
@@ -109,7 +115,8 @@ TEST_F(NotifyHostileTest, AReplayedNotificationHasNoSecondEffect) {
   const double duplicate = result("duplicate_event");
   // A genuine notification about a charge this gateway never made: acknowledged, stored,
   // changes no money.
-  const Notification n = make("EVT-HOSTILE-000001", "HOSTILE-UNKNOWN-1", "SUCCESS", 500, platform_key_, now());
+  const Notification n =
+      make("EVT-HOSTILE-000001", "HOSTILE-UNKNOWN-1", "SUCCESS", 500, platform_key_, now());
   EXPECT_EQ(deliver(n).status, 204);
   EXPECT_EQ(result("accepted"), accepted + 1);
   // The identical bytes again, and a third time: acknowledged (or the provider would
@@ -131,21 +138,26 @@ TEST_F(NotifyHostileTest, ANotificationSignedWithAnotherKeyIsRefused) {
   // The merchant key is a valid RSA-2048 key, just not the platform's.
   auto other = pki::load_private_key(site().pki() / "merchant.key");
   ASSERT_TRUE(other);
-  const Notification forged = make("EVT-HOSTILE-000002", out_trade_no_, "PAY_FAIL", 1, *other, now());
+  const Notification forged =
+      make("EVT-HOSTILE-000002", out_trade_no_, "PAY_FAIL", 1, *other, now());
   HttpReply r = deliver(forged);
   EXPECT_EQ(r.status, 401) << r.body;
   EXPECT_NE(r.body.find("FAIL"), std::string::npos) << r.body;
   // Signed correctly but naming a key id the gateway does not know.
-  Notification unknown_serial = make("EVT-HOSTILE-000003", out_trade_no_, "PAY_FAIL", 1, platform_key_, now());
+  Notification unknown_serial =
+      make("EVT-HOSTILE-000003", out_trade_no_, "PAY_FAIL", 1, platform_key_, now());
   unknown_serial.headers["Wechatpay-Serial"] = "7A7A7A7A7A7A";
   EXPECT_EQ(deliver(unknown_serial).status, 401);
   // A genuine notification whose body was altered after signing.
-  Notification altered = make("EVT-HOSTILE-000004", out_trade_no_, "SUCCESS", 200, platform_key_, now());
+  Notification altered =
+      make("EVT-HOSTILE-000004", out_trade_no_, "SUCCESS", 200, platform_key_, now());
   altered.body.replace(altered.body.find("EVT-HOSTILE-000004"), 18, "EVT-HOSTILE-000005");
   EXPECT_EQ(deliver(altered).status, 401);
   // The provider's SIGNTEST probe signature is never accepted as real.
-  Notification probe = make("EVT-HOSTILE-000006", out_trade_no_, "PAY_FAIL", 1, platform_key_, now());
-  probe.headers["Wechatpay-Signature"] = "WECHATPAY/SIGNTEST/" + probe.headers["Wechatpay-Signature"];
+  Notification probe =
+      make("EVT-HOSTILE-000006", out_trade_no_, "PAY_FAIL", 1, platform_key_, now());
+  probe.headers["Wechatpay-Signature"] =
+      "WECHATPAY/SIGNTEST/" + probe.headers["Wechatpay-Signature"];
   EXPECT_EQ(deliver(probe).status, 401);
   // No headers at all.
   EXPECT_EQ(site().request("POST", "/notify/wechatpay", {}, forged.body).status, 401);
@@ -161,11 +173,13 @@ TEST_F(NotifyHostileTest, AStaleOrFutureNotificationIsRefused) {
   const std::string money = site().money_snapshot();
   const double refused = result("refused_signature");
   const double skew = check("skew");
-  HttpReply r = deliver(make("EVT-HOSTILE-000010", out_trade_no_, "PAY_FAIL", 1, platform_key_, now() - 301));
+  HttpReply r =
+      deliver(make("EVT-HOSTILE-000010", out_trade_no_, "PAY_FAIL", 1, platform_key_, now() - 301));
   EXPECT_EQ(r.status, 401) << r.body;
   r = deliver(make("EVT-HOSTILE-000011", out_trade_no_, "PAY_FAIL", 1, platform_key_, now() + 400));
   EXPECT_EQ(r.status, 401) << r.body;
-  r = deliver(make("EVT-HOSTILE-000012", out_trade_no_, "PAY_FAIL", 1, platform_key_, now() - 86400 * 365));
+  r = deliver(
+      make("EVT-HOSTILE-000012", out_trade_no_, "PAY_FAIL", 1, platform_key_, now() - 86400 * 365));
   EXPECT_EQ(r.status, 401) << r.body;
   EXPECT_EQ(result("refused_signature"), refused + 3);
   EXPECT_EQ(check("skew"), skew + 3);
@@ -176,17 +190,33 @@ TEST_F(NotifyHostileTest, TamperedCiphertextFailsTheGcmTagAndIsRefused) {
   const std::string money = site().money_snapshot();
   const double malformed = result("refused_malformed");
   // Signed with the right key (so only the AEAD layer can catch it).
-  HttpReply r = deliver(make("EVT-HOSTILE-000020", out_trade_no_, "PAY_FAIL", 1, platform_key_, now(), true));
+  HttpReply r =
+      deliver(make("EVT-HOSTILE-000020", out_trade_no_, "PAY_FAIL", 1, platform_key_, now(), true));
   EXPECT_EQ(r.status, 400) << r.body;
   EXPECT_NE(r.body.find("decrypt"), std::string::npos) << r.body;
   EXPECT_EQ(result("refused_malformed"), malformed + 1);
   // The refused event id was not stored: the genuine event under that id still applies
   // later (here: about a charge the gateway never made, so it changes no money).
   const double accepted = result("accepted");
-  EXPECT_EQ(deliver(make("EVT-HOSTILE-000020", "HOSTILE-UNKNOWN-2", "SUCCESS", 100, platform_key_, now())).status,
-            204);
+  EXPECT_EQ(
+      deliver(make("EVT-HOSTILE-000020", "HOSTILE-UNKNOWN-2", "SUCCESS", 100, platform_key_, now()))
+          .status,
+      204);
   EXPECT_EQ(result("accepted"), accepted + 1);
   EXPECT_EQ(site().money_snapshot(), money);
+}
+
+// With the platform key itself (a compromised key, or a provider bug): a validly signed
+// PAY_FAIL for a charge already settled as SUCCESS must not move it backwards. The
+// gateway refuses to apply it (the provider is asked to retry, nothing is dropped) and the
+// money stays as settled.
+TEST_F(NotifyHostileTest, ASignedNotificationCannotMoveASettledChargeBackwards) {
+  const std::string money = site().money_snapshot();
+  ASSERT_NE(money.find("\"SUCCESS\""), std::string::npos) << money;
+  const HttpReply r =
+      deliver(make("EVT-HOSTILE-000030", out_trade_no_, "PAY_FAIL", 200, platform_key_, now()));
+  EXPECT_NE(r.status, 401) << r.body;  // the signature is genuine
+  EXPECT_EQ(site().money_snapshot(), money) << "reply " << r.status << " " << r.body;
 }
 
 // After every attack above: the ledger of the day exports (the operator's CLI) with a
@@ -204,8 +234,9 @@ class LedgerAfterAttacksTest : public NotifyHostileTest {
     std::strftime(date, sizeof date, "%Y-%m-%d", &tm);
     const fs::path pkg = site().dir() / ("package-" + std::to_string(++exports_) + "-" + date);
     out_ = site().dir() / "audit.out";
-    const std::string exp = cli_ + " --config " + site().config_file().string() + " audit export --date " + date +
-                            " --out " + pkg.string() + " >" + out_.string() + " 2>&1";
+    const std::string exp = cli_ + " --config " + site().config_file().string() +
+                            " audit export --date " + date + " --out " + pkg.string() + " >" +
+                            out_.string() + " 2>&1";
     if (std::system(exp.c_str()) != 0) {
       ADD_FAILURE() << read_text(out_);
       return {};
@@ -238,7 +269,8 @@ TEST_F(LedgerAfterAttacksTest, DISABLED_TheCliVerifiesThePackageAsAnAuthorityWou
   const fs::path pkg = export_today();
   ASSERT_FALSE(pkg.empty());
   const std::string ver = cli_ + " audit verify " + pkg.string() + " --pubkey " +
-                          (site().dir() / "state" / "device-key.pub").string() + " >" + out_.string() + " 2>&1";
+                          (site().dir() / "state" / "device-key.pub").string() + " >" +
+                          out_.string() + " 2>&1";
   EXPECT_EQ(std::system(ver.c_str()), 0) << read_text(out_);
 }
 

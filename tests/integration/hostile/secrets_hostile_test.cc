@@ -57,9 +57,13 @@ TEST_F(SecretsHostileTest, LanegatedRefusesToStartWithAGroupOrWorldReadableKey) 
 
 TEST_F(SecretsHostileTest, CheckConfigRefusesAReadableKeyAndAcceptsMode0600) {
   std::string output;
-  EXPECT_NE(run(bin("lanegate") + " check-config " + config_with_key_mode(0644).string(), output), 0) << output;
+  EXPECT_NE(run(bin("lanegate") + " check-config " + config_with_key_mode(0644).string(), output),
+            0)
+      << output;
   EXPECT_NE(output.find("provider.apiv3_key_file"), std::string::npos) << output;
-  EXPECT_EQ(run(bin("lanegate") + " check-config " + config_with_key_mode(0600).string(), output), 0) << output;
+  EXPECT_EQ(run(bin("lanegate") + " check-config " + config_with_key_mode(0600).string(), output),
+            0)
+      << output;
 }
 
 }  // namespace

@@ -25,16 +25,16 @@
 namespace lanegate::hostile {
 
 struct TlsOptions {
-  int min_version = 0;          // e.g. TLS1_1_VERSION; 0: library default
+  int min_version = 0;  // e.g. TLS1_1_VERSION; 0: library default
   int max_version = 0;
-  std::string cipher_list;      // TLS 1.2 and below; empty: default
-  std::string ciphersuites;     // TLS 1.3; empty: default
-  std::string source_address;   // e.g. "127.0.0.2"; empty: any
+  std::string cipher_list;     // TLS 1.2 and below; empty: default
+  std::string ciphersuites;    // TLS 1.3; empty: default
+  std::string source_address;  // e.g. "127.0.0.2"; empty: any
   std::chrono::milliseconds read_timeout{10000};
 };
 
 struct HttpReply {
-  int status = 0;  // 0: no (complete) answer
+  int status = 0;                              // 0: no (complete) answer
   std::map<std::string, std::string> headers;  // lower-case names
   std::string body;
   std::string header(const std::string& name) const {
@@ -54,8 +54,8 @@ class TlsConn {
   TlsConn& operator=(const TlsConn&) = delete;
 
   // Connects and completes the handshake; nullptr when either fails (error() says why).
-  static std::unique_ptr<TlsConn> connect(int port, const std::string& ca_file,
-                                          const TlsOptions& o, std::string* error = nullptr) {
+  static std::unique_ptr<TlsConn> connect(int port, const std::string& ca_file, const TlsOptions& o,
+                                          std::string* error = nullptr) {
     std::unique_ptr<TlsConn> c(new TlsConn());
     auto fail = [&](std::string why) -> std::unique_ptr<TlsConn> {
       unsigned long e = 0;
@@ -80,7 +80,8 @@ class TlsConn {
     if (!o.ciphersuites.empty() && SSL_CTX_set_ciphersuites(c->ctx_, o.ciphersuites.c_str()) != 1) {
       return fail("ciphersuites");
     }
-    if (SSL_CTX_load_verify_locations(c->ctx_, ca_file.c_str(), nullptr) != 1) return fail("CA file");
+    if (SSL_CTX_load_verify_locations(c->ctx_, ca_file.c_str(), nullptr) != 1)
+      return fail("CA file");
     SSL_CTX_set_verify(c->ctx_, SSL_VERIFY_PEER, nullptr);
     c->fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (c->fd_ < 0) return fail("socket");
@@ -93,13 +94,15 @@ class TlsConn {
       sockaddr_in src{};
       src.sin_family = AF_INET;
       inet_pton(AF_INET, o.source_address.c_str(), &src.sin_addr);
-      if (::bind(c->fd_, reinterpret_cast<sockaddr*>(&src), sizeof src) != 0) return fail("bind source");
+      if (::bind(c->fd_, reinterpret_cast<sockaddr*>(&src), sizeof src) != 0)
+        return fail("bind source");
     }
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(static_cast<std::uint16_t>(port));
     inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
-    if (::connect(c->fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return fail("connect");
+    if (::connect(c->fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+      return fail("connect");
     c->ssl_ = SSL_new(c->ctx_);
     SSL_set_fd(c->ssl_, c->fd_);
     SSL_set_tlsext_host_name(c->ssl_, "localhost");
@@ -181,10 +184,12 @@ inline HttpReply parse_reply(const std::string& raw) {
 inline std::string request_text(std::string_view method, std::string_view target,
                                 const std::map<std::string, std::string>& headers,
                                 std::string_view body) {
-  std::string s = std::string(method) + " " + std::string(target) + " HTTP/1.1\r\nHost: 127.0.0.1\r\n";
+  std::string s =
+      std::string(method) + " " + std::string(target) + " HTTP/1.1\r\nHost: 127.0.0.1\r\n";
   s += "Connection: close\r\n";
   for (const auto& [k, v] : headers) s += k + ": " + v + "\r\n";
-  if (!body.empty() || method == "POST") s += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+  if (!body.empty() || method == "POST")
+    s += "Content-Length: " + std::to_string(body.size()) + "\r\n";
   s += "\r\n";
   s += body;
   return s;

@@ -45,13 +45,14 @@ TEST_F(HostileTest, OldProtocolVersionsAreRefused) {
 }
 
 TEST_F(HostileTest, CiphersWithoutForwardSecrecyOrAeadAreRefused) {
-  for (const char* weak : {"AES128-GCM-SHA256",        // RSA key exchange: no forward secrecy
-                           "AES256-SHA256",            // no FS, CBC
-                           "ECDHE-RSA-AES128-SHA",     // FS but CBC + SHA-1 MAC
-                           "ECDHE-RSA-AES256-SHA384",  // FS but CBC
-                           "DHE-RSA-AES128-GCM-SHA256",
-                           "ECDHE-RSA-DES-CBC3-SHA", "RC4-SHA", "NULL-SHA256"}) {
-    EXPECT_FALSE(handshake(tls12((std::string(weak) + ":@SECLEVEL=0").c_str()))) << weak << " was accepted";
+  for (const char* weak :
+       {"AES128-GCM-SHA256",        // RSA key exchange: no forward secrecy
+        "AES256-SHA256",            // no FS, CBC
+        "ECDHE-RSA-AES128-SHA",     // FS but CBC + SHA-1 MAC
+        "ECDHE-RSA-AES256-SHA384",  // FS but CBC
+        "DHE-RSA-AES128-GCM-SHA256", "ECDHE-RSA-DES-CBC3-SHA", "RC4-SHA", "NULL-SHA256"}) {
+    EXPECT_FALSE(handshake(tls12((std::string(weak) + ":@SECLEVEL=0").c_str())))
+        << weak << " was accepted";
   }
 }
 

@@ -115,7 +115,8 @@ TEST(ConfigHostileTest, TheBaseConfigLoads) {
 }
 
 TEST(ConfigHostileTest, IntegersBeyondInt64AreASyntaxErrorOnTheirLine) {
-  expect_syntax_error(replace(kBase, "listen_port = 8080", "listen_port = 99999999999999999999"), 6);
+  expect_syntax_error(replace(kBase, "listen_port = 8080", "listen_port = 99999999999999999999"),
+                      6);
 }
 
 TEST(ConfigHostileTest, Int64ExtremesAreRangeChecked) {
@@ -139,9 +140,8 @@ TEST(ConfigHostileTest, NegativeAndHugeMoneyIsRefused) {
                  "tariff.parking[0].day_rate", "must be in 0.00..");
   expect_refused(replace(kBase, "per_transaction = \"50.00\"", "per_transaction = \"-0.01\""),
                  "offline.per_transaction", "");
-  expect_refused(
-      replace(kBase, "day_rate = \"2.00\"", "day_rate = \"99999999999999999999999.00\""),
-      "tariff.parking[0].day_rate", "too large");
+  expect_refused(replace(kBase, "day_rate = \"2.00\"", "day_rate = \"99999999999999999999999.00\""),
+                 "tariff.parking[0].day_rate", "too large");
   // Floating point near money is refused outright, never rounded.
   expect_refused(replace(kBase, "day_rate = \"2.00\"", "day_rate = 2.0"),
                  "tariff.parking[0].day_rate", "string");
@@ -173,8 +173,8 @@ TEST(ConfigHostileTest, DeepNestingIsRefusedWithoutACrash) {
 }
 
 TEST(ConfigHostileTest, DuplicateKeysAndTablesAreSyntaxErrors) {
-  expect_syntax_error(replace(kBase, "site_name = \"Test lot\"", "site_name = \"a\"\nsite_name = \"b\""),
-                      4);
+  expect_syntax_error(
+      replace(kBase, "site_name = \"Test lot\"", "site_name = \"a\"\nsite_name = \"b\""), 4);
   auto loaded = load_string(std::string(kBase) + "[api]\nlisten_port = 9090\n", "hostile.toml");
   ASSERT_FALSE(loaded);
 }
@@ -194,8 +194,8 @@ TEST(ConfigHostileTest, ControlCharactersAreRefused) {
 // character: terminal escape injection. Enable once values are escaped.
 TEST(ConfigHostileTest, DISABLED_ErrorsNeverEchoControlCharacters) {
   for (const char* value : {"lot\\u001b[2J", "lot\\u0000one", "lot\\u0007"}) {
-    auto loaded = load_string(replace(kBase, "id = \"lot1\"", std::string("id = \"") + value + "\""),
-                              "hostile.toml");
+    auto loaded = load_string(
+        replace(kBase, "id = \"lot1\"", std::string("id = \"") + value + "\""), "hostile.toml");
     ASSERT_FALSE(loaded);
     for (const auto& e : loaded.error()) {
       for (unsigned char c : e.to_string()) {
@@ -229,9 +229,12 @@ TEST(ConfigHostileTest, UnknownKeysAndWrongTypesAreNamed) {
 TEST(ConfigHostileTest, CheckConfigReportsAndNeverCrashesOnGarbage) {
   std::string tmpl = (std::filesystem::temp_directory_path() / "hostile-config-XXXXXX").string();
   const std::filesystem::path dir = mkdtemp(tmpl.data());
-  const std::vector<std::string> garbage = {
-      std::string("\0\0\0\0", 4), "[[[[[[", "= = =", std::string(1 << 16, '['),
-      "\xef\xbb\xbf[gateway]\nid=", "[gateway]\nid = \"\\uD800\"\n"};
+  const std::vector<std::string> garbage = {std::string("\0\0\0\0", 4),
+                                            "[[[[[[",
+                                            "= = =",
+                                            std::string(1 << 16, '['),
+                                            "\xef\xbb\xbf[gateway]\nid=",
+                                            "[gateway]\nid = \"\\uD800\"\n"};
   int i = 0;
   for (const auto& g : garbage) {
     const auto file = dir / ("g" + std::to_string(i++) + ".toml");
