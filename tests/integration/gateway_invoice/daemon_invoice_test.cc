@@ -339,6 +339,20 @@ TEST_F(DaemonInvoiceTest, SettledTripAndParkingChargeAreClaimedThroughTheGateway
   const std::string pdf(done.at("invoice").at("pdf_url").as_string());
   EXPECT_NE(pdf.find(number + ".pdf"), std::string::npos) << pdf;
   EXPECT_EQ(done.at("invoice").at("total").as_string(), "19.19");
+
+  // Guessing codes from one address is locked after a few misses (client key = peer IP).
+  int status = 0;
+  for (int i = 0; i < 8 && status != 429; ++i) {
+    auto g = c.Post("/api/v1/claim-codes", R"({"code":"2222-2222"})", "application/json");
+    ASSERT_TRUE(g);
+    status = g->status;
+    if (status == 429) {
+      EXPECT_FALSE(g->get_header_value("Retry-After").empty());
+    } else {
+      EXPECT_EQ(status, 404) << g->body;
+    }
+  }
+  EXPECT_EQ(status, 429);
   stop();
 
   // The ledger says so, for the taxi trip's out_trade_no.
