@@ -88,8 +88,16 @@ std::string wiring_of(const config::Config& c) {
   for (const auto& m : c.meters) w += "meter:" + m.id + ":" + m.device + ";";
   w += "api:" + c.api.listen_address + ":" + std::to_string(c.api.listen_port) + ";provider:" + c.provider.base_url +
        c.provider.mchid;
+  // The invoicing platform client, its worker and the tax rules are built at start-up
+  // (claim_window_days and buyer_id_allow_list are read live and may change on reload).
   w += ";invoicing:" + std::string(c.invoicing.enabled ? "on:" : "off:") + c.invoicing.base_url + ":" +
-       c.invoicing.app_key + ":" + c.invoicing.seller_tax_id;
+       c.invoicing.app_key + ":" + c.invoicing.seller_tax_id + ":" + c.invoicing.seller_name + ":" +
+       c.invoicing.app_secret_file.string() + ":" + c.invoicing.access_token_file.string() + ":" +
+       (c.invoicing.ca_file ? c.invoicing.ca_file->string() : "") + (c.invoicing.verify_tls ? ":v" : ":nv");
+  for (const auto& t : c.invoicing.tax) {
+    w += ";tax:" + t.service + ":" + t.item_name + ":" + t.code + ":" + std::to_string(t.rate_percent) + ":" +
+         t.favoured_policy_flag;
+  }
   return w;
 }
 
