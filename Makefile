@@ -2,12 +2,15 @@
 # packages (scripts/install-deps), configures, builds and runs. Everything else is here too.
 BUILD        ?= build
 FUZZ_BUILD   ?= build-fuzz
+SAN_BUILD    ?= build-san
 BUILD_TYPE   ?= RelWithDebInfo
 JOBS         ?= $(shell nproc)
 FUZZ_SECONDS ?= 30
+# Per fuzz target inside `make test` (two run at once on a 2-core CI machine).
+TEST_FUZZ_SECONDS ?= 20
 PREFIX       ?= /usr/local
 
-.PHONY: all deps configure build test demo bench fuzz install clean format
+.PHONY: all deps configure build test sanitize demo bench fuzz install clean format
 
 all: build
 
@@ -22,9 +25,18 @@ configure: deps $(BUILD)/build.ninja
 build: configure
 	cmake --build $(BUILD) -j $(JOBS)
 
-# Unit, integration and script tests, ending in the ctest summary.
+# 1. unit, integration and script tests on the plain (GCC) build;
+# 2. scripts/sanitize: one clang ASan+UBSan build, its unit and integration tests, then
+#    every fuzz target for TEST_FUZZ_SECONDS from its committed corpus.
+# Any failure, sanitizer report or fuzz crash fails `make test`.
 test: build
-	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600
+	@start=$$(date +%s); cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600; \
+	  rc=$$?; echo "test: plain ctest took $$(( $$(date +%s) - start )) s"; exit $$rc
+	JOBS=$(JOBS) scripts/sanitize $(SAN_BUILD) $(TEST_FUZZ_SECONDS)
+
+# Just the sanitizer half of `make test`, with the longer FUZZ_SECONDS per target.
+sanitize: deps
+	JOBS=$(JOBS) scripts/sanitize $(SAN_BUILD) $(FUZZ_SECONDS)
 
 # Runs the main job on the embedded simulated world.
 demo: build
@@ -34,7 +46,7 @@ demo: build
 bench: build
 	scripts/bench $(BUILD)
 
-# Every libFuzzer target, each for FUZZ_SECONDS, in a separate clang build.
+# Every libFuzzer target, each for FUZZ_SECONDS, in a separate clang build (fuzz only).
 fuzz: deps
 	scripts/fuzz $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
@@ -45,4 +57,4 @@ format:
 	clang-format -i $$(git ls-files '*.cc' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(FUZZ_BUILD) $(SAN_BUILD)
