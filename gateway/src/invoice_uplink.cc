@@ -26,6 +26,42 @@ metrics::Gauge& up_gauge() {
 
 }  // namespace
 
+IssueStep issue_step(const Result<invoice::InvoiceState>& state) {
+  using std::chrono::milliseconds;
+  if (!state) {
+    const Error& e = state.error();
+    if (no_answer(e.code)) {
+      return {queue::Outcome::retry(e.message, InvoiceUplink::kLinkDownRetry), false};
+    }
+    if (e.code == Errc::kNotFound && e.field == "invoice_id") {
+      return {queue::Outcome::park(e.message), std::nullopt};  // no such invoice: an operator looks
+    }
+    if (e.code == Errc::kPermission) {
+      return {queue::Outcome::retry(e.message), true};  // backoff; resumes once fixed
+    }
+    if (e.code == Errc::kBusy && e.field == "order_no") {
+      // The platform's daily retry limit (E9613): try again in an hour.
+      return {queue::Outcome::retry(e.message, std::chrono::hours(1)), true};
+    }
+    if (e.code == Errc::kProtocol || e.code == Errc::kRejected) {
+      return {queue::Outcome::retry(e.message), true};
+    }
+    // Local trouble (database busy or full): the platform was not the problem.
+    return {queue::Outcome::retry(e.message), std::nullopt};
+  }
+  switch (*state) {
+    case invoice::InvoiceState::kNone:
+    case invoice::InvoiceState::kClaimed:
+    case invoice::InvoiceState::kIssuing:
+      return {queue::Outcome::retry("platform still issuing", InvoiceUplink::kIssuingPoll), true};
+    case invoice::InvoiceState::kIssued:
+    case invoice::InvoiceState::kFailed:
+    case invoice::InvoiceState::kReversed:
+      return {queue::Outcome::ack(), true};
+  }
+  return {queue::Outcome::ack(), true};
+}
+
 DatabaseOptions state_database_options(const config::GatewaySection& gateway) {
   DatabaseOptions o;
   // SQLite's default page size for new files is 4096 bytes.
@@ -97,41 +133,13 @@ struct InvoiceUplink::Impl : std::enable_shared_from_this<InvoiceUplink::Impl> {
   // Worker thread.
   queue::Outcome advance(std::int64_t invoice_id) {
     auto state = invoice::advance_invoice(worker_claims, *platform, seller, invoice_id, clock);
-    if (!state) {
-      const Error& e = state.error();
-      if (no_answer(e.code)) {
-        set_link(false, e.message);
-        return queue::Outcome::retry(e.message, kLinkDownRetry);
-      }
-      if (e.code == Errc::kNotFound && e.field == "invoice_id") {
-        return queue::Outcome::park(e.message);  // no such invoice: an operator looks
-      }
-      if (e.code == Errc::kPermission) {
-        set_link(true, {});
-        log::error("invoicing platform refused the credentials: fix [invoicing] and reload",
-                   {{"INVOICE_ID", invoice_id}, {"ERROR", e.message}});
-        return queue::Outcome::retry(e.message);  // backoff; resumes once fixed
-      }
-      if (e.code == Errc::kBusy) {
-        set_link(true, {});
-        // The platform's daily retry limit: try again in an hour.
-        return queue::Outcome::retry(e.message, std::chrono::hours(1));
-      }
-      if (e.code == Errc::kProtocol || e.code == Errc::kRejected) set_link(true, {});
-      return queue::Outcome::retry(e.message);
+    const IssueStep step = issue_step(state);
+    if (step.link_up) set_link(*step.link_up, state ? std::string() : state.error().message);
+    if (!state && state.error().code == Errc::kPermission) {
+      log::error("invoicing platform refused the credentials: fix [invoicing] and restart",
+                 {{"INVOICE_ID", invoice_id}, {"ERROR", state.error().message}});
     }
-    set_link(true, {});
-    switch (*state) {
-      case invoice::InvoiceState::kNone:
-      case invoice::InvoiceState::kClaimed:
-      case invoice::InvoiceState::kIssuing:
-        return queue::Outcome::retry("platform still issuing", kIssuingPoll);
-      case invoice::InvoiceState::kIssued:
-      case invoice::InvoiceState::kFailed:
-      case invoice::InvoiceState::kReversed:
-        return queue::Outcome::ack();
-    }
-    return queue::Outcome::ack();
+    return step.outcome;
   }
 
   // io thread.

@@ -40,6 +40,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string_view>
 
 #include "config/config.h"
@@ -88,6 +89,21 @@ class InvoiceUplink {
   struct Impl;
   std::shared_ptr<Impl> impl_;
 };
+
+// What one advance_invoice() result means for its outbox item and the link (pure):
+//   no answer (kUnavailable, kTimeout, kCrypto)  retry in kLinkDownRetry, link down
+//   unknown invoice (kNotFound, field invoice_id) park (an operator looks)
+//   credentials refused (kPermission)          retry with backoff, link up
+//   platform daily limit (kBusy, field order_no) retry in an hour, link up
+//   other platform answers (kProtocol, kRejected) retry with backoff, link up
+//   local errors (database busy/full, ...)     retry with backoff, link unchanged
+//   CLAIMED / ISSUING                          retry in kIssuingPoll (results by polling)
+//   ISSUED / FAILED / REVERSED                 ack
+struct IssueStep {
+  queue::Outcome outcome;
+  std::optional<bool> link_up;  // nullopt: says nothing about the platform link
+};
+IssueStep issue_step(const Result<invoice::InvoiceState>& state);
 
 // The options of every connection lanegated opens to its database: max_page_count from
 // [gateway] max_database_mb (0: unlimited). Pure.

@@ -1,0 +1,57 @@
+// What the invoice uplink does with each advance_invoice() result (pure mapping).
+#include <gtest/gtest.h>
+
+#include "gateway/invoice_uplink.h"
+
+namespace lanegate::gateway {
+namespace {
+
+using invoice::InvoiceState;
+using Kind = queue::Outcome::Kind;
+
+Result<InvoiceState> err(Errc code, std::string field = {}) {
+  return std::unexpected(Error{code, "because", std::move(field)});
+}
+
+TEST(IssueStep, PlatformUnreachableRetriesSoonAndMarksTheLinkDown) {
+  for (Errc c : {Errc::kUnavailable, Errc::kTimeout, Errc::kCrypto}) {
+    const IssueStep s = issue_step(err(c, "base_url"));
+    EXPECT_EQ(s.outcome.kind, Kind::kRetry);
+    EXPECT_EQ(s.outcome.after, InvoiceUplink::kLinkDownRetry);
+    EXPECT_EQ(s.link_up, false);
+  }
+}
+
+TEST(IssueStep, StillIssuingIsPolledFinalStatesAreAcknowledged) {
+  for (InvoiceState st : {InvoiceState::kClaimed, InvoiceState::kIssuing}) {
+    const IssueStep s = issue_step(st);
+    EXPECT_EQ(s.outcome.kind, Kind::kRetry);
+    EXPECT_EQ(s.outcome.after, InvoiceUplink::kIssuingPoll);
+    EXPECT_EQ(s.link_up, true);
+  }
+  for (InvoiceState st : {InvoiceState::kIssued, InvoiceState::kFailed, InvoiceState::kReversed}) {
+    EXPECT_EQ(issue_step(st).outcome.kind, Kind::kAck);
+  }
+}
+
+TEST(IssueStep, DailyLimitWaitsAnHourButDatabaseBusyDoesNot) {
+  const IssueStep limit = issue_step(err(Errc::kBusy, "order_no"));
+  EXPECT_EQ(limit.outcome.kind, Kind::kRetry);
+  EXPECT_EQ(limit.outcome.after, std::chrono::milliseconds(std::chrono::hours(1)));
+  EXPECT_EQ(limit.link_up, true);
+  const IssueStep busy = issue_step(err(Errc::kBusy));
+  EXPECT_EQ(busy.outcome.kind, Kind::kRetry);
+  EXPECT_FALSE(busy.outcome.after.has_value());  // normal backoff
+  EXPECT_FALSE(busy.link_up.has_value());        // says nothing about the platform
+  EXPECT_FALSE(issue_step(err(Errc::kDiskFull)).link_up.has_value());
+}
+
+TEST(IssueStep, UnknownInvoiceIsParkedCredentialsAreRetried) {
+  EXPECT_EQ(issue_step(err(Errc::kNotFound, "invoice_id")).outcome.kind, Kind::kPark);
+  const IssueStep perm = issue_step(err(Errc::kPermission, "access_token_file"));
+  EXPECT_EQ(perm.outcome.kind, Kind::kRetry);  // nothing is lost while an operator fixes it
+  EXPECT_EQ(perm.link_up, true);
+}
+
+}  // namespace
+}  // namespace lanegate::gateway
