@@ -302,6 +302,7 @@ class Chaos {
   std::vector<std::string> violations_;
   std::vector<std::string> gaps_;
   Steady::time_point next_start_{};
+  Steady::time_point started_at_ = Steady::now();
   int clock_direction_ = 1;
 };
 
@@ -317,6 +318,11 @@ bool Chaos::can_start(Fault f) const {
     if (a.kind == f) return false;
     if (f == Fault::kKill || a.kind == Fault::kKill) return false;
     if (group_of(a.kind) == group_of(f)) return false;
+    // In attendant mode no open command reaches a barrier, so a stuck one cannot show.
+    if ((f == Fault::kBarrierStuck && a.kind == Fault::kDiskFull) ||
+        (f == Fault::kDiskFull && a.kind == Fault::kBarrierStuck)) {
+      return false;
+    }
   }
   return true;
 }
@@ -324,7 +330,16 @@ bool Chaos::can_start(Fault f) const {
 void Chaos::maybe_start() {
   if (Steady::now() < next_start_) return;
   if (active_.size() >= 2) return;
+  // A crash first: it needs the stage to itself (its metrics reset), which a busy
+  // schedule may never give it later.
+  if (stats_[Fault::kKill].injected == 0 && can_start(Fault::kKill) && Steady::now() - started_at_ > 5s) {
+    start(Fault::kKill);
+    next_start_ = Steady::now() + 500ms;
+    return;
+  }
   // Kinds not injected yet first, then any kind at random.
+  // The first seconds belong to the crash (above): lanegated settles first.
+  if (stats_[Fault::kKill].injected == 0 && Steady::now() - started_at_ <= 5s) return;
   std::vector<Fault> fresh, any;
   for (Fault f : kAllFaults) {
     if (!can_start(f)) continue;
@@ -364,7 +379,8 @@ void Chaos::start(Fault f) {
     max_ms = std::max(max_ms, 10000);
   }
   a.planned_end = a.started + std::chrono::milliseconds(min_ms + static_cast<int>(w_.rng()() % (max_ms - min_ms + 1)));
-  a.hard_end = a.planned_end + 15s;
+  // A database bound below its size bites only once SQLite's free pages are used up.
+  a.hard_end = a.planned_end + (f == Fault::kDiskFull ? 40s : 15s);
   a.log_offset = fs::exists(w_.gateway_log()) ? fs::file_size(w_.gateway_log()) : 0;
   a.before = metrics();
   a.pid = w_.gateway_pid();
@@ -419,8 +435,15 @@ void Chaos::inject(ActiveFault& a) {
       // One vehicle meets the stuck barrier and waits there: no other vehicle can use the
       // lane until the barrier is freed.
       if (auto s = w_.devices().set_barrier_stuck(a.device, true); !s) violation("barrier_stuck: " + s.error().message);
-      if (auto b = w_.devices().barrier(a.device)) a.barrier_opens_before = b->open_commands;
       w_.set_lane_closed(a.lane, true);
+      // The barrier may still be up for the previous vehicle (a stuck barrier that is up
+      // reports up): the waiting vehicle arrives once it is down.
+      for (int k = 0; k < 60; ++k) {
+        auto b = w_.devices().barrier(a.device);
+        if (!b || (b->closed && !b->opened)) break;
+        std::this_thread::sleep_for(50ms);
+      }
+      if (auto b = w_.devices().barrier(a.device)) a.barrier_opens_before = b->open_commands;
       w_.drive_one(a.lane);
       a.last_vehicle_at = Steady::now();
       break;
@@ -565,7 +588,14 @@ void Chaos::tick() {
           for (const auto& m : pp.active.metrics) {
             if (!m.gap) need += " metric " + substitute(m.describe(), a.device, a.lane) + " |";
           }
-          violation(std::string(fault_name(a.kind)) + ": no operator proof while it lasted (wanted" + need + ")");
+          std::string where;
+          if (a.kind == Fault::kBarrierStuck) {
+            auto b = w_.devices().barrier(a.device);
+            where = " [" + a.device + ": " + std::to_string(b ? b->open_commands - a.barrier_opens_before : -1) +
+                    " open commands since stuck]";
+          }
+          violation(std::string(fault_name(a.kind)) + ": no operator proof while it lasted (wanted" + need + ")" +
+                    where);
         }
         for (const auto& m : pp.active.metrics) {
           if (m.gap && metric_sum(now, m.name, "") == 0) {
@@ -578,7 +608,8 @@ void Chaos::tick() {
       }
     } else {
       std::string what;
-      const bool recovered = check(a, pp.recovered, now, what);
+      // A fault that never showed has nothing to recover from (its violation is noted).
+      const bool recovered = !a.proven || check(a, pp.recovered, now, what);
       if (recovered || now_t >= a.recovery_deadline) {
         KindStats& ks = stats_[a.kind];
         if (recovered && a.proven) {

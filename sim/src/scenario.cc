@@ -710,7 +710,9 @@ std::optional<json::object> ScenarioWorld::drain(std::chrono::seconds limit, boo
           if (auto cv = api_get_json("/api/v1/claims/" + c.token)) c.state = jstr(*cv, "state");
           if (c.state != "issued" && c.state != "failed") ++open_claims;
         }
-        if (open_claims == 0) return *s;
+        // The meter retransmits a trip until lanegated acknowledges it.
+        const bool meter_done = meter_.empty() || devices_->meter_unacked(meter_).value_or(std::vector<std::uint32_t>{1}).empty();
+        if (open_claims == 0 && meter_done) return *s;
       }
       if (progress) {
         std::printf("\r  outbox %lld items, open charges %lld, invoices pending %d   ", static_cast<long long>(live),

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The demo scenario at a smaller size, as a user runs it: real lanegated, real Modbus,
-# real HTTPS to the provider sandbox, the uplink cut and restored. Passes only when every
-# fen lanegate recorded is at the provider exactly once with the same amount and state.
+# real HTTPS to the provider sandbox and the invoicing sandbox, the uplink cut and restored.
+# Passes only when every fen lanegate recorded is at the provider exactly once with the same
+# amount and state, every passage has one transaction, every claimed invoice is issued and
+# the day's audit package verifies.
 set -euo pipefail
 bin=${LANEGATE_BIN_DIR:?}
 src=${LANEGATE_SOURCE_DIR:?}
@@ -17,4 +19,8 @@ cat "$out"
 grep -q "every fen accounted for" "$out"
 # The outage must have produced offline decisions or fallbacks, and online passes too.
 grep -Eq "online [1-9]" "$out" || { echo "no online pass"; rm -f "$out"; exit 1; }
+# Passengers claimed invoices through lanegated's claim API and every one was issued.
+grep -Eq "invoices   claimed [1-9][0-9]*  issued [1-9][0-9]*  pending 0" "$out" || {
+  echo "no invoice claimed and issued"; rm -f "$out"; exit 1; }
+grep -q "ledger     today's settlement package exported and verified" "$out"
 rm -f "$out"
