@@ -42,22 +42,33 @@ enum class Fault {
   kDiskFull,
   kClockJump,
 };
-constexpr std::array kAllFaults = {Fault::kKill,         Fault::kUplinkDown,   Fault::kProvider5xx, Fault::kLatency,
-                                   Fault::kLostReplies,  Fault::kNotifyPaused, Fault::kDeviceSilent, Fault::kBarrierStuck,
-                                   Fault::kDiskFull,     Fault::kClockJump};
+constexpr std::array kAllFaults = {Fault::kKill,         Fault::kUplinkDown,   Fault::kProvider5xx,
+                                   Fault::kLatency,      Fault::kLostReplies,  Fault::kNotifyPaused,
+                                   Fault::kDeviceSilent, Fault::kBarrierStuck, Fault::kDiskFull,
+                                   Fault::kClockJump};
 
 std::string_view fault_name(Fault f) {
   switch (f) {
-    case Fault::kKill: return "kill";
-    case Fault::kUplinkDown: return "uplink_down";
-    case Fault::kProvider5xx: return "provider_5xx";
-    case Fault::kLatency: return "latency";
-    case Fault::kLostReplies: return "lost_replies";
-    case Fault::kNotifyPaused: return "notify_paused";
-    case Fault::kDeviceSilent: return "device_silent";
-    case Fault::kBarrierStuck: return "barrier_stuck";
-    case Fault::kDiskFull: return "disk_full";
-    case Fault::kClockJump: return "clock_jump";
+    case Fault::kKill:
+      return "kill";
+    case Fault::kUplinkDown:
+      return "uplink_down";
+    case Fault::kProvider5xx:
+      return "provider_5xx";
+    case Fault::kLatency:
+      return "latency";
+    case Fault::kLostReplies:
+      return "lost_replies";
+    case Fault::kNotifyPaused:
+      return "notify_paused";
+    case Fault::kDeviceSilent:
+      return "device_silent";
+    case Fault::kBarrierStuck:
+      return "barrier_stuck";
+    case Fault::kDiskFull:
+      return "disk_full";
+    case Fault::kClockJump:
+      return "clock_jump";
   }
   return "?";
 }
@@ -66,11 +77,15 @@ enum class Group { kProcess, kProvider, kDevices, kDatabase };
 
 Group group_of(Fault f) {
   switch (f) {
-    case Fault::kKill: return Group::kProcess;
+    case Fault::kKill:
+      return Group::kProcess;
     case Fault::kDeviceSilent:
-    case Fault::kBarrierStuck: return Group::kDevices;
-    case Fault::kDiskFull: return Group::kDatabase;
-    default: return Group::kProvider;
+    case Fault::kBarrierStuck:
+      return Group::kDevices;
+    case Fault::kDiskFull:
+      return Group::kDatabase;
+    default:
+      return Group::kProvider;
   }
 }
 
@@ -127,9 +142,12 @@ struct MetricProof {
   std::string describe() const {
     std::string s = name + (labels.empty() ? "" : "{" + labels + "}");
     switch (test) {
-      case Test::kIncreased: return s + " increased";
-      case Test::kAtLeast: return s + " >= " + std::to_string(static_cast<int>(value));
-      case Test::kAtMost: return s + " <= " + std::to_string(static_cast<int>(value));
+      case Test::kIncreased:
+        return s + " increased";
+      case Test::kAtLeast:
+        return s + " >= " + std::to_string(static_cast<int>(value));
+      case Test::kAtMost:
+        return s + " <= " + std::to_string(static_cast<int>(value));
     }
     return s;
   }
@@ -182,15 +200,18 @@ ProofPair proofs_of(Fault f, int clock_jump_s) {
       // Results stop arriving: the charges are settled by query instead.
       // No log line: lanegated cannot tell a paused sender from a quiet one, and the
       // queries it makes after kAcceptedQueryAfter settle the charges anyway.
-      return {{{}, {{"lanegate_provider_calls_total", "call=\"query\",outcome=\"ok\"", T::kIncreased}}},
-              {{}, {{"lanegate_provider_notifications_total", "", T::kIncreased}}}};
+      return {
+          {{}, {{"lanegate_provider_calls_total", "call=\"query\",outcome=\"ok\"", T::kIncreased}}},
+          {{}, {{"lanegate_provider_notifications_total", "", T::kIncreased}}}};
     case Fault::kDeviceSilent:
       return {{{"device health changed"},
                {{"lanegate_device_health", "device=\"{device}\"", T::kAtMost, 0},
                 {"lanegate_device_transitions_total", "device=\"{device}\"", T::kIncreased}}},
-              {{"device health changed"}, {{"lanegate_device_health", "device=\"{device}\"", T::kAtLeast, 2}}}};
+              {{"device health changed"},
+               {{"lanegate_device_health", "device=\"{device}\"", T::kAtLeast, 2}}}};
     case Fault::kBarrierStuck:
-      return {{{"barrier alarm", "barrier did not confirm"}, {{"lanegate_barrier_alarms_total", "", T::kIncreased}}},
+      return {{{"barrier alarm", "barrier did not confirm"},
+               {{"lanegate_barrier_alarms_total", "", T::kIncreased}}},
               {{}, {}}};
     case Fault::kDiskFull:
       return {{{"attendant mode"}, {{"lanegate_attendant_mode", "", T::kAtLeast, 1}}},
@@ -216,7 +237,8 @@ std::string substitute(std::string s, const std::string& device, const std::stri
 // The config text with [gateway] max_database_mb set to `mb` (replaced or added).
 std::string with_database_limit(const std::string& text, int mb) {
   const std::regex key(R"(\nmax_database_mb = \d+)");
-  if (std::regex_search(text, key)) return std::regex_replace(text, key, "\nmax_database_mb = " + std::to_string(mb));
+  if (std::regex_search(text, key))
+    return std::regex_replace(text, key, "\nmax_database_mb = " + std::to_string(mb));
   return std::regex_replace(text, std::regex(R"(\[gateway\]\n)"),
                             "[gateway]\nmax_database_mb = " + std::to_string(mb) + "\n");
 }
@@ -247,8 +269,8 @@ struct ActiveFault {
 
 class Chaos {
  public:
-  Chaos(ScenarioWorld& w, const ScenarioOptions& o, std::string disk_mode, bool faketime, fs::path faketime_file,
-        std::string base_config)
+  Chaos(ScenarioWorld& w, const ScenarioOptions& o, std::string disk_mode, bool faketime,
+        fs::path faketime_file, std::string base_config)
       : w_(w),
         o_(o),
         disk_mode_(std::move(disk_mode)),
@@ -332,7 +354,8 @@ void Chaos::maybe_start() {
   if (active_.size() >= 2) return;
   // A crash first: it needs the stage to itself (its metrics reset), which a busy
   // schedule may never give it later.
-  if (stats_[Fault::kKill].injected == 0 && can_start(Fault::kKill) && Steady::now() - started_at_ > 5s) {
+  if (stats_[Fault::kKill].injected == 0 && can_start(Fault::kKill) &&
+      Steady::now() - started_at_ > 5s) {
     start(Fault::kKill);
     next_start_ = Steady::now() + 500ms;
     return;
@@ -355,11 +378,13 @@ void Chaos::maybe_start() {
   if (pool.empty()) return;
   // Slow proofs (a stuck barrier needs the gateway's confirm timeouts) go first.
   Fault f = pool[w_.rng()() % pool.size()];
-  if (std::find(pool.begin(), pool.end(), Fault::kBarrierStuck) != pool.end() && stats_[Fault::kBarrierStuck].injected == 0) {
+  if (std::find(pool.begin(), pool.end(), Fault::kBarrierStuck) != pool.end() &&
+      stats_[Fault::kBarrierStuck].injected == 0) {
     f = Fault::kBarrierStuck;
   }
   start(f);
-  next_start_ = Steady::now() + std::chrono::milliseconds(short_run() ? 500 : 1000 + w_.rng()() % 3000);
+  next_start_ =
+      Steady::now() + std::chrono::milliseconds(short_run() ? 500 : 1000 + w_.rng()() % 3000);
 }
 
 void Chaos::start(Fault f) {
@@ -378,7 +403,8 @@ void Chaos::start(Fault f) {
     min_ms = std::max(min_ms, 8000);
     max_ms = std::max(max_ms, 10000);
   }
-  a.planned_end = a.started + std::chrono::milliseconds(min_ms + static_cast<int>(w_.rng()() % (max_ms - min_ms + 1)));
+  a.planned_end = a.started + std::chrono::milliseconds(
+                                  min_ms + static_cast<int>(w_.rng()() % (max_ms - min_ms + 1)));
   // A database bound below its size bites only once SQLite's free pages are used up.
   a.hard_end = a.planned_end + (f == Fault::kDiskFull ? 40s : 15s);
   a.log_offset = fs::exists(w_.gateway_log()) ? fs::file_size(w_.gateway_log()) : 0;
@@ -388,7 +414,8 @@ void Chaos::start(Fault f) {
     // A lane of a group with a sibling, so traffic has somewhere else to go. A stuck
     // barrier is met at an entry (an exit may have no parked vehicle to send).
     std::vector<std::string> lanes = w_.entry_lanes();
-    if (f == Fault::kDeviceSilent) lanes.insert(lanes.end(), w_.exit_lanes().begin(), w_.exit_lanes().end());
+    if (f == Fault::kDeviceSilent)
+      lanes.insert(lanes.end(), w_.exit_lanes().begin(), w_.exit_lanes().end());
     a.lane = lanes[w_.rng()() % lanes.size()];
     const auto& l = *std::find_if(w_.config().lanes.begin(), w_.config().lanes.end(),
                                   [&](const config::LaneSection& s) { return s.id == a.lane; });
@@ -408,7 +435,8 @@ void Chaos::inject(ActiveFault& a) {
   switch (a.kind) {
     case Fault::kKill:
       say("fault: SIGKILL lanegated (pid " + std::to_string(w_.gateway_pid()) + ")");
-      if (!w_.restart_gateway(SIGKILL)) violation("kill: lanegated did not come back after SIGKILL");
+      if (!w_.restart_gateway(SIGKILL))
+        violation("kill: lanegated did not come back after SIGKILL");
       return;
     case Fault::kUplinkDown:
       pf.refuse_connections = true;
@@ -429,12 +457,14 @@ void Chaos::inject(ActiveFault& a) {
       break;
     case Fault::kDeviceSilent:
       w_.set_lane_closed(a.lane, true);
-      if (auto s = w_.devices().set_silent(a.device, true); !s) violation("device_silent: " + s.error().message);
+      if (auto s = w_.devices().set_silent(a.device, true); !s)
+        violation("device_silent: " + s.error().message);
       break;
     case Fault::kBarrierStuck:
       // One vehicle meets the stuck barrier and waits there: no other vehicle can use the
       // lane until the barrier is freed.
-      if (auto s = w_.devices().set_barrier_stuck(a.device, true); !s) violation("barrier_stuck: " + s.error().message);
+      if (auto s = w_.devices().set_barrier_stuck(a.device, true); !s)
+        violation("barrier_stuck: " + s.error().message);
       w_.set_lane_closed(a.lane, true);
       // The barrier may still be up for the previous vehicle (a stuck barrier that is up
       // reports up): the waiting vehicle arrives once it is down.
@@ -457,21 +487,32 @@ void Chaos::inject(ActiveFault& a) {
   }
   w_.provider().set_faults(pf);
   say("fault: " + std::string(fault_name(a.kind)) + (a.device.empty() ? "" : " on " + a.device) +
-      (a.kind == Fault::kClockJump ? " (" + std::to_string(clock_direction_ * o_.clock_jump_s) + " s)" : ""));
+      (a.kind == Fault::kClockJump
+           ? " (" + std::to_string(clock_direction_ * o_.clock_jump_s) + " s)"
+           : ""));
 }
 
 void Chaos::clear(ActiveFault& a) {
   ProviderFaults pf = w_.provider().faults();
   switch (a.kind) {
-    case Fault::kKill: break;
-    case Fault::kUplinkDown: pf.refuse_connections = false; break;
+    case Fault::kKill:
+      break;
+    case Fault::kUplinkDown:
+      pf.refuse_connections = false;
+      break;
     case Fault::kProvider5xx:
       pf.error_5xx_share = 0;
       pf.unavailable_share = 0;
       break;
-    case Fault::kLatency: pf.latency_ms = 0; break;
-    case Fault::kLostReplies: pf.lost_reply_share = 0; break;
-    case Fault::kNotifyPaused: pf.notifications_paused = false; break;
+    case Fault::kLatency:
+      pf.latency_ms = 0;
+      break;
+    case Fault::kLostReplies:
+      pf.lost_reply_share = 0;
+      break;
+    case Fault::kNotifyPaused:
+      pf.notifications_paused = false;
+      break;
     case Fault::kDeviceSilent:
       (void)w_.devices().set_silent(a.device, false);
       w_.set_lane_closed(a.lane, false);
@@ -480,8 +521,12 @@ void Chaos::clear(ActiveFault& a) {
       (void)w_.devices().set_barrier_stuck(a.device, false);
       w_.set_lane_closed(a.lane, false);
       break;
-    case Fault::kDiskFull: set_disk_full(false); break;
-    case Fault::kClockJump: set_clock_offset(0); break;
+    case Fault::kDiskFull:
+      set_disk_full(false);
+      break;
+    case Fault::kClockJump:
+      set_clock_offset(0);
+      break;
   }
   w_.provider().set_faults(pf);
   a.cleared = true;
@@ -521,7 +566,9 @@ bool Chaos::check(const ActiveFault& a, const Proof& p, const MetricMap& now, st
         ok = v > b;
         break;
       }
-      case T::kAtLeast: ok = v >= m.value && now.size() > 0; break;
+      case T::kAtLeast:
+        ok = v >= m.value && now.size() > 0;
+        break;
       case T::kAtMost: {
         // Absent series do not count as zero.
         bool present = false;
@@ -541,20 +588,24 @@ bool Chaos::check(const ActiveFault& a, const Proof& p, const MetricMap& now, st
   }
   if (any_real) metric_ok = real_ok;
   what = (log_hit.empty() ? "" : "log \"" + log_hit + "\"") +
-         (metric_hit.empty() ? "" : std::string(log_hit.empty() ? "" : ", ") + "metric " + substitute(metric_hit, a.device, a.lane));
+         (metric_hit.empty() ? ""
+                             : std::string(log_hit.empty() ? "" : ", ") + "metric " +
+                                   substitute(metric_hit, a.device, a.lane));
   return log_ok && metric_ok;
 }
 
 void Chaos::ensure_gateway(const std::string& during) {
   if (w_.gateway_running()) return;
   violation("lanegated exited on its own during " + during + "; see " + w_.gateway_log().string());
-  if (!w_.restart_gateway(SIGTERM)) violation("lanegated did not restart after exiting during " + during);
+  if (!w_.restart_gateway(SIGTERM))
+    violation("lanegated did not restart after exiting during " + during);
 }
 
 void Chaos::tick() {
   const auto now_t = Steady::now();
   std::string during;
-  for (const auto& a : active_) during += std::string(during.empty() ? "" : "+") + std::string(fault_name(a.kind));
+  for (const auto& a : active_)
+    during += std::string(during.empty() ? "" : "+") + std::string(fault_name(a.kind));
   ensure_gateway(during.empty() ? "traffic" : during);
   if (active_.empty()) return;
   const MetricMap now = metrics();
@@ -591,20 +642,23 @@ void Chaos::tick() {
           std::string where;
           if (a.kind == Fault::kBarrierStuck) {
             auto b = w_.devices().barrier(a.device);
-            where = " [" + a.device + ": " + std::to_string(b ? b->open_commands - a.barrier_opens_before : -1) +
+            where = " [" + a.device + ": " +
+                    std::to_string(b ? b->open_commands - a.barrier_opens_before : -1) +
                     " open commands since stuck]";
           }
-          violation(std::string(fault_name(a.kind)) + ": no operator proof while it lasted (wanted" + need + ")" +
-                    where);
+          violation(std::string(fault_name(a.kind)) +
+                    ": no operator proof while it lasted (wanted" + need + ")" + where);
         }
         for (const auto& m : pp.active.metrics) {
           if (m.gap && metric_sum(now, m.name, "") == 0) {
-            const std::string g = std::string(fault_name(a.kind)) + ": lanegated exports no " + m.name;
+            const std::string g =
+                std::string(fault_name(a.kind)) + ": lanegated exports no " + m.name;
             if (std::find(gaps_.begin(), gaps_.end(), g) == gaps_.end()) gaps_.push_back(g);
           }
         }
         clear(a);
-        say("cleared: " + std::string(fault_name(a.kind)) + (a.proven ? " (proof: " + a.proof_text + ")" : ""));
+        say("cleared: " + std::string(fault_name(a.kind)) +
+            (a.proven ? " (proof: " + a.proof_text + ")" : ""));
       }
     } else {
       std::string what;
@@ -615,15 +669,16 @@ void Chaos::tick() {
         if (recovered && a.proven) {
           ks.survived++;
         } else if (!recovered) {
-          violation(std::string(fault_name(a.kind)) + ": no recovery within " + (short_run() ? "15" : "30") +
-                    " s after it was cleared");
+          violation(std::string(fault_name(a.kind)) + ": no recovery within " +
+                    (short_run() ? "15" : "30") + " s after it was cleared");
         }
         a.kind = a.kind;  // keep
         a.started = {};   // marks done
       }
     }
   }
-  std::erase_if(active_, [](const ActiveFault& a) { return a.cleared && a.started == Steady::time_point{}; });
+  std::erase_if(
+      active_, [](const ActiveFault& a) { return a.cleared && a.started == Steady::time_point{}; });
 }
 
 void Chaos::set_disk_full(bool full) {
@@ -642,7 +697,8 @@ void Chaos::set_disk_full(bool full) {
     if (full) {
       std::ofstream out(filler, std::ios::binary | std::ios::trunc);
       const std::string block(1 << 16, '\0');
-      for (int i = 0; i < 1 << 14 && out; ++i) out.write(block.data(), static_cast<std::streamsize>(block.size()));
+      for (int i = 0; i < 1 << 14 && out; ++i)
+        out.write(block.data(), static_cast<std::streamsize>(block.size()));
     } else {
       std::error_code ec;
       fs::remove(filler, ec);
@@ -669,10 +725,11 @@ int Chaos::run() {
     });
     const std::size_t before = w_.passages().size();
     w_.drive_next(i);
-    if (in_attendant && w_.passages().size() > before && w_.passages().back().outcome == LaneOutcome::kPass) {
+    if (in_attendant && w_.passages().size() > before &&
+        w_.passages().back().outcome == LaneOutcome::kPass) {
       // Attendant mode: no barrier opens on its own.
-      violation("disk_full: lane " + w_.passages().back().lane + " let " + w_.passages().back().plate +
-                " pass while lanegated was in attendant mode");
+      violation("disk_full: lane " + w_.passages().back().lane + " let " +
+                w_.passages().back().plate + " pass while lanegated was in attendant mode");
     }
     if (i % 7 == 3) w_.end_taxi_trip();
     if (o_.claims > 0 && i % claim_every == claim_every - 1) ++claims_wanted;
@@ -682,9 +739,11 @@ int Chaos::run() {
     ++i;
     if (!o_.quiet) {
       std::string act;
-      for (const auto& a : active_) act += " " + std::string(fault_name(a.kind)) + (a.cleared ? "(recovering)" : "");
+      for (const auto& a : active_)
+        act += " " + std::string(fault_name(a.kind)) + (a.cleared ? "(recovering)" : "");
       std::printf("\r  t=%3llds vehicles %d trips %zu invoices %zu faults:%s          ",
-                  static_cast<long long>(std::chrono::duration_cast<std::chrono::seconds>(Steady::now() - t0).count()),
+                  static_cast<long long>(
+                      std::chrono::duration_cast<std::chrono::seconds>(Steady::now() - t0).count()),
                   i, w_.trips_ended().size(), w_.claims().size(), act.c_str());
       std::fflush(stdout);
     }
@@ -706,7 +765,8 @@ int Chaos::run() {
   w_.empty_lot();
   if (!o_.quiet) std::printf("\n");
 
-  std::cout << "waiting for the outbox to drain, every charge to settle and every claimed invoice to be issued"
+  std::cout << "waiting for the outbox to drain, every charge to settle and every claimed invoice "
+               "to be issued"
             << std::endl;
   auto final_status = w_.drain(std::chrono::seconds(short_run() ? 60 : 120), !o_.quiet);
   if (final_status && claims_wanted > static_cast<int>(w_.claims().size())) {
@@ -729,22 +789,27 @@ int Chaos::run() {
       note = f == Fault::kDiskFull ? "  (not injectable: no max_database_mb and no mount)"
                                    : "  (not injectable: libfaketime missing)";
     }
-    std::printf("  %-15s %9d %9d%s\n", std::string(fault_name(f)).c_str(), ks.injected, ks.survived, note.c_str());
+    std::printf("  %-15s %9d %9d%s\n", std::string(fault_name(f)).c_str(), ks.injected, ks.survived,
+                note.c_str());
   }
-  std::printf("  traffic    %zu vehicles (%d entries, %d exits, %d toll), %zu taxi trips\n", w_.passages().size(),
-              w_.entries(), w_.exits(), w_.tolls(), w_.trips_ended().size());
-  std::printf("  charges    %lld provider charges, %s yuan; settled %s at lanegate, %s at the sandbox\n",
-              static_cast<long long>(totals.provider_charges), totals.charged.to_string().c_str(),
-              totals.settled_ours.to_string().c_str(), totals.settled_theirs.to_string().c_str());
+  std::printf("  traffic    %zu vehicles (%d entries, %d exits, %d toll), %zu taxi trips\n",
+              w_.passages().size(), w_.entries(), w_.exits(), w_.tolls(), w_.trips_ended().size());
+  std::printf(
+      "  charges    %lld provider charges, %s yuan; settled %s at lanegate, %s at the sandbox\n",
+      static_cast<long long>(totals.provider_charges), totals.charged.to_string().c_str(),
+      totals.settled_ours.to_string().c_str(), totals.settled_theirs.to_string().c_str());
   if (w_.claims_supported()) {
-    std::printf("  invoices   claimed %lld  issued %lld  pending %lld\n", static_cast<long long>(totals.invoices_claimed),
-                static_cast<long long>(totals.invoices_issued), static_cast<long long>(totals.invoices_pending));
+    std::printf("  invoices   claimed %lld  issued %lld  pending %lld\n",
+                static_cast<long long>(totals.invoices_claimed),
+                static_cast<long long>(totals.invoices_issued),
+                static_cast<long long>(totals.invoices_pending));
   } else {
     std::printf("  invoices   not claimed: lanegated does not serve the receipt route yet\n");
   }
   if (totals.open_after_fallback > 0) {
-    std::printf("  refused    %lld charges of fallen-back passages left open, parked for an operator\n",
-                static_cast<long long>(totals.open_after_fallback));
+    std::printf(
+        "  refused    %lld charges of fallen-back passages left open, parked for an operator\n",
+        static_cast<long long>(totals.open_after_fallback));
   }
   std::printf("  disk full  injected by %s; clock jumps by %s\n", disk_mode_.c_str(),
               faketime_ ? "libfaketime" : "nothing (libfaketime missing)");
@@ -809,9 +874,12 @@ int run_chaos(const ScenarioOptions& given) {
     mounted = ::mount("tmpfs", state.c_str(), "tmpfs", 0, "size=48m,mode=0700") == 0;
     return mounted;
   };
-  if (disk_mode == "auto") disk_mode = knob ? "pagecount" : (try_mount() ? "tmpfs" : "off");
-  else if (disk_mode == "pagecount" && !knob) disk_mode = "off";
-  else if (disk_mode == "tmpfs" && !try_mount()) disk_mode = "off";
+  if (disk_mode == "auto")
+    disk_mode = knob ? "pagecount" : (try_mount() ? "tmpfs" : "off");
+  else if (disk_mode == "pagecount" && !knob)
+    disk_mode = "off";
+  else if (disk_mode == "tmpfs" && !try_mount())
+    disk_mode = "off";
 
   // The config the world writes gets the database limit; the chaos run rewrites it.
   fs::path config_for_world = o.config;
@@ -843,8 +911,9 @@ int run_chaos(const ScenarioOptions& given) {
       std::cerr << "chaos: " << started.error().message << "\n";
     } else {
       ScenarioWorld& w = **started;
-      std::cout << "lanegated up under chaos: " << w.config().lanes.size() << " lanes, " << o.duration_s
-                << " s of faults, seed " << o.seed << ", disk full by " << disk_mode << std::endl;
+      std::cout << "lanegated up under chaos: " << w.config().lanes.size() << " lanes, "
+                << o.duration_s << " s of faults, seed " << o.seed << ", disk full by " << disk_mode
+                << std::endl;
       std::string base_config;
       {
         std::ifstream in(w.config_file());

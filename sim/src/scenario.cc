@@ -38,7 +38,8 @@ std::string read_text(const fs::path& p) {
 }
 
 // Rewrites demo paths and shifts ports so that several runs can share a machine.
-std::string rewrite_config(std::string text, const ScenarioOptions& o, const std::string& merchant_serial) {
+std::string rewrite_config(std::string text, const ScenarioOptions& o,
+                           const std::string& merchant_serial) {
   text = std::regex_replace(text, std::regex("/tmp/lanegate-demo"), o.workdir.string());
   if (o.port_offset != 0) {
     auto shift = [&](const std::regex& re, const std::string& prefix) {
@@ -88,9 +89,12 @@ std::string jstr(const json::object& o, std::string_view k) {
 }
 
 int usage() {
-  std::cerr << "usage: lanegate-sim scenario --config FILE --bin-dir DIR [--workdir DIR] [--port-offset N]\n"
-               "         [--vehicles N] [--trips N] [--claims N] [--kill N] [--seed N] [--no-outage] [--quiet]\n"
-               "         [--chaos [--duration S] [--disk-full auto|pagecount|tmpfs|off] [--clock-jump-s N]]\n";
+  std::cerr << "usage: lanegate-sim scenario --config FILE --bin-dir DIR [--workdir DIR] "
+               "[--port-offset N]\n"
+               "         [--vehicles N] [--trips N] [--claims N] [--kill N] [--seed N] "
+               "[--no-outage] [--quiet]\n"
+               "         [--chaos [--duration S] [--disk-full auto|pagecount|tmpfs|off] "
+               "[--clock-jump-s N]]\n";
   return 2;
 }
 
@@ -183,7 +187,8 @@ std::optional<ScenarioOptions> parse_scenario_options(std::span<const std::strin
         o.clock_jump_s = std::stoi(*v);
       } else if (a == "--disk-full") {
         o.disk_full = *v;
-        if (o.disk_full != "auto" && o.disk_full != "pagecount" && o.disk_full != "tmpfs" && o.disk_full != "off") {
+        if (o.disk_full != "auto" && o.disk_full != "pagecount" && o.disk_full != "tmpfs" &&
+            o.disk_full != "off") {
           usage();
           return std::nullopt;
         }
@@ -318,10 +323,12 @@ Result<std::unique_ptr<ScenarioWorld>> ScenarioWorld::start(
   if (w->cfg_.invoicing.enabled && !w->cfg_.invoicing.base_url.empty()) {
     // The secrets lanegated reads (made by scripts/make-demo-pki, or here when it made
     // none), and a sandbox that expects the same ones.
-    auto secret = [](const fs::path& file, std::string_view fallback) -> std::optional<std::string> {
+    auto secret = [](const fs::path& file,
+                     std::string_view fallback) -> std::optional<std::string> {
       if (file.empty()) return std::string(fallback);
       std::string text = read_text(file);
-      while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
+      while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back())))
+        text.pop_back();
       if (!text.empty()) return text;
       if (!write_secret(file, fallback)) return std::nullopt;
       return std::string(fallback);
@@ -371,8 +378,8 @@ Result<std::unique_ptr<ScenarioWorld>> ScenarioWorld::start(
   }
 
   // lanegated
-  w->http_ = std::make_unique<Http>(w->cfg_.api.listen_port, w->cfg_.api.tls.has_value(), w->pki_ / "ca.pem",
-                                    o.token);
+  w->http_ = std::make_unique<Http>(w->cfg_.api.listen_port, w->cfg_.api.tls.has_value(),
+                                    w->pki_ / "ca.pem", o.token);
   if (!w->start_gateway() || !w->wait_healthy()) {
     return fail(Errc::kUnavailable, "lanegated did not come up; see " + w->gateway_log().string());
   }
@@ -471,7 +478,8 @@ ApiAnswer ScenarioWorld::api_get(const std::string& path, bool with_token) {
   return ApiAnswer{r->status, r->body};
 }
 
-ApiAnswer ScenarioWorld::api_post(const std::string& path, const std::string& body, bool with_token) {
+ApiAnswer ScenarioWorld::api_post(const std::string& path, const std::string& body,
+                                  bool with_token) {
   auto r = http_->client->Post(path.c_str(), http_->headers(with_token), body, "application/json");
   if (!r) return {};
   return ApiAnswer{r->status, r->body};
@@ -492,7 +500,9 @@ std::vector<std::string> ScenarioWorld::lane_devices(const std::string& lane) co
   return out;
 }
 
-void ScenarioWorld::set_lane_closed(const std::string& lane, bool closed) { closed_lanes_[lane] = closed; }
+void ScenarioWorld::set_lane_closed(const std::string& lane, bool closed) {
+  closed_lanes_[lane] = closed;
+}
 
 std::string ScenarioWorld::pick_lane(const std::vector<std::string>& lanes, int& counter) const {
   for (std::size_t k = 0; k < lanes.size(); ++k) {
@@ -507,7 +517,8 @@ void ScenarioWorld::poll_status() {
   if (Steady::now() - last_status_poll_ < 300ms) return;
   last_status_poll_ = Steady::now();
   if (auto st = api_get_json("/api/v1/status")) {
-    if (const json::object* q = jobj(*st, "queue")) peak_queue_ = std::max(peak_queue_, jint(*q, "live_rows"));
+    if (const json::object* q = jobj(*st, "queue"))
+      peak_queue_ = std::max(peak_queue_, jint(*q, "live_rows"));
   }
 }
 
@@ -540,7 +551,8 @@ void ScenarioWorld::drive(const std::string& lane, const ScenarioVehicle& v, boo
         if (text && *text != before_text && text->find(v.plate) != std::string::npos) {
           // Pass texts: "欢迎光临" (entry), "一路顺风" (exit and toll); anything else
           // ("请扫码缴费或联系管理员", "请联系管理员") keeps the barrier down.
-          const bool pass = text->find("一路顺风") != std::string::npos || text->find("欢迎光临") != std::string::npos;
+          const bool pass = text->find("一路顺风") != std::string::npos ||
+                            text->find("欢迎光临") != std::string::npos;
           seen.outcome = pass ? LaneOutcome::kPass : LaneOutcome::kFallback;
           std::smatch m;
           if (std::regex_search(*text, m, std::regex(R"((\d+)\.(\d\d)元)"))) {
@@ -556,10 +568,11 @@ void ScenarioWorld::drive(const std::string& lane, const ScenarioVehicle& v, boo
       std::this_thread::sleep_for(5ms);
     }
     if (seen.outcome == LaneOutcome::kNoDecision && opened) seen.outcome = LaneOutcome::kPass;
-    const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(Steady::now() - t0).count();
+    const auto waited =
+        std::chrono::duration_cast<std::chrono::milliseconds>(Steady::now() - t0).count();
     if (waited > 1000 && std::getenv("LANEGATE_SCENARIO_TRACE") != nullptr) {
-      std::fprintf(stderr, "slow: lane %s plate %s waited %lld ms outcome=%d\n", lane.c_str(), v.plate.c_str(),
-                   static_cast<long long>(waited), static_cast<int>(seen.outcome));
+      std::fprintf(stderr, "slow: lane %s plate %s waited %lld ms outcome=%d\n", lane.c_str(),
+                   v.plate.c_str(), static_cast<long long>(waited), static_cast<int>(seen.outcome));
     }
     poll_status();
   }
@@ -618,7 +631,8 @@ void ScenarioWorld::drive_next(int i) {
 }
 
 void ScenarioWorld::drive_one(const std::string& lane) {
-  const bool entry = std::find(entry_lanes_.begin(), entry_lanes_.end(), lane) != entry_lanes_.end();
+  const bool entry =
+      std::find(entry_lanes_.begin(), entry_lanes_.end(), lane) != entry_lanes_.end();
   if (entry) {
     ScenarioVehicle v = fleet_[next_plate_++ % fleet_.size()];
     drive(lane, v, false);
@@ -675,12 +689,13 @@ int ScenarioWorld::claim_invoices(int n) {
     const std::string token = jstr(rv.as_object(), "token");
     if (token.empty()) continue;
     // The passenger, on the claim page, with no operator token.
-    const std::string body =
-        json::serialize(json::object{{"kind", "person"}, {"title", "张三"}, {"email", "zhangsan@example.com"}});
+    const std::string body = json::serialize(
+        json::object{{"kind", "person"}, {"title", "张三"}, {"email", "zhangsan@example.com"}});
     const ApiAnswer submitted = api_post("/api/v1/claims/" + token, body, false);
     if (submitted.status != 200 && submitted.status != 201) continue;
     std::string state = "claimed";
-    if (auto sv = json::parse(submitted.body, ec); !ec && sv.is_object()) state = jstr(sv.as_object(), "state");
+    if (auto sv = json::parse(submitted.body, ec); !ec && sv.is_object())
+      state = jstr(sv.as_object(), "state");
     claimed_[no] = true;
     claims_.push_back(InvoiceClaim{no, token, state});
     ++done;
@@ -711,12 +726,15 @@ std::optional<json::object> ScenarioWorld::drain(std::chrono::seconds limit, boo
           if (c.state != "issued" && c.state != "failed") ++open_claims;
         }
         // The meter retransmits a trip until lanegated acknowledges it.
-        const bool meter_done = meter_.empty() || devices_->meter_unacked(meter_).value_or(std::vector<std::uint32_t>{1}).empty();
+        const bool meter_done =
+            meter_.empty() ||
+            devices_->meter_unacked(meter_).value_or(std::vector<std::uint32_t>{1}).empty();
         if (open_claims == 0 && meter_done) return *s;
       }
       if (progress) {
-        std::printf("\r  outbox %lld items, open charges %lld, invoices pending %d   ", static_cast<long long>(live),
-                    static_cast<long long>(jint(*s, "open_charges")), open_claims);
+        std::printf("\r  outbox %lld items, open charges %lld, invoices pending %d   ",
+                    static_cast<long long>(live), static_cast<long long>(jint(*s, "open_charges")),
+                    open_claims);
         std::fflush(stdout);
       }
     }
@@ -758,7 +776,7 @@ std::vector<std::string> ScenarioWorld::account(ScenarioTotals& totals) {
   // Money: every provider charge lanegate recorded is at the sandbox exactly once, with
   // the same amount and final state, and the sandbox holds nothing else.
   std::map<std::pair<std::string, std::string>, int> pass_tx;  // (lane, plate) -> pass transactions
-  std::map<std::int64_t, int> trip_tx;                          // trip number -> transactions
+  std::map<std::int64_t, int> trip_tx;                         // trip number -> transactions
   for (const auto& [no, t] : ours) {
     const std::string state = jstr(t, "state");
     const std::string kind = jstr(t, "kind");
@@ -773,8 +791,9 @@ std::vector<std::string> ScenarioWorld::account(ScenarioTotals& totals) {
       if (decision == "fallback") {
         ++totals.open_after_fallback;
       } else {
-        problems.push_back(no + ": " + state + " after the drain (lane " + jstr(t, "lane") + ", " + decision +
-                           ", " + amount.to_string() + " yuan): the charge never settled");
+        problems.push_back(no + ": " + state + " after the drain (lane " + jstr(t, "lane") + ", " +
+                           decision + ", " + amount.to_string() +
+                           " yuan): the charge never settled");
       }
     }
     if (state == "CASH") {
@@ -783,18 +802,21 @@ std::vector<std::string> ScenarioWorld::account(ScenarioTotals& totals) {
     }
     if (state == "VOID") {
       // Fell back and never reached the provider: no money moved.
-      if (at_sandbox.contains(no)) problems.push_back(no + ": VOID at lanegate but present at the provider");
+      if (at_sandbox.contains(no))
+        problems.push_back(no + ": VOID at lanegate but present at the provider");
       continue;
     }
     ++totals.provider_charges;
     totals.charged = totals.charged.add(amount).value_or(totals.charged);
-    if (state == "SUCCESS") totals.settled_ours = totals.settled_ours.add(amount).value_or(totals.settled_ours);
+    if (state == "SUCCESS")
+      totals.settled_ours = totals.settled_ours.add(amount).value_or(totals.settled_ours);
     if (auto a = t.find("arrears"); a != t.end() && a->value().is_bool() && a->value().as_bool()) {
       totals.arrears = totals.arrears.add(amount).value_or(totals.arrears);
     }
     auto it = at_sandbox.find(no);
     if (it == at_sandbox.end()) {
-      if (decision != "fallback") problems.push_back(no + ": recorded by lanegate, missing at the provider");
+      if (decision != "fallback")
+        problems.push_back(no + ": recorded by lanegate, missing at the provider");
       continue;
     }
     if (it->second.amount_fen != amount.fen()) {
@@ -802,24 +824,27 @@ std::vector<std::string> ScenarioWorld::account(ScenarioTotals& totals) {
                          Money::from_fen(it->second.amount_fen).to_string() + " at the provider");
     }
     if (it->second.trade_state != state) {
-      problems.push_back(no + ": state " + state + " at lanegate, " + it->second.trade_state + " at the provider");
+      problems.push_back(no + ": state " + state + " at lanegate, " + it->second.trade_state +
+                         " at the provider");
     }
   }
   for (const auto& [no, t] : at_sandbox) {
     if (t.trade_state == "SUCCESS") {
-      totals.settled_theirs = totals.settled_theirs.add(Money::from_fen(t.amount_fen)).value_or(totals.settled_theirs);
+      totals.settled_theirs =
+          totals.settled_theirs.add(Money::from_fen(t.amount_fen)).value_or(totals.settled_theirs);
     }
     if (!ours.contains(no)) problems.push_back(no + ": at the provider, unknown to lanegate");
   }
   if (totals.settled_ours != totals.settled_theirs) {
-    problems.push_back("settled totals differ: " + totals.settled_ours.to_string() + " at lanegate vs " +
-                       totals.settled_theirs.to_string() + " at the provider");
+    problems.push_back("settled totals differ: " + totals.settled_ours.to_string() +
+                       " at lanegate vs " + totals.settled_theirs.to_string() + " at the provider");
   }
 
   // Passages: every pass the world saw at an exit or toll lane has exactly one
   // transaction. A vehicle that saw no decision may or may not have one (the gateway may
   // have decided after the vehicle gave up), so it widens the allowance by one.
-  std::map<std::pair<std::string, std::string>, std::pair<int, int>> seen;  // -> (passes, undecided)
+  std::map<std::pair<std::string, std::string>, std::pair<int, int>>
+      seen;  // -> (passes, undecided)
   for (const auto& p : passages_) {
     if (!p.charged_lane) continue;
     auto& s = seen[{p.lane, p.plate}];
@@ -830,8 +855,9 @@ std::vector<std::string> ScenarioWorld::account(ScenarioTotals& totals) {
   for (const auto& [key, s] : seen) {
     const int tx = pass_tx.contains(key) ? pass_tx[key] : 0;
     if (tx < s.first || tx > s.first + s.second) {
-      problems.push_back("lane " + key.first + " plate " + key.second + ": " + std::to_string(s.first) +
-                         " passes seen, " + std::to_string(tx) + " passing transactions");
+      problems.push_back("lane " + key.first + " plate " + key.second + ": " +
+                         std::to_string(s.first) + " passes seen, " + std::to_string(tx) +
+                         " passing transactions");
     }
   }
   for (const auto& [key, n] : pass_tx) {
@@ -843,11 +869,14 @@ std::vector<std::string> ScenarioWorld::account(ScenarioTotals& totals) {
   // Taxi: every trip the meter ended is one transaction, whatever the restarts.
   for (std::uint32_t n : trips_) {
     const int c = trip_tx.contains(n) ? trip_tx[n] : 0;
-    if (c != 1) problems.push_back("taxi trip " + std::to_string(n) + ": " + std::to_string(c) + " transactions");
+    if (c != 1)
+      problems.push_back("taxi trip " + std::to_string(n) + ": " + std::to_string(c) +
+                         " transactions");
   }
   for (const auto& [n, c] : trip_tx) {
     if (std::find(trips_.begin(), trips_.end(), static_cast<std::uint32_t>(n)) == trips_.end()) {
-      problems.push_back("taxi trip " + std::to_string(n) + ": recorded but never ended by the meter");
+      problems.push_back("taxi trip " + std::to_string(n) +
+                         ": recorded but never ended by the meter");
     }
   }
 
@@ -859,7 +888,8 @@ std::vector<std::string> ScenarioWorld::account(ScenarioTotals& totals) {
       ++totals.invoices_issued;
     } else {
       ++totals.invoices_pending;
-      problems.push_back("invoice for " + c.out_trade_no + ": claimed but " + c.state + " after the drain");
+      problems.push_back("invoice for " + c.out_trade_no + ": claimed but " + c.state +
+                         " after the drain");
     }
   }
   return problems;
@@ -867,8 +897,9 @@ std::vector<std::string> ScenarioWorld::account(ScenarioTotals& totals) {
 
 std::vector<std::string> ScenarioWorld::verify_ledger(std::vector<std::string>* notes) {
   std::vector<std::string> problems;
-  const std::int64_t now_s =
-      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  const std::int64_t now_s = std::chrono::duration_cast<std::chrono::seconds>(
+                                 std::chrono::system_clock::now().time_since_epoch())
+                                 .count();
   const std::time_t local = static_cast<std::time_t>(now_s + cfg_.gateway.utc_offset_minutes * 60);
   std::tm tm{};
   gmtime_r(&local, &tm);
@@ -880,11 +911,12 @@ std::vector<std::string> ScenarioWorld::verify_ledger(std::vector<std::string>* 
   const std::string cli = (options_.bin_dir / "lanegate").string();
   const std::string log = (options_.workdir / "audit-export.log").string();
   const std::string vlog = (options_.workdir / "audit-verify.log").string();
-  const std::string export_cmd = cli + " --config " + config_file_.string() + " audit export --date " + date +
-                                 " --out " + out.string() + " >" + log + " 2>&1";
+  const std::string export_cmd = cli + " --config " + config_file_.string() +
+                                 " audit export --date " + date + " --out " + out.string() + " >" +
+                                 log + " 2>&1";
   if (std::system(export_cmd.c_str()) != 0) {
-    problems.push_back("ledger: `lanegate audit export --date " + std::string(date) + "` failed: " +
-                       read_text(log).substr(0, 400));
+    problems.push_back("ledger: `lanegate audit export --date " + std::string(date) +
+                       "` failed: " + read_text(log).substr(0, 400));
     return problems;
   }
   auto tail = [](std::string text) {
@@ -898,7 +930,8 @@ std::vector<std::string> ScenarioWorld::verify_ledger(std::vector<std::string>* 
     }
   }
   const std::string verify_cmd = cli + " audit verify " + package.string() + " --pubkey " +
-                                 (cfg_.gateway.state_dir / "device-key.pub").string() + " >" + vlog + " 2>&1";
+                                 (cfg_.gateway.state_dir / "device-key.pub").string() + " >" +
+                                 vlog + " 2>&1";
   if (std::system(verify_cmd.c_str()) == 0) return problems;
   const std::string said = read_text(vlog);
   if (!said.empty()) {
@@ -908,13 +941,17 @@ std::vector<std::string> ScenarioWorld::verify_ledger(std::vector<std::string>* 
   // `lanegate audit verify` exited 1 without a word: it could not even start (see the
   // report of issue #9). The reference verifier of docs/AUDIT.md, independent of lanegate's
   // code, judges the package instead.
-  if (notes != nullptr) notes->push_back("`lanegate audit verify` exits 1 without output; checked with docs/AUDIT.md's verifier");
+  if (notes != nullptr)
+    notes->push_back(
+        "`lanegate audit verify` exits 1 without output; checked with docs/AUDIT.md's verifier");
   const std::string doc = read_text(fs::path(LANEGATE_SCENARIO_SOURCE_DIR) / "docs/AUDIT.md");
   const auto sec = doc.find("## 10. Reference verifier");
   const auto begin = sec == std::string::npos ? sec : doc.find("```python\n", sec);
   const auto end = begin == std::string::npos ? begin : doc.find("\n```", begin + 10);
   if (end == std::string::npos) {
-    problems.push_back("ledger: cannot verify (lanegate audit verify fails, no reference verifier in docs/AUDIT.md)");
+    problems.push_back(
+        "ledger: cannot verify (lanegate audit verify fails, no reference verifier in "
+        "docs/AUDIT.md)");
     return problems;
   }
   const fs::path script = options_.workdir / "verify.py";
@@ -927,7 +964,8 @@ std::vector<std::string> ScenarioWorld::verify_ledger(std::vector<std::string>* 
   const std::string py_cmd =
       "python3 " + script.string() + " " + package.string() + " " + pubhex + " >" + vlog + " 2>&1";
   if (std::system(py_cmd.c_str()) != 0) {
-    problems.push_back("ledger: the reference verifier refused the package: " + tail(read_text(vlog)));
+    problems.push_back("ledger: the reference verifier refused the package: " +
+                       tail(read_text(vlog)));
   }
   return problems;
 }
@@ -947,11 +985,14 @@ int run_demo(const ScenarioOptions& o) {
   ScenarioWorld& w = **started;
   say("lanegated up: " + std::to_string(w.config().lanes.size()) + " lanes, API on port " +
       std::to_string(w.config().api.listen_port) +
-      (w.invoicing() != nullptr ? ", invoicing sandbox on port " + std::to_string(w.invoicing()->port()) : ""));
+      (w.invoicing() != nullptr
+           ? ", invoicing sandbox on port " + std::to_string(w.invoicing()->port())
+           : ""));
 
   std::vector<int> kill_points;
   for (int k = 0; k < o.kills; ++k) {
-    kill_points.push_back(1 + static_cast<int>(w.rng()() % static_cast<unsigned>(std::max(1, o.vehicles - 1))));
+    kill_points.push_back(
+        1 + static_cast<int>(w.rng()() % static_cast<unsigned>(std::max(1, o.vehicles - 1))));
   }
   std::sort(kill_points.begin(), kill_points.end());
   int kills_done = 0;
@@ -966,14 +1007,17 @@ int run_demo(const ScenarioOptions& o) {
   };
   auto progress = [&](int i) {
     if (o.quiet) return;
-    std::printf("\r  vehicles %d/%d  entries %d  exits %d  toll %d  invoices %zu  queue peak %lld  %s   ", i,
-                o.vehicles, w.entries(), w.exits(), w.tolls(), w.claims().size(),
-                static_cast<long long>(w.peak_queue()),
-                (i >= outage_from && i < outage_to) ? "UPLINK DOWN" : "uplink up  ");
+    std::printf(
+        "\r  vehicles %d/%d  entries %d  exits %d  toll %d  invoices %zu  queue peak %lld  %s   ",
+        i, o.vehicles, w.entries(), w.exits(), w.tolls(), w.claims().size(),
+        static_cast<long long>(w.peak_queue()),
+        (i >= outage_from && i < outage_to) ? "UPLINK DOWN" : "uplink up  ");
     std::fflush(stdout);
   };
-  say("driving " + std::to_string(o.vehicles) + " vehicles and " + std::to_string(o.trips) + " taxi trips" +
-      (o.outage ? ", uplink cut from vehicle " + std::to_string(outage_from) + " to " + std::to_string(outage_to)
+  say("driving " + std::to_string(o.vehicles) + " vehicles and " + std::to_string(o.trips) +
+      " taxi trips" +
+      (o.outage ? ", uplink cut from vehicle " + std::to_string(outage_from) + " to " +
+                      std::to_string(outage_to)
                 : ""));
   const int trip_every = std::max(1, o.vehicles / std::max(1, o.trips));
   const int claim_every = std::max(1, o.vehicles / std::max(1, o.claims));
@@ -989,10 +1033,12 @@ int run_demo(const ScenarioOptions& o) {
       }
     }
     w.drive_next(i);
-    if (static_cast<int>(w.trips_ended().size()) < o.trips && i % trip_every == 0) w.end_taxi_trip();
+    if (static_cast<int>(w.trips_ended().size()) < o.trips && i % trip_every == 0)
+      w.end_taxi_trip();
     // Passengers claim invoices for settled charges now and then.
     if (o.claims > 0 && i % claim_every == claim_every - 1) ++claims_wanted;
-    if (claims_wanted > static_cast<int>(w.claims().size()) && (i < outage_from || i >= outage_to)) {
+    if (claims_wanted > static_cast<int>(w.claims().size()) &&
+        (i < outage_from || i >= outage_to)) {
       w.claim_invoices(claims_wanted - static_cast<int>(w.claims().size()));
     }
     progress(i + 1);
@@ -1002,7 +1048,8 @@ int run_demo(const ScenarioOptions& o) {
   if (restored_at == Steady::time_point{}) set_uplink(true);
   if (!o.quiet) std::printf("\n");
 
-  say("waiting for the outbox to drain, every charge to settle and every claimed invoice to be issued");
+  say("waiting for the outbox to drain, every charge to settle and every claimed invoice to be "
+      "issued");
   auto final_status = w.drain(120s, !o.quiet);
   const double drain_s = std::chrono::duration<double>(Steady::now() - restored_at).count();
   // Invoices claimed after the drain: settled charges exist only now for late vehicles.
@@ -1034,33 +1081,43 @@ int run_demo(const ScenarioOptions& o) {
   std::printf("\n== lanegate demo summary\n");
   if (passages != nullptr) {
     std::printf("  passages   free %lld  online %lld  offline %lld  fallback %lld  manual %lld\n",
-                static_cast<long long>(jint(*passages, "free")), static_cast<long long>(jint(*passages, "pass_online")),
+                static_cast<long long>(jint(*passages, "free")),
+                static_cast<long long>(jint(*passages, "pass_online")),
                 static_cast<long long>(jint(*passages, "pass_offline")),
-                static_cast<long long>(jint(*passages, "fallback")), static_cast<long long>(jint(*passages, "manual")));
+                static_cast<long long>(jint(*passages, "fallback")),
+                static_cast<long long>(jint(*passages, "manual")));
   }
-  std::printf("  taxi trips %zu (paid at the meter: %s yuan)\n", w.trips_ended().size(), totals.cash.to_string().c_str());
-  std::printf("  outbox     peak depth %lld items, backlog drained %.1f s after the uplink returned\n",
-              static_cast<long long>(w.peak_queue()), drain_s);
+  std::printf("  taxi trips %zu (paid at the meter: %s yuan)\n", w.trips_ended().size(),
+              totals.cash.to_string().c_str());
+  std::printf(
+      "  outbox     peak depth %lld items, backlog drained %.1f s after the uplink returned\n",
+      static_cast<long long>(w.peak_queue()), drain_s);
   std::printf("  charges    %lld provider charges, %s yuan recorded by lanegate\n",
               static_cast<long long>(totals.provider_charges), totals.charged.to_string().c_str());
   std::printf("  settled    %s yuan by lanegate, %s yuan at the provider sandbox\n",
               totals.settled_ours.to_string().c_str(), totals.settled_theirs.to_string().c_str());
-  std::printf("  arrears    %s yuan (offline passes whose charge failed)\n", totals.arrears.to_string().c_str());
+  std::printf("  arrears    %s yuan (offline passes whose charge failed)\n",
+              totals.arrears.to_string().c_str());
   if (totals.open_after_fallback > 0) {
-    std::printf("  refused    %lld charges of fallen-back passages left open, parked for an operator\n",
-                static_cast<long long>(totals.open_after_fallback));
+    std::printf(
+        "  refused    %lld charges of fallen-back passages left open, parked for an operator\n",
+        static_cast<long long>(totals.open_after_fallback));
   }
   if (w.claims_supported()) {
-    std::printf("  invoices   claimed %lld  issued %lld  pending %lld\n", static_cast<long long>(totals.invoices_claimed),
-                static_cast<long long>(totals.invoices_issued), static_cast<long long>(totals.invoices_pending));
+    std::printf("  invoices   claimed %lld  issued %lld  pending %lld\n",
+                static_cast<long long>(totals.invoices_claimed),
+                static_cast<long long>(totals.invoices_issued),
+                static_cast<long long>(totals.invoices_pending));
   } else {
     std::printf("  invoices   not claimed: lanegated does not serve the receipt route yet\n");
   }
-  std::printf("  decision   online p50 %s p99 %s   offline p50 %s p99 %s\n", lat("pass_online", "p50_us").c_str(),
-              lat("pass_online", "p99_us").c_str(), lat("pass_offline", "p50_us").c_str(),
-              lat("pass_offline", "p99_us").c_str());
-  if (o.kills > 0) std::printf("  crashes    lanegated SIGKILLed and restarted %d times\n", kills_done);
-  std::printf("  ledger     %s\n", ledger.empty() ? "today's settlement package exported and verified" : "NOT verified");
+  std::printf("  decision   online p50 %s p99 %s   offline p50 %s p99 %s\n",
+              lat("pass_online", "p50_us").c_str(), lat("pass_online", "p99_us").c_str(),
+              lat("pass_offline", "p50_us").c_str(), lat("pass_offline", "p99_us").c_str());
+  if (o.kills > 0)
+    std::printf("  crashes    lanegated SIGKILLed and restarted %d times\n", kills_done);
+  std::printf("  ledger     %s\n",
+              ledger.empty() ? "today's settlement package exported and verified" : "NOT verified");
   for (const auto& n : notes) std::printf("  note: %s\n", n.c_str());
   std::printf("  run time   %.1f s; logs in %s\n", total_s, o.workdir.c_str());
   if (!problems.empty()) {
