@@ -672,8 +672,7 @@ void Chaos::tick() {
           violation(std::string(fault_name(a.kind)) + ": no recovery within " +
                     (short_run() ? "15" : "30") + " s after it was cleared");
         }
-        a.kind = a.kind;  // keep
-        a.started = {};   // marks done
+        a.started = {};  // done: removed below
       }
     }
   }
@@ -815,14 +814,11 @@ int Chaos::run() {
               faketime_ ? "libfaketime" : "nothing (libfaketime missing)");
   for (const auto& g : gaps_) std::printf("  GAP: %s\n", g.c_str());
   std::printf("  logs in %s\n", o_.workdir.c_str());
-  bool every_kind = true;
   for (Fault f : kAllFaults) {
     if (available(f) && stats_[f].injected == 0) {
-      every_kind = false;
       problems.push_back(std::string(fault_name(f)) + ": never injected (run longer)");
     }
   }
-  (void)every_kind;
   if (!problems.empty()) {
     std::printf("\nVIOLATIONS (%zu):\n", problems.size());
     for (const auto& p : problems) std::printf("  %s\n", p.c_str());
