@@ -176,8 +176,14 @@ int main(int argc, char** argv) {
   }
   if (cmd == "audit" && !rest.empty() && rest[0] == "verify") {
     // Verification needs nothing of this box: an authority runs it anywhere.
-    auto db = lanegate::Database::open(":memory:");
-    if (!db) return 1;
+    // An in-memory database cannot switch to WAL: open it read-only (nothing is written).
+    lanegate::DatabaseOptions options;
+    options.read_only = true;
+    auto db = lanegate::Database::open(":memory:", options);
+    if (!db) {
+      std::cerr << "lanegate audit verify: " << db.error().to_string() << "\n";
+      return 1;
+    }
     return lanegate::gateway::audit::audit_command(*db, ".", 480, rest, {}, std::cout, std::cerr);
   }
 

@@ -265,7 +265,7 @@ TEST_F(LedgerAfterAttacksTest, TheLedgerStillVerifiesAfterTheAttacks) {
 // KNOWN BUG (reported): `lanegate audit verify` opens an in-memory SQLite database,
 // which cannot switch to WAL, so Database::open fails and the command exits 1 without a
 // word. Enable once gateway/main/lanegate.cc (or core/src/sqlite.cc) is fixed.
-TEST_F(LedgerAfterAttacksTest, DISABLED_TheCliVerifiesThePackageAsAnAuthorityWould) {
+TEST_F(LedgerAfterAttacksTest, TheCliVerifiesThePackageAsAnAuthorityWould) {
   const fs::path pkg = export_today();
   ASSERT_FALSE(pkg.empty());
   const std::string ver = cli_ + " audit verify " + pkg.string() + " --pubkey " +
