@@ -122,11 +122,11 @@ void read_provider(TableReader& r, ProviderSection& p) {
   if (r.string("mchid", p.mchid, Need::kRequired) &&
       (p.mchid.empty() || p.mchid.size() > 32 ||
        !std::all_of(p.mchid.begin(), p.mchid.end(), [](char c) { return c >= '0' && c <= '9'; }))) {
-    r.fail("mchid", "must be the merchant id: 1..32 decimal digits (got \"" + p.mchid + "\")");
+    r.fail("mchid", "must be the merchant id: 1..32 decimal digits (got " + detail::quoted(p.mchid) + ")");
   }
   if (r.string("appid", p.appid, Need::kRequired) &&
       (p.appid.empty() || p.appid.size() > 32 || !all_of_chars(p.appid, "_"))) {
-    r.fail("appid", "must be 1..32 characters of A-Z a-z 0-9 _ (got \"" + p.appid + "\")");
+    r.fail("appid", "must be 1..32 characters of A-Z a-z 0-9 _ (got " + detail::quoted(p.appid) + ")");
   }
   if (r.string("merchant_serial_no", p.merchant_serial_no, Need::kRequired) &&
       (p.merchant_serial_no.empty() || p.merchant_serial_no.size() > 64 ||
@@ -144,8 +144,8 @@ void read_provider(TableReader& r, ProviderSection& p) {
     ok = ok && !digits.empty() && digits.size() <= 64 &&
          std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; });
     if (!ok) {
-      r.fail("public_key_id", "must be \"PUB_KEY_ID_\" followed by digits, or absent (got \"" +
-                                  p.public_key_id + "\")");
+      r.fail("public_key_id", "must be \"PUB_KEY_ID_\" followed by digits, or absent (got " +
+                                  detail::quoted(p.public_key_id) + ")");
     }
   }
   if (r.string("notify_url", p.notify_url, Need::kRequired)) {
@@ -241,7 +241,7 @@ void read_invoicing(TableReader& r, InvoicingSection& inv) {
       apply(t, "item_name", item_name_rule(rule.item_name));
     }
     if (t.string("code", rule.code, Need::kRequired) && !is_digits(rule.code, 19)) {
-      t.fail("code", "must be the 19-digit tax classification code (got \"" + rule.code + "\")");
+      t.fail("code", "must be the 19-digit tax classification code (got " + detail::quoted(rule.code) + ")");
     }
     t.integer_as("rate_percent", rule.rate_percent, 0, 17, Need::kRequired);
     t.string_in("favoured_policy_flag", rule.favoured_policy_flag, {"", "08", "09"});

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdio>
 
 #include "config/defaults.h"
 
@@ -16,20 +17,35 @@ bool is_alnum(char c) {
 
 bool is_printable_ascii(char c) { return c > 0x20 && c < 0x7f; }
 
-// Quotes a value for an error message, cutting long text short.
-std::string quoted(std::string_view text) {
-  constexpr std::size_t kMax = 64;
-  std::string out = "\"";
-  out += text.substr(0, kMax);
-  out += text.size() > kMax ? "...\"" : "\"";
-  return out;
-}
-
 constexpr std::string_view kUsccAlphabet = "0123456789ABCDEFGHJKLMNPQRTUWXY";
 constexpr std::array<int, 17> kUsccWeights = {1,  3,  9,  27, 19, 26, 16, 17, 20,
                                               29, 25, 13, 8,  24, 10, 30, 28};
 
 }  // namespace
+
+std::string quoted(std::string_view text) {
+  constexpr std::size_t kMax = 64;
+  std::size_t cut = std::min(kMax, text.size());
+  // Never cut a UTF-8 sequence in half.
+  while (cut < text.size() && cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+  std::string out = "\"";
+  for (char c : text.substr(0, cut)) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) {
+      // Control bytes (ESC, NUL, ...) would act on the operator's terminal or log viewer.
+      char esc[8];
+      std::snprintf(esc, sizeof esc, "\\u%04x", u);
+      out += esc;
+    } else if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else {
+      out += c;
+    }
+  }
+  out += cut < text.size() ? "...\"" : "\"";
+  return out;
+}
 
 std::string id_rule(std::string_view id) {
   if (id.empty() || id.size() > 32 || !std::all_of(id.begin(), id.end(), [](char c) {

@@ -9,6 +9,11 @@
 
 namespace lanegate::config::detail {
 
+// A value quoted for an error message: at most 64 bytes (cut at a UTF-8 boundary, "..."
+// when cut), control bytes written as \u00XX and '"' / '\\' escaped, so a hostile value
+// cannot act on the terminal or log viewer that shows the error.
+std::string quoted(std::string_view text);
+
 // Ids of buses, devices, lanes, tariffs, meters, readers: [A-Za-z0-9_-]{1,32}.
 std::string id_rule(std::string_view id);
 

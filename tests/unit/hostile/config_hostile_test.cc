@@ -188,11 +188,9 @@ TEST(ConfigHostileTest, ControlCharactersAreRefused) {
   expect_refused(replace(kBase, "id = \"in1\"", "id = \"in\\u001b[2J\""), "lane[0].id", "");
 }
 
-// KNOWN BUG (reported, config/src/value_rules.cc quoted() and load_sections.cc): error
-// texts echo the offending value raw, so an escaped ESC or NUL in the file reaches the
-// operator's terminal (check-config) and the log (SIGHUP reload) as a control
-// character: terminal escape injection. Enable once values are escaped.
-TEST(ConfigHostileTest, DISABLED_ErrorsNeverEchoControlCharacters) {
+// Error texts quote the offending value with control bytes escaped: an ESC or NUL in the
+// file must not reach the operator's terminal (check-config) or the log (SIGHUP reload).
+TEST(ConfigHostileTest, ErrorsNeverEchoControlCharacters) {
   for (const char* value : {"lot\\u001b[2J", "lot\\u0000one", "lot\\u0007"}) {
     auto loaded = load_string(
         replace(kBase, "id = \"lot1\"", std::string("id = \"") + value + "\""), "hostile.toml");
