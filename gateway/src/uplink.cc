@@ -262,7 +262,8 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
     if (!*found) return done(queue::Outcome::park("no transaction " + out));
     const TxRecord tx = **found;
     ChargeRequest req;
-    req.product = get_str(p, "product") == "HIGHWAY" ? Product::kHighway : Product::kParking;
+    const std::string product = get_str(p, "product");
+    req.product = product == "HIGHWAY" ? Product::kHighway : product == "TAXI" ? Product::kTaxi : Product::kParking;
     req.out_trade_no = out;
     req.description = get_str(p, "description");
     req.amount = tx.amount;
@@ -281,6 +282,15 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
       req.parking.charging_duration_s =
           std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::seconds>(end - start).count());
       req.parking.device_id = get_str(p, "device_id");
+    } else if (req.product == Product::kTaxi) {
+      // The rider's account (the token read by the cab's code reader) is the payer.
+      req.taxi.rider_openid = tx.contract_id;
+      req.taxi.plate_number = tx.plate;
+      req.taxi.start_time = start;
+      req.taxi.end_time = end;
+      req.taxi.distance_m = get_int(p, "distance_m");
+      req.taxi.trip_number = static_cast<std::uint32_t>(get_int(p, "trip_number"));
+      req.taxi.device_id = get_str(p, "device_id");
     } else {
       req.contract_id = tx.contract_id;
       req.highway.plate_number = tx.plate;
@@ -412,11 +422,31 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
                    {{"OUT_TRADE_NO", t->transaction.out_trade_no},
                     {"RECORDED", (*tx)->amount.to_string()},
                     {"NOTIFIED", t->transaction.amount.to_string()}});
+        metrics::Registry::global()
+            .counter("lanegate_provider_notification_amount_mismatch_total",
+                     "Signed notifications whose amount differs from the recorded charge")
+            .inc();
       }
       const ChargeState to = map_state(t->transaction.state);
       auto moved = move(txn, **tx, to, t->transaction.transaction_id, "provider",
                         json::object{{"event_id", ev.event_id}, {"event_type", ev.event_type}});
       if (!moved) return std::unexpected(moved.error());
+      if (!*moved && (*tx)->state != to) {
+        // Not an arrow of the lifecycle. A late ACCEPTED after the outcome is only stale;
+        // anything else contradicts what is recorded: never applied, and an operator must see it.
+        if (to != ChargeState::kAccepted) {
+          metrics::Registry::global()
+              .counter("lanegate_provider_notifications_conflicting_total",
+                       "Signed notifications contradicting the recorded charge (not applied)")
+              .inc();
+          log::error("notification contradicts the recorded charge; not applied",
+                     {{"OUT_TRADE_NO", (*tx)->out_trade_no},
+                      {"RECORDED", std::string(to_string((*tx)->state))},
+                      {"NOTIFIED", std::string(to_string(to))},
+                      {"EVENT_ID", ev.event_id}});
+        }
+        return {};  // waiters are not resolved with a contradicting outcome
+      }
       const std::string out = t->transaction.out_trade_no;
       const OnlineOutcome o = to == ChargeState::kPayFail ? OnlineOutcome::kRefused : OnlineOutcome::kAccepted;
       // Waiters are resolved after the handler commits (posted behind it).
