@@ -1,5 +1,7 @@
 #include "gateway/api_routes.h"
 
+#include <arpa/inet.h>
+
 #include <boost/json.hpp>
 #include <algorithm>
 #include <charconv>
@@ -63,13 +65,30 @@ HttpResponse from_reply(invoice::ApiReply reply) {
   return r;
 }
 
+// The client key the human-code guess limit counts against. An IPv6 client usually holds a
+// whole /64, so the key is the /64 (one address each would give it 2^64 x the guesses);
+// IPv4 (also IPv4-mapped) is the address itself.
+std::string claim_client_key(const std::string& peer) {
+  in6_addr a6{};
+  if (peer.find(':') == std::string::npos || inet_pton(AF_INET6, peer.c_str(), &a6) != 1) return peer;
+  if (IN6_IS_ADDR_V4MAPPED(&a6)) {
+    char v4[INET_ADDRSTRLEN];
+    if (inet_ntop(AF_INET, &a6.s6_addr[12], v4, sizeof v4) != nullptr) return v4;
+    return peer;
+  }
+  for (int i = 8; i < 16; ++i) a6.s6_addr[i] = 0;
+  char text[INET6_ADDRSTRLEN];
+  if (inet_ntop(AF_INET6, &a6, text, sizeof text) == nullptr) return peer;
+  return std::string(text) + "/64";
+}
+
 // The passenger-facing claim routes and the operator's receipt. The claim API is pure
 // request -> reply (invoice/claim_api.h); the client key for the human-code rate limit is
-// the peer address.
+// the peer address (its /64 for IPv6: claim_client_key).
 void add_invoice_routes(HttpApi& api, const ApiServices& s) {
   auto claim = [s](const HttpRequest& r) {
     if (s.claims == nullptr) return invoicing_disabled();
-    return from_reply(invoice::handle_claim_api(*s.claims, r.method, r.path, r.body, r.peer));
+    return from_reply(invoice::handle_claim_api(*s.claims, r.method, r.path, r.body, claim_client_key(r.peer)));
   };
   api.add_route("GET", "/claim", Access::open(), claim);
   api.add_route("GET", "/claim/{token}", Access::open(), claim);
@@ -323,10 +342,6 @@ void add_api_routes(HttpApi& api, ApiServices s) {
       auto reply = s.notifications->handle(n, [s](Transaction& txn, const NotificationEvent& ev) {
         return s.uplink->apply_notification(txn, ev);
       });
-      metrics::Registry::global()
-          .counter("lanegate_provider_notifications_total", "Provider notifications by HTTP answer",
-                   {{"status", std::to_string(reply.status)}})
-          .inc();
       HttpResponse out;
       out.status = reply.status;
       out.body = reply.body;
