@@ -159,7 +159,7 @@ void MeterPort::count(std::string_view result) {
 }
 
 void MeterPort::remember(const TripKey& key, TripState st) {
-  auto [it, inserted] = trips_.insert_or_assign(key, st);
+  auto [it, inserted] = trips_.insert_or_assign(key, Remembered{st, clock_.steady_now()});
   if (inserted) {
     trip_order_.push_back(key);
     if (trip_order_.size() > kMaxRemembered) {
@@ -284,13 +284,21 @@ void MeterPort::handle_frame(const MeterFrame& f) {
   }
   const TripKey key{trip->trip_number, trip->boarding};
   if (auto it = trips_.find(key); it != trips_.end()) {
-    count("duplicate");
-    if (it->second == TripState::kAcked || options_.ack_trips_on_receive) {
-      write_ack(trip->trip_number);  // our ack was lost: say it again
+    const bool unrecorded = it->second.state == TripState::kPosted && !options_.ack_trips_on_receive &&
+                            clock_.steady_now() - it->second.posted_at >= kRepostAfter;
+    if (!unrecorded) {
+      count("duplicate");
+      if (it->second.state == TripState::kAcked || options_.ack_trips_on_receive) {
+        write_ack(trip->trip_number);  // our ack was lost: say it again
+      }
+      return;
     }
-    return;
+    count("reposted");
+    log::warn("meter trip never acknowledged by the gateway; posting the retransmission again",
+              {{"METER", port_.id}, {"TRIP", static_cast<std::int64_t>(trip->trip_number)}});
+  } else {
+    count("ok");
   }
-  count("ok");
   remember(key, TripState::kPosted);
   trip->meter = port_.id;
   trip->lane = lane_;

@@ -58,7 +58,17 @@ class MeterPort {
   int fd_ = -1;
   int wake_[2] = {-1, -1};
 
-  std::map<TripKey, TripState> trips_;  // bounded: oldest dropped beyond kMaxRemembered
+  struct Remembered {
+    TripState state = TripState::kPosted;
+    SteadyTime posted_at{};
+  };
+  std::map<TripKey, Remembered> trips_;  // bounded: oldest dropped beyond kMaxRemembered
+  // A trip posted but not acknowledged this long ago was not recorded by the gateway (its
+  // database refused the write, say): the meter's retransmission is posted again rather
+  // than dropped as a duplicate, so the trip is not lost until the next restart. Longer
+  // than the taxi lane's rider wait + charge deadline, so a trip still being decided is
+  // not posted twice.
+  static constexpr std::chrono::seconds kRepostAfter{30};
   std::deque<TripKey> trip_order_;
   static constexpr size_t kMaxRemembered = 4096;
 
