@@ -36,8 +36,16 @@ Outcome classify_reply(CallKind kind, int http_status, std::string_view code) {
   if (http_status >= 500 || code == "SYSTEM_ERROR" || code == "SERVICE_UNAVAILABLE") {
     return kind == CallKind::kCharge ? Outcome::kQueryFirst : Outcome::kRetryLater;
   }
-  // 400 PARAM_ERROR / INVALID_REQUEST, 401 SIGN_ERROR, 403 NO_AUTH and any other 4xx:
-  // permanent until the request or the config is fixed.
+  // 401 SIGN_ERROR: the provider refused the request as a whole (nothing was committed), for
+  // a wrong merchant key or a clock more than 300 s off. The spec calls it permanent until
+  // the config is fixed, but parking the item would need an operator to unpark it once the
+  // clock or key is fixed, and would let a parked parking entry's exit charge overtake it.
+  // Retrying with backoff recovers by itself; the uplink alarms (log + metric) meanwhile.
+  if (http_status == 401 || code == "SIGN_ERROR") {
+    return Outcome::kRetryLater;
+  }
+  // 400 PARAM_ERROR / INVALID_REQUEST, 403 NO_AUTH and any other 4xx: permanent until the
+  // request or the config is fixed.
   return Outcome::kPark;
 }
 

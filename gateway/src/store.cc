@@ -172,9 +172,12 @@ bool allowed_transition(ChargeState from, ChargeState to) {
     case S::kPayFail:
       // PAY_BACK: the provider advanced the money and the user repaid: the money arrived.
       return to == S::kSuccess;
+    case S::kVoid:
+      // The provider had the charge after all (a request delayed beyond every timeout):
+      // the record follows the money, and the fallback's double payment is flagged.
+      return to == S::kAccepted || to == S::kSuccess || to == S::kPayFail;
     case S::kRefund:
-    case S::kCash:
-    case S::kVoid: return false;
+    case S::kCash: return false;
   }
   return false;
 }

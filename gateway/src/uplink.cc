@@ -85,6 +85,7 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
   asio::thread_pool pool;
   std::unique_ptr<queue::Drainer> drainer;
   std::atomic<bool> up{true};
+  bool signature_refused = false;  // io thread
   std::map<std::string, std::vector<Waiter>> waiters;
   InvoiceUplink* invoices = nullptr;
 
@@ -121,6 +122,29 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
       set_link(false, f.error.message);
     } else {
       set_link(true, {});
+    }
+    note_signature(f.http_status == 401 || f.provider_code == "SIGN_ERROR", f.error.message);
+  }
+
+  // The provider refusing our signatures (our clock more than 300 s off, or a wrong merchant
+  // key) stops every charge: said once when it starts and once when it ends, counted always.
+  void note_signature(bool refused, const std::string& why) {
+    if (refused) {
+      metrics::Registry::global()
+          .counter("lanegate_provider_sign_errors_total",
+                   "Requests the provider refused with SIGN_ERROR (clock skew or wrong merchant key)")
+          .inc();
+    }
+    metrics::Registry::global()
+        .gauge("lanegate_provider_signature_refused", "1 while the provider refuses our signatures")
+        .set(refused ? 1 : 0);
+    if (refused == signature_refused) return;
+    signature_refused = refused;
+    if (refused) {
+      log::error("provider refuses our signatures (check the system clock and the merchant key); retrying",
+                 {{"ERROR", why}});
+    } else {
+      log::notice("provider accepts our signatures again");
     }
   }
 
@@ -348,8 +372,16 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
       return tx && *tx && (*tx)->decision == "fallback";
     };
     if (!r && r.error().outcome == Outcome::kNotFound && fallen_back()) {
-      // Only a query answers "not found": for a fallen-back charge that settles it.
+      // Only a query answers "not found": for a fallen-back charge that settles it -- once
+      // no earlier send can still be in flight (a request delayed on the way could land
+      // after the query). The last send was before the charge's last state change.
       set_link(true, {});
+      if (auto tx = store.find_transaction(out); tx && *tx) {
+        const auto quiet = milliseconds{2 * std::max(cfg.provider.request_timeout_ms, cfg.provider.connect_timeout_ms)};
+        if (clock.now() - (*tx)->updated_at < quiet) {
+          return done(queue::Outcome::retry("not found yet; an earlier send may still be in flight", quiet));
+        }
+      }
       auto moved = move_committed(out, ChargeState::kVoid, "", "provider",
                                   json::object{{"reason", "fallback"}, {"provider", "ORDER_NOT_EXIST"}});
       if (!moved) return done(queue::Outcome::retry(moved.error().message));
@@ -362,6 +394,31 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
         (void)move_committed(out, ChargeState::kUnknown, "", "system",
                              json::object{{"error", f.error.message}, {"http_status", f.http_status}});
       }
+      if (f.outcome == Outcome::kPark && waiters.contains(out)) {
+        // The lane is still waiting for this answer: it decides now (refused -> fallback),
+        // and the item comes back once the decision is recorded, to be voided below.
+        auto tx = store.find_transaction(out);
+        if (tx && *tx && (*tx)->decision.empty()) {
+          log::info("charge refused by the provider; the lane decides",
+                    {{"OUT_TRADE_NO", out}, {"HTTP_STATUS", f.http_status}, {"CODE", f.provider_code}});
+          resolve(out, OnlineOutcome::kRefused);
+          return done(queue::Outcome::retry("refused; waiting for the lane's decision", milliseconds{1000}));
+        }
+      }
+      if (f.outcome == Outcome::kPark && fallen_back()) {
+        // Refused as a whole (no deduction service for the plate, unknown contract...): the
+        // provider holds no transaction, and the driver was sent to pay another way. The
+        // charge ends VOID, never to be resent; nothing is left open for an operator.
+        auto moved = move_committed(out, ChargeState::kVoid, "", "provider",
+                                    json::object{{"reason", "fallback"},
+                                                 {"provider", f.provider_code},
+                                                 {"http_status", f.http_status}});
+        if (!moved) return done(queue::Outcome::retry(moved.error().message));
+        log::info("refused charge of a fallen-back passage voided",
+                  {{"OUT_TRADE_NO", out}, {"HTTP_STATUS", f.http_status}, {"CODE", f.provider_code}});
+        resolve(out, OnlineOutcome::kRefused);
+        return done(queue::Outcome::ack());
+      }
       if (f.outcome == Outcome::kPark) {
         log::error("charge refused permanently: item parked for an operator",
                    {{"OUT_TRADE_NO", out}, {"HTTP_STATUS", f.http_status}, {"CODE", f.provider_code}});
@@ -372,6 +429,7 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
       return done(outcome_for(f));
     }
     set_link(true, {});
+    note_signature(false, {});
     const ChargeState to = map_state(r->state);
     if (auto before = store.find_transaction(out); before && *before && (*before)->decision == "fallback" &&
         (to == ChargeState::kAccepted || to == ChargeState::kSuccess) && (*before)->state != to) {

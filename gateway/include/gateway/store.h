@@ -14,6 +14,9 @@
 //   RECORDED | SUBMITTING | UNKNOWN --void()--> VOID: the passage fell back (the driver
 //     pays another way) and the provider confirmed it never received the charge (or it
 //     was never sent), so no money moved and none ever will under this out_trade_no.
+//     Should the provider still report it (a request delayed beyond every timeout), VOID
+//     moves on to ACCEPTED | SUCCESS | PAY_FAIL: the record follows the money, and
+//     lanegate_charges_after_fallback_total flags the double payment for a refund.
 //   CASH: a taxi trip paid outside lanegate (cash, card, QR); terminal at creation.
 //
 // Invariants:

@@ -154,7 +154,7 @@ TEST_F(ContractTest, HighwayChargeAndItsOwnQueries) {
   EXPECT_EQ(refused.error().outcome, Outcome::kPark);
 }
 
-TEST_F(ContractTest, WrongMerchantKeyGetsSignErrorAndParks) {
+TEST_F(ContractTest, WrongMerchantKeyGetsSignErrorAndRetriesLater) {
   auto cfg = config();
   cfg.merchant_private_key_file = demo_pki() / "pubkey.key";  // a valid RSA key, not the merchant's
   auto c = client(cfg);
@@ -163,7 +163,7 @@ TEST_F(ContractTest, WrongMerchantKeyGetsSignErrorAndParks) {
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().http_status, 401);
   EXPECT_EQ(r.error().provider_code, "SIGN_ERROR");
-  EXPECT_EQ(r.error().outcome, Outcome::kPark);
+  EXPECT_EQ(r.error().outcome, Outcome::kRetryLater);
   EXPECT_EQ(sandbox_->sign_errors(), before + 1);
 }
 

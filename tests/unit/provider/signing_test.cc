@@ -205,7 +205,7 @@ TEST(Classification, FollowsTheSpecErrorTable) {
   const Row rows[] = {
       {400, "PARAM_ERROR", Outcome::kPark, Outcome::kPark},
       {400, "INVALID_REQUEST", Outcome::kPark, Outcome::kPark},
-      {401, "SIGN_ERROR", Outcome::kPark, Outcome::kPark},
+      {401, "SIGN_ERROR", Outcome::kRetryLater, Outcome::kRetryLater},
       {403, "NO_AUTH", Outcome::kPark, Outcome::kPark},
       {404, "ORDER_NOT_EXIST", Outcome::kNotFound, Outcome::kNotFound},
       {429, "RATELIMIT_EXCEEDED", Outcome::kRetryLater, Outcome::kRetryLater},
