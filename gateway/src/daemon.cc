@@ -404,6 +404,12 @@ int Daemon::run() {
     d.watchdog_interval = std::chrono::microseconds(usec / 2);
     d.arm_watchdog();
   }
+  // Prometheus' conventional name: a change between two scrapes is a restart (a crash shows
+  // as a restart without a "lanegated stopped" line before it).
+  metrics::Registry::global()
+      .gauge("process_start_time_seconds", "Start time of lanegated since the Unix epoch, seconds")
+      .set(std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+               .count());
   log::notice("lanegated running", {{"GATEWAY", d.config->gateway.id},
                                      {"LANES", d.config->lanes.size()},
                                      {"API_PORT", d.api_port},
