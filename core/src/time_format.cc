@@ -105,6 +105,11 @@ Result<SystemTime> parse_rfc3339(std::string_view s) {
   if (!ymd.ok() || h > 23 || mi > 59 || se > 60) {
     return fail(Errc::kOutOfRange, "no such time \"" + std::string(s) + "\"");
   }
+  // SystemTime counts int64 nanoseconds since 1970: only years 1678..2261 fit (a hostile
+  // timestamp in a notification overflowed; found by the notification fuzzer under UBSan).
+  if (y < 1678 || y > 2261) {
+    return fail(Errc::kOutOfRange, "year " + std::to_string(y) + " outside 1678..2261 in \"" + std::string(s) + "\"");
+  }
   auto t = sys_days(ymd) + hours(h) + minutes(mi) + seconds(se) + frac - minutes(off_min);
   return time_point_cast<SystemTime::duration>(t);
 }
