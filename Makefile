@@ -10,7 +10,7 @@ FUZZ_SECONDS ?= 30
 TEST_FUZZ_SECONDS ?= 20
 PREFIX       ?= /usr/local
 
-.PHONY: all deps configure build test sanitize demo bench fuzz install clean format
+.PHONY: all deps configure build test sanitize demo chaos bench fuzz install clean format
 
 all: build
 
@@ -41,6 +41,10 @@ sanitize: deps
 # Runs the main job on the embedded simulated world.
 demo: build
 	scripts/demo $(BUILD)
+
+# The full chaos run: random faults under traffic for 4 minutes (a 55 s version is in `make test`).
+chaos: build
+	scripts/chaos $(BUILD)
 
 # Benchmarks print figures and ratios; they assert nothing (shared machines are noisy).
 bench: build
