@@ -6,6 +6,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/json.hpp>
 #include <map>
+#include <unordered_map>
 #include <vector>
 
 #include "core/ledger.h"
@@ -86,6 +87,9 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
   std::unique_ptr<queue::Drainer> drainer;
   std::atomic<bool> up{true};
   bool signature_refused = false;  // io thread
+  // When each charge request last left (steady clock), kept until a reply proves it is no
+  // longer in flight: a fallen-back charge is voided on "not found" only after that. io thread.
+  std::unordered_map<std::string, SteadyTime> last_charge_send;
   std::map<std::string, std::vector<Waiter>> waiters;
   InvoiceUplink* invoices = nullptr;
 
@@ -355,6 +359,7 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
       case ChargeState::kCash:
       case ChargeState::kVoid: return done(queue::Outcome::ack());
     }
+    if (!query_only) last_charge_send[req.out_trade_no] = clock.steady_now();
     auto self = shared_from_this();
     asio::post(pool, [self, req, attempt, query_only, done = std::move(done)]() mutable {
       auto r = query_only ? self->provider.query_transaction(req.product, req.out_trade_no)
@@ -376,11 +381,14 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
       // no earlier send can still be in flight (a request delayed on the way could land
       // after the query). The last send was before the charge's last state change.
       set_link(true, {});
-      if (auto tx = store.find_transaction(out); tx && *tx) {
+      // Measured on the steady clock: a wall-clock jump must neither void early nor wait forever.
+      if (auto it = last_charge_send.find(out); it != last_charge_send.end()) {
         const auto quiet = milliseconds{2 * std::max(cfg.provider.request_timeout_ms, cfg.provider.connect_timeout_ms)};
-        if (clock.now() - (*tx)->updated_at < quiet) {
-          return done(queue::Outcome::retry("not found yet; an earlier send may still be in flight", quiet));
+        const auto since = std::chrono::duration_cast<milliseconds>(clock.steady_now() - it->second);
+        if (since < quiet) {
+          return done(queue::Outcome::retry("not found yet; an earlier send may still be in flight", quiet - since));
         }
+        last_charge_send.erase(it);
       }
       auto moved = move_committed(out, ChargeState::kVoid, "", "provider",
                                   json::object{{"reason", "fallback"}, {"provider", "ORDER_NOT_EXIST"}});
@@ -430,6 +438,7 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
     }
     set_link(true, {});
     note_signature(false, {});
+    last_charge_send.erase(out);  // a reply came: nothing of this charge is in flight
     const ChargeState to = map_state(r->state);
     if (auto before = store.find_transaction(out); before && *before && (*before)->decision == "fallback" &&
         (to == ChargeState::kAccepted || to == ChargeState::kSuccess) && (*before)->state != to) {
