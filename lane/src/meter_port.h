@@ -7,7 +7,6 @@
 #include <map>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <utility>
 
 #include "config/config.h"
@@ -16,14 +15,9 @@
 #include "lane/drivers.h"
 #include "lane/events.h"
 #include "lane/meter_frame.h"
+#include "serial_line.h"
 
 namespace lanegate::lane {
-
-// Opens and configures a serial port (raw, baud/parity/data/stop bits from config).
-// Returns the fd (O_NONBLOCK). kInvalidArgument naming the field ("<section>.<id>.<key>")
-// for unsupported values.
-[[nodiscard]] Result<int> open_serial_port(const config::SerialPortSection& port,
-                                           std::string_view section = "meters");
 
 class MeterPort {
  public:
@@ -41,7 +35,7 @@ class MeterPort {
   using TripKey = std::pair<std::uint32_t, CivilTime>;
   enum class TripState { kPosted, kAcked };
 
-  void run();
+  void write_pending_acks();
   void handle_bytes(std::span<const std::uint8_t> bytes);
   void handle_frame(const MeterFrame& f);
   void write_ack(std::uint32_t trip_number);
@@ -55,8 +49,6 @@ class MeterPort {
   DriverOptions options_;
   MeterStreamDecoder decoder_;
   std::vector<std::uint8_t> last_bad_body_;
-  int fd_ = -1;
-  int wake_[2] = {-1, -1};
 
   struct Remembered {
     TripState state = TripState::kPosted;
@@ -72,10 +64,9 @@ class MeterPort {
   std::deque<TripKey> trip_order_;
   static constexpr size_t kMaxRemembered = 4096;
 
-  std::mutex mu_;
+  std::mutex mu_;  // guards pending_acks_
   std::deque<TripKey> pending_acks_;
-  bool stopping_ = false;
-  std::thread thread_;
+  SerialLineLoop loop_;  // last: its thread stops before the members its callbacks use go
 };
 
 }  // namespace lanegate::lane

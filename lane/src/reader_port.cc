@@ -1,15 +1,7 @@
 #include "reader_port.h"
 
-#include <fcntl.h>
-#include <poll.h>
-#include <unistd.h>
-
-#include <algorithm>
-#include <cerrno>
-
 #include "core/log.h"
 #include "core/metrics.h"
-#include "meter_port.h"  // open_serial_port
 
 namespace lanegate::lane {
 namespace {
@@ -18,116 +10,43 @@ constexpr auto kRepeatWindow = std::chrono::seconds(2);
 
 ReaderPort::ReaderPort(const config::SerialPortSection& port, std::string lane, EventSink& sink,
                        const Clock& clock, DriverOptions options)
-    : port_(port), lane_(std::move(lane)), sink_(sink), clock_(clock), options_(options) {
-  if (::pipe2(wake_, O_CLOEXEC | O_NONBLOCK) != 0) {
-    wake_[0] = wake_[1] = -1;
-  }
-}
+    : port_(port),
+      lane_(std::move(lane)),
+      sink_(sink),
+      clock_(clock),
+      options_(options),
+      loop_(port, "readers", "rider reader", "READER", options.meter_partial_frame_ms * 10,
+            SerialLineLoop::Callbacks{
+                .before_poll = {},
+                .on_bytes =
+                    [this](std::span<const std::uint8_t> bytes) {
+                      splitter_.feed(bytes);
+                      while (auto line = splitter_.next()) {
+                        handle_line(*line);
+                      }
+                    },
+                .on_quiet =
+                    [this] {
+                      // A line without its end after a long quiet: the reader lost it (never a token).
+                      if (splitter_.partial_bytes() > 0) {
+                        count("truncated");
+                        splitter_.clear_partial();
+                      }
+                    },
+                .on_reset = [this] { splitter_.clear_partial(); },
+            }) {}
 
-ReaderPort::~ReaderPort() {
-  stop();
-  for (int fd : wake_) {
-    if (fd >= 0) {
-      ::close(fd);
-    }
-  }
-}
+ReaderPort::~ReaderPort() { stop(); }
 
-void ReaderPort::start() {
-  thread_ = std::thread([this] { run(); });
-}
+void ReaderPort::start() { loop_.start(); }
 
-void ReaderPort::stop() {
-  {
-    std::lock_guard lock(mu_);
-    stopping_ = true;
-  }
-  if (wake_[1] >= 0) {
-    [[maybe_unused]] auto n = ::write(wake_[1], "x", 1);
-  }
-  if (thread_.joinable()) {
-    thread_.join();
-  }
-}
+void ReaderPort::stop() { loop_.stop(); }
 
 void ReaderPort::count(std::string_view result) {
   metrics::Registry::global()
       .counter("lanegate_rider_tokens_total", "Rider code reader lines by result",
                {{"reader", port_.id}, {"result", std::string(result)}})
       .inc();
-}
-
-void ReaderPort::run() {
-  int backoff_ms = 0;
-  bool reported_down = false;
-  while (true) {
-    {
-      std::lock_guard lock(mu_);
-      if (stopping_) {
-        break;
-      }
-    }
-    if (fd_ < 0) {
-      auto fd = open_serial_port(port_, "readers");
-      if (!fd) {
-        if (!reported_down) {
-          log::warn("rider reader port unavailable, retrying",
-                    {{"READER", port_.id}, {"ERROR", fd.error().to_string()}});
-          reported_down = true;
-        }
-        backoff_ms = std::clamp(backoff_ms * 2, 100, 3000);
-        pollfd w{wake_[0], POLLIN, 0};
-        ::poll(&w, 1, backoff_ms);
-        char buf[64];
-        while (::read(wake_[0], buf, sizeof buf) > 0) {
-        }
-        continue;
-      }
-      fd_ = *fd;
-      backoff_ms = 0;
-      reported_down = false;
-      log::info("rider reader port open", {{"READER", port_.id}, {"DEVICE", port_.device}});
-    }
-    pollfd fds[2] = {{fd_, POLLIN, 0}, {wake_[0], POLLIN, 0}};
-    const int rc = ::poll(fds, 2, options_.meter_partial_frame_ms * 10);
-    if (rc < 0 && errno != EINTR) {
-      break;
-    }
-    if (fds[1].revents & POLLIN) {
-      char buf[64];
-      while (::read(wake_[0], buf, sizeof buf) > 0) {
-      }
-    }
-    if (rc == 0) {
-      // A line without its end after a long quiet: the reader lost it (never a token).
-      if (splitter_.partial_bytes() > 0) {
-        count("truncated");
-        splitter_.clear_partial();
-      }
-      continue;
-    }
-    if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-      std::uint8_t buf[256];
-      const ssize_t n = ::read(fd_, buf, sizeof buf);
-      if (n > 0) {
-        splitter_.feed(std::span(buf, static_cast<size_t>(n)));
-        while (auto line = splitter_.next()) {
-          handle_line(*line);
-        }
-      } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-        log::warn("rider reader port closed, reopening", {{"READER", port_.id}});
-        ::close(fd_);
-        fd_ = -1;
-        splitter_.clear_partial();
-        pollfd w{wake_[0], POLLIN, 0};
-        ::poll(&w, 1, 100);
-      }
-    }
-  }
-  if (fd_ >= 0) {
-    ::close(fd_);
-    fd_ = -1;
-  }
 }
 
 void ReaderPort::handle_line(const ReaderLineSplitter::Line& line) {

@@ -3,15 +3,14 @@
 // posting RiderToken events. Private to lane/. See drivers.h for the invariants and
 // lane/rider_token.h for the line and token rules.
 
-#include <mutex>
 #include <string>
-#include <thread>
 
 #include "config/config.h"
 #include "core/clock.h"
 #include "lane/drivers.h"
 #include "lane/events.h"
 #include "lane/rider_token.h"
+#include "serial_line.h"
 
 namespace lanegate::lane {
 
@@ -26,7 +25,6 @@ class ReaderPort {
   void stop();
 
  private:
-  void run();
   void handle_line(const ReaderLineSplitter::Line& line);
   void count(std::string_view result);
 
@@ -36,16 +34,12 @@ class ReaderPort {
   const Clock& clock_;
   DriverOptions options_;
   ReaderLineSplitter splitter_;
-  int fd_ = -1;
-  int wake_[2] = {-1, -1};
   // Readers fire again while a code stays in view: the same token within
   // kRepeatWindow is one read.
   std::string last_token_;
   SteadyTime last_token_at_{};
 
-  std::mutex mu_;
-  bool stopping_ = false;
-  std::thread thread_;
+  SerialLineLoop loop_;  // last: its thread stops before the members its callbacks use go
 };
 
 }  // namespace lanegate::lane
