@@ -153,6 +153,7 @@ struct Site::Impl {
       for (auto& [id, ls] : lanes) display(ls, "系统维护 请联系管理员");
     } else {
       log::notice("database commits again: attendant mode ended");
+      gate.kick();  // what waited on the database goes upstream now
     }
   }
 

@@ -324,7 +324,8 @@ Result<std::vector<TxRecord>> Store::list_transactions(const TxFilter& f) {
 
 Result<std::optional<TxRecord>> Store::find_undecided_charge(std::int64_t session_id) {
   auto st = db_->prepare("SELECT " + std::string(kTxColumns) +
-                         " FROM transactions WHERE session_id = ? AND decision = '' ORDER BY id DESC LIMIT 1");
+                         " FROM transactions WHERE session_id = ? AND decision = '' AND state != 'VOID' "
+                         "ORDER BY id DESC LIMIT 1");
   if (!st) return std::unexpected(st.error());
   st->bind(1, session_id);
   auto row = st->step();

@@ -27,6 +27,11 @@ constexpr milliseconds kAcceptedQueryAfter{5000};
 // Retry delay after a failure that reached no provider (link down): short, because the
 // failure is the link's, not the item's; the drain is also kicked when the link returns.
 constexpr milliseconds kLinkDownRetry{2000};
+// Our own database refused a write (disk full, busy): nothing is wrong upstream, so the item
+// comes back soon at a fixed pace instead of backing off towards retry_cap_ms, and the
+// outbox drains promptly once the database commits again.
+constexpr milliseconds kLocalRetry{2000};
+queue::Outcome local_retry(std::string error) { return queue::Outcome::retry(std::move(error), kLocalRetry); }
 
 SystemTime from_ms(std::int64_t ms) {
   return SystemTime(std::chrono::duration_cast<SystemTime::duration>(milliseconds(ms)));
@@ -148,7 +153,10 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
       log::error("provider refuses our signatures (check the system clock and the merchant key); retrying",
                  {{"ERROR", why}});
     } else {
-      log::notice("provider accepts our signatures again");
+      // Items that backed off while every request was refused go now, as after a link-up.
+      auto moved = outbox.retry_all_now();
+      log::notice("provider accepts our signatures again", {{"ITEMS_WAITING", moved ? *moved : 0}});
+      if (drainer) drainer->link_up();
     }
   }
 
@@ -260,14 +268,14 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
     }
     set_link(true, {});
     auto txn = store.db().begin();
-    if (!txn) return done(queue::Outcome::retry(txn.error().message));
+    if (!txn) return done(local_retry(txn.error().message));
     std::string binding = r->state == "NORMAL" ? "NORMAL" : r->block_reason.value_or("BLOCKED");
     if (binding == "OVERDUE" || binding == "EVALUATION_FAILED") binding = "BLOCKED";
-    if (auto s = store.set_parking_id(*txn, req.out_parking_no, r->id); !s) return done(queue::Outcome::retry(s.error().message));
+    if (auto s = store.set_parking_id(*txn, req.out_parking_no, r->id); !s) return done(local_retry(s.error().message));
     if (auto s = store.put_binding(*txn, req.plate_number, binding, clock.now()); !s) {
-      return done(queue::Outcome::retry(s.error().message));
+      return done(local_retry(s.error().message));
     }
-    if (auto s = txn->commit(); !s) return done(queue::Outcome::retry(s.error().message));
+    if (auto s = txn->commit(); !s) return done(local_retry(s.error().message));
     done(queue::Outcome::ack());
   }
 
@@ -286,7 +294,7 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
   void send_charge(const json::object& p, queue::Drainer::Completion done) {
     const std::string out = get_str(p, "out_trade_no");
     auto found = store.find_transaction(out);
-    if (!found) return done(queue::Outcome::retry(found.error().message));
+    if (!found) return done(local_retry(found.error().message));
     if (!*found) return done(queue::Outcome::park("no transaction " + out));
     const TxRecord tx = **found;
     ChargeRequest req;
@@ -335,7 +343,7 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
     if (fell_back && tx.state == ChargeState::kRecorded) {
       // The vehicle was sent to pay another way and this charge never left: it never will.
       auto moved = move_committed(out, ChargeState::kVoid, "", "system", json::object{{"reason", "fallback"}});
-      if (!moved) return done(queue::Outcome::retry(moved.error().message));
+      if (!moved) return done(local_retry(moved.error().message));
       return done(queue::Outcome::ack());
     }
     if (fell_back && (tx.state == ChargeState::kSubmitting || tx.state == ChargeState::kUnknown)) {
@@ -346,7 +354,7 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
       case ChargeState::kRecorded: {
         // Commit before the request leaves: from here on the provider may have it.
         auto moved = move_committed(out, ChargeState::kSubmitting, "", "system", json::object{});
-        if (!moved) return done(queue::Outcome::retry(moved.error().message));
+        if (!moved) return done(local_retry(moved.error().message));
         attempt = ChargeAttempt::kFirst;
         break;
       }
@@ -392,7 +400,7 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
       }
       auto moved = move_committed(out, ChargeState::kVoid, "", "provider",
                                   json::object{{"reason", "fallback"}, {"provider", "ORDER_NOT_EXIST"}});
-      if (!moved) return done(queue::Outcome::retry(moved.error().message));
+      if (!moved) return done(local_retry(moved.error().message));
       return done(queue::Outcome::ack());
     }
     if (!r) {
@@ -402,30 +410,34 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
         (void)move_committed(out, ChargeState::kUnknown, "", "system",
                              json::object{{"error", f.error.message}, {"http_status", f.http_status}});
       }
-      if (f.outcome == Outcome::kPark && waiters.contains(out)) {
-        // The lane is still waiting for this answer: it decides now (refused -> fallback),
-        // and the item comes back once the decision is recorded, to be voided below.
+      if (f.outcome == Outcome::kPark) {
+        last_charge_send.erase(out);  // a refusal is an answer: nothing of it is in flight
         auto tx = store.find_transaction(out);
-        if (tx && *tx && (*tx)->decision.empty()) {
+        const std::string decision = tx && *tx ? (*tx)->decision : std::string("?");
+        if (decision.empty() && waiters.contains(out)) {
+          // The lane is still waiting for this answer: it decides now (refused -> fallback),
+          // and the item comes back once the decision is recorded, to be voided below.
           log::info("charge refused by the provider; the lane decides",
                     {{"OUT_TRADE_NO", out}, {"HTTP_STATUS", f.http_status}, {"CODE", f.provider_code}});
           resolve(out, OnlineOutcome::kRefused);
           return done(queue::Outcome::retry("refused; waiting for the lane's decision", milliseconds{1000}));
         }
-      }
-      if (f.outcome == Outcome::kPark && fallen_back()) {
-        // Refused as a whole (no deduction service for the plate, unknown contract...): the
-        // provider holds no transaction, and the driver was sent to pay another way. The
-        // charge ends VOID, never to be resent; nothing is left open for an operator.
-        auto moved = move_committed(out, ChargeState::kVoid, "", "provider",
-                                    json::object{{"reason", "fallback"},
-                                                 {"provider", f.provider_code},
-                                                 {"http_status", f.http_status}});
-        if (!moved) return done(queue::Outcome::retry(moved.error().message));
-        log::info("refused charge of a fallen-back passage voided",
-                  {{"OUT_TRADE_NO", out}, {"HTTP_STATUS", f.http_status}, {"CODE", f.provider_code}});
-        resolve(out, OnlineOutcome::kRefused);
-        return done(queue::Outcome::ack());
+        if (decision == "fallback" || decision.empty()) {
+          // Refused as a whole (no deduction service for the plate, unknown contract...): the
+          // provider holds no transaction, and no barrier opened on this charge (the driver
+          // was sent to pay another way, or no decision was ever committed: the gateway
+          // stopped, or the database refused the decision). It ends VOID, never resent; a new
+          // read of the same vehicle records a new charge. Nothing is left for an operator.
+          auto moved = move_committed(out, ChargeState::kVoid, "", "provider",
+                                      json::object{{"reason", decision.empty() ? "undecided" : "fallback"},
+                                                   {"provider", f.provider_code},
+                                                   {"http_status", f.http_status}});
+          if (!moved) return done(local_retry(moved.error().message));
+          log::info("refused charge voided: no passage was decided on it",
+                    {{"OUT_TRADE_NO", out}, {"HTTP_STATUS", f.http_status}, {"CODE", f.provider_code}});
+          resolve(out, OnlineOutcome::kRefused);
+          return done(queue::Outcome::ack());
+        }
       }
       if (f.outcome == Outcome::kPark) {
         log::error("charge refused permanently: item parked for an operator",
@@ -453,7 +465,7 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
                                 json::object{{"transaction_id", r->transaction_id}, {"bank_type", r->bank_type}});
     if (!moved && moved.error().code != Errc::kNotFound) {
       resolve(out, OnlineOutcome::kNoAnswer);
-      return done(queue::Outcome::retry(moved.error().message));
+      return done(local_retry(moved.error().message));
     }
     auto now = store.find_transaction(out);
     const ChargeState current = (now && *now) ? (*now)->state : to;

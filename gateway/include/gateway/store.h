@@ -117,7 +117,8 @@ class Store {
   [[nodiscard]] Result<std::vector<TxRecord>> list_transactions(const TxFilter& filter);
   // The newest charge of a parking session that was recorded but never decided (the
   // gateway stopped between the two): a new read of the same vehicle reuses it, so the
-  // same money never gets a second out_trade_no.
+  // same money never gets a second out_trade_no. A VOID one (refused by the provider before
+  // any decision) is not reused: the next read records a new charge.
   [[nodiscard]] Result<std::optional<TxRecord>> find_undecided_charge(std::int64_t session_id);
   // Offline-approved money not yet settled, plus unpaid arrears: for one plate, and site-wide.
   [[nodiscard]] Result<Money> plate_outstanding(std::string_view plate);

@@ -514,6 +514,46 @@ TEST(StoreLifecycle, OnlyTheLifecycleArrowsAreAllowed) {
       << "nothing settles before it was sent";
   EXPECT_FALSE(allowed_transition(S::kAccepted, S::kVoid)) << "an accepted charge cannot be voided";
   EXPECT_FALSE(allowed_transition(S::kCash, S::kRefund));
+  // A voided charge the provider reports after all: the record follows the money.
+  EXPECT_TRUE(allowed_transition(S::kVoid, S::kSuccess));
+  EXPECT_FALSE(allowed_transition(S::kVoid, S::kRecorded)) << "a voided charge is never resent";
+}
+
+// A charge recorded for a vehicle but never decided (the gateway stopped, or the database
+// refused the decision) is reused by the next read of the same vehicle, so the same money
+// never gets a second out_trade_no; once the provider refused it and it was voided, the next
+// read must record a new charge instead of waiting on a dead one.
+TEST_F(SiteTest, AnUndecidedChargeIsReusedUntilItIsVoided) {
+  Store::Session session;
+  session.lane = "in1";
+  session.plate = "粤B12345";
+  session.entry_time = clock_.now();
+  session.out_parking_no = "E1";
+  auto txn = db_->begin();
+  ASSERT_TRUE(txn);
+  auto sid = store_->open_session(*txn, session);
+  ASSERT_TRUE(sid);
+  TxRecord tx;
+  tx.out_trade_no = "P1";
+  tx.lane = "out1";
+  tx.plate = "粤B12345";
+  tx.amount = Money::from_fen(200);
+  tx.session_id = *sid;
+  ASSERT_TRUE(store_->insert_transaction(*txn, tx));
+  ASSERT_TRUE(store_->set_state(*txn, "P1", ChargeState::kSubmitting));
+  ASSERT_TRUE(txn->commit());
+
+  auto found = store_->find_undecided_charge(*sid);
+  ASSERT_TRUE(found && *found);
+  EXPECT_EQ((*found)->out_trade_no, "P1");
+
+  auto txn2 = db_->begin();
+  ASSERT_TRUE(txn2);
+  ASSERT_TRUE(store_->set_state(*txn2, "P1", ChargeState::kVoid));
+  ASSERT_TRUE(txn2->commit());
+  auto after = store_->find_undecided_charge(*sid);
+  ASSERT_TRUE(after);
+  EXPECT_FALSE(*after) << "a voided charge is not waited on again";
 }
 
 }  // namespace
