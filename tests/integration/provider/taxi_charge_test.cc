@@ -2,8 +2,16 @@
 // HTTPS: accepted then settled, overdue rider fails, unknown rider refused, query by the
 // vehicle transactions path, same out_trade_no returns the same transaction, and a
 // merchant without the TAXI product gets NO_AUTH.
+#include <boost/asio/io_context.hpp>
+#include <boost/json.hpp>
 #include <fstream>
 
+#include "core/sqlite.h"
+#include "gateway/daemon.h"
+#include "gateway/site.h"
+#include "gateway/store.h"
+#include "gateway/uplink.h"
+#include "offline_queue/queue.h"
 #include "provider_fixture.h"
 
 namespace provider_test {
@@ -93,6 +101,75 @@ TEST_F(TaxiChargeTest, MerchantWithoutTheTaxiProductGetsNoAuth) {
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().http_status, 403);
   EXPECT_EQ(r.error().provider_code, "NO_AUTH");
+}
+
+// The whole way of a rider's fare as the taxi lane records it: a RIDER transaction and its
+// outbox charge item (the payload the site writes) go out through the real Uplink as a TAXI
+// charge on the rider's account, and settle; the sandbox holds exactly one TAXI transaction
+// of the rider with the fare.
+TEST_F(TaxiChargeTest, TheUplinkSendsARecordedRiderFareAsATaxiChargeOnTheRidersAccount) {
+  start_with_products("PARKING,HIGHWAY,TAXI");
+  auto provider = client();
+  lanegate::config::Config cfg;
+  cfg.gateway.id = "gw1";
+  cfg.gateway.site_name = "Taxi test";
+  auto db = lanegate::Database::open(dir_.path() / "lanegate.db");
+  ASSERT_TRUE(db);
+  ASSERT_TRUE(db->migrate(database_schema()));
+  auto store = Store::open(*db, clock_);
+  ASSERT_TRUE(store);
+  auto outbox = lanegate::queue::Outbox::open(*db, cfg.queue, clock_);
+  ASSERT_TRUE(outbox);
+
+  const std::string no = "gw1T2611221000000011";
+  const auto end = clock_.now();
+  const auto start = end - std::chrono::minutes(25);
+  const auto ms = [](lanegate::SystemTime t) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+  };
+  {
+    auto txn = db->begin();
+    ASSERT_TRUE(txn);
+    TxRecord tx;
+    tx.out_trade_no = no;
+    tx.kind = TxKind::kTaxi;
+    tx.lane = "taxi-1";
+    tx.plate = "粤B12345";
+    tx.amount = Money::from_fen(2350);
+    tx.contract_id = kOpenid;  // the rider's account, as the taxi lane stores it
+    tx.payment_method = "rider";
+    ASSERT_TRUE(store->insert_transaction(*txn, tx));
+    boost::json::object payload{{"out_trade_no", no},          {"product", "TAXI"},
+                                {"lane", "taxi-1"},            {"amount_fen", 2350},
+                                {"start_time_ms", ms(start)},  {"end_time_ms", ms(end)},
+                                {"description", "出租车费 test"}, {"device_id", "meter-taxi-1"},
+                                {"trip_number", 11},           {"distance_m", 8200}};
+    ASSERT_TRUE(outbox->enqueue(*txn, kTopicCharge, "", "charge:" + no, boost::json::serialize(payload)));
+    ASSERT_TRUE(txn->commit());
+  }
+
+  boost::asio::io_context io;
+  Uplink uplink(io, cfg, *store, *outbox, *provider, clock_);
+  uplink.start();
+  ChargeState state = ChargeState::kRecorded;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (state != ChargeState::kSuccess && std::chrono::steady_clock::now() < deadline) {
+    io.run_for(std::chrono::milliseconds(200));
+    io.restart();
+    auto tx = store->find_transaction(no);
+    ASSERT_TRUE(tx && *tx);
+    state = (*tx)->state;
+  }
+  uplink.stop();
+  io.run_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(state, ChargeState::kSuccess) << to_string(state);
+  auto list = sandbox_->transactions();
+  ASSERT_TRUE(list);
+  ASSERT_EQ(list->size(), 1u);
+  EXPECT_EQ((*list)[0].product, "TAXI");
+  EXPECT_EQ((*list)[0].openid, kOpenid);
+  EXPECT_EQ((*list)[0].amount_fen, 2350);
+  EXPECT_EQ((*list)[0].submissions, 1);
 }
 
 }  // namespace
