@@ -247,6 +247,38 @@ void read_invoicing(TableReader& r, InvoicingSection& inv) {
     t.string_in("favoured_policy_flag", rule.favoured_policy_flag, {"", "08", "09"});
     inv.tax.push_back(std::move(rule));
   });
+  std::map<std::string, int> accounts;
+  r.tables("default_title", [&](TableReader& t, std::size_t) {
+    DefaultTitle d;
+    if (t.string("account", d.account, Need::kRequired)) {
+      apply(t, "account", text_rule(d.account, 64));
+      auto [it, fresh] = accounts.emplace(d.account, t.table_pos().line);
+      if (!fresh) {
+        t.fail("account", "duplicate default title for this account (first at line " +
+                              std::to_string(it->second) + ")");
+      }
+    }
+    t.string_in("kind", d.kind, {"company", "person"});
+    const Need company = d.kind == "company" ? Need::kRequired : Need::kOptional;
+    if (t.string("title", d.title, company)) {
+      apply(t, "title", text_rule(d.title, 200));
+    }
+    if (t.string("tax_id", d.tax_id, company)) {
+      const bool allowed = std::find(inv.buyer_id_allow_list.begin(), inv.buyer_id_allow_list.end(),
+                                     d.tax_id) != inv.buyer_id_allow_list.end();
+      apply(t, "tax_id", allowed ? uscc_shape_rule(d.tax_id) : uscc_rule(d.tax_id));
+    }
+    if (t.string("email", d.email)) {
+      apply(t, "email", text_rule(d.email, 254));
+    }
+    if (t.string("phone", d.phone)) {
+      apply(t, "phone", text_rule(d.phone, 32));
+    }
+    if (d.email.empty() && d.phone.empty()) {
+      t.fail("email", "a default title needs an email or a phone to deliver the invoice to");
+    }
+    inv.default_titles.push_back(std::move(d));
+  });
   // Services the operator did not list keep the spec's defaults.
   for (const TaxRule& d : default_tax_rules()) {
     if (!services.contains(d.service)) {

@@ -1,5 +1,7 @@
 #include "gateway/settlement.h"
 
+#include <algorithm>
+
 #include <boost/json.hpp>
 
 #include "core/log.h"
@@ -64,6 +66,34 @@ std::string invoice_issue_payload(std::int64_t invoice_id) {
   return json::serialize(json::object{{"invoice_id", invoice_id}});
 }
 
+// An account with a default title ([[invoicing.default_title]]) gets its invoice without
+// asking, in the settlement's own transaction (so "settled" and "invoice requested" are one
+// commit). A buyer the rules refuse leaves the claim for the passenger: logged and counted,
+// never holding up the settlement.
+static Status invoice_default_title(Transaction& txn, invoice::ClaimStore& claims, const invoice::Claim& claim) {
+  if (claim.account_id.empty() || claim.invoice_id) return {};
+  const auto& titles = claims.section().default_titles;
+  const auto it = std::find_if(titles.begin(), titles.end(),
+                               [&](const config::DefaultTitle& d) { return d.account == claim.account_id; });
+  if (it == titles.end()) return {};
+  invoice::Buyer buyer;
+  buyer.kind = it->kind == "person" ? invoice::BuyerKind::kPerson : invoice::BuyerKind::kCompany;
+  buyer.title = it->title;
+  buyer.tax_id = it->tax_id;
+  buyer.email = it->email;
+  buyer.phone = it->phone;
+  auto made = claims.invoice_in(txn, claim, buyer);
+  if (made) {
+    claim_hook_counter("default_title").inc();
+    return {};
+  }
+  if (storage_error(made.error().code)) return std::unexpected(made.error());
+  claim_hook_counter("default_title_refused").inc();
+  log::error("default title refused; the claim stays open for the passenger",
+             {{"OUT_TRADE_NO", claim.transaction_id}, {"ERROR", made.error().to_string()}});
+  return {};
+}
+
 void wire_invoicing(Store& store, invoice::ClaimStore& claims, queue::Outbox& outbox,
                     UtcOffset offset) {
   claims.set_issue_hook([&outbox](Transaction& txn, const invoice::InvoiceRecord& inv) -> Status {
@@ -103,7 +133,7 @@ void wire_invoicing(Store& store, invoice::ClaimStore& claims, queue::Outbox& ou
     auto c = claims.create_claim(settled_transaction(tx, offset));
     if (c) {
       claim_hook_counter("claimed").inc();
-      return {};
+      return invoice_default_title(txn, claims, *c);
     }
     if (storage_error(c.error().code)) return std::unexpected(c.error());
     // A rule problem must not hold up settled money: the money is recorded, the claim can

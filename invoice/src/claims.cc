@@ -556,6 +556,25 @@ Result<SubmitResult> ClaimStore::create_and_commit(Transaction& txn, std::span<c
   return made;
 }
 
+Result<SubmitResult> ClaimStore::invoice_in(Transaction& txn, const Claim& claim, const Buyer& input) {
+  auto buyer = validate_buyer(input, section_.buyer_id_allow_list);
+  if (!buyer) {
+    claim_counter("invalid").inc();
+    return std::unexpected(buyer.error());
+  }
+  auto made = create_invoice(std::span<const Claim>(&claim, 1), *buyer);
+  if (!made) {
+    return made;
+  }
+  if (issue_hook_) {
+    if (auto s = issue_hook_(txn, made->invoice); !s) {
+      return std::unexpected(s.error());
+    }
+  }
+  claim_counter("default_title").inc();
+  return made;
+}
+
 Result<SubmitResult> ClaimStore::create_invoice(std::span<const Claim> claims, const Buyer& buyer) {
   auto order_no = new_order_no();
   if (!order_no) {

@@ -100,6 +100,18 @@ struct TaxRule {
   std::string favoured_policy_flag;    // "" | "08" | "09"
 };
 
+// An account whose invoices are issued without asking ([[invoicing.default_title]]): a
+// company whose vehicles park or ride here, say. At settlement its invoice is claimed with
+// this buyer at once.
+struct DefaultTitle {
+  std::string account;             // the plate (parking, toll), ETC contract or rider account
+  std::string kind = "company";    // "company" | "person"
+  std::string title;               // required for a company
+  std::string tax_id;              // company: unified social credit code
+  std::string email;               // one of email / phone: where the invoice is delivered
+  std::string phone;
+};
+
 struct InvoicingSection {
   bool enabled = false;
   std::string base_url;
@@ -116,6 +128,7 @@ struct InvoicingSection {
   // "parking", "toll"): a service missing from [[invoicing.tax]] gets
   // default_tax_rule(service) from config/defaults.h.
   std::vector<TaxRule> tax;
+  std::vector<DefaultTitle> default_titles;  // TOML: [[invoicing.default_title]]
 };
 
 enum class Transport { kTcp, kRtu };

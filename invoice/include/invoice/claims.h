@@ -186,6 +186,12 @@ class ClaimStore {
   [[nodiscard]] Result<AutoClaim> claim_with_default_title(const SettledTransaction& tx,
                                                            const std::optional<Buyer>& default_title);
 
+  // The invoice of a claim whose account has a default title ([[invoicing.default_title]]),
+  // made inside the caller's transaction (the settlement's): the buyer is validated, the
+  // invoice created and the issue hook run; nothing is committed here. Errors: the buyer's
+  // rule (kInvalidArgument naming the field), kAlreadyExists when the claim has an invoice.
+  [[nodiscard]] Result<SubmitResult> invoice_in(Transaction& txn, const Claim& claim, const Buyer& buyer);
+
   [[nodiscard]] Result<InvoiceRecord> get_invoice(std::int64_t id);
   [[nodiscard]] Result<InvoiceRecord> get_invoice_by_order_no(std::string_view order_no);
   // Ids in a state, oldest first (the issuing driver and recovery after restart).

@@ -172,6 +172,50 @@ TEST_F(SettlementTest, SubmittedClaimQueuesOneIssueRequestKeyedByOrderNo) {
   EXPECT_EQ(boost::json::parse(q[0].payload).at("invoice_id").as_int64(), r->invoice.id);
 }
 
+// A company registered for its plate gets its parking invoice without anyone asking: the
+// invoice is claimed and its issue request queued in the commit that settles the money.
+TEST_F(SettlementTest, AccountWithADefaultTitleIsInvoicedAtSettlement) {
+  section_.default_titles.push_back(config::DefaultTitle{
+      "粤B12345", "company", "深圳市鹏程示例科技有限公司", "91350100M000100Y43", "fin@example.cn", ""});
+  ASSERT_TRUE(insert(parking_charge("P-7", 1200)));
+  ASSERT_TRUE(move("P-7", ChargeState::kSubmitting));
+  ASSERT_TRUE(move("P-7", ChargeState::kSuccess));
+  auto c = claims_->find_by_transaction("P-7");
+  ASSERT_TRUE(c) << c.error().to_string();
+  ASSERT_TRUE(c->invoice_id) << "invoiced at settlement";
+  auto inv = claims_->get_invoice(*c->invoice_id).value();
+  EXPECT_EQ(inv.state, invoice::InvoiceState::kClaimed);
+  EXPECT_EQ(inv.buyer.title, "深圳市鹏程示例科技有限公司");
+  EXPECT_EQ(inv.buyer.tax_id, "91350100M000100Y43");
+  EXPECT_EQ(inv.totals.incl, Money::from_fen(1200));
+  auto q = items(std::string(kTopicInvoiceIssue));
+  ASSERT_EQ(q.size(), 1u);
+  EXPECT_EQ(q[0].idempotency_key, inv.order_no);
+
+  // Another plate has no default title: a claim only, for the driver to fill in.
+  auto other = parking_charge("P-8", 600);
+  other.plate = "粤B99999";
+  ASSERT_TRUE(insert(other));
+  ASSERT_TRUE(move("P-8", ChargeState::kSubmitting));
+  ASSERT_TRUE(move("P-8", ChargeState::kSuccess));
+  EXPECT_FALSE(claims_->find_by_transaction("P-8").value().invoice_id);
+}
+
+// A default title the buyer rules refuse (a wrong check character) never holds up the
+// settlement: the money settles and the claim stays open for the passenger.
+TEST_F(SettlementTest, RefusedDefaultTitleLeavesTheClaimOpen) {
+  section_.default_titles.push_back(config::DefaultTitle{
+      "粤B12345", "company", "深圳市鹏程示例科技有限公司", "91350100M000100Y40", "fin@example.cn", ""});
+  ASSERT_TRUE(insert(parking_charge("P-9", 800)));
+  ASSERT_TRUE(move("P-9", ChargeState::kSubmitting));
+  ASSERT_TRUE(move("P-9", ChargeState::kSuccess));
+  EXPECT_EQ(store_->find_transaction("P-9").value()->state, ChargeState::kSuccess);
+  auto c = claims_->find_by_transaction("P-9");
+  ASSERT_TRUE(c);
+  EXPECT_FALSE(c->invoice_id);
+  EXPECT_TRUE(items(std::string(kTopicInvoiceIssue)).empty());
+}
+
 TEST_F(SettlementTest, RefundBeforeAnyInvoiceVoidsTheClaim) {
   ASSERT_TRUE(insert(parking_charge("P-4", 800)));
   ASSERT_TRUE(move("P-4", ChargeState::kSubmitting));
