@@ -1441,22 +1441,10 @@ struct ProviderSandbox::Impl {
         resource["blocked_state_description"] = *reason;
       }
       resource["state_update_time"] = now_text();
-      auto body = notification_body(*merchant, "VEHICLE.ENTRANCE_STATE_CHANGE", "车辆入场状态变更",
-                                    "parking", json::serialize(resource));
-      if (!body) {
-        continue;
-      }
-      auto ins = db().prepare(
-          "INSERT INTO notifications(event_id, event_type, mchid, url, body, next_ms) "
-          "VALUES(?,?,?,?,?,?)");
-      if (!ins) {
-        return std::unexpected(ins.error());
-      }
-      if (auto r = ins->bind_all(body->first, std::string("VEHICLE.ENTRANCE_STATE_CHANGE"), f.mchid,
-                                 url, body->second, real_now_ms())
-                       .run();
-          !r) {
-        return r;
+      if (auto q = queue_notification(*merchant, f.mchid, url, "VEHICLE.ENTRANCE_STATE_CHANGE", "车辆入场状态变更",
+                                      "parking", json::serialize(resource));
+          !q) {
+        return std::unexpected(q.error());
       }
     }
     return txn->commit();
@@ -1533,22 +1521,10 @@ struct ProviderSandbox::Impl {
       resource["plate_color"] = colour;
       resource["user_state"] = state;
       resource["state_update_time"] = now_text();
-      auto body = notification_body(*merchant, "VEHICLE.USER_STATE_CHANGE", "用户状态变更",
-                                    "contract", json::serialize(resource));
-      if (!body) {
-        continue;
-      }
-      auto ins = db().prepare(
-          "INSERT INTO notifications(event_id, event_type, mchid, url, body, next_ms) "
-          "VALUES(?,?,?,?,?,?)");
-      if (!ins) {
-        return std::unexpected(ins.error());
-      }
-      if (auto r = ins->bind_all(body->first, std::string("VEHICLE.USER_STATE_CHANGE"), mchid, url,
-                                 body->second, real_now_ms())
-                       .run();
-          !r) {
-        return r;
+      if (auto q = queue_notification(*merchant, mchid, url, "VEHICLE.USER_STATE_CHANGE", "用户状态变更", "contract",
+                                      json::serialize(resource));
+          !q) {
+        return std::unexpected(q.error());
       }
     }
     if (auto c = txn->commit(); !c) {
@@ -1677,22 +1653,34 @@ struct ProviderSandbox::Impl {
       if (!merchant) {
         continue;
       }
-      auto body = notification_body(*merchant, overdue ? "TRANSACTION.FAIL" : "TRANSACTION.SUCCESS",
-                                    overdue ? "扣款失败" : "支付成功", "transaction", resource);
-      if (!body) {
-        continue;
-      }
-      auto ins = db().prepare(
-          "INSERT INTO notifications(event_id, event_type, mchid, url, body, next_ms) "
-          "VALUES(?,?,?,?,?,?)");
-      if (!ins || !ins->bind_all(body->first,
-                                 std::string(overdue ? "TRANSACTION.FAIL" : "TRANSACTION.SUCCESS"),
-                                 d.mchid, d.notify_url, body->second, real_now_ms())
-                       .run()) {
+      const std::string event_type = overdue ? "TRANSACTION.FAIL" : "TRANSACTION.SUCCESS";
+      if (!queue_notification(*merchant, d.mchid, d.notify_url, event_type, overdue ? "扣款失败" : "支付成功",
+                              "transaction", resource)) {
         return;
       }
     }
     (void)txn->commit();
+  }
+
+  // Seals `resource` for the merchant and queues its delivery to `url` in the caller's open
+  // transaction. false: the envelope could not be built (nothing queued).
+  Result<bool> queue_notification(const Merchant& m, const std::string& mchid, const std::string& url,
+                                  const std::string& event_type, std::string_view summary,
+                                  std::string_view original_type, const std::string& resource) {
+    auto body = notification_body(m, event_type, summary, original_type, resource);
+    if (!body) {
+      return false;
+    }
+    auto ins = db().prepare(
+        "INSERT INTO notifications(event_id, event_type, mchid, url, body, next_ms) "
+        "VALUES(?,?,?,?,?,?)");
+    if (!ins) {
+      return std::unexpected(ins.error());
+    }
+    if (auto r = ins->bind_all(body->first, event_type, mchid, url, body->second, real_now_ms()).run(); !r) {
+      return std::unexpected(r.error());
+    }
+    return true;
   }
 
   // {event id, envelope JSON}
