@@ -109,6 +109,14 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
     metrics::Registry::global().gauge("lanegate_uplink_up", "1 when the last provider exchange got an answer").set(1);
   }
 
+  // Items backing off after failures upstream are due at once and the drain runs now (the
+  // cause is gone: the link or the signatures are back). Returns how many were waiting.
+  std::int64_t send_waiting_now() {
+    auto moved = outbox.retry_all_now();
+    if (drainer) drainer->link_up();
+    return moved ? *moved : 0;
+  }
+
   void set_link(bool now_up, const std::string& why) {
     const bool was = up.exchange(now_up);
     if (was == now_up) return;
@@ -118,9 +126,7 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
         .counter("lanegate_uplink_transitions_total", "Uplink state changes", {{"to", now_up ? "up" : "down"}})
         .inc();
     if (now_up) {
-      auto moved = outbox.retry_all_now();
-      log::notice("uplink up: draining the outbox", {{"ITEMS_WAITING", moved ? *moved : 0}});
-      if (drainer) drainer->link_up();
+      log::notice("uplink up: draining the outbox", {{"ITEMS_WAITING", send_waiting_now()}});
     } else {
       log::warn("uplink down: charges are queued and offline limits apply", {{"ERROR", why}});
     }
@@ -154,9 +160,7 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
                  {{"ERROR", why}});
     } else {
       // Items that backed off while every request was refused go now, as after a link-up.
-      auto moved = outbox.retry_all_now();
-      log::notice("provider accepts our signatures again", {{"ITEMS_WAITING", moved ? *moved : 0}});
-      if (drainer) drainer->link_up();
+      log::notice("provider accepts our signatures again", {{"ITEMS_WAITING", send_waiting_now()}});
     }
   }
 
