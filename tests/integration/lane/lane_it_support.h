@@ -11,6 +11,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "config/config.h"
@@ -132,6 +133,18 @@ inline config::DeviceSection device(std::string id, config::DeviceKind kind, std
   d.open_retries = 1;
   d.down_after_failures = 2;
   return d;
+}
+
+// Polls `pred` until true or `timeout` passes (every wait in these tests is bounded).
+inline bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds timeout = 5s) {
+  const auto end = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < end) {
+    if (pred()) {
+      return true;
+    }
+    std::this_thread::sleep_for(10ms);
+  }
+  return pred();
 }
 
 }  // namespace lanegate::lane::testing

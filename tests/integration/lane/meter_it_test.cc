@@ -20,14 +20,6 @@ std::int64_t frames(const std::string& meter, std::string_view result) {
                                            {{"meter", meter}, {"result", std::string(result)}}));
 }
 
-bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds timeout = 5s) {
-  const auto end = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return pred();
-}
 
 struct MeterRig {
   TempDir tmp;

@@ -21,17 +21,6 @@ std::int64_t metric(std::string_view name, metrics::Labels labels) {
   return std::max<std::int64_t>(0, metrics::Registry::global().value(name, labels));
 }
 
-// Polls `pred` until true or `timeout` passes.
-bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds timeout = 5s) {
-  const auto end = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) {
-      return true;
-    }
-    std::this_thread::sleep_for(10ms);
-  }
-  return pred();
-}
 
 struct Rig {
   config::Config cfg;
