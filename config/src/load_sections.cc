@@ -166,6 +166,7 @@ void read_provider(TableReader& r, ProviderSection& p) {
   r.integer_as("connect_timeout_ms", p.connect_timeout_ms, 100, 60'000);
   r.integer_as("charge_deadline_ms", p.charge_deadline_ms, 100, 10'000);
   r.integer_as("request_timeout_ms", p.request_timeout_ms, 1000, 120'000);
+  r.money("max_charge", p.max_charge, Money::from_fen(1), yuan(1'000'000));
   r.integer_as("certificate_refresh_s", p.certificate_refresh_s, 3600, 86'400);
   std::map<std::string, int> ids;
   r.tables("platform_key", [&](TableReader& t, std::size_t) {
@@ -490,7 +491,7 @@ struct LaneKeyUse {
   std::string_view key;
   std::array<char, 4> use;
 };
-constexpr std::array<LaneKeyUse, 10> kLaneKeys = {{
+constexpr std::array<LaneKeyUse, 11> kLaneKeys = {{
     {"camera", {'R', 'R', 'R', '-'}},
     {"loop", {'O', 'O', 'O', '-'}},
     {"barrier", {'R', 'R', 'R', '-'}},
@@ -501,6 +502,7 @@ constexpr std::array<LaneKeyUse, 10> kLaneKeys = {{
     {"tariff", {'R', 'R', 'R', '-'}},
     {"station_id", {'-', '-', 'R', '-'}},
     {"exit_without_entry", {'-', 'O', '-', '-'}},
+    {"pair_window_ms", {'-', '-', 'O', '-'}},
 }};
 
 std::string* lane_ref(LaneSection& l, std::string_view key) {
@@ -536,6 +538,8 @@ void read_lane_key(TableReader& r, LaneSection& l, std::string_view key) {
     r.integer_as("station_id", l.station_id, 1, kU32Max);
   } else if (key == "exit_without_entry") {
     r.string_in("exit_without_entry", l.exit_without_entry, {"attendant", "daily_cap"});
+  } else if (key == "pair_window_ms") {
+    r.integer_as("pair_window_ms", l.pair_window_ms, 500, 60'000);
   } else if (std::string* ref = lane_ref(l, key); ref != nullptr) {
     if (r.string(key, *ref)) {
       apply(r, key, id_rule(*ref));
@@ -586,6 +590,7 @@ void read_parking_tariff(TableReader& r, ParkingTariff& t) {
   }
   r.money("daily_cap", t.daily_cap, Money::zero(), yuan(10000));
   r.string_in("rounding", t.rounding, {"up", "down"});
+  r.integer_as("max_stay_days", t.max_stay_days, 1, 3650);
 }
 
 void read_toll_tariff(TableReader& r, TollTariff& t) {

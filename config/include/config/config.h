@@ -89,6 +89,8 @@ struct ProviderSection {
   int connect_timeout_ms = 2000;
   int charge_deadline_ms = 1500;                 // decision waits this long for ACCEPTED
   int request_timeout_ms = 10000;                // background calls (queries, entries)
+  // No charge above this is sent without an operator: the lane calls the attendant.
+  Money max_charge = Money::from_fen(200000);
   int certificate_refresh_s = 12 * 3600;
 };
 
@@ -200,6 +202,9 @@ struct LaneSection {
                                        // tariff (toll-exit) that has a fare for station_id
   std::uint32_t station_id = 0;        // toll-exit: this exit's station id
   std::string exit_without_entry = "attendant";  // parking-exit: "attendant" | "daily_cap"
+  // toll-exit: a plate read and a roadside-unit record pair only when they arrive within
+  // this long of each other; a lone one expires after it (attendant).
+  int pair_window_ms = 5000;
 };
 
 struct ParkingTariff {
@@ -212,6 +217,9 @@ struct ParkingTariff {
   int night_start_minute = 20 * 60;
   Money daily_cap = Money::from_fen(3000);   // per 24 h from entry
   std::string rounding = "up";               // "up" | "down": partial units
+  // An entry older than this at exit (or stamped after the exit) is not charged
+  // automatically: a box booted with a reset real-time clock must not bill decades.
+  int max_stay_days = 90;
 };
 
 struct TollFare {
