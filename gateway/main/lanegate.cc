@@ -32,7 +32,7 @@ int usage(std::ostream& out, int code) {
          "\n"
          "  check-config FILE                     validate a configuration file, print every error\n"
          "  status                                lanes, devices, uplink, queue (via the local API)\n"
-         "  tx list [--lane L] [--plate P] [--state S] [--from T] [--to T] [--arrears] [--limit N]\n"
+         "  tx list [--lane L] [--plate P] [--state S] [--from T] [--to T] [--arrears] [--refund-due] [--limit N]\n"
          "  tx receipt OUT_TRADE_NO                the passenger's receipt: claim URL, code, text, QR (SVG)\n"
          "  lanes open LANE --reason TEXT         open a barrier by hand (recorded with who and why)\n"
          "  queue stats | list [--parked] | show ID | unpark ID | retry-now ID\n"
@@ -227,6 +227,8 @@ int main(int argc, char** argv) {
         const std::string& a = rest[i];
         if (a == "--arrears") {
           q += "&arrears=1";
+        } else if (a == "--refund-due") {
+          q += "&refund_due=1";  // paid after the passage fell back: refund the driver
         } else if (a.starts_with("--") && i + 1 < rest.size()) {
           q += "&" + a.substr(2) + "=" + percent(rest[++i]);
         } else {

@@ -33,7 +33,8 @@ json::object tx_json(const TxRecord& t, UtcOffset off) {
                  {"amount", t.amount.to_string()},
                  {"amount_fen", t.amount.fen()},
                  {"state", to_string(t.state)},
-                 {"decision", t.decision},
+                 {"decision", decision_text(t.decision)},
+                 {"refund_due", t.refund_due},
                  {"decision_reason", t.decision_reason},
                  {"offline", t.offline},
                  {"arrears", t.arrears},
@@ -235,6 +236,7 @@ void add_api_routes(HttpApi& api, ApiServices s) {
       f.state = *st;
     }
     if (auto it = r.query.find("arrears"); it != r.query.end()) f.arrears_only = it->second == "1";
+    if (auto it = r.query.find("refund_due"); it != r.query.end()) f.refund_due_only = it->second == "1";
     if (auto it = r.query.find("after"); it != r.query.end()) {
       if (!parse_int(it->second, f.after_id) || f.after_id < 0) {
         return HttpResponse::error(400, "invalid_argument", "after must be a non-negative integer id", "after");
@@ -249,7 +251,7 @@ void add_api_routes(HttpApi& api, ApiServices s) {
     }
     for (const auto& [k, v] : r.query) {
       (void)v;
-      if (k != "from" && k != "to" && k != "lane" && k != "plate" && k != "state" && k != "arrears" && k != "after" &&
+      if (k != "from" && k != "to" && k != "lane" && k != "plate" && k != "state" && k != "arrears" && k != "refund_due" && k != "after" &&
           k != "limit") {
         return HttpResponse::error(400, "invalid_argument", "unknown filter '" + k + "'", k);
       }

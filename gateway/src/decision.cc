@@ -31,11 +31,18 @@ Decision decide(const DecisionInput& in, const config::OfflineLimits& limits) {
   if (in.binding->state != BindingState::kNormal) {
     return {DecisionKind::kFallback, "binding_not_normal"};
   }
+  if (in.binding->refreshed_at > in.now) {
+    // A stamp from the future would stay "fresh" forever: not trusted.
+    return {DecisionKind::kFallback, "binding_from_future"};
+  }
   if (in.now - in.binding->refreshed_at > std::chrono::seconds(limits.binding_max_age_s)) {
     return {DecisionKind::kFallback, "binding_stale"};
   }
   if (in.fee > limits.per_transaction) {
     return {DecisionKind::kFallback, "over_transaction_limit"};
+  }
+  if (!in.exposure_known) {
+    return {DecisionKind::kFallback, "exposure_unknown"};
   }
   // Overflow in these sums means "far beyond any limit".
   auto plate_total = in.plate_outstanding.add(in.fee);

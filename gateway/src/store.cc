@@ -78,7 +78,17 @@ CREATE TABLE manual_opens (
 );
 )sql";
 
-constexpr std::string_view kSteps[] = {kSchemaV1};
+// charge.h invariants 5 and 7: the refund flag, and the passage a charge is for (parking
+// charges of earlier releases are keyed by their session, as the site keys them now).
+constexpr std::string_view kSchemaV2 = R"sql(
+ALTER TABLE transactions ADD COLUMN refund_due INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE transactions ADD COLUMN passage_key TEXT NOT NULL DEFAULT '';
+UPDATE transactions SET passage_key = 'session:' || session_id WHERE session_id IS NOT NULL;
+CREATE INDEX transactions_passage ON transactions(passage_key) WHERE passage_key != '';
+CREATE INDEX transactions_undecided ON transactions(created_at) WHERE decision = '';
+)sql";
+
+constexpr std::string_view kSteps[] = {kSchemaV1, kSchemaV2};
 
 std::int64_t to_ms(SystemTime t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
@@ -89,20 +99,14 @@ SystemTime from_ms(std::int64_t ms) {
 
 constexpr std::string_view kTxColumns =
     "id, out_trade_no, kind, lane, plate, plate_colour, amount_fen, state, decision, decision_reason, offline, "
-    "arrears, session_id, provider_txn_id, contract_id, payment_method, trip_number, detail, created_at, updated_at";
-
-Result<TxKind> parse_kind(std::string_view s) {
-  if (s == "parking") return TxKind::kParking;
-  if (s == "toll") return TxKind::kToll;
-  if (s == "taxi") return TxKind::kTaxi;
-  return fail(Errc::kParse, "unknown transaction kind '" + std::string(s) + "'");
-}
+    "arrears, session_id, provider_txn_id, contract_id, payment_method, trip_number, detail, created_at, updated_at, "
+    "refund_due, passage_key";
 
 Result<TxRecord> read_tx(const Statement& st) {
   TxRecord r;
   r.id = st.column_int64(0);
   r.out_trade_no = st.column_text(1);
-  auto kind = parse_kind(st.column_text(2));
+  auto kind = parse_tx_kind(st.column_text(2));
   if (!kind) return std::unexpected(kind.error());
   r.kind = *kind;
   r.lane = st.column_text(3);
@@ -112,7 +116,9 @@ Result<TxRecord> read_tx(const Statement& st) {
   auto state = parse_charge_state(st.column_text(7));
   if (!state) return std::unexpected(state.error());
   r.state = *state;
-  r.decision = st.column_text(8);
+  auto decision = parse_decision(st.column_text(8));
+  if (!decision) return std::unexpected(decision.error());
+  r.decision = *decision;
   r.decision_reason = st.column_text(9);
   r.offline = st.column_int64(10) != 0;
   r.arrears = st.column_int64(11) != 0;
@@ -124,77 +130,14 @@ Result<TxRecord> read_tx(const Statement& st) {
   r.detail = st.column_text(17);
   r.created_at = from_ms(st.column_int64(18));
   r.updated_at = from_ms(st.column_int64(19));
+  r.refund_due = st.column_int64(20) != 0;
+  r.passage_key = st.column_text(21);
   return r;
 }
 
 }  // namespace
 
 std::span<const std::string_view> gateway_schema_steps() { return kSteps; }
-
-std::string_view to_string(ChargeState s) {
-  switch (s) {
-    case ChargeState::kRecorded: return "RECORDED";
-    case ChargeState::kSubmitting: return "SUBMITTING";
-    case ChargeState::kAccepted: return "ACCEPTED";
-    case ChargeState::kSuccess: return "SUCCESS";
-    case ChargeState::kPayFail: return "PAY_FAIL";
-    case ChargeState::kUnknown: return "UNKNOWN";
-    case ChargeState::kRefund: return "REFUND";
-    case ChargeState::kCash: return "CASH";
-    case ChargeState::kVoid: return "VOID";
-  }
-  return "?";
-}
-
-Result<ChargeState> parse_charge_state(std::string_view s) {
-  for (auto st : {ChargeState::kRecorded, ChargeState::kSubmitting, ChargeState::kAccepted, ChargeState::kSuccess,
-                  ChargeState::kPayFail, ChargeState::kUnknown, ChargeState::kRefund, ChargeState::kCash,
-                  ChargeState::kVoid}) {
-    if (to_string(st) == s) return st;
-  }
-  return fail(Errc::kInvalidArgument,
-              "unknown state '" + std::string(s) +
-                  "' (one of RECORDED, SUBMITTING, ACCEPTED, SUCCESS, PAY_FAIL, UNKNOWN, REFUND, CASH, VOID)",
-              "state");
-}
-
-bool allowed_transition(ChargeState from, ChargeState to) {
-  using S = ChargeState;
-  if (from == to) return true;
-  switch (from) {
-    case S::kRecorded: return to == S::kSubmitting || to == S::kVoid;
-    case S::kSubmitting:
-      return to == S::kAccepted || to == S::kSuccess || to == S::kPayFail || to == S::kUnknown || to == S::kVoid;
-    case S::kUnknown:
-      return to == S::kAccepted || to == S::kSuccess || to == S::kPayFail || to == S::kSubmitting || to == S::kVoid;
-    case S::kAccepted: return to == S::kSuccess || to == S::kPayFail;
-    case S::kSuccess: return to == S::kRefund;
-    case S::kPayFail:
-      // PAY_BACK: the provider advanced the money and the user repaid: the money arrived.
-      return to == S::kSuccess;
-    case S::kVoid:
-      // The provider had the charge after all (a request delayed beyond every timeout):
-      // the record follows the money, and the fallback's double payment is flagged.
-      return to == S::kAccepted || to == S::kSuccess || to == S::kPayFail;
-    case S::kRefund:
-    case S::kCash: return false;
-  }
-  return false;
-}
-
-bool is_open(ChargeState s) {
-  return s == ChargeState::kRecorded || s == ChargeState::kSubmitting || s == ChargeState::kAccepted ||
-         s == ChargeState::kUnknown;
-}
-
-std::string_view to_string(TxKind k) {
-  switch (k) {
-    case TxKind::kParking: return "parking";
-    case TxKind::kToll: return "toll";
-    case TxKind::kTaxi: return "taxi";
-  }
-  return "?";
-}
 
 Result<Store> Store::open(Database& db, const Clock& clock) {
   auto probe = db.prepare("SELECT 1 FROM transactions LIMIT 0");
@@ -211,14 +154,15 @@ Result<std::int64_t> Store::insert_transaction(Transaction& txn, const TxRecord&
   auto st = txn.db().prepare(
       "INSERT INTO transactions(out_trade_no, kind, lane, plate, plate_colour, amount_fen, state, decision, "
       "decision_reason, offline, arrears, session_id, provider_txn_id, contract_id, payment_method, trip_number, "
-      "detail, created_at, updated_at) VALUES(?,?,?,?,?,?,?,?,?,?,0,?,?,?,?,?,?,?,?)");
+      "detail, created_at, updated_at, passage_key) VALUES(?,?,?,?,?,?,?,?,?,?,0,?,?,?,?,?,?,?,?,?)");
   if (!st) return std::unexpected(st.error());
   const std::int64_t now = to_ms(clock_->now());
   std::optional<std::int64_t> trip;
   if (tx.trip_number) trip = *tx.trip_number;
   st->bind_all(tx.out_trade_no, std::string(to_string(tx.kind)), tx.lane, tx.plate, tx.plate_colour, tx.amount.fen(),
-               std::string(to_string(tx.state)), tx.decision, tx.decision_reason, tx.offline ? 1 : 0, tx.session_id,
-               tx.provider_transaction_id, tx.contract_id, tx.payment_method, trip, tx.detail, now, now);
+               std::string(to_string(tx.state)), std::string(decision_text(tx.decision)), tx.decision_reason,
+               tx.offline ? 1 : 0, tx.session_id, tx.provider_transaction_id, tx.contract_id, tx.payment_method, trip,
+               tx.detail, now, now, tx.passage_key);
   if (auto s = st->run(); !s) return std::unexpected(s.error());
   const std::int64_t id = txn.db().last_insert_rowid();
   if (settlement_hook_ && settles(tx.state, tx.state, true)) {
@@ -283,12 +227,19 @@ Status Store::set_state(Transaction& txn, std::string_view out_trade_no, ChargeS
   return {};
 }
 
-Status Store::set_decision(Transaction& txn, std::string_view out_trade_no, std::string_view decision,
+Status Store::set_decision(Transaction& txn, std::string_view out_trade_no, DecisionKind decision,
                            std::string_view reason, bool offline) {
   auto st = txn.db().prepare(
       "UPDATE transactions SET decision = ?, decision_reason = ?, offline = ?, updated_at = ? WHERE out_trade_no = ?");
   if (!st) return std::unexpected(st.error());
-  st->bind_all(decision, reason, offline ? 1 : 0, to_ms(clock_->now()), out_trade_no);
+  st->bind_all(std::string(to_string(decision)), reason, offline ? 1 : 0, to_ms(clock_->now()), out_trade_no);
+  return st->run();
+}
+
+Status Store::set_refund_due(Transaction& txn, std::string_view out_trade_no) {
+  auto st = txn.db().prepare("UPDATE transactions SET refund_due = 1, updated_at = ? WHERE out_trade_no = ?");
+  if (!st) return std::unexpected(st.error());
+  st->bind_all(to_ms(clock_->now()), out_trade_no);
   return st->run();
 }
 
@@ -300,6 +251,7 @@ Result<std::vector<TxRecord>> Store::list_transactions(const TxFilter& f) {
   if (!f.plate.empty()) sql += " AND plate = ?5";
   if (f.state) sql += " AND state = ?6";
   if (f.arrears_only) sql += " AND arrears = 1";
+  if (f.refund_due_only) sql += " AND refund_due = 1";
   sql += " ORDER BY id LIMIT ?7";
   auto st = db_->prepare(sql);
   if (!st) return std::unexpected(st.error());
@@ -322,12 +274,31 @@ Result<std::vector<TxRecord>> Store::list_transactions(const TxFilter& f) {
   return out;
 }
 
-Result<std::optional<TxRecord>> Store::find_undecided_charge(std::int64_t session_id) {
+Result<std::vector<TxRecord>> Store::undecided_charges(SystemTime before, int limit) {
   auto st = db_->prepare("SELECT " + std::string(kTxColumns) +
-                         " FROM transactions WHERE session_id = ? AND decision = '' AND state != 'VOID' "
+                         " FROM transactions WHERE decision = '' AND created_at < ? AND state IN "
+                         "('RECORDED','SUBMITTING','UNKNOWN') ORDER BY id LIMIT ?");
+  if (!st) return std::unexpected(st.error());
+  st->bind_all(to_ms(before), limit);
+  std::vector<TxRecord> out;
+  for (;;) {
+    auto row = st->step();
+    if (!row) return std::unexpected(row.error());
+    if (!*row) break;
+    auto tx = read_tx(*st);
+    if (!tx) return std::unexpected(tx.error());
+    out.push_back(std::move(*tx));
+  }
+  return out;
+}
+
+Result<std::optional<TxRecord>> Store::find_undecided_charge(std::string_view passage_key) {
+  if (passage_key.empty()) return std::optional<TxRecord>();
+  auto st = db_->prepare("SELECT " + std::string(kTxColumns) +
+                         " FROM transactions WHERE passage_key = ? AND decision = '' AND state != 'VOID' "
                          "ORDER BY id DESC LIMIT 1");
   if (!st) return std::unexpected(st.error());
-  st->bind(1, session_id);
+  st->bind(1, passage_key);
   auto row = st->step();
   if (!row) return std::unexpected(row.error());
   if (!*row) return std::optional<TxRecord>();
@@ -435,23 +406,31 @@ Status Store::set_parking_id(Transaction& txn, std::string_view out_parking_no, 
   return st->run();
 }
 
-Status Store::put_binding(Transaction& txn, std::string_view plate, std::string_view state, SystemTime refreshed_at) {
+Status Store::put_binding(Transaction& txn, std::string_view plate, BindingState state, SystemTime refreshed_at) {
+  // binding.h invariant 2: a stamp from the future is stored as now.
+  const std::int64_t stamp = std::min(to_ms(refreshed_at), to_ms(clock_->now()));
+  // Invariant 3: newest wins, but a blocking state replaces a NORMAL that is at most
+  // kBlockingWinsWithin newer (and a stored stamp from the future never holds a row).
+  const std::int64_t wins_ms = std::chrono::duration_cast<std::chrono::milliseconds>(kBlockingWinsWithin).count();
   auto st = txn.db().prepare(
       "INSERT INTO plate_bindings(plate, state, refreshed_at) VALUES(?1, ?2, ?3) "
-      "ON CONFLICT(plate) DO UPDATE SET state = ?2, refreshed_at = ?3 WHERE refreshed_at <= ?3");
+      "ON CONFLICT(plate) DO UPDATE SET state = ?2, refreshed_at = ?3 WHERE refreshed_at <= ?3 "
+      "OR refreshed_at > ?4 OR (?2 != 'NORMAL' AND state = 'NORMAL' AND refreshed_at <= ?3 + ?5)");
   if (!st) return std::unexpected(st.error());
-  st->bind_all(plate, state, to_ms(refreshed_at));
+  st->bind_all(plate, std::string(to_string(state)), stamp, to_ms(clock_->now()), wins_ms);
   return st->run();
 }
 
-Result<std::optional<Store::Binding>> Store::get_binding(std::string_view plate) {
+Result<std::optional<CachedBinding>> Store::get_binding(std::string_view plate) {
   auto st = db_->prepare("SELECT state, refreshed_at FROM plate_bindings WHERE plate = ?");
   if (!st) return std::unexpected(st.error());
   st->bind(1, plate);
   auto row = st->step();
   if (!row) return std::unexpected(row.error());
-  if (!*row) return std::optional<Binding>();
-  return std::optional<Binding>(Binding{st->column_text(0), from_ms(st->column_int64(1))});
+  if (!*row) return std::optional<CachedBinding>();
+  // A state this release does not know is not payable (binding.h).
+  const BindingState state = parse_binding_state(st->column_text(0)).value_or(BindingState::kBlocked);
+  return std::optional<CachedBinding>(CachedBinding{state, from_ms(st->column_int64(1))});
 }
 
 Result<std::int64_t> Store::insert_passage(Transaction& txn, std::string_view lane, std::string_view plate,

@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "gateway/contract_state.h"
+#include "gateway/settlement.h"
 
 namespace lanegate::gateway {
 namespace {
@@ -52,27 +53,14 @@ std::string get_str(const json::object& o, std::string_view k) {
   return {};
 }
 
-ChargeState map_state(TradeState s) {
-  switch (s) {
-    case TradeState::kAccepted: return ChargeState::kAccepted;
-    case TradeState::kSuccess: return ChargeState::kSuccess;
-    case TradeState::kPayFail: return ChargeState::kPayFail;
-    case TradeState::kRefund: return ChargeState::kRefund;
-  }
-  return ChargeState::kUnknown;
-}
-
-ledger::Kind ledger_kind(ChargeState s) {
-  switch (s) {
-    case ChargeState::kAccepted: return ledger::Kind::kChargeAccepted;
-    case ChargeState::kSuccess: return ledger::Kind::kChargeSettled;
-    case ChargeState::kPayFail: return ledger::Kind::kChargeFailed;
-    case ChargeState::kRefund: return ledger::Kind::kRefund;
-    case ChargeState::kUnknown: return ledger::Kind::kChargeUnknown;
-    case ChargeState::kVoid: return ledger::Kind::kCorrection;
-    default: return ledger::Kind::kChargeSubmitted;
-  }
-}
+// A RECORDED charge that no lane decided (the gateway stopped between the two) and that no
+// new read of the same passage took up within this long never leaves: it is voided
+// (charge.h invariant 7). The vehicle was at the barrier; a re-read comes within seconds.
+constexpr std::chrono::minutes kUndecidedGiveUp{5};
+constexpr milliseconds kUndecidedRecheck{5000};
+// The invoice drainer's budget: the invoicing platform client runs one call at a time on
+// its own worker thread, so more in flight would only wait there.
+constexpr int kInvoiceInFlight = 2;
 
 }  // namespace
 
@@ -89,7 +77,9 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
   PaymentProvider& provider;
   const Clock& clock;
   asio::thread_pool pool;
-  std::unique_ptr<queue::Drainer> drainer;
+  ChargeBook book;
+  std::unique_ptr<queue::Drainer> drainer;           // parking.entry, charge
+  std::unique_ptr<queue::Drainer> invoice_drainer;   // invoice.issue, invoice.refund
   std::atomic<bool> up{true};
   bool signature_refused = false;  // io thread
   // When each charge request last left (steady clock), kept until a reply proves it is no
@@ -97,6 +87,7 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
   std::unordered_map<std::string, SteadyTime> last_charge_send;
   std::map<std::string, std::vector<Waiter>> waiters;
   InvoiceUplink* invoices = nullptr;
+  config::QueueLimits invoice_limits;  // outlives invoice_drainer (it keeps a reference)
 
   Impl(asio::io_context& i, const config::Config& c, Store& s, queue::Outbox& o, PaymentProvider& p, const Clock& cl)
       : io(i),
@@ -105,7 +96,8 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
         outbox(o),
         provider(p),
         clock(cl),
-        pool(static_cast<std::size_t>(std::max(1, c.queue.max_in_flight))) {
+        pool(static_cast<std::size_t>(std::max(1, c.queue.max_in_flight))),
+        book(s, o, cl, MerchantIds{c.provider.mchid}) {
     metrics::Registry::global().gauge("lanegate_uplink_up", "1 when the last provider exchange got an answer").set(1);
   }
 
@@ -114,6 +106,7 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
   std::int64_t send_waiting_now() {
     auto moved = outbox.retry_all_now();
     if (drainer) drainer->link_up();
+    if (invoice_drainer) invoice_drainer->link_up();
     return moved ? *moved : 0;
   }
 
@@ -175,63 +168,6 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
     }
   }
 
-  Status append(Transaction& txn, ledger::Kind kind, const TxRecord& tx, std::string state, std::string actor,
-                json::object detail) {
-    ledger::LedgerEvent ev;
-    ev.kind = kind;
-    ev.time = clock.now();
-    ev.lane = tx.lane;
-    ev.plate = tx.plate;
-    ev.out_trade_no = tx.out_trade_no;
-    ev.amount = tx.amount;
-    ev.state = std::move(state);
-    ev.actor = std::move(actor);
-    ev.detail = json::serialize(detail);
-    auto r = ledger::append(txn, ev);
-    if (!r) return std::unexpected(r.error());
-    return {};
-  }
-
-  // Moves a charge to `to` (when the lifecycle allows it) with its ledger record.
-  // Returns false when the move was not allowed (late or duplicate information).
-  Result<bool> move(Transaction& txn, const TxRecord& tx, ChargeState to, const std::string& provider_txn_id,
-                    const std::string& actor, json::object detail) {
-    if (tx.state == to || !allowed_transition(tx.state, to)) return false;
-    if (auto s = store.set_state(txn, tx.out_trade_no, to, provider_txn_id); !s) return std::unexpected(s.error());
-    detail["from"] = to_string(tx.state);
-    if (auto s = append(txn, ledger_kind(to), tx, std::string(to_string(to)), actor, std::move(detail)); !s) {
-      return std::unexpected(s.error());
-    }
-    if (to == ChargeState::kPayFail && tx.offline) {
-      if (auto s = append(txn, ledger::Kind::kArrears, tx, "PAY_FAIL", "system", json::object{{"offline_pass", true}});
-          !s) {
-        return std::unexpected(s.error());
-      }
-      metrics::Registry::global().counter("lanegate_arrears_total", "Offline passes whose charge failed").inc();
-      log::warn("arrears: an offline pass's charge failed",
-                {{"LANE", tx.lane}, {"PLATE", log::mask_plate(tx.plate)}, {"AMOUNT", tx.amount.to_string()}});
-    }
-    if (to == ChargeState::kSuccess && tx.state == ChargeState::kPayFail && tx.arrears) {
-      if (auto s = append(txn, ledger::Kind::kArrearsCleared, tx, "SUCCESS", "provider", json::object{}); !s) {
-        return std::unexpected(s.error());
-      }
-    }
-    return true;
-  }
-
-  Result<bool> move_committed(const std::string& out_trade_no, ChargeState to, const std::string& provider_txn_id,
-                              const std::string& actor, json::object detail) {
-    auto txn = store.db().begin();
-    if (!txn) return std::unexpected(txn.error());
-    auto tx = store.find_transaction(out_trade_no);
-    if (!tx) return std::unexpected(tx.error());
-    if (!*tx) return fail(Errc::kNotFound, "no transaction " + out_trade_no);
-    auto moved = move(*txn, **tx, to, provider_txn_id, actor, std::move(detail));
-    if (!moved) return moved;
-    if (auto s = txn->commit(); !s) return std::unexpected(s.error());
-    return *moved;
-  }
-
   // ---------------- the drain sink (io thread) ----------------
 
   void sink(const queue::Item& item, queue::Drainer::Completion done) {
@@ -242,7 +178,7 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
     }
     const json::object& p = v.as_object();
     if (item.topic == kTopicParkingEntry) return send_entry(p, std::move(done));
-    if (item.topic == kTopicCharge) return send_charge(p, std::move(done));
+    if (item.topic == kTopicCharge) return send_charge(item.payload, std::move(done));
     if (invoices != nullptr && InvoiceUplink::handles(item.topic)) return invoices->sink(item, std::move(done));
     done(queue::Outcome::park("no sender for topic '" + item.topic + "'"));
   }
@@ -273,8 +209,7 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
     set_link(true, {});
     auto txn = store.db().begin();
     if (!txn) return done(local_retry(txn.error().message));
-    std::string binding = r->state == "NORMAL" ? "NORMAL" : r->block_reason.value_or("BLOCKED");
-    if (binding == "OVERDUE" || binding == "EVALUATION_FAILED") binding = "BLOCKED";
+    const BindingState binding = binding_from_parking_entry(r->state, r->block_reason);
     if (auto s = store.set_parking_id(*txn, req.out_parking_no, r->id); !s) return done(local_retry(s.error().message));
     if (auto s = store.put_binding(*txn, req.plate_number, binding, clock.now()); !s) {
       return done(local_retry(s.error().message));
@@ -295,69 +230,55 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
     return queue::Outcome::retry(f.error.message);
   }
 
-  void send_charge(const json::object& p, queue::Drainer::Completion done) {
-    const std::string out = get_str(p, "out_trade_no");
+  void send_charge(const std::string& payload, queue::Drainer::Completion done) {
+    auto order = decode_charge_order(payload);
+    if (!order) return done(queue::Outcome::park(order.error().to_string()));
+    const std::string out = order->out_trade_no;
     auto found = store.find_transaction(out);
     if (!found) return done(local_retry(found.error().message));
     if (!*found) return done(queue::Outcome::park("no transaction " + out));
     const TxRecord tx = **found;
-    ChargeRequest req;
-    const std::string product = get_str(p, "product");
-    req.product = product == "HIGHWAY" ? Product::kHighway : product == "TAXI" ? Product::kTaxi : Product::kParking;
-    req.out_trade_no = out;
-    req.description = get_str(p, "description");
-    req.amount = tx.amount;
-    const SystemTime start = from_ms(get_int(p, "start_time_ms"));
-    const SystemTime end = from_ms(get_int(p, "end_time_ms"));
-    if (req.product == Product::kParking) {
-      if (tx.session_id) {
-        auto s = store.find_session(*tx.session_id);
-        if (s && *s) req.parking.parking_id = (*s)->parking_id;
-      }
-      req.parking.plate_number = tx.plate;
-      req.parking.plate_color = tx.plate_colour;
-      req.parking.start_time = start;
-      req.parking.end_time = end;
-      req.parking.parking_name = cfg.gateway.site_name;
-      req.parking.charging_duration_s =
-          std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::seconds>(end - start).count());
-      req.parking.device_id = get_str(p, "device_id");
-    } else if (req.product == Product::kTaxi) {
-      // The rider's account (the token read by the cab's code reader) is the payer.
-      req.taxi.rider_openid = tx.contract_id;
-      req.taxi.plate_number = tx.plate;
-      req.taxi.start_time = start;
-      req.taxi.end_time = end;
-      req.taxi.distance_m = get_int(p, "distance_m");
-      req.taxi.trip_number = static_cast<std::uint32_t>(get_int(p, "trip_number"));
-      req.taxi.device_id = get_str(p, "device_id");
-    } else {
-      req.contract_id = tx.contract_id;
-      req.highway.plate_number = tx.plate;
-      req.highway.plate_color = tx.plate_colour;
-      req.highway.start_time = start;
-      req.highway.end_time = end;
-      req.highway.channel_type = "ETC";
-      req.highway.entrance = get_str(p, "entrance");
-      req.highway.exit = get_str(p, "exit");
+    if (tx.amount != order->amount || tx.contract_id != order->contract_id || tx.kind != order->kind) {
+      // charge.h invariant 2: the payload and the record are one order; two stories about
+      // the same out_trade_no are for an operator, never for the provider.
+      log::error("charge payload differs from its record: parked",
+                 {{"OUT_TRADE_NO", out}, {"RECORDED", tx.amount.to_string()}, {"PAYLOAD", order->amount.to_string()}});
+      return done(queue::Outcome::park("charge payload differs from its record (amount, account or kind)"));
     }
+    std::string parking_id;
+    if (tx.session_id) {
+      auto sess = store.find_session(*tx.session_id);
+      if (sess && *sess) parking_id = (*sess)->parking_id;
+    }
+    ChargeRequest req = provider_request(*order, parking_id, cfg.gateway.site_name);
     ChargeAttempt attempt = ChargeAttempt::kAfterAmbiguity;
     bool query_only = false;
-    const bool fell_back = tx.decision == "fallback";
-    if (fell_back && tx.state == ChargeState::kRecorded) {
-      // The vehicle was sent to pay another way and this charge never left: it never will.
-      auto moved = move_committed(out, ChargeState::kVoid, "", "system", json::object{{"reason", "fallback"}});
+    // Nobody decides on this charge: it fell back, or it is undecided and no lane waits for
+    // it (the gateway stopped in between). It is never (re)sent; only found out about.
+    const bool orphan = !tx.decision && !waiters.contains(out);
+    if ((tx.fell_back() || orphan) && tx.state == ChargeState::kRecorded) {
+      if (orphan && clock.now() - tx.created_at < kUndecidedGiveUp) {
+        // A new read of the same passage may still take it up (it then waits for it).
+        return done(queue::Outcome::retry("undecided: waiting for its lane", kUndecidedRecheck));
+      }
+      // The vehicle was sent to pay another way, or nobody took the charge up: it never
+      // left, and it never will.
+      auto moved = book.move_committed(out, ChargeState::kVoid, "", "system",
+                                       orphan ? R"({"reason":"undecided"})" : R"({"reason":"fallback"})");
       if (!moved) return done(local_retry(moved.error().message));
+      if (orphan) {
+        log::notice("undecided charge never sent and given up", {{"OUT_TRADE_NO", out}, {"LANE", tx.lane}});
+      }
       return done(queue::Outcome::ack());
     }
-    if (fell_back && (tx.state == ChargeState::kSubmitting || tx.state == ChargeState::kUnknown)) {
+    if ((tx.fell_back() || orphan) && (tx.state == ChargeState::kSubmitting || tx.state == ChargeState::kUnknown)) {
       // It may have reached the provider: find out, but never resend it.
       query_only = true;
     }
     switch (tx.state) {
       case ChargeState::kRecorded: {
         // Commit before the request leaves: from here on the provider may have it.
-        auto moved = move_committed(out, ChargeState::kSubmitting, "", "system", json::object{});
+        auto moved = book.move_committed(out, ChargeState::kSubmitting, "", "system");
         if (!moved) return done(local_retry(moved.error().message));
         attempt = ChargeAttempt::kFirst;
         break;
@@ -371,39 +292,56 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
       case ChargeState::kCash:
       case ChargeState::kVoid: return done(queue::Outcome::ack());
     }
-    if (!query_only) last_charge_send[req.out_trade_no] = clock.steady_now();
+    const auto now = clock.steady_now();
+    if (!query_only) {
+      // Forget sends long past any in-flight window (a charge settled by notification never
+      // got the reply that would erase its entry).
+      const auto quiet = quiet_period();
+      std::erase_if(last_charge_send, [&](const auto& kv) { return now - kv.second > 4 * quiet; });
+      last_charge_send[req.out_trade_no] = now;
+    }
     auto self = shared_from_this();
     asio::post(pool, [self, req, attempt, query_only, done = std::move(done)]() mutable {
       auto r = query_only ? self->provider.query_transaction(req.product, req.out_trade_no)
                           : self->provider.charge(req, attempt);
-      asio::post(self->io, [self, out = req.out_trade_no, r = std::move(r), done = std::move(done)]() mutable {
-        self->on_charge(out, r, std::move(done));
+      asio::post(self->io, [self, out = req.out_trade_no, query_only, r = std::move(r), done = std::move(done)]() mutable {
+        self->on_charge(out, query_only, r, std::move(done));
       });
     });
   }
 
-  void on_charge(const std::string& out, const ProviderResult<ProviderTransaction>& r,
+  milliseconds quiet_period() const {
+    return milliseconds{2 * std::max(cfg.provider.request_timeout_ms, cfg.provider.connect_timeout_ms)};
+  }
+
+  void on_charge(const std::string& out, bool query_only, const ProviderResult<ProviderTransaction>& r,
                  queue::Drainer::Completion done) {
-    auto fallen_back = [&] {
-      auto tx = store.find_transaction(out);
-      return tx && *tx && (*tx)->decision == "fallback";
-    };
-    if (!r && r.error().outcome == Outcome::kNotFound && fallen_back()) {
-      // Only a query answers "not found": for a fallen-back charge that settles it -- once
-      // no earlier send can still be in flight (a request delayed on the way could land
-      // after the query). The last send was before the charge's last state change.
+    auto found = store.find_transaction(out);
+    if (!found) {
+      resolve(out, OnlineOutcome::kNoAnswer);
+      return done(local_retry(found.error().message));
+    }
+    if (!*found) return done(queue::Outcome::park("no transaction " + out));
+    const TxRecord tx = **found;
+    const bool nobody_decides = tx.fell_back() || (!tx.decision && !waiters.contains(out));
+    if (!r && r.error().outcome == Outcome::kNotFound && nobody_decides) {
+      // Only a query answers "not found": for a charge nobody decides on, that settles it --
+      // once no earlier send can still be in flight (a request delayed on the way could land
+      // after the query). Measured on the steady clock: a wall-clock jump must neither void
+      // early nor wait forever.
       set_link(true, {});
-      // Measured on the steady clock: a wall-clock jump must neither void early nor wait forever.
       if (auto it = last_charge_send.find(out); it != last_charge_send.end()) {
-        const auto quiet = milliseconds{2 * std::max(cfg.provider.request_timeout_ms, cfg.provider.connect_timeout_ms)};
+        const auto quiet = quiet_period();
         const auto since = std::chrono::duration_cast<milliseconds>(clock.steady_now() - it->second);
         if (since < quiet) {
           return done(queue::Outcome::retry("not found yet; an earlier send may still be in flight", quiet - since));
         }
         last_charge_send.erase(it);
       }
-      auto moved = move_committed(out, ChargeState::kVoid, "", "provider",
-                                  json::object{{"reason", "fallback"}, {"provider", "ORDER_NOT_EXIST"}});
+      auto moved = book.move_committed(
+          out, ChargeState::kVoid, "", "provider",
+          json::serialize(json::object{{"reason", tx.fell_back() ? "fallback" : "undecided"},
+                                       {"provider", "ORDER_NOT_EXIST"}}));
       if (!moved) return done(local_retry(moved.error().message));
       return done(queue::Outcome::ack());
     }
@@ -411,14 +349,12 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
       note_failure(r.error());
       const ProviderFailure& f = r.error();
       if (f.outcome == Outcome::kQueryFirst) {
-        (void)move_committed(out, ChargeState::kUnknown, "", "system",
-                             json::object{{"error", f.error.message}, {"http_status", f.http_status}});
+        (void)book.move_committed(out, ChargeState::kUnknown, "", "system",
+                                  json::serialize(json::object{{"error", f.error.message}, {"http_status", f.http_status}}));
       }
       if (f.outcome == Outcome::kPark) {
         last_charge_send.erase(out);  // a refusal is an answer: nothing of it is in flight
-        auto tx = store.find_transaction(out);
-        const std::string decision = tx && *tx ? (*tx)->decision : std::string("?");
-        if (decision.empty() && waiters.contains(out)) {
+        if (!tx.decision && waiters.contains(out)) {
           // The lane is still waiting for this answer: it decides now (refused -> fallback),
           // and the item comes back once the decision is recorded, to be voided below.
           log::info("charge refused by the provider; the lane decides",
@@ -426,24 +362,22 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
           resolve(out, OnlineOutcome::kRefused);
           return done(queue::Outcome::retry("refused; waiting for the lane's decision", milliseconds{1000}));
         }
-        if (decision == "fallback" || decision.empty()) {
+        if (tx.fell_back() || !tx.decision) {
           // Refused as a whole (no deduction service for the plate, unknown contract...): the
           // provider holds no transaction, and no barrier opened on this charge (the driver
-          // was sent to pay another way, or no decision was ever committed: the gateway
-          // stopped, or the database refused the decision). It ends VOID, never resent; a new
-          // read of the same vehicle records a new charge. Nothing is left for an operator.
-          auto moved = move_committed(out, ChargeState::kVoid, "", "provider",
-                                      json::object{{"reason", decision.empty() ? "undecided" : "fallback"},
-                                                   {"provider", f.provider_code},
-                                                   {"http_status", f.http_status}});
+          // was sent to pay another way, or no decision was ever committed). It ends VOID,
+          // never resent; a new read of the same vehicle records a new charge.
+          auto moved = book.move_committed(
+              out, ChargeState::kVoid, "", "provider",
+              json::serialize(json::object{{"reason", tx.decision ? "fallback" : "undecided"},
+                                           {"provider", f.provider_code},
+                                           {"http_status", f.http_status}}));
           if (!moved) return done(local_retry(moved.error().message));
           log::info("refused charge voided: no passage was decided on it",
                     {{"OUT_TRADE_NO", out}, {"HTTP_STATUS", f.http_status}, {"CODE", f.provider_code}});
           resolve(out, OnlineOutcome::kRefused);
           return done(queue::Outcome::ack());
         }
-      }
-      if (f.outcome == Outcome::kPark) {
         log::error("charge refused permanently: item parked for an operator",
                    {{"OUT_TRADE_NO", out}, {"HTTP_STATUS", f.http_status}, {"CODE", f.provider_code}});
         resolve(out, OnlineOutcome::kRefused);
@@ -455,24 +389,18 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
     set_link(true, {});
     note_signature(false, {});
     last_charge_send.erase(out);  // a reply came: nothing of this charge is in flight
-    const ChargeState to = map_state(r->state);
-    if (auto before = store.find_transaction(out); before && *before && (*before)->decision == "fallback" &&
-        (to == ChargeState::kAccepted || to == ChargeState::kSuccess) && (*before)->state != to) {
-      metrics::Registry::global()
-          .counter("lanegate_charges_after_fallback_total",
-                   "Charges that reached the provider although the passage fell back (operator review: refund)")
-          .inc();
-      log::warn("a charge succeeded after its passage fell back: review for a refund",
-                {{"OUT_TRADE_NO", out}, {"LANE", (*before)->lane}, {"AMOUNT", (*before)->amount.to_string()}});
-    }
-    auto moved = move_committed(out, to, r->transaction_id, "provider",
-                                json::object{{"transaction_id", r->transaction_id}, {"bank_type", r->bank_type}});
-    if (!moved && moved.error().code != Errc::kNotFound) {
+    // charge.h invariant 4: the answer must be about this money before it moves anything.
+    auto applied = apply_committed(tx, *r, query_only ? AnswerSource::kQuery : AnswerSource::kReply, {});
+    if (!applied) {
       resolve(out, OnlineOutcome::kNoAnswer);
-      return done(local_retry(moved.error().message));
+      return done(local_retry(applied.error().message));
+    }
+    if (*applied == Applied::kMismatch) {
+      resolve(out, OnlineOutcome::kNoAnswer);
+      return done(queue::Outcome::park("provider answer is about other money (out_trade_no, amount or merchant)"));
     }
     auto now = store.find_transaction(out);
-    const ChargeState current = (now && *now) ? (*now)->state : to;
+    const ChargeState current = (now && *now) ? (*now)->state : tx.state;
     switch (current) {
       case ChargeState::kAccepted:
         resolve(out, OnlineOutcome::kAccepted);
@@ -490,6 +418,17 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
     }
   }
 
+  // Applies one answer in a transaction of its own.
+  Result<Applied> apply_committed(const TxRecord& tx, const ProviderTransaction& answer, AnswerSource source,
+                                  std::string_view event_id) {
+    auto txn = store.db().begin();
+    if (!txn) return std::unexpected(txn.error());
+    auto applied = book.apply_answer(*txn, tx, answer, source, event_id);
+    if (!applied) return applied;
+    if (auto s = txn->commit(); !s) return std::unexpected(s.error());
+    return applied;
+  }
+
   // ---------------- notifications ----------------
 
   Status apply_notification(Transaction& txn, const NotificationEvent& ev) {
@@ -500,38 +439,20 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
         log::warn("notification for an unknown out_trade_no ignored", {{"OUT_TRADE_NO", t->transaction.out_trade_no}});
         return {};
       }
-      if ((*tx)->amount != t->transaction.amount) {
-        log::error("notification amount differs from the recorded charge",
-                   {{"OUT_TRADE_NO", t->transaction.out_trade_no},
-                    {"RECORDED", (*tx)->amount.to_string()},
-                    {"NOTIFIED", t->transaction.amount.to_string()}});
-        metrics::Registry::global()
-            .counter("lanegate_provider_notification_amount_mismatch_total",
-                     "Signed notifications whose amount differs from the recorded charge")
-            .inc();
+      auto applied = book.apply_answer(txn, **tx, t->transaction, AnswerSource::kNotification, ev.event_id);
+      if (!applied) return std::unexpected(applied.error());
+      if (*applied == Applied::kNotYet) {
+        // charge.h invariant 8: not lost -- the handler answers with a retryable error, so
+        // the provider sends it again once a query has moved the charge on.
+        return fail(Errc::kUnavailable, "the charge cannot take " +
+                                            std::string(to_string(charge_state_of(t->transaction.state))) +
+                                            " yet (it is " + std::string(to_string((*tx)->state)) + ")",
+                    "trade_state");
       }
-      const ChargeState to = map_state(t->transaction.state);
-      auto moved = move(txn, **tx, to, t->transaction.transaction_id, "provider",
-                        json::object{{"event_id", ev.event_id}, {"event_type", ev.event_type}});
-      if (!moved) return std::unexpected(moved.error());
-      if (!*moved && (*tx)->state != to) {
-        // Not an arrow of the lifecycle. A late ACCEPTED after the outcome is only stale;
-        // anything else contradicts what is recorded: never applied, and an operator must see it.
-        if (to != ChargeState::kAccepted) {
-          metrics::Registry::global()
-              .counter("lanegate_provider_notifications_conflicting_total",
-                       "Signed notifications contradicting the recorded charge (not applied)")
-              .inc();
-          log::error("notification contradicts the recorded charge; not applied",
-                     {{"OUT_TRADE_NO", (*tx)->out_trade_no},
-                      {"RECORDED", std::string(to_string((*tx)->state))},
-                      {"NOTIFIED", std::string(to_string(to))},
-                      {"EVENT_ID", ev.event_id}});
-        }
-        return {};  // waiters are not resolved with a contradicting outcome
-      }
+      if (*applied != Applied::kMoved) return {};  // waiters are not resolved with it
       const std::string out = t->transaction.out_trade_no;
-      const OnlineOutcome o = to == ChargeState::kPayFail ? OnlineOutcome::kRefused : OnlineOutcome::kAccepted;
+      const OnlineOutcome o =
+          t->transaction.state == TradeState::kPayFail ? OnlineOutcome::kRefused : OnlineOutcome::kAccepted;
       // Waiters are resolved after the handler commits (posted behind it).
       asio::post(io, [self = shared_from_this(), out, o] { self->resolve(out, o); });
       return {};
@@ -545,9 +466,8 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
       return {};
     }
     const auto& e = *entrance;
-    const std::string state = e.parking_state == "NORMAL" ? "NORMAL" : e.blocked_state_description.value_or("BLOCKED");
-    return store.put_binding(txn, e.plate_number, state == "OVERDUE" || state == "REMOVE" ? "BLOCKED" : state,
-                             clock.now());
+    return store.put_binding(txn, e.plate_number,
+                             binding_from_entrance_state(e.parking_state, e.blocked_state_description), clock.now());
   }
 };
 
@@ -562,22 +482,38 @@ Uplink::~Uplink() {
 
 void Uplink::start() {
   std::weak_ptr<Impl> weak = impl_;
-  impl_->drainer = std::make_unique<queue::Drainer>(
-      impl_->io, impl_->outbox, impl_->cfg.queue, impl_->clock,
-      [weak](const queue::Item& item, queue::Drainer::Completion done) {
-        if (auto self = weak.lock()) self->sink(item, std::move(done));
-      });
+  auto sink = [weak](const queue::Item& item, queue::Drainer::Completion done) {
+    if (auto self = weak.lock()) self->sink(item, std::move(done));
+  };
+  // Charges and invoices drain separately, each with its own in-flight budget, so a charge
+  // never waits behind an invoice (the invoicing platform may be slow or down).
+  queue::DrainerOptions charges;
+  charges.topics = {std::string(kTopicParkingEntry), std::string(kTopicCharge)};
+  impl_->drainer =
+      std::make_unique<queue::Drainer>(impl_->io, impl_->outbox, impl_->cfg.queue, impl_->clock, sink, charges);
   impl_->drainer->start();
+  if (impl_->invoices != nullptr) {
+    impl_->invoice_limits = impl_->cfg.queue;
+    impl_->invoice_limits.max_in_flight = std::min(kInvoiceInFlight, impl_->cfg.queue.max_in_flight);
+    queue::DrainerOptions invoices;
+    invoices.topics = {std::string(kTopicInvoiceIssue), std::string(kTopicInvoiceRefund)};
+    invoices.compact_interval = std::chrono::milliseconds(0);  // the charge drainer compacts
+    impl_->invoice_drainer = std::make_unique<queue::Drainer>(impl_->io, impl_->outbox, impl_->invoice_limits,
+                                                              impl_->clock, sink, invoices);
+    impl_->invoice_drainer->start();
+  }
 }
 
 void Uplink::stop() {
   if (impl_->drainer) impl_->drainer->stop();
+  if (impl_->invoice_drainer) impl_->invoice_drainer->stop();
 }
 
 bool Uplink::link_up() const { return impl_->up.load(); }
 
 void Uplink::kick() {
   if (impl_->drainer) impl_->drainer->link_up();
+  if (impl_->invoice_drainer) impl_->invoice_drainer->link_up();
 }
 
 void Uplink::await_charge(const std::string& out_trade_no, std::chrono::milliseconds deadline,
@@ -621,7 +557,19 @@ Status Uplink::apply_notification(Transaction& txn, const NotificationEvent& eve
 void Uplink::set_invoice_uplink(InvoiceUplink* invoices) { impl_->invoices = invoices; }
 
 queue::Drainer::Counters Uplink::drain_counters() const {
-  return impl_->drainer ? impl_->drainer->counters() : queue::Drainer::Counters{};
+  queue::Drainer::Counters c = impl_->drainer ? impl_->drainer->counters() : queue::Drainer::Counters{};
+  if (impl_->invoice_drainer) {
+    const auto i = impl_->invoice_drainer->counters();
+    c.in_flight += i.in_flight;
+    c.max_in_flight_seen = std::max(c.max_in_flight_seen, i.max_in_flight_seen);
+    c.dispatched += i.dispatched;
+    c.acked += i.acked;
+    c.retried += i.retried;
+    c.parked += i.parked;
+    c.stale += i.stale;
+    c.cycle_errors += i.cycle_errors;
+  }
+  return c;
 }
 
 }  // namespace lanegate::gateway

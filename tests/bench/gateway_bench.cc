@@ -447,7 +447,7 @@ int main(int argc, char** argv) {
             0, "e1", plate, "BLUE", SystemClock::instance().now() - std::chrono::hours(2), no, {}};
         (void)store->open_session(*txn, s);
         if (!parking_id.empty()) (void)store->set_parking_id(*txn, no, parking_id);
-        (void)store->put_binding(*txn, plate, "NORMAL", SystemClock::instance().now());
+        (void)store->put_binding(*txn, plate, gateway::BindingState::kNormal, SystemClock::instance().now());
         (void)txn->commit();
         return 0;
       });
@@ -554,7 +554,7 @@ int main(int argc, char** argv) {
       tx.plate = "粤B12345";
       tx.plate_colour = "BLUE";
       tx.amount = Money::from_fen(100 + done % 5000);
-      tx.decision = "pass_offline";
+      tx.decision = gateway::DecisionKind::kPassOffline;
       tx.decision_reason = "offline_within_limits";
       tx.offline = true;
       tx.contract_id = kContract;

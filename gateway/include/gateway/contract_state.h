@@ -9,8 +9,9 @@
 //
 // Invariants:
 //  1. Only the cache moves: no transaction, session or ledger record is written.
-//  2. An older notification never overwrites a newer binding (Store::put_binding keeps
-//     the newest refreshed_at; the event's state_update_time is the binding's time).
+//  2. An older notification never overwrites a newer binding, except that a blocking
+//     state beats a NORMAL of about the same age (gateway/binding.h invariants 2 and 3;
+//     the event's state_update_time is the binding's time, never later than now).
 //  3. The write goes into the caller's transaction (the notification handler's dedup
 //     transaction), so the event row and the cache change commit together.
 //
@@ -27,10 +28,6 @@
 #include "gateway/store.h"
 
 namespace lanegate::gateway {
-
-// The binding-cache state written for a contract state ("NORMAL", "PAUSE",
-// "OUT_SERVICE" or "BLOCKED").
-std::string_view binding_state_for_contract(std::string_view contract_state);
 
 // REQUIRES: txn active on store.db(); e came from a verified, new notification.
 [[nodiscard]] Status apply_contract_state(Transaction& txn, Store& store,

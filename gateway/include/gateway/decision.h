@@ -8,7 +8,8 @@
 //   online charge refused (PAY_FAIL, blocked,
 //     permanent error)                        -> kFallback    (pay by QR / attendant)
 //   uplink down, or no answer by the deadline -> offline rule:
-//       cached binding NORMAL and fresh, fee <= per-transaction limit, the plate's
+//       cached binding NORMAL and fresh (its stamp neither older than binding_max_age_s
+//       nor in the future), fee <= per-transaction limit, the plate's
 //       outstanding offline amount + fee <= per-plate limit, site exposure + fee <=
 //       site limit, and the outbox accepts items (not full)
 //                                             -> kPassOffline (barrier opens; the charge
@@ -24,13 +25,12 @@
 #include "config/config.h"
 #include "core/clock.h"
 #include "core/money.h"
+#include "gateway/binding.h"
 
 namespace lanegate::gateway {
 
 enum class DecisionKind { kFree, kPassOnline, kPassOffline, kFallback };
 std::string_view to_string(DecisionKind kind);
-
-enum class BindingState { kNormal, kPause, kOutService, kBlocked };
 
 // What the gateway last learned about a plate's payment binding.
 struct CachedBinding {
@@ -51,6 +51,9 @@ struct DecisionInput {
   std::optional<CachedBinding> binding;
   Money plate_outstanding;   // offline-approved, not yet settled, for this plate
   Money site_exposure;       // offline-approved, not yet settled, whole site
+  // False when the two sums above could not be read: an unknown exposure is not within
+  // any limit, so no offline pass.
+  bool exposure_known = true;
   bool queue_accepting = true;
   SystemTime now;
 };
@@ -58,8 +61,9 @@ struct DecisionInput {
 struct Decision {
   DecisionKind kind = DecisionKind::kFallback;
   // Machine-readable reason: "free", "accepted", "refused", "offline_within_limits",
-  // "no_binding", "binding_not_normal", "binding_stale", "over_transaction_limit",
-  // "over_plate_limit", "over_site_limit", "queue_full".
+  // "no_binding", "binding_not_normal", "binding_stale", "binding_from_future",
+  // "over_transaction_limit", "exposure_unknown", "over_plate_limit", "over_site_limit",
+  // "queue_full".
   std::string reason;
   bool opens_barrier() const { return kind != DecisionKind::kFallback; }
 };

@@ -162,6 +162,8 @@ struct ChargeRequest {
 // A provider transaction as replied or notified.
 struct ProviderTransaction {
   Product product = Product::kParking;
+  // The merchant the answer names (parking: sp_mchid, ETC: mchid); empty when not given.
+  std::string merchant_id;
   std::string out_trade_no;
   std::string transaction_id;
   TradeState state = TradeState::kAccepted;

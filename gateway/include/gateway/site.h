@@ -1,10 +1,13 @@
 #pragma once
 // The lanes of one site, driven by device events on the io thread: parking entry and
-// exit, toll exit and taxi. Each lane is a small explicit state machine:
+// exit (site_parking.cc), toll exit (site_toll.cc, with its pairing of plate reads and
+// roadside-unit records) and taxi (site_taxi.cc). Every mode charges and decides through
+// one step, Impl::charge() -> Impl::decide_and_commit() (site.cc). Each lane is a small
+// explicit state machine (LanePhase in site_impl.h):
 //
-//   PASSAGE:  IDLE --PlateRead--> DETECTED --decide()--> DECIDED(free | pass_online |
-//             pass_offline | fallback) --barrier confirmed--> OPENED --loop clear or
-//             barrier closed--> PASSED --> IDLE
+//   PASSAGE:  IDLE --PlateRead (busy: the lane decides)--> charge() --decide_and_commit()-->
+//             DECIDED(free | pass_online | pass_offline | fallback) --barrier confirmed-->
+//             OPENED --loop clear or barrier closed--> PASSED --> IDLE
 //             (fallback returns to IDLE at once: the display tells the driver what to do)
 //
 //   TAXI (no barrier: the decision is whether the ride counts as paid by the passenger's
@@ -56,6 +59,7 @@
 #include "config/config.h"
 #include "core/clock.h"
 #include "core/error.h"
+#include "gateway/charge.h"
 #include "gateway/decision.h"
 #include "gateway/store.h"
 #include "lane/events.h"
@@ -82,14 +86,11 @@ class ChargeGate {
   // Sends what the outbox holds now (the charge just committed).
   virtual void kick() = 0;
   // Calls `done` once, on the io thread, with the charge's outcome or kNoAnswer when
-  // `deadline` passes first.
+  // `deadline` passes first. While a lane waits, the uplink may send the charge although it
+  // is not decided yet (charge.h invariant 7): call this before kick().
   virtual void await_charge(const std::string& out_trade_no, std::chrono::milliseconds deadline,
                             std::function<void(OnlineOutcome)> done) = 0;
 };
-
-// Outbox topics the site writes (the uplink reads them).
-inline constexpr std::string_view kTopicParkingEntry = "parking.entry";
-inline constexpr std::string_view kTopicCharge = "charge";
 
 class Site {
  public:
@@ -119,5 +120,11 @@ class Site {
 // "<gateway id, up to 12 of [0-9A-Za-z]>_<16 random [0-9A-Za-z]>": at most 29 characters
 // of the provider's out_trade_no alphabet.
 [[nodiscard]] Result<std::string> new_out_trade_no(std::string_view gateway_id, char kind);
+
+// A taxi trip's out_trade_no: "T" + 30 hex digits of SHA-256 over the gateway id, the
+// meter, the boarding time and the trip number. Deterministic (a retransmitted trip maps to
+// the same number) and unique per merchant across a fleet (charge.h invariant 1).
+std::string taxi_out_trade_no(std::string_view gateway_id, std::string_view meter,
+                              std::uint32_t trip_number, std::string_view boarding);
 
 }  // namespace lanegate::gateway

@@ -3,32 +3,15 @@
 // binding cache and manual opens. Every write takes the caller's Transaction so that a
 // state change, its ledger record and its outbox item commit together.
 //
-// CHARGE LIFECYCLE (transactions.state; the function that performs each step)
-//
-//   RECORDED --mark_submitting()--> SUBMITTING --apply_provider_state()--> ACCEPTED
-//                                      |                                     |
-//                                      +--mark_unknown()--> UNKNOWN          v
-//                                                 |              SUCCESS | PAY_FAIL
-//                                                 +--(query)----> (same as above)
-//   SUCCESS --refund--> REFUND
-//   RECORDED | SUBMITTING | UNKNOWN --void()--> VOID: the passage fell back (the driver
-//     pays another way) and the provider confirmed it never received the charge (or it
-//     was never sent), so no money moved and none ever will under this out_trade_no.
-//     Should the provider still report it (a request delayed beyond every timeout), VOID
-//     moves on to ACCEPTED | SUCCESS | PAY_FAIL: the record follows the money, and
-//     lanegate_charges_after_fallback_total flags the double payment for a refund.
-//   CASH: a taxi trip paid outside lanegate (cash, card, QR); terminal at creation.
+// The charge's lifecycle, its invariants and the record's fields live in gateway/charge.h;
+// the Store only reads and writes rows (it refuses a state move that is not an arrow of
+// that lifecycle, and calls the settlement hook, invariant S below).
 //
 // Invariants:
-//  1. One out_trade_no per money movement, fixed at insert_transaction() before the
-//     first send; the table's UNIQUE constraint enforces it.
-//  2. A transaction row is never deleted (a trigger aborts DELETE).
-//  3. State moves only along the arrows above: set_state() refuses any other move with
-//     kInvalidArgument naming both states, so a late or duplicated reply cannot move a
-//     settled transaction backwards.
-//  4. `arrears` is set exactly when a transaction whose passage was approved offline
-//     ends in PAY_FAIL; it stays visible until an operator clears it.
-//  5. Settlement hook (set_settlement_hook): called inside the caller's transaction, after
+//  1. A transaction row is never deleted (a trigger aborts DELETE).
+//  2. set_state() refuses any move that is not an arrow of the lifecycle with
+//     kInvalidArgument naming both states.
+//  S. Settlement hook (set_settlement_hook): called inside the caller's transaction, after
 //     the row changed, exactly when money settles or is returned:
 //       set_state() into SUCCESS (from any other state) or into REFUND;
 //       insert_transaction() of a row born settled (CASH or SUCCESS).
@@ -50,44 +33,13 @@
 #include "core/error.h"
 #include "core/money.h"
 #include "core/sqlite.h"
+#include "gateway/binding.h"
+#include "gateway/charge.h"
+#include "gateway/decision.h"
 
 namespace lanegate::gateway {
 
 std::span<const std::string_view> gateway_schema_steps();
-
-enum class ChargeState { kRecorded, kSubmitting, kAccepted, kSuccess, kPayFail, kUnknown, kRefund, kCash, kVoid };
-std::string_view to_string(ChargeState s);
-[[nodiscard]] Result<ChargeState> parse_charge_state(std::string_view s);
-// True when the move is one of the lifecycle's arrows (or a no-op).
-bool allowed_transition(ChargeState from, ChargeState to);
-// States in which the money is not yet settled one way or the other.
-bool is_open(ChargeState s);
-
-enum class TxKind { kParking, kToll, kTaxi };
-std::string_view to_string(TxKind k);
-
-struct TxRecord {
-  std::int64_t id = 0;
-  std::string out_trade_no;
-  TxKind kind = TxKind::kParking;
-  std::string lane;
-  std::string plate;
-  std::string plate_colour;      // provider colour name
-  Money amount;
-  ChargeState state = ChargeState::kRecorded;
-  std::string decision;          // free | pass_online | pass_offline | fallback | "" (undecided)
-  std::string decision_reason;
-  bool offline = false;          // approved by the offline rule
-  bool arrears = false;
-  std::optional<std::int64_t> session_id;
-  std::string provider_transaction_id;
-  std::string contract_id;       // toll: ETC contract / OBU id
-  std::string payment_method;    // "provider", "cash", "card", "qr"
-  std::optional<std::uint32_t> trip_number;
-  std::string detail = "{}";     // JSON: tariff breakdown, entry data
-  SystemTime created_at;
-  SystemTime updated_at;
-};
 
 struct TxFilter {
   std::optional<SystemTime> from, to;  // created_at range [from, to)
@@ -95,6 +47,7 @@ struct TxFilter {
   std::string plate;
   std::optional<ChargeState> state;
   bool arrears_only = false;
+  bool refund_due_only = false;        // charges paid after their passage fell back
   std::int64_t after_id = 0;           // keyset pagination: ids greater than this
   int limit = 100;                     // 1..1000
 };
@@ -112,14 +65,19 @@ class Store {
   // Moves the state (invariant 3); sets arrears when an offline-approved charge fails.
   [[nodiscard]] Status set_state(Transaction& txn, std::string_view out_trade_no, ChargeState to,
                                  std::string_view provider_transaction_id = {});
-  [[nodiscard]] Status set_decision(Transaction& txn, std::string_view out_trade_no, std::string_view decision,
+  [[nodiscard]] Status set_decision(Transaction& txn, std::string_view out_trade_no, DecisionKind decision,
                                     std::string_view reason, bool offline);
+  // charge.h invariant 5.
+  [[nodiscard]] Status set_refund_due(Transaction& txn, std::string_view out_trade_no);
   [[nodiscard]] Result<std::vector<TxRecord>> list_transactions(const TxFilter& filter);
-  // The newest charge of a parking session that was recorded but never decided (the
-  // gateway stopped between the two): a new read of the same vehicle reuses it, so the
-  // same money never gets a second out_trade_no. A VOID one (refused by the provider before
-  // any decision) is not reused: the next read records a new charge.
-  [[nodiscard]] Result<std::optional<TxRecord>> find_undecided_charge(std::int64_t session_id);
+  // The newest charge of a passage (charge.h passage_key: a parking session, a toll
+  // vehicle's roadside-unit record) that was recorded but never decided (the gateway
+  // stopped between the two): a new read of the same vehicle reuses it, so the same money
+  // never gets a second out_trade_no (charge.h invariant 7). A VOID one (refused, or
+  // never sent and given up) is not reused: the next read records a new charge.
+  [[nodiscard]] Result<std::optional<TxRecord>> find_undecided_charge(std::string_view passage_key);
+  // Undecided charges created before `before` (a restart left them without their lane).
+  [[nodiscard]] Result<std::vector<TxRecord>> undecided_charges(SystemTime before, int limit);
   // Offline-approved money not yet settled, plus unpaid arrears: for one plate, and site-wide.
   [[nodiscard]] Result<Money> plate_outstanding(std::string_view plate);
   [[nodiscard]] Result<Money> site_exposure();
@@ -147,14 +105,10 @@ class Store {
   [[nodiscard]] Status set_parking_id(Transaction& txn, std::string_view out_parking_no, std::string_view parking_id);
   [[nodiscard]] Result<std::optional<Session>> find_session(std::int64_t id);
 
-  // --- plate binding cache ---
-  struct Binding {
-    std::string state;         // NORMAL | PAUSE | OUT_SERVICE | BLOCKED
-    SystemTime refreshed_at;
-  };
-  [[nodiscard]] Status put_binding(Transaction& txn, std::string_view plate, std::string_view state,
+  // --- plate binding cache (gateway/binding.h invariants 2 and 3) ---
+  [[nodiscard]] Status put_binding(Transaction& txn, std::string_view plate, BindingState state,
                                    SystemTime refreshed_at);
-  [[nodiscard]] Result<std::optional<Binding>> get_binding(std::string_view plate);
+  [[nodiscard]] Result<std::optional<CachedBinding>> get_binding(std::string_view plate);
 
   // --- passages ---
   [[nodiscard]] Result<std::int64_t> insert_passage(Transaction& txn, std::string_view lane, std::string_view plate,

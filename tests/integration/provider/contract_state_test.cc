@@ -200,7 +200,7 @@ TEST_F(ContractStateTest, PauseMakesTheNextOfflineTollPassFallBackAndNormalResto
   contract_becomes("PAUSE");
   auto b = site_store_->get_binding(kPlate);
   ASSERT_TRUE(b && *b);
-  EXPECT_EQ((*b)->state, "PAUSE");
+  EXPECT_EQ((*b)->state, BindingState::kPause);
   EXPECT_FALSE(vehicle_passes()) << "a paused contract falls back offline";
   EXPECT_NE(hardware_.texts.back().find("请扫码缴费或联系管理员"), std::string::npos);
 
@@ -211,7 +211,7 @@ TEST_F(ContractStateTest, PauseMakesTheNextOfflineTollPassFallBackAndNormalResto
   ASSERT_TRUE(list);
   ASSERT_EQ(list->size(), 2u) << "the fallback records no charge";
   for (const auto& tx : *list) {
-    EXPECT_EQ(tx.decision, "pass_offline");
+    EXPECT_EQ(tx.decision, DecisionKind::kPassOffline);
     EXPECT_EQ(tx.contract_id, kContract);
   }
 }
@@ -220,7 +220,7 @@ TEST_F(ContractStateTest, TerminatedIsBlockedAndUnknownContractsAreRefusedByTheS
   contract_becomes("TERMINATED");
   auto b = site_store_->get_binding(kPlate);
   ASSERT_TRUE(b && *b);
-  EXPECT_EQ((*b)->state, "BLOCKED");
+  EXPECT_EQ((*b)->state, BindingState::kBlocked);
   EXPECT_FALSE(vehicle_passes());
   EXPECT_FALSE(sandbox_->set_contract_state("ETC-NOPE", "PAUSE", receiver_->url()));
   EXPECT_FALSE(sandbox_->set_contract_state(kContract, "SLEEPING", receiver_->url()));

@@ -124,27 +124,26 @@ TEST_F(TaxiChargeTest, TheUplinkSendsARecordedRiderFareAsATaxiChargeOnTheRidersA
   const std::string no = "gw1T2611221000000011";
   const auto end = clock_.now();
   const auto start = end - std::chrono::minutes(25);
-  const auto ms = [](lanegate::SystemTime t) {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-  };
   {
     auto txn = db->begin();
     ASSERT_TRUE(txn);
-    TxRecord tx;
-    tx.out_trade_no = no;
-    tx.kind = TxKind::kTaxi;
-    tx.lane = "taxi-1";
-    tx.plate = "粤B12345";
-    tx.amount = Money::from_fen(2350);
-    tx.contract_id = kOpenid;  // the rider's account, as the taxi lane stores it
-    tx.payment_method = "rider";
-    ASSERT_TRUE(store->insert_transaction(*txn, tx));
-    boost::json::object payload{{"out_trade_no", no},          {"product", "TAXI"},
-                                {"lane", "taxi-1"},            {"amount_fen", 2350},
-                                {"start_time_ms", ms(start)},  {"end_time_ms", ms(end)},
-                                {"description", "出租车费 test"}, {"device_id", "meter-taxi-1"},
-                                {"trip_number", 11},           {"distance_m", 8200}};
-    ASSERT_TRUE(outbox->enqueue(*txn, kTopicCharge, "", "charge:" + no, boost::json::serialize(payload)));
+    // The order as the taxi lane builds it, recorded through the charge's one home (the row
+    // and the outbox payload come from the same order), decided offline as the lane does.
+    ChargeOrder order;
+    order.out_trade_no = no;
+    order.kind = TxKind::kTaxi;
+    order.lane = "taxi-1";
+    order.plate = "粤B12345";
+    order.amount = Money::from_fen(2350);
+    order.contract_id = kOpenid;  // the rider's account, as the taxi lane stores it
+    order.description = "出租车费 test";
+    order.device_id = "meter-taxi-1";
+    order.start_time = start;
+    order.end_time = end;
+    order.trip_number = 11;
+    order.distance_m = 8200;
+    ChargeBook book(*store, *outbox, clock_, MerchantIds{});
+    ASSERT_TRUE(book.record(*txn, order, DecisionKind::kPassOffline, "offline_within_limits", true, "rider", "{}"));
     ASSERT_TRUE(txn->commit());
   }
 

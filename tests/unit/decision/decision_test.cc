@@ -109,5 +109,24 @@ TEST(Decision, OverflowingExposureIsOverTheLimitNotAWrap) {
   EXPECT_EQ(run(in).reason, "over_site_limit");
 }
 
+// Issue 13, defect 9: a binding stamped in the future had a negative age and stayed fresh
+// forever.
+TEST(Decision, ABindingStampedInTheFutureIsNotTrusted) {
+  auto in = offline(Money::from_fen(100));
+  in.binding->refreshed_at = in.now + hours(24);
+  const auto d = run(in);
+  EXPECT_EQ(d.kind, DecisionKind::kFallback);
+  EXPECT_EQ(d.reason, "binding_from_future");
+}
+
+// Issue 13: a read error of the outstanding sums counted as 0 and bypassed the limits.
+TEST(Decision, AnUnknownExposureMeansNoOfflinePass) {
+  auto in = offline(Money::from_fen(100));
+  in.exposure_known = false;
+  EXPECT_EQ(run(in).reason, "exposure_unknown");
+  in.online = OnlineOutcome::kAccepted;
+  EXPECT_EQ(run(in).kind, DecisionKind::kPassOnline) << "an accepted charge needs no offline limit";
+}
+
 }  // namespace
 }  // namespace lanegate::gateway

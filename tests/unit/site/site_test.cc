@@ -3,146 +3,10 @@
 
 #include "gateway/site.h"
 
-#include <gtest/gtest.h>
-
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/post.hpp>
-#include <filesystem>
-#include <map>
-
-#include "core/ledger.h"
-#include "gateway/daemon.h"
+#include "site_fixture.h"
 
 namespace lanegate::gateway {
 namespace {
-
-using namespace std::chrono_literals;
-
-class FakeActuator final : public LaneActuator {
- public:
-  std::function<void()> on_open;  // runs inside open_barrier (to inspect the DB then)
-  std::vector<std::string> opened;
-  std::vector<std::string> texts;
-  std::vector<std::uint32_t> acked_trips;
-  Result<std::uint64_t> open_barrier(std::string_view device) override {
-    if (on_open) on_open();
-    opened.emplace_back(device);
-    return opened.size();
-  }
-  Status show_text(std::string_view, std::string_view text) override {
-    texts.emplace_back(text);
-    return {};
-  }
-  Status ack_trip(std::string_view, std::uint32_t trip, const lane::CivilTime&) override {
-    acked_trips.push_back(trip);
-    return {};
-  }
-};
-
-class FakeGate final : public ChargeGate {
- public:
-  explicit FakeGate(boost::asio::io_context& io) : io_(io) {}
-  bool up = true;
-  OnlineOutcome outcome = OnlineOutcome::kAccepted;
-  int kicks = 0;
-  std::vector<std::string> awaited;
-  bool link_up() const override { return up; }
-  void kick() override { ++kicks; }
-  void await_charge(const std::string& no, std::chrono::milliseconds,
-                    std::function<void(OnlineOutcome)> done) override {
-    awaited.push_back(no);
-    boost::asio::post(io_, [o = outcome, done = std::move(done)] { done(o); });
-  }
-
- private:
-  boost::asio::io_context& io_;
-};
-
-class SiteTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "lanegate-site-XXXXXX").string();
-    dir_ = mkdtemp(tmpl.data());
-    DatabaseOptions opts;
-    db_.emplace(*Database::open(dir_ / "lanegate.db", opts));
-    ASSERT_TRUE(db_->migrate(database_schema()));
-    store_.emplace(*Store::open(*db_, clock_));
-    outbox_.emplace(*queue::Outbox::open(*db_, cfg_.queue, clock_));
-
-    cfg_.gateway.id = "gw1";
-    cfg_.gateway.site_name = "Test";
-    config::ParkingTariff t;
-    t.id = "lot";
-    t.free_minutes = 15;
-    t.unit_minutes = 30;
-    t.day_rate = Money::from_fen(300);
-    t.night_rate = Money::from_fen(300);
-    t.daily_cap = Money::from_fen(3000);
-    cfg_.parking_tariffs.push_back(t);
-    config::LaneSection entry;
-    entry.id = "in";
-    entry.mode = config::LaneMode::kParkingEntry;
-    entry.camera = "cam-in";
-    entry.barrier = "bar-in";
-    entry.display = "led-in";
-    entry.tariff = "lot";
-    config::LaneSection exit = entry;
-    exit.id = "out";
-    exit.mode = config::LaneMode::kParkingExit;
-    exit.camera = "cam-out";
-    exit.barrier = "bar-out";
-    exit.display = "led-out";
-    config::LaneSection taxi;
-    taxi.id = "taxi";
-    taxi.mode = config::LaneMode::kTaxi;
-    taxi.meter = "m1";
-    cfg_.lanes = {entry, exit, taxi};
-    cfg_.offline.per_transaction = Money::from_fen(5000);
-    gate_ = std::make_unique<FakeGate>(io_);
-    site_ = std::make_unique<Site>(io_, cfg_, *store_, *outbox_, clock_, actuator_, *gate_);
-  }
-
-  void TearDown() override {
-    site_.reset();
-    outbox_.reset();
-    store_.reset();
-    db_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-
-  lane::PlateRead read(const std::string& lane, const std::string& plate) {
-    lane::PlateRead r;
-    r.lane = lane;
-    r.device = "cam-" + lane;
-    r.plate = plate;
-    r.received_at = clock_.now();
-    r.received_steady = clock_.steady_now();
-    return r;
-  }
-
-  void run() {
-    io_.restart();
-    io_.poll();
-  }
-
-  void arrive(const std::string& lane, const std::string& plate) {
-    site_->on_event(read(lane, plate));
-    run();
-  }
-
-  std::vector<TxRecord> txs() { return *store_->list_transactions(TxFilter{}); }
-
-  std::filesystem::path dir_;
-  FakeClock clock_{*parse_rfc3339("2026-11-22T10:00:00+08:00")};
-  config::Config cfg_;
-  boost::asio::io_context io_;
-  std::optional<Database> db_;
-  std::optional<Store> store_;
-  std::optional<queue::Outbox> outbox_;
-  FakeActuator actuator_;
-  std::unique_ptr<FakeGate> gate_;
-  std::unique_ptr<Site> site_;
-};
 
 TEST_F(SiteTest, EntryOpensTheBarrierAfterRecordingTheSessionAndItsUpload) {
   bool committed_first = false;
@@ -173,7 +37,7 @@ TEST_F(SiteTest, OnlineAcceptedChargeOpensAfterTheDecisionIsCommitted) {
   std::string decision_at_open;
   actuator_.on_open = [&] {
     auto t = txs();
-    decision_at_open = t.empty() ? "" : t[0].decision;
+    decision_at_open = t.empty() ? "" : std::string(decision_text(t[0].decision));
   };
   arrive("out", "粤B12345");
   ASSERT_EQ(actuator_.opened.size(), 2u);
@@ -208,7 +72,7 @@ TEST_F(SiteTest, OfflineWithAFreshNormalBindingPassesAndQueuesTheCharge) {
   arrive("in", "粤B12345");
   {
     auto txn = db_->begin();
-    ASSERT_TRUE(store_->put_binding(*txn, "粤B12345", "NORMAL", clock_.now()));
+    ASSERT_TRUE(store_->put_binding(*txn, "粤B12345", BindingState::kNormal, clock_.now()));
     ASSERT_TRUE(txn->commit());
   }
   clock_.advance(1h);
@@ -217,7 +81,7 @@ TEST_F(SiteTest, OfflineWithAFreshNormalBindingPassesAndQueuesTheCharge) {
   EXPECT_EQ(actuator_.opened.size(), 2u);
   auto t = txs();
   ASSERT_EQ(t.size(), 1u);
-  EXPECT_EQ(t[0].decision, "pass_offline");
+  EXPECT_EQ(t[0].decision, DecisionKind::kPassOffline);
   EXPECT_TRUE(t[0].offline);
   EXPECT_TRUE(gate_->awaited.empty()) << "no online wait while the uplink is down";
   auto st = outbox_->stats();
@@ -250,7 +114,7 @@ TEST_F(SiteTest, ExitWithoutEntryChargesTheDailyCapWhenConfiguredSo) {
   auto t = txs();
   ASSERT_EQ(t.size(), 1u);
   EXPECT_EQ(t[0].amount, Money::from_fen(3000));
-  EXPECT_EQ(t[0].decision, "pass_online");
+  EXPECT_EQ(t[0].decision, DecisionKind::kPassOnline);
   // The provider needs an entry for the charge: one is queued ahead of it, same key.
   auto items = outbox_->list(queue::ListFilter{});
   ASSERT_TRUE(items);
@@ -354,7 +218,7 @@ TEST_F(TaxiRiderTest, TokenReadDuringTheTripChargesTheRidersAccountOnline) {
   ASSERT_TRUE(rider);
   EXPECT_EQ(rider->amount, Money::from_fen(2350));
   EXPECT_EQ(rider->contract_id, "oLANEGATEdemo0001normal");
-  EXPECT_EQ(rider->decision, "pass_online");
+  EXPECT_EQ(rider->decision, DecisionKind::kPassOnline);
   EXPECT_EQ(txs().size(), 1u) << "no cash record when the account paid";
   ASSERT_EQ(gate_->awaited.size(), 1u);
   EXPECT_EQ(gate_->awaited[0], rider->out_trade_no);
@@ -363,8 +227,8 @@ TEST_F(TaxiRiderTest, TokenReadDuringTheTripChargesTheRidersAccountOnline) {
   auto items = outbox_->list(queue::ListFilter{});
   ASSERT_TRUE(items);
   ASSERT_EQ(items->size(), 1u);
-  EXPECT_NE(items->at(0).payload.find("\"product\":\"TAXI\""), std::string::npos);
-  EXPECT_NE(items->at(0).payload.find("\"rider\":\"oLANEGATEdemo0001normal\""), std::string::npos);
+  EXPECT_NE(items->at(0).payload.find("\"kind\":\"taxi\""), std::string::npos);
+  EXPECT_NE(items->at(0).payload.find("\"contract_id\":\"oLANEGATEdemo0001normal\""), std::string::npos);
 }
 
 TEST_F(TaxiRiderTest, TokenJustAfterTheTripRecordStillPairsWithIt) {
@@ -415,13 +279,13 @@ TEST_F(TaxiRiderTest, RefusedAccountIsPaidInCashAndBothRecordsRemain) {
   auto qr = tx("qr");
   ASSERT_TRUE(rider);
   ASSERT_TRUE(qr);
-  EXPECT_EQ(rider->decision, "fallback");
+  EXPECT_EQ(rider->decision, DecisionKind::kFallback);
   EXPECT_EQ(qr->state, ChargeState::kCash);
   EXPECT_EQ(qr->out_trade_no, rider->out_trade_no + "C");
   EXPECT_NE(actuator_.texts.back().find("请收现金或扫码"), std::string::npos);
   auto b = store_->get_binding("rider:oLANEGATEdemo0003overdue");
   ASSERT_TRUE(b && *b);
-  EXPECT_EQ((*b)->state, "BLOCKED");
+  EXPECT_EQ((*b)->state, BindingState::kBlocked);
   EXPECT_EQ(actuator_.acked_trips, std::vector<std::uint32_t>{10});
 }
 
@@ -440,7 +304,7 @@ TEST_F(TaxiRiderTest, OfflineTheRideCountsAsPaidOnlyForAnAccountKnownGood) {
   std::map<std::uint32_t, std::vector<TxRecord>> by_trip;
   for (const auto& t : txs()) by_trip[*t.trip_number].push_back(t);
   ASSERT_EQ(by_trip[12].size(), 1u);
-  EXPECT_EQ(by_trip[12][0].decision, "pass_offline");
+  EXPECT_EQ(by_trip[12][0].decision, DecisionKind::kPassOffline);
   EXPECT_TRUE(by_trip[12][0].offline);
   ASSERT_EQ(by_trip[13].size(), 1u) << "unknown account offline: cash only, no charge";
   EXPECT_EQ(by_trip[13][0].state, ChargeState::kCash);
@@ -481,7 +345,7 @@ TEST_F(SiteTest, ExitWithoutEntryUnderDailyCapOfflinePassesOnlyWithAFreshNormalB
   EXPECT_TRUE(txs().empty());
   {
     auto txn = db_->begin();
-    ASSERT_TRUE(store_->put_binding(*txn, "粤B55555", "NORMAL", clock_.now()));
+    ASSERT_TRUE(store_->put_binding(*txn, "粤B55555", BindingState::kNormal, clock_.now()));
     ASSERT_TRUE(txn->commit());
   }
   cfg_.offline.per_transaction = Money::from_fen(5000);
@@ -490,7 +354,7 @@ TEST_F(SiteTest, ExitWithoutEntryUnderDailyCapOfflinePassesOnlyWithAFreshNormalB
   auto t = txs();
   ASSERT_EQ(t.size(), 1u);
   EXPECT_EQ(t[0].amount, Money::from_fen(3000));
-  EXPECT_EQ(t[0].decision, "pass_offline");
+  EXPECT_EQ(t[0].decision, DecisionKind::kPassOffline);
   auto items = outbox_->list(queue::ListFilter{});
   ASSERT_TRUE(items);
   ASSERT_EQ(items->size(), 2u) << "the provider entry is queued ahead of the offline charge";
@@ -539,11 +403,12 @@ TEST_F(SiteTest, AnUndecidedChargeIsReusedUntilItIsVoided) {
   tx.plate = "粤B12345";
   tx.amount = Money::from_fen(200);
   tx.session_id = *sid;
+  tx.passage_key = "session:" + std::to_string(*sid);
   ASSERT_TRUE(store_->insert_transaction(*txn, tx));
   ASSERT_TRUE(store_->set_state(*txn, "P1", ChargeState::kSubmitting));
   ASSERT_TRUE(txn->commit());
 
-  auto found = store_->find_undecided_charge(*sid);
+  auto found = store_->find_undecided_charge("session:" + std::to_string(*sid));
   ASSERT_TRUE(found && *found);
   EXPECT_EQ((*found)->out_trade_no, "P1");
 
@@ -551,7 +416,7 @@ TEST_F(SiteTest, AnUndecidedChargeIsReusedUntilItIsVoided) {
   ASSERT_TRUE(txn2);
   ASSERT_TRUE(store_->set_state(*txn2, "P1", ChargeState::kVoid));
   ASSERT_TRUE(txn2->commit());
-  auto after = store_->find_undecided_charge(*sid);
+  auto after = store_->find_undecided_charge("session:" + std::to_string(*sid));
   ASSERT_TRUE(after);
   EXPECT_FALSE(*after) << "a voided charge is not waited on again";
 }

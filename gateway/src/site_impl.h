@@ -1,0 +1,190 @@
+#pragma once
+// Site's private parts, shared by the files that implement it: site.cc (events, the one
+// decide-and-commit step, manual opens, status), site_parking.cc, site_toll.cc and
+// site_taxi.cc (one file per lane mode). Not a public header: only gateway/src includes it.
+//
+// Threading: every member runs on the io thread.
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/json.hpp>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "core/ledger.h"
+#include "core/metrics.h"
+#include "gateway/charge.h"
+#include "gateway/site.h"
+
+namespace lanegate::gateway {
+
+// The lane phases of site.h's diagram.
+enum class LanePhase {
+  kIdle,
+  kDecided,           // decision committed, barrier command sent
+  kOpened,            // barrier confirmed open
+  kPassed,            // loop cleared or barrier closed
+  kAlarm,             // barrier did not confirm
+  kTripWaitingToken,  // taxi: a trip waits for the rider's token
+  kRiderCharging,     // taxi: the rider's charge is in flight
+};
+std::string_view to_string(LanePhase p);
+
+struct Site::Impl {
+  // One vehicle's (or trip's) charge from the read to the decision: what the shared
+  // decide-and-commit step needs, plus the mode's own writes and actions.
+  struct Pending {
+    std::string lane;
+    ChargeOrder order;        // out_trade_no set once a charge may be recorded
+    std::string binding_key;  // the binding-cache key the offline rule reads
+    std::string payment_method = "provider";
+    bool recorded = false;           // row + charge item committed before the decision
+    bool learn_binding = false;      // an online answer updates the binding (rider accounts)
+    bool passage = true;             // a barrier lane records a passage
+    std::optional<Decision> preset;  // decided before the policy runs (over the ceiling...)
+    std::optional<Store::Session> session;
+    boost::json::object detail;  // tariff and entry data for the record
+    SteadyTime started;          // when the read arrived
+    // Inside the transaction that records the charge, before its row (a parking exit
+    // without an entry opens the session the provider needs). May be empty.
+    std::function<Status(Transaction&, ChargeOrder&)> before_record;
+    // Inside the decision's transaction, after the charge rows (close the session, record
+    // the trip as cash...). May be empty.
+    std::function<Status(Transaction&, const Decision&)> in_commit;
+    // After the commit: the display, the barrier, the meter's acknowledgement.
+    std::function<void(const Decision&, std::int64_t passage_id)> after;
+    // The commit failed: nothing was decided.
+    std::function<void()> not_decided;
+  };
+
+  // Toll-exit pairing (site_toll.cc): reads and records in arrival order.
+  struct TimedPlate {
+    lane::PlateRead read;
+    SteadyTime at;
+  };
+  struct TimedRecord {
+    lane::RoadsideRecord rec;
+    SteadyTime at;
+  };
+  struct TollWork {
+    lane::PlateRead read;
+    std::optional<lane::RoadsideRecord> rec;  // nullopt: a plate without a record
+  };
+
+  struct LaneState {
+    config::LaneSection cfg;
+    bool busy = false;
+    std::deque<lane::PlateRead> waiting;  // parking exit: reads behind the current vehicle
+    std::string last_plate;               // masked
+    std::string last_decision;
+    LanePhase phase = LanePhase::kIdle;
+    std::int64_t passage_id = 0;
+    std::uint64_t barrier_command = 0;
+    // toll-exit
+    std::deque<TimedPlate> toll_plates;
+    std::deque<TimedRecord> toll_records;
+    std::deque<TollWork> toll_work;
+    std::unique_ptr<boost::asio::steady_timer> toll_timer;
+    // taxi: the rider token held for the next trip, a trip waiting for its token, trips
+    // queued behind a rider charge in flight
+    std::optional<lane::RiderToken> rider;
+    std::optional<lane::TripRecord> held_trip;
+    std::deque<lane::TripRecord> waiting_trips;
+    std::unique_ptr<boost::asio::steady_timer> trip_timer;
+    std::optional<SteadyTime> settled_without_token;
+    // recent events an operator should see (bounded), newest last
+    std::deque<boost::json::object> events;
+  };
+
+  boost::asio::io_context& io;
+  config::Config cfg;
+  Store& store;
+  queue::Outbox& outbox;
+  const Clock& clock;
+  LaneActuator& actuator;
+  ChargeGate& gate;
+  ChargeBook book;
+  std::map<std::string, LaneState, std::less<>> lanes;
+  bool attendant = false;
+  std::shared_ptr<bool> alive = std::make_shared<bool>(true);
+
+  Impl(boost::asio::io_context& i, const config::Config& c, Store& s, queue::Outbox& o,
+       const Clock& cl, LaneActuator& a, ChargeGate& g);
+
+  // ---- site.cc: shared ----
+  UtcOffset offset() const { return UtcOffset{cfg.gateway.utc_offset_minutes}; }
+  LaneState* lane_of(std::string_view id);
+  void display(const LaneState& ls, const std::string& text);
+  void set_attendant(bool on, const std::string& why);
+  // Runs `work` in one transaction; a storage failure switches to attendant mode.
+  Status commit(const std::function<Status(Transaction&)>& work);
+  Status append_ledger(Transaction& txn, ledger::Kind kind, const std::string& lane,
+                       const std::string& plate, const std::string& out_trade_no, Money amount,
+                       std::string state, std::string actor, const boost::json::object& detail);
+  void lane_event(LaneState& ls, std::string_view kind, boost::json::object detail);
+  void on_event(const lane::LaneEvent& event);
+  void handle(const lane::PlateRead& read);
+  void handle(const lane::RoadsideRecord& rec);
+  void handle(const lane::VehiclePresent& v);
+  void handle(const lane::BarrierState& b);
+  void handle(const lane::TripRecord& trip);
+  void handle(const lane::RiderToken& tok);
+  void handle(const lane::DeviceHealth&) {}
+  void passed(LaneState& ls);
+  void open(LaneState& ls, std::int64_t passage_id);
+  // The lane is free for its next vehicle.
+  void next(LaneState& ls);
+
+  // The one charge-and-decide path of every mode: a fee of zero is free; a fee above the
+  // provider's ceiling goes to the attendant; online, the charge is recorded and sent and
+  // the lane waits for the answer; otherwise the offline rule decides at once.
+  void charge(LaneState& ls, std::shared_ptr<Pending> p);
+  // Waits for the answer to a recorded charge, then decides.
+  void await_recorded(LaneState& ls, std::shared_ptr<Pending> p);
+  // Decides and commits the decision with everything it implies, then acts.
+  void decide_and_commit(const std::string& lane_id, const std::shared_ptr<Pending>& p,
+                         OnlineOutcome online, bool queue_full = false);
+  // A barrier lane's refusal without a charge (no entry, unknown route...).
+  void fallback_now(LaneState& ls, const lane::PlateRead& read, std::string_view reason, Money fee);
+  // What a barrier lane does after a decision.
+  void barrier_after(LaneState& ls, const lane::PlateRead& read, const Decision& d, Money fee,
+                     std::int64_t passage_id);
+
+  Result<std::int64_t> manual_open(std::string_view lane_id, std::string_view actor,
+                                   std::string_view reason);
+  std::string lanes_json() const;
+
+  // ---- site_parking.cc ----
+  void parking_entry(LaneState& ls, const lane::PlateRead& read);
+  void parking_exit(LaneState& ls, const lane::PlateRead& read);
+  const config::ParkingTariff* find_parking_tariff(std::string_view id) const;
+
+  // ---- site_toll.cc ----
+  void toll_plate(LaneState& ls, const lane::PlateRead& read);
+  void toll_record(LaneState& ls, const lane::RoadsideRecord& rec);
+  void toll_pair(LaneState& ls);
+  void toll_next(LaneState& ls);
+  void toll_exit(LaneState& ls, const lane::PlateRead& read, const lane::RoadsideRecord& rsu);
+
+  // ---- site_taxi.cc ----
+  void taxi_trip(const lane::TripRecord& trip);
+  void taxi_token(const lane::RiderToken& tok);
+  void taxi_settle(LaneState& ls, const lane::TripRecord& trip);
+  void taxi_next(LaneState& ls);
+  void taxi_ack(const lane::TripRecord& trip);
+  Status insert_meter_paid(Transaction& txn, const std::string& lane_id,
+                           const lane::TripRecord& trip, const std::string& out_trade_no,
+                           const std::string& reason);
+  void taxi_record_at_meter(LaneState* ls, const lane::TripRecord& trip,
+                            const std::string& out_trade_no, const std::string& reason);
+  boost::json::object trip_detail(const lane::TripRecord& trip) const;
+};
+
+std::int64_t unix_ms(SystemTime t);
+metrics::Counter& decisions_counter(std::string_view lane, std::string_view decision);
+
+}  // namespace lanegate::gateway

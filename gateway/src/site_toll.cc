@@ -1,0 +1,214 @@
+// Toll-exit lanes: a plate read and a roadside-unit record make one vehicle.
+//
+// PAIRING (per lane, in arrival order):
+//   reads and records wait in two FIFOs, each stamped with its arrival (steady clock);
+//   the oldest read and the oldest record pair when they arrived within the lane's
+//   pair_window_ms of each other; the older of two fronts further apart can never pair
+//   with anything that comes later (later arrivals are newer still), so it expires at once;
+//   a front that waited pair_window_ms alone expires when the lane's timer fires.
+//   Expired read   -> the vehicle goes to the attendant (fallback "no_entry_data").
+//   Expired record -> dropped, never charged to anyone: a log line,
+//                     lanegate_toll_unpaired_total{kind="record"} and a lane event.
+//   Pairs (and expired reads) queue in toll_work and are decided one at a time, in order:
+//   a pair formed while the lane is busy keeps its record (nothing is split again).
+#include <boost/asio/post.hpp>
+#include <boost/json.hpp>
+
+#include "core/log.h"
+#include "core/time_format.h"
+#include "gateway/tariff.h"
+#include "lane/plate.h"
+#include "site_impl.h"
+
+namespace lanegate::gateway {
+namespace {
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+
+metrics::Counter& unpaired_counter(std::string_view lane, std::string_view kind) {
+  return metrics::Registry::global().counter(
+      "lanegate_toll_unpaired_total",
+      "Toll plate reads or roadside-unit records that found no partner within the pair window",
+      {{"lane", std::string(lane)}, {"kind", std::string(kind)}});
+}
+
+}  // namespace
+
+void Site::Impl::toll_plate(LaneState& ls, const lane::PlateRead& read) {
+  ls.toll_plates.push_back(TimedPlate{read, clock.steady_now()});
+  toll_pair(ls);
+}
+
+void Site::Impl::toll_record(LaneState& ls, const lane::RoadsideRecord& rec) {
+  ls.toll_records.push_back(TimedRecord{rec, clock.steady_now()});
+  toll_pair(ls);
+}
+
+void Site::Impl::toll_pair(LaneState& ls) {
+  const auto window = std::chrono::milliseconds(ls.cfg.pair_window_ms);
+  const SteadyTime now = clock.steady_now();
+  auto expire_plate = [&] {
+    TimedPlate t = std::move(ls.toll_plates.front());
+    ls.toll_plates.pop_front();
+    unpaired_counter(ls.cfg.id, "plate").inc();
+    log::notice("toll plate read without a roadside-unit record: attendant",
+                {{"LANE", ls.cfg.id}, {"PLATE", log::mask_plate(t.read.plate)}});
+    lane_event(ls, "plate_without_record", json::object{{"plate", log::mask_plate(t.read.plate)}});
+    ls.toll_work.push_back(TollWork{std::move(t.read), std::nullopt});
+  };
+  auto expire_record = [&] {
+    TimedRecord t = std::move(ls.toll_records.front());
+    ls.toll_records.pop_front();
+    unpaired_counter(ls.cfg.id, "record").inc();
+    log::warn("roadside-unit record without a plate read expired: not charged",
+              {{"LANE", ls.cfg.id},
+               {"ENTRY_STATION", static_cast<std::int64_t>(t.rec.entry_station)},
+               {"SEQUENCE", static_cast<std::int64_t>(t.rec.sequence)}});
+    lane_event(ls, "record_without_plate",
+               json::object{{"entry_station", t.rec.entry_station},
+                            {"entry_time", format_rfc3339(t.rec.entry_time, offset())},
+                            {"sequence", t.rec.sequence}});
+  };
+  for (;;) {
+    const bool plate = !ls.toll_plates.empty();
+    const bool record = !ls.toll_records.empty();
+    if (plate && record) {
+      const SteadyTime pa = ls.toll_plates.front().at;
+      const SteadyTime ra = ls.toll_records.front().at;
+      const auto gap = pa > ra ? pa - ra : ra - pa;
+      if (gap <= window) {
+        TollWork w{std::move(ls.toll_plates.front().read), std::move(ls.toll_records.front().rec)};
+        ls.toll_plates.pop_front();
+        ls.toll_records.pop_front();
+        ls.toll_work.push_back(std::move(w));
+        continue;
+      }
+      // The older front can never pair: everything after the other front is newer still.
+      if (pa < ra) {
+        expire_plate();
+      } else {
+        expire_record();
+      }
+      continue;
+    }
+    if (plate && now - ls.toll_plates.front().at >= window) {
+      expire_plate();
+      continue;
+    }
+    if (record && now - ls.toll_records.front().at >= window) {
+      expire_record();
+      continue;
+    }
+    break;
+  }
+  // Wake when the oldest lone front expires.
+  std::optional<SteadyTime> due;
+  if (!ls.toll_plates.empty()) {
+    due = ls.toll_plates.front().at + window;
+  }
+  if (!ls.toll_records.empty()) {
+    const SteadyTime r = ls.toll_records.front().at + window;
+    due = due ? std::min(*due, r) : r;
+  }
+  if (due) {
+    ls.toll_timer->expires_after(std::max(*due - now, SteadyTime::duration::zero()));
+    ls.toll_timer->async_wait(
+        [this, alive = std::weak_ptr<bool>(alive), id = ls.cfg.id](boost::system::error_code ec) {
+          if (ec || alive.expired()) {
+            return;
+          }
+          if (LaneState* l = lane_of(id)) {
+            toll_pair(*l);
+          }
+        });
+  }
+  toll_next(ls);
+}
+
+void Site::Impl::toll_next(LaneState& ls) {
+  if (ls.busy || ls.toll_work.empty()) {
+    return;
+  }
+  TollWork w = std::move(ls.toll_work.front());
+  ls.toll_work.pop_front();
+  ls.busy = true;
+  if (!w.rec) {
+    return fallback_now(ls, w.read, "no_entry_data", Money::zero());
+  }
+  toll_exit(ls, w.read, *w.rec);
+}
+
+void Site::Impl::toll_exit(LaneState& ls, const lane::PlateRead& read,
+                           const lane::RoadsideRecord& rsu) {
+  ls.busy = true;
+  ls.last_plate = log::mask_plate(read.plate);
+  const config::TollTariff* tariff = nullptr;
+  for (const auto& t : cfg.toll_tariffs) {
+    if (t.id == ls.cfg.tariff) {
+      tariff = &t;
+    }
+  }
+  const int vclass = rsu.vehicle_class > 0 ? rsu.vehicle_class : read.vehicle_class;
+  if (tariff == nullptr) {
+    return fallback_now(ls, read, "internal_error", Money::zero());
+  }
+  auto fare = toll_fare(*tariff, rsu.entry_station, ls.cfg.station_id, vclass);
+  if (!fare) {
+    log::warn("toll fare unknown: attendant needed",
+              {{"LANE", ls.cfg.id}, {"ERROR", fare.error().message}});
+    return fallback_now(ls, read, "unknown_route", Money::zero());
+  }
+  auto p = std::make_shared<Pending>();
+  p->lane = ls.cfg.id;
+  p->binding_key = read.plate;
+  p->started = read.received_steady;
+  ChargeOrder& o = p->order;
+  o.kind = TxKind::kToll;
+  o.amount = *fare;
+  o.lane = ls.cfg.id;
+  o.plate = read.plate;
+  o.plate_colour = std::string(lane::provider_colour_name(read.colour));
+  o.contract_id = rsu.obu_id;
+  o.description = "通行费 " + cfg.gateway.site_name;
+  o.device_id = ls.cfg.camera;
+  // Spec (ETC highway_info): start_time is the entry time the roadside unit read, end_time
+  // the exit.
+  o.start_time = rsu.entry_time;
+  o.end_time = read.received_at;
+  o.entrance = std::to_string(rsu.entry_station);
+  o.exit = std::to_string(ls.cfg.station_id);
+  // The same vehicle read again (after a restart) is the same passage (charge.h inv. 7).
+  o.passage_key =
+      "toll:" + ls.cfg.id + ":" + rsu.obu_id + ":" + std::to_string(unix_ms(rsu.entry_time));
+  p->detail = {{"tariff", tariff->id},
+               {"entry_station", rsu.entry_station},
+               {"exit_station", ls.cfg.station_id},
+               {"vehicle_class", vclass},
+               {"entry_time", format_rfc3339(rsu.entry_time, offset())},
+               {"obu_id", rsu.obu_id}};
+  // Raw pointer: the step that calls `after` holds the Pending alive (no cycle).
+  p->after = [this, lane_id = ls.cfg.id, read, pr = p.get()](const Decision& d,
+                                                             std::int64_t passage) {
+    if (LaneState* l = lane_of(lane_id)) {
+      barrier_after(*l, read, d, pr->order.amount, passage);
+    }
+  };
+  p->not_decided = [this, lane_id = ls.cfg.id] {
+    if (LaneState* l = lane_of(lane_id)) {
+      display(*l, "请联系管理员");
+      next(*l);
+    }
+  };
+  auto undecided = store.find_undecided_charge(o.passage_key);
+  if (undecided && *undecided) {
+    o.amount = (*undecided)->amount;
+    o.out_trade_no = (*undecided)->out_trade_no;
+    p->recorded = true;
+    p->detail["resumed"] = true;
+    return await_recorded(ls, std::move(p));
+  }
+  charge(ls, std::move(p));
+}
+
+}  // namespace lanegate::gateway
