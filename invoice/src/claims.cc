@@ -97,7 +97,14 @@ CREATE TRIGGER invoice_claim_keeps_invoice BEFORE UPDATE OF invoice_id ON invoic
 BEGIN SELECT RAISE(ABORT, 'a claim keeps its invoice'); END;
 )sql";
 
-constexpr std::array<std::string_view, 1> kSteps = {kSchemaV1};
+// Issue 13: wrong-code counters moved to memory (invoice/guess_limit.h); a table of one
+// committed row per client key, written on every miss, could fill the database.
+constexpr std::string_view kDropCodeGuessV2 = R"sql(
+DROP TABLE invoice_code_guess;
+)sql";
+
+// APPEND-ONLY (gateway/src/schema.cc composes these by index): never edit a released step.
+constexpr std::array<std::string_view, 2> kSteps = {kSchemaV1, kDropCodeGuessV2};
 
 constexpr std::string_view kClaimColumns =
     "token, human_code, transaction_id, account_id, service, amount_fen, description, "
@@ -331,8 +338,15 @@ Result<Buyer> validate_buyer(const Buyer& in, std::span<const std::string> allow
 
 ClaimStore::ClaimStore(Database& db, const config::InvoicingSection& section, const Clock& clock,
                        ClaimPolicy policy)
-    : db_(db), section_(section), clock_(clock), policy_(policy),
-      rules_(effective_tax_rules(section)) {}
+    : db_(db),
+      section_(section),
+      clock_(clock),
+      policy_(policy),
+      rules_(effective_tax_rules(section)),
+      guesses_(clock, CodeGuessLimit::Policy{.max_failures = policy.guess_max_failures,
+                                             .window = policy.guess_window,
+                                             .lockout = policy.guess_lockout,
+                                             .max_clients = policy.guess_max_clients}) {}
 
 Result<Claim> ClaimStore::load_claim(std::string_view column, std::string_view value) {
   auto st = db_.prepare("SELECT " + std::string(kClaimColumns) + " FROM invoice_claim WHERE " +
@@ -421,71 +435,7 @@ Result<Claim> ClaimStore::find_by_transaction(std::string_view transaction_id) {
 }
 
 std::optional<std::chrono::seconds> ClaimStore::retry_after(std::string_view client_key) {
-  auto st = db_.prepare("SELECT locked_until FROM invoice_code_guess WHERE client_key = ?");
-  if (!st) {
-    return std::nullopt;
-  }
-  st->bind(1, client_key);
-  auto row = st->step();
-  if (!row || !*row) {
-    return std::nullopt;
-  }
-  const std::int64_t left = st->column_int64(0) - clock_.unix_seconds();
-  if (left <= 0) {
-    return std::nullopt;
-  }
-  return std::chrono::seconds(left);
-}
-
-Status ClaimStore::record_guess_failure(std::string_view client_key) {
-  const std::int64_t now = clock_.unix_seconds();
-  auto txn = db_.begin();
-  if (!txn) {
-    return std::unexpected(txn.error());
-  }
-  std::int64_t failures = 0;
-  std::int64_t window_start = now;
-  {
-    auto st = db_.prepare(
-        "SELECT failures, window_start FROM invoice_code_guess WHERE client_key = ?");
-    if (!st) {
-      return std::unexpected(st.error());
-    }
-    st->bind(1, client_key);
-    auto row = st->step();
-    if (!row) {
-      return std::unexpected(row.error());
-    }
-    if (*row && now - st->column_int64(1) < policy_.guess_window.count()) {
-      failures = st->column_int64(0);
-      window_start = st->column_int64(1);
-    }
-  }
-  ++failures;
-  std::int64_t locked_until = 0;
-  if (failures >= policy_.guess_max_failures) {
-    locked_until = now + policy_.guess_lockout.count();
-    failures = 0;
-    window_start = now;
-    metrics::Registry::global()
-        .counter("lanegate_invoice_claim_code_lockouts_total",
-                 "Clients locked out after too many wrong claim codes")
-        .inc();
-    log::notice("claim code guessing locked out a client",
-                {{"LOCKOUT_S", policy_.guess_lockout.count()}});
-  }
-  auto up = db_.prepare(
-      "INSERT INTO invoice_code_guess(client_key, failures, window_start, locked_until) "
-      "VALUES (?,?,?,?) ON CONFLICT(client_key) DO UPDATE SET failures = excluded.failures, "
-      "window_start = excluded.window_start, locked_until = excluded.locked_until");
-  if (!up) {
-    return std::unexpected(up.error());
-  }
-  up->bind_all(client_key, failures, window_start, locked_until);
-  if (auto s = up->run(); !s) {
-    return s;
-  }
-  return txn->commit();
+  return guesses_.retry_after(client_key);
 }
 
 Result<Claim> ClaimStore::find_by_human_code(std::string_view code, std::string_view client_key) {
@@ -511,8 +461,14 @@ Result<Claim> ClaimStore::find_by_human_code(std::string_view code, std::string_
   metrics::Registry::global()
       .counter("lanegate_invoice_claim_code_misses_total", "Wrong human claim codes typed")
       .inc();
-  if (auto s = record_guess_failure(client_key); !s) {
-    return std::unexpected(s.error());
+  // In memory, never a write transaction: the miss must not cost the io thread an fsync.
+  if (guesses_.record_miss(client_key)) {
+    metrics::Registry::global()
+        .counter("lanegate_invoice_claim_code_lockouts_total",
+                 "Clients locked out after too many wrong claim codes")
+        .inc();
+    log::notice("claim code guessing locked out a client",
+                {{"LOCKOUT_S", policy_.guess_lockout.count()}});
   }
   return fail(Errc::kNotFound, "no claim with this code; check the receipt", "code");
 }

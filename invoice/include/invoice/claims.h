@@ -4,7 +4,9 @@
 // At settlement every transaction gets a claim: an unguessable token (128 random bits,
 // base64url, 22 characters) that goes into the receipt's QR URL, and a short human code
 // (8 characters from an alphabet without 0/O, 1/I/L) to type when the QR cannot be
-// scanned. Human-code lookups are rate-limited per client key (the caller's IP).
+// scanned. Human-code lookups are rate-limited per client key (the caller's IP, its /64 for
+// IPv6): the counters live in memory, bounded and never written to disk (guess_limit.h says
+// why and how keys are evicted).
 //
 // Invoice lifecycle (one row of invoice_document; transitions name the function):
 //
@@ -45,10 +47,15 @@
 // thread in the gateway). The store does not own the Database or the Clock.
 // Transactions: create_claim() and the lookups work inside a transaction the caller has
 // open (e.g. the settlement's); submit(), submit_merged(), claim_with_default_title(),
-// request_red_letter(), on_refund(), mark_issued(), retry_failed() and the guess limiter
-// open their own (BEGIN IMMEDIATE) and REQUIRE that none is open on the connection.
+// request_red_letter(), on_refund(), mark_issued() and retry_failed() open their own
+// (BEGIN IMMEDIATE) and REQUIRE that none is open on the connection. find_by_human_code()
+// and retry_after() never write: a wrong code costs no transaction and no fsync (the public
+// claim-code route runs on the io thread that decides barriers).
+// The guess counters belong to the store object: give the public API one long-lived
+// ClaimStore (the gateway's io-thread store); they are lost when it is destroyed.
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -62,12 +69,15 @@
 #include "core/error.h"
 #include "core/money.h"
 #include "core/sqlite.h"
+#include "invoice/guess_limit.h"
 #include "invoice/model.h"
 
 namespace lanegate::invoice {
 
-// Schema steps of this module (tables invoice_*). Tests call db.migrate() with them and
-// the ledger's steps (I9); the gateway appends them to the production database's list.
+// Schema steps of this module (tables invoice_*), append-only. Tests call db.migrate() with
+// them and the ledger's steps (I9); the gateway appends them to the production database's
+// list (gateway/src/schema.cc, one plan entry per step). Step 2 drops invoice_code_guess,
+// the guess counters' old table (issue 13).
 std::span<const std::string_view> invoice_schema_steps();
 
 enum class InvoiceState { kNone, kClaimed, kIssuing, kIssued, kFailed, kReversed };
@@ -129,10 +139,12 @@ struct SubmitResult {
 
 struct ClaimPolicy {
   // Human-code guessing: this many wrong codes within `guess_window` lock the client
-  // key for `guess_lockout`.
+  // key for `guess_lockout`. At most `guess_max_clients` keys are tracked (in memory; see
+  // invoice/guess_limit.h for what a full table forgets first).
   int guess_max_failures = 5;
   std::chrono::seconds guess_window{600};
   std::chrono::seconds guess_lockout{900};
+  std::size_t guess_max_clients = kGuessMaxClients;
   // Most transactions merged into one invoice.
   int max_merged = 50;
 };
@@ -160,7 +172,8 @@ class ClaimStore {
   [[nodiscard]] Result<Claim> find_by_transaction(std::string_view transaction_id);
 
   // Looks up a typed human code (case and spaces/dashes ignored). Every miss counts
-  // against `client_key`; when locked: kPermission, and retry_after() says how long.
+  // against `client_key` (in memory, no write transaction); when locked: kPermission, and
+  // retry_after() says how long. A malformed code is not counted.
   [[nodiscard]] Result<Claim> find_by_human_code(std::string_view code, std::string_view client_key);
   // Remaining lockout for a client key, or nullopt when it may guess.
   std::optional<std::chrono::seconds> retry_after(std::string_view client_key);
@@ -232,6 +245,7 @@ class ClaimStore {
   void set_issue_hook(IssueHook hook) { issue_hook_ = std::move(hook); }
 
   const ClaimPolicy& policy() const { return policy_; }
+  const CodeGuessLimit& TEST_guess_limit() const { return guesses_; }
   const config::InvoicingSection& section() const { return section_; }
 
  private:
@@ -242,7 +256,6 @@ class ClaimStore {
                                          const Buyer& buyer);
   Status transition(std::int64_t id, InvoiceState from, InvoiceState to, std::string_view set_sql,
                     std::span<const std::string> args);
-  Status record_guess_failure(std::string_view client_key);
   // request_red_letter's work inside an open transaction (no commit, no log).
   Result<InvoiceRecord> red_letter_in(Transaction& txn, std::int64_t blue_id,
                                       RedLetterReason reason);
@@ -253,6 +266,7 @@ class ClaimStore {
   ClaimPolicy policy_;
   std::vector<config::TaxRule> rules_;
   IssueHook issue_hook_;
+  CodeGuessLimit guesses_;
 };
 
 }  // namespace lanegate::invoice

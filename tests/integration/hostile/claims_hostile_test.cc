@@ -8,6 +8,7 @@
 #include <boost/json.hpp>
 #include <string>
 
+#include "core/sqlite.h"
 #include "hostile_site.h"
 
 namespace lanegate::hostile {
@@ -91,6 +92,48 @@ TEST_F(ClaimsHostileTest, GuessingCodesLocksTheGuesserOutButNotOthers) {
   // Another client is unaffected.
   r = try_code(code_, "127.0.0.5");
   EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(site().money_snapshot(), money);
+}
+
+// Issue 13: a wrong code from each of many addresses used to leave one committed row per
+// address in lanegated's database (a BEGIN IMMEDIATE + fsync on the io thread each), until
+// the database reached max_database_mb and the site went to attendant mode. Now the
+// counters are in memory: nothing is written, and the limit still holds for a guesser.
+TEST_F(ClaimsHostileTest, ManyAddressesGuessingOnceEachWriteNothingToTheDatabase) {
+  const std::string money = site().money_snapshot();
+  auto db =
+      Database::open(site().dir() / "state" / "lanegate.db", DatabaseOptions{.read_only = true});
+  ASSERT_TRUE(db) << db.error().to_string();
+  // The old table is gone once the schema step that drops it is applied; until then it
+  // must not grow.
+  auto guess_rows = [&]() -> std::int64_t {
+    auto t = db->prepare(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'invoice_code_guess'");
+    if (!t || !t->step().value_or(false) || t->column_int64(0) == 0) return 0;
+    auto n = db->prepare("SELECT count(*) FROM invoice_code_guess");
+    if (!n || !n->step().value_or(false)) return -1;
+    return n->column_int64(0);
+  };
+  const std::int64_t rows = guess_rows();
+  const double misses = site().metric("lanegate_invoice_claim_code_misses_total");
+  constexpr int kAddresses = 200;
+  for (int i = 0; i < kAddresses; ++i) {
+    const std::string from =
+        "127.13." + std::to_string(i / 250) + "." + std::to_string(1 + i % 250);
+    HttpReply r = try_code(wrong_code(i), from.c_str());
+    ASSERT_EQ(r.status, 404) << from << ": " << r.body;
+  }
+  EXPECT_GE(site().metric("lanegate_invoice_claim_code_misses_total"), misses + kAddresses);
+  EXPECT_EQ(guess_rows(), rows) << "wrong codes were written to the database";
+  const double clients = site().metric("lanegate_invoice_claim_code_clients");
+  EXPECT_GE(clients, kAddresses);
+  EXPECT_LE(clients, 16384);
+  // The limit still holds for one of them.
+  HttpReply r;
+  for (int i = 0; i < 5; ++i) r = try_code(wrong_code(i + 1), "127.13.0.1");
+  EXPECT_EQ(r.status, 429) << r.body;
+  r = try_code(code_, "127.13.0.1");
+  EXPECT_EQ(r.status, 429) << r.body;
   EXPECT_EQ(site().money_snapshot(), money);
 }
 

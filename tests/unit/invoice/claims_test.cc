@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <set>
 
 #include "invoice/claim_api.h"
@@ -241,6 +242,78 @@ TEST_F(ClaimsTest, FailuresSpreadOverTimeDoNotLock) {
     clock.advance(200s);  // 4 failures per 600 s window at most
   }
   EXPECT_FALSE(store.retry_after("k"));
+}
+
+// Issue 13: every wrong code used to upsert a row of invoice_code_guess and commit it
+// (BEGIN IMMEDIATE + fsync on the io thread that also decides barriers), one row per client
+// key for ever. A flood of distinct client keys (IPv4 addresses, IPv6 /64s) must neither
+// commit nor grow the database.
+TEST_F(ClaimsTest, AFloodOfDistinctClientKeysNeitherCommitsNorGrowsTheDatabase) {
+  auto c = store.create_claim(trip("t1", "19.19", clock));
+  ASSERT_TRUE(c);
+  const std::string wrong = c->human_code == "22222222" ? "33333333" : "22222222";
+  auto page_count = [&] {
+    auto st = db.prepare("PRAGMA page_count").value();
+    EXPECT_TRUE(st.step().value());
+    return st.column_int64(0);
+  };
+  const std::int64_t pages = page_count();
+  int commits = 0;
+  sqlite3_commit_hook(
+      db.raw(),
+      [](void* n) {
+        ++*static_cast<int*>(n);
+        return 0;
+      },
+      &commits);
+  constexpr int kClients = 100'000;
+  for (int i = 0; i < kClients; ++i) {
+    char key[64];
+    if (i % 2 == 0) {
+      std::snprintf(key, sizeof key, "10.%d.%d.%d", (i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff);
+    } else {
+      std::snprintf(key, sizeof key, "2001:db8:%x:%x::/64", (i >> 16) & 0xffff, i & 0xffff);
+    }
+    auto miss = store.find_by_human_code(wrong, key);
+    ASSERT_FALSE(miss);
+    ASSERT_EQ(miss.error().code, Errc::kNotFound) << key;
+    ASSERT_EQ(commits, 0) << "the wrong code from client " << i << " (" << key
+                          << ") committed a write transaction";
+  }
+  // The store stays bounded, and the limit still holds for the next guesser.
+  EXPECT_LE(store.TEST_guess_limit().TEST_tracked(), store.policy().guess_max_clients);
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_EQ(store.find_by_human_code(wrong, "2001:db8:ffff:1::/64").error().code,
+              Errc::kNotFound);
+  }
+  EXPECT_EQ(store.find_by_human_code(c->human_code, "2001:db8:ffff:1::/64").error().code,
+            Errc::kPermission);
+  EXPECT_EQ(store.retry_after("2001:db8:ffff:1::/64"), 900s);
+  EXPECT_EQ(commits, 0);
+  sqlite3_commit_hook(db.raw(), nullptr, nullptr);
+  EXPECT_EQ(page_count(), pages) << "the database grew under a flood of wrong codes";
+}
+
+// Issue 13: the counters' table is dropped by a schema step of its own, so a database
+// that an earlier release let fill with guess rows gets that space back on upgrade.
+TEST_F(ClaimsTest, UpgradeDropsTheOldGuessTableAndItsRows) {
+  const auto steps = testing::claims_schema();
+  auto old = Database::open(dir.path() / "old.db");
+  ASSERT_TRUE(old);
+  ASSERT_TRUE(old->migrate(steps.first(steps.size() - 1)));  // the release before
+  ASSERT_TRUE(
+      old->exec("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000) "
+                "INSERT INTO invoice_code_guess SELECT '10.0.' || i, 1, 0, 0 FROM n"));
+  ASSERT_TRUE(old->migrate(steps));
+  EXPECT_EQ(old->user_version().value(), static_cast<int>(steps.size()));
+  auto st = old->prepare("SELECT count(*) FROM sqlite_master WHERE name = 'invoice_code_guess'");
+  ASSERT_TRUE(st);
+  ASSERT_TRUE(st->step().value());
+  EXPECT_EQ(st->column_int64(0), 0);
+  auto fresh = db.prepare("SELECT count(*) FROM sqlite_master WHERE name = 'invoice_code_guess'");
+  ASSERT_TRUE(fresh);
+  ASSERT_TRUE(fresh->step().value());
+  EXPECT_EQ(fresh->column_int64(0), 0);
 }
 
 TEST_F(ClaimsTest, LifecycleToIssuedAndRedLetter) {
