@@ -112,8 +112,10 @@ Result<signing::KeyPair> load_device_key(const fs::path& state_dir) {
 
 std::string seal_summary(const Seal& s) {
   std::string out = "date " + s.date + " revision " + std::to_string(s.revision) + ": ";
-  if (s.first_seq == 0) {
-    out += "no records\n";
+  if (s.range_count() == 0) {
+    out += s.first_seq > 0
+               ? "no records (the chain stands at seq " + std::to_string(s.first_seq - 1) + ")\n"
+               : "no records\n";
   } else {
     out += std::to_string(s.totals.record_count) + " records, seq " + std::to_string(s.first_seq) +
            ".." + std::to_string(s.last_seq) + ", last hash " + s.last_hash + "\n";
@@ -124,8 +126,31 @@ std::string seal_summary(const Seal& s) {
     out += "  " + k + std::to_string(t.count) + " records, " +
            Money::from_fen(t.amount_fen).to_string() + " yuan\n";
   }
+  if (!s.clock_anomalies.empty()) {
+    out += "  clock anomalies: " + std::to_string(s.clock_anomalies.size()) +
+           " record(s) timed outside the day, sealed with it once (first: seq " +
+           std::to_string(s.clock_anomalies.front().seq) + " at " +
+           format_rfc3339(s.clock_anomalies.front().time, UtcOffset{s.utc_offset_minutes}) +
+           "); check the gateway's clock\n";
+  }
   out += "signed by key " + signing::group_fingerprint(s.key_fingerprint) + "\n";
   return out;
+}
+
+// Seals `date` (and the days before it that need a seal first, P5), printing the earlier
+// ones; returns the seal of `date`.
+Result<SignedSeal> seal_printing(Database& db, const std::string& date, int offset,
+                                 const signing::KeyPair& key, const Clock& clock,
+                                 std::ostream& out) {
+  auto seals = seal_through(db, date, UtcOffset{offset}, key, clock);
+  if (!seals) {
+    return std::unexpected(seals.error());
+  }
+  for (std::size_t i = 0; i + 1 < seals->size(); ++i) {
+    out << "sealed first (an earlier day comes first in the chain): "
+        << seal_summary((*seals)[i].seal);
+  }
+  return std::move(seals->back());
 }
 
 Result<std::string> require_date(const Args& a, int utc_offset_minutes) {
@@ -151,7 +176,7 @@ int cmd_seal(Database& db, const fs::path& state_dir, int offset, const Args& a,
     err << "lanegate audit seal: " << key.error().message << "\n";
     return kFailed;
   }
-  auto seal = seal_day(db, *date, UtcOffset{offset}, *key, clock);
+  auto seal = seal_printing(db, *date, offset, *key, clock, out);
   if (!seal) {
     err << "lanegate audit seal: " << seal.error().to_string() << "\n";
     return kFailed;
@@ -173,7 +198,7 @@ int cmd_export(Database& db, const fs::path& state_dir, int offset, const Args& 
     return kFailed;
   }
   // Seal first: the package always carries a seal that covers the day as it stands.
-  auto seal = seal_day(db, *date, UtcOffset{offset}, *key, clock);
+  auto seal = seal_printing(db, *date, offset, *key, clock, out);
   if (!seal) {
     err << "lanegate audit export: " << seal.error().to_string() << "\n";
     return kFailed;

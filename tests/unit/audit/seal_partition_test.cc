@@ -80,5 +80,147 @@ TEST_F(SealPartitionTest, ClockSteppedBackAcrossMidnightSealsEveryRecordOnce) {
   }
 }
 
+TEST_F(SealPartitionTest, RecordTimedOutsideTheSealedDayIsAClockAnomaly) {
+  clock_steps_back_across_midnight();
+  clock_.set_wall(at("2026-11-24T00:01:00+08:00"));
+  auto made = seal_pending_days(*db_, UtcOffset{480}, *key_, clock_);
+  ASSERT_TRUE(made && made->size() == 2u);
+  // Seq 2 was stamped 00:00:10 on the 23rd but appended before seq 3 (stamped the 22nd):
+  // the 22nd's seal takes it, once, and says so.
+  const Seal& day = (*made)[0].seal;
+  EXPECT_EQ(day.first_seq, 1);
+  EXPECT_EQ(day.last_seq, 3);
+  ASSERT_EQ(day.clock_anomalies.size(), 1u);
+  EXPECT_EQ(day.clock_anomalies[0].seq, 2);
+  EXPECT_EQ(day.clock_anomalies[0].time, at("2026-11-23T00:00:10+08:00"));
+  EXPECT_NE((*made)[0].json.find("\"clock_anomalies\":[\n{\"seq\":2,"), std::string::npos)
+      << (*made)[0].json;
+  EXPECT_TRUE((*made)[1].seal.clock_anomalies.empty());
+
+  // The verifier finds it in the records, reports it, and still accepts the package.
+  const auto pkg = package((*made)[0], "pkg-22");
+  const auto report = verify_package(pkg, key_->public_key());
+  EXPECT_TRUE(report.ok()) << report.to_text();
+  ASSERT_EQ(report.clock_anomalies.size(), 1u);
+  EXPECT_EQ(report.clock_anomalies[0].seq, 2);
+  const std::string text = report.to_text();
+  EXPECT_NE(text.find("clock anomalies: 1 record(s) timed outside 2026-11-22"), std::string::npos)
+      << text;
+  EXPECT_NE(
+      text.find("seq 2 at 2026-11-22T16:00:10.000Z (2026-11-23T00:00:10+08:00), after the day"),
+      std::string::npos)
+      << text;
+
+  // A seal that keeps quiet about it is refused, even when properly signed.
+  Seal quiet = day;
+  quiet.clock_anomalies.clear();
+  SignedSeal forged{quiet, encode_seal(quiet), {}};
+  forged.signature = *key_->sign(forged.json);
+  const auto quiet_report = verify_package(package(forged, "pkg-22-quiet"), key_->public_key());
+  ASSERT_FALSE(quiet_report.ok());
+  EXPECT_EQ(quiet_report.problems.front().check, "clock_anomalies");
+  EXPECT_EQ(quiet_report.first_bad_seq(), 2);
+}
+
+// ---- how the sealer places each day ----
+
+TEST_F(SealPartitionTest, RevisionsOfADayShareTheirStart) {
+  fill_day("2026-11-21", 2, "A");
+  fill_day(kDay, 2, "B");
+  clock_.set_wall(at("2026-11-22T12:00:00+08:00"));
+  auto noon = seal_day(*db_, kDay, UtcOffset{480}, *key_, clock_);  // seals the 21st first
+  ASSERT_TRUE(noon) << noon.error().message;
+  EXPECT_EQ(noon->seal.first_seq, 3);
+  EXPECT_EQ(noon->seal.last_seq, 4);
+  append_one(event(ledger::Kind::kRefund, "B1", 101, at("2026-11-22T20:00:00+08:00"), "REFUND"));
+  clock_.set_wall(at("2026-11-23T00:01:00+08:00"));
+  auto days = days_needing_seal(*db_, UtcOffset{480}, clock_.now());
+  ASSERT_TRUE(days);
+  EXPECT_EQ(*days, std::vector<std::string>{std::string(kDay)});
+  auto made = seal_pending_days(*db_, UtcOffset{480}, *key_, clock_);
+  ASSERT_TRUE(made && made->size() == 1u);
+  EXPECT_EQ((*made)[0].seal.revision, 2);
+  EXPECT_EQ((*made)[0].seal.first_seq, 3);
+  EXPECT_EQ((*made)[0].seal.first_prev_hash, noon->seal.first_prev_hash);
+  EXPECT_EQ((*made)[0].seal.last_seq, 5);
+}
+
+TEST_F(SealPartitionTest, ASealedDayIsFinalOnceALaterDayIsSealed) {
+  fill_day("2026-11-21", 2, "A");
+  fill_day(kDay, 2, "B");
+  clock_.set_wall(at("2026-11-23T00:01:00+08:00"));
+  ASSERT_TRUE(seal_pending_days(*db_, UtcOffset{480}, *key_, clock_));
+  // The clock is set back a whole day and a record stamped the 21st is written: the 21st
+  // is final (the 22nd is sealed after it), so the first date still open takes the record,
+  // as an anomaly before that day: here a new revision of the 22nd.
+  append_one(
+      event(ledger::Kind::kChargeSettled, "LATE", 300, at("2026-11-21T23:00:00+08:00"), "SUCCESS"));
+  auto again = seal_day(*db_, "2026-11-21", UtcOffset{480}, *key_, clock_);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->seal.revision, 1);
+  EXPECT_EQ(again->seal.last_seq, 2);
+  append_one(
+      event(ledger::Kind::kChargeSettled, "C", 100, at("2026-11-23T08:00:00+08:00"), "SUCCESS"));
+  clock_.set_wall(at("2026-11-24T00:01:00+08:00"));
+  auto made = seal_pending_days(*db_, UtcOffset{480}, *key_, clock_);
+  ASSERT_TRUE(made) << made.error().message;
+  ASSERT_EQ(made->size(), 2u);
+  const Seal& day = (*made)[0].seal;
+  EXPECT_EQ(day.date, kDay);
+  EXPECT_EQ(day.revision, 2);
+  EXPECT_EQ(day.first_seq, 3);
+  EXPECT_EQ(day.last_seq, 5);
+  ASSERT_EQ(day.clock_anomalies.size(), 1u);
+  EXPECT_EQ(day.clock_anomalies[0].seq, 5);
+  const Seal& next = (*made)[1].seal;
+  EXPECT_EQ(next.date, kNextDay);
+  EXPECT_EQ(next.first_seq, 6);
+  EXPECT_EQ(next.last_seq, 6);
+  // Now the 22nd is final too: a record stamped with it goes to the 23rd.
+  append_one(event(ledger::Kind::kChargeSettled, "LATE2", 300, at("2026-11-22T23:00:00+08:00"),
+                   "SUCCESS"));
+  clock_.set_wall(at("2026-11-24T00:02:00+08:00"));
+  made = seal_pending_days(*db_, UtcOffset{480}, *key_, clock_);
+  ASSERT_TRUE(made && made->size() == 1u);
+  EXPECT_EQ((*made)[0].seal.date, kNextDay);
+  EXPECT_EQ((*made)[0].seal.revision, 2);
+  EXPECT_EQ((*made)[0].seal.last_seq, 7);
+  ASSERT_EQ((*made)[0].seal.clock_anomalies.size(), 1u);
+  EXPECT_EQ((*made)[0].seal.clock_anomalies[0].seq, 7);
+}
+
+TEST_F(SealPartitionTest, AnEarlierDayIsSealedFirstAndADayNotBegunIsRefused) {
+  fill_day("2026-11-20", 2, "A");
+  fill_day(kDay, 3, "B");
+  clock_.set_wall(at("2026-11-22T18:00:00+08:00"));
+  auto seals = seal_through(*db_, kDay, UtcOffset{480}, *key_, clock_);
+  ASSERT_TRUE(seals) << seals.error().message;
+  ASSERT_EQ(seals->size(), 2u);
+  EXPECT_EQ((*seals)[0].seal.date, "2026-11-20");
+  EXPECT_EQ((*seals)[0].seal.last_seq, 2);
+  EXPECT_EQ((*seals)[1].seal.first_seq, 3);
+  // The 21st had no record: sealed on demand now, it is empty at its place in the chain.
+  auto empty = seal_day(*db_, "2026-11-21", UtcOffset{480}, *key_, clock_);
+  ASSERT_TRUE(empty) << empty.error().message;
+  EXPECT_EQ(empty->seal.first_seq, 3);
+  EXPECT_EQ(empty->seal.last_seq, 2);
+  EXPECT_EQ(empty->seal.totals.record_count, 0);
+  // Tomorrow has not begun.
+  auto early = seal_day(*db_, kNextDay, UtcOffset{480}, *key_, clock_);
+  ASSERT_FALSE(early);
+  EXPECT_EQ(early.error().code, Errc::kOutOfRange);
+}
+
+TEST_F(SealPartitionTest, FormatOneSealsAreStillRead) {
+  fill_day(kDay, 3);
+  const auto pkg = package(hand_seal(std::string(kDay), 1, 3, 1), "pkg-v1");
+  EXPECT_NE(read_text(pkg / "seal.json").find("\"format\":\"lanegate-seal/1\""), std::string::npos);
+  EXPECT_EQ(read_text(pkg / "seal.json").find("clock_anomalies"), std::string::npos);
+  const auto report = verify_package(pkg, key_->public_key());
+  EXPECT_TRUE(report.ok()) << report.to_text();
+  ASSERT_TRUE(report.seal);
+  EXPECT_EQ(report.seal->format, 1);
+}
+
 }  // namespace
 }  // namespace lanegate::gateway::audit::testing
