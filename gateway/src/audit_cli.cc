@@ -23,7 +23,7 @@ constexpr int kUsage = 2;
 constexpr std::string_view kAuditUsage =
     "usage: lanegate audit seal --date YYYY-MM-DD\n"
     "       lanegate audit export --date YYYY-MM-DD [--out DIR]\n"
-    "       lanegate audit verify PACKAGE_DIR --pubkey KEYFILE_OR_HEX\n"
+    "       lanegate audit verify PACKAGE_DIR... --pubkey KEYFILE_OR_HEX\n"
     "       lanegate audit reconcile --date YYYY-MM-DD [--bill FILE] [--json]\n"
     "       lanegate audit list\n";
 
@@ -227,7 +227,7 @@ int cmd_export(Database& db, const fs::path& state_dir, int offset, const Args& 
 }
 
 int cmd_verify(const Args& a, std::ostream& out, std::ostream& err) {
-  if (a.positional.size() != 1 || !a.has("pubkey")) {
+  if (a.positional.empty() || !a.has("pubkey")) {
     err << "lanegate audit verify: needs PACKAGE_DIR and --pubkey\n" << kAuditUsage;
     return kUsage;
   }
@@ -239,11 +239,21 @@ int cmd_verify(const Args& a, std::ostream& out, std::ostream& err) {
     err << "lanegate audit verify: --pubkey: " << pub.error().message << "\n";
     return kUsage;
   }
-  if (!fs::is_directory(a.positional[0], ec)) {
-    err << "lanegate audit verify: " << a.positional[0] << " is not a package directory\n";
-    return kFailed;
+  std::vector<fs::path> dirs;
+  for (const std::string& p : a.positional) {
+    if (!fs::is_directory(p, ec)) {
+      err << "lanegate audit verify: " << p << " is not a package directory\n";
+      return kFailed;
+    }
+    dirs.emplace_back(p);
   }
-  const VerifyReport report = verify_package(a.positional[0], *pub);
+  if (dirs.size() == 1) {
+    const VerifyReport report = verify_package(dirs.front(), *pub);
+    (report.ok() ? out : err) << report.to_text();
+    return report.ok() ? kOk : kFailed;
+  }
+  // Several packages: consecutive days, checked as one chain as well as one by one.
+  const ChainReport report = verify_packages(dirs, *pub);
   (report.ok() ? out : err) << report.to_text();
   return report.ok() ? kOk : kFailed;
 }

@@ -138,6 +138,15 @@ std::string anomalies_text(const VerifyReport& r) {
   return out;
 }
 
+std::string package_name(const VerifyReport& r) {
+  std::string out = r.package;
+  if (r.seal) {
+    out += " (" + r.seal->date + " revision " + std::to_string(r.seal->revision) + ", seq " +
+           std::to_string(r.seal->first_seq) + ".." + std::to_string(r.seal->last_seq) + ")";
+  }
+  return out;
+}
+
 std::string anomaly_seqs(const std::vector<ClockAnomaly>& list) {
   if (list.empty()) {
     return "none";
@@ -417,6 +426,117 @@ VerifyReport verify_package(const fs::path& dir, const signing::PublicKey& pubke
                 : std::string("records.csv header differs from the documented header"));
   }
   return finish();
+}
+
+bool ChainReport::ok() const {
+  return continuity.empty() && std::all_of(packages.begin(), packages.end(),
+                                           [](const VerifyReport& r) { return r.ok(); });
+}
+
+std::int64_t ChainReport::first_bad_seq() const {
+  std::int64_t first = 0;
+  auto consider = [&](std::int64_t seq) {
+    if (seq > 0 && (first == 0 || seq < first)) {
+      first = seq;
+    }
+  };
+  for (const VerifyReport& r : packages) {
+    consider(r.first_bad_seq());
+  }
+  for (const VerifyProblem& p : continuity) {
+    consider(p.seq);
+  }
+  return first;
+}
+
+std::string ChainReport::to_text() const {
+  std::string out;
+  const std::string n = std::to_string(packages.size());
+  if (ok()) {
+    std::int64_t first = 0;
+    std::int64_t last = 0;
+    for (const VerifyReport& r : packages) {
+      if (r.seal && r.seal->range_count() > 0) {
+        first = first == 0 ? r.seal->first_seq : first;
+        last = r.seal->last_seq;
+      }
+    }
+    out = "OK: " + n + " settlement packages form one chain" +
+          (first > 0 ? ", seq " + std::to_string(first) + ".." + std::to_string(last) : "") +
+          ": each verified; no gap, no overlap, hash links intact\n";
+  } else {
+    out = "FAILED: " + n + " settlement packages as one chain";
+    const std::int64_t bad = first_bad_seq();
+    out += bad > 0 ? "; first bad record: seq " + std::to_string(bad) + "\n" : "\n";
+    for (const VerifyProblem& p : continuity) {
+      out += "continuity" + (p.seq > 0 ? " seq " + std::to_string(p.seq) : std::string()) + ": " +
+             p.message + "\n";
+    }
+  }
+  for (const VerifyReport& r : packages) {
+    out += "--- " + r.package + "\n" + r.to_text();
+  }
+  return out;
+}
+
+ChainReport verify_packages(std::span<const fs::path> dirs, const signing::PublicKey& pubkey) {
+  ChainReport chain;
+  for (const fs::path& dir : dirs) {
+    chain.packages.push_back(verify_package(dir, pubkey));
+  }
+  // Date order is chain order (P2); a package whose seal did not parse has no place.
+  std::stable_sort(chain.packages.begin(), chain.packages.end(),
+                   [](const VerifyReport& a, const VerifyReport& b) {
+                     return a.seal && (!b.seal || a.seal->date < b.seal->date);
+                   });
+  const VerifyReport* prev = nullptr;
+  for (const VerifyReport& r : chain.packages) {
+    if (!r.seal) {
+      chain.continuity.push_back(
+          VerifyProblem{"continuity", 0, 0,
+                        r.package + " has no readable seal: its place in the chain is unknown"});
+      continue;
+    }
+    const Seal& s = *r.seal;
+    if (s.format == 1 && s.first_seq == 0) {
+      continue;  // an empty format-1 day names no place in the chain
+    }
+    if (prev == nullptr) {
+      prev = &r;
+      continue;
+    }
+    const Seal& p = *prev->seal;
+    if (p.date == s.date) {
+      chain.continuity.push_back(VerifyProblem{
+          "continuity", 0, 0,
+          "two packages seal " + s.date + ": " + package_name(*prev) + " and " + package_name(r) +
+              "; give one package per day (the newest revision is authoritative)"});
+      continue;  // compare the next day with the first of the two
+    }
+    if (s.first_seq <= p.last_seq) {
+      const std::int64_t to = std::min(p.last_seq, s.last_seq);
+      chain.continuity.push_back(VerifyProblem{
+          "continuity", s.first_seq, 0,
+          "overlap: seq " + std::to_string(s.first_seq) +
+              (to > s.first_seq ? ".." + std::to_string(to) : std::string()) +
+              " sealed twice, by " + package_name(*prev) + " and by " + package_name(r)});
+    } else if (s.first_seq > p.last_seq + 1) {
+      chain.continuity.push_back(VerifyProblem{
+          "continuity", p.last_seq + 1, 0,
+          "gap: seq " + std::to_string(p.last_seq + 1) +
+              (s.first_seq - 1 > p.last_seq + 1 ? ".." + std::to_string(s.first_seq - 1)
+                                                : std::string()) +
+              " in no package: " + package_name(*prev) + " ends before " + package_name(r) +
+              " starts"});
+    } else if (s.first_prev_hash != p.last_hash) {
+      chain.continuity.push_back(VerifyProblem{"continuity", s.first_seq, 0,
+                                               "broken link: the first_prev_hash of " +
+                                                   package_name(r) + " is not the last_hash of " +
+                                                   package_name(*prev)});
+    }
+    prev = &r;
+  }
+  return chain;
 }
 
 }  // namespace lanegate::gateway::audit

@@ -44,9 +44,10 @@
 //                  derived, and checked by the verifier to match records.jsonl
 //   seal.json      the signed seal bytes
 //   seal.sig       Base64 of the 64-byte Ed25519 signature over seal.json, then '\n'
+// verify_packages checks several packages of consecutive days as one chain (P2).
 //
 // Threading: functions taking a Database run on the thread that owns it. verify_package
-// touches only files and may run anywhere.
+// and verify_packages touch only files and may run anywhere.
 
 #include <chrono>
 #include <cstdint>
@@ -195,7 +196,7 @@ std::string csv_row(const ledger::LedgerEntry& entry, UtcOffset offset);
 struct VerifyProblem {
   std::string check;     // "seal_file", "seal_signature", "seal_key", "record_format",
                          // "record_hash", "sequence", "chain_link", "seal_range",
-                         // "totals", "clock_anomalies", "csv"
+                         // "totals", "clock_anomalies", "csv"; across packages: "continuity"
   std::int64_t seq = 0;  // the record concerned (expected seq at that line), 0 if none
   std::size_t line = 0;  // line in records.jsonl / records.csv, 0 if none
   std::string message;
@@ -223,5 +224,22 @@ struct VerifyReport {
 // CSV, and the signature with `pubkey` (the key the authority registered, never the one in
 // the seal).
 VerifyReport verify_package(const std::filesystem::path& dir, const signing::PublicKey& pubkey);
+
+// Several packages of consecutive days, verified as one chain.
+struct ChainReport {
+  std::vector<VerifyReport> packages;     // in date order
+  std::vector<VerifyProblem> continuity;  // check "continuity"; messages name the packages
+  bool ok() const;
+  std::int64_t first_bad_seq() const;  // over the packages and the continuity problems
+  std::string to_text() const;
+};
+
+// Verifies each package (verify_package), then their continuity (P2) in date order: each
+// seal must start at the previous one's last_seq + 1 with first_prev_hash equal to its
+// last_hash. An overlap blames the first seq sealed twice, a gap the first seq in no
+// package; two packages of one date are refused (give the newest revision only). Empty
+// format-1 seals have no place in the chain and are skipped.
+ChainReport verify_packages(std::span<const std::filesystem::path> dirs,
+                            const signing::PublicKey& pubkey);
 
 }  // namespace lanegate::gateway::audit

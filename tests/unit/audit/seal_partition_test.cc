@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "audit_fixture.h"
+#include "gateway/audit_cli.h"
 
 namespace lanegate::gateway::audit::testing {
 namespace {
@@ -37,6 +38,14 @@ class SealPartitionTest : public AuditTest {
     settle_now("N3");
     clock_.advance(seconds(40));
     settle_now("N4");
+  }
+
+  ChainReport verify_chain(std::vector<std::filesystem::path> dirs) {
+    return verify_packages(dirs, key_->public_key());
+  }
+
+  static const VerifyProblem* continuity_problem(const ChainReport& r) {
+    return r.continuity.empty() ? nullptr : &r.continuity.front();
   }
 
   static std::int64_t settled_fen(const Seal& s) {
@@ -120,6 +129,135 @@ TEST_F(SealPartitionTest, RecordTimedOutsideTheSealedDayIsAClockAnomaly) {
   ASSERT_FALSE(quiet_report.ok());
   EXPECT_EQ(quiet_report.problems.front().check, "clock_anomalies");
   EXPECT_EQ(quiet_report.first_bad_seq(), 2);
+}
+
+TEST_F(SealPartitionTest, ConsecutivePackagesVerifyAsOneChain) {
+  clock_steps_back_across_midnight();
+  clock_.set_wall(at("2026-11-24T00:01:00+08:00"));
+  auto made = seal_pending_days(*db_, UtcOffset{480}, *key_, clock_);
+  ASSERT_TRUE(made && made->size() == 2u);
+  const auto a = package((*made)[0], "pkg-22");
+  const auto b = package((*made)[1], "pkg-23");
+  // In any order given: date order is chain order.
+  const auto chain = verify_chain({b, a});
+  EXPECT_TRUE(chain.ok()) << chain.to_text();
+  EXPECT_NE(chain.to_text().find("OK: 2 settlement packages form one chain, seq 1..4"),
+            std::string::npos)
+      << chain.to_text();
+}
+
+TEST_F(SealPartitionTest, OverlappingPackagesAreRefused) {
+  clock_steps_back_across_midnight();
+  // What the sealer before issue 13 signed: each day from its smallest to its largest
+  // stamped seq. Each package verifies alone; as a chain, seq 2..3 are sealed twice.
+  const auto a = package(hand_seal(std::string(kDay), 1, 3), "pkg-22");
+  const auto b = package(hand_seal(std::string(kNextDay), 2, 4), "pkg-23");
+  EXPECT_TRUE(verify_package(a, key_->public_key()).ok());
+  EXPECT_TRUE(verify_package(b, key_->public_key()).ok());
+  const auto chain = verify_chain({a, b});
+  ASSERT_FALSE(chain.ok());
+  const VerifyProblem* p = continuity_problem(chain);
+  ASSERT_NE(p, nullptr) << chain.to_text();
+  EXPECT_EQ(p->seq, 2);
+  EXPECT_EQ(chain.first_bad_seq(), 2);
+  EXPECT_NE(p->message.find("overlap: seq 2..3 sealed twice"), std::string::npos) << p->message;
+  EXPECT_NE(p->message.find(a.string() + " (2026-11-22 revision 1, seq 1..3)"), std::string::npos)
+      << p->message;
+  EXPECT_NE(p->message.find(b.string() + " (2026-11-23 revision 1, seq 2..4)"), std::string::npos)
+      << p->message;
+  EXPECT_NE(chain.to_text().find("FAILED: 2 settlement packages as one chain; first bad record: "
+                                 "seq 2"),
+            std::string::npos)
+      << chain.to_text();
+}
+
+TEST_F(SealPartitionTest, PackagesLeavingAGapAreRefused) {
+  clock_steps_back_across_midnight();
+  const auto a = package(hand_seal(std::string(kDay), 1, 2), "pkg-22");
+  const auto b = package(hand_seal(std::string(kNextDay), 4, 4), "pkg-23");
+  const auto chain = verify_chain({a, b});
+  ASSERT_FALSE(chain.ok());
+  const VerifyProblem* p = continuity_problem(chain);
+  ASSERT_NE(p, nullptr) << chain.to_text();
+  EXPECT_EQ(p->seq, 3);
+  EXPECT_NE(p->message.find("gap: seq 3 in no package"), std::string::npos) << p->message;
+  EXPECT_NE(p->message.find(a.string()), std::string::npos) << p->message;
+  EXPECT_NE(p->message.find(b.string()), std::string::npos) << p->message;
+}
+
+TEST_F(SealPartitionTest, PackagesOfAnotherChainAreRefused) {
+  clock_steps_back_across_midnight();
+  const auto a = package(hand_seal(std::string(kDay), 1, 3), "pkg-22");
+  // Another ledger, signed with the same key, continuing at seq 4: the seqs fit, the
+  // hashes do not.
+  TempDir other_dir;
+  auto other = Database::open(other_dir.path() / "other.db");
+  ASSERT_TRUE(other);
+  std::vector<std::string_view> steps;
+  for (auto s : ledger::ledger_schema_steps()) steps.push_back(s);
+  for (auto s : audit_schema_steps()) steps.push_back(s);
+  ASSERT_TRUE(other->migrate(std::span<const std::string_view>(steps)));
+  {
+    auto txn = other->begin();
+    ASSERT_TRUE(txn);
+    for (int i = 0; i < 4; ++i) {
+      ASSERT_TRUE(ledger::append(*txn, event(ledger::Kind::kChargeSettled, "O" + std::to_string(i),
+                                             50, at("2026-11-23T10:00:00+08:00"), "SUCCESS")));
+    }
+    ASSERT_TRUE(txn->commit());
+  }
+  auto theirs = seal_day(*other, kNextDay, UtcOffset{480}, *key_, clock_);
+  ASSERT_TRUE(theirs) << theirs.error().message;
+  // Take seq 4 alone: the 23rd of the other ledger, as if it continued ours.
+  Seal s = theirs->seal;
+  auto fourth = ledger::read(*other, ledger::SeqRange{4, 4});
+  ASSERT_TRUE(fourth && fourth->size() == 1u);
+  s.first_seq = 4;
+  s.first_prev_hash = fourth->front().prev_hash;
+  s.totals = SealTotals{};
+  ASSERT_TRUE(s.totals.add(fourth->front()));
+  SignedSeal four{s, encode_seal(s), {}};
+  four.signature = *key_->sign(four.json);
+  const auto b = other_dir.path() / "pkg-23";
+  ASSERT_TRUE(export_package(*other, four, b));
+  ASSERT_TRUE(verify_package(b, key_->public_key()).ok());
+  const auto chain = verify_chain({a, b});
+  ASSERT_FALSE(chain.ok());
+  const VerifyProblem* p = continuity_problem(chain);
+  ASSERT_NE(p, nullptr) << chain.to_text();
+  EXPECT_EQ(p->seq, 4);
+  EXPECT_NE(p->message.find("broken link"), std::string::npos) << p->message;
+}
+
+TEST_F(SealPartitionTest, TwoRevisionsOfOneDayAreNotAChain) {
+  fill_day(kDay, 2);
+  clock_.set_wall(at("2026-11-22T12:00:00+08:00"));
+  const auto r1 = export_day(kDay);
+  append_one(event(ledger::Kind::kRefund, "T1", 101, at("2026-11-22T13:00:00+08:00"), "REFUND"));
+  const auto r2 = export_day(kDay);
+  const auto chain = verify_chain({r1, r2});
+  ASSERT_FALSE(chain.ok());
+  const VerifyProblem* p = continuity_problem(chain);
+  ASSERT_NE(p, nullptr);
+  EXPECT_NE(p->message.find("two packages seal 2026-11-22"), std::string::npos) << p->message;
+}
+
+TEST_F(SealPartitionTest, CliVerifiesSeveralPackagesAsOneChain) {
+  clock_steps_back_across_midnight();
+  const auto a = package(hand_seal(std::string(kDay), 1, 3), "pkg-22");
+  const auto b = package(hand_seal(std::string(kNextDay), 2, 4), "pkg-23");
+  std::ostringstream out, err;
+  const std::string hex = key_->public_key().hex();
+  std::vector<std::string> args{"verify", a.string(), b.string(), "--pubkey", hex};
+  EXPECT_EQ(audit_command(*db_, dir_.path(), 480, args, {}, out, err, clock_), 1);
+  EXPECT_NE(err.str().find("continuity seq 2: overlap: seq 2..3 sealed twice"), std::string::npos)
+      << err.str();
+  // One package alone still verifies.
+  out.str("");
+  err.str("");
+  args = {"verify", a.string(), "--pubkey", hex};
+  EXPECT_EQ(audit_command(*db_, dir_.path(), 480, args, {}, out, err, clock_), 0) << err.str();
+  EXPECT_NE(out.str().find("clock anomalies: 1 record(s)"), std::string::npos) << out.str();
 }
 
 // ---- how the sealer places each day ----
