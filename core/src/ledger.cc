@@ -455,6 +455,23 @@ Result<std::optional<SeqRange>> day_range(Database& db, std::string_view date, U
   return std::optional<SeqRange>(SeqRange{st->column_int64(0), st->column_int64(1)});
 }
 
+Result<std::int64_t> last_seq_stamped_before(Database& db, std::int64_t after_seq, SystemTime end) {
+  // seq is the rowid: "seq > ?" walks only the unsealed tail, not the whole history.
+  auto st = db.prepare("SELECT MAX(seq) FROM ledger WHERE seq > ? AND time_ms < ?");
+  if (!st) {
+    return std::unexpected(st.error());
+  }
+  st->bind_all(after_seq, to_ms(end));
+  auto row = st->step();
+  if (!row) {
+    return std::unexpected(row.error());
+  }
+  if (!*row || st->column_is_null(0)) {
+    return after_seq;
+  }
+  return st->column_int64(0);
+}
+
 Result<std::vector<LedgerEntry>> find_by_out_trade_no(Database& db, std::string_view out_trade_no) {
   auto st = db.prepare(std::string(kSelectColumns) +
                        "WHERE out_trade_no = ? AND out_trade_no <> '' ORDER BY seq");

@@ -6,6 +6,7 @@
 #include <boost/json.hpp>
 #include <chrono>
 #include <fstream>
+#include <limits>
 #include <sstream>
 #include <system_error>
 
@@ -258,7 +259,7 @@ Status SealTotals::add(const ledger::LedgerEntry& e) {
 
 std::string encode_seal(const Seal& s) {
   std::string out = "{\n";
-  out += "\"format\":" + json_quote(kSealFormat) + ",\n";
+  out += "\"format\":" + json_quote(s.format == 1 ? kSealFormatV1 : kSealFormat) + ",\n";
   out += "\"date\":" + json_quote(s.date) + ",\n";
   out += "\"utc_offset_minutes\":" + std::to_string(s.utc_offset_minutes) + ",\n";
   out += "\"revision\":" + std::to_string(s.revision) + ",\n";
@@ -282,6 +283,17 @@ std::string encode_seal(const Seal& s) {
                [](std::string& o, const std::pair<std::string, std::string>& k) {
                  o += "\"lane\":" + json_quote(k.first) + ",\"kind\":" + json_quote(k.second);
                });
+  if (s.format != 1) {
+    out += ",\n\"clock_anomalies\":[";
+    bool first = true;
+    for (const ClockAnomaly& a : s.clock_anomalies) {
+      out += first ? "\n{" : ",\n{";
+      first = false;
+      out += "\"seq\":" + std::to_string(a.seq) +
+             ",\"time\":" + json_quote(ledger::format_time(a.time)) + "}";
+    }
+    out += first ? "]" : "\n]";
+  }
   out += "\n}\n";
   return out;
 }
@@ -298,7 +310,11 @@ Result<Seal> parse_seal(std::string_view text) {
   if (!format) {
     return std::unexpected(format.error());
   }
-  if (*format != kSealFormat) {
+  if (*format == kSealFormat) {
+    s.format = 2;
+  } else if (*format == kSealFormatV1) {
+    s.format = 1;
+  } else {
     return fail(Errc::kParse, "unsupported seal format \"" + *format + "\"", "format");
   }
 #define LANEGATE_SEAL_FIELD(getter, target, name) \
@@ -343,6 +359,17 @@ Result<Seal> parse_seal(std::string_view text) {
     return fail(Errc::kParse, "must be 64 lower-case hex digits", "last_hash");
   }
   s.totals.record_count = count;
+  // The range must be one the format can express, so that range_count() is never negative.
+  const bool range_ok = s.format == 1 ? (s.first_seq == 0 && s.last_seq == 0) ||
+                                            (s.first_seq >= 1 && s.last_seq >= s.first_seq)
+                                      : s.first_seq >= 1 && s.last_seq >= s.first_seq - 1;
+  if (!range_ok) {
+    return fail(Errc::kParse,
+                "first_seq " + std::to_string(s.first_seq) + " and last_seq " +
+                    std::to_string(s.last_seq) + " are not a range of format " +
+                    std::to_string(s.format),
+                "last_seq");
+  }
 
   auto array_of = [&](std::string_view name) -> Result<const json::array*> {
     auto m = member(o, name);
@@ -396,21 +423,192 @@ Result<Seal> parse_seal(std::string_view text) {
     }
     s.totals.by_lane_kind[{*l, *k}] = *t2;
   }
+  if (s.format == 1) {
+    return s;
+  }
+  auto anomalies = array_of("clock_anomalies");
+  if (!anomalies) {
+    return std::unexpected(anomalies.error());
+  }
+  for (const json::value& item : **anomalies) {
+    const auto& io = item.as_object();
+    auto seq = get_int(io, "seq");
+    auto time = get_string(io, "time");
+    if (!seq || !time) {
+      return fail(Errc::kParse, "items need seq and time", "clock_anomalies");
+    }
+    auto t2 = ledger::parse_time(*time);
+    if (!t2) {
+      return fail(Errc::kParse, "time: " + t2.error().message, "clock_anomalies");
+    }
+    // In seq order, inside the range: each names one sealed record.
+    const std::int64_t after =
+        s.clock_anomalies.empty() ? s.first_seq - 1 : s.clock_anomalies.back().seq;
+    if (*seq <= after || *seq > s.last_seq) {
+      return fail(Errc::kParse,
+                  "seq " + std::to_string(*seq) + " is out of order or outside the range",
+                  "clock_anomalies");
+    }
+    s.clock_anomalies.push_back(ClockAnomaly{*seq, *t2});
+  }
   return s;
 }
 
-Result<SignedSeal> seal_day(Database& db, std::string_view date, UtcOffset offset,
-                            const signing::KeyPair& key, const Clock& clock) {
-  // One IMMEDIATE transaction: the range, the totals and the revision number are read
-  // from one consistent state, and two sealers cannot take the same revision.
-  auto txn = db.begin();
-  if (!txn) {
-    return std::unexpected(txn.error());
+namespace {
+
+constexpr std::int64_t kDayMs = 86'400'000;
+
+// Local day number (days since 1970-01-01 at `offset`) of a date; the date is valid.
+Result<std::int64_t> day_number(std::string_view date, UtcOffset offset) {
+  auto start = parse_local_date(date, offset);
+  if (!start) {
+    return fail(Errc::kInvalidArgument, start.error().message, "date");
   }
-  auto range = ledger::day_range(db, date, offset);
-  if (!range) {
-    return std::unexpected(range.error());
+  return (to_ms(*start) + static_cast<std::int64_t>(offset.minutes) * 60'000) / kDayMs;
+}
+
+Result<std::int64_t> query_int(Database& db, std::string_view sql, std::string_view date) {
+  auto st = db.prepare(sql);
+  if (!st) {
+    return std::unexpected(st.error());
   }
+  if (!date.empty()) {
+    st->bind(1, date);
+  }
+  auto row = st->step();
+  if (!row) {
+    return std::unexpected(row.error());
+  }
+  return *row && !st->column_is_null(0) ? st->column_int64(0) : 0;
+}
+
+// Where the chain of seals ends: its newest date, and how far the seals reach.
+struct SealFront {
+  std::string latest_date;         // "" when nothing is sealed
+  std::int64_t before_latest = 0;  // largest last_seq sealed for a date before it
+  std::int64_t sealed = 0;         // largest last_seq sealed at all
+};
+
+Result<SealFront> seal_front(Database& db) {
+  SealFront f;
+  auto st = db.prepare("SELECT MAX(date) FROM audit_seals");
+  if (!st) {
+    return std::unexpected(st.error());
+  }
+  auto row = st->step();
+  if (!row) {
+    return std::unexpected(row.error());
+  }
+  if (!*row || st->column_is_null(0)) {
+    return f;
+  }
+  f.latest_date = st->column_text(0);
+  auto before =
+      query_int(db, "SELECT MAX(last_seq) FROM audit_seals WHERE date < ?", f.latest_date);
+  auto all = query_int(db, "SELECT MAX(last_seq) FROM audit_seals", "");
+  if (!before || !all) {
+    return std::unexpected(!before ? before.error() : all.error());
+  }
+  f.before_latest = *before;
+  f.sealed = *all;
+  return f;
+}
+
+// The dates before local day `limit` that sealing in date order would give unsealed
+// records (days_needing_seal), simulating P1 without writing: the seal of a date d takes
+// every record up to the largest seq stamped on or before d.
+Result<std::vector<std::string>> pending_days(Database& db, UtcOffset offset, std::int64_t limit) {
+  auto front = seal_front(db);
+  if (!front) {
+    return std::unexpected(front.error());
+  }
+  std::int64_t latest_day = std::numeric_limits<std::int64_t>::min();
+  if (!front->latest_date.empty()) {
+    auto d = day_number(front->latest_date, offset);
+    if (!d) {
+      return std::unexpected(d.error());
+    }
+    latest_day = *d;
+  }
+  const std::int64_t off_ms = static_cast<std::int64_t>(offset.minutes) * 60'000;
+  // Records after the seals of the dates before the newest one: the newest date's own
+  // records, and everything not sealed yet.
+  auto days = db.prepare(
+      "SELECT (time_ms + ?1) / 86400000 AS day, MAX(seq) FROM ledger WHERE seq > ?2 "
+      "GROUP BY day ORDER BY day");
+  if (!days) {
+    return std::unexpected(days.error());
+  }
+  days->bind_all(off_ms, front->before_latest);
+  std::vector<std::string> out;
+  std::int64_t frontier = front->sealed;
+  std::int64_t reach = 0;  // the largest seq stamped on or before the current day
+  for (;;) {
+    auto row = days->step();
+    if (!row) {
+      return std::unexpected(row.error());
+    }
+    if (!*row) {
+      break;
+    }
+    const std::int64_t day = days->column_int64(0);
+    reach = std::max(reach, days->column_int64(1));
+    if (day >= limit) {
+      break;
+    }
+    if (day < latest_day) {
+      continue;  // final (P4): what was stamped with it goes to the next date sealed
+    }
+    if (reach > frontier) {
+      out.push_back(day_number_to_date(day));
+      frontier = reach;
+    }
+  }
+  return out;
+}
+
+struct SealOutcome {
+  SignedSeal seal;
+  bool made = false;  // false: an existing revision was returned (S2, P4)
+};
+
+// Seals one date by P1..P4. REQUIRES: a transaction is open on `db`.
+Result<SealOutcome> seal_one(Database& db, std::string_view date, UtcOffset offset,
+                             const signing::KeyPair& key, const Clock& clock) {
+  auto day_start = parse_local_date(date, offset);
+  if (!day_start) {
+    return fail(Errc::kInvalidArgument, day_start.error().message, "date");
+  }
+  const SystemTime day_end = *day_start + std::chrono::hours(24);
+  auto previous = latest_seal_in(db, date);
+  if (!previous) {
+    return std::unexpected(previous.error());
+  }
+  auto later = query_int(db, "SELECT COUNT(*) FROM audit_seals WHERE date > ?", date);
+  if (!later) {
+    return std::unexpected(later.error());
+  }
+  const bool final_day = *later > 0;
+  if (final_day && previous->has_value()) {
+    return SealOutcome{std::move(**previous), false};  // P4
+  }
+  auto from = query_int(db, "SELECT MAX(last_seq) FROM audit_seals WHERE date < ?", date);
+  if (!from) {
+    return std::unexpected(from.error());
+  }
+  const std::int64_t after = *from;  // F of P1
+  std::int64_t last = after;         // B of P1
+  if (!final_day) {
+    auto stamped = ledger::last_seq_stamped_before(db, after, day_end);
+    if (!stamped) {
+      return std::unexpected(stamped.error());
+    }
+    last = std::max(last, *stamped);
+    if (previous->has_value()) {
+      last = std::max(last, (*previous)->seal.last_seq);  // a revision never unseals (S1)
+    }
+  }
+
   const signing::PublicKey pub = key.public_key();
   Seal seal;
   seal.date = std::string(date);
@@ -418,37 +616,50 @@ Result<SignedSeal> seal_day(Database& db, std::string_view date, UtcOffset offse
   seal.sealed_at = clock.now();
   seal.gateway_key = pub.hex();
   seal.key_fingerprint = pub.fingerprint();
+  seal.first_seq = after + 1;
+  seal.last_seq = last;
+  // An empty day keeps its place: both hashes are the hash the chain stands at (P2).
   seal.first_prev_hash = std::string(ledger::kGenesisHash);
-  seal.last_hash = std::string(ledger::kGenesisHash);
-  if (range->has_value()) {
-    seal.first_seq = (*range)->first;
-    seal.last_seq = (*range)->last;
-    std::int64_t expected = seal.first_seq;
-    auto s = ledger::for_each(db, **range, [&](const ledger::LedgerEntry& e) -> Status {
-      if (e.seq != expected) {
-        return fail(Errc::kDatabase, "ledger record " + std::to_string(expected) + " is missing");
-      }
-      if (e.seq == seal.first_seq) {
-        seal.first_prev_hash = e.prev_hash;
-      }
-      seal.last_hash = e.hash;
-      ++expected;
-      return seal.totals.add(e);
-    });
-    if (!s) {
-      return std::unexpected(s.error());
+  if (after > 0) {
+    auto at = ledger::read(db, ledger::SeqRange{after, after});
+    if (!at) {
+      return std::unexpected(at.error());
     }
+    if (at->empty()) {
+      return fail(Errc::kDatabase, "ledger record " + std::to_string(after) + " is missing");
+    }
+    seal.first_prev_hash = at->front().hash;
   }
-  auto previous = latest_seal_in(db, date);
-  if (!previous) {
-    return std::unexpected(previous.error());
+  seal.last_hash = seal.first_prev_hash;
+  std::int64_t expected = seal.first_seq;
+  auto s = ledger::for_each(
+      db, ledger::SeqRange{seal.first_seq, seal.last_seq},
+      [&](const ledger::LedgerEntry& e) -> Status {
+        if (e.seq != expected) {
+          return fail(Errc::kDatabase, "ledger record " + std::to_string(expected) + " is missing");
+        }
+        if (e.seq == seal.first_seq) {
+          seal.first_prev_hash = e.prev_hash;
+        }
+        seal.last_hash = e.hash;
+        ++expected;
+        if (e.event.time < *day_start || e.event.time >= day_end) {
+          seal.clock_anomalies.push_back(ClockAnomaly{e.seq, e.event.time});
+        }
+        return seal.totals.add(e);
+      });
+  if (!s) {
+    return std::unexpected(s.error());
+  }
+  if (expected != seal.last_seq + 1) {
+    return fail(Errc::kDatabase, "ledger record " + std::to_string(expected) + " is missing");
   }
   if (previous->has_value()) {
     const Seal& p = (*previous)->seal;
-    if (p.first_seq == seal.first_seq && p.last_seq == seal.last_seq &&
+    if (p.format == seal.format && p.first_seq == seal.first_seq && p.last_seq == seal.last_seq &&
         p.last_hash == seal.last_hash && p.key_fingerprint == seal.key_fingerprint &&
         p.utc_offset_minutes == seal.utc_offset_minutes) {
-      return std::move(**previous);  // S2: already sealed as it stands
+      return SealOutcome{std::move(**previous), false};  // S2: already sealed as it stands
     }
     seal.revision = p.revision + 1;
   }
@@ -468,21 +679,84 @@ Result<SignedSeal> seal_day(Database& db, std::string_view date, UtcOffset offse
   ins->bind_all(seal.date, seal.revision, to_ms(seal.sealed_at), seal.first_seq, seal.last_seq,
                 seal.last_hash, seal.key_fingerprint, signed_seal.json,
                 crypto::base64_encode(signed_seal.signature));
-  if (auto s = ins->run(); !s) {
-    return std::unexpected(s.error());
+  if (auto r = ins->run(); !r) {
+    return std::unexpected(r.error());
+  }
+  signed_seal.seal = std::move(seal);
+  return SealOutcome{std::move(signed_seal), true};
+}
+
+void announce(const Seal& seal) {
+  metrics::Registry::global()
+      .counter("lanegate_audit_seals_total", "Day seals signed and stored")
+      .inc();
+  log::info("sealed audit day", {{"DATE", seal.date},
+                                 {"REVISION", seal.revision},
+                                 {"FIRST_SEQ", seal.first_seq},
+                                 {"LAST_SEQ", seal.last_seq}});
+  if (!seal.clock_anomalies.empty()) {
+    // Sealed once, where the chain put them; the operator should look at the clock.
+    log::warn("sealed day holds records timed outside it: the clock was stepped or wrong",
+              {{"DATE", seal.date},
+               {"ANOMALIES", static_cast<std::int64_t>(seal.clock_anomalies.size())},
+               {"FIRST_ANOMALY_SEQ", seal.clock_anomalies.front().seq}});
+  }
+}
+
+}  // namespace
+
+Result<std::vector<SignedSeal>> seal_through(Database& db, std::string_view date, UtcOffset offset,
+                                             const signing::KeyPair& key, const Clock& clock) {
+  auto day = day_number(date, offset);
+  if (!day) {
+    return std::unexpected(day.error());
+  }
+  const std::string today = format_local_date(clock.now(), offset);
+  if (date > std::string_view(today)) {
+    return fail(
+        Errc::kOutOfRange,
+        "cannot seal " + std::string(date) + ": the day has not begun (today is " + today + ")",
+        "date");
+  }
+  // One IMMEDIATE transaction: ranges, totals and revision numbers are read from one
+  // consistent state, and two sealers cannot take the same revision or place.
+  auto txn = db.begin();
+  if (!txn) {
+    return std::unexpected(txn.error());
+  }
+  auto earlier = pending_days(db, offset, *day);
+  if (!earlier) {
+    return std::unexpected(earlier.error());
+  }
+  earlier->push_back(std::string(date));
+  std::vector<SealOutcome> outcomes;
+  for (const std::string& d : *earlier) {
+    auto one = seal_one(db, d, offset, key, clock);
+    if (!one) {
+      return std::unexpected(one.error());
+    }
+    outcomes.push_back(std::move(*one));
   }
   if (auto s = txn->commit(); !s) {
     return std::unexpected(s.error());
   }
-  signed_seal.seal = std::move(seal);
-  metrics::Registry::global()
-      .counter("lanegate_audit_seals_total", "Day seals signed and stored")
-      .inc();
-  log::info("sealed audit day", {{"DATE", signed_seal.seal.date},
-                                 {"REVISION", signed_seal.seal.revision},
-                                 {"FIRST_SEQ", signed_seal.seal.first_seq},
-                                 {"LAST_SEQ", signed_seal.seal.last_seq}});
-  return signed_seal;
+  std::vector<SignedSeal> seals;
+  for (SealOutcome& o : outcomes) {
+    if (o.made) {
+      announce(o.seal.seal);
+    }
+    seals.push_back(std::move(o.seal));
+  }
+  return seals;
+}
+
+Result<SignedSeal> seal_day(Database& db, std::string_view date, UtcOffset offset,
+                            const signing::KeyPair& key, const Clock& clock) {
+  auto seals = seal_through(db, date, offset, key, clock);
+  if (!seals) {
+    return std::unexpected(seals.error());
+  }
+  return std::move(seals->back());
 }
 
 Result<std::optional<SignedSeal>> latest_seal(Database& db, std::string_view date) {
@@ -490,42 +764,9 @@ Result<std::optional<SignedSeal>> latest_seal(Database& db, std::string_view dat
 }
 
 Result<std::vector<std::string>> days_needing_seal(Database& db, UtcOffset offset, SystemTime now) {
-  const std::int64_t off_ms = static_cast<std::int64_t>(offset.minutes) * 60'000;
-  const std::int64_t today = (to_ms(now) + off_ms) / 86'400'000;
-  auto days = db.prepare(
-      "SELECT (time_ms + ?1) / 86400000 AS day, MAX(seq) FROM ledger GROUP BY day ORDER BY day");
-  if (!days) {
-    return std::unexpected(days.error());
-  }
-  days->bind(1, off_ms);
-  std::vector<std::string> out;
-  for (;;) {
-    auto row = days->step();
-    if (!row) {
-      return std::unexpected(row.error());
-    }
-    if (!*row) {
-      break;
-    }
-    const std::int64_t day = days->column_int64(0);
-    if (day >= today) {
-      continue;
-    }
-    const std::string date = day_number_to_date(day);
-    auto sealed = db.prepare("SELECT MAX(last_seq) FROM audit_seals WHERE date = ?");
-    if (!sealed) {
-      return std::unexpected(sealed.error());
-    }
-    sealed->bind(1, date);
-    auto r = sealed->step();
-    if (!r) {
-      return std::unexpected(r.error());
-    }
-    if (!*r || sealed->column_is_null(0) || sealed->column_int64(0) < days->column_int64(1)) {
-      out.push_back(date);
-    }
-  }
-  return out;
+  const std::int64_t today =
+      (to_ms(now) + static_cast<std::int64_t>(offset.minutes) * 60'000) / kDayMs;
+  return pending_days(db, offset, today);
 }
 
 Result<std::vector<SignedSeal>> seal_pending_days(Database& db, UtcOffset offset,
@@ -534,15 +775,14 @@ Result<std::vector<SignedSeal>> seal_pending_days(Database& db, UtcOffset offset
   if (!days) {
     return std::unexpected(days.error());
   }
-  std::vector<SignedSeal> made;
-  for (const std::string& date : *days) {
-    auto seal = seal_day(db, date, offset, key, clock);
-    if (!seal) {
-      log::error("sealing an audit day failed; will retry",
-                 {{"DATE", date}, {"ERROR", seal.error().to_string()}});
-      return std::unexpected(seal.error());
-    }
-    made.push_back(std::move(*seal));
+  if (days->empty()) {
+    return std::vector<SignedSeal>{};
+  }
+  // Sealing the newest pending day seals the ones before it first (P5).
+  auto made = seal_through(db, days->back(), offset, key, clock);
+  if (!made) {
+    log::error("sealing audit days failed; will retry",
+               {{"DATE", days->back()}, {"ERROR", made.error().to_string()}});
   }
   return made;
 }
@@ -597,7 +837,7 @@ Status export_package(Database& db, const SignedSeal& seal, const fs::path& dir)
     std::ofstream jsonl(partial / "records.jsonl", std::ios::binary);
     std::ofstream csv(partial / "records.csv", std::ios::binary);
     csv << "\xEF\xBB\xBF" << csv_header();  // BOM: spreadsheets then read UTF-8 plates right
-    if (seal.seal.first_seq > 0) {
+    if (seal.seal.range_count() > 0) {
       auto s = ledger::for_each(db, ledger::SeqRange{seal.seal.first_seq, seal.seal.last_seq},
                                 [&](const ledger::LedgerEntry& e) -> Status {
                                   jsonl << ledger::jsonl_line(e) << '\n';

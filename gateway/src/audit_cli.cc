@@ -23,7 +23,7 @@ constexpr int kUsage = 2;
 constexpr std::string_view kAuditUsage =
     "usage: lanegate audit seal --date YYYY-MM-DD\n"
     "       lanegate audit export --date YYYY-MM-DD [--out DIR]\n"
-    "       lanegate audit verify PACKAGE_DIR --pubkey KEYFILE_OR_HEX\n"
+    "       lanegate audit verify PACKAGE_DIR... --pubkey KEYFILE_OR_HEX\n"
     "       lanegate audit reconcile --date YYYY-MM-DD [--bill FILE] [--json]\n"
     "       lanegate audit list\n";
 
@@ -112,8 +112,10 @@ Result<signing::KeyPair> load_device_key(const fs::path& state_dir) {
 
 std::string seal_summary(const Seal& s) {
   std::string out = "date " + s.date + " revision " + std::to_string(s.revision) + ": ";
-  if (s.first_seq == 0) {
-    out += "no records\n";
+  if (s.range_count() == 0) {
+    out += s.first_seq > 0
+               ? "no records (the chain stands at seq " + std::to_string(s.first_seq - 1) + ")\n"
+               : "no records\n";
   } else {
     out += std::to_string(s.totals.record_count) + " records, seq " + std::to_string(s.first_seq) +
            ".." + std::to_string(s.last_seq) + ", last hash " + s.last_hash + "\n";
@@ -124,8 +126,31 @@ std::string seal_summary(const Seal& s) {
     out += "  " + k + std::to_string(t.count) + " records, " +
            Money::from_fen(t.amount_fen).to_string() + " yuan\n";
   }
+  if (!s.clock_anomalies.empty()) {
+    out += "  clock anomalies: " + std::to_string(s.clock_anomalies.size()) +
+           " record(s) timed outside the day, sealed with it once (first: seq " +
+           std::to_string(s.clock_anomalies.front().seq) + " at " +
+           format_rfc3339(s.clock_anomalies.front().time, UtcOffset{s.utc_offset_minutes}) +
+           "); check the gateway's clock\n";
+  }
   out += "signed by key " + signing::group_fingerprint(s.key_fingerprint) + "\n";
   return out;
+}
+
+// Seals `date` (and the days before it that need a seal first, P5), printing the earlier
+// ones; returns the seal of `date`.
+Result<SignedSeal> seal_printing(Database& db, const std::string& date, int offset,
+                                 const signing::KeyPair& key, const Clock& clock,
+                                 std::ostream& out) {
+  auto seals = seal_through(db, date, UtcOffset{offset}, key, clock);
+  if (!seals) {
+    return std::unexpected(seals.error());
+  }
+  for (std::size_t i = 0; i + 1 < seals->size(); ++i) {
+    out << "sealed first (an earlier day comes first in the chain): "
+        << seal_summary((*seals)[i].seal);
+  }
+  return std::move(seals->back());
 }
 
 Result<std::string> require_date(const Args& a, int utc_offset_minutes) {
@@ -151,7 +176,7 @@ int cmd_seal(Database& db, const fs::path& state_dir, int offset, const Args& a,
     err << "lanegate audit seal: " << key.error().message << "\n";
     return kFailed;
   }
-  auto seal = seal_day(db, *date, UtcOffset{offset}, *key, clock);
+  auto seal = seal_printing(db, *date, offset, *key, clock, out);
   if (!seal) {
     err << "lanegate audit seal: " << seal.error().to_string() << "\n";
     return kFailed;
@@ -173,7 +198,7 @@ int cmd_export(Database& db, const fs::path& state_dir, int offset, const Args& 
     return kFailed;
   }
   // Seal first: the package always carries a seal that covers the day as it stands.
-  auto seal = seal_day(db, *date, UtcOffset{offset}, *key, clock);
+  auto seal = seal_printing(db, *date, offset, *key, clock, out);
   if (!seal) {
     err << "lanegate audit export: " << seal.error().to_string() << "\n";
     return kFailed;
@@ -202,7 +227,7 @@ int cmd_export(Database& db, const fs::path& state_dir, int offset, const Args& 
 }
 
 int cmd_verify(const Args& a, std::ostream& out, std::ostream& err) {
-  if (a.positional.size() != 1 || !a.has("pubkey")) {
+  if (a.positional.empty() || !a.has("pubkey")) {
     err << "lanegate audit verify: needs PACKAGE_DIR and --pubkey\n" << kAuditUsage;
     return kUsage;
   }
@@ -214,11 +239,21 @@ int cmd_verify(const Args& a, std::ostream& out, std::ostream& err) {
     err << "lanegate audit verify: --pubkey: " << pub.error().message << "\n";
     return kUsage;
   }
-  if (!fs::is_directory(a.positional[0], ec)) {
-    err << "lanegate audit verify: " << a.positional[0] << " is not a package directory\n";
-    return kFailed;
+  std::vector<fs::path> dirs;
+  for (const std::string& p : a.positional) {
+    if (!fs::is_directory(p, ec)) {
+      err << "lanegate audit verify: " << p << " is not a package directory\n";
+      return kFailed;
+    }
+    dirs.emplace_back(p);
   }
-  const VerifyReport report = verify_package(a.positional[0], *pub);
+  if (dirs.size() == 1) {
+    const VerifyReport report = verify_package(dirs.front(), *pub);
+    (report.ok() ? out : err) << report.to_text();
+    return report.ok() ? kOk : kFailed;
+  }
+  // Several packages: consecutive days, checked as one chain as well as one by one.
+  const ChainReport report = verify_packages(dirs, *pub);
   (report.ok() ? out : err) << report.to_text();
   return report.ok() ? kOk : kFailed;
 }

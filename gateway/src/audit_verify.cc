@@ -3,6 +3,7 @@
 // from the caller (the key the authority registered), never from the package.
 #include <algorithm>
 #include <boost/json.hpp>
+#include <chrono>
 #include <fstream>
 #include <sstream>
 
@@ -117,6 +118,46 @@ void compare_totals(const Map& sealed, const Map& computed, std::string_view gro
   }
 }
 
+// The clock anomalies of a verified package, for people: when the record was stamped, in
+// UTC as in the ledger and at the seal's offset, and on which side of the day it lies.
+std::string anomalies_text(const VerifyReport& r) {
+  if (r.clock_anomalies.empty() || !r.seal) {
+    return {};
+  }
+  const UtcOffset offset{r.seal->utc_offset_minutes};
+  const auto day_start = parse_local_date(r.seal->date, offset);
+  std::string out = "clock anomalies: " + std::to_string(r.clock_anomalies.size()) +
+                    " record(s) timed outside " + r.date +
+                    " (the clock was stepped or wrong when they were written; each is sealed "
+                    "once, with this day, where the chain puts it):\n";
+  for (const ClockAnomaly& a : r.clock_anomalies) {
+    out += "  seq " + std::to_string(a.seq) + " at " + ledger::format_time(a.time) + " (" +
+           format_rfc3339(a.time, offset) + ")" +
+           (day_start && a.time < *day_start ? ", before the day" : ", after the day") + "\n";
+  }
+  return out;
+}
+
+std::string package_name(const VerifyReport& r) {
+  std::string out = r.package;
+  if (r.seal) {
+    out += " (" + r.seal->date + " revision " + std::to_string(r.seal->revision) + ", seq " +
+           std::to_string(r.seal->first_seq) + ".." + std::to_string(r.seal->last_seq) + ")";
+  }
+  return out;
+}
+
+std::string anomaly_seqs(const std::vector<ClockAnomaly>& list) {
+  if (list.empty()) {
+    return "none";
+  }
+  std::string out;
+  for (std::size_t i = 0; i < list.size() && i < 10; ++i) {
+    out += (i == 0 ? "seq " : ", ") + std::to_string(list[i].seq);
+  }
+  return list.size() > 10 ? out + ", ..." : out;
+}
+
 }  // namespace
 
 std::int64_t VerifyReport::first_bad_seq() const {
@@ -133,7 +174,9 @@ std::string VerifyReport::to_text() const {
   std::string out;
   if (ok()) {
     out = "OK: settlement package for " + date + ": " + std::to_string(records_checked) +
-          " records; hash chain, seal range, totals, CSV and signature verified\n";
+          " records; hash chain, seal range, totals, clock anomalies, CSV and signature "
+          "verified\n";
+    out += anomalies_text(*this);
     return out;
   }
   out = "FAILED: settlement package" + (date.empty() ? std::string() : " for " + date) + "\n";
@@ -159,11 +202,13 @@ std::string VerifyReport::to_text() const {
     }
     out += ": " + p.message + "\n";
   }
+  out += anomalies_text(*this);
   return out;
 }
 
 VerifyReport verify_package(const fs::path& dir, const signing::PublicKey& pubkey) {
   VerifyReport report;
+  report.package = dir.string();
   bool record_problem = false;
   auto problem = [&](std::string check, std::int64_t seq, std::size_t line, std::string message) {
     if (seq > 0) {
@@ -207,8 +252,13 @@ VerifyReport verify_package(const fs::path& dir, const signing::PublicKey& pubke
     problem("seal_file", 0, 0, "seal.json: " + parsed.error().to_string());
     return finish();
   }
-  const Seal& seal = *parsed;
+  report.seal = *parsed;
+  const Seal& seal = *report.seal;
   report.date = seal.date;
+  // parse_seal accepted the date at this offset.
+  const SystemTime day_start =
+      parse_local_date(seal.date, UtcOffset{seal.utc_offset_minutes}).value_or(SystemTime{});
+  const SystemTime day_end = day_start + std::chrono::hours(24);
   if (seal.gateway_key != pubkey.hex()) {
     problem(
         "seal_key", 0, 0,
@@ -221,7 +271,7 @@ VerifyReport verify_package(const fs::path& dir, const signing::PublicKey& pubke
     problem("record_format", seal.first_seq, 0, records.error().message);
     return finish();
   }
-  const std::int64_t base_seq = seal.first_seq > 0 ? seal.first_seq : 1;
+  const std::int64_t base_seq = seal.first_seq > 0 ? seal.first_seq : 1;  // 1: empty, format 1
   std::string expected_prev = seal.first_prev_hash;
   bool prev_known = true;
   std::string last_hash;
@@ -249,6 +299,9 @@ VerifyReport verify_package(const fs::path& dir, const signing::PublicKey& pubke
     auto account = [&](const ledger::LedgerEntry& r) {
       expected_prev = r.hash;
       last_hash = r.hash;
+      if (r.event.time < day_start || r.event.time >= day_end) {
+        report.clock_anomalies.push_back(ClockAnomaly{r.seq, r.event.time});
+      }
       if (auto s = totals.add(r); !s) {
         problem("totals", exp, line_no, s.error().message);
       }
@@ -276,7 +329,7 @@ VerifyReport verify_package(const fs::path& dir, const signing::PublicKey& pubke
       problem("chain_link", exp, line_no,
               "prev_hash does not match the hash of the record before it" +
                   std::string(line_no == 1 ? " (the seal's first_prev_hash)" : ""));
-    } else if (seal.first_seq == 0 || exp > seal.last_seq) {
+    } else if (seal.range_count() == 0 || exp > seal.last_seq) {
       problem("seal_range", exp, line_no,
               "record lies beyond the seal's last_seq " + std::to_string(seal.last_seq) +
                   " (appended after sealing)");
@@ -286,7 +339,7 @@ VerifyReport verify_package(const fs::path& dir, const signing::PublicKey& pubke
   }
 
   // 3. The seal's range and last hash against what the package holds.
-  const std::int64_t sealed_count = seal.first_seq > 0 ? seal.last_seq - seal.first_seq + 1 : 0;
+  const std::int64_t sealed_count = seal.range_count();
   if (report.records_checked < sealed_count) {
     // Blame the first missing seq only when the lines present are intact (records cut off
     // at the end); otherwise the record problems above already name the first bad one.
@@ -310,6 +363,12 @@ VerifyReport verify_package(const fs::path& dir, const signing::PublicKey& pubke
     }
   }
 
+  if (seal.format == 2 && sealed_count == 0 && seal.last_hash != seal.first_prev_hash) {
+    problem("seal_range", 0, 0,
+            "the seal covers no record, but its last_hash differs from its first_prev_hash "
+            "(an empty day stays where the chain stands)");
+  }
+
   // 4. Totals recomputed from the records.
   auto report_total = [&](std::string msg) { problem("totals", 0, 0, std::move(msg)); };
   compare_totals(
@@ -321,6 +380,27 @@ VerifyReport verify_package(const fs::path& dir, const signing::PublicKey& pubke
   compare_totals(
       seal.totals.by_lane_kind, totals.by_lane_kind, "by_lane_kind",
       [](const auto& k) { return k.first + "," + k.second; }, report_total);
+
+  // 4b. A format-2 seal lists exactly the records timed outside its day (P3).
+  if (seal.format == 2 && report.clock_anomalies != seal.clock_anomalies) {
+    // Blame the smallest seq listed on one side only.
+    std::int64_t seq = 0;
+    auto blame_missing = [&seq](const std::vector<ClockAnomaly>& list,
+                                const std::vector<ClockAnomaly>& other) {
+      for (const ClockAnomaly& a : list) {
+        if (std::find(other.begin(), other.end(), a) == other.end() && (seq == 0 || a.seq < seq)) {
+          seq = a.seq;
+        }
+      }
+    };
+    blame_missing(report.clock_anomalies, seal.clock_anomalies);
+    blame_missing(seal.clock_anomalies, report.clock_anomalies);
+    problem("clock_anomalies", seq, 0,
+            "the seal lists " + std::to_string(seal.clock_anomalies.size()) +
+                " record(s) timed outside the day (" + anomaly_seqs(seal.clock_anomalies) +
+                "), the records show " + std::to_string(report.clock_anomalies.size()) + " (" +
+                anomaly_seqs(report.clock_anomalies) + ")");
+  }
 
   // 5. records.csv must be exactly the rendering of records.jsonl.
   auto csv = read_all(dir / "records.csv");
@@ -346,6 +426,117 @@ VerifyReport verify_package(const fs::path& dir, const signing::PublicKey& pubke
                 : std::string("records.csv header differs from the documented header"));
   }
   return finish();
+}
+
+bool ChainReport::ok() const {
+  return continuity.empty() && std::all_of(packages.begin(), packages.end(),
+                                           [](const VerifyReport& r) { return r.ok(); });
+}
+
+std::int64_t ChainReport::first_bad_seq() const {
+  std::int64_t first = 0;
+  auto consider = [&](std::int64_t seq) {
+    if (seq > 0 && (first == 0 || seq < first)) {
+      first = seq;
+    }
+  };
+  for (const VerifyReport& r : packages) {
+    consider(r.first_bad_seq());
+  }
+  for (const VerifyProblem& p : continuity) {
+    consider(p.seq);
+  }
+  return first;
+}
+
+std::string ChainReport::to_text() const {
+  std::string out;
+  const std::string n = std::to_string(packages.size());
+  if (ok()) {
+    std::int64_t first = 0;
+    std::int64_t last = 0;
+    for (const VerifyReport& r : packages) {
+      if (r.seal && r.seal->range_count() > 0) {
+        first = first == 0 ? r.seal->first_seq : first;
+        last = r.seal->last_seq;
+      }
+    }
+    out = "OK: " + n + " settlement packages form one chain" +
+          (first > 0 ? ", seq " + std::to_string(first) + ".." + std::to_string(last) : "") +
+          ": each verified; no gap, no overlap, hash links intact\n";
+  } else {
+    out = "FAILED: " + n + " settlement packages as one chain";
+    const std::int64_t bad = first_bad_seq();
+    out += bad > 0 ? "; first bad record: seq " + std::to_string(bad) + "\n" : "\n";
+    for (const VerifyProblem& p : continuity) {
+      out += "continuity" + (p.seq > 0 ? " seq " + std::to_string(p.seq) : std::string()) + ": " +
+             p.message + "\n";
+    }
+  }
+  for (const VerifyReport& r : packages) {
+    out += "--- " + r.package + "\n" + r.to_text();
+  }
+  return out;
+}
+
+ChainReport verify_packages(std::span<const fs::path> dirs, const signing::PublicKey& pubkey) {
+  ChainReport chain;
+  for (const fs::path& dir : dirs) {
+    chain.packages.push_back(verify_package(dir, pubkey));
+  }
+  // Date order is chain order (P2); a package whose seal did not parse has no place.
+  std::stable_sort(chain.packages.begin(), chain.packages.end(),
+                   [](const VerifyReport& a, const VerifyReport& b) {
+                     return a.seal && (!b.seal || a.seal->date < b.seal->date);
+                   });
+  const VerifyReport* prev = nullptr;
+  for (const VerifyReport& r : chain.packages) {
+    if (!r.seal) {
+      chain.continuity.push_back(
+          VerifyProblem{"continuity", 0, 0,
+                        r.package + " has no readable seal: its place in the chain is unknown"});
+      continue;
+    }
+    const Seal& s = *r.seal;
+    if (s.format == 1 && s.first_seq == 0) {
+      continue;  // an empty format-1 day names no place in the chain
+    }
+    if (prev == nullptr) {
+      prev = &r;
+      continue;
+    }
+    const Seal& p = *prev->seal;
+    if (p.date == s.date) {
+      chain.continuity.push_back(VerifyProblem{
+          "continuity", 0, 0,
+          "two packages seal " + s.date + ": " + package_name(*prev) + " and " + package_name(r) +
+              "; give one package per day (the newest revision is authoritative)"});
+      continue;  // compare the next day with the first of the two
+    }
+    if (s.first_seq <= p.last_seq) {
+      const std::int64_t to = std::min(p.last_seq, s.last_seq);
+      chain.continuity.push_back(VerifyProblem{
+          "continuity", s.first_seq, 0,
+          "overlap: seq " + std::to_string(s.first_seq) +
+              (to > s.first_seq ? ".." + std::to_string(to) : std::string()) +
+              " sealed twice, by " + package_name(*prev) + " and by " + package_name(r)});
+    } else if (s.first_seq > p.last_seq + 1) {
+      chain.continuity.push_back(VerifyProblem{
+          "continuity", p.last_seq + 1, 0,
+          "gap: seq " + std::to_string(p.last_seq + 1) +
+              (s.first_seq - 1 > p.last_seq + 1 ? ".." + std::to_string(s.first_seq - 1)
+                                                : std::string()) +
+              " in no package: " + package_name(*prev) + " ends before " + package_name(r) +
+              " starts"});
+    } else if (s.first_prev_hash != p.last_hash) {
+      chain.continuity.push_back(VerifyProblem{"continuity", s.first_seq, 0,
+                                               "broken link: the first_prev_hash of " +
+                                                   package_name(r) + " is not the last_hash of " +
+                                                   package_name(*prev)});
+    }
+    prev = &r;
+  }
+  return chain;
 }
 
 }  // namespace lanegate::gateway::audit

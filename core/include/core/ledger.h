@@ -125,10 +125,18 @@ struct SeqRange {
 
 // The seq range spanning every record whose time falls in the local day `date`
 // ("YYYY-MM-DD" at `offset`): from the smallest to the largest such seq. nullopt when
-// the day has no record. If the clock stepped back across midnight, the range can also
-// hold a few records stamped with a neighbouring day (the chain must stay contiguous).
+// the day has no record. This finds the records *stamped* with a day (reconciliation
+// compares them with the provider's bill for that day); it is not what a day seal covers:
+// if the clock stepped across midnight, records of neighbouring days lie inside it and the
+// ranges of two days overlap. Seals partition the chain instead (gateway/audit.h).
 [[nodiscard]] Result<std::optional<SeqRange>> day_range(Database& db, std::string_view date,
                                                         UtcOffset offset);
+
+// The largest seq greater than `after_seq` whose time is before `end`, or `after_seq`
+// when there is none: where a day ending at `end` closes when the records after
+// `after_seq` are not sealed yet. Reads only the records after `after_seq`.
+[[nodiscard]] Result<std::int64_t> last_seq_stamped_before(Database& db, std::int64_t after_seq,
+                                                           SystemTime end);
 
 // Every record with this out_trade_no, in seq order.
 [[nodiscard]] Result<std::vector<LedgerEntry>> find_by_out_trade_no(Database& db,

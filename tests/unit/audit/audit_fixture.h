@@ -140,6 +140,43 @@ class AuditTest : public ::testing::Test {
     return out;
   }
 
+  // A seal over any range, signed with the device key, with the totals, hashes and clock
+  // anomalies right for that range: what a faulty sealer (like the one before issue 13)
+  // signs. Its package verifies on its own; only continuity can refuse it.
+  SignedSeal hand_seal(std::string date, std::int64_t first, std::int64_t last, int format = 2) {
+    Seal s;
+    s.format = format;
+    s.date = std::move(date);
+    s.sealed_at = clock_.now();
+    s.gateway_key = key_->public_key().hex();
+    s.key_fingerprint = key_->public_key().fingerprint();
+    s.first_seq = first;
+    s.last_seq = last;
+    auto records = ledger::read(*db_, ledger::SeqRange{first, last});
+    EXPECT_TRUE(records && !records->empty());
+    s.first_prev_hash = records->front().prev_hash;
+    s.last_hash = records->back().hash;
+    const SystemTime start = *parse_local_date(s.date, UtcOffset{480});
+    for (const auto& r : *records) {
+      EXPECT_TRUE(s.totals.add(r));
+      if (format == 2 && (r.event.time < start || r.event.time >= start + std::chrono::hours(24))) {
+        s.clock_anomalies.push_back(ClockAnomaly{r.seq, r.event.time});
+      }
+    }
+    SignedSeal signed_seal;
+    signed_seal.json = encode_seal(s);
+    signed_seal.signature = *key_->sign(signed_seal.json);
+    signed_seal.seal = std::move(s);
+    return signed_seal;
+  }
+
+  std::filesystem::path package(const SignedSeal& seal, std::string name) {
+    const auto out = dir_.path() / name;
+    auto s = export_package(*db_, seal, out);
+    EXPECT_TRUE(s) << s.error().message;
+    return out;
+  }
+
   TempDir dir_;
   std::optional<Database> db_;
   std::optional<signing::KeyPair> key_;

@@ -253,7 +253,14 @@ TEST_F(PackageTest, EmptyDayVerifies) {
   const auto pkg = export_day(kDay);
   auto seal = parse_seal(read_text(pkg / "seal.json"));
   ASSERT_TRUE(seal);
-  EXPECT_EQ(seal->first_seq, 0);
+  // An empty day keeps its place in the chain: after seq 3, which the 20th's seal (made
+  // first, P5) covers.
+  EXPECT_EQ(seal->first_seq, 4);
+  EXPECT_EQ(seal->last_seq, 3);
+  EXPECT_EQ(seal->first_prev_hash, seal->last_hash);
+  auto third = ledger::read(*db_, ledger::SeqRange{3, 3});
+  ASSERT_TRUE(third && third->size() == 1);
+  EXPECT_EQ(seal->last_hash, third->front().hash);
   EXPECT_EQ(seal->totals.record_count, 0);
   const auto report = verify(pkg);
   EXPECT_TRUE(report.ok()) << report.to_text();
