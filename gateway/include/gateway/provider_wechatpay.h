@@ -4,8 +4,20 @@
 //
 // Threading: WechatPayClient is thread-safe. It keeps a small pool of keep-alive HTTPS
 // connections (one per concurrently running call), so worker threads may share one
-// client. PlatformKeySet is thread-safe (shared by the client and the notification
-// handler). ResponseVerifier is immutable after construction.
+// client, and one watchdog thread of its own that ends calls at their deadlines. Calls
+// block the calling thread. PlatformKeySet is thread-safe (shared by the client and the
+// notification handler). ResponseVerifier is immutable after construction.
+//
+// TIME BOUNDS. Every HTTPS exchange -- TCP connect, TLS handshake, writing the request and
+// reading the whole reply -- ends by its deadline D = connect_timeout_ms + request_timeout_ms
+// after it starts, however slowly the peer sends: cpp-httplib 0.11 (Debian 12) only bounds
+// each connect step, read and write, so the client's watchdog shuts the socket down at the
+// deadline. The retry of a request that could not be written on a stale keep-alive
+// connection shares its exchange's deadline. Not covered: resolving base_url's host name
+// (glibc's resolver has its own timeouts; the provider's host is resolved before connect).
+// The outcome classification is unchanged by a deadline: cut before the TLS handshake
+// completed, the request never left (retry_later); cut later, a charge is ambiguous
+// (query_first) and anything else is retry_later.
 
 #include <functional>
 #include <map>

@@ -245,7 +245,7 @@ TEST_F(ContractTest, RefusedConnectionIsRetryLaterNotAmbiguous) {
 
 TEST_F(ContractTest, ReplyLatencyBeyondTheDeadlineIsAmbiguousAndResolvesByQuery) {
   auto cfg = config();
-  cfg.charge_deadline_ms = 300;
+  cfg.request_timeout_ms = 300;  // a charge's request limit is the one every call has
   auto c = client(cfg);
   auto e = c->create_parking_entry(entry("IN-0070"));
   ASSERT_TRUE(e);
