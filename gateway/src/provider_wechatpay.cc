@@ -409,9 +409,16 @@ struct WechatPayClient::Impl {
   std::vector<Connection> idle;
   std::atomic<std::int64_t> opened{0};
 
+  // One certificate download at a time. A caller that finds one running waits for it (one
+  // call deadline at most) and takes its result instead of starting another, so no call
+  // waits behind more than one download (the bound in the header's TIME BOUNDS).
   std::mutex refresh_mu;
+  std::condition_variable refresh_ended;
+  bool refreshing = false;                  // guarded by refresh_mu
+  std::uint64_t refreshes_ended = 0;        // guarded by refresh_mu
+  ProviderResult<std::size_t> last_result;  // guarded by refresh_mu
   std::atomic<std::int64_t> last_refresh_s{0};
-  std::atomic<std::int64_t> last_unknown_refresh_s{-1'000'000};
+  std::int64_t last_unknown_refresh_s = -1'000'000;  // guarded by refresh_mu
 
   DeadlineWatchdog watchdog;  // after everything its armed sockets' calls use
 
@@ -585,14 +592,10 @@ struct WechatPayClient::Impl {
     ResponseVerifier verifier(keys, *clock);
     auto v = verifier.verify(m, call);
     if (!v && v.error().check == VerifyCheck::kUnknownKey) {
-      // A rotated platform certificate: fetch the current ones (rate-limited) and retry.
-      std::int64_t now = clock->unix_seconds();
-      if (now - last_unknown_refresh_s.load() >= kUnknownKeyRefreshMinSeconds) {
-        last_unknown_refresh_s = now;
-        if (refresh().has_value()) {
-          v = verifier.verify(m, call);
-        }
-      }
+      // A rotated platform certificate: get the current ones and verify again (the keys may
+      // also have arrived by another thread's download since the first try).
+      refresh_for_unknown_key();
+      v = verifier.verify(m, call);
     }
     return v;
   }
@@ -649,26 +652,64 @@ struct WechatPayClient::Impl {
         now - last_refresh_s.load() < config.certificate_refresh_s) {
       return;
     }
-    std::unique_lock lock(refresh_mu, std::try_to_lock);
-    if (!lock.owns_lock()) {
-      return;  // another thread is refreshing
-    }
-    if (now - last_refresh_s.load() < config.certificate_refresh_s) {
-      return;
+    std::unique_lock lock(refresh_mu);
+    if (refreshing || now - last_refresh_s.load() < config.certificate_refresh_s) {
+      return;  // another thread is at it, or just was
     }
     // A failed refresh keeps the old keys and is retried at the next period.
-    last_refresh_s = now;
-    (void)refresh_locked();
+    (void)run_refresh(lock);
   }
 
+  // Downloads the certificates, or waits for the download already running and returns its
+  // result.
   ProviderResult<std::size_t> refresh() {
-    std::lock_guard lock(refresh_mu);
-    last_refresh_s = clock->unix_seconds();
-    return refresh_locked();
+    std::unique_lock lock(refresh_mu);
+    if (refreshing) {
+      return wait_for_refresh(lock);
+    }
+    return run_refresh(lock);
   }
 
-  // REQUIRES: refresh_mu held.
-  ProviderResult<std::size_t> refresh_locked() {
+  // A reply named a key we do not have: waits for the download running now, else starts
+  // one -- at most one such download per 60 s, so a stream of bad replies cannot turn into
+  // a stream of downloads.
+  void refresh_for_unknown_key() {
+    std::unique_lock lock(refresh_mu);
+    if (refreshing) {
+      (void)wait_for_refresh(lock);
+      return;
+    }
+    const std::int64_t now = clock->unix_seconds();
+    if (now - last_unknown_refresh_s < kUnknownKeyRefreshMinSeconds) {
+      return;
+    }
+    last_unknown_refresh_s = now;
+    (void)run_refresh(lock);
+  }
+
+  // REQUIRES: `lock` holds refresh_mu and a download is running.
+  ProviderResult<std::size_t> wait_for_refresh(std::unique_lock<std::mutex>& lock) {
+    const std::uint64_t ended = refreshes_ended;
+    refresh_ended.wait(lock, [&] { return refreshes_ended != ended; });
+    return last_result;
+  }
+
+  // REQUIRES: `lock` holds refresh_mu and no download is running. Downloads without the lock.
+  ProviderResult<std::size_t> run_refresh(std::unique_lock<std::mutex>& lock) {
+    refreshing = true;
+    last_refresh_s = clock->unix_seconds();
+    lock.unlock();
+    auto result = download_platform_keys();
+    lock.lock();
+    refreshing = false;
+    ++refreshes_ended;
+    last_result = result;
+    refresh_ended.notify_all();
+    return result;
+  }
+
+  // REQUIRES: called only by run_refresh() (one download at a time).
+  ProviderResult<std::size_t> download_platform_keys() {
     auto reply = exchange("certificates", CallKind::kRead, "GET", "/v3/certificates", "",
                           /*verify=*/false);
     if (!reply) {
