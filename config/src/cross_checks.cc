@@ -1,7 +1,8 @@
 // Rules that relate several tables: duplicate ids, references between sections, device
-// kinds per lane mode, serial ports claimed twice. They run after every section was read,
-// and point at the line of the key that holds the offending id (positions remembered by
-// the readers). References that are empty were already reported as missing.
+// kinds per lane mode, serial ports claimed twice, the outbox lease against the provider's
+// call deadlines. They run after every section was read, and point at the line of the key
+// that holds the offending id (positions remembered by the readers). References that are
+// empty were already reported as missing.
 #include <algorithm>
 #include <map>
 #include <set>
@@ -74,6 +75,45 @@ DeviceKind kind_for_lane_key(std::string_view key) {
     return DeviceKind::kDisplay;
   }
   return DeviceKind::kRoadsideUnit;
+}
+
+// Provider calls one charge work item of the outbox can make, one after another, each ending
+// by connect_timeout_ms + request_timeout_ms: the longest sequence of WechatPayClient::charge
+// after an ambiguous attempt (gateway/include/gateway/provider_wechatpay.h, "TIME BOUNDS"):
+// the periodic certificate download, the query (404), the resent charge, and a certificate
+// download (or the wait for one running) when the reply is signed with an unknown key.
+constexpr int kProviderCallsPerWorkItem = 4;
+
+// A lease shorter than one work item lets the drainer hand the item out again while its first
+// request is still in flight: a second request for the same money. The drainer renews the
+// leases it still holds; this rule keeps even an unrenewed lease (renewal failing on a busy
+// database) long enough for the whole item.
+void check_lease_covers_provider_calls(const Config& c, Diagnostics& diag) {
+  const std::int64_t connect = c.provider.connect_timeout_ms;
+  const std::int64_t request = c.provider.request_timeout_ms;
+  const std::int64_t minimum = kProviderCallsPerWorkItem * (connect + request);
+  if (c.queue.lease_ms >= minimum) {
+    return;
+  }
+  // At the key when it is written; else at the provider key that raised the minimum.
+  Pos pos = diag.where("queue.lease_ms");
+  for (const char* key : {"provider.request_timeout_ms", "provider.connect_timeout_ms"}) {
+    if (pos.line == 0) {
+      pos = diag.where(key);
+    }
+  }
+  if (pos.line == 0) {
+    pos = diag.where("queue");
+  }
+  diag.add(pos, "queue.lease_ms",
+           "must cover the worst case of one charge work item: " +
+               std::to_string(kProviderCallsPerWorkItem) +
+               " provider calls (certificate download, query, resent charge, certificate "
+               "download for an unknown key), each ending by provider.connect_timeout_ms + "
+               "provider.request_timeout_ms, so at least " +
+               std::to_string(kProviderCallsPerWorkItem) + " x (" + std::to_string(connect) +
+               " + " + std::to_string(request) + ") = " + std::to_string(minimum) + " ms; got " +
+               std::to_string(c.queue.lease_ms));
 }
 
 }  // namespace
@@ -238,6 +278,8 @@ void check_references(const Config& c, Diagnostics& diag) {
                  "\": replies signed with it could not be verified");
     }
   }
+
+  check_lease_covers_provider_calls(c, diag);
 }
 
 }  // namespace lanegate::config::detail

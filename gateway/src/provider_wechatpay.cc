@@ -1,11 +1,20 @@
 // WeChat Pay API v3 client over cpp-httplib (see gateway/provider_wechatpay.h).
 #include "gateway/provider_wechatpay.h"
 
+#include <fcntl.h>
 #include <httplib.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <boost/json.hpp>
+#include <cerrno>
+#include <condition_variable>
 #include <cstdlib>
+#include <map>
 #include <regex>
+#include <thread>
 
 #include "core/crypto.h"
 #include "core/log.h"
@@ -65,6 +74,164 @@ std::string trim_line(std::string s) {
   }
   return s;
 }
+
+// --- whole-call deadlines ------------------------------------------------------------------
+//
+// cpp-httplib 0.11's timeouts bound each connect, read and write, not a call: a peer that
+// trickles one byte per read keeps a call alive for as long as it likes. Its stop() cannot
+// help either: it waits for the mutex send() holds through the connect and TLS handshake.
+// So every connection keeps a descriptor of its own for the socket cpp-httplib opened
+// (SocketShutdown) and one thread per client (DeadlineWatchdog) shuts that socket down when
+// a call's deadline passes; every blocking step inside cpp-httplib then fails at once and
+// send() returns its usual error, classified as before.
+
+// A connection's current socket, as a descriptor we own: a dup(), so its number cannot be
+// reused for another file while the watchdog may still shut it down. Thread-safe.
+class SocketShutdown {
+ public:
+  SocketShutdown() = default;
+  SocketShutdown(const SocketShutdown&) = delete;
+  SocketShutdown& operator=(const SocketShutdown&) = delete;
+  ~SocketShutdown() {
+    if (fd_ >= 0) {
+      ::close(fd_);
+    }
+  }
+
+  // cpp-httplib created a socket for this connection (before connecting it).
+  void adopt(int sock) {
+    std::lock_guard lock(mu_);
+    if (fd_ >= 0) {
+      ::close(fd_);
+    }
+    fd_ = ::fcntl(sock, F_DUPFD_CLOEXEC, 0);
+    if (fd_ < 0) {
+      // Without a handle the call could not be ended at its deadline: refuse it now (the
+      // connect fails; nothing was sent).
+      ::shutdown(sock, SHUT_RDWR);
+    } else if (expired_) {
+      ::shutdown(fd_, SHUT_RDWR);  // a reconnect after the deadline ends at once
+    }
+  }
+
+  // The call's deadline passed: end whatever the socket is doing. Sticky until arm().
+  void expire() {
+    std::lock_guard lock(mu_);
+    expired_ = true;
+    if (fd_ >= 0) {
+      ::shutdown(fd_, SHUT_RDWR);
+    }
+  }
+
+  void arm() {
+    std::lock_guard lock(mu_);
+    expired_ = false;
+  }
+
+  bool expired() const {
+    std::lock_guard lock(mu_);
+    return expired_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  int fd_ = -1;
+  bool expired_ = false;
+};
+
+// One thread that expires sockets at their calls' deadlines. Deadlines are on the real
+// steady clock, not the Clock seam: they bound real socket I/O. Thread-safe.
+class DeadlineWatchdog {
+ public:
+  using Deadline = std::chrono::steady_clock::time_point;
+
+  DeadlineWatchdog() : thread_([this] { run(); }) {}
+  DeadlineWatchdog(const DeadlineWatchdog&) = delete;
+  DeadlineWatchdog& operator=(const DeadlineWatchdog&) = delete;
+  ~DeadlineWatchdog() {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    wake_.notify_one();
+    thread_.join();
+  }
+
+  // Expires `socket` at `deadline` unless disarm(ticket) comes first.
+  std::uint64_t arm(Deadline deadline, std::shared_ptr<SocketShutdown> socket) {
+    std::lock_guard lock(mu_);
+    const std::uint64_t ticket = ++last_ticket_;
+    armed_.emplace(std::pair(deadline, ticket), std::move(socket));
+    wake_.notify_one();
+    return ticket;
+  }
+
+  void disarm(Deadline deadline, std::uint64_t ticket) {
+    std::lock_guard lock(mu_);
+    armed_.erase(std::pair(deadline, ticket));
+  }
+
+ private:
+  void run() {
+    std::unique_lock lock(mu_);
+    while (!stopping_) {
+      if (armed_.empty()) {
+        wake_.wait(lock);
+        continue;
+      }
+      auto first = armed_.begin();
+      if (std::chrono::steady_clock::now() < first->first.first) {
+        wake_.wait_until(lock, first->first.first);
+        continue;
+      }
+      first->second->expire();
+      armed_.erase(first);
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable wake_;
+  bool stopping_ = false;
+  std::uint64_t last_ticket_ = 0;
+  std::map<std::pair<Deadline, std::uint64_t>, std::shared_ptr<SocketShutdown>> armed_;
+  std::thread thread_;  // last: starts after the members it uses
+};
+
+// OpenSSL writes to the socket with write(2), so a write after the watchdog's shutdown() (or
+// after the peer reset the connection) raises SIGPIPE, which ends a process that does not
+// ignore it (lanegated does not). For the duration of one call this blocks SIGPIPE in the
+// calling thread and discards one raised meanwhile -- libpq's technique; no process-wide
+// signal disposition is changed.
+class SigpipeBlock {
+ public:
+  SigpipeBlock() {
+    sigemptyset(&pipe_);
+    sigaddset(&pipe_, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_, &saved_);
+    sigset_t pending;
+    sigpending(&pending);
+    was_pending_ = sigismember(&pending, SIGPIPE) == 1;
+  }
+  SigpipeBlock(const SigpipeBlock&) = delete;
+  SigpipeBlock& operator=(const SigpipeBlock&) = delete;
+  ~SigpipeBlock() {
+    if (!was_pending_) {
+      sigset_t pending;
+      sigpending(&pending);
+      if (sigismember(&pending, SIGPIPE) == 1) {
+        const timespec zero{0, 0};
+        while (sigtimedwait(&pipe_, nullptr, &zero) < 0 && errno == EINTR) {
+        }
+      }
+    }
+    pthread_sigmask(SIG_SETMASK, &saved_, nullptr);
+  }
+
+ private:
+  sigset_t pipe_;
+  sigset_t saved_;
+  bool was_pending_ = false;
+};
 
 }  // namespace
 
@@ -232,43 +399,90 @@ struct WechatPayClient::Impl {
   std::shared_ptr<PlatformKeySet> keys;
   std::string apiv3_key;
 
+  // A keep-alive HTTPS connection and the handle that ends its socket at a deadline.
+  struct Connection {
+    std::shared_ptr<SocketShutdown> socket;
+    std::unique_ptr<httplib::SSLClient> client;
+  };
+
   std::mutex pool_mu;
-  std::vector<std::unique_ptr<httplib::SSLClient>> idle;
+  std::vector<Connection> idle;
   std::atomic<std::int64_t> opened{0};
 
+  // One certificate download at a time. A caller that finds one running waits for it (one
+  // call deadline at most) and takes its result instead of starting another, so no call
+  // waits behind more than one download (the bound in the header's TIME BOUNDS).
   std::mutex refresh_mu;
+  std::condition_variable refresh_ended;
+  bool refreshing = false;                  // guarded by refresh_mu
+  std::uint64_t refreshes_ended = 0;        // guarded by refresh_mu
+  ProviderResult<std::size_t> last_result;  // guarded by refresh_mu
   std::atomic<std::int64_t> last_refresh_s{0};
-  std::atomic<std::int64_t> last_unknown_refresh_s{-1'000'000};
+  std::int64_t last_unknown_refresh_s = -1'000'000;  // guarded by refresh_mu
+
+  DeadlineWatchdog watchdog;  // after everything its armed sockets' calls use
+
+  ~Impl() {
+    // Closing pooled connections sends TLS close_notify, maybe to a peer that is gone.
+    SigpipeBlock no_sigpipe;
+    std::lock_guard lock(pool_mu);
+    idle.clear();
+  }
+
+  // Every call ends by this long after it starts: connect and TLS within connect_timeout_ms
+  // per step, and the whole exchange within the sum.
+  std::chrono::milliseconds call_deadline() const {
+    return std::chrono::milliseconds(config.connect_timeout_ms + config.request_timeout_ms);
+  }
 
   // `reused` tells whether the connection came from the pool (it may have gone stale).
-  std::unique_ptr<httplib::SSLClient> borrow(bool* reused, bool fresh_only = false) {
+  Connection borrow(bool* reused, bool fresh_only = false) {
     *reused = false;
     if (!fresh_only) {
       std::lock_guard lock(pool_mu);
       if (!idle.empty()) {
-        auto c = std::move(idle.back());
+        Connection c = std::move(idle.back());
         idle.pop_back();
         *reused = true;
         return c;
       }
     }
-    auto c = std::make_unique<httplib::SSLClient>(host, port);
+    Connection c{std::make_shared<SocketShutdown>(),
+                 std::make_unique<httplib::SSLClient>(host, port)};
     opened.fetch_add(1);
     if (config.ca_file) {
-      c->set_ca_cert_path(config.ca_file->string());
+      c.client->set_ca_cert_path(config.ca_file->string());
     }
-    c->enable_server_certificate_verification(config.verify_tls);
-    c->set_keep_alive(true);
-    c->set_tcp_nodelay(true);  // headers and body go out in separate writes
-    c->set_url_encode(false);  // targets are percent-encoded here, exactly as signed
+    c.client->enable_server_certificate_verification(config.verify_tls);
+    c.client->set_keep_alive(true);
+    c.client->set_tcp_nodelay(true);  // headers and body go out in separate writes
+    c.client->set_url_encode(false);  // targets are percent-encoded here, exactly as signed
+    // Per step: the connect and each TLS handshake wait, each read and each write. The
+    // watchdog bounds their sum (call_deadline()).
+    c.client->set_connection_timeout(std::chrono::milliseconds(config.connect_timeout_ms));
+    c.client->set_read_timeout(std::chrono::milliseconds(config.request_timeout_ms));
+    c.client->set_write_timeout(std::chrono::milliseconds(config.request_timeout_ms));
+    // Called with every socket cpp-httplib opens for this connection, before it connects.
+    c.client->set_socket_options([socket = c.socket](socket_t sock) { socket->adopt(sock); });
     return c;
   }
 
-  void give_back(std::unique_ptr<httplib::SSLClient> c) {
+  void give_back(Connection c) {
     std::lock_guard lock(pool_mu);
     if (idle.size() < 32) {
       idle.push_back(std::move(c));
     }
+  }
+
+  // One send on `c` that ends by `deadline`. `expired` tells whether the watchdog cut it.
+  bool send_by(DeadlineWatchdog::Deadline deadline, Connection& c, httplib::Request& req,
+               httplib::Response& res, httplib::Error& err, bool* expired) {
+    c.socket->arm();
+    const std::uint64_t ticket = watchdog.arm(deadline, c.socket);
+    const bool ok = c.client->send(req, res, err);
+    watchdog.disarm(deadline, ticket);
+    *expired = c.socket->expired();
+    return ok;
   }
 
   struct Reply {
@@ -277,9 +491,10 @@ struct WechatPayClient::Impl {
     SignedMessage signed_parts;
   };
 
-  // One signed HTTPS exchange. `verify` = check the platform signature of 2xx replies.
+  // One signed HTTPS exchange, ended by call_deadline() after it starts. `verify` = check the
+  // platform signature of 2xx replies.
   ProviderResult<Reply> exchange(std::string_view call, CallKind kind, const std::string& method,
-                                 const std::string& target, const std::string& body, int timeout_ms,
+                                 const std::string& target, const std::string& body,
                                  bool verify = true) {
     if (verify && call != "certificates") {
       maybe_periodic_refresh();
@@ -309,41 +524,48 @@ struct WechatPayClient::Impl {
       req.body = body;
       req.headers.emplace("Content-Type", "application/json");
     }
-    auto to = std::chrono::milliseconds(timeout_ms);
+    // The whole exchange, the stale keep-alive retry included, ends by one deadline.
+    const auto deadline = std::chrono::steady_clock::now() + call_deadline();
+    // Before the connection: the client's destructor may write (TLS close_notify).
+    SigpipeBlock no_sigpipe;
     httplib::Response res;
     httplib::Error err = httplib::Error::Success;
     bool reused = false;
-    auto client = borrow(&reused);
-    client->set_connection_timeout(std::chrono::milliseconds(config.connect_timeout_ms));
-    client->set_read_timeout(to);
-    client->set_write_timeout(to);
-    bool ok = client->send(req, res, err);
-    if (!ok && reused && err == httplib::Error::Write) {
+    bool expired = false;
+    Connection conn = borrow(&reused);
+    bool ok = send_by(deadline, conn, req, res, err, &expired);
+    if (!ok && reused && err == httplib::Error::Write && !expired) {
       // A pooled keep-alive connection the server had already closed: the request could
       // not be written, so it was never complete at the provider. Once more, fresh.
-      client = borrow(&reused, /*fresh_only=*/true);
-      client->set_connection_timeout(std::chrono::milliseconds(config.connect_timeout_ms));
-      client->set_read_timeout(to);
-      client->set_write_timeout(to);
+      conn = borrow(&reused, /*fresh_only=*/true);
       res = httplib::Response();
       err = httplib::Error::Success;
-      ok = client->send(req, res, err);
+      ok = send_by(deadline, conn, req, res, err, &expired);
     }
     if (!ok) {
-      // Connect refused / handshake failed: the request never reached the provider.
+      // Connect refused / handshake failed (also when the deadline cut them): the request
+      // never reached the provider. Anything later may have left: a charge is ambiguous.
       bool not_sent =
           err == httplib::Error::Connection || err == httplib::Error::ConnectionTimeout ||
           err == httplib::Error::SSLConnection || err == httplib::Error::SSLServerVerification ||
           err == httplib::Error::SSLLoadingCerts;
       Outcome outcome =
           kind == CallKind::kCharge && !not_sent ? Outcome::kQueryFirst : Outcome::kRetryLater;
-      log::warn(
-          "provider call failed in transport",
-          {{"CALL", call}, {"ERROR", httplib::to_string(err)}, {"OUTCOME", outcome_name(outcome)}});
-      return std::unexpected(failure(outcome, not_sent ? Errc::kUnavailable : Errc::kTimeout,
-                                     "transport: " + httplib::to_string(err)));
+      std::string what = "transport: " + httplib::to_string(err);
+      if (expired) {
+        what =
+            "deadline of " + std::to_string(call_deadline().count()) + " ms passed (" + what + ")";
+      }
+      log::warn("provider call failed in transport", {{"CALL", call},
+                                                      {"ERROR", httplib::to_string(err)},
+                                                      {"DEADLINE_PASSED", expired ? "yes" : "no"},
+                                                      {"OUTCOME", outcome_name(outcome)}});
+      return std::unexpected(failure(
+          outcome, not_sent && !expired ? Errc::kUnavailable : Errc::kTimeout, std::move(what)));
     }
-    give_back(std::move(client));
+    if (!expired) {
+      give_back(std::move(conn));  // a socket cut at the deadline is useless, even after a reply
+    }
     Reply reply;
     reply.status = res.status;
     reply.body = std::move(res.body);
@@ -370,14 +592,10 @@ struct WechatPayClient::Impl {
     ResponseVerifier verifier(keys, *clock);
     auto v = verifier.verify(m, call);
     if (!v && v.error().check == VerifyCheck::kUnknownKey) {
-      // A rotated platform certificate: fetch the current ones (rate-limited) and retry.
-      std::int64_t now = clock->unix_seconds();
-      if (now - last_unknown_refresh_s.load() >= kUnknownKeyRefreshMinSeconds) {
-        last_unknown_refresh_s = now;
-        if (refresh().has_value()) {
-          v = verifier.verify(m, call);
-        }
-      }
+      // A rotated platform certificate: get the current ones and verify again (the keys may
+      // also have arrived by another thread's download since the first try).
+      refresh_for_unknown_key();
+      v = verifier.verify(m, call);
     }
     return v;
   }
@@ -434,28 +652,66 @@ struct WechatPayClient::Impl {
         now - last_refresh_s.load() < config.certificate_refresh_s) {
       return;
     }
-    std::unique_lock lock(refresh_mu, std::try_to_lock);
-    if (!lock.owns_lock()) {
-      return;  // another thread is refreshing
-    }
-    if (now - last_refresh_s.load() < config.certificate_refresh_s) {
-      return;
+    std::unique_lock lock(refresh_mu);
+    if (refreshing || now - last_refresh_s.load() < config.certificate_refresh_s) {
+      return;  // another thread is at it, or just was
     }
     // A failed refresh keeps the old keys and is retried at the next period.
-    last_refresh_s = now;
-    (void)refresh_locked();
+    (void)run_refresh(lock);
   }
 
+  // Downloads the certificates, or waits for the download already running and returns its
+  // result.
   ProviderResult<std::size_t> refresh() {
-    std::lock_guard lock(refresh_mu);
-    last_refresh_s = clock->unix_seconds();
-    return refresh_locked();
+    std::unique_lock lock(refresh_mu);
+    if (refreshing) {
+      return wait_for_refresh(lock);
+    }
+    return run_refresh(lock);
   }
 
-  // REQUIRES: refresh_mu held.
-  ProviderResult<std::size_t> refresh_locked() {
+  // A reply named a key we do not have: waits for the download running now, else starts
+  // one -- at most one such download per 60 s, so a stream of bad replies cannot turn into
+  // a stream of downloads.
+  void refresh_for_unknown_key() {
+    std::unique_lock lock(refresh_mu);
+    if (refreshing) {
+      (void)wait_for_refresh(lock);
+      return;
+    }
+    const std::int64_t now = clock->unix_seconds();
+    if (now - last_unknown_refresh_s < kUnknownKeyRefreshMinSeconds) {
+      return;
+    }
+    last_unknown_refresh_s = now;
+    (void)run_refresh(lock);
+  }
+
+  // REQUIRES: `lock` holds refresh_mu and a download is running.
+  ProviderResult<std::size_t> wait_for_refresh(std::unique_lock<std::mutex>& lock) {
+    const std::uint64_t ended = refreshes_ended;
+    refresh_ended.wait(lock, [&] { return refreshes_ended != ended; });
+    return last_result;
+  }
+
+  // REQUIRES: `lock` holds refresh_mu and no download is running. Downloads without the lock.
+  ProviderResult<std::size_t> run_refresh(std::unique_lock<std::mutex>& lock) {
+    refreshing = true;
+    last_refresh_s = clock->unix_seconds();
+    lock.unlock();
+    auto result = download_platform_keys();
+    lock.lock();
+    refreshing = false;
+    ++refreshes_ended;
+    last_result = result;
+    refresh_ended.notify_all();
+    return result;
+  }
+
+  // REQUIRES: called only by run_refresh() (one download at a time).
+  ProviderResult<std::size_t> download_platform_keys() {
     auto reply = exchange("certificates", CallKind::kRead, "GET", "/v3/certificates", "",
-                          config.request_timeout_ms, /*verify=*/false);
+                          /*verify=*/false);
     if (!reply) {
       return std::unexpected(reply.error());
     }
@@ -617,8 +873,7 @@ struct WechatPayClient::Impl {
                        : r.product == Product::kTaxi
                            ? "/v3/vehicle/transactions/taxi"  // unconfirmed
                            : "/v3/vehicle/etc/transactions/highway";
-    auto reply = exchange("charge", CallKind::kCharge, "POST", path, charge_body(r),
-                          config.charge_deadline_ms);
+    auto reply = exchange("charge", CallKind::kCharge, "POST", path, charge_body(r));
     if (!reply) {
       return std::unexpected(reply.error());
     }
@@ -708,8 +963,7 @@ ProviderResult<PlateServiceState> WechatPayClient::find_plate_service(const Plat
                        "&plate_number=" + percent_encode(q.plate_number) +
                        "&plate_color=" + percent_encode(q.plate_color) +
                        "&openid=" + percent_encode(q.openid);
-  auto reply = impl_->exchange("find_plate_service", CallKind::kRead, "GET", target, "",
-                               impl_->config.request_timeout_ms);
+  auto reply = impl_->exchange("find_plate_service", CallKind::kRead, "GET", target, "");
   call_outcomes("find_plate_service", reply ? Outcome::kOk : reply.error().outcome).inc();
   if (!reply) {
     return std::unexpected(reply.error());
@@ -743,8 +997,7 @@ ProviderResult<ParkingEntry> WechatPayClient::create_parking_entry(const Parking
   o["parking_name"] = r.parking_name;
   o["free_duration"] = r.free_duration_s;
   auto reply = impl_->exchange("create_parking_entry", CallKind::kIdempotent, "POST",
-                               "/v3/vehicle/parking/parkings", json::serialize(o),
-                               impl_->config.request_timeout_ms);
+                               "/v3/vehicle/parking/parkings", json::serialize(o));
   call_outcomes("create_parking_entry", reply ? Outcome::kOk : reply.error().outcome).inc();
   if (!reply) {
     return std::unexpected(reply.error());
@@ -796,8 +1049,7 @@ ProviderResult<ProviderTransaction> WechatPayClient::query_transaction(
       (product != Product::kHighway ? "/v3/vehicle/transactions/out-trade-no/"
                                     : "/v3/vehicle/etc/transactions/out-trade-no/") +
       percent_encode(out_trade_no);
-  auto reply = impl_->exchange("query", CallKind::kRead, "GET", target, "",
-                               impl_->config.request_timeout_ms);
+  auto reply = impl_->exchange("query", CallKind::kRead, "GET", target, "");
   call_outcomes("query", reply ? Outcome::kOk : reply.error().outcome).inc();
   if (!reply) {
     return std::unexpected(reply.error());
@@ -808,8 +1060,7 @@ ProviderResult<ProviderTransaction> WechatPayClient::query_transaction(
 ProviderResult<TradeBill> WechatPayClient::download_trade_bill(std::string_view bill_date) {
   std::string target =
       "/v3/bill/tradebill?bill_date=" + percent_encode(bill_date) + "&bill_type=ALL";
-  auto reply = impl_->exchange("tradebill", CallKind::kRead, "GET", target, "",
-                               impl_->config.request_timeout_ms);
+  auto reply = impl_->exchange("tradebill", CallKind::kRead, "GET", target, "");
   if (!reply) {
     return std::unexpected(reply.error());
   }
@@ -829,7 +1080,7 @@ ProviderResult<TradeBill> WechatPayClient::download_trade_bill(std::string_view 
   }
   // The file reply is not signed; its SHA-1 from the signed reply protects it.
   auto file = impl_->exchange("billdownload", CallKind::kRead, "GET", m[1], "",
-                              impl_->config.request_timeout_ms, /*verify=*/false);
+                              /*verify=*/false);
   if (!file) {
     return std::unexpected(file.error());
   }

@@ -33,6 +33,7 @@ struct Drainer::Impl : std::enable_shared_from_this<Drainer::Impl> {
     tokens = burst();
     last_refill = clock.steady_now();
     last_compact = clock.steady_now();
+    next_renewal = clock.steady_now();
   }
 
   boost::asio::io_context& io;
@@ -51,12 +52,25 @@ struct Drainer::Impl : std::enable_shared_from_this<Drainer::Impl> {
   double tokens = 0;
   SteadyTime last_refill;
   SteadyTime last_compact;
-  // Outstanding leases -> when their slot is given up if the sink stays silent.
-  std::map<std::pair<std::int64_t, std::int64_t>, SteadyTime> in_flight;
+  SteadyTime next_renewal;  // when the held leases are extended next
+  // An item the sink holds (handed over, completion not yet called).
+  struct Hold {
+    SteadyTime handed_over;
+    SteadyTime lease_until;  // the stored expiry as last committed, on the steady clock
+  };
+  // Outstanding leases (id, attempt) -> their hold.
+  std::map<std::pair<std::int64_t, std::int64_t>, Hold> in_flight;
   std::vector<std::pair<LeaseToken, Outcome>> done;
   Counters counters;
 
   bool unlimited_rate() const { return limits.rate_per_second <= 0; }
+  milliseconds lease() const { return milliseconds(std::max(1, limits.lease_ms)); }
+  // A third of the lease: two renewals in a row may fail before a held lease lapses.
+  milliseconds renew_every() const { return std::max(milliseconds(1), lease() / 3); }
+  milliseconds max_hold() const {
+    if (options.max_hold.count() > 0) return options.max_hold;
+    return lease() * std::max(1, limits.max_in_flight);
+  }
   double burst() const {
     return std::max(1.0, static_cast<double>(
                              std::min(limits.rate_per_second, std::max(1, limits.max_in_flight))));
@@ -84,7 +98,9 @@ struct Drainer::Impl : std::enable_shared_from_this<Drainer::Impl> {
   }
 
   void schedule_tick() {
-    tick_timer.expires_after(milliseconds(std::max(1, limits.drain_interval_ms)));
+    // Renewals ride on the tick, so it comes at least as often as they are due.
+    tick_timer.expires_after(
+        std::min(milliseconds(std::max(1, limits.drain_interval_ms)), renew_every()));
     tick_timer.async_wait([w = weak_from_this()](const boost::system::error_code& ec) {
       if (ec) return;
       if (auto self = w.lock()) self->tick();
@@ -113,12 +129,18 @@ struct Drainer::Impl : std::enable_shared_from_this<Drainer::Impl> {
     schedule_tick();
   }
 
+  // A hold whose lease has lapsed (renewal stopped after max_hold, or kept failing) frees its
+  // slot: the item is pending again for the next lease().
   void expire_silent_sinks() {
     const SteadyTime now = clock.steady_now();
     for (auto it = in_flight.begin(); it != in_flight.end();) {
-      if (it->second <= now) {
-        log::error("outbox sender did not report back within the lease; slot freed",
-                   {{"ITEM", it->first.first}, {"ATTEMPT", it->first.second}});
+      if (it->second.lease_until <= now) {
+        log::error(
+            "outbox sender did not report back while its lease was held; slot freed",
+            {{"ITEM", it->first.first},
+             {"ATTEMPT", it->first.second},
+             {"HELD_MS",
+              std::chrono::duration_cast<milliseconds>(now - it->second.handed_over).count()}});
         sink_timeouts.inc();
         it = in_flight.erase(it);
       } else {
@@ -151,6 +173,19 @@ struct Drainer::Impl : std::enable_shared_from_this<Drainer::Impl> {
     });
   }
 
+  // The holds whose leases are to be extended now: all held ones still within max_hold, once
+  // per renew_every().
+  std::vector<LeaseToken> due_renewals(SteadyTime now) const {
+    std::vector<LeaseToken> out;
+    if (!running || now < next_renewal) return out;
+    for (const auto& [key, hold] : in_flight) {
+      if (hold.lease_until > now && now - hold.handed_over < max_hold()) {
+        out.push_back(LeaseToken{key.first, key.second});
+      }
+    }
+    return out;
+  }
+
   void cycle() {
     cycle_posted = false;
     refill();
@@ -161,7 +196,9 @@ struct Drainer::Impl : std::enable_shared_from_this<Drainer::Impl> {
       want = std::min(want, static_cast<int>(std::floor(tokens)));
       if (running && free_slots > 0 && want == 0) arm_rate_timer();
     }
-    if (done.empty() && want == 0) return;
+    const SteadyTime started = clock.steady_now();
+    const std::vector<LeaseToken> renew = due_renewals(started);
+    if (done.empty() && want == 0 && renew.empty()) return;
 
     auto txn = outbox.database().begin();
     if (!txn) {
@@ -196,9 +233,20 @@ struct Drainer::Impl : std::enable_shared_from_this<Drainer::Impl> {
           break;
       }
     }
+    std::vector<LeaseToken> lost;
+    if (!renew.empty()) {
+      auto refused = outbox.extend_leases(*txn, renew, lease());
+      if (!refused) {
+        ++counters.cycle_errors;
+        log::warn("outbox lease renewal failed; will retry",
+                  {{"ERROR", refused.error().to_string()}});
+        return;
+      }
+      lost = std::move(*refused);
+    }
     std::vector<Item> items;
     if (want > 0) {
-      auto leased = outbox.lease(*txn, options.topics, want, milliseconds(limits.lease_ms));
+      auto leased = outbox.lease(*txn, options.topics, want, lease());
       if (!leased) {
         ++counters.cycle_errors;
         log::warn("outbox lease failed", {{"ERROR", leased.error().to_string()}});
@@ -213,15 +261,39 @@ struct Drainer::Impl : std::enable_shared_from_this<Drainer::Impl> {
       return;
     }
     done.clear();
+    if (!renew.empty()) {
+      // Measured from before the transaction: the stored expiry is at least this late.
+      for (const LeaseToken& t : renew) {
+        if (auto it = in_flight.find({t.id, t.attempt}); it != in_flight.end()) {
+          it->second.lease_until = started + lease();
+        }
+      }
+      for (const LeaseToken& t : lost) {
+        // Expired before the renewal came (the loop or the database stalled): the item may be
+        // handed out again, so this send no longer holds a slot.
+        log::warn(
+            "outbox lease expired while its sender still held the item; it may be sent "
+            "again",
+            {{"ITEM", t.id}, {"ATTEMPT", t.attempt}});
+        in_flight.erase({t.id, t.attempt});
+      }
+      counters.renewed += static_cast<std::int64_t>(renew.size() - lost.size());
+      counters.lost += static_cast<std::int64_t>(lost.size());
+      counters.in_flight = static_cast<int>(in_flight.size());
+      next_renewal = started + renew_every();
+    }
     counters.acked += delta.acked;
     counters.retried += delta.retried;
     counters.parked += delta.parked;
     counters.stale += delta.stale;
     if (!unlimited_rate()) tokens -= static_cast<double>(items.size());
 
-    const SteadyTime give_up = clock.steady_now() + milliseconds(limits.lease_ms);
+    // The first hold starts the renewal cadence; later ones join it (renewed early, harmless).
+    if (in_flight.empty() && !items.empty()) next_renewal = started + renew_every();
+    // The lease was stamped inside the transaction, so it ends no earlier than this.
+    const Hold hold{started, started + lease()};
     for (const Item& item : items) {
-      in_flight[{item.id, item.attempts}] = give_up;
+      in_flight[{item.id, item.attempts}] = hold;
     }
     counters.in_flight = static_cast<int>(in_flight.size());
     counters.max_in_flight_seen = std::max(counters.max_in_flight_seen, counters.in_flight);

@@ -182,6 +182,7 @@ struct Outbox::Statements {
   Statement pull_back;
   Statement candidates;
   Statement lease_one;
+  Statement extend;
   Statement get;
   Statement ack;
   Statement ack_state;
@@ -244,6 +245,11 @@ Result<Outbox> Outbox::open(Database& db, const config::QueueLimits& limits, con
       {&S::lease_one,
        "UPDATE outbox_item SET state = 1, attempts = attempts + 1, lease_expires_ms = ?2 "
        "WHERE id = ?1 AND state = 0 AND head = 1 RETURNING " ITEM_COLUMNS},
+      // Invariants 5 and 6: only a lease still held (same attempt, expiry neither passed nor
+      // beyond the step-back bound) is extended, and never shortened.
+      {&S::extend,
+       "UPDATE outbox_item SET lease_expires_ms = max(lease_expires_ms, ?3) WHERE id = ?1 AND "
+       "state = 1 AND attempts = ?2 AND lease_expires_ms > ?4 AND lease_expires_ms <= ?5"},
       {&S::get, "SELECT " ITEM_COLUMNS " FROM outbox_item WHERE id = ?1"},
       {&S::ack,
        "UPDATE outbox_item SET state = 2, head = 0, finished_ms = ?2, lease_expires_ms = NULL "
@@ -506,6 +512,41 @@ Result<std::vector<Item>> Outbox::lease(Transaction& txn, std::span<const std::s
     out.push_back(read_item(s.lease_one));
   }
   return out;
+}
+
+Result<std::vector<LeaseToken>> Outbox::extend_leases(std::span<const LeaseToken> leases,
+                                                      milliseconds lease_duration) {
+  auto txn = db_.begin();
+  if (!txn) return std::unexpected(txn.error());
+  auto lost = extend_leases(*txn, leases, lease_duration);
+  if (!lost) return lost;
+  if (auto c = txn->commit(); !c) return std::unexpected(c.error());
+  return lost;
+}
+
+Result<std::vector<LeaseToken>> Outbox::extend_leases(Transaction& txn,
+                                                      std::span<const LeaseToken> leases,
+                                                      milliseconds lease_duration) {
+  if (!txn.active() || &txn.db() != &db_) {
+    return fail(Errc::kInternal,
+                "extend_leases needs an active transaction on the outbox's database");
+  }
+  if (lease_duration <= milliseconds(0) || lease_duration > kMaxLease) {
+    return fail(Errc::kOutOfRange, "must be in (0, 1 h]", "lease_duration");
+  }
+  const std::int64_t now = now_ms();
+  std::vector<LeaseToken> lost;
+  for (const LeaseToken& lease : leases) {
+    st_->extend.reset();
+    st_->extend.bind(1, lease.id)
+        .bind(2, lease.attempt)
+        .bind(3, now + lease_duration.count())
+        .bind(4, now)
+        .bind(5, now + kMaxLease.count());
+    if (auto r = st_->extend.run(); !r) return std::unexpected(r.error());
+    if (db_.changes() == 0) lost.push_back(lease);
+  }
+  return lost;
 }
 
 Status Outbox::ensure_head(std::string_view ordering_key) {
@@ -833,6 +874,8 @@ Result<std::vector<std::string>> Outbox::query_plans_for_test() {
       "SELECT id FROM outbox_item WHERE state = 2 AND finished_ms <= ?1 ORDER BY finished_ms "
       "LIMIT ?2",
       "SELECT coalesce(max(id), 0) FROM outbox_item",
+      "UPDATE outbox_item SET lease_expires_ms = max(lease_expires_ms, ?3) WHERE id = ?1 AND "
+      "state = 1 AND attempts = ?2 AND lease_expires_ms > ?4 AND lease_expires_ms <= ?5",
   };
   std::vector<std::string> out;
   for (std::string_view sql : hot) {

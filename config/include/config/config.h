@@ -86,9 +86,9 @@ struct ProviderSection {
   std::string notify_url;                        // https URL the provider posts to
   std::optional<std::filesystem::path> ca_file;  // default: system trust store
   bool verify_tls = true;
-  int connect_timeout_ms = 2000;
+  int connect_timeout_ms = 2000;                 // a call ends by connect + request timeout
   int charge_deadline_ms = 1500;                 // decision waits this long for ACCEPTED
-  int request_timeout_ms = 10000;                // background calls (queries, entries)
+  int request_timeout_ms = 10000;                // each read/write of every call, charges too
   // No charge above this is sent without an operator: the lane calls the attendant.
   Money max_charge = Money::from_fen(200000);
   int certificate_refresh_s = 12 * 3600;
@@ -249,7 +249,7 @@ struct QueueLimits {
   int rate_per_second = 50;
   int retry_base_ms = 1000;
   int retry_cap_ms = 300'000;
-  int lease_ms = 30'000;
+  int lease_ms = 60'000;  // covers one charge work item: config/src/cross_checks.cc
   int drain_interval_ms = 1000;
 };
 

@@ -4,8 +4,32 @@
 //
 // Threading: WechatPayClient is thread-safe. It keeps a small pool of keep-alive HTTPS
 // connections (one per concurrently running call), so worker threads may share one
-// client. PlatformKeySet is thread-safe (shared by the client and the notification
-// handler). ResponseVerifier is immutable after construction.
+// client, and one watchdog thread of its own that ends calls at their deadlines. Calls
+// block the calling thread. PlatformKeySet is thread-safe (shared by the client and the
+// notification handler). ResponseVerifier is immutable after construction.
+//
+// TIME BOUNDS. Every HTTPS exchange -- TCP connect, TLS handshake, writing the request and
+// reading the whole reply -- ends by its deadline D = connect_timeout_ms + request_timeout_ms
+// after it starts, however slowly the peer sends: cpp-httplib 0.11 (Debian 12) only bounds
+// each connect step, read and write, so the client's watchdog shuts the socket down at the
+// deadline. The retry of a request that could not be written on a stale keep-alive
+// connection shares its exchange's deadline. Not covered: resolving base_url's host name
+// (glibc's resolver has its own timeouts; the provider's host is resolved before connect).
+// The outcome classification is unchanged by a deadline: cut before the TLS handshake
+// completed, the request never left (retry_later); cut later, a charge is ambiguous
+// (query_first) and anything else is retry_later.
+//
+// A public call runs at most these exchanges, one after another:
+//   1. the periodic certificate download, when certificate_refresh_s has passed (at most
+//      once per call: the period is >= 3600 s and a call lasts at most 4 D <= 720 s);
+//   2. the call's own request(s): one, or for charge(kAfterAmbiguity) the query of the same
+//      out_trade_no and, when it answers 404 ORDER_NOT_EXIST, the resent charge;
+//   3. when a 2xx reply names an unknown platform key: one certificate download, or the wait
+//      for the download another thread is running (one D either way; error replies are not
+//      verified, and the first verified 2xx ends the call).
+// So charge(kAfterAmbiguity) is the longest: kMaxExchangesPerCall x D (download, query 404,
+// resent charge, download for an unknown key). [queue] lease_ms must be at least that
+// (config/src/cross_checks.cc), so an outbox item is not handed out again mid-call.
 
 #include <functional>
 #include <map>
@@ -23,6 +47,9 @@
 #include "gateway/provider.h"
 
 namespace lanegate::gateway {
+
+// The most HTTPS exchanges one public call of WechatPayClient runs (TIME BOUNDS above).
+inline constexpr int kMaxExchangesPerCall = 4;
 
 // --- request signing (spec "Signing a request") ----------------------------------------
 
@@ -123,7 +150,8 @@ class WechatPayClient final : public PaymentProvider {
   // GET /v3/certificates: decrypts the platform certificates and adds them to the key
   // set after the reply verified with one of them (or a key already known). Runs by
   // itself every certificate_refresh_s (checked at the start of each call) and when a
-  // reply names an unknown serial (at most once per 60 s). Returns the key count.
+  // reply names an unknown serial (at most once per 60 s). One download at a time: a
+  // caller that finds one running waits for it and gets its result. Returns the key count.
   ProviderResult<std::size_t> refresh_platform_keys();
 
   // Shared with the notification handler.

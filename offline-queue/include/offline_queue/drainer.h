@@ -5,8 +5,9 @@
 // (token bucket, burst = min(rate, max_in_flight); rate <= 0: unlimited).
 //
 // Each drain cycle is one SQLite transaction that applies every outcome that arrived since the
-// last cycle and leases the next small batch, so a busy drain costs one commit per batch rather
-// than two per item. Items are handed to the sink only after that commit.
+// last cycle, renews the leases that are due (below) and leases the next small batch, so a busy
+// drain costs one commit per batch rather than two per item. Items are handed to the sink only
+// after that commit.
 //
 // THREADING: every member function, the sink and all Outbox access run on the io_context's
 // thread (the thread that runs `io`), except link_up(), which any thread may call. The
@@ -17,9 +18,18 @@
 // (REQUIRES: on the io thread, or after the io_context stopped) abandons outcomes that arrive
 // later; their items come back when their leases expire, so nothing is lost.
 //
-// A sink that never calls its completion holds a slot until the item's lease expires; the
-// slot is then freed (and counted in lanegate_queue_sink_timeouts_total) and the item, back in
-// PENDING, is leased again.
+// LEASE RENEWAL. A sink's work may outlast a lease (a provider call that refreshes
+// certificates, queries and then charges). While the sink holds an item -- handed over, its
+// completion not yet called -- the drainer extends the item's lease by lease_ms every
+// lease_ms / 3 (Outbox::extend_leases: every held item in the cycle's one commit), so the
+// item is not leased and sent a second time while the first send is in flight. Two renewals
+// in a row may fail (database busy) before a lease lapses.
+//
+// A sink that never calls its completion is renewed for at most DrainerOptions::max_hold from
+// the hand-over; then renewal stops, the slot is freed when the lease ends (counted in
+// lanegate_queue_sink_timeouts_total) and the item, back in PENDING, is leased again. A lease
+// that could not be renewed in time (lost: the outbox refused to extend it) frees its slot at
+// once; the sink's late outcome is refused as stale, its ack still counts (invariant 6).
 
 #include <boost/asio/io_context.hpp>
 #include <chrono>
@@ -40,6 +50,12 @@ struct DrainerOptions {
   int lease_batch = 16;             // items leased per cycle at most
   // How often the timer tick compacts acked items past retention (0: never).
   std::chrono::milliseconds compact_interval = std::chrono::minutes(1);
+  // How long a sink may hold an item, its lease renewed, before the drainer gives up on it
+  // (0: lease_ms * max_in_flight). Why that default: lease_ms is sized to cover the worst
+  // case of one work item once its sender starts on it, and a sender that runs its items one
+  // after another on one worker (the invoice uplink) starts an item at most max_in_flight - 1
+  // items late; a sink still silent after that has lost the item (a bug or a hung thread).
+  std::chrono::milliseconds max_hold{0};
 };
 
 class Drainer {
@@ -59,6 +75,8 @@ class Drainer {
     std::int64_t parked = 0;
     std::int64_t stale = 0;         // outcomes for leases that had expired (refused, harmless)
     std::int64_t cycle_errors = 0;  // cycles that failed to commit (retried on the next kick)
+    std::int64_t renewed = 0;       // lease extensions committed for items a sink still held
+    std::int64_t lost = 0;          // leases the outbox refused to extend (had expired)
   };
 
   Drainer(boost::asio::io_context& io, Outbox& outbox, const config::QueueLimits& limits,

@@ -15,6 +15,9 @@
 //   |   lease()   |   | retry() (backoff)            | ack() by a stale lease holder
 //   |             v   | lease expiry (lease(),       | (delivery confirmed wins)
 //   |           LEASED  release_all_leases())        |
+//   |          ^   |                                 |
+//   |          +---+ extend_leases() (the sender      |
+//   |             |    still works on it)            |
 //   |             |   \                              v
 //   |             |    +------- ack() ---------->  ACKED ---- compact() after the
 //   |     park()  |                                 ^         retention window --> (gone)
@@ -39,10 +42,13 @@
 //  5. A LEASED item carries a lease expiry (wall clock, stored): once it has passed (or lies more
 //     than kMaxLease in the future after the wall clock stepped back) the next lease() returns
 //     it to PENDING. A restarted process therefore recovers leases of a crashed one.
-//  6. retry() and park() apply only to the lease they name (item id + attempt number); an
-//     outcome for a lease that expired is refused with kNotFound and changes nothing. ack() is
-//     accepted from any lease of a not-yet-acked item: a confirmed delivery always wins, and
-//     acking an ACKED item is a no-op.
+//     extend_leases() moves the expiry of a lease that is still held forward (never back); it
+//     never touches a lease that has expired, even one that lease() has not reclaimed yet, so
+//     a late renewal cannot resurrect a lease whose item may be handed out again.
+//  6. retry(), park() and extend_leases() apply only to the lease they name (item id + attempt
+//     number); an outcome for a lease that expired is refused with kNotFound and changes
+//     nothing. ack() is accepted from any lease of a not-yet-acked item: a confirmed delivery
+//     always wins, and acking an ACKED item is a no-op.
 //  7. The row/byte limits count PENDING + LEASED + PARKED items (ACKED ones do not); they are
 //     read from outbox_count, which is kept equal to the item table in the same transaction
 //     (enqueue() counts its insert, triggers count state changes and deletes), so enqueue()
@@ -202,6 +208,18 @@ class Outbox {
   [[nodiscard]] Result<std::vector<Item>> lease(Transaction& txn,
                                                 std::span<const std::string> topics, int max_items,
                                                 std::chrono::milliseconds lease_duration);
+
+  // Keeps leases alive while their sender still works on them (a provider call may outlast a
+  // lease). Every named lease that is still held -- LEASED with that attempt number and not
+  // expired (invariant 5) -- expires lease_duration from now, or keeps its later expiry. The
+  // others (expired, resolved, or handed out again) are left alone and returned: the caller no
+  // longer holds them. All in one transaction (the first form commits its own); one statement
+  // execution per lease, by primary key. lease_duration must be in (0, kMaxLease].
+  [[nodiscard]] Result<std::vector<LeaseToken>> extend_leases(
+      std::span<const LeaseToken> leases, std::chrono::milliseconds lease_duration);
+  [[nodiscard]] Result<std::vector<LeaseToken>> extend_leases(
+      Transaction& txn, std::span<const LeaseToken> leases,
+      std::chrono::milliseconds lease_duration);
 
   // Outcomes of a lease (invariant 6). The forms without a transaction commit their own.
   [[nodiscard]] Status ack(const LeaseToken& lease);

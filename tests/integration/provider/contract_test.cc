@@ -2,6 +2,10 @@
 // of the spec, key modes, key refresh, keep-alive, TLS verification, trade bill.
 #include <httplib.h>
 
+#include <atomic>
+#include <thread>
+#include <vector>
+
 #include "core/pki.h"
 #include "gateway/provider_notify.h"
 #include "provider_fixture.h"
@@ -245,7 +249,7 @@ TEST_F(ContractTest, RefusedConnectionIsRetryLaterNotAmbiguous) {
 
 TEST_F(ContractTest, ReplyLatencyBeyondTheDeadlineIsAmbiguousAndResolvesByQuery) {
   auto cfg = config();
-  cfg.charge_deadline_ms = 300;
+  cfg.request_timeout_ms = 300;  // a charge's request limit is the one every call has
   auto c = client(cfg);
   auto e = c->create_parking_entry(entry("IN-0070"));
   ASSERT_TRUE(e);
@@ -282,6 +286,40 @@ TEST_F(ContractTest, UnknownSerialTriggersCertificateDownload) {
   ASSERT_TRUE(r) << r.error().error.to_string();
   EXPECT_EQ(c->key_set()->size(), 1u);
   EXPECT_TRUE(c->key_set()->find(trim(read_file(demo_pki() / "platform.serial"))));
+}
+
+// A call waits for a certificate download another thread is running rather than failing or
+// starting its own: no call waits behind more than one download (the bound lease_ms is
+// checked against), and a rotation does not fail the calls that race the first download.
+TEST_F(ContractTest, ConcurrentRepliesWithAnUnknownKeyWaitForOneCertificateDownload) {
+  auto cfg = config();
+  cfg.platform_keys.clear();  // every first reply names an unknown serial
+  auto c = client(cfg);
+  // Fewer than the sandbox's 8 server threads: each keep-alive connection holds one, and
+  // the certificate download needs one more.
+  constexpr int kThreads = 4;
+  std::atomic<int> verified{0};
+  std::atomic<bool> go{false};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&] {
+      while (!go.load()) {
+        std::this_thread::yield();
+      }
+      auto r = c->find_plate_service({"", kPlate, "BLUE", kOpenid});
+      if (r) {
+        verified.fetch_add(1);
+      } else {
+        ADD_FAILURE() << r.error().error.to_string();
+      }
+    });
+  }
+  go = true;
+  for (auto& t : threads) {
+    t.join();
+  }
+  EXPECT_EQ(verified.load(), kThreads);
+  EXPECT_EQ(c->key_set()->size(), 1u);
 }
 
 TEST_F(ContractTest, KeepAliveReusesOneConnection) {

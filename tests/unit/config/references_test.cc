@@ -197,5 +197,36 @@ TEST(ConfigReferencesTest, PublicKeyIdMustBeAPlatformKey) {
   EXPECT_TRUE(errors_of(text).empty()) << testing::dump(errors_of(text));
 }
 
+// Issue 13: a lease shorter than one charge work item let the drainer send the charge again
+// while its first request was in flight. The rule names the key, the rule and the minimum.
+TEST(ConfigReferencesTest, LeaseMustCoverTheWorstCaseOfOneChargeWorkItem) {
+  // Defaults: 4 x (2000 + 10000) = 48000 ms <= 60000.
+  EXPECT_TRUE(errors_of(kMinimal).empty()) << testing::dump(errors_of(kMinimal));
+
+  std::string text = std::string(kMinimal) + "\n[queue]\nlease_ms = 30000\n";
+  auto errors = errors_of(text);
+  ASSERT_EQ(errors.size(), 1u) << testing::dump(errors);
+  EXPECT_CONFIG_ERROR(errors, "queue.lease_ms", line_of(text, "lease_ms"),
+                      "must cover the worst case of one charge work item");
+  EXPECT_NE(errors[0].rule.find("4 x (2000 + 10000) = 48000 ms; got 30000"), std::string::npos)
+      << errors[0].rule;
+  EXPECT_NE(errors[0].rule.find("provider.connect_timeout_ms + provider.request_timeout_ms"),
+            std::string::npos)
+      << errors[0].rule;
+  text = edit(text, "lease_ms = 30000", "lease_ms = 48000");  // exactly the minimum
+  EXPECT_TRUE(errors_of(text).empty()) << testing::dump(errors_of(text));
+
+  // Raising the provider timeouts raises the minimum; with lease_ms left at its default the
+  // error points at the timeout that did it.
+  text = edit(kMinimal, "notify_url = \"https://gw.example.cn/notify\"",
+              "notify_url = \"https://gw.example.cn/notify\"\nconnect_timeout_ms = 5000\n"
+              "request_timeout_ms = 20000");
+  errors = errors_of(text);
+  EXPECT_CONFIG_ERROR(errors, "queue.lease_ms", line_of(text, "request_timeout_ms"),
+                      "4 x (5000 + 20000) = 100000 ms; got 60000");
+  text += "\n[queue]\nlease_ms = 100000\n";
+  EXPECT_TRUE(errors_of(text).empty()) << testing::dump(errors_of(text));
+}
+
 }  // namespace
 }  // namespace lanegate::config

@@ -164,6 +164,73 @@ TEST_F(DrainerTest, SilentSenderLosesItsSlotAndTheItemIsSentAgain) {
   EXPECT_EQ(seen[1].attempts, 2);
 }
 
+// Issue 13: with lease_ms 1000 a 2.5 s provider call had its charge leased again, and sent
+// again, twice while the first request was still in flight. The drainer keeps the lease of
+// an item its sink still holds alive, so the item goes out once however long the call takes.
+TEST_F(DrainerTest, ASendSlowerThanTheLeaseIsNotLeasedAgainWhileInFlight) {
+  limits_.lease_ms = 1000;
+  const auto id = must_enqueue("charge", "a", "c1");
+  std::vector<Item> seen;
+  Drainer::Completion first;
+  Drainer drainer(io_, *outbox_, limits_, clock_, [&](const Item& item, Drainer::Completion done) {
+    seen.push_back(item);
+    if (!first) {
+      first = std::move(done);  // the slow call: answers after 2.5 leases
+    } else {
+      done(Outcome::ack());  // a second dispatch (the defect) answers at once
+    }
+  });
+  drainer.start();
+  ASSERT_TRUE(run_until([&] { return seen.size() == 1; }));
+  // 2.5 s of (fake) time in 100 ms steps, the loop running in between as it would.
+  for (int step = 0; step < 25; ++step) {
+    clock_.advance(milliseconds(100));
+    run_for(milliseconds(10));
+  }
+  first(Outcome::ack());
+  ASSERT_TRUE(run_until([&] { return outbox_->get(id)->state == ItemState::kAcked; }));
+  run_for(milliseconds(20));
+  EXPECT_EQ(seen.size(), 1u) << "the item was leased and sent again while its first send was "
+                                "still in flight";
+  EXPECT_EQ(outbox_->get(id)->attempts, 1);
+  EXPECT_EQ(drainer.counters().stale, 0);
+  EXPECT_GE(drainer.counters().renewed, 5);  // every lease_ms / 3 over 2.5 s
+  EXPECT_EQ(drainer.counters().lost, 0);
+}
+
+TEST_F(DrainerTest, ASilentSenderIsRenewedOnlyUpToMaxHoldThenTheItemGoesOutAgain) {
+  limits_.lease_ms = 1000;
+  DrainerOptions options;
+  options.max_hold = milliseconds(2000);
+  const auto id = must_enqueue("charge", "a", "c1");
+  auto& timeouts = metrics::Registry::global().counter("lanegate_queue_sink_timeouts_total", "");
+  const auto before = timeouts.value();
+  std::vector<Item> seen;
+  Drainer drainer(
+      io_, *outbox_, limits_, clock_,
+      [&](const Item& item, Drainer::Completion done) {
+        seen.push_back(item);
+        if (seen.size() > 1) done(Outcome::ack());  // the first send never reports back
+      },
+      options);
+  drainer.start();
+  ASSERT_TRUE(run_until([&] { return seen.size() == 1; }));
+  milliseconds elapsed{0};
+  while (seen.size() == 1 && elapsed < milliseconds(5000)) {
+    clock_.advance(milliseconds(100));
+    elapsed += milliseconds(100);
+    run_for(milliseconds(10));
+  }
+  ASSERT_EQ(seen.size(), 2u);
+  // Renewed while within max_hold, then held to the end of the last lease: not before.
+  EXPECT_GT(elapsed, milliseconds(2000));
+  EXPECT_LE(elapsed, milliseconds(2000 + 1000 + 200));
+  EXPECT_EQ(seen[1].id, id);
+  EXPECT_EQ(seen[1].attempts, 2);
+  EXPECT_EQ(timeouts.value() - before, 1);
+  ASSERT_TRUE(run_until([&] { return drainer.counters().acked == 1; }));
+}
+
 TEST_F(DrainerTest, OutcomesArrivingAfterDestructionAreDroppedAndTheItemComesBack) {
   const auto id = must_enqueue("charge", "a", "c1");
   Drainer::Completion kept;

@@ -215,6 +215,66 @@ TEST_F(OutboxTest, ExpiredLeaseReturnsTheItemAndStaleOutcomesAreRefused) {
   EXPECT_EQ(outbox_->ack(LeaseToken{12345, 1}).error().code, Errc::kNotFound);
 }
 
+TEST_F(OutboxTest, ExtendingAHeldLeaseKeepsTheItemFromBeingLeasedAgain) {
+  const auto a = must_enqueue("charge", "s1", "c1");
+  const auto b = must_enqueue("charge", "s2", "c2");
+  auto got = lease(10);
+  ASSERT_EQ(got.size(), 2u);
+  // Two thirds into the lease the sender still works on both: one statement each, one commit.
+  clock_.advance(milliseconds(limits_.lease_ms * 2 / 3));
+  const std::vector<LeaseToken> held = {got[0].token(), got[1].token()};
+  auto lost = outbox_->extend_leases(held, milliseconds(limits_.lease_ms));
+  ASSERT_TRUE(lost.has_value()) << lost.error().to_string();
+  EXPECT_TRUE(lost->empty());
+  EXPECT_EQ(*outbox_->get(a)->lease_expires, clock_.now() + milliseconds(limits_.lease_ms));
+  // Past the original expiry the items are still held, not handed out again.
+  clock_.advance(milliseconds(limits_.lease_ms / 2));
+  EXPECT_TRUE(lease(10).empty());
+  EXPECT_EQ(outbox_->get(b)->state, ItemState::kLeased);
+  EXPECT_EQ(outbox_->get(b)->attempts, 1);
+  // A renewal asking for less than what is left never shortens a lease.
+  const auto before = *outbox_->get(a)->lease_expires;
+  ASSERT_TRUE(outbox_->extend_leases(held, milliseconds(1)).has_value());
+  EXPECT_EQ(*outbox_->get(a)->lease_expires, before);
+  // The outcome of the extended lease is still that lease's.
+  ASSERT_TRUE(outbox_->retry(got[1].token(), "503").has_value());
+}
+
+TEST_F(OutboxTest, AStaleRenewalCannotResurrectAnExpiredOrResolvedLease) {
+  const auto a = must_enqueue("charge", "s1", "c1");
+  const auto b = must_enqueue("charge", "s2", "c2");
+  const auto c = must_enqueue("charge", "s3", "c3");
+  auto first = lease(10);
+  ASSERT_EQ(first.size(), 3u);
+  ASSERT_TRUE(outbox_->ack(first[2].token()).has_value());
+  // a's and b's leases run out; a is handed out again (attempt 2), b not yet reclaimed.
+  clock_.advance(milliseconds(limits_.lease_ms));
+  auto txn = db_->begin();
+  ASSERT_TRUE(txn.has_value());
+  auto again = outbox_->lease(*txn, std::vector<std::string>{}, 1, milliseconds(limits_.lease_ms));
+  ASSERT_TRUE(again.has_value());
+  ASSERT_EQ(ids(*again), (std::vector<std::int64_t>{a}));
+  ASSERT_TRUE(txn->commit().has_value());
+  // Simulate an expired lease that lease() has not swept yet: b is LEASED, expiry passed.
+  ASSERT_TRUE(db_->exec("UPDATE outbox_item SET state = 1, lease_expires_ms = " +
+                        std::to_string(clock_.unix_millis() - 1) +
+                        " WHERE id = " + std::to_string(b))
+                  .has_value());
+  const std::vector<LeaseToken> stale = {first[0].token(), first[1].token(), first[2].token(),
+                                         LeaseToken{999, 1}};
+  auto lost = outbox_->extend_leases(stale, milliseconds(limits_.lease_ms));
+  ASSERT_TRUE(lost.has_value()) << lost.error().to_string();
+  ASSERT_EQ(lost->size(), 4u);  // none was still held by the one who asks
+  auto item_a = outbox_->get(a);
+  EXPECT_EQ(item_a->attempts, 2);
+  EXPECT_EQ(*item_a->lease_expires, clock_.now() + milliseconds(limits_.lease_ms));
+  EXPECT_EQ(*outbox_->get(b)->lease_expires, clock_.now() - milliseconds(1));
+  EXPECT_EQ(outbox_->get(c)->state, ItemState::kAcked);
+  // b comes back at the next lease(), as its lease had expired.
+  EXPECT_EQ(ids(lease(10)), (std::vector<std::int64_t>{b}));
+  EXPECT_FALSE(outbox_->extend_leases(stale, milliseconds(0)).has_value());
+}
+
 TEST_F(OutboxTest, LeasesOfACrashedProcessComeBackAfterExpiry) {
   const auto a = must_enqueue("charge", "s1", "c1");
   const auto b = must_enqueue("charge", "s2", "c2");
