@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "gateway/contract_state.h"
+#include "gateway/provider_wechatpay.h"
 #include "gateway/settlement.h"
 
 namespace lanegate::gateway {
@@ -310,9 +311,13 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
     });
   }
 
+  // How long after a charge was handed to a worker it may still reach the provider: the
+  // client ends every call within kMaxExchangesPerCall exchanges of connect + request time
+  // each (gateway/provider_wechatpay.h, TIME BOUNDS).
   milliseconds quiet_period() const {
-    return milliseconds{2 * std::max(cfg.provider.request_timeout_ms, cfg.provider.connect_timeout_ms)};
+    return milliseconds{kMaxExchangesPerCall * (cfg.provider.connect_timeout_ms + cfg.provider.request_timeout_ms)};
   }
+
 
   void on_charge(const std::string& out, bool query_only, const ProviderResult<ProviderTransaction>& r,
                  queue::Drainer::Completion done) {
