@@ -1307,20 +1307,18 @@ void ScenarioWorld::check_attribution(const std::map<std::string, json::object>&
                          ", which never drove through " + lane);
       continue;
     }
+    // The passage it is for: one that owes this fare and passed, else saw no decision (it
+    // may have been decided after the vehicle gave up), else fell back (the charge reached
+    // the provider though no answer came in time), else any (a wrong fare).
+    auto rank = [&](const TollDrive& d) {
+      if (d.fare_fen != amount) return 3;
+      if (d.outcome == LaneOutcome::kPass) return 0;
+      return d.outcome == LaneOutcome::kNoDecision ? 1 : 2;
+    };
     std::optional<std::size_t> pick;
     for (std::size_t i : drives) {
-      if (toll_charge[i].empty() && toll_drives_[i].fare_fen == amount) {
+      if (toll_charge[i].empty() && (!pick || rank(toll_drives_[i]) < rank(toll_drives_[*pick])))
         pick = i;
-        break;
-      }
-    }
-    if (!pick) {
-      for (std::size_t i : drives) {
-        if (toll_charge[i].empty()) {
-          pick = i;
-          break;
-        }
-      }
     }
     if (!pick) {
       problems.push_back(lane + ": " + what(no, t) + " for " + describe_vehicle(plate, false) +
@@ -1389,20 +1387,15 @@ void ScenarioWorld::check_attribution(const std::map<std::string, json::object>&
     std::vector<std::size_t>& drives = exits_of[{lane, plate}];
     // The fee it was shown; a vehicle that saw no decision may have been charged after it
     // gave up waiting, at a fee the world never saw.
+    auto rank = [&](const ObservedPassage& p) {
+      if (p.fee_fen == amount) return p.outcome == LaneOutcome::kPass ? 0 : 1;
+      return p.outcome == LaneOutcome::kNoDecision ? 2 : 3;
+    };
     std::optional<std::size_t> pick;
     for (std::size_t i : drives) {
-      if (!exit_charged[i] && passages_[i].fee_fen == amount) {
+      if (!exit_charged[i] && rank(passages_[i]) < 3 &&
+          (!pick || rank(passages_[i]) < rank(passages_[*pick])))
         pick = i;
-        break;
-      }
-    }
-    if (!pick) {
-      for (std::size_t i : drives) {
-        if (!exit_charged[i] && passages_[i].outcome == LaneOutcome::kNoDecision) {
-          pick = i;
-          break;
-        }
-      }
     }
     if (pick) {
       exit_charged[*pick] = true;
