@@ -530,6 +530,12 @@ void Chaos::inject(ActiveFault& a) {
 }
 
 void Chaos::clear(ActiveFault& a) {
+  // Recovery proofs compare with the state just before clearing: lanegated may log its
+  // recovery (a SIGHUP's "attendant mode ended") within milliseconds, before any slower
+  // step here could note where the log stood.
+  MetricMap before = metrics();
+  const std::uintmax_t log_offset =
+      fs::exists(w_.gateway_log()) ? fs::file_size(w_.gateway_log()) : 0;
   ProviderFaults pf = w_.provider().faults();
   switch (a.kind) {
     case Fault::kKill:
@@ -568,10 +574,9 @@ void Chaos::clear(ActiveFault& a) {
   w_.provider().set_faults(pf);
   a.cleared = true;
   a.recovery_deadline = Steady::now() + (short_run() ? 15s : 30s);
-  // Recovery proofs compare with the state at clearing time.
-  a.before = metrics();
+  a.before = std::move(before);
   a.pid = w_.gateway_pid();
-  a.log_offset = fs::exists(w_.gateway_log()) ? fs::file_size(w_.gateway_log()) : 0;
+  a.log_offset = log_offset;
 }
 
 bool Chaos::check(const ActiveFault& a, const Proof& p, const MetricMap& now, std::string& what) {
