@@ -404,7 +404,6 @@ Result<std::unique_ptr<ScenarioWorld>> ScenarioWorld::start(
     if (l.mode == config::LaneMode::kParkingEntry) w->entry_lanes_.push_back(l.id);
     if (l.mode == config::LaneMode::kParkingExit) w->exit_lanes_.push_back(l.id);
     if (l.mode == config::LaneMode::kTollExit) w->toll_lanes_.push_back(l.id);
-    if (l.mode == config::LaneMode::kTaxi && w->meter_.empty()) w->meter_ = l.meter;
     if (l.mode == config::LaneMode::kTaxi && !l.meter.empty()) {
       w->meters_.push_back(l.meter);
       w->next_trip_[l.meter] = 1;  // a meter numbers its trips from 1

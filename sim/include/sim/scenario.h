@@ -329,7 +329,6 @@ class ScenarioWorld {
   std::vector<ScenarioVehicle> fleet_;
   std::vector<std::string> entry_lanes_, exit_lanes_, toll_lanes_;
   std::map<std::string, bool> closed_lanes_;
-  std::string meter_;
   std::vector<std::string> meters_;  // every taxi lane's meter, in config order
   std::map<std::string, std::uint32_t> next_trip_;
   int trip_calls_ = 0;
