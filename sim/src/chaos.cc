@@ -708,7 +708,9 @@ void Chaos::tick() {
       const bool recovered = !a.proven || check(a, pp.recovered, now, what);
       if (recovered || now_t >= a.recovery_deadline) {
         KindStats& ks = stats_[a.kind];
-        if (a.kind == Fault::kDiskFull) w_.set_database_fault(false);
+        if (a.kind == Fault::kDiskFull) {
+          w_.set_database_fault(false);
+        }
         if (recovered && a.proven) {
           ks.survived++;
         } else if (!recovered) {
@@ -778,7 +780,9 @@ int Chaos::run() {
     for (std::size_t k = before; attendant_before && k < w_.passages().size(); ++k) {
       // A toll decision read late from the display may predate attendant mode.
       const ObservedPassage& p = w_.passages()[k];
-      if (p.late || p.outcome != LaneOutcome::kPass || !attendant_now()) continue;
+      if (p.late || p.outcome != LaneOutcome::kPass || !attendant_now()) {
+        continue;
+      }
       // Attendant mode: no barrier opens on its own.
       violation("disk_full: lane " + p.lane + " let " + p.plate +
                 " pass while lanegated was in attendant mode");
@@ -851,13 +855,23 @@ int Chaos::run() {
   // met one says so.
   int no_plate = 0, no_record = 0, queued = 0, met_busy = 0;
   for (const auto& d : w_.toll_drives()) {
-    if (d.kind == TollCase::kNoPlate) ++no_plate;
-    if (d.kind == TollCase::kNoRecord) ++no_record;
-    if (d.kind == TollCase::kQueued) ++queued;
-    if (d.met_busy_lane) ++met_busy;
+    if (d.kind == TollCase::kNoPlate) {
+      ++no_plate;
+    }
+    if (d.kind == TollCase::kNoRecord) {
+      ++no_record;
+    }
+    if (d.kind == TollCase::kQueued) {
+      ++queued;
+    }
+    if (d.met_busy_lane) {
+      ++met_busy;
+    }
   }
   int twins = 0;
-  for (const auto& t : w_.trips_ended()) twins += t.twin ? 1 : 0;
+  for (const auto& t : w_.trips_ended()) {
+    twins += t.twin ? 1 : 0;
+  }
   std::printf(
       "  toll cases plate missed %d, record missing %d, queued %d (%d met a lane still "
       "deciding)\n",
@@ -891,9 +905,15 @@ int Chaos::run() {
     }
   }
   if (!w_.toll_lanes().empty()) {
-    if (no_plate == 0) problems.push_back("toll: no vehicle with a missed plate (run longer)");
-    if (no_record == 0) problems.push_back("toll: no vehicle without a record (run longer)");
-    if (queued == 0) problems.push_back("toll: no queue of vehicles (run longer)");
+    if (no_plate == 0) {
+      problems.push_back("toll: no vehicle with a missed plate (run longer)");
+    }
+    if (no_record == 0) {
+      problems.push_back("toll: no vehicle without a record (run longer)");
+    }
+    if (queued == 0) {
+      problems.push_back("toll: no queue of vehicles (run longer)");
+    }
   }
   if (twins == 0 &&
       w_.config().lanes.end() != std::find_if(w_.config().lanes.begin(), w_.config().lanes.end(),

@@ -312,7 +312,9 @@ Result<std::unique_ptr<ScenarioWorld>> ScenarioWorld::start(
     v.bound = i < bound_count;
     v.overdue = v.bound && i % 23 == 5;
     v.contract_id = "ETC" + std::to_string(100000000 + i);
-    if (v.bound) v.openid = "oSCENARIO" + std::to_string(i);
+    if (v.bound) {
+      v.openid = "oSCENARIO" + std::to_string(i);
+    }
     w->fleet_by_plate_[v.plate] = w->fleet_.size();
     w->fleet_by_contract_[v.contract_id] = w->fleet_.size();
     w->fleet_.push_back(v);
@@ -410,10 +412,13 @@ Result<std::unique_ptr<ScenarioWorld>> ScenarioWorld::start(
     }
     if (l.mode == config::LaneMode::kTollExit) {
       for (const auto& t : w->cfg_.toll_tariffs) {
-        if (t.id != l.tariff) continue;
+        if (t.id != l.tariff) {
+          continue;
+        }
         for (const auto& f : t.fares) {
-          if (f.exit_station == l.station_id)
+          if (f.exit_station == l.station_id) {
             w->toll_fares_.push_back({l.id, f.entry_station, f.vehicle_class, f.fare.fen()});
+          }
         }
       }
     }
@@ -624,7 +629,9 @@ void ScenarioWorld::drive(const std::string& lane, const ScenarioVehicle& v, boo
 }
 
 void ScenarioWorld::end_taxi_trip() {
-  if (meters_.empty()) return;
+  if (meters_.empty()) {
+    return;
+  }
   // Boarding twenty minutes ago, the minute and number written out here (what the meter
   // would pick) so that the world knows the trip's identity.
   const std::string boarding = local_minute(unix_now() - 20 * 60, cfg_.gateway.utc_offset_minutes);
@@ -657,7 +664,9 @@ void ScenarioWorld::end_taxi_trip() {
 }
 
 void ScenarioWorld::set_database_fault(bool on) {
-  if (on && !database_fault_) ++database_fault_epoch_;
+  if (on && !database_fault_) {
+    ++database_fault_epoch_;
+  }
   database_fault_ = on;
 }
 
@@ -725,7 +734,9 @@ void ScenarioWorld::drive_next(int i) {
 // history, so the rest of the traffic goes on while the toll lane decides.
 
 bool ScenarioWorld::toll_lane_free(const std::string& lane) {
-  if (Steady::now() < toll_quiet_until_) return false;
+  if (Steady::now() < toll_quiet_until_) {
+    return false;
+  }
   return std::none_of(toll_drives_.begin(), toll_drives_.end(),
                       [&](const TollDrive& d) { return d.lane == lane && !d.resolved; });
 }
@@ -746,21 +757,30 @@ void ScenarioWorld::drive_toll_case(const std::string& lane) {
     for (const std::string* dev : {&l->camera, &l->roadside_unit}) {
       const std::int64_t n0 = devices_->requests_answered(*dev).value_or(0);
       const auto until = Steady::now() + 2s;
-      while (Steady::now() < until && devices_->requests_answered(*dev).value_or(0) < n0 + 2)
+      while (Steady::now() < until && devices_->requests_answered(*dev).value_or(0) < n0 + 2) {
         std::this_thread::sleep_for(10ms);
+      }
     }
     toll_polled_after_start_ = gateway_starts_;
   }
   std::vector<const TollFareRow*> fares;
   for (const auto& f : toll_fares_) {
-    if (f.lane == lane) fares.push_back(&f);
+    if (f.lane == lane) {
+      fares.push_back(&f);
+    }
   }
-  if (fares.empty()) return;
+  if (fares.empty()) {
+    return;
+  }
   auto wait_read = [&](const std::string& device, std::optional<std::uint16_t> seq) {
-    if (!seq) return false;
+    if (!seq) {
+      return false;
+    }
     const auto until = Steady::now() + 2s;
     while (Steady::now() < until) {
-      if (devices_->record_read(device).value_or(0) == *seq) return true;
+      if (devices_->record_read(device).value_or(0) == *seq) {
+        return true;
+      }
       std::this_thread::sleep_for(2ms);
     }
     return false;
@@ -795,7 +815,9 @@ void ScenarioWorld::drive_toll_case(const std::string& lane) {
     d.contract_id = v.contract_id;
     d.openid = v.openid;
     d.kind = c;
-    if (count > 1) d.group = "queue " + std::to_string(k + 1) + "/" + std::to_string(count);
+    if (count > 1) {
+      d.group = "queue " + std::to_string(k + 1) + "/" + std::to_string(count);
+    }
     d.display_from = devices_->display_writes(l->display).value_or(0);
     d.fault_epoch = database_fault_epoch_;
     d.database_fault = database_fault_;
@@ -833,7 +855,9 @@ void ScenarioWorld::drive_toll_case(const std::string& lane) {
     // Whether the lane still had the previous queued vehicle undecided when this one's
     // first read reached lanegated.
     auto arrived = [&] {
-      if (k > 0 && !d.plate_read && !d.record_read) d.met_busy_lane = !decided(toll_drives_.back());
+      if (k > 0 && !d.plate_read && !d.record_read) {
+        d.met_busy_lane = !decided(toll_drives_.back());
+      }
     };
     // 0: plate, then record; 1: record, then plate; 2: both at once.
     const unsigned order = plate_first ? 0 : rng_() % 3;
@@ -875,7 +899,9 @@ void ScenarioWorld::drive_toll_case(const std::string& lane) {
     toll_drives_.push_back(d);
     ++tolls_;
     // A record lanegated did not take would be overwritten by the next vehicle's.
-    if (!handed_over) break;
+    if (!handed_over) {
+      break;
+    }
   }
   if (slowed) {
     ProviderFaults f = provider_->faults();
@@ -908,8 +934,12 @@ void ScenarioWorld::resolve_toll(bool wait_all) {
     bool pending = false;
     std::set<std::string> busy;
     for (TollDrive& d : toll_drives_) {
-      if (d.resolved) continue;
-      if (database_fault_ || d.fault_epoch != database_fault_epoch_) d.database_fault = true;
+      if (d.resolved) {
+        continue;
+      }
+      if (database_fault_ || d.fault_epoch != database_fault_epoch_) {
+        d.database_fault = true;
+      }
       if (!d.plate_shown) {
         d.resolved = true;  // the lane never saw it: nothing to show
         continue;
@@ -918,7 +948,9 @@ void ScenarioWorld::resolve_toll(bool wait_all) {
       bool found = false;
       if (auto texts = devices_->display_texts(l->display, d.display_from)) {
         for (const auto& t : *texts) {
-          if (t.find(d.plate) == std::string::npos) continue;
+          if (t.find(d.plate) == std::string::npos) {
+            continue;
+          }
           read_display(t, d.outcome, d.fee_fen);
           found = true;
           break;
@@ -934,9 +966,13 @@ void ScenarioWorld::resolve_toll(bool wait_all) {
     }
     // The queue has left once the lane decided for all of it.
     for (const auto& lane : toll_lanes_) {
-      if (!busy.contains(lane)) (void)devices_->vehicle_leaves(lane);
+      if (!busy.contains(lane)) {
+        (void)devices_->vehicle_leaves(lane);
+      }
     }
-    if (!pending || !wait_all) return;
+    if (!pending || !wait_all) {
+      return;
+    }
     std::this_thread::sleep_for(50ms);
   }
 }
@@ -1195,13 +1231,17 @@ std::vector<std::string> ScenarioWorld::account(ScenarioTotals& totals) {
 
 std::string ScenarioWorld::describe_vehicle(const std::string& plate, bool story) const {
   auto it = fleet_by_plate_.find(plate);
-  if (it == fleet_by_plate_.end()) return plate + " (no vehicle the simulator has)";
+  if (it == fleet_by_plate_.end()) {
+    return plate + " (no vehicle the simulator has)";
+  }
   const ScenarioVehicle& v = fleet_[it->second];
   std::string s = plate + " (vehicle #" + std::to_string(it->second) + ", contract " +
                   v.contract_id + (v.openid.empty() ? ", no account" : ", account " + v.openid);
   // Where its OBU sent its record: the story behind its contract on another's charge.
   for (const auto& d : toll_drives_) {
-    if (!story || d.plate != plate || !d.record_sent) continue;
+    if (!story || d.plate != plate || !d.record_sent) {
+      continue;
+    }
     s += "; at " + d.lane + ": " + toll_case_name(d);
   }
   return s + ")";
@@ -1226,7 +1266,9 @@ void ScenarioWorld::check_attribution(const std::map<std::string, json::object>&
                                       std::vector<std::string>& problems) const {
   // lanegate's records in the order it made them.
   std::vector<std::pair<std::string, const json::object*>> records;
-  for (const auto& [no, t] : ours) records.emplace_back(no, &t);
+  for (const auto& [no, t] : ours) {
+    records.emplace_back(no, &t);
+  }
   std::sort(records.begin(), records.end(), [](const auto& a, const auto& b) {
     return jint(*a.second, "id") < jint(*b.second, "id");
   });
@@ -1244,11 +1286,14 @@ void ScenarioWorld::check_attribution(const std::map<std::string, json::object>&
   auto check_account = [&](const std::string& lane, const std::string& no, const json::object& t,
                            const ScenarioVehicle& v) {
     auto sb = at_sandbox.find(no);
-    if (sb == at_sandbox.end() || sb->second.openid == v.openid) return;
+    if (sb == at_sandbox.end() || sb->second.openid == v.openid) {
+      return;
+    }
     std::string owner = "an account no vehicle of the fleet has";
     for (std::size_t i = 0; i < fleet_.size(); ++i) {
-      if (!fleet_[i].openid.empty() && fleet_[i].openid == sb->second.openid)
+      if (!fleet_[i].openid.empty() && fleet_[i].openid == sb->second.openid) {
         owner = describe_vehicle(fleet_[i].plate, false);
+      }
     }
     problems.push_back(lane + ": " + what(no, t) + " for " + describe_vehicle(v.plate, false) +
                        ": the provider debited account " + sb->second.openid + " of " + owner);
@@ -1269,14 +1314,17 @@ void ScenarioWorld::check_attribution(const std::map<std::string, json::object>&
   // ---- toll: the contract, the fare, one charge per passage ----
   std::map<std::pair<std::string, std::string>, std::vector<std::size_t>> toll_of;
   for (std::size_t i = 0; i < toll_drives_.size(); ++i) {
-    if (toll_drives_[i].plate_shown)
+    if (toll_drives_[i].plate_shown) {
       toll_of[{toll_drives_[i].lane, toll_drives_[i].plate}].push_back(i);
+    }
   }
   std::vector<std::string> toll_charge(toll_drives_.size());
   const bool toll_truth = !toll_drives_.empty();
   for (const auto& [no, tp] : records) {
     const json::object& t = *tp;
-    if (jstr(t, "kind") != "toll" || !toll_truth) continue;
+    if (jstr(t, "kind") != "toll" || !toll_truth) {
+      continue;
+    }
     const std::string lane = jstr(t, "lane");
     const std::string plate = jstr(t, "plate");
     const std::string contract = detail_str(t, "obu_id");
@@ -1297,7 +1345,9 @@ void ScenarioWorld::check_attribution(const std::map<std::string, json::object>&
                               : describe_vehicle(fleet_[owner->second].plate, true)) +
                          (at_provider ? "" : "; the provider refused it"));
     }
-    if (!at_provider) continue;  // below: money the provider holds
+    if (!at_provider) {
+      continue;  // below: money the provider holds
+    }
     check_account(lane, no, t, veh);
     const std::int64_t amount = jint(t, "amount_fen");
     std::vector<std::size_t>& drives = toll_of[{lane, plate}];
@@ -1310,14 +1360,19 @@ void ScenarioWorld::check_attribution(const std::map<std::string, json::object>&
     // may have been decided after the vehicle gave up), else fell back (the charge reached
     // the provider though no answer came in time), else any (a wrong fare).
     auto rank = [&](const TollDrive& d) {
-      if (d.fare_fen != amount) return 3;
-      if (d.outcome == LaneOutcome::kPass) return 0;
+      if (d.fare_fen != amount) {
+        return 3;
+      }
+      if (d.outcome == LaneOutcome::kPass) {
+        return 0;
+      }
       return d.outcome == LaneOutcome::kNoDecision ? 1 : 2;
     };
     std::optional<std::size_t> pick;
     for (std::size_t i : drives) {
-      if (toll_charge[i].empty() && (!pick || rank(toll_drives_[i]) < rank(toll_drives_[*pick])))
+      if (toll_charge[i].empty() && (!pick || rank(toll_drives_[i]) < rank(toll_drives_[*pick]))) {
         pick = i;
+      }
     }
     if (!pick) {
       problems.push_back(lane + ": " + what(no, t) + " for " + describe_vehicle(plate, false) +
@@ -1366,13 +1421,16 @@ void ScenarioWorld::check_attribution(const std::map<std::string, json::object>&
   for (std::size_t i = 0; i < passages_.size(); ++i) {
     const auto& p = passages_[i];
     if (p.charged_lane &&
-        std::find(exit_lanes_.begin(), exit_lanes_.end(), p.lane) != exit_lanes_.end())
+        std::find(exit_lanes_.begin(), exit_lanes_.end(), p.lane) != exit_lanes_.end()) {
       exits_of[{p.lane, p.plate}].push_back(i);
+    }
   }
   std::vector<bool> exit_charged(passages_.size(), false);
   for (const auto& [no, tp] : records) {
     const json::object& t = *tp;
-    if (jstr(t, "kind") != "parking" || !at_sandbox.contains(no)) continue;
+    if (jstr(t, "kind") != "parking" || !at_sandbox.contains(no)) {
+      continue;
+    }
     const std::string lane = jstr(t, "lane");
     const std::string plate = jstr(t, "plate");
     auto v = fleet_by_plate_.find(plate);
@@ -1387,14 +1445,17 @@ void ScenarioWorld::check_attribution(const std::map<std::string, json::object>&
     // The fee it was shown; a vehicle that saw no decision may have been charged after it
     // gave up waiting, at a fee the world never saw.
     auto rank = [&](const ObservedPassage& p) {
-      if (p.fee_fen == amount) return p.outcome == LaneOutcome::kPass ? 0 : 1;
+      if (p.fee_fen == amount) {
+        return p.outcome == LaneOutcome::kPass ? 0 : 1;
+      }
       return p.outcome == LaneOutcome::kNoDecision ? 2 : 3;
     };
     std::optional<std::size_t> pick;
     for (std::size_t i : drives) {
       if (!exit_charged[i] && rank(passages_[i]) < 3 &&
-          (!pick || rank(passages_[i]) < rank(passages_[*pick])))
+          (!pick || rank(passages_[i]) < rank(passages_[*pick]))) {
         pick = i;
+      }
     }
     if (pick) {
       exit_charged[*pick] = true;
@@ -1415,7 +1476,9 @@ void ScenarioWorld::check_attribution(const std::map<std::string, json::object>&
   std::map<TripKey, std::vector<std::string>> trip_records;
   for (const auto& [no, tp] : records) {
     const json::object& t = *tp;
-    if (jstr(t, "kind") != "taxi") continue;
+    if (jstr(t, "kind") != "taxi") {
+      continue;
+    }
     trip_records[{detail_str(t, "meter"), jint(t, "trip_number"), detail_str(t, "boarding")}]
         .push_back(no);
   }
@@ -1433,7 +1496,9 @@ void ScenarioWorld::check_attribution(const std::map<std::string, json::object>&
       // Whose record took its place: the same number and minute on another meter.
       std::string taken;
       for (const auto& [k, nos] : trip_records) {
-        if (std::get<1>(k) != e.trip_number || std::get<2>(k) != e.boarding) continue;
+        if (std::get<1>(k) != e.trip_number || std::get<2>(k) != e.boarding) {
+          continue;
+        }
         for (const auto& no : nos) {
           taken += "; lanegate's only record of that number and minute, " + no + " (" +
                    yuan(jint(ours.at(no), "amount_fen")) + " yuan), is " + std::get<0>(k) + "'s";
@@ -1442,7 +1507,9 @@ void ScenarioWorld::check_attribution(const std::map<std::string, json::object>&
       problems.push_back(trip_name(e) + ": NOT RECORDED" + taken);
     } else if (n > 1) {
       std::string nos;
-      for (const auto& no : it->second) nos += " " + no;
+      for (const auto& no : it->second) {
+        nos += " " + no;
+      }
       problems.push_back(trip_name(e) + ": recorded " + std::to_string(n) + " times:" + nos);
     } else {
       const std::string& no = it->second.front();
@@ -1454,7 +1521,9 @@ void ScenarioWorld::check_attribution(const std::map<std::string, json::object>&
     }
   }
   for (const auto& [k, nos] : trip_records) {
-    if (ended.contains(k)) continue;
+    if (ended.contains(k)) {
+      continue;
+    }
     for (const auto& no : nos) {
       problems.push_back("taxi record " + no + " (meter " + std::get<0>(k) + ", trip " +
                          std::to_string(std::get<1>(k)) + ", boarding " + std::get<2>(k) +
