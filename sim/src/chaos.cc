@@ -243,6 +243,42 @@ std::string with_database_limit(const std::string& text, int mb) {
                             "[gateway]\nmax_database_mb = " + std::to_string(mb) + "\n");
 }
 
+// The chaos run's second taxi meter (issue 13): one gateway reads two meters, which number
+// their trips each on its own, so two trips with one number and one boarding minute are
+// ordinary. Its pty lies beside the first meter's.
+constexpr const char* kSecondMeter = "meter-taxi-2";
+
+// The config text with a second [[meter]] and its taxi lane added, when it has one meter.
+std::string with_second_meter(const std::string& text) {
+  std::smatch m;
+  if (text.find(kSecondMeter) != std::string::npos ||
+      !std::regex_search(text, m, std::regex(R"re(\[\[meter\]\][^\[]*?\ndevice = "([^"]+)")re"))) {
+    return text;
+  }
+  const std::string device = fs::path(m[1].str()).parent_path().string() + "/meter-chaos-2";
+  return text +
+         "\n# Added by the chaos run: a second meter on this gateway, whose trips share trip\n"
+         "# numbers and boarding minutes with the first one's.\n"
+         "[[meter]]\n"
+         "id = \"" +
+         std::string(kSecondMeter) +
+         "\"\n"
+         "device = \"" +
+         device +
+         "\"\n"
+         "baud = 9600\n"
+         "parity = \"N\"\n"
+         "data_bits = 8\n"
+         "stop_bits = 1\n"
+         "\n"
+         "[[lane]]\n"
+         "id = \"taxi-2\"\n"
+         "mode = \"taxi\"\n"
+         "name = \"second meter taxi\"\n"
+         "meter = \"" +
+         std::string(kSecondMeter) + "\"\n";
+}
+
 // ---- the run -----------------------------------------------------------------------------
 
 struct KindStats {
@@ -478,6 +514,7 @@ void Chaos::inject(ActiveFault& a) {
       a.last_vehicle_at = Steady::now();
       break;
     case Fault::kDiskFull:
+      w_.set_database_fault(true);
       set_disk_full(true);
       break;
     case Fault::kClockJump:
@@ -493,6 +530,12 @@ void Chaos::inject(ActiveFault& a) {
 }
 
 void Chaos::clear(ActiveFault& a) {
+  // Recovery proofs compare with the state just before clearing: lanegated may log its
+  // recovery (a SIGHUP's "attendant mode ended") within milliseconds, before any slower
+  // step here could note where the log stood.
+  MetricMap before = metrics();
+  const std::uintmax_t log_offset =
+      fs::exists(w_.gateway_log()) ? fs::file_size(w_.gateway_log()) : 0;
   ProviderFaults pf = w_.provider().faults();
   switch (a.kind) {
     case Fault::kKill:
@@ -531,10 +574,9 @@ void Chaos::clear(ActiveFault& a) {
   w_.provider().set_faults(pf);
   a.cleared = true;
   a.recovery_deadline = Steady::now() + (short_run() ? 15s : 30s);
-  // Recovery proofs compare with the state at clearing time.
-  a.before = metrics();
+  a.before = std::move(before);
   a.pid = w_.gateway_pid();
-  a.log_offset = fs::exists(w_.gateway_log()) ? fs::file_size(w_.gateway_log()) : 0;
+  a.log_offset = log_offset;
 }
 
 bool Chaos::check(const ActiveFault& a, const Proof& p, const MetricMap& now, std::string& what) {
@@ -666,6 +708,9 @@ void Chaos::tick() {
       const bool recovered = !a.proven || check(a, pp.recovered, now, what);
       if (recovered || now_t >= a.recovery_deadline) {
         KindStats& ks = stats_[a.kind];
+        if (a.kind == Fault::kDiskFull) {
+          w_.set_database_fault(false);
+        }
         if (recovered && a.proven) {
           ks.survived++;
         } else if (!recovered) {
@@ -732,11 +777,15 @@ int Chaos::run() {
     const bool attendant_before = attendant_now();
     const std::size_t before = w_.passages().size();
     w_.drive_next(i);
-    if (attendant_before && w_.passages().size() > before &&
-        w_.passages().back().outcome == LaneOutcome::kPass && attendant_now()) {
+    for (std::size_t k = before; attendant_before && k < w_.passages().size(); ++k) {
+      // A toll decision read late from the display may predate attendant mode.
+      const ObservedPassage& p = w_.passages()[k];
+      if (p.late || p.outcome != LaneOutcome::kPass || !attendant_now()) {
+        continue;
+      }
       // Attendant mode: no barrier opens on its own.
-      violation("disk_full: lane " + w_.passages().back().lane + " let " +
-                w_.passages().back().plate + " pass while lanegated was in attendant mode");
+      violation("disk_full: lane " + p.lane + " let " + p.plate +
+                " pass while lanegated was in attendant mode");
     }
     if (i % 7 == 3) w_.end_taxi_trip();
     if (o_.claims > 0 && i % claim_every == claim_every - 1) ++claims_wanted;
@@ -769,6 +818,7 @@ int Chaos::run() {
     violation(std::string(fault_name(a.kind)) + ": still unresolved at the end of the run");
   }
   active_.clear();
+  w_.set_database_fault(false);
   w_.empty_lot();
   if (!o_.quiet) std::printf("\n");
 
@@ -801,6 +851,33 @@ int Chaos::run() {
   }
   std::printf("  traffic    %zu vehicles (%d entries, %d exits, %d toll), %zu taxi trips\n",
               w_.passages().size(), w_.entries(), w_.exits(), w_.tolls(), w_.trips_ended().size());
+  // The toll and taxi cases of issue 13: how often each was driven, so a run that never
+  // met one says so.
+  int no_plate = 0, no_record = 0, queued = 0, met_busy = 0;
+  for (const auto& d : w_.toll_drives()) {
+    if (d.kind == TollCase::kNoPlate) {
+      ++no_plate;
+    }
+    if (d.kind == TollCase::kNoRecord) {
+      ++no_record;
+    }
+    if (d.kind == TollCase::kQueued) {
+      ++queued;
+    }
+    if (d.met_busy_lane) {
+      ++met_busy;
+    }
+  }
+  int twins = 0;
+  for (const auto& t : w_.trips_ended()) {
+    twins += t.twin ? 1 : 0;
+  }
+  std::printf(
+      "  toll cases plate missed %d, record missing %d, queued %d (%d met a lane still "
+      "deciding)\n",
+      no_plate, no_record, queued, met_busy);
+  std::printf("  taxi twins %d trips on two meters with equal trip numbers and boarding minutes\n",
+              twins);
   std::printf(
       "  charges    %lld provider charges, %s yuan; settled %s at lanegate, %s at the sandbox\n",
       static_cast<long long>(totals.provider_charges), totals.charged.to_string().c_str(),
@@ -826,6 +903,25 @@ int Chaos::run() {
     if (available(f) && stats_[f].injected == 0) {
       problems.push_back(std::string(fault_name(f)) + ": never injected (run longer)");
     }
+  }
+  if (!w_.toll_lanes().empty()) {
+    if (no_plate == 0) {
+      problems.push_back("toll: no vehicle with a missed plate (run longer)");
+    }
+    if (no_record == 0) {
+      problems.push_back("toll: no vehicle without a record (run longer)");
+    }
+    if (queued == 0) {
+      problems.push_back("toll: no queue of vehicles (run longer)");
+    }
+  }
+  if (twins == 0 &&
+      w_.config().lanes.end() != std::find_if(w_.config().lanes.begin(), w_.config().lanes.end(),
+                                              [](const config::LaneSection& l) {
+                                                return l.mode == config::LaneMode::kTaxi &&
+                                                       l.meter == kSecondMeter;
+                                              })) {
+    problems.push_back("taxi: no twin trips on two meters (run longer)");
   }
   if (!problems.empty()) {
     std::printf("\nVIOLATIONS (%zu):\n", problems.size());
@@ -885,13 +981,14 @@ int run_chaos(const ScenarioOptions& given) {
   else if (disk_mode == "tmpfs" && !try_mount())
     disk_mode = "off";
 
-  // The config the world writes gets the database limit; the chaos run rewrites it.
-  fs::path config_for_world = o.config;
-  if (disk_mode == "pagecount") {
-    config_for_world = o.workdir.string() + ".chaos-source.toml";
+  // The config the world writes gets the database limit (the chaos run rewrites it) and a
+  // second taxi meter.
+  fs::path config_for_world = o.workdir.string() + ".chaos-source.toml";
+  {
     std::ofstream out(config_for_world);
     // A bound far above what the run needs, so that restoring it returns the space.
-    out << with_database_limit(source_text, 4096);
+    out << with_second_meter(disk_mode == "pagecount" ? with_database_limit(source_text, 4096)
+                                                      : source_text);
   }
   o.config = config_for_world;
 

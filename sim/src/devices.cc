@@ -181,6 +181,40 @@ SimDevice::SimDevice(const config::DeviceSection& c, std::string lane_id)
     }
     map->tab_input_bits[barrier_map.closed] = 1;
   }
+  if (cfg.kind == config::DeviceKind::kCamera) {
+    if (auto m = lane::camera_map(cfg)) {
+      record_start = m->record_start;
+      record_count = m->record_count;
+    }
+  }
+  if (cfg.kind == config::DeviceKind::kRoadsideUnit) {
+    if (auto m = lane::roadside_map(cfg)) {
+      record_start = m->record_start;
+      record_count = m->record_count;
+    }
+  }
+  if (cfg.kind == config::DeviceKind::kDisplay) {
+    if (auto m = lane::display_map(cfg)) {
+      text_length_reg = m->text_length;
+      text_reg = m->text;
+      text_registers = m->text_registers;
+    }
+  }
+}
+
+std::string SimDevice::display_bytes() const {
+  std::string bytes;
+  if (text_length_reg < 0) {
+    return bytes;
+  }
+  const auto bo = cfg.byte_order;
+  const int len =
+      std::min<int>(device_order(map->tab_registers[text_length_reg], bo), text_registers * 2);
+  for (int i = 0; i < len; ++i) {
+    const std::uint16_t r = device_order(map->tab_registers[text_reg + i / 2], bo);
+    bytes.push_back(static_cast<char>(i % 2 == 0 ? r >> 8 : r & 0xFF));
+  }
+  return bytes;
 }
 
 SimDevice::~SimDevice() {
@@ -191,6 +225,23 @@ SimDevice::~SimDevice() {
 
 void SimDevice::after_reply(const std::uint8_t* req, int req_len, int header_len) {
   answered.fetch_add(1);
+  if (req_len > header_len + 4) {
+    const std::uint8_t fn = req[header_len];
+    const int addr = (req[header_len + 1] << 8) | req[header_len + 2];
+    const int qty = (req[header_len + 3] << 8) | req[header_len + 4];
+    if (fn == MODBUS_FC_READ_HOLDING_REGISTERS && record_count > 0 && addr == record_start &&
+        qty == record_count) {
+      record_read = sequence;
+    }
+    if ((fn == MODBUS_FC_WRITE_SINGLE_REGISTER || fn == MODBUS_FC_WRITE_MULTIPLE_REGISTERS) &&
+        cfg.kind == config::DeviceKind::kDisplay) {
+      std::string bytes = display_bytes();
+      // A text written in two requests (length apart from the text) shows up once whole.
+      if (texts.empty() || texts.back() != bytes) {
+        texts.push_back(std::move(bytes));
+      }
+    }
+  }
   if (cfg.kind != config::DeviceKind::kBarrier || req_len <= header_len) {
     return;
   }
@@ -1028,15 +1079,51 @@ Result<std::string> DevicesSim::display_text(std::string_view device) const {
   std::string bytes;
   {
     std::lock_guard lock(d->mu);
-    const auto bo = d->cfg.byte_order;
-    const int len = std::min<int>(device_order(d->map->tab_registers[m->text_length], bo),
-                                  m->text_registers * 2);
-    for (int i = 0; i < len; ++i) {
-      const std::uint16_t r = device_order(d->map->tab_registers[m->text + i / 2], bo);
-      bytes.push_back(static_cast<char>(i % 2 == 0 ? r >> 8 : r & 0xFF));
-    }
+    bytes = d->display_bytes();
   }
   return lane::decode_text(bytes, TextEncoding::kGbk);
+}
+
+Result<std::vector<std::string>> DevicesSim::display_texts(std::string_view device,
+                                                           std::size_t from) const {
+  SimDevice* d = impl_->find(device);
+  if (d == nullptr || d->cfg.kind != config::DeviceKind::kDisplay) {
+    return fail(Errc::kNotFound, "no display \"" + std::string(device) + "\"", "device");
+  }
+  std::vector<std::string> raw;
+  {
+    std::lock_guard lock(d->mu);
+    if (from < d->texts.size()) {
+      raw.assign(d->texts.begin() + static_cast<std::ptrdiff_t>(from), d->texts.end());
+    }
+  }
+  std::vector<std::string> out;
+  out.reserve(raw.size());
+  for (const auto& bytes : raw) {
+    // An undecodable text still takes its place, so indexes stay stable for the caller.
+    out.push_back(lane::decode_text(bytes, TextEncoding::kGbk).value_or(std::string()));
+  }
+  return out;
+}
+
+Result<std::size_t> DevicesSim::display_writes(std::string_view device) const {
+  SimDevice* d = impl_->find(device);
+  if (d == nullptr || d->cfg.kind != config::DeviceKind::kDisplay) {
+    return fail(Errc::kNotFound, "no display \"" + std::string(device) + "\"", "device");
+  }
+  std::lock_guard lock(d->mu);
+  return d->texts.size();
+}
+
+Result<std::uint16_t> DevicesSim::record_read(std::string_view device) const {
+  SimDevice* d = impl_->find(device);
+  if (d == nullptr || (d->cfg.kind != config::DeviceKind::kCamera &&
+                       d->cfg.kind != config::DeviceKind::kRoadsideUnit)) {
+    return fail(Errc::kNotFound, "no camera or roadside unit \"" + std::string(device) + "\"",
+                "device");
+  }
+  std::lock_guard lock(d->mu);
+  return d->record_read;
 }
 
 Result<std::vector<std::uint32_t>> DevicesSim::meter_acked(std::string_view meter) const {

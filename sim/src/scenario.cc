@@ -11,14 +11,17 @@
 #include <cctype>
 #include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <iterator>
 #include <map>
 #include <regex>
 #include <set>
 #include <sstream>
 #include <thread>
+#include <tuple>
 
 #include "sim/chaos.h"
 
@@ -86,6 +89,38 @@ std::string jstr(const json::object& o, std::string_view k) {
   auto it = o.find(k);
   if (it == o.end() || !it->value().is_string()) return {};
   return std::string(it->value().as_string());
+}
+
+// What a lane's display says about a vehicle it names. Pass texts: "欢迎光临" (entry),
+// "一路顺风" (exit and toll); anything else ("请扫码缴费或联系管理员", "请联系管理员") keeps
+// the barrier down. The fee, when shown, is "<yuan>.<fen>元".
+void read_display(const std::string& text, LaneOutcome& outcome, std::int64_t& fee_fen) {
+  const bool pass =
+      text.find("一路顺风") != std::string::npos || text.find("欢迎光临") != std::string::npos;
+  outcome = pass ? LaneOutcome::kPass : LaneOutcome::kFallback;
+  std::smatch m;
+  if (std::regex_search(text, m, std::regex(R"((\d+)\.(\d\d)元)"))) {
+    fee_fen = std::stoll(m[1].str()) * 100 + std::stoll(m[2].str());
+  }
+}
+
+std::string yuan(std::int64_t fen) { return Money::from_fen(fen).to_string(); }
+
+// "YYYY-MM-DDThh:mm" local time, as a meter writes a boarding time.
+std::string local_minute(std::int64_t unix_s, int offset_min) {
+  const std::time_t t = static_cast<std::time_t>(unix_s + offset_min * 60LL);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1,
+                tm.tm_mday, tm.tm_hour, tm.tm_min);
+  return buf;
+}
+
+std::int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 int usage() {
@@ -277,6 +312,11 @@ Result<std::unique_ptr<ScenarioWorld>> ScenarioWorld::start(
     v.bound = i < bound_count;
     v.overdue = v.bound && i % 23 == 5;
     v.contract_id = "ETC" + std::to_string(100000000 + i);
+    if (v.bound) {
+      v.openid = "oSCENARIO" + std::to_string(i);
+    }
+    w->fleet_by_plate_[v.plate] = w->fleet_.size();
+    w->fleet_by_contract_[v.contract_id] = w->fleet_.size();
     w->fleet_.push_back(v);
   }
   {
@@ -284,7 +324,7 @@ Result<std::unique_ptr<ScenarioWorld>> ScenarioWorld::start(
     for (std::size_t i = 0; i < w->fleet_.size(); ++i) {
       const auto& v = w->fleet_[i];
       if (!v.bound) continue;
-      const std::string openid = "oSCENARIO" + std::to_string(i);
+      const std::string& openid = v.openid;
       accounts.push_back(json::object{{"openid", openid}, {"overdue", v.overdue}});
       plates.push_back(json::object{{"plate_number", v.plate},
                                     {"plate_color", v.colour_name},
@@ -366,7 +406,22 @@ Result<std::unique_ptr<ScenarioWorld>> ScenarioWorld::start(
     if (l.mode == config::LaneMode::kParkingEntry) w->entry_lanes_.push_back(l.id);
     if (l.mode == config::LaneMode::kParkingExit) w->exit_lanes_.push_back(l.id);
     if (l.mode == config::LaneMode::kTollExit) w->toll_lanes_.push_back(l.id);
-    if (l.mode == config::LaneMode::kTaxi && w->meter_.empty()) w->meter_ = l.meter;
+    if (l.mode == config::LaneMode::kTaxi && !l.meter.empty()) {
+      w->meters_.push_back(l.meter);
+      w->next_trip_[l.meter] = 1;  // a meter numbers its trips from 1
+    }
+    if (l.mode == config::LaneMode::kTollExit) {
+      for (const auto& t : w->cfg_.toll_tariffs) {
+        if (t.id != l.tariff) {
+          continue;
+        }
+        for (const auto& f : t.fares) {
+          if (f.exit_station == l.station_id) {
+            w->toll_fares_.push_back({l.id, f.entry_station, f.vehicle_class, f.fare.fen()});
+          }
+        }
+      }
+    }
   }
   if (w->entry_lanes_.empty() || w->exit_lanes_.empty()) {
     return fail(Errc::kInvalidArgument, "the scenario needs parking entry and exit lanes");
@@ -396,6 +451,7 @@ ScenarioWorld::~ScenarioWorld() {
 bool ScenarioWorld::start_gateway() {
   const fs::path bin = options_.bin_dir / "lanegated";
   const fs::path log = gateway_log();
+  ++gateway_starts_;
   pid_ = fork();
   if (pid_ < 0) return false;
   if (pid_ == 0) {
@@ -549,15 +605,7 @@ void ScenarioWorld::drive(const std::string& lane, const ScenarioVehicle& v, boo
       if (!l->display.empty()) {
         auto text = devices_->display_text(l->display);
         if (text && *text != before_text && text->find(v.plate) != std::string::npos) {
-          // Pass texts: "欢迎光临" (entry), "一路顺风" (exit and toll); anything else
-          // ("请扫码缴费或联系管理员", "请联系管理员") keeps the barrier down.
-          const bool pass = text->find("一路顺风") != std::string::npos ||
-                            text->find("欢迎光临") != std::string::npos;
-          seen.outcome = pass ? LaneOutcome::kPass : LaneOutcome::kFallback;
-          std::smatch m;
-          if (std::regex_search(*text, m, std::regex(R"((\d+)\.(\d\d)元)"))) {
-            seen.fee_fen = std::stoll(m[1].str()) * 100 + std::stoll(m[2].str());
-          }
+          read_display(*text, seen.outcome, seen.fee_fen);
           break;
         }
       }
@@ -581,18 +629,63 @@ void ScenarioWorld::drive(const std::string& lane, const ScenarioVehicle& v, boo
 }
 
 void ScenarioWorld::end_taxi_trip() {
-  if (meter_.empty()) return;
-  SimTrip t;
-  t.meter = meter_;
-  t.fare_fen = 1000 + 10 * static_cast<std::int64_t>(rng_() % 500);
-  t.payment_type = (trips_.size() % 3 == 0) ? 0 : 1;
-  if (auto n = devices_->end_trip(t)) trips_.push_back(*n);
+  if (meters_.empty()) {
+    return;
+  }
+  // Boarding twenty minutes ago, the minute and number written out here (what the meter
+  // would pick) so that the world knows the trip's identity.
+  const std::string boarding = local_minute(unix_now() - 20 * 60, cfg_.gateway.utc_offset_minutes);
+  auto end = [&](const std::string& meter, std::uint32_t number, std::int64_t fare_fen, bool twin) {
+    SimTrip t;
+    t.meter = meter;
+    t.fare_fen = fare_fen;
+    t.trip_number = number;
+    t.boarding = boarding;
+    t.payment_type = (trips_.size() % 3 == 0) ? 0 : 1;
+    if (auto n = devices_->end_trip(t)) {
+      trips_.push_back(EndedTrip{meter, *n, boarding, fare_fen, t.payment_type, twin});
+      next_trip_[meter] = *n + 1;
+    }
+  };
+  const int call = trip_calls_++;
+  const std::int64_t fare = 1000 + 10 * static_cast<std::int64_t>(rng_() % 500);
+  if (meters_.size() >= 2 && call % 4 == 0) {
+    // Two meters, one gateway: the same trip number (each meter counts on its own) and
+    // the same boarding minute, different fares. Both are trips; neither is the other's
+    // retransmission.
+    const std::uint32_t n = std::max(next_trip_[meters_[0]], next_trip_[meters_[1]]);
+    const std::int64_t fare2 = 1000 + 10 * static_cast<std::int64_t>(rng_() % 500);
+    end(meters_[0], n, fare, true);
+    end(meters_[1], n, fare2, true);
+    return;
+  }
+  const std::string& meter = meters_[meters_.size() >= 2 ? call % 2 : 0];
+  end(meter, next_trip_[meter], fare, false);
+}
+
+void ScenarioWorld::set_database_fault(bool on) {
+  if (on && !database_fault_) {
+    ++database_fault_epoch_;
+  }
+  database_fault_ = on;
 }
 
 void ScenarioWorld::drive_next(int i) {
-  // Every 10th vehicle is a toll-exit vehicle; the others use the parking lot. A lot
-  // vehicle leaves once three others have entered.
-  if (!toll_lanes_.empty() && !toll_entries_.empty() && i % 10 == 9) {
+  if (options_.chaos) {
+    // Chaos: the toll lane's cases (TollCase); a toll slot whose lane is still busy with
+    // earlier vehicles sends its vehicle to the lot instead.
+    resolve_toll(false);
+    if (!toll_lanes_.empty() && !toll_fares_.empty() && i % 5 == 4) {
+      int rr = 0;
+      const std::string lane = pick_lane(toll_lanes_, rr);
+      if (!lane.empty() && toll_lane_free(lane)) {
+        drive_toll_case(lane);
+        return;
+      }
+    }
+  } else if (!toll_lanes_.empty() && !toll_entries_.empty() && i % 10 == 9) {
+    // Every 10th vehicle is a toll-exit vehicle; the others use the parking lot. A lot
+    // vehicle leaves once three others have entered.
     int rr = 0;
     const std::string lane = pick_lane(toll_lanes_, rr);
     if (!lane.empty()) {
@@ -627,6 +720,260 @@ void ScenarioWorld::drive_next(int i) {
     parked_.pop_front();
     drive(lane, v, true);
     ++exits_;
+  }
+}
+
+// ---- chaos toll traffic ------------------------------------------------------------------
+//
+// A toll exit pairs two reads of one vehicle: the camera's plate and the roadside unit's
+// record (its OBU's contract and entry station). The cases of TollCase each break the
+// pairing of a lane that pairs by "whatever came last". The world writes a device's next
+// record only once lanegated has read the previous one (DevicesSim::record_read): a device
+// holds one record, and a record lost by the simulation itself would be a pairing error
+// of the simulation, not of the gateway. Decisions are read later from the display's
+// history, so the rest of the traffic goes on while the toll lane decides.
+
+bool ScenarioWorld::toll_lane_free(const std::string& lane) {
+  if (Steady::now() < toll_quiet_until_) {
+    return false;
+  }
+  return std::none_of(toll_drives_.begin(), toll_drives_.end(),
+                      [&](const TollDrive& d) { return d.lane == lane && !d.resolved; });
+}
+
+void ScenarioWorld::drive_toll_case(const std::string& lane) {
+  static constexpr TollCase kCycle[] = {TollCase::kNormal,   TollCase::kNoPlate, TollCase::kNormal,
+                                        TollCase::kNoRecord, TollCase::kQueued,  TollCase::kNormal};
+  constexpr int kCycleLength = static_cast<int>(std::size(kCycle));
+  const int at = toll_case_++ % kCycleLength;
+  const TollCase c = kCycle[at];
+  // The vehicle after a missed plate shows its plate before its record: a lane that kept
+  // the missed vehicle's record pairs the two at once.
+  const bool plate_first = at > 0 && kCycle[at - 1] == TollCase::kNoPlate;
+  const config::LaneSection* l = lane_cfg_[lane];
+  // After a (re)start lanegated takes each device's current record as already seen; the
+  // first vehicle waits until it has polled both devices.
+  if (toll_polled_after_start_ != gateway_starts_) {
+    for (const std::string* dev : {&l->camera, &l->roadside_unit}) {
+      const std::int64_t n0 = devices_->requests_answered(*dev).value_or(0);
+      const auto until = Steady::now() + 2s;
+      while (Steady::now() < until && devices_->requests_answered(*dev).value_or(0) < n0 + 2) {
+        std::this_thread::sleep_for(10ms);
+      }
+    }
+    toll_polled_after_start_ = gateway_starts_;
+  }
+  std::vector<const TollFareRow*> fares;
+  for (const auto& f : toll_fares_) {
+    if (f.lane == lane) {
+      fares.push_back(&f);
+    }
+  }
+  if (fares.empty()) {
+    return;
+  }
+  auto wait_read = [&](const std::string& device, std::optional<std::uint16_t> seq) {
+    if (!seq) {
+      return false;
+    }
+    const auto until = Steady::now() + 2s;
+    while (Steady::now() < until) {
+      if (devices_->record_read(device).value_or(0) == *seq) {
+        return true;
+      }
+      std::this_thread::sleep_for(2ms);
+    }
+    return false;
+  };
+  auto decided = [&](const TollDrive& d) {
+    auto texts = devices_->display_texts(l->display, d.display_from);
+    return texts && std::any_of(texts->begin(), texts->end(), [&](const std::string& t) {
+             return t.find(d.plate) != std::string::npos;
+           });
+  };
+  const int count = c == TollCase::kQueued ? 3 : 1;
+  // A queue meets a busy lane: the provider answers the first vehicle's charge late (well
+  // within the lane's charge deadline, so the decision stays online) and the others arrive
+  // while the lane waits. Not while the uplink is cut or a latency fault is on: the chaos
+  // run owns those (and with the latter the lane is slow anyway).
+  bool slowed = false;
+  if (c == TollCase::kQueued) {
+    ProviderFaults f = provider_->faults();
+    if (!f.refuse_connections && f.latency_ms == 0) {
+      f.latency_ms = std::clamp(cfg_.provider.charge_deadline_ms - 500, 100, 1000);
+      provider_->set_faults(f);
+      slowed = true;
+    }
+  }
+  const std::size_t first = toll_drives_.size();
+  for (int k = 0; k < count; ++k) {
+    const ScenarioVehicle& v = fleet_[next_plate_++ % fleet_.size()];
+    const TollFareRow& f = *fares[rng_() % fares.size()];
+    TollDrive d;
+    d.lane = lane;
+    d.plate = v.plate;
+    d.contract_id = v.contract_id;
+    d.openid = v.openid;
+    d.kind = c;
+    if (count > 1) {
+      d.group = "queue " + std::to_string(k + 1) + "/" + std::to_string(count);
+    }
+    d.display_from = devices_->display_writes(l->display).value_or(0);
+    d.fault_epoch = database_fault_epoch_;
+    d.database_fault = database_fault_;
+    const bool send_plate = c != TollCase::kNoPlate;
+    const bool send_record = c != TollCase::kNoRecord;
+    if (send_record) {
+      d.entry_station = f.entry_station;
+      d.vehicle_class = f.vehicle_class;
+      d.fare_fen = f.fare_fen;
+    }
+    std::optional<std::uint16_t> plate_seq, record_seq;
+    auto put_plate = [&] {
+      VehicleArrival va;
+      va.lane = lane;
+      va.plate = v.plate;
+      va.colour = v.colour_code;
+      va.vehicle_class = d.vehicle_class;
+      if (auto s = devices_->vehicle_arrives(va)) {
+        plate_seq = *s;
+        d.plate_shown = true;
+      }
+    };
+    auto put_record = [&] {
+      RoadsideEntry re;
+      re.lane = lane;
+      re.entry_station = d.entry_station;
+      re.entry_time = unix_now() - 3600;
+      re.vehicle_class = d.vehicle_class;
+      re.contract_id = v.contract_id;
+      if (auto s = devices_->roadside_entry(re)) {
+        record_seq = *s;
+        d.record_sent = true;
+      }
+    };
+    // Whether the lane still had the previous queued vehicle undecided when this one's
+    // first read reached lanegated.
+    auto arrived = [&] {
+      if (k > 0 && !d.plate_read && !d.record_read) {
+        d.met_busy_lane = !decided(toll_drives_.back());
+      }
+    };
+    // 0: plate, then record; 1: record, then plate; 2: both at once.
+    const unsigned order = plate_first ? 0 : rng_() % 3;
+    if (order == 2 && send_plate && send_record) {
+      put_plate();
+      put_record();
+      const bool p = wait_read(l->camera, plate_seq);
+      arrived();
+      d.plate_read = p;
+      d.record_read = wait_read(l->roadside_unit, record_seq);
+    } else if (order == 1) {
+      if (send_record) {
+        put_record();
+        const bool r = wait_read(l->roadside_unit, record_seq);
+        arrived();
+        d.record_read = r;
+      }
+      if (send_plate) {
+        put_plate();
+        const bool p = wait_read(l->camera, plate_seq);
+        arrived();
+        d.plate_read = p;
+      }
+    } else {
+      if (send_plate) {
+        put_plate();
+        const bool p = wait_read(l->camera, plate_seq);
+        arrived();
+        d.plate_read = p;
+      }
+      if (send_record) {
+        put_record();
+        const bool r = wait_read(l->roadside_unit, record_seq);
+        arrived();
+        d.record_read = r;
+      }
+    }
+    const bool handed_over = d.plate_read == send_plate && d.record_read == send_record;
+    toll_drives_.push_back(d);
+    ++tolls_;
+    // A record lanegated did not take would be overwritten by the next vehicle's.
+    if (!handed_over) {
+      break;
+    }
+  }
+  if (slowed) {
+    ProviderFaults f = provider_->faults();
+    f.latency_ms = 0;
+    provider_->set_faults(f);
+  }
+  const auto now = Steady::now();
+  const int window_ms = std::max(l->pair_window_ms, 3000);
+  for (std::size_t j = first; j < toll_drives_.size(); ++j) {
+    TollDrive& d = toll_drives_[j];
+    if (d.kind == TollCase::kNoRecord) {
+      // Decided when the lone plate expires.
+      d.deadline = now + std::chrono::milliseconds(window_ms + 2500);
+    } else {
+      // Each vehicle ahead in the queue may take up to the charge deadline.
+      d.deadline = now + 4s +
+                   static_cast<int>(j - first) *
+                       std::chrono::milliseconds(cfg_.provider.charge_deadline_ms + 1000);
+    }
+  }
+  if (c == TollCase::kNoPlate) {
+    // The attendant takes the vehicle; the next one comes when a lone record has expired,
+    // so that a gateway pairing in lane order within its window cannot be misled.
+    toll_quiet_until_ = now + std::chrono::milliseconds(window_ms + 1000);
+  }
+}
+
+void ScenarioWorld::resolve_toll(bool wait_all) {
+  for (;;) {
+    bool pending = false;
+    std::set<std::string> busy;
+    for (TollDrive& d : toll_drives_) {
+      if (d.resolved) {
+        continue;
+      }
+      if (database_fault_ || d.fault_epoch != database_fault_epoch_) {
+        d.database_fault = true;
+      }
+      if (!d.plate_shown) {
+        d.resolved = true;  // the lane never saw it: nothing to show
+        continue;
+      }
+      const config::LaneSection* l = lane_cfg_[d.lane];
+      bool found = false;
+      if (auto texts = devices_->display_texts(l->display, d.display_from)) {
+        for (const auto& t : *texts) {
+          if (t.find(d.plate) == std::string::npos) {
+            continue;
+          }
+          read_display(t, d.outcome, d.fee_fen);
+          found = true;
+          break;
+        }
+      }
+      if (!found && Steady::now() < d.deadline) {
+        pending = true;
+        busy.insert(d.lane);
+        continue;
+      }
+      d.resolved = true;
+      passages_.push_back(ObservedPassage{d.lane, d.plate, d.outcome, true, d.fee_fen, true});
+    }
+    // The queue has left once the lane decided for all of it.
+    for (const auto& lane : toll_lanes_) {
+      if (!busy.contains(lane)) {
+        (void)devices_->vehicle_leaves(lane);
+      }
+    }
+    if (!pending || !wait_all) {
+      return;
+    }
+    std::this_thread::sleep_for(50ms);
   }
 }
 
@@ -706,6 +1053,7 @@ int ScenarioWorld::claim_invoices(int n) {
 // ---- the end -----------------------------------------------------------------------------
 
 std::optional<json::object> ScenarioWorld::drain(std::chrono::seconds limit, bool progress) {
+  resolve_toll(true);
   const auto deadline = Steady::now() + limit;
   while (Steady::now() < deadline) {
     if (!gateway_running()) {
@@ -725,10 +1073,10 @@ std::optional<json::object> ScenarioWorld::drain(std::chrono::seconds limit, boo
           if (auto cv = api_get_json("/api/v1/claims/" + c.token)) c.state = jstr(*cv, "state");
           if (c.state != "issued" && c.state != "failed") ++open_claims;
         }
-        // The meter retransmits a trip until lanegated acknowledges it.
-        const bool meter_done =
-            meter_.empty() ||
-            devices_->meter_unacked(meter_).value_or(std::vector<std::uint32_t>{1}).empty();
+        // A meter retransmits a trip until lanegated acknowledges it.
+        const bool meter_done = std::all_of(meters_.begin(), meters_.end(), [&](const auto& m) {
+          return devices_->meter_unacked(m).value_or(std::vector<std::uint32_t>{1}).empty();
+        });
         if (open_claims == 0 && meter_done) return *s;
       }
       if (progress) {
@@ -776,15 +1124,12 @@ std::vector<std::string> ScenarioWorld::account(ScenarioTotals& totals) {
   // Money: every provider charge lanegate recorded is at the sandbox exactly once, with
   // the same amount and final state, and the sandbox holds nothing else.
   std::map<std::pair<std::string, std::string>, int> pass_tx;  // (lane, plate) -> pass transactions
-  std::map<std::int64_t, int> trip_tx;                         // trip number -> transactions
   for (const auto& [no, t] : ours) {
     const std::string state = jstr(t, "state");
     const std::string kind = jstr(t, "kind");
     const std::string decision = jstr(t, "decision");
     const Money amount = Money::from_fen(jint(t, "amount_fen"));
-    if (kind == "taxi") {
-      if (auto it = t.find("trip_number"); it != t.end()) ++trip_tx[jint(t, "trip_number")];
-    } else if (decision != "fallback" && amount.fen() != 0) {
+    if (kind != "taxi" && decision != "fallback" && amount.fen() != 0) {
       ++pass_tx[{jstr(t, "lane"), jstr(t, "plate")}];
     }
     if (state == "RECORDED" || state == "SUBMITTING" || state == "UNKNOWN" || state == "ACCEPTED") {
@@ -866,19 +1211,8 @@ std::vector<std::string> ScenarioWorld::account(ScenarioTotals& totals) {
                          " passing transactions for a vehicle never driven there");
     }
   }
-  // Taxi: every trip the meter ended is one transaction, whatever the restarts.
-  for (std::uint32_t n : trips_) {
-    const int c = trip_tx.contains(n) ? trip_tx[n] : 0;
-    if (c != 1)
-      problems.push_back("taxi trip " + std::to_string(n) + ": " + std::to_string(c) +
-                         " transactions");
-  }
-  for (const auto& [n, c] : trip_tx) {
-    if (std::find(trips_.begin(), trips_.end(), static_cast<std::uint32_t>(n)) == trips_.end()) {
-      problems.push_back("taxi trip " + std::to_string(n) +
-                         ": recorded but never ended by the meter");
-    }
-  }
+  // Each charge against the vehicle or trip the world sent (toll, parking, taxi).
+  check_attribution(ours, at_sandbox, problems);
 
   // Invoices: every claim issued, and the platform holds it.
   totals.invoices_claimed = static_cast<std::int64_t>(claims_.size());
@@ -893,6 +1227,309 @@ std::vector<std::string> ScenarioWorld::account(ScenarioTotals& totals) {
     }
   }
   return problems;
+}
+
+std::string ScenarioWorld::describe_vehicle(const std::string& plate, bool story) const {
+  auto it = fleet_by_plate_.find(plate);
+  if (it == fleet_by_plate_.end()) {
+    return plate + " (no vehicle the simulator has)";
+  }
+  const ScenarioVehicle& v = fleet_[it->second];
+  std::string s = plate + " (vehicle #" + std::to_string(it->second) + ", contract " +
+                  v.contract_id + (v.openid.empty() ? ", no account" : ", account " + v.openid);
+  // Where its OBU sent its record: the story behind its contract on another's charge.
+  for (const auto& d : toll_drives_) {
+    if (!story || d.plate != plate || !d.record_sent) {
+      continue;
+    }
+    s += "; at " + d.lane + ": " + toll_case_name(d);
+  }
+  return s + ")";
+}
+
+std::string ScenarioWorld::toll_case_name(const TollDrive& d) {
+  switch (d.kind) {
+    case TollCase::kNoPlate:
+      return "its roadside record only, the camera missed its plate (attendant)";
+    case TollCase::kNoRecord:
+      return "its plate only, no roadside record (attendant)";
+    case TollCase::kQueued:
+      return d.group + (d.met_busy_lane ? " behind a deciding lane" : "");
+    case TollCase::kNormal:
+      break;
+  }
+  return "plate and record";
+}
+
+void ScenarioWorld::check_attribution(const std::map<std::string, json::object>& ours,
+                                      const std::map<std::string, SandboxTransaction>& at_sandbox,
+                                      std::vector<std::string>& problems) const {
+  // lanegate's records in the order it made them.
+  std::vector<std::pair<std::string, const json::object*>> records;
+  for (const auto& [no, t] : ours) {
+    records.emplace_back(no, &t);
+  }
+  std::sort(records.begin(), records.end(), [](const auto& a, const auto& b) {
+    return jint(*a.second, "id") < jint(*b.second, "id");
+  });
+  auto what = [](const std::string& no, const json::object& t) {
+    const std::string decision = jstr(t, "decision");
+    return "charge " + no + " (" + jstr(t, "state") + ", " +
+           (decision.empty() ? std::string("undecided") : decision) + ", " +
+           yuan(jint(t, "amount_fen")) + " yuan)";
+  };
+  auto detail_str = [](const json::object& t, std::string_view key) -> std::string {
+    const json::object* d = jobj(t, "detail");
+    return d == nullptr ? std::string() : jstr(*d, key);
+  };
+  // The provider debited the account of the vehicle the charge is for.
+  auto check_account = [&](const std::string& lane, const std::string& no, const json::object& t,
+                           const ScenarioVehicle& v) {
+    auto sb = at_sandbox.find(no);
+    if (sb == at_sandbox.end() || sb->second.openid == v.openid) {
+      return;
+    }
+    std::string owner = "an account no vehicle of the fleet has";
+    for (std::size_t i = 0; i < fleet_.size(); ++i) {
+      if (!fleet_[i].openid.empty() && fleet_[i].openid == sb->second.openid) {
+        owner = describe_vehicle(fleet_[i].plate, false);
+      }
+    }
+    problems.push_back(lane + ": " + what(no, t) + " for " + describe_vehicle(v.plate, false) +
+                       ": the provider debited account " + sb->second.openid + " of " + owner);
+  };
+
+  if (std::getenv("LANEGATE_SCENARIO_TRACE") != nullptr) {
+    for (const TollDrive& d : toll_drives_) {
+      std::fprintf(stderr,
+                   "toll: %s %s [%s] station %u class %d fare %s plate %s/%s record %s/%s busy %d "
+                   "dbfault %d outcome %d fee %lld\n",
+                   d.lane.c_str(), d.plate.c_str(), toll_case_name(d).c_str(), d.entry_station,
+                   d.vehicle_class, yuan(d.fare_fen).c_str(), d.plate_shown ? "shown" : "-",
+                   d.plate_read ? "read" : "-", d.record_sent ? "sent" : "-",
+                   d.record_read ? "read" : "-", d.met_busy_lane, d.database_fault,
+                   static_cast<int>(d.outcome), static_cast<long long>(d.fee_fen));
+    }
+  }
+  // ---- toll: the contract, the fare, one charge per passage ----
+  std::map<std::pair<std::string, std::string>, std::vector<std::size_t>> toll_of;
+  for (std::size_t i = 0; i < toll_drives_.size(); ++i) {
+    if (toll_drives_[i].plate_shown) {
+      toll_of[{toll_drives_[i].lane, toll_drives_[i].plate}].push_back(i);
+    }
+  }
+  std::vector<std::string> toll_charge(toll_drives_.size());
+  const bool toll_truth = !toll_drives_.empty();
+  for (const auto& [no, tp] : records) {
+    const json::object& t = *tp;
+    if (jstr(t, "kind") != "toll" || !toll_truth) {
+      continue;
+    }
+    const std::string lane = jstr(t, "lane");
+    const std::string plate = jstr(t, "plate");
+    const std::string contract = detail_str(t, "obu_id");
+    auto v = fleet_by_plate_.find(plate);
+    if (v == fleet_by_plate_.end()) {
+      problems.push_back(lane + ": " + what(no, t) + " for plate " + plate +
+                         ", a vehicle the simulator never drove");
+      continue;
+    }
+    const ScenarioVehicle& veh = fleet_[v->second];
+    const bool at_provider = at_sandbox.contains(no);
+    if (contract != veh.contract_id) {
+      auto owner = fleet_by_contract_.find(contract);
+      problems.push_back(lane + ": MISATTRIBUTED " + what(no, t) + " for " +
+                         describe_vehicle(plate, false) + " names contract " + contract + " of " +
+                         (owner == fleet_by_contract_.end()
+                              ? std::string("no vehicle of the fleet")
+                              : describe_vehicle(fleet_[owner->second].plate, true)) +
+                         (at_provider ? "" : "; the provider refused it"));
+    }
+    if (!at_provider) {
+      continue;  // below: money the provider holds
+    }
+    check_account(lane, no, t, veh);
+    const std::int64_t amount = jint(t, "amount_fen");
+    std::vector<std::size_t>& drives = toll_of[{lane, plate}];
+    if (drives.empty()) {
+      problems.push_back(lane + ": " + what(no, t) + " for " + describe_vehicle(plate, false) +
+                         ", which never drove through " + lane);
+      continue;
+    }
+    // The passage it is for: one that owes this fare and passed, else saw no decision (it
+    // may have been decided after the vehicle gave up), else fell back (the charge reached
+    // the provider though no answer came in time), else any (a wrong fare).
+    auto rank = [&](const TollDrive& d) {
+      if (d.fare_fen != amount) {
+        return 3;
+      }
+      if (d.outcome == LaneOutcome::kPass) {
+        return 0;
+      }
+      return d.outcome == LaneOutcome::kNoDecision ? 1 : 2;
+    };
+    std::optional<std::size_t> pick;
+    for (std::size_t i : drives) {
+      if (toll_charge[i].empty() && (!pick || rank(toll_drives_[i]) < rank(toll_drives_[*pick]))) {
+        pick = i;
+      }
+    }
+    if (!pick) {
+      problems.push_back(lane + ": " + what(no, t) + " for " + describe_vehicle(plate, false) +
+                         " charges a passage already charged by " + toll_charge[drives.back()] +
+                         " (it drove through " + std::to_string(drives.size()) + " time(s))");
+      continue;
+    }
+    const TollDrive& d = toll_drives_[*pick];
+    toll_charge[*pick] = no;
+    if (!d.record_sent) {
+      problems.push_back(lane + ": " + what(no, t) + " for " + describe_vehicle(plate, false) +
+                         ": it sent no roadside record (attendant); nobody's contract may be "
+                         "charged for it");
+    } else if (d.fare_fen != amount) {
+      problems.push_back(lane + ": " + what(no, t) + " for " + describe_vehicle(plate, false) +
+                         ": its record (entry station " + std::to_string(d.entry_station) +
+                         ", class " + std::to_string(d.vehicle_class) + ") owes " +
+                         yuan(d.fare_fen) + " yuan");
+    }
+  }
+  for (std::size_t i = 0; i < toll_drives_.size(); ++i) {
+    const TollDrive& d = toll_drives_[i];
+    const std::string who = describe_vehicle(d.plate, false) + " [" + toll_case_name(d) + "]";
+    if (d.outcome == LaneOutcome::kPass && d.fee_fen != 0 && d.record_sent &&
+        toll_charge[i].empty()) {
+      problems.push_back(d.lane + ": " + who + " passed, shown " + yuan(d.fee_fen) +
+                         " yuan, but the provider holds no charge on its contract for it");
+    }
+    if (d.kind == TollCase::kNoRecord && d.outcome == LaneOutcome::kPass) {
+      problems.push_back(d.lane + ": " + who + " passed without a roadside record");
+    }
+    // Its own plate and record reached lanegated, yet it was treated as one without entry
+    // data: its record went to another vehicle, or was lost to one.
+    if ((d.kind == TollCase::kNormal || d.kind == TollCase::kQueued) && d.plate_read &&
+        d.record_read && d.outcome == LaneOutcome::kFallback && d.fee_fen < 0 &&
+        !d.database_fault) {
+      problems.push_back(d.lane + ": " + who +
+                         " was sent to the attendant without a fare although lanegated read "
+                         "its plate and its roadside record (entry station " +
+                         std::to_string(d.entry_station) + ", " + yuan(d.fare_fen) + " yuan)");
+    }
+  }
+
+  // ---- parking exits: the plate's account, the fee the vehicle was shown ----
+  std::map<std::pair<std::string, std::string>, std::vector<std::size_t>> exits_of;
+  for (std::size_t i = 0; i < passages_.size(); ++i) {
+    const auto& p = passages_[i];
+    if (p.charged_lane &&
+        std::find(exit_lanes_.begin(), exit_lanes_.end(), p.lane) != exit_lanes_.end()) {
+      exits_of[{p.lane, p.plate}].push_back(i);
+    }
+  }
+  std::vector<bool> exit_charged(passages_.size(), false);
+  for (const auto& [no, tp] : records) {
+    const json::object& t = *tp;
+    if (jstr(t, "kind") != "parking" || !at_sandbox.contains(no)) {
+      continue;
+    }
+    const std::string lane = jstr(t, "lane");
+    const std::string plate = jstr(t, "plate");
+    auto v = fleet_by_plate_.find(plate);
+    if (v == fleet_by_plate_.end()) {
+      problems.push_back(lane + ": " + what(no, t) + " for plate " + plate +
+                         ", a vehicle the simulator never drove");
+      continue;
+    }
+    check_account(lane, no, t, fleet_[v->second]);
+    const std::int64_t amount = jint(t, "amount_fen");
+    std::vector<std::size_t>& drives = exits_of[{lane, plate}];
+    // The fee it was shown; a vehicle that saw no decision may have been charged after it
+    // gave up waiting, at a fee the world never saw.
+    auto rank = [&](const ObservedPassage& p) {
+      if (p.fee_fen == amount) {
+        return p.outcome == LaneOutcome::kPass ? 0 : 1;
+      }
+      return p.outcome == LaneOutcome::kNoDecision ? 2 : 3;
+    };
+    std::optional<std::size_t> pick;
+    for (std::size_t i : drives) {
+      if (!exit_charged[i] && rank(passages_[i]) < 3 &&
+          (!pick || rank(passages_[i]) < rank(passages_[*pick]))) {
+        pick = i;
+      }
+    }
+    if (pick) {
+      exit_charged[*pick] = true;
+      continue;
+    }
+    std::string shown;
+    for (std::size_t i : drives) {
+      shown += (shown.empty() ? "" : ", ") +
+               (passages_[i].fee_fen < 0 ? std::string("no fee") : yuan(passages_[i].fee_fen));
+    }
+    problems.push_back(
+        lane + ": " + what(no, t) + " for " + describe_vehicle(plate, false) + ": " +
+        (drives.empty() ? "it never left through " + lane : "it was shown " + shown + " there"));
+  }
+
+  // ---- taxi: each trip a meter ended is recorded once, as that meter's trip ----
+  using TripKey = std::tuple<std::string, std::int64_t, std::string>;  // meter, number, boarding
+  std::map<TripKey, std::vector<std::string>> trip_records;
+  for (const auto& [no, tp] : records) {
+    const json::object& t = *tp;
+    if (jstr(t, "kind") != "taxi") {
+      continue;
+    }
+    trip_records[{detail_str(t, "meter"), jint(t, "trip_number"), detail_str(t, "boarding")}]
+        .push_back(no);
+  }
+  auto trip_name = [&](const EndedTrip& e) {
+    return "taxi " + e.meter + " trip " + std::to_string(e.trip_number) + " (boarding " +
+           e.boarding + ", " + yuan(e.fare_fen) + " yuan" + (e.twin ? ", twin" : "") + ")";
+  };
+  std::set<TripKey> ended;
+  for (const EndedTrip& e : trips_) {
+    const TripKey key{e.meter, e.trip_number, e.boarding};
+    ended.insert(key);
+    auto it = trip_records.find(key);
+    const std::size_t n = it == trip_records.end() ? 0 : it->second.size();
+    if (n == 0) {
+      // Whose record took its place: the same number and minute on another meter.
+      std::string taken;
+      for (const auto& [k, nos] : trip_records) {
+        if (std::get<1>(k) != e.trip_number || std::get<2>(k) != e.boarding) {
+          continue;
+        }
+        for (const auto& no : nos) {
+          taken += "; lanegate's only record of that number and minute, " + no + " (" +
+                   yuan(jint(ours.at(no), "amount_fen")) + " yuan), is " + std::get<0>(k) + "'s";
+        }
+      }
+      problems.push_back(trip_name(e) + ": NOT RECORDED" + taken);
+    } else if (n > 1) {
+      std::string nos;
+      for (const auto& no : it->second) {
+        nos += " " + no;
+      }
+      problems.push_back(trip_name(e) + ": recorded " + std::to_string(n) + " times:" + nos);
+    } else {
+      const std::string& no = it->second.front();
+      const std::int64_t amount = jint(ours.at(no), "amount_fen");
+      if (amount != e.fare_fen) {
+        problems.push_back(trip_name(e) + ": recorded as " + no + " at " + yuan(amount) +
+                           " yuan, the meter's fare is " + yuan(e.fare_fen));
+      }
+    }
+  }
+  for (const auto& [k, nos] : trip_records) {
+    if (ended.contains(k)) {
+      continue;
+    }
+    for (const auto& no : nos) {
+      problems.push_back("taxi record " + no + " (meter " + std::get<0>(k) + ", trip " +
+                         std::to_string(std::get<1>(k)) + ", boarding " + std::get<2>(k) +
+                         "): recorded but never ended by that meter");
+    }
+  }
 }
 
 std::vector<std::string> ScenarioWorld::verify_ledger(std::vector<std::string>* notes) {

@@ -6,6 +6,11 @@
 # produced the operator's log line and metric for each fault, recovered from each, and
 # after the drain every passage has one transaction, every settled fen is at the
 # sandbox, every claimed invoice is issued and the audit ledger verifies.
+# Issue 13's pairing cases ride along: toll vehicles whose plate the camera missed, whose
+# roadside record is missing, or that queue while the lane decides, and a second taxi meter
+# whose trips share numbers and boarding minutes with the first's. Each charge must name
+# the contract or account and the fare of the vehicle or trip the simulator sent; a
+# misattributed one fails the run with the vehicle's plate, contract and the charge.
 # Port offset 400 (the demo tests use 200 and 300).
 # The clock jumps by 240 s here, inside the provider's ±300 s signature window: lanegated
 # must ride through it without a trace. scripts/chaos jumps 600 s, beyond the window; that

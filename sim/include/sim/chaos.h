@@ -21,11 +21,20 @@
 // produced the operator's proof of it — a log line and a metric (table in chaos.cc) —
 // before it is cleared, and must recover after it (recovery proofs in the same table).
 //
+// Under the same faults the traffic carries the pairing cases of issue 13:
+//   toll    a roadside-unit record whose plate the camera missed (attendant), a plate whose
+//           record is missing, and three vehicles back to back while the lane is still
+//           deciding (TollCase in sim/scenario.h), in a fixed cycle on every toll slot;
+//   taxi    a second meter and taxi lane (added to the config the world writes); every
+//           other trip ends on both meters with one trip number and boarding minute.
+//
 // At the end every fault is cleared, the lot empties, the outbox drains, and the demo's
 // accounting applies (every passage one transaction, every settled fen at the sandbox,
-// nothing lost or duplicated, every claimed invoice issued) plus the audit ledger must
-// export and verify. A table prints each fault kind injected / survived; the exit code is
-// non-zero on any violation, each named.
+// nothing lost or duplicated, every claimed invoice issued, and each charge's contract or
+// account and amount those of the vehicle or trip the world sent) plus the audit ledger
+// must export and verify. A table prints each fault kind injected / survived and how often
+// each toll and taxi case was driven; the exit code is non-zero on any violation, each
+// named, and when a case was never driven.
 //
 // Threading: runs on the calling thread; ScenarioWorld's rules apply.
 

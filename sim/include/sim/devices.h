@@ -144,6 +144,16 @@ class DevicesSim {
   // Trip numbers the gateway acknowledged / still unacknowledged on a meter.
   [[nodiscard]] Result<std::vector<std::uint32_t>> meter_acked(std::string_view meter) const;
   [[nodiscard]] Result<std::vector<std::uint32_t>> meter_unacked(std::string_view meter) const;
+  // Every text written to a display, in order, from index `from` (decoded from GBK; the
+  // register holds only the latest). In process only, like the two below.
+  [[nodiscard]] Result<std::vector<std::string>> display_texts(std::string_view device,
+                                                               std::size_t from = 0) const;
+  // How many texts were written to a display so far (the next index display_texts gives).
+  [[nodiscard]] Result<std::size_t> display_writes(std::string_view device) const;
+  // The sequence number of the last camera / roadside-unit record the master read in full
+  // (0 before any): equal to the number vehicle_arrives / roadside_entry returned means the
+  // gateway has the record and the device may take the next vehicle's.
+  [[nodiscard]] Result<std::uint16_t> record_read(std::string_view device) const;
   // Modbus requests the device answered (tests: "polling resumed").
   [[nodiscard]] Result<std::int64_t> requests_answered(std::string_view device) const;
   // JSON of GET /state.

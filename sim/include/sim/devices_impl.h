@@ -53,6 +53,23 @@ struct SimDevice {
   std::atomic<std::int64_t> answered{0};
   std::uint16_t sequence = 0;  // camera / roadside unit
 
+  // camera / roadside unit: the sequence of the last record the master read in full (its
+  // one whole-record request). A device holds one record; the scenario waits for this
+  // before it writes the next vehicle's, so a burst of vehicles never loses one.
+  std::uint16_t record_read = 0;
+  int record_start = -1;
+  int record_count = 0;
+
+  // display: every text written, in order, as raw GBK bytes. The register holds only the
+  // latest text, which a quick run of decisions (a queue at a toll lane) overwrites before
+  // anyone could read it; the history keeps each vehicle's.
+  std::vector<std::string> texts;
+  int text_length_reg = -1;
+  int text_reg = -1;
+  int text_registers = 0;
+  // REQUIRES: mu held. The display's current text as raw bytes.
+  std::string display_bytes() const;
+
   // loop
   std::optional<std::chrono::steady_clock::time_point> loop_clear_at;
 

@@ -9,7 +9,9 @@
 // to drain and for every charge to settle, and accounts for every fen: each provider
 // charge lanegate recorded must exist exactly once at the sandbox with the same amount and
 // final state, the sandbox must hold nothing else, every observed passage has exactly one
-// transaction, and every claimed invoice is issued.
+// transaction, every charge names the contract or account of the vehicle it is for at the
+// fare that vehicle owes, every trip is recorded once as its own meter's, and every
+// claimed invoice is issued.
 //
 // With --kill N the gateway is SIGKILLed N times at random moments and restarted (the
 // crash-recovery proof); the accounting must still balance. With --chaos the run is the
@@ -26,9 +28,13 @@
 //   Invariants:
 //     1. At most one lanegated child runs; restart_gateway() reaps the old one first.
 //     2. Every vehicle the world drove is recorded in passages() with what the lane
-//        showed (pass, fallback or no decision); every trip ended in trips_ended().
+//        showed (pass, fallback or no decision); every trip ended in trips_ended(), with
+//        its meter, number, boarding minute and fare; every vehicle sent to a toll exit in
+//        the chaos run in toll_drives(), with its contract and the fare it owes.
 //     3. Invoices are claimed only for transactions lanegate and the sandbox both hold as
 //        SUCCESS; each claim is recorded in claims() with its token.
+//     4. account() judges every charge against that ground truth: the contract or account
+//        it names and its amount must be those of the vehicle or trip the world sent.
 // Threading: one thread (the scenario's) calls everything; the sandboxes and devices run
 // their own threads internally.
 
@@ -96,6 +102,7 @@ struct ScenarioVehicle {
   bool bound = true;        // has a binding at the sandbox
   bool overdue = false;
   std::string contract_id;  // ETC contract at the sandbox
+  std::string openid;       // its account at the sandbox ("" when not bound)
 };
 
 // What a lane showed for one vehicle.
@@ -107,6 +114,58 @@ struct ObservedPassage {
   LaneOutcome outcome = LaneOutcome::kNoDecision;
   bool charged_lane = false;  // an exit or toll lane: a pass there has a transaction
   std::int64_t fee_fen = -1;  // the fee the display showed (-1: none shown); 0 is a free pass
+  // Read from the display after the call that sent the vehicle returned (chaos toll
+  // traffic): the decision may be older than the moment it was recorded here.
+  bool late = false;
+};
+
+// The chaos run's toll-exit cases (issue 13). Each is a way a real lane pairs the plate
+// camera's read with the roadside unit's record wrongly when it pairs by "latest".
+enum class TollCase {
+  kNormal,    // plate and record, in random order
+  kNoPlate,   // the record only: the camera missed the plate, the attendant takes the
+              // vehicle; its record must never be charged to a later vehicle
+  kNoRecord,  // the plate only (no OBU, a card fault): nobody's contract may be charged
+  kQueued,    // one of several vehicles back to back while the lane is still deciding
+};
+
+// Ground truth of one vehicle the chaos run sent to a toll exit, and what the lane showed.
+struct TollDrive {
+  std::string lane;
+  std::string plate;
+  std::string contract_id;  // the contract its OBU carries
+  std::string openid;       // the account behind it at the sandbox ("" when not bound)
+  TollCase kind = TollCase::kNormal;
+  std::string group;  // "queue 2/3" for a queued vehicle
+  std::uint32_t entry_station = 0;
+  int vehicle_class = 1;
+  std::int64_t fare_fen = -1;  // the fare its record owes (-1: it sent no record)
+  bool plate_shown = false;    // the camera took its plate
+  bool record_sent = false;    // the roadside unit took its record
+  bool plate_read = false;     // lanegated read that plate record (device handshake)
+  bool record_read = false;    // lanegated read that roadside record
+  // Its plate and record reached lanegated before the lane showed the previous queued
+  // vehicle's decision: it met a busy lane.
+  bool met_busy_lane = false;
+  bool database_fault = false;  // a disk-full was on at some time while it was at the lane
+  LaneOutcome outcome = LaneOutcome::kNoDecision;
+  std::int64_t fee_fen = -1;  // the fee the display showed it (-1: none)
+  // Resolution from the display's history (ScenarioWorld internals).
+  std::size_t display_from = 0;
+  std::chrono::steady_clock::time_point deadline{};
+  int fault_epoch = 0;
+  bool resolved = false;
+};
+
+// One trip a meter ended.
+struct EndedTrip {
+  std::string meter;
+  std::uint32_t trip_number = 0;
+  std::string boarding;  // "YYYY-MM-DDThh:mm", local time, as the meter sent it
+  std::int64_t fare_fen = 0;
+  int payment_type = 0;
+  // Ended together with another meter's trip of the same number and boarding minute.
+  bool twin = false;
 };
 
 struct InvoiceClaim {
@@ -183,12 +242,24 @@ class ScenarioWorld {
   // lot (a parked vehicle leaves once three others have entered); a taxi trip every
   // vehicles/trips vehicles. The vehicle waits up to 4 s for the lane's decision and is
   // read again up to twice when none comes.
+  // Chaos (options().chaos): every 5th is a toll slot that plays the next TollCase of a
+  // fixed cycle when the toll lane is free (else the vehicle uses the lot). Its plate and
+  // record are each written once lanegated has read the previous one from that device (a
+  // device holds one record), and its decision is read later from the display's history,
+  // so the lot's traffic goes on meanwhile.
   void drive_next(int i);
   // One vehicle at this lane now, even if the lane is closed to the normal traffic (an
   // entry takes the next plate of the fleet, an exit the longest-parked vehicle).
   void drive_one(const std::string& lane);
-  // One more taxi trip (fare chosen at random).
+  // One more taxi trip (fare chosen at random). With two or more taxi meters every 4th
+  // call ends a trip on the first two meters at once, with the same trip number and
+  // boarding minute (two meters one gateway reads must never be taken for each other);
+  // the calls between alternate single trips on them.
   void end_taxi_trip();
+  // Chaos: a disk-full is on (true) or over (false). Toll vehicles at the lane meanwhile
+  // may be sent to the attendant without a fare (attendant mode), which is no pairing
+  // error.
+  void set_database_fault(bool on);
   // The rest of the lot leaves.
   void empty_lot();
   // Claims invoices for up to `n` settled charges not yet claimed, through lanegated's
@@ -199,7 +270,8 @@ class ScenarioWorld {
   bool claims_supported();
 
   const std::vector<ObservedPassage>& passages() const { return passages_; }
-  const std::vector<std::uint32_t>& trips_ended() const { return trips_; }
+  const std::vector<EndedTrip>& trips_ended() const { return trips_; }
+  const std::vector<TollDrive>& toll_drives() const { return toll_drives_; }
   const std::vector<InvoiceClaim>& claims() const { return claims_; }
   int entries() const { return entries_; }
   int exits() const { return exits_; }
@@ -209,10 +281,13 @@ class ScenarioWorld {
   void poll_status();
 
   // ---- the end ----
-  // Waits until the outbox is empty and no charge is open, and (with claims) until every
-  // claimed invoice is issued. Returns the final status, nullopt on timeout.
+  // Waits for the decisions of the toll vehicles still at the lane, then until the outbox
+  // is empty and no charge is open, and (with claims) until every claimed invoice is
+  // issued. Returns the final status, nullopt on timeout.
   std::optional<boost::json::object> drain(std::chrono::seconds limit, bool progress);
-  // Compares lanegate with the sandboxes. Every violation is one line in the result.
+  // Compares lanegate with the sandboxes and both with the world's ground truth: every
+  // charge's contract / account and amount are the vehicle's or trip's the world sent.
+  // Every violation is one line in the result, naming the vehicle and the charge.
   std::vector<std::string> account(ScenarioTotals& totals);
   // Audit: seals and exports today's settlement package with the `lanegate` CLI and
   // verifies it (`lanegate audit verify`; docs/AUDIT.md's reference verifier when the CLI
@@ -227,6 +302,16 @@ class ScenarioWorld {
   bool wait_healthy();
   void drive(const std::string& lane, const ScenarioVehicle& v, bool charged_lane);
   std::string pick_lane(const std::vector<std::string>& lanes, int& counter) const;
+  // Chaos toll traffic (see drive_next).
+  bool toll_lane_free(const std::string& lane);
+  void drive_toll_case(const std::string& lane);
+  void resolve_toll(bool wait_all);
+  void check_attribution(const std::map<std::string, boost::json::object>& ours,
+                         const std::map<std::string, SandboxTransaction>& at_sandbox,
+                         std::vector<std::string>& problems) const;
+  // "plate (vehicle #i, contract, account" + with `story` what each toll lane saw of it.
+  std::string describe_vehicle(const std::string& plate, bool story) const;
+  static std::string toll_case_name(const TollDrive& d);
 
   ScenarioOptions options_;
   config::Config cfg_;
@@ -244,8 +329,24 @@ class ScenarioWorld {
   std::vector<ScenarioVehicle> fleet_;
   std::vector<std::string> entry_lanes_, exit_lanes_, toll_lanes_;
   std::map<std::string, bool> closed_lanes_;
-  std::string meter_;
+  std::vector<std::string> meters_;  // every taxi lane's meter, in config order
+  std::map<std::string, std::uint32_t> next_trip_;
+  int trip_calls_ = 0;
   std::vector<std::uint32_t> toll_entries_;
+  struct TollFareRow {
+    std::string lane;
+    std::uint32_t entry_station = 0;
+    int vehicle_class = 1;
+    std::int64_t fare_fen = 0;
+  };
+  std::vector<TollFareRow> toll_fares_;  // every fare to a toll lane's station
+  std::map<std::string, std::size_t> fleet_by_plate_, fleet_by_contract_;
+  std::vector<TollDrive> toll_drives_;
+  int toll_case_ = 0;
+  std::chrono::steady_clock::time_point toll_quiet_until_{};
+  int gateway_starts_ = 0, toll_polled_after_start_ = -1;
+  bool database_fault_ = false;
+  int database_fault_epoch_ = 0;
   std::map<std::string, const config::LaneSection*> lane_cfg_;
   std::deque<ScenarioVehicle> parked_;
   std::size_t next_plate_ = 0;
@@ -254,7 +355,7 @@ class ScenarioWorld {
   std::int64_t peak_queue_ = 0;
   std::chrono::steady_clock::time_point last_status_poll_{};
   std::vector<ObservedPassage> passages_;
-  std::vector<std::uint32_t> trips_;
+  std::vector<EndedTrip> trips_;
   std::vector<InvoiceClaim> claims_;
   std::map<std::string, bool> claimed_;  // out_trade_no -> claimed
   bool claims_supported_ = false;
