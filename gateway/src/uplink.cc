@@ -54,11 +54,6 @@ std::string get_str(const json::object& o, std::string_view k) {
   return {};
 }
 
-// A RECORDED charge that no lane decided (the gateway stopped between the two) and that no
-// new read of the same passage took up within this long never leaves: it is voided
-// (charge.h invariant 7). The vehicle was at the barrier; a re-read comes within seconds.
-constexpr std::chrono::minutes kUndecidedGiveUp{5};
-constexpr milliseconds kUndecidedRecheck{5000};
 // The invoice drainer's budget: the invoicing platform client runs one call at a time on
 // its own worker thread, so more in flight would only wait there.
 constexpr int kInvoiceInFlight = 2;
@@ -258,12 +253,10 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
     // it (the gateway stopped in between). It is never (re)sent; only found out about.
     const bool orphan = !tx.decision && !waiters.contains(out);
     if ((tx.fell_back() || orphan) && tx.state == ChargeState::kRecorded) {
-      if (orphan && clock.now() - tx.created_at < kUndecidedGiveUp) {
-        // A new read of the same passage may still take it up (it then waits for it).
-        return done(queue::Outcome::retry("undecided: waiting for its lane", kUndecidedRecheck));
-      }
-      // The vehicle was sent to pay another way, or nobody took the charge up: it never
-      // left, and it never will.
+      // The vehicle was sent to pay another way, or no lane decides on the charge (the
+      // gateway stopped, or the decision did not commit, so no barrier opened on it): it
+      // never left, and it never will. Voiding it at once is safe: no money moved under this
+      // out_trade_no, and a new read of the same passage records a new charge.
       auto moved = book.move_committed(out, ChargeState::kVoid, "", "system",
                                        orphan ? R"({"reason":"undecided"})" : R"({"reason":"fallback"})");
       if (!moved) return done(local_retry(moved.error().message));

@@ -39,8 +39,10 @@
 //  6. `arrears` is set exactly when a charge whose passage passed offline ends PAY_FAIL; a
 //     later SUCCESS clears it, with an arrears_cleared ledger record.
 //  7. A charge with no decision is sent only while its lane waits for the answer (the
-//     uplink knows); after a restart it is reused by a new read of the same passage
-//     (passage_key) and never gets a second out_trade_no.
+//     uplink knows). Without one (the gateway stopped between recording and deciding, or
+//     the decision did not commit) it is never sent: VOID at once if it never left, only
+//     queried if it may have. A new read of the same passage (passage_key) reuses an
+//     undecided charge that is not VOID, so it never gets a second out_trade_no.
 //  8. An answer the lifecycle cannot take yet (a REFUND before the charge is known to have
 //     succeeded) is not applied and not lost: kNotYet, and the caller makes the provider
 //     say it again (a notification is answered with a retryable error).
