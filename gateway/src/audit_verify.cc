@@ -485,10 +485,32 @@ ChainReport verify_packages(std::span<const fs::path> dirs, const signing::Publi
     chain.packages.push_back(verify_package(dir, pubkey));
   }
   // Date order is chain order (P2); a package whose seal did not parse has no place.
-  std::stable_sort(chain.packages.begin(), chain.packages.end(),
-                   [](const VerifyReport& a, const VerifyReport& b) {
-                     return a.seal && (!b.seal || a.seal->date < b.seal->date);
-                   });
+  // Stable by the order given (std::sort on (date, position): libstdc++ 12's stable_sort
+  // uses get_temporary_buffer, which clang's -Werror build refuses as deprecated).
+  {
+    std::vector<std::size_t> order(chain.packages.size());
+    for (std::size_t i = 0; i < order.size(); ++i) {
+      order[i] = i;
+    }
+    const auto& pk = chain.packages;
+    std::sort(order.begin(), order.end(), [&pk](std::size_t x, std::size_t y) {
+      const VerifyReport& a = pk[x];
+      const VerifyReport& b = pk[y];
+      if (a.seal && b.seal && a.seal->date != b.seal->date) {
+        return a.seal->date < b.seal->date;
+      }
+      if (static_cast<bool>(a.seal) != static_cast<bool>(b.seal)) {
+        return static_cast<bool>(a.seal);
+      }
+      return x < y;
+    });
+    std::vector<VerifyReport> sorted;
+    sorted.reserve(order.size());
+    for (std::size_t i : order) {
+      sorted.push_back(std::move(chain.packages[i]));
+    }
+    chain.packages = std::move(sorted);
+  }
   const VerifyReport* prev = nullptr;
   for (const VerifyReport& r : chain.packages) {
     if (!r.seal) {

@@ -117,6 +117,9 @@ NotificationReply NotificationHandler::handle(const NotificationRequest& r,
     t.pay_back = event.event_type == "TRANSACTION.PAY_BACK";
     t.transaction.raw_json = *plain;
     t.transaction.out_trade_no = get_string(ro, "out_trade_no").value_or("");
+    // Spec "Parking Transaction": sp_mchid; "ETC Transaction": mchid. The same-money check
+    // (gateway/charge.h invariant 4) compares it with ours when the answer names it.
+    t.transaction.merchant_id = get_string(ro, "sp_mchid").value_or(get_string(ro, "mchid").value_or(""));
     t.transaction.transaction_id = get_string(ro, "transaction_id").value_or("");
     const std::string scene = get_string(ro, "trade_scene").value_or("PARKING");
     t.transaction.product = scene == "HIGHWAY" ? Product::kHighway

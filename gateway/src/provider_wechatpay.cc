@@ -788,6 +788,9 @@ struct WechatPayClient::Impl {
     t.product = product;
     t.raw_json = body;
     t.out_trade_no = get_string(o, "out_trade_no").value_or("");
+    // Spec "Parking Transaction": sp_mchid; "ETC Transaction": mchid. The same-money check
+    // (gateway/charge.h invariant 4) compares it with ours when the answer names it.
+    t.merchant_id = get_string(o, "sp_mchid").value_or(get_string(o, "mchid").value_or(""));
     t.transaction_id = get_string(o, "transaction_id").value_or("");
     auto state = parse_trade_state(get_string(o, "trade_state").value_or(""));
     if (!state || t.out_trade_no.empty()) {
