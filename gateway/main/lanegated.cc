@@ -5,6 +5,7 @@
 #include <iostream>
 #include <string_view>
 
+#include "core/process.h"
 #include "gateway/daemon.h"
 
 namespace {
@@ -19,6 +20,9 @@ int usage(std::ostream& out, int code) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // First, before anything can write to a peer or crash: SIGPIPE ignored, fatal signals
+  // logged, without relying on systemd's IgnoreSIGPIPE= (core/process.h).
+  lanegate::process::install_signal_policy("lanegated");
   lanegate::gateway::DaemonOptions options;
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];

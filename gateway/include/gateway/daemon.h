@@ -7,6 +7,8 @@
 //   SIGHUP           -> reload the configuration file. A new file that does not load
 //                       is rejected with a log line naming every error; the old
 //                       configuration stays in force.
+// (SIGPIPE and the fatal signals are set up by process::install_signal_policy() in
+// lanegated's main(), before the Daemon exists.)
 //
 // One lanegated per state directory: run() locks STATE_DIR/lanegated.lock after loading
 // and checking the configuration (which reads no state) and before anything in the state
