@@ -1,5 +1,6 @@
 #include "gateway/daemon.h"
 
+#include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 
 #include <atomic>
@@ -8,8 +9,11 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/system_timer.hpp>
+#include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <cstdio>
+#include <cstring>
 #include <optional>
 
 #include "config/secrets.h"
@@ -112,6 +116,24 @@ Status create_state_directory(const std::filesystem::path& dir) {
   return {};
 }
 
+// A database file created before lanegated made its files itself (by an older version
+// run from a shell, or copied in) may be readable by others: claim tokens, buyer data
+// and plates. Not fatal when it cannot be changed (another owner): said loudly instead.
+void restrict_to_owner(const std::filesystem::path& file) {
+  struct stat st{};
+  if (::stat(file.c_str(), &st) != 0 || (st.st_mode & 0077) == 0) return;
+  char mode[8];
+  std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+  if (::chmod(file.c_str(), 0600) != 0) {
+    log::error(
+        "database file is readable by group or others and cannot be made owner-only; run chmod 600",
+        {{"FILE", file.string()}, {"MODE", mode}, {"ERROR", std::strerror(errno)}});
+    return;
+  }
+  log::warn("database file was readable by group or others; made owner-only (0600)",
+            {{"FILE", file.string()}, {"MODE", mode}});
+}
+
 }  // namespace
 
 std::filesystem::path state_lock_file(const std::filesystem::path& state_dir) {
@@ -139,6 +161,9 @@ Result<Database> open_state_database(const config::Config& cfg) {
   const auto file = cfg.gateway.state_dir / "lanegate.db";
   auto db = Database::open(file, state_database_options(cfg.gateway));
   if (!db) return db;
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    restrict_to_owner(file.string() + suffix);
+  }
   if (auto s = db->migrate(database_schema()); !s) {
     return std::unexpected(s.error());
   }

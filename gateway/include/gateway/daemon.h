@@ -60,7 +60,9 @@ std::filesystem::path state_lock_file(const std::filesystem::path& state_dir);
 [[nodiscard]] Result<process::ExclusiveFileLock> lock_state_directory(
     const std::filesystem::path& state_dir);
 
-// Opens STATE_DIR/lanegate.db (creating the directory if needed) and migrates it.
+// Opens STATE_DIR/lanegate.db (creating the directory if needed) and migrates it. The
+// database, -wal and -shm files are made owner-only (0600) if they were readable by
+// group or others (logged).
 // REQUIRES: in lanegated, the caller holds lock_state_directory() for this directory.
 [[nodiscard]] Result<Database> open_state_database(const config::Config& cfg);
 
