@@ -1,5 +1,8 @@
 #include "core/sqlite.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <string>
 
 namespace lanegate {
@@ -17,6 +20,12 @@ Errc errc_for(int rc) {
     case SQLITE_READONLY: return Errc::kPermission;
     default: return Errc::kDatabase;
   }
+}
+
+// A path naming a file on disk, not an in-memory or temporary database or a URI.
+bool is_file_path(const std::filesystem::path& path) {
+  const std::string& p = path.native();
+  return !p.empty() && p != ":memory:" && !p.starts_with("file:");
 }
 
 }  // namespace
@@ -157,6 +166,15 @@ void Transaction::rollback() {
 // ---- Database ----
 
 Result<Database> Database::open(const std::filesystem::path& path, const DatabaseOptions& options) {
+  if (!options.read_only && is_file_path(path)) {
+    // Created here rather than by SQLite, which would apply the process umask (0644 from
+    // a shell): the file holds money records and personal data. SQLite creates -wal and
+    // -shm with the main file's mode, so they are owner-only too. An empty file is an
+    // empty database. Any failure other than "exists" is left for sqlite3_open_v2 to
+    // report in its own words.
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) ::close(fd);
+  }
   sqlite3* raw = nullptr;
   const int flags = (options.read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
                     SQLITE_OPEN_NOMUTEX;

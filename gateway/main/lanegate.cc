@@ -14,6 +14,7 @@
 
 #include "config/check.h"
 #include "config/config.h"
+#include "core/process.h"
 #include "core/sqlite.h"
 #include "gateway/audit_cli.h"
 #include "gateway/daemon.h"
@@ -135,6 +136,9 @@ std::string percent(std::string_view s) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // SIGPIPE ignored: a reply cut off by the gateway's API, or stdout piped into `head`,
+  // is an error to report, not a silent death (core/process.h).
+  lanegate::process::install_signal_policy("lanegate");
   std::vector<std::string> args(argv + 1, argv + argc);
   std::string config_path = "/etc/lanegate/lanegate.toml";
   std::string token_file;

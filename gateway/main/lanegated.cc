@@ -1,10 +1,13 @@
 // lanegated: the gateway daemon. See gateway/daemon.h for what it does with signals and
 // systemd; docs/ARCHITECTURE.md for the whole picture.
 
+#include <sys/stat.h>
+
 #include <cstring>
 #include <iostream>
 #include <string_view>
 
+#include "core/process.h"
 #include "gateway/daemon.h"
 
 namespace {
@@ -19,6 +22,13 @@ int usage(std::ostream& out, int code) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // First, before anything can write to a peer or crash: SIGPIPE ignored, fatal signals
+  // logged, without relying on systemd's IgnoreSIGPIPE= (core/process.h).
+  lanegate::process::install_signal_policy("lanegated");
+  // Everything lanegated creates (state directory, database, -wal, -shm, lock file) is
+  // for its own user: claim tokens, buyer data, plates. systemd's UMask=0077 is not
+  // everywhere it runs (a shell, Docker, runit).
+  ::umask(0077);
   lanegate::gateway::DaemonOptions options;
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];

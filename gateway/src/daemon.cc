@@ -1,5 +1,6 @@
 #include "gateway/daemon.h"
 
+#include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 
 #include <atomic>
@@ -8,14 +9,18 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/system_timer.hpp>
+#include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <cstdio>
+#include <cstring>
 #include <optional>
 
 #include "config/secrets.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/process.h"
 #include "gateway/api_routes.h"
 #include "gateway/audit.h"
 #include "gateway/http_api.h"
@@ -101,17 +106,64 @@ std::string wiring_of(const config::Config& c) {
   return w;
 }
 
+Status create_state_directory(const std::filesystem::path& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) {
+    return fail(Errc::kIo, "cannot create state directory " + dir.string() + ": " + ec.message(),
+                "gateway.state_dir");
+  }
+  return {};
+}
+
+// A database file created before lanegated made its files itself (by an older version
+// run from a shell, or copied in) may be readable by others: claim tokens, buyer data
+// and plates. Not fatal when it cannot be changed (another owner): said loudly instead.
+void restrict_to_owner(const std::filesystem::path& file) {
+  struct stat st{};
+  if (::stat(file.c_str(), &st) != 0 || (st.st_mode & 0077) == 0) return;
+  char mode[8];
+  std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+  if (::chmod(file.c_str(), 0600) != 0) {
+    log::error(
+        "database file is readable by group or others and cannot be made owner-only; run chmod 600",
+        {{"FILE", file.string()}, {"MODE", mode}, {"ERROR", std::strerror(errno)}});
+    return;
+  }
+  log::warn("database file was readable by group or others; made owner-only (0600)",
+            {{"FILE", file.string()}, {"MODE", mode}});
+}
+
 }  // namespace
 
-Result<Database> open_state_database(const config::Config& cfg) {
-  std::error_code ec;
-  std::filesystem::create_directories(cfg.gateway.state_dir, ec);
-  if (ec) {
-    return fail(Errc::kIo, "cannot create state directory " + cfg.gateway.state_dir.string() + ": " +
-                               ec.message(), "gateway.state_dir");
+std::filesystem::path state_lock_file(const std::filesystem::path& state_dir) {
+  return state_dir / "lanegated.lock";
+}
+
+Result<process::ExclusiveFileLock> lock_state_directory(const std::filesystem::path& state_dir) {
+  if (auto s = create_state_directory(state_dir); !s) return std::unexpected(s.error());
+  const auto file = state_lock_file(state_dir);
+  auto lock = process::ExclusiveFileLock::acquire(file);
+  if (!lock && lock.error().code == Errc::kBusy) {
+    const auto pid = process::ExclusiveFileLock::recorded_pid(file);
+    return fail(Errc::kBusy,
+                "another lanegated" +
+                    (pid ? " (pid " + std::to_string(*pid) + ")" : std::string()) +
+                    " is running on the state directory " + state_dir.string() + ": it holds " +
+                    file.string() + "; only one lanegated may use a state directory",
+                "gateway.state_dir");
   }
-  auto db = Database::open(cfg.gateway.state_dir / "lanegate.db", state_database_options(cfg.gateway));
+  return lock;
+}
+
+Result<Database> open_state_database(const config::Config& cfg) {
+  if (auto s = create_state_directory(cfg.gateway.state_dir); !s) return std::unexpected(s.error());
+  const auto file = cfg.gateway.state_dir / "lanegate.db";
+  auto db = Database::open(file, state_database_options(cfg.gateway));
   if (!db) return db;
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    restrict_to_owner(file.string() + suffix);
+  }
   if (auto s = db->migrate(database_schema()); !s) {
     return std::unexpected(s.error());
   }
@@ -120,6 +172,8 @@ Result<Database> open_state_database(const config::Config& cfg) {
 
 struct Daemon::Impl {
   DaemonOptions options;
+  // First member, so destroyed last: held until every database connection is closed.
+  std::optional<process::ExclusiveFileLock> instance_lock;
   asio::io_context io;
   asio::signal_set stop_signals{io, SIGTERM, SIGINT};
   asio::signal_set reload_signal{io, SIGHUP};
@@ -374,6 +428,18 @@ int Daemon::run() {
     }
     return 1;
   }
+  // Before anything in the state directory is opened, created or written: a second
+  // lanegated used to migrate the database, record a run and hand the running daemon's
+  // leased outbox items back to the queue (issue 13, defect 12), then fail on the busy API
+  // port. The checks above only read the configuration and key files, so a broken
+  // configuration is still reported as such while another instance runs.
+  auto lock = lock_state_directory(d.config->gateway.state_dir);
+  if (!lock) {
+    log::error("not starting: " + lock.error().message,
+               {{"STATE_DIR", d.config->gateway.state_dir.string()}});
+    return 1;
+  }
+  d.instance_lock.emplace(std::move(*lock));
   auto db = open_state_database(*d.config);
   if (!db) {
     log::error("not starting: cannot open the database: " + db.error().to_string());

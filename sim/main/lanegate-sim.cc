@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "core/process.h"
 #include "sim/devices.h"
 #include "sim/invoicing_sandbox.h"
 #include "sim/provider_sandbox.h"
@@ -27,6 +28,8 @@ int usage(std::ostream& out, int code) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Like the binaries it drives: a peer that goes away mid-write is handled, not fatal.
+  lanegate::process::install_signal_policy("lanegate-sim");
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty()) return usage(std::cerr, 2);
   const std::string cmd = args[0];

@@ -113,7 +113,9 @@ struct DatabaseOptions {
 class Database {
  public:
   // Opens or creates the file, sets WAL, synchronous=FULL, foreign_keys=ON and the
-  // busy timeout.
+  // busy timeout. A file this creates has mode 0600 whatever the umask (it holds money
+  // records and personal data), and so do its -wal and -shm files (SQLite gives them the
+  // main file's mode). An existing file's mode is left as it is.
   [[nodiscard]] static Result<Database> open(const std::filesystem::path& path,
                                              const DatabaseOptions& options = {});
   Database(Database&& other) noexcept;
