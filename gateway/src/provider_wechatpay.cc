@@ -199,7 +199,9 @@ class DeadlineWatchdog {
 
 // OpenSSL writes to the socket with write(2), so a write after the watchdog's shutdown() (or
 // after the peer reset the connection) raises SIGPIPE, which ends a process that does not
-// ignore it (lanegated does not). For the duration of one call this blocks SIGPIPE in the
+// ignore it. Every lanegate binary ignores it (core/process.h), but the client is a library
+// that tests and other programs embed too, so it does not rely on that: for the duration of
+// one call this blocks SIGPIPE in the
 // calling thread and discards one raised meanwhile -- libpq's technique; no process-wide
 // signal disposition is changed.
 class SigpipeBlock {
