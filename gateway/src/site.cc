@@ -472,6 +472,21 @@ void Site::Impl::decide_and_commit(const std::string& lane_id, const std::shared
   }
 }
 
+void Site::Impl::barrier_actions(LaneState& ls, const lane::PlateRead& read, Pending& p) {
+  // Raw pointer: the step that calls `after` holds the Pending alive (no cycle).
+  p.after = [this, lane_id = ls.cfg.id, read, pr = &p](const Decision& d, std::int64_t passage) {
+    if (LaneState* l = lane_of(lane_id)) {
+      barrier_after(*l, read, d, pr->order.amount, passage);
+    }
+  };
+  p.not_decided = [this, lane_id = ls.cfg.id] {
+    if (LaneState* l = lane_of(lane_id)) {
+      display(*l, "请联系管理员");
+      next(*l);
+    }
+  };
+}
+
 void Site::Impl::barrier_after(LaneState& ls, const lane::PlateRead& read, const Decision& d,
                                Money fee, std::int64_t passage_id) {
   ls.last_decision = std::string(to_string(d.kind));

@@ -150,6 +150,9 @@ struct Site::Impl {
                          OnlineOutcome online, bool queue_full = false);
   // A barrier lane's refusal without a charge (no entry, unknown route...).
   void fallback_now(LaneState& ls, const lane::PlateRead& read, std::string_view reason, Money fee);
+  // Sets a barrier lane's `after` (barrier_after) and `not_decided` (call the attendant,
+  // next vehicle) on `p`.
+  void barrier_actions(LaneState& ls, const lane::PlateRead& read, Pending& p);
   // What a barrier lane does after a decision.
   void barrier_after(LaneState& ls, const lane::PlateRead& read, const Decision& d, Money fee,
                      std::int64_t passage_id);

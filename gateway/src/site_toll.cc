@@ -187,19 +187,7 @@ void Site::Impl::toll_exit(LaneState& ls, const lane::PlateRead& read,
                {"vehicle_class", vclass},
                {"entry_time", format_rfc3339(rsu.entry_time, offset())},
                {"obu_id", rsu.obu_id}};
-  // Raw pointer: the step that calls `after` holds the Pending alive (no cycle).
-  p->after = [this, lane_id = ls.cfg.id, read, pr = p.get()](const Decision& d,
-                                                             std::int64_t passage) {
-    if (LaneState* l = lane_of(lane_id)) {
-      barrier_after(*l, read, d, pr->order.amount, passage);
-    }
-  };
-  p->not_decided = [this, lane_id = ls.cfg.id] {
-    if (LaneState* l = lane_of(lane_id)) {
-      display(*l, "请联系管理员");
-      next(*l);
-    }
-  };
+  barrier_actions(ls, read, *p);
   auto undecided = store.find_undecided_charge(o.passage_key);
   if (undecided && *undecided) {
     o.amount = (*undecided)->amount;

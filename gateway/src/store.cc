@@ -274,24 +274,6 @@ Result<std::vector<TxRecord>> Store::list_transactions(const TxFilter& f) {
   return out;
 }
 
-Result<std::vector<TxRecord>> Store::undecided_charges(SystemTime before, int limit) {
-  auto st = db_->prepare("SELECT " + std::string(kTxColumns) +
-                         " FROM transactions WHERE decision = '' AND created_at < ? AND state IN "
-                         "('RECORDED','SUBMITTING','UNKNOWN') ORDER BY id LIMIT ?");
-  if (!st) return std::unexpected(st.error());
-  st->bind_all(to_ms(before), limit);
-  std::vector<TxRecord> out;
-  for (;;) {
-    auto row = st->step();
-    if (!row) return std::unexpected(row.error());
-    if (!*row) break;
-    auto tx = read_tx(*st);
-    if (!tx) return std::unexpected(tx.error());
-    out.push_back(std::move(*tx));
-  }
-  return out;
-}
-
 Result<std::optional<TxRecord>> Store::find_undecided_charge(std::string_view passage_key) {
   if (passage_key.empty()) return std::optional<TxRecord>();
   auto st = db_->prepare("SELECT " + std::string(kTxColumns) +

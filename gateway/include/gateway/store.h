@@ -76,8 +76,6 @@ class Store {
   // never gets a second out_trade_no (charge.h invariant 7). A VOID one (refused, or
   // never sent and given up) is not reused: the next read records a new charge.
   [[nodiscard]] Result<std::optional<TxRecord>> find_undecided_charge(std::string_view passage_key);
-  // Undecided charges created before `before` (a restart left them without their lane).
-  [[nodiscard]] Result<std::vector<TxRecord>> undecided_charges(SystemTime before, int limit);
   // Offline-approved money not yet settled, plus unpaid arrears: for one plate, and site-wide.
   [[nodiscard]] Result<Money> plate_outstanding(std::string_view plate);
   [[nodiscard]] Result<Money> site_exposure();
