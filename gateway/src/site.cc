@@ -394,8 +394,10 @@ void Site::Impl::decide_and_commit(const std::string& lane_id, const std::shared
   std::int64_t passage = 0;
   auto body = [&](Transaction& txn) -> Status {
     const bool offline = d.kind == DecisionKind::kPassOffline;
-    if (d.kind != DecisionKind::kFree && !p->recorded && d.opens_barrier() &&
-        !p->order.out_trade_no.empty()) {
+    // A passing decision records the charge now unless it was recorded before it.
+    const bool record_now = d.kind != DecisionKind::kFree && !p->recorded && d.opens_barrier() &&
+                            !p->order.out_trade_no.empty();
+    if (record_now) {
       if (p->before_record) {
         if (auto r = p->before_record(txn, p->order); !r) {
           return r;
@@ -428,9 +430,7 @@ void Site::Impl::decide_and_commit(const std::string& lane_id, const std::shared
     const auto latency =
         std::chrono::duration_cast<std::chrono::microseconds>(clock.steady_now() - p->started)
             .count();
-    const bool charged = p->recorded || (d.opens_barrier() && d.kind != DecisionKind::kFree &&
-                                         !p->order.out_trade_no.empty());
-    const std::string out = charged ? p->order.out_trade_no : std::string();
+    const std::string out = p->recorded || record_now ? p->order.out_trade_no : std::string();
     if (p->passage) {
       auto pid = store.insert_passage(txn, ls.cfg.id, p->order.plate, to_string(d.kind), d.reason,
                                       out, latency);

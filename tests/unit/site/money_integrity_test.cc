@@ -159,14 +159,7 @@ TEST_F(TollTest, ARereadAfterACrashReusesTheUndecidedCharge) {
 // Defect 4: two meters on one gateway with the same trip number and boarding minute: the
 // second trip was taken as already recorded, acknowledged and never recorded.
 TEST_F(TollTest, TwoMetersWithTheSameTripNumberAndMinuteAreBothRecorded) {
-  lane::TripRecord a;
-  a.meter = "m1";
-  a.lane = "taxi";
-  a.plate = "B11111";
-  a.fare = Money::from_fen(2350);
-  a.trip_number = 7;
-  a.boarding = lane::CivilTime{2026, 11, 22, 9, 30};
-  a.alighting = lane::CivilTime{2026, 11, 22, 9, 55};
+  lane::TripRecord a = taxi_trip(7, 2350, 0x00);
   lane::TripRecord b = a;
   b.meter = "m2";
   b.lane = "taxi2";

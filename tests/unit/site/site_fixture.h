@@ -155,4 +155,19 @@ class SiteTest : public ::testing::Test {
   std::unique_ptr<Site> site_;
 };
 
+// A trip of meter m1 on lane "taxi", boarding 09:30, alighting 09:55.
+inline lane::TripRecord taxi_trip(std::uint32_t number, std::int64_t fare_fen,
+                                  std::uint8_t payment_type = 0x09) {
+  lane::TripRecord trip;
+  trip.meter = "m1";
+  trip.lane = "taxi";
+  trip.plate = "B12345";
+  trip.fare = Money::from_fen(fare_fen);
+  trip.trip_number = number;
+  trip.payment_type = payment_type;
+  trip.boarding = lane::CivilTime{2026, 11, 22, 9, 30};
+  trip.alighting = lane::CivilTime{2026, 11, 22, 9, 55};
+  return trip;
+}
+
 }  // namespace lanegate::gateway

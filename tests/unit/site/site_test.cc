@@ -171,20 +171,6 @@ TEST_F(SiteTest, TaxiTripIsRecordedOnceThenAcknowledgedEvenWhenRetransmitted) {
   EXPECT_EQ(actuator_.acked_trips, (std::vector<std::uint32_t>{42, 42}));
 }
 
-lane::TripRecord taxi_trip(std::uint32_t number, std::int64_t fare_fen,
-                           std::uint8_t payment_type = 0x09) {
-  lane::TripRecord trip;
-  trip.meter = "m1";
-  trip.lane = "taxi";
-  trip.plate = "B12345";
-  trip.fare = Money::from_fen(fare_fen);
-  trip.trip_number = number;
-  trip.payment_type = payment_type;
-  trip.boarding = lane::CivilTime{2026, 11, 22, 9, 30};
-  trip.alighting = lane::CivilTime{2026, 11, 22, 9, 55};
-  return trip;
-}
-
 class TaxiRiderTest : public SiteTest {
  protected:
   void SetUp() override {
