@@ -29,6 +29,15 @@ const LaneSection* Config::find_lane(std::string_view id) const {
   return nullptr;
 }
 
+const Station* Config::find_station(std::uint32_t id) const {
+  for (const auto& s : stations) {
+    if (s.id == id) {
+      return &s;
+    }
+  }
+  return nullptr;
+}
+
 std::string_view to_string(LaneMode mode) {
   switch (mode) {
     case LaneMode::kParkingEntry:

@@ -116,6 +116,66 @@ void check_lease_covers_provider_calls(const Config& c, Diagnostics& diag) {
                std::to_string(c.queue.lease_ms));
 }
 
+// ETC highway deduction is a service-provider API that names stations (spec "ETC highway
+// deduction"): a toll-exit lane needs partner mode, the bound bind_state, and a station
+// name for its exit and for every entry its fares price.
+void check_etc(const Config& c, Diagnostics& diag) {
+  std::map<std::uint32_t, std::size_t> stations;
+  for (std::size_t i = 0; i < c.stations.size(); ++i) {
+    if (c.stations[i].id == 0) {
+      continue;
+    }
+    auto [it, fresh] = stations.emplace(c.stations[i].id, i);
+    if (!fresh) {
+      report(diag, indexed("station", i), "id",
+             "duplicate station id " + std::to_string(c.stations[i].id) + " (first defined at line " +
+                 std::to_string(diag.where(indexed("station", it->second) + ".id").line) + ")");
+    }
+  }
+  std::set<std::string> toll_tariffs;
+  bool first_toll_lane = true;
+  for (std::size_t i = 0; i < c.lanes.size(); ++i) {
+    const LaneSection& l = c.lanes[i];
+    if (l.mode != LaneMode::kTollExit) {
+      continue;
+    }
+    const std::string table = indexed("lane", i);
+    if (first_toll_lane) {
+      first_toll_lane = false;
+      if (!c.provider.partner()) {
+        report(diag, table, "mode",
+               "toll-exit charges ETC contracts, a service-provider API: [provider] needs "
+               "mode = \"partner\" with sp_mchid, sp_appid and sub_mchid");
+      }
+      if (c.provider.etc.bound_state.empty()) {
+        report(diag, "provider", "etc",
+               "a toll-exit lane needs [provider.etc] bound_state: the bind_state value that "
+               "means an ETC contract may be charged (the provider's value set is unconfirmed, "
+               "so lanegate does not guess it)");
+      }
+    }
+    if (l.station_id != 0 && !stations.contains(l.station_id)) {
+      report(diag, table, "station_id",
+             "no [[station]] with id " + std::to_string(l.station_id) +
+                 ": the ETC deduction names the exit by station name");
+    }
+    toll_tariffs.insert(l.tariff);
+  }
+  for (std::size_t t = 0; t < c.toll_tariffs.size(); ++t) {
+    if (!toll_tariffs.contains(c.toll_tariffs[t].id)) {
+      continue;
+    }
+    const auto& fares = c.toll_tariffs[t].fares;
+    for (std::size_t f = 0; f < fares.size(); ++f) {
+      if (fares[f].entry_station != 0 && !stations.contains(fares[f].entry_station)) {
+        report(diag, indexed("tariff.toll", t) + indexed(".fare", f), "entry_station",
+               "no [[station]] with id " + std::to_string(fares[f].entry_station) +
+                   ": the ETC deduction names the entrance by station name");
+      }
+    }
+  }
+}
+
 }  // namespace
 
 void check_references(const Config& c, Diagnostics& diag) {
@@ -280,6 +340,7 @@ void check_references(const Config& c, Diagnostics& diag) {
   }
 
   check_lease_covers_provider_calls(c, diag);
+  check_etc(c, diag);
 }
 
 }  // namespace lanegate::config::detail

@@ -114,19 +114,100 @@ void read_api(TableReader& r, ApiSection& a) {
 }
 
 // ---- [provider] -----------------------------------------------------------------------
+bool digits_only(std::string_view s) {
+  return std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+void read_merchant_id(TableReader& r, std::string_view key, std::string& out, Need need) {
+  if (r.string(key, out, need) && (out.empty() || out.size() > 32 || !digits_only(out))) {
+    r.fail(key, "must be a merchant id: 1..32 decimal digits (got " + detail::quoted(out) + ")");
+  }
+}
+
+void read_app_id(TableReader& r, std::string_view key, std::string& out, Need need) {
+  if (r.string(key, out, need) && (out.empty() || out.size() > 32 || !all_of_chars(out, "_"))) {
+    r.fail(key, "must be 1..32 characters of A-Z a-z 0-9 _ (got " + detail::quoted(out) + ")");
+  }
+}
+
+// ---- [provider.etc] -------------------------------------------------------------------
+bool upper_word(std::string_view s) {
+  return !s.empty() && s.size() <= 32 && std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+  });
+}
+
+void read_etc(TableReader& r, EtcSection& e) {
+  if (r.string_array("channel_types", e.channel_types)) {
+    for (const auto& v : e.channel_types) {
+      if (!upper_word(v)) {
+        r.fail("channel_types", "every value must be 1..32 of A-Z 0-9 _ (got " +
+                                    detail::quoted(v) + ")");
+      }
+    }
+  }
+  if (r.string("channel_type", e.channel_type) &&
+      std::find(e.channel_types.begin(), e.channel_types.end(), e.channel_type) ==
+          e.channel_types.end()) {
+    r.fail("channel_type", "must be one of channel_types (got " + detail::quoted(e.channel_type) +
+                               "; the v3 value set is unconfirmed, so it is not guessed)");
+  }
+  if (r.string("bound_state", e.bound_state) && !upper_word(e.bound_state)) {
+    r.fail("bound_state", "must be the bind_state value that means bound: 1..32 of A-Z 0-9 _ (got " +
+                              detail::quoted(e.bound_state) + ")");
+  }
+  r.integer_as("contract_check_interval_s", e.contract_check_interval_s, 60, 86'400);
+  r.integer_as("contract_silence_s", e.contract_silence_s, 600, 7 * 86'400);
+  std::map<int, int> classes;
+  r.tables("car_type", [&](TableReader& t, std::size_t) {
+    EtcCarType ct;
+    if (t.integer_as("vehicle_class", ct.vehicle_class, 1, 16, Need::kRequired)) {
+      if (auto [it, fresh] = classes.emplace(ct.vehicle_class, t.table_pos().line); !fresh) {
+        t.fail("vehicle_class", "duplicate car_type for vehicle_class " +
+                                    std::to_string(ct.vehicle_class) + " (first at line " +
+                                    std::to_string(it->second) + ")");
+      }
+    }
+    if (t.string("value", ct.value, Need::kRequired) && !upper_word(ct.value)) {
+      t.fail("value", "must be 1..32 of A-Z 0-9 _ (got " + detail::quoted(ct.value) + ")");
+    }
+    e.car_types.push_back(std::move(ct));
+  });
+}
+
+// ---- [provider] -----------------------------------------------------------------------
 void read_provider(TableReader& r, ProviderSection& p) {
   r.string_in("kind", p.kind, {"wechatpay-v3"});
   if (r.string("base_url", p.base_url)) {
     apply(r, "base_url", url_rule(p.base_url, /*https_only=*/true));
   }
-  if (r.string("mchid", p.mchid, Need::kRequired) &&
-      (p.mchid.empty() || p.mchid.size() > 32 ||
-       !std::all_of(p.mchid.begin(), p.mchid.end(), [](char c) { return c >= '0' && c <= '9'; }))) {
-    r.fail("mchid", "must be the merchant id: 1..32 decimal digits (got " + detail::quoted(p.mchid) + ")");
+  r.enumeration("mode", p.mode,
+                {{"direct", ProviderMode::kDirect}, {"partner", ProviderMode::kPartner}});
+  if (p.partner()) {
+    r.reject_if_present("mchid", "partner mode: the service provider's id is sp_mchid and the "
+                                 "special merchant's sub_mchid");
+    r.reject_if_present("appid", "partner mode: the service provider's app is sp_appid and the "
+                                 "special merchant's sub_appid");
+    read_merchant_id(r, "sp_mchid", p.sp_mchid, Need::kRequired);
+    read_app_id(r, "sp_appid", p.sp_appid, Need::kRequired);
+    read_merchant_id(r, "sub_mchid", p.sub_mchid, Need::kRequired);
+    read_app_id(r, "sub_appid", p.sub_appid, Need::kOptional);
+    if (!p.sp_mchid.empty() && p.sp_mchid == p.sub_mchid) {
+      r.fail("sub_mchid", "must differ from sp_mchid (the service provider serves another "
+                          "merchant)");
+    }
+  } else {
+    for (const char* key : {"sp_mchid", "sp_appid", "sub_mchid", "sub_appid"}) {
+      r.reject_if_present(key, "only with mode = \"partner\" (direct merchants use mchid and "
+                               "appid)");
+    }
+    read_merchant_id(r, "mchid", p.mchid, Need::kRequired);
+    read_app_id(r, "appid", p.appid, Need::kRequired);
   }
-  if (r.string("appid", p.appid, Need::kRequired) &&
-      (p.appid.empty() || p.appid.size() > 32 || !all_of_chars(p.appid, "_"))) {
-    r.fail("appid", "must be 1..32 characters of A-Z a-z 0-9 _ (got " + detail::quoted(p.appid) + ")");
+  if (const toml::table* t = r.table("etc")) {
+    TableReader etc(r.diag(), *t, r.key_path("etc"));
+    read_etc(etc, p.etc);
+    etc.finish();
   }
   if (r.string("merchant_serial_no", p.merchant_serial_no, Need::kRequired) &&
       (p.merchant_serial_no.empty() || p.merchant_serial_no.size() > 64 ||
@@ -573,6 +654,14 @@ void read_lane(TableReader& r, LaneSection& l) {
   }
 }
 
+// ---- [[station]] ----------------------------------------------------------------------
+void read_station(TableReader& r, Station& st) {
+  r.integer_as("id", st.id, 1, kU32Max, Need::kRequired);
+  if (r.string("name", st.name, Need::kRequired)) {
+    apply(r, "name", text_rule(st.name, 128));
+  }
+}
+
 // ---- [[tariff.parking]], [[tariff.toll]] ----------------------------------------------
 void read_parking_tariff(TableReader& r, ParkingTariff& t) {
   read_id(r, t.id);
@@ -729,6 +818,8 @@ void read_document(const toml::table& root, Diagnostics& diag, Config& c) {
       read_toll_tariff(p, c.toll_tariffs.emplace_back());
     });
   });
+  r.tables("station",
+           [&](TableReader& t, std::size_t) { read_station(t, c.stations.emplace_back()); });
   section(r, "offline", Need::kOptional, [&](TableReader& t) { read_offline(t, c.offline); });
   section(r, "queue", Need::kOptional, [&](TableReader& t) { read_queue(t, c.queue); });
   section(r, "plates", Need::kOptional, [&](TableReader& t) { read_plates(t, c.plates); });

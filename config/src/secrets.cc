@@ -19,7 +19,7 @@ std::string mode_octal(unsigned mode) {
 
 std::vector<SecretFile> secret_files(const Config& c) {
   std::vector<SecretFile> out;
-  if (!c.provider.mchid.empty()) {
+  if (c.provider.configured()) {
     out.push_back({"provider.merchant_private_key_file", c.provider.merchant_private_key_file});
     out.push_back({"provider.apiv3_key_file", c.provider.apiv3_key_file});
   }

@@ -208,7 +208,7 @@ int main(int argc, char** argv) {
     auto db = open_db(*cfg);
     if (!db) return 1;
     lanegate::gateway::audit::FetchBill fetch;
-    if (!cfg->provider.mchid.empty()) {
+    if (cfg->provider.configured()) {
       fetch = [&cfg](std::string date) -> lanegate::Result<std::string> {
         auto client = lanegate::gateway::WechatPayClient::create(cfg->provider);
         if (!client) return std::unexpected(client.error());

@@ -92,7 +92,8 @@ std::string wiring_of(const config::Config& c) {
   for (const auto& b : c.buses) w += "bus:" + b.id + ":" + b.host + ":" + std::to_string(b.port) + b.serial_device + ";";
   for (const auto& m : c.meters) w += "meter:" + m.id + ":" + m.device + ";";
   w += "api:" + c.api.listen_address + ":" + std::to_string(c.api.listen_port) + ";provider:" + c.provider.base_url +
-       c.provider.mchid;
+       (c.provider.partner() ? ":partner:" : ":direct:") + c.provider.caller_mchid() + ":" + c.provider.caller_appid() +
+       ":" + c.provider.sub_mchid + ":" + c.provider.sub_appid;
   // The invoicing platform client, its worker and the tax rules are built at start-up
   // (claim_window_days and buyer_id_allow_list are read live and may change on reload).
   w += ";invoicing:" + std::string(c.invoicing.enabled ? "on:" : "off:") + c.invoicing.base_url + ":" +
@@ -248,7 +249,7 @@ struct Daemon::Impl {
       log::notice("invoicing disabled ([invoicing] enabled = false): no invoice claims are made");
     }
     ChargeGate* gate = &no_uplink;
-    if (!cfg.provider.mchid.empty()) {
+    if (cfg.provider.configured()) {
       auto client = WechatPayClient::create(cfg.provider, SystemClock::instance());
       if (!client) {
         log::error("not starting: payment provider: " + client.error().to_string());
@@ -261,7 +262,7 @@ struct Daemon::Impl {
       uplink->set_invoice_uplink(invoice_uplink.get());
       gate = uplink.get();
     } else {
-      log::warn("no payment provider configured (provider.mchid is empty): charges stay queued");
+      log::warn("no payment provider configured (no provider merchant id): charges stay queued");
     }
     site = std::make_unique<Site>(io, cfg, *store, *outbox, SystemClock::instance(), actuator, *gate);
     sink = std::make_unique<PostingSink>(io, [this](const lane::LaneEvent& e) { site->on_event(e); });

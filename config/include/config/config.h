@@ -12,9 +12,9 @@
 // built in code (tests) carry no such guarantee.
 //
 // TOML layout: [gateway], [api] + [api.tls] + [[api.token]], [provider] +
-// [[provider.platform_key]], [invoicing] + [[invoicing.tax]], [[bus]], [[device]],
+// [[provider.platform_key]] + [provider.etc] + [[provider.etc.car_type]], [invoicing] + [[invoicing.tax]], [[bus]], [[device]],
 // [[meter]], [[reader]], [[lane]], [[tariff.parking]], [[tariff.toll]] +
-// [[tariff.toll.fare]], [offline], [queue], [plates]. TOML keys equal the field names
+// [[tariff.toll.fare]], [[station]], [offline], [queue], [plates]. TOML keys equal the field names
 // below, except ApiToken::sha256_hex (key `sha256`) and the enums (strings such as
 // "parking-exit", "roadside_unit", "rtu", "little").
 //
@@ -73,11 +73,45 @@ struct PlatformKey {
   std::filesystem::path file;    // PEM public key or certificate
 };
 
+// Spec "Direct merchant vs service provider (partner)". The merchant that calls (and signs
+// every request) is the direct merchant, or in partner mode the service provider; the
+// merchant served is then the special merchant `sub_mchid`.
+enum class ProviderMode { kDirect, kPartner };
+
+// An ETC vehicle class (the roadside unit's 1..16) and the car_type sent for it.
+struct EtcCarType {
+  int vehicle_class = 1;
+  std::string value;  // e.g. "CAR"
+};
+
+// ETC highway deduction ([provider.etc], partner mode only). The spec marks the value sets
+// of channel_type, car_type and bind_state *unconfirmed*: they are configuration, and a
+// value outside them is refused locally, never guessed.
+struct EtcSection {
+  std::string channel_type = "ETC";
+  std::vector<std::string> channel_types = {"ETC", "MTC"};  // the v2 enumeration
+  std::vector<EtcCarType> car_types;  // a class without an entry: car_type is not sent
+  // The bind_state value that means "bound": deduct (and pass offline) only while the
+  // contract's last seen bind_state equals it. Required when a toll-exit lane exists.
+  std::string bound_state;
+  // Contracts are queried (GET /v3/vehicle/etc/contracts/{id}) when nothing was heard of
+  // them for contract_silence_s (the provider's notification schedule ends after ~4 h),
+  // checked every contract_check_interval_s.
+  int contract_check_interval_s = 900;
+  int contract_silence_s = 4 * 3600;
+};
+
 struct ProviderSection {
   std::string kind = "wechatpay-v3";
   std::string base_url = "https://api.mch.weixin.qq.com";
-  std::string mchid;
-  std::string appid;
+  ProviderMode mode = ProviderMode::kDirect;
+  std::string mchid;      // direct: the merchant
+  std::string appid;      // direct: the merchant's app
+  std::string sp_mchid;   // partner: the service provider (signs every call)
+  std::string sp_appid;   // partner: the service provider's app (body `appid` / `sp_appid`)
+  std::string sub_mchid;  // partner: the special merchant served
+  std::string sub_appid;  // partner, optional: the special merchant's app
+  EtcSection etc;
   std::string merchant_serial_no;
   std::filesystem::path merchant_private_key_file;
   std::filesystem::path apiv3_key_file;          // 32-byte key, file mode 0600
@@ -92,6 +126,12 @@ struct ProviderSection {
   // No charge above this is sent without an operator: the lane calls the attendant.
   Money max_charge = Money::from_fen(200000);
   int certificate_refresh_s = 12 * 3600;
+
+  bool partner() const { return mode == ProviderMode::kPartner; }
+  // The merchant in the Authorization header and the app of the body's `appid`.
+  const std::string& caller_mchid() const { return partner() ? sp_mchid : mchid; }
+  const std::string& caller_appid() const { return partner() ? sp_appid : appid; }
+  bool configured() const { return !caller_mchid().empty(); }
 };
 
 struct TaxRule {
@@ -229,6 +269,13 @@ struct TollFare {
   Money fare;
 };
 
+// A toll station ([[station]]): the ETC deduction names the entrance and the exit by
+// station name, the roadside unit and the fare table by id.
+struct Station {
+  std::uint32_t id = 0;
+  std::string name;  // e.g. "沿江深圳-大铲湾"
+};
+
 struct TollTariff {
   std::string id;
   std::vector<TollFare> fares;
@@ -277,6 +324,7 @@ struct Config {
   std::vector<LaneSection> lanes;
   std::vector<ParkingTariff> parking_tariffs;
   std::vector<TollTariff> toll_tariffs;
+  std::vector<Station> stations;
   OfflineLimits offline;
   QueueLimits queue;
   PlateRules plates;
@@ -284,6 +332,7 @@ struct Config {
   const BusSection* find_bus(std::string_view id) const;
   const DeviceSection* find_device(std::string_view id) const;
   const LaneSection* find_lane(std::string_view id) const;
+  const Station* find_station(std::uint32_t id) const;
 };
 
 // One broken rule. Errors of one load are ordered by (line, column).
