@@ -105,8 +105,33 @@ vehicle_class = 1
 fare = "45.00"
 )";
 
+// ETC deduction is a service-provider API that names stations: a toll lane's config is
+// kMinimal's merchant made a partner, with [provider.etc] and the station names.
+constexpr std::string_view kEtcAndStations = R"(
+[provider.etc]
+bound_state = "BOUND"
+
+[[station]]
+id = 4403012
+name = "深圳南"
+
+[[station]]
+id = 4401001
+name = "广州北"
+)";
+
+std::string partner(std::string_view text) {
+  return edit(std::string(text), "mchid = \"1900000001\"\nappid = \"wxtest\"\n",
+              "mode = \"partner\"\nsp_mchid = \"1900000001\"\nsp_appid = \"wxtest\"\n"
+              "sub_mchid = \"1900000109\"\n");
+}
+
+std::string toll_text() {
+  return partner(kMinimal) + std::string(kTollLane) + std::string(kEtcAndStations);
+}
+
 TEST(ConfigReferencesTest, TollExitLaneLoads) {
-  std::string text = std::string(kMinimal) + std::string(kTollLane);
+  std::string text = toll_text();
   auto loaded = load_string(text, "test.toml");
   ASSERT_TRUE(loaded) << testing::dump(loaded.error());
   const LaneSection* toll = loaded->find_lane("toll1");
@@ -114,10 +139,75 @@ TEST(ConfigReferencesTest, TollExitLaneLoads) {
   EXPECT_EQ(toll->station_id, 4403012u);
   ASSERT_EQ(loaded->toll_tariffs.size(), 1u);
   EXPECT_EQ(loaded->toll_tariffs[0].fares[0].fare.fen(), 4500);
+  ASSERT_NE(loaded->find_station(4401001), nullptr);
+  EXPECT_EQ(loaded->find_station(4401001)->name, "广州北");
+  EXPECT_TRUE(loaded->provider.partner());
+  EXPECT_EQ(loaded->provider.caller_mchid(), "1900000001");
+  EXPECT_EQ(loaded->provider.sub_mchid, "1900000109");
+  EXPECT_EQ(loaded->provider.etc.channel_type, "ETC");
+}
+
+TEST(ConfigReferencesTest, TollExitNeedsPartnerModeAndTheBoundState) {
+  std::string text = std::string(kMinimal) + std::string(kTollLane) + std::string(kEtcAndStations);
+  EXPECT_CONFIG_ERROR(errors_of(text), "lane[1].mode", line_of(text, "mode = \"toll-exit\""),
+                      "needs mode = \"partner\"");
+  text = edit(toll_text(), "bound_state = \"BOUND\"\n", "");
+  EXPECT_CONFIG_ERROR(errors_of(text), "provider.etc", line_of(text, "[provider.etc]"),
+                      "needs [provider.etc] bound_state");
+}
+
+TEST(ConfigReferencesTest, TollStationsNeedNames) {
+  std::string text =
+      edit(toll_text(), "[[station]]\nid = 4401001\nname = \"广州北\"\n", "");
+  EXPECT_CONFIG_ERROR(errors_of(text), "tariff.toll[0].fare[0].entry_station",
+                      line_of(text, "entry_station = 4401001"),
+                      "no [[station]] with id 4401001: the ETC deduction names the entrance");
+  text = edit(toll_text(), "[[station]]\nid = 4403012\nname = \"深圳南\"\n", "");
+  EXPECT_CONFIG_ERROR(errors_of(text), "lane[1].station_id", line_of(text, "station_id = 4403012"),
+                      "no [[station]] with id 4403012");
+  text = toll_text() + "\n[[station]]\nid = 4401001\nname = \"again\"\n";
+  EXPECT_CONFIG_ERROR(errors_of(text), "station[2].id", line_of(text, "id = 4401001\nname = \"again"),
+                      "duplicate station id 4401001");
+}
+
+TEST(ConfigReferencesTest, PartnerIdsBelongToTheirMode) {
+  // Direct merchants have no sub merchant; partners name the service provider sp_*.
+  std::string text = edit(std::string(kMinimal), "appid = \"wxtest\"\n",
+                          "appid = \"wxtest\"\nsub_mchid = \"1900000109\"\n");
+  EXPECT_CONFIG_ERROR(errors_of(text), "provider.sub_mchid", line_of(text, "sub_mchid"),
+                      "only with mode = \"partner\"");
+  text = edit(std::string(kMinimal), "mchid = \"1900000001\"\n",
+              "mode = \"partner\"\nmchid = \"1900000001\"\n");
+  auto errors = errors_of(text);
+  EXPECT_CONFIG_ERROR(errors, "provider.mchid", line_of(text, "mchid = \"1900000001\""),
+                      "partner mode: the service provider's id is sp_mchid");
+  EXPECT_CONFIG_ERROR(errors, "provider.sp_mchid", line_of(text, "[provider]"), "required");
+  EXPECT_CONFIG_ERROR(errors, "provider.sub_mchid", line_of(text, "[provider]"), "required");
+  text = edit(partner(kMinimal), "sub_mchid = \"1900000109\"", "sub_mchid = \"1900000001\"");
+  EXPECT_CONFIG_ERROR(errors_of(text), "provider.sub_mchid", line_of(text, "sub_mchid"),
+                      "must differ from sp_mchid");
+}
+
+TEST(ConfigReferencesTest, EtcValueSetsAreConfigurationNotGuesses) {
+  std::string text = edit(toll_text(), "bound_state = \"BOUND\"\n",
+                          "bound_state = \"BOUND\"\nchannel_type = \"LANE\"\n");
+  EXPECT_CONFIG_ERROR(errors_of(text), "provider.etc.channel_type",
+                      line_of(text, "channel_type = \"LANE\""), "must be one of channel_types");
+  text = edit(toll_text(), "bound_state = \"BOUND\"\n",
+              "bound_state = \"BOUND\"\nchannel_types = [\"ETC\", \"LANE\"]\n"
+              "channel_type = \"LANE\"\n\n[[provider.etc.car_type]]\nvehicle_class = 1\n"
+              "value = \"CAR\"\n\n[[provider.etc.car_type]]\nvehicle_class = 1\nvalue = \"car\"\n");
+  auto errors = errors_of(text);
+  EXPECT_CONFIG_ERROR(errors, "provider.etc.car_type[1].vehicle_class",
+                      line_of(text, "vehicle_class = 1\nvalue = \"car\""),
+                      "duplicate car_type for vehicle_class 1");
+  EXPECT_CONFIG_ERROR(errors, "provider.etc.car_type[1].value", line_of(text, "value = \"car\""),
+                      "must be 1..32 of A-Z 0-9 _");
+  EXPECT_EQ(errors.size(), 2u) << testing::dump(errors);
 }
 
 TEST(ConfigReferencesTest, TollExitNeedsRoadsideUnitAndStationId) {
-  std::string text = std::string(kMinimal) + std::string(kTollLane);
+  std::string text = toll_text();
   text = edit(text, "roadside_unit = \"rsu1\"\nstation_id = 4403012\n", "");
   auto errors = errors_of(text);
   int lane = line_of(text, "id = \"toll1\"") - 1;
@@ -126,14 +216,14 @@ TEST(ConfigReferencesTest, TollExitNeedsRoadsideUnitAndStationId) {
 }
 
 TEST(ConfigReferencesTest, TollTariffMustCoverTheLanesStation) {
-  std::string text = std::string(kMinimal) + std::string(kTollLane);
+  std::string text = toll_text();
   text = edit(text, "station_id = 4403012", "station_id = 4403013");
   EXPECT_CONFIG_ERROR(errors_of(text), "lane[1].tariff", line_of(text, "tariff = \"hw\""),
                       "has no fare with exit_station = 4403013");
 }
 
 TEST(ConfigReferencesTest, DuplicateTollFares) {
-  std::string text = std::string(kMinimal) + std::string(kTollLane) +
+  std::string text = toll_text() +
                      "[[tariff.toll.fare]]\nentry_station = 4401001\nexit_station = 4403012\n"
                      "fare = \"50.00\"\n";
   EXPECT_CONFIG_ERROR(errors_of(text), "tariff.toll[0].fare[1].fare", line_of(text, "\"50.00\""),
