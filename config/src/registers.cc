@@ -34,7 +34,7 @@ constexpr std::array<RegisterName, 5> kRoadsideUnit = {{
     {"entry_station", 201, 2, kHolding, "entry station id (u32, high word first)"},
     {"entry_time", 203, 2, kHolding, "entry time, unix seconds"},
     {"vehicle_class", 205, 1, kHolding, "vehicle class 1..16"},
-    {"contract_id", 206, 10, kHolding, "ETC contract / OBU id (ASCII)"},
+    {"contract_id", 206, 16, kHolding, "ETC contract / OBU id (ASCII, up to 32 bytes, NUL-padded)"},
 }};
 
 }  // namespace

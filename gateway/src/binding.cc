@@ -71,8 +71,4 @@ BindingState binding_from_entrance_state(std::string_view parking_state,
   return BindingState::kBlocked;
 }
 
-BindingState binding_from_contract_state(std::string_view contract_state) {
-  return binding_from_service_state(contract_state);
-}
-
 }  // namespace lanegate::gateway

@@ -287,6 +287,7 @@ std::string encode_charge_order(const ChargeOrder& o) {
   if (o.kind == TxKind::kToll) {
     p["entrance"] = o.entrance;
     p["exit"] = o.exit;
+    p["vehicle_class"] = o.vehicle_class;
   }
   if (o.trip_number) {
     p["trip_number"] = *o.trip_number;
@@ -349,6 +350,7 @@ Result<ChargeOrder> decode_charge_order(std::string_view payload) {
   o.out_parking_no = opt_str(p, "out_parking_no");
   o.entrance = opt_str(p, "entrance");
   o.exit = opt_str(p, "exit");
+  o.vehicle_class = static_cast<int>(opt_int(p, "vehicle_class").value_or(0));
   if (auto t = opt_int(p, "trip_number")) {
     o.trip_number = static_cast<std::uint32_t>(*t);
   }
@@ -391,12 +393,11 @@ ChargeRequest provider_request(const ChargeOrder& o, std::string_view parking_id
       req.product = Product::kHighway;
       req.contract_id = o.contract_id;
       req.highway.plate_number = o.plate;
-      req.highway.plate_color = o.plate_colour;
       req.highway.start_time = o.start_time;
       req.highway.end_time = o.end_time;
-      req.highway.channel_type = "ETC";
       req.highway.entrance = o.entrance;
       req.highway.exit = o.exit;
+      req.highway.vehicle_class = o.vehicle_class;
       break;
   }
   return req;
@@ -422,6 +423,12 @@ Status same_money(const TxRecord& ours, const ProviderTransaction& a, const Merc
                 "answer is for merchant " + a.merchant_id + ", not " + ids.mchid + " (" +
                     ours.out_trade_no + ")",
                 "mchid");
+  }
+  if (!a.sub_merchant_id.empty() && !ids.sub_mchid.empty() && a.sub_merchant_id != ids.sub_mchid) {
+    return fail(Errc::kInvalidArgument,
+                "answer is for special merchant " + a.sub_merchant_id + ", not " + ids.sub_mchid +
+                    " (" + ours.out_trade_no + ")",
+                "sub_mchid");
   }
   return {};
 }
@@ -454,6 +461,12 @@ Status ChargeBook::record(Transaction& txn, const ChargeOrder& order,
   auto id = store_->insert_transaction(txn, tx);
   if (!id) {
     return std::unexpected(id.error());
+  }
+  if (order.kind == TxKind::kToll && !order.contract_id.empty()) {
+    // The contract check (gateway/uplink.h) queries the contracts the lanes saw.
+    if (auto s = store_->note_contract_seen(txn, order.contract_id, order.plate); !s) {
+      return std::unexpected(s.error());
+    }
   }
   const std::string key = order.session_id ? "session:" + std::to_string(*order.session_id)
                                            : "trade:" + order.out_trade_no;

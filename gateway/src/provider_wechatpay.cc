@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <cerrno>
 #include <condition_variable>
@@ -46,18 +47,6 @@ metrics::Counter& call_outcomes(std::string_view call, Outcome outcome) {
 std::optional<std::string> get_string(const json::object& o, std::string_view key) {
   if (const json::value* v = o.if_contains(key); v != nullptr && v->is_string()) {
     return std::string(v->as_string());
-  }
-  return std::nullopt;
-}
-
-std::optional<std::int64_t> get_int(const json::object& o, std::string_view key) {
-  if (const json::value* v = o.if_contains(key); v != nullptr) {
-    if (v->is_int64()) {
-      return v->as_int64();
-    }
-    if (v->is_uint64() && v->as_uint64() <= static_cast<std::uint64_t>(INT64_MAX)) {
-      return static_cast<std::int64_t>(v->as_uint64());
-    }
   }
   return std::nullopt;
 }
@@ -507,7 +496,7 @@ struct WechatPayClient::Impl {
       return std::unexpected(
           failure(Outcome::kRetryLater, nonce.error().code, nonce.error().message));
     }
-    auto auth = authorization_header(merchant_key, config.mchid, config.merchant_serial_no, method,
+    auto auth = authorization_header(merchant_key, config.caller_mchid(), config.merchant_serial_no, method,
                                      target, timestamp, *nonce, body);
     if (!auth) {
       return std::unexpected(failure(Outcome::kPark, auth.error().code, auth.error().message));
@@ -777,56 +766,78 @@ struct WechatPayClient::Impl {
     return keys->size();
   }
 
+  // --- partner fields (spec "Direct merchant vs service provider") ----------------------
+
+  // Partner POST bodies name the special merchant (and its app, where the call has one).
+  void add_sub_merchant(json::object& o, bool with_app) const {
+    if (config.partner()) {
+      o["sub_mchid"] = config.sub_mchid;
+      if (with_app && !config.sub_appid.empty()) {
+        o["sub_appid"] = config.sub_appid;
+      }
+    }
+  }
+  // Partner GETs take sub_mchid in the query: "?sub_mchid=…" / "&sub_mchid=…"; "" direct.
+  std::string sub_merchant_query(char separator) const {
+    if (!config.partner()) {
+      return "";
+    }
+    return std::string(1, separator) + "sub_mchid=" + percent_encode(config.sub_mchid);
+  }
+  // ETC calls exist only in the service-provider API.
+  std::optional<ProviderFailure> etc_needs_partner() const {
+    if (config.partner()) {
+      return std::nullopt;
+    }
+    return failure(Outcome::kPark, Errc::kInvalidArgument,
+                   "ETC highway calls are a service-provider API: [provider] mode must be partner",
+                   "provider.mode");
+  }
+
   // --- JSON mapping -------------------------------------------------------------------
   ProviderResult<ProviderTransaction> parse_transaction(Product product, const std::string& body) {
-    boost::system::error_code ec;
-    json::value v = json::parse(body, ec);
-    if (ec || !v.is_object()) {
-      return std::unexpected(
-          failure(Outcome::kRetryLater, Errc::kParse, "transaction reply is not JSON", "body"));
+    return read_transaction(product, body);
+  }
+
+  std::optional<std::string> car_type(int vehicle_class) const {
+    for (const auto& c : config.etc.car_types) {
+      if (c.vehicle_class == vehicle_class) {
+        return c.value;
+      }
     }
-    const auto& o = v.as_object();
-    ProviderTransaction t;
-    t.product = product;
-    t.raw_json = body;
-    t.out_trade_no = get_string(o, "out_trade_no").value_or("");
-    // Spec "Parking Transaction": sp_mchid; "ETC Transaction": mchid. The same-money check
-    // (gateway/charge.h invariant 4) compares it with ours when the answer names it.
-    t.merchant_id = get_string(o, "sp_mchid").value_or(get_string(o, "mchid").value_or(""));
-    t.transaction_id = get_string(o, "transaction_id").value_or("");
-    auto state = parse_trade_state(get_string(o, "trade_state").value_or(""));
-    if (!state || t.out_trade_no.empty()) {
-      return std::unexpected(failure(Outcome::kRetryLater, Errc::kProtocol,
-                                     "transaction reply lacks out_trade_no or a known trade_state",
-                                     "trade_state"));
+    return std::nullopt;
+  }
+
+  // Checks what the provider would refuse, before anything leaves.
+  std::optional<ProviderFailure> check_highway(const ChargeRequest& r) const {
+    if (auto f = etc_needs_partner()) {
+      return f;
     }
-    t.state = *state;
-    t.trade_state_description = get_string(o, "trade_state_description").value_or("");
-    t.success_time = get_string(o, "success_time");
-    t.bank_type = get_string(o, "bank_type").value_or("");
-    t.user_repaid = get_string(o, "user_repaid").value_or("");
-    if (const auto* p = o.if_contains("payer"); p != nullptr && p->is_object()) {
-      t.openid = get_string(p->as_object(), "openid").value_or("");
+    const auto& allowed = config.etc.channel_types;
+    if (std::find(allowed.begin(), allowed.end(), config.etc.channel_type) == allowed.end()) {
+      return failure(Outcome::kPark, Errc::kInvalidArgument,
+                     "channel_type \"" + config.etc.channel_type + "\" is not one of channel_types",
+                     "provider.etc.channel_type");
     }
-    const auto* a = o.if_contains("amount");
-    auto total = a != nullptr && a->is_object() ? get_int(a->as_object(), "total") : std::nullopt;
-    if (!total) {
-      return std::unexpected(failure(Outcome::kRetryLater, Errc::kProtocol,
-                                     "transaction reply lacks amount.total", "amount.total"));
+    if (r.contract_id.empty() || r.highway.entrance.empty() || r.highway.plate_number.empty()) {
+      return failure(Outcome::kPark, Errc::kInvalidArgument,
+                     "an ETC deduction needs contract_id, highway_info.plate_number and "
+                     "highway_info.entrance (the entry station's name)",
+                     "highway_info.entrance");
     }
-    t.amount = Money::from_fen(*total);
-    if (auto pt = get_int(a->as_object(), "payer_total")) {
-      t.payer_total = Money::from_fen(*pt);
-    }
-    return t;
+    return std::nullopt;
   }
 
   std::string charge_body(const ChargeRequest& r) {
     json::object o;
-    o["appid"] = config.appid;
+    o["appid"] = config.caller_appid();
+    add_sub_merchant(o, /*with_app=*/true);
     o["description"] = r.description;
     o["out_trade_no"] = r.out_trade_no;
-    o["notify_url"] = r.notify_url.empty() ? config.notify_url : r.notify_url;
+    if (r.product != Product::kHighway) {
+      // Spec: the ETC deduction has no notify_url (its result is the reply or a query).
+      o["notify_url"] = r.notify_url.empty() ? config.notify_url : r.notify_url;
+    }
     if (r.attach) {
       o["attach"] = *r.attach;
     }
@@ -859,21 +870,32 @@ struct WechatPayClient::Impl {
       t["device_id"] = r.taxi.device_id;
       o["taxi_info"] = std::move(t);
     } else {
+      // Spec "ETC highway deduction": entrance and exit are station names; start_time is
+      // the entry, end_time the exit. No plate_color in highway_info.
       o["contract_id"] = r.contract_id;
       json::object h;
       h["plate_number"] = r.highway.plate_number;
-      h["plate_color"] = r.highway.plate_color;
       h["start_time"] = format_rfc3339(r.highway.start_time, kChina);
       h["end_time"] = format_rfc3339(r.highway.end_time, kChina);
-      h["channel_type"] = r.highway.channel_type;
+      h["channel_type"] = config.etc.channel_type;
+      if (auto ct = car_type(r.highway.vehicle_class)) {
+        h["car_type"] = *ct;
+      }
       h["entrance"] = r.highway.entrance;
-      h["exit"] = r.highway.exit;
+      if (!r.highway.exit.empty()) {
+        h["exit"] = r.highway.exit;
+      }
       o["highway_info"] = std::move(h);
     }
     return json::serialize(o);
   }
 
   ProviderResult<ProviderTransaction> send_charge(const ChargeRequest& r) {
+    if (r.product == Product::kHighway) {
+      if (auto refused = check_highway(r)) {
+        return std::unexpected(*refused);
+      }
+    }
     std::string path = r.product == Product::kParking ? "/v3/vehicle/transactions/parking"
                        : r.product == Product::kTaxi
                            ? "/v3/vehicle/transactions/taxi"  // unconfirmed
@@ -884,9 +906,12 @@ struct WechatPayClient::Impl {
     }
     auto t = parse_transaction(r.product, reply->body);
     if (!t) {
-      // A 2xx we cannot read: the charge may exist. Ambiguous.
+      // A 2xx we cannot read: the charge may exist. Ambiguous -- except a state the spec
+      // does not list, which stays parked for an operator (parse_transaction).
       auto f = t.error();
-      f.outcome = Outcome::kQueryFirst;
+      if (f.provider_code != kUnknownTradeState) {
+        f.outcome = Outcome::kQueryFirst;
+      }
       return std::unexpected(f);
     }
     return check_same_money(r, std::move(*t));
@@ -926,9 +951,15 @@ Result<std::unique_ptr<WechatPayClient>> WechatPayClient::create(
   }
   impl->host = m[1];
   impl->port = m[2].matched ? std::stoi(m[2]) : 443;
-  if (config.mchid.empty() || config.appid.empty() || config.merchant_serial_no.empty()) {
-    return fail(Errc::kInvalidArgument, "mchid, appid and merchant_serial_no are required",
+  if (config.caller_mchid().empty() || config.caller_appid().empty() ||
+      config.merchant_serial_no.empty()) {
+    return fail(Errc::kInvalidArgument,
+                "the merchant id and app id (direct: mchid, appid; partner: sp_mchid, sp_appid) "
+                "and merchant_serial_no are required",
                 "provider");
+  }
+  if (config.partner() && config.sub_mchid.empty()) {
+    return fail(Errc::kInvalidArgument, "partner mode needs sub_mchid", "provider.sub_mchid");
   }
   auto key = pki::load_private_key(config.merchant_private_key_file);
   if (!key) {
@@ -964,10 +995,10 @@ ProviderResult<PlateServiceState> WechatPayClient::find_plate_service(const Plat
                                    "plate_color"));
   }
   std::string target = "/v3/vehicle/parking/services/find?appid=" +
-                       percent_encode(q.appid.empty() ? impl_->config.appid : q.appid) +
+                       percent_encode(q.appid.empty() ? impl_->config.caller_appid() : q.appid) +
                        "&plate_number=" + percent_encode(q.plate_number) +
                        "&plate_color=" + percent_encode(q.plate_color) +
-                       "&openid=" + percent_encode(q.openid);
+                       "&openid=" + percent_encode(q.openid) + impl_->sub_merchant_query('&');
   auto reply = impl_->exchange("find_plate_service", CallKind::kRead, "GET", target, "");
   call_outcomes("find_plate_service", reply ? Outcome::kOk : reply.error().outcome).inc();
   if (!reply) {
@@ -994,6 +1025,7 @@ ProviderResult<PlateServiceState> WechatPayClient::find_plate_service(const Plat
 
 ProviderResult<ParkingEntry> WechatPayClient::create_parking_entry(const ParkingEntryRequest& r) {
   json::object o;
+  impl_->add_sub_merchant(o, /*with_app=*/false);  // the entry call has no sub_appid
   o["out_parking_no"] = r.out_parking_no;
   o["plate_number"] = r.plate_number;
   o["plate_color"] = r.plate_color;
@@ -1050,10 +1082,15 @@ ProviderResult<ProviderTransaction> WechatPayClient::charge(const ChargeRequest&
 
 ProviderResult<ProviderTransaction> WechatPayClient::query_transaction(
     Product product, std::string_view out_trade_no) {
+  if (product == Product::kHighway) {
+    if (auto f = impl_->etc_needs_partner()) {
+      return std::unexpected(*f);
+    }
+  }
   std::string target =
       (product != Product::kHighway ? "/v3/vehicle/transactions/out-trade-no/"
                                     : "/v3/vehicle/etc/transactions/out-trade-no/") +
-      percent_encode(out_trade_no);
+      percent_encode(out_trade_no) + impl_->sub_merchant_query('?');
   auto reply = impl_->exchange("query", CallKind::kRead, "GET", target, "");
   call_outcomes("query", reply ? Outcome::kOk : reply.error().outcome).inc();
   if (!reply) {
@@ -1063,8 +1100,9 @@ ProviderResult<ProviderTransaction> WechatPayClient::query_transaction(
 }
 
 ProviderResult<TradeBill> WechatPayClient::download_trade_bill(std::string_view bill_date) {
-  std::string target =
-      "/v3/bill/tradebill?bill_date=" + percent_encode(bill_date) + "&bill_type=ALL";
+  // Partner: the special merchant's bill (optional sub_mchid query of the spec).
+  std::string target = "/v3/bill/tradebill?bill_date=" + percent_encode(bill_date) +
+                       "&bill_type=ALL" + impl_->sub_merchant_query('&');
   auto reply = impl_->exchange("tradebill", CallKind::kRead, "GET", target, "");
   if (!reply) {
     return std::unexpected(reply.error());
@@ -1094,6 +1132,38 @@ ProviderResult<TradeBill> WechatPayClient::download_trade_bill(std::string_view 
                                    "trade bill SHA-1 does not match hash_value", "hash_value"));
   }
   return TradeBill{std::move(file->body), hash};
+}
+
+ProviderResult<EtcContract> WechatPayClient::query_etc_contract(std::string_view contract_id) {
+  if (auto f = impl_->etc_needs_partner()) {
+    return std::unexpected(*f);
+  }
+  std::string target = "/v3/vehicle/etc/contracts/" + percent_encode(contract_id) +
+                       impl_->sub_merchant_query('?');
+  auto reply = impl_->exchange("etc_contract", CallKind::kRead, "GET", target, "");
+  call_outcomes("etc_contract", reply ? Outcome::kOk : reply.error().outcome).inc();
+  if (!reply) {
+    return std::unexpected(reply.error());
+  }
+  boost::system::error_code ec;
+  json::value v = json::parse(reply->body, ec);
+  if (ec || !v.is_object()) {
+    return std::unexpected(failure(Outcome::kRetryLater, Errc::kParse, "reply is not JSON"));
+  }
+  const auto& o = v.as_object();
+  EtcContract c{get_string(o, "contract_id").value_or(""),
+                get_string(o, "plate_number").value_or(""),
+                get_string(o, "bind_state").value_or(""),
+                get_string(o, "sp_mchid").value_or(""),
+                get_string(o, "sub_mchid").value_or(""),
+                get_string(o, "sp_openid").value_or(""),
+                reply->body};
+  if (c.contract_id != contract_id || c.bind_state.empty() || c.plate_number.empty()) {
+    return std::unexpected(failure(Outcome::kRetryLater, Errc::kProtocol,
+                                   "contract reply lacks this contract_id, bind_state or plate_number",
+                                   "bind_state"));
+  }
+  return c;
 }
 
 ProviderResult<std::size_t> WechatPayClient::refresh_platform_keys() { return impl_->refresh(); }

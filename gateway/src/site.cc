@@ -82,7 +82,7 @@ Site::Impl::Impl(asio::io_context& i, const config::Config& c, Store& s, queue::
       clock(cl),
       actuator(a),
       gate(g),
-      book(s, o, cl, MerchantIds{c.provider.mchid}) {
+      book(s, o, cl, MerchantIds{c.provider.caller_mchid(), c.provider.sub_mchid}) {
   for (const auto& l : cfg.lanes) {
     LaneState st;
     st.cfg = l;

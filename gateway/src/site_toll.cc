@@ -18,6 +18,7 @@
 #include "core/time_format.h"
 #include "gateway/tariff.h"
 #include "lane/plate.h"
+#include "gateway/contract_state.h"
 #include "site_impl.h"
 
 namespace lanegate::gateway {
@@ -159,6 +160,27 @@ void Site::Impl::toll_exit(LaneState& ls, const lane::PlateRead& read,
               {{"LANE", ls.cfg.id}, {"ERROR", fare.error().message}});
     return fallback_now(ls, read, "unknown_route", Money::zero());
   }
+  // Spec (ETC highway_info): entrance and exit are station names. The config check makes
+  // sure every priced station has one; a config built without them falls back.
+  const config::Station* entry_station = cfg.find_station(rsu.entry_station);
+  const config::Station* exit_station = cfg.find_station(ls.cfg.station_id);
+  if (entry_station == nullptr || exit_station == nullptr) {
+    log::warn("toll station has no name: attendant needed",
+              {{"LANE", ls.cfg.id},
+               {"STATION", static_cast<std::int64_t>(entry_station == nullptr ? rsu.entry_station
+                                                                              : ls.cfg.station_id)}});
+    return fallback_now(ls, read, "unknown_station", *fare);
+  }
+  // Spec: deduct only while the contract's last seen bind_state is the bound value. A
+  // contract the provider said is not bound is not charged (not even tried): the driver
+  // pays another way.
+  if (auto known = store.find_contract(rsu.obu_id); known && *known) {
+    if (!contract_chargeable(**known, contract_rules(cfg.provider))) {
+      log::info("ETC contract not bound: attendant needed",
+                {{"LANE", ls.cfg.id}, {"CONTRACT", rsu.obu_id}});
+      return fallback_now(ls, read, "contract_not_bound", *fare);
+    }
+  }
   auto p = std::make_shared<Pending>();
   p->lane = ls.cfg.id;
   p->binding_key = read.plate;
@@ -176,8 +198,9 @@ void Site::Impl::toll_exit(LaneState& ls, const lane::PlateRead& read,
   // the exit.
   o.start_time = rsu.entry_time;
   o.end_time = read.received_at;
-  o.entrance = std::to_string(rsu.entry_station);
-  o.exit = std::to_string(ls.cfg.station_id);
+  o.entrance = entry_station->name;
+  o.exit = exit_station->name;
+  o.vehicle_class = vclass;
   // The same vehicle read again (after a restart) is the same passage (charge.h inv. 7).
   o.passage_key =
       "toll:" + ls.cfg.id + ":" + rsu.obu_id + ":" + std::to_string(unix_ms(rsu.entry_time));

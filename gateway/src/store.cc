@@ -88,7 +88,24 @@ CREATE INDEX transactions_passage ON transactions(passage_key) WHERE passage_key
 CREATE INDEX transactions_undecided ON transactions(created_at) WHERE decision = '';
 )sql";
 
-constexpr std::string_view kSteps[] = {kSchemaV1, kSchemaV2};
+// ETC contracts seen at the toll lanes and the provider's last word on each (spec "ETC
+// highway deduction": deduct only while the last seen bind_state is the bound value; a
+// contract nothing was heard of for 4 h is queried). Times in unix ms; bind_state '' =
+// never heard.
+constexpr std::string_view kSchemaV3 = R"sql(
+CREATE TABLE etc_contracts (
+  contract_id TEXT PRIMARY KEY,
+  plate       TEXT NOT NULL DEFAULT '',
+  bind_state  TEXT NOT NULL DEFAULT '',
+  stated_at   INTEGER NOT NULL DEFAULT 0,   -- when the provider said it (notification time)
+  heard_at    INTEGER NOT NULL DEFAULT 0,   -- when lanegate heard it (notification or query)
+  source      TEXT NOT NULL DEFAULT '',     -- notification | query
+  seen_at     INTEGER NOT NULL DEFAULT 0    -- last seen at a toll lane
+);
+CREATE INDEX etc_contracts_heard ON etc_contracts(heard_at);
+)sql";
+
+constexpr std::string_view kSteps[] = {kSchemaV1, kSchemaV2, kSchemaV3};
 
 std::int64_t to_ms(SystemTime t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
@@ -413,6 +430,68 @@ Result<std::optional<CachedBinding>> Store::get_binding(std::string_view plate) 
   // A state this release does not know is not payable (binding.h).
   const BindingState state = parse_binding_state(st->column_text(0)).value_or(BindingState::kBlocked);
   return std::optional<CachedBinding>(CachedBinding{state, from_ms(st->column_int64(1))});
+}
+
+Status Store::note_contract_seen(Transaction& txn, std::string_view contract_id, std::string_view plate) {
+  auto st = txn.db().prepare(
+      "INSERT INTO etc_contracts(contract_id, plate, seen_at) VALUES(?1, ?2, ?3) "
+      "ON CONFLICT(contract_id) DO UPDATE SET seen_at = ?3, plate = CASE WHEN plate = '' THEN ?2 ELSE plate END");
+  if (!st) return std::unexpected(st.error());
+  st->bind_all(contract_id, plate, to_ms(clock_->now()));
+  return st->run();
+}
+
+Result<bool> Store::put_contract_state(Transaction& txn, std::string_view contract_id, std::string_view plate,
+                                       std::string_view bind_state, SystemTime stated_at, std::string_view source) {
+  // An older statement never replaces a newer one; it still counts as hearing from the
+  // provider (the contract is not silent). Stamps from the future are taken as now.
+  const std::int64_t now = to_ms(clock_->now());
+  const std::int64_t stamp = std::min(to_ms(stated_at), now);
+  auto st = txn.db().prepare(
+      "INSERT INTO etc_contracts(contract_id, plate, bind_state, stated_at, heard_at, source) "
+      "VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(contract_id) DO UPDATE SET "
+      "plate = CASE WHEN stated_at <= ?4 THEN ?2 ELSE plate END, "
+      "bind_state = CASE WHEN stated_at <= ?4 THEN ?3 ELSE bind_state END, "
+      "source = CASE WHEN stated_at <= ?4 THEN ?6 ELSE source END, "
+      "stated_at = MAX(stated_at, ?4), heard_at = ?5 "
+      "RETURNING stated_at = ?4 AND bind_state = ?3");
+  if (!st) return std::unexpected(st.error());
+  st->bind_all(contract_id, plate, bind_state, stamp, now, source);
+  auto row = st->step();
+  if (!row) return std::unexpected(row.error());
+  const bool current = *row && st->column_int64(0) != 0;
+  if (auto done = st->step(); !done) return std::unexpected(done.error());
+  return current;
+}
+
+Result<std::optional<Store::EtcContractRow>> Store::find_contract(std::string_view contract_id) {
+  auto st = db_->prepare(
+      "SELECT contract_id, plate, bind_state, stated_at, heard_at, source, seen_at FROM etc_contracts "
+      "WHERE contract_id = ?");
+  if (!st) return std::unexpected(st.error());
+  st->bind(1, contract_id);
+  auto row = st->step();
+  if (!row) return std::unexpected(row.error());
+  if (!*row) return std::optional<EtcContractRow>();
+  return std::optional<EtcContractRow>(EtcContractRow{st->column_text(0), st->column_text(1), st->column_text(2),
+                                                      from_ms(st->column_int64(3)), from_ms(st->column_int64(4)),
+                                                      st->column_text(5), from_ms(st->column_int64(6))});
+}
+
+Result<std::vector<std::string>> Store::silent_contracts(SystemTime seen_after, SystemTime heard_before, int limit) {
+  auto st = db_->prepare(
+      "SELECT contract_id FROM etc_contracts WHERE heard_at < ? AND seen_at >= ? ORDER BY heard_at, contract_id "
+      "LIMIT ?");
+  if (!st) return std::unexpected(st.error());
+  st->bind_all(to_ms(heard_before), to_ms(seen_after), limit);
+  std::vector<std::string> out;
+  for (;;) {
+    auto row = st->step();
+    if (!row) return std::unexpected(row.error());
+    if (!*row) break;
+    out.push_back(st->column_text(0));
+  }
+  return out;
 }
 
 Result<std::int64_t> Store::insert_passage(Transaction& txn, std::string_view lane, std::string_view plate,

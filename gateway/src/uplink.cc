@@ -54,6 +54,29 @@ std::string get_str(const json::object& o, std::string_view k) {
   return {};
 }
 
+// What a waiting lane learns from a charge's state. Parking: the provider's rule is that
+// the barrier may open once the charge is ACCEPTED. ETC: the spec treats only SUCCESS as
+// paid (its state set is unconfirmed), so an accepted-but-not-paid ETC charge is no
+// answer yet: the lane decides by the offline rule and the item queries until final.
+OnlineOutcome online_outcome(TxKind kind, ChargeState st) {
+  switch (st) {
+    case ChargeState::kPayFail:
+      return OnlineOutcome::kRefused;
+    case ChargeState::kAccepted:
+      return kind == TxKind::kToll ? OnlineOutcome::kNoAnswer : OnlineOutcome::kAccepted;
+    case ChargeState::kSuccess:
+    case ChargeState::kRefund:
+      return OnlineOutcome::kAccepted;
+    default:
+      return OnlineOutcome::kNoAnswer;
+  }
+}
+
+// Silent ETC contracts queried per check (spec: query a contract nothing was heard of
+// for 4 h); the rest wait for the next check, so a large backlog never floods the
+// provider's rate limit.
+constexpr int kContractQueriesPerCheck = 50;
+
 // The invoice drainer's budget: the invoicing platform client runs one call at a time on
 // its own worker thread, so more in flight would only wait there.
 constexpr int kInvoiceInFlight = 2;
@@ -93,7 +116,7 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
         provider(p),
         clock(cl),
         pool(static_cast<std::size_t>(std::max(1, c.queue.max_in_flight))),
-        book(s, o, cl, MerchantIds{c.provider.mchid}) {
+        book(s, o, cl, MerchantIds{c.provider.caller_mchid(), c.provider.sub_mchid}) {
     metrics::Registry::global().gauge("lanegate_uplink_up", "1 when the last provider exchange got an answer").set(1);
   }
 
@@ -346,6 +369,16 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
     if (!r) {
       note_failure(r.error());
       const ProviderFailure& f = r.error();
+      if (f.provider_code == kUnknownTradeState) {
+        // The provider holds this charge in a state the spec does not list (alarmed by the
+        // client): the money's fate is unknown, so it is neither voided nor passed on. The
+        // lane decides by the offline rule; the item waits for an operator.
+        last_charge_send.erase(out);
+        (void)book.move_committed(out, ChargeState::kUnknown, "", "system",
+                                  json::serialize(json::object{{"error", f.error.message}}));
+        resolve(out, OnlineOutcome::kNoAnswer);
+        return done(queue::Outcome::park("provider trade_state unknown to lanegate: " + f.error.message));
+      }
       if (f.outcome == Outcome::kQueryFirst) {
         (void)book.move_committed(out, ChargeState::kUnknown, "", "system",
                                   json::serialize(json::object{{"error", f.error.message}, {"http_status", f.http_status}}));
@@ -401,7 +434,7 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
     const ChargeState current = (now && *now) ? (*now)->state : tx.state;
     switch (current) {
       case ChargeState::kAccepted:
-        resolve(out, OnlineOutcome::kAccepted);
+        resolve(out, online_outcome(tx.kind, current));
         return done(queue::Outcome::retry("ACCEPTED: waiting for the deduction result", kAcceptedQueryAfter));
       case ChargeState::kSuccess:
       case ChargeState::kRefund:
@@ -413,6 +446,90 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
       default:
         resolve(out, OnlineOutcome::kNoAnswer);
         return done(queue::Outcome::retry("charge state " + std::string(to_string(current))));
+    }
+  }
+
+  // ---------------- ETC contract checks ----------------
+  //
+  // Spec "ETC highway deduction": if no VEHICLE.USER_STATE_CHANGE arrives, poll the
+  // contract by id; the provider's own guide says to query once its ~4 h notification
+  // schedule has passed without one. So every contract_check_interval_s, the contracts
+  // seen at a lane within binding_max_age_s (older ones no longer keep a binding fresh)
+  // that nothing was heard of for contract_silence_s are queried, a bounded batch at a
+  // time, on one pool thread; the answers are applied on the io thread.
+
+  std::unique_ptr<asio::steady_timer> contract_timer;  // io thread
+  bool contract_check_running = false;                 // io thread
+
+  void schedule_contract_check(std::chrono::milliseconds after) {
+    if (!contract_timer) return;
+    contract_timer->expires_after(after);
+    contract_timer->async_wait([weak = weak_from_this()](boost::system::error_code ec) {
+      if (ec) return;
+      if (auto self = weak.lock()) self->check_contracts();
+    });
+  }
+
+  void check_contracts() {
+    const auto& etc = cfg.provider.etc;
+    const auto interval = std::chrono::duration_cast<milliseconds>(std::chrono::seconds(etc.contract_check_interval_s));
+    if (contract_check_running) return;
+    const SystemTime now = clock.now();
+    auto due = store.silent_contracts(now - std::chrono::seconds(cfg.offline.binding_max_age_s),
+                                      now - std::chrono::seconds(etc.contract_silence_s), kContractQueriesPerCheck);
+    if (!due) {
+      log::warn("ETC contract check: cannot read the contracts", {{"ERROR", due.error().to_string()}});
+      return schedule_contract_check(interval);
+    }
+    if (due->empty()) return schedule_contract_check(interval);
+    contract_check_running = true;
+    asio::post(pool, [self = shared_from_this(), ids = std::move(*due), interval] {
+      std::vector<std::pair<std::string, ProviderResult<EtcContract>>> answers;
+      for (const auto& id : ids) {
+        auto answer = self->provider.query_etc_contract(id);
+        const bool unreachable = !answer && answer.error().http_status == 0;
+        answers.emplace_back(id, std::move(answer));
+        if (unreachable) break;  // the link is down: the rest wait for the next check
+      }
+      asio::post(self->io, [self, answers = std::move(answers), interval] {
+        self->apply_contract_answers(answers);
+        self->contract_check_running = false;
+        self->schedule_contract_check(interval);
+      });
+    });
+  }
+
+  void apply_contract_answers(const std::vector<std::pair<std::string, ProviderResult<EtcContract>>>& answers) {
+    auto& registry = metrics::Registry::global();
+    const ContractRules rules = contract_rules(cfg.provider);
+    for (const auto& [id, answer] : answers) {
+      std::optional<ContractStatement> statement;
+      if (answer) {
+        set_link(true, {});
+        statement = statement_of(*answer, clock.now());
+      } else if (answer.error().outcome == Outcome::kNotFound) {
+        // The provider knows no such contract: it cannot be charged. The marker is
+        // lanegate's own (not a provider value) and is never the bound value.
+        set_link(true, {});
+        auto row = store.find_contract(id);
+        if (row && *row) {
+          statement = ContractStatement{id, (*row)->plate, "?not_found_at_provider", rules.mchid, {}, clock.now(),
+                                        "query"};
+        }
+      } else {
+        note_failure(answer.error());
+      }
+      registry
+          .counter("lanegate_etc_contract_checks_total", "ETC contract queries by result",
+                   {{"result", answer ? "ok" : std::string(outcome_name(answer.error().outcome))}})
+          .inc();
+      if (!statement) continue;
+      auto txn = store.db().begin();
+      if (!txn) return;
+      auto applied = apply_contract_state(*txn, store, *statement, rules);
+      if (!applied || !txn->commit()) {
+        log::warn("ETC contract answer not applied; asked again at the next check", {{"CONTRACT", id}});
+      }
     }
   }
 
@@ -449,14 +566,15 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
       }
       if (*applied != Applied::kMoved) return {};  // waiters are not resolved with it
       const std::string out = t->transaction.out_trade_no;
-      const OnlineOutcome o =
-          t->transaction.state == TradeState::kPayFail ? OnlineOutcome::kRefused : OnlineOutcome::kAccepted;
+      const OnlineOutcome o = online_outcome((*tx)->kind, charge_state_of(t->transaction.state));
       // Waiters are resolved after the handler commits (posted behind it).
       asio::post(io, [self = shared_from_this(), out, o] { self->resolve(out, o); });
       return {};
     }
     if (const auto* c = std::get_if<ContractStateEvent>(&ev.payload)) {
-      return apply_contract_state(txn, store, *c);
+      auto applied = apply_contract_state(txn, store, statement_of(*c), contract_rules(cfg.provider));
+      if (!applied) return std::unexpected(applied.error());
+      return {};
     }
     const auto* entrance = std::get_if<EntranceStateEvent>(&ev.payload);
     if (entrance == nullptr) {
@@ -500,9 +618,16 @@ void Uplink::start() {
                                                               impl_->clock, sink, invoices);
     impl_->invoice_drainer->start();
   }
+  if (impl_->cfg.provider.partner() && !impl_->cfg.provider.etc.bound_state.empty()) {
+    impl_->contract_timer = std::make_unique<asio::steady_timer>(impl_->io);
+    impl_->schedule_contract_check(std::chrono::seconds(impl_->cfg.provider.etc.contract_check_interval_s));
+  }
 }
 
+void Uplink::check_contracts() { impl_->check_contracts(); }
+
 void Uplink::stop() {
+  if (impl_->contract_timer) impl_->contract_timer->cancel();
   if (impl_->drainer) impl_->drainer->stop();
   if (impl_->invoice_drainer) impl_->invoice_drainer->stop();
 }
@@ -520,7 +645,7 @@ void Uplink::await_charge(const std::string& out_trade_no, std::chrono::millisec
   if (auto tx = impl_->store.find_transaction(out_trade_no); tx && *tx) {
     const ChargeState st = (*tx)->state;
     if (st == ChargeState::kAccepted || st == ChargeState::kSuccess || st == ChargeState::kPayFail) {
-      const OnlineOutcome o = st == ChargeState::kPayFail ? OnlineOutcome::kRefused : OnlineOutcome::kAccepted;
+      const OnlineOutcome o = online_outcome((*tx)->kind, st);
       asio::post(impl_->io, [done = std::move(done), o] { done(o); });
       return;
     }

@@ -6,7 +6,8 @@
 //   plate service state   (find_plate_service)          NORMAL | PAUSE | OUT_SERVICE
 //   parking entry reply   (create_parking_entry)        state NORMAL | BLOCKED + block_reason
 //   entrance notification (VEHICLE.ENTRANCE_STATE_CHANGE) parking_state + blocked_state_description
-//   ETC contract state    (VEHICLE.USER_STATE_CHANGE)   NORMAL | PAUSE | OUT_SERVICE | …
+//   ETC contract bind_state (VEHICLE.USER_STATE_CHANGE, contract query): the configured
+//                         bound value -> NORMAL, anything else -> BLOCKED (gateway/contract_state.h)
 //   rider account         (the outcome of a rider charge) accepted -> NORMAL, refused -> BLOCKED
 //
 // Every value a vocabulary does not name as payable maps to a blocking state: unknown is
@@ -44,6 +45,5 @@ BindingState binding_from_parking_entry(std::string_view state,
                                         const std::optional<std::string>& block_reason);
 BindingState binding_from_entrance_state(std::string_view parking_state,
                                          const std::optional<std::string>& blocked_description);
-BindingState binding_from_contract_state(std::string_view contract_state);
 
 }  // namespace lanegate::gateway

@@ -139,8 +139,9 @@ struct ChargeOrder {
   SystemTime end_time{};    // exit or alighting
   std::optional<std::int64_t> session_id;
   std::string out_parking_no;
-  std::string entrance;                      // toll
-  std::string exit;                          // toll
+  std::string entrance;                      // toll: the entry station's name
+  std::string exit;                          // toll: the exit station's name
+  int vehicle_class = 0;                     // toll: the roadside unit's class
   std::optional<std::uint32_t> trip_number;  // taxi
   std::int64_t distance_m = 0;               // taxi
   std::string passage_key;  // "session:<id>", "toll:<lane>:<contract>:<entry ms>", "" for taxi
@@ -156,7 +157,8 @@ ChargeRequest provider_request(const ChargeOrder& order, std::string_view parkin
                                std::string_view parking_name);
 
 struct MerchantIds {
-  std::string mchid;  // the merchant the provider settles to (sp_mchid / mchid)
+  std::string mchid;      // the merchant that calls: direct mchid, partner sp_mchid
+  std::string sub_mchid;  // partner: the special merchant served; empty direct
 };
 
 // Invariant 4. The error names the field that differs and both values.

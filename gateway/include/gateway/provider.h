@@ -72,10 +72,17 @@ Outcome classify_reply(CallKind kind, int http_status, std::string_view code);
 enum class Product { kParking, kHighway, kTaxi };
 std::string_view product_name(Product product);  // "PARKING" | "HIGHWAY" | "TAXI"
 
+// Spec "trade_state values" for the vehicle products (parking reply, query and
+// notification; ETC, whose value set is *unconfirmed*, is read with the same table).
 enum class TradeState { kAccepted, kSuccess, kPayFail, kRefund };
 std::string_view trade_state_name(TradeState state);
-// Accepts ACCEPTED, SUCCESS, PAY_FAIL, REFUND and the published sample's "FAIL".
+// Accepts SUCCESS, REFUND, both spellings of accepted (ACCEPTED in replies and queries,
+// ACCEPT in notifications) and of failure (PAY_FAIL, the published sample's FAIL). Any
+// other value is an error: the caller keeps the charge pending and alarms, never guesses.
 [[nodiscard]] Result<TradeState> parse_trade_state(std::string_view text);
+// ProviderFailure::provider_code of a reply whose trade_state is not in the spec's table:
+// the item is parked for an operator (the money's state is unknown), never voided.
+inline constexpr std::string_view kUnknownTradeState = "UNKNOWN_TRADE_STATE";
 
 // Plate colours of the spec: BLUE, GREEN, YELLOW, BLACK, WHITE, LIMEGREEN.
 bool is_plate_color(std::string_view color);
@@ -123,15 +130,19 @@ struct ParkingInfo {
   std::string device_id;
 };
 
-// Highway/ETC fields beyond these names are unconfirmed (spec): modelled on parking.
+// highway_info of the ETC deduction (spec "ETC highway deduction"). channel_type and
+// car_type come from [provider.etc] (their value sets are *unconfirmed*): the client maps
+// vehicle_class to car_type and sends none for a class without an entry. Not sent:
+// carrying_capacity / carrying_range (lanegate does not know them) and device_info
+// (its device_ip is required when sent, and the box's address seen by the provider is
+// not known to it).
 struct HighwayInfo {
   std::string plate_number;
-  std::string plate_color;
-  SystemTime start_time{};
-  SystemTime end_time{};
-  std::string channel_type;  // e.g. "ETC"
-  std::string entrance;
-  std::string exit;
+  SystemTime start_time{};  // the entry time the roadside unit read
+  SystemTime end_time{};    // the exit
+  std::string entrance;     // entry station name ([[station]])
+  std::string exit;         // exit station name
+  int vehicle_class = 0;    // the roadside unit's class; 0 unknown
 };
 
 // Taxi ride fields (*unconfirmed*, modelled on ParkingInfo): the rider's account is the
@@ -164,6 +175,8 @@ struct ProviderTransaction {
   Product product = Product::kParking;
   // The merchant the answer names (parking: sp_mchid, ETC: mchid); empty when not given.
   std::string merchant_id;
+  // Partner mode: the special merchant the answer names (sub_mchid); empty when not given.
+  std::string sub_merchant_id;
   std::string out_trade_no;
   std::string transaction_id;
   TradeState state = TradeState::kAccepted;
@@ -171,7 +184,7 @@ struct ProviderTransaction {
   Money amount = Money::zero();
   std::optional<Money> payer_total;
   std::optional<std::string> success_time;
-  std::string openid;
+  std::string openid;       // payer.openid (parking) or payer.sp_openid (ETC)
   std::string bank_type;    // "BPA": the provider advanced the money
   std::string user_repaid;  // "Y" | "N" when given
   std::string raw_json;     // the verified (or decrypted) JSON, for the audit ledger
@@ -182,10 +195,30 @@ enum class ChargeAttempt {
   kAfterAmbiguity,  // an earlier attempt ended in query_first: query before any resend
 };
 
+// An ETC deduction contract (spec "Contract"; `VEHICLE.USER_STATE_CHANGE` carries the same
+// fields). bind_state's value set is *unconfirmed*: compare it with [provider.etc]
+// bound_state, nothing else.
+struct EtcContract {
+  std::string contract_id;
+  std::string plate_number;
+  std::string bind_state;
+  std::string merchant_id;      // sp_mchid
+  std::string sub_merchant_id;  // sub_mchid, when given
+  std::string sp_openid;
+  std::string raw_json;
+};
+
 struct TradeBill {
   std::string csv;  // the file exactly as downloaded (hash checked)
   std::string hash_value;
 };
+
+// A parking or ETC Transaction (reply, query or notification resource) as the spec names
+// its fields in either product and mode. Malformed -> kRetryLater naming the field; a
+// trade_state outside the spec's table -> kPark with provider_code kUnknownTradeState,
+// counted in lanegate_provider_unknown_trade_state_total and logged (the alarm).
+[[nodiscard]] ProviderResult<ProviderTransaction> read_transaction(Product product,
+                                                                   std::string_view body);
 
 class PaymentProvider {
  public:
@@ -201,6 +234,10 @@ class PaymentProvider {
   // ORDER_NOT_EXIST -> failure with Outcome::kNotFound.
   [[nodiscard]] virtual ProviderResult<ProviderTransaction> query_transaction(
       Product product, std::string_view out_trade_no) = 0;
+  // GET /v3/vehicle/etc/contracts/{contract_id} (partner only). An unknown contract is
+  // a failure with Outcome::kNotFound.
+  [[nodiscard]] virtual ProviderResult<EtcContract> query_etc_contract(
+      std::string_view contract_id) = 0;
   // bill_date "YYYY-MM-DD" (local day); the file's SHA-1 is checked before returning.
   [[nodiscard]] virtual ProviderResult<TradeBill> download_trade_bill(
       std::string_view bill_date) = 0;

@@ -64,19 +64,20 @@ struct EntranceStateEvent {
   std::string state_update_time;
 };
 
-// VEHICLE.USER_STATE_CHANGE: the state of a user's ETC deduction contract changed. The
-// spec names the event only; every field below is *unconfirmed* and modelled on
-// VEHICLE.ENTRANCE_STATE_CHANGE. The parser accepts the state under `user_state`
-// (preferred), `contract_state` or `state`, and the time under `state_update_time`,
-// falling back on the envelope's create_time.
+// VEHICLE.USER_STATE_CHANGE (spec "ETC highway deduction"): the user paused or deleted
+// ETC deduction, or left 车主服务. Decrypted resource, as the spec lists it: appid,
+// sp_mchid, sp_openid, sub_openid?, sub_mchid?, contract_id, bind_state, plate_number.
+// There is no time field: the statement's time is the envelope's create_time.
 struct ContractStateEvent {
-  std::string sp_mchid;
+  std::string appid;
+  std::string sp_mchid;      // required
+  std::string sp_openid;     // required
+  std::string sub_openid;    // optional
+  std::string sub_mchid;     // optional
   std::string contract_id;   // required
+  std::string bind_state;    // required; value set unconfirmed ([provider.etc] bound_state)
   std::string plate_number;  // required: the binding cache is keyed by plate
-  std::string plate_color;
-  std::string state;              // NORMAL | PAUSE | OUT_SERVICE | (anything else: not usable)
-  std::string state_update_time;  // as sent (RFC 3339)
-  SystemTime updated_at{};        // parsed state_update_time (or the envelope's create_time)
+  SystemTime stated_at{};    // the envelope's create_time
 };
 
 struct NotificationEvent {

@@ -145,6 +145,7 @@ class WechatPayClient final : public PaymentProvider {
                                              ChargeAttempt attempt) override;
   ProviderResult<ProviderTransaction> query_transaction(Product product,
                                                         std::string_view out_trade_no) override;
+  ProviderResult<EtcContract> query_etc_contract(std::string_view contract_id) override;
   ProviderResult<TradeBill> download_trade_bill(std::string_view bill_date) override;
 
   // GET /v3/certificates: decrypts the platform certificates and adds them to the key

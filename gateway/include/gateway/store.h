@@ -108,6 +108,29 @@ class Store {
                                    SystemTime refreshed_at);
   [[nodiscard]] Result<std::optional<CachedBinding>> get_binding(std::string_view plate);
 
+  // --- ETC contracts (spec "ETC highway deduction") ---
+  struct EtcContractRow {
+    std::string contract_id;
+    std::string plate;
+    std::string bind_state;  // "" = the provider never said
+    SystemTime stated_at;    // when the provider said it
+    SystemTime heard_at;     // when lanegate last heard from the provider about it
+    std::string source;      // "notification" | "query"
+    SystemTime seen_at;      // last seen at a toll lane
+  };
+  // A toll lane saw the contract (in the charge's transaction).
+  [[nodiscard]] Status note_contract_seen(Transaction& txn, std::string_view contract_id, std::string_view plate);
+  // The provider's statement of a contract's bind_state. An older statement never
+  // replaces a newer one (returns false then); either way the contract was heard of now.
+  [[nodiscard]] Result<bool> put_contract_state(Transaction& txn, std::string_view contract_id,
+                                                std::string_view plate, std::string_view bind_state,
+                                                SystemTime stated_at, std::string_view source);
+  [[nodiscard]] Result<std::optional<EtcContractRow>> find_contract(std::string_view contract_id);
+  // Contracts seen at a lane since `seen_after` that nothing was heard of since
+  // `heard_before`, least recently heard first.
+  [[nodiscard]] Result<std::vector<std::string>> silent_contracts(SystemTime seen_after, SystemTime heard_before,
+                                                                  int limit);
+
   // --- passages ---
   [[nodiscard]] Result<std::int64_t> insert_passage(Transaction& txn, std::string_view lane, std::string_view plate,
                                                     std::string_view decision, std::string_view reason,

@@ -13,6 +13,10 @@
 // resumes from durable state. Provider calls run on a worker pool (one thread per item
 // in flight); their results are applied on the io thread.
 //
+//   ETC contracts      -> every contract_check_interval_s, the contracts seen at a lane that
+//                         nothing was heard of for contract_silence_s are queried
+//                         (gateway/contract_state.h applies the answers).
+//
 // Link state: up after any answer from the provider, down after a failure that got no
 // HTTP answer. Each change is logged, counted (lanegate_uplink_up gauge,
 // lanegate_uplink_transitions_total) and, on up, kicks the drain.
@@ -61,6 +65,11 @@ class Uplink final : public ChargeGate {
   [[nodiscard]] Status apply_notification(Transaction& txn, const NotificationEvent& event);
 
   queue::Drainer::Counters drain_counters() const;
+
+  // Queries the ETC contracts nothing was heard of for [provider.etc] contract_silence_s
+  // (at most a batch; see uplink.cc). Runs by itself every contract_check_interval_s in
+  // partner mode with a bound_state; callable at any time (a check already running wins).
+  void check_contracts();
 
   // Routes the invoice topics to `invoices` (null: such items are parked as unknown).
   // REQUIRES: before start(); `invoices` outlives the Uplink's drain.

@@ -9,7 +9,7 @@
 //   display:       text_length, text (holding registers; text is 32 registers)
 //   roadside_unit: sequence, entry_station, entry_time, vehicle_class, contract_id
 //                  (holding registers; entry_station and entry_time are 2 registers,
-//                  contract_id 10)
+//                  contract_id 16: 32 ASCII bytes, NUL-padded)
 // Pure values; callable from any thread.
 
 #include <cstdint>
@@ -58,9 +58,9 @@ struct RoadsideMap {
   int entry_time = 203;
   int vehicle_class = 205;
   int contract_id = 206;
-  static constexpr int kContractRegisters = 10;
+  static constexpr int kContractRegisters = 16;  // 32 bytes: a WeChat ETC contract id is 31-32
   int record_start = 200;
-  int record_count = 16;
+  int record_count = 22;
 };
 
 // Each returns the defaults with the device's overrides applied, or kInvalidArgument

@@ -262,14 +262,15 @@ TEST(LaneTcp, RoadsideUnitRecord) {
   e.entry_station = 4'400'123;
   e.entry_time = 1'789'990'000;
   e.vehicle_class = 3;
-  e.contract_id = "4401230012345678";
+  // A WeChat ETC contract id is 31-32 characters (spec examples): all of it arrives.
+  e.contract_id = "wxd678ef4Fwxd678ef4Fwxd678ef4F21";
   ASSERT_TRUE(rig.sim->roadside_entry(e));
   auto r = rig.sink.wait_for<RoadsideRecord>([](const RoadsideRecord&) { return true; });
   ASSERT_TRUE(r);
   EXPECT_EQ(r->entry_station, 4'400'123u);
   EXPECT_EQ(r->entry_time, SystemTime(std::chrono::seconds(1'789'990'000)));
   EXPECT_EQ(r->vehicle_class, 3);
-  EXPECT_EQ(r->obu_id, "4401230012345678");
+  EXPECT_EQ(r->obu_id, "wxd678ef4Fwxd678ef4Fwxd678ef4F21");
 }
 
 TEST(LaneRtu, BusWithThreeDevicesOneDead) {
