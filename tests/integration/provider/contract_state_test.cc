@@ -52,17 +52,20 @@ class DownGate final : public ChargeGate {
 // notify_url receiver mounting the gateway's handler with apply_contract_state.
 class ContractReceiver {
  public:
-  ContractReceiver(NotificationHandler& handler, Store& store)
-      : server_((demo_pki() / "server.pem").c_str(), (demo_pki() / "server.key").c_str()) {
+  ContractReceiver(NotificationHandler& handler, Store& store, ContractRules rules)
+      : server_((demo_pki() / "server.pem").c_str(), (demo_pki() / "server.key").c_str()),
+        rules_(std::move(rules)) {
     server_.Post("/notify", [&handler, &store, this](const httplib::Request& req,
                                                      httplib::Response& res) {
       auto reply = handler.handle(
           {req.get_header_value("Wechatpay-Timestamp"), req.get_header_value("Wechatpay-Nonce"),
            req.get_header_value("Wechatpay-Signature"), req.get_header_value("Wechatpay-Serial"),
            req.get_header_value("Wechatpay-Signature-Type"), req.body},
-          [&store](Transaction& txn, const NotificationEvent& ev) -> Status {
+          [&store, this](Transaction& txn, const NotificationEvent& ev) -> Status {
             if (const auto* c = std::get_if<ContractStateEvent>(&ev.payload)) {
-              return apply_contract_state(txn, store, *c);
+              auto applied = apply_contract_state(txn, store, statement_of(*c), rules_);
+              if (!applied) return std::unexpected(applied.error());
+              return {};
             }
             return {};
           });
@@ -89,6 +92,7 @@ class ContractReceiver {
 
  private:
   httplib::SSLServer server_;
+  ContractRules rules_;
   int port_ = 0;
   std::thread thread_;
   std::mutex mu_;
@@ -112,7 +116,8 @@ class ContractStateTest : public ProviderFixture {
     client_ = client();
     handler_ = std::make_unique<NotificationHandler>(*handler_db_, client_->key_set(),
                                                      client_->apiv3_key(), clock_);
-    receiver_ = std::make_unique<ContractReceiver>(*handler_, *handler_store_);
+    receiver_ = std::make_unique<ContractReceiver>(*handler_, *handler_store_,
+                                                   ContractRules{"BOUND", kMchid, ""});
 
     cfg_.gateway.id = "gw1";
     cfg_.gateway.site_name = "Toll";
@@ -151,7 +156,7 @@ class ContractStateTest : public ProviderFixture {
     const ContractStateEvent e = receiver_->events().back();
     EXPECT_EQ(e.contract_id, kContract);
     EXPECT_EQ(e.plate_number, kPlate);
-    EXPECT_EQ(e.state, state);
+    EXPECT_EQ(e.bind_state, state);
   }
 
   // A vehicle at the toll exit (camera read + roadside unit record); returns whether the

@@ -140,9 +140,12 @@ TEST_F(ContractTest, HighwayChargeAndItsOwnQueries) {
   r.description = "高速通行费";
   r.amount = Money::from_fen(4550);
   r.contract_id = "ETC2026000000000001";
-  r.highway = {kPlate,       "BLUE", clock_.now() - std::chrono::hours(1),
-               clock_.now(), "ETC",  "G4 Guangzhou North",
-               "G4 Shenzhen"};
+  r.highway.plate_number = kPlate;
+  r.highway.start_time = clock_.now() - std::chrono::hours(1);
+  r.highway.end_time = clock_.now();
+  r.highway.entrance = "G4 Guangzhou North";
+  r.highway.exit = "G4 Shenzhen";
+  r.highway.vehicle_class = 1;
   auto t = c->charge(r, ChargeAttempt::kFirst);
   ASSERT_TRUE(t) << t.error().error.to_string();
   EXPECT_EQ(t->state, TradeState::kAccepted);

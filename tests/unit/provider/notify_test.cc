@@ -154,27 +154,67 @@ TEST_F(NotifyTest, DecodesEntranceStateChanges) {
   EXPECT_EQ(e.blocked_state_description.value_or(""), "PAUSE");
 }
 
-TEST_F(NotifyTest, UserStateChangeBecomesAContractStateEvent) {
+// The resource exactly as the spec lists it (appid, sp_mchid, sp_openid, sub_openid?,
+// sub_mchid?, contract_id, bind_state, plate_number): the format the provider sends,
+// which the first release refused with 400 (so WeChat retried for a day and gave up).
+TEST_F(NotifyTest, UserStateChangeInTheSpecsFormatBecomesAContractStateEvent) {
   const std::string resource =
-      R"({"sp_mchid":"1900000001","contract_id":"ETC2026000000000001","plate_number":"粤B12345",)"
-      R"("plate_color":"BLUE","user_state":"PAUSE","state_update_time":"2026-11-22T13:30:00+08:00"})";
+      R"({"appid":"wxd678efh567hg6787","sp_mchid":"1900000001","sp_openid":"oSpUser",)"
+      R"("sub_openid":"oSubUser","sub_mchid":"1900000109",)"
+      R"("contract_id":"wxd678ef4Fwxd678ef4Fwxd678ef4F21","bind_state":"UNBOUND",)"
+      R"("plate_number":"粤B12345"})";
   auto reply =
       handler_->handle(envelope("EV-U1", "VEHICLE.USER_STATE_CHANGE", resource, "contract"));
-  ASSERT_EQ(reply.status, 204);
+  ASSERT_EQ(reply.status, 204) << reply.body;
   ASSERT_TRUE(reply.event);
   const auto* c = std::get_if<ContractStateEvent>(&reply.event->payload);
   ASSERT_NE(c, nullptr);
-  EXPECT_EQ(c->contract_id, "ETC2026000000000001");
+  EXPECT_EQ(c->contract_id, "wxd678ef4Fwxd678ef4Fwxd678ef4F21");
   EXPECT_EQ(c->plate_number, "粤B12345");
-  EXPECT_EQ(c->state, "PAUSE");
-  EXPECT_EQ(c->updated_at, *parse_rfc3339("2026-11-22T13:30:00+08:00"));
+  EXPECT_EQ(c->bind_state, "UNBOUND");
+  EXPECT_EQ(c->sp_mchid, "1900000001");
+  EXPECT_EQ(c->sub_mchid, "1900000109");
+  EXPECT_EQ(c->sp_openid, "oSpUser");
+  // No time field in the resource: the envelope's create_time dates the statement.
+  EXPECT_EQ(c->stated_at, *parse_rfc3339("2026-11-22T13:29:35+08:00"));
 }
 
-TEST_F(NotifyTest, UserStateChangeWithoutAStateIsRefusedForARetry) {
-  const std::string resource = R"({"contract_id":"ETC1","plate_number":"粤B12345"})";
+TEST_F(NotifyTest, UserStateChangeWithoutABindStateIsRefusedNamingIt) {
+  const std::string resource =
+      R"({"appid":"wx1","sp_mchid":"1900000001","sp_openid":"o","contract_id":"C1",)"
+      R"("plate_number":"粤B12345"})";
   auto reply =
       handler_->handle(envelope("EV-U2", "VEHICLE.USER_STATE_CHANGE", resource, "contract"));
   EXPECT_EQ(reply.status, 400);
+  EXPECT_NE(reply.body.find("bind_state"), std::string::npos) << reply.body;
+}
+
+// The notification pages spell the pending state ACCEPT (replies say ACCEPTED).
+TEST_F(NotifyTest, AcceptsTheNotificationSpellingOfAccepted) {
+  auto reply = handler_->handle(
+      envelope("EV-A1", "TRANSACTION.SUCCESS", transaction("LG0101", "ACCEPT", 300)));
+  ASSERT_EQ(reply.status, 204) << reply.body;
+  EXPECT_EQ(std::get<TransactionEvent>(reply.event->payload).transaction.state,
+            TradeState::kAccepted);
+}
+
+// A trade_state outside the spec's table is not guessed: the event is kept (nothing lost,
+// the provider stops resending) and applied to nothing; the alarm counter moves.
+TEST_F(NotifyTest, AnUnknownTradeStateIsStoredAndAppliedToNothing) {
+  bool applied = false;
+  auto reply = handler_->handle(
+      envelope("EV-X1", "TRANSACTION.SUCCESS", transaction("LG0102", "PROCESSING", 300)),
+      [&](Transaction&, const NotificationEvent& e) -> Status {
+        applied = std::holds_alternative<TransactionEvent>(e.payload);
+        return {};
+      });
+  EXPECT_EQ(reply.status, 204) << reply.body;
+  EXPECT_FALSE(applied);
+  auto st = db_->prepare("SELECT resource_json FROM provider_notifications WHERE event_id = 'EV-X1'");
+  ASSERT_TRUE(st);
+  auto row = st->step();
+  ASSERT_TRUE(row && *row);
+  EXPECT_NE(st->column_text(0).find("PROCESSING"), std::string::npos);
 }
 
 TEST_F(NotifyTest, AnApplierThatThrowsLosesNothingTheProviderRetries) {

@@ -8,11 +8,13 @@
 
 #include <boost/asio/io_context.hpp>
 #include <filesystem>
+#include <map>
 #include <mutex>
 
 #include "core/metrics.h"
 #include "core/time_format.h"
 #include "gateway/charge.h"
+#include "gateway/contract_state.h"
 #include "gateway/daemon.h"
 #include "gateway/uplink.h"
 
@@ -47,6 +49,17 @@ class ScriptedProvider final : public PaymentProvider {
   ProviderResult<TradeBill> download_trade_bill(std::string_view) override {
     return std::unexpected(ProviderFailure{});
   }
+  std::map<std::string, ProviderResult<EtcContract>> contracts;  // by contract id
+  std::vector<std::string> contract_queries;
+  ProviderResult<EtcContract> query_etc_contract(std::string_view id) override {
+    std::lock_guard l(mu);
+    contract_queries.emplace_back(id);
+    auto it = contracts.find(std::string(id));
+    if (it == contracts.end()) {
+      return std::unexpected(ProviderFailure{Outcome::kNotFound, 404, "NOT_FOUND", Error{}});
+    }
+    return it->second;
+  }
   int calls() {
     std::lock_guard l(mu);
     return queries + charges;
@@ -62,6 +75,8 @@ ProviderTransaction answer(std::string out, std::int64_t fen, TradeState state) 
   return t;
 }
 
+constexpr const char* kContract = "wxd678ef4Fwxd678ef4Fwxd678ef4F21";
+
 class ChargeAnswersTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -70,6 +85,8 @@ class ChargeAnswersTest : public ::testing::Test {
     dir_ = mkdtemp(tmpl.data());
     cfg_.gateway.id = "gw1";
     cfg_.provider.mchid = "1900000001";
+    cfg_.provider.sub_mchid = "1900000109";  // answers naming another special merchant
+    cfg_.provider.etc.bound_state = "BOUND";
     cfg_.queue.drain_interval_ms = 50;
     db_.emplace(*Database::open(dir_ / "lanegate.db"));
     ASSERT_TRUE(db_->migrate(database_schema()));
@@ -89,10 +106,13 @@ class ChargeAnswersTest : public ::testing::Test {
 
   // A charge of `fen` recorded and decided as the lane does, moved to `state`.
   std::string charge(std::int64_t fen, std::optional<DecisionKind> decision,
-                     ChargeState state = ChargeState::kRecorded) {
+                     ChargeState state = ChargeState::kRecorded, TxKind kind = TxKind::kParking) {
     ChargeOrder o;
     o.out_trade_no = "gw1P_" + std::to_string(++n_);
-    o.kind = TxKind::kParking;
+    o.kind = kind;
+    if (kind == TxKind::kToll) {
+      o.contract_id = kContract;
+    }
     o.amount = Money::from_fen(fen);
     o.lane = "out";
     o.plate = "粤B12345";
@@ -243,6 +263,79 @@ TEST_F(ChargeAnswersTest, AnUndecidedChargeThatMayHaveLeftIsOnlyQueried) {
   std::lock_guard l(provider_.mu);
   EXPECT_EQ(provider_.charges, 0) << "it was resent";
   EXPECT_GE(provider_.queries, 1);
+}
+
+// Spec "trade_state values": unknown values keep the item pending with an alarm. Before,
+// the reply was "unreadable" -- for a fallen-back charge that meant a refusal, and the
+// charge was voided although the provider holds it in a state nobody knows.
+TEST_F(ChargeAnswersTest, AnUnknownTradeStateNeverVoidsAndParksForAnOperator) {
+  const std::string out = charge(5000, DecisionKind::kFallback, ChargeState::kUnknown);
+  provider_.query_answer = std::unexpected(ProviderFailure{
+      Outcome::kPark, 200, std::string(kUnknownTradeState), Error{Errc::kProtocol, "PROCESSING"}});
+  uplink_->start();
+  run_until([&] { return outbox_->stats()->parked == 1; });
+  uplink_->stop();
+  EXPECT_EQ(outbox_->stats()->parked, 1) << "an operator must look at it";
+  EXPECT_NE(tx(out).state, ChargeState::kVoid) << "a charge the provider holds was voided";
+}
+
+// A partner's answer names its special merchant: another one's answer is other money.
+TEST_F(ChargeAnswersTest, AnAnswerForAnotherSpecialMerchantNeverSettles) {
+  const std::string out = charge(5000, DecisionKind::kPassOnline, ChargeState::kAccepted);
+  ProviderTransaction other = answer(out, 5000, TradeState::kSuccess);
+  other.sub_merchant_id = "1900000777";
+  EXPECT_TRUE(notify(other, "ev-sub"));
+  EXPECT_EQ(tx(out).state, ChargeState::kAccepted) << "another special merchant's answer settled ours";
+  other.sub_merchant_id = "1900000109";
+  EXPECT_TRUE(notify(other, "ev-sub-2"));
+  EXPECT_EQ(tx(out).state, ChargeState::kSuccess);
+}
+
+// Spec: the barrier may open once a parking charge is ACCEPTED; ETC treats only SUCCESS as
+// paid. A waiting toll lane does not pass a vehicle online on an accepted ETC charge.
+TEST_F(ChargeAnswersTest, AnAcceptedEtcChargeIsNotAnOnlinePass) {
+  const std::string toll = charge(4500, std::nullopt, ChargeState::kAccepted, TxKind::kToll);
+  const std::string parking = charge(500, std::nullopt, ChargeState::kAccepted);
+  std::optional<OnlineOutcome> toll_outcome, parking_outcome;
+  uplink_->await_charge(toll, 1s, [&](OnlineOutcome o) { toll_outcome = o; });
+  uplink_->await_charge(parking, 1s, [&](OnlineOutcome o) { parking_outcome = o; });
+  run_until([&] { return toll_outcome && parking_outcome; });
+  EXPECT_EQ(toll_outcome, OnlineOutcome::kNoAnswer);
+  EXPECT_EQ(parking_outcome, OnlineOutcome::kAccepted);
+}
+
+// Spec: "If no callback arrives, poll the contract by id" -- the toll lanes' contracts
+// nothing was heard of for contract_silence_s are queried, and an unbound answer stops
+// offline passes for the plate; one heard of recently is left alone.
+TEST_F(ChargeAnswersTest, SilentContractsAreQueriedAndAnUnboundAnswerBlocksThePlate) {
+  (void)charge(4500, DecisionKind::kPassOffline, ChargeState::kRecorded, TxKind::kToll);
+  {
+    auto txn = db_->begin();
+    ASSERT_TRUE(store_->put_contract_state(*txn, "heard-recently", "粤B00001", "BOUND", clock_.now(), "query"));
+    ASSERT_TRUE(store_->note_contract_seen(*txn, "heard-recently", "粤B00001"));
+    ASSERT_TRUE(txn->commit());
+  }
+  clock_.advance(std::chrono::hours(1));
+  provider_.contracts.emplace(
+      kContract, EtcContract{kContract, "粤B12345", "PAUSED", "1900000001", "1900000109", "oSp", "{}"});
+  uplink_->check_contracts();
+  run_until([&] {
+    auto row = store_->find_contract(kContract);
+    return row && *row && !(*row)->bind_state.empty();
+  });
+  {
+    std::lock_guard l(provider_.mu);
+    EXPECT_EQ(provider_.contract_queries, std::vector<std::string>{kContract})
+        << "only the contract nothing was heard of is queried";
+  }
+  auto row = store_->find_contract(kContract);
+  ASSERT_TRUE(row && *row);
+  EXPECT_EQ((*row)->bind_state, "PAUSED");
+  EXPECT_EQ((*row)->source, "query");
+  auto binding = store_->get_binding("粤B12345");
+  ASSERT_TRUE(binding && *binding);
+  EXPECT_EQ((*binding)->state, BindingState::kBlocked) << "an unbound contract still passes offline";
+  EXPECT_FALSE(contract_chargeable(**row, contract_rules(cfg_.provider)));
 }
 
 }  // namespace

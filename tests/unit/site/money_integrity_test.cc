@@ -20,6 +20,9 @@ class TollTest : public SiteTest {
     t.fares.push_back(config::TollFare{1003, 2002, 1, Money::from_fen(1200)});
     t.fares.push_back(config::TollFare{1004, 2002, 1, Money::from_fen(800)});
     cfg_.toll_tariffs.push_back(t);
+    // The ETC deduction names stations (spec): every priced station has a name.
+    cfg_.stations = {{1001, "广州北"}, {1003, "东莞"}, {1004, "虎门"}, {2002, "深圳南"}};
+    cfg_.provider.etc.bound_state = "BOUND";
     config::LaneSection toll;
     toll.id = "etc";
     toll.mode = config::LaneMode::kTollExit;
@@ -154,6 +157,59 @@ TEST_F(TollTest, ARereadAfterACrashReusesTheUndecidedCharge) {
   ASSERT_EQ(t.size(), 1u) << "the same passage got a second charge";
   EXPECT_EQ(t[0].out_trade_no, first);
   EXPECT_EQ(t[0].decision, DecisionKind::kPassOnline);
+}
+
+// Spec "ETC highway deduction": entrance and exit are station names, start_time is the
+// entry the roadside unit read and end_time the exit. Before, both were station ids.
+TEST_F(TollTest, TheEtcChargeNamesItsStationsAndTheEntryTime) {
+  gate_->hold = true;
+  const auto rec = unit("wxd678ef4Fwxd678ef4Fwxd678ef4F21", 1001, 9);
+  site_->on_event(read("etc", "粤B55555"));
+  site_->on_event(rec);
+  run();
+  auto st = db_->prepare("SELECT payload FROM outbox_item WHERE topic = 'charge'");
+  ASSERT_TRUE(st);
+  auto row = st->step();
+  ASSERT_TRUE(row && *row);
+  auto order = decode_charge_order(st->column_text(0));
+  ASSERT_TRUE(order) << order.error().to_string();
+  const ChargeRequest req = provider_request(*order, "", "");
+  EXPECT_EQ(req.product, Product::kHighway);
+  EXPECT_EQ(req.contract_id, "wxd678ef4Fwxd678ef4Fwxd678ef4F21");
+  EXPECT_EQ(req.highway.entrance, "广州北");
+  EXPECT_EQ(req.highway.exit, "深圳南");
+  EXPECT_EQ(req.highway.start_time, rec.entry_time);
+  EXPECT_LT(req.highway.start_time, req.highway.end_time);
+  EXPECT_EQ(req.highway.vehicle_class, 1);
+}
+
+// Spec: deduct only while the contract's last seen bind_state is the bound value. A
+// contract the provider said was paused is not charged, online or offline: the driver goes
+// to the attendant, and nothing is sent.
+TEST_F(TollTest, AContractThatIsNotBoundIsNotCharged) {
+  {
+    auto txn = db_->begin();
+    ASSERT_TRUE(store_->put_contract_state(*txn, "ETC-P", "粤B66661", "PAUSED", clock_.now(),
+                                           "notification"));
+    ASSERT_TRUE(txn->commit());
+  }
+  site_->on_event(read("etc", "粤B66661"));
+  site_->on_event(unit("ETC-P", 1001, 11));
+  run();
+  EXPECT_TRUE(txs().empty()) << "an unbound contract was charged";
+  EXPECT_TRUE(actuator_.opened.empty());
+  // Bound again (a later statement): charged as usual.
+  {
+    auto txn = db_->begin();
+    ASSERT_TRUE(store_->put_contract_state(*txn, "ETC-P", "粤B66661", "BOUND", clock_.now() + 1s,
+                                           "notification"));
+    ASSERT_TRUE(txn->commit());
+  }
+  clock_.advance(2s);
+  site_->on_event(read("etc", "粤B66661"));
+  site_->on_event(unit("ETC-P", 1001, 12));
+  run();
+  EXPECT_EQ(txs().size(), 1u);
 }
 
 // Defect 4: two meters on one gateway with the same trip number and boarding minute: the
