@@ -4,6 +4,7 @@
 // lines on the day the refund was accepted, the 7-column summary.
 #include <algorithm>
 #include <map>
+#include <tuple>
 
 #include "core/crypto.h"
 #include "core/money.h"
@@ -66,7 +67,7 @@ std::string line(const std::vector<std::string>& fields) {
 
 struct BillLine {
   std::string when;
-  std::int64_t order = 0;  // seq, refunds after payments at the same second
+  std::int64_t seq = 0;  // of the transaction or of the refund
   bool refund = false;
   std::int64_t fen = 0;  // the payment's or the refund's amount
   std::vector<std::string> fields;
@@ -221,7 +222,8 @@ Reply Impl::trade_bill(const httplib::Request& req, const Merchant& m) {
     }
   }
   std::stable_sort(lines.begin(), lines.end(), [](const BillLine& a, const BillLine& b) {
-    return a.when != b.when ? a.when < b.when : a.order < b.order;
+    // Within one second, payments before refunds (a refund never precedes its payment).
+    return std::tie(a.when, a.refund, a.seq) < std::tie(b.when, b.refund, b.seq);
   });
   std::int64_t settled = 0, refunded = 0, fees = 0, ordered = 0, requested = 0;
   std::string csv = std::string(kBillHeader) + std::string(kEol);
