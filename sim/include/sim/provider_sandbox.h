@@ -2,11 +2,19 @@
 // lanegate-sim provider: a local WeChat Pay API v3 (vehicle services) sandbox that speaks
 // the real protocol — HTTPS, merchant request signatures checked, every reply signed with
 // the platform key (certificate mode, or public-key-id mode when the client sends
-// `Wechatpay-Serial: PUB_KEY_ID_…`), asynchronous deduction, encrypted notifications
-// delivered to notify_url with the provider's retry schedule — so the gateway's client,
-// the demo and any independent client (curl + openssl, see docs/PROVIDER.md) can run the
-// real protocol on one machine. Its checks are written from the spec, independently of
-// the gateway's client code, so that a mistake in one is caught by the other.
+// `Wechatpay-Serial: PUB_KEY_ID_…`), asynchronous parking deduction, synchronous ETC
+// highway deduction, encrypted notifications with the provider's retry schedule, the
+// trade bill — so the gateway's client, the demo and any independent client (curl +
+// openssl, see docs/PROVIDER.md) can run the real protocol on one machine. Its checks are
+// written from the spec (/work/shared/specs/payment-provider-wechatpay-v3.md),
+// independently of the gateway's client code, so that a mistake in one is caught by the
+// other: every request body and query is checked against its call's field list (unknown
+// field → 400 PARAM_ERROR naming it).
+//
+// Merchants (seed "merchants"): one that lists "sub_merchants" is a service provider
+// (partner): its parking calls name one of them in sub_mchid, it alone may use the ETC
+// API, and its ETC contract changes go to its "contract_notify_url". One without is a
+// direct merchant. Seed layout: docs/PROVIDER.md.
 //
 // Endpoints (HTTPS, 127.0.0.1): see docs/PROVIDER.md. Admin (plain HTTP, loopback only):
 //   POST /admin/faults        {"refuse_connections":b,"latency_ms":n,"error_5xx_share":x,
@@ -15,21 +23,28 @@
 //   GET  /admin/faults
 //   POST /admin/time_factor   {"time_factor":x}
 //   POST /admin/plates        {"plate_number","plate_color","service_state"}
-//   GET  /admin/transactions  [{mchid,out_trade_no,transaction_id,product,trade_state,
-//                               amount,openid,submissions}]
+//   POST /admin/contracts     {"contract_id","bind_state" (or "state"),"notify_url"?}
+//   POST /admin/refunds       {"out_trade_no","amount","out_refund_no"?}
+//   GET  /admin/transactions  [{mchid,sub_mchid,out_trade_no,transaction_id,product,
+//                               trade_state,amount,refunded,openid,submissions}]
 //   GET  /admin/notifications [{event_id,event_type,url,attempts,state,last_status}]
 //
-// Transaction lifecycle in the sandbox (one row per (mchid, out_trade_no)):
-//   (none) --charge accepted--> ACCEPTED --deduction worker--> SUCCESS | PAY_FAIL
+// Transaction lifecycle in the sandbox (one row per (mchid, out_trade_no); mchid is the
+// caller, the service provider in partner mode):
+//   parking/taxi: (none) --charge accepted--> ACCEPTED --deduction worker--> SUCCESS | PAY_FAIL
+//   ETC highway:  (none) --charge--> SUCCESS | PAY_FAIL   (synchronous, in the reply)
+//   SUCCESS | REFUND --refund()--> REFUND                 (full or partial, repeatable)
 // Invariants:
 //   1. A transaction row is committed before any reply to the charge is written, so a
 //      lost reply (fault injection) never loses the charge.
 //   2. A resent out_trade_no with the same amount returns the existing row (submissions+1);
 //      a different amount under the same number is refused (400 INVALID_REQUEST) and
 //      changes nothing.
-//   3. Rows are never deleted; trade_state only moves forward as drawn above.
-//   4. Every state change to SUCCESS/PAY_FAIL queues exactly one notification (committed
-//      in the same SQLite transaction) when the charge named a notify_url.
+//   3. Rows are never deleted; trade_state only moves forward as drawn above; the sum of
+//      a row's refunds never exceeds its amount.
+//   4. Every parking/taxi state change to SUCCESS/PAY_FAIL queues exactly one notification
+//      (committed in the same SQLite transaction) to the charge's notify_url. ETC charges
+//      and refunds queue none (the spec gives ETC no notify_url).
 //
 // Threading: start() spawns the HTTPS server, the admin server and one worker thread
 // (deduction + notification delivery). All public methods are thread-safe.
@@ -78,7 +93,19 @@ struct SandboxTransaction {
   std::string trade_state;
   std::int64_t amount_fen = 0;
   std::string openid;
-  int submissions = 0;  // how many charge requests carried this out_trade_no
+  int submissions = 0;    // how many charge requests carried this out_trade_no
+  std::string sub_mchid;  // partner calls: the sub merchant; direct: empty
+  std::int64_t refunded_fen = 0;
+};
+
+struct SandboxRefund {
+  std::string mchid;
+  std::string out_trade_no;
+  std::string transaction_id;
+  std::string refund_id;  // 微信退款单号
+  std::string out_refund_no;
+  std::int64_t amount_fen = 0;
+  std::string create_time;  // when the refund was accepted (RFC 3339, +08:00)
 };
 
 struct SandboxNotification {
@@ -113,12 +140,23 @@ class ProviderSandbox {
                                        const std::string& plate_color,
                                        const std::string& service_state);
 
-  // Changes an ETC contract's state (NORMAL/PAUSE/OUT_SERVICE/TERMINATED) and sends a
-  // VEHICLE.USER_STATE_CHANGE to every merchant that charged the contract (at its latest
-  // charge's notify_url) and to `extra_notify_url` when not empty (first merchant).
-  // Admin: POST /admin/contracts {"contract_id","state","notify_url"?}.
-  [[nodiscard]] Status set_contract_state(const std::string& contract_id, const std::string& state,
+  // Sets an ETC contract's bind_state to `bind_state` (any non-empty string, sent
+  // verbatim; only the seed's "etc_bound_state" lets the contract be charged) and sends a
+  // VEHICLE.USER_STATE_CHANGE to the owning service provider's contract_notify_url and to
+  // `extra_notify_url` when not empty, sealed with that provider's APIv3 key.
+  // Admin: POST /admin/contracts {"contract_id","bind_state","notify_url"?}.
+  [[nodiscard]] Status set_contract_state(const std::string& contract_id,
+                                          const std::string& bind_state,
                                           const std::string& extra_notify_url = {});
+  // Refunds `amount_fen` of the SUCCESS (or partly refunded) transaction `out_trade_no`
+  // (full or partial; refunds add up to at most the amount); its trade_state becomes
+  // REFUND and the refund appears in the trade bill of today. No notification is sent.
+  // `out_refund_no` empty: one is made up. A resent out_refund_no with the same amount
+  // returns the existing refund. Fails when out_trade_no names no or several merchants'
+  // transactions. Admin: POST /admin/refunds {"out_trade_no","amount","out_refund_no"?}.
+  [[nodiscard]] Result<SandboxRefund> refund(const std::string& out_trade_no,
+                                             std::int64_t amount_fen,
+                                             const std::string& out_refund_no = {});
   [[nodiscard]] Result<std::vector<SandboxTransaction>> transactions() const;
   [[nodiscard]] Result<std::vector<SandboxNotification>> notifications() const;
   // Count of API requests refused for a bad merchant signature (401 SIGN_ERROR).
