@@ -81,8 +81,10 @@ std::unexpected<Error> bill_error(std::size_t line, std::string_view column, std
               std::string(column));
 }
 
-// The bill does not quote fields: the provider escapes a comma inside its free-text
-// fields (商品名称, 商户数据包, 设备号) as "\ ", so a plain split is exact.
+// The bill does not quote fields. Public bill parsers report that the provider escapes a
+// comma inside free text (商品名称, 商户数据包, 设备号) as "\ " (the spec does not say); a
+// raw comma would shift the columns, and the field count or a missing backtick refuses
+// the line rather than misreading it.
 std::vector<std::string_view> split_fields(std::string_view line) {
   std::vector<std::string_view> out;
   while (true) {

@@ -285,20 +285,68 @@ TEST_F(ReconcileTest, DirectModeOwnsOnlyTheMerchantsOwnLines) {
   EXPECT_TRUE(r.bill_warnings.empty());
 }
 
-TEST_F(ReconcileTest, RefundStatesAndUnknownTradeStatesAreShown) {
-  refund("R1", 100);
-  refund("R2", 100);
-  const auto r = run({BillLine::refunded("R1", "1.00").set("退款状态", "FAIL"),
-                      BillLine::refunded("R2", "1.00").set("退款状态", "PROCESSING"),
-                      BillLine::paid("V1", "3.00").set("交易状态", "REVOKED")});
-  EXPECT_EQ(item(r, "R1", Category::kRefundNotSuccessful).refund_state, "FAIL");
-  // PROCESSING: accepted by the provider, listed on the day it was accepted.
-  EXPECT_EQ(item(r, "R2", Category::kRefundMatched).out_refund_nos,
-            std::vector<std::string>{"RF-R2"});
-  EXPECT_EQ(item(r, "V1", Category::kUnknownBillState).bill_state, "REVOKED");
+// One order per category, planted on both sides; cli_test.cc runs the fixtures end to end.
+TEST_F(ReconcileTest, FindsEachPlantedMismatch) {
+  const auto failed = [&](std::string no) {
+    append_one(event(ledger::Kind::kChargeFailed, std::move(no), 100,
+                     at("2026-11-22T09:00:00+08:00"), "PAY_FAIL"));
+  };
+  settle("M", 100);
+  settle("AP", 100);
+  settle("AD", 101);
+  failed("SD");
+  failed("FN");
+  refund("RM", 100);
+  refund("RAP", 100);
+  refund("RAD", 150);
+  refund("RNS", 100);
+  const auto r = run({BillLine::paid("M", "1.00"), BillLine::paid("ML", "1.00"),
+                      BillLine::paid("AD", "1.00"), BillLine::paid("SD", "1.00"),
+                      // PROCESSING: accepted, listed on the day it was accepted.
+                      BillLine::refunded("RM", "1.00").set("退款状态", "PROCESSING"),
+                      BillLine::refunded("RML", "1.00"), BillLine::refunded("RAD", "1.00"),
+                      BillLine::refunded("RNS", "1.00").set("退款状态", "FAIL"),
+                      BillLine::paid("UBS", "3.00").set("交易状态", "REVOKED")});
+  const std::vector<std::pair<std::string_view, Category>> planted{
+      {"M", Category::kMatched},
+      {"AP", Category::kMissingAtProvider},
+      {"ML", Category::kMissingLocally},
+      {"AD", Category::kAmountDiffers},
+      {"SD", Category::kStateDiffers},
+      {"FN", Category::kFailedNotBilled},
+      {"RM", Category::kRefundMatched},
+      {"RAP", Category::kRefundMissingAtProvider},
+      {"RML", Category::kRefundMissingLocally},
+      {"RAD", Category::kRefundAmountDiffers},
+      {"RNS", Category::kRefundNotSuccessful},
+      {"UBS", Category::kUnknownBillState},
+  };
+  ASSERT_EQ(planted.size(), static_cast<std::size_t>(kCategoryCount));
+  for (const auto& [no, c] : planted) {
+    EXPECT_EQ(r.count(c), 1) << category_name(c);
+    item(r, no, c);
+  }
+  EXPECT_EQ(r.items.size(), planted.size());
+  EXPECT_EQ(item(r, "AD", Category::kAmountDiffers).ledger_amount, Money::from_fen(101));
+  EXPECT_EQ(item(r, "RNS", Category::kRefundNotSuccessful).refund_state, "FAIL");
+  EXPECT_EQ(item(r, "RM", Category::kRefundMatched).out_refund_nos,
+            std::vector<std::string>{"RF-RM"});
+  EXPECT_EQ(item(r, "UBS", Category::kUnknownBillState).bill_state, "REVOKED");
+  EXPECT_TRUE(r.bill_warnings.empty());
   EXPECT_FALSE(r.clean());
-  EXPECT_NE(r.to_text().find("refund_not_successful R1: ledger refund 1.00"), std::string::npos)
-      << r.to_text();
+  const std::string text = r.to_text();
+  EXPECT_NE(text.find("refund_not_successful RNS: ledger refund 1.00 (seq 9); bill REFUND 1.00 "
+                      "(settlement 1.00, refund RF-RNS, refund state FAIL, line 9)"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("unknown_bill_state UBS: ledger none; bill REVOKED 3.00"), std::string::npos);
+  EXPECT_EQ(text.find(" M:"), std::string::npos);  // matched items are only counted
+  EXPECT_EQ(text.find(" FN:"), std::string::npos);
+  const auto json = boost::json::parse(r.to_json()).as_object();
+  for (const auto& [no, c] : planted) {
+    EXPECT_EQ(json.at("counts").as_object().at(category_name(c)).as_int64(), 1);
+  }
+  EXPECT_EQ(json.at("items").as_array().size(), planted.size());
 }
 
 TEST_F(ReconcileTest, PartialRefundsOfOneOrderAreSummed) {
