@@ -24,7 +24,8 @@ constexpr std::string_view kAuditUsage =
     "usage: lanegate audit seal --date YYYY-MM-DD\n"
     "       lanegate audit export --date YYYY-MM-DD [--out DIR]\n"
     "       lanegate audit verify PACKAGE_DIR... --pubkey KEYFILE_OR_HEX\n"
-    "       lanegate audit reconcile --date YYYY-MM-DD [--bill FILE] [--json]\n"
+    "       lanegate audit reconcile --date YYYY-MM-DD --mchid MCHID [--sub-mchid SUB_MCHID]\n"
+    "                                [--bill FILE] [--json]\n"
     "       lanegate audit list\n";
 
 constexpr std::string_view kKeysUsage = "usage: lanegate keys show [--pem]\n";
@@ -265,6 +266,26 @@ int cmd_reconcile(Database& db, const fs::path& state_dir, int offset, const Arg
     err << "lanegate audit reconcile: " << date.error().message << "\n" << kAuditUsage;
     return kUsage;
   }
+  // Whose bill lines to compare: a partner bill lists every special merchant of the
+  // service provider. The caller does not pass the box's [provider] section to this
+  // command (audit_cli.h), so the operator names the merchant: direct mode --mchid
+  // <provider.mchid>; partner mode --mchid <provider.sp_mchid> --sub-mchid
+  // <provider.sub_mchid>. Guessing it from the bill could compare another merchant's money.
+  BillOwner owner;
+  owner.mchid = a.get("mchid").value_or("");
+  owner.sub_mchid = a.get("sub-mchid").value_or("");
+  if (owner.mchid.empty()) {
+    err << "lanegate audit reconcile: --mchid is required (direct: provider.mchid; partner: "
+           "provider.sp_mchid with --sub-mchid provider.sub_mchid)\n"
+        << kAuditUsage;
+    return kUsage;
+  }
+  if (owner.sub_mchid == "0") {
+    // "0" is the bill's mark of a direct merchant, never a special merchant's number.
+    err << "lanegate audit reconcile: --sub-mchid 0 is not a special merchant; omit it for a "
+           "direct merchant\n";
+    return kUsage;
+  }
   Result<std::string> text = fail(Errc::kInternal, "");
   if (auto file = a.get("bill")) {
     text = read_file(*file);
@@ -284,7 +305,7 @@ int cmd_reconcile(Database& db, const fs::path& state_dir, int offset, const Arg
     err << "lanegate audit reconcile: " << bill.error().to_string() << "\n";
     return kFailed;
   }
-  auto report = reconcile(db, *date, UtcOffset{offset}, *bill);
+  auto report = reconcile(db, *date, UtcOffset{offset}, *bill, owner);
   if (!report) {
     err << "lanegate audit reconcile: " << report.error().to_string() << "\n";
     return kFailed;
@@ -385,7 +406,8 @@ int audit_command(Database& db, const fs::path& state_dir, int utc_offset_minute
     return kUsage;
   }
   const std::string& sub = args[0];
-  const Args a = parse_args(args.subspan(1), {"date", "out", "pubkey", "bill"}, {"json"});
+  const Args a = parse_args(args.subspan(1),
+                            {"date", "out", "pubkey", "bill", "mchid", "sub-mchid"}, {"json"});
   if (!a.error.empty()) {
     err << "lanegate audit " << sub << ": " << a.error << "\n" << kAuditUsage;
     return kUsage;
