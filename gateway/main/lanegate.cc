@@ -217,8 +217,16 @@ int main(int argc, char** argv) {
         return bill->csv;
       };
     }
+    // The trade bill's lines this box reconciles: its merchant, or in partner mode the
+    // service provider's lines for the box's special merchant.
+    std::optional<lanegate::gateway::audit::BillOwner> owner;
+    if (cfg->provider.configured()) {
+      owner = lanegate::gateway::audit::BillOwner{cfg->provider.caller_mchid(),
+                                                   cfg->provider.partner() ? cfg->provider.sub_mchid : ""};
+    }
     return lanegate::gateway::audit::audit_command(*db, cfg->gateway.state_dir, cfg->gateway.utc_offset_minutes, rest,
-                                                   fetch, std::cout, std::cerr);
+                                                   fetch, std::cout, std::cerr,
+                                                   lanegate::SystemClock::instance(), owner);
   }
   if (cmd == "status" || cmd == "tx" || cmd == "lanes") {
     auto api = api_client(*cfg, token_file);

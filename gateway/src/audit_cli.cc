@@ -24,8 +24,8 @@ constexpr std::string_view kAuditUsage =
     "usage: lanegate audit seal --date YYYY-MM-DD\n"
     "       lanegate audit export --date YYYY-MM-DD [--out DIR]\n"
     "       lanegate audit verify PACKAGE_DIR... --pubkey KEYFILE_OR_HEX\n"
-    "       lanegate audit reconcile --date YYYY-MM-DD --mchid MCHID [--sub-mchid SUB_MCHID]\n"
-    "                                [--bill FILE] [--json]\n"
+    "       lanegate audit reconcile --date YYYY-MM-DD [--bill FILE] [--json]\n"
+    "                                [--mchid MCHID [--sub-mchid SUB_MCHID]]  (default: [provider])\n"
     "       lanegate audit list\n";
 
 constexpr std::string_view kKeysUsage = "usage: lanegate keys show [--pem]\n";
@@ -260,23 +260,28 @@ int cmd_verify(const Args& a, std::ostream& out, std::ostream& err) {
 }
 
 int cmd_reconcile(Database& db, const fs::path& state_dir, int offset, const Args& a,
-                  const FetchBill& fetch_bill, std::ostream& out, std::ostream& err) {
+                  const FetchBill& fetch_bill, const std::optional<BillOwner>& configured,
+                  std::ostream& out, std::ostream& err) {
   auto date = require_date(a, offset);
   if (!date) {
     err << "lanegate audit reconcile: " << date.error().message << "\n" << kAuditUsage;
     return kUsage;
   }
   // Whose bill lines to compare: a partner bill lists every special merchant of the
-  // service provider. The caller does not pass the box's [provider] section to this
-  // command (audit_cli.h), so the operator names the merchant: direct mode --mchid
-  // <provider.mchid>; partner mode --mchid <provider.sp_mchid> --sub-mchid
-  // <provider.sub_mchid>. Guessing it from the bill could compare another merchant's money.
+  // service provider. The box's [provider] names it (`configured`); --mchid/--sub-mchid
+  // name another (an auditor with a bill file). Never guessed from the bill: that could
+  // compare another merchant's money.
   BillOwner owner;
-  owner.mchid = a.get("mchid").value_or("");
-  owner.sub_mchid = a.get("sub-mchid").value_or("");
+  if (auto m = a.get("mchid")) {
+    owner.mchid = *m;
+    owner.sub_mchid = a.get("sub-mchid").value_or("");
+  } else if (configured) {
+    owner = *configured;
+  }
   if (owner.mchid.empty()) {
-    err << "lanegate audit reconcile: --mchid is required (direct: provider.mchid; partner: "
-           "provider.sp_mchid with --sub-mchid provider.sub_mchid)\n"
+    err << "lanegate audit reconcile: no merchant: configure [provider] or pass --mchid "
+           "(direct: provider.mchid; partner: provider.sp_mchid with --sub-mchid "
+           "provider.sub_mchid)\n"
         << kAuditUsage;
     return kUsage;
   }
@@ -400,7 +405,7 @@ int audit_command(Database& db, const fs::path& state_dir, int utc_offset_minute
 
 int audit_command(Database& db, const fs::path& state_dir, int utc_offset_minutes,
                   std::span<const std::string> args, FetchBill fetch_bill, std::ostream& out,
-                  std::ostream& err, const Clock& clock) {
+                  std::ostream& err, const Clock& clock, std::optional<BillOwner> owner) {
   if (args.empty()) {
     err << kAuditUsage;
     return kUsage;
@@ -427,7 +432,7 @@ int audit_command(Database& db, const fs::path& state_dir, int utc_offset_minute
     return cmd_verify(a, out, err);
   }
   if (sub == "reconcile") {
-    return cmd_reconcile(db, state_dir, utc_offset_minutes, a, fetch_bill, out, err);
+    return cmd_reconcile(db, state_dir, utc_offset_minutes, a, fetch_bill, owner, out, err);
   }
   if (sub == "list") {
     return cmd_list(state_dir, out, err);

@@ -311,7 +311,13 @@ Result<std::unique_ptr<ScenarioWorld>> ScenarioWorld::start(
     v.colour_code = green ? 4 : 0;
     v.bound = i < bound_count;
     v.overdue = v.bound && i % 23 == 5;
-    v.contract_id = "ETC" + std::to_string(100000000 + i);
+    {
+      // A WeChat ETC contract id is 31-32 characters (spec examples): 32 here, so the
+      // roadside unit's full 32-byte field is exercised.
+      char id[40];
+      std::snprintf(id, sizeof id, "wxLGscenarioETCcontract%09d", i);
+      v.contract_id = id;
+    }
     if (v.bound) {
       v.openid = "oSCENARIO" + std::to_string(i);
     }
@@ -321,6 +327,10 @@ Result<std::unique_ptr<ScenarioWorld>> ScenarioWorld::start(
   }
   {
     json::array accounts, plates, contracts;
+    // The box's bound bind_state ([provider.etc]); the sandbox shares it (the real value
+    // set is unconfirmed, so both sides take it from configuration).
+    const std::string bound_state =
+        w->cfg_.provider.etc.bound_state.empty() ? "BOUND" : w->cfg_.provider.etc.bound_state;
     for (std::size_t i = 0; i < w->fleet_.size(); ++i) {
       const auto& v = w->fleet_[i];
       if (!v.bound) continue;
@@ -331,17 +341,30 @@ Result<std::unique_ptr<ScenarioWorld>> ScenarioWorld::start(
                                     {"openid", openid},
                                     {"service_state", "NORMAL"},
                                     {"service_open_time", "2026-01-01T08:00:00+08:00"}});
-      contracts.push_back(json::object{{"contract_id", v.contract_id},
-                                       {"plate_number", v.plate},
-                                       {"plate_color", v.colour_name},
-                                       {"openid", openid},
-                                       {"state", "NORMAL"}});
+      json::object contract{{"contract_id", v.contract_id},
+                            {"plate_number", v.plate},
+                            {"openid", openid},
+                            {"bind_state", bound_state}};
+      if (w->cfg_.provider.partner()) contract["sub_mchid"] = w->cfg_.provider.sub_mchid;
+      contracts.push_back(std::move(contract));
     }
-    json::object seed{{"merchants", json::array{json::object{{"mchid", w->cfg_.provider.mchid},
-                                                             {"appid", w->cfg_.provider.appid},
-                                                             {"certificate_file", "merchant.pem"},
-                                                             {"apiv3_key_file", "apiv3.key"},
-                                                             {"products", "PARKING,HIGHWAY"}}}},
+    // The sandbox's merchant is the box's: a direct merchant, or (partner mode) the service
+    // provider with the box's special merchant, whose registered ETC callback is the
+    // gateway's notification endpoint (spec: USER_STATE_CHANGE goes to the provider's URL).
+    const auto& pc = w->cfg_.provider;
+    json::object merchant{{"mchid", pc.caller_mchid()},
+                          {"appid", pc.caller_appid()},
+                          {"certificate_file", "merchant.pem"},
+                          {"apiv3_key_file", "apiv3.key"},
+                          {"products", pc.partner() ? "PARKING,HIGHWAY" : "PARKING"}};
+    if (pc.partner()) {
+      json::object sub{{"sub_mchid", pc.sub_mchid}};
+      if (!pc.sub_appid.empty()) sub["sub_appid"] = pc.sub_appid;
+      merchant["sub_merchants"] = json::array{sub};
+      merchant["contract_notify_url"] = pc.notify_url;
+    }
+    json::object seed{{"etc_bound_state", bound_state},
+                      {"merchants", json::array{merchant}},
                       {"accounts", accounts},
                       {"plates", plates},
                       {"etc_contracts", contracts}};

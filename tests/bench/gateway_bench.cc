@@ -58,7 +58,10 @@ namespace json = boost::json;
 
 namespace {
 
-constexpr const char* kContract = "ETC2026000000000001";  // demo seed: 粤B12345 BLUE
+// ETC is a service-provider API: the bench box is special merchant kSubMchid of the
+// service provider 1900000001; the contract id is 32 characters like the spec's examples.
+constexpr const char* kContract = "wxLGbenchETCcontract000000000001";  // 粤B12345
+constexpr const char* kSubMchid = "1900000109";
 constexpr int kLanes = 6;
 
 long env_int(const char* name, long fallback) {
@@ -122,18 +125,21 @@ void write_seed(const fs::path& file, int plates) {
                                  {"service_open_time", "2026-03-01T09:00:00+08:00"}});
   }
   json::object seed{
-      {"merchants", json::array{json::object{{"mchid", "1900000001"},
-                                             {"appid", "wxd678efh567hg6787"},
-                                             {"certificate_file", "merchant.pem"},
-                                             {"apiv3_key_file", "apiv3.key"},
-                                             {"products", "PARKING,HIGHWAY,TAXI"}}}},
+      {"etc_bound_state", "BOUND"},
+      {"merchants",
+       json::array{json::object{{"mchid", "1900000001"},
+                                {"appid", "wxd678efh567hg6787"},
+                                {"certificate_file", "merchant.pem"},
+                                {"apiv3_key_file", "apiv3.key"},
+                                {"products", "PARKING,HIGHWAY,TAXI"},
+                                {"sub_merchants", json::array{json::object{{"sub_mchid", kSubMchid}}}}}}},
       {"accounts", accounts},
       {"plates", bound},
       {"etc_contracts", json::array{json::object{{"contract_id", kContract},
                                                  {"plate_number", "粤B12345"},
-                                                 {"plate_color", "BLUE"},
                                                  {"openid", "oLANEGATEdemo0001normal"},
-                                                 {"state", "NORMAL"}}}}};
+                                                 {"sub_mchid", kSubMchid},
+                                                 {"bind_state", "BOUND"}}}}};
   std::ofstream(file) << json::serialize(seed);
 }
 
@@ -182,8 +188,11 @@ config::Config lanes_config(int port, const fs::path& pki, const std::string& ba
   c.offline.site_exposure = Money::from_fen(1'000'000'000);
   c.offline.per_plate_outstanding = Money::from_fen(1'000'000);
   c.provider.base_url = base_url;
-  c.provider.mchid = "1900000001";
-  c.provider.appid = "wxd678efh567hg6787";
+  c.provider.mode = config::ProviderMode::kPartner;
+  c.provider.sp_mchid = "1900000001";
+  c.provider.sp_appid = "wxd678efh567hg6787";
+  c.provider.sub_mchid = kSubMchid;
+  c.provider.etc.bound_state = "BOUND";
   c.provider.merchant_serial_no = slurp(pki / "merchant.serial");
   c.provider.merchant_private_key_file = pki / "merchant.key";
   c.provider.apiv3_key_file = pki / "apiv3.key";
@@ -571,8 +580,8 @@ int main(int argc, char** argv) {
                      {"description", "通行费 bench"},
                      {"device_id", "cam-etc"},
                      {"contract_id", kContract},
-                     {"entrance", "1001"},
-                     {"exit", "2002"}};
+                     {"entrance", "广州北"},
+                     {"exit", "深圳南"}};
       (void)boutbox->enqueue(*txn, gateway::kTopicCharge, "trade:" + *no, "charge:" + *no,
                              json::serialize(p));
     }
@@ -616,7 +625,11 @@ int main(int argc, char** argv) {
           r.description = "通行费 bench";
           r.amount = Money::from_fen(100);
           r.contract_id = kContract;
-          r.highway = {"粤B12345", "BLUE", now - std::chrono::hours(1), now, "ETC", "1001", "2002"};
+          r.highway.plate_number = "粤B12345";
+          r.highway.start_time = now - std::chrono::hours(1);
+          r.highway.end_time = now;
+          r.highway.entrance = "广州北";
+          r.highway.exit = "深圳南";
           if ((*client)->charge(r, gateway::ChargeAttempt::kFirst)) ++raw_ok;
         }
       });

@@ -8,6 +8,9 @@
 //   lanegate audit verify PACKAGE_DIR... --pubkey KEYFILE_OR_HEX
 //                                       (several: consecutive days, checked as one chain)
 //   lanegate audit reconcile --date YYYY-MM-DD [--bill FILE] [--json]
+//                            [--mchid MCHID [--sub-mchid SUB_MCHID]]
+//                            (the merchant whose bill lines are compared; default: the
+//                            box's [provider], which lanegate passes as `owner`)
 //   lanegate audit list
 //
 // `args` are the words after "keys" / "audit". Output goes to `out`, problems to `err`.
@@ -34,6 +37,7 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/sqlite.h"
+#include "gateway/audit_reconcile.h"
 
 namespace lanegate::gateway::audit {
 
@@ -49,9 +53,11 @@ int audit_command(Database& db, const std::filesystem::path& state_dir, int utc_
                   std::span<const std::string> args, FetchBill fetch_bill, std::ostream& out,
                   std::ostream& err);
 
-// The same with an explicit clock (tests: seal times).
+// The same with an explicit clock (tests: seal times) and the box's merchant (`owner`,
+// from [provider]: whose trade-bill lines reconcile compares unless --mchid names one).
 int audit_command(Database& db, const std::filesystem::path& state_dir, int utc_offset_minutes,
                   std::span<const std::string> args, FetchBill fetch_bill, std::ostream& out,
-                  std::ostream& err, const Clock& clock);
+                  std::ostream& err, const Clock& clock,
+                  std::optional<BillOwner> owner = std::nullopt);
 
 }  // namespace lanegate::gateway::audit

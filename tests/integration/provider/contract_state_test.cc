@@ -1,8 +1,9 @@
-// ETC contract state end to end: the sandbox's admin changes a contract's state, the
-// VEHICLE.USER_STATE_CHANGE notification travels over HTTPS (signed, encrypted) into the
-// gateway's notification handler, apply_contract_state() updates the binding cache, and
-// the toll lane's offline rule follows it: PAUSE -> the next offline pass falls back,
-// NORMAL -> offline passes again.
+// ETC contract state end to end: the sandbox's admin changes a contract's bind_state, the
+// VEHICLE.USER_STATE_CHANGE notification in the spec's format travels over HTTPS (signed,
+// encrypted) into the gateway's notification handler, apply_contract_state() updates the
+// contract table and the binding cache, and the toll lane follows it: any bind_state but
+// the configured bound value -> the contract is not charged and offline passes stop;
+// bound again -> offline passes again.
 #include "gateway/contract_state.h"
 
 #include <httplib.h>
@@ -21,7 +22,7 @@ namespace {
 using namespace lanegate;
 using namespace lanegate::gateway;
 
-constexpr const char* kContract = "ETC2026000000000001";  // demo seed: 粤B12345, NORMAL
+const char* const kContract = kBoundContract;  // demo seed: 粤B12345, BOUND
 
 class NoHardware final : public LaneActuator {
  public:
@@ -113,11 +114,12 @@ class ContractStateTest : public ProviderFixture {
     site_store_.emplace(*Store::open(*site_db_, fake_clock_));
     handler_store_.emplace(*Store::open(*handler_db_, clock_));
     outbox_.emplace(*queue::Outbox::open(*site_db_, cfg_.queue, fake_clock_));
-    client_ = client();
+    cfg_.provider = partner_config();
+    client_ = client(cfg_.provider);
     handler_ = std::make_unique<NotificationHandler>(*handler_db_, client_->key_set(),
                                                      client_->apiv3_key(), clock_);
     receiver_ = std::make_unique<ContractReceiver>(*handler_, *handler_store_,
-                                                   ContractRules{"BOUND", kMchid, ""});
+                                                   contract_rules(cfg_.provider));
 
     cfg_.gateway.id = "gw1";
     cfg_.gateway.site_name = "Toll";
@@ -125,6 +127,7 @@ class ContractStateTest : public ProviderFixture {
     t.id = "toll";
     t.fares.push_back(config::TollFare{1001, 2002, 1, Money::from_fen(3500)});
     cfg_.toll_tariffs.push_back(t);
+    cfg_.stations = {{1001, "广州北"}, {2002, "深圳南"}};
     config::LaneSection lane;
     lane.id = "etc-out";
     lane.mode = config::LaneMode::kTollExit;
@@ -198,37 +201,42 @@ class ContractStateTest : public ProviderFixture {
   std::unique_ptr<Site> site_;
 };
 
-TEST_F(ContractStateTest, PauseMakesTheNextOfflineTollPassFallBackAndNormalRestoresIt) {
-  contract_becomes("NORMAL");
-  EXPECT_TRUE(vehicle_passes()) << "a fresh NORMAL contract passes offline";
+TEST_F(ContractStateTest, APausedContractStopsTollPassesAndBoundRestoresThem) {
+  contract_becomes("BOUND");
+  EXPECT_TRUE(vehicle_passes()) << "a freshly bound contract passes offline";
 
-  contract_becomes("PAUSE");
+  contract_becomes("PAUSED");
   auto b = site_store_->get_binding(kPlate);
   ASSERT_TRUE(b && *b);
-  EXPECT_EQ((*b)->state, BindingState::kPause);
-  EXPECT_FALSE(vehicle_passes()) << "a paused contract falls back offline";
-  EXPECT_NE(hardware_.texts.back().find("请扫码缴费或联系管理员"), std::string::npos);
+  EXPECT_EQ((*b)->state, BindingState::kBlocked);
+  auto row = site_store_->find_contract(kContract);
+  ASSERT_TRUE(row && *row);
+  EXPECT_EQ((*row)->bind_state, "PAUSED");
+  EXPECT_FALSE(vehicle_passes()) << "a paused contract still passed";
+  EXPECT_NE(hardware_.texts.back().find("请联系管理员"), std::string::npos);
 
-  contract_becomes("NORMAL");
-  EXPECT_TRUE(vehicle_passes()) << "NORMAL again: offline passes resume";
+  contract_becomes("BOUND");
+  EXPECT_TRUE(vehicle_passes()) << "bound again: passes resume";
 
   auto list = site_store_->list_transactions(TxFilter{});
   ASSERT_TRUE(list);
-  ASSERT_EQ(list->size(), 2u) << "the fallback records no charge";
+  ASSERT_EQ(list->size(), 2u) << "the paused passage records no charge";
   for (const auto& tx : *list) {
     EXPECT_EQ(tx.decision, DecisionKind::kPassOffline);
     EXPECT_EQ(tx.contract_id, kContract);
   }
 }
 
-TEST_F(ContractStateTest, TerminatedIsBlockedAndUnknownContractsAreRefusedByTheSandbox) {
-  contract_becomes("TERMINATED");
+// bind_state's values are unconfirmed: only the configured bound value lets a contract
+// pay; any other text stops it (alarm), whatever it says.
+TEST_F(ContractStateTest, AnyOtherBindStateStopsTheContract) {
+  contract_becomes("SOME_NEW_STATE");
   auto b = site_store_->get_binding(kPlate);
   ASSERT_TRUE(b && *b);
   EXPECT_EQ((*b)->state, BindingState::kBlocked);
   EXPECT_FALSE(vehicle_passes());
-  EXPECT_FALSE(sandbox_->set_contract_state("ETC-NOPE", "PAUSE", receiver_->url()));
-  EXPECT_FALSE(sandbox_->set_contract_state(kContract, "SLEEPING", receiver_->url()));
+  EXPECT_FALSE(sandbox_->set_contract_state("wxLGnoSuchContract00000000000000", "PAUSED",
+                                            receiver_->url()));
 }
 
 }  // namespace

@@ -132,33 +132,101 @@ TEST_F(ContractTest, QueryOfUnknownOrderIsNotFound) {
   EXPECT_EQ(q.error().provider_code, "ORDER_NOT_EXIST");
 }
 
-TEST_F(ContractTest, HighwayChargeAndItsOwnQueries) {
-  auto c = client();
+lanegate::gateway::ChargeRequest highway_charge(const std::string& out_trade_no,
+                                                const std::string& contract, const char* plate,
+                                                std::int64_t fen) {
   ChargeRequest r;
   r.product = Product::kHighway;
-  r.out_trade_no = "ETC20261122000001";
+  r.out_trade_no = out_trade_no;
   r.description = "高速通行费";
-  r.amount = Money::from_fen(4550);
-  r.contract_id = "ETC2026000000000001";
-  r.highway.plate_number = kPlate;
-  r.highway.start_time = clock_.now() - std::chrono::hours(1);
-  r.highway.end_time = clock_.now();
-  r.highway.entrance = "G4 Guangzhou North";
-  r.highway.exit = "G4 Shenzhen";
+  r.amount = Money::from_fen(fen);
+  r.contract_id = contract;
+  r.highway.plate_number = plate;
+  r.highway.start_time = std::chrono::system_clock::now() - std::chrono::hours(1);
+  r.highway.end_time = std::chrono::system_clock::now();
+  r.highway.entrance = "沿江深圳-大铲湾";
+  r.highway.exit = "广珠东线-珠海站";
   r.highway.vehicle_class = 1;
-  auto t = c->charge(r, ChargeAttempt::kFirst);
+  return r;
+}
+
+// Spec "ETC highway deduction": partner only, synchronous result, its own queries.
+TEST_F(ContractTest, HighwayChargeIsSynchronousWithItsOwnQueriesInPartnerMode) {
+  auto c = client(partner_config());
+  auto t = c->charge(highway_charge("ETC20261122000001", kBoundContract, kPlate, 4550),
+                     ChargeAttempt::kFirst);
   ASSERT_TRUE(t) << t.error().error.to_string();
-  EXPECT_EQ(t->state, TradeState::kAccepted);
-  EXPECT_TRUE(wait_for_state(*c, "ETC20261122000001", TradeState::kSuccess, Product::kHighway));
+  EXPECT_EQ(t->state, TradeState::kSuccess) << "the deduction result comes in the reply";
+  EXPECT_EQ(t->merchant_id, kSpMchid);
+  EXPECT_EQ(t->sub_merchant_id, kSubMchid);
+  EXPECT_FALSE(t->openid.empty()) << "payer.sp_openid";
+  auto q = c->query_transaction(Product::kHighway, "ETC20261122000001");
+  ASSERT_TRUE(q) << q.error().error.to_string();
+  EXPECT_EQ(q->transaction_id, t->transaction_id);
   // The parking query path does not see highway orders.
   EXPECT_EQ(c->query_transaction(Product::kParking, "ETC20261122000001").error().outcome,
             Outcome::kNotFound);
-  r.out_trade_no = "ETC20261122000002";
-  r.contract_id = "ETC2026000000000009";  // TERMINATED contract
-  r.highway.plate_number = "粤A00001";
-  auto refused = c->charge(r, ChargeAttempt::kFirst);
+  // An overdue account: the failure is in the reply too.
+  auto failed = c->charge(highway_charge("ETC20261122000003", kOverdueContract, kOverduePlate, 900),
+                          ChargeAttempt::kFirst);
+  ASSERT_TRUE(failed) << failed.error().error.to_string();
+  EXPECT_EQ(failed->state, TradeState::kPayFail);
+  // A contract that is not bound is refused as a whole.
+  auto refused = c->charge(highway_charge("ETC20261122000009", kUnboundContract, "粤A00001", 500),
+                           ChargeAttempt::kFirst);
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error().outcome, Outcome::kPark);
+}
+
+// A direct merchant has no ETC API: refused locally, nothing leaves.
+TEST_F(ContractTest, HighwayInDirectModeIsRefusedBeforeAnythingIsSent) {
+  auto c = client();
+  auto r = c->charge(highway_charge("ETC20261122000010", kBoundContract, kPlate, 4550),
+                     ChargeAttempt::kFirst);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().outcome, Outcome::kPark);
+  EXPECT_EQ(r.error().error.field, "provider.mode");
+  EXPECT_EQ(c->TEST_connections_opened(), 0);
+  auto txs = sandbox_->transactions();
+  ASSERT_TRUE(txs);
+  EXPECT_TRUE(txs->empty());
+}
+
+TEST_F(ContractTest, ContractQueryReturnsTheBindState) {
+  auto c = client(partner_config());
+  auto bound = c->query_etc_contract(kBoundContract);
+  ASSERT_TRUE(bound) << bound.error().error.to_string();
+  EXPECT_EQ(bound->bind_state, "BOUND");
+  EXPECT_EQ(bound->plate_number, kPlate);
+  EXPECT_EQ(bound->merchant_id, kSpMchid);
+  auto unbound = c->query_etc_contract(kUnboundContract);
+  ASSERT_TRUE(unbound);
+  EXPECT_EQ(unbound->bind_state, "UNBOUND");
+  auto none = c->query_etc_contract("wxLGnoSuchContract00000000000000");
+  ASSERT_FALSE(none);
+  EXPECT_EQ(none.error().outcome, Outcome::kNotFound);
+}
+
+// Spec "Direct merchant vs service provider": the same parking calls with sub_mchid; the
+// sandbox refuses a partner call without it, so every call here proves the placement.
+TEST_F(ContractTest, PartnerParkingEntryChargeAndQuery) {
+  auto c = client(partner_config());
+  auto s = c->find_plate_service({"", kPlate, "BLUE", kOpenid});
+  ASSERT_TRUE(s) << s.error().error.to_string();
+  EXPECT_EQ(s->service_state, "NORMAL");
+  auto e = c->create_parking_entry(entry("IN-P001"));
+  ASSERT_TRUE(e) << e.error().error.to_string();
+  auto t = c->charge(parking_charge("LGP20261122000001", e->id, 700), ChargeAttempt::kFirst);
+  ASSERT_TRUE(t) << t.error().error.to_string();
+  EXPECT_EQ(t->state, TradeState::kAccepted);
+  EXPECT_EQ(t->merchant_id, kSpMchid);
+  EXPECT_EQ(t->sub_merchant_id, kSubMchid);
+  EXPECT_TRUE(wait_for_state(*c, "LGP20261122000001", TradeState::kSuccess));
+  auto txs = sandbox_->transactions();
+  ASSERT_TRUE(txs);
+  ASSERT_EQ(txs->size(), 1u);
+  EXPECT_EQ((*txs)[0].mchid, kSpMchid);
+  EXPECT_EQ((*txs)[0].sub_mchid, kSubMchid);
 }
 
 TEST_F(ContractTest, WrongMerchantKeyGetsSignErrorAndRetriesLater) {
@@ -343,8 +411,11 @@ TEST_F(ContractTest, TlsPeerIsVerified) {
   EXPECT_EQ(r.error().http_status, 0);
 }
 
-TEST_F(ContractTest, TradeBillDownloadsWithMatchingHashAndTheAgreedLayout) {
-  auto c = client();
+// Spec "Trade bill": the 27-column ALL header, backticked fields, the 7-column summary;
+// the file's SHA-1 is checked against the signed reply. Partner: the special merchant's
+// bill, its rows carrying 特约商户号.
+TEST_F(ContractTest, TradeBillDownloadsWithMatchingHashInTheSpecsLayout) {
+  auto c = client(partner_config());
   auto e = c->create_parking_entry(entry("IN-0080"));
   ASSERT_TRUE(e);
   ASSERT_TRUE(c->charge(parking_charge("LG20261122000080", e->id, 1234), ChargeAttempt::kFirst));
@@ -354,15 +425,19 @@ TEST_F(ContractTest, TradeBillDownloadsWithMatchingHashAndTheAgreedLayout) {
   auto bill = c->download_trade_bill(lanegate::format_local_date(clock_.now(), {480}));
   ASSERT_TRUE(bill) << bill.error().error.to_string();
   const std::string& csv = bill->csv;
-  EXPECT_TRUE(
-      csv.starts_with("交易时间,公众账号ID,商户号,设备号,微信订单号,商户订单号,用户标识,"
-                      "交易类型,交易状态,付款银行,货币种类,应结订单总金额(元),退款金额(元)\r\n"))
-      << csv;
+  const std::string header =
+      "交易时间,公众账号ID,商户号,特约商户号,设备号,微信订单号,商户订单号,用户标识,交易类型,"
+      "交易状态,付款银行,货币种类,应结订单金额,代金券金额,微信退款单号,商户退款单号,退款金额,"
+      "充值券退款金额,退款类型,退款状态,商品名称,商户数据包,手续费,费率,订单金额,申请退款金额,"
+      "费率备注";
+  EXPECT_NE(csv.find(header), std::string::npos) << csv;
   EXPECT_NE(csv.find("`LG20261122000080,"), std::string::npos);
-  EXPECT_NE(csv.find("`12.34,`0.00\r\n"), std::string::npos);
-  EXPECT_NE(csv.find("总交易单数,应结订单总金额,退款总金额\r\n`2,`13.00,`0.00\r\n"),
+  EXPECT_NE(csv.find("`" + std::string(kSubMchid) + ","), std::string::npos) << "特约商户号";
+  EXPECT_NE(csv.find("总交易单数,应结订单总金额,退款总金额,充值券退款总金额,手续费总金额,"
+                     "订单总金额,申请退款总金额"),
             std::string::npos)
       << csv;
+  EXPECT_EQ(lanegate::pki::sha1_hex(csv), bill->hash_value);
 }
 
 // A small notify_url receiver over HTTPS that mounts the gateway's handler.

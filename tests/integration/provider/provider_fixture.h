@@ -19,6 +19,15 @@ inline const char* kAppid = "wxd678efh567hg6787";
 inline const char* kPlate = "粤B12345";
 inline const char* kOpenid = "oLANEGATEdemo0001normal";
 inline const char* kOverduePlate = "粤B66666";
+// The demo seed's service provider and the special merchant it serves (partner mode).
+inline const char* kSpMchid = "1900000100";
+inline const char* kSpAppid = "wxd678efh567hg6800";
+inline const char* kSubMchid = "1900000109";
+inline const char* kSubAppid = "wxd678efh567hg6909";
+// Seed ETC contracts (32 characters, like the spec's examples) under kSubMchid.
+inline const char* kBoundContract = "wxLGdemoETCcontract0000000000001";    // 粤B12345, BOUND
+inline const char* kOverdueContract = "wxLGdemoETCcontract0000000000003";  // 粤B66666, BOUND
+inline const char* kUnboundContract = "wxLGdemoETCcontract0000000000009";  // 粤A00001
 
 class ProviderFixture : public ::testing::Test {
  protected:
@@ -57,6 +66,21 @@ class ProviderFixture : public ::testing::Test {
     c.connect_timeout_ms = 1000;
     c.charge_deadline_ms = 2000;
     c.request_timeout_ms = 3000;
+    return c;
+  }
+
+  // The same box as a special merchant of the seed's service provider.
+  lanegate::config::ProviderSection partner_config() const {
+    lanegate::config::ProviderSection c = config();
+    c.mode = lanegate::config::ProviderMode::kPartner;
+    c.mchid.clear();
+    c.appid.clear();
+    c.sp_mchid = kSpMchid;
+    c.sp_appid = kSpAppid;
+    c.sub_mchid = kSubMchid;
+    c.sub_appid = kSubAppid;
+    c.etc.bound_state = "BOUND";
+    c.etc.car_types = {{1, "CAR"}};
     return c;
   }
 

@@ -23,6 +23,12 @@ class CliTest : public AuditTest {
     err_.str("");
     return audit_command(*db_, dir_.path(), 480, args, std::move(fetch), out_, err_, clock_);
   }
+  // As lanegate runs it: the box's [provider] names the merchant.
+  int audit_as_box(std::vector<std::string> args, BillOwner owner) {
+    out_.str("");
+    err_.str("");
+    return audit_command(*db_, dir_.path(), 480, args, {}, out_, err_, clock_, owner);
+  }
   int keys(std::vector<std::string> args) {
     out_.str("");
     err_.str("");
@@ -153,7 +159,9 @@ TEST_F(CliTest, ReconcileReportsDownloadAndParseFailures) {
   EXPECT_EQ(audit(args), 2);  // no client, no --bill
   // Whose lines to compare must be said: a partner bill holds other merchants' money.
   EXPECT_EQ(audit({"reconcile", "--date", std::string(kDay), "--bill", "x.csv"}), 2);
-  EXPECT_NE(err_.str().find("--mchid is required"), std::string::npos) << err_.str();
+  EXPECT_NE(err_.str().find("no merchant: configure [provider] or pass --mchid"),
+            std::string::npos)
+      << err_.str();
   EXPECT_EQ(audit({"reconcile", "--date", std::string(kDay), "--mchid", "1900000109", "--sub-mchid",
                    "0", "--bill", "x.csv"}),
             2);
@@ -309,6 +317,13 @@ TEST_F(CliTest, ReconcileDirectBillCleanDay) {
   EXPECT_NE(out_.str().find("bill warning: no bill line belongs to merchant"), std::string::npos)
       << out_.str();
   EXPECT_NE(out_.str().find("  missing_at_provider             2  "), std::string::npos);
+
+  // As the box runs it: no --mchid, the configured merchant is used.
+  ASSERT_EQ(audit_as_box({"reconcile", "--date", std::string(kDay), "--bill", fixture},
+                         BillOwner{"1900000109", ""}),
+            0)
+      << err_.str() << out_.str();
+  EXPECT_NE(out_.str().find("Merchant 1900000109 (direct)\n"), std::string::npos) << out_.str();
 }
 
 // What an auditor sees when the bill is not in the spec's layout: exit 1, the column and

@@ -155,7 +155,7 @@ TEST(ConfigDefaultsTest, RegisterAddressesResolveOverridesThenDefaults) {
   EXPECT_EQ(register_address(*cam, "open_command"), -1);  // not a camera register
   const DeviceSection* barrier = c.find_device("bar1");
   EXPECT_EQ(register_address(*barrier, "open_command"), 0);
-  EXPECT_EQ(find_register(DeviceKind::kRoadsideUnit, "contract_id")->count, 10);
+  EXPECT_EQ(find_register(DeviceKind::kRoadsideUnit, "contract_id")->count, 16);  // 32 bytes
 }
 
 }  // namespace
