@@ -4,8 +4,9 @@
 // in-process server on 127.0.0.1 that answers with the fuzzed bytes. Keys, the TLS
 // certificate and the APIv3 key are made in LLVMFuzzerInitialize; 2xx replies are signed
 // with the configured platform key, so the fuzzer reaches the parsers behind verification.
-//   byte 0: bits 0-1 the call (charge, charge after ambiguity, query, plate service or
-//           parking entry), bits 2-4 the HTTP status, bit 5 leaves a 2xx unsigned;
+//   byte 0: bits 0-1 the call (charge, charge after ambiguity, query, or one of bits 6-7:
+//           plate service, parking entry, and in partner mode the ETC contract query and
+//           the ETC charge), bits 2-4 the HTTP status, bit 5 leaves a 2xx unsigned;
 //   rest:   the reply body.
 // Properties (gateway/provider.h invariants): never crashes or leaks an exception; a
 // result is only returned for a signed 2xx; a charge result is for the out_trade_no and
@@ -51,6 +52,7 @@ struct World {
   bool sign = true;
   std::string body;
   std::unique_ptr<gw::WechatPayClient> client;
+  std::unique_ptr<gw::WechatPayClient> partner;  // the same box as a special merchant
 };
 
 World* world = nullptr;
@@ -147,6 +149,18 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
     fuzz_pki::die("WechatPayClient::create");
   }
   world->client = std::move(*client);
+  config.mode = lanegate::config::ProviderMode::kPartner;
+  config.sp_mchid = config.mchid;
+  config.sp_appid = config.appid;
+  config.mchid.clear();
+  config.appid.clear();
+  config.sub_mchid = "1900000109";
+  config.etc.bound_state = "BOUND";
+  auto partner = gw::WechatPayClient::create(config, world->clock);
+  if (!partner) {
+    fuzz_pki::die("WechatPayClient::create (partner)");
+  }
+  world->partner = std::move(*partner);
   atexit([] {
     std::error_code ec;
     std::filesystem::remove_all(world->dir, ec);
@@ -226,7 +240,44 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       break;
     }
     default: {
-      if ((data[0] & 0x40) == 0) {
+      const int which = (data[0] >> 6) & 3;
+      if (which == 2) {
+        constexpr std::string_view kContract = "wxd678ef4Fwxd678ef4Fwxd678ef4F21";
+        auto c = world->partner->query_etc_contract(kContract);
+        if (c) {
+          require_signed_2xx();
+          if (c->contract_id != kContract || c->bind_state.empty()) {
+            __builtin_trap();  // a contract answer is about the contract asked, with a state
+          }
+        } else {
+          check_failure(c.error(), false);
+        }
+        break;
+      }
+      if (which == 3) {
+        gw::ChargeRequest r;
+        r.product = gw::Product::kHighway;
+        r.out_trade_no = std::string(kOutTradeNo);
+        r.description = "通行费";
+        r.amount = lanegate::Money::from_fen(4550);
+        r.contract_id = "wxd678ef4Fwxd678ef4Fwxd678ef4F21";
+        r.highway.plate_number = "粤B888888";
+        r.highway.start_time = world->clock.now() - std::chrono::hours(1);
+        r.highway.end_time = world->clock.now();
+        r.highway.entrance = "广州北";
+        r.highway.exit = "深圳南";
+        auto t = world->partner->charge(r, gw::ChargeAttempt::kFirst);
+        if (t) {
+          require_signed_2xx();
+          if (t->out_trade_no != r.out_trade_no || t->amount != r.amount) {
+            __builtin_trap();
+          }
+        } else {
+          check_failure(t.error(), /*is_charge=*/true);
+        }
+        break;
+      }
+      if (which == 0) {
         auto s = world->client->find_plate_service({"", "粤B888888", "BLUE", "oFuzzOpenId"});
         if (s) {
           require_signed_2xx();
