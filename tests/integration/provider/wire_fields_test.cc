@@ -11,6 +11,7 @@
 // acts on (merchant, sub-merchant, payer, trade_state).
 #include <httplib.h>
 
+#include <atomic>
 #include <boost/json.hpp>
 #include <chrono>
 #include <cstdlib>
@@ -374,6 +375,12 @@ class RecordingProvider {
     port_ = server_.bind_to_any_port("127.0.0.1");
     EXPECT_GT(port_, 0);
     thread_ = std::thread([this] { server_.listen_after_bind(); });
+    // stop() before the listen loop runs is a no-op in cpp-httplib 0.11, and the join in
+    // the destructor would then wait forever (a test that sends nothing is that quick).
+    for (int i = 0; i < 5000 && !server_.is_running(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    EXPECT_TRUE(server_.is_running());
   }
   ~RecordingProvider() {
     server_.stop();
@@ -973,6 +980,39 @@ TEST_F(WireFields, TradeBillWithAnotherSha1IsRefused) {
   ASSERT_TRUE(c);
   auto bill = c->download_trade_bill("2026-11-22");
   EXPECT_FALSE(bill) << "a bill whose SHA-1 differs from hash_value was accepted";
+}
+
+// The tables' checker itself, on bodies the provider would refuse: a check that passes
+// everything would make every test above pass too.
+TEST_F(WireFields, FieldTablesRefuseWhatTheProviderWould) {
+  const json::object etc = json::parse(R"({
+      "out_trade_no": "LGETC1", "appid": "wx1", "sub_mchid": "19", "description": "d",
+      "notify_url": "https://x/notify",
+      "highway_info": {"plate_number": "p", "start_time": "s", "end_time": "e",
+                       "channel_type": "ETC", "entrance": "a", "plate_color": "BLUE"},
+      "amount": {"total": "3500", "currency": "CNY"},
+      "device_info": {"device_id": "rsu-1"}})")
+                               .as_object();
+  const std::string v = field_violations("ETC deduct", etc, kEtcDeductBody, Mode::kPartner);
+  for (const char* expected :
+       {"`notify_url`", "`highway_info.plate_color`",
+        "`amount.total` = \"3500\" has the wrong JSON type", "required `contract_id` is missing",
+        "required `device_info.device_ip` is missing"}) {
+    EXPECT_NE(v.find(expected), std::string::npos) << expected << " not reported in:" << v;
+  }
+  // Direct mode: no sub_* field in a parking body; partner mode: sub_mchid is required.
+  const json::object entry = json::parse(R"({
+      "sub_mchid": "19", "out_parking_no": "o", "plate_number": "p", "plate_color": "BLUE",
+      "notify_url": "https://x", "start_time": "s", "parking_name": "n", "free_duration": 900})")
+                                 .as_object();
+  EXPECT_NE(field_violations("entry", entry, kParkingEntryBody, Mode::kDirect).find("`sub_mchid`"),
+            std::string::npos);
+  EXPECT_EQ(field_violations("entry", entry, kParkingEntryBody, Mode::kPartner), "");
+  json::object without = entry;
+  without.erase("sub_mchid");
+  EXPECT_NE(field_violations("entry", without, kParkingEntryBody, Mode::kPartner)
+                .find("required `sub_mchid` is missing"),
+            std::string::npos);
 }
 
 // --- reply side -----------------------------------------------------------------------------
