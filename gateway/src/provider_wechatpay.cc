@@ -1114,15 +1114,28 @@ ProviderResult<TradeBill> WechatPayClient::download_trade_bill(std::string_view 
   }
   auto url = get_string(v.as_object(), "download_url").value_or("");
   auto hash = get_string(v.as_object(), "hash_value").value_or("");
-  static const std::regex kUrl(R"(^https://[^/]+(/.*)$)");
+  static const std::regex kUrl(R"(^https://([^/:]+)(?::(\d{1,5}))?(/.*)$)");
   std::smatch m;
   if (!std::regex_match(url, m, kUrl) || hash.empty()) {
     return std::unexpected(failure(Outcome::kRetryLater, Errc::kProtocol,
                                    "tradebill reply lacks download_url or hash_value",
                                    "download_url"));
   }
+  // The client's connections go to base_url's host: a download_url elsewhere is refused
+  // rather than fetched from the wrong host or sent our signature (the spec's URL is on
+  // the API host, /v3/billdownload/file?token=...).
+  const int url_port = m[2].matched ? std::stoi(m[2]) : 443;
+  if (m[1] != impl_->host || url_port != impl_->port) {
+    return std::unexpected(failure(Outcome::kRetryLater, Errc::kProtocol,
+                                   "download_url is on " + std::string(m[1]) +
+                                       ", not the provider host of base_url",
+                                   "download_url"));
+  }
+  // hash_value is hex; its letter case is not specified.
+  std::transform(hash.begin(), hash.end(), hash.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   // The file reply is not signed; its SHA-1 from the signed reply protects it.
-  auto file = impl_->exchange("billdownload", CallKind::kRead, "GET", m[1], "",
+  auto file = impl_->exchange("billdownload", CallKind::kRead, "GET", m[3], "",
                               /*verify=*/false);
   if (!file) {
     return std::unexpected(file.error());

@@ -58,6 +58,10 @@ std::string get_str(const json::object& o, std::string_view k) {
 // the barrier may open once the charge is ACCEPTED. ETC: the spec treats only SUCCESS as
 // paid (its state set is unconfirmed), so an accepted-but-not-paid ETC charge is no
 // answer yet: the lane decides by the offline rule and the item queries until final.
+// ETC PAY_FAIL (or FAIL) is read with the vehicle products' table as a final failure:
+// it is not "paid", and querying a failed deduction forever would leave it open with no
+// end; an ETC value outside the table is parked with an alarm (never guessed), like any
+// product's. This reading of the unconfirmed ETC set is lanegate's, not the provider's.
 OnlineOutcome online_outcome(TxKind kind, ChargeState st) {
   switch (st) {
     case ChargeState::kPayFail:

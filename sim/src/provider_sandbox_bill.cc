@@ -221,7 +221,9 @@ Reply Impl::trade_bill(const httplib::Request& req, const Merchant& m) {
                         ""}});
     }
   }
-  std::stable_sort(lines.begin(), lines.end(), [](const BillLine& a, const BillLine& b) {
+  // seq makes the order total, so std::sort is deterministic (libstdc++ 12's stable_sort
+  // trips clang's deprecation error in the sanitizer build).
+  std::sort(lines.begin(), lines.end(), [](const BillLine& a, const BillLine& b) {
     // Within one second, payments before refunds (a refund never precedes its payment).
     return std::tie(a.when, a.refund, a.seq) < std::tie(b.when, b.refund, b.seq);
   });

@@ -80,6 +80,11 @@ class ContractReceiver {
     });
     port_ = server_.bind_to_any_port("127.0.0.1");
     thread_ = std::thread([this] { server_.listen_after_bind(); });
+    // cpp-httplib 0.11's stop() does nothing before the listen loop runs: wait for it, so
+    // a quick test's destructor cannot hang on join().
+    for (int i = 0; i < 500 && !server_.is_running(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
   }
   ~ContractReceiver() {
     server_.stop();

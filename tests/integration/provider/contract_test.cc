@@ -468,6 +468,10 @@ class Receiver {
     });
     port_ = server_.bind_to_any_port("127.0.0.1");
     thread_ = std::thread([this] { server_.listen_after_bind(); });
+    // cpp-httplib 0.11's stop() does nothing before the listen loop runs.
+    for (int i = 0; i < 500 && !server_.is_running(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
   }
   ~Receiver() {
     server_.stop();

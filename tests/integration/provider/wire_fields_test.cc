@@ -12,6 +12,7 @@
 #include <httplib.h>
 
 #include <atomic>
+#include <cctype>
 #include <boost/json.hpp>
 #include <chrono>
 #include <cstdlib>
@@ -980,6 +981,38 @@ TEST_F(WireFields, TradeBillWithAnotherSha1IsRefused) {
   ASSERT_TRUE(c);
   auto bill = c->download_trade_bill("2026-11-22");
   EXPECT_FALSE(bill) << "a bill whose SHA-1 differs from hash_value was accepted";
+}
+
+// hash_value is hex whose letter case the spec does not fix: an upper-case one of the
+// right file is the right file. A download_url on another host is not fetched (nor sent
+// our signature): the bill is refused with the reason.
+TEST_F(WireFields, TradeBillHashCaseAndDownloadHost) {
+  std::string upper = kBillSha1;
+  for (char& ch : upper) {
+    ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  }
+  provider_.reply("GET", "/v3/bill/tradebill",
+                  json::serialize(json::object{
+                      {"hash_type", "SHA1"},
+                      {"hash_value", upper},
+                      {"download_url", provider_.base_url() + "/v3/billdownload/file?token=T"}}));
+  provider_.reply("GET", "/v3/billdownload/file", kBillCsv, /*signed_reply=*/false);
+  auto c = client(Mode::kDirect);
+  ASSERT_TRUE(c);
+  auto bill = c->download_trade_bill("2026-11-22");
+  ASSERT_TRUE(bill) << bill.error().error.to_string();
+  EXPECT_EQ(bill->csv, kBillCsv);
+
+  provider_.reply("GET", "/v3/bill/tradebill",
+                  json::serialize(json::object{
+                      {"hash_type", "SHA1"},
+                      {"hash_value", kBillSha1},
+                      {"download_url", "https://elsewhere.example.cn/v3/billdownload/file?token=T"}}));
+  const std::size_t before = provider_.requests().size();
+  auto moved = c->download_trade_bill("2026-11-22");
+  ASSERT_FALSE(moved);
+  EXPECT_EQ(moved.error().error.field, "download_url");
+  EXPECT_EQ(provider_.requests().size(), before + 1) << "only the bill reply was asked for";
 }
 
 // The tables' checker itself, on bodies the provider would refuse: a check that passes
