@@ -362,10 +362,18 @@ class World:
                     f.write(content + "\n")
 
         # The payment provider sandbox (lanegated downloads its certificates at start).
-        seed = {"merchants": [{"mchid": prov["mchid"], "appid": prov["appid"],
-                               "certificate_file": "merchant.pem", "apiv3_key_file": "apiv3.key",
-                               "products": "PARKING,HIGHWAY"}],
-                "accounts": [], "plates": [], "etc_contracts": []}
+        # The box's merchant: a direct one, or (mode = "partner", as in the demo) the
+        # service provider serving the box's special merchant.
+        merchant = {"certificate_file": "merchant.pem", "apiv3_key_file": "apiv3.key",
+                    "products": "PARKING,HIGHWAY"}
+        if prov.get("mode") == "partner":
+            merchant.update(mchid=prov["sp_mchid"], appid=prov["sp_appid"],
+                            sub_merchants=[{k: v for k, v in (("sub_mchid", prov["sub_mchid"]),
+                                                             ("sub_appid", prov.get("sub_appid")))
+                                            if v}])
+        else:
+            merchant.update(mchid=prov["mchid"], appid=prov["appid"], products="PARKING")
+        seed = {"merchants": [merchant], "accounts": [], "plates": [], "etc_contracts": []}
         seed_file = os.path.join(self.workdir, "seed.json")
         with open(seed_file, "w") as f:
             json.dump(seed, f)
