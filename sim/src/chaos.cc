@@ -832,7 +832,11 @@ int Chaos::run() {
   std::cout << "waiting for the outbox to drain, every charge to settle and every claimed invoice "
                "to be issued"
             << std::endl;
-  auto final_status = w_.drain(std::chrono::seconds(short_run() ? 60 : 120), !o_.quiet);
+  // An item whose backoff grew during the faults (retry_cap_ms allows minutes; the
+  // exponential step after six failures is already 64 s) may be due only well after the
+  // last fault cleared: a short run that waited 60 s failed once on an invoice still
+  // backing off. 90 s covers that step and keeps the short run inside its 300 s ctest limit.
+  auto final_status = w_.drain(std::chrono::seconds(short_run() ? 90 : 120), !o_.quiet);
   if (final_status && claims_wanted > static_cast<int>(w_.claims().size())) {
     w_.claim_invoices(claims_wanted - static_cast<int>(w_.claims().size()));
     if (auto again = w_.drain(60s, !o_.quiet)) final_status = again;
