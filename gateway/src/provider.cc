@@ -5,38 +5,13 @@
 
 #include "core/log.h"
 #include "core/metrics.h"
+#include "provider_json.h"
 
 namespace lanegate::gateway {
-namespace {
-
+using provider_json::failure;
+using provider_json::get_int;
+using provider_json::get_string;
 namespace json = boost::json;
-
-std::optional<std::string> get_string(const json::object& o, std::string_view key) {
-  if (const json::value* v = o.if_contains(key); v != nullptr && v->is_string()) {
-    return std::string(v->as_string());
-  }
-  return std::nullopt;
-}
-
-std::optional<std::int64_t> get_int(const json::object& o, std::string_view key) {
-  if (const json::value* v = o.if_contains(key); v != nullptr) {
-    if (v->is_int64()) {
-      return v->as_int64();
-    }
-    if (v->is_uint64() && v->as_uint64() <= static_cast<std::uint64_t>(INT64_MAX)) {
-      return static_cast<std::int64_t>(v->as_uint64());
-    }
-  }
-  return std::nullopt;
-}
-
-ProviderFailure failure(Outcome outcome, Errc code, std::string message, std::string field = {},
-                        int http_status = 0, std::string provider_code = {}) {
-  return ProviderFailure{outcome, http_status, std::move(provider_code),
-                         Error{code, std::move(message), std::move(field)}};
-}
-
-}  // namespace
 
 std::string_view outcome_name(Outcome outcome) {
   switch (outcome) {

@@ -9,6 +9,7 @@
 #include "core/metrics.h"
 #include "core/pki.h"
 #include "core/time_format.h"
+#include "provider_json.h"
 
 namespace lanegate::gateway {
 namespace json = boost::json;
@@ -37,12 +38,7 @@ metrics::Counter& notifications_counter(std::string_view result) {
                                              {{"result", std::string(result)}});
 }
 
-std::optional<std::string> get_string(const json::object& o, std::string_view key) {
-  if (const json::value* v = o.if_contains(key); v != nullptr && v->is_string()) {
-    return std::string(v->as_string());
-  }
-  return std::nullopt;
-}
+using provider_json::get_string;
 
 }  // namespace
 

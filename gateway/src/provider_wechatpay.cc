@@ -21,6 +21,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/time_format.h"
+#include "provider_json.h"
 
 namespace lanegate::gateway {
 namespace json = boost::json;
@@ -44,18 +45,9 @@ metrics::Counter& call_outcomes(std::string_view call, Outcome outcome) {
       {{"call", std::string(call)}, {"outcome", std::string(outcome_name(outcome))}});
 }
 
-std::optional<std::string> get_string(const json::object& o, std::string_view key) {
-  if (const json::value* v = o.if_contains(key); v != nullptr && v->is_string()) {
-    return std::string(v->as_string());
-  }
-  return std::nullopt;
-}
-
-ProviderFailure failure(Outcome outcome, Errc code, std::string message, std::string field = {},
-                        int http_status = 0, std::string provider_code = {}) {
-  return ProviderFailure{outcome, http_status, std::move(provider_code),
-                         Error{code, std::move(message), std::move(field)}};
-}
+using provider_json::failure;
+using provider_json::get_string;
+using provider_json::reply_object;
 
 std::string trim_line(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) {
@@ -1004,12 +996,11 @@ ProviderResult<PlateServiceState> WechatPayClient::find_plate_service(const Plat
   if (!reply) {
     return std::unexpected(reply.error());
   }
-  boost::system::error_code ec;
-  json::value v = json::parse(reply->body, ec);
-  if (ec || !v.is_object()) {
-    return std::unexpected(failure(Outcome::kRetryLater, Errc::kParse, "reply is not JSON"));
+  auto parsed = reply_object(reply->body);
+  if (!parsed) {
+    return std::unexpected(parsed.error());
   }
-  const auto& o = v.as_object();
+  const json::object& o = *parsed;
   PlateServiceState s{get_string(o, "plate_number").value_or(""),
                       get_string(o, "plate_color").value_or(""),
                       get_string(o, "openid").value_or(""), get_string(o, "service_open_time"),
@@ -1039,12 +1030,11 @@ ProviderResult<ParkingEntry> WechatPayClient::create_parking_entry(const Parking
   if (!reply) {
     return std::unexpected(reply.error());
   }
-  boost::system::error_code ec;
-  json::value v = json::parse(reply->body, ec);
-  if (ec || !v.is_object()) {
-    return std::unexpected(failure(Outcome::kRetryLater, Errc::kParse, "reply is not JSON"));
+  auto parsed = reply_object(reply->body);
+  if (!parsed) {
+    return std::unexpected(parsed.error());
   }
-  const auto& p = v.as_object();
+  const json::object& p = *parsed;
   ParkingEntry e{get_string(p, "id").value_or(""), get_string(p, "out_parking_no").value_or(""),
                  get_string(p, "state").value_or(""), get_string(p, "block_reason")};
   if (e.id.empty() || (e.state != "NORMAL" && e.state != "BLOCKED")) {
@@ -1107,13 +1097,12 @@ ProviderResult<TradeBill> WechatPayClient::download_trade_bill(std::string_view 
   if (!reply) {
     return std::unexpected(reply.error());
   }
-  boost::system::error_code ec;
-  json::value v = json::parse(reply->body, ec);
-  if (ec || !v.is_object()) {
-    return std::unexpected(failure(Outcome::kRetryLater, Errc::kParse, "reply is not JSON"));
+  auto parsed = reply_object(reply->body);
+  if (!parsed) {
+    return std::unexpected(parsed.error());
   }
-  auto url = get_string(v.as_object(), "download_url").value_or("");
-  auto hash = get_string(v.as_object(), "hash_value").value_or("");
+  auto url = get_string(*parsed, "download_url").value_or("");
+  auto hash = get_string(*parsed, "hash_value").value_or("");
   static const std::regex kUrl(R"(^https://([^/:]+)(?::(\d{1,5}))?(/.*)$)");
   std::smatch m;
   if (!std::regex_match(url, m, kUrl) || hash.empty()) {
@@ -1158,12 +1147,11 @@ ProviderResult<EtcContract> WechatPayClient::query_etc_contract(std::string_view
   if (!reply) {
     return std::unexpected(reply.error());
   }
-  boost::system::error_code ec;
-  json::value v = json::parse(reply->body, ec);
-  if (ec || !v.is_object()) {
-    return std::unexpected(failure(Outcome::kRetryLater, Errc::kParse, "reply is not JSON"));
+  auto parsed = reply_object(reply->body);
+  if (!parsed) {
+    return std::unexpected(parsed.error());
   }
-  const auto& o = v.as_object();
+  const json::object& o = *parsed;
   EtcContract c{get_string(o, "contract_id").value_or(""),
                 get_string(o, "plate_number").value_or(""),
                 get_string(o, "bind_state").value_or(""),
