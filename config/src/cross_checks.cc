@@ -292,9 +292,13 @@ void check_references(const Config& c, Diagnostics& diag) {
         use_once(meter_user, l.meter, "meter", "meter");
       }
     }
-    if (!l.rider_reader.empty() && id_rule(l.rider_reader).empty() &&
-        !readers.contains(l.rider_reader)) {
-      report(diag, table, "rider_reader", "no [[reader]] with id \"" + l.rider_reader + "\"");
+    if (!l.code_reader.empty() && id_rule(l.code_reader).empty() &&
+        !readers.contains(l.code_reader)) {
+      report(diag, table, "code_reader", "no [[reader]] with id \"" + l.code_reader + "\"");
+    }
+    if (l.mode == LaneMode::kTaxi && c.regulator.enabled && l.isu_id.empty()) {
+      report(diag, table, "isu_id",
+             "required when [regulator] enabled = true (the upload names the terminal)");
     }
     if (!l.tariff.empty() && id_rule(l.tariff).empty()) {
       bool is_parking = parking.contains(l.tariff);

@@ -572,18 +572,21 @@ struct LaneKeyUse {
   std::string_view key;
   std::array<char, 4> use;
 };
-constexpr std::array<LaneKeyUse, 11> kLaneKeys = {{
+constexpr std::array<LaneKeyUse, 14> kLaneKeys = {{
     {"camera", {'R', 'R', 'R', '-'}},
     {"loop", {'O', 'O', 'O', '-'}},
     {"barrier", {'R', 'R', 'R', '-'}},
     {"display", {'O', 'O', 'O', '-'}},
     {"roadside_unit", {'-', '-', 'R', '-'}},
     {"meter", {'-', '-', '-', 'R'}},
-    {"rider_reader", {'-', '-', '-', 'O'}},
+    {"code_reader", {'-', '-', '-', 'O'}},
     {"tariff", {'R', 'R', 'R', '-'}},
     {"station_id", {'-', '-', 'R', '-'}},
     {"exit_without_entry", {'-', 'O', '-', '-'}},
     {"pair_window_ms", {'-', '-', 'O', '-'}},
+    {"isu_id", {'-', '-', '-', 'O'}},
+    {"code_wait_ms", {'-', '-', '-', 'O'}},
+    {"qr_wait_s", {'-', '-', '-', 'O'}},
 }};
 
 std::string* lane_ref(LaneSection& l, std::string_view key) {
@@ -605,8 +608,8 @@ std::string* lane_ref(LaneSection& l, std::string_view key) {
   if (key == "meter") {
     return &l.meter;
   }
-  if (key == "rider_reader") {
-    return &l.rider_reader;
+  if (key == "code_reader") {
+    return &l.code_reader;
   }
   if (key == "tariff") {
     return &l.tariff;
@@ -621,6 +624,17 @@ void read_lane_key(TableReader& r, LaneSection& l, std::string_view key) {
     r.string_in("exit_without_entry", l.exit_without_entry, {"attendant", "daily_cap"});
   } else if (key == "pair_window_ms") {
     r.integer_as("pair_window_ms", l.pair_window_ms, 500, 60'000);
+  } else if (key == "isu_id") {
+    if (r.string("isu_id", l.isu_id)) {
+      const bool digits = l.isu_id.size() == 12 &&
+                          std::all_of(l.isu_id.begin(), l.isu_id.end(),
+                                      [](char c) { return c >= '0' && c <= '9'; });
+      apply(r, "isu_id", digits ? "" : "must be 12 digits (JT/T 905 ISU id, BCD[6])");
+    }
+  } else if (key == "code_wait_ms") {
+    r.integer_as("code_wait_ms", l.code_wait_ms, 0, 120'000);
+  } else if (key == "qr_wait_s") {
+    r.integer_as("qr_wait_s", l.qr_wait_s, 30, 3600);
   } else if (std::string* ref = lane_ref(l, key); ref != nullptr) {
     if (r.string(key, *ref)) {
       apply(r, key, id_rule(*ref));
@@ -652,6 +666,18 @@ void read_lane(TableReader& r, LaneSection& l) {
     }
     read_lane_key(r, l, k.key);
   }
+}
+
+// ---- [regulator] ----------------------------------------------------------------------
+void read_regulator(TableReader& r, RegulatorSection& g) {
+  r.boolean("enabled", g.enabled);
+  const Need need = g.enabled ? Need::kRequired : Need::kOptional;
+  if (r.string("host", g.host, need)) {
+    apply(r, "host", host_rule(g.host));
+  }
+  r.integer_as("port", g.port, 1, 65535, need);
+  r.integer_as("connect_timeout_ms", g.connect_timeout_ms, 100, 60'000);
+  r.integer_as("reply_timeout_ms", g.reply_timeout_ms, 100, 120'000);
 }
 
 // ---- [[station]] ----------------------------------------------------------------------
@@ -798,6 +824,7 @@ void read_document(const toml::table& root, Diagnostics& diag, Config& c) {
   if (!r.has("invoicing")) {
     c.invoicing.tax = default_tax_rules();
   }
+  section(r, "regulator", Need::kOptional, [&](TableReader& t) { read_regulator(t, c.regulator); });
   r.tables("bus", [&](TableReader& t, std::size_t) { read_bus(t, c.buses.emplace_back()); });
   r.tables("device",
            [&](TableReader& t, std::size_t) { read_device(t, c.devices.emplace_back()); });

@@ -177,4 +177,53 @@ ProviderResult<ProviderTransaction> read_transaction(Product product, std::strin
   return t;
 }
 
+std::string_view pay_product_name(PayProduct product) {
+  return product == PayProduct::kCodepay ? "codepay" : "native";
+}
+
+std::string_view pay_state_name(PayState state) {
+  switch (state) {
+    case PayState::kSuccess: return "SUCCESS";
+    case PayState::kRefund: return "REFUND";
+    case PayState::kNotPay: return "NOTPAY";
+    case PayState::kClosed: return "CLOSED";
+    case PayState::kRevoked: return "REVOKED";
+    case PayState::kUserPaying: return "USERPAYING";
+    case PayState::kPayError: return "PAYERROR";
+  }
+  return "?";
+}
+
+Result<PayState> parse_pay_state(std::string_view text) {
+  for (auto s : {PayState::kSuccess, PayState::kRefund, PayState::kNotPay, PayState::kClosed,
+                 PayState::kRevoked, PayState::kUserPaying, PayState::kPayError}) {
+    if (text == pay_state_name(s)) return s;
+  }
+  return fail(Errc::kParse, "trade_state \"" + std::string(text) + "\" is not a payment state of the spec",
+              "trade_state");
+}
+
+namespace {
+ProviderFailure not_offered(std::string_view call) {
+  return ProviderFailure{Outcome::kPark, 0, "", Error{Errc::kInvalidArgument,
+                         "this provider adapter has no " + std::string(call) + " call", "provider"}};
+}
+}  // namespace
+
+ProviderResult<Payment> PaymentProvider::codepay(const CodepayRequest&) {
+  return std::unexpected(not_offered("codepay"));
+}
+ProviderResult<std::string> PaymentProvider::create_native(const NativeRequest&) {
+  return std::unexpected(not_offered("native"));
+}
+ProviderResult<Payment> PaymentProvider::query_payment(PayProduct, std::string_view) {
+  return std::unexpected(not_offered("payment query"));
+}
+ProviderResult<std::monostate> PaymentProvider::reverse_payment(std::string_view) {
+  return std::unexpected(not_offered("reverse"));
+}
+ProviderResult<std::monostate> PaymentProvider::close_payment(PayProduct, std::string_view) {
+  return std::unexpected(not_offered("close"));
+}
+
 }  // namespace lanegate::gateway

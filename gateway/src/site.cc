@@ -258,7 +258,8 @@ void Site::Impl::handle(const lane::BarrierState& b) {
 }
 
 void Site::Impl::handle(const lane::TripRecord& trip) { taxi_trip(trip); }
-void Site::Impl::handle(const lane::RiderToken& tok) { taxi_token(tok); }
+void Site::Impl::handle(const lane::PaymentCode& code) { taxi_token(code); }
+void Site::Impl::handle(const lane::TripStarted& started) { taxi_started(started); }
 
 void Site::Impl::passed(LaneState& ls) {
   ls.phase = LanePhase::kPassed;

@@ -91,7 +91,7 @@ struct Site::Impl {
     std::unique_ptr<boost::asio::steady_timer> toll_timer;
     // taxi: the rider token held for the next trip, a trip waiting for its token, trips
     // queued behind a rider charge in flight
-    std::optional<lane::RiderToken> rider;
+    std::optional<lane::PaymentCode> rider;
     std::optional<lane::TripRecord> held_trip;
     std::deque<lane::TripRecord> waiting_trips;
     std::unique_ptr<boost::asio::steady_timer> trip_timer;
@@ -132,7 +132,8 @@ struct Site::Impl {
   void handle(const lane::VehiclePresent& v);
   void handle(const lane::BarrierState& b);
   void handle(const lane::TripRecord& trip);
-  void handle(const lane::RiderToken& tok);
+  void handle(const lane::PaymentCode& tok);
+  void handle(const lane::TripStarted& started);
   void handle(const lane::DeviceHealth&) {}
   void passed(LaneState& ls);
   void open(LaneState& ls, std::int64_t passage_id);
@@ -175,7 +176,8 @@ struct Site::Impl {
 
   // ---- site_taxi.cc ----
   void taxi_trip(const lane::TripRecord& trip);
-  void taxi_token(const lane::RiderToken& tok);
+  void taxi_token(const lane::PaymentCode& tok);
+  void taxi_started(const lane::TripStarted& started);
   void taxi_settle(LaneState& ls, const lane::TripRecord& trip);
   void taxi_next(LaneState& ls);
   void taxi_ack(const lane::TripRecord& trip);

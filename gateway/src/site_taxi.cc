@@ -2,7 +2,7 @@
 //
 // RIDER PAIRING (one taxi lane):
 //   a RiderToken is held for the lane's next trip record (a newer token replaces it);
-//   a trip record takes the held token; without one, when the lane has a rider_reader
+//   a trip record takes the held token; without one, when the lane has a code_reader
 //   and the meter's payment type is not a card, the trip waits up to kRiderTokenGrace
 //   for a token (the passenger scans as the fare shows), ends early when the next trip
 //   record arrives, then is recorded as paid per the meter's payment type.
@@ -76,7 +76,7 @@ static std::string trip_out(const config::Config& cfg, const lane::TripRecord& t
   return taxi_out_trade_no(cfg.gateway.id, trip.meter, trip.trip_number, trip.boarding.to_string());
 }
 
-void Site::Impl::taxi_token(const lane::RiderToken& tok) {
+void Site::Impl::taxi_token(const lane::PaymentCode& tok) {
   LaneState* ls = lane_of(tok.lane);
   if (ls == nullptr || ls->cfg.mode != config::LaneMode::kTaxi) {
     rider_counter(tok.lane, "unbound").inc();
@@ -131,7 +131,7 @@ void Site::Impl::taxi_trip(const lane::TripRecord& trip) {
     l.waiting_trips.push_front(trip);
     return taxi_settle(l, held);
   }
-  const bool may_wait = !l.cfg.rider_reader.empty() && !card_paid(trip.payment_type) && !l.rider &&
+  const bool may_wait = !l.cfg.code_reader.empty() && !card_paid(trip.payment_type) && !l.rider &&
                         !trip.fare.is_zero();
   auto existing = store.find_transaction(trip_out(cfg, trip));
   const bool recorded = existing && *existing;
@@ -165,7 +165,7 @@ void Site::Impl::taxi_settle(LaneState& ls, const lane::TripRecord& trip) {
     taxi_ack(trip);
     return taxi_next(ls);
   }
-  std::optional<lane::RiderToken> tok = std::move(ls.rider);
+  std::optional<lane::PaymentCode> tok = std::move(ls.rider);
   ls.rider.reset();
   if (tok && card_paid(trip.payment_type)) {
     rider_counter(ls.cfg.id, "card_paid_unused").inc();
@@ -182,7 +182,7 @@ void Site::Impl::taxi_settle(LaneState& ls, const lane::TripRecord& trip) {
   const int off = cfg.gateway.utc_offset_minutes;
   auto p = std::make_shared<Pending>();
   p->lane = ls.cfg.id;
-  p->binding_key = "rider:" + tok->token;
+  p->binding_key = "rider:" + tok->code;
   p->payment_method = "rider";
   p->learn_binding = true;
   p->passage = false;
@@ -193,7 +193,7 @@ void Site::Impl::taxi_settle(LaneState& ls, const lane::TripRecord& trip) {
   o.amount = trip.fare;
   o.lane = ls.cfg.id;
   o.plate = trip.plate;
-  o.contract_id = tok->token;
+  o.contract_id = tok->code;
   o.description = "出租车费 " + cfg.gateway.site_name;
   o.device_id = trip.meter;
   o.start_time = SystemTime(std::chrono::seconds(trip.boarding.to_unix(off)));
@@ -298,6 +298,8 @@ void Site::Impl::taxi_ack(const lane::TripRecord& trip) {
               {{"METER", trip.meter}, {"ERROR", a.error().message}});
   }
 }
+
+void Site::Impl::taxi_started(const lane::TripStarted&) {}
 
 void Site::Impl::taxi_next(LaneState& ls) {
   ls.busy = false;

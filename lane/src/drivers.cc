@@ -14,7 +14,7 @@ std::atomic<std::uint64_t> g_next_command_id{1};
 std::string lane_of(const config::Config& cfg, std::string_view device) {
   for (const auto& l : cfg.lanes) {
     if (l.camera == device || l.loop == device || l.barrier == device || l.display == device ||
-        l.roadside_unit == device || l.meter == device || l.rider_reader == device) {
+        l.roadside_unit == device || l.meter == device || l.code_reader == device) {
       return l.id;
     }
   }

@@ -74,10 +74,10 @@ void ReaderPort::handle_line(const ReaderLineSplitter::Line& line) {
   last_token_ = *token;
   last_token_at_ = now;
   count("ok");
-  RiderToken ev;
+  PaymentCode ev;
   ev.lane = lane_;
   ev.reader = port_.id;
-  ev.token = std::move(*token);
+  ev.code = std::move(*token);
   ev.received_at = clock_.now();
   ev.received_steady = now;
   sink_.post(std::move(ev));

@@ -134,6 +134,16 @@ struct ProviderSection {
   bool configured() const { return !caller_mchid().empty(); }
 };
 
+// [regulator]: the city's taxi regulator platform (JT/T 905 operation-data upload 0x0B05
+// over TCP). Absent or enabled = false: no upload.
+struct RegulatorSection {
+  bool enabled = false;
+  std::string host;
+  int port = 0;
+  int connect_timeout_ms = 3000;
+  int reply_timeout_ms = 10'000;  // wait for the 0x8001 general reply naming our serial
+};
+
 struct TaxRule {
   std::string service;                 // "taxi" | "parking" | "toll"
   std::string item_name;               // "*经营租赁*停车费"
@@ -237,7 +247,16 @@ struct LaneSection {
   std::string display;
   std::string roadside_unit;           // toll-exit
   std::string meter;                   // taxi: id of a [[meter]]
-  std::string rider_reader;            // taxi: id of a [[reader]] (optional)
+  std::string code_reader;            // taxi: id of a [[reader]] (optional): payment codes
+  // taxi: the terminal's ISU id (JT/T 905 header, 12 BCD digits) for the regulator upload;
+  // required when [regulator] is enabled.
+  std::string isu_id;
+  // taxi: after a trip record, how long the passenger may scan a payment code before the
+  // terminal shows a Native QR instead (0: show the QR at once).
+  int code_wait_ms = 20'000;
+  // taxi: how long the QR (and the whole electronic payment window) stays open before the
+  // trip is recorded as paid at the meter; the next trip's start ends it sooner.
+  int qr_wait_s = 180;
   std::string tariff;                  // id of a parking tariff (parking modes) or a toll
                                        // tariff (toll-exit) that has a fare for station_id
   std::uint32_t station_id = 0;        // toll-exit: this exit's station id
@@ -317,6 +336,7 @@ struct Config {
   ApiSection api;
   ProviderSection provider;
   InvoicingSection invoicing;
+  RegulatorSection regulator;
   std::vector<BusSection> buses;
   std::vector<DeviceSection> devices;
   std::vector<SerialPortSection> meters;

@@ -28,6 +28,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 
 #include "core/clock.h"
 #include "core/error.h"
@@ -220,6 +221,59 @@ struct TradeBill {
 [[nodiscard]] ProviderResult<ProviderTransaction> read_transaction(Product product,
                                                                    std::string_view body);
 
+// ---------------- in-cab payments (spec "Taxi: in-cab payment") ----------------
+// A fare is an ordinary payment under /v3/pay/… (direct) or /v3/pay/partner/… (partner):
+// the terminal scans the passenger's payment code (codepay) or shows a Native QR.
+
+enum class PayProduct { kCodepay, kNative };
+std::string_view pay_product_name(PayProduct product);  // "codepay" | "native"
+
+// trade_state of a payment-code or Native order (spec "trade_state values"): SUCCESS,
+// REFUND, NOTPAY, CLOSED; payment code only: REVOKED, USERPAYING, PAYERROR. Any other
+// value is an error (the caller keeps the order unresolved and alarms; never guesses).
+enum class PayState { kSuccess, kRefund, kNotPay, kClosed, kRevoked, kUserPaying, kPayError };
+std::string_view pay_state_name(PayState state);
+[[nodiscard]] Result<PayState> parse_pay_state(std::string_view text);
+
+// A payment order as a reply, a query or a TRANSACTION.SUCCESS notification states it.
+struct Payment {
+  PayProduct product = PayProduct::kCodepay;
+  std::string merchant_id;      // mchid (direct) or sp_mchid (partner)
+  std::string sub_merchant_id;  // partner: sub_mchid
+  std::string out_trade_no;
+  std::string transaction_id;   // absent until paid
+  std::string trade_type;       // MICROPAY, FACEPAY, NATIVE
+  PayState state = PayState::kNotPay;
+  std::string trade_state_description;
+  Money amount = Money::zero();  // amount.total: the order's amount, compared with ours
+  std::optional<Money> payer_total;
+  std::optional<std::string> success_time;
+  std::string openid;  // payer.openid (direct) or payer.sp_openid (partner), when given
+  std::string raw_json;
+};
+
+// POST …/codepay. auth_code is the passenger's code: SECRET, never logged or stored.
+struct CodepayRequest {
+  std::string out_trade_no;  // new for every code
+  std::string description;   // <= 127 characters
+  std::string auth_code;     // 18 digits
+  Money amount = Money::zero();
+  std::string device_id;     // scene_info.device_id: the terminal (meter id)
+  std::string store_out_id;  // scene_info.store_info.out_id: the gateway id
+  std::optional<std::string> attach;
+};
+
+// POST …/native.
+struct NativeRequest {
+  std::string out_trade_no;
+  std::string description;
+  Money amount = Money::zero();
+  std::optional<SystemTime> time_expire;
+  std::string notify_url;  // empty: the configured notify_url
+  std::string device_id;   // scene_info.device_id
+  std::optional<std::string> attach;
+};
+
 class PaymentProvider {
  public:
   virtual ~PaymentProvider() = default;
@@ -241,6 +295,25 @@ class PaymentProvider {
   // bill_date "YYYY-MM-DD" (local day); the file's SHA-1 is checked before returning.
   [[nodiscard]] virtual ProviderResult<TradeBill> download_trade_bill(
       std::string_view bill_date) = 0;
+
+  // ---- in-cab payments. Defaults refuse (kPark): a provider without them takes cash only.
+  // Codepay outcomes: ok -> the order as replied (SUCCESS paid; any other state: unknown,
+  // query); kPark -> a documented business failure, nothing was taken (ask for another
+  // payment); kRetryLater -> nothing reached the provider; kQueryFirst -> unknown (5xx,
+  // timeout, unverifiable reply): never resubmit, query, then reverse.
+  [[nodiscard]] virtual ProviderResult<Payment> codepay(const CodepayRequest& request);
+  // ok -> code_url. kQueryFirst: the order may exist; query it before anything else.
+  [[nodiscard]] virtual ProviderResult<std::string> create_native(const NativeRequest& request);
+  // GET …/out-trade-no/{no}; unknown order -> kNotFound.
+  [[nodiscard]] virtual ProviderResult<Payment> query_payment(PayProduct product,
+                                                              std::string_view out_trade_no);
+  // POST …/out-trade-no/{no}/reverse (payment code only). ok: reversed (refunded if paid,
+  // closed if not: REVOKED).
+  [[nodiscard]] virtual ProviderResult<std::monostate> reverse_payment(
+      std::string_view out_trade_no);
+  // POST …/out-trade-no/{no}/close (204). A refusal: query and follow the state.
+  [[nodiscard]] virtual ProviderResult<std::monostate> close_payment(
+      PayProduct product, std::string_view out_trade_no);
 };
 
 }  // namespace lanegate::gateway

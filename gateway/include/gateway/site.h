@@ -13,7 +13,7 @@
 //   TAXI (no barrier: the decision is whether the ride counts as paid by the passenger's
 //   account, shown on the lane's display — the taxi terminal's screen — and recorded):
 //     IDLE --RiderToken--> token held for the lane's next trip (a newer token replaces it)
-//     IDLE --TripRecord, no token, lane has a rider_reader, meter payment not a card-->
+//     IDLE --TripRecord, no token, lane has a code_reader, meter payment not a card-->
 //          TRIP_WAITING_TOKEN --token | next trip record | 5 s grace-->
 //     --TripRecord with token--> RIDER_CHARGING: transaction (payment_method "rider",
 //          contract_id = token) + charge item committed, online: await ACCEPTED up to

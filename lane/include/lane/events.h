@@ -102,12 +102,24 @@ struct TripRecord {
   SystemTime received_at;
 };
 
-// A passenger's rider token read by the taxi terminal's code reader ([[reader]]),
-// validated (lane/rider_token.h). The gateway pairs it with the lane's next trip record.
-struct RiderToken {
-  std::string lane;    // taxi lane whose rider_reader this is ("" if bound to no lane)
+// The meter went "occupied" (JT/T 905 CMD 0x00E7): a new trip started. The gateway ends
+// the previous trip's payment window (a QR still shown is closed).
+struct TripStarted {
+  std::string meter;  // [[meter]] id
+  std::string lane;   // taxi lane bound to the meter
+  CivilTime occupied_at;  // BCD[7] YYYYMMDDhhmmss as the meter sent it (seconds dropped)
+  SystemTime received_at;
+};
+
+// A passenger's payment code (付款码) read by the taxi terminal's code reader
+// ([[reader]]), validated locally (lane/payment_code.h: 18 digits, WeChat prefixes 10..15).
+// SECRET for its short life: the code pays once within about a minute. It is never
+// logged, never stored and never queued; the gateway uses it for one codepay call while
+// the passenger waits and drops it.
+struct PaymentCode {
+  std::string lane;    // taxi lane whose code_reader this is ("" if bound to no lane)
   std::string reader;  // [[reader]] id
-  std::string token;   // 8..64 of [0-9A-Za-z_-]: the passenger's account id (openid)
+  std::string code;    // 18 digits
   SystemTime received_at;
   SteadyTime received_steady;
 };
@@ -125,7 +137,7 @@ struct DeviceHealth {
 };
 
 using LaneEvent = std::variant<PlateRead, VehiclePresent, BarrierState, RoadsideRecord, TripRecord,
-                               RiderToken, DeviceHealth>;
+                               TripStarted, PaymentCode, DeviceHealth>;
 
 // Where drivers deliver events. post() is called from device threads (any thread,
 // concurrently); it must not block for long (the gateway posts to its io_context).

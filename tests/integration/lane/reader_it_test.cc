@@ -1,5 +1,5 @@
 // The rider-code reader driver against the simulated reader on a pseudo-terminal: a
-// scanned token arrives as a RiderToken for the taxi lane; malformed lines are counted by
+// scanned token arrives as a PaymentCode for the taxi lane; malformed lines are counted by
 // reason and never posted; a code held in view (the same token again at once) is one read.
 #include <gtest/gtest.h>
 
@@ -43,7 +43,7 @@ struct ReaderRig {
     lane.id = "taxi-" + id;
     lane.mode = config::LaneMode::kTaxi;
     lane.meter = m.id;
-    lane.rider_reader = id;
+    lane.code_reader = id;
     cfg.lanes.push_back(lane);
     sim::DevicesSimOptions so;
     so.control_port = -1;
@@ -63,26 +63,26 @@ struct ReaderRig {
   }
 };
 
-TEST(RiderReader, ScannedTokenBecomesARiderTokenForTheTaxiLane) {
+TEST(RiderReader, ScannedTokenBecomesAPaymentCodeForTheTaxiLane) {
   ReaderRig rig("rd1");
   // The driver opens the port in the background: scan until the first read arrives.
-  std::optional<RiderToken> got;
+  std::optional<PaymentCode> got;
   for (int i = 0; i < 20 && !got; ++i) {
     ASSERT_TRUE(rig.sim->reader_scan("rd1", "oLANEGATEdemo0001normal"));
-    got = rig.sink.wait_for<RiderToken>([](const RiderToken&) { return true; }, 250ms);
+    got = rig.sink.wait_for<PaymentCode>([](const PaymentCode&) { return true; }, 250ms);
   }
   ASSERT_TRUE(got);
-  EXPECT_EQ(got->token, "oLANEGATEdemo0001normal");
+  EXPECT_EQ(got->code, "oLANEGATEdemo0001normal");
   EXPECT_EQ(got->lane, "taxi-rd1");
   EXPECT_EQ(got->reader, "rd1");
 }
 
 TEST(RiderReader, MalformedLinesAreCountedByReasonAndNeverPosted) {
   ReaderRig rig("rd2");
-  std::optional<RiderToken> first;
+  std::optional<PaymentCode> first;
   for (int i = 0; i < 20 && !first; ++i) {
     ASSERT_TRUE(rig.sim->reader_scan("rd2", "oFIRSTtoken000001"));
-    first = rig.sink.wait_for<RiderToken>([](const RiderToken&) { return true; }, 250ms);
+    first = rig.sink.wait_for<PaymentCode>([](const PaymentCode&) { return true; }, 250ms);
   }
   ASSERT_TRUE(first);
   // Scans written before the driver opened the port arrive together: let them settle.
@@ -99,16 +99,16 @@ TEST(RiderReader, MalformedLinesAreCountedByReasonAndNeverPosted) {
   ASSERT_TRUE(rig.sim->reader_scan("rd2", "oFIRSTtoken000001"));  // still in view: a repeat
   // Mixed line ends: LF alone and CR alone also end a line.
   ASSERT_TRUE(rig.sim->reader_raw("rd2", "oSECONDtoken00002\n"));
-  ASSERT_TRUE(rig.sink.wait_for<RiderToken>(
-      [](const RiderToken& t) { return t.token == "oSECONDtoken00002"; }));
+  ASSERT_TRUE(rig.sink.wait_for<PaymentCode>(
+      [](const PaymentCode& t) { return t.code == "oSECONDtoken00002"; }));
   EXPECT_TRUE(eventually([&] { return lines("rd2", "too_short") == short0 + 1; }));
   EXPECT_EQ(lines("rd2", "bad_character"), bad0 + 1);
   EXPECT_EQ(lines("rd2", "too_long"), long0 + 1);
   EXPECT_EQ(lines("rd2", "overlong_line"), over0 + 1);
   EXPECT_EQ(lines("rd2", "repeat"), repeat0 + 1);
-  auto posted = rig.sink.all<RiderToken>();
+  auto posted = rig.sink.all<PaymentCode>();
   ASSERT_EQ(posted.size(), 2u) << "one first token (repeats folded), one second";
-  EXPECT_EQ(posted[1].token, "oSECONDtoken00002");
+  EXPECT_EQ(posted[1].code, "oSECONDtoken00002");
 }
 
 }  // namespace

@@ -175,15 +175,15 @@ class TaxiRiderTest : public SiteTest {
  protected:
   void SetUp() override {
     SiteTest::SetUp();
-    cfg_.lanes[2].rider_reader = "rider-1";
+    cfg_.lanes[2].code_reader = "rider-1";
     cfg_.lanes[2].display = "led-taxi";
     site_->set_config(cfg_);
   }
-  lane::RiderToken token(const std::string& t) {
-    lane::RiderToken r;
+  lane::PaymentCode token(const std::string& t) {
+    lane::PaymentCode r;
     r.lane = "taxi";
     r.reader = "rider-1";
-    r.token = t;
+    r.code = t;
     r.received_at = clock_.now();
     r.received_steady = clock_.steady_now();
     return r;
