@@ -178,7 +178,9 @@ bool allowed_transition(ChargeState from, ChargeState to) {
       return to == S::kAccepted || to == S::kSuccess || to == S::kPayFail || to == S::kSubmitting ||
              to == S::kVoid;
     case S::kAccepted:
-      return to == S::kSuccess || to == S::kPayFail;
+      // VOID: an in-cab Native order (its QR shown) that the provider confirmed closed
+      // unpaid (site_taxi.cc).
+      return to == S::kSuccess || to == S::kPayFail || to == S::kVoid;
     case S::kSuccess:
       return to == S::kRefund;
     case S::kPayFail:

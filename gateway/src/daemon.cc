@@ -32,6 +32,8 @@
 #include "gateway/store.h"
 #include "gateway/uplink.h"
 #include "invoice/claims.h"
+#include "invoice/receipt.h"
+#include "gateway/screen.h"
 #include "invoice/platform.h"
 #include "lane/drivers.h"
 #include "offline_queue/queue.h"
@@ -195,6 +197,7 @@ struct Daemon::Impl {
   std::unique_ptr<NotificationHandler> notifications;
   DriversActuator actuator;
   std::unique_ptr<Site> site;
+  std::unique_ptr<ScreenBoard> screens;  // the taxi passenger screens
   std::unique_ptr<PostingSink> sink;
   std::unique_ptr<lane::LaneDrivers> drivers;
   std::unique_ptr<HttpApi> api;
@@ -265,6 +268,23 @@ struct Daemon::Impl {
       log::warn("no payment provider configured (no provider merchant id): charges stay queued");
     }
     site = std::make_unique<Site>(io, cfg, *store, *outbox, SystemClock::instance(), actuator, *gate);
+    screens = std::make_unique<ScreenBoard>();
+    ClaimLookup claim_lookup;
+    if (claims) {
+      claim_lookup = [this](std::string_view out) -> std::optional<ClaimRef> {
+        auto c = claims->find_by_transaction(out);
+        if (!c) return std::nullopt;
+        return ClaimRef{invoice::claim_url(config->api.public_base_url, c->token),
+                        invoice::format_human_code(c->human_code)};
+      };
+    }
+    site->set_screen(screens.get(), std::move(claim_lookup));
+    if (uplink) {
+      uplink->set_pay_sink([this](const queue::Item& item, queue::Drainer::Completion done) {
+        site->pay_item(item, std::move(done));
+      });
+    }
+    site->recover();
     sink = std::make_unique<PostingSink>(io, [this](const lane::LaneEvent& e) { site->on_event(e); });
     if (!cfg.devices.empty() || !cfg.meters.empty()) {
       auto d = lane::LaneDrivers::create(cfg, *sink, SystemClock::instance());

@@ -57,10 +57,8 @@ std::string_view to_string(LanePhase p) {
       return "PASSED";
     case LanePhase::kAlarm:
       return "ALARM";
-    case LanePhase::kTripWaitingToken:
-      return "TRIP_WAITING_TOKEN";
-    case LanePhase::kRiderCharging:
-      return "RIDER_CHARGING";
+    case LanePhase::kTripAwaitingPayment:
+      return "TRIP_AWAITING_PAYMENT";
   }
   return "?";
 }
@@ -594,6 +592,33 @@ Site::Site(asio::io_context& io, const config::Config& config, Store& store, que
 Site::~Site() = default;
 
 void Site::on_event(const lane::LaneEvent& event) { impl_->on_event(event); }
+
+void Site::set_screen(ScreenBoard* board, ClaimLookup claims) {
+  impl_->screens = board;
+  impl_->claim_lookup = std::move(claims);
+}
+
+void Site::recover() { impl_->recover_trips(); }
+
+void Site::pay_item(const queue::Item& item, std::function<void(queue::Outcome)> done) {
+  impl_->pay_item(item, std::move(done));
+}
+
+Status Site::apply_payment(Transaction& txn, const Payment& payment, AnswerSource source) {
+  auto s = impl_->apply_payment(txn, payment, source, nullptr);
+  if (s) {
+    // The lane and the screen follow once the caller's transaction committed.
+    boost::asio::post(impl_->io, [impl = impl_.get(), alive = std::weak_ptr<bool>(impl_->alive),
+                                  out = payment.out_trade_no] {
+      if (alive.expired()) return;
+      auto tx = impl->store.find_transaction(out);
+      if (!tx || !*tx) return;
+      const bool paid_trip = (*tx)->state == ChargeState::kSuccess && !(*tx)->fell_back();
+      impl->after_payment(out, paid_trip);
+    });
+  }
+  return s;
+}
 
 Result<std::int64_t> Site::manual_open(std::string_view lane_id, std::string_view actor,
                                        std::string_view reason) {

@@ -13,11 +13,13 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "core/ledger.h"
 #include "core/metrics.h"
 #include "gateway/charge.h"
+#include "gateway/screen.h"
 #include "gateway/site.h"
 
 namespace lanegate::gateway {
@@ -29,8 +31,7 @@ enum class LanePhase {
   kOpened,            // barrier confirmed open
   kPassed,            // loop cleared or barrier closed
   kAlarm,             // barrier did not confirm
-  kTripWaitingToken,  // taxi: a trip waits for the rider's token
-  kRiderCharging,     // taxi: the rider's charge is in flight
+  kTripAwaitingPayment,  // taxi: a trip's fare may be paid by code or QR (site_taxi.cc)
 };
 std::string_view to_string(LanePhase p);
 
@@ -75,6 +76,25 @@ struct Site::Impl {
     std::optional<lane::RoadsideRecord> rec;  // nullopt: a plate without a record
   };
 
+  // A taxi lane's open trip (site_taxi.cc). Orders are named by out_trade_no.
+  struct TaxiTripState {
+    std::string key;  // taxi_trip_key()
+    lane::TripRecord record;
+    Money fare;
+    std::string paying;      // the code's order being confirmed, "" none
+    std::string qr_pending;  // the Native order being created, "" none
+    std::string qr_out;      // the Native order shown, "" none
+    std::string qr_url;      // its code_url
+    bool qr_failed = false;  // no QR could be made: the driver collects after qr_wait_s
+  };
+
+  // What a `pay` follow-up learned (step 0 query, 1 reverse, 2 close).
+  struct FollowupAnswer {
+    int step = 0;
+    ProviderResult<Payment> query;
+    ProviderResult<std::monostate> ended;
+  };
+
   struct LaneState {
     config::LaneSection cfg;
     bool busy = false;
@@ -89,13 +109,9 @@ struct Site::Impl {
     std::deque<TimedRecord> toll_records;
     std::deque<TollWork> toll_work;
     std::unique_ptr<boost::asio::steady_timer> toll_timer;
-    // taxi: the rider token held for the next trip, a trip waiting for its token, trips
-    // queued behind a rider charge in flight
-    std::optional<lane::PaymentCode> rider;
-    std::optional<lane::TripRecord> held_trip;
-    std::deque<lane::TripRecord> waiting_trips;
+    // taxi: the trip whose fare may still be paid electronically (site_taxi.cc)
+    std::optional<TaxiTripState> trip;
     std::unique_ptr<boost::asio::steady_timer> trip_timer;
-    std::optional<SteadyTime> settled_without_token;
     // recent events an operator should see (bounded), newest last
     std::deque<boost::json::object> events;
   };
@@ -110,6 +126,9 @@ struct Site::Impl {
   ChargeBook book;
   std::map<std::string, LaneState, std::less<>> lanes;
   bool attendant = false;
+  ScreenBoard* screens = nullptr;
+  ClaimLookup claim_lookup;
+  std::set<std::string> in_flight;  // taxi orders with a request on a worker right now
   std::shared_ptr<bool> alive = std::make_shared<bool>(true);
 
   Impl(boost::asio::io_context& i, const config::Config& c, Store& s, queue::Outbox& o,
@@ -178,15 +197,31 @@ struct Site::Impl {
   void taxi_trip(const lane::TripRecord& trip);
   void taxi_token(const lane::PaymentCode& tok);
   void taxi_started(const lane::TripStarted& started);
-  void taxi_settle(LaneState& ls, const lane::TripRecord& trip);
-  void taxi_next(LaneState& ls);
   void taxi_ack(const lane::TripRecord& trip);
-  Status insert_meter_paid(Transaction& txn, const std::string& lane_id,
-                           const lane::TripRecord& trip, const std::string& out_trade_no,
-                           const std::string& reason);
-  void taxi_record_at_meter(LaneState* ls, const lane::TripRecord& trip,
-                            const std::string& out_trade_no, const std::string& reason);
   boost::json::object trip_detail(const lane::TripRecord& trip) const;
+  Status insert_meter_paid(Transaction& txn, const std::string& lane_id, const Store::TaxiTrip& trip,
+                           const std::string& out_trade_no, const std::string& reason);
+  Result<bool> settle_at_meter(Transaction& txn, const Store::TaxiTrip& trip, const std::string& reason);
+  Status enqueue_regulator(Transaction& txn, const std::string& lane_id, const lane::TripRecord& trip,
+                           const Store::TaxiTrip& row);
+  void arm_qr_timer(LaneState& ls, std::chrono::milliseconds after);
+  void end_trip_at_meter(LaneState& ls, const std::string& reason);
+  std::string record_attempt(LaneState& ls, PayProduct product);
+  void codepay_start(LaneState& ls, const std::string& code);
+  void codepay_result(const std::string& out, const ProviderResult<Payment>& r);
+  void native_start(LaneState& ls);
+  void native_result(const std::string& out, const ProviderResult<std::string>& r);
+  Status apply_payment(Transaction& txn, const Payment& p, AnswerSource source, bool* paid_trip);
+  void settle_payment(const Payment& p, AnswerSource source);
+  void after_payment(const std::string& out, bool paid_trip);
+  void pay_item(const queue::Item& item, std::function<void(queue::Outcome)> done);
+  void pay_followup_result(const std::string& out, PayProduct product, std::chrono::milliseconds age,
+                           bool wanted, const FollowupAnswer& a, const std::function<void(queue::Outcome)>& done);
+  void recover_trips();
+  void show(const std::string& lane_id, ScreenView view);
+  void show_settled(const std::string& lane_id, ScreenView::Phase phase, Money fare, std::string method,
+                    const std::string& out_trade_no);
+  void show_trip(LaneState& ls, ScreenView::Phase phase, std::string reason = {});
 };
 
 std::int64_t unix_ms(SystemTime t);

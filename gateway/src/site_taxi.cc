@@ -1,18 +1,39 @@
-// Taxi lanes (site.h "TAXI").
+// Taxi lanes (site.h "TAXI"): in-cab payment by the passenger's payment code or a Native
+// QR, else the meter's own payment (spec: payment-provider "Taxi: in-cab payment").
 //
-// RIDER PAIRING (one taxi lane):
-//   a RiderToken is held for the lane's next trip record (a newer token replaces it);
-//   a trip record takes the held token; without one, when the lane has a code_reader
-//   and the meter's payment type is not a card, the trip waits up to kRiderTokenGrace
-//   for a token (the passenger scans as the fare shows), ends early when the next trip
-//   record arrives, then is recorded as paid per the meter's payment type.
-//   Card-paid trips (payment type 0x01/0x03) never charge a token (no double charge).
-#include <algorithm>
+// A TRIP (meter end-of-trip record, lane/events.h TripRecord):
+//   stored in taxi_trips (and its regulator upload queued) before the meter is acknowledged;
+//   retransmissions find it stored and are acknowledged again.
+//   card-paid at the meter, fare 0, no provider, or the uplink down
+//        --> METER at once: a CASH row per the meter's payment type, the receipt's claim
+//            (offline: nothing is ever charged later; a code is never kept)
+//   otherwise OPEN: the screen shows the fare (kFare) and the lane waits for a code
+//     --PaymentCode--> codepay order "<key>P<n>" (SUBMITTING committed, its `pay` item
+//          queued, then the one request leaves) --SUCCESS--> PAID (kPaid + claim)
+//          --documented refusal--> PAY_FAIL (kDeclined: scan again, QR, or the driver)
+//          --anything else--> UNKNOWN (kConfirming): the `pay` item queries every 4 s for
+//            30 s, then reverses (not before 15 s after creation) until the reverse holds;
+//            a SUCCESS found on the way pays the trip.
+//     --code_wait_ms without a code--> Native order "<key>Q<n>" (kQr shows code_url)
+//          --TRANSACTION.SUCCESS or a query--> PAID
+//     --qr_wait_s, the meter's next trip start (0x00E7) or its next record-->
+//          METER (the driver collected); every order of the trip still open is marked
+//          fallback, so the `pay` item closes (Native) or reverses (code) it, and a payment
+//          that lands after all is flagged refund_due (charge.h invariant 5).
+// Invariants:
+//  1. A trip is paid at most once: the trip row moves OPEN -> PAID | METER exactly once
+//     (Store::settle_trip); a second SUCCESS is flagged refund_due, never a second fare.
+//  2. A payment code is used for one codepay request, while the passenger waits; it is
+//     never logged, stored or queued, and never resubmitted (an unknown result is queried,
+//     then reversed).
+//  3. Every order ends SUCCESS, PAY_FAIL (refused, nothing taken) or VOID (reversed or
+//     closed, confirmed by the provider): its `pay` item stays until then.
 #include <boost/asio/post.hpp>
 #include <boost/json.hpp>
 
 #include "core/crypto.h"
 #include "core/log.h"
+#include "gateway/screen.h"
 #include "site_impl.h"
 
 namespace lanegate::gateway {
@@ -21,44 +42,81 @@ namespace {
 namespace asio = boost::asio;
 namespace json = boost::json;
 using std::chrono::milliseconds;
+using std::chrono::seconds;
+using Phase = ScreenView::Phase;
 
-// How long a trip record without a rider token waits for one (the passenger scans as
-// the fare shows). TODO(config): lane.rider_grace_ms once the loader has it.
-constexpr auto kRiderTokenGrace = std::chrono::seconds(5);
+// The provider's quick-pay rules (spec "Payment code", "Ambiguous results").
+constexpr auto kCodepayQueryEvery = seconds(4);  // "every 3-5 s"
+constexpr auto kCodepayQueryFor = seconds(30);   // "for at most 30 s"
+constexpr auto kReverseNotBefore = seconds(15);  // "no earlier than 15 s after creation"
+constexpr auto kFirstQueryAfterError = seconds(5);
+// A code is valid for about a minute: an order the provider still does not know this long
+// after its request left can no longer be created by that request.
+constexpr auto kCodeLifetime = seconds(90);
+constexpr auto kNativeQueryEvery = seconds(5);
+// While a request for the order is still in flight on a worker, its `pay` item waits.
+constexpr auto kInFlightRetry = seconds(2);
+constexpr int kMaxAttempts = 99;
 
-const char* meter_method(std::uint8_t payment_type) {
-  return payment_type == 0x00 ? "cash" : (payment_type == 0x09 ? "qr" : "card");
+const char* meter_method(int payment_type) {
+  return payment_type == 0x00 ? "cash" : (payment_type == 0x01 || payment_type == 0x03 ? "card" : "other");
 }
-bool card_paid(std::uint8_t payment_type) { return payment_type == 0x01 || payment_type == 0x03; }
-
-metrics::Counter& rider_counter(std::string_view lane, std::string_view result) {
-  return metrics::Registry::global().counter(
-      "lanegate_rider_pairings_total", "Rider tokens by what became of them",
-      {{"lane", std::string(lane)}, {"result", std::string(result)}});
-}
+bool card_paid(int payment_type) { return payment_type == 0x01 || payment_type == 0x03; }
 
 metrics::Counter& trips_counter(std::string_view method) {
-  return metrics::Registry::global().counter("lanegate_taxi_trips_total", "Taxi trips recorded",
+  return metrics::Registry::global().counter("lanegate_taxi_trips_total", "Taxi trips by how they were paid",
                                              {{"payment", std::string(method)}});
 }
 
-bool same_trip(const lane::TripRecord& a, const lane::TripRecord& b) {
-  return a.meter == b.meter && a.trip_number == b.trip_number && a.boarding == b.boarding;
+metrics::Counter& codes_counter(std::string_view lane, std::string_view result) {
+  return metrics::Registry::global().counter(
+      "lanegate_taxi_payment_codes_total", "Scanned payment codes by what became of them",
+      {{"lane", std::string(lane)}, {"result", std::string(result)}});
+}
+
+metrics::Counter& pay_counter(std::string_view product, std::string_view result) {
+  return metrics::Registry::global().counter(
+      "lanegate_taxi_payments_total", "In-cab payment orders by product and end",
+      {{"product", std::string(product)}, {"result", std::string(result)}});
+}
+
+// REQUIRES: 0 <= n <= 99.
+std::string two_digits(int n) { return {static_cast<char>('0' + n / 10), static_cast<char>('0' + n % 10)}; }
+
+std::string trip_of(const TxRecord& tx) {
+  constexpr std::string_view kPrefix = "trip:";
+  return tx.passage_key.starts_with(kPrefix) ? tx.passage_key.substr(kPrefix.size()) : std::string();
+}
+
+std::int64_t now_ms(const Clock& clock) { return unix_ms(clock.now()); }
+
+// The provider's payment as the charge lifecycle reads it. Only SUCCESS and REFUND move a
+// charge; the other states are handled by the caller.
+ProviderTransaction as_transaction(const Payment& p) {
+  ProviderTransaction t;
+  t.product = Product::kTaxi;
+  t.merchant_id = p.merchant_id;
+  t.sub_merchant_id = p.sub_merchant_id;
+  t.out_trade_no = p.out_trade_no;
+  t.transaction_id = p.transaction_id;
+  t.state = p.state == PayState::kRefund ? TradeState::kRefund : TradeState::kSuccess;
+  t.trade_state_description = p.trade_state_description;
+  t.amount = p.amount;
+  t.payer_total = p.payer_total;
+  t.success_time = p.success_time;
+  t.openid = p.openid;
+  t.raw_json = p.raw_json;
+  return t;
 }
 
 }  // namespace
 
-std::string taxi_out_trade_no(std::string_view gateway_id, std::string_view meter,
-                              std::uint32_t trip_number, std::string_view boarding) {
-  // Deterministic, so a meter's retransmission of a recorded trip maps to the same number;
-  // derived from the whole identity (gateway, meter, boarding time, trip number), so two
-  // meters, or two cabs whose ids share a prefix, never meet under one merchant. 120 bits
-  // of SHA-256 in 30 hex digits: "T" + 30 = 31 characters, and the cash record of a
-  // refused rider charge ("…C") still fits the provider's 32.
+std::string taxi_trip_key(std::string_view gateway_id, std::string_view meter, std::uint32_t trip_number,
+                          std::string_view boarding) {
   std::string identity;
   identity.append(gateway_id).append("\n").append(meter).append("\n");
   identity.append(boarding).append("\n").append(std::to_string(trip_number));
-  return "T" + crypto::sha256_hex(identity).substr(0, 30);
+  return "T" + crypto::sha256_hex(identity).substr(0, 27);
 }
 
 json::object Site::Impl::trip_detail(const lane::TripRecord& trip) const {
@@ -72,181 +130,47 @@ json::object Site::Impl::trip_detail(const lane::TripRecord& trip) const {
                       {"licence", trip.operating_licence}};
 }
 
-static std::string trip_out(const config::Config& cfg, const lane::TripRecord& trip) {
-  return taxi_out_trade_no(cfg.gateway.id, trip.meter, trip.trip_number, trip.boarding.to_string());
+// ---------------- the screen ----------------
+
+void Site::Impl::show(const std::string& lane_id, ScreenView view) {
+  if (screens == nullptr) return;
+  screens->set(lane_id, std::move(view));
 }
 
-void Site::Impl::taxi_token(const lane::PaymentCode& tok) {
-  LaneState* ls = lane_of(tok.lane);
-  if (ls == nullptr || ls->cfg.mode != config::LaneMode::kTaxi) {
-    rider_counter(tok.lane, "unbound").inc();
-    log::warn("rider token from a reader bound to no taxi lane", {{"READER", tok.reader}});
-    return;
+void Site::Impl::show_settled(const std::string& lane_id, Phase phase, Money fare, std::string method,
+                              const std::string& out_trade_no) {
+  ScreenView v;
+  v.phase = phase;
+  v.fare = fare;
+  v.method = std::move(method);
+  if (claim_lookup) {
+    if (auto c = claim_lookup(out_trade_no)) {
+      v.claim_url = c->url;
+      v.claim_code = c->code;
+    }
   }
-  if (!ls->held_trip && ls->settled_without_token &&
-      clock.steady_now() - *ls->settled_without_token < kRiderTokenGrace) {
-    // Scanned just after a trip that was already recorded as paid at the meter: it
-    // belongs to that trip, not to the next passenger's. Dropped; the driver's screen
-    // already showed how that trip was paid.
-    ls->settled_without_token.reset();
-    rider_counter(ls->cfg.id, "late").inc();
-    log::notice("rider token scanned after its trip was settled: not charged",
-                {{"LANE", ls->cfg.id}});
-    return;
-  }
-  if (ls->rider) {
-    rider_counter(ls->cfg.id, "replaced").inc();
-  }
-  ls->rider = tok;
-  if (ls->held_trip && !ls->busy) {
-    // The trip was waiting for this token.
-    ls->trip_timer->cancel();
-    lane::TripRecord trip = std::move(*ls->held_trip);
-    ls->held_trip.reset();
-    taxi_settle(*ls, trip);
-  }
+  show(lane_id, std::move(v));
 }
 
-void Site::Impl::taxi_trip(const lane::TripRecord& trip) {
-  LaneState* ls = lane_of(trip.lane);
-  if (ls == nullptr || ls->cfg.mode != config::LaneMode::kTaxi) {
-    // A meter bound to no taxi lane: record it as paid at the meter (nothing is lost).
-    return taxi_record_at_meter(nullptr, trip, trip_out(cfg, trip), "paid_at_meter");
+void Site::Impl::show_trip(LaneState& ls, Phase phase, std::string reason) {
+  if (!ls.trip) return;
+  ScreenView v;
+  v.phase = phase;
+  v.fare = ls.trip->fare;
+  v.reason = std::move(reason);
+  if (phase == Phase::kQr) {
+    v.qr_text = ls.trip->qr_url;
+    v.method = "native";
+  } else if (phase == Phase::kConfirming) {
+    v.method = "codepay";
   }
-  LaneState& l = *ls;
-  auto same = [&](const lane::TripRecord& t) { return same_trip(t, trip); };
-  if ((l.held_trip && same(*l.held_trip)) ||
-      std::any_of(l.waiting_trips.begin(), l.waiting_trips.end(), same)) {
-    return;  // already being handled; it is acknowledged when it is
-  }
-  if (l.busy) {
-    l.waiting_trips.push_back(trip);
-    return;
-  }
-  if (l.held_trip) {
-    // The next trip ended before a token came: the held one had none.
-    l.trip_timer->cancel();
-    lane::TripRecord held = std::move(*l.held_trip);
-    l.held_trip.reset();
-    l.waiting_trips.push_front(trip);
-    return taxi_settle(l, held);
-  }
-  const bool may_wait = !l.cfg.code_reader.empty() && !card_paid(trip.payment_type) && !l.rider &&
-                        !trip.fare.is_zero();
-  auto existing = store.find_transaction(trip_out(cfg, trip));
-  const bool recorded = existing && *existing;
-  if (may_wait && !recorded) {
-    l.held_trip = trip;
-    l.phase = LanePhase::kTripWaitingToken;
-    l.trip_timer->expires_after(kRiderTokenGrace);
-    l.trip_timer->async_wait(
-        [this, alive = std::weak_ptr<bool>(alive), id = l.cfg.id](boost::system::error_code ec) {
-          if (ec || alive.expired()) {
-            return;
-          }
-          LaneState* x = lane_of(id);
-          if (x == nullptr || !x->held_trip || x->busy) {
-            return;
-          }
-          lane::TripRecord t = std::move(*x->held_trip);
-          x->held_trip.reset();
-          taxi_settle(*x, t);
-        });
-    return;
-  }
-  taxi_settle(l, trip);
+  show(ls.cfg.id, std::move(v));
 }
 
-void Site::Impl::taxi_settle(LaneState& ls, const lane::TripRecord& trip) {
-  const std::string out = trip_out(cfg, trip);
-  auto existing = store.find_transaction(out);
-  if (existing && *existing) {
-    // Recorded before (a retransmission after our ack was lost, or a restart).
-    taxi_ack(trip);
-    return taxi_next(ls);
-  }
-  std::optional<lane::PaymentCode> tok = std::move(ls.rider);
-  ls.rider.reset();
-  if (tok && card_paid(trip.payment_type)) {
-    rider_counter(ls.cfg.id, "card_paid_unused").inc();
-    tok.reset();
-  }
-  if (!tok || trip.fare.is_zero()) {
-    taxi_record_at_meter(&ls, trip, out, "paid_at_meter");
-    ls.settled_without_token = clock.steady_now();
-    return taxi_next(ls);
-  }
-  rider_counter(ls.cfg.id, "paired").inc();
-  ls.busy = true;
-  ls.phase = LanePhase::kRiderCharging;
-  const int off = cfg.gateway.utc_offset_minutes;
-  auto p = std::make_shared<Pending>();
-  p->lane = ls.cfg.id;
-  p->binding_key = "rider:" + tok->code;
-  p->payment_method = "rider";
-  p->learn_binding = true;
-  p->passage = false;
-  p->started = clock.steady_now();
-  ChargeOrder& o = p->order;
-  o.out_trade_no = out;
-  o.kind = TxKind::kTaxi;
-  o.amount = trip.fare;
-  o.lane = ls.cfg.id;
-  o.plate = trip.plate;
-  o.contract_id = tok->code;
-  o.description = "出租车费 " + cfg.gateway.site_name;
-  o.device_id = trip.meter;
-  o.start_time = SystemTime(std::chrono::seconds(trip.boarding.to_unix(off)));
-  o.end_time = SystemTime(std::chrono::seconds(trip.alighting.to_unix(off)));
-  o.trip_number = trip.trip_number;
-  o.distance_m = trip.distance_m;
-  p->detail = trip_detail(trip);
-  p->detail["reader"] = tok->reader;
-  p->in_commit = [this, pr = p.get(), trip](Transaction& txn, const Decision& d) -> Status {
-    if (d.opens_barrier()) {
-      return {};
-    }
-    // The account did not pay: the driver collects per the meter, recorded as such.
-    const std::string cash_no =
-        pr->recorded ? pr->order.out_trade_no + "C" : pr->order.out_trade_no;
-    return insert_meter_paid(txn, pr->lane, trip, cash_no, "rider_" + d.reason);
-  };
-  p->after = [this, lane_id = ls.cfg.id, trip](const Decision& d, std::int64_t) {
-    LaneState* l = lane_of(lane_id);
-    if (l == nullptr) {
-      return;
-    }
-    trips_counter(d.opens_barrier() ? "rider" : meter_method(trip.payment_type)).inc();
-    l->last_decision = std::string("trip rider ") + std::string(to_string(d.kind));
-    l->last_plate = trip.plate;
-    const std::string fare = trip.fare.to_string();
-    if (d.kind == DecisionKind::kPassOnline) {
-      display(*l, "乘客账户已支付 " + fare + "元");
-    } else if (d.kind == DecisionKind::kPassOffline) {
-      display(*l, "乘客账户支付 " + fare + "元 稍后扣款");
-    } else {
-      display(*l, "账户未支付 请收现金或扫码 " + fare + "元");
-    }
-    taxi_ack(trip);
-    taxi_next(*l);
-  };
-  p->not_decided = [this, lane_id = ls.cfg.id, trip, token = *tok] {
-    LaneState* l = lane_of(lane_id);
-    if (l == nullptr) {
-      return;
-    }
-    log::error("taxi trip not decided; the meter will retransmit it",
-               {{"METER", trip.meter}, {"TRIP", static_cast<std::int64_t>(trip.trip_number)}});
-    display(*l, "系统故障 请收现金");
-    l->rider = token;  // the retransmitted trip pairs with it again
-    taxi_next(*l);
-  };
-  charge(ls, std::move(p));
-}
+// ---------------- trips ----------------
 
-Status Site::Impl::insert_meter_paid(Transaction& txn, const std::string& lane_id,
-                                     const lane::TripRecord& trip, const std::string& out_trade_no,
-                                     const std::string& reason) {
+Status Site::Impl::insert_meter_paid(Transaction& txn, const std::string& lane_id, const Store::TaxiTrip& trip,
+                                     const std::string& out_trade_no, const std::string& reason) {
   TxRecord tx;
   tx.out_trade_no = out_trade_no;
   tx.kind = TxKind::kTaxi;
@@ -258,63 +182,614 @@ Status Site::Impl::insert_meter_paid(Transaction& txn, const std::string& lane_i
   tx.decision_reason = reason;
   tx.payment_method = meter_method(trip.payment_type);
   tx.trip_number = trip.trip_number;
-  const json::object detail = trip_detail(trip);
-  tx.detail = json::serialize(detail);
+  tx.passage_key = "trip:" + trip.trip_key;
+  tx.detail = trip.detail;
   auto id = store.insert_transaction(txn, tx);
-  if (!id) {
-    return std::unexpected(id.error());
-  }
-  return append_ledger(txn, ledger::Kind::kChargeSettled, lane_id, trip.plate, out_trade_no,
-                       trip.fare, "CASH", "meter:" + trip.meter, detail);
+  if (!id) return std::unexpected(id.error());
+  boost::system::error_code ec;
+  json::value detail = json::parse(trip.detail, ec);
+  return append_ledger(txn, ledger::Kind::kChargeSettled, lane_id, trip.plate, out_trade_no, trip.fare, "CASH",
+                       "meter:" + trip.meter, !ec && detail.is_object() ? detail.as_object() : json::object{});
 }
 
-void Site::Impl::taxi_record_at_meter(LaneState* ls, const lane::TripRecord& trip,
-                                      const std::string& out_trade_no, const std::string& reason) {
-  const std::string lane_id = ls ? ls->cfg.id : trip.lane;
-  auto existing = store.find_transaction(out_trade_no);
-  if (!(existing && *existing)) {
-    auto s = commit([&](Transaction& txn) {
-      return insert_meter_paid(txn, lane_id, trip, out_trade_no, reason);
-    });
-    if (!s) {
-      log::error("taxi trip not recorded; the meter will retransmit it",
-                 {{"METER", trip.meter},
-                  {"TRIP", static_cast<std::int64_t>(trip.trip_number)},
-                  {"ERROR", s.error().message}});
-      return;
-    }
-    trips_counter(meter_method(trip.payment_type)).inc();
-    if (ls) {
-      ls->last_plate = trip.plate;
-      ls->last_decision = std::string("trip ") + meter_method(trip.payment_type);
+// Settles an OPEN trip as paid at the meter, in txn: its CASH row, and every order of the
+// trip still open marked fallback (its `pay` item closes or reverses it; a late SUCCESS is
+// flagged refund_due). false: the trip was no longer open.
+Result<bool> Site::Impl::settle_at_meter(Transaction& txn, const Store::TaxiTrip& trip, const std::string& reason) {
+  const std::string cash_no = trip.trip_key + "C";
+  auto settled = store.settle_trip(txn, trip.trip_key, "METER", cash_no);
+  if (!settled || !*settled) return settled;
+  if (auto s = insert_meter_paid(txn, trip.lane, trip, cash_no, reason); !s) return std::unexpected(s.error());
+  auto orders = store.passage_transactions("trip:" + trip.trip_key);
+  if (!orders) return std::unexpected(orders.error());
+  for (const TxRecord& o : *orders) {
+    if (o.out_trade_no == cash_no || !is_open(o.state) || o.fell_back()) continue;
+    if (auto s = store.set_decision(txn, o.out_trade_no, DecisionKind::kFallback, "trip_paid_at_meter", false); !s) {
+      return std::unexpected(s.error());
     }
   }
+  return true;
+}
+
+void Site::Impl::taxi_trip(const lane::TripRecord& trip) {
+  LaneState* ls = lane_of(trip.lane);
+  const std::string lane_id = ls != nullptr ? ls->cfg.id : trip.lane;
+  Store::TaxiTrip row;
+  row.trip_key = taxi_trip_key(cfg.gateway.id, trip.meter, trip.trip_number, trip.boarding.to_string());
+  row.lane = lane_id;
+  row.meter = trip.meter;
+  row.trip_number = trip.trip_number;
+  row.boarding = trip.boarding.to_string();
+  row.fare = trip.fare;
+  row.payment_type = trip.payment_type;
+  row.plate = trip.plate;
+  row.detail = json::serialize(trip_detail(trip));
+
+  auto existing = store.find_trip(row.trip_key);
+  if (existing && *existing) {
+    // A retransmission (our acknowledgement was lost, or a restart): stored already.
+    return taxi_ack(trip);
+  }
+  if (ls != nullptr && ls->trip && ls->trip->key != row.trip_key) {
+    // The meter finished another trip: the previous passenger paid the driver.
+    end_trip_at_meter(*ls, "next_trip");
+  }
+  const bool taxi_lane = ls != nullptr && ls->cfg.mode == config::LaneMode::kTaxi;
+  const bool online = gate.link_up() && cfg.provider.configured();
+  const bool electronic = taxi_lane && online && !card_paid(trip.payment_type) && !trip.fare.is_zero();
+  std::string method = meter_method(trip.payment_type);
+  auto s = commit([&](Transaction& txn) -> Status {
+    if (auto st = store.insert_trip(txn, row); !st) return st;
+    if (auto st = enqueue_regulator(txn, lane_id, trip, row); !st) return st;
+    if (electronic) return {};
+    auto settled = settle_at_meter(txn, row, !taxi_lane ? "meter_bound_to_no_taxi_lane"
+                                             : card_paid(trip.payment_type) ? "card_paid_at_meter"
+                                             : trip.fare.is_zero()          ? "no_fare"
+                                                                            : "offline");
+    if (!settled) return std::unexpected(settled.error());
+    return {};
+  });
+  if (!s) {
+    log::error("taxi trip not recorded; the meter will retransmit it",
+               {{"METER", trip.meter}, {"TRIP", static_cast<std::int64_t>(trip.trip_number)}, {"ERROR", s.error().message}});
+    return;
+  }
   taxi_ack(trip);
+  if (!electronic) {
+    trips_counter(method).inc();
+    if (ls != nullptr) {
+      ls->last_plate = trip.plate;
+      ls->last_decision = "trip " + method;
+      const bool offline = taxi_lane && !online && !card_paid(trip.payment_type) && !trip.fare.is_zero();
+      show_settled(ls->cfg.id, offline ? Phase::kOffline : Phase::kMeterPaid, trip.fare, method, row.trip_key + "C");
+      display(*ls, (offline ? "网络中断 请付现金 " : "已付款 ") + trip.fare.to_string() + "元");
+    }
+    return;
+  }
+  LaneState& l = *ls;
+  l.trip = TaxiTripState{};
+  l.trip->key = row.trip_key;
+  l.trip->record = trip;
+  l.trip->fare = trip.fare;
+  l.last_plate = trip.plate;
+  l.last_decision = "trip awaiting payment";
+  l.phase = LanePhase::kTripAwaitingPayment;
+  show_trip(l, Phase::kFare);
+  display(l, "请乘客扫码支付 " + trip.fare.to_string() + "元");
+  arm_qr_timer(l, milliseconds(l.cfg.code_wait_ms));
+}
+
+void Site::Impl::arm_qr_timer(LaneState& ls, milliseconds after) {
+  ls.trip_timer->cancel();
+  ls.trip_timer->expires_after(after);
+  ls.trip_timer->async_wait([this, alive = std::weak_ptr<bool>(alive), id = ls.cfg.id,
+                             key = ls.trip ? ls.trip->key : std::string()](boost::system::error_code ec) {
+    if (ec || alive.expired()) return;
+    LaneState* l = lane_of(id);
+    if (l == nullptr || !l->trip || l->trip->key != key) return;
+    if (!l->trip->qr_out.empty() || l->trip->qr_failed) {
+      // The QR (or the attempt to make one) had its time: the driver collects.
+      return end_trip_at_meter(*l, "qr_timeout");
+    }
+    if (!l->trip->paying.empty()) return;  // a code is being confirmed; it re-arms after
+    native_start(*l);
+  });
+}
+
+void Site::Impl::end_trip_at_meter(LaneState& ls, const std::string& reason) {
+  if (!ls.trip) return;
+  TaxiTripState t = std::move(*ls.trip);
+  ls.trip.reset();
+  ls.trip_timer->cancel();
+  ls.phase = LanePhase::kIdle;
+  auto row = store.find_trip(t.key);
+  if (!row || !*row) return;
+  bool settled = false;
+  auto s = commit([&](Transaction& txn) -> Status {
+    auto r = settle_at_meter(txn, **row, reason);
+    if (!r) return std::unexpected(r.error());
+    settled = *r;
+    return {};
+  });
+  if (!s) {
+    // The trip stays OPEN in the database; recover() settles it at the next start.
+    log::error("taxi trip not settled at the meter", {{"LANE", ls.cfg.id}, {"ERROR", s.error().message}});
+    return;
+  }
+  if (!settled) return;  // paid electronically in the meantime
+  const std::string method = meter_method((*row)->payment_type);
+  trips_counter(method).inc();
+  ls.last_decision = "trip " + method;
+  show_settled(ls.cfg.id, Phase::kMeterPaid, t.fare, method, t.key + "C");
+  gate.kick();  // the trip's open orders: close or reverse them now
+}
+
+void Site::Impl::taxi_started(const lane::TripStarted& started) {
+  LaneState* ls = lane_of(started.lane);
+  if (ls == nullptr || ls->cfg.mode != config::LaneMode::kTaxi) return;
+  if (ls->trip) end_trip_at_meter(*ls, "next_trip_started");
+  show(ls->cfg.id, ScreenView{});
+}
+
+// ---------------- payment code ----------------
+
+void Site::Impl::taxi_token(const lane::PaymentCode& code) {
+  LaneState* ls = lane_of(code.lane);
+  if (ls == nullptr || ls->cfg.mode != config::LaneMode::kTaxi) {
+    codes_counter(code.lane, "unbound").inc();
+    log::warn("payment code from a reader bound to no taxi lane", {{"READER", code.reader}});
+    return;
+  }
+  if (!ls->trip) {
+    // No fare to pay: a code is never kept for a later trip (it expires in a minute).
+    codes_counter(ls->cfg.id, "no_trip").inc();
+    return;
+  }
+  if (!ls->trip->paying.empty()) {
+    codes_counter(ls->cfg.id, "busy").inc();
+    return;
+  }
+  codepay_start(*ls, code.code);
+}
+
+// Records the order (SUBMITTING, with its `pay` item) for the trip's next attempt. Returns
+// the out_trade_no, or "" when nothing was recorded.
+std::string Site::Impl::record_attempt(LaneState& ls, PayProduct product) {
+  TaxiTripState& t = *ls.trip;
+  std::string out;
+  auto s = commit([&](Transaction& txn) -> Status {
+    auto n = store.next_trip_attempt(txn, t.key);
+    if (!n) return std::unexpected(n.error());
+    if (*n > kMaxAttempts) return fail(Errc::kOutOfRange, "more than 99 payment orders for one trip", "attempts");
+    out = t.key + (product == PayProduct::kCodepay ? "P" : "Q") + two_digits(*n);
+    TxRecord tx;
+    tx.out_trade_no = out;
+    tx.kind = TxKind::kTaxi;
+    tx.lane = ls.cfg.id;
+    tx.plate = t.record.plate;
+    tx.amount = t.fare;
+    tx.state = ChargeState::kRecorded;
+    tx.payment_method = std::string(pay_product_name(product));
+    tx.trip_number = t.record.trip_number;
+    tx.passage_key = "trip:" + t.key;
+    tx.detail = json::serialize(trip_detail(t.record));
+    auto id = store.insert_transaction(txn, tx);
+    if (!id) return std::unexpected(id.error());
+    // Commit before the request leaves: from here on the provider may have it.
+    auto moved = book.move(txn, tx, ChargeState::kSubmitting, "", "system");
+    if (!moved) return std::unexpected(moved.error());
+    json::object item{{"v", 1},
+                      {"out_trade_no", out},
+                      {"product", pay_product_name(product)},
+                      {"trip", t.key},
+                      {"created_ms", now_ms(clock)}};
+    auto q = outbox.enqueue(txn, kTopicPay, "pay:" + out, "pay:" + out, json::serialize(item));
+    if (!q) return std::unexpected(q.error());
+    return {};
+  });
+  if (!s) {
+    log::error("taxi payment order not recorded", {{"LANE", ls.cfg.id}, {"ERROR", s.error().message}});
+    return {};
+  }
+  return out;
+}
+
+void Site::Impl::codepay_start(LaneState& ls, const std::string& code) {
+  const std::string out = record_attempt(ls, PayProduct::kCodepay);
+  if (out.empty()) {
+    codes_counter(ls.cfg.id, "not_recorded").inc();
+    show_trip(ls, Phase::kDeclined, "error");
+    return;
+  }
+  codes_counter(ls.cfg.id, "used").inc();
+  ls.trip->paying = out;
+  ls.trip_timer->cancel();
+  show_trip(ls, Phase::kConfirming);
+  display(ls, "支付确认中 " + ls.trip->fare.to_string() + "元");
+  CodepayRequest req;
+  req.out_trade_no = out;
+  req.description = "出租车费 " + cfg.gateway.site_name;
+  req.auth_code = code;  // lives only in this request (invariant 2)
+  req.amount = ls.trip->fare;
+  req.device_id = ls.trip->record.meter;
+  req.store_out_id = cfg.gateway.id;
+  in_flight.insert(out);
+  const bool sent = gate.call_provider([this, alive = std::weak_ptr<bool>(alive), req](PaymentProvider& p) {
+    auto r = p.codepay(req);
+    return std::function<void()>([this, alive, out = req.out_trade_no, r = std::move(r)] {
+      if (!alive.expired()) codepay_result(out, r);
+    });
+  });
+  if (!sent) {
+    codepay_result(out, std::unexpected(ProviderFailure{Outcome::kRetryLater, 0, "",
+                                                        Error{Errc::kUnavailable, "no payment provider", "provider"}}));
+  }
+}
+
+void Site::Impl::codepay_result(const std::string& out, const ProviderResult<Payment>& r) {
+  in_flight.erase(out);
+  auto found = store.find_transaction(out);
+  if (!found || !*found) return;
+  const TxRecord tx = **found;
+  LaneState* ls = lane_of(tx.lane);
+  if (!r) gate.note_link(r.error().http_status != 0, r.error().error.message);
+  else gate.note_link(true, {});
+  if (r && r->state == PayState::kSuccess) {
+    return settle_payment(*r, AnswerSource::kReply);
+  }
+  if (!r && (r.error().outcome == Outcome::kPark || r.error().outcome == Outcome::kRetryLater) &&
+      r.error().provider_code != kUnknownTradeState) {
+    // Refused, or never sent: nothing was taken under this number (a new code gets a new one).
+    const ProviderFailure& f = r.error();
+    auto s = commit([&](Transaction& txn) -> Status {
+      auto moved = book.move(txn, tx, f.outcome == Outcome::kPark ? ChargeState::kPayFail : ChargeState::kVoid, "",
+                             "provider",
+                             json::serialize(json::object{{"code", f.provider_code}, {"http_status", f.http_status}}));
+      if (!moved) return std::unexpected(moved.error());
+      return {};
+    });
+    pay_counter("codepay", f.outcome == Outcome::kPark ? "declined" : "not_sent").inc();
+    log::info("payment code not accepted", {{"OUT_TRADE_NO", out}, {"HTTP_STATUS", f.http_status}, {"CODE", f.provider_code}});
+    if (ls != nullptr && ls->trip && ls->trip->paying == out) {
+      ls->trip->paying.clear();
+      show_trip(*ls, Phase::kDeclined, f.outcome == Outcome::kPark ? "declined" : "network");
+      display(*ls, "支付未成功 请重新扫码或付现金");
+      arm_qr_timer(*ls, milliseconds(ls->cfg.code_wait_ms));
+    }
+    (void)s;
+    return;
+  }
+  // Unknown (USERPAYING, 5xx, timeout, unverifiable): never resubmitted; the `pay` item
+  // queries, then reverses.
+  (void)book.move_committed(out, ChargeState::kUnknown, "", "system",
+                            json::serialize(json::object{{"error", r ? std::string(pay_state_name(r->state))
+                                                                     : r.error().error.message}}));
+  gate.kick();
+}
+
+// ---------------- Native QR ----------------
+
+void Site::Impl::native_start(LaneState& ls) {
+  if (!gate.link_up()) {
+    ls.trip->qr_failed = true;
+    show_trip(ls, Phase::kDeclined, "network");
+    arm_qr_timer(ls, seconds(ls.cfg.qr_wait_s));
+    return;
+  }
+  const std::string out = record_attempt(ls, PayProduct::kNative);
+  if (out.empty()) {
+    ls.trip->qr_failed = true;
+    arm_qr_timer(ls, seconds(ls.cfg.qr_wait_s));
+    return;
+  }
+  ls.trip->qr_pending = out;
+  NativeRequest req;
+  req.out_trade_no = out;
+  req.description = "出租车费 " + cfg.gateway.site_name;
+  req.amount = ls.trip->fare;
+  req.time_expire = clock.now() + seconds(ls.cfg.qr_wait_s);
+  req.device_id = ls.trip->record.meter;
+  in_flight.insert(out);
+  const bool sent = gate.call_provider([this, alive = std::weak_ptr<bool>(alive), req](PaymentProvider& p) {
+    auto r = p.create_native(req);
+    return std::function<void()>([this, alive, out = req.out_trade_no, r = std::move(r)] {
+      if (!alive.expired()) native_result(out, r);
+    });
+  });
+  if (!sent) {
+    native_result(out, std::unexpected(ProviderFailure{Outcome::kRetryLater, 0, "",
+                                                       Error{Errc::kUnavailable, "no payment provider", "provider"}}));
+  }
+}
+
+void Site::Impl::native_result(const std::string& out, const ProviderResult<std::string>& r) {
+  in_flight.erase(out);
+  auto found = store.find_transaction(out);
+  if (!found || !*found) return;
+  const TxRecord tx = **found;
+  LaneState* ls = lane_of(tx.lane);
+  const bool current = ls != nullptr && ls->trip && ls->trip->qr_pending == out;
+  if (current) ls->trip->qr_pending.clear();
+  if (!r) gate.note_link(r.error().http_status != 0, r.error().error.message);
+  else gate.note_link(true, {});
+  if (r) {
+    (void)book.move_committed(out, ChargeState::kAccepted, "", "provider", R"({"code_url":"issued"})");
+    if (current) {
+      ls->trip->qr_out = out;
+      ls->trip->qr_url = *r;
+      show_trip(*ls, Phase::kQr);
+      display(*ls, "请扫描乘客屏二维码支付 " + ls->trip->fare.to_string() + "元");
+      arm_qr_timer(*ls, seconds(ls->cfg.qr_wait_s));
+    }
+    gate.kick();  // the `pay` item queries it (a notification usually comes first)
+    return;
+  }
+  const ProviderFailure& f = r.error();
+  if (f.outcome == Outcome::kPark || f.outcome == Outcome::kRetryLater) {
+    (void)book.move_committed(out, ChargeState::kVoid, "", "provider",
+                              json::serialize(json::object{{"code", f.provider_code}, {"http_status", f.http_status}}));
+    pay_counter("native", "not_created").inc();
+  } else {
+    (void)book.move_committed(out, ChargeState::kUnknown, "", "system",
+                              json::serialize(json::object{{"error", f.error.message}}));
+  }
+  if (current) {
+    ls->trip->qr_failed = true;
+    show_trip(*ls, Phase::kDeclined, "network");
+    display(*ls, "二维码不可用 请付现金 " + ls->trip->fare.to_string() + "元");
+    arm_qr_timer(*ls, seconds(ls->cfg.qr_wait_s));
+  }
+  gate.kick();
+}
+
+// ---------------- answers ----------------
+
+Status Site::Impl::apply_payment(Transaction& txn, const Payment& p, AnswerSource source, bool* paid_trip) {
+  auto found = store.find_transaction(p.out_trade_no);
+  if (!found) return std::unexpected(found.error());
+  if (!*found) {
+    return fail(Errc::kNotFound, "no in-cab payment order " + p.out_trade_no, "out_trade_no");
+  }
+  TxRecord tx = **found;
+  if (p.state != PayState::kSuccess && p.state != PayState::kRefund) return {};
+  const ProviderTransaction answer = as_transaction(p);
+  if (p.state == PayState::kSuccess && same_money(tx, answer, book.merchant())) {
+    const std::string key = trip_of(tx);
+    auto trip = store.find_trip(key);
+    if (!trip) return std::unexpected(trip.error());
+    if (*trip && (*trip)->state == "OPEN") {
+      auto settled = store.settle_trip(txn, key, "PAID", tx.out_trade_no);
+      if (!settled) return std::unexpected(settled.error());
+      if (auto s = store.set_decision(txn, tx.out_trade_no, DecisionKind::kPassOnline, "paid", false); !s) return s;
+      tx.decision = DecisionKind::kPassOnline;
+      if (paid_trip != nullptr) *paid_trip = true;
+    } else if (!(*trip && (*trip)->settled_by == tx.out_trade_no) && !tx.fell_back()) {
+      // The trip was paid another way first: this payment is a second one (invariant 1).
+      if (auto s = store.set_decision(txn, tx.out_trade_no, DecisionKind::kFallback, "trip_settled_otherwise", false);
+          !s) {
+        return s;
+      }
+      tx.decision = DecisionKind::kFallback;
+    }
+  }
+  auto applied = book.apply_answer(txn, tx, answer, source);
+  if (!applied) return std::unexpected(applied.error());
+  return {};
+}
+
+void Site::Impl::settle_payment(const Payment& p, AnswerSource source) {
+  bool paid_trip = false;
+  auto s = commit([&](Transaction& txn) { return apply_payment(txn, p, source, &paid_trip); });
+  if (!s) {
+    log::error("in-cab payment answer not applied", {{"OUT_TRADE_NO", p.out_trade_no}, {"ERROR", s.error().message}});
+    return;
+  }
+  after_payment(p.out_trade_no, paid_trip);
+}
+
+// After a payment's answer committed: the lane and the screen follow the database.
+void Site::Impl::after_payment(const std::string& out, bool paid_trip) {
+  auto found = store.find_transaction(out);
+  if (!found || !*found) return;
+  const TxRecord tx = **found;
+  LaneState* ls = lane_of(tx.lane);
+  if (tx.state == ChargeState::kSuccess) {
+    pay_counter(tx.payment_method, tx.refund_due ? "paid_twice" : "paid").inc();
+  }
+  if (ls == nullptr || !ls->trip || ls->trip->key != trip_of(tx)) return;
+  if (paid_trip) {
+    TaxiTripState t = std::move(*ls->trip);
+    ls->trip.reset();
+    ls->trip_timer->cancel();
+    ls->phase = LanePhase::kIdle;
+    trips_counter(tx.payment_method).inc();
+    ls->last_decision = "trip " + tx.payment_method;
+    show_settled(ls->cfg.id, Phase::kPaid, t.fare, tx.payment_method, out);
+    display(*ls, "乘客已支付 " + t.fare.to_string() + "元");
+    gate.kick();  // a QR still open for the trip gets closed
+    return;
+  }
+  if (ls->trip->paying == out && !is_open(tx.state)) {
+    // The code's order ended without paying (reversed, closed, refused).
+    ls->trip->paying.clear();
+    show_trip(*ls, Phase::kDeclined, tx.state == ChargeState::kVoid ? "reversed" : "declined");
+    display(*ls, "支付未成功 请重新扫码或付现金");
+    arm_qr_timer(*ls, milliseconds(ls->cfg.code_wait_ms));
+  }
+}
+
+// ---------------- the `pay` follow-ups ----------------
+
+void Site::Impl::pay_item(const queue::Item& item, std::function<void(queue::Outcome)> done) {
+  boost::system::error_code ec;
+  json::value v = json::parse(item.payload, ec);
+  if (ec || !v.is_object()) return done(queue::Outcome::park("pay item is not a JSON object"));
+  const json::object& o = v.as_object();
+  const auto* out_v = o.if_contains("out_trade_no");
+  const auto* product_v = o.if_contains("product");
+  const auto* created_v = o.if_contains("created_ms");
+  if (out_v == nullptr || !out_v->is_string() || product_v == nullptr || !product_v->is_string() ||
+      created_v == nullptr || !created_v->is_int64()) {
+    return done(queue::Outcome::park("pay item lacks out_trade_no, product or created_ms"));
+  }
+  const std::string out(out_v->as_string());
+  const PayProduct product = product_v->as_string() == "native" ? PayProduct::kNative : PayProduct::kCodepay;
+  const auto age = milliseconds(now_ms(clock) - created_v->as_int64());
+  auto found = store.find_transaction(out);
+  if (!found) return done(queue::Outcome::retry(found.error().message));
+  if (!*found) return done(queue::Outcome::park("no transaction " + out));
+  const TxRecord tx = **found;
+  if (!is_open(tx.state)) return done(queue::Outcome::ack());
+  if (in_flight.contains(out)) return done(queue::Outcome::retry("request in flight", kInFlightRetry));
+
+  // Whether the trip still wants this order: an open trip on its lane whose current order it is.
+  const LaneState* ls = lane_of(tx.lane);
+  const bool wanted = !tx.fell_back() && ls != nullptr && ls->trip && ls->trip->key == trip_of(tx) &&
+                      (ls->trip->paying == out || ls->trip->qr_out == out);
+  enum class Step { kQuery, kReverse, kClose };
+  Step step = Step::kQuery;
+  if (product == PayProduct::kCodepay) {
+    if (age >= kCodepayQueryFor || (!wanted && age >= kReverseNotBefore)) step = Step::kReverse;
+    if (step == Step::kQuery && tx.state == ChargeState::kUnknown && age < kFirstQueryAfterError) {
+      return done(queue::Outcome::retry("first query 5 s after the error", kFirstQueryAfterError - age));
+    }
+  } else if (!wanted) {
+    step = tx.state == ChargeState::kAccepted ? Step::kClose : Step::kQuery;
+  }
+  const bool sent = gate.call_provider([this, alive = std::weak_ptr<bool>(alive), out, product, step, age, wanted,
+                                        done](PaymentProvider& p) {
+    FollowupAnswer a;
+    a.step = static_cast<int>(step);
+    if (step == Step::kQuery) {
+      a.query = p.query_payment(product, out);
+    } else if (step == Step::kReverse) {
+      a.ended = p.reverse_payment(out);
+    } else {
+      a.ended = p.close_payment(product, out);
+    }
+    return std::function<void()>([this, alive, out, product, age, wanted, a = std::move(a), done] {
+      if (alive.expired()) return done(queue::Outcome::retry("site stopped"));
+      pay_followup_result(out, product, age, wanted, a, done);
+    });
+  });
+  if (!sent) return done(queue::Outcome::retry("no payment provider", seconds(30)));
+}
+
+void Site::Impl::pay_followup_result(const std::string& out, PayProduct product, milliseconds age, bool wanted,
+                                     const FollowupAnswer& a, const std::function<void(queue::Outcome)>& done) {
+  const char* name = product == PayProduct::kCodepay ? "codepay" : "native";
+  const auto again = product == PayProduct::kCodepay ? milliseconds(kCodepayQueryEvery)
+                                                     : milliseconds(kNativeQueryEvery);
+  auto end_void = [&](std::string_view why) {
+    auto moved = book.move_committed(out, ChargeState::kVoid, "", "provider",
+                                     json::serialize(json::object{{"reason", why}}));
+    if (!moved) return done(queue::Outcome::retry(moved.error().message));
+    pay_counter(name, why).inc();
+    after_payment(out, false);
+    done(queue::Outcome::ack());
+  };
+  if (a.step == 0) {  // query
+    const auto& r = a.query;
+    if (!r) {
+      gate.note_link(r.error().http_status != 0, r.error().error.message);
+      if (r.error().outcome == Outcome::kNotFound) {
+        // The order never reached the provider. Its request can no longer land once the
+        // code expired (codepay) or long after it was sent (Native): then it is void.
+        if (age >= kCodeLifetime) return end_void("never_created");
+        return done(queue::Outcome::retry("order not found yet", again));
+      }
+      if (r.error().provider_code == kUnknownTradeState) {
+        return done(queue::Outcome::park("provider trade_state unknown to lanegate: " + r.error().error.message));
+      }
+      return done(queue::Outcome::retry(r.error().error.message, again));
+    }
+    gate.note_link(true, {});
+    switch (r->state) {
+      case PayState::kSuccess:
+      case PayState::kRefund: {
+        bool paid_trip = false;
+        auto s = commit([&](Transaction& txn) { return apply_payment(txn, *r, AnswerSource::kQuery, &paid_trip); });
+        if (!s) return done(queue::Outcome::retry(s.error().message));
+        after_payment(out, paid_trip);
+        auto now = store.find_transaction(out);
+        if (now && *now && (*now)->refund_due) pay_counter(name, "refund_due").inc();
+        return done(queue::Outcome::ack());
+      }
+      case PayState::kClosed:
+      case PayState::kRevoked:
+        return end_void(r->state == PayState::kClosed ? "closed" : "revoked");
+      case PayState::kNotPay:
+      case PayState::kUserPaying:
+      case PayState::kPayError:
+        if (product == PayProduct::kNative && !wanted) {
+          return done(queue::Outcome::retry("unpaid; closing next", again));
+        }
+        return done(queue::Outcome::retry(std::string(pay_state_name(r->state)), again));
+    }
+    return done(queue::Outcome::retry("unhandled state", again));
+  }
+  // reverse or close
+  const auto& r = a.ended;
+  if (r) {
+    gate.note_link(true, {});
+    return end_void(a.step == 1 ? "reversed" : "closed");
+  }
+  gate.note_link(r.error().http_status != 0, r.error().error.message);
+  if (a.step == 1 && r.error().outcome == Outcome::kNotFound && age >= kCodeLifetime) {
+    return end_void("never_created");
+  }
+  if (a.step == 2) {
+    // A refused close: query and follow the state (it may have been paid just now).
+    log::info("close refused; querying the order", {{"OUT_TRADE_NO", out}, {"CODE", r.error().provider_code}});
+    const bool sent = gate.call_provider([this, alive = std::weak_ptr<bool>(alive), out, product, age, wanted,
+                                          done](PaymentProvider& p) {
+      FollowupAnswer q;
+      q.step = 0;
+      q.query = p.query_payment(product, out);
+      return std::function<void()>([this, alive, out, product, age, wanted, q = std::move(q), done] {
+        if (alive.expired()) return done(queue::Outcome::retry("site stopped"));
+        pay_followup_result(out, product, age, wanted, q, done);
+      });
+    });
+    if (!sent) done(queue::Outcome::retry("no payment provider", seconds(30)));
+    return;
+  }
+  // The reverse is repeated until it holds (spec rule 3).
+  log::warn("payment reverse did not hold; repeating", {{"OUT_TRADE_NO", out}, {"ERROR", r.error().error.message}});
+  return done(queue::Outcome::retry("reverse: " + r.error().error.message, again));
+}
+
+// ---------------- restart ----------------
+
+void Site::Impl::recover_trips() {
+  auto open = store.open_trips();
+  if (!open) {
+    log::error("open taxi trips not read", {{"ERROR", open.error().message}});
+    return;
+  }
+  for (const Store::TaxiTrip& t : *open) {
+    auto s = commit([&](Transaction& txn) -> Status {
+      auto r = settle_at_meter(txn, t, "restart");
+      if (!r) return std::unexpected(r.error());
+      return {};
+    });
+    if (s) {
+      trips_counter(meter_method(t.payment_type)).inc();
+      log::notice("taxi trip left open by a restart recorded as paid at the meter",
+                  {{"LANE", t.lane}, {"TRIP", static_cast<std::int64_t>(t.trip_number)}});
+    }
+  }
 }
 
 void Site::Impl::taxi_ack(const lane::TripRecord& trip) {
   if (auto a = actuator.ack_trip(trip.meter, trip.trip_number, trip.boarding); !a) {
-    log::warn("trip acknowledgement not sent",
-              {{"METER", trip.meter}, {"ERROR", a.error().message}});
+    log::warn("trip acknowledgement not sent", {{"METER", trip.meter}, {"ERROR", a.error().message}});
   }
 }
 
-void Site::Impl::taxi_started(const lane::TripStarted&) {}
-
-void Site::Impl::taxi_next(LaneState& ls) {
-  ls.busy = false;
-  ls.phase = LanePhase::kIdle;
-  if (ls.waiting_trips.empty()) {
-    return;
-  }
-  lane::TripRecord trip = std::move(ls.waiting_trips.front());
-  ls.waiting_trips.pop_front();
-  asio::post(io, [this, alive = std::weak_ptr<bool>(alive), trip] {
-    if (alive.expired()) {
-      return;
-    }
-    taxi_trip(trip);
-  });
+Status Site::Impl::enqueue_regulator(Transaction&, const std::string&, const lane::TripRecord&,
+                                     const Store::TaxiTrip&) {
+  return {};
 }
 
 }  // namespace lanegate::gateway

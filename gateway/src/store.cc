@@ -105,7 +105,31 @@ CREATE TABLE etc_contracts (
 CREATE INDEX etc_contracts_heard ON etc_contracts(heard_at);
 )sql";
 
-constexpr std::string_view kSteps[] = {kSchemaV1, kSchemaV2, kSchemaV3};
+// Taxi trips (site_taxi.cc): a meter's end-of-trip record is stored here before the meter
+// is acknowledged; the trip stays OPEN while the passenger may pay electronically, then
+// ends PAID (settled_by = the payment's out_trade_no) or METER (the meter's own payment:
+// settled_by = the CASH row).
+constexpr std::string_view kSchemaV4 = R"sql(
+CREATE TABLE taxi_trips (
+  trip_key     TEXT PRIMARY KEY,
+  lane         TEXT NOT NULL,
+  meter        TEXT NOT NULL,
+  trip_number  INTEGER NOT NULL,
+  boarding     TEXT NOT NULL,
+  fare_fen     INTEGER NOT NULL,
+  payment_type INTEGER NOT NULL,
+  plate        TEXT NOT NULL DEFAULT '',
+  detail       TEXT NOT NULL DEFAULT '{}',
+  state        TEXT NOT NULL CHECK (state IN ('OPEN', 'PAID', 'METER')),
+  settled_by   TEXT NOT NULL DEFAULT '',
+  attempts     INTEGER NOT NULL DEFAULT 0,
+  created_at   INTEGER NOT NULL,
+  settled_at   INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX taxi_trips_open ON taxi_trips(state) WHERE state = 'OPEN';
+)sql";
+
+constexpr std::string_view kSteps[] = {kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4};
 
 std::int64_t to_ms(SystemTime t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
@@ -553,6 +577,107 @@ Result<std::int64_t> Store::record_manual_open(Transaction& txn, std::string_vie
   st->bind_all(lane, actor, reason, to_ms(clock_->now()));
   if (auto r = st->run(); !r) return std::unexpected(r.error());
   return txn.db().last_insert_rowid();
+}
+
+Result<std::vector<TxRecord>> Store::passage_transactions(std::string_view passage_key) {
+  auto st = db_->prepare("SELECT " + std::string(kTxColumns) + " FROM transactions WHERE passage_key = ? ORDER BY id");
+  if (!st) return std::unexpected(st.error());
+  st->bind(1, passage_key);
+  std::vector<TxRecord> out;
+  for (;;) {
+    auto row = st->step();
+    if (!row) return std::unexpected(row.error());
+    if (!*row) break;
+    auto tx = read_tx(*st);
+    if (!tx) return std::unexpected(tx.error());
+    out.push_back(std::move(*tx));
+  }
+  return out;
+}
+
+// ---------------- taxi trips ----------------
+
+namespace {
+constexpr std::string_view kTripColumns =
+    "trip_key, lane, meter, trip_number, boarding, fare_fen, payment_type, plate, detail, state, settled_by, "
+    "attempts, created_at, settled_at";
+
+Store::TaxiTrip read_trip(const Statement& st) {
+  Store::TaxiTrip t;
+  t.trip_key = st.column_text(0);
+  t.lane = st.column_text(1);
+  t.meter = st.column_text(2);
+  t.trip_number = static_cast<std::uint32_t>(st.column_int64(3));
+  t.boarding = st.column_text(4);
+  t.fare = Money::from_fen(st.column_int64(5));
+  t.payment_type = static_cast<int>(st.column_int64(6));
+  t.plate = st.column_text(7);
+  t.detail = st.column_text(8);
+  t.state = st.column_text(9);
+  t.settled_by = st.column_text(10);
+  t.attempts = static_cast<int>(st.column_int64(11));
+  t.created_at = from_ms(st.column_int64(12));
+  t.settled_at = from_ms(st.column_int64(13));
+  return t;
+}
+}  // namespace
+
+Status Store::insert_trip(Transaction& txn, const TaxiTrip& t) {
+  auto st = txn.db().prepare(
+      "INSERT INTO taxi_trips(trip_key, lane, meter, trip_number, boarding, fare_fen, payment_type, plate, detail, "
+      "state, settled_by, attempts, created_at, settled_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 0, "
+      "?12, ?13)");
+  if (!st) return std::unexpected(st.error());
+  const std::int64_t now = to_ms(clock_->now());
+  st->bind_all(t.trip_key, t.lane, t.meter, static_cast<std::int64_t>(t.trip_number), t.boarding, t.fare.fen(),
+               static_cast<std::int64_t>(t.payment_type), t.plate, t.detail, t.state, t.settled_by, now,
+               t.state == "OPEN" ? 0 : now);
+  return st->run();
+}
+
+Result<std::optional<Store::TaxiTrip>> Store::find_trip(std::string_view trip_key) {
+  auto st = db_->prepare("SELECT " + std::string(kTripColumns) + " FROM taxi_trips WHERE trip_key = ?");
+  if (!st) return std::unexpected(st.error());
+  st->bind(1, trip_key);
+  auto row = st->step();
+  if (!row) return std::unexpected(row.error());
+  if (!*row) return std::optional<TaxiTrip>();
+  return std::optional<TaxiTrip>(read_trip(*st));
+}
+
+Result<std::vector<Store::TaxiTrip>> Store::open_trips() {
+  auto st = db_->prepare("SELECT " + std::string(kTripColumns) +
+                         " FROM taxi_trips WHERE state = 'OPEN' ORDER BY created_at, trip_key");
+  if (!st) return std::unexpected(st.error());
+  std::vector<TaxiTrip> out;
+  for (;;) {
+    auto row = st->step();
+    if (!row) return std::unexpected(row.error());
+    if (!*row) break;
+    out.push_back(read_trip(*st));
+  }
+  return out;
+}
+
+Result<int> Store::next_trip_attempt(Transaction& txn, std::string_view trip_key) {
+  auto st = txn.db().prepare(
+      "UPDATE taxi_trips SET attempts = attempts + 1 WHERE trip_key = ? AND state = 'OPEN' RETURNING attempts");
+  if (!st) return std::unexpected(st.error());
+  st->bind(1, trip_key);
+  auto row = st->step();
+  if (!row) return std::unexpected(row.error());
+  if (!*row) return fail(Errc::kRejected, "trip " + std::string(trip_key) + " is not open", "trip");
+  return static_cast<int>(st->column_int64(0));
+}
+
+Result<bool> Store::settle_trip(Transaction& txn, std::string_view trip_key, std::string_view state,
+                                std::string_view settled_by) {
+  auto st = txn.db().prepare(
+      "UPDATE taxi_trips SET state = ?2, settled_by = ?3, settled_at = ?4 WHERE trip_key = ?1 AND state = 'OPEN'");
+  if (!st) return std::unexpected(st.error());
+  st->bind_all(trip_key, state, settled_by, to_ms(clock_->now()));
+  if (auto r = st->run(); !r) return std::unexpected(r.error());
+  return txn.db().changes() > 0;
 }
 
 }  // namespace lanegate::gateway

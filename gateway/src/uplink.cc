@@ -110,6 +110,7 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
   std::unordered_map<std::string, SteadyTime> last_charge_send;
   std::map<std::string, std::vector<Waiter>> waiters;
   InvoiceUplink* invoices = nullptr;
+  std::function<void(const queue::Item&, queue::Drainer::Completion)> pay_sink;
   config::QueueLimits invoice_limits;  // outlives invoice_drainer (it keeps a reference)
 
   Impl(asio::io_context& i, const config::Config& c, Store& s, queue::Outbox& o, PaymentProvider& p, const Clock& cl)
@@ -202,6 +203,10 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
     const json::object& p = v.as_object();
     if (item.topic == kTopicParkingEntry) return send_entry(p, std::move(done));
     if (item.topic == kTopicCharge) return send_charge(item.payload, std::move(done));
+    if (item.topic == kTopicPay) {
+      if (pay_sink) return pay_sink(item, std::move(done));
+      return done(queue::Outcome::park("no taxi lane handles in-cab payments here"));
+    }
     if (invoices != nullptr && InvoiceUplink::handles(item.topic)) return invoices->sink(item, std::move(done));
     done(queue::Outcome::park("no sender for topic '" + item.topic + "'"));
   }
@@ -608,7 +613,7 @@ void Uplink::start() {
   // Charges and invoices drain separately, each with its own in-flight budget, so a charge
   // never waits behind an invoice (the invoicing platform may be slow or down).
   queue::DrainerOptions charges;
-  charges.topics = {std::string(kTopicParkingEntry), std::string(kTopicCharge)};
+  charges.topics = {std::string(kTopicParkingEntry), std::string(kTopicCharge), std::string(kTopicPay)};
   impl_->drainer =
       std::make_unique<queue::Drainer>(impl_->io, impl_->outbox, impl_->cfg.queue, impl_->clock, sink, charges);
   impl_->drainer->start();
@@ -682,6 +687,23 @@ Status Uplink::apply_notification(Transaction& txn, const NotificationEvent& eve
 }
 
 void Uplink::set_invoice_uplink(InvoiceUplink* invoices) { impl_->invoices = invoices; }
+
+void Uplink::set_pay_sink(std::function<void(const queue::Item&, queue::Drainer::Completion)> sink) {
+  impl_->pay_sink = std::move(sink);
+}
+
+bool Uplink::call_provider(ProviderCall call) {
+  std::weak_ptr<Impl> weak = impl_;
+  asio::post(impl_->pool, [weak, call = std::move(call)] {
+    auto self = weak.lock();
+    if (!self) return;
+    auto then = call(self->provider);
+    asio::post(self->io, std::move(then));
+  });
+  return true;
+}
+
+void Uplink::note_link(bool up, const std::string& why) { impl_->set_link(up, why); }
 
 queue::Drainer::Counters Uplink::drain_counters() const {
   queue::Drainer::Counters c = impl_->drainer ? impl_->drainer->counters() : queue::Drainer::Counters{};

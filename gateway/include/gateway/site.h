@@ -64,6 +64,7 @@
 #include "gateway/store.h"
 #include "lane/events.h"
 #include "offline_queue/queue.h"
+#include "gateway/provider.h"
 
 namespace lanegate::gateway {
 
@@ -90,7 +91,31 @@ class ChargeGate {
   // is not decided yet (charge.h invariant 7): call this before kick().
   virtual void await_charge(const std::string& out_trade_no, std::chrono::milliseconds deadline,
                             std::function<void(OnlineOutcome)> done) = 0;
+
+  // In-cab payments (site_taxi.cc) call the provider directly: a payment code is valid for
+  // about a minute and never queued. `call` runs on a provider worker thread and returns
+  // the continuation to run on the io thread. false: no provider here (nothing will run).
+  using ProviderCall = std::function<std::function<void()>(PaymentProvider&)>;
+  virtual bool call_provider(ProviderCall call) {
+    (void)call;
+    return false;
+  }
+  // What such a call learned about the link (an answer, or none).
+  virtual void note_link(bool up, const std::string& why) {
+    (void)up;
+    (void)why;
+  }
 };
+
+class ScreenBoard;
+struct ScreenView;
+
+// The receipt's claim for a settled transaction (invoice claims), for the passenger screen.
+struct ClaimRef {
+  std::string url;
+  std::string code;  // human code, formatted
+};
+using ClaimLookup = std::function<std::optional<ClaimRef>(std::string_view out_trade_no)>;
 
 class Site {
  public:
@@ -112,6 +137,18 @@ class Site {
   // Replaces the configuration after a reload. REQUIRES: same lanes (ids and modes).
   void set_config(const config::Config& config);
 
+  // Taxi lanes show their trips on `board` (may be null), with the receipt's claim from
+  // `claims` (may be empty).
+  void set_screen(ScreenBoard* board, ClaimLookup claims);
+  // After a restart: trips left open are recorded as paid at the meter (the passenger is
+  // gone); their payment orders are closed or reversed by their `pay` items.
+  void recover();
+  // The `pay` outbox topic (in-cab payment follow-ups): routed here by the uplink.
+  void pay_item(const queue::Item& item, std::function<void(queue::Outcome)> done);
+  // A provider statement about an in-cab payment (query or notification), applied in `txn`:
+  // the same-money check, the charge's lifecycle, the trip. The screen follows after commit.
+  [[nodiscard]] Status apply_payment(Transaction& txn, const Payment& payment, AnswerSource source);
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
@@ -121,10 +158,15 @@ class Site {
 // of the provider's out_trade_no alphabet.
 [[nodiscard]] Result<std::string> new_out_trade_no(std::string_view gateway_id, char kind);
 
-// A taxi trip's out_trade_no: "T" + 30 hex digits of SHA-256 over the gateway id, the
-// meter, the boarding time and the trip number. Deterministic (a retransmitted trip maps to
-// the same number) and unique per merchant across a fleet (charge.h invariant 1).
-std::string taxi_out_trade_no(std::string_view gateway_id, std::string_view meter,
-                              std::uint32_t trip_number, std::string_view boarding);
+// A taxi trip's key: "T" + 27 hex digits of SHA-256 over the gateway id, the meter, the
+// boarding time and the trip number. Deterministic (a retransmitted trip maps to the same
+// key) and unique per merchant across a fleet. Its orders' out_trade_no (charge.h invariant
+// 1) are the key + "P" + 2 digits (a payment code), + "Q" + 2 digits (a Native QR) and
+// + "C" (paid at the meter): at most 31 characters.
+std::string taxi_trip_key(std::string_view gateway_id, std::string_view meter,
+                          std::uint32_t trip_number, std::string_view boarding);
+
+// Outbox topic of the in-cab payment follow-ups (query, reverse, close).
+inline constexpr std::string_view kTopicPay = "pay";
 
 }  // namespace lanegate::gateway

@@ -76,6 +76,8 @@ class Store {
   // never gets a second out_trade_no (charge.h invariant 7). A VOID one (refused, or
   // never sent and given up) is not reused: the next read records a new charge.
   [[nodiscard]] Result<std::optional<TxRecord>> find_undecided_charge(std::string_view passage_key);
+  // Every transaction of one passage (a taxi trip's orders and its CASH row), oldest first.
+  [[nodiscard]] Result<std::vector<TxRecord>> passage_transactions(std::string_view passage_key);
   // Offline-approved money not yet settled, plus unpaid arrears: for one plate, and site-wide.
   [[nodiscard]] Result<Money> plate_outstanding(std::string_view plate);
   [[nodiscard]] Result<Money> site_exposure();
@@ -150,6 +152,32 @@ class Store {
   // --- settlement hook (invariant 5) ---
   // `tx` is the row as it is after the change (state = the new state); `from` is the
   // state before it (equal to tx.state for an insert).
+  // Taxi trips (site_taxi.cc). state: OPEN | PAID | METER.
+  struct TaxiTrip {
+    std::string trip_key;  // taxi_trip_key(): the trip's identity, prefix of its orders' numbers
+    std::string lane;
+    std::string meter;
+    std::uint32_t trip_number = 0;
+    std::string boarding;  // "YYYY-MM-DDThh:mm" as the meter stated it
+    Money fare;
+    int payment_type = 0;  // the meter's payment type byte
+    std::string plate;
+    std::string detail = "{}";
+    std::string state = "OPEN";
+    std::string settled_by;  // PAID: the payment's out_trade_no; METER: the CASH row's
+    int attempts = 0;        // electronic payment orders made for it
+    SystemTime created_at;
+    SystemTime settled_at;
+  };
+  [[nodiscard]] Status insert_trip(Transaction& txn, const TaxiTrip& trip);
+  [[nodiscard]] Result<std::optional<TaxiTrip>> find_trip(std::string_view trip_key);
+  [[nodiscard]] Result<std::vector<TaxiTrip>> open_trips();
+  // Numbers the trip's next payment order (1, 2, ...). kRejected when not OPEN.
+  [[nodiscard]] Result<int> next_trip_attempt(Transaction& txn, std::string_view trip_key);
+  // OPEN -> state; false when the trip was no longer OPEN (nothing written).
+  [[nodiscard]] Result<bool> settle_trip(Transaction& txn, std::string_view trip_key, std::string_view state,
+                                         std::string_view settled_by);
+
   using SettlementHook = std::function<Status(Transaction& txn, const TxRecord& tx, ChargeState from)>;
   // Unset (default): no hook. The daemon sets it when invoicing is enabled.
   void set_settlement_hook(SettlementHook hook) { settlement_hook_ = std::move(hook); }

@@ -71,6 +71,13 @@ class Uplink final : public ChargeGate {
   // partner mode with a bound_state; callable at any time (a check already running wins).
   void check_contracts();
 
+  bool call_provider(ProviderCall call) override;
+  void note_link(bool up, const std::string& why) override;
+
+  // Routes the `pay` topic (in-cab payment follow-ups, site_taxi.cc) to `sink` (unset: such
+  // items are parked). REQUIRES: before start().
+  void set_pay_sink(std::function<void(const queue::Item&, queue::Drainer::Completion)> sink);
+
   // Routes the invoice topics to `invoices` (null: such items are parked as unknown).
   // REQUIRES: before start(); `invoices` outlives the Uplink's drain.
   void set_invoice_uplink(InvoiceUplink* invoices);

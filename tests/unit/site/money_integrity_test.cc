@@ -235,16 +235,16 @@ TEST_F(TollTest, TwoMetersWithTheSameTripNumberAndMinuteAreBothRecorded) {
 
 // Defect 4, across a fleet: ids that share their first 8 characters, same meter id, trip
 // and minute, under one merchant.
-TEST(TaxiOutTradeNo, IsUniqueAcrossGatewaysAndMetersAndFitsTheProvidersAlphabet) {
-  const std::string a = taxi_out_trade_no("taxi-BD12345", "meter", 9, "2026-11-22 09:30");
-  const std::string b = taxi_out_trade_no("taxi-BD12399", "meter", 9, "2026-11-22 09:30");
-  const std::string c = taxi_out_trade_no("taxi-BD12345", "meter2", 9, "2026-11-22 09:30");
+TEST(TaxiTripKey, IsUniqueAcrossGatewaysAndMetersAndFitsTheProvidersAlphabet) {
+  const std::string a = taxi_trip_key("taxi-BD12345", "meter", 9, "2026-11-22 09:30");
+  const std::string b = taxi_trip_key("taxi-BD12399", "meter", 9, "2026-11-22 09:30");
+  const std::string c = taxi_trip_key("taxi-BD12345", "meter2", 9, "2026-11-22 09:30");
   EXPECT_NE(a, b);
   EXPECT_NE(a, c);
-  EXPECT_EQ(a, taxi_out_trade_no("taxi-BD12345", "meter", 9, "2026-11-22 09:30"))
-      << "a retransmitted trip must map to the same number";
+  EXPECT_EQ(a, taxi_trip_key("taxi-BD12345", "meter", 9, "2026-11-22 09:30"))
+      << "a retransmitted trip must map to the same key";
   for (const auto& no : {a, b, c}) {
-    EXPECT_LE(no.size() + 1, 32u) << "the cash twin (…C) must fit too";
+    EXPECT_LE(no.size() + 3, 32u) << "its orders (…P01, …Q99, …C) must fit the provider's 32";
     for (char ch : no) {
       EXPECT_TRUE(std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-' ||
                   ch == '*');

@@ -59,6 +59,15 @@ class FakeGate final : public ChargeGate {
     }
     boost::asio::post(io_, [o = outcome, done = std::move(done)] { done(o); });
   }
+  // In-cab payments: calls run against `provider` (null: no provider here).
+  PaymentProvider* provider = nullptr;
+  std::vector<bool> links;  // what call results said about the link
+  bool call_provider(ProviderCall call) override {
+    if (provider == nullptr) return false;
+    boost::asio::post(io_, [this, call = std::move(call)] { boost::asio::post(io_, call(*provider)); });
+    return true;
+  }
+  void note_link(bool u, const std::string&) override { links.push_back(u); }
   void release(OnlineOutcome o) {
     auto h = std::move(held);
     held.clear();
