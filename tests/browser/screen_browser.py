@@ -50,6 +50,7 @@ import traceback
 import urllib.error
 import urllib.request
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree from the import below
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from claim_browser import (CHROMEDRIVER, CHROMIUM, OPERATOR_TOKEN, EnvironmentProblem,  # noqa: E402
                            Http, Processes, TestFailure, _die_with_parent, check, derive_config,
