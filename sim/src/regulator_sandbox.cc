@@ -218,6 +218,7 @@ struct RegulatorSandbox::Impl {
   std::set<std::tuple<std::string, std::uint32_t, std::string>> seen;
   int duplicates = 0;
   int malformed = 0;
+  int connections = 0;
   std::uint16_t next_serial = 0;
   bool print_uploads = false;
 
@@ -361,6 +362,10 @@ struct RegulatorSandbox::Impl {
   void accept() {
     acceptor.async_accept([this](boost::system::error_code ec, tcp::socket s) {
       if (ec) return;
+      {
+        std::lock_guard lock(mu);
+        ++connections;
+      }
       std::make_shared<Session>(*this, std::move(s))->read();
       accept();
     });
@@ -412,6 +417,11 @@ std::vector<RegulatorUpload> RegulatorSandbox::uploads() const {
 int RegulatorSandbox::duplicates() const {
   std::lock_guard lock(impl_->mu);
   return impl_->duplicates;
+}
+
+int RegulatorSandbox::connections() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->connections;
 }
 
 int RegulatorSandbox::malformed() const {

@@ -68,6 +68,7 @@ class RegulatorSandbox {
 
   std::vector<RegulatorUpload> uploads() const;  // in arrival order, duplicates included
   int duplicates() const;
+  int connections() const;  // TCP connections accepted so far
   int malformed() const;  // frames refused (answered result 2 when the header was readable)
   // The admin view: {"uploads":[...], "duplicates":N, "malformed":N}.
   std::string uploads_json() const;
