@@ -1,4 +1,6 @@
 // RegulatorUplink: the regulator.trip drain sink (gateway/regulator.h).
+#include "gateway/regulator.h"
+
 #include <atomic>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -8,7 +10,6 @@
 
 #include "core/log.h"
 #include "core/metrics.h"
-#include "gateway/regulator.h"
 
 namespace lanegate::gateway {
 namespace {
@@ -54,9 +55,8 @@ class PlatformLink {
                                return;
                              }
                              asio::async_connect(socket_, eps,
-                                                 [&](boost::system::error_code ec2, const tcp::endpoint&) {
-                                                   result = ec2;
-                                                 });
+                                                 [&](boost::system::error_code ec2,
+                                                     const tcp::endpoint&) { result = ec2; });
                            });
     run_for(timeout, [&] { resolver.cancel(); });
     if (result) {
@@ -200,11 +200,11 @@ struct RegulatorUplink::Impl : std::enable_shared_from_this<RegulatorUplink::Imp
         if (reply->reply_msg_id != kMsgOperationUpload || reply->reply_serial != serial) continue;
         return from_result(reply->result, serial);
       }
-      const auto left =
-          std::chrono::duration_cast<milliseconds>(deadline - clock.steady_now());
+      const auto left = std::chrono::duration_cast<milliseconds>(deadline - clock.steady_now());
       if (left <= milliseconds(0)) {
         link.drop();
-        return no_answer("no_reply", Error{Errc::kTimeout, "no 0x8001 reply within reply_timeout_ms", {}});
+        return no_answer("no_reply",
+                         Error{Errc::kTimeout, "no 0x8001 reply within reply_timeout_ms", {}});
       }
       if (auto s = link.receive(left); !s) {
         return no_answer(s.error().code == Errc::kTimeout ? "no_reply" : "closed", s.error());
@@ -268,9 +268,8 @@ struct RegulatorUplink::Impl : std::enable_shared_from_this<RegulatorUplink::Imp
       Exchange e = self->upload(t, serial);
       count_upload(e.result);
       if (e.link_up) self->set_link(*e.link_up, e.outcome.error);
-      asio::post(self->io, [done = std::move(done), outcome = std::move(e.outcome)] {
-        done(outcome);
-      });
+      asio::post(self->io,
+                 [done = std::move(done), outcome = std::move(e.outcome)] { done(outcome); });
     });
   }
 };

@@ -58,7 +58,8 @@ void put_position(std::vector<std::uint8_t>& out, const Jt905Position& p) {
 }
 
 bool is_isu_id(std::string_view s) {
-  return s.size() == 12 && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+  return s.size() == 12 &&
+         std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
 std::uint16_t get_u16(std::span<const std::uint8_t> b, std::size_t at) {
@@ -74,7 +75,8 @@ std::vector<std::uint8_t> encode_jt905_frame(const Jt905Frame& frame) {
   put_u16(raw, frame.msg_id);
   put_u16(raw, static_cast<std::uint16_t>(frame.body.size()));
   for (std::size_t i = 0; i < 12; i += 2) {
-    raw.push_back(static_cast<std::uint8_t>(((frame.isu_id[i] - '0') << 4) | (frame.isu_id[i + 1] - '0')));
+    raw.push_back(
+        static_cast<std::uint8_t>(((frame.isu_id[i] - '0') << 4) | (frame.isu_id[i + 1] - '0')));
   }
   put_u16(raw, frame.serial);
   raw.insert(raw.end(), frame.body.begin(), frame.body.end());
@@ -123,22 +125,25 @@ Result<Jt905Frame> decode_jt905_frame(std::span<const std::uint8_t> bytes) {
     ++i;
   }
   if (raw.size() < kJt905HeaderBytes + 1) {
-    return fail(Errc::kParse,
-                "truncated: " + std::to_string(raw.size()) + " bytes, a header and checksum take 13",
-                "length");
+    return fail(
+        Errc::kParse,
+        "truncated: " + std::to_string(raw.size()) + " bytes, a header and checksum take 13",
+        "length");
   }
   const std::span<const std::uint8_t> r(raw);
   const std::size_t declared = get_u16(r, 2);
   const std::size_t present = raw.size() - kJt905HeaderBytes - 1;
   if (declared != present) {
     return fail(Errc::kParse,
-                (present < declared ? "truncated: " : "trailing bytes: ") + std::to_string(present) +
-                    " body bytes present, header says " + std::to_string(declared),
+                (present < declared ? "truncated: " : "trailing bytes: ") +
+                    std::to_string(present) + " body bytes present, header says " +
+                    std::to_string(declared),
                 "body_length");
   }
   std::uint8_t x = 0;
   for (std::size_t i = 0; i + 1 < raw.size(); ++i) x ^= raw[i];
-  if (x != raw.back()) return fail(Errc::kParse, "checksum does not match the XOR of header and body", "xor");
+  if (x != raw.back())
+    return fail(Errc::kParse, "checksum does not match the XOR of header and body", "xor");
 
   Jt905Frame f;
   f.msg_id = get_u16(r, 0);

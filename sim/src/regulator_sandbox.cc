@@ -2,6 +2,8 @@
 // bug shared with the gateway's codec would otherwise pass every test.
 #include "sim/regulator_sandbox.h"
 
+#include <signal.h>
+
 #include <algorithm>
 #include <array>
 #include <boost/asio/io_context.hpp>
@@ -9,7 +11,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <csignal>
-#include <signal.h>
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
@@ -77,8 +78,8 @@ std::optional<std::string> read_bcd_time(const std::vector<std::uint8_t>& b, std
   if (f[1] < 1 || f[1] > 12 || f[2] < 1 || f[2] > 31 || f[3] > 23 || f[4] > 59 || f[5] > 59) {
     return std::nullopt;
   }
-  std::string s = "20" + two(f[0]) + "-" + two(f[1]) + "-" + two(f[2]) + " " + two(f[3]) + ":" +
-                  two(f[4]);
+  std::string s =
+      "20" + two(f[0]) + "-" + two(f[1]) + "-" + two(f[2]) + " " + two(f[3]) + ":" + two(f[4]);
   if (seconds) s += ":" + two(f[5]);
   return s;
 }
@@ -264,13 +265,13 @@ struct RegulatorSandbox::Impl {
     Session(Impl& o, tcp::socket s) : owner(o), socket(std::move(s)) {}
 
     void read() {
-      socket.async_read_some(asio::buffer(buf),
-                             [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
-                               if (ec) return;
-                               self->pending.insert(self->pending.end(), self->buf.begin(),
-                                                    self->buf.begin() + static_cast<long>(n));
-                               if (self->split()) self->read();
-                             });
+      socket.async_read_some(asio::buffer(buf), [self = shared_from_this()](
+                                                    boost::system::error_code ec, std::size_t n) {
+        if (ec) return;
+        self->pending.insert(self->pending.end(), self->buf.begin(),
+                             self->buf.begin() + static_cast<long>(n));
+        if (self->split()) self->read();
+      });
     }
 
     // Handles every complete frame; false when the connection was closed on purpose.
@@ -337,8 +338,8 @@ struct RegulatorSandbox::Impl {
     void send(std::vector<std::uint8_t> bytes, std::chrono::milliseconds delay) {
       if (delay.count() <= 0) return enqueue(std::move(bytes));
       auto timer = std::make_shared<asio::steady_timer>(owner.io, delay);
-      timer->async_wait([self = shared_from_this(), timer, bytes = std::move(bytes)](
-                            boost::system::error_code ec) mutable {
+      timer->async_wait([self = shared_from_this(), timer,
+                         bytes = std::move(bytes)](boost::system::error_code ec) mutable {
         if (!ec) self->enqueue(std::move(bytes));
       });
     }
@@ -383,7 +384,8 @@ RegulatorSandbox::~RegulatorSandbox() = default;
 Result<std::unique_ptr<RegulatorSandbox>> RegulatorSandbox::start(RegulatorSandboxOptions options) {
   auto impl = std::make_unique<Impl>();
   boost::system::error_code ec;
-  const tcp::endpoint ep(asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(options.port));
+  const tcp::endpoint ep(asio::ip::make_address("127.0.0.1"),
+                         static_cast<unsigned short>(options.port));
   impl->acceptor.open(ep.protocol(), ec);
   if (!ec) impl->acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
   if (!ec) impl->acceptor.bind(ep, ec);

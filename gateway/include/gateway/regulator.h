@@ -100,7 +100,7 @@ struct OperationUpload {
   std::uint32_t evaluation_id = 0;
   std::uint8_t evaluation_option = 0;
   std::uint16_t evaluation_option_ext = 0;
-  std::uint32_t ehail_order_id = 0;  // 0: not an e-hail trip
+  std::uint32_t ehail_order_id = 0;      // 0: not an e-hail trip
   std::vector<std::uint8_t> meter_body;  // the meter's 0x00E8 body, as received
 };
 // 25 + 25 + 4 + 4 + 1 + 2 + 4 bytes before the meter data.

@@ -33,7 +33,7 @@
 namespace lanegate::sim {
 
 struct RegulatorSandboxOptions {
-  int port = 0;  // 0: any free port (127.0.0.1)
+  int port = 0;                // 0: any free port (127.0.0.1)
   bool print_uploads = false;  // one JSON line per upload on stdout (the CLI's view)
 };
 
@@ -45,8 +45,8 @@ struct RegulatorFaults {
 };
 
 struct RegulatorUpload {
-  std::string isu_id;         // 12 digits from the frame header
-  std::uint16_t serial = 0;   // the frame's serial
+  std::string isu_id;        // 12 digits from the frame header
+  std::uint16_t serial = 0;  // the frame's serial
   std::uint32_t trip_number = 0;
   std::int64_t fare_fen = 0;  // the meter record's fare (BCD 0.1 yuan) in fen
   std::string boarding;       // the meter record's boarding time, "YYYY-MM-DD hh:mm"
@@ -69,7 +69,7 @@ class RegulatorSandbox {
   std::vector<RegulatorUpload> uploads() const;  // in arrival order, duplicates included
   int duplicates() const;
   int connections() const;  // TCP connections accepted so far
-  int malformed() const;  // frames refused (answered result 2 when the header was readable)
+  int malformed() const;    // frames refused (answered result 2 when the header was readable)
   // The admin view: {"uploads":[...], "duplicates":N, "malformed":N}.
   std::string uploads_json() const;
 

@@ -24,8 +24,9 @@ Bytes sample_meter_body(std::uint8_t trip_number) {
   const std::string q = "42108319880906011X";
   b.insert(b.end(), q.begin(), q.end());
   b.push_back(0x00);
-  const Bytes rest = {0x23, 0x07, 0x26, 0x19, 0x41, 0x19, 0x41, 0x00, 0x00, 0x01, 0x05, 0x67, 0x00,
-                      0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x80, 0x00, 0x00, 0x00, trip_number, 0x00};
+  const Bytes rest = {0x23, 0x07, 0x26, 0x19, 0x41, 0x19,        0x41, 0x00, 0x00,
+                      0x01, 0x05, 0x67, 0x00, 0x00, 0x00,        0x00, 0x00, 0x00,
+                      0x00, 0x80, 0x00, 0x00, 0x00, trip_number, 0x00};
   b.insert(b.end(), rest.begin(), rest.end());
   return b;
 }
@@ -48,14 +49,12 @@ queue::Item trip_item(std::int64_t id, std::uint8_t trip_number = 12) {
 }
 
 std::int64_t uploads_counted(const std::string& result) {
-  const auto v = metrics::Registry::global().value("lanegate_regulator_uploads_total",
-                                                   {{"result", result}});
+  const auto v =
+      metrics::Registry::global().value("lanegate_regulator_uploads_total", {{"result", result}});
   return v < 0 ? 0 : v;
 }
 
-std::int64_t regulator_up() {
-  return metrics::Registry::global().value("lanegate_regulator_up");
-}
+std::int64_t regulator_up() { return metrics::Registry::global().value("lanegate_regulator_up"); }
 
 class RegulatorUplinkTest : public ::testing::Test {
  protected:
