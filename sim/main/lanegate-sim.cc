@@ -11,6 +11,7 @@
 #include "sim/devices.h"
 #include "sim/invoicing_sandbox.h"
 #include "sim/provider_sandbox.h"
+#include "sim/regulator_sandbox.h"
 #include "sim/scenario.h"
 
 namespace {
@@ -21,6 +22,7 @@ int usage(std::ostream& out, int code) {
          "  devices --config FILE [--control-port N]       Modbus devices and meters of a lanegate config\n"
          "  provider --pki DIR --seed FILE --db FILE [--port N] [--admin-port N] [--time-factor F]\n"
          "  invoicing --db FILE [--port N] [--app-secret-file F]\n"
+         "  regulator [--port N] [--drop-replies N] [--fail-replies N] [--close N] [--delay-ms N]\n"
          "  scenario --config FILE --bin-dir DIR [...]      the demo: traffic around a real lanegated\n";
   return code;
 }
@@ -37,6 +39,7 @@ int main(int argc, char** argv) {
   if (cmd == "devices") return lanegate::sim::run_devices_sim(rest);
   if (cmd == "provider") return lanegate::sim::run_provider_sandbox(rest);
   if (cmd == "invoicing") return lanegate::sim::run_invoicing_sandbox(rest);
+  if (cmd == "regulator") return lanegate::sim::run_regulator_sandbox(rest);
   if (cmd == "scenario") return lanegate::sim::run_scenario(rest);
   if (cmd == "help" || cmd == "--help" || cmd == "-h") return usage(std::cout, 0);
   std::cerr << "lanegate-sim: unknown command '" << cmd << "'\n";
