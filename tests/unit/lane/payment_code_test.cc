@@ -1,5 +1,5 @@
-// The rider-code reader's line splitting and token rule.
-#include "lane/rider_token.h"
+// The payment-code reader's line splitting and code rule.
+#include "lane/payment_code.h"
 
 #include <gtest/gtest.h>
 
@@ -13,30 +13,36 @@ std::vector<ReaderLineSplitter::Line> split(ReaderLineSplitter& s, std::string_v
   return out;
 }
 
-TEST(RiderToken, AcceptsTheAccountIdAlphabetWithinItsLength) {
-  EXPECT_EQ(*validate_rider_token("oLANEGATEdemo0001normal"), "oLANEGATEdemo0001normal");
-  EXPECT_TRUE(validate_rider_token("12345678"));
-  EXPECT_TRUE(validate_rider_token(std::string(64, 'a')));
-  EXPECT_TRUE(validate_rider_token("a-b_c-D9Z0"));
+TEST(PaymentCode, AcceptsEighteenDigitsWithAWeChatPrefix) {
+  EXPECT_EQ(*validate_payment_code("134567890123456789"), "134567890123456789");
+  EXPECT_TRUE(validate_payment_code("100000000000000000"));
+  EXPECT_TRUE(validate_payment_code("151234567890123456"));  // Hong Kong wallets
 }
 
-TEST(RiderToken, RejectsWithTheReasonAndTheField) {
-  auto s = validate_rider_token("1234567");
+TEST(PaymentCode, RejectsWithTheReasonAndTheFieldButNeverTheCode) {
+  auto s = validate_payment_code("13456789012345678");  // 17 digits
   ASSERT_FALSE(s);
-  EXPECT_EQ(s.error().field, "token");
-  EXPECT_EQ(rider_token_reject_reason(s.error()), "too_short");
-  EXPECT_EQ(rider_token_reject_reason(validate_rider_token(std::string(65, 'a')).error()),
-            "too_long");
-  EXPECT_EQ(rider_token_reject_reason(validate_rider_token("oLANE GATE0001").error()),
-            "bad_character");
-  EXPECT_EQ(rider_token_reject_reason(validate_rider_token("oLANEGATE\xE7\xB2\xA4").error()),
-            "bad_character");
-  EXPECT_EQ(
-      rider_token_reject_reason(validate_rider_token(std::string("oLANE\0GATE1", 11)).error()),
-      "bad_character");
+  EXPECT_EQ(s.error().field, "payment_code");
+  EXPECT_EQ(payment_code_reject_reason(s.error()), "bad_length");
+  EXPECT_EQ(s.error().message.find("13456789"), std::string::npos) << s.error().message;
+  EXPECT_EQ(payment_code_reject_reason(validate_payment_code("1345678901234567890").error()),
+            "bad_length");
+  EXPECT_EQ(payment_code_reject_reason(validate_payment_code("").error()), "bad_length");
+  EXPECT_EQ(payment_code_reject_reason(validate_payment_code("13456789012345678X").error()),
+            "not_digits");
+  EXPECT_EQ(payment_code_reject_reason(validate_payment_code("13456789 012345678").error()),
+            "not_digits");
+  // Alipay's 25..30 and anything else outside 10..15.
+  for (std::string_view other : {"094567890123456789", "164567890123456789",
+                                 "284567890123456789", "994567890123456789"}) {
+    auto r = validate_payment_code(other);
+    ASSERT_FALSE(r) << other;
+    EXPECT_EQ(payment_code_reject_reason(r.error()), "unknown_prefix");
+    EXPECT_EQ(r.error().message.find(other.substr(0, 2)), std::string::npos) << r.error().message;
+  }
 }
 
-TEST(ReaderLines, CrLfCrAndLfEndALineAndEmptyLinesAreNotTokens) {
+TEST(ReaderLines, CrLfCrAndLfEndALineAndEmptyLinesAreNotCodes) {
   ReaderLineSplitter s;
   auto lines = split(s, "first\r\nsecond\nthird\r\r\n\n");
   ASSERT_EQ(lines.size(), 3u);
