@@ -69,10 +69,9 @@ int meter_decode_command(std::span<const std::string> args, std::ostream& out, s
   auto single = decode_meter_frame(*bytes);
   if (single) {
     out << meter_frame_json(*single) << "\n";
-    // A well-framed trip record whose fields do not decode is still a bad record.
-    const bool bad_trip = single->cmd == kCmdTripRecord && single->device == kDeviceMeter &&
-                          !decode_trip_record(single->body);
-    return bad_trip ? 1 : 0;
+    // A well-framed frame whose body does not decode (a trip record with an impossible
+    // date, a status reply cut short) is still a bad frame.
+    return check_meter_frame_body(*single) ? 0 : 1;
   }
   MeterStreamDecoder dec;
   dec.feed(*bytes);

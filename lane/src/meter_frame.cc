@@ -1,6 +1,7 @@
 #include "lane/meter_frame.h"
 
 #include <algorithm>
+#include <cassert>
 #include <cstdio>
 
 namespace lanegate::lane {
@@ -367,24 +368,171 @@ Result<std::vector<std::uint8_t>> encode_trip_record(const TripRecord& t) {
   return out;
 }
 
-MeterFrame make_trip_ack(std::uint32_t trip_number) {
-  MeterFrame f;
-  f.device = kDeviceTerminal;
-  f.vendor = 0;
-  f.cmd = kCmdTripRecord;
-  f.body = {static_cast<std::uint8_t>(trip_number >> 24),
-            static_cast<std::uint8_t>(trip_number >> 16),
-            static_cast<std::uint8_t>(trip_number >> 8), static_cast<std::uint8_t>(trip_number), 0};
-  return f;
+bool from_meter(const MeterFrame& f) {
+  return (f.device == kDeviceMeter || f.device == kDeviceTerminal) && f.vendor == 0;
 }
 
-std::optional<std::uint32_t> parse_trip_ack(const MeterFrame& f) {
-  if (f.device != kDeviceTerminal || f.cmd != kCmdTripRecord || f.body.size() != 5 ||
-      f.body[4] != 0) {
+MeterFrame make_ack(std::uint16_t cmd, bool ok) {
+  return MeterFrame{kDeviceMeter, 0, cmd, {ok ? kAckOk : kAckError}};
+}
+
+std::optional<std::uint8_t> ack_status(const MeterFrame& f) {
+  const bool ack_cmd = f.cmd == kCmdTripStarted || f.cmd == kCmdTripRecord || f.cmd == kCmdStoredTrip;
+  if (!ack_cmd || f.vendor != 0 || f.body.size() != 1) {
     return std::nullopt;
   }
-  return static_cast<std::uint32_t>(f.body[0]) << 24 | static_cast<std::uint32_t>(f.body[1]) << 16 |
-         static_cast<std::uint32_t>(f.body[2]) << 8 | f.body[3];
+  return f.body[0];
+}
+
+Result<MeterTime> decode_meter_time(std::span<const std::uint8_t> body, std::string_view field) {
+  if (body.size() < 7) {
+    return fail(Errc::kParse,
+                "time is BCD[7] YYYYMMDDhhmmss, body has " + std::to_string(body.size()) + " bytes",
+                std::string(field));
+  }
+  auto v = bcd(body.first(7), field);
+  if (!v) {
+    return std::unexpected(v.error());
+  }
+  MeterTime t;
+  t.civil.year = static_cast<int>(*v / 10000000000LL);
+  t.civil.month = static_cast<int>(*v / 100000000 % 100);
+  t.civil.day = static_cast<int>(*v / 1000000 % 100);
+  t.civil.hour = static_cast<int>(*v / 10000 % 100);
+  t.civil.minute = static_cast<int>(*v / 100 % 100);
+  t.second = static_cast<int>(*v % 100);
+  const auto& c = t.civil;
+  if (c.month < 1 || c.month > 12 || c.day < 1 || c.day > days_in_month(c.year, c.month) ||
+      c.hour > 23 || c.minute > 59 || t.second > 59) {
+    char buf[40];
+    std::snprintf(buf, sizeof buf, "%s:%02d", c.to_string().c_str(), t.second);
+    return fail(Errc::kParse, std::string("impossible date/time ") + buf, std::string(field));
+  }
+  return t;
+}
+
+std::vector<std::uint8_t> encode_meter_time(const MeterTime& t) {
+  std::vector<std::uint8_t> out;
+  const std::int64_t v = static_cast<std::int64_t>(t.civil.year) * 10000000000LL +
+                         t.civil.month * 100000000LL + t.civil.day * 1000000LL +
+                         t.civil.hour * 10000LL + t.civil.minute * 100LL + t.second;
+  [[maybe_unused]] const auto st = put_bcd(out, v, 7, "time");
+  assert(st && "REQUIRES: year 0..9999");
+  return out;
+}
+
+MeterTime meter_time_at(std::int64_t unix_seconds, int utc_offset_minutes) {
+  const std::int64_t local = unix_seconds + static_cast<std::int64_t>(utc_offset_minutes) * 60;
+  std::int64_t days = local / 86400;
+  std::int64_t rem = local % 86400;
+  if (rem < 0) {
+    rem += 86400;
+    --days;
+  }
+  MeterTime t;
+  civil_from_days(days, t.civil.year, t.civil.month, t.civil.day);
+  t.civil.hour = static_cast<int>(rem / 3600);
+  t.civil.minute = static_cast<int>(rem % 3600 / 60);
+  t.second = static_cast<int>(rem % 60);
+  return t;
+}
+
+MeterFrame make_status_query(const MeterTime& terminal_time) {
+  return MeterFrame{kDeviceMeter, 0, kCmdStatus, encode_meter_time(terminal_time)};
+}
+
+Result<MeterStatus> decode_meter_status(std::span<const std::uint8_t> body) {
+  // Extra bytes after the 55 are ignored: the reply is read-only information, and a
+  // meter that appends something must not have its link refused for it.
+  if (body.size() < kStatusBodyBytes) {
+    return fail(Errc::kParse,
+                "status body is " + std::to_string(body.size()) + " bytes, minimum " +
+                    std::to_string(kStatusBodyBytes),
+                "body");
+  }
+  MeterStatus s;
+  struct BcdField {
+    int* out;
+    std::size_t offset;
+    std::size_t bytes;
+    std::string_view name;
+  };
+  for (const BcdField& f : {BcdField{&s.vendor, 0, 1, "vendor"},
+                            BcdField{&s.device_type, 1, 1, "device_type"},
+                            BcdField{&s.serial, 2, 3, "serial"},
+                            BcdField{&s.hw_version, 5, 1, "hw_version"},
+                            BcdField{&s.sw_major, 6, 1, "sw_major_version"},
+                            BcdField{&s.sw_minor, 7, 1, "sw_minor_version"}}) {
+    auto v = bcd(body.subspan(f.offset, f.bytes), f.name);
+    if (!v) {
+      return std::unexpected(v.error());
+    }
+    *f.out = static_cast<int>(*v);
+  }
+  s.device_state = body[8];
+  s.work_state = body[9];
+  s.plate = ascii_field(body.subspan(10, 6));
+  s.operating_licence = ascii_field(body.subspan(16, 16));
+  s.driver_qualification = ascii_field(body.subspan(32, 19));
+  s.trip_count = static_cast<std::uint32_t>(body[51]) << 24 |
+                 static_cast<std::uint32_t>(body[52]) << 16 |
+                 static_cast<std::uint32_t>(body[53]) << 8 | body[54];
+  return s;
+}
+
+Result<std::vector<std::uint8_t>> encode_meter_status(const MeterStatus& s) {
+  std::vector<std::uint8_t> out;
+  out.reserve(kStatusBodyBytes);
+  for (auto st : {put_bcd(out, s.vendor, 1, "vendor"), put_bcd(out, s.device_type, 1, "device_type"),
+                  put_bcd(out, s.serial, 3, "serial"), put_bcd(out, s.hw_version, 1, "hw_version"),
+                  put_bcd(out, s.sw_major, 1, "sw_major_version"),
+                  put_bcd(out, s.sw_minor, 1, "sw_minor_version")}) {
+    if (!st) {
+      return std::unexpected(st.error());
+    }
+  }
+  out.push_back(s.device_state);
+  out.push_back(s.work_state);
+  put_ascii(out, s.plate, 6);
+  put_ascii(out, s.operating_licence, 16);
+  put_ascii(out, s.driver_qualification, 19);
+  out.push_back(static_cast<std::uint8_t>(s.trip_count >> 24));
+  out.push_back(static_cast<std::uint8_t>(s.trip_count >> 16));
+  out.push_back(static_cast<std::uint8_t>(s.trip_count >> 8));
+  out.push_back(static_cast<std::uint8_t>(s.trip_count));
+  return out;
+}
+
+std::string_view device_state_meaning(std::uint8_t state) {
+  switch (state) {
+    case 0x00:
+      return "ok";
+    case 0x01:
+      return "count-limited";
+    case 0x02:
+      return "date-limited";
+    case 0x04:
+      return "trip store full";
+    case 0x08:
+      return "sign-in store full";
+    default:
+      return "fault";
+  }
+}
+
+std::string_view work_state_meaning(std::uint8_t state) {
+  switch (state) {
+    case 0x00:
+      return "signed in";
+    case 0x01:
+      return "signed out";
+    case 0x10:
+      return "forced on";
+    case 0x11:
+      return "forced off";
+    default:
+      return "unknown";
+  }
 }
 
 std::string json_escape(std::string_view s) {
@@ -433,13 +581,53 @@ std::string hex(std::span<const std::uint8_t> b) {
 std::string q(std::string_view s) { return "\"" + json_escape(s) + "\""; }
 }  // namespace
 
+Status check_meter_frame_body(const MeterFrame& f) {
+  if (auto st = ack_status(f)) {
+    if (*st != kAckOk && *st != kAckError) {
+      return fail(Errc::kParse, "ack status is 0x90 or 0xFF", "body");
+    }
+    return {};
+  }
+  switch (f.cmd) {
+    case kCmdTripRecord:
+    case kCmdStoredTrip:
+      if (auto t = decode_trip_record(f.body); !t) {
+        return std::unexpected(t.error());
+      }
+      return {};
+    case kCmdTripStarted:
+      if (auto t = decode_meter_time(f.body, "occupied_at"); !t) {
+        return std::unexpected(t.error());
+      }
+      return {};
+    case kCmdStatus:
+      if (f.body.size() == 7) {
+        if (auto t = decode_meter_time(f.body, "terminal_time"); !t) {
+          return std::unexpected(t.error());
+        }
+      } else if (auto s = decode_meter_status(f.body); !s) {
+        return std::unexpected(s.error());
+      }
+      return {};
+    default:
+      return {};
+  }
+}
+
 std::string meter_frame_json(const MeterFrame& f) {
   char cmd[8];
   std::snprintf(cmd, sizeof cmd, "0x%04X", f.cmd);
   std::string out = "{\"device\":" + std::to_string(f.device) +
                     ",\"vendor\":" + std::to_string(f.vendor) + ",\"cmd\":" + q(cmd) +
                     ",\"body_hex\":" + q(hex(f.body));
-  if (f.cmd == kCmdTripRecord && f.device == kDeviceMeter) {
+  auto time_json = [](const MeterTime& t) {
+    char sec[4];
+    std::snprintf(sec, sizeof sec, ":%02d", t.second);
+    return q(t.civil.to_string() + sec);
+  };
+  if (auto st = ack_status(f)) {
+    out += ",\"ack\":" + q(*st == kAckOk ? "ok" : *st == kAckError ? "error" : "invalid");
+  } else if (f.cmd == kCmdTripRecord || f.cmd == kCmdStoredTrip) {
     auto t = decode_trip_record(f.body);
     if (!t) {
       out += ",\"trip_error\":" + q(t.error().to_string());
@@ -461,8 +649,32 @@ std::string meter_frame_json(const MeterFrame& f) {
                              t->card_data.size()))) +
              "}";
     }
-  } else if (auto ack = parse_trip_ack(f)) {
-    out += ",\"trip_ack\":" + std::to_string(*ack);
+  } else if (f.cmd == kCmdTripStarted) {
+    auto t = decode_meter_time(f.body, "occupied_at");
+    out += t ? ",\"occupied_at\":" + time_json(*t)
+             : ",\"trip_start_error\":" + q(t.error().to_string());
+  } else if (f.cmd == kCmdStatus && f.body.size() == 7) {
+    auto t = decode_meter_time(f.body, "terminal_time");
+    out += t ? ",\"status_query\":{\"terminal_time\":" + time_json(*t) + "}"
+             : ",\"status_error\":" + q(t.error().to_string());
+  } else if (f.cmd == kCmdStatus) {
+    auto s = decode_meter_status(f.body);
+    if (!s) {
+      out += ",\"status_error\":" + q(s.error().to_string());
+    } else {
+      out += ",\"status\":{\"vendor\":" + std::to_string(s->vendor) +
+             ",\"device_type\":" + std::to_string(s->device_type) +
+             ",\"serial\":" + std::to_string(s->serial) +
+             ",\"hw_version\":" + std::to_string(s->hw_version) +
+             ",\"sw_version\":" + q(std::to_string(s->sw_major) + "." + std::to_string(s->sw_minor)) +
+             ",\"device_state\":" + std::to_string(s->device_state) +
+             ",\"device_state_meaning\":" + q(device_state_meaning(s->device_state)) +
+             ",\"work_state\":" + std::to_string(s->work_state) +
+             ",\"work_state_meaning\":" + q(work_state_meaning(s->work_state)) +
+             ",\"plate\":" + q(s->plate) + ",\"operating_licence\":" + q(s->operating_licence) +
+             ",\"driver_qualification\":" + q(s->driver_qualification) +
+             ",\"trip_count\":" + std::to_string(s->trip_count) + "}";
+    }
   }
   out += "}";
   return out;

@@ -1,7 +1,7 @@
 #pragma once
-// One rider-code reader serial port ([[reader]]): one thread reading token lines and
-// posting RiderToken events. Private to lane/. See drivers.h for the invariants and
-// lane/rider_token.h for the line and token rules.
+// One payment-code reader serial port ([[reader]]): one thread reading code lines and
+// posting PaymentCode events. Private to lane/. See drivers.h for the invariants and
+// lane/payment_code.h for the line and code rules.
 
 #include <string>
 
@@ -9,7 +9,7 @@
 #include "core/clock.h"
 #include "lane/drivers.h"
 #include "lane/events.h"
-#include "lane/rider_token.h"
+#include "lane/payment_code.h"
 #include "serial_line.h"
 
 namespace lanegate::lane {
@@ -27,6 +27,8 @@ class ReaderPort {
  private:
   void handle_line(const ReaderLineSplitter::Line& line);
   void count(std::string_view result);
+  // Clears the last code once its repeat window has passed.
+  void forget_expired_code();
 
   config::SerialPortSection port_;
   std::string lane_;
@@ -34,10 +36,11 @@ class ReaderPort {
   const Clock& clock_;
   DriverOptions options_;
   ReaderLineSplitter splitter_;
-  // Readers fire again while a code stays in view: the same token within
-  // kRepeatWindow is one read.
-  std::string last_token_;
-  SteadyTime last_token_at_{};
+  // Readers fire again while a code stays in view (or send a line twice): the same code
+  // within kRepeatWindow is one read. The last code is held in memory for that window
+  // only, then cleared (a code is never stored).
+  std::string last_code_;
+  SteadyTime last_code_at_{};
 
   SerialLineLoop loop_;  // last: its thread stops before the members its callbacks use go
 };

@@ -484,6 +484,106 @@ void RtuBusServer::bridge(std::atomic<bool>& stopping) {
   }
 }
 
+// ---- SimMeter ---------------------------------------------------------------------------
+
+namespace {
+
+// The terminal's acknowledgements, written out from the spec (lane-devices.md,
+// "Acknowledgement frames") and deliberately not built with the client's codec: the
+// simulated meter must catch a terminal whose ack is wrong. The spec prints four; the
+// 0x00E7 and 0x00F2 error acks follow its rule (DEVICE 0x02, VENDOR 0, CMD echoed,
+// body 0xFF, XOR of LEN..BODY), worked by hand: 05^02^E7^FF = 1F, 05^02^F2^FF = 0A.
+struct SpecAck {
+  std::uint16_t cmd;
+  bool ok;
+  std::uint8_t bytes[12];
+};
+constexpr SpecAck kSpecAcks[] = {
+    {0x00E8, true, {0x55, 0xAA, 0x00, 0x05, 0x02, 0x00, 0x00, 0xE8, 0x90, 0x7F, 0x55, 0xAA}},
+    {0x00E8, false, {0x55, 0xAA, 0x00, 0x05, 0x02, 0x00, 0x00, 0xE8, 0xFF, 0x10, 0x55, 0xAA}},
+    {0x00E7, true, {0x55, 0xAA, 0x00, 0x05, 0x02, 0x00, 0x00, 0xE7, 0x90, 0x70, 0x55, 0xAA}},
+    {0x00E7, false, {0x55, 0xAA, 0x00, 0x05, 0x02, 0x00, 0x00, 0xE7, 0xFF, 0x1F, 0x55, 0xAA}},
+    {0x00F2, true, {0x55, 0xAA, 0x00, 0x05, 0x02, 0x00, 0x00, 0xF2, 0x90, 0x65, 0x55, 0xAA}},
+    {0x00F2, false, {0x55, 0xAA, 0x00, 0x05, 0x02, 0x00, 0x00, 0xF2, 0xFF, 0x0A, 0x55, 0xAA}},
+};
+
+}  // namespace
+
+void SimMeter::queue(std::uint16_t cmd, std::uint32_t trip_number, std::vector<std::uint8_t> body) {
+  Pending p;
+  p.trip_number = trip_number;
+  p.bytes = lane::encode_meter_frame(lane::MeterFrame{lane::kDeviceMeter, 0, cmd, std::move(body)});
+  p.next_send = std::chrono::steady_clock::now();  // the ticker sends it, then retransmits
+  queues[cmd].push_back(std::move(p));
+}
+
+void SimMeter::take_terminal_bytes() {
+  while (true) {
+    size_t start = 0;
+    while (start + 1 < rx.size() && !(rx[start] == 0x55 && rx[start + 1] == 0xAA)) {
+      ++start;
+    }
+    if (start + 1 >= rx.size()) {
+      // No frame start: keep a trailing 0x55 (the start may be split across reads).
+      const bool keep = !rx.empty() && rx.back() == 0x55;
+      rx.erase(rx.begin(), rx.end() - (keep ? 1 : 0));
+      return;
+    }
+    rx.erase(rx.begin(), rx.begin() + static_cast<std::ptrdiff_t>(start));
+    if (rx.size() < 4) {
+      return;
+    }
+    const size_t len = static_cast<size_t>(rx[2]) << 8 | rx[3];
+    if (len < 4 || len > lane::kMaxFrameLen) {
+      rx.erase(rx.begin());
+      continue;
+    }
+    if (rx.size() < len + 7) {
+      return;
+    }
+    const std::span<const std::uint8_t> frame(rx.data(), len + 7);
+    const std::uint16_t cmd = static_cast<std::uint16_t>(rx[6] << 8 | rx[7]);
+    size_t consumed = len + 7;
+    if (cmd == 0x00E7 || cmd == 0x00E8 || cmd == 0x00F2) {
+      const SpecAck* match = nullptr;
+      for (const auto& a : kSpecAcks) {
+        if (std::equal(frame.begin(), frame.end(), std::begin(a.bytes), std::end(a.bytes))) {
+          match = &a;
+        }
+      }
+      auto& q = queues[cmd];
+      if (match == nullptr) {
+        ++bad_acks;
+        log::warn("sim meter: the terminal's answer is not one of the spec's ack frames",
+                  {{"METER", cfg.id}, {"BYTES", static_cast<std::int64_t>(frame.size())}});
+      } else if (!q.empty()) {
+        const std::uint32_t number = q.front().trip_number;
+        q.pop_front();
+        if (cmd == 0x00E7) {
+          (match->ok ? trip_starts_acked : trip_starts_refused)++;
+        } else if (match->ok) {
+          acked.push_back(number);
+          if (cmd == 0x00F2) acked_stored.push_back(number);
+        } else {
+          // What a real meter does after 0xFF is unconfirmed: this one stops sending the
+          // record and keeps it in its store (an operator may re-send it as 0x00F2).
+          refused.push_back(number);
+        }
+      }
+    } else if (auto f = lane::decode_meter_frame(frame); f && f->cmd == lane::kCmdStatus) {
+      ++status_queries;
+      if (auto body = lane::encode_meter_status(status)) {
+        const auto reply = lane::encode_meter_frame(
+            lane::MeterFrame{lane::kDeviceMeter, 0, lane::kCmdStatus, std::move(*body)});
+        write_all_nonblocking(master_fd, reply.data(), reply.size(), 0);
+      }
+    } else if (!f) {
+      consumed = 1;  // not a frame after all: resynchronise on the next 55 AA
+    }
+    rx.erase(rx.begin(), rx.begin() + static_cast<std::ptrdiff_t>(consumed));
+  }
+}
+
 // ---- DevicesSim -------------------------------------------------------------------------
 
 // The [[reader]] lines: one pty each, symlinked at the reader's device path. Writes are
@@ -550,6 +650,21 @@ Status DevicesSim::reader_raw(std::string_view reader, std::string_view bytes) {
 
 Status DevicesSim::reader_scan(std::string_view reader, std::string_view line) {
   return reader_raw(reader, std::string(line) + "\r\n");
+}
+
+Result<std::string> DevicesSim::scan_payment_code(std::string_view reader) {
+  // A fresh WeChat-shaped code each time (18 digits, prefix 13): a real code pays once.
+  static std::atomic<std::uint64_t> counter{0};
+  const std::uint64_t n =
+      (static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) +
+       counter.fetch_add(1) * 7919) %
+      10'000'000'000'000'000ULL;
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "13%016llu", static_cast<unsigned long long>(n));
+  if (auto st = reader_scan(reader, buf); !st) {
+    return std::unexpected(st.error());
+  }
+  return std::string(buf);
 }
 
 DevicesSim::~DevicesSim() { stop(); }
@@ -712,6 +827,15 @@ Status DevicesSim::Impl::build() {
       return st;
     }
     meter->link = m.device;
+    // What a healthy, signed-in meter reports (device type 0x02: a meter).
+    meter->status.vendor = 1;
+    meter->status.device_type = 2;
+    meter->status.serial = static_cast<int>(meters.size()) + 1;
+    meter->status.hw_version = 1;
+    meter->status.sw_major = 1;
+    meter->status.plate = "B12345";
+    meter->status.operating_licence = "LIC0000001";
+    meter->status.driver_qualification = "QUAL00000000000001";
     meters.push_back(std::move(meter));
   }
   // Threads last: everything they touch exists.
@@ -745,18 +869,14 @@ void DevicesSim::Impl::ticker() {
       std::lock_guard lock(m->mu);
       ssize_t n;
       while ((n = ::read(m->master_fd, buf, sizeof buf)) > 0) {
-        m->decoder.feed(std::span(buf, static_cast<size_t>(n)));
+        m->rx.insert(m->rx.end(), buf, buf + n);
       }
-      while (auto item = m->decoder.next()) {
-        if (auto* f = std::get_if<lane::MeterFrame>(&*item)) {
-          if (auto ack = lane::parse_trip_ack(*f)) {
-            if (m->unacked.erase(*ack) > 0) {
-              m->acked.push_back(*ack);
-            }
-          }
+      m->take_terminal_bytes();
+      for (auto& [cmd, queue] : m->queues) {
+        if (queue.empty()) {
+          continue;
         }
-      }
-      for (auto& [number, pending] : m->unacked) {
+        auto& pending = queue.front();
         if (now >= pending.next_send) {
           // No spinning: while no terminal listens, the pty queue fills and the meter
           // just tries again at the next retransmission (the ticker must not stall).
@@ -973,15 +1093,91 @@ Result<std::uint32_t> DevicesSim::end_trip(const SimTrip& trip) {
   if (!body) {
     return std::unexpected(body.error());
   }
-  lane::MeterFrame f;
-  f.device = lane::kDeviceMeter;
-  f.cmd = lane::kCmdTripRecord;
-  f.body = std::move(*body);
-  SimMeter::Pending p;
-  p.bytes = lane::encode_meter_frame(f);
-  p.next_send = Steady::now();  // the ticker sends it, then retransmits until acked
-  m->unacked[t.trip_number] = std::move(p);
+  m->stored[t.trip_number] = *body;
+  m->queue(lane::kCmdTripRecord, t.trip_number, std::move(*body));
   return t.trip_number;
+}
+
+Status DevicesSim::start_trip(std::string_view meter, std::string_view occupied_at) {
+  SimMeter* m = impl_->find_meter(meter);
+  if (m == nullptr) {
+    return fail(Errc::kNotFound, "no meter \"" + std::string(meter) + "\"", "meter");
+  }
+  lane::MeterTime t;
+  if (occupied_at.empty()) {
+    const std::int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                                 std::chrono::system_clock::now().time_since_epoch())
+                                 .count();
+    t = lane::meter_time_at(now, impl_->options.utc_offset_minutes);
+  } else if (std::sscanf(std::string(occupied_at).c_str(), "%4d-%2d-%2dT%2d:%2d:%2d", &t.civil.year,
+                         &t.civil.month, &t.civil.day, &t.civil.hour, &t.civil.minute,
+                         &t.second) != 6 ||
+             t.civil.year < 0 || t.civil.month < 0 || t.civil.day < 0 || t.civil.hour < 0 ||
+             t.civil.minute < 0 || t.second < 0) {
+    // Impossible but well-formed values (month 13) are sent as they are: tests of the
+    // terminal's 0xFF answer.
+    return fail(Errc::kInvalidArgument, "want YYYY-MM-DDThh:mm:ss", "occupied_at");
+  }
+  std::lock_guard lock(m->mu);
+  m->queue(lane::kCmdTripStarted, 0, lane::encode_meter_time(t));
+  return {};
+}
+
+Result<std::vector<std::uint32_t>> DevicesSim::resend_stored(std::string_view meter,
+                                                             std::optional<std::uint32_t> trip) {
+  SimMeter* m = impl_->find_meter(meter);
+  if (m == nullptr) {
+    return fail(Errc::kNotFound, "no meter \"" + std::string(meter) + "\"", "meter");
+  }
+  std::lock_guard lock(m->mu);
+  std::vector<std::uint32_t> out;
+  for (const auto& [number, body] : m->stored) {
+    if (!trip || *trip == number) {
+      m->queue(lane::kCmdStoredTrip, number, body);
+      out.push_back(number);
+    }
+  }
+  if (trip && out.empty()) {
+    return fail(Errc::kNotFound, "meter has no stored trip " + std::to_string(*trip),
+                "trip_number");
+  }
+  return out;
+}
+
+Status DevicesSim::set_meter_device_state(std::string_view meter, std::uint8_t state) {
+  SimMeter* m = impl_->find_meter(meter);
+  if (m == nullptr) {
+    return fail(Errc::kNotFound, "no meter \"" + std::string(meter) + "\"", "meter");
+  }
+  std::lock_guard lock(m->mu);
+  m->status.device_state = state;
+  return {};
+}
+
+Result<MeterLinkState> DevicesSim::meter_link(std::string_view meter) const {
+  SimMeter* m = impl_->find_meter(meter);
+  if (m == nullptr) {
+    return fail(Errc::kNotFound, "no meter \"" + std::string(meter) + "\"", "meter");
+  }
+  std::lock_guard lock(m->mu);
+  MeterLinkState st;
+  st.acked = m->acked;
+  st.acked_stored = m->acked_stored;
+  st.refused = m->refused;
+  for (auto cmd : {lane::kCmdTripRecord, lane::kCmdStoredTrip}) {
+    if (auto it = m->queues.find(cmd); it != m->queues.end()) {
+      for (const auto& p : it->second) st.unacked.push_back(p.trip_number);
+    }
+  }
+  if (auto it = m->queues.find(lane::kCmdTripStarted); it != m->queues.end()) {
+    st.trip_starts_unacked = static_cast<int>(it->second.size());
+  }
+  st.trip_starts_acked = m->trip_starts_acked;
+  st.trip_starts_refused = m->trip_starts_refused;
+  st.status_queries = m->status_queries;
+  st.bad_acks = m->bad_acks;
+  st.device_state = m->status.device_state;
+  return st;
 }
 
 Status DevicesSim::meter_raw(std::string_view meter, std::span<const std::uint8_t> bytes) {
@@ -1140,12 +1336,11 @@ Result<std::vector<std::uint32_t>> DevicesSim::meter_unacked(std::string_view me
   if (m == nullptr) {
     return fail(Errc::kNotFound, "no meter \"" + std::string(meter) + "\"", "meter");
   }
-  std::lock_guard lock(m->mu);
-  std::vector<std::uint32_t> out;
-  for (const auto& [n, _] : m->unacked) {
-    out.push_back(n);
+  auto st = meter_link(meter);
+  if (!st) {
+    return std::unexpected(st.error());
   }
-  return out;
+  return st->unacked;
 }
 
 Result<std::int64_t> DevicesSim::requests_answered(std::string_view device) const {

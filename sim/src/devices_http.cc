@@ -114,8 +114,12 @@ Status DevicesSim::Impl::start_http() {
                Status r;
                if (o->if_contains("raw") != nullptr) {
                  r = sim->reader_raw(reader, str(*o, "raw"));
+               } else if (o->if_contains("code") != nullptr) {
+                 r = sim->reader_scan(reader, str(*o, "code"));
                } else {
-                 r = sim->reader_scan(reader, str(*o, "token"));
+                 auto code = sim->scan_payment_code(reader);
+                 if (!code) return reply_status(res, code.error());
+                 return ok(res, {{"code", *code}});
                }
                if (!r) return reply_status(res, r.error());
                ok(res, {{"ok", true}});
@@ -143,6 +147,39 @@ Status DevicesSim::Impl::start_http() {
                auto bytes = from_hex(str(*o, "hex"));
                if (!bytes) return reply_error(res, 400, "hex: want an even number of hex digits");
                auto r = sim->meter_raw(req.matches[1].str(), *bytes);
+               if (!r) return reply_status(res, r.error());
+               ok(res, {{"ok", true}});
+             });
+  http->Post(R"(/meter/([^/]+)/start)",
+             [sim, ok](const httplib::Request& req, httplib::Response& res) {
+               auto o = body_object(req, res);
+               if (!o) return;
+               auto r = sim->start_trip(req.matches[1].str(), str(*o, "occupied_at"));
+               if (!r) return reply_status(res, r.error());
+               ok(res, {{"ok", true}});
+             });
+  http->Post(R"(/meter/([^/]+)/resend)",
+             [sim, ok](const httplib::Request& req, httplib::Response& res) {
+               auto o = body_object(req, res);
+               if (!o) return;
+               std::optional<std::uint32_t> trip;
+               if (auto n = num(*o, "trip_number")) trip = static_cast<std::uint32_t>(*n);
+               auto r = sim->resend_stored(req.matches[1].str(), trip);
+               if (!r) return reply_status(res, r.error());
+               json::array numbers;
+               for (auto n : *r) numbers.push_back(n);
+               ok(res, {{"trip_numbers", std::move(numbers)}});
+             });
+  http->Post(R"(/meter/([^/]+)/device_state)",
+             [sim, ok](const httplib::Request& req, httplib::Response& res) {
+               auto o = body_object(req, res);
+               if (!o) return;
+               auto state = num(*o, "state");
+               if (!state || *state < 0 || *state > 255) {
+                 return reply_error(res, 400, "state: want 0..255");
+               }
+               auto r = sim->set_meter_device_state(req.matches[1].str(),
+                                                    static_cast<std::uint8_t>(*state));
                if (!r) return reply_status(res, r.error());
                ok(res, {{"ok", true}});
              });
@@ -225,15 +262,22 @@ std::string DevicesSim::state_json() const {
   json::object meters;
   for (const auto& m : impl_->meters) {
     json::object o;
-    json::array acked;
-    json::array unacked;
-    {
-      std::lock_guard lock(m->mu);
-      for (auto n : m->acked) acked.push_back(n);
-      for (const auto& [n, _] : m->unacked) unacked.push_back(n);
+    if (auto st = meter_link(m->cfg.id)) {
+      auto numbers = [](const std::vector<std::uint32_t>& v) {
+        json::array a;
+        for (auto n : v) a.push_back(n);
+        return a;
+      };
+      o["acked"] = numbers(st->acked);
+      o["acked_stored"] = numbers(st->acked_stored);
+      o["refused"] = numbers(st->refused);
+      o["unacked"] = numbers(st->unacked);
+      o["trip_starts_acked"] = st->trip_starts_acked;
+      o["trip_starts_unacked"] = st->trip_starts_unacked;
+      o["status_queries"] = st->status_queries;
+      o["bad_acks"] = st->bad_acks;
+      o["device_state"] = st->device_state;
     }
-    o["acked"] = std::move(acked);
-    o["unacked"] = std::move(unacked);
     o["path"] = m->link;
     meters[m->cfg.id] = std::move(o);
   }

@@ -1,8 +1,9 @@
-// libFuzzer target: bytes from a rider-code reader's serial line (the cab's terminal).
-// Properties: no crash/UB splitting lines and validating tokens; every line is bounded by
-// kMaxLineBytes and carries no line end; an accepted token re-validates identically and is
-// never empty; a refused line always has a named reason; feeding the same bytes in two
-// chunks gives the same lines as feeding them at once.
+// libFuzzer target: bytes from a payment-code reader's serial line (the cab's terminal).
+// Properties: no crash/UB splitting lines and validating codes; every line is bounded by
+// kMaxLineBytes and carries no line end; an accepted code is 18 digits with a prefix
+// 10..15 and re-validates identically; a refused line always has a named reason and its
+// message never contains the line; feeding the same bytes in two chunks gives the same
+// lines as feeding them at once.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -10,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "lane/rider_token.h"
+#include "lane/payment_code.h"
 
 using namespace lanegate::lane;
 
@@ -39,12 +40,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (line.text.size() > ReaderLineSplitter::kMaxLineBytes) std::abort();
     if (line.text.find_first_of("\r\n") != std::string::npos) std::abort();
     if (line.overlong) continue;
-    auto token = validate_rider_token(line.text);
-    if (token) {
-      auto again = validate_rider_token(*token);
-      if (token->empty() || !again || *again != *token) std::abort();
-    } else if (rider_token_reject_reason(token.error()).empty()) {
-      std::abort();
+    auto code = validate_payment_code(line.text);
+    if (code) {
+      auto again = validate_payment_code(*code);
+      if (code->size() != kPaymentCodeLength || !again || *again != *code) std::abort();
+      if ((*code)[0] != '1' || (*code)[1] > '5') std::abort();
+    } else {
+      if (payment_code_reject_reason(code.error()).empty()) std::abort();
+      const bool digits = line.text.find_first_not_of("0123456789") == std::string::npos;
+      if (digits && line.text.size() >= 4 &&
+          code.error().message.find(line.text) != std::string::npos) {
+        std::abort();
+      }
     }
   }
   return 0;

@@ -1,7 +1,7 @@
 #pragma once
 // The lane device drivers of one gateway: one thread per Modbus bus (TCP or RTU; an
 // RS-485 bus carries several devices and strictly one request at a time), one thread
-// per taxi-meter serial port and one per rider-code reader port ([[reader]]). Drivers turn device
+// per taxi-meter serial port and one per payment-code reader port ([[reader]]). Drivers turn device
 // registers and frames into typed LaneEvents (events.h) delivered to the EventSink; commands
 // (barrier open, display text) are queued from any thread and executed on the owning bus thread.
 //
@@ -20,12 +20,15 @@
 //     exponential backoff capped at bus.reconnect_max_ms; libmodbus recovery is never on.
 //  5. Events are posted only after the bytes were fully validated; rejected plate reads
 //     and bad meter frames are counted by reason, never posted.
-//  6. Every valid trip record is acknowledged (retransmissions too); a retransmitted trip
-//     (same trip number and boarding time) is posted only once.
-//  7. A reader line is posted as RiderToken only when it passes the token rule
-//     (lane/rider_token.h); rejected lines are counted in
-//     lanegate_rider_tokens_total{reader,result} by reason and the token text is never
-//     logged (it names an account). The same token again within 2 s is one read.
+//  6. A valid trip record (0x00E8, or 0x00F2 for a stored one) is posted once per (trip
+//     number, boarding time) and acknowledged 0x90 on its own CMD only after ack_trip()
+//     (or on receipt with ack_trips_on_receive); a record that fails validation is
+//     answered 0xFF. A trip start (0x00E7) is posted as TripStarted and acknowledged at
+//     once. Every meter frame is counted in lanegate_meter_frames_total{meter,result}.
+//  7. A reader line is posted as PaymentCode only when it passes the payment-code rule
+//     (lane/payment_code.h); rejected lines are counted in
+//     lanegate_payment_codes_total{reader,result} by reason and the code is never
+//     logged, not even in part (it pays). The same code again within 2 s is one read.
 
 #include <cstdint>
 #include <memory>
@@ -51,6 +54,8 @@ struct DriverOptions {
   // after committing it, so a crash before the commit makes the meter retransmit.
   // true: acknowledge on receipt (tests, and `lanegate-sim`-style tooling).
   bool ack_trips_on_receive = false;
+  // The meter's 0x0000 status query goes out when its port opens and then this often.
+  int meter_status_interval_s = 600;
 };
 
 class LaneDrivers {

@@ -11,9 +11,12 @@
 //     frames each request (CRC checked) and passes it to the addressed slave only; a
 //     request for an unknown or silent slave goes unanswered, as on a multi-drop bus;
 //   - every [[meter]]: a pseudo-terminal symlinked at the meter's device path, on which a
-//     meter emits end-of-trip frames and retransmits them until acknowledged;
+//     JT/T 905 meter sends trip starts (0x00E7), end-of-trip records (0x00E8) and stored
+//     records re-sent (0x00F2), each retransmitted until the terminal answers it with the
+//     spec's ack frame (checked byte for byte against the spec's literal frames), and
+//     answers the terminal's 0x0000 status query with a status frame;
 //   - every [[reader]]: a pseudo-terminal symlinked at the reader's device path, on which
-//     the rider-code reader writes one scanned token per line (CR LF).
+//     the payment-code reader writes one scanned code per line (CR LF).
 // Devices honour their config's unit id, byte/word order and register overrides.
 //
 // Control API (HTTP, 127.0.0.1 only; JSON bodies; errors are 4xx {"error": "..."}):
@@ -24,13 +27,20 @@
 //                             "boarding"? ("YYYY-MM-DDThh:mm"), "alighting"? ("hh:mm"),
 //                             "distance_m"?, "payment_type"?}  -> {"trip_number"}
 //   POST /meter/{id}/raw     {"hex"}                      raw bytes on the meter line
-//   POST /reader/{id}/scan   {"token"} | {"raw"}          a passenger's code scanned: the
-//                             token + CR LF (or `raw` bytes as given) on the reader line
+//   POST /meter/{id}/start   {"occupied_at"? "YYYY-MM-DDThh:mm:ss"}  trip started (0x00E7)
+//   POST /meter/{id}/resend  {"trip_number"?}             stored trips re-sent as 0x00F2
+//                                                         -> {"trip_numbers"}
+//   POST /meter/{id}/device_state {"state"}               device state in status replies
+//   POST /reader/{id}/scan   {} | {"code"} | {"raw"}      a passenger's code scanned: a fresh
+//                             valid code (returned as {"code"}), the given `code` + CR LF,
+//                             or `raw` bytes as given, on the reader line
 //   POST /roadside           {"device"|"lane", "entry_station", "entry_time", "class",
 //                             "contract_id"}              -> {"sequence"}
 //   POST /device/{id}/silent | /device/{id}/return        stop / resume answering
 //   POST /barrier/{id}/stuck | /barrier/{id}/free         ignore / honour open commands
-//   GET  /state              {"devices":{id:{...}}, "meters":{id:{...}}}
+//   GET  /state              {"devices":{id:{...}}, "meters":{id:{acked, acked_stored,
+//                             refused, unacked, trip_starts_acked, status_queries,
+//                             bad_acks, device_state, path}}, "tcp_ports":{...}}
 //
 // Barrier model: writing 1 to the open coil is accepted and reset by the controller;
 // unless stuck, the barrier leaves `closed` at once (moving), reports `opened` after
@@ -104,6 +114,20 @@ struct BarrierSnapshot {
   bool stuck = false;
 };
 
+// What the simulated meter saw of the terminal (checked against the spec's ack bytes).
+struct MeterLinkState {
+  std::vector<std::uint32_t> acked;         // trip numbers answered 0x90 (0x00E8 or 0x00F2)
+  std::vector<std::uint32_t> acked_stored;  // of those, answered on 0x00F2
+  std::vector<std::uint32_t> refused;       // answered 0xFF
+  std::vector<std::uint32_t> unacked;       // records still retransmitted
+  int trip_starts_acked = 0;
+  int trip_starts_refused = 0;
+  int trip_starts_unacked = 0;
+  int status_queries = 0;
+  int bad_acks = 0;  // frames on an ack CMD that are not exactly a spec ack frame
+  int device_state = 0;
+};
+
 class DevicesSim {
  public:
   // Starts every server. Errors name the config field (bus, device, meter) that failed:
@@ -129,9 +153,21 @@ class DevicesSim {
   [[nodiscard]] Status vehicle_leaves(std::string_view lane);
   [[nodiscard]] Result<std::uint32_t> end_trip(const SimTrip& trip);
   [[nodiscard]] Status meter_raw(std::string_view meter, std::span<const std::uint8_t> bytes);
+  // The meter goes occupied: a 0x00E7 frame with `occupied_at` ("YYYY-MM-DDThh:mm:ss",
+  // default now; impossible values are sent as given), retransmitted until acked.
+  [[nodiscard]] Status start_trip(std::string_view meter, std::string_view occupied_at = {});
+  // Re-sends the stored trip `trip` (default: every trip ended so far) as 0x00F2.
+  // Returns the trip numbers queued; kNotFound for an unknown meter or trip.
+  [[nodiscard]] Result<std::vector<std::uint32_t>> resend_stored(
+      std::string_view meter, std::optional<std::uint32_t> trip = std::nullopt);
+  // The device state the meter reports in its status replies (0 ok, 4 trip store full...).
+  [[nodiscard]] Status set_meter_device_state(std::string_view meter, std::uint8_t state);
+  [[nodiscard]] Result<MeterLinkState> meter_link(std::string_view meter) const;
   // A code scanned at a [[reader]]: writes `line` + "\r\n" on its pty (no validation:
-  // tests send bad tokens on purpose). kNotFound for an unknown reader.
+  // tests send bad codes on purpose). kNotFound for an unknown reader.
   [[nodiscard]] Status reader_scan(std::string_view reader, std::string_view line);
+  // Scans a fresh valid payment code (18 digits, WeChat prefix 13) and returns it.
+  [[nodiscard]] Result<std::string> scan_payment_code(std::string_view reader);
   // Raw bytes on a reader line (partial or overlong lines).
   [[nodiscard]] Status reader_raw(std::string_view reader, std::string_view bytes);
   [[nodiscard]] Result<std::uint16_t> roadside_entry(const RoadsideEntry& e);

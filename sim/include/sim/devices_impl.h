@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -133,6 +134,10 @@ struct RtuBusServer {
   void bridge(std::atomic<bool>& stopping);
 };
 
+// A simulated taxi meter. The terminal's acknowledgement names only the command it
+// answers, never a trip, so per command (0x00E7, 0x00E8, 0x00F2) one frame is in flight:
+// the front of its queue, retransmitted until the terminal answers it. The answers are
+// checked against the spec's literal ack bytes (devices.cc), not the client's codec.
 struct SimMeter {
   config::SerialPortSection cfg;
   std::mutex mu;
@@ -140,15 +145,28 @@ struct SimMeter {
   int keep_slave_fd = -1;
   std::string slave_path;
   std::string link;
-  lane::MeterStreamDecoder decoder;
   struct Pending {
+    std::uint32_t trip_number = 0;  // 0 for a trip start
     std::vector<std::uint8_t> bytes;
     std::chrono::steady_clock::time_point next_send;
     int sends = 0;
   };
-  std::map<std::uint32_t, Pending> unacked;
-  std::vector<std::uint32_t> acked;
+  std::map<std::uint16_t, std::deque<Pending>> queues;  // by CMD
+  std::vector<std::uint8_t> rx;  // bytes from the terminal not yet framed
+  // Every trip ended, by number: what the meter's store re-sends as 0x00F2.
+  std::map<std::uint32_t, std::vector<std::uint8_t>> stored;
+  std::vector<std::uint32_t> acked;         // 0x90 on 0x00E8 or 0x00F2, in order
+  std::vector<std::uint32_t> acked_stored;  // of those, the ones acked on 0x00F2
+  std::vector<std::uint32_t> refused;       // answered 0xFF (the meter stops sending them)
+  int trip_starts_acked = 0;
+  int trip_starts_refused = 0;
+  int status_queries = 0;
+  int bad_acks = 0;  // frames on an ack CMD that are not one of the spec's ack frames
+  lane::MeterStatus status;  // what a 0x0000 query is answered with
   std::uint32_t next_trip = 1;
+  void queue(std::uint16_t cmd, std::uint32_t trip_number, std::vector<std::uint8_t> body);
+  // Frames what the terminal sent; answers acks and status queries. REQUIRES: mu held.
+  void take_terminal_bytes();
 };
 
 struct DevicesSim::Impl {

@@ -115,6 +115,7 @@ TEST(MeterPort, TripRecordAfterGarbageAndTruncatedFrames) {
   // The trip is acknowledged and the meter stops retransmitting.
   EXPECT_TRUE(eventually([&] { return rig.sim->meter_unacked("m-garbage")->empty(); }));
   EXPECT_EQ(*rig.sim->meter_acked("m-garbage"), std::vector<std::uint32_t>{42});
+  EXPECT_EQ(rig.sim->meter_link("m-garbage")->bad_acks, 0);
 }
 
 TEST(MeterPort, RetransmittedTripIsPostedOnceAndAckedAfterCommit) {
@@ -138,6 +139,7 @@ TEST(MeterPort, RetransmittedTripIsPostedOnceAndAckedAfterCommit) {
   ASSERT_TRUE(rig.drivers->ack_trip("m-retx", rec->trip_number, rec->boarding));
   EXPECT_TRUE(eventually([&] { return rig.sim->meter_unacked("m-retx")->empty(); }));
   EXPECT_EQ(*rig.sim->meter_acked("m-retx"), std::vector<std::uint32_t>{7});
+  EXPECT_EQ(rig.sim->meter_link("m-retx")->bad_acks, 0);
 
   // The same trip number with another boarding time is a different trip.
   trip.boarding = "2026-11-23T08:30";
@@ -148,7 +150,7 @@ TEST(MeterPort, RetransmittedTripIsPostedOnceAndAckedAfterCommit) {
   EXPECT_FALSE(rig.drivers->ack_trip("no-such-meter", 1, rec->boarding));
 }
 
-TEST(MeterPort, RecordWithImpossibleTimeIsCountedAndNeverAcked) {
+TEST(MeterPort, RecordWithImpossibleTimeIsAnsweredWithTheErrorAck) {
   DriverOptions opts;
   opts.ack_trips_on_receive = true;
   MeterRig rig("m-bad", opts);
@@ -159,9 +161,99 @@ TEST(MeterPort, RecordWithImpossibleTimeIsCountedAndNeverAcked) {
   trip.trip_number = 9;
   trip.boarding = "2026-02-30T08:30";  // no such day
   ASSERT_TRUE(rig.sim->end_trip(trip));
-  EXPECT_TRUE(eventually([] { return frames("m-bad", "bad_record") >= 1; }));
+  // The simulated meter saw exactly the spec's 0x00E8 error ack (55 AA 00 05 02 00 00 E8 FF 10 55 AA).
+  EXPECT_TRUE(eventually([&] { return rig.sim->meter_link("m-bad")->refused == std::vector<std::uint32_t>{9}; }));
+  EXPECT_GE(frames("m-bad", "bad_record"), 1);
+  EXPECT_GE(frames("m-bad", "nak_sent"), 1);
   EXPECT_TRUE(rig.sink.all<TripRecord>().empty());
-  EXPECT_EQ(*rig.sim->meter_unacked("m-bad"), std::vector<std::uint32_t>{9});
+  EXPECT_TRUE(rig.sim->meter_link("m-bad")->acked.empty());
+  EXPECT_EQ(rig.sim->meter_link("m-bad")->bad_acks, 0);
+}
+
+TEST(MeterPort, AcksOnTheWireAreTheSpecBytesAndAStoredTripIsAckedOnF2) {
+  MeterRig rig("m-f2");
+  ASSERT_TRUE(rig.sim && rig.drivers);
+  sim::SimTrip trip;
+  trip.meter = "m-f2";
+  trip.fare_fen = 2200;
+  trip.trip_number = 5;
+  trip.boarding = "2026-11-22T10:00";
+  trip.alighting = "10:20";
+  ASSERT_TRUE(rig.sim->end_trip(trip));
+  auto rec = rig.sink.wait_for<TripRecord>([](const TripRecord& t) { return t.trip_number == 5; });
+  ASSERT_TRUE(rec);
+  ASSERT_TRUE(rig.drivers->ack_trip("m-f2", rec->trip_number, rec->boarding));
+  // The sim counts an answer only when it equals 55 AA 00 05 02 00 00 E8 90 7F 55 AA.
+  ASSERT_TRUE(eventually([&] { return rig.sim->meter_link("m-f2")->acked == std::vector<std::uint32_t>{5}; }));
+
+  // The meter re-sends its stored trip as 0x00F2: answered on F2 (55 AA ... F2 90 65 55 AA),
+  // never posted twice.
+  ASSERT_TRUE(rig.sim->resend_stored("m-f2", 5u));
+  EXPECT_TRUE(eventually(
+      [&] { return rig.sim->meter_link("m-f2")->acked_stored == std::vector<std::uint32_t>{5}; }));
+  EXPECT_EQ(rig.sink.all<TripRecord>().size(), 1u);
+  EXPECT_TRUE(rig.sim->meter_link("m-f2")->unacked.empty());
+  EXPECT_EQ(rig.sim->meter_link("m-f2")->bad_acks, 0);
+}
+
+TEST(MeterPort, TripInFlightOnE8AndF2IsPostedOnceAndAckedOnBothAfterCommit) {
+  MeterRig rig("m-f2new");
+  ASSERT_TRUE(rig.sim && rig.drivers);
+  sim::SimTrip trip;
+  trip.meter = "m-f2new";
+  trip.fare_fen = 1500;
+  trip.trip_number = 77;
+  trip.boarding = "2026-11-22T07:00";
+  trip.alighting = "07:30";
+  ASSERT_TRUE(rig.sim->end_trip(trip));
+  auto rec = rig.sink.wait_for<TripRecord>([](const TripRecord& t) { return t.trip_number == 77; });
+  ASSERT_TRUE(rec);
+  // Unacknowledged (the gateway has not committed), the meter also re-sends it from its
+  // store as F2: still one trip.
+  ASSERT_TRUE(rig.sim->resend_stored("m-f2new"));
+  ASSERT_TRUE(eventually([] { return frames("m-f2new", "duplicate") >= 2; }));
+  EXPECT_EQ(rig.sink.all<TripRecord>().size(), 1u);
+  EXPECT_TRUE(rig.sim->meter_link("m-f2new")->acked.empty()) << "no ack before the commit";
+  ASSERT_TRUE(rig.drivers->ack_trip("m-f2new", rec->trip_number, rec->boarding));
+  // Both frames in flight end acknowledged, each on its own CMD.
+  EXPECT_TRUE(eventually([&] { return rig.sim->meter_link("m-f2new")->unacked.empty(); }));
+  EXPECT_EQ(rig.sim->meter_link("m-f2new")->acked_stored, std::vector<std::uint32_t>{77});
+  EXPECT_EQ(rig.sim->meter_link("m-f2new")->acked.size(), 2u);
+  EXPECT_EQ(rig.sim->meter_link("m-f2new")->bad_acks, 0);
+}
+
+TEST(MeterPort, TripStartIsPostedOnceAndAckedAtOnceABadOneGetsTheErrorAck) {
+  MeterRig rig("m-e7");
+  ASSERT_TRUE(rig.sim && rig.drivers);
+  ASSERT_TRUE(rig.sim->start_trip("m-e7", "2026-11-22T08:30:15"));
+  auto started = rig.sink.wait_for<TripStarted>([](const TripStarted&) { return true; });
+  ASSERT_TRUE(started);
+  EXPECT_EQ(started->occupied_at, (CivilTime{2026, 11, 22, 8, 30}));
+  EXPECT_EQ(started->meter, "m-e7");
+  EXPECT_EQ(started->lane, "taxi-m-e7");
+  // No gateway ack needed: 55 AA 00 05 02 00 00 E7 90 70 55 AA goes out at once.
+  EXPECT_TRUE(eventually([&] { return rig.sim->meter_link("m-e7")->trip_starts_acked == 1; }));
+
+  ASSERT_TRUE(rig.sim->start_trip("m-e7", "2026-13-01T00:00:00"));  // month 13
+  EXPECT_TRUE(eventually([&] { return rig.sim->meter_link("m-e7")->trip_starts_refused == 1; }));
+  EXPECT_EQ(rig.sink.all<TripStarted>().size(), 1u);
+  EXPECT_EQ(rig.sim->meter_link("m-e7")->bad_acks, 0);
+}
+
+TEST(MeterPort, StatusQueryOnOpenAndAgainReportsTheDeviceState) {
+  DriverOptions opts;
+  opts.meter_status_interval_s = 1;
+  MeterRig rig("m-status", opts);
+  ASSERT_TRUE(rig.sim && rig.drivers);
+  auto device_state = [] {
+    return metrics::Registry::global().value("lanegate_meter_device_state", {{"meter", "m-status"}});
+  };
+  ASSERT_TRUE(eventually([] { return frames("m-status", "status") >= 1; }));
+  EXPECT_EQ(device_state(), 0);
+  // The meter's trip store fills up: the next periodic query shows it.
+  ASSERT_TRUE(rig.sim->set_meter_device_state("m-status", 4));
+  EXPECT_TRUE(eventually([&] { return device_state() == 4; }));
+  EXPECT_GE(rig.sim->meter_link("m-status")->status_queries, 2);
 }
 
 }  // namespace

@@ -1,12 +1,16 @@
-// The rider-code reader driver against the simulated reader on a pseudo-terminal: a
-// scanned token arrives as a PaymentCode for the taxi lane; malformed lines are counted by
-// reason and never posted; a code held in view (the same token again at once) is one read.
+// The payment-code reader driver against the simulated reader on a pseudo-terminal: a
+// scanned code arrives as a PaymentCode for the taxi lane; malformed lines are counted by
+// reason and never posted (nor logged); a code held in view (the same code again at
+// once) is one read.
 #include <gtest/gtest.h>
 
+#include <mutex>
 #include <thread>
 
 #include "core/metrics.h"
+#include "core/log.h"
 #include "lane/drivers.h"
+#include "lane/payment_code.h"
 #include "lane_it_support.h"
 #include "sim/devices.h"
 
@@ -17,7 +21,7 @@ using namespace testing;
 
 std::int64_t lines(const std::string& reader, std::string_view result) {
   return std::max<std::int64_t>(
-      0, metrics::Registry::global().value("lanegate_rider_tokens_total",
+      0, metrics::Registry::global().value("lanegate_payment_codes_total",
                                            {{"reader", reader}, {"result", std::string(result)}}));
 }
 
@@ -63,52 +67,75 @@ struct ReaderRig {
   }
 };
 
-TEST(RiderReader, ScannedTokenBecomesAPaymentCodeForTheTaxiLane) {
+// Every log line written while a test runs (the codes must never appear in one).
+std::mutex log_mu;
+std::string log_text;
+void capture_log(log::Level, std::string_view line) {
+  std::lock_guard lock(log_mu);
+  log_text.append(line).push_back('\n');
+}
+
+TEST(CodeReader, ScannedCodeBecomesAPaymentCodeForTheTaxiLane) {
   ReaderRig rig("rd1");
   // The driver opens the port in the background: scan until the first read arrives.
   std::optional<PaymentCode> got;
+  std::string code;
   for (int i = 0; i < 20 && !got; ++i) {
-    ASSERT_TRUE(rig.sim->reader_scan("rd1", "oLANEGATEdemo0001normal"));
-    got = rig.sink.wait_for<PaymentCode>([](const PaymentCode&) { return true; }, 250ms);
+    auto scanned = rig.sim->scan_payment_code("rd1");
+    ASSERT_TRUE(scanned);
+    code = *scanned;
+    got = rig.sink.wait_for<PaymentCode>([&](const PaymentCode& p) { return p.code == code; }, 250ms);
   }
   ASSERT_TRUE(got);
-  EXPECT_EQ(got->code, "oLANEGATEdemo0001normal");
+  EXPECT_EQ(got->code.size(), 18u);
+  EXPECT_TRUE(validate_payment_code(got->code));
   EXPECT_EQ(got->lane, "taxi-rd1");
   EXPECT_EQ(got->reader, "rd1");
 }
 
-TEST(RiderReader, MalformedLinesAreCountedByReasonAndNeverPosted) {
+TEST(CodeReader, MalformedLinesAreCountedByReasonNeverPostedAndNoCodeIsLogged) {
+  log::set_test_sink(capture_log);
   ReaderRig rig("rd2");
-  std::optional<PaymentCode> first;
-  for (int i = 0; i < 20 && !first; ++i) {
-    ASSERT_TRUE(rig.sim->reader_scan("rd2", "oFIRSTtoken000001"));
-    first = rig.sink.wait_for<PaymentCode>([](const PaymentCode&) { return true; }, 250ms);
+  const std::string first = "134567890123456789";
+  std::optional<PaymentCode> got;
+  for (int i = 0; i < 20 && !got; ++i) {
+    ASSERT_TRUE(rig.sim->reader_scan("rd2", first));
+    got = rig.sink.wait_for<PaymentCode>([](const PaymentCode&) { return true; }, 250ms);
   }
-  ASSERT_TRUE(first);
+  ASSERT_TRUE(got);
   // Scans written before the driver opened the port arrive together: let them settle.
   std::this_thread::sleep_for(300ms);
-  const auto short0 = lines("rd2", "too_short");
-  const auto bad0 = lines("rd2", "bad_character");
-  const auto long0 = lines("rd2", "too_long");
+  const auto length0 = lines("rd2", "bad_length");
+  const auto digits0 = lines("rd2", "not_digits");
+  const auto prefix0 = lines("rd2", "unknown_prefix");
   const auto over0 = lines("rd2", "overlong_line");
   const auto repeat0 = lines("rd2", "repeat");
-  ASSERT_TRUE(rig.sim->reader_scan("rd2", "abc"));
-  ASSERT_TRUE(rig.sim->reader_scan("rd2", "oBAD token with spaces"));
-  ASSERT_TRUE(rig.sim->reader_scan("rd2", std::string(65, 'x')));
-  ASSERT_TRUE(rig.sim->reader_raw("rd2", std::string(300, 'y') + "\n"));
-  ASSERT_TRUE(rig.sim->reader_scan("rd2", "oFIRSTtoken000001"));  // still in view: a repeat
-  // Mixed line ends: LF alone and CR alone also end a line.
-  ASSERT_TRUE(rig.sim->reader_raw("rd2", "oSECONDtoken00002\n"));
-  ASSERT_TRUE(rig.sink.wait_for<PaymentCode>(
-      [](const PaymentCode& t) { return t.code == "oSECONDtoken00002"; }));
-  EXPECT_TRUE(eventually([&] { return lines("rd2", "too_short") == short0 + 1; }));
-  EXPECT_EQ(lines("rd2", "bad_character"), bad0 + 1);
-  EXPECT_EQ(lines("rd2", "too_long"), long0 + 1);
+  ASSERT_TRUE(rig.sim->reader_scan("rd2", "13456789012345678"));    // 17 digits
+  ASSERT_TRUE(rig.sim->reader_scan("rd2", "13456789012345678X"));   // a letter
+  ASSERT_TRUE(rig.sim->reader_scan("rd2", "284567890123456789"));   // not WeChat
+  ASSERT_TRUE(rig.sim->reader_raw("rd2", std::string(300, '1') + "\n"));
+  ASSERT_TRUE(rig.sim->reader_scan("rd2", first));  // the reader sent the line twice: a repeat
+  // LF alone also ends a line.
+  const std::string second = "151234567890123456";
+  ASSERT_TRUE(rig.sim->reader_raw("rd2", second + "\n"));
+  ASSERT_TRUE(rig.sink.wait_for<PaymentCode>([&](const PaymentCode& p) { return p.code == second; }));
+  EXPECT_TRUE(eventually([&] { return lines("rd2", "bad_length") == length0 + 1; }));
+  EXPECT_EQ(lines("rd2", "not_digits"), digits0 + 1);
+  EXPECT_EQ(lines("rd2", "unknown_prefix"), prefix0 + 1);
   EXPECT_EQ(lines("rd2", "overlong_line"), over0 + 1);
   EXPECT_EQ(lines("rd2", "repeat"), repeat0 + 1);
   auto posted = rig.sink.all<PaymentCode>();
-  ASSERT_EQ(posted.size(), 2u) << "one first token (repeats folded), one second";
-  EXPECT_EQ(posted[1].code, "oSECONDtoken00002");
+  ASSERT_EQ(posted.size(), 2u) << "one first code (repeats folded), one second";
+  EXPECT_EQ(posted[1].code, second);
+  rig.drivers->stop();
+  log::set_test_sink(nullptr);
+  std::lock_guard lock(log_mu);
+  EXPECT_NE(log_text.find("payment code rejected"), std::string::npos) << "the sink saw the log";
+  // Not the codes, not their first digits run (a partial code is a secret too).
+  for (std::string_view secret : {std::string_view(first), std::string_view(second),
+                                  std::string_view("1345678901"), std::string_view("2845678901")}) {
+    EXPECT_EQ(log_text.find(secret), std::string::npos) << secret;
+  }
 }
 
 }  // namespace

@@ -70,6 +70,29 @@ TEST(SimControl, HttpApiDrivesDevicesAndReportsState) {
   ASSERT_TRUE(trip);
   EXPECT_EQ(trip->fare.fen(), 2560);
 
+  // The meter goes occupied (0x00E7), and re-sends its stored trip (0x00F2).
+  res = http.Post("/meter/http-meter/start", R"({"occupied_at":"2026-11-22T09:00:05"})",
+                  "application/json");
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200) << res->body;
+  auto started = sink.wait_for<TripStarted>([](const TripStarted&) { return true; });
+  ASSERT_TRUE(started);
+  EXPECT_EQ(started->occupied_at, (CivilTime{2026, 11, 22, 9, 0}));
+  res = http.Post("/meter/http-meter/resend", R"({"trip_number":31})", "application/json");
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200) << res->body;
+  EXPECT_EQ(res->body, R"({"trip_numbers":[31]})");
+  res = http.Post("/meter/http-meter/resend", R"({"trip_number":99})", "application/json");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 404);
+  EXPECT_TRUE(eventually([&] {
+    auto r = http.Get("/state");
+    if (!r) return false;
+    auto m = json::parse(r->body).as_object()["meters"].as_object()["http-meter"].as_object();
+    return m["acked_stored"].as_array().size() == 1 && m["trip_starts_acked"].as_int64() == 1 &&
+           m["bad_acks"].as_int64() == 0;
+  }));
+
   res = http.Post("/device/http-loop/silent", "", "application/json");
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 200);

@@ -67,11 +67,23 @@ TEST(MeterDecodeCommand, ReportsFaultsAndFramesInACapture) {
 }
 
 TEST(MeterDecodeCommand, WellFramedButImpossibleTripExitsOne) {
-  MeterFrame f{kDeviceMeter, 0, kCmdTripRecord, {0xAB}};
+  MeterFrame f{kDeviceMeter, 0, kCmdTripRecord, {0xAB, 0xCD}};  // a 1-byte body is an ack
   std::string out;
   std::string err;
   EXPECT_EQ(run({hex(encode_meter_frame(f))}, out, err), 1);
   EXPECT_NE(out.find("\"trip_error\""), std::string::npos) << out;
+}
+
+TEST(MeterDecodeCommand, PrintsTheSpecAckAndAStatusQuery) {
+  std::string out;
+  std::string err;
+  ASSERT_EQ(run({"55 AA 00 05 02 00 00 F2 90 65 55 AA"}, out, err), 0) << err;
+  EXPECT_NE(out.find("\"cmd\":\"0x00F2\""), std::string::npos) << out;
+  EXPECT_NE(out.find("\"ack\":\"ok\""), std::string::npos) << out;
+  const auto query = encode_meter_frame(
+      make_status_query(MeterTime{CivilTime{2026, 11, 22, 8, 30}, 5}));
+  ASSERT_EQ(run({hex(query)}, out, err), 0) << err;
+  EXPECT_NE(out.find("\"terminal_time\":\"2026-11-22T08:30:05\""), std::string::npos) << out;
 }
 
 TEST(MeterDecodeCommand, UsageErrors) {

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+
 namespace lanegate::lane {
 namespace {
 
@@ -165,17 +167,187 @@ TEST(MeterStream, FlushesAPartialFrameAsTruncated) {
   EXPECT_EQ(f->bytes_dropped, 20u);
 }
 
-TEST(MeterAck, RoundTripsTheTripNumber) {
-  auto ack = make_trip_ack(77);
-  auto back = decode_meter_frame(encode_meter_frame(ack));
+using Bytes = std::vector<std::uint8_t>;
+
+// The spec's acknowledgement frames, byte for byte (lane-devices.md, "Acknowledgement frames").
+TEST(MeterAck, EncodesTheSpecFramesByteForByte) {
+  EXPECT_EQ(encode_meter_frame(make_ack(kCmdTripRecord, true)),
+            (Bytes{0x55, 0xAA, 0x00, 0x05, 0x02, 0x00, 0x00, 0xE8, 0x90, 0x7F, 0x55, 0xAA}));
+  EXPECT_EQ(encode_meter_frame(make_ack(kCmdTripRecord, false)),
+            (Bytes{0x55, 0xAA, 0x00, 0x05, 0x02, 0x00, 0x00, 0xE8, 0xFF, 0x10, 0x55, 0xAA}));
+  EXPECT_EQ(encode_meter_frame(make_ack(kCmdTripStarted, true)),
+            (Bytes{0x55, 0xAA, 0x00, 0x05, 0x02, 0x00, 0x00, 0xE7, 0x90, 0x70, 0x55, 0xAA}));
+  EXPECT_EQ(encode_meter_frame(make_ack(kCmdStoredTrip, true)),
+            (Bytes{0x55, 0xAA, 0x00, 0x05, 0x02, 0x00, 0x00, 0xF2, 0x90, 0x65, 0x55, 0xAA}));
+  auto back = decode_meter_frame(
+      Bytes{0x55, 0xAA, 0x00, 0x05, 0x02, 0x00, 0x00, 0xE8, 0xFF, 0x10, 0x55, 0xAA});
   ASSERT_TRUE(back);
-  EXPECT_EQ(parse_trip_ack(*back), 77u);
+  EXPECT_EQ(ack_status(*back), kAckError);
+}
+
+// The spec's worked end-of-trip sample (reference test frame).
+Bytes worked_sample() {
+  Bytes b = {0x55, 0xAA, 0x00, 0x46, 0x02, 0x00, 0x00, 0xE8, 'A', 'A', '3', '3', '3', '3'};
+  b.insert(b.end(), 16, 0x00);  // empty operating licence
+  for (char c : std::string_view("42108319880906011X")) b.push_back(static_cast<std::uint8_t>(c));
+  b.push_back(0x00);  // qualification zero padded to 19
+  for (std::uint8_t v : {0x23, 0x07, 0x26, 0x19, 0x41,  // boarding YYMMDDhhmm
+                         0x19, 0x41,                    // alighting hhmm
+                         0x00, 0x00, 0x01,              // distance 0.1 km
+                         0x05, 0x67,                    // empty distance 56.7 km
+                         0x00, 0x00, 0x00,              // surcharge
+                         0x00, 0x00,                    // waiting time
+                         0x00, 0x00, 0x80,              // fare 8.0 yuan
+                         0x00, 0x00, 0x00, 0x0C,        // trip number 12
+                         0x00,                          // cash
+                         0x22, 0x55, 0xAA}) {           // XOR, tail
+    b.push_back(v);
+  }
+  return b;
+}
+
+TEST(MeterTrip, WorkedSampleDecodesToTheSpecValuesAndReencodesIdentically) {
+  const Bytes wire = worked_sample();
+  auto f = decode_meter_frame(wire);
+  ASSERT_TRUE(f) << f.error().to_string();
+  EXPECT_EQ(f->device, kDeviceMeter);
+  EXPECT_EQ(f->cmd, kCmdTripRecord);
+  EXPECT_EQ(f->body.size(), 0x46u - 4);
+  auto t = decode_trip_record(f->body);
+  ASSERT_TRUE(t) << t.error().to_string();
+  EXPECT_EQ(t->plate, "AA3333");
+  EXPECT_EQ(t->operating_licence, "");
+  EXPECT_EQ(t->driver_qualification, "42108319880906011X");
+  EXPECT_EQ(t->boarding, (CivilTime{2023, 7, 26, 19, 41}));
+  EXPECT_EQ(t->alighting, (CivilTime{2023, 7, 26, 19, 41}));
+  EXPECT_EQ(t->distance_m, 100);
+  EXPECT_EQ(t->empty_distance_m, 56700);
+  EXPECT_EQ(t->surcharge.fen(), 0);
+  EXPECT_EQ(t->waiting_seconds, 0);
+  EXPECT_EQ(t->fare.fen(), 800);
+  EXPECT_EQ(t->trip_number, 12u);
+  EXPECT_EQ(t->payment_type, 0x00);
+  EXPECT_TRUE(t->card_data.empty());
+  auto body = encode_trip_record(*t);
+  ASSERT_TRUE(body);
+  EXPECT_EQ(encode_meter_frame(MeterFrame{kDeviceMeter, 0, kCmdTripRecord, *body}), wire);
+}
+
+TEST(MeterTrip, BadBcdNamesTheField) {
+  Bytes body = decode_meter_frame(worked_sample())->body;
+  body[41] = 0x2A;  // boarding year nibble > 9
+  auto t = decode_trip_record(body);
+  ASSERT_FALSE(t);
+  EXPECT_EQ(t.error().field, "boarding_time");
+  EXPECT_NE(t.error().message.find("nibble"), std::string::npos);
+}
+
+TEST(MeterTripStarted, DecodesTheOccupiedTimeAndRefusesBadBcd) {
+  const Bytes body = {0x20, 0x26, 0x11, 0x22, 0x23, 0x59, 0x58};
+  auto t = decode_meter_time(body, "occupied_at");
+  ASSERT_TRUE(t) << t.error().to_string();
+  EXPECT_EQ(t->civil, (CivilTime{2026, 11, 22, 23, 59}));
+  EXPECT_EQ(t->second, 58);
+  EXPECT_EQ(encode_meter_time(*t), body);
+  EXPECT_EQ(decode_meter_time(Bytes{0x20, 0x26, 0x11, 0x22, 0x23, 0x5A, 0x00}, "occupied_at")
+                .error()
+                .field,
+            "occupied_at");
+  EXPECT_FALSE(decode_meter_time(Bytes{0x20, 0x26, 0x02, 0x30, 0x08, 0x00, 0x00}, "x"));  // Feb 30
+  EXPECT_FALSE(decode_meter_time(Bytes{0x20, 0x26, 0x01, 0x01, 0x08, 0x00, 0x60}, "x"));  // :60
+  EXPECT_FALSE(decode_meter_time(Bytes{0x20, 0x26, 0x01}, "x"));                         // short
+}
+
+TEST(MeterStatus, QueryCarriesTheTerminalTimeInBcd) {
+  // 2026-11-22 08:30:05 at UTC+8.
+  const auto t = meter_time_at(1795307405, 480);
+  EXPECT_EQ(t.civil, (CivilTime{2026, 11, 22, 8, 30}));
+  EXPECT_EQ(t.second, 5);
+  EXPECT_EQ(encode_meter_frame(make_status_query(t)),
+            (Bytes{0x55, 0xAA, 0x00, 0x0B, 0x02, 0x00, 0x00, 0x00, 0x20, 0x26, 0x11, 0x22, 0x08,
+                   0x30, 0x05,
+                   static_cast<std::uint8_t>(0x0B ^ 0x02 ^ 0x20 ^ 0x26 ^ 0x11 ^ 0x22 ^ 0x08 ^
+                                             0x30 ^ 0x05),
+                   0x55, 0xAA}));
+}
+
+TEST(MeterStatus, DecodesEveryFieldOfTheReply) {
+  Bytes body = {0x12, 0x02, 0x00, 0x34, 0x56, 0x01, 0x02, 0x03, 0x04, 0x10};
+  for (char c : std::string_view("AA3333")) body.push_back(static_cast<std::uint8_t>(c));
+  for (char c : std::string_view("LIC0000001")) body.push_back(static_cast<std::uint8_t>(c));
+  body.insert(body.end(), 6, 0x00);
+  for (char c : std::string_view("42108319880906011X")) body.push_back(static_cast<std::uint8_t>(c));
+  body.push_back(0x00);
+  for (std::uint8_t v : {0x00, 0x01, 0x00, 0x02}) body.push_back(v);
+  ASSERT_EQ(body.size(), kStatusBodyBytes);
+  auto s = decode_meter_status(body);
+  ASSERT_TRUE(s) << s.error().to_string();
+  EXPECT_EQ(s->vendor, 12);
+  EXPECT_EQ(s->device_type, 2);
+  EXPECT_EQ(s->serial, 3456);
+  EXPECT_EQ(s->hw_version, 1);
+  EXPECT_EQ(s->sw_major, 2);
+  EXPECT_EQ(s->sw_minor, 3);
+  EXPECT_EQ(s->device_state, 4);
+  EXPECT_EQ(device_state_meaning(s->device_state), "trip store full");
+  EXPECT_EQ(s->work_state, 0x10);
+  EXPECT_EQ(work_state_meaning(s->work_state), "forced on");
+  EXPECT_EQ(s->plate, "AA3333");
+  EXPECT_EQ(s->operating_licence, "LIC0000001");
+  EXPECT_EQ(s->driver_qualification, "42108319880906011X");
+  EXPECT_EQ(s->trip_count, 65538u);
+  EXPECT_EQ(*encode_meter_status(*s), body);
+  EXPECT_EQ(device_state_meaning(0x03), "fault");
+
+  auto bad = body;
+  bad[2] = 0xA0;
+  EXPECT_EQ(decode_meter_status(bad).error().field, "serial");
+  EXPECT_EQ(decode_meter_status(std::span(body).first(54)).error().field, "body");
+}
+
+TEST(MeterFrame, AcceptsTerminalOrMeterDeviceFromTheMeterButNoVendorCommands) {
+  EXPECT_TRUE(from_meter(MeterFrame{kDeviceMeter, 0, kCmdTripRecord, {}}));
+  EXPECT_TRUE(from_meter(MeterFrame{kDeviceTerminal, 0, kCmdTripRecord, {}}));
+  EXPECT_FALSE(from_meter(MeterFrame{0x04, 0, kCmdTripRecord, {}}));
+  EXPECT_FALSE(from_meter(MeterFrame{kDeviceMeter, 0x07, kCmdTripRecord, {}}));
+}
+
+TEST(MeterStream, RefusesBadLenBadXorAndGarbageThenFindsTheNextFrame) {
+  const Bytes good = worked_sample();
+  Bytes stream = {0x55, 0xAA, 0x00, 0x02, 0x01};  // LEN 2 < 4
+  auto bad_xor = good;
+  bad_xor[good.size() - 3] ^= 0x01;
+  stream.insert(stream.end(), bad_xor.begin(), bad_xor.end());
+  stream.insert(stream.end(), {0xDE, 0xAD});
+  stream.insert(stream.end(), good.begin(), good.end());
+  MeterStreamDecoder dec;
+  dec.feed(stream);
+  std::map<std::string, int> faults;
+  int frames = 0;
+  while (auto item = dec.next()) {
+    if (auto* f = std::get_if<MeterFrame>(&*item)) {
+      ++frames;
+      EXPECT_EQ(f->cmd, kCmdTripRecord);
+    } else {
+      faults[std::string(fault_name(std::get<FrameFaultReport>(*item).fault))]++;
+    }
+  }
+  EXPECT_EQ(frames, 1);
+  EXPECT_GE(faults["bad_len"], 1);
+  EXPECT_GE(faults["bad_xor"], 1);
+  EXPECT_GE(faults["garbage"], 1);
 }
 
 TEST(MeterJson, ShowsDecodedTripAndEscapes) {
   auto frame = decode_meter_frame(trip_frame(sample_trip()));
   const std::string j = meter_frame_json(*frame);
   EXPECT_NE(j.find("\"fare_fen\":4560"), std::string::npos) << j;
+  const std::string ack = meter_frame_json(make_ack(kCmdStoredTrip, false));
+  EXPECT_NE(ack.find("\"ack\":\"error\""), std::string::npos) << ack;
+  const std::string start =
+      meter_frame_json(MeterFrame{kDeviceMeter, 0, kCmdTripStarted,
+                                  {0x20, 0x26, 0x11, 0x22, 0x08, 0x30, 0x00}});
+  EXPECT_NE(start.find("\"occupied_at\":\"2026-11-22T08:30:00\""), std::string::npos) << start;
   EXPECT_NE(j.find("\"trip_number\":16909060"), std::string::npos) << j;
   EXPECT_EQ(json_escape("a\"b\\c\n\x01"), "a\\\"b\\\\c\\n\\u0001");
 }

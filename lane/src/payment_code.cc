@@ -1,40 +1,38 @@
-// Rider token lines from the taxi terminal's code reader (lane/rider_token.h).
-#include "lane/rider_token.h"
+// Payment-code lines from the taxi terminal's code reader (lane/payment_code.h).
+#include "lane/payment_code.h"
 
 namespace lanegate::lane {
 
-Result<std::string> validate_rider_token(std::string_view line) {
-  if (line.size() < kMinRiderTokenLength) {
+Result<std::string> validate_payment_code(std::string_view line) {
+  // The messages state the rule and the length only: the code itself is a secret.
+  if (line.size() != kPaymentCodeLength) {
     return fail(Errc::kInvalidArgument,
-                "too_short: a rider token has at least " + std::to_string(kMinRiderTokenLength) +
-                    " characters",
-                "token");
-  }
-  if (line.size() > kMaxRiderTokenLength) {
-    return fail(Errc::kInvalidArgument,
-                "too_long: a rider token has at most " + std::to_string(kMaxRiderTokenLength) +
-                    " characters",
-                "token");
+                "bad_length: a payment code has exactly " + std::to_string(kPaymentCodeLength) +
+                    " digits, got " + std::to_string(line.size()) + " characters",
+                "payment_code");
   }
   for (char c : line) {
-    const bool ok = (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-                    c == '_' || c == '-';
-    if (!ok) {
-      return fail(Errc::kInvalidArgument, "bad_character: a rider token is [0-9A-Za-z_-] only",
-                  "token");
+    if (c < '0' || c > '9') {
+      return fail(Errc::kInvalidArgument, "not_digits: a payment code is ASCII digits only",
+                  "payment_code");
     }
+  }
+  const int prefix = (line[0] - '0') * 10 + (line[1] - '0');
+  if (prefix < 10 || prefix > 15) {
+    return fail(Errc::kInvalidArgument,
+                "unknown_prefix: a WeChat payment code starts with 10..15", "payment_code");
   }
   return std::string(line);
 }
 
-std::string_view rider_token_reject_reason(const Error& error) {
+std::string_view payment_code_reject_reason(const Error& error) {
   const std::string_view m = error.message;
-  for (std::string_view reason : {"too_short", "too_long", "bad_character"}) {
+  for (std::string_view reason : {"bad_length", "not_digits", "unknown_prefix"}) {
     if (m.starts_with(reason)) {
       return reason;
     }
   }
-  return "bad_character";
+  return "not_digits";
 }
 
 void ReaderLineSplitter::feed(std::span<const std::uint8_t> bytes) {

@@ -1,16 +1,18 @@
 #pragma once
 // The taxi terminal's code reader (a [[reader]] serial port): the passenger shows the
-// provider app's payment code, the reader sends the code's text as one ASCII line
-// ending in CR, LF or CR LF. This header holds the pure parts: the line splitter and
-// the token rule, shared by the driver (reader_port), the simulator and the fuzz target.
+// provider app's payment code (付款码), the reader sends its digits as one ASCII line
+// ending in CR, LF or CR LF. This header holds the pure parts: the line splitter and the
+// payment-code rule, shared by the driver (reader_port), the simulator and the fuzz target.
 //
-// Token rule (ours; the provider's code format is not in the spec): 8..64 characters of
-// [0-9A-Za-z_-], the account's openid as the provider's app encodes it. Anything else is
-// rejected with a reason and never charged:
-//   too_short | too_long | bad_character      (a complete line that breaks the rule)
+// Payment-code rule (spec payment-provider-wechatpay-v3.md, "Payment code"): auth_code is
+// exactly 18 ASCII digits and a WeChat code starts with 10..15 (15: Hong Kong wallets).
+// Anything else is rejected with a reason and never charged:
+//   bad_length | not_digits | unknown_prefix  (a complete line that breaks the rule)
 //   overlong_line                             (more than kMaxLineBytes without an end of
 //                                              line: dropped up to the next CR/LF)
-// Empty lines (the LF of a CR LF, or a bare CR/LF) are not tokens and not errors.
+// Empty lines (the LF of a CR LF, or a bare CR/LF) are not codes and not errors.
+// A code pays once within about a minute: it is a secret. Error messages never contain
+// it, nor any part of it.
 //
 // Threading: plain values; one splitter per port thread.
 
@@ -26,14 +28,13 @@
 
 namespace lanegate::lane {
 
-inline constexpr std::size_t kMinRiderTokenLength = 8;
-inline constexpr std::size_t kMaxRiderTokenLength = 64;
+inline constexpr std::size_t kPaymentCodeLength = 18;
 
-// ok -> the token; otherwise kInvalidArgument with field "token" and the reason
-// (too_short, too_long, bad_character) as the message's first word.
-[[nodiscard]] Result<std::string> validate_rider_token(std::string_view line);
-// "too_short" | "too_long" | "bad_character" for a line validate_rider_token refuses.
-std::string_view rider_token_reject_reason(const Error& error);
+// ok -> the code; otherwise kInvalidArgument with field "payment_code" and the reason
+// (bad_length, not_digits, unknown_prefix) as the message's first word.
+[[nodiscard]] Result<std::string> validate_payment_code(std::string_view line);
+// "bad_length" | "not_digits" | "unknown_prefix" for a line validate_payment_code refuses.
+std::string_view payment_code_reject_reason(const Error& error);
 
 // Splits a byte stream into lines (CR, LF, CR LF). Bounded memory: at most
 // kMaxLineBytes are buffered.
