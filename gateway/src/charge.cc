@@ -178,9 +178,7 @@ bool allowed_transition(ChargeState from, ChargeState to) {
       return to == S::kAccepted || to == S::kSuccess || to == S::kPayFail || to == S::kSubmitting ||
              to == S::kVoid;
     case S::kAccepted:
-      // VOID: an in-cab Native order (its QR shown) that the provider confirmed closed
-      // unpaid (site_taxi.cc).
-      return to == S::kSuccess || to == S::kPayFail || to == S::kVoid;
+      return to == S::kSuccess || to == S::kPayFail;
     case S::kSuccess:
       return to == S::kRefund;
     case S::kPayFail:

@@ -34,6 +34,7 @@
 #include "invoice/claims.h"
 #include "invoice/receipt.h"
 #include "gateway/screen.h"
+#include "gateway/regulator.h"
 #include "invoice/platform.h"
 #include "lane/drivers.h"
 #include "offline_queue/queue.h"
@@ -198,6 +199,8 @@ struct Daemon::Impl {
   DriversActuator actuator;
   std::unique_ptr<Site> site;
   std::unique_ptr<ScreenBoard> screens;  // the taxi passenger screens
+  std::unique_ptr<RegulatorUplink> regulator;  // [regulator] enabled
+  std::unique_ptr<queue::Drainer> regulator_drainer;
   std::unique_ptr<PostingSink> sink;
   std::unique_ptr<lane::LaneDrivers> drivers;
   std::unique_ptr<HttpApi> api;
@@ -278,6 +281,9 @@ struct Daemon::Impl {
                         invoice::format_human_code(c->human_code)};
       };
     }
+    for (const auto& l : cfg.lanes) {
+      if (l.mode == config::LaneMode::kTaxi) screens->set(l.id, ScreenView{});
+    }
     site->set_screen(screens.get(), std::move(claim_lookup));
     if (uplink) {
       uplink->set_pay_sink([this](const queue::Item& item, queue::Drainer::Completion done) {
@@ -298,6 +304,7 @@ struct Daemon::Impl {
     api = std::make_unique<HttpApi>(io, cfg.api);
     add_api_routes(*api, ApiServices{&cfg, &*store, &*outbox, site.get(), uplink.get(), notifications.get(),
                                      drivers.get(), claims.get()});
+    add_screen_routes(*api, *screens);
     auto port = api->start();
     if (!port) {
       log::error("not starting: API: " + port.error().to_string());
@@ -311,6 +318,21 @@ struct Daemon::Impl {
       }
     }
     if (uplink) uplink->start();
+    if (cfg.regulator.enabled) {
+      // The regulator's uploads drain on their own: the platform is neither the payment
+      // provider nor the invoicing platform, and a slow one holds up neither.
+      regulator = std::make_unique<RegulatorUplink>(io, config->regulator, SystemClock::instance());
+      RegulatorUplink* reg = regulator.get();
+      regulator_drainer = std::make_unique<queue::Drainer>(
+          io, *outbox, cfg.queue, SystemClock::instance(),
+          [reg](const queue::Item& item, queue::Drainer::Completion done) { reg->sink(item, std::move(done)); },
+          queue::DrainerOptions{.topics = {std::string(kTopicRegulatorTrip)},
+                                .compact_interval = std::chrono::milliseconds(0)});
+      regulator->set_on_link_up([this] {
+        if (regulator_drainer) regulator_drainer->link_up();
+      });
+      regulator_drainer->start();
+    }
     if (!uplink && invoice_uplink) {
       // No payment provider: the invoice topics still drain, on their own.
       InvoiceUplink* inv = invoice_uplink.get();
@@ -348,6 +370,8 @@ struct Daemon::Impl {
     if (uplink) uplink->stop();
     if (invoice_drainer) invoice_drainer->stop();
     if (invoice_uplink) invoice_uplink->stop();
+    if (regulator_drainer) regulator_drainer->stop();
+    if (regulator) regulator->stop();
   }
 
   std::uint16_t api_port = 0;

@@ -33,7 +33,9 @@
 
 #include "core/crypto.h"
 #include "core/log.h"
+#include "gateway/regulator.h"
 #include "gateway/screen.h"
+#include "lane/meter_frame.h"
 #include "site_impl.h"
 
 namespace lanegate::gateway {
@@ -513,7 +515,8 @@ void Site::Impl::native_result(const std::string& out, const ProviderResult<std:
   if (!r) gate.note_link(r.error().http_status != 0, r.error().error.message);
   else gate.note_link(true, {});
   if (r) {
-    (void)book.move_committed(out, ChargeState::kAccepted, "", "provider", R"({"code_url":"issued"})");
+    // The order exists and waits for the passenger: it stays SUBMITTING (no money moved
+    // yet) until a payment, or a close the provider confirms, ends it.
     if (current) {
       ls->trip->qr_out = out;
       ls->trip->qr_url = *r;
@@ -654,7 +657,7 @@ void Site::Impl::pay_item(const queue::Item& item, std::function<void(queue::Out
       return done(queue::Outcome::retry("first query 5 s after the error", kFirstQueryAfterError - age));
     }
   } else if (!wanted) {
-    step = tx.state == ChargeState::kAccepted ? Step::kClose : Step::kQuery;
+    step = Step::kClose;  // a refused close queries and follows the state
   }
   const bool sent = gate.call_provider([this, alive = std::weak_ptr<bool>(alive), out, product, step, age, wanted,
                                         done](PaymentProvider& p) {
@@ -787,8 +790,27 @@ void Site::Impl::taxi_ack(const lane::TripRecord& trip) {
   }
 }
 
-Status Site::Impl::enqueue_regulator(Transaction&, const std::string&, const lane::TripRecord&,
-                                     const Store::TaxiTrip&) {
+// The trip's operation-data upload to the city's regulator (gateway/regulator.h), queued in
+// the transaction that stores the trip, ordered per cab (the lane).
+Status Site::Impl::enqueue_regulator(Transaction& txn, const std::string& lane_id, const lane::TripRecord& trip,
+                                     const Store::TaxiTrip& row) {
+  if (!cfg.regulator.enabled) return {};
+  const LaneState* ls = lane_of(lane_id);
+  if (ls == nullptr || ls->cfg.isu_id.empty()) return {};  // check-config requires it on taxi lanes
+  auto body = lane::encode_trip_record(trip);
+  if (!body) return std::unexpected(body.error());
+  RegulatorTrip up;
+  up.isu_id = ls->cfg.isu_id;
+  up.lane = lane_id;
+  up.meter = trip.meter;
+  up.trip_number = trip.trip_number;
+  up.meter_body = std::move(*body);
+  const int off = cfg.gateway.utc_offset_minutes;
+  up.boarding = SystemTime(seconds(trip.boarding.to_unix(off)));
+  up.alighting = SystemTime(seconds(trip.alighting.to_unix(off)));
+  auto q = outbox.enqueue(txn, kTopicRegulatorTrip, "regulator:" + lane_id, "regulator:" + row.trip_key,
+                          encode_regulator_item(up));
+  if (!q) return std::unexpected(q.error());
   return {};
 }
 

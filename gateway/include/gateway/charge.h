@@ -12,8 +12,6 @@
 //   SUBMITTING --move(kUnknown) on a timeout / lost reply--> UNKNOWN
 //   UNKNOWN    --apply_answer() of the query that must come first--> as SUBMITTING
 //   ACCEPTED   --apply_answer()--> SUCCESS | PAY_FAIL
-//   ACCEPTED   --move(kVoid)--> VOID: an in-cab Native order (QR shown, site_taxi.cc) the
-//     provider closed unpaid.
 //   PAY_FAIL   --apply_answer() (the provider advanced the money, user repaid)--> SUCCESS
 //   SUCCESS    --apply_answer() (REFUND)--> REFUND
 //   RECORDED | SUBMITTING | UNKNOWN --move(kVoid)--> VOID: no passage was decided on the
