@@ -4,6 +4,7 @@
 // rules (errors, field lists) in provider_sandbox_wire.cc.
 #include "sim/provider_sandbox.h"
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <iostream>
@@ -78,6 +79,24 @@ CREATE TABLE refunds(
   seq INTEGER PRIMARY KEY, mchid TEXT NOT NULL, out_trade_no TEXT NOT NULL,
   refund_id TEXT NOT NULL UNIQUE, out_refund_no TEXT NOT NULL, amount INTEGER NOT NULL,
   create_time TEXT NOT NULL, UNIQUE(mchid, out_refund_no));
+)sql",
+    // In-cab payments (payment code, Native) and the payment codes the admin registered.
+    // A code is kept only as its SHA-256: the sandbox needs to know it was spent, not it.
+    R"sql(
+CREATE TABLE payments(
+  seq INTEGER PRIMARY KEY, mchid TEXT NOT NULL, sub_mchid TEXT NOT NULL DEFAULT '',
+  appid TEXT NOT NULL, sub_appid TEXT NOT NULL DEFAULT '', out_trade_no TEXT NOT NULL,
+  transaction_id TEXT NOT NULL UNIQUE, trade_type TEXT NOT NULL, description TEXT NOT NULL,
+  attach TEXT, amount INTEGER NOT NULL, trade_state TEXT NOT NULL, trade_state_desc TEXT,
+  openid TEXT NOT NULL DEFAULT '', sub_openid TEXT, code_hash TEXT NOT NULL DEFAULT '',
+  notify_url TEXT NOT NULL DEFAULT '', code_url TEXT NOT NULL DEFAULT '',
+  device_id TEXT NOT NULL DEFAULT '', create_time TEXT NOT NULL, success_time TEXT,
+  pay_due_ms INTEGER, revoke_due_ms INTEGER, expire_ms INTEGER, fail_code TEXT,
+  refunded INTEGER NOT NULL DEFAULT 0, reversed INTEGER NOT NULL DEFAULT 0,
+  submissions INTEGER NOT NULL DEFAULT 1, UNIQUE(mchid, out_trade_no));
+CREATE TABLE paycodes(
+  code_hash TEXT PRIMARY KEY, openid TEXT NOT NULL, issued_ms INTEGER NOT NULL,
+  userpaying_ms INTEGER NOT NULL DEFAULT 0, decline TEXT, used INTEGER NOT NULL DEFAULT 0);
 )sql"};
 
 // The merchant's Authorization header, parsed per the spec: scheme, then five
@@ -182,6 +201,25 @@ Status Impl::apply_seed() {
       return field_error("etc_bound_state must be a non-empty string");
     }
     etc_bound_state = std::string(b->as_string());
+  }
+  if (const auto* q = root.if_contains("quickpay"); q != nullptr) {
+    if (!q->is_object()) {
+      return field_error("quickpay must be an object");
+    }
+    for (const auto& [key, value] : q->as_object()) {
+      auto ms = get_int(q->as_object(), key);
+      if (!ms || *ms <= 0) {
+        return field_error("quickpay." + std::string(key) + " must be milliseconds > 0");
+      }
+      if (key == "code_validity_ms") {
+        code_validity_ms = *ms;
+      } else if (key == "auto_revoke_ms") {
+        auto_revoke_ms = *ms;
+      } else {
+        return field_error("quickpay." + std::string(key) +
+                           ": unknown key (code_validity_ms, auto_revoke_ms)");
+      }
+    }
   }
   auto txn = db().begin();
   if (!txn) {
@@ -446,7 +484,13 @@ void Impl::send(const httplib::Request& req, httplib::Response& res, const Reply
   if (reply.lose_after_commit) {
     // The transaction is committed (invariant 1); the reply is lost: headers go out,
     // the body never does and the connection is closed mid-reply.
-    auto length = reply.body.size();
+    // A 204 (close) has no body to cut and clients do not read one: the lost reply
+    // promises one byte under a 200 status line instead, so it too breaks mid-reply and
+    // the client never holds a complete answer.
+    if (reply.status == 204) {
+      res.status = 200;
+    }
+    auto length = std::max<std::size_t>(reply.body.size(), 1);
     res.set_content_provider(length, "application/json",
                              [](std::size_t, std::size_t, httplib::DataSink&) { return false; });
     return;
@@ -587,12 +631,7 @@ void Impl::install_routes(httplib::SSLServer& s) {
   s.Post("/v3/vehicle/parking/parkings",
          api_route(this, [this](const Req& r, const Merchant& m) { return create_parking(r, m); }));
   s.Post("/v3/vehicle/transactions/parking",
-         api_route(this, [this](const Req& r, const Merchant& m) {
-           return charge_vehicle(r, m, "PARKING");
-         }));
-  s.Post("/v3/vehicle/transactions/taxi", api_route(this, [this](const Req& r, const Merchant& m) {
-           return charge_vehicle(r, m, "TAXI");
-         }));
+         api_route(this, [this](const Req& r, const Merchant& m) { return charge_parking(r, m); }));
   s.Get(R"(/v3/vehicle/transactions/out-trade-no/([^/?]+))",
         api_route(this, [this](const Req& r, const Merchant& m) { return query_vehicle(r, m); }));
   s.Post("/v3/vehicle/etc/transactions/highway",
@@ -608,6 +647,28 @@ void Impl::install_routes(httplib::SSLServer& s) {
   s.Get(
       R"(/v3/vehicle/etc/users/([^/?]+)/contracts)",
       api_route(this, [this](const Req& r, const Merchant& m) { return contract_by_user(r, m); }));
+  // In-cab payments, both modes (spec "Taxi: in-cab payment").
+  for (bool partner : {false, true}) {
+    const std::string base = partner ? "/v3/pay/partner/transactions" : "/v3/pay/transactions";
+    s.Post(base + "/codepay", api_route(this, [this, partner](const Req& r, const Merchant& m) {
+             return codepay(r, m, partner);
+           }));
+    s.Post(base + "/native", api_route(this, [this, partner](const Req& r, const Merchant& m) {
+             return native(r, m, partner);
+           }));
+    s.Get(base + R"(/out-trade-no/([^/?]+))",
+          api_route(this, [this, partner](const Req& r, const Merchant& m) {
+            return query_payment(r, m, partner);
+          }));
+    s.Post(base + R"(/out-trade-no/([^/?]+)/reverse)",
+           api_route(this, [this, partner](const Req& r, const Merchant& m) {
+             return reverse_payment(r, m, partner);
+           }));
+    s.Post(base + R"(/out-trade-no/([^/?]+)/close)",
+           api_route(this, [this, partner](const Req& r, const Merchant& m) {
+             return close_payment(r, m, partner);
+           }));
+  }
   s.Get("/v3/certificates", api_route(this, [this](const Req& r, const Merchant& m) {
           if (auto bad = check_query(r, {}); bad) {
             return *bad;
@@ -869,6 +930,93 @@ void Impl::install_admin() {
     }
     res.set_content(json::serialize(a), "application/json");
   });
+  admin.Post("/admin/paycodes", [this](const httplib::Request& req, httplib::Response& res) {
+    auto body = admin_body(req, res);
+    if (!body) {
+      return;
+    }
+    SandboxPaycode code;
+    code.code = get_string(*body, "code").value_or("");
+    code.openid = get_string(*body, "openid").value_or("");
+    code.issued_at = get_string(*body, "issued_at").value_or("");
+    code.userpaying_ms = get_int(*body, "userpaying_ms").value_or(0);
+    code.decline = get_string(*body, "decline").value_or("");
+    admin_status(res, register_paycode(code));
+  });
+  admin.Post("/admin/native/pay", [this](const httplib::Request& req, httplib::Response& res) {
+    auto body = admin_body(req, res);
+    if (!body) {
+      return;
+    }
+    auto paid = pay_native(get_string(*body, "out_trade_no").value_or(""),
+                           get_string(*body, "openid").value_or(""));
+    if (!paid) {
+      // 409: the order exists but cannot be paid (closed = the QR expired, or paid).
+      res.status = paid.error().code == Errc::kRejected   ? 409
+                   : paid.error().code == Errc::kNotFound ? 404
+                                                          : 400;
+      res.set_content(json::serialize(json::object{{"error", paid.error().to_string()}}),
+                      "application/json");
+      return;
+    }
+    res.set_content(json::serialize(json::object{{"out_trade_no", paid->out_trade_no},
+                                                 {"transaction_id", paid->transaction_id},
+                                                 {"trade_state", paid->trade_state},
+                                                 {"openid", paid->openid}}),
+                    "application/json");
+  });
+  admin.Post("/admin/quickpay", [this](const httplib::Request& req, httplib::Response& res) {
+    auto body = admin_body(req, res);
+    if (!body) {
+      return;
+    }
+    for (const char* key : {"code_validity_ms", "auto_revoke_ms"}) {
+      if (body->contains(key)) {
+        auto ms = get_int(*body, key);
+        if (!ms || *ms <= 0) {
+          res.status = 400;
+          res.set_content(
+              json::serialize(json::object{{"error", std::string(key) + ": milliseconds > 0"}}),
+              "application/json");
+          return;
+        }
+      }
+    }
+    if (auto ms = get_int(*body, "code_validity_ms")) {
+      code_validity_ms = *ms;
+    }
+    if (auto ms = get_int(*body, "auto_revoke_ms")) {
+      auto_revoke_ms = *ms;
+    }
+    res.set_content(json::serialize(json::object{{"code_validity_ms", code_validity_ms.load()},
+                                                 {"auto_revoke_ms", auto_revoke_ms.load()}}),
+                    "application/json");
+  });
+  admin.Get("/admin/payments", [this](const httplib::Request&, httplib::Response& res) {
+    auto list = list_payments();
+    if (!list) {
+      res.status = 500;
+      res.set_content(json::serialize(json::object{{"error", list.error().to_string()}}),
+                      "application/json");
+      return;
+    }
+    json::array a;
+    for (const auto& p : *list) {
+      a.push_back(json::object{{"mchid", p.mchid},
+                               {"sub_mchid", p.sub_mchid},
+                               {"out_trade_no", p.out_trade_no},
+                               {"transaction_id", p.transaction_id},
+                               {"trade_type", p.trade_type},
+                               {"trade_state", p.trade_state},
+                               {"amount", p.amount_fen},
+                               {"refunded", p.refunded_fen},
+                               {"reversed", p.reversed},
+                               {"code_url", p.code_url},
+                               {"openid", p.openid},
+                               {"submissions", p.submissions}});
+    }
+    res.set_content(json::serialize(a), "application/json");
+  });
   admin.Get("/admin/notifications", [this](const httplib::Request&, httplib::Response& res) {
     auto list = list_notifications();
     json::array a;
@@ -895,6 +1043,8 @@ Result<std::unique_ptr<ProviderSandbox>> ProviderSandbox::start(
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   impl->time_factor = options.time_factor > 0 ? options.time_factor : 1.0;
+  impl->code_validity_ms = options.code_validity_ms;
+  impl->auto_revoke_ms = options.auto_revoke_ms;
   if (auto r = impl->load_pki(); !r) {
     return std::unexpected(r.error());
   }
@@ -972,6 +1122,16 @@ Result<SandboxRefund> ProviderSandbox::refund(const std::string& out_trade_no,
 }
 Result<std::vector<SandboxTransaction>> ProviderSandbox::transactions() const {
   return impl_->list_transactions();
+}
+Status ProviderSandbox::register_paycode(const SandboxPaycode& code) {
+  return impl_->register_paycode(code);
+}
+Result<SandboxPayment> ProviderSandbox::pay_native(const std::string& out_trade_no,
+                                                   const std::string& openid) {
+  return impl_->pay_native(out_trade_no, openid);
+}
+Result<std::vector<SandboxPayment>> ProviderSandbox::payments() const {
+  return impl_->list_payments();
 }
 Result<std::vector<SandboxNotification>> ProviderSandbox::notifications() const {
   return impl_->list_notifications();

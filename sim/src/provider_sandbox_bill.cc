@@ -1,4 +1,5 @@
-// Refunds (admin only: the spec has no refund call for these products) and the trade bill
+// Refunds (admin only: the spec has no refund call for these products; a reverse of a
+// paid payment-code order is one too, provider_sandbox_pay.cc) and the trade bill
 // exactly as the spec's "Trade bill" section: the 27-column ALL header, backticked data,
 // yuan with 2 decimals, fee with 5 decimals, SUCCESS lines on the day of success, REFUND
 // lines on the day the refund was accepted, the 7-column summary.
@@ -65,9 +66,18 @@ std::string line(const std::vector<std::string>& fields) {
   return out + std::string(kEol);
 }
 
+// A paid order of either table, as the bill shows it.
+struct BillOrder {
+  std::int64_t rank = 0;  // unique over both tables: orders the lines of one second
+  std::string appid, mchid, sub_mchid, device_id, transaction_id, out_trade_no, openid;
+  std::string trade_type, description, attach;
+  std::int64_t amount = 0;
+  std::string success_time;
+};
+
 struct BillLine {
   std::string when;
-  std::int64_t seq = 0;  // of the transaction or of the refund
+  std::int64_t seq = 0;  // of the order (its rank) or of the refund
   bool refund = false;
   std::int64_t fen = 0;  // the payment's or the refund's amount
   std::vector<std::string> fields;
@@ -111,15 +121,18 @@ Reply Impl::trade_bill(const httplib::Request& req, const Merchant& m) {
   const std::string rate = rate_text();
   std::vector<BillLine> lines;
   std::lock_guard lock(db_mu);
+  advance_payments_locked();
+  const std::string sub_filter = only_sub.value_or("");
+  // Every order that was paid, vehicle transactions first, then in-cab payments
+  // (payment code: MICROPAY, Native: NATIVE); `rank` keeps their seqs apart.
+  std::vector<BillOrder> orders;
   auto st = db().prepare("SELECT " + std::string(kTxColumns) +
                          " FROM transactions WHERE mchid=? AND success_time IS NOT NULL "
                          "AND (? = '' OR sub_mchid = ?) ORDER BY seq");
   if (!st) {
     return system_error(st.error());
   }
-  const std::string sub_filter = only_sub.value_or("");
   st->bind_all(m.mchid, sub_filter, sub_filter);
-  std::map<std::string, TxRow> by_no;  // for the refund lines
   while (true) {
     auto row = st->step();
     if (!row) {
@@ -129,25 +142,51 @@ Reply Impl::trade_bill(const httplib::Request& req, const Merchant& m) {
       break;
     }
     TxRow t = read_tx(*st);
-    auto when = bill_time(*t.success_time, date);
+    orders.push_back({t.seq * 2, t.appid, t.mchid, t.sub_mchid, t.device_id, t.transaction_id,
+                      t.out_trade_no, t.openid, std::string(kVehicleTradeType), t.description,
+                      t.attach.value_or(""), t.amount, *t.success_time});
+  }
+  auto ps = db().prepare("SELECT " + std::string(kPayColumns) +
+                         " FROM payments WHERE mchid=? AND success_time IS NOT NULL "
+                         "AND (? = '' OR sub_mchid = ?) ORDER BY seq");
+  if (!ps) {
+    return system_error(ps.error());
+  }
+  ps->bind_all(m.mchid, sub_filter, sub_filter);
+  while (true) {
+    auto row = ps->step();
+    if (!row) {
+      return system_error(row.error());
+    }
+    if (!*row) {
+      break;
+    }
+    PayRow p = read_pay(*ps);
+    orders.push_back({p.seq * 2 + 1, p.appid, p.mchid, p.sub_mchid, p.device_id, p.transaction_id,
+                      p.out_trade_no, p.openid, p.trade_type, p.description, p.attach.value_or(""),
+                      p.amount, *p.success_time});
+  }
+  std::map<std::string, const BillOrder*> by_no;  // for the refund lines
+  for (const auto& o : orders) {
+    auto when = bill_time(o.success_time, date);
     if (when && type != "REFUND") {
       lines.push_back({*when,
-                       t.seq * 2,
+                       o.rank * 2,
                        false,
-                       t.amount,
+                       o.amount,
                        {*when,
-                        t.appid,
-                        t.mchid,
-                        t.sub_mchid.empty() ? "0" : t.sub_mchid,
-                        t.device_id,
-                        t.transaction_id,
-                        t.out_trade_no,
-                        t.openid,
-                        std::string(kVehicleTradeType),
+                        o.appid,
+                        o.mchid,
+                        o.sub_mchid.empty() ? "0" : o.sub_mchid,
+                        o.device_id,
+                        o.transaction_id,
+                        o.out_trade_no,
+                        o.openid,
+                        o.trade_type,
                         "SUCCESS",
                         "OTHERS",
                         "CNY",
-                        yuan(t.amount),
+                        yuan(o.amount),
                         "0.00",
                         "0",
                         "0",
@@ -155,15 +194,15 @@ Reply Impl::trade_bill(const httplib::Request& req, const Merchant& m) {
                         "0.00",
                         "",
                         "",
-                        t.description,
-                        t.attach.value_or(""),
-                        fee_text(fee_units(t.amount)),
+                        o.description,
+                        o.attach,
+                        fee_text(fee_units(o.amount)),
                         rate,
-                        yuan(t.amount),
+                        yuan(o.amount),
                         "0.00",
                         ""}});
     }
-    by_no.emplace(t.out_trade_no, std::move(t));
+    by_no.emplace(o.out_trade_no, &o);
   }
   if (type != "SUCCESS") {
     auto rs = db().prepare(
@@ -186,21 +225,21 @@ Reply Impl::trade_bill(const httplib::Request& req, const Merchant& m) {
       if (it == by_no.end() || !when) {
         continue;  // another sub merchant's, or another day's
       }
-      const TxRow& t = it->second;
+      const BillOrder& o = *it->second;
       const std::int64_t refund = rs->column_int64(3);
       lines.push_back({*when,
                        rs->column_int64(5) * 2 + 1,
                        true,
                        refund,
                        {*when,
-                        t.appid,
-                        t.mchid,
-                        t.sub_mchid.empty() ? "0" : t.sub_mchid,
-                        t.device_id,
-                        t.transaction_id,
-                        t.out_trade_no,
-                        t.openid,
-                        std::string(kVehicleTradeType),
+                        o.appid,
+                        o.mchid,
+                        o.sub_mchid.empty() ? "0" : o.sub_mchid,
+                        o.device_id,
+                        o.transaction_id,
+                        o.out_trade_no,
+                        o.openid,
+                        o.trade_type,
                         "REFUND",
                         "OTHERS",
                         "CNY",
@@ -212,8 +251,8 @@ Reply Impl::trade_bill(const httplib::Request& req, const Merchant& m) {
                         "0.00",
                         "ORIGINAL",
                         "SUCCESS",
-                        t.description,
-                        t.attach.value_or(""),
+                        o.description,
+                        o.attach,
                         fee_text(-fee_units(refund)),
                         rate,
                         "0.00",

@@ -3,7 +3,8 @@
 // files that each serve one concern:
 //   provider_sandbox.cc         start/stop, public API, seed, servers, admin, signatures
 //   provider_sandbox_wire.cc    error bodies, the per-call field lists and their checks
-//   provider_sandbox_parking.cc plate service, parking entries, parking/taxi charges
+//   provider_sandbox_parking.cc plate service, parking entries, parking charges
+//   provider_sandbox_pay.cc     in-cab payments: payment code, Native, query, reverse, close
 //   provider_sandbox_etc.cc     ETC highway deduction, its queries, contracts, USER_STATE_CHANGE
 //   provider_sandbox_bill.cc    refunds and the trade bill
 //   provider_sandbox_notify.cc  deduction worker, notification sealing and delivery
@@ -67,12 +68,12 @@ std::int64_t real_now_ms();
 // Every request body and query is checked against the field list of its call in the
 // spec: an unknown field, a missing required one or a wrong JSON type is a 400
 // PARAM_ERROR naming the field (dotted path for nested objects).
-enum class Kind { kString, kInteger, kObject, kArray, kAnyObject };
+enum class Kind { kString, kInteger, kBoolean, kObject, kArray, kAnyObject };
 struct Field {
   std::string name;
   Kind kind = Kind::kString;
   bool required = true;
-  std::vector<Field> children;  // kObject only
+  std::vector<Field> children;  // kObject; kArray: the fields of each element (an object)
 };
 using Fields = std::vector<Field>;
 struct Param {
@@ -90,12 +91,19 @@ std::optional<Reply> check_query(const httplib::Request& req, const Params& para
 // unknown field.
 Fields parking_entry_fields(bool partner);
 Fields parking_charge_fields(bool partner);
-Fields taxi_charge_fields(bool partner);
 Fields highway_charge_fields();
 Params find_service_params(bool partner);
 Params partner_query_params(bool partner);  // sub_mchid for partners, nothing for direct
 Params contract_by_user_params();
 Params trade_bill_params(bool partner);
+// The /v3/pay calls (spec "Taxi: in-cab payment"); `partner`: the /v3/pay/partner/ path.
+Fields codepay_fields(bool partner);
+Fields native_fields(bool partner);
+Fields reverse_fields(bool partner);
+Fields close_fields(bool partner);
+Params pay_query_params(bool partner);
+// Spec: 18 digits, WeChat codes start with 10..15.
+bool is_auth_code(std::string_view s);
 
 // --- merchants -------------------------------------------------------------------------
 struct SubMerchant {
@@ -144,6 +152,37 @@ TxRow read_tx(const Statement& st);
 json::object parking_transaction_json(const TxRow& t);
 json::object etc_transaction_json(const TxRow& t);
 
+// One payments row (kPayColumns order): an ordinary payment (payment code or Native).
+struct PayRow {
+  std::int64_t seq = 0;
+  std::string mchid, sub_mchid, appid, sub_appid, out_trade_no, transaction_id;
+  std::string trade_type;  // MICROPAY | NATIVE
+  std::string description;
+  std::optional<std::string> attach;
+  std::int64_t amount = 0;
+  std::string trade_state;
+  std::optional<std::string> trade_state_desc;
+  std::string openid;
+  std::optional<std::string> sub_openid;
+  std::string code_hash, notify_url, code_url, device_id, create_time;
+  std::optional<std::string> success_time;
+  std::int64_t refunded = 0;
+  bool reversed = false;
+  int submissions = 0;
+  std::optional<std::string> fail_code;  // PAYERROR: the business failure answered
+};
+inline constexpr std::string_view kPayColumns =
+    "seq, mchid, sub_mchid, appid, sub_appid, out_trade_no, transaction_id, trade_type, "
+    "description, attach, amount, trade_state, trade_state_desc, openid, sub_openid, code_hash, "
+    "notify_url, code_url, device_id, create_time, success_time, refunded, reversed, "
+    "submissions, fail_code";
+PayRow read_pay(const Statement& st);
+// The payment as the codepay reply, the query and the TRANSACTION.SUCCESS resource show it
+// (spec "Payment code" reply, "Native" resource): direct appid/mchid/payer{openid};
+// partner sp_appid/sp_mchid/sub_appid/sub_mchid/payer{sp_openid, sub_openid}.
+// `attach_always`: the Native resource lists attach without "?" (empty when not given).
+json::object payment_json(const PayRow& p, bool attach_always = false);
+
 }  // namespace lanegate::sim::sandbox
 
 namespace lanegate::sim {
@@ -153,6 +192,7 @@ struct ProviderSandbox::Impl {
   using Merchant = sandbox::Merchant;
   using SubMerchant = sandbox::SubMerchant;
   using TxRow = sandbox::TxRow;
+  using PayRow = sandbox::PayRow;
   using json_object = boost::json::object;
 
   ProviderSandboxOptions options;
@@ -173,6 +213,10 @@ struct ProviderSandbox::Impl {
   ProviderFaults faults;
   std::atomic<double> time_factor{1.0};
   std::atomic<std::int64_t> sign_errors{0};
+  // Quick-pay timing (options; seed "quickpay"; POST /admin/quickpay). Real time, not
+  // scaled by time_factor: the client's query/reverse windows are real time too.
+  std::atomic<std::int64_t> code_validity_ms{60000};
+  std::atomic<std::int64_t> auto_revoke_ms{45000};
 
   std::mutex rng_mu;
   std::mt19937_64 rng{std::random_device{}()};
@@ -227,10 +271,33 @@ struct ProviderSandbox::Impl {
                                                       std::string_view location);
   std::optional<json_object> parse_body(const httplib::Request& req, Reply& error);
 
+  // provider_sandbox_pay.cc. `partner`: the route is /v3/pay/partner/….
+  Reply codepay(const httplib::Request& req, const Merchant& m, bool partner);
+  Reply native(const httplib::Request& req, const Merchant& m, bool partner);
+  Reply query_payment(const httplib::Request& req, const Merchant& m, bool partner);
+  Reply reverse_payment(const httplib::Request& req, const Merchant& m, bool partner);
+  Reply close_payment(const httplib::Request& req, const Merchant& m, bool partner);
+  // Checks the ids of a /v3/pay body (or query) against the caller and the route: the
+  // body's mchid/sp_mchid must be the Authorization mchid, appid/sp_appid its app, a
+  // partner's sub_mchid one of its sub merchants. Returns the sub merchant (nullptr direct).
+  std::variant<const SubMerchant*, Reply> pay_caller(const Merchant& m, bool partner,
+                                                     const json_object& ids,
+                                                     std::string_view location);
+  // REQUIRES: db_mu held. Moves due orders on: USERPAYING -> SUCCESS when the passenger
+  // has confirmed, USERPAYING -> REVOKED at the auto-revoke time, NOTPAY -> CLOSED at
+  // time_expire.
+  void advance_payments_locked();
+  void advance_payments();
+  std::optional<PayRow> load_payment_locked(const std::string& mchid,
+                                            const std::string& out_trade_no);
+  Status register_paycode(const SandboxPaycode& code);
+  Result<SandboxPayment> pay_native(const std::string& out_trade_no, const std::string& openid);
+  Result<std::vector<SandboxPayment>> list_payments() const;
+
   // provider_sandbox_parking.cc
   Reply find_service(const httplib::Request& req, const Merchant& m);
   Reply create_parking(const httplib::Request& req, const Merchant& m);
-  Reply charge_vehicle(const httplib::Request& req, const Merchant& m, std::string_view product);
+  Reply charge_parking(const httplib::Request& req, const Merchant& m);
   Reply query_vehicle(const httplib::Request& req, const Merchant& m);
   Status set_plate_state(const std::string& number, const std::string& color,
                          const std::string& state);

@@ -1,4 +1,4 @@
-// The worker: settles accepted parking/taxi charges a moment later (the "deduction" of
+// The worker: settles accepted parking charges a moment later (the "deduction" of
 // the real service) and delivers notifications over HTTPS with the spec's retry schedule,
 // sealed with the merchant's APIv3 key (AES-256-GCM) and signed with the platform key.
 #include <regex>
@@ -226,6 +226,7 @@ void Impl::worker_loop() {
       }
     }
     settle_due();
+    advance_payments();
     deliver_due();
   }
 }

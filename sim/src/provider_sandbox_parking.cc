@@ -1,6 +1,6 @@
 // Parking (spec "Parking"): plate service state, parking entries, charge acceptance and
-// its query, and the plate-state admin that flips entries. The taxi charge, which the
-// spec does not have, is modelled on the parking charge and shares this code.
+// its query, and the plate-state admin that flips entries. (A taxi fare is an ordinary
+// payment: provider_sandbox_pay.cc.)
 #include "provider_sandbox_impl.h"
 
 namespace lanegate::sim {
@@ -185,19 +185,16 @@ std::optional<TxRow> Impl::load_tx_locked(const std::string& mchid, const std::s
   return std::nullopt;
 }
 
-// PARKING or TAXI: accepted now, settled by the worker (settle_due) a moment later.
-Reply Impl::charge_vehicle(const httplib::Request& req, const Merchant& m,
-                           std::string_view product) {
+// Accepted now, settled by the worker (settle_due) a moment later.
+Reply Impl::charge_parking(const httplib::Request& req, const Merchant& m) {
+  constexpr std::string_view product = "PARKING";
   Reply error;
   auto body = parse_body(req, error);
   if (!body) {
     return error;
   }
-  const bool taxi = product == "TAXI";
-  const std::string info_name = taxi ? "taxi_info" : "parking_info";
-  if (auto bad = check_fields(
-          *body, taxi ? taxi_charge_fields(m.partner()) : parking_charge_fields(m.partner()));
-      bad) {
+  const std::string info_name = "parking_info";
+  if (auto bad = check_fields(*body, parking_charge_fields(m.partner())); bad) {
     return *bad;
   }
   auto appid = *get_string(*body, "appid");
@@ -237,16 +234,14 @@ Reply Impl::charge_vehicle(const httplib::Request& req, const Merchant& m,
   if (!plate || plate->empty()) {
     return param_error(info_name + ".plate_number", "required field missing");
   }
-  if (!taxi) {
-    for (const char* t : {"start_time", "end_time"}) {
-      if (!parse_rfc3339(*get_string(info, t))) {
-        return param_error("parking_info." + std::string(t), "RFC 3339 with offset");
-      }
+  for (const char* t : {"start_time", "end_time"}) {
+    if (!parse_rfc3339(*get_string(info, t))) {
+      return param_error("parking_info." + std::string(t), "RFC 3339 with offset");
     }
-    if (!is_plate_color(*get_string(info, "plate_color"))) {
-      return param_error("parking_info.plate_color",
-                         "not one of BLUE, GREEN, YELLOW, BLACK, WHITE, LIMEGREEN");
-    }
+  }
+  if (!is_plate_color(*get_string(info, "plate_color"))) {
+    return param_error("parking_info.plate_color",
+                       "not one of BLUE, GREEN, YELLOW, BLACK, WHITE, LIMEGREEN");
   }
   if (!m.has_product(product)) {
     return error_reply(403, "NO_AUTH", "merchant has no authority for this product", "mchid",
@@ -291,46 +286,36 @@ Reply Impl::charge_vehicle(const httplib::Request& req, const Merchant& m,
   std::string openid;
   std::optional<std::string> sub_openid;
   std::string device_id = get_string(info, "device_id").value_or("");
-  if (taxi) {
-    auto rider = get_string(info, "openid");
-    if (!rider || rider->empty()) {
-      return param_error("taxi_info.openid", "required field missing");
+  // out_trade_no is unique per merchant across products: an in-cab payment's number too.
+  if (auto taken = db().prepare("SELECT 1 FROM payments WHERE mchid=? AND out_trade_no=?")) {
+    taken->bind_all(m.mchid, out_trade_no);
+    if (auto row = taken->step(); row && *row) {
+      return error_reply(400, "INVALID_REQUEST", "out_trade_no already names a payment",
+                         "out_trade_no", "duplicate out_trade_no, different product");
     }
-    auto st = db().prepare("SELECT 1 FROM accounts WHERE openid=?");
-    if (!st) {
-      return system_error(st.error());
-    }
-    st->bind_all(*rider);
-    auto row = st->step();
-    if (!row || !*row) {
-      return error_reply(400, "INVALID_REQUEST", "rider has no deduction service",
-                         "taxi_info.openid", "no such account");
-    }
-    openid = *rider;
-  } else {
-    auto parking_id = *get_string(info, "parking_id");
-    auto st = db().prepare(
-        "SELECT p.plate_number, b.openid, b.service_state, b.sub_openid FROM parkings p LEFT "
-        "JOIN plates b ON b.plate_number = p.plate_number AND b.plate_color = p.plate_color "
-        "WHERE p.id=? AND p.mchid=? AND p.sub_mchid=?");
-    if (!st) {
-      return system_error(st.error());
-    }
-    st->bind_all(parking_id, m.mchid, sub_mchid);
-    auto row = st->step();
-    if (!row || !*row) {
-      return param_error("parking_info.parking_id", "no such parking entry for this merchant");
-    }
-    if (st->column_text(0) != *plate) {
-      return param_error("parking_info.plate_number", "does not match the parking entry");
-    }
-    if (st->column_is_null(1) || st->column_text(2) != "NORMAL") {
-      return error_reply(400, "INVALID_REQUEST", "plate has no active deduction service",
-                         "parking_info.plate_number", "service not NORMAL");
-    }
-    openid = st->column_text(1);
-    sub_openid = st->column_opt_text(3);
   }
+  auto parking_id = *get_string(info, "parking_id");
+  auto st = db().prepare(
+      "SELECT p.plate_number, b.openid, b.service_state, b.sub_openid FROM parkings p LEFT "
+      "JOIN plates b ON b.plate_number = p.plate_number AND b.plate_color = p.plate_color "
+      "WHERE p.id=? AND p.mchid=? AND p.sub_mchid=?");
+  if (!st) {
+    return system_error(st.error());
+  }
+  st->bind_all(parking_id, m.mchid, sub_mchid);
+  auto row = st->step();
+  if (!row || !*row) {
+    return param_error("parking_info.parking_id", "no such parking entry for this merchant");
+  }
+  if (st->column_text(0) != *plate) {
+    return param_error("parking_info.plate_number", "does not match the parking entry");
+  }
+  if (st->column_is_null(1) || st->column_text(2) != "NORMAL") {
+    return error_reply(400, "INVALID_REQUEST", "plate has no active deduction service",
+                       "parking_info.plate_number", "service not NORMAL");
+  }
+  openid = st->column_text(1);
+  sub_openid = st->column_opt_text(3);
   std::string transaction_id = "4200" + digits(24);
   std::int64_t due =
       real_now_ms() + static_cast<std::int64_t>(options.deduction_delay_ms * time_factor.load());
@@ -379,10 +364,8 @@ Reply Impl::query_vehicle(const httplib::Request& req, const Merchant& m) {
     return *refused;
   }
   std::lock_guard lock(db_mu);
-  // The vehicle transactions path also finds TAXI orders: both live under
-  // /v3/vehicle/transactions/ (taxi: unconfirmed).
-  auto t = load_tx_locked(m.mchid, no, {"PARKING", "TAXI"},
-                          sub_or_empty(std::get<const SubMerchant*>(sub)));
+  auto t =
+      load_tx_locked(m.mchid, no, {"PARKING"}, sub_or_empty(std::get<const SubMerchant*>(sub)));
   if (!t) {
     return error_reply(404, "ORDER_NOT_EXIST", "订单不存在", "out_trade_no", "not found", "path");
   }

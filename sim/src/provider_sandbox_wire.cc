@@ -96,6 +96,8 @@ bool has_kind(const json::value& v, Kind kind) {
       return v.is_string();
     case Kind::kInteger:
       return v.is_int64() || v.is_uint64();
+    case Kind::kBoolean:
+      return v.is_bool();
     case Kind::kObject:
     case Kind::kAnyObject:
       return v.is_object();
@@ -111,6 +113,8 @@ std::string_view kind_issue(Kind kind) {
       return "must be a string";
     case Kind::kInteger:
       return "must be an integer";
+    case Kind::kBoolean:
+      return "must be a boolean";
     case Kind::kObject:
     case Kind::kAnyObject:
       return "must be an object";
@@ -126,8 +130,15 @@ Field str(std::string name, bool required = true) {
 Field integer(std::string name, bool required = true) {
   return Field{std::move(name), Kind::kInteger, required, {}};
 }
+Field boolean(std::string name, bool required = true) {
+  return Field{std::move(name), Kind::kBoolean, required, {}};
+}
 Field object(std::string name, bool required, Fields children) {
   return Field{std::move(name), Kind::kObject, required, std::move(children)};
+}
+// An array whose elements are objects with the given fields.
+Field objects(std::string name, bool required, Fields children) {
+  return Field{std::move(name), Kind::kArray, required, std::move(children)};
 }
 
 void add_partner(Fields& f, bool partner, bool with_sub_appid = true) {
@@ -174,6 +185,18 @@ std::optional<Reply> check_fields(const json::object& body, const Fields& fields
     if (f.kind == Kind::kObject) {
       if (auto r = check_fields(v->as_object(), f.children, path + "."); r) {
         return r;
+      }
+    }
+    if (f.kind == Kind::kArray && !f.children.empty()) {
+      const auto& elements = v->as_array();
+      for (std::size_t i = 0; i < elements.size(); ++i) {
+        const std::string at = path + "[" + std::to_string(i) + "]";
+        if (!elements[i].is_object()) {
+          return param_error(at, "must be an object");
+        }
+        if (auto r = check_fields(elements[i].as_object(), f.children, at + "."); r) {
+          return r;
+        }
       }
     }
   }
@@ -233,21 +256,6 @@ Fields parking_charge_fields(bool partner) {
   return f;
 }
 
-// Not in the spec (it has no vehicle taxi call): modelled on the parking charge, the rider
-// named by taxi_info.openid. taxi_info's own keys are not checked (there is no list).
-Fields taxi_charge_fields(bool partner) {
-  Fields f{str("appid")};
-  add_partner(f, partner);
-  for (const char* s : {"description", "out_trade_no", "trade_scene", "notify_url"}) {
-    f.push_back(str(s));
-  }
-  f.push_back(object("amount", true, {integer("total"), str("currency")}));
-  f.push_back(Field{"taxi_info", Kind::kAnyObject, true, {}});
-  f.push_back(str("attach", false));
-  f.push_back(str("goods_tag", false));
-  return f;
-}
-
 // Spec "ETC highway deduction", "deduct". No notify_url: the result is in the reply.
 Fields highway_charge_fields() {
   return Fields{
@@ -277,6 +285,96 @@ Params find_service_params(bool partner) {
 }
 
 Params partner_query_params(bool partner) { return partner ? Params{{"sub_mchid"}} : Params{}; }
+
+// Spec "Taxi: in-cab payment": the ids of a /v3/pay call. Direct: appid, mchid. Partner:
+// sp_appid, sp_mchid, sub_appid?, sub_mchid; the spec makes sp_appid required on pay and
+// Native (the provider's pages mark it optional: the spec wins) and optional on reverse.
+namespace {
+void add_pay_ids(Fields& f, bool partner, bool sp_appid_required) {
+  if (partner) {
+    f.push_back(str("sp_appid", sp_appid_required));
+    f.push_back(str("sp_mchid"));
+    f.push_back(str("sub_appid", false));
+    f.push_back(str("sub_mchid"));
+  } else {
+    f.push_back(str("appid"));
+    f.push_back(str("mchid"));
+  }
+}
+}  // namespace
+
+// Spec "Payment code", pay request. Types from the provider's page: support_fapiao and
+// settle_info.profit_sharing are booleans; detail is the page's 优惠功能 object (the spec
+// names it without fields).
+Fields codepay_fields(bool partner) {
+  Fields f;
+  add_pay_ids(f, partner, true);
+  f.push_back(str("description"));
+  f.push_back(str("out_trade_no"));
+  f.push_back(str("attach", false));
+  f.push_back(str("goods_tag", false));
+  f.push_back(boolean("support_fapiao", false));
+  f.push_back(object("payer", true, {str("auth_code")}));
+  f.push_back(object("amount", true, {integer("total"), str("currency", false)}));
+  f.push_back(object("scene_info", true,
+                     {str("device_id", false), str("device_ip", false),
+                      object("store_info", true, {str("id", false), str("out_id", false)})}));
+  f.push_back(
+      object("detail", false,
+             {integer("cost_price", false), str("invoice_id", false),
+              objects("goods_detail", true,
+                      {str("merchant_goods_id"), str("wxpay_goods_id", false),
+                       str("goods_name", false), integer("quantity"), integer("unit_price")})}));
+  f.push_back(object("settle_info", false, {boolean("profit_sharing", false)}));
+  return f;
+}
+
+// Spec "Native". Only the spec's fields: the provider's page also lists goods_tag,
+// limit_pay, support_fapiao, detail and scene_info.store_info, which the spec leaves out,
+// so they are refused like any unknown field. The spec writes amount{total, currency}
+// without "?": currency is required here (the page marks it optional).
+Fields native_fields(bool partner) {
+  Fields f;
+  add_pay_ids(f, partner, true);
+  f.push_back(str("description"));
+  f.push_back(str("out_trade_no"));
+  f.push_back(str("time_expire", false));
+  f.push_back(str("attach", false));
+  f.push_back(str("notify_url"));
+  f.push_back(object("amount", true, {integer("total"), str("currency")}));
+  f.push_back(
+      object("scene_info", false, {str("payer_client_ip", false), str("device_id", false)}));
+  return f;
+}
+
+// Spec "Payment code", reverse: {appid, mchid} / {sp_appid?, sp_mchid, sub_appid?, sub_mchid}.
+Fields reverse_fields(bool partner) {
+  Fields f;
+  add_pay_ids(f, partner, false);
+  return f;
+}
+
+// Spec "Native", close: {mchid} / {sp_mchid, sub_mchid}.
+Fields close_fields(bool partner) {
+  return partner ? Fields{str("sp_mchid"), str("sub_mchid")} : Fields{str("mchid")};
+}
+
+// Spec "Payment code", query: ?mchid= / ?sp_mchid=&sub_mchid=.
+Params pay_query_params(bool partner) {
+  return partner ? Params{{"sp_mchid"}, {"sub_mchid"}} : Params{{"mchid"}};
+}
+
+bool is_auth_code(std::string_view s) {
+  if (s.size() != 18 || s[0] != '1' || s[1] < '0' || s[1] > '5') {
+    return false;
+  }
+  for (char c : s) {
+    if (c < '0' || c > '9') {
+      return false;
+    }
+  }
+  return true;
+}
 
 Params contract_by_user_params() { return Params{{"sub_mchid"}, {"plan_id"}, {"plate_number"}}; }
 
@@ -364,7 +462,7 @@ json::object parking_transaction_json(const TxRow& t) {
   boost::system::error_code ec;
   json::value info = json::parse(t.info_json, ec);
   if (!ec) {
-    o[t.product == "TAXI" ? "taxi_info" : "parking_info"] = info;
+    o["parking_info"] = info;
   }
   json::object payer;
   payer["openid"] = t.openid;

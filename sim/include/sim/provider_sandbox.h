@@ -3,7 +3,8 @@
 // the real protocol — HTTPS, merchant request signatures checked, every reply signed with
 // the platform key (certificate mode, or public-key-id mode when the client sends
 // `Wechatpay-Serial: PUB_KEY_ID_…`), asynchronous parking deduction, synchronous ETC
-// highway deduction, encrypted notifications with the provider's retry schedule, the
+// highway deduction, in-cab payments (payment code and Native, with query, reverse and
+// close, direct and partner), encrypted notifications with the provider's retry schedule, the
 // trade bill — so the gateway's client, the demo and any independent client (curl +
 // openssl, see docs/PROVIDER.md) can run the real protocol on one machine. Its checks are
 // written from the spec (/work/shared/specs/payment-provider-wechatpay-v3.md),
@@ -27,13 +28,28 @@
 //   POST /admin/refunds       {"out_trade_no","amount","out_refund_no"?}
 //   GET  /admin/transactions  [{mchid,sub_mchid,out_trade_no,transaction_id,product,
 //                               trade_state,amount,refunded,openid,submissions}]
+//   POST /admin/paycodes      {"code","openid"?,"issued_at"?,"userpaying_ms"?,"decline"?}
+//   POST /admin/native/pay    {"out_trade_no","openid"?}   (409: closed or already paid)
+//   POST /admin/quickpay      {"code_validity_ms"?,"auto_revoke_ms"?}  (partial)
+//   GET  /admin/payments      [{mchid,sub_mchid,out_trade_no,transaction_id,trade_type,
+//                               trade_state,amount,refunded,reversed,code_url,openid,
+//                               submissions}]
 //   GET  /admin/notifications [{event_id,event_type,url,attempts,state,last_status}]
 //
 // Transaction lifecycle in the sandbox (one row per (mchid, out_trade_no); mchid is the
 // caller, the service provider in partner mode):
-//   parking/taxi: (none) --charge accepted--> ACCEPTED --deduction worker--> SUCCESS | PAY_FAIL
+//   parking:      (none) --charge accepted--> ACCEPTED --deduction worker--> SUCCESS | PAY_FAIL
 //   ETC highway:  (none) --charge--> SUCCESS | PAY_FAIL   (synchronous, in the reply)
 //   SUCCESS | REFUND --refund()--> REFUND                 (full or partial, repeatable)
+// Payments (one row per (mchid, out_trade_no) in their own table; the number may not
+// also name a vehicle transaction of the same merchant):
+//   codepay:  (none) --pay--> SUCCESS | USERPAYING | PAYERROR (code declined)
+//             USERPAYING --passenger confirms (userpaying_ms)--> SUCCESS
+//             USERPAYING --auto_revoke_ms after creation--> REVOKED
+//             any but CLOSED --reverse--> REVOKED (a paid order is refunded in full)
+//   Native:   (none) --native--> NOTPAY --passenger pays (pay_native)--> SUCCESS
+//             NOTPAY --close | time_expire--> CLOSED;  SUCCESS cannot be closed
+//   codepay USERPAYING | PAYERROR --close--> CLOSED
 // Invariants:
 //   1. A transaction row is committed before any reply to the charge is written, so a
 //      lost reply (fault injection) never loses the charge.
@@ -42,9 +58,13 @@
 //      changes nothing.
 //   3. Rows are never deleted; trade_state only moves forward as drawn above; the sum of
 //      a row's refunds never exceeds its amount.
-//   4. Every parking/taxi state change to SUCCESS/PAY_FAIL queues exactly one notification
+//   4. Every parking state change to SUCCESS/PAY_FAIL queues exactly one notification
 //      (committed in the same SQLite transaction) to the charge's notify_url. ETC charges
 //      and refunds queue none (the spec gives ETC no notify_url).
+//   5. A Native payment's NOTPAY -> SUCCESS queues exactly one TRANSACTION.SUCCESS in the
+//      same commit; payment-code orders queue none (the spec gives codepay no notify_url).
+//   6. A payment code pays at most one order: it is marked used in the commit that
+//      creates the order, and only its SHA-256 is stored.
 //
 // Threading: start() spawns the HTTPS server, the admin server and one worker thread
 // (deduction + notification delivery). All public methods are thread-safe.
@@ -83,13 +103,42 @@ struct ProviderSandboxOptions {
   const Clock* clock = &SystemClock::instance();
   // Deduction delay before time_factor (the "moment later" of the real service).
   int deduction_delay_ms = 1000;
+  // Payment code validity after it was issued (spec: about one minute), and the time after
+  // creation at which an unpaid quick-pay order is revoked (spec: about 45 s). Real time,
+  // not scaled by time_factor; the seed's "quickpay" object overrides them.
+  std::int64_t code_validity_ms = 60000;
+  std::int64_t auto_revoke_ms = 45000;
+};
+
+// A payment code the passenger's app shows (admin: POST /admin/paycodes).
+struct SandboxPaycode {
+  std::string code;                // 18 digits, 10..15 prefix
+  std::string openid;              // the payer; empty: an anonymous one is made up
+  std::string issued_at;           // RFC 3339; empty: now
+  std::int64_t userpaying_ms = 0;  // > 0: the order stays USERPAYING this long (password)
+  std::string decline;             // not empty: the business failure code to answer (4xx)
+};
+
+struct SandboxPayment {
+  std::string mchid;  // the caller: the merchant direct, the service provider partner
+  std::string sub_mchid;
+  std::string out_trade_no;
+  std::string transaction_id;
+  std::string trade_type;  // "MICROPAY" | "NATIVE"
+  std::string trade_state;
+  std::int64_t amount_fen = 0;
+  std::int64_t refunded_fen = 0;  // a reverse of a paid order refunds all of it
+  bool reversed = false;
+  std::string code_url;  // Native only
+  std::string openid;
+  int submissions = 0;  // how many codepay/native calls carried this out_trade_no
 };
 
 struct SandboxTransaction {
   std::string mchid;
   std::string out_trade_no;
   std::string transaction_id;
-  std::string product;  // "PARKING" | "HIGHWAY" | "TAXI"
+  std::string product;  // "PARKING" | "HIGHWAY"
   std::string trade_state;
   std::int64_t amount_fen = 0;
   std::string openid;
@@ -158,6 +207,16 @@ class ProviderSandbox {
                                              std::int64_t amount_fen,
                                              const std::string& out_refund_no = {});
   [[nodiscard]] Result<std::vector<SandboxTransaction>> transactions() const;
+  // Registers a payment code (see SandboxPaycode). An unregistered well-formed code is a
+  // fresh code of an anonymous payer that pays at once.
+  [[nodiscard]] Status register_paycode(const SandboxPaycode& code);
+  // The passenger scans the Native order's QR and pays: NOTPAY -> SUCCESS and a
+  // TRANSACTION.SUCCESS to its notify_url. `openid` empty: an anonymous payer. Fails
+  // (kRejected) when the order is closed (expired) or already paid, kNotFound
+  // when no Native order has the number.
+  [[nodiscard]] Result<SandboxPayment> pay_native(const std::string& out_trade_no,
+                                                  const std::string& openid = {});
+  [[nodiscard]] Result<std::vector<SandboxPayment>> payments() const;
   [[nodiscard]] Result<std::vector<SandboxNotification>> notifications() const;
   // Count of API requests refused for a bad merchant signature (401 SIGN_ERROR).
   std::int64_t sign_errors() const;
