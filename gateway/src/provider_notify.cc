@@ -40,6 +40,24 @@ metrics::Counter& notifications_counter(std::string_view result) {
 
 using provider_json::get_string;
 
+// Spec "Notifications": TRANSACTION.SUCCESS carries a parking Transaction (which always has
+// trade_scene, and parking_info) or, for Native, the payment (trade_type NATIVE, neither of
+// those). The payment-code trade types are taken too: the same resource shape.
+std::optional<PayProduct> payment_resource(std::string_view event_type, const json::object& ro) {
+  if (event_type != "TRANSACTION.SUCCESS" || ro.contains("trade_scene") ||
+      ro.contains("parking_info")) {
+    return std::nullopt;
+  }
+  const std::string trade_type = get_string(ro, "trade_type").value_or("");
+  if (trade_type == "NATIVE") {
+    return PayProduct::kNative;
+  }
+  if (trade_type == "MICROPAY" || trade_type == "FACEPAY") {
+    return PayProduct::kCodepay;
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 std::span<const std::string_view> provider_schema_steps() { return kSchema; }
@@ -109,7 +127,20 @@ NotificationReply NotificationHandler::handle(const NotificationRequest& r,
   std::optional<std::string> dedup_state;
   std::optional<std::string> out_parking_no;
   bool unreadable_state = false;
-  if (event.event_type.starts_with("TRANSACTION.")) {
+  const std::optional<PayProduct> payment_product = payment_resource(event.event_type, ro);
+  if (payment_product) {
+    auto read = read_payment(*payment_product, *plain);
+    if (!read && read.error().provider_code == kUnknownTradeState) {
+      unreadable_state = true;  // as for a parking transaction below
+    } else if (!read) {
+      return fail_reply(400, "payment resource: " + read.error().error.message);
+    } else {
+      PaymentEvent p{std::move(*read)};
+      out_trade_no = p.payment.out_trade_no;
+      dedup_state = event.event_type + ":" + std::string(pay_state_name(p.payment.state));
+      event.payload = std::move(p);
+    }
+  } else if (event.event_type.starts_with("TRANSACTION.")) {
     const std::string scene = get_string(ro, "trade_scene").value_or("PARKING");
     const Product product = scene == "HIGHWAY" ? Product::kHighway
                             : scene == "TAXI"  ? Product::kTaxi

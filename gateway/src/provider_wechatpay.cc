@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <boost/json.hpp>
 #include <cerrno>
 #include <condition_variable>
@@ -215,6 +216,103 @@ class SigpipeBlock {
   sigset_t saved_;
   bool was_pending_ = false;
 };
+
+// --- in-cab payments: local checks and reply classes ----------------------------------------
+
+// codepay error replies. Spec "Errors" lists the refusals that commit nothing; the codepay
+// pages (wechatpay-im/website openapi/v3/pay/{,partner/}transactions/codepay.md) document no
+// codes of their own. Spec "Ambiguous results": how v3 signals USERPAYING at pay time is
+// *unconfirmed*, so anything neither SUCCESS nor a documented refusal is unknown: query.
+Outcome classify_codepay_reply(CallKind, int http_status, std::string_view code) {
+  if (code == "USERPAYING") {
+    return Outcome::kQueryFirst;
+  }
+  if ((http_status == 400 && (code == "PARAM_ERROR" || code == "INVALID_REQUEST")) ||
+      (http_status == 401 && code == "SIGN_ERROR") || (http_status == 403 && code == "NO_AUTH")) {
+    // Refused as a whole: nothing was taken, the passenger is asked for another payment. A
+    // SIGN_ERROR parks too (a parking charge retries it): a payment code expires in a minute.
+    return Outcome::kPark;
+  }
+  if (http_status == 429) {
+    return Outcome::kRetryLater;  // rate limited: refused as a whole
+  }
+  return Outcome::kQueryFirst;
+}
+
+// Native create: an order that may exist is queried before anything else, a 404 included.
+Outcome classify_native_reply(CallKind kind, int http_status, std::string_view code) {
+  const Outcome o = classify_reply(kind, http_status, code);
+  return o == Outcome::kNotFound ? Outcome::kQueryFirst : o;
+}
+
+// A request the provider would refuse, caught before anything leaves: parked, naming the
+// field and the rule.
+ProviderFailure refused_locally(std::string field, std::string rule) {
+  return failure(Outcome::kPark, Errc::kInvalidArgument, std::move(rule), std::move(field));
+}
+
+// out_trade_no: spec "<= 32 of [0-9A-Za-z_*-]".
+std::optional<ProviderFailure> check_out_trade_no(std::string_view no) {
+  const bool ok = !no.empty() && no.size() <= 32 &&
+                  std::all_of(no.begin(), no.end(), [](char c) {
+                    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_' ||
+                           c == '*' || c == '-';
+                  });
+  if (!ok) {
+    return refused_locally("out_trade_no", "must be 1 to 32 of [0-9A-Za-z_*-]");
+  }
+  return std::nullopt;
+}
+
+// description: required, at most 127 characters (UTF-8 code points).
+std::optional<ProviderFailure> check_description(std::string_view text) {
+  const auto chars = std::count_if(text.begin(), text.end(), [](char c) {
+    return (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+  });
+  if (chars == 0 || chars > 127) {
+    return refused_locally("description", "must be 1 to 127 characters");
+  }
+  return std::nullopt;
+}
+
+std::optional<ProviderFailure> check_amount(Money amount) {
+  if (amount.fen() <= 0) {
+    return refused_locally("amount.total", "must be a positive number of fen");
+  }
+  return std::nullopt;
+}
+
+// Spec "Payment code": 18 digits; WeChat codes start with 10-15. The message never carries
+// the code itself.
+std::optional<ProviderFailure> check_auth_code(std::string_view code) {
+  const bool digits = code.size() == 18 && std::all_of(code.begin(), code.end(), [](char c) {
+                        return c >= '0' && c <= '9';
+                      });
+  if (!digits || code[0] != '1' || code[1] > '5') {
+    return refused_locally("payer.auth_code",
+                           "must be 18 digits starting with 10 to 15 (a WeChat payment code)");
+  }
+  return std::nullopt;
+}
+
+// Replaces every occurrence of `secret` in `text` (a provider message may echo a request).
+void redact(std::string& text, std::string_view secret) {
+  if (secret.empty()) {
+    return;
+  }
+  constexpr std::string_view kMark = "[redacted]";
+  for (auto at = text.find(secret); at != std::string::npos;
+       at = text.find(secret, at + kMark.size())) {
+    text.replace(at, secret.size(), kMark);
+  }
+}
+
+ProviderFailure without_secret(ProviderFailure f, std::string_view secret) {
+  redact(f.error.message, secret);
+  redact(f.error.field, secret);
+  redact(f.provider_code, secret);
+  return f;
+}
 
 }  // namespace
 
@@ -476,9 +574,12 @@ struct WechatPayClient::Impl {
 
   // One signed HTTPS exchange, ended by call_deadline() after it starts. `verify` = check the
   // platform signature of 2xx replies.
+  // `classify` maps an error reply's status and code to the outcome (the in-cab payment
+  // calls have their own tables).
+  using Classifier = Outcome (*)(CallKind, int, std::string_view);
   ProviderResult<Reply> exchange(std::string_view call, CallKind kind, const std::string& method,
                                  const std::string& target, const std::string& body,
-                                 bool verify = true) {
+                                 bool verify = true, Classifier classify = classify_reply) {
     if (verify && call != "certificates") {
       maybe_periodic_refresh();
     }
@@ -558,7 +659,7 @@ struct WechatPayClient::Impl {
         res.get_header_value("Wechatpay-Signature-Type"), reply.body};
     if (res.status < 200 || res.status >= 300) {
       return std::unexpected(
-          provider_error(call, kind, reply, method, target, timestamp, *nonce, body));
+          provider_error(call, kind, reply, method, target, timestamp, *nonce, body, classify));
     }
     if (verify) {
       if (auto v = verify_reply(reply.signed_parts, call); !v) {
@@ -586,7 +687,7 @@ struct WechatPayClient::Impl {
   ProviderFailure provider_error(std::string_view call, CallKind kind, const Reply& reply,
                                  const std::string& method, const std::string& target,
                                  const std::string& timestamp, const std::string& nonce,
-                                 const std::string& body) {
+                                 const std::string& body, Classifier classify) {
     std::string code;
     std::string message;
     std::string field;
@@ -617,7 +718,7 @@ struct WechatPayClient::Impl {
         }
       }
     }
-    Outcome outcome = classify_reply(kind, reply.status, code);
+    Outcome outcome = classify(kind, reply.status, code);
     log::warn("provider replied with an error", {{"CALL", call},
                                                  {"HTTP_STATUS", reply.status},
                                                  {"CODE", code},
@@ -784,6 +885,39 @@ struct WechatPayClient::Impl {
     return failure(Outcome::kPark, Errc::kInvalidArgument,
                    "ETC highway calls are a service-provider API: [provider] mode must be partner",
                    "provider.mode");
+  }
+
+  // --- in-cab payments (spec "Taxi: in-cab payment") ------------------------------------
+
+  // Spec "Direct merchant vs service provider", payment code / Native row.
+  std::string pay_base() const {
+    return config.partner() ? "/v3/pay/partner/transactions" : "/v3/pay/transactions";
+  }
+  // Pay, Native and reverse bodies: direct appid, mchid; partner sp_appid, sp_mchid,
+  // sub_appid (when configured), sub_mchid.
+  void add_pay_merchant(json::object& o) const {
+    if (config.partner()) {
+      o["sp_appid"] = config.sp_appid;
+      o["sp_mchid"] = config.sp_mchid;
+      if (!config.sub_appid.empty()) {
+        o["sub_appid"] = config.sub_appid;
+      }
+      o["sub_mchid"] = config.sub_mchid;
+    } else {
+      o["appid"] = config.appid;
+      o["mchid"] = config.mchid;
+    }
+  }
+  // Query: "?mchid=…" (direct) or "?sp_mchid=…&sub_mchid=…" (partner), encoded as signed.
+  std::string pay_merchant_query() const {
+    if (config.partner()) {
+      return "?sp_mchid=" + percent_encode(config.sp_mchid) +
+             "&sub_mchid=" + percent_encode(config.sub_mchid);
+    }
+    return "?mchid=" + percent_encode(config.mchid);
+  }
+  std::string pay_order_path(std::string_view out_trade_no) const {
+    return pay_base() + "/out-trade-no/" + percent_encode(out_trade_no);
   }
 
   // --- JSON mapping -------------------------------------------------------------------
@@ -1165,6 +1299,152 @@ ProviderResult<EtcContract> WechatPayClient::query_etc_contract(std::string_view
                                    "bind_state"));
   }
   return c;
+}
+
+ProviderResult<Payment> WechatPayClient::codepay(const CodepayRequest& r) {
+  auto result = [&]() -> ProviderResult<Payment> {
+    for (auto refused : {check_out_trade_no(r.out_trade_no), check_description(r.description),
+                         check_amount(r.amount), check_auth_code(r.auth_code)}) {
+      if (refused) {
+        return std::unexpected(*refused);
+      }
+    }
+    if (r.store_out_id.empty()) {
+      // store_info is required and both its fields are optional: out_id is what we send.
+      return std::unexpected(refused_locally("scene_info.store_info.out_id",
+                                             "is required (the gateway id names the store)"));
+    }
+    json::object o;
+    impl_->add_pay_merchant(o);
+    o["description"] = r.description;
+    o["out_trade_no"] = r.out_trade_no;
+    if (r.attach) {
+      o["attach"] = *r.attach;
+    }
+    o["payer"] = json::object{{"auth_code", r.auth_code}};
+    o["amount"] = json::object{{"total", r.amount.fen()}, {"currency", "CNY"}};
+    json::object scene;
+    if (!r.device_id.empty()) {
+      scene["device_id"] = r.device_id;
+    }
+    scene["store_info"] = json::object{{"out_id", r.store_out_id}};
+    o["scene_info"] = std::move(scene);
+    // One exchange: a payment code is never resent by the client (spec "Ambiguous results":
+    // do not resubmit; query, then reverse).
+    auto reply = impl_->exchange("codepay", CallKind::kCharge, "POST",
+                                 impl_->pay_base() + "/codepay", json::serialize(o),
+                                 /*verify=*/true, classify_codepay_reply);
+    if (!reply) {
+      return std::unexpected(reply.error());
+    }
+    auto paid = read_payment(PayProduct::kCodepay, reply->body);
+    if (!paid) {
+      // A verified 2xx we cannot use: the order may exist and may be paid. Never "refused"
+      // (that would ask the passenger to pay again); an unknown trade_state keeps its
+      // provider_code for the alarm.
+      auto f = paid.error();
+      f.outcome = Outcome::kQueryFirst;
+      return std::unexpected(f);
+    }
+    return paid;
+  }();
+  if (!result) {
+    result = std::unexpected(without_secret(result.error(), r.auth_code));
+  }
+  call_outcomes("codepay", result ? Outcome::kOk : result.error().outcome).inc();
+  return result;
+}
+
+ProviderResult<std::string> WechatPayClient::create_native(const NativeRequest& r) {
+  auto result = [&]() -> ProviderResult<std::string> {
+    for (auto refused : {check_out_trade_no(r.out_trade_no), check_description(r.description),
+                         check_amount(r.amount)}) {
+      if (refused) {
+        return std::unexpected(*refused);
+      }
+    }
+    const std::string& notify_url = r.notify_url.empty() ? impl_->config.notify_url : r.notify_url;
+    if (!notify_url.starts_with("https://")) {
+      return std::unexpected(
+          refused_locally("notify_url", "is required and must be an https:// URL"));
+    }
+    json::object o;
+    impl_->add_pay_merchant(o);
+    o["description"] = r.description;
+    o["out_trade_no"] = r.out_trade_no;
+    if (r.time_expire) {
+      o["time_expire"] = format_rfc3339(*r.time_expire, kChina);
+    }
+    if (r.attach) {
+      o["attach"] = *r.attach;
+    }
+    o["notify_url"] = notify_url;
+    o["amount"] = json::object{{"total", r.amount.fen()}, {"currency", "CNY"}};
+    if (!r.device_id.empty()) {
+      o["scene_info"] = json::object{{"device_id", r.device_id}};
+    }
+    auto reply = impl_->exchange("native", CallKind::kCharge, "POST",
+                                 impl_->pay_base() + "/native", json::serialize(o),
+                                 /*verify=*/true, classify_native_reply);
+    if (!reply) {
+      return std::unexpected(reply.error());
+    }
+    auto parsed = reply_object(reply->body);
+    auto code_url = parsed ? get_string(*parsed, "code_url") : std::nullopt;
+    if (!code_url || code_url->empty()) {
+      // The order was created or not; only a query tells.
+      return std::unexpected(failure(Outcome::kQueryFirst, Errc::kProtocol,
+                                     "native reply lacks code_url", "code_url"));
+    }
+    return *code_url;
+  }();
+  call_outcomes("native", result ? Outcome::kOk : result.error().outcome).inc();
+  return result;
+}
+
+ProviderResult<Payment> WechatPayClient::query_payment(PayProduct product,
+                                                       std::string_view out_trade_no) {
+  auto reply = impl_->exchange("payment_query", CallKind::kRead, "GET",
+                               impl_->pay_order_path(out_trade_no) + impl_->pay_merchant_query(),
+                               "");
+  ProviderResult<Payment> result = reply ? read_payment(product, reply->body)
+                                         : ProviderResult<Payment>(std::unexpected(reply.error()));
+  call_outcomes("payment_query", result ? Outcome::kOk : result.error().outcome).inc();
+  return result;
+}
+
+ProviderResult<std::monostate> WechatPayClient::reverse_payment(std::string_view out_trade_no) {
+  json::object o;
+  impl_->add_pay_merchant(o);
+  // Spec: "repeat the reverse until it succeeds": repeatable, so a lost reply is retry_later.
+  auto reply = impl_->exchange("reverse", CallKind::kIdempotent, "POST",
+                               impl_->pay_order_path(out_trade_no) + "/reverse",
+                               json::serialize(o));
+  call_outcomes("reverse", reply ? Outcome::kOk : reply.error().outcome).inc();
+  if (!reply) {
+    return std::unexpected(reply.error());
+  }
+  return std::monostate{};
+}
+
+ProviderResult<std::monostate> WechatPayClient::close_payment(PayProduct,
+                                                              std::string_view out_trade_no) {
+  // Spec: close body {mchid} (partner {sp_mchid, sub_mchid}): no app ids.
+  json::object o;
+  if (impl_->config.partner()) {
+    o["sp_mchid"] = impl_->config.sp_mchid;
+    o["sub_mchid"] = impl_->config.sub_mchid;
+  } else {
+    o["mchid"] = impl_->config.mchid;
+  }
+  auto reply = impl_->exchange("close", CallKind::kIdempotent, "POST",
+                               impl_->pay_order_path(out_trade_no) + "/close",
+                               json::serialize(o));
+  call_outcomes("close", reply ? Outcome::kOk : reply.error().outcome).inc();
+  if (!reply) {
+    return std::unexpected(reply.error());
+  }
+  return std::monostate{};
 }
 
 ProviderResult<std::size_t> WechatPayClient::refresh_platform_keys() { return impl_->refresh(); }

@@ -4,7 +4,8 @@
 // in-process server on 127.0.0.1 that answers with the fuzzed bytes. Keys, the TLS
 // certificate and the APIv3 key are made in LLVMFuzzerInitialize; 2xx replies are signed
 // with the configured platform key, so the fuzzer reaches the parsers behind verification.
-//   byte 0: bits 0-1 the call (charge, charge after ambiguity, query, or one of bits 6-7:
+//   byte 0: bits 0-1 the call (charge, charge after ambiguity, query -- with bit 6 a codepay,
+//           with bit 7 a payment query instead -- or one of bits 6-7:
 //           plate service, parking entry, and in partner mode the ETC contract query and
 //           the ETC charge), bits 2-4 the HTTP status, bit 5 leaves a 2xx unsigned;
 //   rest:   the reply body.
@@ -228,6 +229,46 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       break;
     }
     case 2: {
+      // Bits 6-7 (free for this call): the in-cab payment calls, whose replies read_payment
+      // reads. codepay: a signed 2xx is ok or unknown, never a refusal; a 5xx is unknown;
+      // its auth_code never reaches the failure text.
+      if ((data[0] & 0x40) != 0) {
+        constexpr std::string_view kAuthCode = "134567890123456789";
+        gw::CodepayRequest r;
+        r.out_trade_no = std::string(kOutTradeNo);
+        r.description = "出租车车费";
+        r.auth_code = std::string(kAuthCode);
+        r.amount = lanegate::Money::from_fen(2350);
+        r.store_out_id = "gw-1";
+        auto p = world->client->codepay(r);
+        if (p) {
+          require_signed_2xx();
+          if (p->out_trade_no.empty()) {
+            __builtin_trap();
+          }
+        } else {
+          const auto& f = p.error();
+          if (f.error.message.empty() || f.outcome == gw::Outcome::kOk ||
+              (ok_status && f.outcome != gw::Outcome::kQueryFirst) ||
+              (status >= 500 && f.outcome != gw::Outcome::kQueryFirst) ||
+              f.error.to_string().find(kAuthCode) != std::string::npos) {
+            __builtin_trap();
+          }
+        }
+        break;
+      }
+      if ((data[0] & 0x80) != 0) {
+        auto p = world->client->query_payment(gw::PayProduct::kNative, kOutTradeNo);
+        if (p) {
+          require_signed_2xx();
+          if (p->out_trade_no.empty()) {
+            __builtin_trap();
+          }
+        } else {
+          check_failure(p.error(), /*is_charge=*/false);
+        }
+        break;
+      }
       auto t = world->client->query_transaction(gw::Product::kParking, kOutTradeNo);
       if (t) {
         require_signed_2xx();

@@ -250,7 +250,27 @@ struct Payment {
   std::optional<std::string> success_time;
   std::string openid;  // payer.openid (direct) or payer.sp_openid (partner), when given
   std::string raw_json;
+  // Added with read_payment(): the rest of the spec's reply/notification fields.
+  std::string appid;           // appid (direct) or sp_appid (partner), when given
+  std::string sub_appid;       // partner: sub_appid, when given
+  std::string sub_openid;      // partner: payer.sub_openid, when given
+  std::string bank_type;       // when given (paid orders)
+  std::string currency;        // amount.currency, when given ("CNY")
+  std::string payer_currency;  // amount.payer_currency, when given
+  std::optional<std::string> attach;
 };
+
+// A payment-code or Native order (codepay reply, query reply, TRANSACTION.SUCCESS resource)
+// in either mode: direct appid, mchid; partner sp_appid, sp_mchid, sub_appid, sub_mchid;
+// out_trade_no, transaction_id, trade_type, trade_state, trade_state_desc, bank_type,
+// success_time, attach, payer{openid | sp_openid, sub_openid}, amount{total, payer_total,
+// currency, payer_currency}. out_trade_no, trade_state and amount.total are required;
+// missing or of the wrong type -> kRetryLater naming the field. A trade_state outside the
+// spec's table -> kPark with provider_code kUnknownTradeState, counted in
+// lanegate_provider_unknown_trade_state_total and logged (the alarm), as read_transaction.
+// The money fields are returned as stated, not checked: the caller compares out_trade_no,
+// amount and the merchant ids with its own order.
+[[nodiscard]] ProviderResult<Payment> read_payment(PayProduct product, std::string_view json);
 
 // POST …/codepay. auth_code is the passenger's code: SECRET, never logged or stored.
 struct CodepayRequest {

@@ -80,13 +80,21 @@ struct ContractStateEvent {
   SystemTime stated_at{};    // the envelope's create_time
 };
 
+// TRANSACTION.SUCCESS for an in-cab payment (spec "Native"): sent only on success. Told
+// from a parking transaction by its resource: no trade_scene and no parking_info, and a
+// payment trade_type (NATIVE; MICROPAY/FACEPAY are read the same way should one come).
+// Deduplicated like a transaction on (out_trade_no, event type and state).
+struct PaymentEvent {
+  Payment payment;
+};
+
 struct NotificationEvent {
   std::string event_id;
   std::string event_type;
   std::string create_time;
   // Unknown event types are stored and acknowledged with an empty EntranceStateEvent
   // (out_parking_no and plate_number empty): appliers must ignore such a payload.
-  std::variant<TransactionEvent, EntranceStateEvent, ContractStateEvent> payload;
+  std::variant<TransactionEvent, EntranceStateEvent, ContractStateEvent, PaymentEvent> payload;
   bool duplicate = false;  // already seen: do not apply again
 };
 

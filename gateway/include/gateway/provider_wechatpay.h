@@ -148,6 +148,41 @@ class WechatPayClient final : public PaymentProvider {
   ProviderResult<EtcContract> query_etc_contract(std::string_view contract_id) override;
   ProviderResult<TradeBill> download_trade_bill(std::string_view bill_date) override;
 
+  // In-cab payments (spec "Taxi: in-cab payment") under /v3/pay/transactions/… (direct:
+  // appid, mchid) or /v3/pay/partner/transactions/… (partner: sp_appid, sp_mchid,
+  // sub_appid?, sub_mchid). Outcomes as PaymentProvider states them; in detail:
+  //
+  // codepay: exactly one exchange, never resent inside the client (a code is single-use; the
+  // stale keep-alive retry of exchange() only repeats a request that could not be written).
+  //   verified 2xx, trade_state known   -> ok with that state (only SUCCESS is paid; any other,
+  //                                        USERPAYING included, means "unknown: query")
+  //   verified 2xx, unreadable reply    -> kQueryFirst (the order may exist)
+  //   verified 2xx, unknown trade_state -> kQueryFirst, provider_code kUnknownTradeState (the
+  //                                        alarm moves; kPark would say "nothing was taken")
+  //   400 PARAM_ERROR / INVALID_REQUEST, 401 SIGN_ERROR, 403 NO_AUTH (the spec's error table:
+  //   refused as a whole)               -> kPark with provider_code
+  //   429 RATELIMIT_EXCEEDED            -> kRetryLater (refused as a whole)
+  //   USERPAYING as an error code, any other 4xx, 5xx, timeout, unverifiable reply
+  //                                     -> kQueryFirst (spec: how v3 signals USERPAYING at pay
+  //                                        time is unconfirmed: anything neither SUCCESS nor a
+  //                                        documented refusal is unknown)
+  //   connect failure (nothing sent)    -> kRetryLater
+  //   bad request (checked before sending: auth_code 18 digits starting 10-15, out_trade_no,
+  //   amount > 0, description, store_out_id) -> kPark naming the field; nothing sent.
+  // The auth_code never appears in a log line, an error message or a metric.
+  ProviderResult<Payment> codepay(const CodepayRequest& request) override;
+  // POST …/native -> code_url. notify_url (the request's or the configured one) must be https.
+  // 5xx, timeouts, unverifiable or unreadable 2xx -> kQueryFirst (the order may exist).
+  ProviderResult<std::string> create_native(const NativeRequest& request) override;
+  // GET …/out-trade-no/{no}?mchid= (partner ?sp_mchid=&sub_mchid=); 404 -> kNotFound.
+  ProviderResult<Payment> query_payment(PayProduct product,
+                                        std::string_view out_trade_no) override;
+  // POST …/out-trade-no/{no}/reverse. Repeatable: a 5xx or a lost reply is kRetryLater.
+  ProviderResult<std::monostate> reverse_payment(std::string_view out_trade_no) override;
+  // POST …/out-trade-no/{no}/close (204). Repeatable like reverse_payment.
+  ProviderResult<std::monostate> close_payment(PayProduct product,
+                                               std::string_view out_trade_no) override;
+
   // GET /v3/certificates: decrypts the platform certificates and adds them to the key
   // set after the reply verified with one of them (or a key already known). Runs by
   // itself every certificate_refresh_s (checked at the start of each call) and when a

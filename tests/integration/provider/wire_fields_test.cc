@@ -27,6 +27,8 @@
 #include "../../unit/provider/provider_test_support.h"
 #include "config/config.h"
 #include "core/clock.h"
+#include "core/log.h"
+#include "core/metrics.h"
 #include "core/pki.h"
 #include "gateway/provider_wechatpay.h"
 
@@ -71,8 +73,8 @@ enum class Need {
   kOptional,
   kWithParent,  // required whenever its parent object is sent
 };
-enum class In { kBoth, kPartnerOnly };
-enum class Kind { kString, kInteger, kObject };
+enum class In { kBoth, kPartnerOnly, kDirectOnly };
+enum class Kind { kString, kInteger, kObject, kBoolean };
 
 struct FieldRule {
   std::string_view path;  // dotted: "parking_info.start_time"
@@ -187,6 +189,89 @@ constexpr FieldRule kTradeBillQuery[] = {
     {"sub_mchid", Need::kOptional, In::kPartnerOnly, Kind::kString},
 };
 
+// spec: Taxi: in-cab payment, "Payment code", pay request: appid, mchid (or the partner ids),
+// description, out_trade_no, attach?, goods_tag?, support_fapiao?, payer{auth_code},
+// amount{total, currency?}, scene_info{device_id?, device_ip?, store_info{id?, out_id?}}
+// ("store_info required"), detail?, settle_info?{profit_sharing}. "No notify_url".
+// spec: Direct vs partner, payment code: direct body appid, mchid; partner sp_appid, sp_mchid,
+// sub_appid?, sub_mchid.
+constexpr FieldRule kCodepayBody[] = {
+    {"appid", Need::kRequired, In::kDirectOnly, Kind::kString},
+    {"mchid", Need::kRequired, In::kDirectOnly, Kind::kString},
+    {"sp_appid", Need::kRequired, In::kPartnerOnly, Kind::kString},
+    {"sp_mchid", Need::kRequired, In::kPartnerOnly, Kind::kString},
+    {"sub_appid", Need::kOptional, In::kPartnerOnly, Kind::kString},
+    {"sub_mchid", Need::kRequired, In::kPartnerOnly, Kind::kString},
+    {"description", Need::kRequired, In::kBoth, Kind::kString},
+    {"out_trade_no", Need::kRequired, In::kBoth, Kind::kString},
+    {"attach", Need::kOptional, In::kBoth, Kind::kString},
+    {"goods_tag", Need::kOptional, In::kBoth, Kind::kString},
+    {"support_fapiao", Need::kOptional, In::kBoth, Kind::kBoolean},
+    {"payer", Need::kRequired, In::kBoth, Kind::kObject},
+    {"payer.auth_code", Need::kRequired, In::kBoth, Kind::kString},
+    {"amount", Need::kRequired, In::kBoth, Kind::kObject},
+    {"amount.total", Need::kRequired, In::kBoth, Kind::kInteger},
+    {"amount.currency", Need::kOptional, In::kBoth, Kind::kString},
+    {"scene_info", Need::kRequired, In::kBoth, Kind::kObject},
+    {"scene_info.device_id", Need::kOptional, In::kBoth, Kind::kString},
+    {"scene_info.device_ip", Need::kOptional, In::kBoth, Kind::kString},
+    {"scene_info.store_info", Need::kRequired, In::kBoth, Kind::kObject},
+    {"scene_info.store_info.id", Need::kOptional, In::kBoth, Kind::kString},
+    {"scene_info.store_info.out_id", Need::kOptional, In::kBoth, Kind::kString},
+    {"detail", Need::kOptional, In::kBoth, Kind::kObject},
+    {"settle_info", Need::kOptional, In::kBoth, Kind::kObject},
+    {"settle_info.profit_sharing", Need::kOptional, In::kBoth, Kind::kBoolean},
+};
+
+// spec: Taxi: in-cab payment, "Native": appid, mchid (or partner ids), description,
+// out_trade_no, time_expire?, attach?, notify_url (required, https), amount{total, currency},
+// scene_info?{payer_client_ip?, device_id?}.
+constexpr FieldRule kNativeBody[] = {
+    {"appid", Need::kRequired, In::kDirectOnly, Kind::kString},
+    {"mchid", Need::kRequired, In::kDirectOnly, Kind::kString},
+    {"sp_appid", Need::kRequired, In::kPartnerOnly, Kind::kString},
+    {"sp_mchid", Need::kRequired, In::kPartnerOnly, Kind::kString},
+    {"sub_appid", Need::kOptional, In::kPartnerOnly, Kind::kString},
+    {"sub_mchid", Need::kRequired, In::kPartnerOnly, Kind::kString},
+    {"description", Need::kRequired, In::kBoth, Kind::kString},
+    {"out_trade_no", Need::kRequired, In::kBoth, Kind::kString},
+    {"time_expire", Need::kOptional, In::kBoth, Kind::kString},
+    {"attach", Need::kOptional, In::kBoth, Kind::kString},
+    {"notify_url", Need::kRequired, In::kBoth, Kind::kString},
+    {"amount", Need::kRequired, In::kBoth, Kind::kObject},
+    {"amount.total", Need::kRequired, In::kBoth, Kind::kInteger},
+    {"amount.currency", Need::kRequired, In::kBoth, Kind::kString},
+    {"scene_info", Need::kOptional, In::kBoth, Kind::kObject},
+    {"scene_info.payer_client_ip", Need::kOptional, In::kBoth, Kind::kString},
+    {"scene_info.device_id", Need::kOptional, In::kBoth, Kind::kString},
+};
+
+// spec: Taxi, "Payment code" table, query: …/out-trade-no/{no}?mchid= (partner
+// ?sp_mchid=&sub_mchid=); Direct vs partner: "queries take sp_mchid and sub_mchid".
+constexpr FieldRule kPaymentQueryQuery[] = {
+    {"mchid", Need::kRequired, In::kDirectOnly, Kind::kString},
+    {"sp_mchid", Need::kRequired, In::kPartnerOnly, Kind::kString},
+    {"sub_mchid", Need::kRequired, In::kPartnerOnly, Kind::kString},
+};
+
+// spec: Taxi, "Payment code" table, reverse: body {appid, mchid} / partner {sp_appid?,
+// sp_mchid, sub_appid?, sub_mchid}.
+constexpr FieldRule kReverseBody[] = {
+    {"appid", Need::kRequired, In::kDirectOnly, Kind::kString},
+    {"mchid", Need::kRequired, In::kDirectOnly, Kind::kString},
+    {"sp_appid", Need::kOptional, In::kPartnerOnly, Kind::kString},
+    {"sp_mchid", Need::kRequired, In::kPartnerOnly, Kind::kString},
+    {"sub_appid", Need::kOptional, In::kPartnerOnly, Kind::kString},
+    {"sub_mchid", Need::kRequired, In::kPartnerOnly, Kind::kString},
+};
+
+// spec: Taxi, "Native", close: body {mchid} (partner {sp_mchid, sub_mchid}), reply 204.
+constexpr FieldRule kCloseBody[] = {
+    {"mchid", Need::kRequired, In::kDirectOnly, Kind::kString},
+    {"sp_mchid", Need::kRequired, In::kPartnerOnly, Kind::kString},
+    {"sub_mchid", Need::kRequired, In::kPartnerOnly, Kind::kString},
+};
+
 void flatten(const json::object& o, const std::string& prefix,
              std::map<std::string, const json::value*>& out) {
   for (const auto& kv : o) {
@@ -207,6 +292,8 @@ bool has_kind(const json::value& v, Kind kind) {
       return v.is_int64() || v.is_uint64();
     case Kind::kObject:
       return v.is_object();
+    case Kind::kBoolean:
+      return v.is_bool();
   }
   return false;
 }
@@ -216,9 +303,12 @@ std::string field_violations(std::string_view call, const json::object& sent,
                              std::span<const FieldRule> rules, Mode mode) {
   std::map<std::string, const json::value*> fields;
   flatten(sent, "", fields);
+  auto allowed = [&](const FieldRule& r) {
+    return r.allowed_in == In::kBoth || (r.allowed_in == In::kPartnerOnly) == (mode == Mode::kPartner);
+  };
   auto rule_of = [&](std::string_view path) -> const FieldRule* {
     for (const auto& r : rules) {
-      if (r.path == path && (r.allowed_in == In::kBoth || mode == Mode::kPartner)) {
+      if (r.path == path && allowed(r)) {
         return &r;
       }
     }
@@ -239,7 +329,7 @@ std::string field_violations(std::string_view call, const json::object& sent,
     }
   }
   for (const auto& r : rules) {
-    if (r.allowed_in == In::kPartnerOnly && mode == Mode::kDirect) {
+    if (!allowed(r)) {
       continue;
     }
     const std::string path(r.path);
@@ -399,6 +489,19 @@ class RecordingProvider {
     replies_[method + " " + path] = Canned{std::move(body), signed_reply};
   }
 
+  // Another status (error replies go unsigned, as the client does not verify them), a
+  // reply held back for `delay`, or a 2xx whose signature does not match its body.
+  struct Shape {
+    int status = 200;
+    std::chrono::milliseconds delay{0};
+    bool bad_signature = false;
+  };
+  void reply_shaped(const std::string& method, const std::string& path, std::string body,
+                    Shape shape) {
+    std::lock_guard lock(mu_);
+    replies_[method + " " + path] = Canned{std::move(body), shape.status < 300, shape};
+  }
+
   std::vector<RecordedRequest> requests() const {
     std::lock_guard lock(mu_);
     return requests_;
@@ -408,6 +511,7 @@ class RecordingProvider {
   struct Canned {
     std::string body;
     bool signed_reply = true;
+    Shape shape;
   };
 
   void answer(const httplib::Request& req, httplib::Response& res) {
@@ -428,7 +532,10 @@ class RecordingProvider {
                       "application/json");
       return;
     }
-    res.status = 200;
+    if (canned.shape.delay.count() > 0) {
+      std::this_thread::sleep_for(canned.shape.delay);
+    }
+    res.status = canned.shape.status;
     if (canned.signed_reply) {
       const std::string timestamp =
           std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
@@ -436,7 +543,8 @@ class RecordingProvider {
                              .count());
       const std::string nonce = "wirenonce" + std::to_string(++nonces_);
       auto signature = pki::sign_sha256_rsa_base64(
-          platform_key_, timestamp + "\n" + nonce + "\n" + canned.body + "\n");
+          platform_key_, timestamp + "\n" + nonce + "\n" + canned.body +
+                             (canned.shape.bad_signature ? " \n" : "\n"));
       EXPECT_TRUE(signature);
       res.set_header("Wechatpay-Timestamp", timestamp);
       res.set_header("Wechatpay-Nonce", nonce);
@@ -444,7 +552,9 @@ class RecordingProvider {
       res.set_header("Wechatpay-Serial", platform_serial_);
       res.set_header("Wechatpay-Signature-Type", "WECHATPAY2-SHA256-RSA2048");
     }
-    res.set_content(canned.body, canned.signed_reply ? "application/json" : "text/plain");
+    res.set_content(canned.body, canned.signed_reply || canned.shape.status != 200
+                                     ? "application/json"
+                                     : "text/plain");
   }
 
   httplib::SSLServer server_;
@@ -1113,6 +1223,409 @@ TEST_F(WireFields, UnknownTradeStateOnAChargeReplyParks) {
   ASSERT_FALSE(t) << "PROCESSING was taken as " << trade_state_name(t->state);
   EXPECT_EQ(t.error().outcome, Outcome::kPark) << outcome_name(t.error().outcome);
   EXPECT_EQ(t.error().provider_code, kUnknownTradeState);
+}
+
+// --- in-cab payments (spec: "Taxi: in-cab payment") ---------------------------------------
+
+constexpr const char* kAuthCode = "134567890123456789";  // 18 digits, a WeChat prefix (13)
+constexpr const char* kFareNo = "LGTX20261122000001";
+constexpr const char* kTxId = "4200000000202611220000000009";
+
+std::string pay_base(Mode m) {
+  return m == Mode::kDirect ? "/v3/pay/transactions" : "/v3/pay/partner/transactions";
+}
+
+// spec: Payment code reply / Native TRANSACTION.SUCCESS resource: appid/mchid (partner
+// sp_appid, sp_mchid, sub_appid, sub_mchid), payer{openid} (partner sp_openid/sub_openid).
+std::string payment_json(Mode mode, const std::string& out_trade_no, std::int64_t fen,
+                         const std::string& trade_state,
+                         const std::string& trade_type = "MICROPAY") {
+  json::object o;
+  if (mode == Mode::kDirect) {
+    o["appid"] = kDirectAppid;
+    o["mchid"] = kDirectMchid;
+  } else {
+    o["sp_appid"] = kSpAppid;
+    o["sp_mchid"] = kSpMchid;
+    o["sub_appid"] = kSubAppid;
+    o["sub_mchid"] = kSubMchid;
+  }
+  o["out_trade_no"] = out_trade_no;
+  o["trade_type"] = trade_type;
+  o["trade_state"] = trade_state;
+  o["trade_state_desc"] = trade_state == "SUCCESS" ? "支付成功" : "用户支付中";
+  if (trade_state == "SUCCESS") {
+    o["transaction_id"] = kTxId;
+    o["bank_type"] = "OTHERS";
+    o["success_time"] = kExitRfc3339;
+  }
+  o["payer"] = mode == Mode::kDirect
+                   ? json::object{{"openid", kOpenid}}
+                   : json::object{{"sp_openid", kOpenid}, {"sub_openid", "oSubOpenid0003"}};
+  o["amount"] = json::object{
+      {"total", fen}, {"payer_total", fen}, {"currency", "CNY"}, {"payer_currency", "CNY"}};
+  return json::serialize(o);
+}
+
+CodepayRequest fare_by_code() {
+  CodepayRequest r;
+  r.out_trade_no = kFareNo;
+  r.description = "出租车车费";
+  r.auth_code = kAuthCode;
+  r.amount = Money::from_fen(2350);
+  r.device_id = "meter-0001";
+  r.store_out_id = "lanegate-gw-1";
+  return r;
+}
+
+void expect_merchant_body(const json::object& b, Mode mode, bool with_apps) {
+  if (mode == Mode::kDirect) {
+    EXPECT_EQ(at(b, "mchid"), kDirectMchid);
+    EXPECT_EQ(at(b, "appid"), with_apps ? kDirectAppid : "<absent>");
+  } else {
+    EXPECT_EQ(at(b, "sp_mchid"), kSpMchid);
+    EXPECT_EQ(at(b, "sub_mchid"), kSubMchid);
+    EXPECT_EQ(at(b, "sp_appid"), with_apps ? kSpAppid : "<absent>");
+    EXPECT_EQ(at(b, "sub_appid"), with_apps ? kSubAppid : "<absent>");
+  }
+}
+
+class PayWire : public WireFields {
+ protected:
+  void codepay(Mode mode) {
+    SCOPED_TRACE(mode_name(mode));
+    provider_.reply("POST", pay_base(mode) + "/codepay",
+                    payment_json(mode, kFareNo, 2350, "SUCCESS"));
+    auto c = client(mode);
+    ASSERT_TRUE(c);
+    auto paid = c->codepay(fare_by_code());
+    ASSERT_TRUE(paid) << paid.error().error.to_string();
+    EXPECT_EQ(paid->state, PayState::kSuccess);
+    // The money fields the caller compares with its order.
+    EXPECT_EQ(paid->out_trade_no, kFareNo);
+    EXPECT_EQ(paid->amount, Money::from_fen(2350));
+    EXPECT_EQ(paid->merchant_id, caller_mchid(mode));
+    EXPECT_EQ(paid->sub_merchant_id, mode == Mode::kPartner ? kSubMchid : "");
+    EXPECT_EQ(paid->openid, kOpenid);
+    EXPECT_EQ(paid->transaction_id, kTxId);
+
+    const RecordedRequest r = only_request();
+    EXPECT_EQ(r.method, "POST");
+    EXPECT_EQ(r.target, pay_base(mode) + "/codepay");
+    const json::object b = body_object(r);
+    EXPECT_EQ(field_violations("codepay", b, kCodepayBody, mode), "") << r.body;
+    expect_merchant_body(b, mode, /*with_apps=*/true);
+    EXPECT_EQ(at(b, "notify_url"), "<absent>") << "spec: codepay has no notify_url";
+    EXPECT_EQ(at(b, "payer.auth_code"), kAuthCode);
+    EXPECT_EQ(at(b, "amount.total"), "2350");
+    EXPECT_EQ(at(b, "amount.currency"), "CNY");
+    EXPECT_EQ(at(b, "scene_info.device_id"), "meter-0001");
+    EXPECT_EQ(at(b, "scene_info.store_info.out_id"), "lanegate-gw-1");
+    EXPECT_EQ(at(b, "description"), "出租车车费");
+    expect_signed_by_caller(r, mode);
+  }
+
+  void native(Mode mode) {
+    SCOPED_TRACE(mode_name(mode));
+    provider_.reply("POST", pay_base(mode) + "/native",
+                    R"({"code_url":"weixin://wxpay/bizpayurl?pr=p4lpSuKzz"})");
+    auto c = client(mode);
+    ASSERT_TRUE(c);
+    NativeRequest req;
+    req.out_trade_no = kFareNo;
+    req.description = "出租车车费";
+    req.amount = Money::from_fen(2350);
+    req.time_expire = kExitTime;
+    req.device_id = "meter-0001";
+    auto url = c->create_native(req);
+    ASSERT_TRUE(url) << url.error().error.to_string();
+    EXPECT_EQ(*url, "weixin://wxpay/bizpayurl?pr=p4lpSuKzz");
+
+    const RecordedRequest r = only_request();
+    EXPECT_EQ(r.method, "POST");
+    EXPECT_EQ(r.target, pay_base(mode) + "/native");
+    const json::object b = body_object(r);
+    EXPECT_EQ(field_violations("native", b, kNativeBody, mode), "") << r.body;
+    expect_merchant_body(b, mode, /*with_apps=*/true);
+    EXPECT_EQ(at(b, "notify_url"), kNotifyUrl) << "the configured notify_url";
+    EXPECT_EQ(at(b, "time_expire"), kExitRfc3339) << "spec: RFC 3339 with +08:00";
+    EXPECT_EQ(at(b, "amount.total"), "2350");
+    EXPECT_EQ(at(b, "amount.currency"), "CNY");
+    EXPECT_EQ(at(b, "scene_info.device_id"), "meter-0001");
+    expect_signed_by_caller(r, mode);
+  }
+
+  void query(Mode mode) {
+    SCOPED_TRACE(mode_name(mode));
+    provider_.reply("GET", pay_base(mode) + "/out-trade-no/" + kFareNo,
+                    payment_json(mode, kFareNo, 2350, "NOTPAY", "NATIVE"));
+    auto c = client(mode);
+    ASSERT_TRUE(c);
+    auto p = c->query_payment(PayProduct::kNative, kFareNo);
+    ASSERT_TRUE(p) << p.error().error.to_string();
+    EXPECT_EQ(p->state, PayState::kNotPay);
+    EXPECT_EQ(p->product, PayProduct::kNative);
+    EXPECT_EQ(p->trade_type, "NATIVE");
+
+    const RecordedRequest r = only_request();
+    EXPECT_EQ(r.method, "GET");
+    EXPECT_EQ(r.body, "");
+    EXPECT_EQ(r.target, pay_base(mode) + "/out-trade-no/" + kFareNo +
+                            (mode == Mode::kDirect
+                                 ? std::string("?mchid=") + kDirectMchid
+                                 : std::string("?sp_mchid=") + kSpMchid + "&sub_mchid=" + kSubMchid));
+    expect_query(r, "payment query", kPaymentQueryQuery, mode);
+    expect_signed_by_caller(r, mode);
+  }
+
+  void reverse(Mode mode) {
+    SCOPED_TRACE(mode_name(mode));
+    const std::string path = pay_base(mode) + "/out-trade-no/" + kFareNo + "/reverse";
+    provider_.reply("POST", path,
+                    json::serialize(json::object{{"mchid", caller_mchid(mode)},
+                                                 {"out_trade_no", kFareNo}}));
+    auto c = client(mode);
+    ASSERT_TRUE(c);
+    auto done = c->reverse_payment(kFareNo);
+    ASSERT_TRUE(done) << done.error().error.to_string();
+    const RecordedRequest r = only_request();
+    EXPECT_EQ(r.method, "POST");
+    EXPECT_EQ(r.target, path);
+    const json::object b = body_object(r);
+    EXPECT_EQ(field_violations("reverse", b, kReverseBody, mode), "") << r.body;
+    expect_merchant_body(b, mode, /*with_apps=*/true);
+    expect_signed_by_caller(r, mode);
+  }
+
+  void close(Mode mode) {
+    SCOPED_TRACE(mode_name(mode));
+    const std::string path = pay_base(mode) + "/out-trade-no/" + kFareNo + "/close";
+    provider_.reply_shaped("POST", path, "", {.status = 204});
+    auto c = client(mode);
+    ASSERT_TRUE(c);
+    auto done = c->close_payment(PayProduct::kNative, kFareNo);
+    ASSERT_TRUE(done) << done.error().error.to_string();
+    const RecordedRequest r = only_request();
+    EXPECT_EQ(r.method, "POST");
+    EXPECT_EQ(r.target, path);
+    const json::object b = body_object(r);
+    EXPECT_EQ(field_violations("close", b, kCloseBody, mode), "") << r.body;
+    expect_merchant_body(b, mode, /*with_apps=*/false);
+    expect_signed_by_caller(r, mode);
+  }
+
+  // One codepay against a reply of `shape`; checks it was sent exactly once.
+  ProviderResult<Payment> codepay_against(const std::string& body, RecordingProvider::Shape shape,
+                                          WechatPayClient* c) {
+    provider_.reply_shaped("POST", pay_base(Mode::kDirect) + "/codepay", body, shape);
+    const std::size_t before = provider_.requests().size();
+    auto result = c->codepay(fare_by_code());
+    EXPECT_EQ(provider_.requests().size(), before + 1) << "a payment code is sent exactly once";
+    return result;
+  }
+};
+
+TEST_F(PayWire, CodepayDirect) { codepay(Mode::kDirect); }
+TEST_F(PayWire, CodepayPartner) { codepay(Mode::kPartner); }
+TEST_F(PayWire, NativeDirect) { native(Mode::kDirect); }
+TEST_F(PayWire, NativePartner) { native(Mode::kPartner); }
+TEST_F(PayWire, PaymentQueryDirect) { query(Mode::kDirect); }
+TEST_F(PayWire, PaymentQueryPartner) { query(Mode::kPartner); }
+TEST_F(PayWire, ReverseDirect) { reverse(Mode::kDirect); }
+TEST_F(PayWire, ReversePartner) { reverse(Mode::kPartner); }
+TEST_F(PayWire, CloseDirect) { close(Mode::kDirect); }
+TEST_F(PayWire, ClosePartner) { close(Mode::kPartner); }
+
+// spec: "Ambiguous results" rule 2: USERPAYING is not a result; the caller queries.
+TEST_F(PayWire, CodepayUserPayingReplyIsAnOrderThatIsNotPaid) {
+  auto c = client(Mode::kDirect);
+  ASSERT_TRUE(c);
+  auto r = codepay_against(payment_json(Mode::kDirect, kFareNo, 2350, "USERPAYING"), {}, c.get());
+  ASSERT_TRUE(r) << r.error().error.to_string();
+  EXPECT_EQ(r->state, PayState::kUserPaying);
+}
+
+// How v3 signals USERPAYING at pay time is unconfirmed: as an error code it is unknown, not a
+// refusal (a refusal would make the passenger pay twice).
+TEST_F(PayWire, CodepayUserPayingErrorCodeIsUnknownNotARefusal) {
+  auto c = client(Mode::kDirect);
+  ASSERT_TRUE(c);
+  for (int status : {202, 400, 403}) {
+    SCOPED_TRACE(status);
+    auto r = codepay_against(R"({"code":"USERPAYING","message":"需要用户输入支付密码"})",
+                             {.status = status}, c.get());
+    ASSERT_FALSE(r) << "taken as " << pay_state_name(r->state);
+    EXPECT_EQ(r.error().outcome, Outcome::kQueryFirst) << outcome_name(r.error().outcome);
+  }
+}
+
+// spec: "Errors": 400 PARAM_ERROR / INVALID_REQUEST, 401 SIGN_ERROR, 403 NO_AUTH refuse the
+// request as a whole: nothing was taken.
+TEST_F(PayWire, CodepayDocumentedRefusalsPark) {
+  auto c = client(Mode::kDirect);
+  ASSERT_TRUE(c);
+  for (auto [status, code] : {std::pair{400, "PARAM_ERROR"}, std::pair{400, "INVALID_REQUEST"},
+                              std::pair{401, "SIGN_ERROR"}, std::pair{403, "NO_AUTH"}}) {
+    SCOPED_TRACE(code);
+    auto r = codepay_against(
+        json::serialize(json::object{{"code", code}, {"message", "refused"}}), {.status = status},
+        c.get());
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().outcome, Outcome::kPark) << outcome_name(r.error().outcome);
+    EXPECT_EQ(r.error().provider_code, code);
+    EXPECT_EQ(r.error().http_status, status);
+  }
+}
+
+// An undocumented 4xx code, a 5xx, a rate limit.
+TEST_F(PayWire, CodepayOtherErrorsAreUnknownAndRateLimitsRetry) {
+  auto c = client(Mode::kDirect);
+  ASSERT_TRUE(c);
+  auto r = codepay_against(R"({"code":"SYSTEM_ERROR","message":"系统错误"})", {.status = 500},
+                           c.get());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().outcome, Outcome::kQueryFirst);
+  r = codepay_against(R"({"code":"BANKERROR","message":"银行系统异常"})", {.status = 403}, c.get());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().outcome, Outcome::kQueryFirst) << "not a documented refusal";
+  r = codepay_against(R"({"code":"RATELIMIT_EXCEEDED","message":"slow down"})", {.status = 429},
+                      c.get());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().outcome, Outcome::kRetryLater);
+}
+
+TEST_F(PayWire, CodepayBadSignatureIsUnknown) {
+  auto c = client(Mode::kDirect);
+  ASSERT_TRUE(c);
+  auto r = codepay_against(payment_json(Mode::kDirect, kFareNo, 2350, "SUCCESS"),
+                           {.bad_signature = true}, c.get());
+  ASSERT_FALSE(r) << "an unverified SUCCESS was believed";
+  EXPECT_EQ(r.error().outcome, Outcome::kQueryFirst);
+}
+
+TEST_F(PayWire, CodepayTimeoutIsUnknown) {
+  config::ProviderSection cfg = config(Mode::kDirect);
+  cfg.request_timeout_ms = 300;
+  auto made = WechatPayClient::create(cfg, clock_);
+  ASSERT_TRUE(made) << made.error().to_string();
+  auto r = codepay_against(payment_json(Mode::kDirect, kFareNo, 2350, "SUCCESS"),
+                           {.delay = std::chrono::milliseconds(2500)}, made->get());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().outcome, Outcome::kQueryFirst);
+}
+
+TEST_F(PayWire, CodepayThatCannotConnectRetriesLater) {
+  config::ProviderSection cfg = config(Mode::kDirect);
+  cfg.base_url = "https://127.0.0.1:1";  // nothing listens: connection refused
+  auto made = WechatPayClient::create(cfg, clock_);
+  ASSERT_TRUE(made) << made.error().to_string();
+  auto r = (*made)->codepay(fare_by_code());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().outcome, Outcome::kRetryLater) << "nothing reached the provider";
+}
+
+// spec: trade_state values: unknown -> keep unresolved and alarm. On a codepay reply that is
+// "unknown, query" (kPark would tell the caller nothing was taken); on a query it parks.
+TEST_F(PayWire, UnknownTradeStateOnCodepayQueriesAndOnAQueryParks) {
+  auto c = client(Mode::kDirect);
+  ASSERT_TRUE(c);
+  auto r = codepay_against(payment_json(Mode::kDirect, kFareNo, 2350, "PROCESSING"), {}, c.get());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().outcome, Outcome::kQueryFirst);
+  EXPECT_EQ(r.error().provider_code, kUnknownTradeState);
+  provider_.reply("GET", pay_base(Mode::kDirect) + "/out-trade-no/" + kFareNo,
+                  payment_json(Mode::kDirect, kFareNo, 2350, "PROCESSING"));
+  auto q = c->query_payment(PayProduct::kCodepay, kFareNo);
+  ASSERT_FALSE(q);
+  EXPECT_EQ(q.error().outcome, Outcome::kPark);
+  EXPECT_EQ(q.error().provider_code, kUnknownTradeState);
+}
+
+TEST_F(PayWire, QueryOfAnUnknownOrderIsNotFound) {
+  auto c = client(Mode::kPartner);
+  ASSERT_TRUE(c);
+  provider_.reply_shaped("GET", pay_base(Mode::kPartner) + "/out-trade-no/" + kFareNo,
+                         R"({"code":"ORDER_NOT_EXIST","message":"订单不存在"})", {.status = 404});
+  auto q = c->query_payment(PayProduct::kCodepay, kFareNo);
+  ASSERT_FALSE(q);
+  EXPECT_EQ(q.error().outcome, Outcome::kNotFound);
+}
+
+// Checked before sending: nothing leaves, the field and the rule are named.
+TEST_F(PayWire, CodepayRefusesABadCodeLocally) {
+  auto c = client(Mode::kDirect);
+  ASSERT_TRUE(c);
+  for (const char* code : {"13456789012345678", "194567890123456789", "13456789012345678a"}) {
+    CodepayRequest req = fare_by_code();
+    req.auth_code = code;
+    auto r = c->codepay(req);
+    ASSERT_FALSE(r) << code;
+    EXPECT_EQ(r.error().outcome, Outcome::kPark);
+    EXPECT_EQ(r.error().error.field, "payer.auth_code");
+  }
+  CodepayRequest no_store = fare_by_code();
+  no_store.store_out_id.clear();
+  auto r = c->codepay(no_store);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().error.field, "scene_info.store_info.out_id");
+  EXPECT_EQ(provider_.requests().size(), 0u);
+}
+
+std::mutex g_log_mu;
+std::string g_log;
+void capture_log(log::Level, std::string_view line) {
+  std::lock_guard lock(g_log_mu);
+  g_log += std::string(line) + "\n";
+}
+
+// The passenger's code is a bearer secret: no log line, error text or metric may carry it,
+// whatever the provider answers (its message may echo the request).
+TEST_F(PayWire, AuthCodeNeverReachesLogsErrorsOrMetrics) {
+  {
+    std::lock_guard lock(g_log_mu);
+    g_log.clear();
+  }
+  log::set_min_level(log::Level::kDebug);
+  log::set_test_sink(&capture_log);
+  config::ProviderSection cfg = config(Mode::kDirect);
+  cfg.request_timeout_ms = 300;
+  auto made = WechatPayClient::create(cfg, clock_);
+  ASSERT_TRUE(made);
+  WechatPayClient* c = made->get();
+  const std::string echo = std::string(R"({"code":"PARAM_ERROR","message":"auth_code )") +
+                           kAuthCode + R"( invalid","detail":{"field":"auth_code","value":")" +
+                           kAuthCode + R"(","issue":"invalid"}})";
+  std::vector<ProviderFailure> failures;
+  for (auto [body, shape] :
+       {std::pair{echo, RecordingProvider::Shape{.status = 400}},
+        std::pair{std::string(R"({"code":"SYSTEM_ERROR","message":")") + kAuthCode + "\"}",
+                  RecordingProvider::Shape{.status = 500}},
+        std::pair{std::string(R"({"code":"USERPAYING","message":")") + kAuthCode + "\"}",
+                  RecordingProvider::Shape{.status = 403}},
+        std::pair{payment_json(Mode::kDirect, kFareNo, 2350, "SUCCESS"),
+                  RecordingProvider::Shape{.bad_signature = true}},
+        std::pair{payment_json(Mode::kDirect, kFareNo, 2350, "PROCESSING"),
+                  RecordingProvider::Shape{}},
+        std::pair{payment_json(Mode::kDirect, kFareNo, 2350, "SUCCESS"),
+                  RecordingProvider::Shape{.delay = std::chrono::milliseconds(2500)}}}) {
+    auto r = codepay_against(body, shape, c);
+    ASSERT_FALSE(r);
+    failures.push_back(r.error());
+  }
+  log::set_test_sink(nullptr);
+  log::set_min_level(log::Level::kInfo);
+  std::string logged;
+  {
+    std::lock_guard lock(g_log_mu);
+    logged = g_log;
+  }
+  EXPECT_FALSE(logged.empty()) << "the failures were logged somewhere";
+  EXPECT_EQ(logged.find(kAuthCode), std::string::npos) << logged;
+  for (const auto& f : failures) {
+    EXPECT_EQ(f.error.to_string().find(kAuthCode), std::string::npos) << f.error.to_string();
+    EXPECT_EQ(f.provider_code.find(kAuthCode), std::string::npos);
+  }
+  EXPECT_EQ(metrics::Registry::global().render().find(kAuthCode), std::string::npos);
 }
 
 }  // namespace

@@ -233,5 +233,75 @@ TEST_F(NotifyTest, AnApplierThatThrowsLosesNothingTheProviderRetries) {
   EXPECT_FALSE(again.event->duplicate);
 }
 
+// spec "Native": TRANSACTION.SUCCESS for a Native order carries the payment (trade_type
+// NATIVE, no trade_scene): direct appid/mchid and payer.openid, partner sp_appid, sp_mchid,
+// sub_appid, sub_mchid and payer.sp_openid/sub_openid.
+TEST_F(NotifyTest, NativeSuccessBecomesAPaymentEventInBothModes) {
+  const std::string direct =
+      R"({"appid":"wxd678efh567hg6787","mchid":"1900000001","out_trade_no":"LGTX0001",)"
+      R"("transaction_id":"4200000000000000000000000007","trade_type":"NATIVE",)"
+      R"("trade_state":"SUCCESS","trade_state_desc":"支付成功","bank_type":"OTHERS",)"
+      R"("attach":"trip 17","success_time":"2026-11-22T13:29:35+08:00",)"
+      R"("payer":{"openid":"oUser"},)"
+      R"("amount":{"total":2350,"payer_total":2300,"currency":"CNY","payer_currency":"CNY"}})";
+  const std::string partner =
+      R"({"sp_appid":"wx8888888888888888","sp_mchid":"1900000100",)"
+      R"("sub_appid":"wxd678efh567hg6999","sub_mchid":"1900000109","out_trade_no":"LGTX0002",)"
+      R"("transaction_id":"4200000000000000000000000008","trade_type":"NATIVE",)"
+      R"("trade_state":"SUCCESS","trade_state_desc":"支付成功","bank_type":"OTHERS",)"
+      R"("success_time":"2026-11-22T13:29:35+08:00",)"
+      R"("payer":{"sp_openid":"oSpUser","sub_openid":"oSubUser"},)"
+      R"("amount":{"total":1800,"payer_total":1800,"currency":"CNY","payer_currency":"CNY"}})";
+  int applied = 0;
+  auto apply = [&](Transaction&, const NotificationEvent& e) -> Status {
+    applied += std::holds_alternative<PaymentEvent>(e.payload) ? 1 : 0;
+    return {};
+  };
+  auto d = handler_->handle(envelope("EV-N1", "TRANSACTION.SUCCESS", direct), apply);
+  ASSERT_EQ(d.status, 204) << d.body;
+  const auto* dp = std::get_if<PaymentEvent>(&d.event->payload);
+  ASSERT_NE(dp, nullptr) << "a Native payment was not decoded as one";
+  EXPECT_EQ(dp->payment.product, PayProduct::kNative);
+  EXPECT_EQ(dp->payment.state, PayState::kSuccess);
+  EXPECT_EQ(dp->payment.out_trade_no, "LGTX0001");
+  EXPECT_EQ(dp->payment.merchant_id, "1900000001");
+  EXPECT_EQ(dp->payment.appid, "wxd678efh567hg6787");
+  EXPECT_EQ(dp->payment.amount, Money::from_fen(2350));
+  EXPECT_EQ(dp->payment.payer_total, Money::from_fen(2300));
+  EXPECT_EQ(dp->payment.openid, "oUser");
+  EXPECT_EQ(dp->payment.attach.value_or(""), "trip 17");
+
+  auto p = handler_->handle(envelope("EV-N2", "TRANSACTION.SUCCESS", partner), apply);
+  ASSERT_EQ(p.status, 204) << p.body;
+  const auto* pp = std::get_if<PaymentEvent>(&p.event->payload);
+  ASSERT_NE(pp, nullptr);
+  EXPECT_EQ(pp->payment.merchant_id, "1900000100");
+  EXPECT_EQ(pp->payment.sub_merchant_id, "1900000109");
+  EXPECT_EQ(pp->payment.sub_appid, "wxd678efh567hg6999");
+  EXPECT_EQ(pp->payment.openid, "oSpUser");
+  EXPECT_EQ(pp->payment.sub_openid, "oSubUser");
+  EXPECT_EQ(pp->payment.amount, Money::from_fen(1800));
+
+  // Redelivered under another event id: the same order and state, applied once.
+  auto again = handler_->handle(envelope("EV-N3", "TRANSACTION.SUCCESS", direct), apply);
+  EXPECT_EQ(again.status, 204);
+  EXPECT_TRUE(again.event->duplicate);
+  EXPECT_EQ(applied, 2);
+  // A parking transaction still decodes as one.
+  auto parking = handler_->handle(
+      envelope("EV-N4", "TRANSACTION.SUCCESS", transaction("LG0201", "SUCCESS", 500)));
+  ASSERT_EQ(parking.status, 204);
+  EXPECT_TRUE(std::holds_alternative<TransactionEvent>(parking.event->payload));
+}
+
+TEST_F(NotifyTest, NativePaymentWithoutAnAmountIsRefusedNamingIt) {
+  const std::string resource =
+      R"({"appid":"wx1","mchid":"1900000001","out_trade_no":"LGTX0009","trade_type":"NATIVE",)"
+      R"("trade_state":"SUCCESS","payer":{"openid":"o"}})";
+  auto reply = handler_->handle(envelope("EV-N5", "TRANSACTION.SUCCESS", resource));
+  EXPECT_EQ(reply.status, 400);
+  EXPECT_NE(reply.body.find("amount.total"), std::string::npos) << reply.body;
+}
+
 }  // namespace
 }  // namespace lanegate::gateway
