@@ -379,15 +379,8 @@ ChargeRequest provider_request(const ChargeOrder& o, std::string_view parking_id
       req.parking.device_id = o.device_id;
       break;
     case TxKind::kTaxi:
-      // The rider's account (the token read by the cab's code reader) is the payer.
-      req.product = Product::kTaxi;
-      req.taxi.rider_openid = o.contract_id;
-      req.taxi.plate_number = o.plate;
-      req.taxi.start_time = o.start_time;
-      req.taxi.end_time = o.end_time;
-      req.taxi.distance_m = o.distance_m;
-      req.taxi.trip_number = o.trip_number.value_or(0);
-      req.taxi.device_id = o.device_id;
+      // No vehicle call exists for a taxi fare (it is an ordinary payment, site_taxi.cc):
+      // the uplink parks a taxi `charge` item before it gets here.
       break;
     case TxKind::kToll:
       req.product = Product::kHighway;

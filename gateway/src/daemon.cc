@@ -289,6 +289,9 @@ struct Daemon::Impl {
       uplink->set_pay_sink([this](const queue::Item& item, queue::Drainer::Completion done) {
         site->pay_item(item, std::move(done));
       });
+      uplink->set_payment_applier([this](Transaction& txn, const Payment& payment) {
+        return site->apply_payment(txn, payment, AnswerSource::kNotification);
+      });
     }
     site->recover();
     sink = std::make_unique<PostingSink>(io, [this](const lane::LaneEvent& e) { site->on_event(e); });

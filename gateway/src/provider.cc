@@ -65,8 +65,6 @@ std::string_view product_name(Product product) {
       return "PARKING";
     case Product::kHighway:
       return "HIGHWAY";
-    case Product::kTaxi:
-      return "TAXI";
   }
   return "PARKING";
 }

@@ -142,9 +142,7 @@ NotificationReply NotificationHandler::handle(const NotificationRequest& r,
     }
   } else if (event.event_type.starts_with("TRANSACTION.")) {
     const std::string scene = get_string(ro, "trade_scene").value_or("PARKING");
-    const Product product = scene == "HIGHWAY" ? Product::kHighway
-                            : scene == "TAXI"  ? Product::kTaxi
-                                               : Product::kParking;
+    const Product product = scene == "HIGHWAY" ? Product::kHighway : Product::kParking;
     auto read = read_transaction(product, *plain);
     if (!read && read.error().provider_code == kUnknownTradeState) {
       // A trade_state outside the spec's table (counted and logged by read_transaction):

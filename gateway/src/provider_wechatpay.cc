@@ -983,18 +983,6 @@ struct WechatPayClient::Impl {
       p["charging_duration"] = r.parking.charging_duration_s;
       p["device_id"] = r.parking.device_id;
       o["parking_info"] = std::move(p);
-    } else if (r.product == Product::kTaxi) {
-      // Unconfirmed (spec has no taxi call): modelled on parking_info.
-      o["trade_scene"] = "TAXI";
-      json::object t;
-      t["openid"] = r.taxi.rider_openid;
-      t["plate_number"] = r.taxi.plate_number;
-      t["start_time"] = format_rfc3339(r.taxi.start_time, kChina);
-      t["end_time"] = format_rfc3339(r.taxi.end_time, kChina);
-      t["distance"] = r.taxi.distance_m;
-      t["trip_number"] = static_cast<std::int64_t>(r.taxi.trip_number);
-      t["device_id"] = r.taxi.device_id;
-      o["taxi_info"] = std::move(t);
     } else {
       // Spec "ETC highway deduction": entrance and exit are station names; start_time is
       // the entry, end_time the exit. No plate_color in highway_info.
@@ -1023,9 +1011,7 @@ struct WechatPayClient::Impl {
       }
     }
     std::string path = r.product == Product::kParking ? "/v3/vehicle/transactions/parking"
-                       : r.product == Product::kTaxi
-                           ? "/v3/vehicle/transactions/taxi"  // unconfirmed
-                           : "/v3/vehicle/etc/transactions/highway";
+                                                      : "/v3/vehicle/etc/transactions/highway";
     auto reply = exchange("charge", CallKind::kCharge, "POST", path, charge_body(r));
     if (!reply) {
       return std::unexpected(reply.error());

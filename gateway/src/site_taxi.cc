@@ -96,7 +96,8 @@ std::int64_t now_ms(const Clock& clock) { return unix_ms(clock.now()); }
 // charge; the other states are handled by the caller.
 ProviderTransaction as_transaction(const Payment& p) {
   ProviderTransaction t;
-  t.product = Product::kTaxi;
+  // Only the money fields matter to the lifecycle; the vehicle product is not one of them.
+  t.product = Product::kParking;
   t.merchant_id = p.merchant_id;
   t.sub_merchant_id = p.sub_merchant_id;
   t.out_trade_no = p.out_trade_no;

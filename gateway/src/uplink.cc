@@ -111,6 +111,7 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
   std::map<std::string, std::vector<Waiter>> waiters;
   InvoiceUplink* invoices = nullptr;
   std::function<void(const queue::Item&, queue::Drainer::Completion)> pay_sink;
+  std::function<Status(Transaction&, const Payment&)> payment_applier;
   config::QueueLimits invoice_limits;  // outlives invoice_drainer (it keeps a reference)
 
   Impl(asio::io_context& i, const config::Config& c, Store& s, queue::Outbox& o, PaymentProvider& p, const Clock& cl)
@@ -266,6 +267,12 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
     if (!found) return done(local_retry(found.error().message));
     if (!*found) return done(queue::Outcome::park("no transaction " + out));
     const TxRecord tx = **found;
+    if (order->kind == TxKind::kTaxi) {
+      // A rider charge queued by the previous release, which charged an invented vehicle
+      // "taxi" call. It is never sent; an operator settles the fare.
+      return done(queue::Outcome::park("taxi rider charge of the previous release: there is no vehicle taxi call; "
+                                       "settle the fare by hand"));
+    }
     if (tx.amount != order->amount || tx.contract_id != order->contract_id || tx.kind != order->kind) {
       // charge.h invariant 2: the payload and the record are one order; two stories about
       // the same out_trade_no are for an operator, never for the provider.
@@ -580,6 +587,14 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
       asio::post(io, [self = shared_from_this(), out, o] { self->resolve(out, o); });
       return {};
     }
+    if (const auto* pay = std::get_if<PaymentEvent>(&ev.payload)) {
+      // An in-cab Native payment: the taxi lane owns its trip (site_taxi.cc).
+      if (!payment_applier) {
+        log::warn("payment notification without a taxi lane ignored", {{"OUT_TRADE_NO", pay->payment.out_trade_no}});
+        return {};
+      }
+      return payment_applier(txn, pay->payment);
+    }
     if (const auto* c = std::get_if<ContractStateEvent>(&ev.payload)) {
       auto applied = apply_contract_state(txn, store, statement_of(*c), contract_rules(cfg.provider));
       if (!applied) return std::unexpected(applied.error());
@@ -690,6 +705,10 @@ void Uplink::set_invoice_uplink(InvoiceUplink* invoices) { impl_->invoices = inv
 
 void Uplink::set_pay_sink(std::function<void(const queue::Item&, queue::Drainer::Completion)> sink) {
   impl_->pay_sink = std::move(sink);
+}
+
+void Uplink::set_payment_applier(std::function<Status(Transaction&, const Payment&)> applier) {
+  impl_->payment_applier = std::move(applier);
 }
 
 bool Uplink::call_provider(ProviderCall call) {

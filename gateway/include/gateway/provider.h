@@ -67,11 +67,10 @@ enum class CallKind {
 // spec fall back on the status class (4xx -> park, 5xx -> ambiguous for a charge).
 Outcome classify_reply(CallKind kind, int http_status, std::string_view code);
 
-// kTaxi is *unconfirmed*: the spec has no taxi call. It is modelled on the parking
-// charge (POST /v3/vehicle/transactions/taxi, trade_scene "TAXI", taxi_info with the
-// rider's openid) and queried under the vehicle transactions path like parking.
-enum class Product { kParking, kHighway, kTaxi };
-std::string_view product_name(Product product);  // "PARKING" | "HIGHWAY" | "TAXI"
+// The vehicle-service products (spec "Parking", "ETC highway deduction"). There is no
+// vehicle taxi call: a fare is an ordinary payment (PayProduct below).
+enum class Product { kParking, kHighway };
+std::string_view product_name(Product product);  // "PARKING" | "HIGHWAY"
 
 // Spec "trade_state values" for the vehicle products (parking reply, query and
 // notification; ETC, whose value set is *unconfirmed*, is read with the same table).
@@ -146,18 +145,6 @@ struct HighwayInfo {
   int vehicle_class = 0;    // the roadside unit's class; 0 unknown
 };
 
-// Taxi ride fields (*unconfirmed*, modelled on ParkingInfo): the rider's account is the
-// openid the terminal's code reader read (the rider token).
-struct TaxiInfo {
-  std::string rider_openid;
-  std::string plate_number;  // as the meter sends it
-  SystemTime start_time{};   // boarding
-  SystemTime end_time{};     // alighting
-  std::int64_t distance_m = 0;
-  std::uint32_t trip_number = 0;
-  std::string device_id;  // the meter id
-};
-
 struct ChargeRequest {
   Product product = Product::kParking;
   std::string out_trade_no;  // <= 32 of [0-9A-Za-z_*-], unique per merchant
@@ -168,7 +155,6 @@ struct ChargeRequest {
   ParkingInfo parking;      // REQUIRES: product == kParking
   std::string contract_id;  // REQUIRES: product == kHighway
   HighwayInfo highway;      // REQUIRES: product == kHighway
-  TaxiInfo taxi;            // REQUIRES: product == kTaxi
 };
 
 // A provider transaction as replied or notified.

@@ -78,6 +78,9 @@ class Uplink final : public ChargeGate {
   // items are parked). REQUIRES: before start().
   void set_pay_sink(std::function<void(const queue::Item&, queue::Drainer::Completion)> sink);
 
+  // Applies TRANSACTION.SUCCESS notifications of in-cab payments (Site::apply_payment).
+  void set_payment_applier(std::function<Status(Transaction&, const Payment&)> applier);
+
   // Routes the invoice topics to `invoices` (null: such items are parked as unknown).
   // REQUIRES: before start(); `invoices` outlives the Uplink's drain.
   void set_invoice_uplink(InvoiceUplink* invoices);
