@@ -205,7 +205,8 @@ struct Site::Impl {
   Status enqueue_regulator(Transaction& txn, const std::string& lane_id, const lane::TripRecord& trip,
                            const Store::TaxiTrip& row);
   void arm_qr_timer(LaneState& ls, std::chrono::milliseconds after);
-  void end_trip_at_meter(LaneState& ls, const std::string& reason);
+  void end_trip_at_meter(LaneState& ls, const std::string& reason,
+                         ScreenView::Phase shown = ScreenView::Phase::kMeterPaid);
   std::string record_attempt(LaneState& ls, PayProduct product);
   void codepay_start(LaneState& ls, const std::string& code);
   void codepay_result(const std::string& out, const ProviderResult<Payment>& r);

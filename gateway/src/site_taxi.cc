@@ -299,7 +299,7 @@ void Site::Impl::arm_qr_timer(LaneState& ls, milliseconds after) {
   });
 }
 
-void Site::Impl::end_trip_at_meter(LaneState& ls, const std::string& reason) {
+void Site::Impl::end_trip_at_meter(LaneState& ls, const std::string& reason, Phase shown) {
   if (!ls.trip) return;
   TaxiTripState t = std::move(*ls.trip);
   ls.trip.reset();
@@ -323,7 +323,8 @@ void Site::Impl::end_trip_at_meter(LaneState& ls, const std::string& reason) {
   const std::string method = meter_method((*row)->payment_type);
   trips_counter(method).inc();
   ls.last_decision = "trip " + method;
-  show_settled(ls.cfg.id, Phase::kMeterPaid, t.fare, method, t.key + "C");
+  show_settled(ls.cfg.id, shown, t.fare, method, t.key + "C");
+  if (shown == Phase::kOffline) display(ls, "网络中断 请付现金 " + t.fare.to_string() + "元");
   gate.kick();  // the trip's open orders: close or reverse them now
 }
 
@@ -533,6 +534,11 @@ void Site::Impl::native_result(const std::string& out, const ProviderResult<std:
     (void)book.move_committed(out, ChargeState::kVoid, "", "provider",
                               json::serialize(json::object{{"code", f.provider_code}, {"http_status", f.http_status}}));
     pay_counter("native", "not_created").inc();
+    if (current && f.http_status == 0 && ls->trip->paying.empty()) {
+      // The provider cannot be reached: the passenger pays the driver now, as on any
+      // offline trip, instead of waiting out a QR that cannot come.
+      return end_trip_at_meter(*ls, "offline", Phase::kOffline);
+    }
   } else {
     (void)book.move_committed(out, ChargeState::kUnknown, "", "system",
                               json::serialize(json::object{{"error", f.error.message}}));

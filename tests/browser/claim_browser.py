@@ -421,6 +421,11 @@ class World:
                                       {"meter": self.meter, "fare_fen": fare_fen, "payment_type": 0})
         check(status == 200, f"devices sim refused the trip: {status} {body}")
         trip_number = body.get("trip_number")
+        # The passenger paid the driver: the meter goes "occupied" for the next fare (0x00E7),
+        # which settles the trip as paid at the meter (an online trip otherwise stays open
+        # for a payment code or the screen's QR).
+        status, body = self.http.json("POST", f"{self.devices}/meter/{self.meter}/start", {})
+        check(status == 200, f"devices sim refused the trip start: {status} {body}")
 
         def recorded():
             self.procs.assert_running()
@@ -428,11 +433,11 @@ class World:
             st, b = self.http.json("GET", self.api_base + q, token=OPERATOR_TOKEN)
             check(st == 200, f"GET /api/v1/transactions: {st} {b}")
             for t in b.get("items", []):
-                if t.get("kind") == "taxi" and t.get("trip_number") == trip_number:
+                if t.get("kind") == "taxi" and t.get("trip_number") == trip_number and t.get("state") == "CASH":
                     return t
             return None
 
-        tx = wait_for(f"lanegated to record taxi trip {trip_number}", recorded, 20, 0.2)
+        tx = wait_for(f"lanegated to record taxi trip {trip_number} as paid at the meter", recorded, 30, 0.2)
         check(tx["state"] == "CASH", f"a cash trip should be CASH, got {tx['state']}")
         check(tx["amount_fen"] == fare_fen, f"trip recorded {tx['amount_fen']} fen, the meter said {fare_fen}")
         return tx

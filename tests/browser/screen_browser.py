@@ -277,12 +277,15 @@ class World:
             st, b = self.http.json("GET", f"{self.api_base}/api/v1/transactions?lane={self.taxi_lane}",
                                    token=OPERATOR_TOKEN)
             check(st == 200, f"GET /api/v1/transactions: {st} {b}")
+            # The transaction that settled the trip (a trip may have orders that did not pay:
+            # a Native order never created while the provider was down, say).
             for t in b.get("items", []):
-                if t.get("kind") == "taxi" and t.get("trip_number") == trip_number:
+                if (t.get("kind") == "taxi" and t.get("trip_number") == trip_number
+                        and t.get("state") in ("CASH", "SUCCESS")):
                     return t
             return None
 
-        tx = wait_for(f"lanegated to record taxi trip {trip_number}", recorded, 20, 0.2)
+        tx = wait_for(f"lanegated to settle taxi trip {trip_number}", recorded, 20, 0.2)
 
         def get():
             st, b = self.http.json("GET", f"{self.api_base}/api/v1/transactions/{tx['out_trade_no']}/receipt",

@@ -10,25 +10,11 @@
 //             OPENED --loop clear or barrier closed--> PASSED --> IDLE
 //             (fallback returns to IDLE at once: the display tells the driver what to do)
 //
-//   TAXI (no barrier: the decision is whether the ride counts as paid by the passenger's
-//   account, shown on the lane's display — the taxi terminal's screen — and recorded):
-//     IDLE --RiderToken--> token held for the lane's next trip (a newer token replaces it)
-//     IDLE --TripRecord, no token, lane has a code_reader, meter payment not a card-->
-//          TRIP_WAITING_TOKEN --token | next trip record | 5 s grace-->
-//     --TripRecord with token--> RIDER_CHARGING: transaction (payment_method "rider",
-//          contract_id = token) + charge item committed, online: await ACCEPTED up to
-//          provider.charge_deadline_ms --decide()-->
-//            pass_online  "乘客账户已支付 X元"        the account pays
-//            pass_offline "乘客账户支付 X元 稍后扣款"  the account pays when the uplink
-//                         returns (offline rule: the token's cached account state
-//                         "rider:<token>" NORMAL and fresh, limits per cab plate and site)
-//            fallback     "账户未支付 请收现金或扫码 X元"  the driver collects; a CASH
-//                         transaction per the meter's payment type is recorded too
-//          --> trip acknowledged to the meter after the commit --> IDLE
-//     without a token (or card-paid at the meter): one CASH transaction per the meter's
-//     payment type (cash | card | qr), then the acknowledgement.
-//     A token scanned within 5 s after a trip that was settled without one is late for
-//     that trip and is dropped (counted "late"), never charged for the next passenger.
+//   TAXI (no barrier: the decision is how the trip's fare is paid; site_taxi.cc has the
+//   whole diagram): a meter trip record is stored, then acknowledged; online, the passenger
+//   pays by payment code (codepay) or a Native QR on the passenger screen
+//   (gateway/screen.h); otherwise, or when nothing is paid in time, the fare is recorded as
+//   paid at the meter (CASH). A trip is paid at most once.
 //
 // Invariants:
 //  1. The decision, the transaction, its ledger record and its outbox item are committed
@@ -40,11 +26,11 @@
 //     the site switches to attendant mode (displays say so, a metric and a log line),
 //     and leaves it on the first commit that succeeds again.
 //  4. A lane handles one vehicle at a time; a plate read that arrives while a lane is
-//     deciding waits for that decision (it is not dropped). Likewise a taxi lane handles
-//     one trip at a time; trips behind a rider charge wait.
-//  5. A trip record is acknowledged to the meter only after its transaction(s) committed;
-//     a rider token is charged at most once (it is consumed by the trip that takes it)
-//     and never for a trip the meter says was paid by card.
+//     deciding waits for that decision (it is not dropped). A taxi lane has at most one
+//     trip open for payment; the meter's next trip settles it at the meter.
+//  5. A trip record is acknowledged to the meter only after it is stored; a payment code
+//     pays one order of the trip open when it was scanned, never a later trip, and never a
+//     trip the meter says was paid by card.
 //
 // Threading: every member runs on the io thread.
 

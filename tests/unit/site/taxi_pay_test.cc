@@ -48,8 +48,10 @@ class ScriptedPay final : public PaymentProvider {
     if (a) orders[r.out_trade_no] = a->state;
     return a;
   }
+  bool unreachable = false;  // create_native: no connection
   ProviderResult<std::string> create_native(const NativeRequest& r) override {
     native_calls.push_back(r.out_trade_no);
+    if (unreachable) return std::unexpected(failure(Outcome::kRetryLater, 0, ""));
     amounts[r.out_trade_no] = r.amount;
     orders[r.out_trade_no] = PayState::kNotPay;
     return "weixin://wxpay/bizpayurl?pr=" + r.out_trade_no;
@@ -318,6 +320,19 @@ TEST_F(TaxiPayTest, OfflineTheTripIsPaidAtTheMeterAndACodeIsNeverKeptForLater) {
   run_pay_items();
   EXPECT_TRUE(pay_.codepay_calls.empty()) << "nothing is charged later";
   EXPECT_EQ(txs().size(), 1u);
+}
+
+TEST_F(TaxiPayTest, WhenTheQrCannotReachTheProviderThePassengerIsToldToPayTheDriverAtOnce) {
+  qr_at_once();
+  pay_.unreachable = true;
+  site_->on_event(taxi_trip(12, 4280, 0x00));
+  drain();
+  ASSERT_EQ(pay_.native_calls.size(), 1u);
+  EXPECT_EQ(trip_row(12).state, "METER");
+  EXPECT_EQ(tx(key(12) + "Q01").state, ChargeState::kVoid) << "never created: nothing to close";
+  const auto shown = screens_.get("taxi")->view;
+  EXPECT_EQ(shown.phase, ScreenView::Phase::kOffline);
+  EXPECT_FALSE(shown.claim_url.empty());
 }
 
 TEST_F(TaxiPayTest, ACardPaidTripIsNeverOfferedAnElectronicPayment) {
