@@ -110,6 +110,22 @@ bool is_plate_color(std::string_view c) {
          c == "LIMEGREEN";
 }
 
+namespace {
+// An answer whose trade_state the spec's table does not list: counted and logged (the
+// alarm), and a kPark failure with kUnknownTradeState so the caller keeps the money pending.
+ProviderFailure unknown_trade_state(const std::string& out_trade_no, std::string_view product,
+                                    const std::string& state_text, std::string message) {
+  metrics::Registry::global()
+      .counter("lanegate_provider_unknown_trade_state_total",
+               "Provider answers whose trade_state is not in the spec's table (alarm)")
+      .inc();
+  log::error("provider answered a trade_state lanegate does not know: item kept for an operator",
+             {{"OUT_TRADE_NO", out_trade_no}, {"PRODUCT", product}, {"TRADE_STATE", state_text.substr(0, 32)}});
+  return failure(Outcome::kPark, Errc::kProtocol, std::move(message), "trade_state", 0,
+                 std::string(kUnknownTradeState));
+}
+}  // namespace
+
 ProviderResult<ProviderTransaction> read_transaction(Product product, std::string_view body) {
   boost::system::error_code ec;
   json::value v = json::parse(body, ec);
@@ -137,16 +153,8 @@ ProviderResult<ProviderTransaction> read_transaction(Product product, std::strin
   if (!state) {
     // Spec: "Unknown values: keep the item pending and alarm." The money's state is not
     // known, so nothing may act on it: parked for an operator, never guessed.
-    metrics::Registry::global()
-        .counter("lanegate_provider_unknown_trade_state_total",
-                 "Provider answers whose trade_state is not in the spec's table (alarm)")
-        .inc();
-    log::error("provider answered a trade_state lanegate does not know: item kept for an operator",
-               {{"OUT_TRADE_NO", t.out_trade_no},
-                {"PRODUCT", product_name(product)},
-                {"TRADE_STATE", state_text->substr(0, 32)}});
-    return std::unexpected(failure(Outcome::kPark, Errc::kProtocol, state.error().message,
-                                   "trade_state", 0, std::string(kUnknownTradeState)));
+    return std::unexpected(unknown_trade_state(t.out_trade_no, product_name(product), *state_text,
+                                               state.error().message));
   }
   t.state = *state;
   // Parking says trade_state_description, ETC trade_state_desc.
@@ -232,21 +240,12 @@ ProviderResult<Payment> read_payment(PayProduct product, std::string_view body) 
   }
   auto state = parse_pay_state(*state_text);
   if (!state) {
-    // Spec "trade_state values": unknown values keep the order unresolved and alarm. The
-    // same counter and log as read_transaction, so one alert covers both products.
-    metrics::Registry::global()
-        .counter("lanegate_provider_unknown_trade_state_total",
-                 "Provider answers whose trade_state is not in the spec's table (alarm)")
-        .inc();
-    log::error("provider answered a trade_state lanegate does not know: item kept for an operator",
-               {{"OUT_TRADE_NO", p.out_trade_no},
-                {"PRODUCT", pay_product_name(product)},
-                {"TRADE_STATE", state_text->substr(0, 32)}});
-    return std::unexpected(failure(Outcome::kPark, Errc::kProtocol,
-                                   "trade_state \"" + state_text->substr(0, 32) +
-                                       "\" is not one of SUCCESS, REFUND, NOTPAY, CLOSED, "
-                                       "REVOKED, USERPAYING, PAYERROR",
-                                   "trade_state", 0, std::string(kUnknownTradeState)));
+    // Spec "trade_state values": unknown values keep the order unresolved and alarm, with
+    // the same counter and log as read_transaction (one alert covers both products).
+    return std::unexpected(unknown_trade_state(p.out_trade_no, pay_product_name(product), *state_text,
+                                               "trade_state \"" + state_text->substr(0, 32) +
+                                                   "\" is not one of SUCCESS, REFUND, NOTPAY, CLOSED, "
+                                                   "REVOKED, USERPAYING, PAYERROR"));
   }
   p.state = *state;
   p.transaction_id = get_string(o, "transaction_id").value_or("");
