@@ -29,6 +29,13 @@ constexpr milliseconds kAcceptedQueryAfter{5000};
 // Retry delay after a failure that reached no provider (link down): short, because the
 // failure is the link's, not the item's; the drain is also kicked when the link returns.
 constexpr milliseconds kLinkDownRetry{2000};
+// While the link is down, a read-only query every so often finds out when it is back, so
+// lanes that decide by the link (taxi trips go to the meter while it is down) do not wait
+// for a charge to retry. The order number does not exist: the provider's 404 is an answer.
+// First probe after 5 s, then doubling up to a minute (each failed probe logs a line).
+constexpr milliseconds kLinkProbeFirst{5000};
+constexpr milliseconds kLinkProbeMax{60000};
+constexpr std::string_view kLinkProbeOrder = "LGLINKPROBE0000";
 // Our own database refused a write (disk full, busy): nothing is wrong upstream, so the item
 // comes back soon at a fixed pace instead of backing off towards retry_cap_ms, and the
 // outbox drains promptly once the database commits again.
@@ -104,6 +111,9 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
   std::unique_ptr<queue::Drainer> drainer;           // parking.entry, charge
   std::unique_ptr<queue::Drainer> invoice_drainer;   // invoice.issue, invoice.refund
   std::atomic<bool> up{true};
+  std::unique_ptr<asio::steady_timer> probe_timer;  // set by start(); io thread
+  bool probing = false;
+  milliseconds probe_delay = kLinkProbeFirst;
   bool signature_refused = false;  // io thread
   // When each charge request last left (steady clock), kept until a reply proves it is no
   // longer in flight: a fallen-back charge is voided on "not found" only after that. io thread.
@@ -144,10 +154,36 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
         .counter("lanegate_uplink_transitions_total", "Uplink state changes", {{"to", now_up ? "up" : "down"}})
         .inc();
     if (now_up) {
+      probe_delay = kLinkProbeFirst;
       log::notice("uplink up: draining the outbox", {{"ITEMS_WAITING", send_waiting_now()}});
     } else {
       log::warn("uplink down: charges are queued and offline limits apply", {{"ERROR", why}});
+      schedule_probe();
     }
+  }
+
+  void schedule_probe() {
+    if (!probe_timer || probing) return;
+    probing = true;
+    probe_timer->expires_after(probe_delay);
+    probe_delay = std::min(probe_delay * 2, kLinkProbeMax);
+    probe_timer->async_wait([weak = weak_from_this()](boost::system::error_code ec) {
+      auto self = weak.lock();
+      if (!self) return;
+      self->probing = false;
+      if (ec || self->up.load()) return;
+      asio::post(self->pool, [self] {
+        auto r = self->provider.query_payment(PayProduct::kCodepay, kLinkProbeOrder);
+        const bool answered = r || r.error().http_status != 0;
+        asio::post(self->io, [self, answered] {
+          if (answered) {
+            self->set_link(true, {});
+          } else {
+            self->schedule_probe();
+          }
+        });
+      });
+    });
   }
 
   void note_failure(const ProviderFailure& f) {
@@ -632,6 +668,8 @@ void Uplink::start() {
   impl_->drainer =
       std::make_unique<queue::Drainer>(impl_->io, impl_->outbox, impl_->cfg.queue, impl_->clock, sink, charges);
   impl_->drainer->start();
+  impl_->probe_timer = std::make_unique<asio::steady_timer>(impl_->io);
+  if (!impl_->up.load()) impl_->schedule_probe();
   if (impl_->invoices != nullptr) {
     impl_->invoice_limits = impl_->cfg.queue;
     impl_->invoice_limits.max_in_flight = std::min(kInvoiceInFlight, impl_->cfg.queue.max_in_flight);
@@ -651,6 +689,7 @@ void Uplink::start() {
 void Uplink::check_contracts() { impl_->check_contracts(); }
 
 void Uplink::stop() {
+  if (impl_->probe_timer) impl_->probe_timer->cancel();
   if (impl_->contract_timer) impl_->contract_timer->cancel();
   if (impl_->drainer) impl_->drainer->stop();
   if (impl_->invoice_drainer) impl_->invoice_drainer->stop();

@@ -64,6 +64,11 @@ class ScriptedProvider final : public PaymentProvider {
     std::lock_guard l(mu);
     return queries + charges;
   }
+  std::atomic<int> payment_queries{0};
+  ProviderResult<Payment> query_payment(PayProduct, std::string_view) override {
+    ++payment_queries;
+    return std::unexpected(ProviderFailure{Outcome::kNotFound, 404, "ORDER_NOT_EXIST", Error{}});
+  }
 };
 
 ProviderTransaction answer(std::string out, std::int64_t fen, TradeState state) {
@@ -336,6 +341,25 @@ TEST_F(ChargeAnswersTest, SilentContractsAreQueriedAndAnUnboundAnswerBlocksThePl
   ASSERT_TRUE(binding && *binding);
   EXPECT_EQ((*binding)->state, BindingState::kBlocked) << "an unbound contract still passes offline";
   EXPECT_FALSE(contract_chargeable(**row, contract_rules(cfg_.provider)));
+}
+
+}  // namespace
+}  // namespace lanegate::gateway
+
+namespace lanegate::gateway {
+namespace {
+
+// A link that went down with nothing queued (a taxi-only box after one failed call) used
+// to stay down until some charge retried: every later trip went to the meter. Now the
+// uplink probes with a read-only query until an answer comes back.
+TEST_F(ChargeAnswersTest, ALinkThatWentDownWithNothingQueuedFindsOutItIsBack) {
+  uplink_->start();
+  uplink_->note_link(false, "connect refused");
+  ASSERT_FALSE(uplink_->link_up());
+  run_until([&] { return uplink_->link_up(); }, 8s);
+  EXPECT_TRUE(uplink_->link_up()) << "no probe brought the link back";
+  EXPECT_GE(provider_.payment_queries.load(), 1);
+  uplink_->stop();
 }
 
 }  // namespace
