@@ -1,16 +1,20 @@
 #pragma once
 // The demo scenario: the simulated world around a real lanegated.
 //
-// Starts the provider sandbox, the invoicing sandbox and the lane devices in this process,
-// starts `lanegated` as a child process on the same configuration, then plays traffic:
-// vehicles entering and leaving the parking lot, vehicles at the toll exit, taxi trips,
-// passengers claiming invoices for settled charges. In the middle the uplink is cut (the
+// Starts the provider sandbox, the invoicing sandbox, the taxi regulator sandbox (with
+// [regulator] enabled) and the lane devices in this process, starts `lanegated` as a child
+// process on the same configuration, then plays traffic: vehicles entering and leaving the
+// parking lot, vehicles at the toll exit, taxi trips whose passengers pay by payment code,
+// by the Native QR, by card or cash at the meter (TaxiPlan), passengers claiming invoices
+// for settled charges. In the middle the uplink is cut (the
 // sandbox refuses connections) and restored. Afterwards it waits for the gateway's outbox
 // to drain and for every charge to settle, and accounts for every fen: each provider
 // charge lanegate recorded must exist exactly once at the sandbox with the same amount and
 // final state, the sandbox must hold nothing else, every observed passage has exactly one
 // transaction, every charge names the contract or account of the vehicle it is for at the
-// fare that vehicle owes, every trip is recorded once as its own meter's, and every
+// fare that vehicle owes, every trip is settled once as its own meter's (one SUCCESS
+// payment kept at the sandbox for its fare, or its CASH row; any other payment the sandbox
+// kept for it is in lanegate's refund_due list) and uploaded to the regulator, and every
 // claimed invoice is issued.
 //
 // With --kill N the gateway is SIGKILLed N times at random moments and restarted (the
