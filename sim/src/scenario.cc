@@ -2216,8 +2216,8 @@ int run_demo(const ScenarioOptions& o) {
     reasons += (reasons.empty() ? "" : ", ") + reason + " " + std::to_string(n);
   }
   std::printf(
-      "  taxi trips %zu: by code %lld (%lld after USERPAYING), by QR %lld (%s yuan paid), at the "
-      "meter %lld (%s yuan; %s)\n",
+      "  taxi trips %zu: by code %lld (%lld after USERPAYING), by QR %lld (together %s yuan), "
+      "at the meter %lld (%s yuan; %s)\n",
       w.trips_ended().size(), static_cast<long long>(totals.taxi_code),
       static_cast<long long>(totals.taxi_code_userpaying), static_cast<long long>(totals.taxi_qr),
       totals.taxi_paid.to_string().c_str(), static_cast<long long>(totals.taxi_meter),
