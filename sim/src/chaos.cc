@@ -255,10 +255,19 @@ std::string with_second_meter(const std::string& text) {
       !std::regex_search(text, m, std::regex(R"re(\[\[meter\]\][^\[]*?\ndevice = "([^"]+)")re"))) {
     return text;
   }
-  const std::string device = fs::path(m[1].str()).parent_path().string() + "/meter-chaos-2";
+  const std::string dir = fs::path(m[1].str()).parent_path().string();
+  const std::string device = dir + "/meter-chaos-2";
+  // Its own code reader; its own ISU id when the regulator upload is on.
+  const bool regulator = text.find("\n[regulator]") != std::string::npos;
   return text +
          "\n# Added by the chaos run: a second meter on this gateway, whose trips share trip\n"
-         "# numbers and boarding minutes with the first one's.\n"
+         "# numbers and boarding minutes with the first one's, and its code reader.\n"
+         "[[reader]]\n"
+         "id = \"reader-taxi-2\"\n"
+         "device = \"" +
+         dir +
+         "/reader-chaos-2\"\n"
+         "\n"
          "[[meter]]\n"
          "id = \"" +
          std::string(kSecondMeter) +
@@ -276,7 +285,12 @@ std::string with_second_meter(const std::string& text) {
          "mode = \"taxi\"\n"
          "name = \"second meter taxi\"\n"
          "meter = \"" +
-         std::string(kSecondMeter) + "\"\n";
+         std::string(kSecondMeter) +
+         "\"\n"
+         "code_reader = \"reader-taxi-2\"\n"
+         "code_wait_ms = 2000\n"
+         "qr_wait_s = 30\n" +
+         (regulator ? "isu_id = \"440300012346\"\n" : "");
 }
 
 // ---- the run -----------------------------------------------------------------------------
@@ -889,6 +903,19 @@ int Chaos::run() {
       no_plate, no_record, queued, met_busy);
   std::printf("  taxi twins %d trips on two meters with equal trip numbers and boarding minutes\n",
               twins);
+  std::string reasons;
+  for (const auto& [reason, n] : totals.taxi_meter_reasons) {
+    reasons += (reasons.empty() ? "" : ", ") + reason + " " + std::to_string(n);
+  }
+  std::printf("  taxi paid  by code %lld, by QR %lld, at the meter %lld (%s); refund_due %lld\n",
+              static_cast<long long>(totals.taxi_code), static_cast<long long>(totals.taxi_qr),
+              static_cast<long long>(totals.taxi_meter), reasons.c_str(),
+              static_cast<long long>(totals.taxi_refund_due));
+  if (w_.regulator() != nullptr) {
+    std::printf("  regulator  %lld of %zu trips uploaded (%lld duplicate uploads)\n",
+                static_cast<long long>(totals.regulator_uploaded), w_.trips_ended().size(),
+                static_cast<long long>(totals.regulator_duplicates));
+  }
   std::printf(
       "  charges    %lld provider charges, %s yuan; settled %s at lanegate, %s at the sandbox\n",
       static_cast<long long>(totals.provider_charges), totals.charged.to_string().c_str(),

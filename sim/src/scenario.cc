@@ -23,6 +23,7 @@
 #include <thread>
 #include <tuple>
 
+#include "core/crypto.h"
 #include "sim/chaos.h"
 
 namespace lanegate::sim {
@@ -424,6 +425,15 @@ Result<std::unique_ptr<ScenarioWorld>> ScenarioWorld::start(
   if (!devices) return fail(devices.error().code, "devices: " + devices.error().message);
   w->devices_ = std::move(*devices);
 
+  if (w->cfg_.regulator.enabled) {
+    // The city's taxi regulator platform, where lanegated uploads every trip.
+    RegulatorSandboxOptions ro;
+    ro.port = w->cfg_.regulator.port;
+    auto reg = RegulatorSandbox::start(ro);
+    if (!reg) return fail(reg.error().code, "regulator sandbox: " + reg.error().message);
+    w->regulator_ = std::move(*reg);
+  }
+
   for (const auto& l : w->cfg_.lanes) {
     w->lane_cfg_[l.id] = &l;
     if (l.mode == config::LaneMode::kParkingEntry) w->entry_lanes_.push_back(l.id);
@@ -432,6 +442,8 @@ Result<std::unique_ptr<ScenarioWorld>> ScenarioWorld::start(
     if (l.mode == config::LaneMode::kTaxi && !l.meter.empty()) {
       w->meters_.push_back(l.meter);
       w->next_trip_[l.meter] = 1;  // a meter numbers its trips from 1
+      w->meter_lane_[l.meter] = l.id;
+      w->meter_reader_[l.meter] = l.code_reader;
     }
     if (l.mode == config::LaneMode::kTollExit) {
       for (const auto& t : w->cfg_.toll_tariffs) {
@@ -651,41 +663,6 @@ void ScenarioWorld::drive(const std::string& lane, const ScenarioVehicle& v, boo
   passages_.push_back(seen);
 }
 
-void ScenarioWorld::end_taxi_trip() {
-  if (meters_.empty()) {
-    return;
-  }
-  // Boarding twenty minutes ago, the minute and number written out here (what the meter
-  // would pick) so that the world knows the trip's identity.
-  const std::string boarding = local_minute(unix_now() - 20 * 60, cfg_.gateway.utc_offset_minutes);
-  auto end = [&](const std::string& meter, std::uint32_t number, std::int64_t fare_fen, bool twin) {
-    SimTrip t;
-    t.meter = meter;
-    t.fare_fen = fare_fen;
-    t.trip_number = number;
-    t.boarding = boarding;
-    t.payment_type = (trips_.size() % 3 == 0) ? 0 : 1;
-    if (auto n = devices_->end_trip(t)) {
-      trips_.push_back(EndedTrip{meter, *n, boarding, fare_fen, t.payment_type, twin});
-      next_trip_[meter] = *n + 1;
-    }
-  };
-  const int call = trip_calls_++;
-  const std::int64_t fare = 1000 + 10 * static_cast<std::int64_t>(rng_() % 500);
-  if (meters_.size() >= 2 && call % 4 == 0) {
-    // Two meters, one gateway: the same trip number (each meter counts on its own) and
-    // the same boarding minute, different fares. Both are trips; neither is the other's
-    // retransmission.
-    const std::uint32_t n = std::max(next_trip_[meters_[0]], next_trip_[meters_[1]]);
-    const std::int64_t fare2 = 1000 + 10 * static_cast<std::int64_t>(rng_() % 500);
-    end(meters_[0], n, fare, true);
-    end(meters_[1], n, fare2, true);
-    return;
-  }
-  const std::string& meter = meters_[meters_.size() >= 2 ? call % 2 : 0];
-  end(meter, next_trip_[meter], fare, false);
-}
-
 void ScenarioWorld::set_database_fault(bool on) {
   if (on && !database_fault_) {
     ++database_fault_epoch_;
@@ -694,6 +671,7 @@ void ScenarioWorld::set_database_fault(bool on) {
 }
 
 void ScenarioWorld::drive_next(int i) {
+  taxi_tick();
   if (options_.chaos) {
     // Chaos: the toll lane's cases (TollCase); a toll slot whose lane is still busy with
     // earlier vehicles sends its vehicle to the lot instead.
@@ -1073,6 +1051,270 @@ int ScenarioWorld::claim_invoices(int n) {
   return done;
 }
 
+// ---- taxi trips --------------------------------------------------------------------------
+//
+// A trip's passenger is played from the outside, as a real one would: the world watches
+// the cab's passenger screen (GET /api/v1/screen/{lane}) and the provider sandbox, scans a
+// code at the lane's reader, pays the Native order, or leaves and lets the driver start
+// the next trip (0x00E7). Whether and how the trip was paid is read from lanegate's
+// records ("<key>C" paid at the meter; an order "<key>P.."/"<key>Q.." SUCCESS and
+// pass_online paid it), never assumed from the plan: faults may change any outcome.
+
+namespace {
+
+// site_taxi.cc's taxi_trip_key: the same trip identity lanegated derives.
+std::string trip_key(const std::string& gateway_id, const std::string& meter,
+                     std::uint32_t number, const std::string& boarding) {
+  const std::string identity =
+      gateway_id + "\n" + meter + "\n" + boarding + "\n" + std::to_string(number);
+  return "T" + crypto::sha256_hex(identity).substr(0, 27);
+}
+
+struct ScreenNow {
+  std::string phase, method;
+  std::int64_t fare_fen = -1;
+  std::int64_t version = -1;
+};
+
+std::optional<ScreenNow> parse_screen(const ApiAnswer& a) {
+  if (a.status != 200) {
+    return std::nullopt;
+  }
+  boost::system::error_code ec;
+  auto v = json::parse(a.body, ec);
+  if (ec || !v.is_object()) {
+    return std::nullopt;
+  }
+  const json::object& o = v.as_object();
+  return ScreenNow{jstr(o, "phase"), jstr(o, "method"), jint(o, "fare_fen"), jint(o, "version")};
+}
+
+const char* plan_name(TaxiPlan p) {
+  switch (p) {
+    case TaxiPlan::kCode:
+      return "code";
+    case TaxiPlan::kCodeUserpaying:
+      return "code (USERPAYING)";
+    case TaxiPlan::kQr:
+      return "QR";
+    case TaxiPlan::kCashStart:
+      return "cash, next trip start";
+    case TaxiPlan::kCashTimeout:
+      return "cash, window passes";
+    case TaxiPlan::kCard:
+      return "card at the meter";
+  }
+  return "?";
+}
+
+}  // namespace
+
+bool ScenarioWorld::end_taxi_trip() {
+  if (meters_.empty()) {
+    return false;
+  }
+  taxi_tick();
+  const int call = trip_calls_;
+  const bool pair = meters_.size() >= 2 && call % 4 == 0;
+  const std::string single = meters_[meters_.size() >= 2 ? call % 2 : 0];
+  // A meter sends its next trip only once the last one settled (a new record would end the
+  // open one at the meter, which is not what this trip's passenger does).
+  if (pair ? (meter_open_.contains(meters_[0]) || meter_open_.contains(meters_[1]))
+           : meter_open_.contains(single)) {
+    return false;
+  }
+  ++trip_calls_;
+  // Boarding twenty minutes ago, the minute and number written out here (what the meter
+  // would pick) so that the world knows the trip's identity.
+  const std::string boarding = local_minute(unix_now() - 20 * 60, cfg_.gateway.utc_offset_minutes);
+  auto next_plan = [&] {
+    const int k = plans_++;
+    // The demo's last trip lets its whole payment window pass (about half a minute).
+    if (!options_.chaos && k == options_.trips - 1) {
+      return TaxiPlan::kCashTimeout;
+    }
+    constexpr TaxiPlan kCycle[] = {TaxiPlan::kCode, TaxiPlan::kQr, TaxiPlan::kCashStart,
+                                   TaxiPlan::kCodeUserpaying, TaxiPlan::kCard};
+    return kCycle[k % 5];
+  };
+  auto end = [&](const std::string& meter, std::uint32_t number, std::int64_t fare_fen, bool twin) {
+    EndedTrip e;
+    e.meter = meter;
+    e.boarding = boarding;
+    e.fare_fen = fare_fen;
+    e.twin = twin;
+    e.lane = meter_lane_[meter];
+    e.plan = next_plan();
+    e.payment_type = e.plan == TaxiPlan::kCard ? 0x01 : 0x00;
+    if (auto sc = parse_screen(api_get("/api/v1/screen/" + e.lane, false))) {
+      e.screen_before = sc->version;
+    }
+    SimTrip t;
+    t.meter = meter;
+    t.fare_fen = fare_fen;
+    t.trip_number = number;
+    t.boarding = boarding;
+    t.payment_type = e.payment_type;
+    if (auto n = devices_->end_trip(t)) {
+      e.trip_number = *n;
+      e.key = trip_key(cfg_.gateway.id, meter, *n, boarding);
+      e.ended_at = Steady::now();
+      trips_.push_back(e);
+      meter_open_[meter] = trips_.size() - 1;
+      next_trip_[meter] = *n + 1;
+    }
+  };
+  const std::int64_t fare = 1000 + 10 * static_cast<std::int64_t>(rng_() % 500);
+  if (pair) {
+    // Two meters, one gateway: the same trip number (each meter counts on its own) and
+    // the same boarding minute, different fares. Both are trips; neither is the other's
+    // retransmission.
+    const std::uint32_t n = std::max(next_trip_[meters_[0]], next_trip_[meters_[1]]);
+    const std::int64_t fare2 = 1000 + 10 * static_cast<std::int64_t>(rng_() % 500);
+    end(meters_[0], n, fare, true);
+    end(meters_[1], n, fare2, true);
+    return true;
+  }
+  end(single, next_trip_[single], fare, false);
+  return true;
+}
+
+int ScenarioWorld::taxi_open() const { return static_cast<int>(meter_open_.size()); }
+
+void ScenarioWorld::taxi_tick() {
+  for (auto it = meter_open_.begin(); it != meter_open_.end();) {
+    EndedTrip& t = trips_[it->second];
+    taxi_step(t);
+    if (t.resolved) {
+      it = meter_open_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+// Whether lanegate's records show the trip settled: its "<key>C" row, or an order of the
+// trip that succeeded and paid it (decision pass_online).
+bool ScenarioWorld::taxi_settled(EndedTrip& t) {
+  std::int64_t& after = lane_tx_after_[t.lane];
+  auto page = api_get_json("/api/v1/transactions?limit=1000&lane=" + t.lane +
+                           "&after=" + std::to_string(after));
+  if (!page) {
+    return false;
+  }
+  auto it = page->find("items");
+  if (it == page->end() || !it->value().is_array()) {
+    return false;
+  }
+  bool settled = false;
+  std::int64_t max_id = after;
+  for (const auto& item : it->value().as_array()) {
+    const json::object& r = item.as_object();
+    const std::string no = jstr(r, "out_trade_no");
+    max_id = std::max(max_id, jint(r, "id"));
+    if (!no.starts_with(t.key)) {
+      continue;
+    }
+    if (no == t.key + "C" ||
+        (jstr(r, "state") == "SUCCESS" && jstr(r, "decision") == "pass_online")) {
+      settled = true;
+    }
+  }
+  // The lane's next trip has rows only after this trip's.
+  if (settled) {
+    after = max_id;
+  }
+  return settled;
+}
+
+void ScenarioWorld::taxi_step(EndedTrip& t) {
+  const auto now = Steady::now();
+  if (now < t.next_check) {
+    return;
+  }
+  t.next_check = now + 200ms;
+  const auto screen = parse_screen(api_get("/api/v1/screen/" + t.lane, false));
+  // This trip's view: its fare, written after the trip was sent (a restart starts the
+  // version again at 1, and then the trip was settled by the restart anyway).
+  const bool ours = screen && screen->fare_fen == t.fare_fen && screen->version != t.screen_before;
+  if (ours && (screen->phase == "paid" || screen->phase == "meter_paid" ||
+               screen->phase == "offline")) {
+    t.seen = screen->phase + (screen->method.empty() ? "" : " " + screen->method);
+  }
+  if (taxi_settled(t)) {
+    t.resolved = true;
+    return;
+  }
+  const config::LaneSection* l = lane_cfg_[t.lane];
+  const bool payable = ours && (screen->phase == "fare" || screen->phase == "qr" ||
+                                screen->phase == "declined");
+  const std::string& reader = meter_reader_[t.meter];
+  switch (t.plan) {
+    case TaxiPlan::kCode:
+    case TaxiPlan::kCodeUserpaying:
+      // Scan when the screen asks for it; once more after a decline (up to 3 codes).
+      if (payable && !reader.empty() && t.scans < 3 &&
+          (!t.acted || screen->phase == "declined")) {
+        if (t.plan == TaxiPlan::kCode) {
+          (void)devices_->scan_payment_code(reader);
+        } else {
+          // A code whose payer confirms with a password: USERPAYING for 3 s, so lanegated
+          // queries the order until it succeeds.
+          char digits[24];
+          std::snprintf(digits, sizeof digits, "13%016llu",
+                        static_cast<unsigned long long>(
+                            (static_cast<std::uint64_t>(options_.seed) * 1000003ULL + ++paycodes_) %
+                            10000000000000000ULL));
+          SandboxPaycode pc;
+          pc.code = digits;
+          pc.userpaying_ms = 3000;
+          if (provider_->register_paycode(pc)) {
+            (void)devices_->reader_scan(reader, pc.code);
+          }
+        }
+        t.acted = true;
+        ++t.scans;
+        t.next_check = now + 1500ms;  // the scan reaches the screen before the next look
+      }
+      break;
+    case TaxiPlan::kQr:
+      // The passenger scans the QR: the trip's Native order the sandbox holds unpaid.
+      if (t.paid_order.empty()) {
+        if (auto pays = provider_->payments()) {
+          for (const SandboxPayment& p : *pays) {
+            if (p.trade_type == "NATIVE" && p.trade_state == "NOTPAY" &&
+                p.out_trade_no.starts_with(t.key + "Q")) {
+              if (provider_->pay_native(p.out_trade_no)) {
+                t.paid_order = p.out_trade_no;
+                t.acted = true;
+              }
+              break;
+            }
+          }
+        }
+      }
+      break;
+    case TaxiPlan::kCashStart:
+      // The passenger pays the driver while the QR shows; the driver starts the next trip.
+      if (payable && !t.acted && (screen->phase != "fare" ||
+                                  now - t.ended_at > std::chrono::milliseconds(l->code_wait_ms) + 2s)) {
+        (void)devices_->start_trip(t.meter);
+        t.acted = true;
+      }
+      break;
+    case TaxiPlan::kCashTimeout:
+    case TaxiPlan::kCard:
+      break;
+  }
+  // Nothing settled it within its window (a fault, a restart in the middle): the driver
+  // starts the next trip, which ends it at the meter.
+  const auto window = std::chrono::milliseconds(l->code_wait_ms) + std::chrono::seconds(l->qr_wait_s);
+  if (!t.forced && now - t.ended_at > window + 20s) {
+    (void)devices_->start_trip(t.meter);
+    t.forced = true;
+  }
+}
+
 // ---- the end -----------------------------------------------------------------------------
 
 std::optional<json::object> ScenarioWorld::drain(std::chrono::seconds limit, bool progress) {
@@ -1082,6 +1324,9 @@ std::optional<json::object> ScenarioWorld::drain(std::chrono::seconds limit, boo
     if (!gateway_running()) {
       if (!restart_gateway(SIGTERM)) return std::nullopt;
     }
+    // Open taxi trips end by their passengers' payments, their payment window or the
+    // driver's next trip start.
+    taxi_tick();
     if (auto s = api_get_json("/api/v1/status")) {
       const json::object* q = jobj(*s, "queue");
       const std::int64_t live = q ? jint(*q, "pending") + jint(*q, "leased") : -1;
@@ -1100,12 +1345,12 @@ std::optional<json::object> ScenarioWorld::drain(std::chrono::seconds limit, boo
         const bool meter_done = std::all_of(meters_.begin(), meters_.end(), [&](const auto& m) {
           return devices_->meter_unacked(m).value_or(std::vector<std::uint32_t>{1}).empty();
         });
-        if (open_claims == 0 && meter_done) return *s;
+        if (open_claims == 0 && meter_done && taxi_open() == 0) return *s;
       }
       if (progress) {
-        std::printf("\r  outbox %lld items, open charges %lld, invoices pending %d   ",
+        std::printf("\r  outbox %lld items, open charges %lld, invoices pending %d, taxi trips open %d   ",
                     static_cast<long long>(live), static_cast<long long>(jint(*s, "open_charges")),
-                    open_claims);
+                    open_claims, taxi_open());
         std::fflush(stdout);
       }
     }
@@ -1152,7 +1397,10 @@ std::vector<std::string> ScenarioWorld::account(ScenarioTotals& totals) {
     const std::string kind = jstr(t, "kind");
     const std::string decision = jstr(t, "decision");
     const Money amount = Money::from_fen(jint(t, "amount_fen"));
-    if (kind != "taxi" && decision != "fallback" && amount.fen() != 0) {
+    if (kind == "taxi") {
+      continue;  // in-cab payments: check_taxi() against the sandbox's payments
+    }
+    if (decision != "fallback" && amount.fen() != 0) {
       ++pass_tx[{jstr(t, "lane"), jstr(t, "plate")}];
     }
     if (state == "RECORDED" || state == "SUBMITTING" || state == "UNKNOWN" || state == "ACCEPTED") {
@@ -1234,8 +1482,11 @@ std::vector<std::string> ScenarioWorld::account(ScenarioTotals& totals) {
                          " passing transactions for a vehicle never driven there");
     }
   }
-  // Each charge against the vehicle or trip the world sent (toll, parking, taxi).
+  // Each charge against the vehicle the world sent (toll, parking).
   check_attribution(ours, at_sandbox, problems);
+  // Each taxi trip the world ended: settled once, every fen of it where it belongs.
+  check_taxi(ours, problems, totals);
+  check_regulator(problems, totals);
 
   // Invoices: every claim issued, and the platform holds it.
   totals.invoices_claimed = static_cast<std::int64_t>(claims_.size());
@@ -1493,64 +1744,245 @@ void ScenarioWorld::check_attribution(const std::map<std::string, json::object>&
         lane + ": " + what(no, t) + " for " + describe_vehicle(plate, false) + ": " +
         (drives.empty() ? "it never left through " + lane : "it was shown " + shown + " there"));
   }
+}
 
-  // ---- taxi: each trip a meter ended is recorded once, as that meter's trip ----
-  using TripKey = std::tuple<std::string, std::int64_t, std::string>;  // meter, number, boarding
-  std::map<TripKey, std::vector<std::string>> trip_records;
-  for (const auto& [no, tp] : records) {
-    const json::object& t = *tp;
-    if (jstr(t, "kind") != "taxi") {
-      continue;
-    }
-    trip_records[{detail_str(t, "meter"), jint(t, "trip_number"), detail_str(t, "boarding")}]
-        .push_back(no);
-  }
-  auto trip_name = [&](const EndedTrip& e) {
-    return "taxi " + e.meter + " trip " + std::to_string(e.trip_number) + " (boarding " +
-           e.boarding + ", " + yuan(e.fare_fen) + " yuan" + (e.twin ? ", twin" : "") + ")";
+// ---- taxi accounting ---------------------------------------------------------------------
+//
+// Every trip the world ended ends in exactly one of:
+//   PAID  one order of the trip SUCCESS and pass_online at lanegate (the trip's settlement),
+//         at the sandbox SUCCESS, not reversed, for the fare; no "<key>C" row;
+//   METER lanegate's "<key>C" CASH row for the fare, and no order of the trip paid it.
+// In both, any other payment of the trip the sandbox keeps (SUCCESS, not reversed) is in
+// lanegate's refund_due list: money taken for a trip settled otherwise is owed back, never
+// silently kept. Every order lanegate recorded agrees with the sandbox (a SUCCESS is kept
+// there; a VOID or PAY_FAIL took nothing), the sandbox holds no payment lanegate does not
+// know, and no record names a trip no meter ended (two meters' trips with one number and
+// boarding minute stay two trips). What the passenger screen showed agrees too.
+void ScenarioWorld::check_taxi(const std::map<std::string, json::object>& ours,
+                               std::vector<std::string>& problems, ScenarioTotals& totals) {
+  constexpr std::size_t kKeyLength = 28;  // "T" + 27 hex digits
+  auto key_of = [&](const std::string& no) {
+    return no.size() > kKeyLength && no[0] == 'T' ? no.substr(0, kKeyLength) : std::string();
   };
-  std::set<TripKey> ended;
+  std::map<std::string, std::vector<std::string>> rows_of;  // trip key -> lanegate's numbers
+  for (const auto& [no, t] : ours) {
+    if (jstr(t, "kind") == "taxi") {
+      rows_of[key_of(no)].push_back(no);
+    }
+  }
+  std::map<std::string, SandboxPayment> payments;
+  std::map<std::string, std::vector<std::string>> payments_of;
+  if (auto p = provider_->payments()) {
+    for (const SandboxPayment& sp : *p) {
+      payments[sp.out_trade_no] = sp;
+      payments_of[key_of(sp.out_trade_no)].push_back(sp.out_trade_no);
+    }
+  } else {
+    problems.push_back("cannot list the sandbox's payments: " + p.error().message);
+  }
+  std::set<std::string> refund_due;
+  if (auto page = api_get_json("/api/v1/transactions?refund_due=1&limit=1000")) {
+    if (auto it = page->find("items"); it != page->end() && it->value().is_array()) {
+      for (const auto& item : it->value().as_array()) {
+        refund_due.insert(jstr(item.as_object(), "out_trade_no"));
+      }
+    }
+  } else {
+    problems.push_back("cannot list lanegate's refund_due transactions");
+  }
+  auto kept = [](const SandboxPayment& p) {
+    return p.trade_state == "SUCCESS" && !p.reversed && p.refunded_fen == 0;
+  };
+  auto trip_name = [](const EndedTrip& e) {
+    return "taxi " + e.meter + " trip " + std::to_string(e.trip_number) + " (boarding " +
+           e.boarding + ", " + yuan(e.fare_fen) + " yuan" + (e.twin ? ", twin" : "") +
+           ", passenger: " + plan_name(e.plan) + ", key " + e.key + ")";
+  };
+
+  std::set<std::string> ended;
   for (const EndedTrip& e : trips_) {
-    const TripKey key{e.meter, e.trip_number, e.boarding};
-    ended.insert(key);
-    auto it = trip_records.find(key);
-    const std::size_t n = it == trip_records.end() ? 0 : it->second.size();
-    if (n == 0) {
+    ended.insert(e.key);
+    const std::string name = trip_name(e);
+    const std::vector<std::string>& rows = rows_of[e.key];
+    const std::string cash_no = e.key + "C";
+    bool cash = false;
+    std::vector<std::string> paid_by;
+    for (const std::string& no : rows) {
+      const json::object& t = ours.at(no);
+      const json::object* d = jobj(t, "detail");
+      const std::string meter = d == nullptr ? std::string() : jstr(*d, "meter");
+      if (meter != e.meter || jint(t, "amount_fen") != e.fare_fen) {
+        problems.push_back(name + ": " + no + " names meter " + meter + " at " +
+                           yuan(jint(t, "amount_fen")) + " yuan");
+      }
+      const std::string state = jstr(t, "state");
+      if (no == cash_no) {
+        cash = state == "CASH";
+        if (!cash) {
+          problems.push_back(name + ": " + no + " is " + state + ", not CASH");
+        }
+        continue;
+      }
+      if (state == "SUCCESS" && jstr(t, "decision") == "pass_online") {
+        paid_by.push_back(no);
+      }
+      // The order against the sandbox.
+      auto sp = payments.find(no);
+      const bool at_sandbox = sp != payments.end();
+      if (state == "SUCCESS" || state == "REFUND") {
+        if (!at_sandbox || sp->second.amount_fen != jint(t, "amount_fen") ||
+            (state == "SUCCESS" && !kept(sp->second))) {
+          problems.push_back(name + ": order " + no + " " + state + " at lanegate, " +
+                             (at_sandbox ? sp->second.trade_state +
+                                               (sp->second.reversed ? " (reversed)" : "") + " for " +
+                                               yuan(sp->second.amount_fen) + " yuan"
+                                         : std::string("unknown")) +
+                             " at the sandbox");
+        }
+      } else if (state == "VOID" || state == "PAY_FAIL") {
+        if (at_sandbox && kept(sp->second)) {
+          problems.push_back(name + ": order " + no + " " + state +
+                             " at lanegate, but the sandbox kept its payment of " +
+                             yuan(sp->second.amount_fen) + " yuan");
+        }
+      } else {
+        problems.push_back(name + ": order " + no + " still " + state + " after the drain");
+      }
+    }
+    for (const std::string& no : payments_of[e.key]) {
+      if (!ours.contains(no)) {
+        problems.push_back(name + ": payment " + no + " (" + payments[no].trade_state +
+                           ") at the sandbox, unknown to lanegate");
+      }
+    }
+    if (rows.empty()) {
       // Whose record took its place: the same number and minute on another meter.
       std::string taken;
-      for (const auto& [k, nos] : trip_records) {
-        if (std::get<1>(k) != e.trip_number || std::get<2>(k) != e.boarding) {
-          continue;
-        }
-        for (const auto& no : nos) {
-          taken += "; lanegate's only record of that number and minute, " + no + " (" +
-                   yuan(jint(ours.at(no), "amount_fen")) + " yuan), is " + std::get<0>(k) + "'s";
+      for (const auto& [no, t] : ours) {
+        const json::object* d = jobj(t, "detail");
+        if (jstr(t, "kind") == "taxi" && d != nullptr &&
+            jint(t, "trip_number") == static_cast<std::int64_t>(e.trip_number) &&
+            jstr(*d, "boarding") == e.boarding && no.ends_with("C")) {
+          taken += "; lanegate's " + no + " of that number and minute is " + jstr(*d, "meter") + "'s";
         }
       }
-      problems.push_back(trip_name(e) + ": NOT RECORDED" + taken);
-    } else if (n > 1) {
-      std::string nos;
-      for (const auto& no : it->second) {
-        nos += " " + no;
+      problems.push_back(name + ": NOT RECORDED" + taken);
+      continue;
+    }
+    // Exactly one settlement.
+    if (cash && !paid_by.empty()) {
+      problems.push_back(name + ": settled twice, paid at the meter (" + cash_no + ") and by " +
+                         paid_by.front());
+    } else if (!cash && paid_by.empty()) {
+      problems.push_back(name + ": never settled (no " + cash_no + ", no order paid it)");
+    } else if (paid_by.size() > 1) {
+      problems.push_back(name + ": paid by " + std::to_string(paid_by.size()) + " orders: " +
+                         paid_by[0] + " and " + paid_by[1]);
+    }
+    std::string settled_by = cash ? cash_no : (paid_by.empty() ? std::string() : paid_by.front());
+    // Money the sandbox kept for this trip beyond its settlement is owed back.
+    for (const std::string& no : payments_of[e.key]) {
+      const SandboxPayment& p = payments[no];
+      if (!kept(p) || no == settled_by) {
+        continue;
       }
-      problems.push_back(trip_name(e) + ": recorded " + std::to_string(n) + " times:" + nos);
-    } else {
-      const std::string& no = it->second.front();
-      const std::int64_t amount = jint(ours.at(no), "amount_fen");
-      if (amount != e.fare_fen) {
-        problems.push_back(trip_name(e) + ": recorded as " + no + " at " + yuan(amount) +
-                           " yuan, the meter's fare is " + yuan(e.fare_fen));
+      if (refund_due.contains(no)) {
+        ++totals.taxi_refund_due;
+      } else {
+        problems.push_back(name + ": the sandbox kept payment " + no + " of " +
+                           yuan(p.amount_fen) + " yuan, settled by " + settled_by +
+                           ", and lanegate does not list it as refund_due");
+      }
+    }
+    // What the passenger saw.
+    if (e.seen.starts_with("paid") && paid_by.empty()) {
+      problems.push_back(name + ": the screen showed it paid, lanegate has it paid at the meter");
+    }
+    if ((e.seen.starts_with("meter_paid") || e.seen.starts_with("offline")) && !cash) {
+      problems.push_back(name + ": the screen showed \"" + e.seen +
+                         "\", lanegate has it paid by " + settled_by);
+    }
+    if (cash && paid_by.empty()) {
+      ++totals.taxi_meter;
+      const std::string reason = jstr(ours.at(cash_no), "decision_reason");
+      ++totals.taxi_meter_reasons[reason.empty() ? "?" : reason];
+      totals.cash = totals.cash.add(Money::from_fen(e.fare_fen)).value_or(totals.cash);
+    } else if (!cash && paid_by.size() == 1) {
+      const bool native = paid_by.front()[kKeyLength] == 'Q';
+      ++(native ? totals.taxi_qr : totals.taxi_code);
+      if (!native && e.plan == TaxiPlan::kCodeUserpaying) {
+        ++totals.taxi_code_userpaying;
+      }
+      totals.taxi_paid = totals.taxi_paid.add(Money::from_fen(e.fare_fen)).value_or(totals.taxi_paid);
+    }
+  }
+  // Records and payments of trips no meter ended.
+  for (const auto& [key, nos] : rows_of) {
+    if (ended.contains(key)) {
+      continue;
+    }
+    for (const std::string& no : nos) {
+      const json::object& t = ours.at(no);
+      const json::object* d = jobj(t, "detail");
+      problems.push_back("taxi record " + no + " (meter " +
+                         (d == nullptr ? std::string() : jstr(*d, "meter")) + ", trip " +
+                         std::to_string(jint(t, "trip_number")) + ", boarding " +
+                         (d == nullptr ? std::string() : jstr(*d, "boarding")) +
+                         "): recorded but never ended by that meter");
+    }
+  }
+  for (const auto& [key, nos] : payments_of) {
+    if (ended.contains(key)) {
+      continue;
+    }
+    for (const std::string& no : nos) {
+      problems.push_back("sandbox payment " + no + " (" + payments[no].trade_state + ", " +
+                         yuan(payments[no].amount_fen) + " yuan) for no trip a meter ended");
+    }
+  }
+}
+
+// Every trip the world ended reached the regulator at least once, under its cab's ISU id
+// with its fare; a repeated upload (a lost reply) is reported, not a fault.
+void ScenarioWorld::check_regulator(std::vector<std::string>& problems,
+                                    ScenarioTotals& totals) const {
+  if (regulator_ == nullptr) {
+    return;
+  }
+  using Key = std::tuple<std::string, std::uint32_t, std::string>;  // isu, number, boarding
+  std::map<Key, std::vector<std::int64_t>> uploads;
+  for (const RegulatorUpload& u : regulator_->uploads()) {
+    uploads[{u.isu_id, u.trip_number, u.boarding}].push_back(u.fare_fen);
+  }
+  totals.regulator_duplicates = regulator_->duplicates();
+  std::set<Key> ended;
+  for (const EndedTrip& e : trips_) {
+    auto lc = lane_cfg_.find(e.lane);
+    const std::string isu = lc == lane_cfg_.end() ? std::string() : lc->second->isu_id;
+    std::string boarding = e.boarding;
+    std::replace(boarding.begin(), boarding.end(), 'T', ' ');
+    const Key k{isu, e.trip_number, boarding};
+    ended.insert(k);
+    auto it = uploads.find(k);
+    const std::string name = "regulator: taxi " + e.meter + " trip " +
+                             std::to_string(e.trip_number) + " (ISU " + isu + ", boarding " +
+                             e.boarding + ", " + yuan(e.fare_fen) + " yuan)";
+    if (it == uploads.end()) {
+      problems.push_back(name + ": NOT UPLOADED");
+      continue;
+    }
+    ++totals.regulator_uploaded;
+    for (std::int64_t fare : it->second) {
+      if (fare != e.fare_fen) {
+        problems.push_back(name + ": uploaded with a fare of " + yuan(fare) + " yuan");
       }
     }
   }
-  for (const auto& [k, nos] : trip_records) {
-    if (ended.contains(k)) {
-      continue;
-    }
-    for (const auto& no : nos) {
-      problems.push_back("taxi record " + no + " (meter " + std::get<0>(k) + ", trip " +
-                         std::to_string(std::get<1>(k)) + ", boarding " + std::get<2>(k) +
-                         "): recorded but never ended by that meter");
+  for (const auto& [k, fares] : uploads) {
+    if (!ended.contains(k)) {
+      problems.push_back("regulator: an upload for ISU " + std::get<0>(k) + " trip " +
+                         std::to_string(std::get<1>(k)) + " boarding " + std::get<2>(k) +
+                         " that no meter ended");
     }
   }
 }
@@ -1682,6 +2114,7 @@ int run_demo(const ScenarioOptions& o) {
   const int trip_every = std::max(1, o.vehicles / std::max(1, o.trips));
   const int claim_every = std::max(1, o.vehicles / std::max(1, o.claims));
   int claims_wanted = 0;
+  int next_trip_at = 0;
   for (int i = 0; i < o.vehicles; ++i) {
     if (i == outage_from) set_uplink(false);
     if (i == outage_to) set_uplink(true);
@@ -1693,8 +2126,11 @@ int run_demo(const ScenarioOptions& o) {
       }
     }
     w.drive_next(i);
-    if (static_cast<int>(w.trips_ended().size()) < o.trips && i % trip_every == 0)
-      w.end_taxi_trip();
+    // A trip every trip_every vehicles, once the meter's last trip settled.
+    if (static_cast<int>(w.trips_ended().size()) < o.trips && i >= next_trip_at &&
+        w.end_taxi_trip()) {
+      next_trip_at = i + trip_every;
+    }
     // Passengers claim invoices for settled charges now and then.
     if (o.claims > 0 && i % claim_every == claim_every - 1) ++claims_wanted;
     if (claims_wanted > static_cast<int>(w.claims().size()) &&
@@ -1706,6 +2142,17 @@ int run_demo(const ScenarioOptions& o) {
   w.empty_lot();
   progress(o.vehicles);
   if (restored_at == Steady::time_point{}) set_uplink(true);
+  // The taxi trips still to play (a meter takes the next once its last one settled).
+  for (const auto until = Steady::now() + 180s;
+       static_cast<int>(w.trips_ended().size()) < o.trips && Steady::now() < until;) {
+    if (!w.end_taxi_trip()) {
+      std::this_thread::sleep_for(100ms);
+    }
+    if (!o.quiet) {
+      std::printf("\r  taxi trips %zu/%d   ", w.trips_ended().size(), o.trips);
+      std::fflush(stdout);
+    }
+  }
   if (!o.quiet) std::printf("\n");
 
   say("waiting for the outbox to drain, every charge to settle and every claimed invoice to be "
@@ -1722,6 +2169,23 @@ int run_demo(const ScenarioOptions& o) {
   ScenarioTotals totals;
   std::vector<std::string> problems = w.account(totals);
   if (!final_status) problems.push_back("the outbox did not drain within 120 s");
+  if (static_cast<int>(w.trips_ended().size()) < o.trips) {
+    problems.push_back("taxi: only " + std::to_string(w.trips_ended().size()) + " of " +
+                       std::to_string(o.trips) + " trips were ended");
+  }
+  // The in-cab payment paths the demo shows (each plan comes round every 5 trips).
+  if (o.trips >= 10) {
+    auto need = [&](bool shown, const std::string& what) {
+      if (!shown) problems.push_back("taxi: no trip " + what);
+    };
+    need(totals.taxi_code > 0, "paid by a payment code");
+    need(totals.taxi_code_userpaying > 0, "paid by a code confirmed after USERPAYING");
+    need(totals.taxi_qr > 0, "paid by the Native QR");
+    need(totals.taxi_meter_reasons.contains("next_trip_started"), "ended by the next trip start");
+    need(totals.taxi_meter_reasons.contains("qr_timeout"), "whose payment window passed");
+    need(totals.taxi_meter_reasons.contains("card_paid_at_meter"), "paid by card at the meter");
+    if (o.outage) need(totals.taxi_meter_reasons.contains("offline"), "paid at the meter offline");
+  }
   std::vector<std::string> notes;
   const std::vector<std::string> ledger = w.verify_ledger(&notes);
   problems.insert(problems.end(), ledger.begin(), ledger.end());
@@ -1747,8 +2211,26 @@ int run_demo(const ScenarioOptions& o) {
                 static_cast<long long>(jint(*passages, "fallback")),
                 static_cast<long long>(jint(*passages, "manual")));
   }
-  std::printf("  taxi trips %zu (paid at the meter: %s yuan)\n", w.trips_ended().size(),
-              totals.cash.to_string().c_str());
+  std::string reasons;
+  for (const auto& [reason, n] : totals.taxi_meter_reasons) {
+    reasons += (reasons.empty() ? "" : ", ") + reason + " " + std::to_string(n);
+  }
+  std::printf(
+      "  taxi trips %zu: by code %lld (%lld after USERPAYING), by QR %lld (together %s yuan), "
+      "at the meter %lld (%s yuan; %s)\n",
+      w.trips_ended().size(), static_cast<long long>(totals.taxi_code),
+      static_cast<long long>(totals.taxi_code_userpaying), static_cast<long long>(totals.taxi_qr),
+      totals.taxi_paid.to_string().c_str(), static_cast<long long>(totals.taxi_meter),
+      totals.cash.to_string().c_str(), reasons.c_str());
+  if (totals.taxi_refund_due > 0) {
+    std::printf("  taxi       %lld payments landed after their trip was paid at the meter: refund_due\n",
+                static_cast<long long>(totals.taxi_refund_due));
+  }
+  if (w.regulator() != nullptr) {
+    std::printf("  regulator  %lld of %zu trips uploaded (%lld duplicate uploads)\n",
+                static_cast<long long>(totals.regulator_uploaded), w.trips_ended().size(),
+                static_cast<long long>(totals.regulator_duplicates));
+  }
   std::printf(
       "  outbox     peak depth %lld items, backlog drained %.1f s after the uplink returned\n",
       static_cast<long long>(w.peak_queue()), drain_s);

@@ -1,16 +1,20 @@
 #pragma once
 // The demo scenario: the simulated world around a real lanegated.
 //
-// Starts the provider sandbox, the invoicing sandbox and the lane devices in this process,
-// starts `lanegated` as a child process on the same configuration, then plays traffic:
-// vehicles entering and leaving the parking lot, vehicles at the toll exit, taxi trips,
-// passengers claiming invoices for settled charges. In the middle the uplink is cut (the
+// Starts the provider sandbox, the invoicing sandbox, the taxi regulator sandbox (with
+// [regulator] enabled) and the lane devices in this process, starts `lanegated` as a child
+// process on the same configuration, then plays traffic: vehicles entering and leaving the
+// parking lot, vehicles at the toll exit, taxi trips whose passengers pay by payment code,
+// by the Native QR, by card or cash at the meter (TaxiPlan), passengers claiming invoices
+// for settled charges. In the middle the uplink is cut (the
 // sandbox refuses connections) and restored. Afterwards it waits for the gateway's outbox
 // to drain and for every charge to settle, and accounts for every fen: each provider
 // charge lanegate recorded must exist exactly once at the sandbox with the same amount and
 // final state, the sandbox must hold nothing else, every observed passage has exactly one
 // transaction, every charge names the contract or account of the vehicle it is for at the
-// fare that vehicle owes, every trip is recorded once as its own meter's, and every
+// fare that vehicle owes, every trip is settled once as its own meter's (one SUCCESS
+// payment kept at the sandbox for its fare, or its CASH row; any other payment the sandbox
+// kept for it is in lanegate's refund_due list) and uploaded to the regulator, and every
 // claimed invoice is issued.
 //
 // With --kill N the gateway is SIGKILLed N times at random moments and restarted (the
@@ -60,6 +64,7 @@
 #include "sim/devices.h"
 #include "sim/invoicing_sandbox.h"
 #include "sim/provider_sandbox.h"
+#include "sim/regulator_sandbox.h"
 
 namespace lanegate::sim {
 
@@ -157,7 +162,18 @@ struct TollDrive {
   bool resolved = false;
 };
 
-// One trip a meter ended.
+// How the simulated passenger of a taxi trip means to pay (the world's plan; what happens
+// depends on the uplink and the faults: lanegate's records say how it was paid).
+enum class TaxiPlan {
+  kCode,            // scans a payment code while the screen shows the fare
+  kCodeUserpaying,  // the same with a code that stays USERPAYING a few seconds (a password)
+  kQr,              // waits for the Native QR, then pays it (the sandbox's admin route)
+  kCashStart,       // pays the driver; the meter's next trip start (0x00E7) ends the trip
+  kCashTimeout,     // pays the driver; the trip's payment window (qr_wait_s) runs out
+  kCard,            // paid by card at the meter (payment type 0x01): settled at once
+};
+
+// One trip a meter ended, and what the world did and saw while it was open.
 struct EndedTrip {
   std::string meter;
   std::uint32_t trip_number = 0;
@@ -166,6 +182,21 @@ struct EndedTrip {
   int payment_type = 0;
   // Ended together with another meter's trip of the same number and boarding minute.
   bool twin = false;
+  std::string lane;  // the taxi lane of its meter
+  // lanegate's trip key (gateway id, meter, boarding, number hashed as site_taxi.cc does):
+  // its records are "<key>C" (paid at the meter) and "<key>P01"/"<key>Q01"... (orders).
+  std::string key;
+  TaxiPlan plan = TaxiPlan::kCashStart;
+  // Progress (ScenarioWorld internals): acted = the code was scanned / the QR paid / the
+  // trip start sent; forced = the world sent a trip start because nothing settled in time.
+  bool acted = false;
+  bool forced = false;
+  bool resolved = false;  // lanegate's records show the trip settled
+  int scans = 0;
+  std::string paid_order;  // the Native order the world paid
+  std::string seen;        // the passenger screen's last view of it ("paid native", ...)
+  std::int64_t screen_before = -1;  // the screen's version before the trip was sent
+  std::chrono::steady_clock::time_point ended_at{}, next_check{};
 };
 
 struct InvoiceClaim {
@@ -188,6 +219,16 @@ struct ScenarioTotals {
   // Charges of fallen-back passages lanegated left open (refused by the provider and
   // parked for an operator): no money moved, but they never reach a final state.
   std::int64_t open_after_fallback = 0;
+  // Taxi trips by how lanegate settled them: by a payment-code order, by a Native QR
+  // order, or paid at the meter (by the CASH row's reason: card, offline, next trip
+  // start / record, window passed, restart).
+  std::int64_t taxi_code = 0, taxi_code_userpaying = 0, taxi_qr = 0, taxi_meter = 0;
+  std::map<std::string, std::int64_t> taxi_meter_reasons;
+  Money taxi_paid;  // the fares paid electronically (each one SUCCESS order at the sandbox)
+  // Sandbox payments kept for a trip settled otherwise, each in lanegate's refund_due list.
+  std::int64_t taxi_refund_due = 0;
+  // Regulator: trips uploaded (each ended trip at least once) and duplicate uploads.
+  std::int64_t regulator_uploaded = 0, regulator_duplicates = 0;
 };
 
 class ScenarioWorld {
@@ -209,6 +250,8 @@ class ScenarioWorld {
   ProviderSandbox& provider() { return *provider_; }
   DevicesSim& devices() { return *devices_; }
   InvoicingSandbox* invoicing() { return invoicing_.get(); }
+  // The taxi regulator platform ([regulator] enabled), nullptr otherwise.
+  RegulatorSandbox* regulator() { return regulator_.get(); }
   std::mt19937& rng() { return rng_; }
 
   // ---- lanegated ----
@@ -251,11 +294,19 @@ class ScenarioWorld {
   // One vehicle at this lane now, even if the lane is closed to the normal traffic (an
   // entry takes the next plate of the fleet, an exit the longest-parked vehicle).
   void drive_one(const std::string& lane);
-  // One more taxi trip (fare chosen at random). With two or more taxi meters every 4th
-  // call ends a trip on the first two meters at once, with the same trip number and
-  // boarding minute (two meters one gateway reads must never be taken for each other);
-  // the calls between alternate single trips on them.
-  void end_taxi_trip();
+  // One more taxi trip (fare chosen at random) with the next TaxiPlan of a fixed cycle
+  // (the last of options().trips in the demo lets its payment window run out). With two or
+  // more taxi meters every 4th call ends a trip on the first two meters at once, with the
+  // same trip number and boarding minute (two meters one gateway reads must never be taken
+  // for each other); the calls between alternate single trips on them. A meter whose
+  // previous trip is still open takes none: false when no trip was ended.
+  bool end_taxi_trip();
+  // Plays the open trips' passengers one step (scan a code when the screen shows the fare,
+  // pay a Native order the sandbox holds as NOTPAY, send the next trip start) and notes
+  // the trips lanegate settled. Cheap; called between vehicles and while draining.
+  void taxi_tick();
+  // Trips ended whose settlement lanegate has not recorded yet.
+  int taxi_open() const;
   // Chaos: a disk-full is on (true) or over (false). Toll vehicles at the lane meanwhile
   // may be sent to the attendant without a fare (attendant mode), which is no pairing
   // error.
@@ -309,6 +360,12 @@ class ScenarioWorld {
   void check_attribution(const std::map<std::string, boost::json::object>& ours,
                          const std::map<std::string, SandboxTransaction>& at_sandbox,
                          std::vector<std::string>& problems) const;
+  // Every fen of the taxi trips (sim/scenario.cc, "taxi accounting") and their uploads.
+  void check_taxi(const std::map<std::string, boost::json::object>& ours,
+                  std::vector<std::string>& problems, ScenarioTotals& totals);
+  void check_regulator(std::vector<std::string>& problems, ScenarioTotals& totals) const;
+  void taxi_step(EndedTrip& t);
+  bool taxi_settled(EndedTrip& t);
   // "plate (vehicle #i, contract, account" + with `story` what each toll lane saw of it.
   std::string describe_vehicle(const std::string& plate, bool story) const;
   static std::string toll_case_name(const TollDrive& d);
@@ -322,6 +379,7 @@ class ScenarioWorld {
   std::unique_ptr<ProviderSandbox> provider_;
   std::unique_ptr<DevicesSim> devices_;
   std::unique_ptr<InvoicingSandbox> invoicing_;
+  std::unique_ptr<RegulatorSandbox> regulator_;
   struct Http;
   std::unique_ptr<Http> http_;
   std::mt19937 rng_;
@@ -331,7 +389,12 @@ class ScenarioWorld {
   std::map<std::string, bool> closed_lanes_;
   std::vector<std::string> meters_;  // every taxi lane's meter, in config order
   std::map<std::string, std::uint32_t> next_trip_;
+  std::map<std::string, std::string> meter_lane_, meter_reader_;  // meter -> lane, code reader
+  std::map<std::string, std::size_t> meter_open_;  // meter -> its open trip in trips_
+  std::map<std::string, std::int64_t> lane_tx_after_;  // lane -> rows of settled trips up to this id
   int trip_calls_ = 0;
+  int plans_ = 0;
+  std::uint64_t paycodes_ = 0;
   std::vector<std::uint32_t> toll_entries_;
   struct TollFareRow {
     std::string lane;
