@@ -156,7 +156,7 @@ struct TaxRule {
 // company whose vehicles park or ride here, say. At settlement its invoice is claimed with
 // this buyer at once.
 struct DefaultTitle {
-  std::string account;             // the plate (parking, toll), ETC contract or rider account
+  std::string account;             // the plate (parking, toll) or ETC contract
   std::string kind = "company";    // "company" | "person"
   std::string title;               // required for a company
   std::string tax_id;              // company: unified social credit code
