@@ -129,6 +129,8 @@ struct Site::Impl {
   ScreenBoard* screens = nullptr;
   ClaimLookup claim_lookup;
   std::set<std::string> in_flight;  // taxi orders with a request on a worker right now
+  std::map<std::string, SteadyTime> last_followup;  // taxi orders: when their last follow-up left
+  std::unique_ptr<boost::asio::steady_timer> sweep_timer;  // taxi: OPEN trips no lane holds
   std::shared_ptr<bool> alive = std::make_shared<bool>(true);
 
   Impl(boost::asio::io_context& i, const config::Config& c, Store& s, queue::Outbox& o,
@@ -215,10 +217,13 @@ struct Site::Impl {
   Status apply_payment(Transaction& txn, const Payment& p, AnswerSource source, bool* paid_trip);
   void settle_payment(const Payment& p, AnswerSource source);
   void after_payment(const std::string& out, bool paid_trip);
+  void release_code_order(const std::string& out, const std::string& reason);
   void pay_item(const queue::Item& item, std::function<void(queue::Outcome)> done);
   void pay_followup_result(const std::string& out, PayProduct product, std::chrono::milliseconds age,
                            bool wanted, const FollowupAnswer& a, const std::function<void(queue::Outcome)>& done);
   void recover_trips();
+  void sweep_trips(const std::string& reason);
+  void schedule_sweep();
   void show(const std::string& lane_id, ScreenView view);
   void show_settled(const std::string& lane_id, ScreenView::Phase phase, Money fare, std::string method,
                     const std::string& out_trade_no);

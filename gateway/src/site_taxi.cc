@@ -58,7 +58,12 @@ constexpr auto kCodeLifetime = seconds(90);
 constexpr auto kNativeQueryEvery = seconds(5);
 // While a request for the order is still in flight on a worker, its `pay` item waits.
 constexpr auto kInFlightRetry = seconds(2);
+// "Query every 3-5 s": at least 3.5 s between the dispatches of one order's follow-ups, so
+// a worker that starts one late still leaves 3 s at the provider.
+constexpr auto kMinFollowupGap = milliseconds(3500);
 constexpr int kMaxAttempts = 99;
+// How often OPEN trips that no lane holds are looked for (Impl::sweep_trips).
+constexpr auto kSweepEvery = seconds(10);
 
 const char* meter_method(int payment_type) {
   return payment_type == 0x00 ? "cash" : (payment_type == 0x01 || payment_type == 0x03 ? "card" : "other");
@@ -315,8 +320,9 @@ void Site::Impl::end_trip_at_meter(LaneState& ls, const std::string& reason, Pha
     return {};
   });
   if (!s) {
-    // The trip stays OPEN in the database; recover() settles it at the next start.
-    log::error("taxi trip not settled at the meter", {{"LANE", ls.cfg.id}, {"ERROR", s.error().message}});
+    // The trip stays OPEN in the database: the sweep settles it once commits work again.
+    log::error("taxi trip not settled at the meter; retried by the sweep",
+               {{"LANE", ls.cfg.id}, {"ERROR", s.error().message}});
     return;
   }
   if (!settled) return;  // paid electronically in the meantime
@@ -621,11 +627,21 @@ void Site::Impl::after_payment(const std::string& out, bool paid_trip) {
   }
   if (ls->trip->paying == out && !is_open(tx.state)) {
     // The code's order ended without paying (reversed, closed, refused).
-    ls->trip->paying.clear();
-    show_trip(*ls, Phase::kDeclined, tx.state == ChargeState::kVoid ? "reversed" : "declined");
-    display(*ls, "支付未成功 请重新扫码或付现金");
-    arm_qr_timer(*ls, milliseconds(ls->cfg.code_wait_ms));
+    release_code_order(out, tx.state == ChargeState::kVoid ? "reversed" : "declined");
   }
+}
+
+// The lane stops waiting for a code's order that will not pay: the passenger may scan
+// another code, or the QR comes after code_wait_ms.
+void Site::Impl::release_code_order(const std::string& out, const std::string& reason) {
+  auto found = store.find_transaction(out);
+  if (!found || !*found) return;
+  LaneState* ls = lane_of((*found)->lane);
+  if (ls == nullptr || !ls->trip || ls->trip->paying != out) return;
+  ls->trip->paying.clear();
+  show_trip(*ls, Phase::kDeclined, reason);
+  display(*ls, "支付未成功 请重新扫码或付现金");
+  arm_qr_timer(*ls, milliseconds(ls->cfg.code_wait_ms));
 }
 
 // ---------------- the `pay` follow-ups ----------------
@@ -651,6 +667,13 @@ void Site::Impl::pay_item(const queue::Item& item, std::function<void(queue::Out
   const TxRecord tx = **found;
   if (!is_open(tx.state)) return done(queue::Outcome::ack());
   if (in_flight.contains(out)) return done(queue::Outcome::retry("request in flight", kInFlightRetry));
+  // One order's follow-ups keep the spec's pace (3-5 s) even when every waiting item is
+  // made due at once (the uplink does that when the link comes back).
+  const SteadyTime now_steady = clock.steady_now();
+  if (auto it = last_followup.find(out); it != last_followup.end()) {
+    const auto since = std::chrono::duration_cast<milliseconds>(now_steady - it->second);
+    if (since < kMinFollowupGap) return done(queue::Outcome::retry("keeping the query pace", kMinFollowupGap - since));
+  }
 
   // Whether the trip still wants this order: an open trip on its lane whose current order it is.
   const LaneState* ls = lane_of(tx.lane);
@@ -666,6 +689,7 @@ void Site::Impl::pay_item(const queue::Item& item, std::function<void(queue::Out
   } else if (!wanted) {
     step = Step::kClose;  // a refused close queries and follows the state
   }
+  last_followup[out] = now_steady;
   const bool sent = gate.call_provider([this, alive = std::weak_ptr<bool>(alive), out, product, step, age, wanted,
                                         done](PaymentProvider& p) {
     FollowupAnswer a;
@@ -694,6 +718,7 @@ void Site::Impl::pay_followup_result(const std::string& out, PayProduct product,
     auto moved = book.move_committed(out, ChargeState::kVoid, "", "provider",
                                      json::serialize(json::object{{"reason", why}}));
     if (!moved) return done(queue::Outcome::retry(moved.error().message));
+    last_followup.erase(out);
     pay_counter(name, why).inc();
     after_payment(out, false);
     done(queue::Outcome::ack());
@@ -723,14 +748,24 @@ void Site::Impl::pay_followup_result(const std::string& out, PayProduct product,
         after_payment(out, paid_trip);
         auto now = store.find_transaction(out);
         if (now && *now && (*now)->refund_due) pay_counter(name, "refund_due").inc();
+        last_followup.erase(out);
         return done(queue::Outcome::ack());
       }
       case PayState::kClosed:
       case PayState::kRevoked:
         return end_void(r->state == PayState::kClosed ? "closed" : "revoked");
+      case PayState::kPayError:
+        if (product == PayProduct::kCodepay) {
+          // The payment failed (the passenger's bank refused, say): the passenger may scan
+          // another code now; the order itself is reversed once the 15 s rule allows, so it
+          // ends REVOKED as every order must (spec rule 4).
+          release_code_order(out, "declined");
+          return done(queue::Outcome::retry("PAYERROR: reversing", std::max(milliseconds(kCodepayQueryEvery),
+                                                                           milliseconds(kReverseNotBefore) - age)));
+        }
+        [[fallthrough]];
       case PayState::kNotPay:
       case PayState::kUserPaying:
-      case PayState::kPayError:
         if (product == PayProduct::kNative && !wanted) {
           return done(queue::Outcome::retry("unpaid; closing next", again));
         }
@@ -771,24 +806,46 @@ void Site::Impl::pay_followup_result(const std::string& out, PayProduct product,
 
 // ---------------- restart ----------------
 
-void Site::Impl::recover_trips() {
+// Settles at the meter every OPEN trip that no lane holds: after a restart (the passenger
+// is gone), or a trip whose settlement did not commit (a full disk) when its lane moved on.
+void Site::Impl::sweep_trips(const std::string& reason) {
   auto open = store.open_trips();
   if (!open) {
     log::error("open taxi trips not read", {{"ERROR", open.error().message}});
     return;
   }
   for (const Store::TaxiTrip& t : *open) {
+    const LaneState* ls = lane_of(t.lane);
+    if (ls != nullptr && ls->trip && ls->trip->key == t.trip_key) continue;
+    bool settled = false;
     auto s = commit([&](Transaction& txn) -> Status {
-      auto r = settle_at_meter(txn, t, "restart");
+      auto r = settle_at_meter(txn, t, reason);
       if (!r) return std::unexpected(r.error());
+      settled = *r;
       return {};
     });
-    if (s) {
+    if (s && settled) {
       trips_counter(meter_method(t.payment_type)).inc();
-      log::notice("taxi trip left open by a restart recorded as paid at the meter",
-                  {{"LANE", t.lane}, {"TRIP", static_cast<std::int64_t>(t.trip_number)}});
+      log::notice("open taxi trip recorded as paid at the meter",
+                  {{"LANE", t.lane}, {"TRIP", static_cast<std::int64_t>(t.trip_number)}, {"REASON", reason}});
+      gate.kick();  // its open orders: close or reverse them
     }
   }
+}
+
+void Site::Impl::recover_trips() {
+  sweep_trips("restart");
+  if (!sweep_timer) sweep_timer = std::make_unique<asio::steady_timer>(io);
+  schedule_sweep();
+}
+
+void Site::Impl::schedule_sweep() {
+  sweep_timer->expires_after(kSweepEvery);
+  sweep_timer->async_wait([this, alive = std::weak_ptr<bool>(alive)](boost::system::error_code ec) {
+    if (ec || alive.expired()) return;
+    sweep_trips("not_settled_in_time");
+    schedule_sweep();
+  });
 }
 
 void Site::Impl::taxi_ack(const lane::TripRecord& trip) {
