@@ -440,8 +440,6 @@ void Site::Impl::codepay_result(const std::string& out, const ProviderResult<Pay
   in_flight.erase(out);
   auto found = store.find_transaction(out);
   if (!found || !*found) return;
-  const TxRecord tx = **found;
-  LaneState* ls = lane_of(tx.lane);
   if (!r) gate.note_link(r.error().http_status != 0, r.error().error.message);
   else gate.note_link(true, {});
   if (r && r->state == PayState::kSuccess) {
@@ -451,23 +449,12 @@ void Site::Impl::codepay_result(const std::string& out, const ProviderResult<Pay
       r.error().provider_code != kUnknownTradeState) {
     // Refused, or never sent: nothing was taken under this number (a new code gets a new one).
     const ProviderFailure& f = r.error();
-    auto s = commit([&](Transaction& txn) -> Status {
-      auto moved = book.move(txn, tx, f.outcome == Outcome::kPark ? ChargeState::kPayFail : ChargeState::kVoid, "",
-                             "provider",
-                             json::serialize(json::object{{"code", f.provider_code}, {"http_status", f.http_status}}));
-      if (!moved) return std::unexpected(moved.error());
-      return {};
-    });
+    (void)book.move_committed(out, f.outcome == Outcome::kPark ? ChargeState::kPayFail : ChargeState::kVoid, "",
+                              "provider",
+                              json::serialize(json::object{{"code", f.provider_code}, {"http_status", f.http_status}}));
     pay_counter("codepay", f.outcome == Outcome::kPark ? "declined" : "not_sent").inc();
     log::info("payment code not accepted", {{"OUT_TRADE_NO", out}, {"HTTP_STATUS", f.http_status}, {"CODE", f.provider_code}});
-    if (ls != nullptr && ls->trip && ls->trip->paying == out) {
-      ls->trip->paying.clear();
-      show_trip(*ls, Phase::kDeclined, f.outcome == Outcome::kPark ? "declined" : "network");
-      display(*ls, "支付未成功 请重新扫码或付现金");
-      arm_qr_timer(*ls, milliseconds(ls->cfg.code_wait_ms));
-    }
-    (void)s;
-    return;
+    return release_code_order(out, f.outcome == Outcome::kPark ? "declined" : "network");
   }
   // Unknown (USERPAYING, 5xx, timeout, unverifiable): never resubmitted; the `pay` item
   // queries, then reverses.
