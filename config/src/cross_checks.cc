@@ -215,11 +215,30 @@ void check_references(const Config& c, Diagnostics& diag) {
     claim_serial(c.readers[i].device, indexed("reader", i), "device");
   }
 
-  // Devices: bus reference, unit id range per transport, one device per (bus, unit, kind).
+  // Devices: bus reference, unit id range per transport, one device per (bus, unit, kind);
+  // push cameras: one device per serial and per token.
   std::map<std::tuple<std::string, int, DeviceKind>, std::size_t> slots;
+  std::map<std::string, std::size_t> serials;
+  std::map<std::string, std::size_t> tokens;
   for (std::size_t i = 0; i < c.devices.size(); ++i) {
     const DeviceSection& d = c.devices[i];
     std::string table = indexed("device", i);
+    if (d.push()) {
+      for (auto [seen, key, value] :
+           {std::tuple(&serials, "serial", d.serial), std::tuple(&tokens, "token_sha256",
+                                                                 d.token_sha256)}) {
+        if (value.empty()) {
+          continue;
+        }
+        auto [it, fresh] = seen->emplace(value, i);
+        if (!fresh) {
+          report(diag, table, key,
+                 std::string("the same ") + key + " is already used by device \"" +
+                     c.devices[it->second].id + "\"");
+        }
+      }
+      continue;
+    }
     if (d.bus.empty() || !id_rule(d.bus).empty()) {
       continue;
     }

@@ -512,9 +512,83 @@ void read_registers(TableReader& r, DeviceSection& d) {
   }
 }
 
+// A push camera's colour table: vendor string -> provider colour name.
+void read_camera_colours(TableReader& r, DeviceSection& d) {
+  const toml::table* t = r.table("colours");
+  if (t == nullptr) {
+    return;
+  }
+  const std::string base = r.key_path("colours");
+  for (const auto& [key, node] : *t) {
+    const std::string path = base + "." + std::string(key.str());
+    const auto* value = node.as_string();
+    static constexpr std::array<std::string_view, 6> kNames = {"BLUE",  "YELLOW", "BLACK",
+                                                               "WHITE", "GREEN",  "LIMEGREEN"};
+    if (value == nullptr || std::ranges::find(kNames, value->get()) == kNames.end()) {
+      r.diag().add(pos_of(node.source()), path,
+                   "must be one of: BLUE, YELLOW, BLACK, WHITE, GREEN, LIMEGREEN");
+      continue;
+    }
+    d.colours[std::string(key.str())] = value->get();
+  }
+}
+
+// The keys of a camera that pushes over HTTP ([[device]] kind = "camera", protocol other
+// than "modbus").
+void read_push_camera(TableReader& r, DeviceSection& d) {
+  if (r.string("serial", d.serial, Need::kRequired)) {
+    const bool ok = !d.serial.empty() && d.serial.size() <= 64 &&
+                    std::ranges::all_of(d.serial, [](char c) { return c > 0x20 && c < 0x7F; });
+    apply(r, "serial", ok ? "" : "must be 1..64 printable ASCII characters without spaces");
+  }
+  if (r.string("address", d.address)) {
+    apply(r, "address", ip_literal_rule(d.address));
+  }
+  if (r.string("token_sha256", d.token_sha256, Need::kRequired)) {
+    apply(r, "token_sha256", sha256_hex_rule(d.token_sha256));
+  }
+  read_camera_colours(r, d);
+  r.integer_as("heartbeat_timeout_s", d.heartbeat_timeout_s, 10, 3600);
+  r.integer_as("reply_wait_ms", d.reply_wait_ms, 100, 10'000);
+}
+
+constexpr std::array<std::string_view, 6> kPushCameraKeys = {
+    "serial", "address", "token_sha256", "colours", "heartbeat_timeout_s", "reply_wait_ms"};
+
 void read_device(TableReader& r, DeviceSection& d) {
   read_id(r, d.id);
   bool kind_ok = r.enumeration<DeviceKind>("kind", d.kind, kDeviceKinds, Need::kRequired);
+  if (kind_ok && d.kind == DeviceKind::kCamera) {
+    r.string_in("protocol", d.protocol, {"modbus", "vzenith", "hikvision", "dahua", "generic"});
+  } else if (kind_ok) {
+    r.reject_if_present("protocol", "only allowed for kind = \"camera\"");
+  } else {
+    r.ignore("protocol");
+  }
+  if (kind_ok && d.push()) {
+    r.reject_if_present("bus", "not used by a camera that pushes over HTTP (protocol = \"" +
+                                   d.protocol + "\")");
+    read_push_camera(r, d);
+    for (std::string_view k : {"unit_id", "byte_order", "word_order", "poll_interval_ms",
+                               "down_after_failures", "registers", "encoding"}) {
+      r.reject_if_present(k, "not used by a camera that pushes over HTTP (protocol = \"" +
+                                 d.protocol + "\")");
+    }
+    r.integer_as("min_confidence", d.min_confidence, 0, 1000);
+    r.integer_as("repeat_window_ms", d.repeat_window_ms, 0, 3'600'000);
+    for (std::string_view k : {"open_confirm_timeout_ms", "open_retries"}) {
+      r.reject_if_present(k, "only allowed for kind = \"barrier\"");
+    }
+    return;
+  }
+  for (std::string_view k : kPushCameraKeys) {
+    if (kind_ok) {
+      r.reject_if_present(k, "only allowed for a camera that pushes over HTTP (protocol = "
+                             "\"vzenith\", \"hikvision\", \"dahua\" or \"generic\")");
+    } else {
+      r.ignore(k);
+    }
+  }
   if (r.string("bus", d.bus, Need::kRequired)) {
     apply(r, "bus", id_rule(d.bus));
   }
@@ -560,6 +634,17 @@ void read_device(TableReader& r, DeviceSection& d) {
   }
 }
 
+// ---- [cameras] ------------------------------------------------------------------------
+void read_cameras(TableReader& r, CamerasSection& c) {
+  if (r.string("listen_address", c.listen_address)) {
+    apply(r, "listen_address", ip_literal_rule(c.listen_address));
+  }
+  r.integer_as("listen_port", c.listen_port, 0, 65535);
+  r.integer("max_body_bytes", c.max_body_bytes, 64 * 1024, 32 * 1024 * 1024);
+  r.integer_as("evidence_retention_days", c.evidence_retention_days, 1, 3650);
+  r.integer("evidence_max_mb", c.evidence_max_mb, 1, 1024 * 1024);
+}
+
 // ---- [[lane]] -------------------------------------------------------------------------
 const EnumNames<LaneMode> kLaneModes = {{"parking-entry", LaneMode::kParkingEntry},
                                         {"parking-exit", LaneMode::kParkingExit},
@@ -572,7 +657,7 @@ struct LaneKeyUse {
   std::string_view key;
   std::array<char, 4> use;
 };
-constexpr std::array<LaneKeyUse, 14> kLaneKeys = {{
+constexpr std::array<LaneKeyUse, 15> kLaneKeys = {{
     {"camera", {'R', 'R', 'R', '-'}},
     {"loop", {'O', 'O', 'O', '-'}},
     {"barrier", {'R', 'R', 'R', '-'}},
@@ -587,6 +672,7 @@ constexpr std::array<LaneKeyUse, 14> kLaneKeys = {{
     {"isu_id", {'-', '-', '-', 'O'}},
     {"code_wait_ms", {'-', '-', '-', 'O'}},
     {"qr_wait_s", {'-', '-', '-', 'O'}},
+    {"no_plate_after_ms", {'O', 'O', 'O', '-'}},
 }};
 
 std::string* lane_ref(LaneSection& l, std::string_view key) {
@@ -635,6 +721,12 @@ void read_lane_key(TableReader& r, LaneSection& l, std::string_view key) {
     r.integer_as("code_wait_ms", l.code_wait_ms, 0, 120'000);
   } else if (key == "qr_wait_s") {
     r.integer_as("qr_wait_s", l.qr_wait_s, 30, 3600);
+  } else if (key == "no_plate_after_ms") {
+    const bool set = r.has("no_plate_after_ms");
+    r.integer_as("no_plate_after_ms", l.no_plate_after_ms, 0, 600'000);
+    if (set && l.no_plate_after_ms != 0 && l.no_plate_after_ms < 1000) {
+      r.fail("no_plate_after_ms", "must be 0 (off) or at least 1000");
+    }
   } else if (std::string* ref = lane_ref(l, key); ref != nullptr) {
     if (r.string(key, *ref)) {
       apply(r, key, id_rule(*ref));
@@ -825,6 +917,7 @@ void read_document(const toml::table& root, Diagnostics& diag, Config& c) {
     c.invoicing.tax = default_tax_rules();
   }
   section(r, "regulator", Need::kOptional, [&](TableReader& t) { read_regulator(t, c.regulator); });
+  section(r, "cameras", Need::kOptional, [&](TableReader& t) { read_cameras(t, c.cameras); });
   r.tables("bus", [&](TableReader& t, std::size_t) { read_bus(t, c.buses.emplace_back()); });
   r.tables("device",
            [&](TableReader& t, std::size_t) { read_device(t, c.devices.emplace_back()); });

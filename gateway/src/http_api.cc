@@ -5,6 +5,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -83,6 +84,8 @@ struct Route {
   std::string pattern;
   Access access;
   Handler handler;
+  AsyncHandler async_handler;  // set instead of `handler` for asynchronous routes
+  std::int64_t max_body_bytes = 0;  // 0: the listener's limit
 };
 
 std::vector<std::string> split_path(std::string_view path) {
@@ -203,7 +206,10 @@ struct HttpApi::Impl : std::enable_shared_from_this<HttpApi::Impl> {
     return found;
   }
 
-  HttpResponse dispatch(http::request<http::string_body>& req, const std::string& peer) {
+  // An asynchronous route sets *deferred and *deferred_request and returns an empty
+  // response: the caller runs it with run_deferred().
+  HttpResponse dispatch(http::request<http::string_body>& req, const std::string& peer,
+                        const Route** deferred, HttpRequest* deferred_request) {
     const std::string_view target(req.target().data(), req.target().size());
     const std::size_t q = target.find('?');
     const std::string_view raw_path = target.substr(0, q);
@@ -294,13 +300,53 @@ struct HttpApi::Impl : std::enable_shared_from_this<HttpApi::Impl> {
       r.headers[name] = std::string(field.value());
     }
     r.body = std::move(req.body());
+    if (route->async_handler) {
+      *deferred = route;
+      *deferred_request = std::move(r);
+      return HttpResponse{};
+    }
     HttpResponse resp = route->handler(r);
+    count_answer(*route, resp);
+    return resp;
+  }
+
+  static void count_answer(const Route& route, const HttpResponse& resp) {
     metrics::Registry::global()
         .counter("lanegate_api_requests_total", "API requests by route and status",
-                 {{"route", route->pattern}, {"status", std::to_string(resp.status)}})
+                 {{"route", route.pattern}, {"status", std::to_string(resp.status)}})
         .inc();
-    if (resp.status >= 400) count_handler_error(route->pattern, resp);
-    return resp;
+    if (resp.status >= 400) count_handler_error(route.pattern, resp);
+  }
+
+  // The body limit of the route a target names (any method), else the listener's.
+  std::uint64_t body_limit_for(std::string_view target) const {
+    const auto q = target.find('?');
+    const auto segs = split_path(target.substr(0, q));
+    for (const auto& candidate : routes) {
+      std::map<std::string, std::string> params;
+      if (candidate.max_body_bytes > 0 && match(candidate, segs, params)) {
+        return static_cast<std::uint64_t>(candidate.max_body_bytes);
+      }
+    }
+    return static_cast<std::uint64_t>(config.max_body_bytes);
+  }
+
+  // Runs an asynchronous route and waits (without blocking the io thread) for its reply.
+  asio::awaitable<HttpResponse> run_deferred(const Route& route, HttpRequest request) {
+    auto answer = std::make_shared<std::optional<HttpResponse>>();
+    auto timer = std::make_shared<asio::steady_timer>(co_await asio::this_coro::executor,
+                                                      asio::steady_timer::time_point::max());
+    route.async_handler(request, [answer, timer](HttpResponse r) {
+      if (*answer) return;
+      *answer = std::move(r);
+      timer->cancel();
+    });
+    while (!*answer) {
+      co_await timer->async_wait(kTuple);
+    }
+    HttpResponse out = std::move(**answer);
+    count_answer(route, out);
+    co_return out;
   }
 
   // Reads and discards what is left of a refused request (bounded), see kDrainTimeout.
@@ -349,21 +395,24 @@ struct HttpApi::Impl : std::enable_shared_from_this<HttpApi::Impl> {
       } else if (ec) {
         count_refused("malformed");
         early = HttpResponse::error(400, "bad_request", "malformed HTTP request");
-      } else {
+      }
+      std::uint64_t body_limit = static_cast<std::uint64_t>(config.max_body_bytes);
+      if (!early) {
+        body_limit = body_limit_for(std::string_view(parser.get().target()));
+        parser.body_limit(body_limit);
         const auto len = parser.content_length();
-        if (len && *len > static_cast<std::uint64_t>(config.max_body_bytes)) {
+        if (len && *len > body_limit) {
           count_refused("body_too_large");
           early = HttpResponse::error(
               413, "body_too_large",
-              "request body exceeds " + std::to_string(config.max_body_bytes) + " bytes");
+              "request body exceeds " + std::to_string(body_limit) + " bytes");
         }
       }
       if (!early) {
         // The body gets its own deadline, sized by what was announced (chunked: the limit).
         const auto len = parser.content_length();
         tcp_layer.expires_after(
-            body_deadline(config.header_timeout_ms,
-                          len ? *len : static_cast<std::uint64_t>(config.max_body_bytes)));
+            body_deadline(config.header_timeout_ms, len ? *len : body_limit));
         auto [ec2, n2] = co_await http::async_read(stream, buffer, parser, kTuple);
         (void)n2;
         if (ec2 == beast::error::timeout) {
@@ -373,8 +422,7 @@ struct HttpApi::Impl : std::enable_shared_from_this<HttpApi::Impl> {
         if (ec2 == http::error::body_limit) {
           count_refused("body_too_large");
           early = HttpResponse::error(
-              413, "body_too_large",
-              "request body exceeds " + std::to_string(config.max_body_bytes) + " bytes");
+              413, "body_too_large", "request body exceeds " + std::to_string(body_limit) + " bytes");
         } else if (ec2) {
           count_refused("malformed");
           early = HttpResponse::error(400, "bad_request", "malformed HTTP request");
@@ -382,7 +430,13 @@ struct HttpApi::Impl : std::enable_shared_from_this<HttpApi::Impl> {
       }
       auto& req = parser.get();
       const bool keep_alive = !early && req.keep_alive();
-      HttpResponse out = early ? std::move(*early) : dispatch(req, peer);
+      const Route* deferred = nullptr;
+      HttpRequest deferred_request;
+      HttpResponse out =
+          early ? std::move(*early) : dispatch(req, peer, &deferred, &deferred_request);
+      if (deferred != nullptr) {
+        out = co_await run_deferred(*deferred, std::move(deferred_request));
+      }
       http::response<http::string_body> resp{static_cast<http::status>(out.status), 11};
       resp.set(http::field::server, "lanegate");
       resp.set(http::field::content_type, out.content_type);
@@ -472,6 +526,13 @@ HttpApi::HttpApi(asio::io_context& io, const config::ApiSection& config)
     : impl_(std::make_shared<Impl>(io, config)) {}
 
 HttpApi::~HttpApi() { stop(); }
+
+void HttpApi::add_async_route(std::string method, std::string pattern, Access access,
+                              AsyncHandler handler, std::int64_t max_body_bytes) {
+  Route r{std::move(method), split_path(pattern), pattern, std::move(access), {},
+          std::move(handler), max_body_bytes};
+  impl_->routes.push_back(std::move(r));
+}
 
 void HttpApi::add_route(std::string method, std::string pattern, Access access, Handler handler) {
   Route r{std::move(method), split_path(pattern), pattern, std::move(access), std::move(handler)};

@@ -78,6 +78,9 @@ Result<std::unique_ptr<LaneDrivers>> LaneDrivers::create(const config::Config& c
                                                          DriverOptions options) {
   std::unique_ptr<LaneDrivers> self(new LaneDrivers());
   for (const auto& d : cfg.devices) {
+    if (d.push()) {
+      continue;  // pushes over HTTP to the gateway's camera receiver: no driver here
+    }
     if (cfg.find_bus(d.bus) == nullptr) {
       return fail(Errc::kInvalidArgument, "no [[bus]] with id \"" + d.bus + "\"",
                   "devices." + d.id + ".bus");
@@ -86,7 +89,7 @@ Result<std::unique_ptr<LaneDrivers>> LaneDrivers::create(const config::Config& c
   for (const auto& b : cfg.buses) {
     std::vector<std::unique_ptr<ModbusDevice>> devices;
     for (const auto& d : cfg.devices) {
-      if (d.bus != b.id) {
+      if (d.bus != b.id || d.push()) {
         continue;
       }
       auto dev = make_device(cfg, d);

@@ -3,23 +3,12 @@
 #include <algorithm>
 
 #include "core/log.h"
+#include "lane/health.h"
 
 namespace lanegate::lane {
 namespace {
 
 constexpr int kFirstReconnectMs = 100;
-
-int health_gauge_value(Health h) {
-  switch (h) {
-    case Health::kUp:
-      return 2;
-    case Health::kDegraded:
-      return 1;
-    case Health::kDown:
-      return 0;
-  }
-  return 0;
-}
 
 metrics::Counter& request_counter(const std::string& bus, std::string_view result) {
   return metrics::Registry::global().counter("lanegate_modbus_requests_total",
@@ -40,10 +29,7 @@ ModbusBus::ModbusBus(const config::BusSection& bus, std::unique_ptr<ModbusLink> 
       clock_(clock) {
   auto& reg = metrics::Registry::global();
   for (auto& d : devices_) {
-    d->health_gauge =
-        &reg.gauge("lanegate_device_health", "Device health: 2 up, 1 degraded, 0 down",
-                   {{"device", d->cfg.id}});
-    d->health_gauge->set(0);
+    device_health_gauge(d->cfg.id).set(0);
     if (d->cfg.kind == config::DeviceKind::kCamera) {
       d->plate_reads = &reg.counter("lanegate_plate_reads_total", "Plate reads delivered",
                                     {{"device", d->cfg.id}});
@@ -570,18 +556,7 @@ void ModbusBus::transition(ModbusDevice& d, Health to, std::string detail) {
   const Health from = d.health;
   d.health = to;
   d.health_now = static_cast<int>(to);
-  d.health_gauge->set(health_gauge_value(to));
-  metrics::Registry::global()
-      .counter("lanegate_device_transitions_total", "Device health transitions",
-               {{"device", d.cfg.id}, {"to", std::string(health_name(to))}})
-      .inc();
-  const auto level = to == Health::kUp ? log::Level::kNotice : log::Level::kWarning;
-  log::write(level, "device health changed",
-             {{"DEVICE", d.cfg.id},
-              {"BUS", bus_.id},
-              {"FROM", health_name(from)},
-              {"TO", health_name(to)},
-              {"DETAIL", detail}});
+  announce_health(d.cfg.id, "BUS", bus_.id, from, to, detail);
   DeviceHealth ev;
   ev.device = d.cfg.id;
   ev.from = from;

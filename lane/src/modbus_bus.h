@@ -38,7 +38,6 @@ struct ModbusDevice {
   int failures = 0;
   int probe_ms = 0;  // current probe interval while down (backoff)
   Steady::time_point next_poll{};
-  metrics::Gauge* health_gauge = nullptr;
 
   // camera and roadside unit: last sequence seen (nullopt until the first answer)
   std::optional<std::uint16_t> last_sequence;

@@ -14,7 +14,7 @@
 // TOML layout: [gateway], [api] + [api.tls] + [[api.token]], [provider] +
 // [[provider.platform_key]] + [provider.etc] + [[provider.etc.car_type]], [invoicing] + [[invoicing.tax]], [[bus]], [[device]],
 // [[meter]], [[reader]], [[lane]], [[tariff.parking]], [[tariff.toll]] +
-// [[tariff.toll.fare]], [[station]], [offline], [queue], [plates]. TOML keys equal the field names
+// [[tariff.toll.fare]], [[station]], [offline], [queue], [plates], [cameras]. TOML keys equal the field names
 // below, except ApiToken::sha256_hex (key `sha256`) and the enums (strings such as
 // "parking-exit", "roadside_unit", "rtu", "little").
 //
@@ -218,6 +218,21 @@ struct DeviceSection {
   std::string encoding = "utf-8";      // "utf-8" | "gbk"
   int min_confidence = 800;            // 0..1000; reads below are dropped and counted
   int repeat_window_ms = 10000;        // same plate on the same lane within: suppressed
+  // camera: how its plates arrive. "modbus" (default): the register map is polled over
+  // `bus`. "vzenith" | "hikvision" | "dahua" | "generic": the camera pushes each
+  // recognition over HTTP to the camera receiver ([cameras]); `bus` is then not allowed.
+  std::string protocol = "modbus";
+  std::string serial;        // push camera, required: its identity as it states it
+                             // (Vzenith serialno, Hikvision MAC, Dahua DeviceID, generic id)
+  std::string address;       // push camera: the only peer IP its pushes may come from
+  std::string token_sha256;  // push camera, required: SHA-256 (64 hex) of its push token
+  // push camera: the vendor's colour strings (Hikvision plateColor, Dahua PlateColor; the
+  // spec marks them unconfirmed) -> BLUE | YELLOW | BLACK | WHITE | GREEN | LIMEGREEN.
+  // A string without an entry sends the vehicle to manual handling.
+  std::map<std::string, std::string> colours;
+  int heartbeat_timeout_s = 90;  // push camera: no heartbeat and no push this long -> down
+  int reply_wait_ms = 1500;      // vzenith: the reply waits this long for the decision
+  bool push() const { return kind == DeviceKind::kCamera && protocol != "modbus"; }
   // barrier
   int open_confirm_timeout_ms = 5000;
   int open_retries = 2;
@@ -264,6 +279,10 @@ struct LaneSection {
   // toll-exit: a plate read and a roadside-unit record pair only when they arrive within
   // this long of each other; a lone one expires after it (attendant).
   int pair_window_ms = 5000;
+  // parking and toll lanes with a loop: a vehicle present this long with no valid plate
+  // read is a no-plate vehicle (display, API event, metric; an attendant enters the plate
+  // or opens with a reason). 0 = off.
+  int no_plate_after_ms = 6000;
 };
 
 struct ParkingTariff {
@@ -319,6 +338,17 @@ struct QueueLimits {
   int drain_interval_ms = 1000;
 };
 
+// [cameras]: the receiver of plate cameras that push over HTTP, and their evidence images.
+struct CamerasSection {
+  // Empty: the camera routes are served on the API listener. Otherwise a dedicated plain
+  // HTTP listener (cameras post without TLS) on this address and port.
+  std::string listen_address;
+  int listen_port = 0;
+  std::int64_t max_body_bytes = 8 * 1024 * 1024;  // a push with its images
+  int evidence_retention_days = 30;               // images older are removed
+  std::int64_t evidence_max_mb = 2048;            // the oldest are removed above this
+};
+
 struct PlateRules {
   // Province characters accepted as the first plate character, one UTF-8 character
   // each. Default: the 31 mainland abbreviations (same list as mainland_provinces() in
@@ -337,6 +367,7 @@ struct Config {
   ProviderSection provider;
   InvoicingSection invoicing;
   RegulatorSection regulator;
+  CamerasSection cameras;
   std::vector<BusSection> buses;
   std::vector<DeviceSection> devices;
   std::vector<SerialPortSection> meters;

@@ -84,6 +84,10 @@ struct HttpResponse {
 };
 
 using Handler = std::function<HttpResponse(const HttpRequest&)>;
+// A handler that answers later (a camera push answered once the lane decided): it must
+// call `reply` exactly once, on the io thread, and bound its own wait.
+using Reply = std::function<void(HttpResponse)>;
+using AsyncHandler = std::function<void(const HttpRequest&, Reply reply)>;
 
 class HttpApi {
  public:
@@ -94,6 +98,10 @@ class HttpApi {
 
   // REQUIRES: before start().
   void add_route(std::string method, std::string pattern, Access access, Handler handler);
+  // An asynchronous route; `max_body_bytes` > 0 replaces the listener's body limit for it
+  // (camera pushes carry images).
+  void add_async_route(std::string method, std::string pattern, Access access,
+                       AsyncHandler handler, std::int64_t max_body_bytes = 0);
 
   // Binds and starts accepting. Returns the bound port (useful with port 0).
   [[nodiscard]] Result<std::uint16_t> start();

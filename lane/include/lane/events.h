@@ -8,15 +8,46 @@
 // the bytes, and `received_steady` the monotonic time (latency measurements, ordering).
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <variant>
+#include <vector>
 
 #include "core/clock.h"
 #include "core/money.h"
 #include "lane/plate.h"
 
 namespace lanegate::lane {
+
+// An evidence image that came with a read (gateway/evidence.h keeps the file).
+struct ImageRef {
+  std::string kind;    // "full" | "plate" | "vehicle"
+  std::string sha256;  // 64 lower-case hex digits
+  std::int64_t bytes = 0;
+};
+
+// Told once whether the lane decided to open for a read: a Vzenith camera pulses its gate
+// relay only when its reply says so. Dropped without a call (the read was not decided:
+// a taxi lane, a repeat, shutdown) it tells "not opened", so a waiting reply never hangs.
+class DecisionHook {
+ public:
+  explicit DecisionHook(std::function<void(bool opened)> fn) : fn_(std::move(fn)) {}
+  ~DecisionHook() { operator()(false); }
+  DecisionHook(const DecisionHook&) = delete;
+  DecisionHook& operator=(const DecisionHook&) = delete;
+  void operator()(bool opened) {
+    if (fn_) {
+      auto fn = std::move(fn_);
+      fn_ = nullptr;
+      fn(opened);
+    }
+  }
+
+ private:
+  std::function<void(bool)> fn_;
+};
 
 // A plate the camera read, decoded and validated (never a rejected read).
 struct PlateRead {
@@ -30,6 +61,16 @@ struct PlateRead {
   SystemTime device_time;  // recognition time from the camera record
   SystemTime received_at;
   SteadyTime received_steady;
+  // Cameras that push over HTTP (gateway/camera_receiver.h):
+  std::int64_t camera_event = 0;  // the persisted camera event (0: a Modbus read)
+  // Stored by the camera while lanegate was unreachable and resent later: recorded (a
+  // parking entry opens its stay at the capture time), never opens a barrier or charges.
+  bool resent = false;
+  std::vector<ImageRef> images;
+  std::shared_ptr<DecisionHook> on_decided;  // may be null
+  // An attendant typed the plate (no-plate vehicle): who and why. Empty: a camera read.
+  std::string entered_by;
+  std::string entered_reason;
 };
 
 // Loop detector edge: present became true or false.
