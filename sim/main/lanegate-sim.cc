@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/process.h"
+#include "sim/cameras.h"
 #include "sim/devices.h"
 #include "sim/invoicing_sandbox.h"
 #include "sim/provider_sandbox.h"
@@ -23,6 +24,8 @@ int usage(std::ostream& out, int code) {
          "  provider --pki DIR --seed FILE --db FILE [--port N] [--admin-port N] [--time-factor F]\n"
          "  invoicing --db FILE [--port N] [--app-secret-file F]\n"
          "  regulator [--port N] [--drop-replies N] [--fail-replies N] [--close N] [--delay-ms N]\n"
+         "  camera --vendor V --host H --port N --serial S (--plate P | --no-plate) [...]\n"
+         "                                                 one plate camera push (camera --help)\n"
          "  scenario --config FILE --bin-dir DIR [...]      the demo: traffic around a real lanegated\n";
   return code;
 }
@@ -40,6 +43,7 @@ int main(int argc, char** argv) {
   if (cmd == "provider") return lanegate::sim::run_provider_sandbox(rest);
   if (cmd == "invoicing") return lanegate::sim::run_invoicing_sandbox(rest);
   if (cmd == "regulator") return lanegate::sim::run_regulator_sandbox(rest);
+  if (cmd == "camera") return lanegate::sim::run_camera(rest);
   if (cmd == "scenario") return lanegate::sim::run_scenario(rest);
   if (cmd == "help" || cmd == "--help" || cmd == "-h") return usage(std::cout, 0);
   std::cerr << "lanegate-sim: unknown command '" << cmd << "'\n";

@@ -52,14 +52,22 @@ class EvidenceStore {
   EvidenceStore& operator=(const EvidenceStore&) = delete;
 
   // Hashes `bytes` and queues the file. Never blocks on the disk.
+  // An image already queued or on disk is counted as result="duplicate" and not written
+  // again; one already on disk gets its modification time refreshed, so retention counts
+  // from the newest event that names it.
   StoredImage put(std::string kind, std::string bytes);
 
   // The bytes of a stored image; kNotFound when it was never written, dropped or removed
   // by retention; kInvalidArgument (field "sha256") when `sha256_hex` is not 64 hex digits.
+  // An image still queued (or being written) is found too, from memory: neither read() nor
+  // has() waits for the writer. has() is false for a malformed hash.
   [[nodiscard]] Result<std::string> read(std::string_view sha256_hex) const;
   [[nodiscard]] bool has(std::string_view sha256_hex) const;
 
   // Applies retention now (the daemon calls it hourly). Returns the files removed.
+  // Walks the directory on the caller's thread and holds up the writer meanwhile (never
+  // put()). Only <2 hex>/<sha256>.jpg and their temporary files are counted or removed;
+  // a temporary file younger than an hour may be a write in progress and is kept.
   std::int64_t sweep(SystemTime now);
 
   // Blocks until every queued write finished (tests, shutdown).
