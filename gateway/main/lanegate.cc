@@ -36,6 +36,10 @@ int usage(std::ostream& out, int code) {
          "  tx list [--lane L] [--plate P] [--state S] [--from T] [--to T] [--arrears] [--refund-due] [--limit N]\n"
          "  tx receipt OUT_TRADE_NO                the passenger's receipt: claim URL, code, text, QR (SVG)\n"
          "  lanes open LANE --reason TEXT         open a barrier by hand (recorded with who and why)\n"
+         "  lanes plate LANE PLATE [--colour C] --reason TEXT\n"
+         "                                        type the plate of a vehicle the camera could not read\n"
+         "  passages [--lane L] [--limit N] | passages show ID\n"
+         "                                        passages with their camera evidence (images: auditor)\n"
          "  queue stats | list [--parked] | show ID | unpark ID | retry-now ID\n"
          "  meter decode HEX                      decode a captured taxi-meter frame to JSON\n"
          "  modbus read DEVICE [--holding|--input|--coils|--discrete] ADDRESS COUNT\n"
@@ -228,7 +232,7 @@ int main(int argc, char** argv) {
                                                    fetch, std::cout, std::cerr,
                                                    lanegate::SystemClock::instance(), owner);
   }
-  if (cmd == "status" || cmd == "tx" || cmd == "lanes") {
+  if (cmd == "status" || cmd == "tx" || cmd == "lanes" || cmd == "passages") {
     auto api = api_client(*cfg, token_file);
     if (!api) return 1;
     httplib::Headers h{{"Authorization", "Bearer " + api->token}};
@@ -257,6 +261,38 @@ int main(int argc, char** argv) {
       const std::string body = json::serialize(json::object{{"reason", rest[3]}});
       return print_reply(
           api->client->Post(("/api/v1/lanes/" + percent(rest[1]) + "/open").c_str(), h, body, "application/json"));
+    }
+    if (cmd == "lanes" && rest.size() >= 5 && rest[0] == "plate") {
+      json::object body{{"plate", rest[2]}};
+      for (std::size_t i = 3; i + 1 < rest.size(); i += 2) {
+        if (rest[i] == "--reason") {
+          body["reason"] = rest[i + 1];
+        } else if (rest[i] == "--colour") {
+          body["colour"] = rest[i + 1];
+        } else {
+          std::cerr << "lanegate lanes plate: unexpected '" << rest[i] << "'\n";
+          return 2;
+        }
+      }
+      return print_reply(api->client->Post(("/api/v1/lanes/" + percent(rest[1]) + "/plate").c_str(),
+                                           h, json::serialize(body), "application/json"));
+    }
+    if (cmd == "passages" && rest.size() == 2 && rest[0] == "show") {
+      return print_reply(api->client->Get(("/api/v1/passages/" + percent(rest[1])).c_str(), h));
+    }
+    if (cmd == "passages") {
+      std::string q;
+      for (std::size_t i = 0; i < rest.size(); ++i) {
+        if ((rest[i] == "--lane" || rest[i] == "--limit") && i + 1 < rest.size()) {
+          q += "&" + rest[i].substr(2) + "=" + percent(rest[i + 1]);
+          ++i;
+        } else {
+          std::cerr << "lanegate passages: unexpected '" << rest[i] << "'\n";
+          return 2;
+        }
+      }
+      return print_reply(
+          api->client->Get(("/api/v1/passages?" + (q.empty() ? "" : q.substr(1))).c_str(), h));
     }
     return usage(std::cerr, 2);
   }

@@ -168,7 +168,9 @@ void add_api_routes(HttpApi& api, ApiServices s) {
     json::array devices;
     for (const auto& d : s.config->devices) {
       std::string health = "unknown";
-      if (s.drivers != nullptr) {
+      if (s.cameras != nullptr && s.cameras->owns(d.id)) {
+        if (auto h = s.cameras->health(d.id)) health = std::string(lane::health_name(*h));
+      } else if (s.drivers != nullptr) {
         if (auto h = s.drivers->health(d.id)) health = std::string(lane::health_name(*h));
       }
       devices.push_back(json::object{{"id", d.id}, {"kind", config::to_string(d.kind)}, {"health", health}});
@@ -287,6 +289,8 @@ void add_api_routes(HttpApi& api, ApiServices s) {
     }
     return HttpResponse::json(200, json::serialize(json::object{{"passage_id", *id}, {"lane", r.params.at("id")}}));
   });
+
+  add_passage_routes(api, s);
 
   // Auditors: settlement packages and reconciliation reports, read-only. Nothing here
   // (or anywhere in the API) writes to the ledger or the seals.

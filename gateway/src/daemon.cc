@@ -22,6 +22,8 @@
 #include "core/metrics.h"
 #include "core/process.h"
 #include "gateway/api_routes.h"
+#include "gateway/camera_receiver.h"
+#include "gateway/evidence.h"
 #include "gateway/audit.h"
 #include "gateway/http_api.h"
 #include "gateway/invoice_uplink.h"
@@ -174,6 +176,13 @@ Result<Database> open_state_database(const config::Config& cfg) {
   return db;
 }
 
+static EvidenceLimits evidence_limits(const config::CamerasSection& c) {
+  EvidenceLimits l;
+  l.retention_days = c.evidence_retention_days;
+  l.max_bytes = c.evidence_max_mb * 1024 * 1024;
+  return l;
+}
+
 struct Daemon::Impl {
   DaemonOptions options;
   // First member, so destroyed last: held until every database connection is closed.
@@ -203,6 +212,9 @@ struct Daemon::Impl {
   std::unique_ptr<queue::Drainer> regulator_drainer;
   std::unique_ptr<PostingSink> sink;
   std::unique_ptr<lane::LaneDrivers> drivers;
+  std::unique_ptr<EvidenceStore> evidence;     // push cameras' images
+  std::unique_ptr<CameraReceiver> cameras;     // null when no camera pushes over HTTP
+  std::unique_ptr<HttpApi> camera_api;         // [cameras] listen_address: their own listener
   std::unique_ptr<HttpApi> api;
 
   // Builds and starts every component. Returns false (with log lines) on failure.
@@ -304,9 +316,41 @@ struct Daemon::Impl {
       drivers = std::move(*d);
       actuator.drivers = drivers.get();
     }
+    const bool push_cameras =
+        std::ranges::any_of(cfg.devices, [](const config::DeviceSection& d) { return d.push(); });
+    if (push_cameras) {
+      evidence = std::make_unique<EvidenceStore>(cfg.gateway.state_dir / "evidence",
+                                                 evidence_limits(cfg.cameras));
+      cameras = std::make_unique<CameraReceiver>(io, cfg, *store, evidence.get(), *sink,
+                                                 SystemClock::instance());
+      site->set_camera_feedback([this](std::string_view device, bool missed) {
+        if (cameras) cameras->vehicle_seen(device, missed);
+      });
+    }
     api = std::make_unique<HttpApi>(io, cfg.api);
     add_api_routes(*api, ApiServices{&cfg, &*store, &*outbox, site.get(), uplink.get(), notifications.get(),
-                                     drivers.get(), claims.get()});
+                                     drivers.get(), claims.get(), evidence.get(), cameras.get()});
+    if (cameras) {
+      if (cfg.cameras.listen_address.empty()) {
+        cameras->add_routes(*api);
+      } else {
+        config::ApiSection own;
+        own.listen_address = cfg.cameras.listen_address;
+        own.listen_port = cfg.cameras.listen_port;
+        own.max_body_bytes = cfg.cameras.max_body_bytes;
+        own.header_timeout_ms = cfg.api.header_timeout_ms;
+        camera_api = std::make_unique<HttpApi>(io, own);
+        cameras->add_routes(*camera_api);
+        auto cport = camera_api->start();
+        if (!cport) {
+          log::error("not starting: camera listener: " + cport.error().to_string());
+          return false;
+        }
+        log::notice("camera receiver listening",
+                    {{"ADDRESS", cfg.cameras.listen_address}, {"PORT", static_cast<int>(*cport)}});
+      }
+      cameras->start();
+    }
     add_screen_routes(*api, *screens);
     auto port = api->start();
     if (!port) {
@@ -369,6 +413,8 @@ struct Daemon::Impl {
 
   void stop_components() {
     if (drivers) drivers->stop();
+    if (cameras) cameras->stop();
+    if (camera_api) camera_api->stop();
     if (api) api->stop();
     if (uplink) uplink->stop();
     if (invoice_drainer) invoice_drainer->stop();
@@ -434,6 +480,8 @@ struct Daemon::Impl {
       }
       if (invoice_uplink) invoice_uplink->apply_database_limit(config->gateway);
       if (site) site->set_config(*config);
+      if (cameras) cameras->set_config(*config);
+      if (evidence) evidence->set_limits(evidence_limits(config->cameras));
       if (api) api->set_tokens(config->api.tokens);
       log::notice("configuration reloaded", {{"CONFIG_FILE", options.config_file.string()}});
     }

@@ -40,7 +40,7 @@ constexpr PlanStep kPlan[] = {
     {SchemaModule::kRuns, 0},   {SchemaModule::kQueue, 0},   {SchemaModule::kLedger, 0},
     {SchemaModule::kProvider, 0}, {SchemaModule::kAudit, 0}, {SchemaModule::kGateway, 0},
     {SchemaModule::kInvoice, 0}, {SchemaModule::kGateway, 1}, {SchemaModule::kInvoice, 1},
-    {SchemaModule::kGateway, 2}, {SchemaModule::kGateway, 3},
+    {SchemaModule::kGateway, 2}, {SchemaModule::kGateway, 3}, {SchemaModule::kGateway, 4},
 };
 
 }  // namespace

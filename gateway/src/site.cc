@@ -6,6 +6,8 @@
 
 #include "core/crypto.h"
 #include "core/log.h"
+#include "core/time_format.h"
+#include "lane/plate.h"
 #include "site_impl.h"
 
 namespace lanegate::gateway {
@@ -86,6 +88,7 @@ Site::Impl::Impl(asio::io_context& i, const config::Config& c, Store& s, queue::
     st.cfg = l;
     st.toll_timer = std::make_unique<asio::steady_timer>(io);
     st.trip_timer = std::make_unique<asio::steady_timer>(io);
+    st.no_plate_timer = std::make_unique<asio::steady_timer>(io);
     lanes.emplace(l.id, std::move(st));
   }
 }
@@ -190,6 +193,12 @@ void Site::Impl::handle(const lane::PlateRead& read) {
     log::warn("plate read from a camera bound to no lane", {{"DEVICE", read.device}});
     return;
   }
+  if (read.entered_by.empty()) {
+    read_arrived(*ls, read.device);
+  }
+  if (read.resent && ls->cfg.mode != config::LaneMode::kParkingEntry) {
+    return resent_record(*ls, read);
+  }
   switch (ls->cfg.mode) {
     case config::LaneMode::kParkingEntry:
       return parking_entry(*ls, read);
@@ -219,9 +228,116 @@ void Site::Impl::handle(const lane::VehiclePresent& v) {
   if (ls == nullptr) {
     return;
   }
+  if (v.present && !ls->present && ls->cfg.mode != config::LaneMode::kTaxi &&
+      ls->cfg.no_plate_after_ms > 0 && !ls->cfg.camera.empty()) {
+    // A vehicle arrived: it gets a plate read within no_plate_after_ms or an attendant.
+    ls->read_seen = false;
+    ls->no_plate_timer->expires_after(milliseconds(ls->cfg.no_plate_after_ms));
+    ls->no_plate_timer->async_wait([this, alive = std::weak_ptr<bool>(alive),
+                                    lane_id = ls->cfg.id](const boost::system::error_code& ec) {
+      if (ec || alive.expired()) {
+        return;
+      }
+      LaneState* l = lane_of(lane_id);
+      if (l == nullptr || !l->present || l->read_seen || l->no_plate) {
+        return;
+      }
+      if (camera_feedback) {
+        camera_feedback(l->cfg.camera, true);
+      }
+      no_plate(*l, NoPlate{"no_read", l->cfg.camera, 0, {}, clock.now()});
+    });
+  }
+  if (!v.present) {
+    ls->no_plate_timer->cancel();
+    if (ls->no_plate) {
+      lane_event(*ls, "no_plate_left", json::object{{"reason", ls->no_plate->reason}});
+      ls->no_plate.reset();
+    }
+  }
+  ls->present = v.present;
   if (!v.present && ls->phase == LanePhase::kOpened) {
     passed(*ls);
   }
+}
+
+void Site::Impl::read_arrived(LaneState& ls, std::string_view device) {
+  ls.read_seen = true;
+  ls.no_plate_timer->cancel();
+  if (camera_feedback && !device.empty()) {
+    camera_feedback(device, false);
+  }
+}
+
+void Site::Impl::handle(const lane::NoPlateRead& np) {
+  LaneState* ls = lane_of(np.lane);
+  if (ls == nullptr || ls->cfg.mode == config::LaneMode::kTaxi) {
+    return;
+  }
+  read_arrived(*ls, np.device);
+  no_plate(*ls, NoPlate{np.reason, np.device, np.camera_event, np.images, np.received_at});
+}
+
+void Site::Impl::no_plate(LaneState& ls, NoPlate np) {
+  metrics::Registry::global()
+      .counter("lanegate_no_plate_total",
+               "Vehicles at a lane with no plate lanegate can charge, by reason",
+               {{"lane", ls.cfg.id}, {"reason", np.reason}})
+      .inc();
+  log::notice("vehicle without a usable plate: attendant needed",
+              {{"LANE", ls.cfg.id}, {"REASON", np.reason}, {"DEVICE", np.device}});
+  lane_event(ls, "no_plate",
+             json::object{{"reason", np.reason},
+                          {"camera_event", np.camera_event},
+                          {"images", static_cast<std::int64_t>(np.images.size())}});
+  display(ls, "未识别车牌 请稍候 工作人员将为您处理");
+  ls.no_plate = std::move(np);
+}
+
+void Site::Impl::resent_record(LaneState& ls, const lane::PlateRead& read) {
+  // The camera stored it while lanegate could not hear it: the vehicle is gone. Recorded
+  // for the operator and the audit; nothing opens and nothing is charged.
+  auto s = commit([&](Transaction& txn) -> Status {
+    auto pid = store.insert_passage(txn, ls.cfg.id, read.plate, "recorded", "resent_offline", "", 0);
+    if (!pid) {
+      return std::unexpected(pid.error());
+    }
+    if (auto r = passage_evidence(txn, *pid, read.camera_event, read.images, ""); !r) {
+      return r;
+    }
+    json::object detail{{"reason", "resent_offline"},
+                        {"device_time_ms", unix_ms(read.device_time)},
+                        {"camera_event", read.camera_event}};
+    return append_ledger(txn, ledger::Kind::kDecision, ls.cfg.id, read.plate, "", Money::zero(),
+                         "recorded", "system", detail);
+  });
+  if (!s) {
+    log::error("resent camera record not recorded",
+               {{"LANE", ls.cfg.id}, {"ERROR", s.error().message}});
+    return;
+  }
+  metrics::Registry::global()
+      .counter("lanegate_resent_records_total",
+               "Camera records resent after the camera was offline: recorded, never opened",
+               {{"lane", ls.cfg.id}})
+      .inc();
+  lane_event(ls, "resent_record",
+             json::object{{"plate", log::mask_plate(read.plate)},
+                          {"device_time", format_rfc3339(read.device_time, offset())}});
+}
+
+Status Site::Impl::passage_evidence(Transaction& txn, std::int64_t passage,
+                                    std::int64_t camera_event,
+                                    const std::vector<lane::ImageRef>& images,
+                                    const std::string& entered_by) {
+  if (camera_event == 0 && images.empty() && entered_by.empty()) {
+    return {};
+  }
+  json::array list;
+  for (const auto& i : images) {
+    list.push_back(json::object{{"kind", i.kind}, {"sha256", i.sha256}, {"bytes", i.bytes}});
+  }
+  return store.set_passage_evidence(txn, passage, camera_event, json::serialize(list), entered_by);
 }
 
 void Site::Impl::handle(const lane::BarrierState& b) {
@@ -437,6 +553,9 @@ void Site::Impl::decide_and_commit(const std::string& lane_id, const std::shared
         return std::unexpected(pid.error());
       }
       passage = *pid;
+      if (auto r = passage_evidence(txn, passage, p->camera_event, p->images, p->entered_by); !r) {
+        return r;
+      }
     }
     json::object detail = p->detail;
     detail["reason"] = d.reason;
@@ -472,6 +591,23 @@ void Site::Impl::decide_and_commit(const std::string& lane_id, const std::shared
 }
 
 void Site::Impl::barrier_actions(LaneState& ls, const lane::PlateRead& read, Pending& p) {
+  p.camera_event = read.camera_event;
+  p.images = read.images;
+  p.entered_by = read.entered_by;
+  if (read.camera_event != 0) {
+    p.detail["camera_event"] = read.camera_event;
+  }
+  if (!read.images.empty()) {
+    json::array list;
+    for (const auto& i : read.images) {
+      list.push_back(json::object{{"kind", i.kind}, {"sha256", i.sha256}});
+    }
+    p.detail["images"] = std::move(list);
+  }
+  if (!read.entered_by.empty()) {
+    p.detail["entered_by"] = read.entered_by;
+    p.detail["entered_reason"] = read.entered_reason;
+  }
   // Raw pointer: the step that calls `after` holds the Pending alive (no cycle).
   p.after = [this, lane_id = ls.cfg.id, read, pr = &p](const Decision& d, std::int64_t passage) {
     if (LaneState* l = lane_of(lane_id)) {
@@ -489,6 +625,10 @@ void Site::Impl::barrier_actions(LaneState& ls, const lane::PlateRead& read, Pen
 void Site::Impl::barrier_after(LaneState& ls, const lane::PlateRead& read, const Decision& d,
                                Money fee, std::int64_t passage_id) {
   ls.last_decision = std::string(to_string(d.kind));
+  if (read.on_decided) {
+    (*read.on_decided)(d.opens_barrier());
+  }
+  ls.no_plate.reset();
   if (d.opens_barrier()) {
     open(ls, passage_id);
     display(ls, read.plate + " " + fee.to_string() + "元 一路顺风");
@@ -509,10 +649,16 @@ void Site::Impl::fallback_now(LaneState& ls, const lane::PlateRead& read, std::s
     if (!pid) {
       return std::unexpected(pid.error());
     }
+    if (auto r = passage_evidence(txn, *pid, read.camera_event, read.images, read.entered_by); !r) {
+      return r;
+    }
     return append_ledger(txn, ledger::Kind::kDecision, ls.cfg.id, read.plate, "", fee, "fallback",
                          "system", json::object{{"reason", reason}});
   });
   (void)s;
+  if (read.on_decided) {
+    (*read.on_decided)(false);
+  }
   decisions_counter(ls.cfg.id, "fallback").inc();
   ls.last_decision = "fallback";
   ls.phase = LanePhase::kIdle;
@@ -550,6 +696,14 @@ Result<std::int64_t> Site::Impl::manual_open(std::string_view lane_id, std::stri
       return std::unexpected(pid.error());
     }
     passage = *pid;
+    if (ls->no_plate) {
+      // The vehicle without a plate the attendant let through: its camera evidence.
+      if (auto r = passage_evidence(txn, passage, ls->no_plate->camera_event,
+                                    ls->no_plate->images, std::string(actor));
+          !r) {
+        return r;
+      }
+    }
     return append_ledger(txn, ledger::Kind::kManualOpen, std::string(lane_id), "", "",
                          Money::zero(), "OPENED", "operator:" + std::string(actor),
                          json::object{{"reason", reason}});
@@ -560,8 +714,56 @@ Result<std::int64_t> Site::Impl::manual_open(std::string_view lane_id, std::stri
   log::notice("barrier opened by hand", {{"LANE", std::string(lane_id)},
                                          {"ACTOR", std::string(actor)},
                                          {"REASON", std::string(reason)}});
+  ls->no_plate.reset();
   open(*ls, passage);
   return passage;
+}
+
+Status Site::Impl::enter_plate(std::string_view lane_id, std::string_view plate,
+                                             std::optional<lane::PlateColour> colour,
+                                             std::string_view actor, std::string_view reason) {
+  LaneState* ls = lane_of(lane_id);
+  if (ls == nullptr) {
+    return fail(Errc::kNotFound, "no lane '" + std::string(lane_id) + "'", "lane");
+  }
+  if (ls->cfg.mode == config::LaneMode::kTaxi) {
+    return fail(Errc::kInvalidArgument, "a taxi lane takes no plates", "lane");
+  }
+  if (reason.empty()) {
+    return fail(Errc::kInvalidArgument, "a reason is required", "reason");
+  }
+  auto info = lane::classify_plate(plate, colour, cfg.plates);
+  if (!info) {
+    return fail(Errc::kInvalidArgument,
+                "the plate breaks the rule " + std::string(lane::reject_name(info.error().reason)) +
+                    ": " + info.error().detail + " (open by hand with a reason instead)",
+                "plate");
+  }
+  lane::PlateRead read;
+  read.lane = ls->cfg.id;
+  read.device = "attendant";
+  read.plate = info->plate;
+  read.colour = info->colour;
+  read.device_time = clock.now();
+  read.received_at = read.device_time;
+  read.received_steady = clock.steady_now();
+  read.entered_by = std::string(actor);
+  read.entered_reason = std::string(reason);
+  if (ls->no_plate) {
+    read.camera_event = ls->no_plate->camera_event;
+    read.images = ls->no_plate->images;
+  }
+  ls->no_plate.reset();
+  ls->read_seen = true;
+  ls->no_plate_timer->cancel();
+  log::notice("plate entered by an attendant", {{"LANE", ls->cfg.id},
+                                               {"ACTOR", std::string(actor)},
+                                               {"PLATE", log::mask_plate(read.plate)},
+                                               {"REASON", std::string(reason)}});
+  lane_event(*ls, "plate_entered",
+             json::object{{"by", actor}, {"plate", log::mask_plate(read.plate)}, {"reason", reason}});
+  handle(read);
+  return {};
 }
 
 std::string Site::Impl::lanes_json() const {
@@ -578,6 +780,13 @@ std::string Site::Impl::lanes_json() const {
                                {"waiting", ls.waiting.size() + ls.toll_work.size()},
                                {"last_plate", ls.last_plate},
                                {"last_decision", ls.last_decision},
+                               {"no_plate", ls.no_plate
+                                                ? json::value(json::object{
+                                                      {"reason", ls.no_plate->reason},
+                                                      {"since", format_rfc3339(ls.no_plate->since,
+                                                                               offset())},
+                                                      {"camera_event", ls.no_plate->camera_event}})
+                                                : json::value(nullptr)},
                                {"events", std::move(events)}});
   }
   return json::serialize(out);
@@ -623,6 +832,16 @@ Status Site::apply_payment(Transaction& txn, const Payment& payment, AnswerSourc
 Result<std::int64_t> Site::manual_open(std::string_view lane_id, std::string_view actor,
                                        std::string_view reason) {
   return impl_->manual_open(lane_id, actor, reason);
+}
+
+Status Site::enter_plate(std::string_view lane_id, std::string_view plate,
+                         std::optional<lane::PlateColour> colour, std::string_view actor,
+                         std::string_view reason) {
+  return impl_->enter_plate(lane_id, plate, colour, actor, reason);
+}
+
+void Site::set_camera_feedback(std::function<void(std::string_view, bool)> feedback) {
+  impl_->camera_feedback = std::move(feedback);
 }
 
 bool Site::attendant_mode() const { return impl_->attendant; }

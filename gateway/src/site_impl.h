@@ -60,6 +60,18 @@ struct Site::Impl {
     std::function<void(const Decision&, std::int64_t passage_id)> after;
     // The commit failed: nothing was decided.
     std::function<void()> not_decided;
+    // Evidence of the read (camera_receiver.h): recorded with the passage.
+    std::int64_t camera_event = 0;
+    std::vector<lane::ImageRef> images;
+    std::string entered_by;  // an attendant typed the plate
+  };
+  // A vehicle at a lane with no plate lanegate can charge (site.cc "no plate").
+  struct NoPlate {
+    std::string reason;  // no_plate | no_read | a plate rule's reason
+    std::string device;
+    std::int64_t camera_event = 0;
+    std::vector<lane::ImageRef> images;
+    SystemTime since;
   };
 
   // Toll-exit pairing (site_toll.cc): reads and records in arrival order.
@@ -114,6 +126,11 @@ struct Site::Impl {
     std::unique_ptr<boost::asio::steady_timer> trip_timer;
     // recent events an operator should see (bounded), newest last
     std::deque<boost::json::object> events;
+    // no plate: the loop's vehicle, whether a read came for it, and what waits for an attendant
+    bool present = false;
+    bool read_seen = false;
+    std::unique_ptr<boost::asio::steady_timer> no_plate_timer;
+    std::optional<NoPlate> no_plate;
   };
 
   boost::asio::io_context& io;
@@ -128,6 +145,8 @@ struct Site::Impl {
   bool attendant = false;
   ScreenBoard* screens = nullptr;
   ClaimLookup claim_lookup;
+  // Push cameras' health hears of vehicles the loop saw (camera_receiver.h); may be empty.
+  std::function<void(std::string_view device, bool missed)> camera_feedback;
   std::set<std::string> in_flight;  // taxi orders with a request on a worker right now
   std::map<std::string, SteadyTime> last_followup;  // taxi orders: when their last follow-up left
   std::unique_ptr<boost::asio::steady_timer> sweep_timer;  // taxi: OPEN trips no lane holds
@@ -156,6 +175,19 @@ struct Site::Impl {
   void handle(const lane::PaymentCode& tok);
   void handle(const lane::TripStarted& started);
   void handle(const lane::DeviceHealth&) {}
+  void handle(const lane::NoPlateRead& np);
+  // A vehicle waits with no plate lanegate can charge: the display, an event, a metric.
+  void no_plate(LaneState& ls, NoPlate np);
+  // A read arrived for the lane's vehicle (valid or not): the no-plate timer stops.
+  void read_arrived(LaneState& ls, std::string_view device);
+  // A record the camera resent after being offline: recorded, never opens (camera_receiver.h).
+  void resent_record(LaneState& ls, const lane::PlateRead& read);
+  // Records a read's evidence on its passage (camera event, images, who typed it).
+  Status passage_evidence(Transaction& txn, std::int64_t passage, std::int64_t camera_event,
+                          const std::vector<lane::ImageRef>& images, const std::string& entered_by);
+  Status enter_plate(std::string_view lane_id, std::string_view plate,
+                     std::optional<lane::PlateColour> colour, std::string_view actor,
+                     std::string_view reason);
   void passed(LaneState& ls);
   void open(LaneState& ls, std::int64_t passage_id);
   // The lane is free for its next vehicle.

@@ -45,7 +45,9 @@ void Site::Impl::parking_entry(LaneState& ls, const lane::PlateRead& read) {
         return c;
       }
     }
-    Store::Session sess{0, ls.cfg.id, read.plate, colour, read.received_at, *out_parking_no, {}};
+    // A record the camera resent after being offline: the stay began at its capture.
+    const SystemTime start = read.resent ? read.device_time : read.received_at;
+    Store::Session sess{0, ls.cfg.id, read.plate, colour, start, *out_parking_no, {}};
     auto id = store.open_session(txn, sess);
     if (!id) {
       return std::unexpected(id.error());
@@ -54,7 +56,7 @@ void Site::Impl::parking_entry(LaneState& ls, const lane::PlateRead& read) {
     json::object e{{"out_parking_no", *out_parking_no},
                    {"plate", read.plate},
                    {"colour", colour},
-                   {"start_time_ms", unix_ms(read.received_at)},
+                   {"start_time_ms", unix_ms(start)},
                    {"free_duration_s", tariff ? tariff->free_minutes * 60 : 0},
                    {"parking_name", cfg.gateway.site_name}};
     auto q = outbox.enqueue(txn, kTopicParkingEntry, session_key(*id), "entry:" + *out_parking_no,
@@ -64,12 +66,13 @@ void Site::Impl::parking_entry(LaneState& ls, const lane::PlateRead& read) {
     }
     const auto latency =
         std::chrono::duration_cast<std::chrono::microseconds>(clock.steady_now() - t0).count();
-    auto pid = store.insert_passage(txn, ls.cfg.id, read.plate, "free", "entry", "", latency);
+    auto pid = store.insert_passage(txn, ls.cfg.id, read.plate, read.resent ? "recorded" : "free",
+                                    read.resent ? "entry_resent" : "entry", "", latency);
     if (!pid) {
       return std::unexpected(pid.error());
     }
     passage = *pid;
-    return {};
+    return passage_evidence(txn, passage, read.camera_event, read.images, read.entered_by);
   });
   ls.last_plate = log::mask_plate(read.plate);
   if (!s) {
@@ -78,9 +81,17 @@ void Site::Impl::parking_entry(LaneState& ls, const lane::PlateRead& read) {
     display(ls, "请联系管理员");
     return;
   }
+  gate.kick();
+  if (read.resent) {
+    lane_event(ls, "resent_record", json::object{{"plate", ls.last_plate}, {"entry", true}});
+    return;  // the vehicle entered long ago: nothing opens
+  }
   ls.last_decision = "free";
   decisions_counter(ls.cfg.id, "free").inc();
-  gate.kick();
+  ls.no_plate.reset();
+  if (read.on_decided) {
+    (*read.on_decided)(true);
+  }
   open(ls, passage);
   display(ls, read.plate + " 欢迎光临");
 }

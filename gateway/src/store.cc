@@ -129,7 +129,34 @@ CREATE TABLE taxi_trips (
 CREATE INDEX taxi_trips_open ON taxi_trips(state) WHERE state = 'OPEN';
 )sql";
 
-constexpr std::string_view kSteps[] = {kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4};
+// Plate cameras that push over HTTP (gateway/camera_receiver.h): every push is stored here
+// before it is answered; (device, event_id) is the camera's dedup key. A passage names the
+// camera event it came from, its evidence images ([{kind, sha256, bytes}], the files in
+// gateway/evidence.h) and, for a plate an attendant typed, who entered it.
+constexpr std::string_view kSchemaV5 = R"sql(
+CREATE TABLE camera_events (
+  id          INTEGER PRIMARY KEY,
+  device      TEXT NOT NULL,             -- [[device]] id
+  event_id    TEXT NOT NULL,             -- the camera's id of the event
+  vendor      TEXT NOT NULL,
+  lane        TEXT NOT NULL,
+  received_at INTEGER NOT NULL,          -- unix ms
+  capture_ms  INTEGER,                   -- the camera's time, unix ms
+  plate       TEXT NOT NULL,             -- normalised when the rules accepted it, else ''
+  plate_raw   TEXT NOT NULL,
+  colour      TEXT NOT NULL,
+  confidence  INTEGER NOT NULL,          -- 0..1000
+  offline     INTEGER NOT NULL,          -- 1: stored by the camera while offline, resent
+  outcome     TEXT NOT NULL,             -- read | resent | repeat | no_plate | refused:<reason>
+  images      TEXT NOT NULL DEFAULT '[]',
+  UNIQUE (device, event_id)
+);
+ALTER TABLE passages ADD COLUMN camera_event INTEGER;
+ALTER TABLE passages ADD COLUMN images TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE passages ADD COLUMN entered_by TEXT NOT NULL DEFAULT '';
+)sql";
+
+constexpr std::string_view kSteps[] = {kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4, kSchemaV5};
 
 std::int64_t to_ms(SystemTime t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();

@@ -8,6 +8,12 @@
 //   GET  /api/v1/transactions        operator   filters: from, to (RFC 3339), lane, plate, state,
 //                                               arrears=1, after (id), limit (1..1000)
 //   POST /api/v1/lanes/{id}/open     operator   {"reason": "..."}: manual open, recorded
+//   POST /api/v1/lanes/{id}/plate    operator   {"plate", "colour"?, "reason"}: an attendant
+//                                               types the plate of a no-plate vehicle
+//   GET  /api/v1/passages            operator, auditor   newest first: lane, limit (1..500)
+//   GET  /api/v1/passages/{id}       operator, auditor   one passage, its camera event, images
+//                                    (plates masked except for the auditor)
+//   GET  /api/v1/evidence/{sha256}   auditor    an evidence image (image/jpeg)
 //   GET  /api/v1/audit/artifacts     auditor, operator   settlement packages and reports
 //   GET  /api/v1/audit/packages/{name}/{file}   auditor, operator   one file of a package
 //   GET  /api/v1/audit/reports/{name}           auditor, operator   one reconciliation report
@@ -27,6 +33,8 @@
 #include <functional>
 
 #include "config/config.h"
+#include "gateway/camera_receiver.h"
+#include "gateway/evidence.h"
 #include "gateway/http_api.h"
 #include "gateway/provider_notify.h"
 #include "gateway/site.h"
@@ -50,7 +58,12 @@ struct ApiServices {
   NotificationHandler* notifications = nullptr;  // null without a configured provider
   lane::LaneDrivers* drivers = nullptr;        // null when the box has no devices
   invoice::ClaimStore* claims = nullptr;       // null when invoicing is disabled
+  EvidenceStore* evidence = nullptr;           // null when no camera sends images
+  CameraReceiver* cameras = nullptr;           // null when no camera pushes over HTTP
 };
+
+// The passage and evidence routes (api_passages.cc), part of add_api_routes.
+void add_passage_routes(HttpApi& api, const ApiServices& s);
 
 // REQUIRES: every pointer in `services` outlives the HttpApi.
 void add_api_routes(HttpApi& api, ApiServices services);

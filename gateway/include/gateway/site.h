@@ -116,6 +116,16 @@ class Site {
   [[nodiscard]] Result<std::int64_t> manual_open(std::string_view lane_id, std::string_view actor,
                                                  std::string_view reason);
 
+  // An attendant types the plate of a vehicle the cameras could not read: it is charged
+  // and decided like a camera read, recorded with who and why (and the waiting vehicle's
+  // camera evidence). kInvalidArgument (field "plate") when the plate rules refuse it.
+  [[nodiscard]] Status enter_plate(std::string_view lane_id, std::string_view plate,
+                                   std::optional<lane::PlateColour> colour, std::string_view actor,
+                                   std::string_view reason);
+  // Push cameras' health hears of vehicles the loop saw with (missed = true) or without a
+  // read (gateway/camera_receiver.h).
+  void set_camera_feedback(std::function<void(std::string_view device, bool missed)> feedback);
+
   bool attendant_mode() const;
   // JSON array describing every lane (mode, state, last plate masked, last decision).
   std::string lanes_json() const;

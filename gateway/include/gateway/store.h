@@ -145,6 +145,41 @@ class Store {
   // Decision latencies (µs) of the newest `limit` charged passages, for p50/p99.
   [[nodiscard]] Result<std::vector<std::int64_t>> recent_latencies(std::string_view decision, int limit);
 
+  // Evidence of a passage: the camera event it came from (0: none), its images as JSON
+  // ([{kind, sha256, bytes}]) and who typed the plate ("" = a camera read).
+  [[nodiscard]] Status set_passage_evidence(Transaction& txn, std::int64_t passage,
+                                            std::int64_t camera_event, std::string_view images_json,
+                                            std::string_view entered_by);
+  struct PassageRow {
+    std::int64_t id = 0;
+    std::string lane, plate, decision, reason, out_trade_no, state;
+    std::int64_t latency_us = 0;
+    SystemTime created_at;
+    std::int64_t camera_event = 0;
+    std::string images = "[]";
+    std::string entered_by;
+  };
+  [[nodiscard]] Result<std::optional<PassageRow>> find_passage(std::int64_t id);
+  // Newest first; `lane` empty = every lane; at most `limit`.
+  [[nodiscard]] Result<std::vector<PassageRow>> recent_passages(std::string_view lane, int limit);
+
+  // --- camera events (gateway/camera_receiver.h) ---
+  struct CameraEvent {
+    std::int64_t id = 0;
+    std::string device, event_id, vendor, lane;
+    SystemTime received_at;
+    std::optional<std::int64_t> capture_ms;
+    std::string plate, plate_raw, colour;
+    int confidence = 0;
+    bool offline = false;
+    std::string outcome;
+    std::string images = "[]";
+  };
+  // Inserts the event; nullopt when (device, event_id) is already held (a duplicate).
+  [[nodiscard]] Result<std::optional<std::int64_t>> insert_camera_event(Transaction& txn,
+                                                                        const CameraEvent& e);
+  [[nodiscard]] Result<std::optional<CameraEvent>> find_camera_event(std::int64_t id);
+
   // --- manual opens ---
   [[nodiscard]] Result<std::int64_t> record_manual_open(Transaction& txn, std::string_view lane,
                                                         std::string_view actor, std::string_view reason);

@@ -73,6 +73,18 @@ struct PlateRead {
   std::string entered_reason;
 };
 
+// A camera saw a vehicle but gave no plate lanegate can charge: the camera's "no plate", or
+// a text the plate rules refuse (special plates, misreads). The lane's no-plate flow starts
+// at once (the display, an API event, an attendant).
+struct NoPlateRead {
+  std::string lane;
+  std::string device;
+  std::string reason;  // "no_plate" or the plate rule's reason (lane/plate.h reject_name)
+  std::int64_t camera_event = 0;
+  std::vector<ImageRef> images;
+  SystemTime received_at;
+};
+
 // Loop detector edge: present became true or false.
 struct VehiclePresent {
   std::string lane;
@@ -178,7 +190,7 @@ struct DeviceHealth {
 };
 
 using LaneEvent = std::variant<PlateRead, VehiclePresent, BarrierState, RoadsideRecord, TripRecord,
-                               TripStarted, PaymentCode, DeviceHealth>;
+                               TripStarted, PaymentCode, DeviceHealth, NoPlateRead>;
 
 // Where drivers deliver events. post() is called from device threads (any thread,
 // concurrently); it must not block for long (the gateway posts to its io_context).
