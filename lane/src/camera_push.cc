@@ -51,17 +51,15 @@ Status check_id(std::string_view value, std::string_view field, std::size_t max_
   return {};
 }
 
-Status check_plate(std::string_view plate, std::string_view field) {
-  if (plate.size() > kMaxPlateRawBytes) {
-    return fail(Errc::kInvalidArgument,
-                "must be at most " + std::to_string(kMaxPlateRawBytes) + " bytes",
+Status check_text(std::string_view text, std::string_view field, std::size_t max_bytes) {
+  if (text.size() > max_bytes) {
+    return fail(Errc::kInvalidArgument, "must be at most " + std::to_string(max_bytes) + " bytes",
                 std::string(field));
   }
-  if (!decode_text(plate, TextEncoding::kUtf8)) {
+  if (!decode_text(text, TextEncoding::kUtf8)) {
     return fail(Errc::kInvalidArgument, "must be valid UTF-8", std::string(field));
   }
-  // Plate text ends up in logs, records and on LED boards: no control characters.
-  for (char c : plate) {
+  for (char c : text) {
     const auto u = static_cast<unsigned char>(c);
     if (u < 0x20 || u == 0x7f) {
       return fail(Errc::kInvalidArgument, "must not contain control characters",
@@ -69,6 +67,10 @@ Status check_plate(std::string_view plate, std::string_view field) {
     }
   }
   return {};
+}
+
+Status check_plate(std::string_view plate, std::string_view field) {
+  return check_text(plate, field, kMaxPlateRawBytes);
 }
 
 void add_image(CameraPush& push, std::string kind, std::string bytes) {
@@ -620,12 +622,13 @@ Result<CameraPush> parse_dahua(std::string_view path, std::string_view body) {
     return std::unexpected(std::move(time.error()));
   }
   push.capture_ms = time->capture_ms;
+  static_assert(kMaxIdBytes + 1 + kMaxPlateRawBytes <= kMaxEventIdBytes);
   // unconfirmed: the spec names no event or record id for Dahua; the capture is
   // identified by its time and plate. A record id field in ITSAPI would settle it.
   push.event_id = time->text + "/" + push.plate_raw;
   if (colour) {
     // unconfirmed: the PlateColor strings; mapped by the device configuration.
-    if (auto ok = check_id(*colour, plate_fields.path("PlateColor"), 32); !colour->empty() && !ok) {
+    if (auto ok = check_text(*colour, plate_fields.path("PlateColor"), kMaxColourRawBytes); !ok) {
       return std::unexpected(std::move(ok.error()));
     }
     push.colour_raw = std::string(*colour);
@@ -798,6 +801,11 @@ Result<CameraPush> parse_push(CameraVendor vendor, std::string_view path,
   if (body.size() > kMaxPushBodyBytes) {
     return fail(Errc::kInvalidArgument,
                 "must be at most " + std::to_string(kMaxPushBodyBytes) + " bytes", "body");
+  }
+  if (content_type.size() > kMaxContentTypeBytes) {
+    return fail(Errc::kInvalidArgument,
+                "must be at most " + std::to_string(kMaxContentTypeBytes) + " bytes",
+                "Content-Type");
   }
   switch (vendor) {
     case CameraVendor::kVzenith:

@@ -109,6 +109,9 @@ std::optional<std::string_view> text_of(pugi::xml_node parent, std::string_view 
 }
 
 constexpr std::string_view kRoot = "EventNotificationAlert";
+// The derived event id "<channelID>/<dateTime>/<licensePlate>" fits kMaxEventIdBytes.
+constexpr std::size_t kMaxChannelBytes = 16;
+static_assert(kMaxChannelBytes + 1 + kMaxIdBytes + 1 + kMaxPlateRawBytes <= kMaxEventIdBytes);
 
 std::string path_of(std::string_view name) { return std::string(kRoot) + "." + std::string(name); }
 
@@ -119,8 +122,10 @@ Result<CameraPush> parse_alert_xml(std::string_view xml) {
   }
   pugi::xml_document doc;
   // parse_default: no DTD processing, no external entities (pugixml never fetches any).
+  // encoding_auto: UTF-8 unless a BOM or the declaration says UTF-16/32 or Latin-1, which
+  // pugixml converts to UTF-8.
   const pugi::xml_parse_result parsed =
-      doc.load_buffer(xml.data(), xml.size(), pugi::parse_default, pugi::encoding_utf8);
+      doc.load_buffer(xml.data(), xml.size(), pugi::parse_default, pugi::encoding_auto);
   if (!parsed) {
     return fail(Errc::kParse, std::string("XML is not well-formed: ") + parsed.description() +
                                   " at offset " + std::to_string(parsed.offset));
@@ -167,7 +172,7 @@ Result<CameraPush> parse_alert_xml(std::string_view xml) {
   // derived event id.
   const std::string_view channel = trim(text_of(root, "channelID").value_or(""));
   if (!channel.empty()) {
-    if (auto ok = check_id(channel, path_of("channelID"), 16); !ok) {
+    if (auto ok = check_id(channel, path_of("channelID"), kMaxChannelBytes); !ok) {
       return std::unexpected(std::move(ok.error()));
     }
   }
@@ -186,17 +191,19 @@ Result<CameraPush> parse_alert_xml(std::string_view xml) {
   if (!anpr) {
     return fail(Errc::kInvalidArgument, "is required", path_of("ANPR"));
   }
-  const auto plate = text_of(anpr, "licensePlate");
-  if (!plate) {
+  const auto plate_text = text_of(anpr, "licensePlate");
+  if (!plate_text) {
     return fail(Errc::kInvalidArgument, "is required", path_of("ANPR.licensePlate"));
   }
-  if (auto ok = check_plate(*plate, path_of("ANPR.licensePlate")); !ok) {
+  // Whitespace around element text is XML layout, not part of the plate.
+  const std::string_view plate = trim(*plate_text);
+  if (auto ok = check_plate(plate, path_of("ANPR.licensePlate")); !ok) {
     return std::unexpected(std::move(ok.error()));
   }
-  push.plate_raw = std::string(*plate);
+  push.plate_raw = std::string(plate);
   // unconfirmed: what this firmware sends when it reads no plate; empty and "unknown" are
   // what public integrations show. A no-plate capture from our cameras would settle it.
-  push.no_plate = push.plate_raw.empty() || lower(trim(push.plate_raw)) == "unknown";
+  push.no_plate = push.plate_raw.empty() || lower(push.plate_raw) == "unknown";
 
   // The spec states no event id for Hikvision: the capture is identified by channel, time
   // and plate. unconfirmed: a per-event id (UUID) in newer firmware would settle it; no
@@ -207,7 +214,7 @@ Result<CameraPush> parse_alert_xml(std::string_view xml) {
   // colour_raw through the device's configuration, unknown strings go to manual handling.
   if (const auto colour = text_of(anpr, "plateColor")) {
     const std::string_view c = trim(*colour);
-    if (auto ok = check_id(c, path_of("ANPR.plateColor"), 32); !c.empty() && !ok) {
+    if (auto ok = check_text(c, path_of("ANPR.plateColor"), kMaxColourRawBytes); !ok) {
       return std::unexpected(std::move(ok.error()));
     }
     push.colour_raw = std::string(c);

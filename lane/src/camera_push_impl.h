@@ -30,8 +30,16 @@ std::string media_type(std::string_view content_type);
 [[nodiscard]] Status check_id(std::string_view value, std::string_view field,
                               std::size_t max_bytes = kMaxIdBytes);
 
-// Ok when `plate` is at most kMaxPlateRawBytes of valid UTF-8 without control characters.
+// Ok when `text` is at most max_bytes of valid UTF-8 without control characters (it ends
+// up in logs, records and on LED boards).
+[[nodiscard]] Status check_text(std::string_view text, std::string_view field,
+                                std::size_t max_bytes);
+// Plate text: check_text with kMaxPlateRawBytes.
 [[nodiscard]] Status check_plate(std::string_view plate, std::string_view field);
+// A vendor's colour string (kept as colour_raw) is at most this long.
+inline constexpr std::size_t kMaxColourRawBytes = 32;
+// A Content-Type header longer than this is refused before parsing.
+inline constexpr std::size_t kMaxContentTypeBytes = 1024;
 
 // Adds an image when there is room (kMaxPushImages) and it is 1..kMaxPushImageBytes long;
 // otherwise drops it: images are optional and never fail the event.

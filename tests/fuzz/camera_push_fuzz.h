@@ -50,7 +50,8 @@ inline void check(const lanegate::Result<CameraPush>& r, CameraVendor vendor) {
     require(vendor != CameraVendor::kVzenith || vzenith_reply(p, true).empty());
     return;
   }
-  require(!p.event_id.empty());
+  require(!p.event_id.empty() && p.event_id.size() <= kMaxEventIdBytes);
+  require(p.colour_raw.size() <= 32);
   require(p.plate_raw.size() <= kMaxPlateRawBytes);
   require(decode_text(p.plate_raw, TextEncoding::kUtf8).has_value());
   require(!p.plate_raw.empty() || p.no_plate);

@@ -423,6 +423,14 @@ TEST(CameraPushHikvision, XmlPartFoundByTypeAndPrefixedNames) {
   EXPECT_EQ(r->colour_raw, "");
 }
 
+std::string replaced(std::string_view from, std::string_view to) {
+  std::string xml = kAnprXml;
+  const std::size_t at = xml.find(from);
+  EXPECT_NE(at, std::string::npos) << from;
+  xml.replace(at, from.size(), to);
+  return xml;
+}
+
 TEST(CameraPushHikvision, NoPlate) {
   for (std::string_view plate : {"", "unknown", "UNKNOWN"}) {
     std::string xml = kAnprXml;
@@ -433,6 +441,14 @@ TEST(CameraPushHikvision, NoPlate) {
   }
 }
 
+TEST(CameraPushHikvision, LayoutWhitespaceAroundThePlateIsNotPartOfIt) {
+  auto r = hikvision("application/xml", replaced("<licensePlate>浙A12345</licensePlate>",
+                                                 "<licensePlate>\n  浙A12345\n</licensePlate>"));
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_EQ(r->plate_raw, "浙A12345");
+  EXPECT_EQ(r->event_id, "1/2026-12-07T08:30:01+08:00/浙A12345");
+}
+
 TEST(CameraPushHikvision, TimeWithoutOffsetGivesNoCaptureTime) {
   std::string xml = kAnprXml;
   xml.replace(xml.find("+08:00"), 6, "");
@@ -440,14 +456,6 @@ TEST(CameraPushHikvision, TimeWithoutOffsetGivesNoCaptureTime) {
   ASSERT_TRUE(r) << r.error().to_string();
   EXPECT_FALSE(r->capture_ms);
   EXPECT_EQ(r->event_id, "1/2026-12-07T08:30:01/浙A12345");
-}
-
-std::string replaced(std::string_view from, std::string_view to) {
-  std::string xml = kAnprXml;
-  const std::size_t at = xml.find(from);
-  EXPECT_NE(at, std::string::npos) << from;
-  xml.replace(at, from.size(), to);
-  return xml;
 }
 
 TEST(CameraPushHikvision, MalformedBodies) {
@@ -587,6 +595,19 @@ TEST(CameraPushDahua, UnixSecondsAndAccurateTime) {
   ASSERT_TRUE(t) << t.error().to_string();
   EXPECT_FALSE(t->capture_ms);
   EXPECT_EQ(t->event_id, "2026-12-07 08:30:01.123/沪A12345");
+}
+
+TEST(CameraPushDahua, ColourStringIsKeptAsSent) {
+  // The PlateColor strings are unconfirmed: any short text is kept for the device mapping.
+  auto r = dahua(kTollgate, dahua_body(R"("PlateNumber":"沪A12345","PlateColor":"蓝色")",
+                                       R"("DeviceID":"D1","SnapTime":1796603401)"));
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_FALSE(r->colour);
+  EXPECT_EQ(r->colour_raw, "蓝色");
+  expect_error(dahua(kTollgate, dahua_body(R"("PlateNumber":"沪A12345","PlateColor":")" +
+                                               std::string(33, 'b') + "\"",
+                                           R"("DeviceID":"D1","SnapTime":1796603401)")),
+               Errc::kInvalidArgument, "Picture.Plate.PlateColor");
 }
 
 TEST(CameraPushDahua, NoPlate) {
@@ -772,10 +793,13 @@ TEST(CameraPushGeneric, ImagesBoundedAndBadOnesDropped) {
 
 TEST(CameraPushAll, OversizedBodyIsRefusedBeforeParsing) {
   const std::string body(kMaxPushBodyBytes + 1, ' ');
+  const std::string content_type = "multipart/form-data; boundary=" + std::string(1024, 'b');
   for (CameraVendor v : {CameraVendor::kVzenith, CameraVendor::kHikvision, CameraVendor::kDahua,
                          CameraVendor::kGeneric}) {
     expect_error(parse_push(v, "/NotificationInfo/TollgateInfo", "application/json", body),
                  Errc::kInvalidArgument, "body");
+    expect_error(parse_push(v, "/NotificationInfo/TollgateInfo", content_type, "{}"),
+                 Errc::kInvalidArgument, "Content-Type");
   }
 }
 
