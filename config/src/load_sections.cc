@@ -865,6 +865,38 @@ void read_queue(TableReader& r, QueueLimits& q) {
   r.integer_as("drain_interval_ms", q.drain_interval_ms, 10, 60'000);
 }
 
+// Empty when `name` is a plate form name (the default `forms` lists all of them).
+std::string plate_form_rule(std::string_view name) {
+  const std::vector<std::string> all = PlateRules{}.forms;
+  if (std::ranges::find(all, name) != all.end()) {
+    return {};
+  }
+  std::string names;
+  for (const std::string& n : all) {
+    names += names.empty() ? "" : ", ";
+    names += n;
+  }
+  return "must be one of: " + names + " (got " + quoted(name) + ")";
+}
+
+// Empty when `letters` is a non-empty set of new-energy class letters.
+std::string new_energy_letters_rule(std::string_view letters) {
+  constexpr std::string_view kClassLetters = "ABCDEFGHJK";
+  if (letters.empty()) {
+    return "must list at least one new-energy class letter";
+  }
+  for (std::size_t i = 0; i < letters.size(); ++i) {
+    if (kClassLetters.find(letters[i]) == std::string_view::npos) {
+      return "must contain only the class letters " + std::string(kClassLetters) + " (got " +
+             quoted(letters) + ")";
+    }
+    if (letters.find(letters[i]) != i) {
+      return "duplicate class letter \"" + std::string(1, letters[i]) + "\"";
+    }
+  }
+  return {};
+}
+
 void read_plates(TableReader& r, PlateRules& p) {
   std::vector<std::string> provinces;
   if (r.string_array("provinces", provinces)) {
@@ -890,6 +922,37 @@ void read_plates(TableReader& r, PlateRules& p) {
     }
   }
   r.boolean("allow_new_energy", p.allow_new_energy);
+  std::vector<std::string> forms;
+  if (r.string_array("forms", forms)) {
+    bool ok = true;
+    if (forms.empty()) {
+      r.fail("forms", "must list at least one plate form");
+      ok = false;
+    }
+    std::set<std::string> seen;
+    for (std::size_t i = 0; i < forms.size(); ++i) {
+      std::string key = r.key_path("forms") + "[" + std::to_string(i) + "]";
+      std::string rule = plate_form_rule(forms[i]);
+      if (rule.empty() && !seen.insert(forms[i]).second) {
+        rule = "duplicate form \"" + forms[i] + "\"";
+      }
+      if (!rule.empty()) {
+        r.diag().add(r.diag().where(key), key, rule);
+        ok = false;
+      }
+    }
+    if (ok) {
+      p.forms = std::move(forms);
+    }
+  }
+  std::string letters;
+  if (r.string("new_energy_letters", letters)) {
+    if (std::string rule = new_energy_letters_rule(letters); !rule.empty()) {
+      r.fail("new_energy_letters", rule);
+    } else {
+      p.new_energy_letters = std::move(letters);
+    }
+  }
 }
 
 // Reads an optional [name] section with `fn`.

@@ -8,6 +8,8 @@
 #include <cstring>
 #include <vector>
 
+#include "core/metrics.h"
+
 namespace lanegate::lane {
 namespace {
 
@@ -80,19 +82,150 @@ std::vector<std::string_view> code_points(std::string_view s) {
   return out;
 }
 
-bool is_plate_letter(std::string_view cp) {
-  return cp.size() == 1 && cp[0] >= 'A' && cp[0] <= 'Z' && cp[0] != 'I' && cp[0] != 'O';
-}
+bool is_upper(std::string_view cp) { return cp.size() == 1 && cp[0] >= 'A' && cp[0] <= 'Z'; }
 bool is_digit(std::string_view cp) { return cp.size() == 1 && cp[0] >= '0' && cp[0] <= '9'; }
-bool is_plate_alnum(std::string_view cp) { return is_plate_letter(cp) || is_digit(cp); }
-bool is_d_or_f(std::string_view cp) { return cp == "D" || cp == "F"; }
+// `L`: the issuing authority. I is never issued; O is (police and government vehicles).
+bool is_authority_letter(std::string_view cp) { return is_upper(cp) && cp[0] != 'I'; }
+// `S`: a serial character, digit or letter except I and O (they read as 1 and 0).
+bool is_serial(std::string_view cp) {
+  return is_digit(cp) || (is_upper(cp) && cp[0] != 'I' && cp[0] != 'O');
+}
+// `C`: every new-energy class letter any validator accepts; the region narrows it.
+constexpr std::string_view kClassLetters = "ABCDEFGHJK";
+bool is_class_letter(std::string_view cp) {
+  return is_upper(cp) && kClassLetters.find(cp[0]) != std::string_view::npos;
+}
 
-bool is_new_energy_colour(PlateColour c) {
-  return c == PlateColour::kGreen || c == PlateColour::kYellowGreen || c == PlateColour::kLimeGreen;
+// Separators cameras and people put into plates (UTF-8), removed by normalise_plate.
+constexpr std::array<std::string_view, 7> kSeparators = {"\u00B7", "\u2022", "\u30FB", " ",
+                                                         "\u3000", "-",      "."};
+
+// Plates that are recognised but never charged automatically (spec: route to manual).
+constexpr std::array<std::string_view, 5> kManualMarks = {"试", "超", "临", "应急", "民航"};
+
+struct FormInfo {
+  PlateForm form;
+  std::string_view name;
+  std::string_view suffix;  // last character of the 7-character suffixed forms
+  std::array<std::optional<PlateColour>, 3> colours;
+};
+
+constexpr std::array<FormInfo, 10> kForms = {{
+    {PlateForm::kOrdinary,
+     "ordinary",
+     "",
+     {PlateColour::kBlue, PlateColour::kYellow, PlateColour::kBlack}},
+    {PlateForm::kCoach, "coach", "学", {PlateColour::kYellow}},
+    {PlateForm::kTrailer, "trailer", "挂", {PlateColour::kYellow}},
+    {PlateForm::kPolice, "police", "警", {PlateColour::kWhite}},
+    {PlateForm::kHongKong, "hong_kong", "港", {PlateColour::kBlack}},
+    {PlateForm::kMacau, "macau", "澳", {PlateColour::kBlack}},
+    {PlateForm::kConsulate, "consulate", "领", {PlateColour::kBlack}},
+    {PlateForm::kEmbassy, "embassy", "使", {PlateColour::kBlack}},
+    {PlateForm::kNewEnergySmall, "new_energy_small", "", {PlateColour::kGreen}},
+    // Yellow-green first: it is the colour taken when the camera sent none.
+    {PlateForm::kNewEnergyLarge,
+     "new_energy_large",
+     "",
+     {PlateColour::kYellowGreen, PlateColour::kLimeGreen}},
+}};
+
+const FormInfo& info_of(PlateForm form) {
+  for (const FormInfo& f : kForms) {
+    if (f.form == form) {
+      return f;
+    }
+  }
+  return kForms[0];
+}
+
+// The 7-character form whose last character is `cp` (kOrdinary when none is).
+PlateForm suffixed_form(std::string_view cp) {
+  for (const FormInfo& f : kForms) {
+    if (!f.suffix.empty() && f.suffix == cp && f.form != PlateForm::kEmbassy) {
+      return f.form;
+    }
+  }
+  return PlateForm::kOrdinary;
+}
+
+bool is_suffix_character(std::string_view cp) {
+  return !cp.empty() &&
+         std::ranges::any_of(kForms, [&](const FormInfo& f) { return f.suffix == cp; });
 }
 
 std::unexpected<PlateError> reject(PlateReject r, std::string detail) {
   return std::unexpected(PlateError{r, std::move(detail)});
+}
+
+std::unexpected<PlateError> bad_serial(std::string_view cp, std::size_t index) {
+  if (is_suffix_character(cp)) {
+    return reject(PlateReject::kBadCharacter,
+                  std::string(cp) + " is allowed only as the last character (found at " +
+                      std::to_string(index + 1) + ")");
+  }
+  return reject(PlateReject::kBadCharacter, "character " + std::to_string(index + 1) +
+                                                " must be a digit or a letter other than I and O");
+}
+
+bool province_configured(std::string_view cp, const config::PlateRules& rules) {
+  if (rules.provinces.empty()) {
+    return std::ranges::find(kProvinces, cp) != kProvinces.end();
+  }
+  return std::ranges::find(rules.provinces, cp) != rules.provinces.end();
+}
+
+// Embassy plates: 使 and six digits, in either order (readers differ, spec *unconfirmed*).
+std::expected<std::string, PlateError> embassy_plate(std::span<const std::string_view> cps) {
+  const bool first = cps[0] == "使";
+  const auto digits = first ? cps.subspan(1) : cps.first(6);
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (!is_digit(digits[i])) {
+      return reject(PlateReject::kBadCharacter, "embassy plates are 使 and six digits");
+    }
+  }
+  std::string out = "使";
+  for (std::string_view d : digits) {
+    out += d;
+  }
+  return out;
+}
+
+// Decides the form of 7 or 8 code points that start with a province character. Checks
+// only the shape (the rules apply afterwards).
+std::expected<PlateForm, PlateError> provincial_form(std::span<const std::string_view> cps) {
+  if (!is_authority_letter(cps[1])) {
+    return reject(PlateReject::kBadCharacter, "second character must be a letter A-Z other than I");
+  }
+  if (cps.size() == 7) {
+    const PlateForm form = suffixed_form(cps[6]);
+    const std::size_t serial_end = form == PlateForm::kOrdinary ? 7 : 6;
+    for (std::size_t i = 2; i < serial_end; ++i) {
+      if (!is_serial(cps[i])) {
+        return bad_serial(cps[i], i);
+      }
+    }
+    if (form == PlateForm::kHongKong || form == PlateForm::kMacau) {
+      if (cps[0] != "粤") {
+        return reject(PlateReject::kBadProvince, "港/澳 plates are issued only as 粤Z");
+      }
+      if (cps[1] != "Z") {
+        return reject(PlateReject::kBadCharacter, "港/澳 plates are issued only as 粤Z");
+      }
+    }
+    return form;
+  }
+  // 8 characters: new energy. Small: C S D D D D; large: D D D D D C.
+  const auto tail = cps.subspan(2);
+  if (is_class_letter(tail[0]) && is_serial(tail[1]) &&
+      std::all_of(tail.begin() + 2, tail.end(), is_digit)) {
+    return PlateForm::kNewEnergySmall;
+  }
+  if (std::all_of(tail.begin(), tail.begin() + 5, is_digit) && is_class_letter(tail[5])) {
+    return PlateForm::kNewEnergyLarge;
+  }
+  return reject(PlateReject::kBadCharacter,
+                "new-energy plate must be class letter + 5 characters or 5 digits + class letter");
 }
 
 }  // namespace
@@ -145,6 +278,22 @@ Result<PlateColour> colour_from_code(std::uint16_t code) {
   return static_cast<PlateColour>(code);
 }
 
+std::string_view form_name(PlateForm form) { return info_of(form).name; }
+
+Result<PlateForm> parse_form(std::string_view name) {
+  for (const FormInfo& f : kForms) {
+    if (f.name == name) {
+      return f.form;
+    }
+  }
+  std::string names;
+  for (const FormInfo& f : kForms) {
+    names += names.empty() ? "" : ", ";
+    names += f.name;
+  }
+  return fail(Errc::kInvalidArgument, "must be one of: " + names, "form");
+}
+
 std::string_view reject_name(PlateReject reason) {
   switch (reason) {
     case PlateReject::kBadLengthField:
@@ -167,6 +316,12 @@ std::string_view reject_name(PlateReject reason) {
       return "low_confidence";
     case PlateReject::kRepeat:
       return "repeat";
+    case PlateReject::kManualOnly:
+      return "manual_only";
+    case PlateReject::kFormDisabled:
+      return "form_disabled";
+    case PlateReject::kUnknownColour:
+      return "unknown_colour";
   }
   return "?";
 }
@@ -234,58 +389,116 @@ std::expected<std::string, PlateError> decode_plate_text(
   return std::move(*text);
 }
 
-std::expected<std::string, PlateError> validate_plate(std::string_view plate, PlateColour colour,
-                                                      const config::PlateRules& rules) {
-  if (!decode_text(plate, TextEncoding::kUtf8)) {
+std::string normalise_plate(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  std::size_t i = 0;
+  while (i < text.size()) {
+    // Separators start with an ASCII or a UTF-8 lead byte, so in valid UTF-8 a match is
+    // always a whole code point.
+    const auto sep = std::ranges::find_if(
+        kSeparators, [&](std::string_view s) { return text.substr(i).starts_with(s); });
+    if (sep != kSeparators.end()) {
+      i += sep->size();
+      continue;
+    }
+    const char c = text[i];
+    out.push_back(c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c);
+    ++i;
+  }
+  return out;
+}
+
+std::expected<PlateInfo, PlateError> classify_plate(std::string_view text,
+                                                    std::optional<PlateColour> colour,
+                                                    const config::PlateRules& rules) {
+  // Checked before normalising: removing a separator must never join stray bytes into a
+  // character.
+  if (!decode_text(text, TextEncoding::kUtf8)) {
     return reject(PlateReject::kBadEncoding, "plate is not valid UTF-8");
+  }
+  std::string plate = normalise_plate(text);
+  for (std::string_view mark : kManualMarks) {
+    if (plate.find(mark) != std::string::npos) {
+      return reject(PlateReject::kManualOnly,
+                    std::string(mark) + " plate: never charged automatically");
+    }
+  }
+  if (plate.starts_with("WJ")) {
+    return reject(PlateReject::kManualOnly, "WJ (armed police) plate: never charged automatically");
   }
   const auto cps = code_points(plate);
   if (cps.size() != 7 && cps.size() != 8) {
     return reject(PlateReject::kBadLength,
                   "plate has " + std::to_string(cps.size()) + " characters, want 7 or 8");
   }
-  bool province_ok = false;
-  if (rules.provinces.empty()) {
-    province_ok = std::ranges::find(kProvinces, cps[0]) != kProvinces.end();
+
+  PlateForm form = PlateForm::kEmbassy;
+  if (cps.size() == 7 && (cps[0] == "使" || cps[6] == "使")) {
+    auto embassy = embassy_plate(cps);
+    if (!embassy) {
+      return std::unexpected(std::move(embassy.error()));
+    }
+    plate = std::move(*embassy);
   } else {
-    province_ok = std::ranges::find(rules.provinces, cps[0]) != rules.provinces.end();
-  }
-  if (!province_ok) {
-    return reject(PlateReject::kBadProvince, "first character is not a configured province");
-  }
-  if (!is_plate_letter(cps[1])) {
-    return reject(PlateReject::kBadCharacter,
-                  "second character must be a letter A-Z other than I and O");
-  }
-  if (cps.size() == 7) {
-    for (size_t i = 2; i < 7; ++i) {
-      if (!is_plate_alnum(cps[i])) {
-        return reject(PlateReject::kBadCharacter,
-                      "character " + std::to_string(i + 1) +
-                          " must be a digit or a letter other than I and O");
-      }
+    if (!province_configured(cps[0], rules)) {
+      return reject(PlateReject::kBadProvince, "first character is not a configured province");
     }
-    if (colour == PlateColour::kGreen) {
-      return reject(PlateReject::kColourMismatch, "7-character plate reported as green");
+    auto shape = provincial_form(cps);
+    if (!shape) {
+      return std::unexpected(std::move(shape.error()));
     }
-    return std::string(plate);
+    form = *shape;
   }
-  // 8 characters: new-energy plate. Small: [DF][A-HJ-NP-Z0-9]\d{4}; large: \d{5}[DF].
-  if (!rules.allow_new_energy) {
+
+  const bool new_energy = form == PlateForm::kNewEnergySmall || form == PlateForm::kNewEnergyLarge;
+  if (new_energy && !rules.allow_new_energy) {
     return reject(PlateReject::kNewEnergyDisabled, "new-energy plates are disabled");
   }
-  const std::span<const std::string_view> tail(cps.data() + 2, 6);
-  const bool small = is_d_or_f(tail[0]) && is_plate_alnum(tail[1]) &&
-                     std::all_of(tail.begin() + 2, tail.end(), is_digit);
-  const bool large = std::all_of(tail.begin(), tail.begin() + 5, is_digit) && is_d_or_f(tail[5]);
-  if (!small && !large) {
-    return reject(PlateReject::kBadCharacter,
-                  "new-energy plate must be D/F + 5 characters or 5 digits + D/F");
+  const FormInfo& info = info_of(form);
+  if (std::ranges::find(rules.forms, info.name) == rules.forms.end()) {
+    return reject(PlateReject::kFormDisabled,
+                  std::string(info.name) + " plates are disabled (plates.forms)");
   }
-  if (!is_new_energy_colour(colour)) {
-    return reject(PlateReject::kColourMismatch, "8-character plate on a non-green colour");
+  if (new_energy) {
+    const std::string_view letter = form == PlateForm::kNewEnergySmall ? cps[2] : cps[7];
+    if (rules.new_energy_letters.find(letter) == std::string::npos) {
+      return reject(PlateReject::kBadCharacter, "new-energy class letter " + std::string(letter) +
+                                                    " is not accepted (plates.new_energy_letters)");
+    }
   }
-  return std::string(plate);
+
+  if (!colour) {
+    // Yellow-green and lime-green are one physical plate (both LIMEGREEN): only the
+    // ordinary form has plates of several colours.
+    if (info.colours[1] &&
+        provider_colour_name(*info.colours[1]) != provider_colour_name(*info.colours[0])) {
+      return reject(PlateReject::kUnknownColour,
+                    std::string(info.name) + " plates come in several colours; none was given");
+    }
+    colour = *info.colours[0];
+  } else if (std::ranges::find(info.colours, colour) == info.colours.end()) {
+    return reject(PlateReject::kColourMismatch, std::string(info.name) + " plate reported as " +
+                                                    std::string(colour_name(*colour)));
+  }
+  return PlateInfo{std::move(plate), form, *colour};
+}
+
+std::expected<std::string, PlateError> validate_plate(std::string_view plate, PlateColour colour,
+                                                      const config::PlateRules& rules) {
+  auto info = classify_plate(plate, colour, rules);
+  if (!info) {
+    return std::unexpected(std::move(info.error()));
+  }
+  return std::move(info->plate);
+}
+
+void count_plate_rejection(std::string_view device, PlateReject reason) {
+  // Same family as ModbusBus::reject_plate (name and help must match).
+  metrics::Registry::global()
+      .counter("lanegate_plate_rejected_total", "Plate reads not delivered, by reason",
+               {{"device", std::string(device)}, {"reason", std::string(reject_name(reason))}})
+      .inc();
 }
 
 }  // namespace lanegate::lane

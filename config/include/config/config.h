@@ -357,7 +357,17 @@ struct PlateRules {
                                         "黑", "湘", "皖", "鲁", "新", "苏", "浙", "赣",
                                         "鄂", "桂", "甘", "晋", "蒙", "陕", "吉", "闽",
                                         "贵", "粤", "青", "藏", "川", "宁", "琼"};
+  // Accept 8-character new-energy plates at all; false switches off both new-energy forms
+  // whatever `forms` says (kept for configs written before `forms`).
   bool allow_new_energy = true;
+  // Plate forms accepted for automatic charging, by the names of lane::form_name()
+  // (spec lane-devices.md "Plates (GA 36 civil plates)"). Default: all ten.
+  std::vector<std::string> forms = {"ordinary",         "coach",           "trailer",   "police",
+                                    "hong_kong",        "macau",           "consulate", "embassy",
+                                    "new_energy_small", "new_energy_large"};
+  // New-energy class letters accepted (GA 36-2018 defines D and F; validators since 2021
+  // also accept A B C E G H J K, *unconfirmed*). Upper-case, each at most once.
+  std::string new_energy_letters = "ABCDEFGHJK";
 };
 
 struct Config {

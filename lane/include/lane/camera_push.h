@@ -38,6 +38,12 @@ std::string_view vendor_name(CameraVendor v);
 inline constexpr std::size_t kMaxPushImages = 4;
 inline constexpr std::size_t kMaxPushImageBytes = 2 * 1024 * 1024;  // decoded
 inline constexpr std::size_t kMaxPlateRawBytes = 64;
+// CameraPush::event_id is at most this long (the longest is a derived Hikvision id,
+// "<channelID>/<dateTime>/<licensePlate>"; a generic event_id is at most 64).
+inline constexpr std::size_t kMaxEventIdBytes = 160;
+// parse_push() refuses a larger body (kInvalidArgument, field "body"): room for
+// kMaxPushImages images of kMaxPushImageBytes as Base64 plus the event.
+inline constexpr std::size_t kMaxPushBodyBytes = 16 * 1024 * 1024;
 
 struct PushImage {
   std::string kind;   // "full" | "plate" | "vehicle" (vendor part names map onto these)
