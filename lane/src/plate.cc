@@ -417,22 +417,23 @@ std::expected<PlateInfo, PlateError> classify_plate(std::string_view text,
   if (!decode_text(text, TextEncoding::kUtf8)) {
     return reject(PlateReject::kBadEncoding, "plate is not valid UTF-8");
   }
-  std::string plate = normalise_plate(text);
+  const std::string normalised = normalise_plate(text);
   for (std::string_view mark : kManualMarks) {
-    if (plate.find(mark) != std::string::npos) {
+    if (normalised.find(mark) != std::string::npos) {
       return reject(PlateReject::kManualOnly,
                     std::string(mark) + " plate: never charged automatically");
     }
   }
-  if (plate.starts_with("WJ")) {
+  if (normalised.starts_with("WJ")) {
     return reject(PlateReject::kManualOnly, "WJ (armed police) plate: never charged automatically");
   }
-  const auto cps = code_points(plate);
+  const auto cps = code_points(normalised);  // views into `normalised`
   if (cps.size() != 7 && cps.size() != 8) {
     return reject(PlateReject::kBadLength,
                   "plate has " + std::to_string(cps.size()) + " characters, want 7 or 8");
   }
 
+  std::string plate = normalised;
   PlateForm form = PlateForm::kEmbassy;
   if (cps.size() == 7 && (cps[0] == "使" || cps[6] == "使")) {
     auto embassy = embassy_plate(cps);
