@@ -302,8 +302,10 @@ struct CameraReceiver::Impl : std::enable_shared_from_this<Impl> {
     if (push.no_plate) {
       ev.outcome = "no_plate";
     } else if (push.confidence < cam.cfg.min_confidence) {
+      lane::count_plate_rejection(cam.cfg.id, lane::PlateReject::kLowConfidence);
       refusal = std::string(lane::reject_name(lane::PlateReject::kLowConfidence));
     } else if (auto info = lane::classify_plate(push.plate_raw, colour, cfg.plates); !info) {
+      lane::count_plate_rejection(cam.cfg.id, info.error().reason);
       refusal = std::string(lane::reject_name(info.error().reason));
     } else {
       ev.plate = info->plate;
@@ -312,10 +314,6 @@ struct CameraReceiver::Impl : std::enable_shared_from_this<Impl> {
     }
     if (!refusal.empty()) {
       ev.outcome = "refused:" + refusal;
-      metrics::Registry::global()
-          .counter("lanegate_plate_rejected_total", "Plate reads not delivered, by reason",
-                   {{"device", cam.cfg.id}, {"reason", refusal}})
-          .inc();
     } else if (!ev.plate.empty()) {
       if (push.offline) {
         ev.outcome = "resent";

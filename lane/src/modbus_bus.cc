@@ -333,10 +333,7 @@ Status ModbusBus::poll_camera(ModbusDevice& d, const CameraMap& m) {
 
 void ModbusBus::reject_plate(ModbusDevice& d, PlateReject reason, std::string_view detail,
                              std::string_view plate) {
-  metrics::Registry::global()
-      .counter("lanegate_plate_rejected_total", "Plate reads not delivered, by reason",
-               {{"device", d.cfg.id}, {"reason", std::string(reject_name(reason))}})
-      .inc();
+  count_plate_rejection(d.cfg.id, reason);
   const auto level = reason == PlateReject::kRepeat ? log::Level::kDebug : log::Level::kInfo;
   log::write(level, "plate read rejected",
              {{"DEVICE", d.cfg.id},
