@@ -272,24 +272,6 @@ TEST_F(EvidenceTest, AWriteErrorIsCountedAndLoggedNotThrown) {
   EXPECT_EQ(log.find(bytes), std::string::npos) << "image bytes logged: " << log;
 }
 
-TEST_F(EvidenceTest, AnUnwritableParentIsCountedAsFailed) {
-  if (::geteuid() == 0) {
-    // Root ignores directory modes: the mkdir would succeed. The case above covers the
-    // failure path for root.
-    GTEST_SKIP() << "running as root";
-  }
-  ASSERT_EQ(::chmod(tmp_.path().c_str(), 0500), 0);
-  {
-    EvidenceStore store(evidence_dir(), {});
-    const auto failed_before = images("failed");
-    EXPECT_EQ(store.put("plate", "abc").sha256_hex, kAbcSha);
-    EXPECT_NO_THROW(store.flush());
-    EXPECT_EQ(images("failed"), failed_before + 1);
-    EXPECT_EQ(store.read(kAbcSha).error().code, Errc::kNotFound);
-  }
-  ::chmod(tmp_.path().c_str(), 0700);
-}
-
 TEST_F(EvidenceTest, DestructionWritesWhatIsQueued) {
   std::vector<std::string> shas;
   {
