@@ -50,6 +50,7 @@ json::object passage_json(const Store::PassageRow& p, bool full_plate, UtcOffset
                       {"created_at", format_rfc3339(p.created_at, off)},
                       {"camera_event", p.camera_event},
                       {"entered_by", p.entered_by},
+                      {"entered_reason", p.entered_reason},
                       {"images", std::move(images)}};
 }
 

@@ -302,7 +302,7 @@ void Site::Impl::resent_record(LaneState& ls, const lane::PlateRead& read) {
     if (!pid) {
       return std::unexpected(pid.error());
     }
-    if (auto r = passage_evidence(txn, *pid, read.camera_event, read.images, ""); !r) {
+    if (auto r = passage_evidence(txn, *pid, read.camera_event, read.images, "", ""); !r) {
       return r;
     }
     json::object detail{{"reason", "resent_offline"},
@@ -329,7 +329,8 @@ void Site::Impl::resent_record(LaneState& ls, const lane::PlateRead& read) {
 Status Site::Impl::passage_evidence(Transaction& txn, std::int64_t passage,
                                     std::int64_t camera_event,
                                     const std::vector<lane::ImageRef>& images,
-                                    const std::string& entered_by) {
+                                    const std::string& entered_by,
+                                    const std::string& entered_reason) {
   if (camera_event == 0 && images.empty() && entered_by.empty()) {
     return {};
   }
@@ -337,7 +338,8 @@ Status Site::Impl::passage_evidence(Transaction& txn, std::int64_t passage,
   for (const auto& i : images) {
     list.push_back(json::object{{"kind", i.kind}, {"sha256", i.sha256}, {"bytes", i.bytes}});
   }
-  return store.set_passage_evidence(txn, passage, camera_event, json::serialize(list), entered_by);
+  return store.set_passage_evidence(txn, passage, camera_event, json::serialize(list), entered_by,
+                                    entered_reason);
 }
 
 void Site::Impl::handle(const lane::BarrierState& b) {
@@ -553,7 +555,8 @@ void Site::Impl::decide_and_commit(const std::string& lane_id, const std::shared
         return std::unexpected(pid.error());
       }
       passage = *pid;
-      if (auto r = passage_evidence(txn, passage, p->camera_event, p->images, p->entered_by); !r) {
+      if (auto r = passage_evidence(txn, passage, p->camera_event, p->images, p->entered_by,
+                                   p->entered_reason); !r) {
         return r;
       }
     }
@@ -594,6 +597,7 @@ void Site::Impl::barrier_actions(LaneState& ls, const lane::PlateRead& read, Pen
   p.camera_event = read.camera_event;
   p.images = read.images;
   p.entered_by = read.entered_by;
+  p.entered_reason = read.entered_reason;
   if (read.camera_event != 0) {
     p.detail["camera_event"] = read.camera_event;
   }
@@ -649,7 +653,8 @@ void Site::Impl::fallback_now(LaneState& ls, const lane::PlateRead& read, std::s
     if (!pid) {
       return std::unexpected(pid.error());
     }
-    if (auto r = passage_evidence(txn, *pid, read.camera_event, read.images, read.entered_by); !r) {
+    if (auto r = passage_evidence(txn, *pid, read.camera_event, read.images, read.entered_by,
+                                   read.entered_reason); !r) {
       return r;
     }
     return append_ledger(txn, ledger::Kind::kDecision, ls.cfg.id, read.plate, "", fee, "fallback",
@@ -699,7 +704,7 @@ Result<std::int64_t> Site::Impl::manual_open(std::string_view lane_id, std::stri
     if (ls->no_plate) {
       // The vehicle without a plate the attendant let through: its camera evidence.
       if (auto r = passage_evidence(txn, passage, ls->no_plate->camera_event,
-                                    ls->no_plate->images, std::string(actor));
+                                    ls->no_plate->images, std::string(actor), std::string(reason));
           !r) {
         return r;
       }

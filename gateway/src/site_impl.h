@@ -64,6 +64,7 @@ struct Site::Impl {
     std::int64_t camera_event = 0;
     std::vector<lane::ImageRef> images;
     std::string entered_by;  // an attendant typed the plate
+    std::string entered_reason;
   };
   // A vehicle at a lane with no plate lanegate can charge (site.cc "no plate").
   struct NoPlate {
@@ -184,7 +185,8 @@ struct Site::Impl {
   void resent_record(LaneState& ls, const lane::PlateRead& read);
   // Records a read's evidence on its passage (camera event, images, who typed it).
   Status passage_evidence(Transaction& txn, std::int64_t passage, std::int64_t camera_event,
-                          const std::vector<lane::ImageRef>& images, const std::string& entered_by);
+                          const std::vector<lane::ImageRef>& images, const std::string& entered_by,
+                          const std::string& entered_reason);
   Status enter_plate(std::string_view lane_id, std::string_view plate,
                      std::optional<lane::PlateColour> colour, std::string_view actor,
                      std::string_view reason);

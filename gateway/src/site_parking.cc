@@ -72,7 +72,8 @@ void Site::Impl::parking_entry(LaneState& ls, const lane::PlateRead& read) {
       return std::unexpected(pid.error());
     }
     passage = *pid;
-    return passage_evidence(txn, passage, read.camera_event, read.images, read.entered_by);
+    return passage_evidence(txn, passage, read.camera_event, read.images, read.entered_by,
+                            read.entered_reason);
   });
   ls.last_plate = log::mask_plate(read.plate);
   if (!s) {

@@ -156,7 +156,13 @@ ALTER TABLE passages ADD COLUMN images TEXT NOT NULL DEFAULT '[]';
 ALTER TABLE passages ADD COLUMN entered_by TEXT NOT NULL DEFAULT '';
 )sql";
 
-constexpr std::string_view kSteps[] = {kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4, kSchemaV5};
+// Why an attendant typed a passage's plate (the reason they gave, beside entered_by).
+constexpr std::string_view kSchemaV6 = R"sql(
+ALTER TABLE passages ADD COLUMN entered_reason TEXT NOT NULL DEFAULT '';
+)sql";
+
+constexpr std::string_view kSteps[] = {kSchemaV1, kSchemaV2, kSchemaV3,
+                                       kSchemaV4, kSchemaV5, kSchemaV6};
 
 std::int64_t to_ms(SystemTime t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();

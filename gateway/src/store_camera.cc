@@ -1,4 +1,4 @@
-// Store: camera events and the evidence of passages (schema step gateway/4 in store.cc).
+// Store: camera events and the evidence of passages (schema steps gateway/4 and 5 in store.cc).
 #include "gateway/store.h"
 
 namespace lanegate::gateway {
@@ -11,7 +11,7 @@ SystemTime from_ms(std::int64_t ms) { return SystemTime(std::chrono::millisecond
 
 constexpr std::string_view kPassageColumns =
     "id, lane, plate, decision, reason, out_trade_no, state, latency_us, created_at, "
-    "camera_event, images, entered_by";
+    "camera_event, images, entered_by, entered_reason";
 
 Store::PassageRow passage_row(const Statement& st) {
   Store::PassageRow r;
@@ -27,6 +27,7 @@ Store::PassageRow passage_row(const Statement& st) {
   r.camera_event = st.column_opt_int64(9).value_or(0);
   r.images = st.column_text(10);
   r.entered_by = st.column_text(11);
+  r.entered_reason = st.column_text(12);
   return r;
 }
 
@@ -34,13 +35,14 @@ Store::PassageRow passage_row(const Statement& st) {
 
 Status Store::set_passage_evidence(Transaction& txn, std::int64_t passage,
                                    std::int64_t camera_event, std::string_view images_json,
-                                   std::string_view entered_by) {
+                                   std::string_view entered_by, std::string_view entered_reason) {
   auto st = txn.db().prepare(
-      "UPDATE passages SET camera_event = ?, images = ?, entered_by = ? WHERE id = ?");
+      "UPDATE passages SET camera_event = ?, images = ?, entered_by = ?, entered_reason = ? "
+      "WHERE id = ?");
   if (!st) return std::unexpected(st.error());
   std::optional<std::int64_t> event;
   if (camera_event != 0) event = camera_event;
-  st->bind_all(event, images_json, entered_by, passage);
+  st->bind_all(event, images_json, entered_by, entered_reason, passage);
   return st->run();
 }
 

@@ -146,10 +146,12 @@ class Store {
   [[nodiscard]] Result<std::vector<std::int64_t>> recent_latencies(std::string_view decision, int limit);
 
   // Evidence of a passage: the camera event it came from (0: none), its images as JSON
-  // ([{kind, sha256, bytes}]) and who typed the plate ("" = a camera read).
+  // ([{kind, sha256, bytes}]), who typed the plate or opened for it ("" = a camera read)
+  // and the reason they gave.
   [[nodiscard]] Status set_passage_evidence(Transaction& txn, std::int64_t passage,
                                             std::int64_t camera_event, std::string_view images_json,
-                                            std::string_view entered_by);
+                                            std::string_view entered_by,
+                                            std::string_view entered_reason);
   struct PassageRow {
     std::int64_t id = 0;
     std::string lane, plate, decision, reason, out_trade_no, state;
@@ -157,7 +159,7 @@ class Store {
     SystemTime created_at;
     std::int64_t camera_event = 0;
     std::string images = "[]";
-    std::string entered_by;
+    std::string entered_by, entered_reason;
   };
   [[nodiscard]] Result<std::optional<PassageRow>> find_passage(std::int64_t id);
   // Newest first; `lane` empty = every lane; at most `limit`.
