@@ -41,6 +41,7 @@
 #include <variant>
 #include <vector>
 
+#include "support/bench_stats.h"
 #include "core/crypto.h"
 #include "core/log.h"
 #include "gateway/camera_receiver.h"
@@ -59,30 +60,18 @@ using Steady = std::chrono::steady_clock;
 namespace fs = std::filesystem;
 namespace asio = boost::asio;
 
+using bench::env_int;
+using bench::ms_since;
+using bench::pct;
+
 namespace {
 
 constexpr const char* kSerial = "VZBENCH0001";
 constexpr const char* kToken = "bench-camera-token";
 constexpr int kFloorUnit = 6;  // bar-floor: a barrier of no lane, so the floor opens nothing
 
-long env_int(const char* name, long fallback) {
-  const char* v = std::getenv(name);
-  return v != nullptr && *v != '\0' ? std::strtol(v, nullptr, 10) : fallback;
-}
-
-double ms_since(Steady::time_point t0, Steady::time_point t1) {
-  return std::chrono::duration<double, std::milli>(t1 - t0).count();
-}
-
-double pct(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[static_cast<size_t>(p * static_cast<double>(v.size() - 1))];
-}
-
 void print_latency(const char* what, const std::vector<double>& v) {
-  std::printf("  %-52s p50 %7.2f ms   p99 %7.2f ms   (n=%zu)\n", what, pct(v, 0.5), pct(v, 0.99),
-              v.size());
+  bench::print_latency(what, v, 52);
 }
 
 // "粤B" + 5 alphanumerics; the two paths take different letters so no plate repeats.

@@ -39,6 +39,7 @@
 #include <thread>
 #include <vector>
 
+#include "support/bench_stats.h"
 #include "core/log.h"
 #include "gateway/daemon.h"
 #include "gateway/provider_wechatpay.h"
@@ -56,6 +57,10 @@ namespace fs = std::filesystem;
 namespace asio = boost::asio;
 namespace json = boost::json;
 
+using bench::env_int;
+using bench::ms_since;
+using bench::pct;
+
 namespace {
 
 // ETC is a service-provider API: the bench box is special merchant kSubMchid of the
@@ -64,24 +69,8 @@ constexpr const char* kContract = "wxLGbenchETCcontract000000000001";  // 粤B12
 constexpr const char* kSubMchid = "1900000109";
 constexpr int kLanes = 6;
 
-long env_int(const char* name, long fallback) {
-  const char* v = std::getenv(name);
-  return v != nullptr && *v != '\0' ? std::strtol(v, nullptr, 10) : fallback;
-}
-
-double ms_since(Steady::time_point t0, Steady::time_point t1) {
-  return std::chrono::duration<double, std::milli>(t1 - t0).count();
-}
-
-double pct(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[static_cast<size_t>(p * static_cast<double>(v.size() - 1))];
-}
-
 void print_latency(const char* what, const std::vector<double>& v) {
-  std::printf("  %-44s p50 %7.2f ms   p99 %7.2f ms   (n=%zu)\n", what, pct(v, 0.5), pct(v, 0.99),
-              v.size());
+  bench::print_latency(what, v, 44);
 }
 
 std::string slurp(const fs::path& p) {

@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "support/bench_stats.h"
 #include "core/log.h"
 #include "lane/drivers.h"
 #include "sim/devices.h"
@@ -56,11 +57,7 @@ class LatencySink final : public lane::EventSink {
   Steady::time_point at_;
 };
 
-double pct(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[static_cast<size_t>(p * static_cast<double>(v.size() - 1))];
-}
+using bench::pct;
 
 config::DeviceSection camera(const std::string& bus, int poll_ms) {
   config::DeviceSection d;
