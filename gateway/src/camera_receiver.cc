@@ -23,7 +23,6 @@ using std::chrono::seconds;
 
 constexpr auto kWatchdogPeriod = seconds(5);
 // Consecutive vehicles the loop saw with no read from the camera before it is degraded.
-constexpr int kMissedVehiclesDegraded = 3;
 
 metrics::Counter& pushes(std::string_view vendor, std::string_view device,
                          std::string_view result) {
@@ -502,14 +501,9 @@ void CameraReceiver::vehicle_seen(std::string_view device, bool missed) {
     return;
   }
   ++cam.missed;
-  metrics::Registry::global()
-      .counter("lanegate_camera_missed_vehicles_total",
-               "Vehicles the loop saw with no plate read from the lane's camera",
-               {{"device", cam.cfg.id}})
-      .inc();
-  if (cam.missed >= kMissedVehiclesDegraded && cam.health == lane::Health::kUp) {
-    impl_->set_health(cam, lane::Health::kDegraded,
-                      std::to_string(cam.missed) + " vehicles in a row without a read");
+  const std::string detail = lane::count_missed_vehicle(cam.cfg.id, cam.missed);
+  if (!detail.empty() && cam.health == lane::Health::kUp) {
+    impl_->set_health(cam, lane::Health::kDegraded, detail);
   }
 }
 

@@ -323,10 +323,14 @@ struct Daemon::Impl {
                                                  evidence_limits(cfg.cameras));
       cameras = std::make_unique<CameraReceiver>(io, cfg, *store, evidence.get(), *sink,
                                                  SystemClock::instance());
-      site->set_camera_feedback([this](std::string_view device, bool missed) {
-        if (cameras) cameras->vehicle_seen(device, missed);
-      });
     }
+    site->set_camera_feedback([this](std::string_view device, bool missed) {
+      if (cameras && cameras->owns(device)) {
+        cameras->vehicle_seen(device, missed);
+      } else if (drivers) {
+        drivers->vehicle_seen(device, missed);
+      }
+    });
     api = std::make_unique<HttpApi>(io, cfg.api);
     add_api_routes(*api, ApiServices{&cfg, &*store, &*outbox, site.get(), uplink.get(), notifications.get(),
                                      drivers.get(), claims.get(), evidence.get(), cameras.get()});

@@ -209,6 +209,15 @@ Status LaneDrivers::ack_trip(std::string_view meter, std::uint32_t trip_number,
   return fail(Errc::kNotFound, "no meter \"" + std::string(meter) + "\"", "meter");
 }
 
+void LaneDrivers::vehicle_seen(std::string_view camera, bool missed) {
+  for (auto& b : buses_) {
+    if (b->has_device(camera)) {
+      b->enqueue(ModbusBus::VehicleSeen{std::string(camera), missed});
+      return;
+    }
+  }
+}
+
 Result<Health> LaneDrivers::health(std::string_view device) const {
   for (const auto& b : buses_) {
     if (const ModbusDevice* d = b->find(device); d != nullptr) {

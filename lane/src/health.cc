@@ -40,4 +40,14 @@ void announce_health(const std::string& device, std::string_view where_key, std:
               {"DETAIL", detail}});
 }
 
+std::string count_missed_vehicle(const std::string& device, int missed_in_a_row) {
+  metrics::Registry::global()
+      .counter("lanegate_camera_missed_vehicles_total",
+               "Vehicles the loop saw with no plate read from the lane's camera",
+               {{"device", device}})
+      .inc();
+  if (missed_in_a_row < kMissedVehiclesDegraded) return "";
+  return std::to_string(missed_in_a_row) + " vehicles in a row without a read";
+}
+
 }  // namespace lanegate::lane

@@ -170,6 +170,10 @@ void ModbusBus::run_commands() {
       }
       d->pending_open = ModbusDevice::PendingOpen{open->id, 0, {}};
       write_open(*d);
+    } else if (auto* seen = std::get_if<VehicleSeen>(&c)) {
+      if (ModbusDevice* d = find(seen->device); d != nullptr) {
+        vehicle_seen(*d, seen->missed);
+      }
     } else if (auto* text = std::get_if<ShowText>(&c)) {
       ModbusDevice* d = find(text->device);
       if (d == nullptr) {
@@ -529,11 +533,32 @@ Status ModbusBus::poll_roadside(ModbusDevice& d, const RoadsideMap& m) {
   return {};
 }
 
+void ModbusBus::vehicle_seen(ModbusDevice& d, bool missed) {
+  if (!missed) {
+    d.missed_vehicles = 0;
+    if (d.degraded_by_misses) {
+      d.degraded_by_misses = false;
+      if (d.health == Health::kDegraded && d.failures == 0) {
+        transition(d, Health::kUp, "");
+      }
+    }
+    return;
+  }
+  ++d.missed_vehicles;
+  const std::string detail = count_missed_vehicle(d.cfg.id, d.missed_vehicles);
+  if (!detail.empty() && d.health == Health::kUp) {
+    d.degraded_by_misses = true;
+    transition(d, Health::kDegraded, detail);
+  }
+}
+
 void ModbusBus::succeeded(ModbusDevice& d) {
   d.failures = 0;
   d.probe_ms = 0;
-  if (d.health != Health::kUp) {
-    transition(d, Health::kUp, "");
+  // A camera that answers polls but misses vehicles stays degraded until it reads one.
+  const Health to = d.degraded_by_misses ? Health::kDegraded : Health::kUp;
+  if (d.health != to) {
+    transition(d, to, to == Health::kUp ? "" : "answers polls but misses vehicles");
   }
 }
 

@@ -44,6 +44,10 @@ struct ModbusDevice {
   TextEncoding encoding = TextEncoding::kUtf8;
   std::map<std::string, SteadyTime> recent_plates;  // plate -> last accepted
   metrics::Counter* plate_reads = nullptr;
+  // Vehicles the lane's loop saw in a row with no read (health.h); while
+  // `degraded_by_misses`, good polls keep the camera degraded until a read arrives.
+  int missed_vehicles = 0;
+  bool degraded_by_misses = false;
 
   // loop
   std::optional<bool> present;
@@ -80,7 +84,12 @@ class ModbusBus {
     std::vector<std::uint16_t> registers;  // length register value + packed text
     std::uint16_t length;
   };
-  using Command = std::variant<OpenBarrier, ShowText>;
+  // The site saw a vehicle on the camera's lane with no read (missed) or got a read.
+  struct VehicleSeen {
+    std::string device;
+    bool missed;
+  };
+  using Command = std::variant<OpenBarrier, ShowText, VehicleSeen>;
   // Any thread.
   void enqueue(Command c);
 
@@ -101,6 +110,7 @@ class ModbusBus {
   void reject_plate(ModbusDevice& d, PlateReject reason, std::string_view detail,
                     std::string_view plate);
   void write_open(ModbusDevice& d);
+  void vehicle_seen(ModbusDevice& d, bool missed);
   void succeeded(ModbusDevice& d);
   void failed(ModbusDevice& d, const Error& e);
   void transition(ModbusDevice& d, Health to, std::string detail);

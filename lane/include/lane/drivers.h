@@ -90,6 +90,11 @@ class LaneDrivers {
   [[nodiscard]] Status ack_trip(std::string_view meter, std::uint32_t trip_number,
                                 const CivilTime& boarding);
 
+  // The site saw a vehicle on `camera`'s lane with no read from it (missed), or a read
+  // arrived: kMissedVehiclesDegraded misses in a row make the camera degraded (health.h).
+  // Any thread; an unknown device is ignored.
+  void vehicle_seen(std::string_view camera, bool missed);
+
   // Last known health of a Modbus device (kDown before its first answer). Any thread.
   [[nodiscard]] Result<Health> health(std::string_view device) const;
 

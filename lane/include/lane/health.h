@@ -23,4 +23,13 @@ metrics::Gauge& device_health_gauge(const std::string& device);
 void announce_health(const std::string& device, std::string_view where_key, std::string_view where,
                      Health from, Health to, const std::string& detail);
 
+// A camera that hears nothing for vehicles its lane's loop sees: this many in a row make an
+// up camera degraded (the next read makes it up again), whether it is polled or pushes.
+inline constexpr int kMissedVehiclesDegraded = 3;
+
+// Counts one vehicle the loop saw with no read from `device`
+// (lanegate_camera_missed_vehicles_total{device}); returns the detail of the transition
+// to degraded when `missed_in_a_row` reached kMissedVehiclesDegraded, else "".
+std::string count_missed_vehicle(const std::string& device, int missed_in_a_row);
+
 }  // namespace lanegate::lane

@@ -206,6 +206,35 @@ TEST(LaneTcp, SilentDeviceGoesDownOthersKeepPollingAndItReturns) {
             2);
 }
 
+TEST(LaneTcp, ACameraThatMissesVehiclesIsDegradedUntilItReadsOne) {
+  Rig rig;
+  rig.cfg.buses.push_back(tcp_bus("lan"));
+  add_parking_devices(rig.cfg, "lan", "miss-");
+  rig.cfg.lanes.push_back(parking_lane("L3", "miss-"));
+  rig.start_sim();
+  rig.start_drivers();
+  ASSERT_TRUE(rig.sink.wait_health("miss-cam", Health::kUp));
+  const auto missed_before =
+      metric("lanegate_camera_missed_vehicles_total", {{"device", "miss-cam"}});
+  // Two vehicles the loop saw without a read: still up.
+  rig.drivers->vehicle_seen("miss-cam", true);
+  rig.drivers->vehicle_seen("miss-cam", true);
+  EXPECT_FALSE(rig.sink.wait_health("miss-cam", Health::kDegraded, 300ms));
+  // The third: degraded, although the camera answers every poll.
+  rig.drivers->vehicle_seen("miss-cam", true);
+  const auto degraded = rig.sink.wait_health("miss-cam", Health::kDegraded);
+  ASSERT_TRUE(degraded);
+  EXPECT_NE(degraded->detail.find("3 vehicles in a row without a read"), std::string::npos);
+  EXPECT_EQ(metric("lanegate_camera_missed_vehicles_total", {{"device", "miss-cam"}}),
+            missed_before + 3);
+  std::this_thread::sleep_for(200ms);  // ten good polls do not hide it
+  EXPECT_EQ(*rig.drivers->health("miss-cam"), Health::kDegraded);
+  // A read: up again.
+  const size_t mark = rig.sink.size();
+  rig.drivers->vehicle_seen("miss-cam", false);
+  EXPECT_TRUE(rig.sink.wait_health("miss-cam", Health::kUp, 5s, mark));
+}
+
 TEST(LaneTcp, ReconnectsAfterTheServerRestarts) {
   Rig rig;
   rig.cfg.buses.push_back(tcp_bus("lan"));
