@@ -245,6 +245,20 @@ class CameraDaemonTest : public ::testing::Test {
     return {};
   }
 
+  // `lanegate --config FILE ARGS` with the token in LANEGATE_TOKEN: exit code and stdout.
+  std::pair<int, std::string> cli(const std::string& args, const char* token) {
+    const std::string cmd = "LANEGATE_TOKEN=" + std::string(token) + " " + binary("lanegate") +
+                            " --config " + (dir_ / "lanegate.toml").string() + " " + args +
+                            " 2>&1";
+    FILE* p = ::popen(cmd.c_str(), "r");
+    if (p == nullptr) return {-1, ""};
+    std::string out;
+    char buf[4096];
+    while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+    const int status = ::pclose(p);
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+  }
+
   std::string metrics() { return get("/metrics", kAuditorToken).second; }
 
   std::string device_health(std::string_view device) {
@@ -473,9 +487,11 @@ TEST_F(CameraDaemonTest, AVehicleWithoutAReadIsToldToWaitAndTheAttendantEntersIt
                  kAuditorToken)
                 .first,
             403);
-  const auto r = post("/api/v1/lanes/in-vz/plate",
-                      R"({"plate":"粤Z1234港","reason":"plate covered in mud"})", kOperatorToken);
-  ASSERT_EQ(r.first, 202) << r.second;
+  // From the CLI, as the attendant does it.
+  const auto [rc, out] =
+      cli("lanes plate in-vz 粤Z1234港 --reason 'plate covered in mud'", kOperatorToken);
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("\"accepted\":true"), std::string::npos) << out;
   EXPECT_TRUE(eventually([&] { return opens(c) == 1; }));
   json::array ps;
   ASSERT_TRUE(eventually([&] {
@@ -487,6 +503,9 @@ TEST_F(CameraDaemonTest, AVehicleWithoutAReadIsToldToWaitAndTheAttendantEntersIt
   EXPECT_EQ(p.at("entered_by").as_string(), "attendant-li");
   EXPECT_EQ(p.at("entered_reason").as_string(), "plate covered in mud");
   EXPECT_TRUE(eventually([&] { return lane_status(c.lane).at("no_plate").is_null(); }));
+  const auto [rc2, listed] = cli("passages --lane in-vz", kAuditorToken);
+  EXPECT_EQ(rc2, 0);
+  EXPECT_NE(listed.find("plate covered in mud"), std::string::npos) << listed;
 }
 
 TEST_F(CameraDaemonTest, ACamerasNoPlateAndARefusedPlateStartTheNoPlateFlowAtOnce) {
