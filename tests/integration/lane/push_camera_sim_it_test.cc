@@ -606,3 +606,31 @@ TEST(PushCameraSimConfig, GatewayAddressDefaultsToTheCamerasListenerElseTheApi) 
 
 }  // namespace
 }  // namespace lanegate::lane
+
+namespace lanegate::sim {
+namespace {
+
+TEST(DevicesSimCli, PushCameraArgumentsAreChecked) {
+  ::testing::internal::CaptureStderr();
+  const std::vector<std::vector<std::string>> bad = {
+      {"--config", "x.toml", "--gateway", "127.0.0.1"},
+      {"--config", "x.toml", "--gateway", ":8080"},
+      {"--config", "x.toml", "--gateway", "127.0.0.1:0"},
+      {"--config", "x.toml", "--gateway", "127.0.0.1:80x"},
+      {"--config", "x.toml", "--camera-token", "cam"},
+      {"--config", "x.toml", "--camera-token", "=tok"},
+      {"--config", "x.toml", "--camera-token", "cam="},
+      {"--config", "x.toml", "--heartbeat-s", "-1"},
+      {"--config", "x.toml", "--camera-token"},
+  };
+  for (const auto& args : bad) {
+    EXPECT_EQ(run_devices_sim(args), 2) << args[2] << " " << (args.size() > 3 ? args[3] : "");
+  }
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("--gateway: want HOST:PORT"), std::string::npos) << err;
+  EXPECT_NE(err.find("--camera-token: want ID=TOKEN"), std::string::npos) << err;
+  EXPECT_NE(err.find("--heartbeat-s: want 0..3600"), std::string::npos) << err;
+}
+
+}  // namespace
+}  // namespace lanegate::sim
