@@ -960,7 +960,6 @@ void DevicesSim::Impl::heartbeat(SimDevice& d) {
 }
 
 void DevicesSim::Impl::heartbeats() {
-  const auto interval = std::chrono::milliseconds(options.heartbeat_interval_ms);
   while (!stopping.load()) {
     for (auto& d : devices) {
       if (stopping.load()) {
@@ -975,7 +974,10 @@ void DevicesSim::Impl::heartbeats() {
         const auto now = Steady::now();
         due = !d->silent && now >= d->next_heartbeat;
         if (due) {
-          d->next_heartbeat = now + interval;
+          // Installed for this gateway: well within the timeout it was configured with.
+          const int ms =
+              std::min(options.heartbeat_interval_ms, d->cfg.heartbeat_timeout_s * 1000 / 3);
+          d->next_heartbeat = now + std::chrono::milliseconds(ms);
         }
       }
       if (due) {
@@ -1110,6 +1112,10 @@ Result<std::uint16_t> push_vehicle(DevicesSim::Impl& impl, SimDevice& d,
   shot.colour = colour_name_of(v.colour);
   // Register confidence is 0..1000, the vendors' 0..100 (Vzenith: 1..100 with a plate).
   shot.confidence = std::clamp(v.confidence / 10, shot.plate.empty() ? 0 : 1, 100);
+  // Beyond year 9999 is no capture time (and would overflow in milliseconds).
+  if (v.time && (*v.time < 0 || *v.time > 253'402'300'799)) {
+    return fail(Errc::kOutOfRange, "camera " + id + ": time out of range", "time");
+  }
   shot.capture_unix_ms = v.time ? *v.time * 1000 : 0;
   shot.images = true;
   std::uint16_t seq = 0;

@@ -16,7 +16,8 @@ constexpr const char* kUsage =
     "  --gateway       the gateway's camera receiver for push cameras (default: the config's\n"
     "                  [cameras] listener, else its [api] listener)\n"
     "  --camera-token  a push camera's plain token (the config holds only its SHA-256)\n"
-    "  --heartbeat-s   Vzenith and Dahua heartbeat interval (default 30, 0: none)\n";
+    "  --heartbeat-s   Vzenith and Dahua heartbeat interval (default 30; at most a third of\n"
+    "                  a camera's heartbeat_timeout_s; 0: none)\n";
 }  // namespace
 
 int run_devices_sim(std::span<const std::string> args) {

@@ -98,7 +98,9 @@ struct DevicesSimOptions {
   // Camera device id -> its plain push token (the config holds only token_sha256). A push
   // camera without one fails each push with kInvalidArgument naming it.
   std::map<std::string, std::string> camera_tokens;
-  int heartbeat_interval_ms = 30'000;  // Vzenith and Dahua heartbeats; 0: none
+  // Vzenith and Dahua heartbeats; 0: none. A camera whose heartbeat_timeout_s is shorter
+  // than three intervals beats every third of it (set up for the gateway it talks to).
+  int heartbeat_interval_ms = 30'000;
   // Limit for one push and its reply; a Vzenith push waits at least reply_wait_ms + 2 s
   // (the gateway holds the reply until the lane decided).
   int push_timeout_ms = 5000;

@@ -470,7 +470,8 @@ TEST(PushCameraSimHeartbeats, VzenithAndDahuaBeatAtStartAndWhenTheyReturnFromSil
   auto so = options_for("vzenith", gw.port());
   so.camera_tokens["push-dahua"] = token_for("dahua");
   so.camera_tokens["push-generic"] = token_for("generic");
-  // Long: every heartbeat seen below is one sent at start or on a return, never a periodic one.
+  // Long (with the default heartbeat_timeout_s of 90 a beat every 30 s): every heartbeat
+  // seen below is one sent at start or on a return, never a periodic one.
   so.heartbeat_interval_ms = 60'000;
   auto sim = sim::DevicesSim::start(cfg, so);
   ASSERT_TRUE(sim) << sim.error().to_string();
@@ -513,6 +514,18 @@ TEST(PushCameraSimHeartbeats, VzenithAndDahuaBeatAtStartAndWhenTheyReturnFromSil
   EXPECT_TRUE(
       eventually([&] { return gw.seen("/NotificationInfo/KeepAlive").size() == 2; }, 2s));
   EXPECT_EQ(vzenith_beats().size(), 1u);
+}
+
+TEST(PushCameraSimHeartbeats, ACameraBeatsWellWithinTheGatewaysTimeout) {
+  FakeGateway gw;
+  config::Config cfg = push_lane_config("dahua");
+  cfg.devices[0].heartbeat_timeout_s = 10;  // the minimum: a beat every 3.3 s at most
+  auto so = options_for("dahua", gw.port());
+  so.heartbeat_interval_ms = 60'000;
+  auto sim = sim::DevicesSim::start(cfg, so);
+  ASSERT_TRUE(sim) << sim.error().to_string();
+  EXPECT_TRUE(
+      eventually([&] { return gw.seen("/NotificationInfo/KeepAlive").size() >= 2; }, 6s));
 }
 
 TEST(PushCameraSimHeartbeats, AGatewayThatIsNotThereCountsFailedHeartbeats) {
