@@ -734,10 +734,10 @@ std::string DevicesSim::Impl::lane_of(std::string_view device) const {
 Status DevicesSim::Impl::build() {
   // Push cameras' event numbers start above anything an earlier run could have sent (a
   // thousand per millisecond of its run time): see SimDevice::event_base.
-  const auto start_ms = static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(
-          std::chrono::system_clock::now().time_since_epoch())
-          .count());
+  const auto start_ms =
+      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count());
   bool any_heartbeat = false;
   for (const auto& d : cfg.devices) {
     auto dev = std::make_unique<SimDevice>(d, lane_of(d.id));
@@ -947,12 +947,11 @@ void DevicesSim::Impl::heartbeat(SimDevice& d) {
   auto answer = send_push(push_host, push_port, token, uses_basic_auth(d.cfg.protocol),
                           d.cfg.serial, *hb, timeout);
   if (!answer || answer->status < 200 || answer->status >= 300) {
-    record_failure(d,
-                   "camera " + d.cfg.id + ": heartbeat to " + push_host + ":" +
-                       std::to_string(push_port) + ": " +
-                       (answer ? "answered " + std::to_string(answer->status)
-                               : answer.error().message),
-                   true);
+    record_failure(
+        d,
+        "camera " + d.cfg.id + ": heartbeat to " + push_host + ":" + std::to_string(push_port) +
+            ": " + (answer ? "answered " + std::to_string(answer->status) : answer.error().message),
+        true);
     return;
   }
   std::lock_guard lock(d.mu);
@@ -1130,8 +1129,8 @@ Result<std::uint16_t> push_vehicle(DevicesSim::Impl& impl, SimDevice& d,
     shot.event_no = d.event_base + ++d.events;
   }
   if (token.empty()) {
-    const std::string msg = "camera " + id + ": no push token (give it with --camera-token " +
-                            id + "=TOKEN or DevicesSimOptions::camera_tokens)";
+    const std::string msg = "camera " + id + ": no push token (give it with --camera-token " + id +
+                            "=TOKEN or DevicesSimOptions::camera_tokens)";
     record_failure(d, msg, false);
     return fail(Errc::kInvalidArgument, msg, "camera");
   }
@@ -1145,8 +1144,8 @@ Result<std::uint16_t> push_vehicle(DevicesSim::Impl& impl, SimDevice& d,
   auto answer = send_push(impl.push_host, impl.push_port, token, uses_basic_auth(shot.vendor),
                           shot.serial, *push, push_timeout(impl, d));
   if (!answer) {
-    const std::string msg = "camera " + id + ": push to " + where +
-                            " got no answer: " + answer.error().message;
+    const std::string msg =
+        "camera " + id + ": push to " + where + " got no answer: " + answer.error().message;
     record_failure(d, msg, false);
     return fail(Errc::kUnavailable, msg, "camera");
   }

@@ -437,9 +437,9 @@ Result<std::unique_ptr<ScenarioWorld>> ScenarioWorld::start(
   dso.heartbeat_interval_ms = kDemoHeartbeatMs;
   for (const auto& d : w->cfg_.devices) {
     if (!d.push()) continue;
-    const auto* token = std::find_if(
-        std::begin(kDemoCameraTokens), std::end(kDemoCameraTokens),
-        [&](std::string_view t) { return crypto::sha256_hex(t) == d.token_sha256; });
+    const auto* token =
+        std::find_if(std::begin(kDemoCameraTokens), std::end(kDemoCameraTokens),
+                     [&](std::string_view t) { return crypto::sha256_hex(t) == d.token_sha256; });
     if (token == std::end(kDemoCameraTokens)) {
       return fail(Errc::kInvalidArgument,
                   "push camera " + d.id +

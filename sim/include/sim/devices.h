@@ -120,10 +120,10 @@ struct VehicleArrival {
 
 // What a push camera did (the HTTP client side of sim/cameras.h).
 struct PushCameraState {
-  std::string protocol;          // vzenith | hikvision | dahua | generic
-  std::int64_t pushes = 0;        // recognitions the gateway answered 2xx
-  std::int64_t push_failures = 0; // not answered, or answered non-2xx
-  std::uint64_t last_event = 0;   // the event number (Vzenith plateid, ...) of the last push
+  std::string protocol;            // vzenith | hikvision | dahua | generic
+  std::int64_t pushes = 0;         // recognitions the gateway answered 2xx
+  std::int64_t push_failures = 0;  // not answered, or answered non-2xx
+  std::uint64_t last_event = 0;    // the event number (Vzenith plateid, ...) of the last push
   // Vzenith: replies with "info":"ok" (the camera pulses its gate relay) and with "no";
   // replies that break the spec (wrong plateid, not JSON, ...).
   std::int64_t relay_pulses = 0;

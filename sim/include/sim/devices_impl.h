@@ -89,7 +89,7 @@ struct SimDevice {
   // the simulator against one gateway database (which deduplicates by camera and event).
   PushCameraState push;
   std::uint64_t event_base = 0;
-  std::uint64_t events = 0;  // pushes attempted
+  std::uint64_t events = 0;                                // pushes attempted
   std::chrono::steady_clock::time_point next_heartbeat{};  // heartbeat thread only
 };
 

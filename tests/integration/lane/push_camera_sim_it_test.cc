@@ -35,7 +35,6 @@ struct Seen {
   std::map<std::string, std::string> files;  // multipart: part name -> content
 };
 
-
 // A multipart body written back from the parts httplib's server read (it takes a multipart
 // request apart and keeps no raw body), for the gateway parser's cross-check.
 std::string multipart_body(const std::string& content_type,
@@ -511,8 +510,7 @@ TEST(PushCameraSimHeartbeats, VzenithAndDahuaBeatAtStartAndWhenTheyReturnFromSil
   std::this_thread::sleep_for(200ms);
   EXPECT_EQ(gw.seen("/NotificationInfo/KeepAlive").size(), 1u);
   ASSERT_TRUE((*sim)->set_silent("push-dahua", false));
-  EXPECT_TRUE(
-      eventually([&] { return gw.seen("/NotificationInfo/KeepAlive").size() == 2; }, 2s));
+  EXPECT_TRUE(eventually([&] { return gw.seen("/NotificationInfo/KeepAlive").size() == 2; }, 2s));
   EXPECT_EQ(vzenith_beats().size(), 1u);
 }
 
@@ -524,8 +522,7 @@ TEST(PushCameraSimHeartbeats, ACameraBeatsWellWithinTheGatewaysTimeout) {
   so.heartbeat_interval_ms = 60'000;
   auto sim = sim::DevicesSim::start(cfg, so);
   ASSERT_TRUE(sim) << sim.error().to_string();
-  EXPECT_TRUE(
-      eventually([&] { return gw.seen("/NotificationInfo/KeepAlive").size() >= 2; }, 6s));
+  EXPECT_TRUE(eventually([&] { return gw.seen("/NotificationInfo/KeepAlive").size() >= 2; }, 6s));
 }
 
 TEST(PushCameraSimHeartbeats, AGatewayThatIsNotThereCountsFailedHeartbeats) {
