@@ -1101,6 +1101,10 @@ void record_failure(SimDevice& d, const std::string& message, bool heartbeat) {
 Result<std::uint16_t> push_vehicle(DevicesSim::Impl& impl, SimDevice& d,
                                    const config::LaneSection* lane, const VehicleArrival& v) {
   const std::string& id = d.cfg.id;
+  // Beyond year 9999 is no capture time (and would overflow in milliseconds).
+  if (v.time && (*v.time < 0 || *v.time > 253'402'300'799)) {
+    return fail(Errc::kOutOfRange, "camera " + id + ": time out of range", "time");
+  }
   set_loop_present(impl, lane);
   const std::string token = impl.token_of(id);
   CameraShot shot;
@@ -1111,10 +1115,6 @@ Result<std::uint16_t> push_vehicle(DevicesSim::Impl& impl, SimDevice& d,
   shot.colour = colour_name_of(v.colour);
   // Register confidence is 0..1000, the vendors' 0..100 (Vzenith: 1..100 with a plate).
   shot.confidence = std::clamp(v.confidence / 10, shot.plate.empty() ? 0 : 1, 100);
-  // Beyond year 9999 is no capture time (and would overflow in milliseconds).
-  if (v.time && (*v.time < 0 || *v.time > 253'402'300'799)) {
-    return fail(Errc::kOutOfRange, "camera " + id + ": time out of range", "time");
-  }
   shot.capture_unix_ms = v.time ? *v.time * 1000 : 0;
   shot.images = true;
   std::uint16_t seq = 0;
@@ -1172,7 +1172,10 @@ Result<std::uint16_t> push_vehicle(DevicesSim::Impl& impl, SimDevice& d,
   // Delivered: the gateway holds the record (it stores before it answers).
   d.push.pushes++;
   d.push.last_event = shot.event_no;
-  d.record_read = seq;
+  // Two callers pushing at once may finish out of order: record_read never goes back.
+  if (static_cast<std::int16_t>(seq - d.record_read) > 0) {
+    d.record_read = seq;
+  }
   d.push.last_error.clear();
   if (relay) {
     (*relay ? d.push.relay_pulses : d.push.relay_kept_shut)++;

@@ -8,6 +8,7 @@
 #include <httplib.h>
 
 #include <boost/json.hpp>
+#include <limits>
 #include <map>
 #include <mutex>
 
@@ -422,6 +423,25 @@ TEST(PushCameraSimFailures, SilentCameraPushesNothing) {
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, Errc::kUnavailable);
   EXPECT_TRUE(gw.seen().empty());
+}
+
+TEST(PushCameraSimFailures, ATimeNoCameraCouldStateIsRefused) {
+  FakeGateway gw;
+  auto sim = sim::DevicesSim::start(push_lane_config("generic"), options_for("generic", gw.port()));
+  ASSERT_TRUE(sim);
+  sim::VehicleArrival va;
+  va.lane = "gate";
+  va.plate = std::string(kPlate);
+  for (std::int64_t t : {std::int64_t{-1}, std::numeric_limits<std::int64_t>::max()}) {
+    va.time = t;
+    auto r = (*sim)->vehicle_arrives(va);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, Errc::kOutOfRange);
+  }
+  EXPECT_TRUE(gw.seen().empty());
+  va.time = 1'690'371'660;  // a past capture is fine (a record sent late)
+  EXPECT_TRUE((*sim)->vehicle_arrives(va));
+  EXPECT_EQ(gw.seen().size(), 1u);
 }
 
 TEST(PushCameraSimVzenith, TheReplyDecidesTheRelay) {
