@@ -19,11 +19,13 @@
 #include <map>
 #include <mutex>
 #include <thread>
+#include <unordered_set>
 
 #include "core/log.h"
 #include "lane/meter_frame.h"
 #include "lane/plate.h"
 #include "lane/register_map.h"
+#include "sim/cameras.h"
 #include "sim/devices_impl.h"
 
 namespace lanegate::sim {
@@ -586,6 +588,11 @@ void SimMeter::take_terminal_bytes() {
 
 // ---- DevicesSim -------------------------------------------------------------------------
 
+namespace {
+bool uses_basic_auth(std::string_view protocol);
+void record_failure(SimDevice& d, const std::string& message, bool heartbeat);
+}  // namespace
+
 // The [[reader]] lines: one pty each, symlinked at the reader's device path. Writes are
 // serialised by `mu` (the HTTP thread and in-process callers).
 struct DevicesSim::ReaderLines {
@@ -725,11 +732,35 @@ std::string DevicesSim::Impl::lane_of(std::string_view device) const {
 }
 
 Status DevicesSim::Impl::build() {
+  // Push cameras' event numbers start above anything an earlier run could have sent (a
+  // thousand per millisecond of its run time): see SimDevice::event_base.
+  const auto start_ms =
+      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count());
+  bool any_heartbeat = false;
   for (const auto& d : cfg.devices) {
     auto dev = std::make_unique<SimDevice>(d, lane_of(d.id));
     dev->open_delay_ms = options.barrier_open_delay_ms;
     dev->hold_ms = options.barrier_hold_ms;
+    if (d.push()) {
+      dev->push.protocol = d.protocol;
+      dev->event_base = start_ms * 1000;
+      any_heartbeat = any_heartbeat || d.protocol == "vzenith" || d.protocol == "dahua";
+    }
     devices.push_back(std::move(dev));
+  }
+  // The camera receiver: its own listener when [cameras] has one, else the API's.
+  push_host = options.gateway_host;
+  push_port = options.gateway_port;
+  const bool own_listener = !cfg.cameras.listen_address.empty();
+  if (push_host.empty()) {
+    push_host = own_listener ? cfg.cameras.listen_address : cfg.api.listen_address;
+    if (push_host == "0.0.0.0" || push_host.empty()) push_host = "127.0.0.1";
+    if (push_host == "::") push_host = "::1";
+  }
+  if (push_port == 0) {
+    push_port = own_listener ? cfg.cameras.listen_port : cfg.api.listen_port;
   }
   for (const auto& b : cfg.buses) {
     std::vector<SimDevice*> on_bus;
@@ -849,6 +880,9 @@ Status DevicesSim::Impl::build() {
     }
   }
   threads.emplace_back([this] { ticker(); });
+  if (any_heartbeat && options.heartbeat_interval_ms > 0) {
+    threads.emplace_back([this] { heartbeats(); });
+  }
   if (options.control_port >= 0) {
     if (auto st = start_http(); !st) {
       return st;
@@ -887,6 +921,69 @@ void DevicesSim::Impl::ticker() {
       }
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+std::string DevicesSim::Impl::token_of(const std::string& id) {
+  std::lock_guard lock(tokens_mu);
+  auto it = options.camera_tokens.find(id);
+  return it == options.camera_tokens.end() ? std::string() : it->second;
+}
+
+void DevicesSim::Impl::heartbeat(SimDevice& d) {
+  const std::string token = token_of(d.cfg.id);
+  if (token.empty()) {
+    record_failure(d, "camera " + d.cfg.id + ": no push token for its heartbeat", true);
+    return;
+  }
+  auto hb = encode_heartbeat(d.cfg.protocol, d.cfg.serial,
+                             d.cfg.address.empty() ? "127.0.0.1" : d.cfg.address);
+  if (!hb) {
+    record_failure(d, "camera " + d.cfg.id + ": " + hb.error().to_string(), true);
+    return;
+  }
+  // Short: a gateway that does not answer must not hold up stop().
+  const auto timeout = std::chrono::milliseconds(std::min(options.push_timeout_ms, 2000));
+  auto answer = send_push(push_host, push_port, token, uses_basic_auth(d.cfg.protocol),
+                          d.cfg.serial, *hb, timeout);
+  if (!answer || answer->status < 200 || answer->status >= 300) {
+    record_failure(
+        d,
+        "camera " + d.cfg.id + ": heartbeat to " + push_host + ":" + std::to_string(push_port) +
+            ": " + (answer ? "answered " + std::to_string(answer->status) : answer.error().message),
+        true);
+    return;
+  }
+  std::lock_guard lock(d.mu);
+  d.push.heartbeats++;
+}
+
+void DevicesSim::Impl::heartbeats() {
+  while (!stopping.load()) {
+    for (auto& d : devices) {
+      if (stopping.load()) {
+        break;
+      }
+      if (!d->cfg.push() || (d->cfg.protocol != "vzenith" && d->cfg.protocol != "dahua")) {
+        continue;
+      }
+      bool due = false;
+      {
+        std::lock_guard lock(d->mu);
+        const auto now = Steady::now();
+        due = !d->silent && now >= d->next_heartbeat;
+        if (due) {
+          // Installed for this gateway: well within the timeout it was configured with.
+          const int ms =
+              std::min(options.heartbeat_interval_ms, d->cfg.heartbeat_timeout_s * 1000 / 3);
+          d->next_heartbeat = now + std::chrono::milliseconds(ms);
+        }
+      }
+      if (due) {
+        heartbeat(*d);
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
 }
 
@@ -952,6 +1049,148 @@ Result<std::string> DevicesSim::pty_path(std::string_view id) const {
   return fail(Errc::kNotFound, "no RTU bus, meter or reader \"" + std::string(id) + "\"", "id");
 }
 
+namespace {
+
+// The lane's loop detector goes present (and clears after loop_hold_ms when set).
+void set_loop_present(DevicesSim::Impl& impl, const config::LaneSection* lane) {
+  if (lane == nullptr || lane->loop.empty()) {
+    return;
+  }
+  if (SimDevice* loop = impl.find(lane->loop)) {
+    auto lm = lane::loop_map(loop->cfg);
+    std::lock_guard lock(loop->mu);
+    loop->map->tab_input_bits[lm ? lm->present : 0] = 1;
+    if (impl.options.loop_hold_ms > 0) {
+      loop->loop_clear_at = Steady::now() + std::chrono::milliseconds(impl.options.loop_hold_ms);
+    }
+  }
+}
+
+// The provider's colour name of a camera register colour code (UNKNOWN outside 0..6).
+std::string colour_name_of(int code) {
+  if (code < 0 || code > 0xFFFF) {
+    return "UNKNOWN";
+  }
+  auto c = lane::colour_from_code(static_cast<std::uint16_t>(code));
+  return c ? std::string(lane::provider_colour_name(*c)) : std::string("UNKNOWN");
+}
+
+// Hikvision and Dahua cameras log in with HTTP Basic (user = serial, password = token); the
+// Vzenith and generic ones carry the token in their configured URL (?token=). The gateway
+// takes either; the demo thereby exercises both.
+bool uses_basic_auth(std::string_view protocol) {
+  return protocol == "hikvision" || protocol == "dahua";
+}
+
+std::chrono::milliseconds push_timeout(const DevicesSim::Impl& impl, const SimDevice& d) {
+  int ms = impl.options.push_timeout_ms;
+  if (d.cfg.protocol == "vzenith") {
+    ms = std::max(ms, d.cfg.reply_wait_ms + 2000);
+  }
+  return std::chrono::milliseconds(ms);
+}
+
+void record_failure(SimDevice& d, const std::string& message, bool heartbeat) {
+  std::lock_guard lock(d.mu);
+  (heartbeat ? d.push.heartbeat_failures : d.push.push_failures)++;
+  d.push.last_error = message;
+}
+
+// A vehicle in front of a push camera: the loop first (the vehicle stands on it when the
+// camera fires, and a Vzenith reply waits for the lane's decision), then the push.
+Result<std::uint16_t> push_vehicle(DevicesSim::Impl& impl, SimDevice& d,
+                                   const config::LaneSection* lane, const VehicleArrival& v) {
+  const std::string& id = d.cfg.id;
+  // Beyond year 9999 is no capture time (and would overflow in milliseconds).
+  if (v.time && (*v.time < 0 || *v.time > 253'402'300'799)) {
+    return fail(Errc::kOutOfRange, "camera " + id + ": time out of range", "time");
+  }
+  set_loop_present(impl, lane);
+  const std::string token = impl.token_of(id);
+  CameraShot shot;
+  shot.vendor = d.cfg.protocol;
+  shot.serial = d.cfg.serial;
+  shot.ip = d.cfg.address.empty() ? "127.0.0.1" : d.cfg.address;
+  shot.plate = v.raw_text ? *v.raw_text : v.plate;
+  shot.colour = colour_name_of(v.colour);
+  // Register confidence is 0..1000, the vendors' 0..100 (Vzenith: 1..100 with a plate).
+  shot.confidence = std::clamp(v.confidence / 10, shot.plate.empty() ? 0 : 1, 100);
+  shot.capture_unix_ms = v.time ? *v.time * 1000 : 0;
+  shot.images = true;
+  std::uint16_t seq = 0;
+  {
+    std::lock_guard lock(d.mu);
+    if (d.silent) {
+      return fail(Errc::kUnavailable, "camera " + id + " is silent: nothing pushed", "camera");
+    }
+    d.sequence = static_cast<std::uint16_t>(d.sequence + 1);
+    seq = d.sequence;
+    // Fresh per push (failed ones too), never wrapping with the 16-bit sequence.
+    shot.event_no = d.event_base + ++d.events;
+  }
+  if (token.empty()) {
+    const std::string msg = "camera " + id + ": no push token (give it with --camera-token " + id +
+                            "=TOKEN or DevicesSimOptions::camera_tokens)";
+    record_failure(d, msg, false);
+    return fail(Errc::kInvalidArgument, msg, "camera");
+  }
+  auto push = encode_plate(shot);
+  if (!push) {
+    const std::string msg = "camera " + id + ": " + push.error().to_string();
+    record_failure(d, msg, false);
+    return fail(push.error().code, msg, "camera");
+  }
+  const std::string where = impl.push_host + ":" + std::to_string(impl.push_port);
+  auto answer = send_push(impl.push_host, impl.push_port, token, uses_basic_auth(shot.vendor),
+                          shot.serial, *push, push_timeout(impl, d));
+  if (!answer) {
+    const std::string msg =
+        "camera " + id + ": push to " + where + " got no answer: " + answer.error().message;
+    record_failure(d, msg, false);
+    return fail(Errc::kUnavailable, msg, "camera");
+  }
+  if (answer->status < 200 || answer->status >= 300) {
+    std::string body = answer->body.substr(0, 200);
+    const std::string msg = "camera " + id + ": push to " + where + " answered " +
+                            std::to_string(answer->status) + " " + body;
+    record_failure(d, msg, false);
+    return fail(Errc::kRejected, msg, "camera");
+  }
+  std::optional<std::string> broken;
+  std::optional<bool> relay;
+  if (shot.vendor == "vzenith") {
+    auto reply = read_vzenith_reply(answer->body);
+    const Result<bool> opens =
+        reply ? check_vzenith_reply(*reply, shot) : Result<bool>(std::unexpected(reply.error()));
+    if (opens) {
+      relay = *opens;
+    } else {
+      broken = opens.error().to_string();
+    }
+  }
+  std::lock_guard lock(d.mu);
+  // Delivered: the gateway holds the record (it stores before it answers).
+  d.push.pushes++;
+  d.push.last_event = shot.event_no;
+  // Two callers pushing at once may finish out of order: record_read never goes back.
+  if (static_cast<std::int16_t>(seq - d.record_read) > 0) {
+    d.record_read = seq;
+  }
+  d.push.last_error.clear();
+  if (relay) {
+    (*relay ? d.push.relay_pulses : d.push.relay_kept_shut)++;
+    d.push.last_relay = relay;
+  }
+  if (broken) {
+    d.push.bad_replies++;
+    d.push.last_error = "camera " + id + ": the Vzenith reply breaks the spec: " + *broken;
+    return fail(Errc::kProtocol, d.push.last_error, "camera");
+  }
+  return seq;
+}
+
+}  // namespace
+
 Result<std::uint16_t> DevicesSim::vehicle_arrives(const VehicleArrival& v) {
   std::string camera = v.camera;
   const config::LaneSection* lane = nullptr;
@@ -967,6 +1206,9 @@ Result<std::uint16_t> DevicesSim::vehicle_arrives(const VehicleArrival& v) {
   SimDevice* d = impl_->find(camera);
   if (d == nullptr || d->cfg.kind != config::DeviceKind::kCamera) {
     return fail(Errc::kNotFound, "no camera \"" + camera + "\"", "camera");
+  }
+  if (d->cfg.push()) {
+    return push_vehicle(*impl_, *d, lane, v);
   }
   auto m = lane::camera_map(d->cfg);
   if (!m) {
@@ -1013,17 +1255,7 @@ Result<std::uint16_t> DevicesSim::vehicle_arrives(const VehicleArrival& v) {
     seq = d->sequence;
     regs[m->sequence] = device_order(seq, bo);
   }
-  if (lane != nullptr && !lane->loop.empty()) {
-    if (SimDevice* loop = impl_->find(lane->loop)) {
-      auto lm = lane::loop_map(loop->cfg);
-      std::lock_guard lock(loop->mu);
-      loop->map->tab_input_bits[lm ? lm->present : 0] = 1;
-      if (impl_->options.loop_hold_ms > 0) {
-        loop->loop_clear_at =
-            Steady::now() + std::chrono::milliseconds(impl_->options.loop_hold_ms);
-      }
-    }
-  }
+  set_loop_present(*impl_, lane);
   return seq;
 }
 
@@ -1235,8 +1467,30 @@ Status DevicesSim::set_silent(std::string_view device, bool silent) {
     return fail(Errc::kNotFound, "no device \"" + std::string(device) + "\"", "device");
   }
   std::lock_guard lock(d->mu);
+  if (d->silent && !silent) {
+    d->next_heartbeat = {};  // a camera that comes back announces itself at once
+  }
   d->silent = silent;
   return {};
+}
+
+Status DevicesSim::set_camera_token(std::string_view camera, std::string token) {
+  SimDevice* d = impl_->find(camera);
+  if (d == nullptr || !d->cfg.push()) {
+    return fail(Errc::kNotFound, "no push camera \"" + std::string(camera) + "\"", "camera");
+  }
+  std::lock_guard lock(impl_->tokens_mu);
+  impl_->options.camera_tokens[std::string(camera)] = std::move(token);
+  return {};
+}
+
+Result<PushCameraState> DevicesSim::push_camera(std::string_view camera) const {
+  SimDevice* d = impl_->find(camera);
+  if (d == nullptr || !d->cfg.push()) {
+    return fail(Errc::kNotFound, "no push camera \"" + std::string(camera) + "\"", "camera");
+  }
+  std::lock_guard lock(d->mu);
+  return d->push;
 }
 
 Status DevicesSim::set_barrier_stuck(std::string_view device, bool stuck) {

@@ -96,9 +96,26 @@ Status DevicesSim::Impl::start_http() {
     v.vehicle_class = static_cast<int>(num(*o, "class").value_or(1));
     v.time = num(*o, "time");
     auto r = sim->vehicle_arrives(v);
-    if (!r) return reply_status(res, r.error());
+    if (!r) {
+      // A push the gateway did not take is the gateway's side: 502, not the caller's 400.
+      if (r.error().code == Errc::kUnavailable || r.error().code == Errc::kRejected ||
+          r.error().code == Errc::kProtocol) {
+        return reply_error(res, 502, r.error().to_string());
+      }
+      return reply_status(res, r.error());
+    }
     ok(res, {{"sequence", *r}});
   });
+  http->Post(R"(/camera/([^/]+)/token)",
+             [sim, ok](const httplib::Request& req, httplib::Response& res) {
+               auto o = body_object(req, res);
+               if (!o) return;
+               auto token = str(*o, "token");
+               if (token.empty()) return reply_error(res, 400, "token: want a non-empty string");
+               auto r = sim->set_camera_token(req.matches[1].str(), std::move(token));
+               if (!r) return reply_status(res, r.error());
+               ok(res, {{"ok", true}});
+             });
   http->Post("/vehicle/leave", [sim, ok](const httplib::Request& req, httplib::Response& res) {
     auto o = body_object(req, res);
     if (!o) return;
@@ -242,6 +259,20 @@ std::string DevicesSim::state_json() const {
       if (d->cfg.kind == config::DeviceKind::kCamera ||
           d->cfg.kind == config::DeviceKind::kRoadsideUnit) {
         o["sequence"] = d->sequence;
+        o["record_read"] = d->record_read;
+      }
+      if (d->cfg.push()) {
+        const PushCameraState& p = d->push;
+        o["protocol"] = p.protocol;
+        o["pushes"] = p.pushes;
+        o["push_failures"] = p.push_failures;
+        o["last_event"] = p.last_event;
+        o["relay_pulses"] = p.relay_pulses;
+        o["relay_kept_shut"] = p.relay_kept_shut;
+        o["bad_replies"] = p.bad_replies;
+        o["heartbeats"] = p.heartbeats;
+        o["heartbeat_failures"] = p.heartbeat_failures;
+        o["last_error"] = p.last_error;
       }
     }
     if (d->cfg.kind == config::DeviceKind::kBarrier) {

@@ -107,6 +107,19 @@ void read_display(const std::string& text, LaneOutcome& outcome, std::int64_t& f
 
 std::string yuan(std::int64_t fen) { return Money::from_fen(fen).to_string(); }
 
+// The plain push tokens of the demo's HTTP push cameras. Demo-only values: demo.toml holds
+// only their SHA-256 (token_sha256), and a camera is given the token whose hash its config
+// holds, so a config may use any of them on any push camera.
+constexpr std::string_view kDemoCameraTokens[] = {
+    "demo-camera-entry-2-token",
+    "demo-camera-exit-2-token",
+};
+
+// Heartbeats of the demo's Vzenith and Dahua cameras: short, so the gateway's
+// heartbeat_timeout_s can be short too and a silenced camera goes down within the chaos
+// run's proof window (a real Vzenith camera: 30 s without offline checking).
+constexpr int kDemoHeartbeatMs = 2000;
+
 // "YYYY-MM-DDThh:mm" local time, as a meter writes a boarding time.
 std::string local_minute(std::int64_t unix_s, int offset_min) {
   const std::time_t t = static_cast<std::time_t>(unix_s + offset_min * 60LL);
@@ -421,6 +434,19 @@ Result<std::unique_ptr<ScenarioWorld>> ScenarioWorld::start(
   dso.barrier_open_delay_ms = 50;
   dso.barrier_hold_ms = 300;
   dso.utc_offset_minutes = w->cfg_.gateway.utc_offset_minutes;
+  dso.heartbeat_interval_ms = kDemoHeartbeatMs;
+  for (const auto& d : w->cfg_.devices) {
+    if (!d.push()) continue;
+    const auto* token =
+        std::find_if(std::begin(kDemoCameraTokens), std::end(kDemoCameraTokens),
+                     [&](std::string_view t) { return crypto::sha256_hex(t) == d.token_sha256; });
+    if (token == std::end(kDemoCameraTokens)) {
+      return fail(Errc::kInvalidArgument,
+                  "push camera " + d.id +
+                      ": its token_sha256 is not the hash of one of the scenario's demo tokens");
+    }
+    dso.camera_tokens[d.id] = std::string(*token);
+  }
   auto devices = DevicesSim::start(w->cfg_, dso);
   if (!devices) return fail(devices.error().code, "devices: " + devices.error().message);
   w->devices_ = std::move(*devices);
@@ -617,7 +643,11 @@ void ScenarioWorld::poll_status() {
 // plate there) and, when it passes, as an open command on the barrier. Watching the
 // simulated devices costs the gateway nothing, unlike polling its API. When no decision
 // comes (the gateway was restarting), the camera reads the waiting vehicle again, as a real
-// camera does for a vehicle that stays in front of it.
+// camera does for a vehicle that stays in front of it. A push camera's read is delivered
+// when vehicle_arrives returns (the gateway stored it; a Vzenith reply even waited for the
+// decision, so its display text is usually there already); a push the gateway did not take
+// (it was down) is sent again, with a fresh event number, on the next attempt, as the
+// camera's own retry.
 void ScenarioWorld::drive(const std::string& lane, const ScenarioVehicle& v, bool charged_lane) {
   const config::LaneSection* l = lane_cfg_[lane];
   ObservedPassage seen{lane, v.plate, LaneOutcome::kNoDecision, charged_lane};
@@ -632,7 +662,11 @@ void ScenarioWorld::drive(const std::string& lane, const ScenarioVehicle& v, boo
     va.lane = lane;
     va.plate = v.plate;
     va.colour = v.colour_code;
-    (void)devices_->vehicle_arrives(va);
+    if (auto r = devices_->vehicle_arrives(va);
+        !r && std::getenv("LANEGATE_SCENARIO_TRACE") != nullptr) {
+      std::fprintf(stderr, "camera: lane %s plate %s: %s\n", lane.c_str(), v.plate.c_str(),
+                   r.error().to_string().c_str());
+    }
     const auto t0 = Steady::now();
     const auto deadline = t0 + 4s;
     bool opened = false;
@@ -2186,6 +2220,31 @@ int run_demo(const ScenarioOptions& o) {
     need(totals.taxi_meter_reasons.contains("card_paid_at_meter"), "paid by card at the meter");
     if (o.outage) need(totals.taxi_meter_reasons.contains("offline"), "paid at the meter offline");
   }
+  // The HTTP push cameras: each took part, and the gateway's replies kept the vendor spec.
+  std::vector<std::string> camera_lines;
+  for (const auto& d : w.config().devices) {
+    if (!d.push()) continue;
+    auto pc = w.devices().push_camera(d.id);
+    if (!pc) continue;
+    if (pc->bad_replies > 0) {
+      problems.push_back("camera " + d.id + ": " + std::to_string(pc->bad_replies) +
+                         " replies broke the " + d.protocol + " spec (" + pc->last_error + ")");
+    }
+    if (pc->pushes == 0 && o.vehicles >= 20) {
+      problems.push_back("camera " + d.id + ": no recognition reached lanegated (" +
+                         pc->last_error + ")");
+    }
+    std::string line = d.id + " " + d.protocol + ": " + std::to_string(pc->pushes) + " pushes";
+    if (d.protocol == "vzenith") {
+      line += " (relay pulsed " + std::to_string(pc->relay_pulses) + ", kept shut " +
+              std::to_string(pc->relay_kept_shut) + ")";
+    }
+    line += ", " + std::to_string(pc->push_failures) + " not taken";
+    if (pc->heartbeats + pc->heartbeat_failures > 0) {
+      line += ", " + std::to_string(pc->heartbeats) + " heartbeats";
+    }
+    camera_lines.push_back(std::move(line));
+  }
   std::vector<std::string> notes;
   const std::vector<std::string> ledger = w.verify_ledger(&notes);
   problems.insert(problems.end(), ledger.begin(), ledger.end());
@@ -2231,6 +2290,7 @@ int run_demo(const ScenarioOptions& o) {
                 static_cast<long long>(totals.regulator_uploaded), w.trips_ended().size(),
                 static_cast<long long>(totals.regulator_duplicates));
   }
+  for (const auto& c : camera_lines) std::printf("  camera     %s\n", c.c_str());
   std::printf(
       "  outbox     peak depth %lld items, backlog drained %.1f s after the uplink returned\n",
       static_cast<long long>(w.peak_queue()), drain_s);

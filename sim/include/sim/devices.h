@@ -16,13 +16,23 @@
 //     spec's ack frame (checked byte for byte against the spec's literal frames), and
 //     answers the terminal's 0x0000 status query with a status frame;
 //   - every [[reader]]: a pseudo-terminal symlinked at the reader's device path, on which
-//     the payment-code reader writes one scanned code per line (CR LF).
+//     the payment-code reader writes one scanned code per line (CR LF);
+//   - every push camera ([[device]] kind = "camera" with protocol vzenith | hikvision |
+//     dahua | generic, no bus): an HTTP client of the gateway's camera receiver. A vehicle
+//     is POSTed in the vendor's wire format (sim/cameras.h, images included) with the
+//     camera's plain token (DevicesSimOptions::camera_tokens: the config holds only its
+//     SHA-256); Vzenith and Dahua cameras also send heartbeats. The gateway's address is
+//     DevicesSimOptions::gateway_host/gateway_port, by default the config's [cameras]
+//     listener, else its [api] listener.
 // Devices honour their config's unit id, byte/word order and register overrides.
 //
 // Control API (HTTP, 127.0.0.1 only; JSON bodies; errors are 4xx {"error": "..."}):
 //   POST /vehicle            {"camera"|"lane", "plate", "colour" (0..6), "confidence",
 //                             "class", "time" (unix s, default now)}  -> {"sequence"}
+//                             (a push camera: the loop goes present, then the push is
+//                             sent; a failed push is a 4xx/5xx {"error"} naming the camera)
 //   POST /vehicle/leave      {"lane"}                     loop detector back to empty
+//   POST /camera/{id}/token  {"token"}                    a push camera's plain push token
 //   POST /trip               {"meter", "fare_fen", "trip_number"?, "plate"?,
 //                             "boarding"? ("YYYY-MM-DDThh:mm"), "alighting"? ("hh:mm"),
 //                             "distance_m"?, "payment_type"?}  -> {"trip_number"}
@@ -47,13 +57,20 @@
 // barrier_open_delay_ms, stays open barrier_hold_ms, then lowers (moving) and reports
 // `closed` after barrier_open_delay_ms; a new open while lowering re-raises.
 //
+// A push camera's device entry in GET /state adds {"protocol", "pushes", "push_failures",
+// "last_event", "relay_pulses", "relay_kept_shut", "bad_replies", "heartbeats",
+// "heartbeat_failures", "last_error"}.
+//
 // Lifecycle: DevicesSim::start() -> running -> stop() (also from the destructor).
 // Threading: one thread per TCP bus, one per RTU device plus one bridge per RTU bus, one
-// ticker (barrier timers, meter retransmission, meter acks), one HTTP thread. All public
-// methods are thread-safe.
+// ticker (barrier timers, meter retransmission, meter acks), one HTTP thread, and one
+// heartbeat thread when a Vzenith or Dahua push camera is configured (a gateway that does
+// not answer must not stall the barrier timers). vehicle_arrives() for a push camera sends
+// the push on the calling thread. All public methods are thread-safe.
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -73,6 +90,20 @@ struct DevicesSimOptions {
   int loop_hold_ms = 0;  // 0: loop stays occupied until /vehicle/leave
   int meter_retransmit_ms = 500;
   int utc_offset_minutes = 480;  // for meter civil times
+  // Push cameras. The gateway's camera receiver: empty host / port 0 take the config's
+  // [cameras] listen_address/listen_port when [cameras] listen_address is set, else its
+  // [api] listener (a TLS-only API then refuses the plain-HTTP pushes, reported per push).
+  std::string gateway_host;
+  int gateway_port = 0;
+  // Camera device id -> its plain push token (the config holds only token_sha256). A push
+  // camera without one fails each push with kInvalidArgument naming it.
+  std::map<std::string, std::string> camera_tokens;
+  // Vzenith and Dahua heartbeats; 0: none. A camera whose heartbeat_timeout_s is shorter
+  // than three intervals beats every third of it (set up for the gateway it talks to).
+  int heartbeat_interval_ms = 30'000;
+  // Limit for one push and its reply; a Vzenith push waits at least reply_wait_ms + 2 s
+  // (the gateway holds the reply until the lane decided).
+  int push_timeout_ms = 5000;
 };
 
 struct VehicleArrival {
@@ -85,6 +116,23 @@ struct VehicleArrival {
   std::optional<std::int64_t> time;  // unix seconds, default now
   // Raw plate bytes written instead of encoding `plate` (tests of rejected reads).
   std::optional<std::string> raw_text;
+};
+
+// What a push camera did (the HTTP client side of sim/cameras.h).
+struct PushCameraState {
+  std::string protocol;            // vzenith | hikvision | dahua | generic
+  std::int64_t pushes = 0;         // recognitions the gateway answered 2xx
+  std::int64_t push_failures = 0;  // not answered, or answered non-2xx
+  std::uint64_t last_event = 0;    // the event number (Vzenith plateid, ...) of the last push
+  // Vzenith: replies with "info":"ok" (the camera pulses its gate relay) and with "no";
+  // replies that break the spec (wrong plateid, not JSON, ...).
+  std::int64_t relay_pulses = 0;
+  std::int64_t relay_kept_shut = 0;
+  std::int64_t bad_replies = 0;
+  std::optional<bool> last_relay;  // the last Vzenith reply's decision
+  std::int64_t heartbeats = 0;     // answered 2xx
+  std::int64_t heartbeat_failures = 0;
+  std::string last_error;  // of the last failed push or heartbeat ("" after a success)
 };
 
 struct SimTrip {
@@ -149,7 +197,20 @@ class DevicesSim {
   [[nodiscard]] Result<std::string> pty_path(std::string_view bus_or_meter) const;
 
   // The control operations (same as the HTTP API).
+  // A vehicle at a lane's camera: returns the camera's record sequence number. A Modbus
+  // camera gets the record in its registers (read later by polling), then the lane's loop
+  // goes present. A push camera: the loop goes present, then the recognition is POSTed in
+  // the camera's vendor format with a fresh event number (Vzenith plateid = the returned
+  // sequence plus a per-start base) and images; the call blocks until the gateway answers
+  // (a Vzenith reply comes once the lane decided, at most reply_wait_ms). Errors name the
+  // camera: no answer (kUnavailable), a non-2xx answer (kRejected), a Vzenith reply that
+  // breaks the spec (kProtocol; the record was delivered), no token (kInvalidArgument,
+  // nothing sent), a silent camera (kUnavailable, nothing sent). record_read() is the
+  // sequence once the gateway answered 2xx.
   [[nodiscard]] Result<std::uint16_t> vehicle_arrives(const VehicleArrival& v);
+  // Sets (replaces) a push camera's plain token. kNotFound for no such push camera.
+  [[nodiscard]] Status set_camera_token(std::string_view camera, std::string token);
+  [[nodiscard]] Result<PushCameraState> push_camera(std::string_view camera) const;
   [[nodiscard]] Status vehicle_leaves(std::string_view lane);
   [[nodiscard]] Result<std::uint32_t> end_trip(const SimTrip& trip);
   [[nodiscard]] Status meter_raw(std::string_view meter, std::span<const std::uint8_t> bytes);
@@ -171,6 +232,8 @@ class DevicesSim {
   // Raw bytes on a reader line (partial or overlong lines).
   [[nodiscard]] Status reader_raw(std::string_view reader, std::string_view bytes);
   [[nodiscard]] Result<std::uint16_t> roadside_entry(const RoadsideEntry& e);
+  // A silent Modbus device stops answering; a silent push camera stops pushing and sending
+  // heartbeats, and sends a heartbeat at once when it returns.
   [[nodiscard]] Status set_silent(std::string_view device, bool silent);
   [[nodiscard]] Status set_barrier_stuck(std::string_view device, bool stuck);
 
@@ -206,7 +269,8 @@ class DevicesSim {
   std::unique_ptr<ReaderLines> readers_;
 };
 
-// `lanegate-sim devices --config FILE [--control-port N]`: prints
+// `lanegate-sim devices --config FILE [--control-port N] [--gateway HOST:PORT]
+//   [--camera-token ID=TOKEN]... [--heartbeat-s N]`: prints
 // "ready control=http://127.0.0.1:PORT" on stdout when serving, runs until SIGTERM or
 // SIGINT. Returns the process exit code (2 for usage or config errors).
 int run_devices_sim(std::span<const std::string> args);

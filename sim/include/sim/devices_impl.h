@@ -83,6 +83,14 @@ struct SimDevice {
   int open_commands = 0;
   int open_delay_ms = 300;
   int hold_ms = 3000;
+
+  // push camera (cfg.push()): what it sent and how the gateway answered. Its event numbers
+  // are event_base + sequence: a base from the start time keeps them fresh across runs of
+  // the simulator against one gateway database (which deduplicates by camera and event).
+  PushCameraState push;
+  std::uint64_t event_base = 0;
+  std::uint64_t events = 0;                                // pushes attempted
+  std::chrono::steady_clock::time_point next_heartbeat{};  // heartbeat thread only
 };
 
 // One slave on a bus: every device configured with the same unit id on one bus is one
@@ -176,6 +184,13 @@ struct DevicesSim::Impl {
   Status start_http();
   void stop_http();
   void ticker();
+  // Vzenith and Dahua push cameras' heartbeats, each every heartbeat_interval_ms and at
+  // once after set_silent(false) (next_heartbeat reset).
+  void heartbeats();
+  // One heartbeat of push camera `d`. REQUIRES: d.mu not held (it sends).
+  void heartbeat(SimDevice& d);
+  // The plain token of push camera `id` ("" when none was given).
+  std::string token_of(const std::string& id);
   void shutdown();
   SimDevice* find(std::string_view id);
   SimMeter* find_meter(std::string_view id);
@@ -193,6 +208,10 @@ struct DevicesSim::Impl {
   std::unique_ptr<httplib::Server> http;
   int control_port = 0;
   DevicesSim* owner = nullptr;
+  // The gateway's camera receiver (resolved in build()).
+  std::string push_host;
+  int push_port = 0;
+  std::mutex tokens_mu;  // guards options.camera_tokens after start
 };
 
 }  // namespace lanegate::sim

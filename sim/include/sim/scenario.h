@@ -4,10 +4,11 @@
 // Starts the provider sandbox, the invoicing sandbox, the taxi regulator sandbox (with
 // [regulator] enabled) and the lane devices in this process, starts `lanegated` as a child
 // process on the same configuration, then plays traffic: vehicles entering and leaving the
-// parking lot, vehicles at the toll exit, taxi trips whose passengers pay by payment code,
-// by the Native QR, by card or cash at the meter (TaxiPlan), passengers claiming invoices
-// for settled charges. In the middle the uplink is cut (the
-// sandbox refuses connections) and restored. Afterwards it waits for the gateway's outbox
+// parking lot (at Modbus cameras and at HTTP push cameras, whose demo-only plain tokens the
+// scenario holds while the config holds their SHA-256), vehicles at the toll exit, taxi
+// trips whose passengers pay by payment code, by the Native QR, by card or cash at the meter
+// (TaxiPlan), passengers claiming invoices for settled charges. In the middle the uplink is
+// cut (the sandbox refuses connections) and restored. Afterwards it waits for the gateway's outbox
 // to drain and for every charge to settle, and accounts for every fen: each provider
 // charge lanegate recorded must exist exactly once at the sandbox with the same amount and
 // final state, the sandbox must hold nothing else, every observed passage has exactly one
