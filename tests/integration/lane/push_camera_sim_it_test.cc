@@ -17,9 +17,13 @@
 #include "lane/drivers.h"
 #include "lane_it_support.h"
 #include "sim/devices.h"
+#include "support/wire_text.h"
 
 namespace lanegate::lane {
 namespace {
+
+using ::lanegate::wire_test::looks_like_jpeg;
+using ::lanegate::wire_test::unbase64;
 
 using namespace testing;
 namespace json = boost::json;
@@ -186,31 +190,6 @@ sim::DevicesSimOptions options_for(std::string_view vendor, int gateway_port) {
   return so;
 }
 
-std::string base64_decode(std::string_view text) {
-  static constexpr std::string_view kAlphabet =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (char c : text) {
-    if (c == '=') break;
-    const auto v = kAlphabet.find(c);
-    if (v == std::string_view::npos) return {};
-    acc = (acc << 6 | static_cast<std::uint32_t>(v)) & 0xFFFFFF;
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>(acc >> bits & 0xFF));
-    }
-  }
-  return out;
-}
-
-bool is_jpeg(std::string_view bytes) {
-  return bytes.size() >= 4 && bytes.substr(0, 2) == "\xFF\xD8" &&
-         bytes.substr(bytes.size() - 2) == "\xFF\xD9";
-}
-
 // The spec's facts of one vendor's plate push for kPlate, serial and `event`.
 void expect_vendor_wire(std::string_view vendor, const Seen& s, std::uint64_t event) {
   SCOPED_TRACE(std::string(vendor));
@@ -229,13 +208,13 @@ void expect_vendor_wire(std::string_view vendor, const Seen& s, std::uint64_t ev
     const auto confidence = r.at("confidence").to_number<int>();
     EXPECT_GE(confidence, 1);
     EXPECT_LE(confidence, 100);
-    EXPECT_TRUE(is_jpeg(base64_decode(r.at("imageFile").as_string())));
-    EXPECT_TRUE(is_jpeg(base64_decode(r.at("imageFragmentFile").as_string())));
+    EXPECT_TRUE(looks_like_jpeg(unbase64(r.at("imageFile").as_string())));
+    EXPECT_TRUE(looks_like_jpeg(unbase64(r.at("imageFragmentFile").as_string())));
   } else if (vendor == "hikvision") {
     EXPECT_EQ(s.path, "/anpr/hikvision");
     EXPECT_TRUE(s.token.empty());
     EXPECT_TRUE(s.authorization.starts_with("Basic "));
-    EXPECT_EQ(base64_decode(s.authorization.substr(6)), serial + ":" + token_for(vendor));
+    EXPECT_EQ(unbase64(s.authorization.substr(6)), serial + ":" + token_for(vendor));
     EXPECT_TRUE(s.content_type.starts_with("multipart/form-data"));
     auto xml = s.files.find("anpr.xml");
     ASSERT_NE(xml, s.files.end());
@@ -248,19 +227,19 @@ void expect_vendor_wire(std::string_view vendor, const Seen& s, std::uint64_t ev
     int jpegs = 0;
     for (const auto& [name, part] : s.files) {
       if (name != "anpr.xml") {
-        EXPECT_TRUE(is_jpeg(part)) << name;
+        EXPECT_TRUE(looks_like_jpeg(part)) << name;
         ++jpegs;
       }
     }
     EXPECT_GE(jpegs, 1);
   } else if (vendor == "dahua") {
     EXPECT_EQ(s.path, "/NotificationInfo/TollgateInfo");
-    EXPECT_EQ(base64_decode(s.authorization.substr(6)), serial + ":" + token_for(vendor));
+    EXPECT_EQ(unbase64(s.authorization.substr(6)), serial + ":" + token_for(vendor));
     auto v = json::parse(s.body).as_object();
     const auto& p = v.at("Picture").as_object();
     EXPECT_EQ(p.at("Plate").at("PlateNumber").as_string(), kPlate);
     EXPECT_EQ(p.at("SnapInfo").at("DeviceID").as_string(), serial);
-    EXPECT_TRUE(is_jpeg(base64_decode(p.at("NormalPic").at("Content").as_string())));
+    EXPECT_TRUE(looks_like_jpeg(unbase64(p.at("NormalPic").at("Content").as_string())));
   } else {
     EXPECT_EQ(s.path, "/anpr/events");
     EXPECT_EQ(s.token, token_for(vendor));
@@ -509,7 +488,7 @@ TEST(PushCameraSimHeartbeats, VzenithAndDahuaBeatAtStartAndWhenTheyReturnFromSil
   auto v = json::parse(ka.body).as_object();
   EXPECT_EQ(v.at("DeviceID").as_string(), serial_for("dahua"));
   EXPECT_TRUE(v.contains("Active"));
-  EXPECT_EQ(base64_decode(ka.authorization.substr(6)),
+  EXPECT_EQ(unbase64(ka.authorization.substr(6)),
             serial_for("dahua") + ":" + token_for("dahua"));
   // Vzenith heartbeat: a multipart form with the spec's fields, the token in the URL.
   const Seen vz = vzenith_beats().front();

@@ -1,6 +1,6 @@
 // Plate camera pushes (sim/cameras.h) read back independently of the encoder: Boost.JSON
 // for the JSON vendors, plain text search for the Hikvision XML, httplib's server-side
-// multipart parser for the form posts, and a Base64 decoder written here. Expected values
+// multipart parser for the form posts, and the Base64 reader of tests/support/wire_text.h. Expected values
 // come from the spec (lane-devices.md "ANPR cameras over HTTP") and the lead's decisions.
 #include "sim/cameras.h"
 
@@ -14,8 +14,13 @@
 #include <regex>
 #include <thread>
 
+#include "support/wire_text.h"
+
 namespace lanegate::sim {
 namespace {
+
+using ::lanegate::wire_test::looks_like_jpeg;
+using ::lanegate::wire_test::unbase64;
 
 namespace json = boost::json;
 
@@ -31,35 +36,6 @@ CameraShot shot(std::string vendor) {
   s.plate = "京A12345";
   s.capture_unix_ms = kCaptureMs;
   return s;
-}
-
-std::string unbase64(std::string_view text) {
-  static constexpr std::string_view kAlphabet =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (char c : text) {
-    if (c == '=') {
-      break;
-    }
-    const auto v = kAlphabet.find(c);
-    if (v == std::string_view::npos) {
-      ADD_FAILURE() << "not Base64: " << c;
-      return {};
-    }
-    acc = (acc << 6 | static_cast<std::uint32_t>(v)) & 0xFFFFFF;
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>(acc >> bits & 0xFF));
-    }
-  }
-  return out;
-}
-
-bool looks_like_jpeg(std::string_view b) {
-  return b.size() > 4 && b.substr(0, 2) == "\xFF\xD8" && b.substr(b.size() - 2) == "\xFF\xD9";
 }
 
 json::object parse_object(std::string_view body) {
