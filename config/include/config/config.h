@@ -145,11 +145,35 @@ struct RegulatorSection {
 };
 
 struct TaxRule {
-  std::string service;                 // "taxi" | "parking" | "toll"
-  std::string item_name;               // "*经营租赁*停车费"
+  std::string service;                 // "taxi" | "parking" (tolls are never issued here)
+  std::string item_name;               // "*经营租赁*停车费": receipts; the wire sends the name part
   std::string code;                    // 19-digit tax classification code
-  int rate_percent = 0;                // 0..17
-  std::string favoured_policy_flag;    // "" | "08" | "09"
+  int rate_percent = 0;                // specs/e-invoice.md "Tax classification codes and rates"
+  std::string favoured_policy_flag;    // "" | "01" | "03" | "04" | "08" | "09" (see tax_rule_problem)
+  std::string survey_answer_type;      // "" | "1" | "2" | "3": small-scale seller at 1 % / 3 %
+};
+
+// Who the seller is for VAT: the rates and flags a line may carry depend on it.
+enum class Taxpayer { kGeneral, kSmallScale };
+
+// How the X-Nuonuo-Sign header value is written. Public clients differ (specs/e-invoice.md
+// "Invoicing platform API": *unconfirmed*, try plain first).
+enum class SignEncoding { kPlain, kUrl };
+
+// [invoicing.parking]: the specific-business 06 (不动产经营租赁) data of this lot.
+struct ParkingLeaseSite {
+  bool specific_business = true;       // issue parking with 06 (spec: unconfirmed whether required)
+  std::string property_address;        // realPropertyAddress: province-city-district
+  std::string detail_address;          // detailAddress: contains 街/路/村/乡/镇/道
+  bool cross_city = false;             // crossCityFlag
+  std::string certificate;             // realPropertyCertificate, optional
+  int area_unit = 0;                   // unit: 1..7, required when 06 is on
+};
+
+// [invoicing.taxi]: specific business 09 (旅客运输) when a passenger supplies identity.
+struct TaxiInvoicing {
+  bool offer_traveller = true;
+  std::string traveller_list_key = "invoiceTravellerTransport";  // or ...InfoList (unconfirmed)
 };
 
 // An account whose invoices are issued without asking ([[invoicing.default_title]]): a
@@ -174,11 +198,16 @@ struct InvoicingSection {
   bool verify_tls = true;                        // false only for a loopback base_url
   std::string seller_name;
   std::string seller_tax_id;
+  std::string clerk;                             // 数电: the clerk logged in to the e-tax account
+  SignEncoding sign_encoding = SignEncoding::kPlain;
+  Taxpayer taxpayer = Taxpayer::kGeneral;
+  ParkingLeaseSite parking;                      // [invoicing.parking]
+  TaxiInvoicing taxi;                            // [invoicing.taxi]
   int claim_window_days = 30;
   std::vector<std::string> buyer_id_allow_list;
-  // One rule per service. The loader always fills all three services ("taxi",
-  // "parking", "toll"): a service missing from [[invoicing.tax]] gets
-  // default_tax_rule(service) from config/defaults.h.
+  // One rule per invoiced service. The loader always fills both ("taxi", "parking"): a
+  // service missing from [[invoicing.tax]] gets default_tax_rule(service) from
+  // config/defaults.h. Tolls have none: the national toll e-bill platform issues them.
   std::vector<TaxRule> tax;
   std::vector<DefaultTitle> default_titles;  // TOML: [[invoicing.default_title]]
 };
