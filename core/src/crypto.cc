@@ -30,6 +30,13 @@ Sha256Digest hmac_sha256(std::span<const std::uint8_t> key, std::span<const std:
   return out;
 }
 
+Sha1Digest hmac_sha1(std::span<const std::uint8_t> key, std::span<const std::uint8_t> data) {
+  Sha1Digest out;
+  unsigned int len = 0;
+  HMAC(EVP_sha1(), key.data(), static_cast<int>(key.size()), data.data(), data.size(), out.data(), &len);
+  return out;
+}
+
 std::string hex_encode(std::span<const std::uint8_t> data) {
   static constexpr char kDigits[] = "0123456789abcdef";
   std::string out;

@@ -344,23 +344,6 @@ Result<std::string> authorization_header(const pki::PrivateKey& key, std::string
   return h;
 }
 
-std::string percent_encode(std::string_view value) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : value) {
-    bool literal = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                   c == '-' || c == '_' || c == '.' || c == '~';
-    if (literal) {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 0xF]);
-    }
-  }
-  return out;
-}
-
 // --- key set and verification --------------------------------------------------------------
 
 void PlatformKeySet::put(const std::string& id, const pki::PublicKey& key) {

@@ -14,6 +14,7 @@ namespace lanegate::crypto {
 
 using Bytes = std::vector<std::uint8_t>;
 using Sha256Digest = std::array<std::uint8_t, 32>;
+using Sha1Digest = std::array<std::uint8_t, 20>;
 
 std::span<const std::uint8_t> as_bytes(std::string_view s);
 
@@ -21,6 +22,8 @@ Sha256Digest sha256(std::span<const std::uint8_t> data);
 Sha256Digest sha256(std::string_view data);
 std::string sha256_hex(std::string_view data);
 Sha256Digest hmac_sha256(std::span<const std::uint8_t> key, std::span<const std::uint8_t> data);
+// HMAC-SHA1: only where a remote protocol mandates it (the invoicing platform's X-Nuonuo-Sign).
+Sha1Digest hmac_sha1(std::span<const std::uint8_t> key, std::span<const std::uint8_t> data);
 
 std::string hex_encode(std::span<const std::uint8_t> data);
 [[nodiscard]] Result<Bytes> hex_decode(std::string_view hex);

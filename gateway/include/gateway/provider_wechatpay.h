@@ -44,6 +44,7 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/pki.h"
+#include "core/url.h"
 #include "gateway/provider.h"
 
 namespace lanegate::gateway {
@@ -62,9 +63,8 @@ std::string request_sign_message(std::string_view method, std::string_view targe
     const pki::PrivateKey& key, std::string_view mchid, std::string_view serial_no,
     std::string_view method, std::string_view target, std::string_view timestamp,
     std::string_view nonce, std::string_view body);
-// Percent-encodes a query value as it goes on the request line (UTF-8 bytes as %XX,
-// upper-case hex; only [A-Za-z0-9-_.~] stay literal).
-std::string percent_encode(std::string_view value);
+// Query values go on the request line percent-encoded (core/url.h), exactly as signed.
+using lanegate::percent_encode;
 
 // --- reply / notification verification (spec "Verifying a response") -------------------
 

@@ -20,6 +20,16 @@ TEST(Crypto, HmacSha256MatchesRfc4231Case2) {
   EXPECT_EQ(crypto::hex_encode(mac), "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
 }
 
+// RFC 2202 test cases 2 and 6 (a key longer than the block size is hashed first).
+TEST(Crypto, HmacSha1MatchesRfc2202) {
+  auto mac = crypto::hmac_sha1(crypto::as_bytes("Jefe"), crypto::as_bytes("what do ya want for nothing?"));
+  EXPECT_EQ(crypto::hex_encode(mac), "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79");
+  const std::string key(80, '\xaa');
+  mac = crypto::hmac_sha1(crypto::as_bytes(key),
+                          crypto::as_bytes("Test Using Larger Than Block-Size Key - Hash Key First"));
+  EXPECT_EQ(crypto::hex_encode(mac), "aa4ae5e15272d00e95705637ce8a3b55ed402112");
+}
+
 TEST(Crypto, Base64RoundTripAndStrictDecoding) {
   EXPECT_EQ(crypto::base64_encode(std::string_view("foobar")), "Zm9vYmFy");
   EXPECT_EQ(crypto::base64_encode(std::string_view("fo")), "Zm8=");
