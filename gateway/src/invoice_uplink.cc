@@ -24,6 +24,13 @@ metrics::Gauge& up_gauge() {
       "lanegate_invoicing_up", "1 when the last invoicing platform exchange got an answer");
 }
 
+metrics::Counter& unexpected_answers(std::string_view field) {
+  return metrics::Registry::global().counter(
+      "lanegate_invoice_unexpected_answer_total",
+      "Invoicing platform answers that parked an item (unknown status, conflicting number or amount)",
+      {{"field", std::string(field)}});
+}
+
 }  // namespace
 
 IssueStep issue_step(const Result<invoice::InvoiceState>& state) {
@@ -42,6 +49,17 @@ IssueStep issue_step(const Result<invoice::InvoiceState>& state) {
     if (e.code == Errc::kBusy && e.field == "order_no") {
       // The platform's daily retry limit (E9613): try again in an hour.
       return {queue::Outcome::retry(e.message, std::chrono::hours(1)), true};
+    }
+    if (e.code == Errc::kProtocol &&
+        (e.field == "status" || e.field == "bill_status" || e.field == "invoice_number" ||
+         e.field == "amount")) {
+      // An answer we cannot act on without guessing (an unknown status, a number or an
+      // amount that contradicts what we hold): nothing changes, the item waits for an
+      // operator (`lanegate queue unpark` after looking), and the alarm says why.
+      unexpected_answers(e.field).inc();
+      log::error("invoicing platform answer not understood; item parked",
+                 {{"FIELD", e.field}, {"ERROR", e.message}});
+      return {queue::Outcome::park(e.message), true};
     }
     if (e.code == Errc::kProtocol || e.code == Errc::kRejected) {
       return {queue::Outcome::retry(e.message), true};

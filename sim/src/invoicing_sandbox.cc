@@ -4,11 +4,13 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <boost/json.hpp>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <mutex>
 #include <set>
 #include <sstream>
@@ -116,6 +118,61 @@ std::string digits_only(std::string_view s) {
   return s.find_first_not_of("0123456789") == std::string_view::npos ? std::string(s) : "";
 }
 
+bool all_of(std::string_view s, std::string_view alphabet) {
+  return !s.empty() && s.find_first_not_of(alphabet) == std::string_view::npos;
+}
+
+// UTF-8 code points (the platform counts characters, not bytes).
+std::size_t code_points(std::string_view s) {
+  std::size_t n = 0;
+  for (unsigned char c : s) {
+    n += (c & 0xC0) != 0x80 ? 1 : 0;
+  }
+  return n;
+}
+
+// The keys the spec lists for each object ("Invoicing platform API"). Anything else is
+// refused naming the key: a field the platform does not document is a guess.
+constexpr std::array<std::string_view, 20> kOrderKeys = {
+    "buyerName", "buyerTaxNum", "salerTaxNum", "orderNo", "invoiceDate", "clerk",
+    "invoiceType", "invoiceLine", "specificFactor", "realPropertyRentInfo",
+    "invoiceTravellerTransport", "invoiceTravellerTransportInfoList", "pushMode", "email",
+    "buyerPhone", "callBackUrl", "remark", "naturalPersonFlag", "surveyAnswerType",
+    "invoiceDetail"};
+// TODO(issue 17, red letters): "invoiceNum"/"redReason" only until reds move to
+// saveInvoiceRedConfirm + fastInvoiceRed; the spec has no such order keys.
+constexpr std::array<std::string_view, 2> kLegacyRedKeys = {"invoiceNum", "redReason"};
+// favouredPolicyName, zeroRateFlag and deduction are listed as "stay empty on 数电 lines".
+constexpr std::array<std::string_view, 16> kDetailKeys = {
+    "goodsName", "goodsCode", "withTaxFlag", "price", "num", "unit", "specType", "taxRate",
+    "taxExcludedAmount", "tax", "taxIncludedAmount", "invoiceLineProperty",
+    "favouredPolicyFlag", "favouredPolicyName", "zeroRateFlag", "deduction"};
+
+template <std::size_t N>
+bool listed(const std::array<std::string_view, N>& keys, std::string_view k) {
+  return std::find(keys.begin(), keys.end(), k) != keys.end();
+}
+
+// Flag ↔ rate pairs a parking or taxi line may carry (spec "Favoured-policy flag"): 03 免税
+// and 04 不征税 go with rate 0 and only they do; 08 is 3 % and 09 is 5 % simplified; 01
+// 简易征收 is a simplified rate (3 % or 5 %); no flag at a general rate. The other flags
+// (02, 05-07, 10-18) belong to goods and levies no parking or taxi line has.
+std::string flag_problem(std::string_view flag, int percent) {
+  if (percent == 0) {
+    return flag == "03" || flag == "04" ? "" : "taxRate 0 needs favouredPolicyFlag 03 (免税) or 04 (不征税)";
+  }
+  if (flag.empty()) {
+    return "";
+  }
+  if (flag == "03" || flag == "04") return "favouredPolicyFlag " + std::string(flag) + " needs taxRate 0";
+  if (flag == "08") return percent == 3 ? "" : "favouredPolicyFlag 08 (按3%简易征收) needs taxRate 0.03";
+  if (flag == "09") return percent == 5 ? "" : "favouredPolicyFlag 09 (按5%简易征收) needs taxRate 0.05";
+  if (flag == "01") {
+    return percent == 3 || percent == 5 || percent == 1 ? "" : "favouredPolicyFlag 01 (简易征收) needs a simplified rate";
+  }
+  return "favouredPolicyFlag " + std::string(flag) + " is not a flag a parking or taxi line carries";
+}
+
 }  // namespace
 
 struct InvoicingSandbox::Impl {
@@ -129,6 +186,8 @@ struct InvoicingSandbox::Impl {
   int port = 0;
   std::set<std::string> seen_senids;
   std::string next_failure;
+  std::map<std::string, std::string> forced_status;        // order_no -> status code
+  std::map<std::string, std::int64_t> amount_skew_fen;     // order_no -> added to orderAmount
   std::atomic<bool> unavailable{false};
   std::atomic<std::int64_t> issue_requests{0};
 
@@ -166,13 +225,21 @@ struct InvoicingSandbox::Impl {
   }
 
   // Validates and stores an issue request. REQUIRES: mu held.
-  std::variant<json::object, PlatformError> issue(const json::object& content) {
+  std::variant<json::object, PlatformError> issue(const json::object& content,
+                                                  std::string_view user_tax) {
     issue_requests.fetch_add(1);
     auto it = content.find("order");
     if (it == content.end() || !it->value().is_object()) {
       return PlatformError{"E9101", "content.order is missing"};
     }
     const json::object& order = it->value().as_object();
+    for (const auto& kv : order) {
+      const std::string_view key(kv.key().data(), kv.key().size());
+      if (!listed(kOrderKeys, key) && !listed(kLegacyRedKeys, key)) {
+        return PlatformError{"E9110", "order." + std::string(key) +
+                                          " is not a requestBillingNew field (specs/e-invoice.md)"};
+      }
+    }
     const std::string order_no = str(order, "orderNo");
     if (order_no.empty() || order_no.size() > 20 ||
         order_no.find_first_not_of(
@@ -183,8 +250,15 @@ struct InvoicingSandbox::Impl {
       return PlatformError{"E9106", "订单编号不能重复 (orderNo " + order_no + " already exists)"};
     }
     const std::string seller = str(order, "salerTaxNum");
-    if (seller != options.seller_tax_id) {
-      return PlatformError{"E9102", "salerTaxNum does not match the authorised seller"};
+    if (seller != options.seller_tax_id || seller != user_tax) {
+      return PlatformError{"E9102", "salerTaxNum does not match the authorised seller (userTax)"};
+    }
+    const std::string clerk = str(order, "clerk");
+    if (clerk.empty()) {
+      return PlatformError{"E9111", "order.clerk is required for 数电 (the clerk logged in to the e-tax account)"};
+    }
+    if (code_points(str(order, "remark")) > 200) {
+      return PlatformError{"E9112", "order.remark is longer than 200 characters"};
     }
     const std::string buyer_name = str(order, "buyerName");
     if (buyer_name.empty()) {
@@ -196,7 +270,10 @@ struct InvoicingSandbox::Impl {
     }
     const std::string type = str(order, "invoiceType");
     if (type != "1" && type != "2") {
-      return PlatformError{"E9101", "invoiceType must be 1 (blue) or 2 (red)"};
+      return PlatformError{"E9101", "invoiceType must be 1 (blue)"};
+    }
+    if (type == "2" && !options.accept_legacy_red) {
+      return PlatformError{"E9113", "invoiceType 2: red is not used for 数电; use fastInvoiceRed"};
     }
     const std::string line_kind = str(order, "invoiceLine");
     if (line_kind != "pc" && line_kind != "bs") {
@@ -236,9 +313,23 @@ struct InvoicingSandbox::Impl {
         return PlatformError{"E9101", where + " is not an object"};
       }
       const auto& d = v.as_object();
+      for (const auto& kv : d) {
+        const std::string_view key(kv.key().data(), kv.key().size());
+        if (!listed(kDetailKeys, key)) {
+          return PlatformError{"E9110", where + "." + std::string(key) +
+                                            " is not an invoiceDetail field (specs/e-invoice.md)"};
+        }
+      }
+      for (std::string_view empty_key : {"favouredPolicyName", "zeroRateFlag", "deduction"}) {
+        if (!str(d, empty_key).empty()) {
+          return PlatformError{"E9209", where + "." + std::string(empty_key) +
+                                            " stays empty on 数电 lines"};
+        }
+      }
+      // The platform prefixes the category of the tax code itself: goodsName is the name.
       const std::string name = str(d, "goodsName");
-      if (name.size() < 4 || name[0] != '*' || name.find('*', 1) == std::string::npos) {
-        return PlatformError{"E9201", where + ".goodsName must be *category*name"};
+      if (name.empty() || name[0] == '*') {
+        return PlatformError{"E9201", where + ".goodsName must be the item name without *category*"};
       }
       Line l;
       l.code = str(d, "goodsCode");
@@ -251,10 +342,8 @@ struct InvoicingSandbox::Impl {
         return PlatformError{"E9203", where + ".taxRate " + l.rate + " is not an allowed rate"};
       }
       const std::string flag = str(d, "favouredPolicyFlag");
-      if ((flag == "08" && *p != 3) || (flag == "09" && *p != 5) ||
-          (!flag.empty() && flag != "08" && flag != "09")) {
-        return PlatformError{"E9204", where + ".favouredPolicyFlag " + flag +
-                                          " does not match taxRate " + l.rate};
+      if (const std::string problem = flag_problem(flag, *p); !problem.empty()) {
+        return PlatformError{"E9204", where + ": " + problem};
       }
       auto excl = Money::parse(str(d, "taxExcludedAmount"));
       auto tax = Money::parse(str(d, "tax"));
@@ -267,6 +356,9 @@ struct InvoicingSandbox::Impl {
       l.excl = excl->fen();
       l.tax = tax->fen();
       l.incl = incl->fen();
+      if (*p == 0 && l.tax != 0) {
+        return PlatformError{"E9206", where + ": tax must be 0.00 at taxRate 0"};
+      }
       if (l.excl + l.tax != l.incl) {
         return PlatformError{"E9206", where + ": taxExcludedAmount + tax != taxIncludedAmount"};
       }
@@ -326,7 +418,7 @@ struct InvoicingSandbox::Impl {
       return PlatformError{"E9999", "sandbox storage failure"};
     }
     ins->bind_all(order_no, std::string(serial), std::string(red ? "red" : "blue"), original,
-                  str(order, "salerName"), seller, buyer_name, buyer_tax, sum_excl, sum_tax,
+                  options.seller_name, seller, buyer_name, buyer_tax, sum_excl, sum_tax,
                   sum_incl, next_failure);
     if (!ins->run()) {
       return PlatformError{"E9999", "sandbox storage failure"};
@@ -483,6 +575,12 @@ struct InvoicingSandbox::Impl {
   }
 
   std::variant<json::array, PlatformError> query(const json::object& content) {
+    for (const auto& kv : content) {
+      if (kv.key() != "orderNos" && kv.key() != "serialNos") {
+        return PlatformError{"E9110", std::string(kv.key()) +
+                                          " is not a queryInvoiceResult field (serialNos or orderNos)"};
+      }
+    }
     auto it = content.find("orderNos");
     if (it == content.end() || !it->value().is_array()) {
       return PlatformError{"E9101", "orderNos must be a list"};
@@ -501,10 +599,32 @@ struct InvoicingSandbox::Impl {
       json::object o;
       o["orderNo"] = inv->order_no;
       o["serialNo"] = inv->serial_num;
-      o["status"] = inv->status;
+      const auto forced = forced_status.find(order_no);
+      o["status"] = forced != forced_status.end() ? forced->second : inv->status;
       o["statusMsg"] = inv->status == "2" ? "开票完成" : inv->status == "22" ? "开票失败" : "开票中";
       o["failCause"] = inv->fail_cause;
-      o["allElectronicInvoiceNumber"] = inv->invoice_number;
+      // The platform's own spelling lacks the final "r" (spec); other forms on request.
+      switch (options.number_field) {
+        case NumberField::kTruncated:
+          o["allElectronicInvoiceNumbe"] = inv->invoice_number;
+          break;
+        case NumberField::kFull:
+          o["allElectronicInvoiceNumber"] = inv->invoice_number;
+          break;
+        case NumberField::kBoth:
+          o["allElectronicInvoiceNumbe"] = inv->invoice_number;
+          o["allElectronicInvoiceNumber"] = inv->invoice_number;
+          break;
+        case NumberField::kBothConflicting:
+          o["allElectronicInvoiceNumbe"] = inv->invoice_number;
+          o["allElectronicInvoiceNumber"] =
+              inv->invoice_number.empty() ? "" : inv->invoice_number.substr(0, 19) + "9";
+          break;
+      }
+      const std::int64_t skew = amount_skew_fen.contains(order_no) ? amount_skew_fen.at(order_no) : 0;
+      o["exTaxAmount"] = Money::from_fen(inv->excl_fen).to_string();
+      o["taxAmount"] = Money::from_fen(inv->tax_fen).to_string();
+      o["orderAmount"] = Money::from_fen(inv->incl_fen + skew).to_string();
       o["pdfUrl"] =
           inv->status == "2" ? base_url() + "/invoices/" + inv->invoice_number + ".pdf" : "";
       o["ofdUrl"] = "";
@@ -525,17 +645,21 @@ struct InvoicingSandbox::Impl {
       res.status = 200;
       res.set_content(json::serialize(o), "application/json;charset=utf-8");
     };
-    boost::system::error_code ec;
-    json::value env = json::parse(req.body, ec);
-    if (ec || !env.is_object()) {
-      return send(reply("E1000", "request body is not a JSON object"));
-    }
-    const auto& e = env.as_object();
-    const std::string senid = str(e, "senid"), nonce = str(e, "nonce"),
-                      timestamp = str(e, "timestamp"), app_key = str(e, "appKey"),
-                      content = str(e, "content"), sign = str(e, "sign");
+    // Envelope (spec "Invoicing platform API"): query senid, nonce, timestamp, appkey;
+    // headers X-Nuonuo-Sign, accessToken, userTax, method; the body is the content.
+    const std::string senid = req.get_param_value("senid"), nonce = req.get_param_value("nonce"),
+                      timestamp = req.get_param_value("timestamp"),
+                      app_key = req.get_param_value("appkey");
+    const std::string& content = req.body;
+    const std::string sign = req.get_header_value("X-Nuonuo-Sign");
     if (senid.empty() || nonce.empty() || timestamp.empty() || app_key.empty() || sign.empty()) {
-      return send(reply("E1000", "senid, nonce, timestamp, appKey and sign are required"));
+      return send(reply("E1000", "query senid, nonce, timestamp, appkey and header X-Nuonuo-Sign are required"));
+    }
+    if (senid.size() != 32 || !all_of(senid, "0123456789abcdefABCDEF")) {
+      return send(reply("E1000", "senid must be 32 hex digits"));
+    }
+    if (nonce.size() != 8 || !all_of(nonce, "0123456789")) {
+      return send(reply("E1000", "nonce must be a random 8-digit number"));
     }
     const std::string token = req.get_header_value("accessToken");
     const std::string user_tax = req.get_header_value("userTax");
@@ -547,26 +671,30 @@ struct InvoicingSandbox::Impl {
       return send(reply("E1005", "userTax is not authorised for this access token"));
     }
     if (app_key != options.app_key) {
-      return send(reply("E1006", "unknown appKey"));
+      return send(reply("E1006", "unknown appkey"));
     }
-    if (digits_only(timestamp).empty() || timestamp.size() > 12) {
-      return send(reply("E1003", "timestamp must be unix seconds"));
+    // Seconds (the spec's choice where clients differ): a 13-digit millisecond value is refused.
+    if (timestamp.size() != 10 || !all_of(timestamp, "0123456789")) {
+      return send(reply("E1003", "timestamp must be Unix seconds (10 digits)"));
     }
     const std::int64_t skew = std::stoll(timestamp) - options.clock->unix_seconds();
     if (skew > options.timestamp_window_s || skew < -options.timestamp_window_s) {
       return send(reply("E1003", "timestamp outside the allowed window"));
     }
-    // Canonical string, from the documented rule (field names in order, values verbatim).
-    const std::string canonical = "appKey=" + app_key + "&content=" + content + "&method=" +
-                                  method + "&nonce=" + nonce + "&senid=" + senid +
-                                  "&timestamp=" + timestamp + "&userTax=" + user_tax;
-    const auto mac = crypto::hmac_sha256(crypto::as_bytes(options.app_secret),
-                                         crypto::as_bytes(canonical));
+    // Base64(HMAC-SHA1(appSecret, "a=services&l=v1&p=open&k=..&i=..&n=..&t=..&f=content")).
+    // The header arrives percent-decoded (cpp-httplib decodes header values), so a plain
+    // and a URL-encoded X-Nuonuo-Sign both verify here; the client's exact bytes are
+    // checked by tests/integration/invoice/wire_fields_test.cc.
+    const std::string signed_text = "a=services&l=v1&p=open&k=" + app_key + "&i=" + senid +
+                                    "&n=" + nonce + "&t=" + timestamp + "&f=" + content;
+    const auto mac = crypto::hmac_sha1(crypto::as_bytes(options.app_secret),
+                                       crypto::as_bytes(signed_text));
     const std::string expected =
         crypto::base64_encode(std::span<const std::uint8_t>(mac.data(), mac.size()));
     if (!crypto::equal_constant_time(expected, sign)) {
       return send(reply("E1001", "signature does not verify"));
     }
+    boost::system::error_code ec;
     std::lock_guard lock(mu);
     if (!seen_senids.insert(senid).second) {
       return send(reply("E1007", "senid was already used (replay)"));
@@ -576,7 +704,7 @@ struct InvoicingSandbox::Impl {
       return send(reply("E1000", "content is not a JSON object"));
     }
     if (method == "nuonuo.OpeMplatform.requestBillingNew") {
-      auto r = issue(c.as_object());
+      auto r = issue(c.as_object(), user_tax);
       if (auto* err = std::get_if<PlatformError>(&r)) {
         return send(reply(err->code, err->describe));
       }
@@ -710,6 +838,16 @@ void InvoicingSandbox::fail_next_issue(std::string cause) {
 
 void InvoicingSandbox::set_unavailable(bool unavailable) { impl_->unavailable.store(unavailable); }
 
+void InvoicingSandbox::force_status(const std::string& order_no, std::string code) {
+  std::lock_guard lock(impl_->mu);
+  impl_->forced_status[order_no] = std::move(code);
+}
+
+void InvoicingSandbox::misreport_amount(const std::string& order_no, std::int64_t fen) {
+  std::lock_guard lock(impl_->mu);
+  impl_->amount_skew_fen[order_no] = fen;
+}
+
 std::optional<SandboxInvoice> InvoicingSandbox::find(const std::string& order_no) const {
   std::lock_guard lock(impl_->mu);
   return impl_->find_locked(order_no);
@@ -760,6 +898,8 @@ int run_invoicing_sandbox(std::span<const std::string> args) {
       o.app_key = v;
     } else if (a == "--seller-tax-id") {
       o.seller_tax_id = v;
+    } else if (a == "--seller-name") {
+      o.seller_name = v;
     } else if (a == "--tls-cert") {
       o.tls_cert_file = v;
     } else if (a == "--tls-key") {
@@ -769,7 +909,7 @@ int run_invoicing_sandbox(std::span<const std::string> args) {
     } else {
       std::cerr << "invoicing: unknown option " << a
                 << "\nusage: lanegate-sim invoicing --db FILE [--port N] [--app-secret-file F]"
-                   " [--access-token-file F] [--app-key K] [--seller-tax-id ID]"
+                   " [--access-token-file F] [--app-key K] [--seller-tax-id ID] [--seller-name NAME]"
                    " [--queries-in-progress N] [--tls-cert F --tls-key F]\n";
       return 2;
     }

@@ -424,6 +424,7 @@ Result<std::unique_ptr<ScenarioWorld>> ScenarioWorld::start(
     io.app_secret = *app_secret;
     io.access_token = *access_token;
     io.seller_tax_id = w->cfg_.invoicing.seller_tax_id;
+    io.seller_name = w->cfg_.invoicing.seller_name;
     auto inv = InvoicingSandbox::start(io);
     if (!inv) return fail(inv.error().code, "invoicing sandbox: " + inv.error().message);
     w->invoicing_ = std::move(*inv);

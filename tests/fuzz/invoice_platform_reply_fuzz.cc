@@ -87,7 +87,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   options.request_timeout = std::chrono::milliseconds(5000);
   options.verify_tls = false;
   world->platform = std::make_unique<inv::NuonuoPlatform>(
-      std::move(options), std::make_unique<inv::HmacSha256Signer>("fuzz-secret"), world->clock);
+      std::move(options), std::make_unique<inv::NuonuoSigner>("fuzz-secret"), world->clock);
   return 0;
 }
 

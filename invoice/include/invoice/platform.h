@@ -51,8 +51,9 @@ struct IssueAccepted {
 };
 
 // Platform status codes: 2 issued, 20 in progress, 21 signing/sealing, 22 failed,
-// 24 sealing failed.
-enum class PlatformStatus { kIssued, kInProgress, kSigning, kFailed, kSealFailed };
+// 24 sealing failed, 3 voided and 31 voiding (paper invoices only). Any other code is
+// kProtocol (field "status"): the worker parks the item with an alarm.
+enum class PlatformStatus { kIssued, kInProgress, kSigning, kFailed, kSealFailed, kVoided, kVoiding };
 [[nodiscard]] Result<PlatformStatus> platform_status_from_code(std::string_view code);
 bool is_final(PlatformStatus s);
 
@@ -60,7 +61,12 @@ struct IssueResult {
   std::string order_no;
   std::string serial_num;
   PlatformStatus status = PlatformStatus::kInProgress;
-  std::string invoice_number;  // allElectronicInvoiceNumber, 20 digits when issued
+  std::string invoice_number;  // allElectronicInvoiceNumbe (or ...Number), 20 digits when issued
+  // exTaxAmount / taxAmount / orderAmount in fen, when the reply carries them: checked
+  // against the stored invoice before it is marked issued.
+  std::optional<std::int64_t> excl_fen;
+  std::optional<std::int64_t> tax_fen;
+  std::optional<std::int64_t> incl_fen;
   std::string pdf_url;
   std::string ofd_url;
   std::string qr_code;
@@ -83,26 +89,30 @@ class InvoicingPlatform {
 class RequestSigner {
  public:
   virtual ~RequestSigner() = default;
-  // Signature text over the canonical string (see canonical_request_string()).
-  [[nodiscard]] virtual Result<std::string> sign(std::string_view canonical) const = 0;
+  // The X-Nuonuo-Sign value (before any header encoding) over nuonuo_sign_string().
+  [[nodiscard]] virtual Result<std::string> sign(std::string_view sign_string) const = 0;
 };
 
-// base64(HMAC-SHA256(app_secret, canonical)).
-class HmacSha256Signer final : public RequestSigner {
+// Base64(HMAC-SHA1(app_secret, sign_string)): specs/e-invoice.md "Invoicing platform API".
+class NuonuoSigner final : public RequestSigner {
  public:
-  explicit HmacSha256Signer(std::string app_secret) : secret_(std::move(app_secret)) {}
-  [[nodiscard]] Result<std::string> sign(std::string_view canonical) const override;
+  explicit NuonuoSigner(std::string app_secret) : secret_(std::move(app_secret)) {}
+  [[nodiscard]] Result<std::string> sign(std::string_view sign_string) const override;
 
  private:
   std::string secret_;
 };
 
-// "appKey=..&content=..&method=..&nonce=..&senid=..&timestamp=..&userTax=..": the
-// envelope fields in name order, values verbatim (content is the business JSON text).
-std::string canonical_request_string(std::string_view app_key, std::string_view content,
-                                     std::string_view method, std::string_view nonce,
-                                     std::string_view senid, std::string_view timestamp,
-                                     std::string_view user_tax);
+// "a=services&l=v1&p=open&k={appKey}&i={senid}&n={nonce}&t={timestamp}&f={content}", values
+// verbatim (content is the JSON body as sent).
+std::string nuonuo_sign_string(std::string_view app_key, std::string_view senid,
+                               std::string_view nonce, std::string_view timestamp,
+                               std::string_view content);
+
+// True for a refusal that says the order (or request) already exists: E9106, or any reply
+// whose text mentions a duplicate (重复 / "duplicate"). The spec marks the codes
+// *unconfirmed* and asks to query before doing anything else on such a refusal.
+bool is_duplicate_refusal(std::string_view code, std::string_view describe);
 
 inline constexpr std::string_view kMethodIssue = "nuonuo.OpeMplatform.requestBillingNew";
 inline constexpr std::string_view kMethodQuery = "nuonuo.OpeMplatform.queryInvoiceResult";
@@ -111,7 +121,9 @@ struct PlatformClientOptions {
   std::string base_url;         // "https://sdk.nuonuo.com" or "http://127.0.0.1:PORT"
   std::string app_key;
   std::string access_token;     // secret: never logged
-  std::string seller_tax_id;
+  std::string seller_tax_id;    // body salerTaxNum and header userTax
+  std::string clerk;            // order clerk (数电: the e-tax account's clerk)
+  config::SignEncoding sign_encoding = config::SignEncoding::kPlain;
   std::string callback_url;     // optional: where the platform posts results
   std::chrono::milliseconds connect_timeout{2000};
   std::chrono::milliseconds request_timeout{10000};

@@ -2,9 +2,13 @@
 // lanegate-sim invoicing: a local invoicing platform speaking the Nuonuo-style open API
 // of docs/INVOICE.md (POST /open/v1/services), so the gateway's platform client, the demo
 // and tests run the real protocol on one machine. Its checks are written from the spec,
-// independently of invoice/ (which sim/ must not link): the envelope signature
-// (HMAC-SHA256 over the canonical string), access token, seller, timestamp window and
-// request-id replay; per line the 19-digit code, allowed rate, excl + tax = incl and
+// independently of invoice/ (which sim/ must not link): the envelope (query senid /
+// nonce / timestamp / appkey, X-Nuonuo-Sign = HMAC-SHA1 over the spec's sign string;
+// plain or URL-encoded both verify, because cpp-httplib percent-decodes header values
+// before the sandbox sees them), access token, userTax = seller, timestamp window
+// and senid replay; the order and line keys against the spec's lists (an unlisted key is
+// refused naming it), clerk, remark length; per line the 19-digit code, the flag/rate
+// pairs, allowed rate, excl + tax = incl and
 // |excl * r - tax| <= 0.06 yuan, price * num = incl; the buyer id check character;
 // totals; red letters against the original invoice.
 //
@@ -40,6 +44,10 @@
 
 namespace lanegate::sim {
 
+// How the query reply names the 数电 number: the platform's "allElectronicInvoiceNumbe",
+// the full spelling, both, or both with different values (a test of the client's check).
+enum class NumberField { kTruncated, kFull, kBoth, kBothConflicting };
+
 struct InvoicingSandboxOptions {
   std::filesystem::path db_file;  // sandbox state (created when missing)
   int port = 0;                   // 0: any free port
@@ -49,7 +57,12 @@ struct InvoicingSandboxOptions {
   std::string app_key = "sandbox-app-key";
   std::string app_secret = "sandbox-app-secret";
   std::string access_token = "sandbox-access-token";
-  std::string seller_tax_id = "91350100M000100Y43";
+  std::string seller_tax_id = "339902999999789113";  // the spec's sandbox seller
+  std::string seller_name = "沙箱测试销方";          // printed on the PDF
+  NumberField number_field = NumberField::kTruncated;
+  // TODO(issue 17, red letters): reds still arrive as requestBillingNew invoiceType 2
+  // until the saveInvoiceRedConfirm + fastInvoiceRed flow lands; false refuses them.
+  bool accept_legacy_red = true;
   std::string province_code = "35";  // 2 digits in invoice numbers
   char channel = '0';
   int queries_in_progress = 1;
@@ -89,6 +102,10 @@ class InvoicingSandbox {
   void fail_next_issue(std::string cause);
   // While set, every API call is answered HTTP 503 (platform down).
   void set_unavailable(bool unavailable);
+  // Queries of this order answer `code` as its status (e.g. "99", "3", "31").
+  void force_status(const std::string& order_no, std::string code);
+  // Queries of this order report orderAmount off by `fen`.
+  void misreport_amount(const std::string& order_no, std::int64_t fen);
   std::optional<SandboxInvoice> find(const std::string& order_no) const;
   std::int64_t issue_requests() const;  // issue calls that reached the business checks
 
@@ -100,7 +117,8 @@ class InvoicingSandbox {
 };
 
 // `lanegate-sim invoicing --db FILE [--port N] [--app-secret-file F] [--access-token-file F]
-//  [--app-key K] [--seller-tax-id ID] [--queries-in-progress N] [--tls-cert F --tls-key F]`:
+//  [--app-key K] [--seller-tax-id ID] [--seller-name NAME]
+//  [--queries-in-progress N] [--tls-cert F --tls-key F]`:
 // prints "ready http(s)://127.0.0.1:PORT" and serves until SIGINT/SIGTERM. Returns the exit code.
 int run_invoicing_sandbox(std::span<const std::string> args);
 

@@ -53,5 +53,17 @@ TEST(IssueStep, UnknownInvoiceIsParkedCredentialsAreRetried) {
   EXPECT_EQ(perm.link_up, true);
 }
 
+// An answer we cannot act on without guessing (issue 17: "unknown status codes park the
+// item with an alarm") waits for an operator instead of being retried silently; an
+// unreadable reply is still retried.
+TEST(IssueStep, AnswersThatContradictWhatWeHoldAreParked) {
+  for (const char* field : {"status", "invoice_number", "amount", "bill_status"}) {
+    const IssueStep step = issue_step(err(Errc::kProtocol, field));
+    EXPECT_EQ(step.outcome.kind, Kind::kPark) << field;
+    EXPECT_EQ(step.link_up, true) << field;
+  }
+  EXPECT_EQ(issue_step(err(Errc::kProtocol, "reply")).outcome.kind, Kind::kRetry);
+}
+
 }  // namespace
 }  // namespace lanegate::gateway

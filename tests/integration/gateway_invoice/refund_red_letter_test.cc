@@ -70,6 +70,7 @@ class RefundRedLetterTest : public ::testing::Test {
     section_.ca_file = dir_ / "pki" / "ca.pem";
     section_.seller_name = "Red letter lot";
     section_.seller_tax_id = kSeller;
+    section_.clerk = "测试开票员";
 
     const fs::path file = dir_ / "lanegate.db";
     db_.emplace(Database::open(file).value());

@@ -119,9 +119,10 @@ TEST(OfflineClaimIT, IssuedAfterLinkReturnsAcrossRestart) {
   po.app_key = "sandbox-app-key";
   po.access_token = "sandbox-access-token";
   po.seller_tax_id = kSeller;
+  po.clerk = "测试开票员";
   po.connect_timeout = 1000ms;
   po.request_timeout = 5000ms;
-  NuonuoPlatform platform(po, std::make_unique<HmacSha256Signer>("sandbox-app-secret"), clock);
+  NuonuoPlatform platform(po, std::make_unique<NuonuoSigner>("sandbox-app-secret"), clock);
 
   std::string order_no;
   std::int64_t invoice_id = 0;

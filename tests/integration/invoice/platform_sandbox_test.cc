@@ -75,9 +75,10 @@ class PlatformIT : public ::testing::Test {
     po.app_key = "sandbox-app-key";
     po.access_token = "sandbox-access-token";
     po.seller_tax_id = kSeller;
+    po.clerk = "测试开票员";
     po.connect_timeout = std::chrono::milliseconds(1000);
     po.request_timeout = std::chrono::milliseconds(5000);
-    return std::make_unique<NuonuoPlatform>(po, std::make_unique<HmacSha256Signer>(secret), clock);
+    return std::make_unique<NuonuoPlatform>(po, std::make_unique<NuonuoSigner>(secret), clock);
   }
 
   std::int64_t claimed_invoice(std::string tx, std::string_view amount, Buyer buyer,
@@ -325,10 +326,94 @@ TEST_F(PlatformIT, StaleTimestampIsRefused) {
   po.app_key = "sandbox-app-key";
   po.access_token = "sandbox-access-token";
   po.seller_tax_id = kSeller;
-  NuonuoPlatform skewed(po, std::make_unique<HmacSha256Signer>("sandbox-app-secret"), late);
+  po.clerk = "测试开票员";
+  NuonuoPlatform skewed(po, std::make_unique<NuonuoSigner>("sandbox-app-secret"), late);
   auto r = advance(id, &skewed);
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().message.find("E1003"), std::string::npos);
+}
+
+// Platform quirks (specs/e-invoice.md "Invoicing platform API", issue 17 point 5): a status
+// code we do not know, a paper-only status, two spellings that disagree and an amount that
+// contradicts the invoice each stop the invoice where it is (kProtocol naming the field,
+// which the worker parks with an alarm) instead of being taken for an answer.
+TEST_F(PlatformIT, UnknownAndPaperOnlyStatusesChangeNothing) {
+  for (const char* code : {"99", "3", "31"}) {
+    const auto id = claimed_invoice(std::string("t-") + code, "19.19", company());
+    ASSERT_EQ(*advance(id), InvoiceState::kIssuing);
+    sandbox->force_status(store.get_invoice(id)->order_no, code);
+    auto r = advance(id);
+    ASSERT_FALSE(r) << code;
+    EXPECT_EQ(r.error().code, Errc::kProtocol) << code;
+    EXPECT_EQ(r.error().field, "status") << code;
+    EXPECT_EQ(store.get_invoice(id)->state, InvoiceState::kIssuing) << code;
+  }
+}
+
+TEST_F(PlatformIT, AnAmountThatContradictsTheInvoiceIsNotMarkedIssued) {
+  const auto id = claimed_invoice("t1", "19.19", company());
+  ASSERT_EQ(*advance(id), InvoiceState::kIssuing);
+  sandbox->misreport_amount(store.get_invoice(id)->order_no, 100);
+  auto r = advance(id);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().field, "amount");
+  EXPECT_NE(r.error().message.find("20.19"), std::string::npos) << r.error().message;
+  EXPECT_EQ(store.get_invoice(id)->state, InvoiceState::kIssuing);
+  EXPECT_TRUE(store.get_invoice(id)->invoice_number.empty());
+}
+
+class PlatformNumberFieldIT : public PlatformIT,
+                              public ::testing::WithParamInterface<sim::NumberField> {};
+
+TEST_P(PlatformNumberFieldIT, EitherSpellingIssuesTwoDifferentNumbersDoNot) {
+  sandbox.reset();
+  sim::InvoicingSandboxOptions o;
+  o.db_file = dir.path() / "sandbox2.db";
+  o.clock = &clock;
+  o.seller_tax_id = kSeller;
+  o.number_field = GetParam();
+  sandbox = sim::InvoicingSandbox::start(o).value();
+  platform = make_client("sandbox-app-secret");
+  const auto id = claimed_invoice("t1", "19.19", company());
+  ASSERT_EQ(*advance(id), InvoiceState::kIssuing);
+  auto r = advance(id);
+  if (GetParam() == sim::NumberField::kBothConflicting) {
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().field, "invoice_number");
+    EXPECT_EQ(store.get_invoice(id)->state, InvoiceState::kIssuing);
+    return;
+  }
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_EQ(*r, InvoiceState::kIssued);
+  EXPECT_EQ(store.get_invoice(id)->invoice_number.size(), 20u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Spellings, PlatformNumberFieldIT,
+                         ::testing::Values(sim::NumberField::kTruncated, sim::NumberField::kFull,
+                                           sim::NumberField::kBoth,
+                                           sim::NumberField::kBothConflicting));
+
+// X-Nuonuo-Sign URL-encoded (sign_encoding = "url", the spec's *unconfirmed* alternative):
+// once the server decodes the header it is the very signature the plain form carries, so
+// the sandbox verifies it and the invoice issues. (The exact bytes on the wire are in
+// wire_fields_test.cc.) A wrong secret still fails with the URL form.
+TEST_F(PlatformIT, UrlEncodedSignatureVerifiesOnceDecoded) {
+  PlatformClientOptions po;
+  po.base_url = sandbox->base_url();
+  po.app_key = "sandbox-app-key";
+  po.access_token = "sandbox-access-token";
+  po.seller_tax_id = kSeller;
+  po.clerk = "测试开票员";
+  po.sign_encoding = config::SignEncoding::kUrl;
+  NuonuoPlatform wrong(po, std::make_unique<NuonuoSigner>("not-the-secret"), clock);
+  NuonuoPlatform url(po, std::make_unique<NuonuoSigner>("sandbox-app-secret"), clock);
+  const auto id = claimed_invoice("t1", "19.19", company());
+  auto refused = advance(id, &wrong);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("E1001"), std::string::npos) << refused.error().message;
+  EXPECT_EQ(store.get_invoice(id)->state, InvoiceState::kClaimed);
+  ASSERT_TRUE(advance(id, &url));
+  EXPECT_EQ(*advance(id, &url), InvoiceState::kIssued);
 }
 
 // Real HTTPS: the sandbox serves a certificate for 127.0.0.1 made here with the openssl
@@ -349,6 +434,7 @@ TEST(PlatformTlsIT, IssuesOverVerifiedHttps) {
   o.clock = &clock;
   o.tls_cert_file = cert;
   o.tls_key_file = key;
+  o.seller_tax_id = kSeller;
   auto sandbox = sim::InvoicingSandbox::start(o);
   ASSERT_TRUE(sandbox) << sandbox.error().to_string();
   ASSERT_TRUE((*sandbox)->base_url().starts_with("https://127.0.0.1:"));
@@ -367,16 +453,17 @@ TEST(PlatformTlsIT, IssuesOverVerifiedHttps) {
   po.app_key = "sandbox-app-key";
   po.access_token = "sandbox-access-token";
   po.seller_tax_id = kSeller;
+  po.clerk = "测试开票员";
   po.connect_timeout = std::chrono::milliseconds(2000);
   po.request_timeout = std::chrono::milliseconds(5000);
-  NuonuoPlatform untrusting(po, std::make_unique<HmacSha256Signer>("sandbox-app-secret"), clock);
+  NuonuoPlatform untrusting(po, std::make_unique<NuonuoSigner>("sandbox-app-secret"), clock);
   auto refused = advance_invoice(store, untrusting, seller_from_config(section), id, clock);
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error().code, Errc::kCrypto) << refused.error().to_string();
   EXPECT_EQ(store.get_invoice(id)->state, InvoiceState::kClaimed);
 
   po.ca_file = cert;
-  NuonuoPlatform trusting(po, std::make_unique<HmacSha256Signer>("sandbox-app-secret"), clock);
+  NuonuoPlatform trusting(po, std::make_unique<NuonuoSigner>("sandbox-app-secret"), clock);
   auto r1 = advance_invoice(store, trusting, seller_from_config(section), id, clock);
   ASSERT_TRUE(r1) << r1.error().to_string();
   auto r2 = advance_invoice(store, trusting, seller_from_config(section), id, clock);

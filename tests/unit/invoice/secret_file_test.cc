@@ -48,15 +48,27 @@ TEST(SecretFile, MakePlatformNeedsBothFiles) {
   EXPECT_TRUE(make_platform(s, clock));
 }
 
-TEST(PlatformSigning, HmacOverCanonicalString) {
-  const std::string canonical = canonical_request_string("k", "{\"a\":1}", "m", "n", "s", "1", "u");
-  EXPECT_EQ(canonical, "appKey=k&content={\"a\":1}&method=m&nonce=n&senid=s&timestamp=1&userTax=u");
-  // RFC 4231 test case 2: HMAC-SHA256("Jefe", "what do ya want for nothing?").
-  HmacSha256Signer signer("Jefe");
+// The sign string and the signature as specs/e-invoice.md "Invoicing platform API" writes
+// them: Base64(HMAC-SHA1(appSecret, "a=services&l=v1&p=open&k=..&i=..&n=..&t=..&f=..")).
+TEST(PlatformSigning, HmacSha1OverTheSpecSignString) {
+  EXPECT_EQ(nuonuo_sign_string("key1", "0123456789abcdef0123456789abcdef", "12345678",
+                               "1795000000", "{\"a\":1}"),
+            "a=services&l=v1&p=open&k=key1&i=0123456789abcdef0123456789abcdef&n=12345678"
+            "&t=1795000000&f={\"a\":1}");
+  // RFC 2202 test case 2: HMAC-SHA1("Jefe", "what do ya want for nothing?").
+  NuonuoSigner signer("Jefe");
   auto sig = signer.sign("what do ya want for nothing?");
   ASSERT_TRUE(sig);
-  EXPECT_EQ(*sig, "W9zBRr9gdU5qBCQmCJV1x1oAPwidJzmDnexYuWTsOEM=");
-  EXPECT_FALSE(HmacSha256Signer("").sign("x"));
+  EXPECT_EQ(*sig, "7/zfauXrL6LSdBbV8YTfnCWafHk=");
+  EXPECT_FALSE(NuonuoSigner("").sign("x"));
+}
+
+TEST(PlatformSigning, DuplicateRefusalsAreRecognisedByCodeOrText) {
+  EXPECT_TRUE(is_duplicate_refusal("E9106", ""));
+  EXPECT_TRUE(is_duplicate_refusal("E9999", "订单编号重复"));
+  EXPECT_TRUE(is_duplicate_refusal("E1234", "Duplicate orderNo"));
+  EXPECT_FALSE(is_duplicate_refusal("E9613", "当日重试次数超限"));
+  EXPECT_FALSE(is_duplicate_refusal("E0000", "成功"));
 }
 
 TEST(PlatformStatus, CodesMap) {
@@ -65,7 +77,12 @@ TEST(PlatformStatus, CodesMap) {
   EXPECT_EQ(*platform_status_from_code("21"), PlatformStatus::kSigning);
   EXPECT_EQ(*platform_status_from_code("22"), PlatformStatus::kFailed);
   EXPECT_EQ(*platform_status_from_code("24"), PlatformStatus::kSealFailed);
-  EXPECT_FALSE(platform_status_from_code("3"));
+  EXPECT_EQ(*platform_status_from_code("3"), PlatformStatus::kVoided);
+  EXPECT_EQ(*platform_status_from_code("31"), PlatformStatus::kVoiding);
+  auto unknown = platform_status_from_code("99");
+  ASSERT_FALSE(unknown);
+  EXPECT_EQ(unknown.error().code, Errc::kProtocol);
+  EXPECT_EQ(unknown.error().field, "status");
   EXPECT_TRUE(is_final(PlatformStatus::kSealFailed));
   EXPECT_FALSE(is_final(PlatformStatus::kSigning));
 }
