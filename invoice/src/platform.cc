@@ -6,6 +6,7 @@
 #include <boost/json.hpp>
 #include <cctype>
 #include <fstream>
+#include <span>
 #include <sstream>
 #include <tuple>
 
@@ -77,8 +78,23 @@ std::string goods_name(std::string_view item_name) {
 // The requestBillingNew order. Keys only from the spec's list ("Invoicing platform API");
 // not in the spec and carried over unchanged (INVOICE.md lists them): the invoiceDate
 // format, withTaxFlag "1", num "1", amounts as 2-decimal strings.
+// surveyAnswerType (spec: "small-scale at 1%/3%: 1 liability before 2022-04-01, 2
+// correcting/reversing an earlier invoice, 3 waiving the exemption"): the configured answer
+// of the rule each line was split under; empty when no line's rule has one.
+std::string survey_answer(const IssueRequest& r, std::span<const config::TaxRule> rules) {
+  for (const InvoiceLine& l : r.lines) {
+    for (const config::TaxRule& rule : rules) {
+      if (rule.service == l.service && rule.rate_percent == l.rate_percent &&
+          !rule.survey_answer_type.empty()) {
+        return rule.survey_answer_type;
+      }
+    }
+  }
+  return {};
+}
+
 std::string issue_content(const IssueRequest& r, std::string_view callback_url,
-                          std::string_view clerk) {
+                          std::string_view clerk, std::string_view survey_answer_type) {
   json::array details;
   for (const InvoiceLine& l : r.lines) {
     json::object d;
@@ -111,6 +127,9 @@ std::string issue_content(const IssueRequest& r, std::string_view callback_url,
   order["email"] = r.buyer.email;
   order["buyerPhone"] = r.buyer.phone;
   order["callBackUrl"] = callback_url;
+  if (!survey_answer_type.empty()) {
+    order["surveyAnswerType"] = survey_answer_type;
+  }
   if (r.kind == InvoiceKind::kRed) {
     order["invoiceNum"] = r.original_invoice_number;
     order["redReason"] = std::to_string(r.red_reason);
@@ -363,7 +382,8 @@ Result<NuonuoPlatform::Reply> NuonuoPlatform::call(std::string_view method,
 }
 
 Result<IssueAccepted> NuonuoPlatform::issue(const IssueRequest& request) {
-  auto reply = call(kMethodIssue, issue_content(request, options_.callback_url, options_.clerk));
+  auto reply = call(kMethodIssue, issue_content(request, options_.callback_url, options_.clerk,
+                                                 survey_answer(request, options_.tax_rules)));
   if (!reply) {
     return std::unexpected(reply.error());
   }
@@ -503,6 +523,7 @@ Result<std::unique_ptr<InvoicingPlatform>> make_platform(const config::Invoicing
   o.seller_tax_id = section.seller_tax_id;
   o.clerk = section.clerk;
   o.sign_encoding = section.sign_encoding;
+  o.tax_rules = section.tax;
   o.callback_url = std::move(callback_url);
   o.ca_file = section.ca_file;
   o.verify_tls = section.verify_tls;

@@ -8,6 +8,7 @@
 #include <array>
 #include <atomic>
 #include <boost/json.hpp>
+#include <chrono>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -256,6 +257,10 @@ struct InvoicingSandbox::Impl {
     const std::string clerk = str(order, "clerk");
     if (clerk.empty()) {
       return PlatformError{"E9111", "order.clerk is required for 数电 (the clerk logged in to the e-tax account)"};
+    }
+    if (const std::string survey = str(order, "surveyAnswerType");
+        !survey.empty() && survey != "1" && survey != "2" && survey != "3") {
+      return PlatformError{"E9114", "order.surveyAnswerType must be 1, 2 or 3"};
     }
     if (code_points(str(order, "remark")) > 200) {
       return PlatformError{"E9112", "order.remark is longer than 200 characters"};
@@ -814,6 +819,11 @@ Result<std::unique_ptr<InvoicingSandbox>> InvoicingSandbox::start(InvoicingSandb
     return fail(Errc::kIo, "cannot bind 127.0.0.1:" + std::to_string(p->options.port), "port");
   }
   p->thread = std::thread([p] { p->server.listen_after_bind(); });
+  // Wait for the accept loop: Server::stop() before it runs is lost, and the destructor
+  // would then wait forever for a server nobody can stop.
+  for (int i = 0; i < 5000 && !p->server.is_running(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   return std::unique_ptr<InvoicingSandbox>(new InvoicingSandbox(std::move(impl)));
 }
 

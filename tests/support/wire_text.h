@@ -1,7 +1,7 @@
 #pragma once
-// Readers for what the simulated cameras put on the wire, written here rather than taken
-// from core/ or the gateway: a test of the simulator's encoding must not share the code
-// under test (a bug shared by encoder and decoder would pass).
+// Readers and writers of wire text (Base64), written here rather than taken from core/, the
+// gateway or the simulators: a test of an encoding must not share the code under test (a
+// bug shared by encoder and decoder would pass).
 
 #include <gtest/gtest.h>
 
@@ -32,6 +32,23 @@ inline std::string unbase64(std::string_view text) {
       bits -= 8;
       out.push_back(static_cast<char>(acc >> bits & 0xFF));
     }
+  }
+  return out;
+}
+
+// Standard Base64 with '=' padding.
+inline std::string base64(std::string_view bytes) {
+  static constexpr std::string_view kAlphabet =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  const auto at = [&](std::size_t i) { return static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[i])); };
+  for (std::size_t i = 0; i < bytes.size(); i += 3) {
+    const std::size_t n = bytes.size();
+    const std::uint32_t v = at(i) << 16 | (i + 1 < n ? at(i + 1) << 8 : 0) | (i + 2 < n ? at(i + 2) : 0);
+    out += kAlphabet[v >> 18 & 63];
+    out += kAlphabet[v >> 12 & 63];
+    out += i + 1 < n ? kAlphabet[v >> 6 & 63] : '=';
+    out += i + 2 < n ? kAlphabet[v & 63] : '=';
   }
   return out;
 }

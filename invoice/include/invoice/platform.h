@@ -124,6 +124,9 @@ struct PlatformClientOptions {
   std::string seller_tax_id;    // body salerTaxNum and header userTax
   std::string clerk;            // order clerk (数电: the e-tax account's clerk)
   config::SignEncoding sign_encoding = config::SignEncoding::kPlain;
+  // The [[invoicing.tax]] rules: a small-scale seller's surveyAnswerType comes from the
+  // rule of the line's service and rate.
+  std::vector<config::TaxRule> tax_rules;
   std::string callback_url;     // optional: where the platform posts results
   std::chrono::milliseconds connect_timeout{2000};
   std::chrono::milliseconds request_timeout{10000};

@@ -2,12 +2,10 @@
 // invoicing platform: it keeps every request exactly as it arrived and answers canned
 // replies. Every expectation is transcribed from the spec, /work/shared/specs/e-invoice.md
 // ("Invoicing platform API"; cited per check), never from the client's encoder, and the
-// signature is recomputed here with OpenSSL's HMAC directly over the spec's sign string.
+// signature is recomputed with OpenSSL's HMAC directly (tests/support/nuonuo_wire.h).
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -26,6 +24,7 @@
 #include "core/clock.h"
 #include "core/money.h"
 #include "invoice/platform.h"
+#include "support/nuonuo_wire.h"
 
 namespace lanegate::invoice {
 namespace {
@@ -44,36 +43,14 @@ struct Recorded {
   std::string body;
 };
 
-// Standard Base64 and percent-encoding written out here, not taken from core/.
-std::string base64(const unsigned char* p, std::size_t n) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  for (std::size_t i = 0; i < n; i += 3) {
-    const unsigned v = (p[i] << 16) | (i + 1 < n ? p[i + 1] << 8 : 0) | (i + 2 < n ? p[i + 2] : 0);
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += i + 1 < n ? kAlphabet[(v >> 6) & 63] : '=';
-    out += i + 2 < n ? kAlphabet[v & 63] : '=';
-  }
-  return out;
-}
-
 std::string expected_signature(const Recorded& r, bool url_encoded) {
   auto param = [&](const char* k) { return r.params.find(k)->second; };
-  // spec: Base64(HMAC-SHA1(appSecret, "a=services&l=v1&p=open&k={appKey}&i={senid}&n={nonce}&t={timestamp}&f={content}"))
-  const std::string text = std::string("a=services&l=v1&p=open&k=") + param("appkey") +
-                           "&i=" + param("senid") + "&n=" + param("nonce") +
-                           "&t=" + param("timestamp") + "&f=" + r.body;
-  unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  HMAC(EVP_sha1(), kSecret, static_cast<int>(std::strlen(kSecret)),
-       reinterpret_cast<const unsigned char*>(text.data()), text.size(), mac, &len);
-  std::string sig = base64(mac, len);
+  std::string sig = wire_test::nuonuo_signature(kSecret, param("appkey"), param("senid"),
+                                                param("nonce"), param("timestamp"), r.body);
   if (!url_encoded) {
     return sig;
   }
-  std::string enc;
+  std::string enc;  // RFC 3986: of Base64's alphabet only + / = are reserved
   for (char c : sig) {
     if (c == '+') enc += "%2B";
     else if (c == '/') enc += "%2F";
@@ -313,6 +290,36 @@ TEST_F(WireIT, IssueOrderCarriesOnlyTheSpecFieldsSignedOverTheSpecString) {
   EXPECT_EQ(d.at("taxIncludedAmount").as_string(), "19.19");
   EXPECT_EQ(d.at("invoiceLineProperty").as_string(), "0");  // 0 normal
   EXPECT_EQ(d.at("favouredPolicyFlag").as_string(), "08");
+}
+
+// spec: "surveyAnswerType (small-scale at 1%/3%: 1 ..., 2 ..., 3 waiving the exemption)";
+// a general taxpayer's order has none.
+TEST_F(WireIT, SmallScaleSellerSaysWhyAtOnePercent) {
+  IssueRequest r = taxi_request();
+  r.lines[0].rate_percent = 1;
+  r.lines[0].favoured_policy_flag = "";
+  r.lines[0].excl = *Money::parse("19.00");
+  r.lines[0].tax = *Money::parse("0.19");
+  {
+    auto plain = client();
+    ASSERT_TRUE(plain.issue(r));
+  }
+  PlatformClientOptions po;
+  po.base_url = server.base_url();
+  po.app_key = kAppKey;
+  po.access_token = "wire-token";
+  po.seller_tax_id = kSeller;
+  po.clerk = kClerk;
+  po.tax_rules.push_back({"taxi", "*运输服务*客运服务费", "3010101020203000000", 1, "", "3"});
+  NuonuoPlatform small(po, std::make_unique<NuonuoSigner>(kSecret), clock);
+  ASSERT_TRUE(small.issue(r));
+  auto reqs = server.requests();
+  ASSERT_EQ(reqs.size(), 2u);
+  const json::object first = json::parse(reqs[0].body).at("order").as_object();
+  const json::object second = json::parse(reqs[1].body).at("order").as_object();
+  EXPECT_FALSE(first.contains("surveyAnswerType"));
+  EXPECT_EQ(second.at("surveyAnswerType").as_string(), "3");
+  EXPECT_EQ(second.at("invoiceDetail").as_array()[0].at("taxRate").as_string(), "0.01");
 }
 
 TEST_F(WireIT, UrlEncodedSignatureWhenConfigured) {
