@@ -170,6 +170,57 @@ TEST(TaxRules, ValidationAppliesTheTaxpayersRow) {
   EXPECT_TRUE(validate_tax_rule(one, config::Taxpayer::kSmallScale));
 }
 
+// The loader and validate_tax_rule() judge rate, flag and survey answer by one table: over a
+// grid of rules, a rule loads exactly when it validates.
+TEST(TaxRules, LoaderAndValidatorAgree) {
+  constexpr std::string_view kSite = R"([gateway]
+id = "lot1"
+site_name = "Test lot"
+[provider]
+mchid = "1900000001"
+appid = "wxtest"
+merchant_serial_no = "ABCDEF"
+merchant_private_key_file = "/keys/merchant.key"
+apiv3_key_file = "/keys/apiv3.key"
+notify_url = "https://gw.example.cn/notify"
+[[lane]]
+id = "cab"
+mode = "taxi"
+meter = "m1"
+[[meter]]
+id = "m1"
+device = "/dev/ttyS1"
+)";
+  int accepted = 0;
+  int refused = 0;
+  for (auto [taxpayer, name] : {std::pair(config::Taxpayer::kGeneral, "general"),
+                                std::pair(config::Taxpayer::kSmallScale, "small_scale")}) {
+    for (const char* service : {"taxi", "parking"}) {
+      for (int rate : {0, 1, 3, 5, 6, 9, 13}) {
+        for (const char* flag : {"", "01", "02", "03", "04", "08", "09", "12"}) {
+          for (const char* survey : {"", "1", "3", "4"}) {
+            config::TaxRule rule{service, "*名称*费", "3040502020200000000", rate, flag, survey};
+            const bool valid = validate_tax_rule(rule, taxpayer).has_value();
+            const std::string text =
+                std::string(kSite) + "[invoicing]\ntaxpayer = \"" + name +
+                "\"\n[[invoicing.tax]]\nservice = \"" + service +
+                "\"\nitem_name = \"*名称*费\"\ncode = \"3040502020200000000\"\nrate_percent = " +
+                std::to_string(rate) + "\nfavoured_policy_flag = \"" + flag +
+                "\"\nsurvey_answer_type = \"" + survey + "\"\n";
+            auto loaded = config::load_string(text, "grid.toml");
+            EXPECT_EQ(loaded.has_value(), valid)
+                << name << " " << service << " " << rate << "% flag \"" << flag << "\" survey \""
+                << survey << "\"";
+            (valid ? accepted : refused) += 1;
+          }
+        }
+      }
+    }
+  }
+  EXPECT_GT(accepted, 0);
+  EXPECT_GT(refused, 0);
+}
+
 TEST(TaxRules, ConfiguredRulesReplaceDefaults) {
   config::InvoicingSection section;
   section.tax.push_back({"parking", "*经营租赁*停车费", "3040502020200000000", 5, "09"});
