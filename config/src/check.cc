@@ -1,10 +1,13 @@
 #include "config/check.h"
 
+#include <algorithm>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "config/config.h"
 #include "config/secrets.h"
+#include "config/tax_rules.h"
 
 namespace lanegate::config {
 namespace {
@@ -18,6 +21,54 @@ std::string breakdown(const std::map<Key, int>& counts, Name&& name) {
     out += std::to_string(n) + " " + std::string(name(key));
   }
   return out.empty() ? "" : " (" + out + ")";
+}
+
+bool has_lane(const Config& c, LaneMode mode) {
+  return std::any_of(c.lanes.begin(), c.lanes.end(),
+                     [&](const LaneSection& l) { return l.mode == mode; });
+}
+
+// One line per invoice rule this site issues with (a parking-exit lane issues parking, a
+// taxi lane taxi; the built-in rule of a service without lanes is never used), then what
+// will likely go wrong with them: an operator reads the rates and flags the platform will
+// receive before the first invoice is refused.
+void print_invoice_lines(const Config& c, std::ostream& out) {
+  const InvoicingSection& inv = c.invoicing;
+  if (!inv.enabled) {
+    return;
+  }
+  const bool parking = has_lane(c, LaneMode::kParkingExit);
+  const bool taxi = has_lane(c, LaneMode::kTaxi);
+  std::vector<const TaxRule*> issued;
+  for (const TaxRule& rule : inv.tax) {
+    if ((rule.service == "parking" && parking) || (rule.service == "taxi" && taxi)) {
+      issued.push_back(&rule);
+    }
+  }
+  for (const TaxRule* rule : issued) {
+    out << "invoice line " << rule->service << ": " << rule->rate_percent << "% flag "
+        << (rule->favoured_policy_flag.empty() ? "-" : rule->favoured_policy_flag);
+    if (rule->service == "parking" && inv.parking.specific_business) {
+      out << " (06 lease)";
+    }
+    if (!rule->survey_answer_type.empty()) {
+      out << " survey " << rule->survey_answer_type;
+    }
+    out << '\n';
+  }
+  for (const TaxRule* rule : issued) {
+    if (rule->rate_percent == 1) {
+      out << "warning: invoice line " << rule->service << ": the 1% reduction runs to "
+          << kOnePercentEnds
+          << " per specs/e-invoice.md \"Tax classification codes and rates\"; change "
+             "rate_percent when it ends\n";
+    }
+  }
+  if (parking && inv.parking.specific_business && inv.parking.certificate.empty()) {
+    out << "warning: invoice line parking: specific business 06 without "
+           "[invoicing.parking] certificate: the tax bureau lists it as required for 06; expect "
+           "refusal (specs/e-invoice.md \"Parking → 06 不动产经营租赁\")\n";
+  }
 }
 
 }  // namespace
@@ -67,6 +118,7 @@ int check_config_command(const std::filesystem::path& file, std::ostream& out, s
       << " toll\n";
   out << "api tokens: " << c.api.tokens.size()
       << ", invoicing: " << (c.invoicing.enabled ? "enabled" : "disabled") << '\n';
+  print_invoice_lines(c, out);
   out.flush();
   return 0;
 }

@@ -1,13 +1,14 @@
 // Rules that relate several tables: duplicate ids, references between sections, device
 // kinds per lane mode, serial ports claimed twice, the outbox lease against the provider's
-// call deadlines. They run after every section was read, and point at the line of the key
-// that holds the offending id (positions remembered by the readers). References that are
-// empty were already reported as missing.
+// call deadlines, what invoicing needs for the lanes configured. They run after every
+// section was read, and point at the line of the key that holds the offending id (positions
+// remembered by the readers). References that are empty were already reported as missing.
 #include <algorithm>
 #include <map>
 #include <set>
 #include <tuple>
 
+#include "config/tax_rules.h"
 #include "table_reader.h"
 #include "value_rules.h"
 
@@ -173,6 +174,60 @@ void check_etc(const Config& c, Diagnostics& diag) {
                    ": the ETC deduction names the entrance by station name");
       }
     }
+  }
+}
+
+// Invoicing rules that depend on the lanes: a parking-exit lane issues parking lines, which
+// carry specific business 06 unless the site switched it off, and the built-in tax rules
+// (config/defaults.h) are a general taxpayer's, which a small-scale seller may not use.
+void check_invoicing(const Config& c, Diagnostics& diag) {
+  const InvoicingSection& inv = c.invoicing;
+  if (!inv.enabled) {
+    return;
+  }
+  const auto has_lane = [&](LaneMode mode) {
+    return std::any_of(c.lanes.begin(), c.lanes.end(),
+                       [&](const LaneSection& l) { return l.mode == mode; });
+  };
+  const bool parking = has_lane(LaneMode::kParkingExit);
+  const bool taxi = has_lane(LaneMode::kTaxi);
+  if (parking && inv.parking.specific_business) {
+    const std::string table = "invoicing.parking";
+    const Pos at = diag.where(table).line > 0 ? diag.where(table) : diag.where("invoicing");
+    const auto need = [&](std::string_view key, bool missing, std::string_view field) {
+      if (missing) {
+        diag.add(at, table + "." + std::string(key),
+                 "required when invoicing is enabled and a lane is mode = \"parking-exit\": "
+                 "parking is issued with specific business 06 (不动产经营租赁), whose " +
+                     std::string(field) +
+                     " is required (specs/e-invoice.md \"Parking → 06 不动产经营租赁\"); or set "
+                     "specific_business = false");
+      }
+    };
+    need("property_address", inv.parking.property_address.empty(), "realPropertyAddress");
+    need("detail_address", inv.parking.detail_address.empty(), "detailAddress");
+    need("area_unit", inv.parking.area_unit == 0, "area unit (1..7)");
+  }
+  for (std::size_t i = 0; i < inv.tax.size(); ++i) {
+    const TaxRule& rule = inv.tax[i];
+    // A written [[invoicing.tax]] (its table has a position) was judged by the loader.
+    if (diag.where(indexed("invoicing.tax", i)).line > 0) {
+      continue;
+    }
+    const bool used = (rule.service == "parking" && parking) || (rule.service == "taxi" && taxi);
+    const std::vector<TaxRuleProblem> problems = tax_rule_problems(rule, inv.taxpayer);
+    if (!used || problems.empty()) {
+      continue;
+    }
+    const Pos at = diag.where("invoicing.taxpayer").line > 0 ? diag.where("invoicing.taxpayer")
+                                                             : diag.where("invoicing");
+    diag.add(at, "invoicing.taxpayer",
+             std::string(to_string(inv.taxpayer)) + ": the built-in " + rule.service + " rule (" +
+                 std::to_string(rule.rate_percent) +
+                 "%) is a general taxpayer's and does not fit this seller: add an "
+                 "[[invoicing.tax]] with service = \"" +
+                 rule.service + "\" and set its " + problems.front().field + " (" +
+                 problems.front().rule + ")");
   }
 }
 
@@ -364,6 +419,7 @@ void check_references(const Config& c, Diagnostics& diag) {
 
   check_lease_covers_provider_calls(c, diag);
   check_etc(c, diag);
+  check_invoicing(c, diag);
 }
 
 }  // namespace lanegate::config::detail

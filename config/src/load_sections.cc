@@ -9,6 +9,7 @@
 
 #include "config/defaults.h"
 #include "config/registers.h"
+#include "config/tax_rules.h"
 #include "table_reader.h"
 #include "value_rules.h"
 
@@ -266,12 +267,132 @@ void read_provider(TableReader& r, ProviderSection& p) {
 }
 
 // ---- [invoicing] ----------------------------------------------------------------------
+// The platform client appends /open/v1/services to base_url itself (specs/e-invoice.md
+// "Invoicing platform API"): a base_url that already ends in it would be called twice over.
+std::string platform_origin_rule(std::string_view base_url) {
+  Url url;
+  if (!parse_url(base_url, url)) {
+    return {};  // url_rule reports it
+  }
+  std::string_view path = url.path;
+  path = path.substr(0, path.find_first_of("?#"));
+  while (!path.empty() && path.back() == '/') {
+    path.remove_suffix(1);
+  }
+  if (path.ends_with("/open/v1/services")) {
+    return "give the platform's origin, e.g. https://sdk.nuonuo.com; lanegate adds "
+           "/open/v1/services (specs/e-invoice.md \"Invoicing platform API\")";
+  }
+  return {};
+}
+
+// Code points of UTF-8 text (the platform counts characters, not bytes).
+std::size_t code_points(std::string_view text) {
+  return static_cast<std::size_t>(std::count_if(text.begin(), text.end(), [](char c) {
+    return (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+  }));
+}
+
+constexpr std::string_view kLeaseSection = "specs/e-invoice.md \"Parking → 06 不动产经营租赁\"";
+
+// [invoicing.parking]: the lot as the 06 (不动产经营租赁) block describes it. Whether the
+// fields are required depends on the lanes: config/src/cross_checks.cc.
+void read_parking_lease(TableReader& r, ParkingLeaseSite& p) {
+  r.boolean("specific_business", p.specific_business);
+  if (r.string("property_address", p.property_address)) {
+    apply(r, "property_address", text_rule(p.property_address, 480));
+  }
+  if (r.string("detail_address", p.detail_address)) {
+    std::string rule = text_rule(p.detail_address, 480);
+    if (rule.empty()) {
+      const bool keyword = std::ranges::any_of(
+          std::array<std::string_view, 6>{"街", "路", "村", "乡", "镇", "道"},
+          [&](std::string_view k) { return p.detail_address.find(k) != std::string::npos; });
+      if (!keyword) {
+        rule = "must contain one of 街 路 村 乡 镇 道 (detailAddress, " +
+               std::string(kLeaseSection) + "; got " + detail::quoted(p.detail_address) + ")";
+      }
+    }
+    if (rule.empty()) {
+      const std::size_t n = code_points(p.property_address) + code_points(p.detail_address);
+      if (n > 120) {
+        rule = "property_address and detail_address together must be at most 120 characters, got " +
+               std::to_string(n) + " (" + std::string(kLeaseSection) + ")";
+      }
+    }
+    apply(r, "detail_address", rule);
+  }
+  r.boolean("cross_city", p.cross_city);
+  if (r.string("certificate", p.certificate)) {
+    apply(r, "certificate", text_rule(p.certificate, 128));
+  }
+  if (r.has("area_unit")) {
+    int unit = 0;
+    if (r.integer_as("area_unit", unit, 1, 7)) {
+      p.area_unit = unit;
+    }
+  }
+}
+
+// [invoicing.taxi]: specific business 09 (旅客运输) when a passenger supplies identity.
+void read_taxi_invoicing(TableReader& r, TaxiInvoicing& t) {
+  r.boolean("offer_traveller", t.offer_traveller);
+  r.string_in("traveller_list_key", t.traveller_list_key,
+              {"invoiceTravellerTransport", "invoiceTravellerTransportInfoList"});
+}
+
+void read_tax_rule(TableReader& t, TaxRule& rule, Taxpayer taxpayer, bool taxpayer_ok,
+                   std::map<std::string, int>& services) {
+  bool service_ok = false;
+  const bool service_read = t.string("service", rule.service, Need::kRequired);
+  if (service_read) {
+    service_ok = rule.service == "taxi" || rule.service == "parking";
+    if (service_ok) {
+      auto [it, fresh] = services.emplace(rule.service, t.table_pos().line);
+      if (!fresh) {
+        t.fail("service", "duplicate tax rule for service \"" + rule.service +
+                              "\" (first at line " + std::to_string(it->second) + ")");
+      }
+    }
+  }
+  if (t.string("item_name", rule.item_name, Need::kRequired)) {
+    apply(t, "item_name", item_name_rule(rule.item_name));
+  }
+  if (t.string("code", rule.code, Need::kRequired) && !is_digits(rule.code, 19)) {
+    t.fail("code",
+           "must be the 19-digit tax classification code (got " + detail::quoted(rule.code) + ")");
+  }
+  const bool rate_ok = t.integer_as("rate_percent", rule.rate_percent, 0, 17, Need::kRequired);
+  const bool flag_written = t.string("favoured_policy_flag", rule.favoured_policy_flag);
+  const bool flag_ok = flag_written || !t.has("favoured_policy_flag");
+  const bool survey_written = t.string("survey_answer_type", rule.survey_answer_type);
+  const bool survey_ok = survey_written || !t.has("survey_answer_type");
+  if (service_ok && rate_ok && !flag_written) {
+    rule.favoured_policy_flag =
+        default_favoured_policy_flag(rule.service, rule.rate_percent, taxpayer);
+  }
+  // The table of config/tax_rules.h, the same one invoice::validate_tax_rule() applies. A
+  // value wrong on its own is reported when it was read (a toll rule is wrong whatever its
+  // rate); a pairing only when every value it relates holds what was written.
+  const bool all_read = service_ok && rate_ok && flag_ok && survey_ok && taxpayer_ok;
+  for (const TaxRuleProblem& p : tax_rule_problems(rule, taxpayer)) {
+    const bool read = p.field == "service"                ? service_read
+                      : p.field == "favoured_policy_flag" ? flag_written
+                      : p.field == "survey_answer_type"   ? survey_written
+                                                          : rate_ok;
+    if (p.standalone ? read : all_read) {
+      t.fail(p.field, p.rule);
+    }
+  }
+}
+
 void read_invoicing(TableReader& r, InvoicingSection& inv) {
   r.boolean("enabled", inv.enabled);
   // What the platform client needs is required only when invoicing is switched on.
   Need need = inv.enabled ? Need::kRequired : Need::kOptional;
   if (r.string("base_url", inv.base_url, need)) {
-    apply(r, "base_url", url_rule(inv.base_url, /*https_only=*/true));
+    std::string rule = url_rule(inv.base_url, /*https_only=*/true);
+    apply(r, "base_url", rule.empty() ? platform_origin_rule(inv.base_url) : rule);
   }
   if (r.string("app_key", inv.app_key, need)) {
     apply(r, "app_key", text_rule(inv.app_key, 128));
@@ -293,6 +414,32 @@ void read_invoicing(TableReader& r, InvoicingSection& inv) {
   if (r.string("seller_name", inv.seller_name, need)) {
     apply(r, "seller_name", text_rule(inv.seller_name, 200));
   }
+  constexpr std::string_view kClerkWhy =
+      "数电 orders carry the clerk logged in to the e-tax account (specs/e-invoice.md "
+      "\"Invoicing platform API\")";
+  if (r.string("clerk", inv.clerk)) {
+    if (std::string rule = text_rule(inv.clerk, 64); !rule.empty()) {
+      r.fail("clerk", rule + ": " + std::string(kClerkWhy));
+    }
+  } else if (inv.enabled && !r.has("clerk")) {
+    r.fail("clerk", "required key is missing: " + std::string(kClerkWhy));
+  }
+  r.enumeration("sign_encoding", inv.sign_encoding,
+                {{"plain", SignEncoding::kPlain}, {"url", SignEncoding::kUrl}});
+  const bool taxpayer_ok =
+      r.enumeration("taxpayer", inv.taxpayer,
+                    {{"general", Taxpayer::kGeneral}, {"small_scale", Taxpayer::kSmallScale}}) ||
+      !r.has("taxpayer");
+  if (const toml::table* t = r.table("parking")) {
+    TableReader parking(r.diag(), *t, r.key_path("parking"));
+    read_parking_lease(parking, inv.parking);
+    parking.finish();
+  }
+  if (const toml::table* t = r.table("taxi")) {
+    TableReader taxi(r.diag(), *t, r.key_path("taxi"));
+    read_taxi_invoicing(taxi, inv.taxi);
+    taxi.finish();
+  }
   r.integer_as("claim_window_days", inv.claim_window_days, 1, 366);
   if (r.string_array("buyer_id_allow_list", inv.buyer_id_allow_list)) {
     for (std::size_t i = 0; i < inv.buyer_id_allow_list.size(); ++i) {
@@ -312,21 +459,7 @@ void read_invoicing(TableReader& r, InvoicingSection& inv) {
   std::map<std::string, int> services;
   r.tables("tax", [&](TableReader& t, std::size_t) {
     TaxRule rule;
-    if (t.string_in("service", rule.service, {"taxi", "parking", "toll"}, Need::kRequired)) {
-      auto [it, fresh] = services.emplace(rule.service, t.table_pos().line);
-      if (!fresh) {
-        t.fail("service", "duplicate tax rule for service \"" + rule.service +
-                              "\" (first at line " + std::to_string(it->second) + ")");
-      }
-    }
-    if (t.string("item_name", rule.item_name, Need::kRequired)) {
-      apply(t, "item_name", item_name_rule(rule.item_name));
-    }
-    if (t.string("code", rule.code, Need::kRequired) && !is_digits(rule.code, 19)) {
-      t.fail("code", "must be the 19-digit tax classification code (got " + detail::quoted(rule.code) + ")");
-    }
-    t.integer_as("rate_percent", rule.rate_percent, 0, 17, Need::kRequired);
-    t.string_in("favoured_policy_flag", rule.favoured_policy_flag, {"", "08", "09"});
+    read_tax_rule(t, rule, inv.taxpayer, taxpayer_ok, services);
     inv.tax.push_back(std::move(rule));
   });
   std::map<std::string, int> accounts;

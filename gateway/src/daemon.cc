@@ -105,9 +105,15 @@ std::string wiring_of(const config::Config& c) {
        c.invoicing.app_key + ":" + c.invoicing.seller_tax_id + ":" + c.invoicing.seller_name + ":" +
        c.invoicing.app_secret_file.string() + ":" + c.invoicing.access_token_file.string() + ":" +
        (c.invoicing.ca_file ? c.invoicing.ca_file->string() : "") + (c.invoicing.verify_tls ? ":v" : ":nv");
+  const auto& lot = c.invoicing.parking;
+  w += ":" + c.invoicing.clerk + (c.invoicing.sign_encoding == config::SignEncoding::kUrl ? ":url" : ":plain") +
+       (c.invoicing.taxpayer == config::Taxpayer::kSmallScale ? ":small" : ":general") +
+       ";lease:" + (lot.specific_business ? "06:" : "-:") + lot.property_address + ":" + lot.detail_address +
+       (lot.cross_city ? ":x:" : ":-:") + lot.certificate + ":" + std::to_string(lot.area_unit) +
+       ";traveller:" + (c.invoicing.taxi.offer_traveller ? "on:" : "off:") + c.invoicing.taxi.traveller_list_key;
   for (const auto& t : c.invoicing.tax) {
     w += ";tax:" + t.service + ":" + t.item_name + ":" + t.code + ":" + std::to_string(t.rate_percent) + ":" +
-         t.favoured_policy_flag;
+         t.favoured_policy_flag + ":" + t.survey_answer_type;
   }
   return w;
 }

@@ -10,7 +10,7 @@ namespace lanegate::invoice {
 namespace {
 
 constexpr std::string_view kUsage =
-    "usage: lanegate invoice split --total AMOUNT (--rate PERCENT | --service taxi|parking|toll)\n"
+    "usage: lanegate invoice split --total AMOUNT (--rate PERCENT | --service taxi|parking)\n"
     "       lanegate invoice check-buyer-id CODE\n";
 
 int split_command(std::span<const std::string> args, const config::InvoicingSection& section,

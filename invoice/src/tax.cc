@@ -1,9 +1,11 @@
 #include "invoice/tax.h"
 
-#include <array>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
+
+#include "config/defaults.h"
+#include "config/tax_rules.h"
 
 namespace lanegate::invoice {
 namespace {
@@ -41,11 +43,8 @@ bool tax_within_tolerance(Money excl, Money tax, int rate_percent) {
 }
 
 std::span<const config::TaxRule> default_tax_rules() {
-  static const std::array<config::TaxRule, 3> kDefaults = {
-      config::TaxRule{"taxi", "*运输服务*客运服务费", "3010101020203000000", 3, "08"},
-      config::TaxRule{"parking", "*经营租赁*停车费", "3040502020200000000", 9, ""},
-      config::TaxRule{"toll", "*经营租赁*通行费", "3040502020301000000", 3, "08"},
-  };
+  // config/defaults.h is the one source; kept here only so callers get a stable span.
+  static const std::vector<config::TaxRule> kDefaults = config::default_tax_rules();
   return kDefaults;
 }
 
@@ -64,13 +63,20 @@ Result<config::TaxRule> find_tax_rule(std::span<const config::TaxRule> rules,
       return r;
     }
   }
+  if (service == "toll") {
+    return fail(Errc::kNotFound,
+                "no tax rule for tolls: toll invoices are issued by the national toll e-bill "
+                "platform (www.txffp.com / the 票根 app), never by lanegate (specs/e-invoice.md "
+                "\"Tolls\")",
+                "service");
+  }
   return fail(Errc::kNotFound,
               "no tax rule for service '" + std::string(service) +
                   "' (configure [[invoicing.tax]] with service = \"" + std::string(service) + "\")",
               "service");
 }
 
-Status validate_tax_rule(const config::TaxRule& rule) {
+Status validate_tax_rule(const config::TaxRule& rule, config::Taxpayer taxpayer) {
   if (rule.service.empty()) {
     return fail(Errc::kInvalidArgument, "must not be empty", "service");
   }
@@ -88,10 +94,10 @@ Status validate_tax_rule(const config::TaxRule& rule) {
   if (rule.rate_percent < 0 || rule.rate_percent > 17) {
     return fail(Errc::kOutOfRange, "rate must be 0..17 percent", "rate_percent");
   }
-  if (!rule.favoured_policy_flag.empty() && rule.favoured_policy_flag != "08" &&
-      rule.favoured_policy_flag != "09") {
-    return fail(Errc::kInvalidArgument, "must be empty, \"08\" (3% simplified) or \"09\" (5%)",
-                "favoured_policy_flag");
+  // The rate and flag table the config loader applies too (config/tax_rules.h).
+  const std::vector<config::TaxRuleProblem> problems = config::tax_rule_problems(rule, taxpayer);
+  if (!problems.empty()) {
+    return fail(Errc::kInvalidArgument, problems.front().rule, problems.front().field);
   }
   return {};
 }

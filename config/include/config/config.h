@@ -149,11 +149,14 @@ struct TaxRule {
   std::string item_name;               // "*经营租赁*停车费": receipts; the wire sends the name part
   std::string code;                    // 19-digit tax classification code
   int rate_percent = 0;                // specs/e-invoice.md "Tax classification codes and rates"
-  std::string favoured_policy_flag;    // "" | "01" | "03" | "04" | "08" | "09" (see tax_rule_problem)
+  // "" | "01" | "03" | "04" | "08" | "09"; which pair with which rate, and the default when
+  // the key is absent: config/tax_rules.h (tax_rule_problems, default_favoured_policy_flag).
+  std::string favoured_policy_flag;
   std::string survey_answer_type;      // "" | "1" | "2" | "3": small-scale seller at 1 % / 3 %
 };
 
-// Who the seller is for VAT: the rates and flags a line may carry depend on it.
+// Who the seller is for VAT: the rates and flags a line may carry depend on it
+// (config/tax_rules.h).
 enum class Taxpayer { kGeneral, kSmallScale };
 
 // How the X-Nuonuo-Sign header value is written. Public clients differ (specs/e-invoice.md
@@ -167,7 +170,7 @@ struct ParkingLeaseSite {
   std::string detail_address;          // detailAddress: contains 街/路/村/乡/镇/道
   bool cross_city = false;             // crossCityFlag
   std::string certificate;             // realPropertyCertificate, optional
-  int area_unit = 0;                   // unit: 1..7, required when 06 is on
+  int area_unit = 0;                   // unit: 1..7 (0 = unset), required when 06 is on
 };
 
 // [invoicing.taxi]: specific business 09 (旅客运输) when a passenger supplies identity.
@@ -198,7 +201,8 @@ struct InvoicingSection {
   bool verify_tls = true;                        // false only for a loopback base_url
   std::string seller_name;
   std::string seller_tax_id;
-  std::string clerk;                             // 数电: the clerk logged in to the e-tax account
+  std::string clerk;  // 数电: the clerk logged in to the e-tax account;
+                      // required when enabled
   SignEncoding sign_encoding = SignEncoding::kPlain;
   Taxpayer taxpayer = Taxpayer::kGeneral;
   ParkingLeaseSite parking;                      // [invoicing.parking]
@@ -207,7 +211,8 @@ struct InvoicingSection {
   std::vector<std::string> buyer_id_allow_list;
   // One rule per invoiced service. The loader always fills both ("taxi", "parking"): a
   // service missing from [[invoicing.tax]] gets default_tax_rule(service) from
-  // config/defaults.h. Tolls have none: the national toll e-bill platform issues them.
+  // config/defaults.h. Tolls have none and a "toll" rule is a config error: the national
+  // toll e-bill platform issues them (specs/e-invoice.md "Tolls").
   std::vector<TaxRule> tax;
   std::vector<DefaultTitle> default_titles;  // TOML: [[invoicing.default_title]]
 };

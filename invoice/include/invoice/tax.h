@@ -33,19 +33,24 @@ TaxSplit split_tax(Money total, int rate_percent);
 // exactly (in hundredths of a fen).
 bool tax_within_tolerance(Money excl, Money tax, int rate_percent);
 
-// The spec's defaults: taxi 3% (code 3010101020203000000, flag 08), parking 9%
-// (3040502020200000000), toll 3% (3040502020301000000, flag 08).
+// The spec's defaults, as config/defaults.h holds them (one source): taxi 3%
+// (3010101020203000000, flag 08) and parking 9% (3040502020200000000). No toll rule: the
+// national toll e-bill platform issues toll invoices (specs/e-invoice.md "Tolls").
 std::span<const config::TaxRule> default_tax_rules();
 
 // The rules in force: the configured list when non-empty, otherwise the defaults.
 std::vector<config::TaxRule> effective_tax_rules(const config::InvoicingSection& section);
 
-// The rule for a service ("taxi" | "parking" | "toll"); kNotFound names the service.
+// The rule for a service ("taxi" | "parking"); kNotFound names the service, and for "toll"
+// says who issues toll invoices instead.
 [[nodiscard]] Result<config::TaxRule> find_tax_rule(std::span<const config::TaxRule> rules,
                                                     std::string_view service);
 
-// Checks one rule: service non-empty, item name "*category*name", 19-digit code,
-// rate 0..17, flag "" | "08" | "09". Errors name the field.
-[[nodiscard]] Status validate_tax_rule(const config::TaxRule& rule);
+// Checks one rule: service non-empty, item name "*category*name", 19-digit code, rate
+// 0..17, then the rate / favoured-policy flag / survey answer table of config/tax_rules.h
+// for a seller of kind `taxpayer` (the table the config loader applies, so the two agree).
+// Errors name the field and carry the loader's rule text.
+[[nodiscard]] Status validate_tax_rule(const config::TaxRule& rule,
+                                       config::Taxpayer taxpayer = config::Taxpayer::kGeneral);
 
 }  // namespace lanegate::invoice

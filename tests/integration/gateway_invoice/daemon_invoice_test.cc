@@ -160,7 +160,8 @@ class DaemonInvoiceTest : public ::testing::Test {
         << "/invoicing.secret\"\n"
         << "access_token_file = \"" << pki << "/invoicing.token\"\nca_file = \"" << pki
         << "/ca.pem\"\n"
-        << "seller_name = \"Wire test lot\"\nseller_tax_id = \"" << kSeller << "\"\n";
+        << "seller_name = \"Wire test lot\"\nseller_tax_id = \"" << kSeller << "\"\n"
+        << "clerk = \"Wire test clerk\"\n";
   }
 
   void start() {

@@ -367,7 +367,9 @@ class HostileSite {
         << "app_secret_file = \"" << p << "/invoicing.secret\"\naccess_token_file = \"" << p
         << "/invoicing.token\"\nca_file = \"" << p
         << "/ca.pem\"\nseller_name = \"Hostile lot operator\"\n"
-        << "seller_tax_id = \"91440300MA5G8K2D7F\"\nclaim_window_days = 30\n"
+        << "seller_tax_id = \"91440300MA5G8K2D7F\"\nclaim_window_days = 30\nclerk = \"王敏\"\n"
+        << "[invoicing.parking]\nproperty_address = \"广东省深圳市南山区\"\n"
+        << "detail_address = \"科技南十二路18号\"\narea_unit = 2\n"
         << "[[bus]]\nid = \"bus-1\"\ntransport = \"tcp\"\nhost = \"127.0.0.1\"\nport = "
         << bus_port_ << "\n"
         << "[[device]]\nid = \"cam-in\"\nkind = \"camera\"\nbus = \"bus-1\"\nunit_id = "

@@ -11,7 +11,7 @@ std::string with_titles(std::string_view titles) {
   return std::string(testing::kMinimal) +
          "\n[invoicing]\nenabled = true\nbase_url = \"https://inv.example.cn\"\napp_key = \"k\"\n"
          "app_secret_file = \"/keys/inv.secret\"\naccess_token_file = \"/keys/inv.token\"\n"
-         "seller_name = \"S\"\nseller_tax_id = \"91350100M000100Y43\"\n" +
+         "seller_name = \"S\"\nseller_tax_id = \"91350100M000100Y43\"\nclerk = \"王敏\"\n" +
          std::string(titles);
 }
 

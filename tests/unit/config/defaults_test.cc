@@ -115,7 +115,7 @@ TEST(ConfigDefaultsTest, TaxRulesDefaultPerService) {
   Config c = load_minimal();
   EXPECT_FALSE(c.invoicing.enabled);
   EXPECT_EQ(c.invoicing.claim_window_days, 30);
-  ASSERT_EQ(c.invoicing.tax.size(), 3u);
+  ASSERT_EQ(c.invoicing.tax.size(), 2u);
   auto rule_for = [](const Config& cfg, std::string_view service) -> const TaxRule* {
     for (const TaxRule& r : cfg.invoicing.tax) {
       if (r.service == service) {
@@ -130,15 +130,19 @@ TEST(ConfigDefaultsTest, TaxRulesDefaultPerService) {
   EXPECT_EQ(parking->rate_percent, 9);
   ASSERT_NE(rule_for(c, "taxi"), nullptr);
   EXPECT_EQ(rule_for(c, "taxi")->code, "3010101020203000000");
-  ASSERT_NE(rule_for(c, "toll"), nullptr);
-  EXPECT_EQ(rule_for(c, "toll")->favoured_policy_flag, "08");
+  EXPECT_EQ(rule_for(c, "taxi")->rate_percent, 3);
+  EXPECT_EQ(rule_for(c, "taxi")->favoured_policy_flag, "08");
+  // Tolls are issued by the national toll e-bill platform, never here (spec "Tolls").
+  EXPECT_EQ(rule_for(c, "toll"), nullptr);
+  EXPECT_FALSE(default_tax_rule("toll"));
+  ASSERT_EQ(default_tax_rules().size(), 2u);
 
   // A listed service replaces its default; the others keep theirs.
   Config five = load_minimal(std::string(kMinimal) +
                              "\n[[invoicing.tax]]\nservice = \"parking\"\n"
                              "item_name = \"*经营租赁*停车费\"\ncode = \"3040502020200000000\"\n"
                              "rate_percent = 5\nfavoured_policy_flag = \"09\"\n");
-  ASSERT_EQ(five.invoicing.tax.size(), 3u);
+  ASSERT_EQ(five.invoicing.tax.size(), 2u);
   EXPECT_EQ(rule_for(five, "parking")->rate_percent, 5);
   EXPECT_EQ(rule_for(five, "parking")->favoured_policy_flag, "09");
   EXPECT_EQ(rule_for(five, "taxi")->rate_percent, 3);

@@ -182,7 +182,7 @@ TEST(ConfigRulesTest, TaxRules) {
   EXPECT_CONFIG_ERROR(errors, "invoicing.tax[0].rate_percent", line_of(text, "= 18"),
                       "must be in 0..17");
   EXPECT_CONFIG_ERROR(errors, "invoicing.tax[0].favoured_policy_flag", line_of(text, "\"07\""),
-                      "must be one of: \"\", 08, 09");
+                      "no parking or taxi rate is paired with flag 07");
   // The second rule for the same service is the duplicate.
   int second = line_of(text, "rate_percent = 9") - 3;  // its service line
   EXPECT_CONFIG_ERROR(errors, "invoicing.tax[1].service", second,

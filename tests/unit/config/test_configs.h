@@ -50,6 +50,22 @@ tariff = "std"
 id = "std"
 )";
 
+// `text` with a parking-exit lane (its own camera and barrier on bus b1) appended.
+inline std::string with_exit_lane(std::string text) {
+  return text +
+         "\n[[device]]\nid = \"cam2\"\nkind = \"camera\"\nbus = \"b1\"\nunit_id = 2\n"
+         "\n[[device]]\nid = \"bar2\"\nkind = \"barrier\"\nbus = \"b1\"\nunit_id = 2\n"
+         "\n[[lane]]\nid = \"out1\"\nmode = \"parking-exit\"\ncamera = \"cam2\"\n"
+         "barrier = \"bar2\"\ntariff = \"std\"\n";
+}
+
+// `text` with a taxi lane (its meter on a serial port) appended.
+inline std::string with_taxi_lane(std::string text) {
+  return text +
+         "\n[[meter]]\nid = \"m1\"\ndevice = \"/dev/ttyS1\"\n"
+         "\n[[lane]]\nid = \"cab\"\nmode = \"taxi\"\nmeter = \"m1\"\n";
+}
+
 // `text` with the only occurrence of `from` replaced by `to` (fails the test if `from`
 // is missing or not unique, so edits never silently miss).
 inline std::string edit(std::string_view text, std::string_view from, std::string_view to) {

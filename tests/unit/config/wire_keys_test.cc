@@ -29,7 +29,7 @@ std::string with_invoicing(std::string_view extra,
          std::string(base_url) +
          "\"\napp_key = \"k\"\napp_secret_file = \"/keys/inv.secret\"\naccess_token_file = "
          "\"/keys/inv.token\"\n"
-         "seller_name = \"S\"\nseller_tax_id = \"91350100M000100Y43\"\n" +
+         "seller_name = \"S\"\nseller_tax_id = \"91350100M000100Y43\"\nclerk = \"王敏\"\n" +
          std::string(extra);
 }
 

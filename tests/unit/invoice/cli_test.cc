@@ -42,6 +42,18 @@ TEST(InvoiceCli, SplitByServiceUsesConfiguredRule) {
   EXPECT_NE(five.out.find("rate:     5%"), std::string::npos) << five.out;
 }
 
+// Tolls are issued by the national toll e-bill platform (spec "Tolls"): no split by rule.
+TEST(InvoiceCli, SplitByServiceTollNamesTheRule) {
+  auto r = run({"split", "--total", "35.00", "--service", "toll"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.out, "");
+  EXPECT_NE(r.err.find("--service: no tax rule for tolls: toll invoices are issued by the "
+                       "national toll e-bill platform (www.txffp.com / the 票根 app), never by "
+                       "lanegate (specs/e-invoice.md \"Tolls\")"),
+            std::string::npos)
+      << r.err;
+}
+
 TEST(InvoiceCli, SplitRejectsBadInput) {
   EXPECT_EQ(run({"split", "--total", "19.199", "--rate", "3"}).code, 1);
   EXPECT_EQ(run({"split", "--total", "19.19", "--rate", "3.5"}).code, 1);

@@ -4,6 +4,11 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "config/defaults.h"
 
 namespace lanegate::invoice {
 namespace {
@@ -99,13 +104,121 @@ TEST(TaxRules, DefaultsFromSpecWhenConfigEmpty) {
   EXPECT_EQ(parking->code, "3040502020200000000");
   EXPECT_EQ(parking->rate_percent, 9);
   EXPECT_EQ(parking->item_name, "*经营租赁*停车费");
-  auto toll = find_tax_rule(rules, "toll");
-  ASSERT_TRUE(toll);
-  EXPECT_EQ(toll->code, "3040502020301000000");
-  EXPECT_EQ(toll->rate_percent, 3);
   for (const auto& r : rules) {
     EXPECT_TRUE(validate_tax_rule(r)) << r.service;
   }
+}
+
+// One source: the invoicing module's defaults are config/defaults.h's, rule for rule.
+TEST(TaxRules, DefaultsAreConfigs) {
+  const std::vector<config::TaxRule> from_config = config::default_tax_rules();
+  const auto here = default_tax_rules();
+  ASSERT_EQ(here.size(), from_config.size());
+  for (std::size_t i = 0; i < here.size(); ++i) {
+    EXPECT_EQ(here[i].service, from_config[i].service);
+    EXPECT_EQ(here[i].item_name, from_config[i].item_name);
+    EXPECT_EQ(here[i].code, from_config[i].code);
+    EXPECT_EQ(here[i].rate_percent, from_config[i].rate_percent);
+    EXPECT_EQ(here[i].favoured_policy_flag, from_config[i].favoured_policy_flag);
+    EXPECT_EQ(here[i].survey_answer_type, from_config[i].survey_answer_type);
+  }
+}
+
+// Tolls are issued by the national toll e-bill platform (spec "Tolls"): no rule, and the
+// refusal says so instead of asking for a [[invoicing.tax]] that the config refuses.
+TEST(TaxRules, NoTollRuleAndTheRefusalSaysWhoIssuesTolls) {
+  auto toll = find_tax_rule(default_tax_rules(), "toll");
+  ASSERT_FALSE(toll);
+  EXPECT_EQ(toll.error().code, Errc::kNotFound);
+  EXPECT_NE(toll.error().message.find("national toll e-bill platform"), std::string::npos)
+      << toll.error().message;
+  EXPECT_EQ(toll.error().message.find("configure [[invoicing.tax]]"), std::string::npos)
+      << toll.error().message;
+  config::TaxRule rule{"toll", "*经营租赁*通行费", "3040502020301000000", 3, "08"};
+  auto refused = validate_tax_rule(rule);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().field, "service");
+  EXPECT_NE(refused.error().message.find("specs/e-invoice.md \"Tolls\""), std::string::npos);
+}
+
+TEST(TaxRules, AZeroRateRuleSplitsWithoutTax) {
+  config::TaxRule exempt{"parking", "*经营租赁*停车费", "3040502020200000000", 0, "03"};
+  ASSERT_TRUE(validate_tax_rule(exempt));
+  const TaxSplit s = split_tax(yuan("19.19"), exempt.rate_percent);
+  EXPECT_EQ(s.excl, yuan("19.19"));
+  EXPECT_EQ(s.tax, Money::zero());
+  // Rate 0 needs its reason on the line.
+  exempt.favoured_policy_flag = "";
+  auto refused = validate_tax_rule(exempt);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().field, "favoured_policy_flag");
+  EXPECT_NE(refused.error().message.find("03 (免税) or 04 (不征税)"), std::string::npos);
+}
+
+TEST(TaxRules, ValidationAppliesTheTaxpayersRow) {
+  config::TaxRule one{"taxi", "*运输服务*客运服务费", "3010101020203000000", 1, ""};
+  auto general = validate_tax_rule(one);
+  ASSERT_FALSE(general);
+  EXPECT_EQ(general.error().field, "rate_percent");
+  EXPECT_NE(general.error().message.find("taxi rates are 9 or 3 for a general taxpayer"),
+            std::string::npos)
+      << general.error().message;
+  auto small = validate_tax_rule(one, config::Taxpayer::kSmallScale);
+  ASSERT_FALSE(small);
+  EXPECT_EQ(small.error().field, "survey_answer_type");
+  one.survey_answer_type = "3";
+  EXPECT_TRUE(validate_tax_rule(one, config::Taxpayer::kSmallScale));
+}
+
+// The loader and validate_tax_rule() judge rate, flag and survey answer by one table: over a
+// grid of rules, a rule loads exactly when it validates.
+TEST(TaxRules, LoaderAndValidatorAgree) {
+  constexpr std::string_view kSite = R"([gateway]
+id = "lot1"
+site_name = "Test lot"
+[provider]
+mchid = "1900000001"
+appid = "wxtest"
+merchant_serial_no = "ABCDEF"
+merchant_private_key_file = "/keys/merchant.key"
+apiv3_key_file = "/keys/apiv3.key"
+notify_url = "https://gw.example.cn/notify"
+[[lane]]
+id = "cab"
+mode = "taxi"
+meter = "m1"
+[[meter]]
+id = "m1"
+device = "/dev/ttyS1"
+)";
+  int accepted = 0;
+  int refused = 0;
+  for (auto [taxpayer, name] : {std::pair(config::Taxpayer::kGeneral, "general"),
+                                std::pair(config::Taxpayer::kSmallScale, "small_scale")}) {
+    for (const char* service : {"taxi", "parking"}) {
+      for (int rate : {0, 1, 3, 5, 6, 9, 13}) {
+        for (const char* flag : {"", "01", "02", "03", "04", "08", "09", "12"}) {
+          for (const char* survey : {"", "1", "3", "4"}) {
+            config::TaxRule rule{service, "*名称*费", "3040502020200000000", rate, flag, survey};
+            const bool valid = validate_tax_rule(rule, taxpayer).has_value();
+            const std::string text =
+                std::string(kSite) + "[invoicing]\ntaxpayer = \"" + name +
+                "\"\n[[invoicing.tax]]\nservice = \"" + service +
+                "\"\nitem_name = \"*名称*费\"\ncode = \"3040502020200000000\"\nrate_percent = " +
+                std::to_string(rate) + "\nfavoured_policy_flag = \"" + flag +
+                "\"\nsurvey_answer_type = \"" + survey + "\"\n";
+            auto loaded = config::load_string(text, "grid.toml");
+            EXPECT_EQ(loaded.has_value(), valid)
+                << name << " " << service << " " << rate << "% flag \"" << flag << "\" survey \""
+                << survey << "\"";
+            (valid ? accepted : refused) += 1;
+          }
+        }
+      }
+    }
+  }
+  EXPECT_GT(accepted, 0);
+  EXPECT_GT(refused, 0);
 }
 
 TEST(TaxRules, ConfiguredRulesReplaceDefaults) {
