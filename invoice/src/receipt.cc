@@ -2,6 +2,7 @@
 
 #include <qrencode.h>
 
+#include <algorithm>
 #include <memory>
 
 #include "core/time_format.h"
@@ -76,33 +77,81 @@ std::string qr_svg(const QrMatrix& qr, int module_px) {
 
 namespace {
 
-// Breaks `s` into lines of at most `columns` cells without splitting a UTF-8 sequence.
+int cells_of(unsigned char lead) { return lead < 0x80 ? 1 : 2; }
+
+std::size_t sequence_length(std::string_view s, std::size_t i) {
+  const auto c = static_cast<unsigned char>(s[i]);
+  std::size_t len = 1;
+  if (c >= 0xF0) {
+    len = 4;
+  } else if (c >= 0xE0) {
+    len = 3;
+  } else if (c >= 0xC0) {
+    len = 2;
+  }
+  return std::min(len, s.size() - i);
+}
+
+int cells(std::string_view s) {
+  int n = 0;
+  for (std::size_t i = 0; i < s.size(); i += sequence_length(s, i)) {
+    n += cells_of(static_cast<unsigned char>(s[i]));
+  }
+  return n;
+}
+
+// Breaks `s` into lines of at most `columns` cells without splitting a UTF-8 sequence:
+// at a space when the next word does not fit (a printed receipt stays readable), inside
+// a word only when the word is longer than a whole line (a URL, a run of CJK text).
 void wrap_into(std::string& out, std::string_view s, int columns) {
   std::string line;
   int used = 0;
-  for (std::size_t i = 0; i < s.size();) {
-    std::size_t len = 1;
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0xF0) {
-      len = 4;
-    } else if (c >= 0xE0) {
-      len = 3;
-    } else if (c >= 0xC0) {
-      len = 2;
+  auto flush = [&] {
+    out += line + "\n";
+    line.clear();
+    used = 0;
+  };
+  std::size_t start = 0;
+  bool first = true;
+  while (start <= s.size()) {
+    const std::size_t end = std::min(s.find(' ', start), s.size());
+    const std::string_view word = s.substr(start, end - start);
+    const int w = cells(word);
+    const int gap = first ? 0 : 1;
+    first = false;
+    if (used + gap + w <= columns) {
+      if (gap != 0) {
+        line.push_back(' ');
+      }
+      line.append(word);
+      used += gap + w;
+    } else {
+      if (w <= columns) {
+        flush();  // the word fits on a line of its own
+      } else if (gap != 0 && used + gap < columns) {
+        line.push_back(' ');  // a word longer than a line fills this one first
+        ++used;
+      }
+      for (std::size_t i = 0; i < word.size();) {
+        const std::size_t len = sequence_length(word, i);
+        const int cw = cells_of(static_cast<unsigned char>(word[i]));
+        if (used + cw > columns) {
+          flush();
+        }
+        line.append(word.substr(i, len));
+        used += cw;
+        i += len;
+      }
     }
-    len = std::min(len, s.size() - i);
-    const int w = c < 0x80 ? 1 : 2;
-    if (used + w > columns) {
-      out += line + "\n";
-      line.clear();
-      used = 0;
-    }
-    line.append(s.substr(i, len));
-    used += w;
-    i += len;
+    start = end + 1;
   }
   out += line + "\n";
 }
+
+std::string rule(int columns) { return std::string(static_cast<std::size_t>(columns), '-') + "\n"; }
+
+// "2026-11-22T08:12", as receipts print times.
+std::string minute(SystemTime t, UtcOffset offset) { return format_rfc3339(t, offset).substr(0, 16); }
 
 }  // namespace
 
@@ -121,14 +170,14 @@ Result<Receipt> make_receipt(const Claim& claim, std::string_view site_name,
   const UtcOffset cst{480};
   std::string& t = r.text;
   wrap_into(t, site_name, columns);
-  t += std::string(static_cast<std::size_t>(columns), '-') + "\n";
+  t += rule(columns);
   wrap_into(t, "交易 Txn: " + claim.transaction_id, columns);
   if (!claim.description.empty()) {
     wrap_into(t, claim.description, columns);
   }
-  wrap_into(t, "时间 Paid: " + format_rfc3339(claim.settled_at, cst).substr(0, 16), columns);
+  wrap_into(t, "时间 Paid: " + minute(claim.settled_at, cst), columns);
   wrap_into(t, "金额 Amount: ¥" + claim.amount.to_string(), columns);
-  t += std::string(static_cast<std::size_t>(columns), '-') + "\n";
+  t += rule(columns);
   wrap_into(t, "扫码开具电子发票 Scan for e-invoice", columns);
   wrap_into(t, r.url, columns);
   wrap_into(t, "开票码 Code: " + format_human_code(claim.human_code), columns);
