@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <memory>
 
+#include "core/log.h"
 #include "core/time_format.h"
 
 namespace lanegate::invoice {
@@ -182,6 +183,81 @@ Result<Receipt> make_receipt(const Claim& claim, std::string_view site_name,
   wrap_into(t, r.url, columns);
   wrap_into(t, "开票码 Code: " + format_human_code(claim.human_code), columns);
   wrap_into(t, "截止 Claim by: " + format_local_date(claim.expires_at, cst), columns);
+  return r;
+}
+
+namespace {
+
+std::string html_escape(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      case '\'': out += "&#39;"; break;
+      default: out.push_back(c);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string receipt_html(const Receipt& receipt, std::string_view title) {
+  std::string svg = receipt.qr_svg;
+  if (const auto at = svg.find("<svg"); at != std::string::npos) {
+    svg.erase(0, at);  // the XML declaration has no place inside an HTML body
+  }
+  std::string page =
+      "<!DOCTYPE html>\n<html lang=\"zh-CN\">\n<head>\n<meta charset=\"utf-8\">\n"
+      "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+      "<meta name=\"referrer\" content=\"no-referrer\">\n"
+      "<link rel=\"icon\" href=\"data:,\">\n<title>" +
+      html_escape(title) +
+      "</title>\n<style>\n"
+      "  body { margin: 0; padding: 1rem; background: #fff; color: #000; }\n"
+      "  main { max-width: 24rem; margin: 0 auto; }\n"
+      "  pre { margin: 0 0 1rem; white-space: pre-wrap; overflow-wrap: anywhere;\n"
+      "        font: 15px/1.45 ui-monospace, \"Noto Sans Mono CJK SC\", \"Sarasa Mono SC\", monospace; }\n"
+      "  .qr svg { display: block; width: 12rem; max-width: 100%; height: auto; }\n"
+      "  @media print { body { padding: 0; } }\n"
+      "</style>\n</head>\n<body>\n<main>\n<pre id=\"receipt\">" +
+      html_escape(receipt.text) + "</pre>\n";
+  if (!svg.empty()) {
+    page += "<div id=\"qr\" class=\"qr\" role=\"img\" aria-label=\"invoice claim QR\">" + svg +
+            "</div>\n";
+  }
+  page += "</main>\n</body>\n</html>\n";
+  return page;
+}
+
+Result<Receipt> make_toll_receipt(const TollTrip& trip, std::string_view site_name, int columns,
+                                  UtcOffset offset) {
+  if (columns < 24) {
+    return fail(Errc::kOutOfRange, "a receipt needs at least 24 columns", "columns");
+  }
+  Receipt r;  // no url, no qr_svg: lanegate has nothing to claim for a toll (claims.h I10)
+  std::string& t = r.text;
+  wrap_into(t, site_name, columns);
+  t += rule(columns);
+  wrap_into(t, "交易 Txn: " + trip.transaction_id, columns);
+  wrap_into(t, "车牌 Plate: " + log::mask_plate(trip.plate), columns);
+  wrap_into(t, "入口 Entry: " + trip.entry_station, columns);
+  wrap_into(t, "入口时间 In: " + minute(trip.entry_time, offset), columns);
+  wrap_into(t, "出口 Exit: " + trip.exit_station, columns);
+  wrap_into(t, "出口时间 Out: " + minute(trip.exit_time, offset), columns);
+  wrap_into(t, "金额 Amount: ¥" + trip.amount.to_string(), columns);
+  t += rule(columns);
+  // Spec "Tolls": the national platform issues toll bills, from the 7th natural day after
+  // the trip; the driver needs the plate or ETC card and these times to find the trip there.
+  wrap_into(t, "通行费发票由全国收费公路联网收费平台开具", columns);
+  wrap_into(t, "Toll invoices: national toll e-bill platform", columns);
+  wrap_into(t, "www.txffp.com 或\"票根\"App", columns);
+  wrap_into(t, "行程后第7个自然日起可开具", columns);
+  wrap_into(t, "available from the 7th day after the trip", columns);
   return r;
 }
 
