@@ -5,6 +5,8 @@
 #include <boost/json.hpp>
 #include <algorithm>
 #include <charconv>
+#include <expected>
+#include <limits>
 
 #include <fstream>
 #include <sstream>
@@ -83,6 +85,107 @@ std::string claim_client_key(const std::string& peer) {
   return std::string(text) + "/64";
 }
 
+// A toll trip as its receipt prints it, from the detail the toll lane recorded
+// (site_toll.cc): station names as they were at the time; rows recorded before the lane
+// kept names resolve through today's [[station]] table (or show the id), and rows without
+// exit_time use the row's creation, which the lane commits at the exit.
+Result<invoice::TollTrip> toll_trip_of(const TxRecord& tx, const config::Config& cfg) {
+  boost::system::error_code ec;
+  json::value v = json::parse(tx.detail, ec);
+  if (ec || !v.is_object()) {
+    return fail(Errc::kParse, "the toll transaction's detail is not a JSON object", "detail");
+  }
+  const json::object& d = v.as_object();
+  auto text = [&](std::string_view key) -> std::string {
+    const json::value* x = d.if_contains(key);
+    return x != nullptr && x->is_string() ? std::string(x->as_string()) : std::string();
+  };
+  auto station = [&](std::string_view name_key, std::string_view id_key) -> std::string {
+    if (std::string name = text(name_key); !name.empty()) return name;
+    const json::value* x = d.if_contains(id_key);
+    std::int64_t id = -1;
+    if (x != nullptr && x->is_int64()) id = x->as_int64();
+    if (x != nullptr && x->is_uint64()) id = static_cast<std::int64_t>(x->as_uint64());
+    if (id < 0 || id > std::numeric_limits<std::uint32_t>::max()) return "?";
+    if (const config::Station* st = cfg.find_station(static_cast<std::uint32_t>(id))) return st->name;
+    return std::to_string(id);
+  };
+  invoice::TollTrip t;
+  t.transaction_id = tx.out_trade_no;
+  t.plate = tx.plate;
+  t.amount = tx.amount;
+  t.entry_station = station("entry_name", "entry_station");
+  t.exit_station = station("exit_name", "exit_station");
+  auto entry = parse_rfc3339(text("entry_time"));
+  if (!entry) return fail(Errc::kParse, "the toll transaction has no entry time", "entry_time");
+  t.entry_time = *entry;
+  auto exit = parse_rfc3339(text("exit_time"));
+  t.exit_time = exit ? *exit : tx.created_at;
+  return t;
+}
+
+// One transaction's receipt, as the JSON and the HTML route serve it.
+struct ReceiptAnswer {
+  invoice::Receipt receipt;
+  json::object body;  // the JSON route's answer
+};
+
+// Tolls first, from the transaction store, whether or not invoicing is enabled: the
+// national toll e-bill platform issues their invoices, so the receipt shows the trip and
+// sends the driver there (no claim, no QR; settlement.cc never claims a toll). Every
+// other kind has a receipt only through its invoice claim.
+std::expected<ReceiptAnswer, HttpResponse> receipt_of(const ApiServices& s, const std::string& out) {
+  auto tx = s.store->find_transaction(out);
+  if (!tx) return std::unexpected(HttpResponse::error(500, "internal", tx.error().message));
+  if (*tx && (*tx)->kind == TxKind::kToll) {
+    const TxRecord& t = **tx;
+    if (t.state != ChargeState::kSuccess) {
+      return std::unexpected(HttpResponse::error(
+          404, "not_found",
+          "no receipt for toll transaction " + out + ": it is " + std::string(to_string(t.state)) +
+              " (a toll receipt is printed once the ETC deduction succeeded)",
+          "out_trade_no"));
+    }
+    auto trip = toll_trip_of(t, *s.config);
+    if (!trip) return std::unexpected(HttpResponse::error(500, "internal", trip.error().to_string()));
+    auto receipt = invoice::make_toll_receipt(*trip, s.config->gateway.site_name, 32,
+                                              UtcOffset{s.config->gateway.utc_offset_minutes});
+    if (!receipt) return std::unexpected(HttpResponse::error(500, "internal", receipt.error().message));
+    json::object o{{"out_trade_no", out},
+                   {"kind", "toll"},
+                   {"issuer", "national_toll_platform"},
+                   {"claim_url", ""},
+                   {"token", ""},
+                   {"human_code", ""},
+                   {"text", receipt->text},
+                   {"qr_svg", ""}};
+    return ReceiptAnswer{std::move(*receipt), std::move(o)};
+  }
+  if (s.claims == nullptr) return std::unexpected(invoicing_disabled());
+  auto c = s.claims->find_by_transaction(out);
+  if (!c) {
+    if (c.error().code == Errc::kNotFound) {
+      return std::unexpected(HttpResponse::error(
+          404, "not_found",
+          "no invoice claim for transaction " + out +
+              " (unknown, not settled, or settled before invoicing was enabled)",
+          "out_trade_no"));
+    }
+    return std::unexpected(HttpResponse::error(500, "internal", c.error().message));
+  }
+  auto receipt = invoice::make_receipt(*c, s.config->gateway.site_name, s.config->api.public_base_url);
+  if (!receipt) return std::unexpected(HttpResponse::error(500, "internal", receipt.error().message));
+  json::object o{{"out_trade_no", out},
+                 {"kind", c->service},
+                 {"issuer", "invoicing_platform"},
+                 {"claim_url", receipt->url},
+                 {"token", c->token},
+                 {"human_code", invoice::format_human_code(c->human_code)},
+                 {"text", receipt->text},
+                 {"qr_svg", receipt->qr_svg}};
+  return ReceiptAnswer{std::move(*receipt), std::move(o)};
+}
+
 // The passenger-facing claim routes and the operator's receipt. The claim API is pure
 // request -> reply (invoice/claim_api.h); the client key for the human-code rate limit is
 // the peer address (its /64 for IPv6: claim_client_key).
@@ -99,28 +202,22 @@ void add_invoice_routes(HttpApi& api, const ApiServices& s) {
 
   api.add_route("GET", "/api/v1/transactions/{out_trade_no}/receipt", Access::only({Role::kOperator}),
                 [s](const HttpRequest& r) {
-                  if (s.claims == nullptr) return invoicing_disabled();
+                  auto a = receipt_of(s, r.params.at("out_trade_no"));
+                  if (!a) return std::move(a.error());
+                  return HttpResponse::json(200, json::serialize(a->body));
+                });
+  // The same receipt as a page to print or show on a phone. No script may run on it: the
+  // receipt text comes from the site's config and the transaction, and is escaped.
+  api.add_route("GET", "/api/v1/transactions/{out_trade_no}/receipt.html", Access::only({Role::kOperator}),
+                [s](const HttpRequest& r) {
                   const std::string& out = r.params.at("out_trade_no");
-                  auto c = s.claims->find_by_transaction(out);
-                  if (!c) {
-                    if (c.error().code == Errc::kNotFound) {
-                      return HttpResponse::error(404, "not_found",
-                                                 "no invoice claim for transaction " + out +
-                                                     " (unknown, not settled, or settled before invoicing was enabled)",
-                                                 "out_trade_no");
-                    }
-                    return HttpResponse::error(500, "internal", c.error().message);
-                  }
-                  auto receipt = invoice::make_receipt(*c, s.config->gateway.site_name,
-                                                       s.config->api.public_base_url);
-                  if (!receipt) return HttpResponse::error(500, "internal", receipt.error().message);
-                  json::object o{{"out_trade_no", out},
-                                 {"claim_url", receipt->url},
-                                 {"token", c->token},
-                                 {"human_code", invoice::format_human_code(c->human_code)},
-                                 {"text", receipt->text},
-                                 {"qr_svg", receipt->qr_svg}};
-                  return HttpResponse::json(200, json::serialize(o));
+                  auto a = receipt_of(s, out);
+                  if (!a) return std::move(a.error());
+                  HttpResponse page;
+                  page.content_type = "text/html; charset=utf-8";
+                  page.body = invoice::receipt_html(a->receipt, s.config->gateway.site_name + " " + out);
+                  page.headers.emplace_back("Content-Security-Policy", std::string(invoice::kReceiptPageCsp));
+                  return page;
                 });
 }
 

@@ -110,7 +110,8 @@ void wire_invoicing(Store& store, invoice::ClaimStore& claims, queue::Outbox& ou
         claim_hook_counter(*r ? "red_letter" : "refund_voided").inc();
         return {};
       }
-      if (r.error().code == Errc::kNotFound) return {};  // settled before invoicing was enabled
+      // No claim: settled before invoicing was enabled, or a toll (never claimed, below).
+      if (r.error().code == Errc::kNotFound) return {};
       if (r.error().code == Errc::kBusy) {
         // The invoice is being issued: reverse it once issuing settled. Ordered behind the
         // blue invoice's own issue item (same ordering key), so it runs after it.
@@ -130,6 +131,12 @@ void wire_invoicing(Store& store, invoice::ClaimStore& claims, queue::Outbox& ou
     }
     (void)from;
     if (tx.amount.fen() <= 0) return {};
+    if (tx.kind == TxKind::kToll) {
+      // Spec "Tolls": the national toll e-bill platform issues toll invoices, never this
+      // gateway. The receipt shows the trip and sends the driver there instead.
+      claim_hook_counter("toll_national_platform").inc();
+      return {};
+    }
     auto c = claims.create_claim(settled_transaction(tx, offset));
     if (c) {
       claim_hook_counter("claimed").inc();

@@ -204,11 +204,17 @@ void Site::Impl::toll_exit(LaneState& ls, const lane::PlateRead& read,
   // The same vehicle read again (after a restart) is the same passage (charge.h inv. 7).
   o.passage_key =
       "toll:" + ls.cfg.id + ":" + rsu.obu_id + ":" + std::to_string(unix_ms(rsu.entry_time));
+  // The trip as the toll receipt prints it (api_routes.cc, toll_trip_of): station names
+  // as they were when the vehicle passed, so renaming a [[station]] later does not
+  // rewrite old receipts.
   p->detail = {{"tariff", tariff->id},
                {"entry_station", rsu.entry_station},
+               {"entry_name", entry_station->name},
                {"exit_station", ls.cfg.station_id},
+               {"exit_name", exit_station->name},
                {"vehicle_class", vclass},
                {"entry_time", format_rfc3339(rsu.entry_time, offset())},
+               {"exit_time", format_rfc3339(read.received_at, offset())},
                {"obu_id", rsu.obu_id}};
   barrier_actions(ls, read, *p);
   auto undecided = store.find_undecided_charge(o.passage_key);

@@ -76,6 +76,11 @@ int status_for(const Error& e) {
 }
 
 ApiReply from_error(const Error& e) {
+  if (e.code == Errc::kRejected && e.field == "service") {
+    // A toll claim from before tolls were refused (claims.h I10): the trip is real, but
+    // its invoice comes from the national toll e-bill platform.
+    return error_reply(409, e.field, e.message, "toll");
+  }
   if (e.code == Errc::kRejected) {
     // Window closed -> 410 Gone; refunded -> 409 Conflict.
     const bool refunded = e.message.find("refunded") != std::string::npos;
@@ -211,6 +216,8 @@ std::string claim_view_json(const Claim& claim, const InvoiceRecord* invoice) {
   json::object o;
   o["token"] = claim.token;
   o["service"] = claim.service;
+  // Who issues this trip's invoice: tolls never come from here (claims.h I10).
+  o["issuer"] = claim.service == kTollService ? "national_toll_platform" : "invoicing_platform";
   o["amount"] = claim.amount.to_string();
   o["description"] = claim.description;
   o["settled_at"] = unix_rfc3339(claim.settled_at);

@@ -227,6 +227,13 @@ ledger::LedgerEvent invoice_event(ledger::Kind kind, const InvoiceRecord& blue, 
   return ev;
 }
 
+// I10: a legacy toll claim (made before tolls were refused) is never invoiced here.
+Error toll_refused(std::string_view transaction_id) {
+  return Error{Errc::kRejected,
+               "transaction " + std::string(transaction_id) + ": " + std::string(kTollInvoiceElsewhere),
+               "service"};
+}
+
 Claim read_claim(const Statement& st) {
   Claim c;
   c.token = st.column_text(0);
@@ -371,6 +378,9 @@ Result<Claim> ClaimStore::create_claim(const SettledTransaction& tx) {
   }
   if (tx.amount.fen() <= 0) {
     return fail(Errc::kInvalidArgument, "a claim needs a positive settled amount", "amount");
+  }
+  if (tx.service == kTollService) {  // I10
+    return fail(Errc::kInvalidArgument, std::string(kTollInvoiceElsewhere), "service");
   }
   if (auto rule = find_tax_rule(rules_, tx.service); !rule) {
     return std::unexpected(rule.error());
@@ -538,6 +548,9 @@ Result<SubmitResult> ClaimStore::create_invoice(std::span<const Claim> claims, c
   }
   std::vector<InvoiceLine> lines;
   for (const Claim& c : claims) {
+    if (c.service == kTollService) {  // I10, whichever path got here
+      return std::unexpected(toll_refused(c.transaction_id));
+    }
     auto rule = find_tax_rule(rules_, c.service);
     if (!rule) {
       return std::unexpected(rule.error());
@@ -601,6 +614,11 @@ Result<SubmitResult> ClaimStore::submit(std::string_view token, const Buyer& inp
       return std::unexpected(rec.error());
     }
     return SubmitResult{std::move(*rec), false};
+  }
+  if (claim->service == kTollService) {
+    // Before the buyer is even read: the passenger needs to know where to go instead.
+    claim_counter("toll").inc();
+    return std::unexpected(toll_refused(claim->transaction_id));
   }
   if (claim->voided) {
     claim_counter("refunded").inc();
@@ -689,6 +707,9 @@ Result<SubmitResult> ClaimStore::submit_merged(std::string_view account_id,
     if (c->invoice_id) {
       return fail(Errc::kAlreadyExists, "transaction " + id + " already has an invoice",
                   "transaction_ids");
+    }
+    if (c->service == kTollService) {
+      return std::unexpected(toll_refused(id));
     }
     if (c->voided) {
       return fail(Errc::kRejected, "transaction " + id + " was refunded", "transaction_ids");
@@ -979,6 +1000,17 @@ Status ClaimStore::mark_failed(std::int64_t id, std::string_view reason) {
 }
 
 Status ClaimStore::retry_failed(std::int64_t id) {
+  {
+    auto inv = get_invoice(id);
+    if (!inv) {
+      return std::unexpected(inv.error());
+    }
+    for (const InvoiceLine& l : inv->lines) {
+      if (l.service == kTollService) {  // I10: a legacy toll invoice stays failed
+        return std::unexpected(toll_refused(l.transaction_id));
+      }
+    }
+  }
   auto txn = db_.begin();
   if (!txn) {
     return std::unexpected(txn.error());

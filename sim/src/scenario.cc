@@ -24,6 +24,7 @@
 #include <tuple>
 
 #include "core/crypto.h"
+#include "core/sqlite.h"
 #include "sim/chaos.h"
 
 namespace lanegate::sim {
@@ -1070,6 +1071,8 @@ int ScenarioWorld::claim_invoices(int n) {
     auto rv = json::parse(receipt.body, ec);
     if (ec || !rv.is_object()) continue;
     const std::string token = jstr(rv.as_object(), "token");
+    // A toll: no claim, its invoice comes from the national toll e-bill platform
+    // (run_demo counts these receipts and fails on a toll with a claim).
     if (token.empty()) continue;
     // The passenger, on the claim page, with no operator token.
     const std::string body = json::serialize(
@@ -2101,6 +2104,74 @@ std::vector<std::string> ScenarioWorld::verify_ledger(std::vector<std::string>* 
 
 namespace {
 
+// Issue 17: lanegate never claims a toll. Every settled toll's receipt shows the trip and
+// points to the national toll e-bill platform, with no claim token and no QR. Returns how
+// many receipts do; each that does not is a problem.
+std::int64_t check_toll_receipts(ScenarioWorld& w, std::vector<std::string>& problems) {
+  std::int64_t national = 0;
+  for (const std::string& lane : w.toll_lanes()) {
+    std::int64_t after = 0;
+    for (;;) {
+      auto page = w.api_get_json("/api/v1/transactions?state=SUCCESS&limit=1000&lane=" + lane +
+                                 "&after=" + std::to_string(after));
+      if (!page) {
+        problems.push_back("toll: cannot list the settled transactions of " + lane);
+        break;
+      }
+      auto it = page->find("items");
+      if (it == page->end() || !it->value().is_array() || it->value().as_array().empty()) break;
+      for (const auto& item : it->value().as_array()) {
+        const auto& t = item.as_object();
+        after = std::max(after, jint(t, "id"));
+        if (jstr(t, "kind") != "toll") continue;
+        const std::string no = jstr(t, "out_trade_no");
+        const ApiAnswer receipt = w.api_get("/api/v1/transactions/" + no + "/receipt");
+        boost::system::error_code ec;
+        auto rv = json::parse(receipt.body, ec);
+        if (receipt.status != 200 || ec || !rv.is_object()) {
+          problems.push_back("toll " + no + ": no receipt (" + std::to_string(receipt.status) + " " +
+                             receipt.body.substr(0, 200) + ")");
+          continue;
+        }
+        const json::object& r = rv.as_object();
+        if (!jstr(r, "token").empty() || !jstr(r, "claim_url").empty() || !jstr(r, "qr_svg").empty()) {
+          problems.push_back("toll " + no + ": lanegate made an invoice claim for a toll (the "
+                             "national toll e-bill platform issues toll invoices)");
+        } else if (jstr(r, "text").find("www.txffp.com") == std::string::npos) {
+          problems.push_back("toll " + no + ": the receipt does not point to www.txffp.com");
+        } else {
+          ++national;
+        }
+      }
+      if (page->find("next_after") == page->end()) break;
+    }
+  }
+  // The toll receipt never looks for a claim, so ask lanegate's database itself (read
+  // only; lanegated is idle after the drain): no claim may name a toll.
+  const auto file = w.config().gateway.state_dir / "lanegate.db";
+  auto db = Database::open(file, DatabaseOptions{.read_only = true});
+  auto st = db ? db->prepare("SELECT transaction_id FROM invoice_claim WHERE service = 'toll'")
+               : Result<Statement>(std::unexpected(db.error()));
+  if (!st) {
+    problems.push_back("toll: cannot read the claims in " + file.string() + ": " +
+                       st.error().message);
+    return national;
+  }
+  for (;;) {
+    auto row = st->step();
+    if (!row) {
+      problems.push_back("toll: cannot read the claims in " + file.string() + ": " +
+                         row.error().message);
+      break;
+    }
+    if (!*row) break;
+    problems.push_back("toll " + st->column_text(0) +
+                       ": lanegate holds an invoice claim for a toll (the national toll e-bill "
+                       "platform issues toll invoices)");
+  }
+  return national;
+}
+
 int run_demo(const ScenarioOptions& o) {
   const auto t_start = Steady::now();
   auto say = [&](const std::string& line) { std::cout << line << std::endl; };
@@ -2203,6 +2274,7 @@ int run_demo(const ScenarioOptions& o) {
 
   ScenarioTotals totals;
   std::vector<std::string> problems = w.account(totals);
+  const std::int64_t toll_receipts = check_toll_receipts(w, problems);
   if (!final_status) problems.push_back("the outbox did not drain within 120 s");
   if (static_cast<int>(w.trips_ended().size()) < o.trips) {
     problems.push_back("taxi: only " + std::to_string(w.trips_ended().size()) + " of " +
@@ -2313,6 +2385,11 @@ int run_demo(const ScenarioOptions& o) {
                 static_cast<long long>(totals.invoices_pending));
   } else {
     std::printf("  invoices   not claimed: lanegated does not serve the receipt route yet\n");
+  }
+  if (!w.toll_lanes().empty()) {
+    std::printf("  toll       %lld receipts point to the national toll e-bill platform "
+                "(www.txffp.com / 票根), no toll claimed here\n",
+                static_cast<long long>(toll_receipts));
   }
   std::printf("  decision   online p50 %s p99 %s   offline p50 %s p99 %s\n",
               lat("pass_online", "p50_us").c_str(), lat("pass_online", "p99_us").c_str(),

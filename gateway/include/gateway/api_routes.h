@@ -18,13 +18,20 @@
 //   GET  /api/v1/audit/packages/{name}/{file}   auditor, operator   one file of a package
 //   GET  /api/v1/audit/reports/{name}           auditor, operator   one reconciliation report
 //   GET  /api/v1/transactions/{out_trade_no}/receipt  operator   the passenger's receipt:
-//                                    {claim_url, token, human_code, text, qr_svg}
+//                                    {out_trade_no, kind, issuer, claim_url, token,
+//                                    human_code, text, qr_svg}. A toll (SUCCESS) gets the
+//                                    trip and the national toll e-bill platform
+//                                    (issuer "national_toll_platform", no claim, no QR),
+//                                    whether or not invoicing is enabled.
+//   GET  /api/v1/transactions/{out_trade_no}/receipt.html  operator   the same receipt as a
+//                                    printable page (text, inline SVG QR; a CSP that runs
+//                                    no script)
 //   GET  /claim, /claim/{token}      public     the invoice claim page (docs/INVOICE.md)
 //   GET|POST /api/v1/claims/{token}  public     claim status / submit the buyer
 //   POST /api/v1/claim-codes         public     typed human code -> token; rate-limited per
 //                                               client address (HttpRequest::peer)
 //     Invoicing disabled ([invoicing] enabled = false): the claim routes and the receipt
-//     answer 404 {"error":{"code":"invoicing_disabled",...}}.
+//     of anything but a toll answer 404 {"error":{"code":"invoicing_disabled",...}}.
 //   POST <path of provider.notify_url>  public (signed by the provider)
 // The auditor role reaches the audit routes and /metrics only; no route alters the ledger.
 //

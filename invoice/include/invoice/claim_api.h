@@ -10,8 +10,12 @@
 //                                    "title","tax_id","email","phone"} (JSON)
 //   POST /api/v1/claim-codes         {"code":"7KQ4-M2XA"} -> {"token": ...}; rate-limited
 //                                    per client_key (429 + Retry-After when locked)
-// Errors are JSON {"error":{"field":..., "message":...}} with 400 (bad JSON), 404
-// (unknown), 405, 409 (refunded), 410 (window closed), 413 (too large), 422 (field rule).
+// Errors are JSON {"error":{"code":..., "field":..., "message":...}} with 400 (bad JSON),
+// 404 (unknown), 405, 409 (code "refunded"; or code "toll": a toll claim from before tolls
+// were refused, whose invoice the national toll e-bill platform issues), 410 (window
+// closed), 413 (too large), 422 (field rule).
+// The claim view carries "issuer": "invoicing_platform", or "national_toll_platform" for
+// such a toll claim (the page then points the passenger to www.txffp.com / 票根).
 //
 // Threading: same as the ClaimStore it uses (one thread at a time).
 

@@ -42,6 +42,10 @@
 //       issued) one invoice_reversed record, in the same transaction as the state change
 //       (docs/AUDIT.md lists their fields). So the database must also hold the ledger
 //       schema (ledger::ledger_schema_steps()).
+//   I10. Tolls are never invoiced here (spec "Tolls": the national toll e-bill platform
+//       issues them): create_claim() refuses service "toll" (kInvalidArgument), and a toll
+//       claim left from before that rule is never submitted, merged into an invoice or
+//       retried (kRejected, field "service"). Its passenger is sent to www.txffp.com.
 //
 // Threading: a ClaimStore and its Database are used by one thread at a time (the io
 // thread in the gateway). The store does not own the Database or the Clock.
@@ -111,6 +115,12 @@ struct Claim {
   std::optional<std::int64_t> invoice_id;
 };
 
+// The service whose invoices lanegate never issues (I10), and what it tells the caller.
+inline constexpr std::string_view kTollService = "toll";
+inline constexpr std::string_view kTollInvoiceElsewhere =
+    "toll invoices are issued by the national toll e-bill platform (www.txffp.com / 票根), "
+    "never by lanegate";
+
 inline constexpr std::string_view kHumanCodeAlphabet = "23456789ABCDEFGHJKMNPQRSTUVWXYZ";
 
 struct InvoiceRecord {
@@ -164,7 +174,7 @@ class ClaimStore {
 
   // Creates the claim for a settled transaction; idempotent: the same transaction_id
   // returns its existing claim. Errors: kInvalidArgument (amount <= 0, unknown service,
-  // empty id), kDatabase.
+  // service "toll" (I10, field "service"), empty id), kDatabase.
   [[nodiscard]] Result<Claim> create_claim(const SettledTransaction& tx);
 
   // kNotFound for an unknown token (no rate limit needed: 128 bits).
@@ -179,12 +189,14 @@ class ClaimStore {
   std::optional<std::chrono::seconds> retry_after(std::string_view client_key);
 
   // Submits the buyer for one claim. Errors: kNotFound (token), kRejected (window closed,
-  // refunded; field "token"), kInvalidArgument (buyer field named).
+  // refunded; field "token"), kRejected (a legacy toll claim without an invoice, I10;
+  // field "service"), kInvalidArgument (buyer field named).
   [[nodiscard]] Result<SubmitResult> submit(std::string_view token, const Buyer& buyer);
 
   // One invoice for several settled transactions of one account, atomically: every
   // transaction must belong to `account_id`, be within its window, not voided and not
-  // yet invoiced; otherwise nothing changes and the error names the transaction.
+  // yet invoiced, and not a toll (I10); otherwise nothing changes and the error names the
+  // transaction.
   [[nodiscard]] Result<SubmitResult> submit_merged(std::string_view account_id,
                                                    std::span<const std::string> transaction_ids,
                                                    const Buyer& buyer);
@@ -217,6 +229,8 @@ class ClaimStore {
   [[nodiscard]] Status mark_issued(std::int64_t id, std::string_view invoice_number,
                                    std::string_view pdf_url);
   [[nodiscard]] Status mark_failed(std::int64_t id, std::string_view reason);
+  // FAILED -> CLAIMED, except an invoice with a toll line (legacy data, I10): kRejected,
+  // field "service", and nothing changes.
   [[nodiscard]] Status retry_failed(std::int64_t id);
 
   // Creates the red-letter invoice reversing an ISSUED blue invoice (I6); idempotent:

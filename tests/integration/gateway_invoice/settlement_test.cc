@@ -11,6 +11,7 @@
 
 #include "config/config.h"
 #include "core/clock.h"
+#include "core/metrics.h"
 #include "core/sqlite.h"
 #include "gateway/daemon.h"
 #include "gateway/store.h"
@@ -43,6 +44,20 @@ TxRecord parking_charge(std::string out, std::int64_t fen) {
   t.lane = "exit-1";
   t.plate = "粤B12345";
   t.plate_colour = "BLUE";
+  t.amount = Money::from_fen(fen);
+  t.state = ChargeState::kRecorded;
+  return t;
+}
+
+// An ETC toll exit as the toll lane records it.
+TxRecord toll_charge(std::string out, std::int64_t fen) {
+  TxRecord t;
+  t.out_trade_no = std::move(out);
+  t.kind = TxKind::kToll;
+  t.lane = "toll-1";
+  t.plate = "粤B12345";
+  t.plate_colour = "BLUE";
+  t.contract_id = "wxLGtollcontract000000000000001";
   t.amount = Money::from_fen(fen);
   t.state = ChargeState::kRecorded;
   return t;
@@ -240,6 +255,38 @@ TEST_F(SettlementTest, RefundWhileTheInvoiceIsBeingIssuedIsQueuedBehindIt) {
   ASSERT_EQ(q.size(), 1u);
   EXPECT_EQ(q[0].ordering_key, inv.order_no);  // runs after the blue invoice's item
   EXPECT_EQ(boost::json::parse(q[0].payload).at("transaction_id").as_string(), "P-5");
+}
+
+// Issue 17: toll invoices come from the national toll e-bill platform, never from here.
+// A settled toll makes no claim (so the receipt can never offer one), even for an account
+// with a default title; the hook counts it, and its refund finds nothing to reverse.
+TEST_F(SettlementTest, SettledTollMakesNoClaimAndIsCounted) {
+  const metrics::Labels toll_label = {{"outcome", "toll_national_platform"}};
+  // -1 while the series does not exist yet.
+  const auto before = std::max<std::int64_t>(
+      0, metrics::Registry::global().value("lanegate_invoice_settlement_claims_total", toll_label));
+  section_.default_titles.push_back(config::DefaultTitle{
+      "wxLGtollcontract000000000000001", "company", "深圳市鹏程示例科技有限公司",
+      "91350100M000100Y43", "fin@example.cn", ""});
+  ASSERT_TRUE(insert(toll_charge("E-1", 4500)));
+  ASSERT_TRUE(move("E-1", ChargeState::kSubmitting));
+  ASSERT_TRUE(move("E-1", ChargeState::kSuccess));
+  EXPECT_EQ(store_->find_transaction("E-1").value()->state, ChargeState::kSuccess);
+  EXPECT_EQ(claims_->find_by_transaction("E-1").error().code, Errc::kNotFound);
+  EXPECT_TRUE(items(std::string(kTopicInvoiceIssue)).empty());
+  EXPECT_EQ(metrics::Registry::global().value("lanegate_invoice_settlement_claims_total",
+                                              toll_label),
+            before + 1);
+  // A refund of the toll settles; there is no claim to void and no red letter to queue.
+  ASSERT_TRUE(move("E-1", ChargeState::kRefund));
+  EXPECT_EQ(store_->find_transaction("E-1").value()->state, ChargeState::kRefund);
+  EXPECT_EQ(claims_->find_by_transaction("E-1").error().code, Errc::kNotFound);
+  EXPECT_TRUE(items(std::string(kTopicInvoiceRefund)).empty());
+  // Parking on the same box still gets its claim.
+  ASSERT_TRUE(insert(parking_charge("P-10", 600)));
+  ASSERT_TRUE(move("P-10", ChargeState::kSubmitting));
+  ASSERT_TRUE(move("P-10", ChargeState::kSuccess));
+  EXPECT_TRUE(claims_->find_by_transaction("P-10"));
 }
 
 TEST(SettledTransaction, AccountRules) {

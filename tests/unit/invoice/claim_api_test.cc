@@ -41,6 +41,40 @@ TEST_F(ClaimApiTest, GetShowsUnclaimedTrip) {
   EXPECT_FALSE(o.contains("invoice"));
 }
 
+// Issue 17: a toll claim left from before tolls were refused (the settlement claimed every
+// kind). Its passenger must learn where the invoice comes from, and no invoice is made.
+TEST_F(ClaimApiTest, LegacyTollClaimPointsToTheNationalPlatformAndRefusesSubmission) {
+  const std::int64_t now = clock.unix_seconds();
+  auto st = db.prepare(
+      "INSERT INTO invoice_claim(token, human_code, transaction_id, account_id, service, "
+      "amount_fen, description, settled_at, expires_at, created_at) "
+      "VALUES ('TollLegacyToken0000001','TQ4M2XAB','toll-old','粤B12345','toll',4500,"
+      "'通行费 粤B***45',?,?,?)");
+  ASSERT_TRUE(st);
+  st->bind_all(now, now + 30 * 86400, now);
+  ASSERT_TRUE(st->run());
+
+  auto get = call("GET", "/api/v1/claims/TollLegacyToken0000001");
+  ASSERT_EQ(get.status, 200) << get.body;
+  auto view = parse(get);
+  EXPECT_EQ(view["issuer"].as_string(), "national_toll_platform");
+  EXPECT_EQ(view["service"].as_string(), "toll");
+  EXPECT_EQ(view["state"].as_string(), "none");
+
+  auto post = call("POST", "/api/v1/claims/TollLegacyToken0000001",
+                   R"({"kind":"person","phone":"13800138000"})");
+  EXPECT_EQ(post.status, 409) << post.body;
+  auto err = parse(post)["error"].as_object();
+  EXPECT_EQ(err["code"].as_string(), "toll");
+  EXPECT_EQ(err["field"].as_string(), "service");
+  EXPECT_NE(std::string(err["message"].as_string()).find("www.txffp.com"), std::string::npos);
+  EXPECT_FALSE(store.find_by_transaction("toll-old")->invoice_id);
+
+  // Any other trip's invoice comes from the invoicing platform as before.
+  EXPECT_EQ(parse(call("GET", "/api/v1/claims/" + claim.token))["issuer"].as_string(),
+            "invoicing_platform");
+}
+
 TEST_F(ClaimApiTest, UnknownTokenIs404) {
   EXPECT_EQ(call("GET", "/api/v1/claims/AAAAAAAAAAAAAAAAAAAAAA").status, 404);
   EXPECT_EQ(call("GET", "/api/v1/claims/../../etc/passwd").status, 404);

@@ -67,6 +67,89 @@ TEST_F(ClaimsTest, RefusesNonPositiveAmountAndUnknownService) {
   EXPECT_EQ(bad.error().field, "service");
 }
 
+// Issue 17: the gateway never issues toll invoices (spec "Tolls"). A settled toll gets no
+// claim, and the refusal says where the driver gets the invoice instead.
+TEST_F(ClaimsTest, TollClaimIsRefusedAndPointsToTheNationalPlatform) {
+  auto toll = store.create_claim(trip("toll-1", "45.00", clock, "粤B12345", "toll"));
+  ASSERT_FALSE(toll);
+  EXPECT_EQ(toll.error().code, Errc::kInvalidArgument);
+  EXPECT_EQ(toll.error().field, "service");
+  EXPECT_NE(toll.error().message.find("www.txffp.com"), std::string::npos) << toll.error().message;
+  EXPECT_NE(toll.error().message.find("票根"), std::string::npos) << toll.error().message;
+  EXPECT_EQ(store.find_by_transaction("toll-1").error().code, Errc::kNotFound);
+  // Not through the default-title path either.
+  auto auto_claim = store.claim_with_default_title(trip("toll-2", "45.00", clock, "粤B12345", "toll"),
+                                                   company());
+  ASSERT_FALSE(auto_claim);
+  EXPECT_EQ(auto_claim.error().field, "service");
+  EXPECT_EQ(store.find_by_transaction("toll-2").error().code, Errc::kNotFound);
+}
+
+// A toll claim as the gateway wrote it before issue 17 (settlement claimed tolls too).
+Claim insert_legacy_toll_claim(Database& db, ClaimStore& store, const std::string& id,
+                               const FakeClock& clock, std::string_view token,
+                               std::string_view code) {
+  auto st = db.prepare(
+      "INSERT INTO invoice_claim(token, human_code, transaction_id, account_id, service, "
+      "amount_fen, description, settled_at, expires_at, created_at) "
+      "VALUES (?,?,?,?,'toll',4500,'通行费 粤B***45',?,?,?)");
+  EXPECT_TRUE(st);
+  const std::int64_t now = clock.unix_seconds();
+  st->bind_all(std::string(token), std::string(code), id, std::string("粤B12345"), now,
+               now + 30 * 86400, now);
+  EXPECT_TRUE(st->run());
+  return store.find_by_transaction(id).value();
+}
+
+TEST_F(ClaimsTest, LegacyTollClaimIsNeverInvoiced) {
+  const Claim legacy = insert_legacy_toll_claim(db, store, "toll-old", clock,
+                                                "TollLegacyToken0000001", "TQ4M2XAB");
+  auto sub = store.submit(legacy.token, company());
+  ASSERT_FALSE(sub);
+  EXPECT_EQ(sub.error().code, Errc::kRejected);
+  EXPECT_EQ(sub.error().field, "service");
+  EXPECT_NE(sub.error().message.find("www.txffp.com"), std::string::npos);
+  // Even with an invalid buyer the passenger learns where to go, not which field is wrong.
+  EXPECT_EQ(store.submit(legacy.token, Buyer{BuyerKind::kCompany, "", "", "", ""}).error().field,
+            "service");
+  // Merged with a taxi trip of the same account: all or nothing, nothing.
+  auto taxi = store.create_claim(trip("taxi-1", "19.19", clock, "粤B12345"));
+  ASSERT_TRUE(taxi);
+  const std::vector<std::string> both = {"taxi-1", "toll-old"};
+  auto merged = store.submit_merged("粤B12345", both, company());
+  ASSERT_FALSE(merged);
+  EXPECT_EQ(merged.error().field, "service");
+  EXPECT_FALSE(store.find_by_transaction("taxi-1")->invoice_id);
+  EXPECT_FALSE(store.find_by_transaction("toll-old")->invoice_id);
+  auto none = store.invoices_in_state(InvoiceState::kClaimed);
+  ASSERT_TRUE(none);
+  EXPECT_TRUE(none->empty());
+}
+
+TEST_F(ClaimsTest, LegacyFailedTollInvoiceIsNotRetried) {
+  // Before issue 17 a toll invoice could be claimed and then refused by the platform.
+  const std::int64_t now = clock.unix_seconds();
+  ASSERT_TRUE(db.exec(
+      "INSERT INTO invoice_document(id, order_no, kind, state, buyer_kind, buyer_title, "
+      "buyer_tax_id, buyer_email, buyer_phone, excl_fen, tax_fen, incl_fen, fail_reason, "
+      "created_at, updated_at) VALUES (7, 'LG000000000000000007', 'blue', 'failed', 'person', "
+      "'个人', '', '', '13800138000', 4369, 131, 4500, 'not a seller of tolls', " +
+      std::to_string(now) + ", " + std::to_string(now) + ");"
+      "INSERT INTO invoice_line VALUES (7, 1, 'toll-old', 'toll', '*经营租赁*通行费', "
+      "'3040502020301000000', 3, '08', 4369, 131, 4500);"));
+  bool hook_ran = false;
+  store.set_issue_hook([&](Transaction&, const InvoiceRecord&) -> Status {
+    hook_ran = true;
+    return {};
+  });
+  auto retried = store.retry_failed(7);
+  ASSERT_FALSE(retried);
+  EXPECT_EQ(retried.error().code, Errc::kRejected);
+  EXPECT_EQ(retried.error().field, "service");
+  EXPECT_EQ(store.get_invoice(7)->state, InvoiceState::kFailed);
+  EXPECT_FALSE(hook_ran);  // nothing queued for the platform
+}
+
 TEST_F(ClaimsTest, SubmitCreatesInvoiceWithExactSplit) {
   auto c = store.create_claim(trip("t1", "19.19", clock));
   ASSERT_TRUE(c);

@@ -3,9 +3,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <regex>
 #include <sstream>
 
+#include "core/time_format.h"
 #include "test_db.h"
 
 namespace lanegate::invoice {
@@ -120,6 +122,116 @@ TEST(Receipt, TextFitsPrinterWidthAndCarriesCodeAndUrl) {
   EXPECT_NE(joined.find(r->url), std::string::npos);
   EXPECT_NE(r->qr_svg.find("<svg"), std::string::npos);
   EXPECT_FALSE(make_receipt(*claim, "x", "http://a", 10));
+}
+
+// Issue 17: a toll trip's receipt. The driver needs the trip as the national platform
+// lists it (stations, times, plate) and where to go; lanegate has nothing to claim.
+TollTrip toll_trip() {
+  TollTrip t;
+  t.transaction_id = "LGTOLL20261122000042";
+  t.plate = "粤B12345";
+  t.entry_station = "广州北";
+  t.entry_time = *parse_rfc3339("2026-11-22T07:05:00+08:00");
+  t.exit_station = "深圳南";
+  t.exit_time = *parse_rfc3339("2026-11-22T08:41:30+08:00");
+  t.amount = Money::from_fen(4500);
+  return t;
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    out.push_back(line);
+  }
+  return out;
+}
+
+bool some_line_has(const std::vector<std::string>& lines, std::string_view what) {
+  return std::any_of(lines.begin(), lines.end(),
+                     [&](const std::string& l) { return l.find(what) != std::string::npos; });
+}
+
+TEST(TollReceipt, ShowsTheTripAndSendsTheDriverToTheNationalPlatform) {
+  for (int columns : {32, 24, 48}) {
+    SCOPED_TRACE("columns " + std::to_string(columns));
+    auto r = make_toll_receipt(toll_trip(), "深圳南收费站 出口1", columns, UtcOffset{480});
+    ASSERT_TRUE(r) << r.error().to_string();
+    const auto lines = lines_of(r->text);
+    for (const auto& l : lines) {
+      EXPECT_LE(cells(l), columns) << l;
+    }
+    // Each piece on one line, never cut: the driver reads and types them.
+    EXPECT_TRUE(some_line_has(lines, "LGTOLL20261122000042"));
+    EXPECT_TRUE(some_line_has(lines, "广州北"));
+    EXPECT_TRUE(some_line_has(lines, "深圳南"));
+    EXPECT_TRUE(some_line_has(lines, "2026-11-22T07:05")) << r->text;
+    EXPECT_TRUE(some_line_has(lines, "2026-11-22T08:41")) << r->text;
+    EXPECT_TRUE(some_line_has(lines, "粤B***45")) << r->text;  // masked as on every receipt
+    EXPECT_EQ(r->text.find("粤B12345"), std::string::npos);
+    EXPECT_TRUE(some_line_has(lines, "45.00"));
+    EXPECT_TRUE(some_line_has(lines, "www.txffp.com")) << r->text;
+    EXPECT_TRUE(some_line_has(lines, "票根"));
+    EXPECT_TRUE(some_line_has(lines, "platform")) << r->text;  // broken at a space
+    // Wrapped lines read on: CJK text continues without a space, English after one.
+    std::string joined, spaced;
+    for (const auto& l : lines) {
+      joined += l;
+      spaced += l + " ";
+    }
+    EXPECT_NE(joined.find("通行费发票由全国收费公路联网收费平台开具"), std::string::npos);
+    EXPECT_NE(joined.find("行程后第7个自然日起可开具"), std::string::npos);
+    EXPECT_NE(spaced.find("Toll invoices: national toll e-bill platform"), std::string::npos);
+    EXPECT_NE(spaced.find("available from the 7th day after the trip"), std::string::npos)
+        << r->text;
+    // No claim: no URL, no QR, no claim code, nothing that looks like an invoice offer.
+    EXPECT_TRUE(r->url.empty());
+    EXPECT_TRUE(r->qr_svg.empty());
+    EXPECT_EQ(r->text.find("/claim"), std::string::npos);
+    EXPECT_EQ(r->text.find("开票码"), std::string::npos);
+  }
+  EXPECT_FALSE(make_toll_receipt(toll_trip(), "x", 10));
+}
+
+// The printable page: the receipt's text as printed, the QR when there is one, nothing
+// that could run (the site name comes from config, the plate from a camera).
+TEST(ReceiptPage, PrintsTheTextEscapedWithTheQrAndNoScript) {
+  testing::TempDir dir;
+  Database db = testing::open_migrated(dir.path() / "gw.db");
+  FakeClock clock;
+  auto section = testing::test_section();
+  ClaimStore store(db, section, clock);
+  auto claim = store.create_claim(testing::trip("park-1", "6.00", clock, "", "parking"));
+  ASSERT_TRUE(claim);
+  auto r = make_receipt(*claim, "<script>x()</script> & Co", "https://lot.example.cn", 32);
+  ASSERT_TRUE(r);
+  const std::string page = receipt_html(*r, "Lot <b>");
+  EXPECT_TRUE(page.starts_with("<!DOCTYPE html>"));
+  EXPECT_NE(page.find("<meta charset=\"utf-8\">"), std::string::npos);
+  EXPECT_NE(page.find("name=\"viewport\""), std::string::npos);
+  EXPECT_EQ(page.find("<script"), std::string::npos) << page;
+  EXPECT_NE(page.find("&lt;script&gt;x()&lt;/script&gt; &amp; Co"), std::string::npos) << page;
+  EXPECT_NE(page.find("<title>Lot &lt;b&gt;</title>"), std::string::npos);
+  EXPECT_NE(page.find("<svg"), std::string::npos);
+  EXPECT_EQ(page.find("<?xml"), std::string::npos);  // the SVG's declaration is dropped
+  EXPECT_NE(page.find(format_human_code(claim->human_code)), std::string::npos);
+  EXPECT_EQ(std::string(kReceiptPageCsp).find("script-src"), std::string::npos);
+  EXPECT_NE(std::string(kReceiptPageCsp).find("default-src 'none'"), std::string::npos);
+
+  auto toll = make_toll_receipt(toll_trip(), "深圳南收费站", 32, UtcOffset{480});
+  ASSERT_TRUE(toll);
+  const std::string toll_page = receipt_html(*toll, "toll");
+  EXPECT_EQ(toll_page.find("<svg"), std::string::npos);
+  EXPECT_EQ(toll_page.find("id=\"qr\""), std::string::npos);
+  EXPECT_NE(toll_page.find("www.txffp.com"), std::string::npos);
+  EXPECT_NE(toll_page.find("&quot;票根&quot;"), std::string::npos);
+}
+
+TEST(TollReceipt, TimesAreTheGatewaysLocalTime) {
+  auto r = make_toll_receipt(toll_trip(), "site", 32, UtcOffset{420});
+  ASSERT_TRUE(r);
+  EXPECT_NE(r->text.find("2026-11-22T06:05"), std::string::npos) << r->text;
+  EXPECT_NE(r->text.find("2026-11-22T07:41"), std::string::npos) << r->text;
 }
 
 }  // namespace
