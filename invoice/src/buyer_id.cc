@@ -2,6 +2,8 @@
 
 #include <cstdlib>
 
+#include "core/text.h"
+
 namespace lanegate::invoice {
 namespace {
 
@@ -25,17 +27,6 @@ std::string normalise(std::string_view input) {
     out.push_back(c);
   }
   return out;
-}
-
-// Number of UTF-8 code points (continuation bytes are not counted).
-std::size_t code_points(std::string_view s) {
-  std::size_t n = 0;
-  for (unsigned char c : s) {
-    if ((c & 0xC0) != 0x80) {
-      ++n;
-    }
-  }
-  return n;
 }
 
 // Printable form of the character at a code-point position (whole UTF-8 sequence).
