@@ -153,9 +153,9 @@ std::vector<TaxRuleProblem> tax_rule_problems(const TaxRule& rule, Taxpayer taxp
   std::vector<TaxRuleProblem> out;
   if (rule.service == "toll") {
     out.push_back({"service",
-                   "toll invoices are issued by the national toll e-bill platform (www.txffp.com "
-                   "/ the 票根 app), never by lanegate: remove this rule; receipts still show the "
-                   "trip and point the passenger there (specs/e-invoice.md \"Tolls\")",
+                   std::string(kTollInvoiceElsewhere) +
+                       ": remove this rule; receipts still show the trip and point the "
+                       "passenger there",
                    true});
     return out;
   }

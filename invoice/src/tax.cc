@@ -64,10 +64,7 @@ Result<config::TaxRule> find_tax_rule(std::span<const config::TaxRule> rules,
     }
   }
   if (service == "toll") {
-    return fail(Errc::kNotFound,
-                "no tax rule for tolls: toll invoices are issued by the national toll e-bill "
-                "platform (www.txffp.com / the 票根 app), never by lanegate (specs/e-invoice.md "
-                "\"Tolls\")",
+    return fail(Errc::kNotFound, "no tax rule for tolls: " + std::string(config::kTollInvoiceElsewhere),
                 "service");
   }
   return fail(Errc::kNotFound,

@@ -55,6 +55,11 @@ std::string default_favoured_policy_flag(std::string_view service, int rate_perc
 // "general" | "small_scale", as written in [invoicing] taxpayer.
 std::string_view to_string(Taxpayer taxpayer);
 
+// Tolls are never invoiced by lanegate; every refusal about a toll invoice says this.
+inline constexpr std::string_view kTollInvoiceElsewhere =
+    "toll invoices are issued by the national toll e-bill platform (www.txffp.com / the 票根 "
+    "app), never by lanegate (specs/e-invoice.md \"Tolls\")";
+
 // Last day of the small-scale 3 % -> 1 % reduction (specs/e-invoice.md "Tax classification
 // codes and rates"); `lanegate check-config` warns about every rule at 1 %.
 inline constexpr std::string_view kOnePercentEnds = "2027-12-31";

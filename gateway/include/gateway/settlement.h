@@ -3,12 +3,14 @@
 //
 // wire_invoicing() connects three things the daemon owns:
 //   Store settlement hook (store.h invariant 5)
-//     SUCCESS / CASH / born-SUCCESS with amount > 0 -> ClaimStore::create_claim (same txn)
+//     SUCCESS / CASH / born-SUCCESS with amount > 0 -> ClaimStore::create_claim (same txn),
+//         except a toll: no claim (counted as toll_national_platform; spec "Tolls")
 //     REFUND                                       -> ClaimStore::on_refund (same txn): the
 //         claim is voided, or a red-letter invoice is created and queued. When the blue
 //         invoice is still being issued (kBusy) an `invoice.refund` item is queued in the
 //         same transaction instead; the invoice worker retries on_refund until issuing has
-//         settled. A refund is never held up by its invoice.
+//         settled. A refund is never held up by its invoice. A transaction without a
+//         claim (a toll, or settled while invoicing was off) has nothing to reverse.
 //   ClaimStore issue hook
 //     an invoice entering CLAIMED -> Outbox item `invoice.issue` (ordering and idempotency
 //     key = order_no, payload {"invoice_id":N}) in the same transaction.
