@@ -10,6 +10,7 @@
 #include "config/defaults.h"
 #include "config/registers.h"
 #include "config/tax_rules.h"
+#include "core/text.h"
 #include "table_reader.h"
 #include "value_rules.h"
 
@@ -284,13 +285,6 @@ std::string platform_origin_rule(std::string_view base_url) {
            "/open/v1/services (specs/e-invoice.md \"Invoicing platform API\")";
   }
   return {};
-}
-
-// Code points of UTF-8 text (the platform counts characters, not bytes).
-std::size_t code_points(std::string_view text) {
-  return static_cast<std::size_t>(std::count_if(text.begin(), text.end(), [](char c) {
-    return (static_cast<unsigned char>(c) & 0xC0) != 0x80;
-  }));
 }
 
 constexpr std::string_view kLeaseSection = "specs/e-invoice.md \"Parking → 06 不动产经营租赁\"";

@@ -41,7 +41,7 @@ constexpr PlanStep kPlan[] = {
     {SchemaModule::kProvider, 0}, {SchemaModule::kAudit, 0}, {SchemaModule::kGateway, 0},
     {SchemaModule::kInvoice, 0}, {SchemaModule::kGateway, 1}, {SchemaModule::kInvoice, 1},
     {SchemaModule::kGateway, 2}, {SchemaModule::kGateway, 3}, {SchemaModule::kGateway, 4},
-    {SchemaModule::kGateway, 5},
+    {SchemaModule::kGateway, 5}, {SchemaModule::kInvoice, 2}, {SchemaModule::kGateway, 6},
 };
 
 }  // namespace

@@ -6,6 +6,7 @@
 
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/time_format.h"
 
 namespace lanegate::gateway {
 namespace {
@@ -47,10 +48,25 @@ invoice::SettledTransaction settled_transaction(const TxRecord& tx, UtcOffset of
   s.amount = tx.amount;
   s.settled_at = tx.updated_at;
   const std::string when = local_minute(tx.updated_at, offset);
+  s.plate = tx.plate;
   switch (tx.kind) {
-    case TxKind::kParking:
+    case TxKind::kParking: {
       s.description = "停车费 " + log::mask_plate(tx.plate) + " " + when;
+      // The stay is the 06 lease period (spec "Parking → 06"): entry and exit as recorded
+      // at the exit. A stay without them (exit without entry) has no period.
+      boost::system::error_code ec;
+      const json::value detail = json::parse(tx.detail, ec);
+      if (!ec && detail.is_object()) {
+        for (auto [key, slot] : {std::pair{"entry_time", &s.period_start},
+                                 std::pair{"exit_time", &s.period_end}}) {
+          const json::value* v = detail.as_object().if_contains(key);
+          if (v != nullptr && v->is_string()) {
+            if (auto t = parse_rfc3339(std::string_view(v->get_string())); t) *slot = *t;
+          }
+        }
+      }
       break;
+    }
     case TxKind::kToll:
       s.description = "通行费 " + log::mask_plate(tx.plate) + " " + when;
       break;

@@ -161,8 +161,22 @@ constexpr std::string_view kSchemaV6 = R"sql(
 ALTER TABLE passages ADD COLUMN entered_reason TEXT NOT NULL DEFAULT '';
 )sql";
 
-constexpr std::string_view kSteps[] = {kSchemaV1, kSchemaV2, kSchemaV3,
-                                       kSchemaV4, kSchemaV5, kSchemaV6};
+// Issue 17: claims made before the trip was kept get it from their transaction, so an
+// upgrade does not leave every unclaimed parking stay without a lease period. Runs after
+// invoice step 3 (gateway/src/schema.cc).
+constexpr std::string_view kClaimTripBackfillV7 = R"sql(
+UPDATE invoice_claim SET
+  plate = (SELECT t.plate FROM transactions t WHERE t.out_trade_no = invoice_claim.transaction_id),
+  period_start = (SELECT CAST(strftime('%s', json_extract(t.detail, '$.entry_time')) AS INTEGER)
+                  FROM transactions t WHERE t.out_trade_no = invoice_claim.transaction_id),
+  period_end = (SELECT CAST(strftime('%s', json_extract(t.detail, '$.exit_time')) AS INTEGER)
+                FROM transactions t WHERE t.out_trade_no = invoice_claim.transaction_id)
+WHERE invoice_id IS NULL AND service = 'parking' AND plate = ''
+  AND EXISTS (SELECT 1 FROM transactions t WHERE t.out_trade_no = invoice_claim.transaction_id);
+)sql";
+
+constexpr std::string_view kSteps[] = {kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4,
+                                       kSchemaV5, kSchemaV6, kClaimTripBackfillV7};
 
 std::int64_t to_ms(SystemTime t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();

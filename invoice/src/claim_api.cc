@@ -81,6 +81,11 @@ ApiReply from_error(const Error& e) {
     // its invoice comes from the national toll e-bill platform.
     return error_reply(409, e.field, e.message, "toll");
   }
+  if (e.code == Errc::kRejected && e.field == "trip") {
+    // A parking stay without its entry or exit: a 06 invoice needs the lease period, and
+    // lanegate does not invent one. The passenger is told why; nothing was created.
+    return error_reply(422, e.field, e.message, "no_lease_period");
+  }
   if (e.code == Errc::kRejected) {
     // Window closed -> 410 Gone; refunded -> 409 Conflict.
     const bool refunded = e.message.find("refunded") != std::string::npos;

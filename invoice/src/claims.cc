@@ -12,6 +12,7 @@
 #include "core/time_format.h"
 #include "invoice/buyer_id.h"
 #include "invoice/tax.h"
+#include "core/text.h"
 
 namespace lanegate::invoice {
 namespace {
@@ -103,17 +104,36 @@ constexpr std::string_view kDropCodeGuessV2 = R"sql(
 DROP TABLE invoice_code_guess;
 )sql";
 
+// Issue 17: the trip a claim bills (plate, entry/exit: the 06 lease period) and the specific
+// business an invoice was issued with, both frozen once written. specific_json is
+// lanegate's own form (invoice/specific_business.h), not the wire form.
+constexpr std::string_view kTripAndBusinessV3 = R"sql(
+ALTER TABLE invoice_claim ADD COLUMN plate TEXT NOT NULL DEFAULT '';
+ALTER TABLE invoice_claim ADD COLUMN period_start INTEGER;
+ALTER TABLE invoice_claim ADD COLUMN period_end INTEGER;
+ALTER TABLE invoice_document ADD COLUMN specific_factor TEXT NOT NULL DEFAULT '0'
+  CHECK (specific_factor IN ('0', '6', '9'));
+ALTER TABLE invoice_document ADD COLUMN specific_json TEXT NOT NULL DEFAULT '';
+CREATE TRIGGER invoice_document_business_frozen BEFORE UPDATE OF specific_factor, specific_json
+  ON invoice_document
+BEGIN SELECT RAISE(ABORT, 'invoice specific business is frozen'); END;
+CREATE TRIGGER invoice_claim_trip_frozen BEFORE UPDATE OF plate, period_start, period_end
+  ON invoice_claim WHEN OLD.plate <> '' OR OLD.period_start IS NOT NULL OR OLD.period_end IS NOT NULL
+BEGIN SELECT RAISE(ABORT, 'a claim keeps its trip'); END;
+)sql";
+
 // APPEND-ONLY (gateway/src/schema.cc composes these by index): never edit a released step.
-constexpr std::array<std::string_view, 2> kSteps = {kSchemaV1, kDropCodeGuessV2};
+constexpr std::array<std::string_view, 3> kSteps = {kSchemaV1, kDropCodeGuessV2,
+                                                    kTripAndBusinessV3};
 
 constexpr std::string_view kClaimColumns =
     "token, human_code, transaction_id, account_id, service, amount_fen, description, "
-    "settled_at, expires_at, voided_at, invoice_id";
+    "settled_at, expires_at, voided_at, invoice_id, plate, period_start, period_end";
 
 constexpr std::string_view kDocumentColumns =
     "id, order_no, kind, original_id, red_reason, state, buyer_kind, buyer_title, buyer_tax_id, "
     "buyer_email, buyer_phone, excl_fen, tax_fen, incl_fen, serial_num, invoice_number, pdf_url, "
-    "fail_reason, created_at, updated_at, issued_at";
+    "fail_reason, created_at, updated_at, issued_at, specific_json";
 
 metrics::Counter& claim_counter(std::string_view outcome) {
   return metrics::Registry::global().counter("lanegate_invoice_claims_total",
@@ -128,11 +148,6 @@ std::string trim(std::string_view s) {
   }
   const auto e = s.find_last_not_of(" \t\r\n");
   return std::string(s.substr(b, e - b + 1));
-}
-
-std::size_t code_points(std::string_view s) {
-  return static_cast<std::size_t>(std::count_if(
-      s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
 }
 
 bool has_control_chars(std::string_view s) {
@@ -247,6 +262,9 @@ Claim read_claim(const Statement& st) {
   c.expires_at = from_unix_seconds(st.column_int64(8));
   c.voided = !st.column_is_null(9);
   c.invoice_id = st.column_opt_int64(10);
+  c.plate = st.column_text(11);
+  if (auto t = st.column_opt_int64(12)) c.period_start = from_unix_seconds(*t);
+  if (auto t = st.column_opt_int64(13)) c.period_end = from_unix_seconds(*t);
   return c;
 }
 
@@ -408,13 +426,15 @@ Result<Claim> ClaimStore::create_claim(const SettledTransaction& tx) {
     }
     auto st = db_.prepare(
         "INSERT INTO invoice_claim(token, human_code, transaction_id, account_id, service, "
-        "amount_fen, description, settled_at, expires_at, created_at) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?)");
+        "amount_fen, description, settled_at, expires_at, created_at, plate, period_start, "
+        "period_end) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)");
     if (!st) {
       return std::unexpected(st.error());
     }
     st->bind_all(*token, *code, tx.transaction_id, tx.account_id, tx.service, tx.amount.fen(),
-                 tx.description, settled, expires, clock_.unix_seconds());
+                 tx.description, settled, expires, clock_.unix_seconds(), tx.plate);
+    if (tx.period_start) st->bind(12, to_unix_seconds(*tx.period_start));
+    if (tx.period_end) st->bind(13, to_unix_seconds(*tx.period_end));
     auto ran = st->run();
     if (ran) {
       return load_claim("token", *token);
@@ -541,6 +561,36 @@ Result<SubmitResult> ClaimStore::invoice_in(Transaction& txn, const Claim& claim
   return made;
 }
 
+// The specific business of an invoice over `claims` (spec "Specific business"). Parking is
+// a 06 lease when the site says so ([invoicing.parking] specific_business): one stay per
+// invoice (06 allows one line), its entry and exit as the lease period, plate and times in
+// the remark. A stay without both times is refused (field "trip"): nothing is invented.
+Result<SpecificBusiness> ClaimStore::specific_business_for(std::span<const Claim> claims) const {
+  SpecificBusiness b;
+  const bool lease = section_.parking.specific_business &&
+                     std::any_of(claims.begin(), claims.end(),
+                                 [](const Claim& c) { return c.service == "parking"; });
+  if (!lease) {
+    return b;
+  }
+  if (claims.size() != 1) {
+    return fail(Errc::kInvalidArgument,
+                "a parking invoice (specific business 06) has exactly one line: claim each stay "
+                "on its own invoice",
+                "transaction_ids");
+  }
+  const Claim& c = claims.front();
+  auto l = lease_for_parking(section_.parking, c.period_start, c.period_end);
+  if (!l) {
+    claim_counter("no_lease_period").inc();
+    return std::unexpected(l.error());
+  }
+  b.factor = SpecificFactor::kRealPropertyLease;
+  b.lease = std::move(*l);
+  b.remark = parking_remark(c.plate, c.period_start, c.period_end);
+  return b;
+}
+
 Result<SubmitResult> ClaimStore::create_invoice(std::span<const Claim> claims, const Buyer& buyer) {
   auto order_no = new_order_no();
   if (!order_no) {
@@ -557,6 +607,10 @@ Result<SubmitResult> ClaimStore::create_invoice(std::span<const Claim> claims, c
     }
     lines.push_back(make_line(*rule, c.transaction_id, c.amount));
   }
+  auto specific = specific_business_for(claims);
+  if (!specific) {
+    return std::unexpected(specific.error());
+  }
   auto totals = sum_lines(lines);
   if (!totals) {
     return std::unexpected(totals.error());
@@ -564,14 +618,16 @@ Result<SubmitResult> ClaimStore::create_invoice(std::span<const Claim> claims, c
   const std::int64_t now = clock_.unix_seconds();
   auto ins = db_.prepare(
       "INSERT INTO invoice_document(order_no, kind, state, buyer_kind, buyer_title, buyer_tax_id, "
-      "buyer_email, buyer_phone, excl_fen, tax_fen, incl_fen, created_at, updated_at) "
-      "VALUES (?, 'blue', 'claimed', ?,?,?,?,?,?,?,?,?,?)");
+      "buyer_email, buyer_phone, excl_fen, tax_fen, incl_fen, created_at, updated_at, "
+      "specific_factor, specific_json) "
+      "VALUES (?, 'blue', 'claimed', ?,?,?,?,?,?,?,?,?,?,?,?)");
   if (!ins) {
     return std::unexpected(ins.error());
   }
   ins->bind_all(*order_no, std::string(to_string(buyer.kind)), buyer.title, buyer.tax_id,
                 buyer.email, buyer.phone, totals->excl.fen(), totals->tax.fen(),
-                totals->incl.fen(), now, now);
+                totals->incl.fen(), now, now, std::string(platform_code(specific->factor)),
+                to_json(*specific));
   if (auto s = ins->run(); !s) {
     return std::unexpected(s.error());
   }
@@ -799,6 +855,11 @@ Result<InvoiceRecord> ClaimStore::get_invoice(std::int64_t id) {
   if (auto t = st->column_opt_int64(20)) {
     r.issued_at = from_unix_seconds(*t);
   }
+  auto specific = specific_business_from_json(st->column_text(21));
+  if (!specific) {
+    return std::unexpected(specific.error());
+  }
+  r.specific = std::move(*specific);
   auto ls = db_.prepare(
       "SELECT transaction_id, service, item_name, tax_code, rate_percent, favoured_policy_flag, "
       "excl_fen, tax_fen, incl_fen FROM invoice_line WHERE invoice_id = ? ORDER BY line_no");

@@ -94,7 +94,8 @@ std::string survey_answer(const IssueRequest& r, std::span<const config::TaxRule
 }
 
 std::string issue_content(const IssueRequest& r, std::string_view callback_url,
-                          std::string_view clerk, std::string_view survey_answer_type) {
+                          std::string_view clerk, std::string_view survey_answer_type,
+                          std::string_view traveller_list_key) {
   json::array details;
   for (const InvoiceLine& l : r.lines) {
     json::object d;
@@ -133,6 +134,39 @@ std::string issue_content(const IssueRequest& r, std::string_view callback_url,
   if (r.kind == InvoiceKind::kRed) {
     order["invoiceNum"] = r.original_invoice_number;
     order["redReason"] = std::to_string(r.red_reason);
+  }
+  // Specific business (spec "Specific business"): 6 carries realPropertyRentInfo (one
+  // object: the public clients' shape), 9 the traveller list under the configured key.
+  // Lines never carry unit or specType (with 6 they must be empty).
+  order["specificFactor"] = platform_code(r.specific.factor);
+  if (r.specific.factor == SpecificFactor::kRealPropertyLease && r.specific.lease) {
+    const LeaseInfo& l = *r.specific.lease;
+    json::object rent{{"realPropertyAddress", l.property_address},
+                      {"detailAddress", l.detail_address},
+                      {"rentStartDate", l.start_date},
+                      {"rentEndDate", l.end_date},
+                      {"crossCityFlag", l.cross_city ? "1" : "0"},
+                      {"unit", std::to_string(l.area_unit)}};
+    if (!l.certificate.empty()) {
+      rent["realPropertyCertificate"] = l.certificate;
+    }
+    order["realPropertyRentInfo"] = std::move(rent);
+  }
+  if (r.specific.factor == SpecificFactor::kPassengerTransport) {
+    json::array rows;
+    for (const Traveller& t : r.specific.travellers) {
+      rows.push_back(json::object{{"traveller", t.name},
+                                  {"travelDate", t.travel_date},
+                                  {"travellerCardType", t.card_type},
+                                  {"travellerCardNo", t.card_no},
+                                  {"travelPlace", t.travel_place},
+                                  {"arrivePlace", t.arrive_place},
+                                  {"vehicleType", std::to_string(t.vehicle_type)}});
+    }
+    order[json::string_view(traveller_list_key.data(), traveller_list_key.size())] = std::move(rows);
+  }
+  if (!r.specific.remark.empty()) {
+    order["remark"] = r.specific.remark;
   }
   order["invoiceDetail"] = std::move(details);
   json::object content;
@@ -217,6 +251,9 @@ IssueRequest make_issue_request(const InvoiceRecord& invoice, const Seller& sell
   }
   r.lines = invoice.lines;
   r.invoice_date = now;
+  if (invoice.kind == InvoiceKind::kBlue) {
+    r.specific = invoice.specific;
+  }
   return r;
 }
 
@@ -383,7 +420,8 @@ Result<NuonuoPlatform::Reply> NuonuoPlatform::call(std::string_view method,
 
 Result<IssueAccepted> NuonuoPlatform::issue(const IssueRequest& request) {
   auto reply = call(kMethodIssue, issue_content(request, options_.callback_url, options_.clerk,
-                                                 survey_answer(request, options_.tax_rules)));
+                                                 survey_answer(request, options_.tax_rules),
+                                                 options_.traveller_list_key));
   if (!reply) {
     return std::unexpected(reply.error());
   }
@@ -524,6 +562,7 @@ Result<std::unique_ptr<InvoicingPlatform>> make_platform(const config::Invoicing
   o.clerk = section.clerk;
   o.sign_encoding = section.sign_encoding;
   o.tax_rules = section.tax;
+  o.traveller_list_key = section.taxi.traveller_list_key;
   o.callback_url = std::move(callback_url);
   o.ca_file = section.ca_file;
   o.verify_tls = section.verify_tls;

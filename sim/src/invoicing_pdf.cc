@@ -80,6 +80,9 @@ std::string render_invoice_pdf(const InvoicePdfData& d) {
   if (d.kind == "red") {
     text.push_back("Reverses invoice: " + d.original_number);
   }
+  for (const auto& line : d.specific_lines) {
+    text.push_back(line);
+  }
   text.push_back("");
   text.push_back("Code                 Rate   Excl tax      Tax    Incl tax");
   for (const auto& l : d.lines) {

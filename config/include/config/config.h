@@ -176,7 +176,11 @@ struct ParkingLeaseSite {
 // [invoicing.taxi]: specific business 09 (旅客运输) when a passenger supplies identity.
 struct TaxiInvoicing {
   bool offer_traveller = true;
-  std::string traveller_list_key = "invoiceTravellerTransport";  // or ...InfoList (unconfirmed)
+  // The spec calls the list invoiceTravellerTransport and names ...InfoList as its documented
+  // real name (*unconfirmed* which is accepted). The default is the long name: the Nuonuo doc
+  // table cuts field names at 25 characters ("invoiceTravellerTransport" and
+  // "allElectronicInvoiceNumbe" are both 25), so the short one reads as a cut.
+  std::string traveller_list_key = "invoiceTravellerTransportInfoList";
 };
 
 // An account whose invoices are issued without asking ([[invoicing.default_title]]): a

@@ -69,12 +69,14 @@
 #include <vector>
 
 #include "config/config.h"
+#include "config/tax_rules.h"
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/money.h"
 #include "core/sqlite.h"
 #include "invoice/guess_limit.h"
 #include "invoice/model.h"
+#include "invoice/specific_business.h"
 
 namespace lanegate::invoice {
 
@@ -99,6 +101,11 @@ struct SettledTransaction {
   Money amount;                // tax-inclusive, > 0
   SystemTime settled_at;
   std::string description;     // for the receipt and claim page, e.g. "粤B***45 08:12-09:40"
+  // The trip the invoice describes (parking: entry and exit, the 06 lease period). The plate
+  // is kept whole: it goes on the invoice's remark, never into a public view or a log.
+  std::string plate;
+  std::optional<SystemTime> period_start;
+  std::optional<SystemTime> period_end;
 };
 
 struct Claim {
@@ -113,13 +120,14 @@ struct Claim {
   SystemTime expires_at;   // settled_at + claim_window_days
   bool voided = false;     // refunded before an invoice existed
   std::optional<std::int64_t> invoice_id;
+  std::string plate;       // the trip, as SettledTransaction; frozen once set
+  std::optional<SystemTime> period_start;
+  std::optional<SystemTime> period_end;
 };
 
 // The service whose invoices lanegate never issues (I10), and what it tells the caller.
 inline constexpr std::string_view kTollService = "toll";
-inline constexpr std::string_view kTollInvoiceElsewhere =
-    "toll invoices are issued by the national toll e-bill platform (www.txffp.com / 票根), "
-    "never by lanegate";
+using config::kTollInvoiceElsewhere;
 
 inline constexpr std::string_view kHumanCodeAlphabet = "23456789ABCDEFGHJKMNPQRSTUVWXYZ";
 
@@ -140,6 +148,7 @@ struct InvoiceRecord {
   SystemTime created_at;
   SystemTime updated_at;
   std::optional<SystemTime> issued_at;
+  SpecificBusiness specific;   // specificFactor, its block and the remark; frozen at creation
 };
 
 struct SubmitResult {
@@ -265,6 +274,7 @@ class ClaimStore {
  private:
   Result<Claim> load_claim(std::string_view column, std::string_view value);
   Result<SubmitResult> create_invoice(std::span<const Claim> claims, const Buyer& buyer);
+  Result<SpecificBusiness> specific_business_for(std::span<const Claim> claims) const;
   Status insert_lines(std::int64_t invoice_id, std::span<const InvoiceLine> lines);
   Result<SubmitResult> create_and_commit(Transaction& txn, std::span<const Claim> claims,
                                          const Buyer& buyer);

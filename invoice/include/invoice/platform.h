@@ -25,6 +25,7 @@
 #include "core/error.h"
 #include "invoice/claims.h"
 #include "invoice/model.h"
+#include "invoice/specific_business.h"
 
 namespace lanegate::invoice {
 
@@ -38,6 +39,7 @@ struct IssueRequest {
   Buyer buyer;
   std::vector<InvoiceLine> lines;       // red: negative amounts, original order
   SystemTime invoice_date;
+  SpecificBusiness specific;            // specificFactor, its block, and the remark
 };
 
 // Builds the request for a stored invoice. REQUIRES for red: `original_invoice_number`
@@ -127,6 +129,9 @@ struct PlatformClientOptions {
   // The [[invoicing.tax]] rules: a small-scale seller's surveyAnswerType comes from the
   // rule of the line's service and rate.
   std::vector<config::TaxRule> tax_rules;
+  // Where the 09 traveller rows go: the spec leaves open which of the two names the platform
+  // accepts ([invoicing.taxi] traveller_list_key).
+  std::string traveller_list_key = "invoiceTravellerTransportInfoList";
   std::string callback_url;     // optional: where the platform posts results
   std::chrono::milliseconds connect_timeout{2000};
   std::chrono::milliseconds request_timeout{10000};

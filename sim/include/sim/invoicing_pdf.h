@@ -28,6 +28,7 @@ struct InvoicePdfData {
   std::string seller_tax_id;
   std::string buyer_name;      // UTF-8
   std::string buyer_tax_id;
+  std::vector<std::string> specific_lines;  // the specific-business block, as printed
   std::vector<InvoicePdfLine> lines;
   std::string total_excl;
   std::string total_tax;

@@ -63,6 +63,13 @@ struct InvoicingSandboxOptions {
   // TODO(issue 17, red letters): reds still arrive as requestBillingNew invoiceType 2
   // until the saveInvoiceRedConfirm + fastInvoiceRed flow lands; false refuses them.
   bool accept_legacy_red = true;
+  // Specific business (spec: *unconfirmed* whether the platform refuses parking without 06 or
+  // a 06 block without a certificate; the sandbox can play either platform).
+  bool require_parking_06 = true;
+  bool require_certificate = false;
+  // Which traveller-list key names the platform accepts (spec: *unconfirmed*).
+  std::vector<std::string> traveller_keys = {"invoiceTravellerTransport",
+                                             "invoiceTravellerTransportInfoList"};
   std::string province_code = "35";  // 2 digits in invoice numbers
   char channel = '0';
   int queries_in_progress = 1;
@@ -84,6 +91,8 @@ struct SandboxInvoice {
   std::int64_t incl_fen = 0;
   std::string fail_cause;
   bool reversed = false;
+  std::string specific_factor;  // "0" | "6" | "9" | ...
+  std::string remark;
 };
 
 class InvoicingSandbox {

@@ -120,6 +120,8 @@ class DaemonInvoiceTest : public ::testing::Test {
     park.amount = Money::from_fen(600);
     park.state = ChargeState::kRecorded;
     park.payment_method = "provider";
+    // The stay as site_parking.cc records it: the 06 lease period of the invoice.
+    park.detail = R"({"entry_time":"2026-11-22T08:12:00+08:00","exit_time":"2026-11-22T09:40:00+08:00"})";
     auto txn = db.begin().value();
     ASSERT_TRUE(store.insert_transaction(txn, taxi));
     ASSERT_TRUE(store.insert_transaction(txn, park));
@@ -161,7 +163,9 @@ class DaemonInvoiceTest : public ::testing::Test {
         << "access_token_file = \"" << pki << "/invoicing.token\"\nca_file = \"" << pki
         << "/ca.pem\"\n"
         << "seller_name = \"Wire test lot\"\nseller_tax_id = \"" << kSeller << "\"\n"
-        << "clerk = \"Wire test clerk\"\n";
+        << "clerk = \"Wire test clerk\"\n"
+        << "[invoicing.parking]\nproperty_address = \"广东省深圳市福田区\"\n"
+        << "detail_address = \"深南大道1000号\"\narea_unit = 2\n";
   }
 
   void start() {

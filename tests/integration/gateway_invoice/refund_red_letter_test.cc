@@ -71,6 +71,7 @@ class RefundRedLetterTest : public ::testing::Test {
     section_.seller_name = "Red letter lot";
     section_.seller_tax_id = kSeller;
     section_.clerk = "测试开票员";
+    section_.parking = {true, "广东省深圳市福田区", "深南大道1000号", false, "", 2};
 
     const fs::path file = dir_ / "lanegate.db";
     db_.emplace(Database::open(file).value());
@@ -134,6 +135,7 @@ class RefundRedLetterTest : public ::testing::Test {
     t.plate = "粤B12345";
     t.plate_colour = "BLUE";
     t.amount = Money::from_fen(1200);
+    t.detail = R"({"entry_time":"2026-11-22T08:12:00+08:00","exit_time":"2026-11-22T09:40:00+08:00"})";
     EXPECT_TRUE(commit([&](Transaction& txn) -> Status {
       if (auto id = store_->insert_transaction(txn, t); !id) return std::unexpected(id.error());
       if (auto s = store_->set_state(txn, out, ChargeState::kSubmitting); !s) return s;

@@ -11,6 +11,7 @@
 
 #include "config/config.h"
 #include "core/clock.h"
+#include "core/time_format.h"
 #include "core/metrics.h"
 #include "core/sqlite.h"
 #include "gateway/daemon.h"
@@ -46,6 +47,8 @@ TxRecord parking_charge(std::string out, std::int64_t fen) {
   t.plate_colour = "BLUE";
   t.amount = Money::from_fen(fen);
   t.state = ChargeState::kRecorded;
+  // As site_parking.cc records the stay at the exit.
+  t.detail = R"({"entry_time":"2026-11-22T23:50:00+08:00","exit_time":"2026-11-23T00:30:00+08:00"})";
   return t;
 }
 
@@ -144,6 +147,12 @@ TEST_F(SettlementTest, ParkingChargeGetsAClaimWhenItSucceedsNotBefore) {
   EXPECT_EQ(c->account_id, "粤B12345");  // merge and default title per plate
   // The claim page is public by token: the plate is masked there.
   EXPECT_EQ(c->description.find("粤B12345"), std::string::npos) << c->description;
+  // The stay travels with the claim: plate and entry/exit are the 06 lease period.
+  EXPECT_EQ(c->plate, "粤B12345");
+  ASSERT_TRUE(c->period_start);
+  ASSERT_TRUE(c->period_end);
+  EXPECT_EQ(to_unix_seconds(*c->period_start), 1795362600);
+  EXPECT_EQ(to_unix_seconds(*c->period_end), 1795362600 + 40 * 60);
 }
 
 TEST_F(SettlementTest, FailedChargeZeroFareAndVoidGetNoClaim) {

@@ -187,6 +187,16 @@ TEST_F(PlatformIT, IssueThenPollToIssuedWithPdf) {
 }
 
 TEST_F(PlatformIT, MergedInvoiceWithTwoRatesPassesPlatformChecks) {
+  // A site that issues parking as a plain line (no 06), on a platform that allows it.
+  section.parking.specific_business = false;
+  sandbox.reset();
+  sim::InvoicingSandboxOptions o;
+  o.db_file = dir.path() / "sandbox-plain-parking.db";
+  o.clock = &clock;
+  o.seller_tax_id = kSeller;
+  o.require_parking_06 = false;
+  sandbox = sim::InvoicingSandbox::start(o).value();
+  platform = make_client("sandbox-app-secret");
   store.create_claim({"t1", "acct", "taxi", *Money::parse("5.61"), clock.now(), ""}).value();
   store.create_claim({"p1", "acct", "parking", *Money::parse("9.00"), clock.now(), ""}).value();
   const std::vector<std::string> ids = {"t1", "p1"};
@@ -276,7 +286,10 @@ TEST_F(PlatformIT, WrongSecretIsRefusedAsPermission) {
 
 TEST_F(PlatformIT, RedLetterReversesIssuedInvoice) {
   store.create_claim({"t1", "", "taxi", *Money::parse("19.19"), clock.now(), ""}).value();
-  store.create_claim({"p1", "", "parking", *Money::parse("9.00"), clock.now(), ""}).value();
+  section.parking = {true, "广东省深圳市福田区", "深南大道1000号", false, "", 2};
+  store.create_claim({"p1", "", "parking", *Money::parse("9.00"), clock.now(), "", "粤B12345",
+                      clock.now() - std::chrono::hours(2), clock.now()})
+      .value();
   auto id = store.submit(store.find_by_transaction("p1")->token, company())->invoice.id;
   ASSERT_TRUE(advance(id));
   ASSERT_EQ(*advance(id), InvoiceState::kIssued);
@@ -337,6 +350,35 @@ TEST_F(PlatformIT, StaleTimestampIsRefused) {
 // code we do not know, a paper-only status, two spellings that disagree and an amount that
 // contradicts the invoice each stop the invoice where it is (kProtocol naming the field,
 // which the worker parks with an alarm) instead of being taken for an answer.
+// A parking stay issued end to end as specific business 06: the sandbox (which refuses
+// parking without 06) issues it, keeps the block, and prints it on the PDF.
+TEST_F(PlatformIT, ParkingIsIssuedAsALease) {
+  section.parking = {true, "广东省深圳市福田区", "深南大道1000号", false, "", 2};
+  const SystemTime entry{std::chrono::seconds(1795362600)};  // 2026-11-22 23:50 CST
+  store.create_claim({"p1", "", "parking", *Money::parse("9.00"), clock.now(), "", "粤B12345",
+                      entry, entry + std::chrono::minutes(40)})
+      .value();
+  auto id = store.submit(store.find_by_transaction("p1")->token, Buyer{BuyerKind::kPerson, "", "", "a@example.cn", ""})->invoice.id;
+  ASSERT_TRUE(advance(id));
+  ASSERT_EQ(*advance(id), InvoiceState::kIssued);
+  const auto inv = store.get_invoice(id).value();
+  auto remote = sandbox->find(inv.order_no);
+  ASSERT_TRUE(remote);
+  EXPECT_EQ(remote->specific_factor, "6");
+  EXPECT_NE(remote->remark.find("粤B12345"), std::string::npos);
+  expect_valid_pdf(fetch(inv.pdf_url), "Specific business 06 real property lease: 2026-11-22 to 2026-11-23");
+}
+
+// The same stay on a site that switched 06 off is refused by a platform that requires it:
+// the invoice fails with the platform's reason instead of being issued wrong.
+TEST_F(PlatformIT, PlainParkingIsRefusedByAPlatformThatRequires06) {
+  section.parking.specific_business = false;
+  store.create_claim({"p1", "", "parking", *Money::parse("9.00"), clock.now(), ""}).value();
+  auto id = store.submit(store.find_by_transaction("p1")->token, Buyer{BuyerKind::kPerson, "", "", "a@example.cn", ""})->invoice.id;
+  EXPECT_EQ(*advance(id), InvoiceState::kFailed);
+  EXPECT_NE(store.get_invoice(id)->fail_reason.find("E9129"), std::string::npos);
+}
+
 TEST_F(PlatformIT, UnknownAndPaperOnlyStatusesChangeNothing) {
   for (const char* code : {"99", "3", "31"}) {
     const auto id = claimed_invoice(std::string("t-") + code, "19.19", company());
@@ -444,7 +486,7 @@ TEST(PlatformTlsIT, IssuesOverVerifiedHttps) {
   config::InvoicingSection section;
   section.seller_tax_id = kSeller;
   ClaimStore store(db, section, clock);
-  auto c = store.create_claim({"t1", "", "parking", *Money::parse("9.00"), clock.now(), ""});
+  auto c = store.create_claim({"t1", "", "taxi", *Money::parse("9.00"), clock.now(), ""});
   auto id = store.submit(c->token, Buyer{BuyerKind::kPerson, "", "", "a@example.cn", ""})
                 ->invoice.id;
 

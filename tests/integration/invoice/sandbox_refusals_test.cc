@@ -187,6 +187,85 @@ TEST_F(SandboxRefusals, FlagAndRatePairs) {
                  "zeroRateFlag");
 }
 
+// spec "Parking → 06 不动产经营租赁": the block, its keys and formats, one line, no unit.
+TEST_F(SandboxRefusals, ParkingLeaseBlock) {
+  start([](InvoicingSandboxOptions& o) { o.require_parking_06 = true; });
+  auto parking = [&](std::function<void(json::object&, json::object&, json::object&)> edit) {
+    return issue([&](json::object& o, json::object& d) {
+      d["goodsName"] = "停车费";
+      d["goodsCode"] = "3040502020200000000";
+      d["taxRate"] = "0.09";
+      d["favouredPolicyFlag"] = "";
+      d["taxExcludedAmount"] = "17.61";
+      d["tax"] = "1.58";
+      json::object rent{{"realPropertyAddress", "广东省深圳市福田区"},
+                        {"detailAddress", "深南大道1000号"},
+                        {"rentStartDate", "2026-11-22"},
+                        {"rentEndDate", "2026-11-22"},
+                        {"crossCityFlag", "0"},
+                        {"unit", "2"}};
+      o["specificFactor"] = "6";
+      if (edit) edit(o, d, rent);
+      if (!rent.empty()) o["realPropertyRentInfo"] = rent;
+    });
+  };
+  EXPECT_EQ(parking(nullptr).first, "E0000");
+  expect_refused(parking([](json::object& o, json::object&, json::object&) { o["specificFactor"] = "0"; }),
+                 "E9129", "specificFactor 6");
+  expect_refused(parking([](json::object&, json::object&, json::object& r) { r.clear(); }), "E9122",
+                 "realPropertyRentInfo");
+  for (const char* key : {"realPropertyAddress", "detailAddress", "rentStartDate", "rentEndDate",
+                          "crossCityFlag", "unit"}) {
+    expect_refused(parking([&](json::object&, json::object&, json::object& r) { r.erase(key); }),
+                   "E9122", key);
+  }
+  expect_refused(parking([](json::object&, json::object&, json::object& r) { r["detailAddress"] = "1000号"; }),
+                 "E9123", "街");
+  expect_refused(parking([](json::object&, json::object&, json::object& r) {
+                   std::string longer;
+                   for (int i = 0; i < 111; ++i) longer += "深";  // 9 + 111 + 1 = 121
+                   r["detailAddress"] = longer + "路";
+                 }),
+                 "E9123", "120");
+  expect_refused(parking([](json::object&, json::object&, json::object& r) { r["rentStartDate"] = "2026/11/22"; }),
+                 "E9124", "YYYY-MM-DD");
+  expect_refused(parking([](json::object&, json::object&, json::object& r) { r["rentStartDate"] = "2026-11-23"; }),
+                 "E9124", "after");
+  expect_refused(parking([](json::object&, json::object&, json::object& r) { r["unit"] = "8"; }), "E9125",
+                 "unit");
+  expect_refused(parking([](json::object&, json::object& d, json::object&) { d["unit"] = "次"; }), "E9121",
+                 "unit");
+  start([](InvoicingSandboxOptions& o) { o.require_certificate = true; });
+  expect_refused(parking(nullptr), "E9126", "realPropertyCertificate");
+}
+
+// spec "Taxi → plain invoice; 09 旅客运输 only on request".
+TEST_F(SandboxRefusals, PassengerTransportList) {
+  auto taxi09 = [&](std::string key, std::function<void(json::object&)> edit) {
+    return issue([&](json::object& o, json::object&) {
+      json::object row{{"traveller", "张三"},       {"travelDate", "2026-11-22"},
+                       {"travellerCardType", "201"}, {"travellerCardNo", "44030419900101123X"},
+                       {"travelPlace", "深圳北站"},  {"arrivePlace", "福田口岸"},
+                       {"vehicleType", "5"}};
+      if (edit) edit(row);
+      o["specificFactor"] = "9";
+      o[key] = json::array{row};
+    });
+  };
+  EXPECT_EQ(taxi09("invoiceTravellerTransportInfoList", nullptr).first, "E0000");
+  EXPECT_EQ(taxi09("invoiceTravellerTransport", nullptr).first, "E0000");
+  expect_refused(issue([](json::object& o, json::object&) { o["specificFactor"] = "9"; }), "E9127",
+                 "traveller list");
+  expect_refused(taxi09("invoiceTravellerTransportInfoList", [](json::object& r) { r.erase("travellerCardNo"); }),
+                 "E9128", "travellerCardNo");
+  expect_refused(taxi09("invoiceTravellerTransportInfoList", [](json::object& r) { r["vehicleType"] = "8"; }),
+                 "E9128", "vehicleType");
+  expect_refused(taxi09("invoiceTravellerTransportInfoList", [](json::object& r) { r["vehicleType"] = "1"; }),
+                 "E9128", "vehicleLevel");
+  start([](InvoicingSandboxOptions& o) { o.traveller_keys = {"invoiceTravellerTransportInfoList"}; });
+  expect_refused(taxi09("invoiceTravellerTransport", nullptr), "E9110", "invoiceTravellerTransport");
+}
+
 // "invoiceType (1 blue; 2 red is not used for 数电)": refused once the sandbox is told to
 // (reds still use it until the red-letter flow lands, issue 17).
 TEST_F(SandboxRefusals, RedByInvoiceTypeTwoIsRefusedWhenLegacyRedsAreOff) {

@@ -184,8 +184,10 @@ class RecordingPlatform {
 
 class WireIT : public ::testing::Test {
  protected:
-  NuonuoPlatform client(config::SignEncoding enc = config::SignEncoding::kPlain) {
+  NuonuoPlatform client(config::SignEncoding enc = config::SignEncoding::kPlain,
+                        std::vector<config::TaxRule> tax_rules = {}) {
     PlatformClientOptions po;
+    po.tax_rules = std::move(tax_rules);
     po.base_url = server.base_url();
     po.app_key = kAppKey;
     po.access_token = "wire-token";
@@ -304,14 +306,8 @@ TEST_F(WireIT, SmallScaleSellerSaysWhyAtOnePercent) {
     auto plain = client();
     ASSERT_TRUE(plain.issue(r));
   }
-  PlatformClientOptions po;
-  po.base_url = server.base_url();
-  po.app_key = kAppKey;
-  po.access_token = "wire-token";
-  po.seller_tax_id = kSeller;
-  po.clerk = kClerk;
-  po.tax_rules.push_back({"taxi", "*运输服务*客运服务费", "3010101020203000000", 1, "", "3"});
-  NuonuoPlatform small(po, std::make_unique<NuonuoSigner>(kSecret), clock);
+  auto small = client(config::SignEncoding::kPlain,
+                      {{"taxi", "*运输服务*客运服务费", "3010101020203000000", 1, "", "3"}});
   ASSERT_TRUE(small.issue(r));
   auto reqs = server.requests();
   ASSERT_EQ(reqs.size(), 2u);
@@ -320,6 +316,136 @@ TEST_F(WireIT, SmallScaleSellerSaysWhyAtOnePercent) {
   EXPECT_FALSE(first.contains("surveyAnswerType"));
   EXPECT_EQ(second.at("surveyAnswerType").as_string(), "3");
   EXPECT_EQ(second.at("invoiceDetail").as_array()[0].at("taxRate").as_string(), "0.01");
+}
+
+// spec "Parking → 06": specificFactor 6, realPropertyRentInfo with the six required keys
+// (certificate only when the site has one), dates YYYY-MM-DD, one detail line without unit
+// or specType; plate and times in the remark.
+TEST_F(WireIT, ParkingIsALeaseWithItsBlock) {
+  IssueRequest r = taxi_request();
+  InvoiceLine& l = r.lines[0];
+  l.service = "parking";
+  l.item_name = "*经营租赁*停车费";
+  l.tax_code = "3040502020200000000";
+  l.rate_percent = 9;
+  l.favoured_policy_flag = "";
+  l.excl = *Money::parse("17.61");
+  l.tax = *Money::parse("1.58");
+  config::ParkingLeaseSite site;
+  site.property_address = "广东省深圳市福田区";
+  site.detail_address = "深南大道1000号";
+  site.area_unit = 2;
+  // 23:50 to 00:20 the next day, China Standard Time: the dates differ.
+  const SystemTime entry{std::chrono::seconds(1795362600)};  // 2026-11-22T23:50:00+08:00
+  const SystemTime exit = entry + std::chrono::minutes(30);
+  r.specific.factor = SpecificFactor::kRealPropertyLease;
+  r.specific.lease = lease_for_parking(site, entry, exit).value();
+  r.specific.remark = parking_remark("粤B12345", entry, exit);
+  auto c = client();
+  ASSERT_TRUE(c.issue(r));
+  site.certificate = "粤(2024)深圳市不动产权第0000001号";
+  site.cross_city = true;
+  r.order_no = "LG0000000000000000A2";
+  r.specific.lease = lease_for_parking(site, entry, exit).value();
+  ASSERT_TRUE(c.issue(r));
+  auto reqs = server.requests();
+  ASSERT_EQ(reqs.size(), 2u);
+  const json::object order = json::parse(reqs[0].body).at("order").as_object();
+  EXPECT_EQ(order.at("specificFactor").as_string(), "6");
+  const json::object& rent = order.at("realPropertyRentInfo").as_object();
+  EXPECT_EQ(keys(rent), (std::set<std::string>{"realPropertyAddress", "detailAddress",
+                                               "rentStartDate", "rentEndDate", "crossCityFlag",
+                                               "unit"}));
+  EXPECT_EQ(rent.at("realPropertyAddress").as_string(), "广东省深圳市福田区");
+  EXPECT_EQ(rent.at("detailAddress").as_string(), "深南大道1000号");
+  EXPECT_EQ(rent.at("rentStartDate").as_string(), "2026-11-22");
+  EXPECT_EQ(rent.at("rentEndDate").as_string(), "2026-11-23");
+  EXPECT_EQ(rent.at("crossCityFlag").as_string(), "0");
+  EXPECT_EQ(rent.at("unit").as_string(), "2");
+  EXPECT_EQ(order.at("remark").as_string(), "车牌 粤B12345 入场 2026-11-22 23:50 出场 2026-11-23 00:20");
+  const json::array& details = order.at("invoiceDetail").as_array();
+  ASSERT_EQ(details.size(), 1u);
+  EXPECT_FALSE(details[0].as_object().contains("unit"));
+  EXPECT_FALSE(details[0].as_object().contains("specType"));
+  EXPECT_EQ(details[0].at("goodsName").as_string(), "停车费");
+  EXPECT_EQ(details[0].at("taxRate").as_string(), "0.09");
+  EXPECT_EQ(details[0].at("favouredPolicyFlag").as_string(), "");
+  const json::object second = json::parse(reqs[1].body).at("order").as_object();
+  EXPECT_EQ(second.at("realPropertyRentInfo").at("realPropertyCertificate").as_string(),
+            "粤(2024)深圳市不动产权第0000001号");
+  EXPECT_EQ(second.at("realPropertyRentInfo").at("crossCityFlag").as_string(), "1");
+}
+
+// A stay without an entry time has no lease period: refused, nothing invented.
+TEST(SpecificBusiness, AStayWithoutEntryHasNoLeasePeriod) {
+  config::ParkingLeaseSite site;
+  auto l = lease_for_parking(site, std::nullopt, SystemTime{std::chrono::seconds(1795362600)});
+  ASSERT_FALSE(l);
+  EXPECT_EQ(l.error().code, Errc::kRejected);
+  EXPECT_EQ(l.error().field, "trip");
+}
+
+// spec "Taxi → plain invoice; 09 only on request": a plain taxi order says specificFactor 0
+// and carries no traveller list; with the passenger's identity it is 9 with one row under
+// the configured key, vehicleType 5, travellerCardType 201, no vehicleLevel.
+TEST_F(WireIT, TaxiIsPlainUnlessThePassengerGivesIdentity) {
+  auto c = client();
+  ASSERT_TRUE(c.issue(taxi_request()));
+  IssueRequest r = taxi_request();
+  r.order_no = "LG0000000000000000A3";
+  r.specific.factor = SpecificFactor::kPassengerTransport;
+  const SystemTime boarding{std::chrono::seconds(1795318175)};  // 2026-11-22 11:29 CST
+  r.specific.travellers.push_back(
+      make_traveller({"张三", "44030419900101123x", "深圳北站", "福田口岸"}, boarding).value());
+  ASSERT_TRUE(c.issue(r));
+  auto reqs = server.requests();
+  ASSERT_EQ(reqs.size(), 2u);
+  const json::object plain = json::parse(reqs[0].body).at("order").as_object();
+  EXPECT_EQ(plain.at("specificFactor").as_string(), "0");
+  EXPECT_FALSE(plain.contains("invoiceTravellerTransport"));
+  EXPECT_FALSE(plain.contains("invoiceTravellerTransportInfoList"));
+  const json::object with = json::parse(reqs[1].body).at("order").as_object();
+  EXPECT_EQ(with.at("specificFactor").as_string(), "9");
+  const json::array& rows = with.at("invoiceTravellerTransportInfoList").as_array();
+  ASSERT_EQ(rows.size(), 1u);
+  const json::object& row = rows[0].as_object();
+  EXPECT_EQ(keys(row), (std::set<std::string>{"traveller", "travelDate", "travellerCardType",
+                                              "travellerCardNo", "travelPlace", "arrivePlace",
+                                              "vehicleType"}));
+  EXPECT_EQ(row.at("traveller").as_string(), "张三");
+  EXPECT_EQ(row.at("travelDate").as_string(), "2026-11-22");
+  EXPECT_EQ(row.at("travellerCardType").as_string(), "201");
+  EXPECT_EQ(row.at("travellerCardNo").as_string(), "44030419900101123X");
+  EXPECT_EQ(row.at("vehicleType").as_string(), "5");
+}
+
+TEST(SpecificBusiness, TravellerIdentityIsCheckedNamingTheField) {
+  const SystemTime t{std::chrono::seconds(1795318175)};
+  auto bad_id = make_traveller({"张三", "4403041990", "A", "B"}, t);
+  ASSERT_FALSE(bad_id);
+  EXPECT_EQ(bad_id.error().field, "traveller_card_no");
+  auto no_name = make_traveller({"", "44030419900101123X", "A", "B"}, t);
+  ASSERT_FALSE(no_name);
+  EXPECT_EQ(no_name.error().field, "traveller_name");
+  auto no_place = make_traveller({"张三", "44030419900101123X", "", "B"}, t);
+  ASSERT_FALSE(no_place);
+  EXPECT_EQ(no_place.error().field, "travel_place");
+}
+
+TEST(SpecificBusiness, StoredFormRoundTrips) {
+  SpecificBusiness b;
+  b.factor = SpecificFactor::kRealPropertyLease;
+  b.lease = LeaseInfo{"广东省深圳市福田区", "深南大道1000号", "2026-11-22", "2026-11-23", true, "", 2};
+  b.remark = "车牌 粤B12345";
+  auto back = specific_business_from_json(to_json(b));
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->factor, SpecificFactor::kRealPropertyLease);
+  EXPECT_EQ(back->lease->end_date, "2026-11-23");
+  EXPECT_TRUE(back->lease->cross_city);
+  EXPECT_EQ(back->lease->area_unit, 2);
+  EXPECT_EQ(back->remark, "车牌 粤B12345");
+  EXPECT_EQ(specific_business_from_json("")->factor, SpecificFactor::kNone);
+  EXPECT_FALSE(specific_business_from_json("{\"factor\":\"7\"}"));
 }
 
 TEST_F(WireIT, UrlEncodedSignatureWhenConfigured) {

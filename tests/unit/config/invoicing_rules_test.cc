@@ -502,15 +502,15 @@ TEST(InvoicingRulesTest, TravellerListKeyIsOneOfTheTwoDocumentedNames) {
   auto plain = load_string(invoicing(), "test.toml");
   ASSERT_TRUE(plain);
   EXPECT_TRUE(plain->invoicing.taxi.offer_traveller);
-  EXPECT_EQ(plain->invoicing.taxi.traveller_list_key, "invoiceTravellerTransport");
+  EXPECT_EQ(plain->invoicing.taxi.traveller_list_key, "invoiceTravellerTransportInfoList");
   auto info = load_string(invoicing("",
                                     "[invoicing.taxi]\noffer_traveller = false\n"
                                     "traveller_list_key = "
-                                    "\"invoiceTravellerTransportInfoList\"\n"),
+                                    "\"invoiceTravellerTransport\"\n"),
                           "test.toml");
   ASSERT_TRUE(info) << testing::dump(info.error());
   EXPECT_FALSE(info->invoicing.taxi.offer_traveller);
-  EXPECT_EQ(info->invoicing.taxi.traveller_list_key, "invoiceTravellerTransportInfoList");
+  EXPECT_EQ(info->invoicing.taxi.traveller_list_key, "invoiceTravellerTransport");
   std::string bad = invoicing(
       "", "[invoicing.taxi]\ntraveller_list_key = \"travellers\"\noffer_travellers = true\n");
   auto errors = errors_of(bad);

@@ -153,6 +153,20 @@ TEST_F(ClaimApiTest, ExpiredIs410) {
   EXPECT_EQ(r.status, 410) << r.body;
 }
 
+// A parking stay the gate saw leave but never enter: the passenger is told the invoice
+// cannot be issued for lack of a lease period (422, not "expired"), and nothing is made.
+TEST_F(ClaimApiTest, ParkingStayWithoutEntryIs422NoLeasePeriod) {
+  SettledTransaction tx = trip("p1", "9.00", clock, "", "parking");
+  tx.period_end = clock.now();
+  const Claim parking = store.create_claim(tx).value();
+  auto r = call("POST", "/api/v1/claims/" + parking.token, R"({"kind":"person","phone":"13800138000"})");
+  EXPECT_EQ(r.status, 422) << r.body;
+  const auto err = parse(r).at("error").as_object();
+  EXPECT_EQ(err.at("code").as_string(), "no_lease_period") << r.body;
+  EXPECT_EQ(err.at("field").as_string(), "trip");
+  EXPECT_FALSE(store.find_by_transaction("p1")->invoice_id);
+}
+
 TEST_F(ClaimApiTest, HumanCodeLookupAndLockout) {
   auto ok = call("POST", "/api/v1/claim-codes", R"({"code":")" + claim.human_code + R"("})");
   ASSERT_EQ(ok.status, 200) << ok.body;

@@ -236,6 +236,7 @@ TEST_F(ClaimsTest, PersonDefaultsTitleAndNormalisesPhone) {
 }
 
 TEST_F(ClaimsTest, MergeSeveralTripsOfOneAccount) {
+  section.parking.specific_business = false;  // a site issuing parking as a plain line
   store.create_claim(trip("t1", "19.19", clock, "acct-1")).value();
   store.create_claim(trip("t2", "5.61", clock, "acct-1")).value();
   store.create_claim(trip("p1", "9.00", clock, "acct-1", "parking")).value();
@@ -256,6 +257,61 @@ TEST_F(ClaimsTest, MergeSeveralTripsOfOneAccount) {
   ASSERT_TRUE(single);
   EXPECT_FALSE(single->created);
   EXPECT_EQ(single->invoice.id, r->invoice.id);
+}
+
+// Issue 17, spec "Parking → 06": a parking invoice carries the lease block of one stay
+// (06 allows exactly one line): the entry and exit dates, the lot's address, and the plate
+// and times in the remark. Frozen with the invoice.
+TEST_F(ClaimsTest, ParkingInvoiceIsALeaseOfItsStay) {
+  section.parking.property_address = "广东省深圳市福田区";
+  section.parking.detail_address = "深南大道1000号";
+  section.parking.area_unit = 2;
+  SettledTransaction tx = trip("p1", "9.00", clock, "acct-1", "parking");
+  tx.plate = "粤B12345";
+  tx.period_start = SystemTime{std::chrono::seconds(1795362600)};  // 2026-11-22 23:50 CST
+  tx.period_end = *tx.period_start + std::chrono::minutes(40);
+  auto claim = store.create_claim(tx);
+  ASSERT_TRUE(claim);
+  EXPECT_EQ(claim->plate, "粤B12345");
+  auto r = store.submit(claim->token, person());
+  ASSERT_TRUE(r) << r.error().to_string();
+  const InvoiceRecord inv = store.get_invoice(r->invoice.id).value();
+  EXPECT_EQ(inv.specific.factor, SpecificFactor::kRealPropertyLease);
+  ASSERT_TRUE(inv.specific.lease);
+  EXPECT_EQ(inv.specific.lease->start_date, "2026-11-22");
+  EXPECT_EQ(inv.specific.lease->end_date, "2026-11-23");
+  EXPECT_EQ(inv.specific.lease->detail_address, "深南大道1000号");
+  EXPECT_EQ(inv.specific.remark, "车牌 粤B12345 入场 2026-11-22 23:50 出场 2026-11-23 00:30");
+  // Frozen: neither the block nor the claim's trip can be rewritten.
+  EXPECT_FALSE(db.exec("UPDATE invoice_document SET specific_json = '' WHERE id = " +
+                       std::to_string(inv.id)));
+  EXPECT_FALSE(db.exec("UPDATE invoice_claim SET plate = '粤B99999' WHERE transaction_id = 'p1'"));
+}
+
+TEST_F(ClaimsTest, AParkingStayWithoutEntryCannotBeInvoicedAndNothingIsCreated) {
+  SettledTransaction tx = trip("p1", "9.00", clock, "", "parking");
+  tx.period_end = clock.now();  // exit without a recorded entry
+  auto claim = store.create_claim(tx).value();
+  auto r = store.submit(claim.token, person());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Errc::kRejected);
+  EXPECT_EQ(r.error().field, "trip");
+  EXPECT_NE(r.error().message.find("entry"), std::string::npos) << r.error().message;
+  EXPECT_FALSE(store.find_by_transaction("p1")->invoice_id);
+}
+
+TEST_F(ClaimsTest, ParkingLeasesAreNotMerged) {
+  SettledTransaction a = trip("p1", "9.00", clock, "acct-1", "parking");
+  a.period_start = clock.now() - std::chrono::hours(2);
+  a.period_end = clock.now();
+  store.create_claim(a).value();
+  store.create_claim(trip("t1", "19.19", clock, "acct-1")).value();
+  const std::vector<std::string> ids = {"t1", "p1"};
+  auto r = store.submit_merged("acct-1", ids, company());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().field, "transaction_ids");
+  EXPECT_FALSE(store.find_by_transaction("t1")->invoice_id);
+  EXPECT_FALSE(store.find_by_transaction("p1")->invoice_id);
 }
 
 TEST_F(ClaimsTest, MergeIsAllOrNothing) {
@@ -383,7 +439,9 @@ TEST_F(ClaimsTest, UpgradeDropsTheOldGuessTableAndItsRows) {
   const auto steps = testing::claims_schema();
   auto old = Database::open(dir.path() / "old.db");
   ASSERT_TRUE(old);
-  ASSERT_TRUE(old->migrate(steps.first(steps.size() - 1)));  // the release before
+  // The release before issue 13: the ledger's steps and the invoice module's first.
+  const std::size_t before = steps.size() - (invoice_schema_steps().size() - 1);
+  ASSERT_TRUE(old->migrate(steps.first(before)));
   ASSERT_TRUE(
       old->exec("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000) "
                 "INSERT INTO invoice_code_guess SELECT '10.0.' || i, 1, 0, 0 FROM n"));
