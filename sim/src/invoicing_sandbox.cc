@@ -2038,6 +2038,10 @@ int run_invoicing_sandbox(std::span<const std::string> args) {
   InvoicingSandboxOptions o;
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
+    if (a == "--no-auto-issue-red") {
+      o.auto_issue_red = false;
+      continue;
+    }
     const bool has_value = i + 1 < args.size();
     if (!has_value) {
       std::cerr << "invoicing: " << a << " needs a value\n";
@@ -2067,11 +2071,15 @@ int run_invoicing_sandbox(std::span<const std::string> args) {
       o.tls_key_file = v;
     } else if (a == "--queries-in-progress") {
       o.queries_in_progress = std::atoi(v.c_str());
+    } else if (a == "--red-apply-pending-queries") {
+      o.red_apply_pending_queries = std::atoi(v.c_str());
     } else {
-      std::cerr << "invoicing: unknown option " << a
-                << "\nusage: lanegate-sim invoicing --db FILE [--port N] [--app-secret-file F]"
-                   " [--access-token-file F] [--app-key K] [--seller-tax-id ID] [--seller-name NAME]"
-                   " [--queries-in-progress N] [--tls-cert F --tls-key F]\n";
+      std::cerr
+          << "invoicing: unknown option " << a
+          << "\nusage: lanegate-sim invoicing --db FILE [--port N] [--app-secret-file F]"
+             " [--access-token-file F] [--app-key K] [--seller-tax-id ID] [--seller-name NAME]"
+             " [--queries-in-progress N] [--no-auto-issue-red] [--red-apply-pending-queries N]"
+             " [--tls-cert F --tls-key F]\n";
       return 2;
     }
   }

@@ -181,7 +181,8 @@ class InvoicingSandbox {
 
 // `lanegate-sim invoicing --db FILE [--port N] [--app-secret-file F] [--access-token-file F]
 //  [--app-key K] [--seller-tax-id ID] [--seller-name NAME]
-//  [--queries-in-progress N] [--tls-cert F --tls-key F]`:
+//  [--queries-in-progress N] [--no-auto-issue-red] [--red-apply-pending-queries N]
+//  [--tls-cert F --tls-key F]`:
 // prints "ready http(s)://127.0.0.1:PORT" and serves until SIGINT/SIGTERM. Returns the exit code.
 int run_invoicing_sandbox(std::span<const std::string> args);
 
