@@ -77,6 +77,86 @@ ALTER TABLE sandbox_invoice ADD COLUMN specific_summary TEXT NOT NULL DEFAULT ''
 ALTER TABLE sandbox_invoice ADD COLUMN remark TEXT NOT NULL DEFAULT '';
 )sql";
 
+// Step 3 (append-only): red-letter confirmation forms (红字确认单), and the invoiceLine
+// of each order (a form's blueInvoiceLine must equal its blue's; '' on orders stored
+// before this step, whose line is then not checked). Amounts are the red's (negative).
+// order_no is the orderNo the red gets (wanted until issued; a void form no longer holds
+// it, so it is not unique here); forms are never deleted.
+constexpr std::string_view kSchemaRedConfirm = R"sql(
+ALTER TABLE sandbox_invoice ADD COLUMN invoice_line TEXT NOT NULL DEFAULT '';
+CREATE TABLE sandbox_red_confirm(
+  bill_id TEXT PRIMARY KEY,
+  bill_no TEXT NOT NULL UNIQUE,
+  bill_uuid TEXT NOT NULL UNIQUE,
+  blue_number TEXT NOT NULL,
+  blue_line TEXT NOT NULL,
+  seller_tax_no TEXT NOT NULL,
+  seller_name TEXT NOT NULL,
+  buyer_tax_no TEXT NOT NULL,
+  buyer_name TEXT NOT NULL,
+  apply_source INTEGER NOT NULL,
+  red_reason TEXT NOT NULL,
+  status TEXT NOT NULL,
+  message TEXT NOT NULL DEFAULT '',
+  order_no TEXT NOT NULL DEFAULT '',
+  serial_num TEXT NOT NULL DEFAULT '',
+  issued INTEGER NOT NULL DEFAULT 0,
+  excl_fen INTEGER NOT NULL,
+  tax_fen INTEGER NOT NULL,
+  incl_fen INTEGER NOT NULL,
+  applied_unix INTEGER NOT NULL,
+  bill_time TEXT NOT NULL,
+  confirm_time TEXT NOT NULL DEFAULT '',
+  queries INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX sandbox_red_confirm_order ON sandbox_red_confirm(order_no) WHERE order_no <> '';
+CREATE INDEX sandbox_red_confirm_blue ON sandbox_red_confirm(blue_number);
+INSERT INTO sandbox_sequence VALUES ('red_confirm', 1), ('bill_id', 1);
+)sql";
+
+// Refusal codes of the red-letter calls. Like the E91xx/E92xx/E93xx codes they are the
+// sandbox's own (the platform's are not documented); each describe names the field.
+//   E9510  a content key the method does not list
+//   E9511  a required field is missing or empty
+//   E9512  a value outside its documented set, format or length (or not a string)
+//   E9513  sellerTaxNo / taxNum is not the seller of the userTax header
+//   E9514  detail: partial red letters are not supported by this sandbox
+//   E9520  billId 重复 (already used by another form)
+//   E9521  orderNo 重复 (used by an invoice or held by another form) in apply / confirm
+//   E9530  the blue named is not an issued blue invoice of this seller
+//   E9531  the blue is already reversed (已全额冲红) or has a red
+//   E9532  the blue already has a live confirmation form
+//   E9533  blueInvoiceLine / invoiceLine / buyerName / buyerTaxNo differ from the blue's
+//   E9534  several blue identifiers that name different invoices
+//   E9540  the form named does not exist (for this seller)
+//   E9541  the form is not in a state that allows the call
+//   E9542  已开具红字发票: the form has already issued its red
+//   E9543  billNo and billUuid name different forms, or a form of another blue
+// fastInvoiceRed answers a duplicate orderNo with E9106, as requestBillingNew does.
+constexpr auto kRedApplyKeys =
+    std::to_array<std::string_view>({"billId",          "blueInvoiceLine",
+                                     "applySource",     "blueInvoiceNumber",
+                                     "blueInvoiceCode", "blueElecInvoiceNumber",
+                                     "billTime",        "sellerTaxNo",
+                                     "sellerName",      "departmentId",
+                                     "clerkId",         "buyerTaxNo",
+                                     "buyerName",       "vatUsage",
+                                     "saleTaxUsage",    "accountStatus",
+                                     "redReason",       "extensionNumber",
+                                     "autoInvoice",     "orderNo",
+                                     "phone",           "email",
+                                     "callbackUrl",     "detail"});
+constexpr auto kRedQueryKeys =
+    std::to_array<std::string_view>({"identity", "billStatus", "billId", "billNo", "billUuid",
+                                     "billTimeStart", "billTimeEnd", "pageSize", "pageNo"});
+constexpr auto kConfirmKeys = std::to_array<std::string_view>(
+    {"billUuid", "billId", "billNo", "identity", "confirmAgreement", "confirmReason", "callbackUrl",
+     "orderNo", "extensionNumber", "clerkId", "deptId"});
+constexpr auto kFastRedKeys = std::to_array<std::string_view>(
+    {"orderNo", "extensionNumber", "clerkId", "deptId", "orderTime", "taxNum", "invoiceCode",
+     "invoiceNumber", "elecInvoiceNumber", "invoiceId", "billNo", "billUuid", "invoiceLine",
+     "callBackUrl"});
+
 struct PlatformError {
   std::string code;
   std::string describe;
@@ -306,6 +386,42 @@ std::string flag_problem(std::string_view flag, int percent) {
   return "favouredPolicyFlag " + std::string(flag) + " is not a flag a parking or taxi line carries";
 }
 
+// The red-letter calls take only the keys their doc lists, and only strings ("every field
+// is String"); `detail`, the one array, is handled by the apply itself.
+template <std::size_t N>
+std::optional<PlatformError> red_keys_problem(const json::object& content,
+                                              const std::array<std::string_view, N>& keys,
+                                              std::string_view method) {
+  for (const auto& kv : content) {
+    const std::string_view key(kv.key().data(), kv.key().size());
+    if (!listed(keys, key)) {
+      return PlatformError{"E9510", std::string(key) + " is not a " + std::string(method) +
+                                        " field (specs/e-invoice.md)"};
+    }
+  }
+  for (const auto& kv : content) {
+    if (kv.key() != "detail" && !kv.value().is_string()) {
+      return PlatformError{"E9512", std::string(kv.key()) + " must be a string"};
+    }
+  }
+  return std::nullopt;
+}
+
+// The sandbox's orderNo rule (requestBillingNew's): 1-20 characters [A-Za-z0-9_-].
+bool order_no_ok(std::string_view s) {
+  return !s.empty() && s.size() <= 20 &&
+         s.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") ==
+             std::string_view::npos;
+}
+
+bool twenty_digits(std::string_view s) { return s.size() == 20 && all_of(s, "0123456789"); }
+
+// 05-10 作废 and 16 申请失败 end a form; any other state (01-04, 15, unknown codes) keeps it live.
+bool void_state(std::string_view status) {
+  return status == "05" || status == "06" || status == "07" || status == "08" || status == "09" ||
+         status == "10" || status == "16";
+}
+
 }  // namespace
 
 struct InvoicingSandbox::Impl {
@@ -323,6 +439,7 @@ struct InvoicingSandbox::Impl {
   std::map<std::string, std::int64_t> amount_skew_fen;     // order_no -> added to orderAmount
   std::atomic<bool> unavailable{false};
   std::atomic<std::int64_t> issue_requests{0};
+  std::atomic<std::int64_t> fast_red_requests{0};
 
   Impl(InvoicingSandboxOptions o, Database d, std::unique_ptr<httplib::Server> s, bool with_tls)
       : options(std::move(o)), db(std::move(d)), server_owner(std::move(s)),
@@ -387,6 +504,11 @@ struct InvoicingSandbox::Impl {
     }
     if (find_locked(order_no)) {
       return PlatformError{"E9106", "订单编号不能重复 (orderNo " + order_no + " already exists)"};
+    }
+    if (auto holder = form_holding_order_locked(order_no, "")) {
+      return PlatformError{"E9106", "订单编号不能重复 (orderNo " + order_no +
+                                        " is held for the red of confirmation form " + *holder +
+                                        ")"};
     }
     const std::string seller = str(order, "salerTaxNum");
     if (seller != options.seller_tax_id || seller != user_tax) {
@@ -573,14 +695,14 @@ struct InvoicingSandbox::Impl {
     auto ins = db.prepare(
         "INSERT INTO sandbox_invoice(order_no, serial_num, status, kind, original_number, "
         "seller_name, seller_tax_num, buyer_name, buyer_tax_num, excl_fen, tax_fen, incl_fen, "
-        "fail_planned, specific_factor, specific_summary, remark) "
-        "VALUES (?, ?, '20', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        "fail_planned, specific_factor, specific_summary, remark, invoice_line) "
+        "VALUES (?, ?, '20', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     if (!ins) {
       return PlatformError{"E9999", "sandbox storage failure"};
     }
     ins->bind_all(order_no, std::string(serial), std::string(red ? "red" : "blue"), original,
-                  options.seller_name, seller, buyer_name, buyer_tax, sum_excl, sum_tax,
-                  sum_incl, next_failure, factor, join_lines(summary), str(order, "remark"));
+                  options.seller_name, seller, buyer_name, buyer_tax, sum_excl, sum_tax, sum_incl,
+                  next_failure, factor, join_lines(summary), str(order, "remark"), line_kind);
     if (!ins->run()) {
       return PlatformError{"E9999", "sandbox storage failure"};
     }
@@ -608,8 +730,9 @@ struct InvoicingSandbox::Impl {
     auto st = const_cast<Database&>(db).prepare(
         "SELECT order_no, serial_num, status, kind, invoice_number, original_number, buyer_name, "
         "buyer_tax_num, excl_fen, tax_fen, incl_fen, fail_cause, reversed, specific_factor, "
-        "remark FROM sandbox_invoice "
-        "WHERE " + std::string(where) + " = ?");
+        "remark, invoice_line FROM sandbox_invoice "
+        "WHERE " +
+        std::string(where) + " = ?");
     if (!st) {
       return std::nullopt;
     }
@@ -634,6 +757,7 @@ struct InvoicingSandbox::Impl {
     s.reversed = st->column_int64(12) != 0;
     s.specific_factor = st->column_text(13);
     s.remark = st->column_text(14);
+    s.invoice_line = st->column_text(15);
     return s;
   }
   std::optional<SandboxInvoice> find_locked(std::string_view order_no) const {
@@ -798,6 +922,764 @@ struct InvoicingSandbox::Impl {
     return out;
   }
 
+  // ---- Red-letter confirmation forms (spec "Red-letter (冲红) for 数电 invoices") ----
+
+  struct Form {
+    std::string bill_id, bill_no, bill_uuid, blue_number, blue_line, seller_tax_no, seller_name,
+        buyer_tax_no, buyer_name, red_reason, status, message, order_no, serial_num, bill_time,
+        confirm_time;
+    int apply_source = 0;
+    bool issued = false;
+    std::int64_t excl_fen = 0, tax_fen = 0, incl_fen = 0, applied_unix = 0, queries = 0;
+  };
+
+  static PlatformError storage_failure() {
+    return PlatformError{"E9999", "sandbox storage failure"};
+  }
+
+  // "YYYY-MM-DD HH:MM:SS" at +08:00 on the sandbox clock.
+  std::string local_time_text() const {
+    std::string t = format_rfc3339(options.clock->now(), UtcOffset{480}).substr(0, 19);
+    t[10] = ' ';
+    return t;
+  }
+
+  // Forms matching `where` (SQL over sandbox_red_confirm with ? for `args`), in apply
+  // order, after the 72-hour rule. REQUIRES: mu held.
+  std::vector<Form> forms_locked(const std::string& where, const std::vector<std::string>& args) {
+    std::vector<Form> out;
+    auto st = db.prepare(
+        "SELECT bill_id, bill_no, bill_uuid, blue_number, blue_line, seller_tax_no, seller_name, "
+        "buyer_tax_no, buyer_name, red_reason, status, message, order_no, serial_num, bill_time, "
+        "confirm_time, apply_source, issued, excl_fen, tax_fen, incl_fen, applied_unix, queries "
+        "FROM sandbox_red_confirm WHERE " +
+        where + " ORDER BY rowid");
+    if (!st) {
+      return out;
+    }
+    int i = 0;
+    for (const auto& a : args) {
+      st->bind(++i, a);
+    }
+    while (true) {
+      auto row = st->step();
+      if (!row || !*row) {
+        break;
+      }
+      Form f;
+      std::string* texts[] = {&f.bill_id,    &f.bill_no,       &f.bill_uuid,   &f.blue_number,
+                              &f.blue_line,  &f.seller_tax_no, &f.seller_name, &f.buyer_tax_no,
+                              &f.buyer_name, &f.red_reason,    &f.status,      &f.message,
+                              &f.order_no,   &f.serial_num,    &f.bill_time,   &f.confirm_time};
+      int col = 0;
+      for (std::string* t : texts) {
+        *t = st->column_text(col++);
+      }
+      f.apply_source = static_cast<int>(st->column_int64(col++));
+      f.issued = st->column_int64(col++) != 0;
+      f.excl_fen = st->column_int64(col++);
+      f.tax_fen = st->column_int64(col++);
+      f.incl_fen = st->column_int64(col++);
+      f.applied_unix = st->column_int64(col++);
+      f.queries = st->column_int64(col++);
+      out.push_back(std::move(f));
+    }
+    st->reset();
+    for (Form& f : out) {
+      expire_locked(f);
+    }
+    return out;
+  }
+  std::optional<Form> form_locked(std::string_view column, const std::string& value) {
+    auto forms = forms_locked(std::string(column) + " = ?", {value});
+    if (forms.empty()) {
+      return std::nullopt;
+    }
+    return std::move(forms.front());
+  }
+
+  // A form at 02 or 03 read more than 72 hours after its apply is void (07).
+  // REQUIRES: mu held.
+  void expire_locked(Form& f) {
+    if ((f.status == "02" || f.status == "03") &&
+        options.clock->unix_seconds() - f.applied_unix > 72 * 3600) {
+      if (auto up = db.prepare("UPDATE sandbox_red_confirm SET status = '07' WHERE bill_id = ?")) {
+        up->bind(1, f.bill_id);
+        (void)up->run();
+      }
+      f.status = "07";
+    }
+  }
+
+  // Invariant 5. REQUIRES: mu held.
+  std::optional<Form> live_form_locked(const std::string& blue_number) {
+    for (Form& f : forms_locked("blue_number = ?", {blue_number})) {
+      if (!void_state(f.status)) {
+        return std::move(f);
+      }
+    }
+    return std::nullopt;
+  }
+
+  // The billId of a live form (other than `except`) that holds `order_no` for its red.
+  // An issued form's red has the orderNo itself. REQUIRES: mu held.
+  std::optional<std::string> form_holding_order_locked(const std::string& order_no,
+                                                       const std::string& except) {
+    for (const Form& f : forms_locked("order_no = ? AND bill_id <> ?", {order_no, except})) {
+      if (!void_state(f.status)) {
+        return f.bill_id;
+      }
+    }
+    return std::nullopt;
+  }
+
+  // Whether `order_no` may name a new red: no invoice has it and no other form holds it.
+  // REQUIRES: mu held.
+  std::optional<std::string> order_no_taken_locked(const std::string& order_no,
+                                                   const std::string& except_bill_id) {
+    if (find_locked(order_no)) {
+      return "订单编号不能重复 (orderNo " + order_no + " already exists)";
+    }
+    if (auto holder = form_holding_order_locked(order_no, except_bill_id)) {
+      return "订单编号不能重复 (orderNo " + order_no +
+             " is held for the red of confirmation form " + *holder + ")";
+    }
+    return std::nullopt;
+  }
+
+  // Numbers the form, stamps its apply time and stores it (invariant 7).
+  // REQUIRES: mu held, inside a transaction.
+  std::optional<PlatformError> insert_form_locked(Form& f) {
+    auto no_seq = next_sequence("red_confirm");
+    if (!no_seq) {
+      return storage_failure();
+    }
+    const std::string year = format_local_date(options.clock->now(), UtcOffset{480}).substr(2, 2);
+    char no[48];
+    std::snprintf(no, sizeof no, "%s9%s%015lld", options.province_code.c_str(), year.c_str(),
+                  static_cast<long long>(*no_seq));
+    f.bill_no = no;
+    f.bill_uuid = crypto::sha256_hex("sandbox red confirmation " + f.bill_no).substr(0, 32);
+    while (f.bill_id.empty()) {
+      auto id_seq = next_sequence("bill_id");
+      if (!id_seq) {
+        return storage_failure();
+      }
+      char id[32];
+      std::snprintf(id, sizeof id, "9%016lld", static_cast<long long>(*id_seq));
+      if (!form_locked("bill_id", id)) {
+        f.bill_id = id;
+      }
+    }
+    f.applied_unix = options.clock->unix_seconds();
+    f.bill_time = local_time_text();
+    auto ins = db.prepare(
+        "INSERT INTO sandbox_red_confirm(bill_id, bill_no, bill_uuid, blue_number, blue_line, "
+        "seller_tax_no, seller_name, buyer_tax_no, buyer_name, apply_source, red_reason, status, "
+        "order_no, excl_fen, tax_fen, incl_fen, applied_unix, bill_time) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    if (!ins) {
+      return storage_failure();
+    }
+    ins->bind_all(f.bill_id, f.bill_no, f.bill_uuid, f.blue_number, f.blue_line, f.seller_tax_no,
+                  f.seller_name, f.buyer_tax_no, f.buyer_name, f.apply_source, f.red_reason,
+                  f.status, f.order_no, f.excl_fen, f.tax_fen, f.incl_fen, f.applied_unix,
+                  f.bill_time);
+    if (!ins->run()) {
+      return storage_failure();
+    }
+    return std::nullopt;
+  }
+
+  // Sets the state (and confirm time when given) of a stored form. REQUIRES: mu held.
+  std::optional<PlatformError> set_form_status_locked(Form& f, std::string status,
+                                                      std::string message,
+                                                      const std::string& confirm_time) {
+    auto up = db.prepare(
+        "UPDATE sandbox_red_confirm SET status = ?, message = ?, order_no = ?, "
+        "confirm_time = CASE WHEN ? = '' THEN confirm_time ELSE ? END WHERE bill_id = ?");
+    if (!up) {
+      return storage_failure();
+    }
+    up->bind_all(status, message, f.order_no, confirm_time, confirm_time, f.bill_id);
+    if (!up->run()) {
+      return storage_failure();
+    }
+    f.status = std::move(status);
+    f.message = std::move(message);
+    if (!confirm_time.empty()) {
+      f.confirm_time = confirm_time;
+    }
+    return std::nullopt;
+  }
+
+  // Creates the red of a form at 01 or 04 under `order_no`: the blue's lines and totals
+  // negated, status 20 like any accepted order, and marks the form issued (invariant 6).
+  // The platform writes the remark itself (spec). REQUIRES: mu held, inside a transaction.
+  std::optional<PlatformError> issue_red_locked(Form& f, const std::string& order_no) {
+    auto blue = find_by_number_locked(f.blue_number);
+    if (!blue || blue->kind != "blue" || blue->status != "2") {
+      return PlatformError{"E9530", "blue invoice " + f.blue_number + " is not issued"};
+    }
+    if (blue->reversed || has_red_locked(f.blue_number)) {
+      return PlatformError{"E9531",
+                           "blue invoice " + f.blue_number + " 已全额冲红 (already reversed)"};
+    }
+    if (auto taken = order_no_taken_locked(order_no, f.bill_id)) {
+      return PlatformError{"E9106", *taken};
+    }
+    auto serial_seq = next_sequence("serial");
+    if (!serial_seq) {
+      return storage_failure();
+    }
+    char serial[32];
+    std::snprintf(serial, sizeof serial, "SB%018lld", static_cast<long long>(*serial_seq));
+    const std::string remark =
+        "被冲红蓝字数电发票号码：" + f.blue_number + " 红字发票信息确认单编号：" + f.bill_no;
+    auto ins = db.prepare(
+        "INSERT INTO sandbox_invoice(order_no, serial_num, status, kind, original_number, "
+        "seller_name, seller_tax_num, buyer_name, buyer_tax_num, excl_fen, tax_fen, incl_fen, "
+        "fail_planned, specific_factor, specific_summary, remark, invoice_line) "
+        "SELECT ?, ?, '20', 'red', invoice_number, seller_name, seller_tax_num, buyer_name, "
+        "buyer_tax_num, -excl_fen, -tax_fen, -incl_fen, ?, specific_factor, specific_summary, ?, "
+        "invoice_line FROM sandbox_invoice WHERE invoice_number = ?");
+    if (!ins) {
+      return storage_failure();
+    }
+    ins->bind_all(order_no, std::string(serial), next_failure, remark, f.blue_number);
+    if (!ins->run()) {
+      return storage_failure();
+    }
+    auto lines = db.prepare(
+        "INSERT INTO sandbox_line(order_no, line_no, goods_code, rate, excl_fen, tax_fen, "
+        "incl_fen) SELECT ?, line_no, goods_code, rate, -excl_fen, -tax_fen, -incl_fen "
+        "FROM sandbox_line WHERE order_no = ?");
+    if (!lines) {
+      return storage_failure();
+    }
+    lines->bind_all(order_no, blue->order_no);
+    if (!lines->run()) {
+      return storage_failure();
+    }
+    auto up = db.prepare(
+        "UPDATE sandbox_red_confirm SET issued = 1, order_no = ?, serial_num = ? WHERE bill_id = "
+        "?");
+    if (!up) {
+      return storage_failure();
+    }
+    up->bind_all(order_no, std::string(serial), f.bill_id);
+    if (!up->run()) {
+      return storage_failure();
+    }
+    next_failure.clear();
+    f.issued = true;
+    f.order_no = order_no;
+    f.serial_num = serial;
+    return std::nullopt;
+  }
+
+  // "电票都自动开": at the moment a form reaches 01 or 04, with an orderNo, the platform
+  // issues its red. A blue already reversed some other way (a legacy invoiceType 2 red)
+  // makes the form fail (16) instead. REQUIRES: mu held, inside a transaction.
+  std::optional<PlatformError> auto_issue_locked(Form& f) {
+    if (!options.auto_issue_red || f.issued || f.order_no.empty() ||
+        (f.status != "01" && f.status != "04")) {
+      return std::nullopt;
+    }
+    auto blue = find_by_number_locked(f.blue_number);
+    if (blue && (blue->reversed || has_red_locked(f.blue_number))) {
+      return set_form_status_locked(f, "16", "该发票已全额冲红", "");
+    }
+    return issue_red_locked(f, f.order_no);
+  }
+
+  // The blue a red-letter call names: an issued blue of this sandbox (every invoice here
+  // is the one seller's: userTax must be it). REQUIRES: mu held.
+  std::variant<SandboxInvoice, PlatformError> issued_blue_locked(const std::string& field,
+                                                                 const std::string& value,
+                                                                 std::string_view column) {
+    auto inv = load(column, value);
+    if (!inv || inv->kind != "blue" || inv->status != "2") {
+      return PlatformError{"E9530",
+                           field + " " + value + " is not an issued blue invoice of this seller"};
+    }
+    return *inv;
+  }
+
+  // saveInvoiceRedConfirm. REQUIRES: mu held.
+  std::variant<json::value, PlatformError> red_apply(const json::object& c,
+                                                     std::string_view user_tax) {
+    if (auto p = red_keys_problem(c, kRedApplyKeys, "saveInvoiceRedConfirm")) {
+      return *p;
+    }
+    if (auto it = c.find("detail"); it != c.end()) {
+      const json::value& v = it->value();
+      const bool empty =
+          (v.is_array() && v.as_array().empty()) || (v.is_string() && v.get_string().empty());
+      if (!empty) {
+        return PlatformError{"E9514",
+                             "detail: partial red letters are not supported by this "
+                             "sandbox (reverse the whole invoice)"};
+      }
+    }
+    Form f;
+    f.blue_line = str(c, "blueInvoiceLine");
+    const std::string source = str(c, "applySource");
+    f.seller_tax_no = str(c, "sellerTaxNo");
+    f.seller_name = str(c, "sellerName");
+    f.buyer_name = str(c, "buyerName");
+    f.buyer_tax_no = str(c, "buyerTaxNo");
+    f.red_reason = str(c, "redReason");
+    f.bill_id = str(c, "billId");
+    f.order_no = str(c, "orderNo");
+    static const std::set<std::string> kLines = {"bs", "pc", "es", "ec", "p", "c", "s", "b"};
+    if (f.blue_line.empty()) {
+      return PlatformError{"E9511", "blueInvoiceLine is required"};
+    }
+    if (!kLines.contains(f.blue_line)) {
+      return PlatformError{"E9512", "blueInvoiceLine " + f.blue_line + " is not an invoice line"};
+    }
+    if (source.empty()) {
+      return PlatformError{"E9511", "applySource is required (0 seller, 1 buyer)"};
+    }
+    if (source != "0" && source != "1") {
+      return PlatformError{"E9512", "applySource must be 0 (seller) or 1 (buyer)"};
+    }
+    if (f.seller_tax_no.empty()) {
+      return PlatformError{"E9511", "sellerTaxNo is required"};
+    }
+    if (f.seller_tax_no != user_tax) {
+      return PlatformError{
+          "E9513", "sellerTaxNo " + f.seller_tax_no + " is not the seller of the userTax header"};
+    }
+    if (f.seller_name.empty() && source != "0") {
+      return PlatformError{"E9511",
+                           "sellerName is required unless the seller applies (applySource 0)"};
+    }
+    if (f.buyer_name.empty()) {
+      return PlatformError{"E9511", "buyerName is required"};
+    }
+    if (f.red_reason.empty()) {
+      return PlatformError{
+          "E9511", "redReason is required (1 销货退回, 2 开票有误, 3 服务中止, 4 销售折让)"};
+    }
+    if (f.red_reason != "1" && f.red_reason != "2" && f.red_reason != "3" && f.red_reason != "4") {
+      return PlatformError{
+          "E9512", "redReason " + f.red_reason +
+                       " is not a Nuonuo reason (1 销货退回, 2 开票有误, 3 服务中止, 4 销售折让)"};
+    }
+    if (code_points(f.bill_id) > 32) {
+      return PlatformError{"E9512", "billId is longer than 32 characters"};
+    }
+    if (!f.bill_id.empty() && form_locked("bill_id", f.bill_id)) {
+      return PlatformError{"E9520", "billId 重复: 申请号 " + f.bill_id + " is already used"};
+    }
+    if (!f.order_no.empty()) {
+      if (!order_no_ok(f.order_no)) {
+        return PlatformError{"E9512", "orderNo must be 1-20 characters [A-Za-z0-9_-]"};
+      }
+      if (auto taken = order_no_taken_locked(f.order_no, "")) {
+        return PlatformError{"E9521", "orderNo 重复: " + *taken};
+      }
+    }
+    if (!str(c, "blueInvoiceCode").empty()) {
+      return PlatformError{
+          "E9512", "blueInvoiceCode is for VAT blues; a 数电 blue is named by its 20-digit number"};
+    }
+    const std::string elec = str(c, "blueElecInvoiceNumber"), plain = str(c, "blueInvoiceNumber");
+    if (!elec.empty() && !twenty_digits(elec)) {
+      return PlatformError{"E9512",
+                           "blueElecInvoiceNumber must be the blue's 20-digit 数电 number"};
+    }
+    if (!plain.empty() && !twenty_digits(plain)) {
+      return PlatformError{"E9512",
+                           "blueInvoiceNumber " + plain +
+                               " is not a 20-digit 数电 number (this sandbox holds no VAT blues)"};
+    }
+    if (!elec.empty() && !plain.empty() && elec != plain) {
+      return PlatformError{"E9534",
+                           "blueElecInvoiceNumber and blueInvoiceNumber name different invoices"};
+    }
+    const std::string field = elec.empty() ? "blueInvoiceNumber" : "blueElecInvoiceNumber";
+    f.blue_number = elec.empty() ? plain : elec;
+    if (f.blue_number.empty()) {
+      return PlatformError{"E9511",
+                           "blueElecInvoiceNumber is required (or a 20-digit blueInvoiceNumber)"};
+    }
+    auto found = issued_blue_locked(field, f.blue_number, "invoice_number");
+    if (auto* err = std::get_if<PlatformError>(&found)) {
+      return *err;
+    }
+    const SandboxInvoice& blue = std::get<SandboxInvoice>(found);
+    if (blue.reversed) {
+      return PlatformError{"E9531", field + " " + f.blue_number + " 已全额冲红 (already reversed)"};
+    }
+    if (auto live = live_form_locked(f.blue_number)) {
+      return PlatformError{"E9532", field + " " + f.blue_number +
+                                        " already has confirmation form " + live->bill_id + " at " +
+                                        live->status};
+    }
+    if (has_red_locked(f.blue_number)) {
+      return PlatformError{"E9531", field + " " + f.blue_number + " already has a red invoice"};
+    }
+    if (!blue.invoice_line.empty() && f.blue_line != blue.invoice_line) {
+      return PlatformError{"E9533", "blueInvoiceLine " + f.blue_line + " is not the blue's line " +
+                                        blue.invoice_line};
+    }
+    if (f.buyer_name != blue.buyer_name) {
+      return PlatformError{
+          "E9533", "buyerName " + f.buyer_name + " is not the blue's buyer " + blue.buyer_name};
+    }
+    if (f.buyer_tax_no != blue.buyer_tax_num) {
+      return PlatformError{"E9533", "buyerTaxNo '" + f.buyer_tax_no +
+                                        "' is not the blue's buyer tax id '" + blue.buyer_tax_num +
+                                        "'"};
+    }
+    if (f.seller_name.empty()) {
+      f.seller_name = options.seller_name;
+    }
+    f.apply_source = source == "1" ? 1 : 0;
+    // A natural person (no tax id) confirms nothing; otherwise the other side must.
+    f.status = blue.buyer_tax_num.empty() ? "01" : (f.apply_source == 0 ? "02" : "03");
+    f.excl_fen = -blue.excl_fen;
+    f.tax_fen = -blue.tax_fen;
+    f.incl_fen = -blue.incl_fen;
+    auto txn = db.begin();
+    if (!txn) {
+      return storage_failure();
+    }
+    if (auto p = insert_form_locked(f)) {
+      return *p;
+    }
+    if (auto p = auto_issue_locked(f)) {
+      return *p;
+    }
+    if (!txn->commit()) {
+      return storage_failure();
+    }
+    return json::value(json::string(f.bill_id));
+  }
+
+  // One row of queryInvoiceRedConfirm, as the captured live reply spells it (notes G1, G4):
+  // billStatus a string, openStatus and applySource numbers, requestStatus null,
+  // "taxIncludeAmount" without the d.
+  json::object form_row(const Form& f, bool pending) const {
+    const bool open = f.issued && !pending;
+    json::object r;
+    r["billId"] = f.bill_id;
+    r["billNo"] = f.bill_no;
+    r["billUuid"] = f.bill_uuid;
+    r["billStatus"] = pending ? std::string("15") : f.status;
+    r["requestStatus"] = nullptr;
+    r["openStatus"] = open ? 1 : 0;
+    r["applySource"] = f.apply_source;
+    r["billMessage"] = !pending && f.status == "16" ? f.message : std::string();
+    r["invoiceSerialNum"] = open ? json::value(f.serial_num) : json::value(nullptr);
+    r["orderNo"] = open ? json::value(f.order_no) : json::value(nullptr);
+    r["blueInvoiceNumber"] = f.blue_number;
+    r["blueElecInvoiceNumber"] = f.blue_number;
+    r["blueInvoiceLine"] = f.blue_line;
+    r["sellerTaxNo"] = f.seller_tax_no;
+    r["sellerName"] = f.seller_name;
+    r["buyerTaxNo"] = f.buyer_tax_no;
+    r["buyerName"] = f.buyer_name;
+    r["taxExcludedAmount"] = Money::from_fen(f.excl_fen).to_string();
+    r["taxAmount"] = Money::from_fen(f.tax_fen).to_string();
+    r["taxIncludeAmount"] = Money::from_fen(f.incl_fen).to_string();
+    r["redReason"] = f.red_reason;
+    r["billTime"] = f.bill_time;
+    r["confirmTime"] = f.confirm_time.empty() ? json::value(nullptr) : json::value(f.confirm_time);
+    return r;
+  }
+
+  // queryInvoiceRedConfirm. REQUIRES: mu held.
+  std::variant<json::value, PlatformError> red_query(const json::object& c,
+                                                     std::string_view user_tax) {
+    if (auto p = red_keys_problem(c, kRedQueryKeys, "queryInvoiceRedConfirm")) {
+      return *p;
+    }
+    const std::string identity = str(c, "identity");
+    if (identity.empty()) {
+      return PlatformError{"E9511", "identity is required (0 seller, 1 buyer)"};
+    }
+    if (identity != "0" && identity != "1") {
+      return PlatformError{"E9512", "identity must be 0 (seller) or 1 (buyer)"};
+    }
+    auto number = [&](std::string_view key, int fallback, int max) -> std::optional<int> {
+      const std::string v = str(c, key);
+      if (v.empty()) {
+        return fallback;
+      }
+      if (v.size() > 6 || !all_of(v, "0123456789")) {
+        return std::nullopt;
+      }
+      const int n = std::stoi(v);
+      return n >= 1 && n <= max ? std::optional<int>(n) : std::nullopt;
+    };
+    const auto page_size = number("pageSize", 10, 50);
+    if (!page_size) {
+      return PlatformError{"E9512", "pageSize must be 1-50 (default 10)"};
+    }
+    const auto page_no = number("pageNo", 1, 999999);
+    if (!page_no) {
+      return PlatformError{"E9512", "pageNo must be a positive number (default 1)"};
+    }
+    const std::string status = str(c, "billStatus");
+    if (!status.empty() && (status.size() != 2 || !all_of(status, "0123456789"))) {
+      return PlatformError{"E9512", "billStatus must be a 2-digit state code"};
+    }
+    const std::string from = str(c, "billTimeStart"), to = str(c, "billTimeEnd");
+    for (const auto& [key, value] :
+         {std::pair{"billTimeStart", from}, std::pair{"billTimeEnd", to}}) {
+      if (!value.empty() && !is_date(value)) {
+        return PlatformError{"E9512", std::string(key) + " must be YYYY-MM-DD"};
+      }
+    }
+    if (!from.empty() && !to.empty()) {
+      auto a = parse_local_date(from, UtcOffset{480});
+      auto b = parse_local_date(to, UtcOffset{480});
+      if (!a || !b || *a > *b || *b - *a > std::chrono::hours(24 * 90)) {
+        return PlatformError{"E9512",
+                             "billTimeStart..billTimeEnd must be a window of at most 90 days"};
+      }
+    }
+    std::string where = "seller_tax_no = ?";
+    std::vector<std::string> args = {std::string(user_tax)};
+    for (const auto& [key, column] :
+         {std::pair{"billId", "bill_id"}, std::pair{"billNo", "bill_no"},
+          std::pair{"billUuid", "bill_uuid"}}) {
+      if (const std::string v = str(c, key); !v.empty()) {
+        where += std::string(" AND ") + column + " = ?";
+        args.push_back(v);
+      }
+    }
+    std::vector<std::pair<Form, bool>> matched;  // form, pending
+    for (Form& f : forms_locked(where, args)) {
+      const bool pending = f.queries < options.red_apply_pending_queries;
+      const std::string reported = pending ? "15" : f.status;
+      const std::string day = f.bill_time.substr(0, 10);
+      if ((!status.empty() && reported != status) || (!from.empty() && day < from) ||
+          (!to.empty() && day > to)) {
+        continue;
+      }
+      matched.emplace_back(std::move(f), pending);
+    }
+    json::array list;
+    const std::size_t first =
+        static_cast<std::size_t>(*page_no - 1) * static_cast<std::size_t>(*page_size);
+    for (std::size_t i = first;
+         i < matched.size() && list.size() < static_cast<std::size_t>(*page_size); ++i) {
+      const auto& [f, pending] = matched[i];
+      list.push_back(form_row(f, pending));
+      if (auto up = db.prepare(
+              "UPDATE sandbox_red_confirm SET queries = queries + 1 WHERE bill_id = ?")) {
+        up->bind(1, f.bill_id);
+        (void)up->run();
+      }
+    }
+    json::object result;
+    result["total"] = static_cast<std::int64_t>(matched.size());
+    result["list"] = std::move(list);
+    return json::value(std::move(result));
+  }
+
+  // confirm: the other side's answer to a form. REQUIRES: mu held.
+  std::variant<json::value, PlatformError> red_confirm(const json::object& c,
+                                                       std::string_view user_tax) {
+    if (auto p = red_keys_problem(c, kConfirmKeys, "confirm")) {
+      return *p;
+    }
+    // Doc: "优先级：红字确认单uuid > 红字确认单申请号 > 红字确认单编号".
+    std::string key, column;
+    for (const auto& [k, col] : {std::pair{"billUuid", "bill_uuid"}, std::pair{"billId", "bill_id"},
+                                 std::pair{"billNo", "bill_no"}}) {
+      if (!str(c, k).empty()) {
+        key = k;
+        column = col;
+        break;
+      }
+    }
+    if (key.empty()) {
+      return PlatformError{"E9511", "one of billUuid, billId, billNo is required"};
+    }
+    const std::string identity = str(c, "identity"), agreement = str(c, "confirmAgreement");
+    if (identity.empty()) {
+      return PlatformError{"E9511", "identity is required (0 seller, 1 buyer)"};
+    }
+    if (identity != "0" && identity != "1") {
+      return PlatformError{"E9512", "identity must be 0 (seller) or 1 (buyer)"};
+    }
+    if (agreement.empty()) {
+      return PlatformError{"E9511", "confirmAgreement is required (0 reject, 1 agree)"};
+    }
+    if (agreement != "0" && agreement != "1") {
+      return PlatformError{"E9512", "confirmAgreement must be 0 (reject) or 1 (agree)"};
+    }
+    if (code_points(str(c, "confirmReason")) > 200) {
+      return PlatformError{"E9512", "confirmReason is longer than 200 characters"};
+    }
+    const std::string order_no = str(c, "orderNo");
+    if (!order_no.empty() && !order_no_ok(order_no)) {
+      return PlatformError{"E9512", "orderNo must be 1-20 characters [A-Za-z0-9_-]"};
+    }
+    auto form = form_locked(column, str(c, key));
+    if (!form || form->seller_tax_no != user_tax) {
+      return PlatformError{"E9540", key + " " + str(c, key) + " names no confirmation form"};
+    }
+    Form& f = *form;
+    // Doc: the buyer confirms at 02 (seller entered), the seller at 03 (buyer entered).
+    const std::string wanted = identity == "0" ? "03" : "02";
+    if (f.status != wanted) {
+      return PlatformError{"E9541", "identity " + identity +
+                                        (identity == "0" ? " (seller)" : " (buyer)") +
+                                        " may confirm only a form at " + wanted + "; " + key + " " +
+                                        str(c, key) + " is at " + f.status};
+    }
+    if (f.order_no.empty() && !order_no.empty()) {
+      if (auto taken = order_no_taken_locked(order_no, f.bill_id)) {
+        return PlatformError{"E9521", "orderNo 重复: " + *taken};
+      }
+      f.order_no = order_no;
+    }
+    auto txn = db.begin();
+    if (!txn) {
+      return storage_failure();
+    }
+    const std::string next = agreement == "1" ? "04" : (f.status == "02" ? "05" : "06");
+    if (auto p = set_form_status_locked(f, next, "", local_time_text())) {
+      return *p;
+    }
+    if (auto p = auto_issue_locked(f)) {
+      return *p;
+    }
+    if (!txn->commit()) {
+      return storage_failure();
+    }
+    return json::value(json::object());
+  }
+
+  // fastInvoiceRed (快捷冲红): issues the red of a form at 01/04 that has none yet.
+  // REQUIRES: mu held.
+  std::variant<json::value, PlatformError> fast_red(const json::object& c,
+                                                    std::string_view user_tax) {
+    fast_red_requests.fetch_add(1);
+    if (auto p = red_keys_problem(c, kFastRedKeys, "fastInvoiceRed")) {
+      return *p;
+    }
+    const std::string order_no = str(c, "orderNo");
+    if (order_no.empty()) {
+      return PlatformError{"E9511", "orderNo is required (the red's own, new orderNo)"};
+    }
+    if (!order_no_ok(order_no)) {
+      return PlatformError{"E9512", "orderNo must be 1-20 characters [A-Za-z0-9_-]"};
+    }
+    if (find_locked(order_no)) {
+      return PlatformError{"E9106", "订单编号不能重复 (orderNo " + order_no + " already exists)"};
+    }
+    const std::string tax_num = str(c, "taxNum");
+    if (tax_num.empty()) {
+      return PlatformError{"E9511", "taxNum is required (the seller of the userTax header)"};
+    }
+    if (tax_num != user_tax) {
+      return PlatformError{"E9513",
+                           "taxNum " + tax_num + " is not the seller of the userTax header"};
+    }
+    if (!str(c, "invoiceCode").empty()) {
+      return PlatformError{
+          "E9512", "invoiceCode is for VAT blues; a 数电 blue is named by its 20-digit number"};
+    }
+    const std::string plain = str(c, "invoiceNumber");
+    if (!plain.empty() && !twenty_digits(plain)) {
+      return PlatformError{"E9512",
+                           "invoiceNumber " + plain +
+                               " is not a 20-digit 数电 number (this sandbox holds no VAT blues)"};
+    }
+    const std::string elec = str(c, "elecInvoiceNumber");
+    if (!elec.empty() && !twenty_digits(elec)) {
+      return PlatformError{"E9512", "elecInvoiceNumber must be the blue's 20-digit 数电 number"};
+    }
+    std::optional<SandboxInvoice> blue;
+    std::string named;
+    for (const auto& [field, column] :
+         {std::pair{"invoiceId", "serial_num"}, std::pair{"elecInvoiceNumber", "invoice_number"},
+          std::pair{"invoiceNumber", "invoice_number"}}) {
+      const std::string v = str(c, field);
+      if (v.empty()) {
+        continue;
+      }
+      auto found = issued_blue_locked(field, v, column);
+      if (auto* err = std::get_if<PlatformError>(&found)) {
+        return *err;
+      }
+      const SandboxInvoice& inv = std::get<SandboxInvoice>(found);
+      if (blue && blue->order_no != inv.order_no) {
+        return PlatformError{"E9534", named + " and " + field + " name different invoices"};
+      }
+      if (!blue) {
+        blue = inv;
+        named = field;
+      }
+    }
+    if (!blue) {
+      return PlatformError{"E9511",
+                           "one of invoiceId, elecInvoiceNumber, invoiceNumber (20 digits) "
+                           "is required to name the blue"};
+    }
+    if (const std::string line = str(c, "invoiceLine");
+        !line.empty() && !blue->invoice_line.empty() && line != blue->invoice_line) {
+      return PlatformError{"E9533",
+                           "invoiceLine " + line + " is not the blue's line " + blue->invoice_line};
+    }
+    const std::string bill_no = str(c, "billNo"), bill_uuid = str(c, "billUuid");
+    if (bill_no.empty()) {
+      return PlatformError{"E9511", "billNo is required for a 数电 red (全电红票必传)"};
+    }
+    if (bill_uuid.empty()) {
+      return PlatformError{"E9511", "billUuid is required for a 数电 red"};
+    }
+    auto form = form_locked("bill_no", bill_no);
+    if (!form || form->seller_tax_no != user_tax) {
+      return PlatformError{"E9540", "billNo " + bill_no + " names no confirmation form"};
+    }
+    if (form->bill_uuid != bill_uuid) {
+      return PlatformError{"E9543", "billNo " + bill_no + " and billUuid " + bill_uuid +
+                                        " do not name the same confirmation form"};
+    }
+    Form& f = *form;
+    if (f.blue_number != blue->invoice_number) {
+      return PlatformError{"E9543", "billNo " + bill_no + " is a form for blue " + f.blue_number +
+                                        ", not for " + named + " " + str(c, named)};
+    }
+    if (f.issued) {
+      return PlatformError{"E9542", "已开具红字发票: billNo " + bill_no + " already issued red " +
+                                        f.serial_num + " (orderNo " + f.order_no + ")"};
+    }
+    if (f.status != "01" && f.status != "04") {
+      return PlatformError{"E9541",
+                           "billNo " + bill_no + " is at " + f.status +
+                               "; a red is issued only at 01 (no confirmation) or 04 (confirmed)"};
+    }
+    if (blue->reversed || has_red_locked(blue->invoice_number)) {
+      return PlatformError{"E9531", named + " " + str(c, named) + " 已全额冲红 (already reversed)"};
+    }
+    if (auto taken = order_no_taken_locked(order_no, f.bill_id)) {
+      return PlatformError{"E9106", *taken};
+    }
+    auto txn = db.begin();
+    if (!txn) {
+      return storage_failure();
+    }
+    if (auto p = issue_red_locked(f, order_no)) {
+      return *p;
+    }
+    if (!txn->commit()) {
+      return storage_failure();
+    }
+    json::object result;
+    result["invoiceSerialNum"] = f.serial_num;
+    return json::value(std::move(result));
+  }
+
   void handle_services(const httplib::Request& req, httplib::Response& res) {
     if (unavailable.load()) {
       res.status = 503;
@@ -885,6 +1767,23 @@ struct InvoicingSandbox::Impl {
       o["result"] = std::get<json::array>(std::move(r));
       return send(o);
     }
+    using RedCall =
+        std::variant<json::value, PlatformError> (Impl::*)(const json::object&, std::string_view);
+    static const std::map<std::string, RedCall, std::less<>> kRedCalls = {
+        {"nuonuo.OpeMplatform.saveInvoiceRedConfirm", &Impl::red_apply},
+        {"nuonuo.OpeMplatform.queryInvoiceRedConfirm", &Impl::red_query},
+        {"nuonuo.OpeMplatform.confirm", &Impl::red_confirm},
+        {"nuonuo.OpeMplatform.fastInvoiceRed", &Impl::fast_red},
+    };
+    if (auto call = kRedCalls.find(method); call != kRedCalls.end()) {
+      auto r = (this->*(call->second))(c.as_object(), user_tax);
+      if (auto* err = std::get_if<PlatformError>(&r)) {
+        return send(reply(err->code, err->describe));
+      }
+      json::object o = reply("E0000", "成功");
+      o["result"] = std::get<json::value>(std::move(r));
+      return send(o);
+    }
     return send(reply("E1004", "unknown method '" + method + "'"));
   }
 
@@ -951,7 +1850,7 @@ Result<std::unique_ptr<InvoicingSandbox>> InvoicingSandbox::start(InvoicingSandb
   if (!db) {
     return std::unexpected(db.error());
   }
-  const std::array<std::string_view, 2> steps = {kSchema, kSchemaSpecific};
+  const std::array<std::string_view, 3> steps = {kSchema, kSchemaSpecific, kSchemaRedConfirm};
   if (auto m = db->migrate(std::span<const std::string_view>(steps)); !m) {
     return std::unexpected(m.error());
   }
@@ -1036,6 +1935,87 @@ std::optional<SandboxInvoice> InvoicingSandbox::find(const std::string& order_no
 
 std::int64_t InvoicingSandbox::issue_requests() const { return impl_->issue_requests.load(); }
 
+std::optional<SandboxRedConfirm> InvoicingSandbox::find_red_confirm(
+    const std::string& bill_id) const {
+  std::lock_guard lock(impl_->mu);
+  auto f = impl_->form_locked("bill_id", bill_id);
+  if (!f) {
+    return std::nullopt;
+  }
+  SandboxRedConfirm r;
+  r.bill_id = f->bill_id;
+  r.bill_no = f->bill_no;
+  r.bill_uuid = f->bill_uuid;
+  r.bill_status = f->status;
+  r.blue_number = f->blue_number;
+  r.red_reason = f->red_reason;
+  r.order_no = f->order_no;
+  r.serial_num = f->serial_num;
+  r.apply_source = f->apply_source;
+  r.issued = f->issued;
+  return r;
+}
+
+void InvoicingSandbox::buyer_confirms(const std::string& bill_id, bool agree) {
+  std::lock_guard lock(impl_->mu);
+  auto f = impl_->form_locked("bill_id", bill_id);
+  if (!f || f->status != "02") {
+    return;
+  }
+  auto txn = impl_->db.begin();
+  if (!txn) {
+    return;
+  }
+  if (impl_->set_form_status_locked(*f, agree ? "04" : "05", "", impl_->local_time_text()) ||
+      impl_->auto_issue_locked(*f)) {
+    return;  // rolled back
+  }
+  (void)txn->commit();
+}
+
+std::string InvoicingSandbox::buyer_applies(const std::string& blue_number,
+                                            std::string red_reason) {
+  std::lock_guard lock(impl_->mu);
+  auto found = impl_->issued_blue_locked("blue", blue_number, "invoice_number");
+  if (!std::holds_alternative<SandboxInvoice>(found)) {
+    return "";
+  }
+  const SandboxInvoice& blue = std::get<SandboxInvoice>(found);
+  if (blue.reversed || impl_->has_red_locked(blue_number) || impl_->live_form_locked(blue_number)) {
+    return "";
+  }
+  Impl::Form f;
+  f.blue_number = blue_number;
+  f.blue_line = blue.invoice_line.empty() ? "pc" : blue.invoice_line;
+  f.seller_tax_no = impl_->options.seller_tax_id;
+  f.seller_name = impl_->options.seller_name;
+  f.buyer_tax_no = blue.buyer_tax_num;
+  f.buyer_name = blue.buyer_name;
+  f.apply_source = 1;
+  f.red_reason = std::move(red_reason);
+  f.status = "03";
+  f.excl_fen = -blue.excl_fen;
+  f.tax_fen = -blue.tax_fen;
+  f.incl_fen = -blue.incl_fen;
+  auto txn = impl_->db.begin();
+  if (!txn || impl_->insert_form_locked(f) || !txn->commit()) {
+    return "";
+  }
+  return f.bill_id;
+}
+
+void InvoicingSandbox::force_bill_status(const std::string& bill_id, std::string code) {
+  std::lock_guard lock(impl_->mu);
+  auto f = impl_->form_locked("bill_id", bill_id);
+  if (!f) {
+    return;
+  }
+  std::string message = code == "16" ? "该发票已全额冲红" : "";
+  (void)impl_->set_form_status_locked(*f, std::move(code), std::move(message), "");
+}
+
+std::int64_t InvoicingSandbox::fast_red_requests() const { return impl_->fast_red_requests.load(); }
+
 namespace {
 
 Result<std::string> read_file_trimmed(const std::string& path) {
@@ -1058,6 +2038,10 @@ int run_invoicing_sandbox(std::span<const std::string> args) {
   InvoicingSandboxOptions o;
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
+    if (a == "--no-auto-issue-red") {
+      o.auto_issue_red = false;
+      continue;
+    }
     const bool has_value = i + 1 < args.size();
     if (!has_value) {
       std::cerr << "invoicing: " << a << " needs a value\n";
@@ -1087,11 +2071,15 @@ int run_invoicing_sandbox(std::span<const std::string> args) {
       o.tls_key_file = v;
     } else if (a == "--queries-in-progress") {
       o.queries_in_progress = std::atoi(v.c_str());
+    } else if (a == "--red-apply-pending-queries") {
+      o.red_apply_pending_queries = std::atoi(v.c_str());
     } else {
-      std::cerr << "invoicing: unknown option " << a
-                << "\nusage: lanegate-sim invoicing --db FILE [--port N] [--app-secret-file F]"
-                   " [--access-token-file F] [--app-key K] [--seller-tax-id ID] [--seller-name NAME]"
-                   " [--queries-in-progress N] [--tls-cert F --tls-key F]\n";
+      std::cerr
+          << "invoicing: unknown option " << a
+          << "\nusage: lanegate-sim invoicing --db FILE [--port N] [--app-secret-file F]"
+             " [--access-token-file F] [--app-key K] [--seller-tax-id ID] [--seller-name NAME]"
+             " [--queries-in-progress N] [--no-auto-issue-red] [--red-apply-pending-queries N]"
+             " [--tls-cert F --tls-key F]\n";
       return 2;
     }
   }

@@ -10,7 +10,9 @@
 // refused naming it), clerk, remark length; per line the 19-digit code, the flag/rate
 // pairs, allowed rate, excl + tax = incl and
 // |excl * r - tax| <= 0.06 yuan, price * num = incl; the buyer id check character;
-// totals; red letters against the original invoice.
+// totals; red letters against the original invoice; the red-letter calls
+// saveInvoiceRedConfirm, queryInvoiceRedConfirm, confirm and fastInvoiceRed (keys,
+// required fields, the blue and the form they name, the form's state).
 //
 // Endpoints (127.0.0.1; HTTPS when a certificate and key are given, plain HTTP otherwise):
 //   POST /open/v1/services          headers accessToken, userTax, method
@@ -20,13 +22,35 @@
 //   (none) --issue accepted--> 20 (in progress) --after N queries--> 2 (issued) | 22 (failed)
 // Invariants:
 //   1. An orderNo is accepted once; a second issue with it is answered E9106 and changes
-//      nothing.
+//      nothing. An orderNo a red-letter confirmation form holds for its red counts as used.
 //   2. Invoice numbers are 20 digits: YY + province (2) + channel (1) + a 15-digit
 //      sequence that only grows (persisted), so no number is handed out twice.
 //   3. A blue invoice is reversed at most once, by a red invoice with the same lines
-//      negated in the same order.
+//      negated in the same order; it is marked reversed when that red reaches 2.
 //   4. Issuing is asynchronous but deterministic: the first `queries_in_progress`
 //      queries of an order answer 20, the next one issues (no timers, no sleeps).
+//
+// Red-letter confirmation forms (红字确认单, spec "Red-letter (冲红) for 数电 invoices"; one
+// row per billId, never deleted). States are the platform's billStatus codes:
+//
+//   saveInvoiceRedConfirm --buyer has no tax id--------------------------> 01 (no confirmation)
+//   saveInvoiceRedConfirm (applySource 0) / buyer_applies() (source 1) --> 02 / 03
+//   02 --confirm identity 1 or buyer_confirms(): agree--> 04   reject--> 05
+//   03 --confirm identity 0:                     agree--> 04   reject--> 06
+//   02 | 03 --read more than 72 h after the apply (sandbox clock)------> 07
+//   any --force_bill_status()--> any code (16 carries billMessage "该发票已全额冲红")
+//   01 | 04 --auto-issue (at the moment the form reaches it, when the form has an orderNo
+//             and auto_issue_red) or fastInvoiceRed(billNo + billUuid)--> issued
+//             (openStatus 1): a red order exists, and follows the invoice lifecycle above
+// Invariants:
+//   5. A blue has at most one live form (live: any state but 05-10 and 16).
+//   6. A form is issued at most once, only at 01 or 04, and the red it issues reverses
+//      exactly its blue (lines and totals negated); the red inherits a planned failure
+//      (fail_next_issue) like any order.
+//   7. billId, billNo (20 digits) and billUuid (32 lowercase hex) are each unique.
+//   8. The first `red_apply_pending_queries` queries of a form report 15 (申请中) with
+//      openStatus 0; only the reply changes, not the state that confirm and
+//      fastInvoiceRed check.
 //
 // Threading: start() runs the HTTP server on its own threads; all public methods are
 // thread-safe.
@@ -63,6 +87,12 @@ struct InvoicingSandboxOptions {
   // TODO(issue 17, red letters): reds still arrive as requestBillingNew invoiceType 2
   // until the saveInvoiceRedConfirm + fastInvoiceRed flow lands; false refuses them.
   bool accept_legacy_red = true;
+  // Red letters: the platform issues a 数电 red itself once its form reaches 01 or 04
+  // ("电票都自动开"), under the orderNo the form carries. false: the form waits at
+  // openStatus 0 until fastInvoiceRed.
+  bool auto_issue_red = true;
+  // The first N queries of a new confirmation form answer billStatus 15 (申请中).
+  int red_apply_pending_queries = 0;
   // Specific business (spec: *unconfirmed* whether the platform refuses parking without 06 or
   // a 06 block without a certificate; the sandbox can play either platform).
   bool require_parking_06 = true;
@@ -93,6 +123,16 @@ struct SandboxInvoice {
   bool reversed = false;
   std::string specific_factor;  // "0" | "6" | "9" | ...
   std::string remark;
+  std::string invoice_line;  // "pc" | "bs"; "" for orders stored before forms existed
+};
+
+// A red-letter confirmation form as stored (after the 72-hour rule), not as a query
+// reports it while it is pending.
+struct SandboxRedConfirm {
+  std::string bill_id, bill_no, bill_uuid, bill_status, blue_number, red_reason, order_no,
+      serial_num;  // order_no: the red's (wanted, or used once issued); serial_num once issued
+  int apply_source = 0;  // 0 seller, 1 buyer
+  bool issued = false;   // openStatus
 };
 
 class InvoicingSandbox {
@@ -118,6 +158,20 @@ class InvoicingSandbox {
   std::optional<SandboxInvoice> find(const std::string& order_no) const;
   std::int64_t issue_requests() const;  // issue calls that reached the business checks
 
+  // Red-letter test hooks (see the form lifecycle above).
+  std::optional<SandboxRedConfirm> find_red_confirm(const std::string& bill_id) const;
+  // The buyer answers a seller-entered form: 02 -> 04 (and auto-issue) or 05. Does nothing
+  // unless the form is at 02.
+  void buyer_confirms(const std::string& bill_id, bool agree);
+  // The buyer enters a form (applySource 1, state 03, no orderNo) for this issued blue and
+  // reason "1".."4"; returns its billId, or "" when the blue is unknown, not issued,
+  // reversed, or already has a live form.
+  std::string buyer_applies(const std::string& blue_number, std::string red_reason);
+  // Stores `code` as the form's state (e.g. "16", "99", "10"); nothing else happens (no red
+  // is issued). "16" gets billMessage "该发票已全额冲红".
+  void force_bill_status(const std::string& bill_id, std::string code);
+  std::int64_t fast_red_requests() const;  // fastInvoiceRed calls that reached the business checks
+
   struct Impl;
 
  private:
@@ -127,7 +181,8 @@ class InvoicingSandbox {
 
 // `lanegate-sim invoicing --db FILE [--port N] [--app-secret-file F] [--access-token-file F]
 //  [--app-key K] [--seller-tax-id ID] [--seller-name NAME]
-//  [--queries-in-progress N] [--tls-cert F --tls-key F]`:
+//  [--queries-in-progress N] [--no-auto-issue-red] [--red-apply-pending-queries N]
+//  [--tls-cert F --tls-key F]`:
 // prints "ready http(s)://127.0.0.1:PORT" and serves until SIGINT/SIGTERM. Returns the exit code.
 int run_invoicing_sandbox(std::span<const std::string> args);
 
