@@ -45,6 +45,11 @@ int usage(std::ostream& out, int code) {
          "  meter decode HEX                      decode a captured taxi-meter frame to JSON\n"
          "  modbus read DEVICE [--holding|--input|--coils|--discrete] ADDRESS COUNT\n"
          "  invoice split --total YUAN --rate PERCENT | check-buyer-id CODE\n"
+         "  invoice list --tx OUT_TRADE_NO        the invoices of a transaction (and its red letter)\n"
+         "  invoice show ID                       an invoice; a red one with its confirmation forms\n"
+         "  invoice reverse ID --reason R         red letter for an issued invoice (R: returned,\n"
+         "                                        invoicing_error, service_stopped, discount)\n"
+         "  invoice retry ID                      issue a failed invoice again (a red: a new form)\n"
          "  keys show                             the device's public key and fingerprint\n"
          "  audit export --date D | verify PACKAGE --pubkey KEY | reconcile --date D | seal --date D\n"
          "  version\n"
@@ -178,7 +183,10 @@ int main(int argc, char** argv) {
   if (cmd == "meter" && !rest.empty() && rest[0] == "decode") {
     return lanegate::lane::meter_decode_command(rest.subspan(1), std::cout, std::cerr);
   }
-  if (cmd == "invoice") {
+  const bool invoice_via_api =
+      cmd == "invoice" && !rest.empty() &&
+      (rest[0] == "list" || rest[0] == "show" || rest[0] == "reverse" || rest[0] == "retry");
+  if (cmd == "invoice" && !invoice_via_api) {
     lanegate::config::InvoicingSection section;
     if (auto cfg = lanegate::config::load_file(config_path)) section = cfg->invoicing;
     return lanegate::invoice::invoice_command(rest, section, std::cout, std::cerr);
@@ -233,7 +241,7 @@ int main(int argc, char** argv) {
                                                    fetch, std::cout, std::cerr,
                                                    lanegate::SystemClock::instance(), owner);
   }
-  if (cmd == "status" || cmd == "tx" || cmd == "lanes" || cmd == "passages") {
+  if (cmd == "status" || cmd == "tx" || cmd == "lanes" || cmd == "passages" || invoice_via_api) {
     auto api = api_client(*cfg, token_file);
     if (!api) return 1;
     httplib::Headers h{{"Authorization", "Bearer " + api->token}};
@@ -277,6 +285,23 @@ int main(int argc, char** argv) {
       }
       return print_reply(api->client->Post(("/api/v1/lanes/" + percent(rest[1]) + "/plate").c_str(),
                                            h, json::serialize(body), "application/json"));
+    }
+    if (invoice_via_api) {
+      const std::string path = "/api/v1/invoices/" + (rest.size() > 1 ? percent(rest[1]) : std::string());
+      if (rest[0] == "list" && rest.size() == 3 && rest[1] == "--tx") {
+        return print_reply(api->client->Get(("/api/v1/invoices?transaction_id=" + percent(rest[2])).c_str(), h));
+      }
+      if (rest[0] == "show" && rest.size() == 2) return print_reply(api->client->Get(path.c_str(), h));
+      if (rest[0] == "retry" && rest.size() == 2) {
+        return print_reply(api->client->Post((path + "/retry").c_str(), h, "{}", "application/json"));
+      }
+      if (rest[0] == "reverse" && rest.size() == 4 && rest[2] == "--reason") {
+        const std::string body = json::serialize(json::object{{"reason", rest[3]}});
+        return print_reply(api->client->Post((path + "/red-letter").c_str(), h, body, "application/json"));
+      }
+      std::cerr << "lanegate invoice: list --tx OUT_TRADE_NO | show ID | reverse ID --reason returned|invoicing_error|"
+                   "service_stopped|discount | retry ID\n";
+      return 2;
     }
     if (cmd == "passages" && rest.size() == 2 && rest[0] == "show") {
       return print_reply(api->client->Get(("/api/v1/passages/" + percent(rest[1])).c_str(), h));

@@ -12,13 +12,6 @@ namespace {
 
 namespace json = boost::json;
 
-HttpResponse from_error(const Error& e) {
-  const int status = e.code == Errc::kNotFound          ? 404
-                     : e.code == Errc::kInvalidArgument ? 400
-                                                        : 503;
-  return HttpResponse::error(status, std::string(errc_name(e.code)), e.message, e.field);
-}
-
 std::optional<lane::PlateColour> colour_named(std::string_view name) {
   using lane::PlateColour;
   if (name == "BLUE") return PlateColour::kBlue;
@@ -100,7 +93,7 @@ void add_passage_routes(HttpApi& api, const ApiServices& s) {
         }
         if (auto st = s.site->enter_plate(r.params.at("id"), plate, colour, r.caller, reason);
             !st) {
-          return from_error(st.error());
+          return error_response(st.error());
         }
         return HttpResponse::json(
             202, json::serialize(json::object{{"lane", r.params.at("id")}, {"accepted", true}}));
@@ -121,7 +114,7 @@ void add_passage_routes(HttpApi& api, const ApiServices& s) {
                     limit = static_cast<int>(v);
                   }
                   auto rows = s.store->recent_passages(lane, limit);
-                  if (!rows) return from_error(rows.error());
+                  if (!rows) return error_response(rows.error());
                   json::array out;
                   const bool full = r.role == Role::kAuditor;
                   for (const auto& p : *rows) out.push_back(passage_json(p, full, off));
@@ -138,7 +131,7 @@ void add_passage_routes(HttpApi& api, const ApiServices& s) {
           return HttpResponse::error(400, "invalid_argument", "must be a positive integer", "id");
         }
         auto row = s.store->find_passage(id);
-        if (!row) return from_error(row.error());
+        if (!row) return error_response(row.error());
         if (!*row) return HttpResponse::error(404, "not_found", "no passage with this id", "id");
         const bool full = r.role == Role::kAuditor;
         json::object o = passage_json(**row, full, off);
@@ -179,7 +172,7 @@ void add_passage_routes(HttpApi& api, const ApiServices& s) {
                     return HttpResponse::error(404, "not_found", "no evidence images are kept");
                   }
                   auto bytes = s.evidence->read(r.params.at("sha256"));
-                  if (!bytes) return from_error(bytes.error());
+                  if (!bytes) return error_response(bytes.error());
                   HttpResponse resp;
                   resp.content_type = "image/jpeg";
                   resp.body = std::move(*bytes);

@@ -223,6 +223,14 @@ void add_invoice_routes(HttpApi& api, const ApiServices& s) {
 
 }  // namespace
 
+HttpResponse error_response(const Error& e) {
+  const int status = e.code == Errc::kNotFound                                     ? 404
+                     : e.code == Errc::kInvalidArgument                            ? 400
+                     : e.code == Errc::kRejected || e.code == Errc::kAlreadyExists ? 409
+                                                                                   : 503;
+  return HttpResponse::error(status, std::string(errc_name(e.code)), e.message, e.field);
+}
+
 std::string url_path(std::string_view url) {
   auto scheme = url.find("://");
   std::string_view rest = scheme == std::string_view::npos ? url : url.substr(scheme + 3);
@@ -428,6 +436,7 @@ void add_api_routes(HttpApi& api, ApiServices s) {
                 [download](const HttpRequest& r) { return download("report", r); });
 
   add_invoice_routes(api, s);
+  add_invoice_operator_routes(api, s);
 
   if (s.notifications != nullptr && !s.config->provider.notify_url.empty()) {
     api.add_route("POST", url_path(s.config->provider.notify_url), Access::open(), [s](const HttpRequest& r) {

@@ -33,7 +33,7 @@ metrics::Counter& unexpected_answers(std::string_view field) {
 
 }  // namespace
 
-IssueStep issue_step(const Result<invoice::InvoiceState>& state) {
+IssueStep issue_step(const Result<invoice::Advance>& state) {
   using std::chrono::milliseconds;
   if (!state) {
     const Error& e = state.error();
@@ -67,7 +67,22 @@ IssueStep issue_step(const Result<invoice::InvoiceState>& state) {
     // Local trouble (database busy or full): the platform was not the problem.
     return {queue::Outcome::retry(e.message), std::nullopt};
   }
-  switch (*state) {
+  if (state->state == invoice::InvoiceState::kClaimed && state->red) {
+    if (*state->red == invoice::RedConfirmState::kAwaitingBuyer) {
+      return {queue::Outcome::retry("red-letter form awaits the buyer's confirmation",
+                                    InvoiceUplink::kRedConfirmPoll),
+              true};
+    }
+    if (*state->red == invoice::RedConfirmState::kAwaitingSeller) {
+      unexpected_answers("bill_status").inc();
+      log::error("red-letter form awaits the seller's confirmation; item parked",
+                 {{"BILL_STATUS", "03"}});
+      return {queue::Outcome::park("red-letter form awaits the seller's confirmation (03): "
+                                   "answer it on the platform, then `lanegate queue unpark`"),
+              true};
+    }
+  }
+  switch (state->state) {
     case invoice::InvoiceState::kNone:
     case invoice::InvoiceState::kClaimed:
     case invoice::InvoiceState::kIssuing:

@@ -122,9 +122,43 @@ CREATE TRIGGER invoice_claim_trip_frozen BEFORE UPDATE OF plate, period_start, p
 BEGIN SELECT RAISE(ABORT, 'a claim keeps its trip'); END;
 )sql";
 
+// Issue 17: red letters need a confirmation form (红字确认单) first (invoice/red_letter.h).
+// One row per attempt, at most one live per red invoice, never deleted; its identity and
+// reason are frozen. red_reason is the Nuonuo code (the enum's value), nuonuo_reason and
+// bureau_reason the two numberings as sent and as the tax bureau shows them.
+constexpr std::string_view kRedConfirmV4 = R"sql(
+CREATE TABLE invoice_red_confirm (
+  id INTEGER PRIMARY KEY,
+  red_invoice_id INTEGER NOT NULL REFERENCES invoice_document(id),
+  attempt INTEGER NOT NULL CHECK (attempt >= 1),
+  bill_id TEXT NOT NULL UNIQUE CHECK (length(bill_id) BETWEEN 1 AND 32),
+  red_reason INTEGER NOT NULL CHECK (red_reason BETWEEN 1 AND 4),
+  nuonuo_reason TEXT NOT NULL CHECK (nuonuo_reason IN ('1', '2', '3', '4')),
+  bureau_reason TEXT NOT NULL CHECK (bureau_reason IN ('01', '02', '03', '04')),
+  state TEXT NOT NULL CHECK (state IN ('new', 'applying', 'applied', 'awaiting_buyer',
+    'awaiting_seller', 'confirmed', 'used', 'void', 'refused')),
+  bill_status TEXT NOT NULL DEFAULT '',
+  bill_no TEXT NOT NULL DEFAULT '',
+  bill_uuid TEXT NOT NULL DEFAULT '',
+  message TEXT NOT NULL DEFAULT '',
+  apply_sent_at INTEGER,
+  applied_at INTEGER,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  UNIQUE (red_invoice_id, attempt)
+);
+CREATE UNIQUE INDEX invoice_red_confirm_live ON invoice_red_confirm(red_invoice_id)
+  WHERE state NOT IN ('void', 'refused');
+CREATE TRIGGER invoice_red_confirm_never_deleted BEFORE DELETE ON invoice_red_confirm
+BEGIN SELECT RAISE(ABORT, 'red-letter forms are never deleted'); END;
+CREATE TRIGGER invoice_red_confirm_frozen BEFORE UPDATE OF red_invoice_id, attempt, bill_id,
+  red_reason, nuonuo_reason, bureau_reason ON invoice_red_confirm
+BEGIN SELECT RAISE(ABORT, 'a red-letter form keeps its identity and reason'); END;
+)sql";
+
 // APPEND-ONLY (gateway/src/schema.cc composes these by index): never edit a released step.
-constexpr std::array<std::string_view, 3> kSteps = {kSchemaV1, kDropCodeGuessV2,
-                                                    kTripAndBusinessV3};
+constexpr std::array<std::string_view, 4> kSteps = {kSchemaV1, kDropCodeGuessV2,
+                                                    kTripAndBusinessV3, kRedConfirmV4};
 
 constexpr std::string_view kClaimColumns =
     "token, human_code, transaction_id, account_id, service, amount_fen, description, "
@@ -1028,7 +1062,14 @@ Status ClaimStore::mark_issued(std::int64_t id, std::string_view invoice_number,
     detail["red_invoice_id"] = current->id;
     detail["red_order_no"] = current->order_no;
     detail["red_invoice_number"] = std::string(invoice_number);
-    detail["red_reason"] = current->red_reason;
+    detail["red_reason"] = current->red_reason;  // Nuonuo's code (docs/AUDIT.md)
+    if (auto reason = red_reason_from_nuonuo(current->red_reason)) {
+      detail["red_reason_name"] = std::string(to_string(*reason));
+      detail["bureau_red_reason"] = std::string(bureau_red_reason(*reason));
+    }
+    if (auto forms = red_confirmations(current->id); forms && !forms->empty()) {
+      detail["red_confirm_bill_no"] = forms->back().bill_no;
+    }
     auto appended = ledger::append(
         *txn, invoice_event(ledger::Kind::kInvoiceReversed, *blue, clock_.now(), std::move(detail)));
     if (!appended) {
@@ -1079,6 +1120,24 @@ Status ClaimStore::retry_failed(std::int64_t id) {
   if (auto s = transition(id, InvoiceState::kFailed, InvoiceState::kClaimed, "", {}); !s) {
     return s;
   }
+  if (auto forms = red_confirmations(id); !forms) {
+    return std::unexpected(forms.error());
+  } else if (!forms->empty() && (forms->back().state == RedConfirmState::kVoid ||
+                                 forms->back().state == RedConfirmState::kRefused)) {
+    // The last form closed without a red invoice: the retry applies again with a new form
+    // (a new billId; the red keeps its order number, R6).
+    const RedConfirmation& last = forms->back();
+    auto red = get_invoice(id);
+    if (!red) {
+      return std::unexpected(red.error());
+    }
+    const int attempt = last.attempt + 1;
+    if (auto s = insert_red_confirm(id, attempt, red->order_no + "R" + std::to_string(attempt),
+                                    last.reason);
+        !s) {
+      return s;
+    }
+  }
   if (issue_hook_) {
     auto inv = get_invoice(id);
     if (!inv) {
@@ -1108,19 +1167,10 @@ Result<InvoiceRecord> ClaimStore::request_red_letter(std::int64_t blue_id, RedLe
 
 Result<InvoiceRecord> ClaimStore::red_letter_in(Transaction& txn, std::int64_t blue_id,
                                                 RedLetterReason reason) {
-  {
-    auto st = db_.prepare("SELECT id FROM invoice_document WHERE original_id = ?");
-    if (!st) {
-      return std::unexpected(st.error());
-    }
-    st->bind(1, blue_id);
-    auto row = st->step();
-    if (!row) {
-      return std::unexpected(row.error());
-    }
-    if (*row) {
-      return get_invoice(st->column_int64(0));
-    }
+  if (auto existing = red_letter_of(blue_id); !existing) {
+    return std::unexpected(existing.error());
+  } else if (*existing) {
+    return get_invoice(**existing);
   }
   auto blue = get_invoice(blue_id);
   if (!blue) {
@@ -1160,6 +1210,10 @@ Result<InvoiceRecord> ClaimStore::red_letter_in(Transaction& txn, std::int64_t b
   if (auto s = insert_lines(red_id, *lines); !s) {
     return std::unexpected(s.error());
   }
+  // Its first confirmation form, in the same commit: billId = the red order number (R2).
+  if (auto s = insert_red_confirm(red_id, 1, *order_no, reason); !s) {
+    return std::unexpected(s.error());
+  }
   auto red = get_invoice(red_id);
   if (!red) {
     return red;
@@ -1169,8 +1223,9 @@ Result<InvoiceRecord> ClaimStore::red_letter_in(Transaction& txn, std::int64_t b
       return std::unexpected(s.error());
     }
   }
-  log::info("red-letter invoice requested",
-            {{"INVOICE_ID", red_id}, {"ORIGINAL_ID", blue_id}, {"REASON", static_cast<int>(reason)}});
+  log::info("red-letter invoice requested", {{"INVOICE_ID", red_id},
+                                             {"ORIGINAL_ID", blue_id},
+                                             {"REASON", std::string(to_string(reason))}});
   return red;
 }
 

@@ -352,9 +352,6 @@ constexpr std::array<std::string_view, 20> kOrderKeys = {
     "invoiceTravellerTransport", "invoiceTravellerTransportInfoList", "pushMode", "email",
     "buyerPhone", "callBackUrl", "remark", "naturalPersonFlag", "surveyAnswerType",
     "invoiceDetail"};
-// TODO(issue 17, red letters): "invoiceNum"/"redReason" only until reds move to
-// saveInvoiceRedConfirm + fastInvoiceRed; the spec has no such order keys.
-constexpr std::array<std::string_view, 2> kLegacyRedKeys = {"invoiceNum", "redReason"};
 // favouredPolicyName, zeroRateFlag and deduction are listed as "stay empty on 数电 lines".
 constexpr std::array<std::string_view, 16> kDetailKeys = {
     "goodsName", "goodsCode", "withTaxFlag", "price", "num", "unit", "specType", "taxRate",
@@ -490,7 +487,7 @@ struct InvoicingSandbox::Impl {
       const bool accepted_traveller_key =
           std::find(options.traveller_keys.begin(), options.traveller_keys.end(), key) !=
           options.traveller_keys.end();
-      if ((!listed(kOrderKeys, key) && !listed(kLegacyRedKeys, key)) ||
+      if (!listed(kOrderKeys, key) ||
           (traveller_key && !accepted_traveller_key)) {
         return PlatformError{"E9110", "order." + std::string(key) +
                                           " is not a requestBillingNew field (specs/e-invoice.md)"};
@@ -534,11 +531,11 @@ struct InvoicingSandbox::Impl {
       return PlatformError{"E9104", "buyerTaxNum " + buyer_tax + " fails the GB 32100 check"};
     }
     const std::string type = str(order, "invoiceType");
-    if (type != "1" && type != "2") {
-      return PlatformError{"E9101", "invoiceType must be 1 (blue)"};
-    }
-    if (type == "2" && !options.accept_legacy_red) {
+    if (type == "2") {
       return PlatformError{"E9113", "invoiceType 2: red is not used for 数电; use fastInvoiceRed"};
+    }
+    if (type != "1") {
+      return PlatformError{"E9101", "invoiceType must be 1 (blue)"};
     }
     const std::string line_kind = str(order, "invoiceLine");
     if (line_kind != "pc" && line_kind != "bs") {
@@ -557,7 +554,6 @@ struct InvoicingSandbox::Impl {
     if ((push == "1" || push == "2") && str(order, "buyerPhone").size() != 11) {
       return PlatformError{"E9105", "pushMode " + push + " needs buyerPhone (11 digits)"};
     }
-    const bool red = type == "2";
     auto dit = order.find("invoiceDetail");
     if (dit == order.end() || !dit->value().is_array() || dit->value().as_array().empty() ||
         dit->value().as_array().size() > 100) {
@@ -635,9 +631,8 @@ struct InvoicingSandbox::Impl {
       if (diff > 600 || diff < -600) {
         return PlatformError{"E9207", where + ": tax differs from excl * rate by more than 0.06"};
       }
-      if (red ? (l.incl >= 0) : (l.incl <= 0)) {
-        return PlatformError{"E9208", where + (red ? ": red lines must be negative"
-                                                   : ": blue lines must be positive")};
+      if (l.incl <= 0) {
+        return PlatformError{"E9208", where + ": blue lines must be positive"};
       }
       sum_excl += l.excl;
       sum_tax += l.tax;
@@ -656,30 +651,9 @@ struct InvoicingSandbox::Impl {
         return PlatformError{"E9121", where + ": unit and specType must be empty with specificFactor " + factor};
       }
       // Spec: *unconfirmed* whether parking is refused without 06; this sandbox refuses it
-      // unless told otherwise. (Legacy reds are exempt until the red flow lands.)
-      if (!red && options.require_parking_06 && lines[i].code == "3040502020200000000" && factor != "6") {
+      // unless told otherwise.
+      if (options.require_parking_06 && lines[i].code == "3040502020200000000" && factor != "6") {
         return PlatformError{"E9129", where + ": parking (3040502020200000000) is issued with specificFactor 6 (不动产经营租赁)"};
-      }
-    }
-    std::string original;
-    if (red) {
-      original = str(order, "invoiceNum");
-      auto blue = find_by_number_locked(original);
-      if (!blue || blue->kind != "blue" || blue->status != "2") {
-        return PlatformError{"E9301", "invoiceNum " + original + " is not an issued blue invoice"};
-      }
-      if (blue->reversed || has_red_locked(original)) {
-        return PlatformError{"E9302", "invoice " + original + " is already reversed"};
-      }
-      auto blue_lines = lines_locked(blue->order_no);
-      bool same = blue_lines.size() == lines.size();
-      for (std::size_t i = 0; same && i < lines.size(); ++i) {
-        same = blue_lines[i].code == lines[i].code && blue_lines[i].excl == -lines[i].excl &&
-               blue_lines[i].tax == -lines[i].tax && blue_lines[i].incl == -lines[i].incl;
-      }
-      if (!same) {
-        return PlatformError{"E9303",
-                             "red lines must be the original lines negated, in the original order"};
       }
     }
     auto serial_seq = next_sequence("serial");
@@ -700,7 +674,7 @@ struct InvoicingSandbox::Impl {
     if (!ins) {
       return PlatformError{"E9999", "sandbox storage failure"};
     }
-    ins->bind_all(order_no, std::string(serial), std::string(red ? "red" : "blue"), original,
+    ins->bind_all(order_no, std::string(serial), std::string("blue"), std::string(),
                   options.seller_name, seller, buyer_name, buyer_tax, sum_excl, sum_tax, sum_incl,
                   next_failure, factor, join_lines(summary), str(order, "remark"), line_kind);
     if (!ins->run()) {

@@ -1,13 +1,15 @@
 // Fuzz target: replies of the invoicing platform (outside bytes from the uplink). The
 // reply parser is private to NuonuoPlatform, so the fuzzer drives the real client against
 // an in-process HTTP server on 127.0.0.1 that answers with the fuzzed bytes.
-//   byte 0: bit 0 picks the call (issue / query), bits 1-3 the HTTP status
-//           (mostly 200; 401, 403, 404, 429, 500, 503 otherwise);
+//   byte 0: % 5 picks the call (issue, query, red-letter apply, red-letter form query,
+//           fastInvoiceRed), / 5 % 8 the HTTP status (mostly 200; 401, 403, 404, 429,
+//           500 otherwise);
 //   rest:   the reply body.
 // Properties: never crashes or leaks an exception; 5xx/429 -> kUnavailable, 401/403 ->
 // kPermission (never an invoice outcome); an accepted issue has a serial number; a query
 // result is for the order asked, and an issued invoice is only reported with status kIssued
-// when the platform said status 2.
+// when the platform said status 2; a red-letter form read back is the one asked for and
+// its state is a text the reply carried; an apply never answers another billId.
 #include <httplib.h>
 
 #include <cstddef>
@@ -29,6 +31,7 @@ namespace {
 namespace inv = lanegate::invoice;
 
 constexpr std::string_view kOrderNo = "LG-FUZZ-0001";
+constexpr std::string_view kBillId = "LG-FUZZ-BILL-1";
 
 struct World {
   httplib::Server server;
@@ -96,8 +99,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     return 0;
   }
   static constexpr int kStatuses[] = {200, 200, 200, 401, 403, 429, 500, 404};
-  const bool issue = (data[0] & 1) != 0;
-  const int status = kStatuses[(data[0] >> 1) % 8];
+  const int call = data[0] % 5;
+  const int status = kStatuses[(data[0] / 5) % 8];
   {
     std::lock_guard lock(world->mu);
     world->status = status;
@@ -114,7 +117,45 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       __builtin_trap();
     }
   };
-  if (issue) {
+  if (call == 2) {
+    inv::RedConfirmApply a;
+    a.bill_id = std::string(kBillId);
+    a.blue_number = "26447000000012345678";
+    a.red_order_no = std::string(kOrderNo);
+    auto bill = world->platform->apply_red_confirm(a);
+    if (bill) {
+      if (status != 200 || *bill != kBillId) __builtin_trap();
+    } else {
+      check_error(bill.error());
+    }
+    return 0;
+  }
+  if (call == 3) {
+    auto form = world->platform->query_red_confirm(kBillId);
+    if (form) {
+      if (status != 200 || form->bill_id != kBillId) __builtin_trap();
+      if (!form->bill_status.empty() && world->body.find(form->bill_status) == std::string::npos) {
+        __builtin_trap();  // a state the reply never named
+      }
+    } else {
+      check_error(form.error());
+    }
+    return 0;
+  }
+  if (call == 4) {
+    inv::FastRedRequest f;
+    f.order_no = std::string(kOrderNo);
+    f.bill_no = "35080224091000701901";
+    f.bill_uuid = "322d5d68aa";
+    auto accepted = world->platform->fast_red(f);
+    if (accepted) {
+      if (status != 200 || accepted->serial_num.empty()) __builtin_trap();
+    } else {
+      check_error(accepted.error());
+    }
+    return 0;
+  }
+  if (call == 0) {
     auto accepted = world->platform->issue(sample_request());
     if (accepted) {
       if (status != 200 || accepted->serial_num.empty()) {

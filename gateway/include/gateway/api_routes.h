@@ -72,6 +72,15 @@ struct ApiServices {
 // The passage and evidence routes (api_passages.cc), part of add_api_routes.
 void add_passage_routes(HttpApi& api, const ApiServices& s);
 
+// The operator's invoice routes (api_invoices.cc), part of add_api_routes: an invoice with
+// its red-letter forms, a red letter by hand, and a retry of a failed invoice.
+void add_invoice_operator_routes(HttpApi& api, const ApiServices& s);
+
+// An error as the API answers it: 404 not found, 400 a broken rule (the field named),
+// 409 a state that forbids it (kRejected, kAlreadyExists), 503 anything else (local
+// trouble: try again).
+HttpResponse error_response(const Error& e);
+
 // REQUIRES: every pointer in `services` outlives the HttpApi.
 void add_api_routes(HttpApi& api, ApiServices services);
 

@@ -5,6 +5,9 @@
 //   invoice.issue  {"invoice_id":N}         advance_invoice() on the worker thread:
 //                                           CLAIMED -> issue (orderNo duplicate -> query)
 //                                           -> ISSUING -> query ... -> ISSUED | FAILED.
+//                                           A red invoice first runs its confirmation form
+//                                           (invoice/red_letter.h: apply, query, then the
+//                                           platform's own red or fastInvoiceRed).
 //                                           CLAIMED/ISSUING: retried (results by polling);
 //                                           ISSUED/FAILED/REVERSED: acknowledged.
 //   invoice.refund {"transaction_id":"..."} ClaimStore::on_refund() on the io thread, once
@@ -58,6 +61,8 @@ class InvoiceUplink {
  public:
   static constexpr std::chrono::milliseconds kLinkDownRetry{2000};
   static constexpr std::chrono::milliseconds kIssuingPoll{1000};
+  // A red-letter form waiting for the buyer (who has 72 h): ask every five minutes.
+  static constexpr std::chrono::milliseconds kRedConfirmPoll{5 * 60 * 1000};
   static constexpr std::chrono::milliseconds kRefundBusyRetry{5000};
 
   // `worker_db` is the worker's own connection (moved to the worker); `platform` is used
@@ -97,13 +102,18 @@ class InvoiceUplink {
 //   platform daily limit (kBusy, field order_no) retry in an hour, link up
 //   other platform answers (kProtocol, kRejected) retry with backoff, link up
 //   local errors (database busy/full, ...)     retry with backoff, link unchanged
+//   unreadable answers (kProtocol, field status, bill_status, invoice_number, amount)
+//                                              park + alarm (nothing changed)
+//   red form awaiting the buyer                retry in kRedConfirmPoll
+//   red form awaiting the seller               park + alarm (the buyer entered a form: an
+//                                              operator answers it on the platform)
 //   CLAIMED / ISSUING                          retry in kIssuingPoll (results by polling)
 //   ISSUED / FAILED / REVERSED                 ack
 struct IssueStep {
   queue::Outcome outcome;
   std::optional<bool> link_up;  // nullopt: says nothing about the platform link
 };
-IssueStep issue_step(const Result<invoice::InvoiceState>& state);
+IssueStep issue_step(const Result<invoice::Advance>& state);
 
 // The options of every connection lanegated opens to its database: max_page_count from
 // [gateway] max_database_mb (0: unlimited). Pure.

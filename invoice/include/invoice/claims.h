@@ -17,7 +17,10 @@
 //   ISSUING ──mark_failed(reason)──> FAILED
 //   FAILED ──retry_failed()──> CLAIMED             (operator, same order_no)
 //   ISSUED ──(its red invoice reaches ISSUED)──> REVERSED
-//   A red invoice (request_red_letter()) runs CLAIMED -> ISSUING -> ISSUED | FAILED itself.
+//   A red invoice (request_red_letter()) runs CLAIMED -> ISSUING -> ISSUED | FAILED itself;
+//   while it is CLAIMED its red-letter confirmation form runs (red_letter.h), and the form
+//   moves it CLAIMED -> ISSUING (mark_red_confirm_used) or CLAIMED -> FAILED
+//   (close_red_confirm).
 //
 // Invariants:
 //   I1. A settled transaction has at most one claim (transaction_id is unique); claims,
@@ -76,6 +79,7 @@
 #include "core/sqlite.h"
 #include "invoice/guess_limit.h"
 #include "invoice/model.h"
+#include "invoice/red_letter.h"
 #include "invoice/specific_business.h"
 
 namespace lanegate::invoice {
@@ -90,9 +94,6 @@ enum class InvoiceState { kNone, kClaimed, kIssuing, kIssued, kFailed, kReversed
 std::string_view to_string(InvoiceState state);  // "none", "claimed", "issuing", ...
 [[nodiscard]] Result<InvoiceState> parse_invoice_state(std::string_view text);
 
-// Reasons for a red-letter confirmation (spec: 1 returned goods, 2 invoicing error,
-// 3 service stopped, 4 discount).
-enum class RedLetterReason { kReturned = 1, kInvoicingError = 2, kServiceStopped = 3, kDiscount = 4 };
 
 struct SettledTransaction {
   std::string transaction_id;  // the gateway's id, unique
@@ -246,6 +247,29 @@ class ClaimStore {
   // asking again returns the existing red invoice.
   [[nodiscard]] Result<InvoiceRecord> request_red_letter(std::int64_t blue_id, RedLetterReason reason);
 
+  // Red-letter confirmation forms (red_letter.h; each transition is a conditional update
+  // from the form's expected state, like I5).
+  // The live form of a red invoice. A red invoice made before forms existed gets its
+  // first form here (billId = its order number). kRejected when its last form is closed
+  // (void/refused: retry_failed() opens the next), kInvalidArgument for a blue invoice.
+  [[nodiscard]] Result<RedConfirmation> red_confirmation(std::int64_t red_id);
+  // The red invoice reversing a blue one, if any (I6: at most one).
+  [[nodiscard]] Result<std::optional<std::int64_t>> red_letter_of(std::int64_t blue_id);
+  // Every form of a red invoice, first attempt first.
+  [[nodiscard]] Result<std::vector<RedConfirmation>> red_confirmations(std::int64_t red_id);
+  // NEW -> APPLYING, committed before the apply leaves (R2).
+  [[nodiscard]] Status mark_red_apply_sent(const RedConfirmation& form);
+  // What the platform said: -> APPLIED | AWAITING_BUYER | AWAITING_SELLER | CONFIRMED, with
+  // its billStatus, billNo and billUuid.
+  [[nodiscard]] Status note_red_confirm(const RedConfirmation& form, RedConfirmState to,
+                                        const RedConfirmView& view);
+  // -> VOID | REFUSED and the red invoice CLAIMED -> FAILED, one commit, with an alarm (R3).
+  [[nodiscard]] Status close_red_confirm(const RedConfirmation& form, RedConfirmState to,
+                                         std::string_view bill_status, std::string message);
+  // CONFIRMED -> USED and the red invoice CLAIMED -> ISSUING (serial may be empty when the
+  // platform issued the red itself and has not named it yet), one commit.
+  [[nodiscard]] Status mark_red_confirm_used(const RedConfirmation& form, std::string_view serial_num);
+
   // A refund of a settled transaction: no invoice yet -> the claim is voided (nothing to
   // reverse); invoice ISSUED -> a red letter for the whole invoice is requested (for a
   // merged invoice the other trips are reversed too and need a new claim by the
@@ -280,6 +304,10 @@ class ClaimStore {
                                          const Buyer& buyer);
   Status transition(std::int64_t id, InvoiceState from, InvoiceState to, std::string_view set_sql,
                     std::span<const std::string> args);
+  Status insert_red_confirm(std::int64_t red_id, int attempt, std::string_view bill_id,
+                            RedLetterReason reason);
+  Status update_red_confirm(std::int64_t form_id, RedConfirmState from, RedConfirmState to,
+                            std::string_view set_sql, std::span<const std::string> args);
   // request_red_letter's work inside an open transaction (no commit, no log).
   Result<InvoiceRecord> red_letter_in(Transaction& txn, std::int64_t blue_id,
                                       RedLetterReason reason);

@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <iosfwd>
 #include <memory>
 #include <optional>
 #include <string>
@@ -29,23 +30,43 @@
 
 namespace lanegate::invoice {
 
-// What the platform needs to issue one invoice (blue or red).
+// What the platform needs to issue one blue invoice. Red invoices never go through
+// requestBillingNew (spec: "2 red is not used for 数电"); see the red-letter calls below.
 struct IssueRequest {
   std::string order_no;
-  InvoiceKind kind = InvoiceKind::kBlue;
-  std::string original_invoice_number;  // red: the blue invoice being reversed
-  int red_reason = 0;                   // red: RedLetterReason
   Seller seller;
   Buyer buyer;
-  std::vector<InvoiceLine> lines;       // red: negative amounts, original order
+  std::vector<InvoiceLine> lines;
   SystemTime invoice_date;
   SpecificBusiness specific;            // specificFactor, its block, and the remark
 };
 
-// Builds the request for a stored invoice. REQUIRES for red: `original_invoice_number`
-// is the blue invoice's number.
-IssueRequest make_issue_request(const InvoiceRecord& invoice, const Seller& seller,
-                                std::string original_invoice_number, SystemTime now);
+// Builds the request for a stored blue invoice.
+IssueRequest make_issue_request(const InvoiceRecord& invoice, const Seller& seller, SystemTime now);
+
+// saveInvoiceRedConfirm: a seller-entered red-letter form for one issued blue invoice.
+struct RedConfirmApply {
+  std::string bill_id;         // ours (R2): the platform would otherwise make one
+  std::string blue_number;     // 20 digits: blueElecInvoiceNumber
+  std::string blue_line = "pc";  // blueInvoiceLine: the blue was issued as 数电普票
+  Seller seller;
+  Buyer buyer;                 // the blue's buyer (name; tax id for a company)
+  RedLetterReason reason = RedLetterReason::kReturned;
+  std::string red_order_no;    // orderNo: the red's number if the platform issues it itself
+};
+RedConfirmApply make_red_confirm_apply(const RedConfirmation& form, const InvoiceRecord& red,
+                                       const InvoiceRecord& blue, const Seller& seller);
+
+// fastInvoiceRed: the red invoice for a confirmed form.
+struct FastRedRequest {
+  std::string order_no;     // the red invoice's order number (R6)
+  std::string seller_tax_id;
+  std::string blue_serial;  // invoiceId
+  std::string blue_number;  // elecInvoiceNumber
+  std::string bill_no;
+  std::string bill_uuid;
+  std::string invoice_line = "pc";
+};
 
 struct IssueAccepted {
   std::string serial_num;
@@ -85,6 +106,16 @@ class InvoicingPlatform {
   [[nodiscard]] virtual Result<IssueAccepted> issue(const IssueRequest& request) = 0;
   // kNotFound when the platform does not know the order.
   [[nodiscard]] virtual Result<IssueResult> query(std::string_view order_no) = 0;
+
+  // Red letters (spec "Red-letter (冲红) for 数电 invoices"); errors as for issue().
+  // saveInvoiceRedConfirm; a refusal that mentions a duplicate becomes a query by billId.
+  // Returns the form's billId.
+  [[nodiscard]] virtual Result<std::string> apply_red_confirm(const RedConfirmApply& apply) = 0;
+  // queryInvoiceRedConfirm as the seller (identity 0) by billId; kNotFound when the
+  // platform has no such form.
+  [[nodiscard]] virtual Result<RedConfirmView> query_red_confirm(std::string_view bill_id) = 0;
+  // fastInvoiceRed; a duplicate orderNo becomes a query (as for issue()).
+  [[nodiscard]] virtual Result<IssueAccepted> fast_red(const FastRedRequest& request) = 0;
 };
 
 // The request signature scheme, behind its own interface: platforms differ.
@@ -118,6 +149,9 @@ bool is_duplicate_refusal(std::string_view code, std::string_view describe);
 
 inline constexpr std::string_view kMethodIssue = "nuonuo.OpeMplatform.requestBillingNew";
 inline constexpr std::string_view kMethodQuery = "nuonuo.OpeMplatform.queryInvoiceResult";
+inline constexpr std::string_view kMethodRedApply = "nuonuo.OpeMplatform.saveInvoiceRedConfirm";
+inline constexpr std::string_view kMethodRedQuery = "nuonuo.OpeMplatform.queryInvoiceRedConfirm";
+inline constexpr std::string_view kMethodFastRed = "nuonuo.OpeMplatform.fastInvoiceRed";
 
 struct PlatformClientOptions {
   std::string base_url;         // "https://sdk.nuonuo.com" or "http://127.0.0.1:PORT"
@@ -147,6 +181,9 @@ class NuonuoPlatform final : public InvoicingPlatform {
   ~NuonuoPlatform() override;
   [[nodiscard]] Result<IssueAccepted> issue(const IssueRequest& request) override;
   [[nodiscard]] Result<IssueResult> query(std::string_view order_no) override;
+  [[nodiscard]] Result<std::string> apply_red_confirm(const RedConfirmApply& apply) override;
+  [[nodiscard]] Result<RedConfirmView> query_red_confirm(std::string_view bill_id) override;
+  [[nodiscard]] Result<IssueAccepted> fast_red(const FastRedRequest& request) override;
 
  private:
   struct Reply {
@@ -169,16 +206,33 @@ class NuonuoPlatform final : public InvoicingPlatform {
 [[nodiscard]] Result<std::unique_ptr<InvoicingPlatform>> make_platform(
     const config::InvoicingSection& section, const Clock& clock, std::string callback_url = {});
 
+// Where advance_invoice() left an invoice: its state and, for a red invoice still
+// CLAIMED, its confirmation form's (the worker polls a form awaiting the buyer slowly and
+// parks one awaiting the seller).
+struct Advance {
+  InvoiceState state = InvoiceState::kClaimed;
+  std::optional<RedConfirmState> red;
+  Advance() = default;
+  Advance(InvoiceState s) : state(s) {}  // NOLINT: an invoice state is an advance
+  Advance(InvoiceState s, RedConfirmState r) : state(s), red(r) {}
+  friend bool operator==(const Advance& a, InvoiceState s) { return a.state == s; }
+};
+// "claimed (red form awaiting_buyer)", for logs and test failures.
+std::ostream& operator<<(std::ostream& out, const Advance& a);
+
 // Moves one invoice forward by talking to the platform:
-//   CLAIMED  -> issue (E9106 -> query) -> ISSUING, then one query
-//   ISSUING  -> query -> ISSUED | FAILED | still ISSUING
+//   blue CLAIMED -> issue (E9106 -> query) -> ISSUING, then one query
+//   red CLAIMED  -> its confirmation form (red_letter.h): apply, query; once confirmed the
+//                   red is found issued by the platform under its orderNo, or fastInvoiceRed
+//                   -> ISSUING; a void or refused form -> FAILED
+//   ISSUING      -> query -> ISSUED | FAILED | still ISSUING
 // Returns the state reached. CLAIMED or ISSUING mean "call again later" (outbox retry);
 // an error means the platform was not reached or refused the credentials, and nothing
 // changed. A definite refusal of the invoice (kRejected) moves it to FAILED with the
-// platform's reason. Safe to call any number of times (I3, I5).
+// platform's reason. Safe to call any number of times (I3, I5, R2, R6).
 // REQUIRES: the calling thread owns `store`.
-[[nodiscard]] Result<InvoiceState> advance_invoice(ClaimStore& store, InvoicingPlatform& platform,
-                                                   const Seller& seller, std::int64_t invoice_id,
-                                                   const Clock& clock);
+[[nodiscard]] Result<Advance> advance_invoice(ClaimStore& store, InvoicingPlatform& platform,
+                                              const Seller& seller, std::int64_t invoice_id,
+                                              const Clock& clock);
 
 }  // namespace lanegate::invoice

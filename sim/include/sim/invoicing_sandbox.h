@@ -84,9 +84,6 @@ struct InvoicingSandboxOptions {
   std::string seller_tax_id = "339902999999789113";  // the spec's sandbox seller
   std::string seller_name = "沙箱测试销方";          // printed on the PDF
   NumberField number_field = NumberField::kTruncated;
-  // TODO(issue 17, red letters): reds still arrive as requestBillingNew invoiceType 2
-  // until the saveInvoiceRedConfirm + fastInvoiceRed flow lands; false refuses them.
-  bool accept_legacy_red = true;
   // Red letters: the platform issues a 数电 red itself once its form reaches 01 or 04
   // ("电票都自动开"), under the orderNo the form carries. false: the form waits at
   // openStatus 0 until fastInvoiceRed.

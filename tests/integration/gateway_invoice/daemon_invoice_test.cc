@@ -28,6 +28,8 @@
 #include "invoice/claims.h"
 #include "offline_queue/queue.h"
 #include "sim/invoicing_sandbox.h"
+#include "support/run_command.h"
+#include "../daemon/daemon_fixture.h"
 
 namespace lanegate::gateway {
 namespace {
@@ -455,6 +457,112 @@ TEST_F(DaemonInvoiceTest, GroupReadableSecretKeepsTheGatewayFromStartingAndNames
   EXPECT_NE(err.find(leaked.string()), std::string::npos) << err;
   EXPECT_NE(err.find("0644"), std::string::npos) << err;
   EXPECT_NE(err.find("invoicing.access_token_file"), std::string::npos) << err;
+}
+
+// Issue 17, red letters as an operator runs them: find the driver's invoice by the
+// transaction, reverse it from the command line, and follow the red-letter form until the
+// buyer (a company) confirms and the red is issued. Every step through `lanegate` against
+// the running daemon, as on a lane box.
+TEST_F(DaemonInvoiceTest, OperatorReversesAnInvoiceFromTheCliAndFollowsItsForm) {
+  settle_transactions();
+  write_config();
+  const int api_port = daemon_test::free_tcp_port();
+  {
+    std::string text = read_file(dir_ / "lanegate.toml");
+    text.replace(text.find("listen_port = 0"), 15, "listen_port = " + std::to_string(api_port));
+    std::ofstream(dir_ / "lanegate.toml") << text;
+  }
+  set_operator_token(dir_ / "lanegate.toml");
+  start();
+  ASSERT_EQ(wait_port(), api_port) << read_file(dir_ / "stderr.log");
+  auto c = client(api_port);
+  const httplib::Headers op = {{"Authorization", std::string("Bearer ") + kOperatorToken}};
+  auto receipt = c.Get("/api/v1/transactions/TAXI-1/receipt", op);
+  ASSERT_TRUE(receipt);
+  const std::string token(json::parse(receipt->body).at("token").as_string());
+  auto sub = c.Post(
+      ("/api/v1/claims/" + token).c_str(),
+      R"({"kind":"company","title":"Example Logistics Ltd","tax_id":"91110000802100433B","email":"ap@example.cn"})",
+      "application/json");
+  ASSERT_TRUE(sub);
+  ASSERT_EQ(sub->status, 201) << sub->body;
+  wait_claim_state(api_port, token, "issued");
+
+  auto cli = [&](const std::string& args) {
+    const char* bin_dir = std::getenv("LANEGATE_BIN_DIR");
+    return lanegate::testing::run_command(
+        "LANEGATE_TOKEN=" + std::string(kOperatorToken) + " " +
+        std::string(bin_dir != nullptr ? bin_dir : LANEGATE_BINARY_DIR) + "/lanegate --config " +
+        (dir_ / "lanegate.toml").string() + " " + args);
+  };
+  auto [list_code, list_out] = cli("invoice list --tx TAXI-1");
+  ASSERT_EQ(list_code, 0) << list_out;
+  const json::array invoices = json::parse(list_out).at("invoices").as_array();
+  ASSERT_EQ(invoices.size(), 1u) << list_out;
+  const std::int64_t blue = invoices[0].at("id").as_int64();
+  EXPECT_EQ(invoices[0].at("state").as_string(), "issued");
+
+  auto [bad_code, bad_out] = cli("invoice reverse " + std::to_string(blue) + " --reason refund");
+  EXPECT_NE(bad_code, 0) << bad_out;
+  EXPECT_NE(bad_out.find("invoicing_error"), std::string::npos) << bad_out;  // names the choices
+
+  auto [rev_code, rev_out] = cli("invoice reverse " + std::to_string(blue) + " --reason invoicing_error");
+  ASSERT_EQ(rev_code, 0) << rev_out;
+  const json::object red = json::parse(rev_out).as_object();
+  EXPECT_EQ(red.at("kind").as_string(), "red");
+  EXPECT_EQ(red.at("incl").as_string(), "-19.19");
+  // 开票有误 is Nuonuo's 2 and the tax bureau's 01: both shown, neither passed through.
+  EXPECT_EQ(red.at("red_reason").at("nuonuo").as_string(), "2");
+  EXPECT_EQ(red.at("red_reason").at("bureau").as_string(), "01");
+  const std::string red_id = std::to_string(red.at("id").as_int64());
+
+  // The company must confirm the form: the operator sees it waiting, with the deadline.
+  json::object shown;
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto [code, out] = cli("invoice show " + red_id);
+    ASSERT_EQ(code, 0) << out;
+    shown = json::parse(out).as_object();
+    const auto& forms = shown.at("red_confirmations").as_array();
+    if (!forms.empty() && forms[0].at("state").as_string() == "awaiting_buyer") break;
+    std::this_thread::sleep_for(200ms);
+  }
+  const json::object& form = shown.at("red_confirmations").as_array().at(0).as_object();
+  ASSERT_EQ(form.at("state").as_string(), "awaiting_buyer") << json::serialize(shown);
+  EXPECT_EQ(form.at("bill_status").as_string(), "02");
+  EXPECT_EQ(form.at("bill_status_text").as_string(), "销方录入待购方确认");
+  EXPECT_TRUE(form.contains("deadline")) << json::serialize(form);
+  EXPECT_EQ(shown.at("state").as_string(), "claimed");
+
+  sandbox_->buyer_confirms(std::string(form.at("bill_id").as_string()), true);
+  // The worker polls a waiting form every five minutes; the operator need not wait: a
+  // retry of the queued item asks now.
+  auto [q_code, q_out] = cli("queue list --topic invoice.issue");
+  ASSERT_EQ(q_code, 0) << q_out;
+  std::istringstream rows(q_out);
+  int retried = 0;
+  for (std::string row; std::getline(rows, row);) {
+    std::istringstream fields(row);
+    std::string id, topic;
+    fields >> id >> topic;
+    if (topic == "invoice.issue") retried += cli("queue retry-now " + id).first == 0;
+  }
+  EXPECT_EQ(retried, 1) << q_out;
+  bool reversed = false;
+  const auto deadline2 = std::chrono::steady_clock::now() + 30s;
+  while (!reversed && std::chrono::steady_clock::now() < deadline2) {
+    auto [code, out] = cli("invoice show " + std::to_string(blue));
+    reversed = code == 0 && json::parse(out).at("state").as_string() == "reversed";
+    if (!reversed) std::this_thread::sleep_for(200ms);
+  }
+  ASSERT_TRUE(reversed);
+  auto [red_code, red_out] = cli("invoice show " + red_id);
+  const json::object issued_red = json::parse(red_out).as_object();
+  EXPECT_EQ(issued_red.at("state").as_string(), "issued");
+  EXPECT_EQ(issued_red.at("invoice_number").as_string().size(), 20u);
+  EXPECT_EQ(issued_red.at("red_confirmations").at(0).at("state").as_string(), "used");
+  auto [blue_code, blue_out] = cli("invoice show " + std::to_string(blue));
+  EXPECT_EQ(json::parse(blue_out).at("red_invoice_id").as_int64(), red.at("id").as_int64());
 }
 
 }  // namespace

@@ -65,5 +65,26 @@ TEST(IssueStep, AnswersThatContradictWhatWeHoldAreParked) {
   EXPECT_EQ(issue_step(err(Errc::kProtocol, "reply")).outcome.kind, Kind::kRetry);
 }
 
+// A red invoice while its confirmation form runs (invoice/red_letter.h): the buyer has 72 h,
+// so a form awaiting them is asked about every five minutes, not every second; a form
+// awaiting the seller (the buyer entered it) needs a person, so the item is parked.
+TEST(IssueStep, RedFormAwaitingTheBuyerIsPolledSlowlyAwaitingTheSellerIsParked) {
+  using invoice::Advance;
+  using invoice::RedConfirmState;
+  const IssueStep buyer = issue_step(Advance{InvoiceState::kClaimed, RedConfirmState::kAwaitingBuyer});
+  EXPECT_EQ(buyer.outcome.kind, Kind::kRetry);
+  EXPECT_EQ(buyer.outcome.after, InvoiceUplink::kRedConfirmPoll);
+  EXPECT_EQ(buyer.link_up, true);
+  const IssueStep seller = issue_step(Advance{InvoiceState::kClaimed, RedConfirmState::kAwaitingSeller});
+  EXPECT_EQ(seller.outcome.kind, Kind::kPark);
+  EXPECT_NE(seller.outcome.error.find("seller"), std::string::npos) << seller.outcome.error;
+  for (RedConfirmState r : {RedConfirmState::kApplied, RedConfirmState::kConfirmed}) {
+    const IssueStep s = issue_step(Advance{InvoiceState::kClaimed, r});
+    EXPECT_EQ(s.outcome.kind, Kind::kRetry);
+    EXPECT_EQ(s.outcome.after, InvoiceUplink::kIssuingPoll);
+  }
+  EXPECT_EQ(issue_step(Advance{InvoiceState::kFailed}).outcome.kind, Kind::kAck);
+}
+
 }  // namespace
 }  // namespace lanegate::gateway

@@ -190,7 +190,19 @@ TEST_F(RefundRedLetterTest, RefundOfAnIssuedInvoiceIsReversedByARedLetter) {
   auto sb = sandbox_->find(claims_->get_invoice(blue)->order_no);
   ASSERT_TRUE(sb);
   EXPECT_TRUE(sb->reversed);
-  EXPECT_EQ(sandbox_->issue_requests(), 2);  // blue and red, once each
+  // The blue went through requestBillingNew once; the red through its confirmation form
+  // (a person: no confirmation needed), which the platform turned into the red itself.
+  EXPECT_EQ(sandbox_->issue_requests(), 1);
+  auto st = db_->prepare("SELECT id FROM invoice_document WHERE original_id = ?").value();
+  st.bind(1, blue);
+  ASSERT_TRUE(st.step().value());
+  const auto red = claims_->get_invoice(st.column_int64(0));
+  ASSERT_TRUE(red);
+  EXPECT_TRUE(sandbox_->find_red_confirm(claims_->red_confirmation(red->id)->bill_id)->issued);
+  EXPECT_EQ(red->original_id, blue);
+  EXPECT_EQ(red->state, invoice::InvoiceState::kIssued);
+  EXPECT_EQ(claims_->red_confirmation(red->id)->state, invoice::RedConfirmState::kUsed);
+  EXPECT_EQ(claims_->red_confirmation(red->id)->bill_status, "01");
 }
 
 TEST_F(RefundRedLetterTest, RefundWhileIssuingWaitsForTheBlueInvoiceThenReversesIt) {

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <string>
 
+#include "support/run_command.h"
 #include "../daemon/daemon_fixture.h"
 #include "core/clock.h"
 #include "core/crypto.h"
@@ -193,16 +194,9 @@ class TollReceiptTest : public ::testing::Test {
 
   // `lanegate --config FILE ARGS` with the token in LANEGATE_TOKEN: exit code and stdout.
   std::pair<int, std::string> cli(const std::string& args) {
-    const std::string cmd = "LANEGATE_TOKEN=" + std::string(kOperatorToken) + " " +
-                            binary("lanegate") + " --config " +
-                            (dir_ / "lanegate.toml").string() + " " + args + " 2>&1";
-    FILE* p = ::popen(cmd.c_str(), "r");
-    if (p == nullptr) return {-1, ""};
-    std::string out;
-    char buf[4096];
-    while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-    const int status = ::pclose(p);
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+    return lanegate::testing::run_command("LANEGATE_TOKEN=" + std::string(kOperatorToken) + " " +
+                                binary("lanegate") + " --config " + (dir_ / "lanegate.toml").string() +
+                                " " + args);
   }
 
   fs::path dir_;

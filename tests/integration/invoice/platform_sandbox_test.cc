@@ -4,7 +4,9 @@
 #include <httplib.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <functional>
 #include <regex>
 
 #include "core/ledger.h"
@@ -56,16 +58,23 @@ constexpr const char* kSeller = "91350100M000100Y43";
 class PlatformIT : public ::testing::Test {
  protected:
   void SetUp() override {
-    sim::InvoicingSandboxOptions o;
-    o.db_file = dir.path() / "sandbox.db";
-    o.clock = &clock;
-    o.seller_tax_id = kSeller;
-    auto s = sim::InvoicingSandbox::start(o);
-    ASSERT_TRUE(s) << s.error().to_string();
-    sandbox = std::move(*s);
+    start_sandbox();
     ASSERT_TRUE(db.migrate(claims_schema()));
     section.seller_name = "Lanegate Demo Parking";
     section.seller_tax_id = kSeller;
+  }
+
+  // (Re)starts the sandbox on a fresh file, with `tweak` applied to its options.
+  void start_sandbox(std::function<void(sim::InvoicingSandboxOptions&)> tweak = {}) {
+    sandbox.reset();
+    sim::InvoicingSandboxOptions o;
+    o.db_file = dir.path() / ("sandbox-" + std::to_string(++sandboxes) + ".db");
+    o.clock = &clock;
+    o.seller_tax_id = kSeller;
+    if (tweak) tweak(o);
+    auto s = sim::InvoicingSandbox::start(o);
+    ASSERT_TRUE(s) << s.error().to_string();
+    sandbox = std::move(*s);
     platform = make_client("sandbox-app-secret");
   }
 
@@ -91,7 +100,7 @@ class PlatformIT : public ::testing::Test {
     return r->invoice.id;
   }
 
-  Result<InvoiceState> advance(std::int64_t id, InvoicingPlatform* p = nullptr) {
+  Result<Advance> advance(std::int64_t id, InvoicingPlatform* p = nullptr) {
     return advance_invoice(store, p ? *p : *platform, seller_from_config(section), id, clock);
   }
 
@@ -107,6 +116,7 @@ class PlatformIT : public ::testing::Test {
   config::InvoicingSection section;
   ClaimStore store{db, section, clock};
   std::unique_ptr<NuonuoPlatform> platform;
+  int sandboxes = 0;
 };
 
 // Checks the PDF's structure: header, every xref offset lands on "N 0 obj", startxref
@@ -212,7 +222,7 @@ TEST_F(PlatformIT, MergedInvoiceWithTwoRatesPassesPlatformChecks) {
 TEST_F(PlatformIT, DuplicateOrderNoIsQueriedNotReissued) {
   const auto id = claimed_invoice("t1", "19.19", company());
   const auto inv = store.get_invoice(id).value();
-  const auto req = make_issue_request(inv, seller_from_config(section), "", clock.now());
+  const auto req = make_issue_request(inv, seller_from_config(section), clock.now());
   // The first issue reached the platform but the reply was lost.
   auto a = platform->issue(req);
   ASSERT_TRUE(a) << a.error().to_string();
@@ -284,6 +294,9 @@ TEST_F(PlatformIT, WrongSecretIsRefusedAsPermission) {
   EXPECT_EQ(sandbox->issue_requests(), 0);
 }
 
+// A company buyer: the seller's form waits for the buyer (02); once the buyer confirms
+// (04) the platform issues the red under our orderNo, and the blue is reversed with the
+// reason in both numberings in the ledger.
 TEST_F(PlatformIT, RedLetterReversesIssuedInvoice) {
   store.create_claim({"t1", "", "taxi", *Money::parse("19.19"), clock.now(), ""}).value();
   section.parking = {true, "广东省深圳市福田区", "深南大道1000号", false, "", 2};
@@ -297,33 +310,181 @@ TEST_F(PlatformIT, RedLetterReversesIssuedInvoice) {
   auto red = store.on_refund("p1");
   ASSERT_TRUE(red);
   ASSERT_TRUE(*red);
-  EXPECT_EQ(*advance((*red)->id), InvoiceState::kIssuing);
-  EXPECT_EQ(*advance((*red)->id), InvoiceState::kIssued);
+  const std::int64_t red_id = (*red)->id;
+  auto step = advance(red_id);
+  ASSERT_TRUE(step) << step.error().to_string();
+  EXPECT_EQ(step->state, InvoiceState::kClaimed);
+  EXPECT_EQ(step->red, RedConfirmState::kAwaitingBuyer);
+  const auto form = store.red_confirmation(red_id).value();
+  EXPECT_EQ(form.bill_status, "02");
+  EXPECT_EQ(form.bill_no.size(), 20u);
+  auto remote_form = sandbox->find_red_confirm(form.bill_id);
+  ASSERT_TRUE(remote_form);
+  EXPECT_EQ(remote_form->red_reason, "1");  // a refund: 销货退回, Nuonuo's 1
+  EXPECT_EQ(remote_form->blue_number, blue.invoice_number);
+  // Nothing moves while the buyer has not answered; no red exists yet.
+  EXPECT_EQ(advance(red_id)->red, RedConfirmState::kAwaitingBuyer);
+  EXPECT_FALSE(sandbox->find((*red)->order_no));
+  EXPECT_EQ(store.get_invoice(id)->state, InvoiceState::kIssued);
+
+  sandbox->buyer_confirms(form.bill_id, true);
+  EXPECT_EQ(*advance(red_id), InvoiceState::kIssuing);
+  EXPECT_EQ(*advance(red_id), InvoiceState::kIssued);
   EXPECT_EQ(store.get_invoice(id)->state, InvoiceState::kReversed);
+  EXPECT_EQ(store.red_confirmation(red_id)->state, RedConfirmState::kUsed);
+  EXPECT_EQ(sandbox->fast_red_requests(), 0);  // the platform issued it itself
   auto remote_red = sandbox->find((*red)->order_no);
   ASSERT_TRUE(remote_red);
   EXPECT_EQ(remote_red->kind, "red");
   EXPECT_EQ(remote_red->incl_fen, -900);
   EXPECT_EQ(remote_red->original_number, blue.invoice_number);
   EXPECT_TRUE(sandbox->find(blue.order_no)->reversed);
-  const std::string pdf = fetch(store.get_invoice((*red)->id)->pdf_url);
+  const std::string pdf = fetch(store.get_invoice(red_id)->pdf_url);
   expect_valid_pdf(pdf, "Reverses invoice: " + blue.invoice_number);
   EXPECT_NE(pdf.find("-9.00"), std::string::npos);
   // The blue invoice PDF is still served, unchanged.
   expect_valid_pdf(fetch(blue.pdf_url), "Invoice number: " + blue.invoice_number);
+
+  auto rec = ledger::read(db, ledger::SeqRange{1, 1000});
+  ASSERT_TRUE(rec) << rec.error().to_string();
+  const auto reversed = std::find_if(rec->begin(), rec->end(), [](const ledger::LedgerEntry& r) {
+    return r.event.kind == ledger::Kind::kInvoiceReversed;
+  });
+  ASSERT_NE(reversed, rec->end());
+  const std::string& detail = reversed->event.detail;
+  EXPECT_NE(detail.find("\"bureau_red_reason\":\"02\""), std::string::npos) << detail;
+  EXPECT_NE(detail.find("\"red_reason\":1"), std::string::npos) << detail;
+  EXPECT_NE(detail.find(form.bill_no), std::string::npos) << detail;
+}
+
+// A person as buyer: no confirmation needed (01), the red follows at once.
+TEST_F(PlatformIT, RedLetterForAPersonNeedsNoConfirmation) {
+  const auto id = claimed_invoice("t1", "19.19", Buyer{BuyerKind::kPerson, "个人", "", "p@example.cn", ""});
+  ASSERT_TRUE(advance(id));
+  ASSERT_EQ(*advance(id), InvoiceState::kIssued);
+  auto red = store.request_red_letter(id, RedLetterReason::kInvoicingError).value();
+  EXPECT_EQ(*advance(red.id), InvoiceState::kIssuing);
+  EXPECT_EQ(store.red_confirmation(red.id)->bill_status, "01");
+  EXPECT_EQ(sandbox->find_red_confirm(store.red_confirmation(red.id)->bill_id)->red_reason, "2");
+  EXPECT_EQ(*advance(red.id), InvoiceState::kIssued);
+  EXPECT_EQ(store.get_invoice(id)->state, InvoiceState::kReversed);
+  EXPECT_EQ(sandbox->find(red.order_no)->incl_fen, -1919);
+}
+
+// Where the platform does not issue the red by itself, the client asks with fastInvoiceRed
+// and the confirmed form's billNo and billUuid, under the same orderNo.
+TEST_F(PlatformIT, WithoutAnAutomaticRedTheClientUsesFastInvoiceRed) {
+  start_sandbox([](sim::InvoicingSandboxOptions& o) { o.auto_issue_red = false; });
+  const auto id = claimed_invoice("t1", "19.19", Buyer{BuyerKind::kPerson, "个人", "", "p@example.cn", ""});
+  ASSERT_TRUE(advance(id));
+  ASSERT_EQ(*advance(id), InvoiceState::kIssued);
+  auto red = store.request_red_letter(id, RedLetterReason::kReturned).value();
+  EXPECT_EQ(*advance(red.id), InvoiceState::kIssuing);
+  EXPECT_EQ(sandbox->fast_red_requests(), 1);
+  EXPECT_EQ(*advance(red.id), InvoiceState::kIssued);
+  EXPECT_EQ(store.get_invoice(id)->state, InvoiceState::kReversed);
+  EXPECT_TRUE(sandbox->find_red_confirm(store.red_confirmation(red.id)->bill_id)->issued);
+  EXPECT_EQ(sandbox->find(red.order_no)->kind, "red");
+}
+
+// The buyer says no (05): no red, the blue stays issued, the red fails with the reason; an
+// operator's retry opens a second form, which the buyer then accepts.
+TEST_F(PlatformIT, ARejectedFormReversesNothingAndARetryAppliesAgain) {
+  const auto id = claimed_invoice("t1", "19.19", company());
+  ASSERT_TRUE(advance(id));
+  ASSERT_EQ(*advance(id), InvoiceState::kIssued);
+  auto red = store.request_red_letter(id, RedLetterReason::kServiceStopped).value();
+  ASSERT_EQ(advance(red.id)->red, RedConfirmState::kAwaitingBuyer);
+  const auto first = store.red_confirmation(red.id).value();
+  sandbox->buyer_confirms(first.bill_id, false);
+  EXPECT_EQ(*advance(red.id), InvoiceState::kFailed);
+  EXPECT_EQ(store.get_invoice(id)->state, InvoiceState::kIssued);
+  EXPECT_NE(store.get_invoice(red.id)->fail_reason.find("05"), std::string::npos)
+      << store.get_invoice(red.id)->fail_reason;
+  EXPECT_FALSE(sandbox->find(red.order_no));
+
+  ASSERT_TRUE(store.retry_failed(red.id));
+  ASSERT_EQ(advance(red.id)->red, RedConfirmState::kAwaitingBuyer);
+  const auto second = store.red_confirmation(red.id).value();
+  EXPECT_EQ(second.attempt, 2);
+  EXPECT_NE(second.bill_id, first.bill_id);
+  sandbox->buyer_confirms(second.bill_id, true);
+  EXPECT_EQ(*advance(red.id), InvoiceState::kIssuing);
+  EXPECT_EQ(*advance(red.id), InvoiceState::kIssued);
+  EXPECT_EQ(store.get_invoice(id)->state, InvoiceState::kReversed);
+}
+
+// Spec: 72 hours without the buyer's answer voids the form (07): stop and alarm.
+TEST_F(PlatformIT, AFormTheBuyerLetsLapseIsVoidAfter72Hours) {
+  const auto id = claimed_invoice("t1", "19.19", company());
+  ASSERT_TRUE(advance(id));
+  ASSERT_EQ(*advance(id), InvoiceState::kIssued);
+  auto red = store.request_red_letter(id, RedLetterReason::kReturned).value();
+  ASSERT_EQ(advance(red.id)->red, RedConfirmState::kAwaitingBuyer);
+  clock.advance(std::chrono::hours(71));
+  ASSERT_EQ(advance(red.id)->red, RedConfirmState::kAwaitingBuyer);
+  clock.advance(std::chrono::hours(2));
+  EXPECT_EQ(*advance(red.id), InvoiceState::kFailed);
+  const auto forms = store.red_confirmations(red.id).value();
+  ASSERT_EQ(forms.size(), 1u);
+  EXPECT_EQ(forms[0].state, RedConfirmState::kVoid);
+  EXPECT_EQ(forms[0].bill_status, "07");
+  EXPECT_EQ(store.get_invoice(id)->state, InvoiceState::kIssued);
+}
+
+// The apply reached the platform but its answer was lost (the worker crashed or the link
+// dropped after the request left): the form is found by its billId, never applied twice.
+TEST_F(PlatformIT, AnApplyWhoseAnswerWasLostIsFoundNotRepeated) {
+  const auto id = claimed_invoice("t1", "19.19", Buyer{BuyerKind::kPerson, "个人", "", "p@example.cn", ""});
+  ASSERT_TRUE(advance(id));
+  ASSERT_EQ(*advance(id), InvoiceState::kIssued);
+  auto red = store.request_red_letter(id, RedLetterReason::kReturned).value();
+  auto form = store.red_confirmation(red.id).value();
+  ASSERT_TRUE(store.mark_red_apply_sent(form));  // committed, then the request left ...
+  ASSERT_TRUE(platform->apply_red_confirm(
+      make_red_confirm_apply(form, red, store.get_invoice(id).value(), seller_from_config(section))));
+  // ... and the answer never came back. The next advance asks first.
+  EXPECT_EQ(*advance(red.id), InvoiceState::kIssuing);
+  EXPECT_EQ(*advance(red.id), InvoiceState::kIssued);
+  EXPECT_EQ(store.red_confirmations(red.id)->size(), 1u);
+}
+
+// Answers the spec does not list change nothing and are reported (the worker parks them);
+// Nuonuo's 16 (apply failed) fails the red with the platform's message.
+TEST_F(PlatformIT, UnknownFormStatusChangesNothingAndAFailedApplyFailsTheRed) {
+  const auto id = claimed_invoice("t1", "19.19", company());
+  ASSERT_TRUE(advance(id));
+  ASSERT_EQ(*advance(id), InvoiceState::kIssued);
+  auto red = store.request_red_letter(id, RedLetterReason::kReturned).value();
+  ASSERT_EQ(advance(red.id)->red, RedConfirmState::kAwaitingBuyer);
+  const auto form = store.red_confirmation(red.id).value();
+  sandbox->force_bill_status(form.bill_id, "99");
+  auto r = advance(red.id);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Errc::kProtocol);
+  EXPECT_EQ(r.error().field, "bill_status");
+  EXPECT_EQ(store.red_confirmation(red.id)->state, RedConfirmState::kAwaitingBuyer);
+  EXPECT_EQ(store.get_invoice(red.id)->state, InvoiceState::kClaimed);
+
+  sandbox->force_bill_status(form.bill_id, "16");
+  EXPECT_EQ(*advance(red.id), InvoiceState::kFailed);
+  EXPECT_EQ(store.red_confirmations(red.id)->back().state, RedConfirmState::kRefused);
+  EXPECT_NE(store.get_invoice(red.id)->fail_reason.find("申请失败"), std::string::npos)
+      << store.get_invoice(red.id)->fail_reason;
+  EXPECT_EQ(store.get_invoice(id)->state, InvoiceState::kIssued);
 }
 
 TEST_F(PlatformIT, SandboxRefusesTamperedAmounts) {
   const auto id = claimed_invoice("t1", "19.19", company());
   auto inv = store.get_invoice(id).value();
-  auto req = make_issue_request(inv, seller_from_config(section), "", clock.now());
+  auto req = make_issue_request(inv, seller_from_config(section), clock.now());
   req.lines[0].tax = *Money::parse("0.70");  // 18.63 * 3% = 0.56, off by 0.14
   req.lines[0].excl = *Money::parse("18.49");
   auto r = platform->issue(req);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, Errc::kRejected);
   EXPECT_NE(r.error().message.find("E9207"), std::string::npos) << r.error().message;
-  req = make_issue_request(inv, seller_from_config(section), "", clock.now());
+  req = make_issue_request(inv, seller_from_config(section), clock.now());
   req.lines[0].tax_code = "304050202020000000";  // 18 digits
   auto r2 = platform->issue(req);
   ASSERT_FALSE(r2);

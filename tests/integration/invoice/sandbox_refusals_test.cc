@@ -266,10 +266,9 @@ TEST_F(SandboxRefusals, PassengerTransportList) {
   expect_refused(taxi09("invoiceTravellerTransport", nullptr), "E9110", "invoiceTravellerTransport");
 }
 
-// "invoiceType (1 blue; 2 red is not used for 数电)": refused once the sandbox is told to
-// (reds still use it until the red-letter flow lands, issue 17).
-TEST_F(SandboxRefusals, RedByInvoiceTypeTwoIsRefusedWhenLegacyRedsAreOff) {
-  start([](InvoicingSandboxOptions& o) { o.accept_legacy_red = false; });
+// "invoiceType (1 blue; 2 red is not used for 数电)": a red goes through the confirmation
+// form and fastInvoiceRed (sandbox_red_test.cc), never through requestBillingNew.
+TEST_F(SandboxRefusals, RedByInvoiceTypeTwoIsRefused) {
   expect_refused(issue([](json::object& o, json::object&) { o["invoiceType"] = "2"; }), "E9113",
                  "fastInvoiceRed");
 }
