@@ -70,10 +70,25 @@ invoice::SettledTransaction settled_transaction(const TxRecord& tx, UtcOffset of
     case TxKind::kToll:
       s.description = "通行费 " + log::mask_plate(tx.plate) + " " + when;
       break;
-    case TxKind::kTaxi:
+    case TxKind::kTaxi: {
       s.description = "出租车 " + when;
       if (tx.trip_number) s.description += " #" + std::to_string(*tx.trip_number);
+      // Boarding and alighting as the meter reported them ("2026-11-22T08:30", the gateway's
+      // local time): the 09 row's travel date when the passenger asks for one.
+      boost::system::error_code ec;
+      const json::value detail = json::parse(tx.detail, ec);
+      const std::string zone = format_rfc3339(tx.updated_at, offset).substr(19);  // "+08:00"
+      if (!ec && detail.is_object()) {
+        for (auto [key, slot] : {std::pair{"boarding", &s.period_start},
+                                 std::pair{"alighting", &s.period_end}}) {
+          const json::value* v = detail.as_object().if_contains(key);
+          if (v != nullptr && v->is_string() && v->get_string().size() == 16) {
+            if (auto t = parse_rfc3339(std::string(v->get_string()) + ":00" + zone); t) *slot = *t;
+          }
+        }
+      }
       break;
+    }
   }
   return s;
 }

@@ -185,10 +185,14 @@ Result<Buyer> parse_claim_body(std::string_view body) {
   }
   for (const auto& kv : *o) {
     const std::string_view k(kv.key().data(), kv.key().size());
-    if (k != "kind" && k != "title" && k != "tax_id" && k != "email" && k != "phone") {
+    if (k != "kind" && k != "title" && k != "tax_id" && k != "email" && k != "phone" &&
+        k != "traveller_name" && k != "traveller_card_no" && k != "travel_place" &&
+        k != "arrive_place") {
       std::string shown(k.substr(0, 40));
       return fail(Errc::kInvalidArgument,
-                  "unknown member '" + shown + "' (allowed: kind, title, tax_id, email, phone)",
+                  "unknown member '" + shown +
+                      "' (allowed: kind, title, tax_id, email, phone, traveller_name, "
+                      "traveller_card_no, travel_place, arrive_place)",
                   "body");
     }
   }
@@ -217,7 +221,34 @@ Result<Buyer> parse_claim_body(std::string_view body) {
   return b;
 }
 
-std::string claim_view_json(const Claim& claim, const InvoiceRecord* invoice) {
+Result<std::optional<TravellerInput>> parse_traveller(std::string_view body) {
+  auto o = parse_object(body);
+  if (!o) {
+    return std::unexpected(o.error());
+  }
+  TravellerInput t;
+  int given = 0;
+  for (auto [key, dest] : {std::pair<std::string_view, std::string*>{"traveller_name", &t.name},
+                           {"traveller_card_no", &t.card_no},
+                           {"travel_place", &t.travel_place},
+                           {"arrive_place", &t.arrive_place}}) {
+    auto v = string_member(*o, key);
+    if (!v) {
+      return std::unexpected(v.error());
+    }
+    *dest = std::move(*v);
+    given += dest->empty() ? 0 : 1;
+  }
+  if (given == 0) {
+    return std::optional<TravellerInput>{};
+  }
+  // All four or none: a half-filled identity is a mistake to show, not a plain invoice.
+  // make_traveller() then names the first one missing.
+  return std::optional<TravellerInput>(std::move(t));
+}
+
+std::string claim_view_json(const Claim& claim, const InvoiceRecord* invoice,
+                            bool traveller_offered) {
   json::object o;
   o["token"] = claim.token;
   o["service"] = claim.service;
@@ -229,6 +260,15 @@ std::string claim_view_json(const Claim& claim, const InvoiceRecord* invoice) {
   o["expires_at"] = unix_rfc3339(claim.expires_at);
   o["refunded"] = claim.voided;
   o["state"] = invoice ? std::string(to_string(invoice->state)) : "none";
+  // What the invoice will say about the trip: a parking stay is a 06 lease of that period;
+  // a taxi trip may carry the passenger's identity (09) when the passenger asks.
+  if (claim.period_start || claim.period_end) {
+    json::object period;
+    if (claim.period_start) period["start"] = unix_rfc3339(*claim.period_start);
+    if (claim.period_end) period["end"] = unix_rfc3339(*claim.period_end);
+    o["period"] = std::move(period);
+  }
+  o["traveller_offered"] = traveller_offered && claim.service == "taxi" && !invoice;
   if (invoice) {
     json::object inv;
     inv["kind"] = to_string(invoice->kind);
@@ -246,6 +286,7 @@ std::string claim_view_json(const Claim& claim, const InvoiceRecord* invoice) {
     inv["invoice_number"] = invoice->invoice_number;
     inv["pdf_url"] = invoice->pdf_url;
     inv["fail_reason"] = invoice->fail_reason;
+    inv["specific_business"] = std::string(bureau_code(invoice->specific.factor));  // "06" | "09" | ""
     o["invoice"] = std::move(inv);
   }
   return json::serialize(o);
@@ -317,7 +358,7 @@ ApiReply handle_claim_api(ClaimStore& store, std::string_view method, std::strin
           inv = std::move(*r);
         }
         ApiReply r;
-        r.body = claim_view_json(*claim, inv ? &*inv : nullptr);
+        r.body = claim_view_json(*claim, inv ? &*inv : nullptr, store.section().taxi.offer_traveller);
         r.headers.emplace_back("Cache-Control", "no-store");
         return r;
       }
@@ -329,7 +370,11 @@ ApiReply handle_claim_api(ClaimStore& store, std::string_view method, std::strin
           }
           return from_error(buyer.error());
         }
-        auto submitted = store.submit(token, *buyer);
+        auto traveller = parse_traveller(body);
+        if (!traveller) {
+          return from_error(traveller.error());
+        }
+        auto submitted = store.submit(token, *buyer, *traveller);
         if (!submitted) {
           return from_error(submitted.error());
         }
@@ -339,7 +384,7 @@ ApiReply handle_claim_api(ClaimStore& store, std::string_view method, std::strin
         }
         ApiReply r;
         r.status = submitted->created ? 201 : 200;
-        r.body = claim_view_json(*claim, &submitted->invoice);
+        r.body = claim_view_json(*claim, &submitted->invoice, store.section().taxi.offer_traveller);
         r.headers.emplace_back("Cache-Control", "no-store");
         return r;
       }

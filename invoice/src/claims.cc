@@ -560,8 +560,9 @@ Status ClaimStore::insert_lines(std::int64_t invoice_id, std::span<const Invoice
 // Creates the invoice for `claims`, lets the issue hook queue its upload in the same
 // transaction, and commits both together.
 Result<SubmitResult> ClaimStore::create_and_commit(Transaction& txn, std::span<const Claim> claims,
-                                                   const Buyer& buyer) {
-  auto made = create_invoice(claims, buyer);
+                                                   const Buyer& buyer,
+                                                   const std::optional<TravellerInput>& traveller) {
+  auto made = create_invoice(claims, buyer, traveller);
   if (!made) {
     return made;
   }
@@ -599,8 +600,25 @@ Result<SubmitResult> ClaimStore::invoice_in(Transaction& txn, const Claim& claim
 // a 06 lease when the site says so ([invoicing.parking] specific_business): one stay per
 // invoice (06 allows one line), its entry and exit as the lease period, plate and times in
 // the remark. A stay without both times is refused (field "trip"): nothing is invented.
-Result<SpecificBusiness> ClaimStore::specific_business_for(std::span<const Claim> claims) const {
+Result<SpecificBusiness> ClaimStore::specific_business_for(
+    std::span<const Claim> claims, const std::optional<TravellerInput>& traveller) const {
   SpecificBusiness b;
+  if (traveller) {
+    // 09 is offered for one taxi trip at a time (our choice: the rows name one journey).
+    if (!section_.taxi.offer_traveller || claims.size() != 1 || claims.front().service != "taxi") {
+      return fail(Errc::kInvalidArgument,
+                  "traveller identity (specific business 09) is offered for a single taxi trip only",
+                  "traveller_name");
+    }
+    const Claim& c = claims.front();
+    auto row = make_traveller(*traveller, c.period_start.value_or(c.settled_at));
+    if (!row) {
+      return std::unexpected(row.error());
+    }
+    b.factor = SpecificFactor::kPassengerTransport;
+    b.travellers.push_back(std::move(*row));
+    return b;
+  }
   const bool lease = section_.parking.specific_business &&
                      std::any_of(claims.begin(), claims.end(),
                                  [](const Claim& c) { return c.service == "parking"; });
@@ -625,7 +643,8 @@ Result<SpecificBusiness> ClaimStore::specific_business_for(std::span<const Claim
   return b;
 }
 
-Result<SubmitResult> ClaimStore::create_invoice(std::span<const Claim> claims, const Buyer& buyer) {
+Result<SubmitResult> ClaimStore::create_invoice(std::span<const Claim> claims, const Buyer& buyer,
+                                                const std::optional<TravellerInput>& traveller) {
   auto order_no = new_order_no();
   if (!order_no) {
     return std::unexpected(order_no.error());
@@ -641,7 +660,7 @@ Result<SubmitResult> ClaimStore::create_invoice(std::span<const Claim> claims, c
     }
     lines.push_back(make_line(*rule, c.transaction_id, c.amount));
   }
-  auto specific = specific_business_for(claims);
+  auto specific = specific_business_for(claims, traveller);
   if (!specific) {
     return std::unexpected(specific.error());
   }
@@ -690,7 +709,8 @@ Result<SubmitResult> ClaimStore::create_invoice(std::span<const Claim> claims, c
   return SubmitResult{std::move(*rec), true};
 }
 
-Result<SubmitResult> ClaimStore::submit(std::string_view token, const Buyer& input) {
+Result<SubmitResult> ClaimStore::submit(std::string_view token, const Buyer& input,
+                                        const std::optional<TravellerInput>& traveller) {
   auto claim = find_by_token(token);
   if (!claim) {
     claim_counter("unknown_token").inc();
@@ -744,7 +764,7 @@ Result<SubmitResult> ClaimStore::submit(std::string_view token, const Buyer& inp
     return SubmitResult{std::move(*rec), false};
   }
   std::array<Claim, 1> one = {*fresh};
-  auto made = create_and_commit(*txn, one, *buyer);
+  auto made = create_and_commit(*txn, one, *buyer, traveller);
   if (!made) {
     return made;
   }

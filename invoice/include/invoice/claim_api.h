@@ -41,10 +41,15 @@ struct ApiReply {
 inline constexpr std::size_t kMaxClaimBodyBytes = 8 * 1024;
 
 // Parses the claim submission body. Strict: an object with string members only, known
-// keys only (kind, title, tax_id, email, phone), kind required. Errors: kParse (not
+// keys only (kind, title, tax_id, email, phone, and the traveller members below), kind
+// required. Errors: kParse (not
 // JSON, field "body"), kInvalidArgument naming the member. Does not apply the buyer
 // rules (validate_buyer does). Never throws.
 [[nodiscard]] Result<Buyer> parse_claim_body(std::string_view body);
+// The passenger's identity for a 09 invoice from the same body: traveller_name,
+// traveller_card_no, travel_place, arrive_place; nullopt when none is given (a plain
+// invoice). Shape rules are make_traveller()'s, applied at submission.
+[[nodiscard]] Result<std::optional<TravellerInput>> parse_traveller(std::string_view body);
 
 // Handles one request. `client_key` identifies the caller for rate limits (the peer IP
 // as the gateway sees it, after trusted-proxy handling).
@@ -54,7 +59,11 @@ ApiReply handle_claim_api(ClaimStore& store, std::string_view method, std::strin
 // The claim page (self-contained HTML with inline CSS and script, no external assets).
 std::string_view claim_page_html();
 
-// JSON view of a claim as GET /api/v1/claims/{token} returns it (e-mail and phone masked).
-std::string claim_view_json(const Claim& claim, const InvoiceRecord* invoice);
+// JSON view of a claim as GET /api/v1/claims/{token} returns it (e-mail and phone masked):
+// the trip, its stay period (parking) and whether the page may ask for the traveller's
+// identity (a taxi trip without an invoice, when `traveller_offered`), and the invoice with
+// its specific business ("06", "09" or "").
+std::string claim_view_json(const Claim& claim, const InvoiceRecord* invoice,
+                            bool traveller_offered = false);
 
 }  // namespace lanegate::invoice

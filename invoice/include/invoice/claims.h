@@ -201,7 +201,11 @@ class ClaimStore {
   // Submits the buyer for one claim. Errors: kNotFound (token), kRejected (window closed,
   // refunded; field "token"), kRejected (a legacy toll claim without an invoice, I10;
   // field "service"), kInvalidArgument (buyer field named).
-  [[nodiscard]] Result<SubmitResult> submit(std::string_view token, const Buyer& buyer);
+  // `traveller`: the passenger's identity for a 09 passenger-transport invoice (spec "Taxi →
+  // plain invoice; 09 only on request"): a taxi trip only, when [invoicing.taxi]
+  // offer_traveller; otherwise kInvalidArgument, field "traveller_name".
+  [[nodiscard]] Result<SubmitResult> submit(std::string_view token, const Buyer& buyer,
+                                            const std::optional<TravellerInput>& traveller = {});
 
   // One invoice for several settled transactions of one account, atomically: every
   // transaction must belong to `account_id`, be within its window, not voided and not
@@ -297,11 +301,14 @@ class ClaimStore {
 
  private:
   Result<Claim> load_claim(std::string_view column, std::string_view value);
-  Result<SubmitResult> create_invoice(std::span<const Claim> claims, const Buyer& buyer);
-  Result<SpecificBusiness> specific_business_for(std::span<const Claim> claims) const;
+  Result<SubmitResult> create_invoice(std::span<const Claim> claims, const Buyer& buyer,
+                                      const std::optional<TravellerInput>& traveller = {});
+  Result<SpecificBusiness> specific_business_for(std::span<const Claim> claims,
+                                                 const std::optional<TravellerInput>& traveller) const;
   Status insert_lines(std::int64_t invoice_id, std::span<const InvoiceLine> lines);
   Result<SubmitResult> create_and_commit(Transaction& txn, std::span<const Claim> claims,
-                                         const Buyer& buyer);
+                                         const Buyer& buyer,
+                                         const std::optional<TravellerInput>& traveller = {});
   Status transition(std::int64_t id, InvoiceState from, InvoiceState to, std::string_view set_sql,
                     std::span<const std::string> args);
   Status insert_red_confirm(std::int64_t red_id, int attempt, std::string_view bill_id,

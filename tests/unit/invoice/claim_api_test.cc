@@ -167,6 +167,69 @@ TEST_F(ClaimApiTest, ParkingStayWithoutEntryIs422NoLeasePeriod) {
   EXPECT_FALSE(store.find_by_transaction("p1")->invoice_id);
 }
 
+// Spec "Taxi → plain invoice; 09 only on request": the taxi page offers the passenger's
+// identity; given, the invoice carries one traveller row (09) dated by the boarding; not
+// given, the invoice is plain. Parking and merged trips never take it.
+TEST_F(ClaimApiTest, TaxiPassengerMayGiveIdentityForA09Invoice) {
+  SettledTransaction tx = trip("taxi-09", "19.19", clock);
+  tx.period_start = SystemTime{std::chrono::seconds(1795318175)};  // 2026-11-22 11:29 CST
+  const Claim taxi = store.create_claim(tx).value();
+  auto view = parse(call("GET", "/api/v1/claims/" + taxi.token));
+  EXPECT_TRUE(view.at("traveller_offered").as_bool());
+
+  // Half an identity is named, not silently dropped into a plain invoice.
+  auto half = call("POST", "/api/v1/claims/" + taxi.token,
+                   R"({"kind":"person","phone":"13800138000","traveller_name":"张三"})");
+  EXPECT_EQ(half.status, 422) << half.body;
+  const std::string missing(parse(half).at("error").at("field").as_string());
+  EXPECT_TRUE(missing == "traveller_card_no" || missing == "travel_place" || missing == "arrive_place")
+      << half.body;
+  EXPECT_FALSE(store.find_by_transaction("taxi-09")->invoice_id);
+
+  auto r = call("POST", "/api/v1/claims/" + taxi.token,
+                R"({"kind":"person","phone":"13800138000","traveller_name":"张三",)"
+                R"("traveller_card_no":"44030419900101123x","travel_place":"深圳北站","arrive_place":"福田口岸"})");
+  ASSERT_EQ(r.status, 201) << r.body;
+  auto done = parse(r);
+  EXPECT_EQ(done.at("invoice").at("specific_business").as_string(), "09");
+  EXPECT_FALSE(done.at("traveller_offered").as_bool());  // asked once, with the invoice
+  const auto inv = store.get_invoice(*store.find_by_transaction("taxi-09")->invoice_id).value();
+  ASSERT_EQ(inv.specific.travellers.size(), 1u);
+  EXPECT_EQ(inv.specific.travellers[0].travel_date, "2026-11-22");
+  EXPECT_EQ(inv.specific.travellers[0].card_no, "44030419900101123X");
+  EXPECT_EQ(inv.specific.travellers[0].vehicle_type, 5);
+
+  // The other taxi claim, without identity: a plain invoice.
+  auto plain = call("POST", "/api/v1/claims/" + claim.token, R"({"kind":"person","phone":"13800138000"})");
+  ASSERT_EQ(plain.status, 201) << plain.body;
+  EXPECT_EQ(parse(plain).at("invoice").at("specific_business").as_string(), "");
+}
+
+TEST_F(ClaimApiTest, TravellerIdentityIsRefusedForParkingAndWhenTheSiteDoesNotOfferIt) {
+  SettledTransaction tx = trip("p-09", "9.00", clock, "", "parking");
+  tx.period_start = clock.now() - std::chrono::hours(2);
+  tx.period_end = clock.now();
+  const Claim parking = store.create_claim(tx).value();
+  auto view = parse(call("GET", "/api/v1/claims/" + parking.token));
+  EXPECT_FALSE(view.at("traveller_offered").as_bool());
+  EXPECT_TRUE(view.at("period").as_object().contains("start"));  // the stay, shown before claiming
+  const std::string identity =
+      R"("traveller_name":"张三","traveller_card_no":"44030419900101123X","travel_place":"A","arrive_place":"B")";
+  auto r = call("POST", "/api/v1/claims/" + parking.token,
+                R"({"kind":"person","phone":"13800138000",)" + identity + "}");
+  EXPECT_EQ(r.status, 422) << r.body;
+  EXPECT_EQ(parse(r).at("error").at("field").as_string(), "traveller_name");
+  auto ok = call("POST", "/api/v1/claims/" + parking.token, R"({"kind":"person","phone":"13800138000"})");
+  ASSERT_EQ(ok.status, 201) << ok.body;
+  EXPECT_EQ(parse(ok).at("invoice").at("specific_business").as_string(), "06");
+
+  section.taxi.offer_traveller = false;
+  EXPECT_FALSE(parse(call("GET", "/api/v1/claims/" + claim.token)).at("traveller_offered").as_bool());
+  auto off = call("POST", "/api/v1/claims/" + claim.token,
+                  R"({"kind":"person","phone":"13800138000",)" + identity + "}");
+  EXPECT_EQ(off.status, 422) << off.body;
+}
+
 TEST_F(ClaimApiTest, HumanCodeLookupAndLockout) {
   auto ok = call("POST", "/api/v1/claim-codes", R"({"code":")" + claim.human_code + R"("})");
   ASSERT_EQ(ok.status, 200) << ok.body;
