@@ -317,5 +317,22 @@ TEST(SettledTransaction, AccountRules) {
   EXPECT_EQ(s.settled_at, t.updated_at);
 }
 
+// The taxi trip's boarding and alighting (meter local time, "2026-11-22T08:30") become the
+// claim's period: the 09 row's travel date is the boarding day, not the settlement's.
+TEST(SettledTransaction, TaxiTripKeepsTheMetersBoardingAndAlighting) {
+  TxRecord t;
+  t.kind = TxKind::kTaxi;
+  t.out_trade_no = "T-9";
+  t.amount = Money::from_fen(1919);
+  t.updated_at = SystemTime(std::chrono::seconds(1'795'370'400));  // 2026-11-23 00:40 CST
+  t.detail = R"({"meter":"m1","boarding":"2026-11-22T23:55","alighting":"2026-11-23T00:31"})";
+  auto s = settled_transaction(t, UtcOffset{480});
+  ASSERT_TRUE(s.period_start && s.period_end);
+  EXPECT_EQ(format_rfc3339(*s.period_start, UtcOffset{480}), "2026-11-22T23:55:00+08:00");
+  EXPECT_EQ(format_rfc3339(*s.period_end, UtcOffset{480}), "2026-11-23T00:31:00+08:00");
+  t.detail = R"({"boarding":"yesterday"})";  // unreadable: no period, never a guess
+  EXPECT_FALSE(settled_transaction(t, UtcOffset{480}).period_start);
+}
+
 }  // namespace
 }  // namespace lanegate::gateway
