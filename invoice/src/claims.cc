@@ -980,9 +980,10 @@ Result<std::vector<std::int64_t>> ClaimStore::invoices_in_state(InvoiceState sta
   }
 }
 
-Status ClaimStore::transition(std::int64_t id, InvoiceState from, InvoiceState to,
-                              std::string_view set_sql, std::span<const std::string> args) {
-  std::string sql = "UPDATE invoice_document SET state = ?, updated_at = ?";
+Result<bool> ClaimStore::update_state(std::string_view table, std::int64_t id,
+                                      std::string_view from, std::string_view to,
+                                      std::string_view set_sql, std::span<const std::string> args) {
+  std::string sql = "UPDATE " + std::string(table) + " SET state = ?, updated_at = ?";
   if (!set_sql.empty()) {
     sql += ", ";
     sql += set_sql;
@@ -993,17 +994,26 @@ Status ClaimStore::transition(std::int64_t id, InvoiceState from, InvoiceState t
     return std::unexpected(st.error());
   }
   int i = 0;
-  st->bind(++i, to_string(to));
+  st->bind(++i, to);
   st->bind(++i, clock_.unix_seconds());
   for (const std::string& a : args) {
     st->bind(++i, a);
   }
   st->bind(++i, id);
-  st->bind(++i, to_string(from));
+  st->bind(++i, from);
   if (auto s = st->run(); !s) {
-    return s;
+    return std::unexpected(s.error());
   }
-  if (db_.changes() == 1) {
+  return db_.changes() == 1;
+}
+
+Status ClaimStore::transition(std::int64_t id, InvoiceState from, InvoiceState to,
+                              std::string_view set_sql, std::span<const std::string> args) {
+  auto changed = update_state("invoice_document", id, to_string(from), to_string(to), set_sql, args);
+  if (!changed) {
+    return std::unexpected(changed.error());
+  }
+  if (*changed) {
     return {};
   }
   auto current = get_invoice(id);

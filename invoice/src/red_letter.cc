@@ -11,26 +11,38 @@
 
 namespace lanegate::invoice {
 
-std::string_view to_string(RedLetterReason reason) {
-  switch (reason) {
-    case RedLetterReason::kReturned:
-      return "returned";
-    case RedLetterReason::kInvoicingError:
-      return "invoicing_error";
-    case RedLetterReason::kServiceStopped:
-      return "service_stopped";
-    case RedLetterReason::kDiscount:
-      return "discount";
+namespace {
+
+// The reasons, each with its code in both numberings, written out: the platform's and the
+// bureau's numberings differ (R5), so neither is derived from the other.
+struct ReasonRow {
+  RedLetterReason reason;
+  std::string_view name, nuonuo, bureau, label;
+};
+constexpr std::array<ReasonRow, 4> kReasons = {{
+    {RedLetterReason::kReturned, "returned", "1", "02", "销货退回"},
+    {RedLetterReason::kInvoicingError, "invoicing_error", "2", "01", "开票有误"},
+    {RedLetterReason::kServiceStopped, "service_stopped", "3", "03", "服务中止"},
+    {RedLetterReason::kDiscount, "discount", "4", "04", "销售折让"},
+}};
+
+const ReasonRow& row_of(RedLetterReason reason) {
+  for (const ReasonRow& r : kReasons) {
+    if (r.reason == reason) return r;
   }
-  return "returned";
+  return kReasons.front();
 }
 
+}  // namespace
+
+std::string_view to_string(RedLetterReason reason) { return row_of(reason).name; }
+std::string_view nuonuo_red_reason(RedLetterReason reason) { return row_of(reason).nuonuo; }
+std::string_view bureau_red_reason(RedLetterReason reason) { return row_of(reason).bureau; }
+std::string_view red_reason_label(RedLetterReason reason) { return row_of(reason).label; }
+
 Result<RedLetterReason> parse_red_reason(std::string_view name) {
-  for (RedLetterReason r : {RedLetterReason::kReturned, RedLetterReason::kInvoicingError,
-                            RedLetterReason::kServiceStopped, RedLetterReason::kDiscount}) {
-    if (name == to_string(r)) {
-      return r;
-    }
+  for (const ReasonRow& r : kReasons) {
+    if (r.name == name) return r.reason;
   }
   return fail(Errc::kInvalidArgument,
               "reason must be returned, invoicing_error, service_stopped or discount (got '" +
@@ -39,62 +51,11 @@ Result<RedLetterReason> parse_red_reason(std::string_view name) {
 }
 
 Result<RedLetterReason> red_reason_from_nuonuo(int code) {
-  switch (code) {
-    case 1:
-      return RedLetterReason::kReturned;
-    case 2:
-      return RedLetterReason::kInvoicingError;
-    case 3:
-      return RedLetterReason::kServiceStopped;
-    case 4:
-      return RedLetterReason::kDiscount;
-    default:
-      return fail(Errc::kInternal, "stored red reason " + std::to_string(code) + " is not 1..4",
-                  "red_reason");
+  for (const ReasonRow& r : kReasons) {
+    if (r.nuonuo == std::to_string(code)) return r.reason;
   }
-}
-
-// Two tables, written out: the platform's and the bureau's numberings differ (R5).
-std::string_view nuonuo_red_reason(RedLetterReason reason) {
-  switch (reason) {
-    case RedLetterReason::kReturned:
-      return "1";  // 销货退回
-    case RedLetterReason::kInvoicingError:
-      return "2";  // 开票有误
-    case RedLetterReason::kServiceStopped:
-      return "3";  // 服务中止
-    case RedLetterReason::kDiscount:
-      return "4";  // 销售折让
-  }
-  return "1";
-}
-
-std::string_view bureau_red_reason(RedLetterReason reason) {
-  switch (reason) {
-    case RedLetterReason::kInvoicingError:
-      return "01";  // 开票有误
-    case RedLetterReason::kReturned:
-      return "02";  // 销货退回
-    case RedLetterReason::kServiceStopped:
-      return "03";  // 服务中止
-    case RedLetterReason::kDiscount:
-      return "04";  // 销售折让
-  }
-  return "02";
-}
-
-std::string_view red_reason_label(RedLetterReason reason) {
-  switch (reason) {
-    case RedLetterReason::kReturned:
-      return "销货退回";
-    case RedLetterReason::kInvoicingError:
-      return "开票有误";
-    case RedLetterReason::kServiceStopped:
-      return "服务中止";
-    case RedLetterReason::kDiscount:
-      return "销售折让";
-  }
-  return "";
+  return fail(Errc::kInternal, "stored red reason " + std::to_string(code) + " is not 1..4",
+              "red_reason");
 }
 
 namespace {
@@ -294,28 +255,12 @@ Result<RedConfirmation> ClaimStore::red_confirmation(std::int64_t red_id) {
 Status ClaimStore::update_red_confirm(std::int64_t form_id, RedConfirmState from,
                                       RedConfirmState to, std::string_view set_sql,
                                       std::span<const std::string> args) {
-  std::string sql = "UPDATE invoice_red_confirm SET state = ?, updated_at = ?";
-  if (!set_sql.empty()) {
-    sql += ", ";
-    sql += set_sql;
+  auto changed =
+      update_state("invoice_red_confirm", form_id, to_string(from), to_string(to), set_sql, args);
+  if (!changed) {
+    return std::unexpected(changed.error());
   }
-  sql += " WHERE id = ? AND state = ?";
-  auto st = db_.prepare(sql);
-  if (!st) {
-    return std::unexpected(st.error());
-  }
-  int i = 0;
-  st->bind(++i, to_string(to));
-  st->bind(++i, clock_.unix_seconds());
-  for (const std::string& a : args) {
-    st->bind(++i, a);
-  }
-  st->bind(++i, form_id);
-  st->bind(++i, to_string(from));
-  if (auto s = st->run(); !s) {
-    return s;
-  }
-  if (db_.changes() != 1) {
+  if (!*changed) {
     return fail(Errc::kRejected,
                 "red-letter form " + std::to_string(form_id) + " is no longer " +
                     std::string(to_string(from)),

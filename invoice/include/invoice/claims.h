@@ -311,6 +311,11 @@ class ClaimStore {
                                          const std::optional<TravellerInput>& traveller = {});
   Status transition(std::int64_t id, InvoiceState from, InvoiceState to, std::string_view set_sql,
                     std::span<const std::string> args);
+  // UPDATE table SET state = to, updated_at = now[, set_sql] WHERE id = ? AND state = from;
+  // true when the row was in `from` (I5), false when it was not (nothing changed).
+  Result<bool> update_state(std::string_view table, std::int64_t id, std::string_view from,
+                            std::string_view to, std::string_view set_sql,
+                            std::span<const std::string> args);
   Status insert_red_confirm(std::int64_t red_id, int attempt, std::string_view bill_id,
                             RedLetterReason reason);
   Status update_red_confirm(std::int64_t form_id, RedConfirmState from, RedConfirmState to,
