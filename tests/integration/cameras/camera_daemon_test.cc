@@ -20,6 +20,7 @@
 #include <string>
 #include <thread>
 
+#include "support/run_command.h"
 #include "../daemon/daemon_fixture.h"
 #include "config/config.h"
 #include "core/crypto.h"
@@ -247,16 +248,9 @@ class CameraDaemonTest : public ::testing::Test {
 
   // `lanegate --config FILE ARGS` with the token in LANEGATE_TOKEN: exit code and stdout.
   std::pair<int, std::string> cli(const std::string& args, const char* token) {
-    const std::string cmd = "LANEGATE_TOKEN=" + std::string(token) + " " + binary("lanegate") +
-                            " --config " + (dir_ / "lanegate.toml").string() + " " + args +
-                            " 2>&1";
-    FILE* p = ::popen(cmd.c_str(), "r");
-    if (p == nullptr) return {-1, ""};
-    std::string out;
-    char buf[4096];
-    while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-    const int status = ::pclose(p);
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+    return lanegate::testing::run_command("LANEGATE_TOKEN=" + std::string(token) + " " +
+                                          binary("lanegate") + " --config " +
+                                          (dir_ / "lanegate.toml").string() + " " + args);
   }
 
   std::string metrics() { return get("/metrics", kAuditorToken).second; }

@@ -238,6 +238,19 @@ class DaemonInvoiceTest : public ::testing::Test {
   }
 
   // Polls the claim until its invoice reaches `state` (bounded).
+  // The passenger claims a company invoice for the trip behind `token`; returns the claim
+  // view once the platform issued it.
+  json::object claim_for_company(int port, const std::string& token) {
+    auto sub = client(port).Post(
+        ("/api/v1/claims/" + token).c_str(),
+        R"({"kind":"company","title":"Example Logistics Ltd","tax_id":"91110000802100433B","email":"ap@example.cn"})",
+        "application/json");
+    EXPECT_TRUE(sub);
+    if (!sub) return {};
+    EXPECT_EQ(sub->status, 201) << sub->body;
+    return wait_claim_state(port, token, "issued");
+  }
+
   json::object wait_claim_state(int port, const std::string& token, const std::string& state,
                                 std::chrono::milliseconds timeout = 30s) {
     auto c = client(port);
@@ -333,13 +346,7 @@ TEST_F(DaemonInvoiceTest, SettledTripAndParkingChargeAreClaimedThroughTheGateway
             receipts["PARK-1"].at("token").as_string());
 
   // Submits the buyer; the invoice is issued by the platform through the outbox.
-  auto sub = c.Post(
-      ("/api/v1/claims/" + token).c_str(),
-      R"({"kind":"company","title":"Example Logistics Ltd","tax_id":"91110000802100433B","email":"ap@example.cn"})",
-      "application/json");
-  ASSERT_TRUE(sub);
-  ASSERT_EQ(sub->status, 201) << sub->body;
-  auto done = wait_claim_state(port, token, "issued");
+  auto done = claim_for_company(port, token);
   ASSERT_TRUE(done.contains("invoice"));
   const std::string number(done.at("invoice").at("invoice_number").as_string());
   EXPECT_TRUE(std::regex_match(number, std::regex("[0-9]{20}"))) << number;
@@ -479,14 +486,7 @@ TEST_F(DaemonInvoiceTest, OperatorReversesAnInvoiceFromTheCliAndFollowsItsForm) 
   const httplib::Headers op = {{"Authorization", std::string("Bearer ") + kOperatorToken}};
   auto receipt = c.Get("/api/v1/transactions/TAXI-1/receipt", op);
   ASSERT_TRUE(receipt);
-  const std::string token(json::parse(receipt->body).at("token").as_string());
-  auto sub = c.Post(
-      ("/api/v1/claims/" + token).c_str(),
-      R"({"kind":"company","title":"Example Logistics Ltd","tax_id":"91110000802100433B","email":"ap@example.cn"})",
-      "application/json");
-  ASSERT_TRUE(sub);
-  ASSERT_EQ(sub->status, 201) << sub->body;
-  wait_claim_state(api_port, token, "issued");
+  claim_for_company(api_port, std::string(json::parse(receipt->body).at("token").as_string()));
 
   auto cli = [&](const std::string& args) {
     const char* bin_dir = std::getenv("LANEGATE_BIN_DIR");
