@@ -9,10 +9,15 @@ trip on the simulated meter, takes the claim URL from the operator's receipt rou
 then, in Debian's Chromium (headless, phone-sized, driven by chromedriver via Selenium):
 
   1. chooses "company", enters a title and a tax id with a wrong check character, submits:
-     the inline error under the tax id names the failed rule and nothing is issued;
-  2. corrects the tax id and submits: the status view ends on "issued" with a 20-digit
-     invoice number and a PDF link that the browser downloads as a real PDF;
-  3. switches to English: the labels change.
+     the inline error under the tax id names the failed rule and nothing is issued; the
+     optional traveller section (passenger-transport invoice, 09) is there and collapsed;
+  1b. corrects the tax id, opens the traveller section and fills it with a 10-digit ID
+     number, submits: the inline error under the ID field, nothing issued;
+  2. corrects the ID number and submits: the status view ends on "issued" with specific
+     business 09, a 20-digit invoice number and a PDF link that the browser downloads as
+     a real PDF;
+  3. switches to English: the labels change;
+  4. the typed claim code finds the same claim.
 
 A screenshot of each view goes to $LANEGATE_ARTIFACT_DIR (default
 <bin dir>/test-artifacts/browser); their paths are printed. The browser console is
@@ -50,6 +55,8 @@ OPERATOR_TOKEN = "demo-operator-token"  # its SHA-256 is in demo.toml
 # Phone viewport (CSS pixels) and device pixel ratio of the emulated phone.
 PHONE = {"width": 390, "height": 844, "pixelRatio": 2}
 CREDIT_CODE_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+TRAVELLER = {"traveller_name": "王小明", "travel_place": "深圳北站", "arrive_place": "福田区市民中心"}
+TRAVELLER_ID = "44030419900101123X"  # the shape of a resident ID: 17 digits and X
 
 
 class TestFailure(Exception):
@@ -615,8 +622,9 @@ class Browser:
 def run(args):
     artifacts = args.artifact_dir
     os.makedirs(artifacts, exist_ok=True)
-    for old in ("01-invalid-tax-id.png", "02-issued.png", "03-issued-english.png",
-                "04-claim-code-form.png", "failure.png", "console.log"):
+    for old in ("01-invalid-tax-id.png", "01b-invalid-id-card.png", "02-issued.png",
+                "03-issued-english.png", "04-claim-code-form.png",
+                "failure.png", "console.log"):
         try:
             os.remove(os.path.join(artifacts, old))
         except FileNotFoundError:
@@ -649,6 +657,14 @@ def run(args):
         check(browser.text("h1") == "申请电子发票", f"heading is {browser.text('h1')!r}, want the Chinese page")
         check(browser.text("#amount") == "¥ 35.60", f"amount shows {browser.text('#amount')!r}, the trip was 35.60")
         check(not browser.visible("#taxrow"), "the tax id field shows before 'company' is chosen")
+        # The passenger-transport (09) section: offered for this taxi trip, collapsed.
+        check(world.claim_view(token).get("traveller_offered") is True,
+              "the API does not offer 09 for a taxi trip of the demo site")
+        check(browser.visible("#traveller"), "no traveller section on a taxi claim that offers 09")
+        check(browser.text("#traveller summary") == "需要旅客运输服务发票（填写乘车人身份信息）",
+              f"the traveller section is titled {browser.text('#traveller summary')!r}")
+        check(not browser.el("#traveller").get_attribute("open") and not browser.visible("#traveller_card_no"),
+              "the traveller section should be collapsed until the passenger opens it")
         browser.el("input[name=kind][value=company]").click()
         wait_for("the tax id field after choosing company", lambda: browser.visible("#tax_id"), 5)
         browser.el("#title").send_keys("深圳市鹏程示例科技有限公司")
@@ -676,10 +692,34 @@ def run(args):
               f"a rejected submission issued something: {view}")
         shot1 = browser.screenshot("01-invalid-tax-id.png")
 
-        # ---- 2. corrected: issued, number, PDF ----
+        # ---- 1b. tax id corrected; the traveller section opened, a 10-digit ID number ----
         box = browser.el("#tax_id")
         box.clear()
         box.send_keys(good_id)
+        browser.el("#traveller summary").click()
+        wait_for("the opened traveller section", lambda: browser.visible("#traveller_card_no"), 5)
+        card = browser.el("#traveller_card_no")
+        check(card.get_attribute("autocomplete") == "off" and card.get_attribute("maxlength") == "18",
+              "the ID number input should have autocomplete=off and maxlength=18")
+        for field, value in TRAVELLER.items():
+            browser.el("#" + field).send_keys(value)
+        card.send_keys("4403041990")
+        browser.assert_fits_phone("claim form with the traveller section open")
+        browser.el("#submit").click()
+        err = wait_for("the inline ID number error", lambda: browser.text("#err-traveller_card_no"), 10)
+        check("居民身份证号" in err or "resident ID" in err, f"the ID number error says {err!r}")
+        check(card.get_attribute("aria-invalid") == "true", "the ID number input is not marked aria-invalid")
+        check(not browser.text("#err-tax_id"), "the corrected tax id still shows an error")
+        check(browser.visible("#form") and not browser.visible("#status"),
+              "after a rejected ID number the form must stay and no status view show")
+        view = world.claim_view(token)
+        check(view["state"] == "none" and "invoice" not in view,
+              f"a submission with a bad ID number issued something: {view}")
+        shot1b = browser.screenshot("01b-invalid-id-card.png")
+
+        # ---- 2. corrected: issued as 09, number, PDF ----
+        card.clear()
+        card.send_keys(TRAVELLER_ID)
         browser.el("#submit").click()
         wait_for("the status view", lambda: browser.visible("#status"), 10)
 
@@ -701,9 +741,13 @@ def run(args):
         check(browser.visible("#pdf"), "no PDF link on the issued view")
         href = browser.el("#pdf").get_attribute("href")
         check(href and number in href, f"PDF link {href!r} does not name invoice {number}")
+        check(browser.visible("#specific") and browser.text("#specval") == "09 旅客运输服务",
+              f"the issued view shows specific business {browser.text('#specval')!r}, want 09")
         view = world.claim_view(token)
         check(view["state"] == "issued" and view["invoice"]["invoice_number"] == number,
               f"the API disagrees with the page: {view}")
+        check(view["invoice"].get("specific_business") == "09",
+              f"the invoice is not a 09 passenger-transport invoice: {view['invoice']}")
         browser.assert_fits_phone("issued view")
         shot2 = browser.screenshot("02-issued.png")
 
@@ -735,6 +779,8 @@ def run(args):
         check(browser.text("#lang") == "中文", "the language button should offer 中文 in English mode")
         check(d.execute_script("return document.documentElement.lang") == "en", "<html lang> is not en")
         check(browser.text("#numval") == number, "the invoice number changed with the language")
+        check(browser.text("#specval").startswith("09 Passenger transport"),
+              f"specific business in English is {browser.text('#specval')!r}")
         browser.assert_fits_phone("issued view in English")
         shot3 = browser.screenshot("03-issued-english.png")
 
@@ -764,9 +810,9 @@ def run(args):
         check(not errors, "the browser console has errors:\n" +
               "\n".join(f"  {e.get('level')} {e.get('message')}" for e in errors))
         procs.assert_running()
-        log(f"passed: invalid tax id rejected inline, invoice {number} issued, PDF downloaded "
-            f"({len(pdf)} bytes), English switch works, the typed code finds the claim")
-        log(f"screenshots: {shot1} {shot2} {shot3} {shot4}")
+        log(f"passed: invalid tax id and ID number rejected inline, invoice {number} issued as 09, "
+            f"PDF downloaded ({len(pdf)} bytes), English switch works, the typed code finds the claim")
+        log(f"screenshots: {shot1} {shot1b} {shot2} {shot3} {shot4}")
         ok = True
         return 0
     except TestFailure as e:
