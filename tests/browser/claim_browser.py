@@ -17,7 +17,10 @@ then, in Debian's Chromium (headless, phone-sized, driven by chromedriver via Se
      business 09, a 20-digit invoice number and a PDF link that the browser downloads as
      a real PDF;
   3. switches to English: the labels change;
-  4. the typed claim code finds the same claim.
+  4. the typed claim code finds the same claim;
+  5. a parking stay (entry, exit; the demo driver's plate is bound for parking): its claim
+     page shows the stay period and the 06 (不动产经营租赁) note and no traveller section;
+     claimed by a person it is issued as "06", in Chinese and in English.
 
 A screenshot of each view goes to $LANEGATE_ARTIFACT_DIR (default
 <bin dir>/test-artifacts/browser); their paths are printed. The browser console is
@@ -55,6 +58,7 @@ OPERATOR_TOKEN = "demo-operator-token"  # its SHA-256 is in demo.toml
 # Phone viewport (CSS pixels) and device pixel ratio of the emulated phone.
 PHONE = {"width": 390, "height": 844, "pixelRatio": 2}
 CREDIT_CODE_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+PLATE = "粤B3C7K9"  # the parking driver, bound for parking in the provider sandbox
 TRAVELLER = {"traveller_name": "王小明", "travel_place": "深圳北站", "arrive_place": "福田区市民中心"}
 TRAVELLER_ID = "44030419900101123X"  # the shape of a resident ID: 17 digits and X
 
@@ -380,10 +384,12 @@ class World:
                                             if v}])
         else:
             merchant.update(mchid=prov["mchid"], appid=prov["appid"], products="PARKING")
-        seed = {"merchants": [merchant], "accounts": [], "plates": [], "etc_contracts": []}
+        seed = {"merchants": [merchant], "accounts": [], "etc_contracts": [],
+                "plates": [{"plate_number": PLATE, "plate_color": "BLUE", "openid": "oCLAIMBROWSER1",
+                            "service_state": "NORMAL", "service_open_time": "2026-01-01T08:00:00+08:00"}]}
         seed_file = os.path.join(self.workdir, "seed.json")
-        with open(seed_file, "w") as f:
-            json.dump(seed, f)
+        with open(seed_file, "w", encoding="utf-8") as f:
+            json.dump(seed, f, ensure_ascii=False)
         admin_port = free_ports(1)[0]
         self.procs.start("provider", [sim, "provider", "--pki", self.pki, "--seed", seed_file,
                                       "--db", os.path.join(self.workdir, "provider.db"),
@@ -420,6 +426,10 @@ class World:
         taxi = [b for b in tables(text, "lane") if b.get("mode") == "taxi"]
         check(taxi, "demo.toml has no taxi lane")
         self.taxi_lane, self.meter = taxi[0]["id"], taxi[0]["meter"]
+        lanes = tables(text, "lane")
+        self.entry_lane = next((b["id"] for b in lanes if b.get("mode") == "parking-entry"), None)
+        self.exit_lane = next((b["id"] for b in lanes if b.get("mode") == "parking-exit"), None)
+        check(self.entry_lane and self.exit_lane, "demo.toml has no parking entry and exit lane")
         log(f"world up in {self.workdir}: API {self.api_base}, devices {self.devices}")
 
     def taxi_trip(self, fare_fen):
@@ -447,6 +457,33 @@ class World:
         tx = wait_for(f"lanegated to record taxi trip {trip_number} as paid at the meter", recorded, 30, 0.2)
         check(tx["state"] == "CASH", f"a cash trip should be CASH, got {tx['state']}")
         check(tx["amount_fen"] == fare_fen, f"trip recorded {tx['amount_fen']} fen, the meter said {fare_fen}")
+        return tx
+
+    def parking_stay(self):
+        """The bound plate enters and leaves; returns the settled parking transaction."""
+
+        def device(path, body):
+            st, b = self.http.json("POST", self.devices + path, body)
+            check(st == 200, f"devices sim POST {path} {body}: {st} {b}")
+
+        device("/vehicle", {"lane": self.entry_lane, "plate": PLATE, "colour": 0})
+        wait_for("the entry lane to let the car in", lambda: self.http.json(
+            "GET", f"{self.api_base}/api/v1/passages?lane={self.entry_lane}", token=OPERATOR_TOKEN)[1]
+            .get("passages"), 15)
+        device("/vehicle/leave", {"lane": self.entry_lane})
+        time.sleep(1.5)  # a started minute: the demo lot charges it
+        device("/vehicle", {"lane": self.exit_lane, "plate": PLATE, "colour": 0})
+
+        def settled():
+            self.procs.assert_running()
+            st, b = self.http.json("GET", f"{self.api_base}/api/v1/transactions?lane={self.exit_lane}",
+                                   token=OPERATOR_TOKEN)
+            check(st == 200, f"GET /api/v1/transactions?lane={self.exit_lane}: {st} {b}")
+            return next((t for t in b.get("items", []) if t.get("kind") == "parking"
+                         and t.get("plate") == PLATE and t.get("state") == "SUCCESS"), None)
+
+        tx = wait_for(f"a settled parking transaction of {PLATE}", settled, 60, 0.3)
+        device("/vehicle/leave", {"lane": self.exit_lane})
         return tx
 
     def receipt(self, out_trade_no):
@@ -623,8 +660,8 @@ def run(args):
     artifacts = args.artifact_dir
     os.makedirs(artifacts, exist_ok=True)
     for old in ("01-invalid-tax-id.png", "01b-invalid-id-card.png", "02-issued.png",
-                "03-issued-english.png", "04-claim-code-form.png",
-                "failure.png", "console.log"):
+                "03-issued-english.png", "04-claim-code-form.png", "05-parking.png",
+                "06-parking-issued-english.png", "failure.png", "console.log"):
         try:
             os.remove(os.path.join(artifacts, old))
         except FileNotFoundError:
@@ -797,6 +834,36 @@ def run(args):
         wait_for("the found claim to show its issued invoice",
                  lambda: browser.text("#state") == "Issued" and browser.text("#numval") == number, 10)
 
+        # ---- 5. a parking stay: its period, the 06 note, no traveller section; issued as 06 ----
+        park = world.parking_stay()
+        park_receipt = world.receipt(park["out_trade_no"])
+        park_view = world.claim_view(park_receipt["token"])
+        period = park_view.get("period") or {}
+        check(period.get("start") and period.get("end") and not park_view.get("traveller_offered"),
+              f"the parking claim should have a period and no 09 offer: {park_view}")
+        d.get(park_receipt["claim_url"])
+        wait_for("the parking claim form", lambda: browser.visible("#form"), 15)
+        browser.el("#lang").click()  # back to Chinese
+        wait_for("the Chinese heading", lambda: browser.text("h1") == "申请电子发票", 5)
+        start, end = (period[k].replace("T", " ")[:16] for k in ("start", "end"))
+        want = start + " – " + (end[11:] if end[:10] == start[:10] else end)
+        check(browser.text("#periodrow") == "停车时段 " + want,
+              f"the parking page shows {browser.text('#periodrow')!r}, want 停车时段 {want}")
+        check(browser.visible("#leasenote") and "不动产经营租赁" in browser.text("#leasenote")
+              and "06" in browser.text("#leasenote"), f"no 06 note: {browser.text('#leasenote')!r}")
+        check(not browser.visible("#traveller"), "a parking claim shows the traveller (09) section")
+        browser.el("#email").send_keys("driver@example.cn")
+        browser.assert_fits_phone("parking claim form")
+        shot5 = browser.screenshot("05-parking.png")
+        browser.el("#submit").click()
+        wait_for("the parking invoice to be issued as 06", lambda: browser.text("#state") == "已开具"
+                 and browser.text("#specval") == "06 不动产经营租赁", 60, 0.5)
+        browser.el("#lang").click()
+        wait_for("the English parking view", lambda: browser.text("#periodrow") == "Stay " + want
+                 and browser.text("#specval").startswith("06 Real-property lease"), 5)
+        browser.assert_fits_phone("parking issued view in English")
+        shot6 = browser.screenshot("06-parking-issued-english.png")
+
         # ---- the console: no script or CSP errors ----
         errors = browser.console_errors(allowed=[
             # the rejected submission: Chromium logs the 422 reply of fetch() as an error
@@ -811,8 +878,9 @@ def run(args):
               "\n".join(f"  {e.get('level')} {e.get('message')}" for e in errors))
         procs.assert_running()
         log(f"passed: invalid tax id and ID number rejected inline, invoice {number} issued as 09, "
-            f"PDF downloaded ({len(pdf)} bytes), English switch works, the typed code finds the claim")
-        log(f"screenshots: {shot1} {shot1b} {shot2} {shot3} {shot4}")
+            f"PDF downloaded ({len(pdf)} bytes), English switch works, the typed code finds the "
+            f"claim, a parking stay shows its period and is issued as 06")
+        log(f"screenshots: {shot1} {shot1b} {shot2} {shot3} {shot4} {shot5} {shot6}")
         ok = True
         return 0
     except TestFailure as e:
