@@ -9,10 +9,18 @@ trip on the simulated meter, takes the claim URL from the operator's receipt rou
 then, in Debian's Chromium (headless, phone-sized, driven by chromedriver via Selenium):
 
   1. chooses "company", enters a title and a tax id with a wrong check character, submits:
-     the inline error under the tax id names the failed rule and nothing is issued;
-  2. corrects the tax id and submits: the status view ends on "issued" with a 20-digit
-     invoice number and a PDF link that the browser downloads as a real PDF;
-  3. switches to English: the labels change.
+     the inline error under the tax id names the failed rule and nothing is issued; the
+     optional traveller section (passenger-transport invoice, 09) is there and collapsed;
+  1b. corrects the tax id, opens the traveller section and fills it with a 10-digit ID
+     number, submits: the inline error under the ID field, nothing issued;
+  2. corrects the ID number and submits: the status view ends on "issued" with specific
+     business 09, a 20-digit invoice number and a PDF link that the browser downloads as
+     a real PDF;
+  3. switches to English: the labels change;
+  4. the typed claim code finds the same claim;
+  5. a parking stay (entry, exit; the demo driver's plate is bound for parking): its claim
+     page shows the stay period and the 06 (不动产经营租赁) note and no traveller section;
+     claimed by a person it is issued as "06", in Chinese and in English.
 
 A screenshot of each view goes to $LANEGATE_ARTIFACT_DIR (default
 <bin dir>/test-artifacts/browser); their paths are printed. The browser console is
@@ -50,6 +58,9 @@ OPERATOR_TOKEN = "demo-operator-token"  # its SHA-256 is in demo.toml
 # Phone viewport (CSS pixels) and device pixel ratio of the emulated phone.
 PHONE = {"width": 390, "height": 844, "pixelRatio": 2}
 CREDIT_CODE_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+PLATE = "粤B3C7K9"  # the parking driver, bound for parking in the provider sandbox
+TRAVELLER = {"traveller_name": "王小明", "travel_place": "深圳北站", "arrive_place": "福田区市民中心"}
+TRAVELLER_ID = "44030419900101123X"  # the shape of a resident ID: 17 digits and X
 
 
 class TestFailure(Exception):
@@ -373,10 +384,12 @@ class World:
                                             if v}])
         else:
             merchant.update(mchid=prov["mchid"], appid=prov["appid"], products="PARKING")
-        seed = {"merchants": [merchant], "accounts": [], "plates": [], "etc_contracts": []}
+        seed = {"merchants": [merchant], "accounts": [], "etc_contracts": [],
+                "plates": [{"plate_number": PLATE, "plate_color": "BLUE", "openid": "oCLAIMBROWSER1",
+                            "service_state": "NORMAL", "service_open_time": "2026-01-01T08:00:00+08:00"}]}
         seed_file = os.path.join(self.workdir, "seed.json")
-        with open(seed_file, "w") as f:
-            json.dump(seed, f)
+        with open(seed_file, "w", encoding="utf-8") as f:
+            json.dump(seed, f, ensure_ascii=False)
         admin_port = free_ports(1)[0]
         self.procs.start("provider", [sim, "provider", "--pki", self.pki, "--seed", seed_file,
                                       "--db", os.path.join(self.workdir, "provider.db"),
@@ -413,6 +426,10 @@ class World:
         taxi = [b for b in tables(text, "lane") if b.get("mode") == "taxi"]
         check(taxi, "demo.toml has no taxi lane")
         self.taxi_lane, self.meter = taxi[0]["id"], taxi[0]["meter"]
+        lanes = tables(text, "lane")
+        self.entry_lane = next((b["id"] for b in lanes if b.get("mode") == "parking-entry"), None)
+        self.exit_lane = next((b["id"] for b in lanes if b.get("mode") == "parking-exit"), None)
+        check(self.entry_lane and self.exit_lane, "demo.toml has no parking entry and exit lane")
         log(f"world up in {self.workdir}: API {self.api_base}, devices {self.devices}")
 
     def taxi_trip(self, fare_fen):
@@ -440,6 +457,33 @@ class World:
         tx = wait_for(f"lanegated to record taxi trip {trip_number} as paid at the meter", recorded, 30, 0.2)
         check(tx["state"] == "CASH", f"a cash trip should be CASH, got {tx['state']}")
         check(tx["amount_fen"] == fare_fen, f"trip recorded {tx['amount_fen']} fen, the meter said {fare_fen}")
+        return tx
+
+    def parking_stay(self):
+        """The bound plate enters and leaves; returns the settled parking transaction."""
+
+        def device(path, body):
+            st, b = self.http.json("POST", self.devices + path, body)
+            check(st == 200, f"devices sim POST {path} {body}: {st} {b}")
+
+        device("/vehicle", {"lane": self.entry_lane, "plate": PLATE, "colour": 0})
+        wait_for("the entry lane to let the car in", lambda: self.http.json(
+            "GET", f"{self.api_base}/api/v1/passages?lane={self.entry_lane}", token=OPERATOR_TOKEN)[1]
+            .get("passages"), 15)
+        device("/vehicle/leave", {"lane": self.entry_lane})
+        time.sleep(1.5)  # a started minute: the demo lot charges it
+        device("/vehicle", {"lane": self.exit_lane, "plate": PLATE, "colour": 0})
+
+        def settled():
+            self.procs.assert_running()
+            st, b = self.http.json("GET", f"{self.api_base}/api/v1/transactions?lane={self.exit_lane}",
+                                   token=OPERATOR_TOKEN)
+            check(st == 200, f"GET /api/v1/transactions?lane={self.exit_lane}: {st} {b}")
+            return next((t for t in b.get("items", []) if t.get("kind") == "parking"
+                         and t.get("plate") == PLATE and t.get("state") == "SUCCESS"), None)
+
+        tx = wait_for(f"a settled parking transaction of {PLATE}", settled, 60, 0.3)
+        device("/vehicle/leave", {"lane": self.exit_lane})
         return tx
 
     def receipt(self, out_trade_no):
@@ -615,8 +659,9 @@ class Browser:
 def run(args):
     artifacts = args.artifact_dir
     os.makedirs(artifacts, exist_ok=True)
-    for old in ("01-invalid-tax-id.png", "02-issued.png", "03-issued-english.png",
-                "04-claim-code-form.png", "failure.png", "console.log"):
+    for old in ("01-invalid-tax-id.png", "01b-invalid-id-card.png", "02-issued.png",
+                "03-issued-english.png", "04-claim-code-form.png", "05-parking.png",
+                "06-parking-issued-english.png", "failure.png", "console.log"):
         try:
             os.remove(os.path.join(artifacts, old))
         except FileNotFoundError:
@@ -649,6 +694,14 @@ def run(args):
         check(browser.text("h1") == "申请电子发票", f"heading is {browser.text('h1')!r}, want the Chinese page")
         check(browser.text("#amount") == "¥ 35.60", f"amount shows {browser.text('#amount')!r}, the trip was 35.60")
         check(not browser.visible("#taxrow"), "the tax id field shows before 'company' is chosen")
+        # The passenger-transport (09) section: offered for this taxi trip, collapsed.
+        check(world.claim_view(token).get("traveller_offered") is True,
+              "the API does not offer 09 for a taxi trip of the demo site")
+        check(browser.visible("#traveller"), "no traveller section on a taxi claim that offers 09")
+        check(browser.text("#traveller summary") == "需要旅客运输服务发票（填写乘车人身份信息）",
+              f"the traveller section is titled {browser.text('#traveller summary')!r}")
+        check(not browser.el("#traveller").get_attribute("open") and not browser.visible("#traveller_card_no"),
+              "the traveller section should be collapsed until the passenger opens it")
         browser.el("input[name=kind][value=company]").click()
         wait_for("the tax id field after choosing company", lambda: browser.visible("#tax_id"), 5)
         browser.el("#title").send_keys("深圳市鹏程示例科技有限公司")
@@ -676,10 +729,34 @@ def run(args):
               f"a rejected submission issued something: {view}")
         shot1 = browser.screenshot("01-invalid-tax-id.png")
 
-        # ---- 2. corrected: issued, number, PDF ----
+        # ---- 1b. tax id corrected; the traveller section opened, a 10-digit ID number ----
         box = browser.el("#tax_id")
         box.clear()
         box.send_keys(good_id)
+        browser.el("#traveller summary").click()
+        wait_for("the opened traveller section", lambda: browser.visible("#traveller_card_no"), 5)
+        card = browser.el("#traveller_card_no")
+        check(card.get_attribute("autocomplete") == "off" and card.get_attribute("maxlength") == "18",
+              "the ID number input should have autocomplete=off and maxlength=18")
+        for field, value in TRAVELLER.items():
+            browser.el("#" + field).send_keys(value)
+        card.send_keys("4403041990")
+        browser.assert_fits_phone("claim form with the traveller section open")
+        browser.el("#submit").click()
+        err = wait_for("the inline ID number error", lambda: browser.text("#err-traveller_card_no"), 10)
+        check("居民身份证号" in err or "resident ID" in err, f"the ID number error says {err!r}")
+        check(card.get_attribute("aria-invalid") == "true", "the ID number input is not marked aria-invalid")
+        check(not browser.text("#err-tax_id"), "the corrected tax id still shows an error")
+        check(browser.visible("#form") and not browser.visible("#status"),
+              "after a rejected ID number the form must stay and no status view show")
+        view = world.claim_view(token)
+        check(view["state"] == "none" and "invoice" not in view,
+              f"a submission with a bad ID number issued something: {view}")
+        shot1b = browser.screenshot("01b-invalid-id-card.png")
+
+        # ---- 2. corrected: issued as 09, number, PDF ----
+        card.clear()
+        card.send_keys(TRAVELLER_ID)
         browser.el("#submit").click()
         wait_for("the status view", lambda: browser.visible("#status"), 10)
 
@@ -701,9 +778,13 @@ def run(args):
         check(browser.visible("#pdf"), "no PDF link on the issued view")
         href = browser.el("#pdf").get_attribute("href")
         check(href and number in href, f"PDF link {href!r} does not name invoice {number}")
+        check(browser.visible("#specific") and browser.text("#specval") == "09 旅客运输服务",
+              f"the issued view shows specific business {browser.text('#specval')!r}, want 09")
         view = world.claim_view(token)
         check(view["state"] == "issued" and view["invoice"]["invoice_number"] == number,
               f"the API disagrees with the page: {view}")
+        check(view["invoice"].get("specific_business") == "09",
+              f"the invoice is not a 09 passenger-transport invoice: {view['invoice']}")
         browser.assert_fits_phone("issued view")
         shot2 = browser.screenshot("02-issued.png")
 
@@ -735,6 +816,8 @@ def run(args):
         check(browser.text("#lang") == "中文", "the language button should offer 中文 in English mode")
         check(d.execute_script("return document.documentElement.lang") == "en", "<html lang> is not en")
         check(browser.text("#numval") == number, "the invoice number changed with the language")
+        check(browser.text("#specval").startswith("09 Passenger transport"),
+              f"specific business in English is {browser.text('#specval')!r}")
         browser.assert_fits_phone("issued view in English")
         shot3 = browser.screenshot("03-issued-english.png")
 
@@ -751,6 +834,36 @@ def run(args):
         wait_for("the found claim to show its issued invoice",
                  lambda: browser.text("#state") == "Issued" and browser.text("#numval") == number, 10)
 
+        # ---- 5. a parking stay: its period, the 06 note, no traveller section; issued as 06 ----
+        park = world.parking_stay()
+        park_receipt = world.receipt(park["out_trade_no"])
+        park_view = world.claim_view(park_receipt["token"])
+        period = park_view.get("period") or {}
+        check(period.get("start") and period.get("end") and not park_view.get("traveller_offered"),
+              f"the parking claim should have a period and no 09 offer: {park_view}")
+        d.get(park_receipt["claim_url"])
+        wait_for("the parking claim form", lambda: browser.visible("#form"), 15)
+        browser.el("#lang").click()  # back to Chinese
+        wait_for("the Chinese heading", lambda: browser.text("h1") == "申请电子发票", 5)
+        start, end = (period[k].replace("T", " ")[:16] for k in ("start", "end"))
+        want = start + " – " + (end[11:] if end[:10] == start[:10] else end)
+        check(browser.text("#periodrow") == "停车时段 " + want,
+              f"the parking page shows {browser.text('#periodrow')!r}, want 停车时段 {want}")
+        check(browser.visible("#leasenote") and "不动产经营租赁" in browser.text("#leasenote")
+              and "06" in browser.text("#leasenote"), f"no 06 note: {browser.text('#leasenote')!r}")
+        check(not browser.visible("#traveller"), "a parking claim shows the traveller (09) section")
+        browser.el("#email").send_keys("driver@example.cn")
+        browser.assert_fits_phone("parking claim form")
+        shot5 = browser.screenshot("05-parking.png")
+        browser.el("#submit").click()
+        wait_for("the parking invoice to be issued as 06", lambda: browser.text("#state") == "已开具"
+                 and browser.text("#specval") == "06 不动产经营租赁", 60, 0.5)
+        browser.el("#lang").click()
+        wait_for("the English parking view", lambda: browser.text("#periodrow") == "Stay " + want
+                 and browser.text("#specval").startswith("06 Real-property lease"), 5)
+        browser.assert_fits_phone("parking issued view in English")
+        shot6 = browser.screenshot("06-parking-issued-english.png")
+
         # ---- the console: no script or CSP errors ----
         errors = browser.console_errors(allowed=[
             # the rejected submission: Chromium logs the 422 reply of fetch() as an error
@@ -764,9 +877,10 @@ def run(args):
         check(not errors, "the browser console has errors:\n" +
               "\n".join(f"  {e.get('level')} {e.get('message')}" for e in errors))
         procs.assert_running()
-        log(f"passed: invalid tax id rejected inline, invoice {number} issued, PDF downloaded "
-            f"({len(pdf)} bytes), English switch works, the typed code finds the claim")
-        log(f"screenshots: {shot1} {shot2} {shot3} {shot4}")
+        log(f"passed: invalid tax id and ID number rejected inline, invoice {number} issued as 09, "
+            f"PDF downloaded ({len(pdf)} bytes), English switch works, the typed code finds the "
+            f"claim, a parking stay shows its period and is issued as 06")
+        log(f"screenshots: {shot1} {shot1b} {shot2} {shot3} {shot4} {shot5} {shot6}")
         ok = True
         return 0
     except TestFailure as e:
