@@ -396,7 +396,7 @@ struct Daemon::Impl {
       invoice_drainer = std::make_unique<queue::Drainer>(
           io, *outbox, cfg.queue, SystemClock::instance(),
           [inv](const queue::Item& item, queue::Drainer::Completion done) { inv->sink(item, std::move(done)); },
-          queue::DrainerOptions{.topics = {std::string(kTopicInvoiceIssue), std::string(kTopicInvoiceRefund)}});
+          queue::DrainerOptions{.topics = InvoiceUplink::topics()});
       invoice_drainer->start();
     }
     seal_days();

@@ -185,6 +185,19 @@ struct InvoiceUplink::Impl : std::enable_shared_from_this<InvoiceUplink::Impl> {
     return queue::Outcome::retry(r.error().message);
   }
 
+  // io thread: the kept trips' new invoice enqueues through the io thread's Outbox.
+  queue::Outcome reissue(std::int64_t red_id) {
+    auto r = io_claims.reissue_kept(red_id);
+    if (r) return queue::Outcome::ack();
+    if (r.error().code == Errc::kBusy) return queue::Outcome::retry(r.error().message, kRefundBusyRetry);
+    if (r.error().code == Errc::kRejected || r.error().code == Errc::kNotFound ||
+        r.error().code == Errc::kInvalidArgument) {
+      log::error("kept trips not reissued; item parked", {{"INVOICE_ID", red_id}, {"ERROR", r.error().message}});
+      return queue::Outcome::park(r.error().message);
+    }
+    return queue::Outcome::retry(r.error().message);
+  }
+
   void sink(const queue::Item& item, queue::Drainer::Completion done) {
     boost::system::error_code ec;
     json::value v = json::parse(item.payload, ec);
@@ -196,6 +209,13 @@ struct InvoiceUplink::Impl : std::enable_shared_from_this<InvoiceUplink::Impl> {
         return done(queue::Outcome::park("payload needs a string transaction_id"));
       }
       return done(refund(std::string(it->value().as_string())));
+    }
+    if (item.topic == kTopicInvoiceReissue) {
+      auto red = p.find("red_invoice_id");
+      if (red == p.end() || !red->value().is_int64()) {
+        return done(queue::Outcome::park("payload needs an integer red_invoice_id"));
+      }
+      return done(reissue(red->value().as_int64()));
     }
     auto it = p.find("invoice_id");
     if (item.topic != kTopicInvoiceIssue || it == p.end() || !it->value().is_int64()) {
@@ -218,8 +238,16 @@ InvoiceUplink::InvoiceUplink(asio::io_context& io, const config::InvoicingSectio
 
 InvoiceUplink::~InvoiceUplink() { stop(); }
 
+std::vector<std::string> InvoiceUplink::topics() {
+  return {std::string(kTopicInvoiceIssue), std::string(kTopicInvoiceRefund),
+          std::string(kTopicInvoiceReissue)};
+}
+
 bool InvoiceUplink::handles(std::string_view topic) {
-  return topic == kTopicInvoiceIssue || topic == kTopicInvoiceRefund;
+  for (const std::string& t : topics()) {
+    if (t == topic) return true;
+  }
+  return false;
 }
 
 void InvoiceUplink::sink(const queue::Item& item, queue::Drainer::Completion done) {

@@ -42,7 +42,7 @@ constexpr PlanStep kPlan[] = {
     {SchemaModule::kInvoice, 0}, {SchemaModule::kGateway, 1}, {SchemaModule::kInvoice, 1},
     {SchemaModule::kGateway, 2}, {SchemaModule::kGateway, 3}, {SchemaModule::kGateway, 4},
     {SchemaModule::kGateway, 5}, {SchemaModule::kInvoice, 2}, {SchemaModule::kGateway, 6},
-    {SchemaModule::kInvoice, 3},
+    {SchemaModule::kInvoice, 3}, {SchemaModule::kInvoice, 4},
 };
 
 }  // namespace

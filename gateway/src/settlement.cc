@@ -133,6 +133,12 @@ void wire_invoicing(Store& store, invoice::ClaimStore& claims, queue::Outbox& ou
     if (!r) return std::unexpected(r.error());
     return {};
   });
+  claims.set_reissue_hook([&outbox](Transaction& txn, const invoice::InvoiceRecord& red) -> Status {
+    auto r = outbox.enqueue(txn, kTopicInvoiceReissue, red.order_no, "reissue:" + red.order_no,
+                            json::serialize(json::object{{"red_invoice_id", red.id}}));
+    if (!r) return std::unexpected(r.error());
+    return {};
+  });
   store.set_settlement_hook([&claims, &outbox, offset](Transaction& txn, const TxRecord& tx,
                                                        ChargeState from) -> Status {
     if (tx.state == ChargeState::kRefund) {

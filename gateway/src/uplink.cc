@@ -674,7 +674,7 @@ void Uplink::start() {
     impl_->invoice_limits = impl_->cfg.queue;
     impl_->invoice_limits.max_in_flight = std::min(kInvoiceInFlight, impl_->cfg.queue.max_in_flight);
     queue::DrainerOptions invoices;
-    invoices.topics = {std::string(kTopicInvoiceIssue), std::string(kTopicInvoiceRefund)};
+    invoices.topics = InvoiceUplink::topics();
     invoices.compact_interval = std::chrono::milliseconds(0);  // the charge drainer compacts
     impl_->invoice_drainer = std::make_unique<queue::Drainer>(impl_->io, impl_->outbox, impl_->invoice_limits,
                                                               impl_->clock, sink, invoices);

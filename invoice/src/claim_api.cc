@@ -351,7 +351,7 @@ ApiReply handle_claim_api(ClaimStore& store, std::string_view method, std::strin
         }
         std::optional<InvoiceRecord> inv;
         if (claim->invoice_id) {
-          auto r = store.get_invoice(*claim->invoice_id);
+          auto r = store.current_invoice(*claim->invoice_id);
           if (!r) {
             return from_error(r.error());
           }

@@ -156,9 +156,21 @@ CREATE TRIGGER invoice_red_confirm_frozen BEFORE UPDATE OF red_invoice_id, attem
 BEGIN SELECT RAISE(ABORT, 'a red-letter form keeps its identity and reason'); END;
 )sql";
 
+// Issue 17, partial refunds (spec: "for a partial refund, reverse the whole invoice and
+// issue a new blue one for the amount kept"): the new blue names the one it replaces; at
+// most one replacement per invoice, and the link is frozen.
+constexpr std::string_view kReplacementV5 = R"sql(
+ALTER TABLE invoice_document ADD COLUMN replaces_id INTEGER REFERENCES invoice_document(id);
+CREATE UNIQUE INDEX invoice_document_one_replacement ON invoice_document(replaces_id)
+  WHERE replaces_id IS NOT NULL;
+CREATE TRIGGER invoice_document_replacement_frozen BEFORE UPDATE OF replaces_id ON invoice_document
+BEGIN SELECT RAISE(ABORT, 'an invoice keeps what it replaces'); END;
+)sql";
+
 // APPEND-ONLY (gateway/src/schema.cc composes these by index): never edit a released step.
-constexpr std::array<std::string_view, 4> kSteps = {kSchemaV1, kDropCodeGuessV2,
-                                                    kTripAndBusinessV3, kRedConfirmV4};
+constexpr std::array<std::string_view, 5> kSteps = {kSchemaV1, kDropCodeGuessV2,
+                                                    kTripAndBusinessV3, kRedConfirmV4,
+                                                    kReplacementV5};
 
 constexpr std::string_view kClaimColumns =
     "token, human_code, transaction_id, account_id, service, amount_fen, description, "
@@ -643,6 +655,37 @@ Result<SpecificBusiness> ClaimStore::specific_business_for(
   return b;
 }
 
+Result<std::int64_t> ClaimStore::insert_blue(std::string_view order_no, const Buyer& buyer,
+                                             std::span<const InvoiceLine> lines,
+                                             const SpecificBusiness& specific,
+                                             std::optional<std::int64_t> replaces_id) {
+  auto totals = sum_lines(lines);
+  if (!totals) {
+    return std::unexpected(totals.error());
+  }
+  const std::int64_t now = clock_.unix_seconds();
+  auto ins = db_.prepare(
+      "INSERT INTO invoice_document(order_no, kind, state, buyer_kind, buyer_title, buyer_tax_id, "
+      "buyer_email, buyer_phone, excl_fen, tax_fen, incl_fen, created_at, updated_at, "
+      "specific_factor, specific_json, replaces_id) "
+      "VALUES (?, 'blue', 'claimed', ?,?,?,?,?,?,?,?,?,?,?,?,?)");
+  if (!ins) {
+    return std::unexpected(ins.error());
+  }
+  ins->bind_all(order_no, std::string(to_string(buyer.kind)), buyer.title, buyer.tax_id,
+                buyer.email, buyer.phone, totals->excl.fen(), totals->tax.fen(),
+                totals->incl.fen(), now, now, std::string(platform_code(specific.factor)),
+                to_json(specific), replaces_id);
+  if (auto s = ins->run(); !s) {
+    return std::unexpected(s.error());
+  }
+  const std::int64_t id = db_.last_insert_rowid();
+  if (auto s = insert_lines(id, lines); !s) {
+    return std::unexpected(s.error());
+  }
+  return id;
+}
+
 Result<SubmitResult> ClaimStore::create_invoice(std::span<const Claim> claims, const Buyer& buyer,
                                                 const std::optional<TravellerInput>& traveller) {
   auto order_no = new_order_no();
@@ -664,30 +707,11 @@ Result<SubmitResult> ClaimStore::create_invoice(std::span<const Claim> claims, c
   if (!specific) {
     return std::unexpected(specific.error());
   }
-  auto totals = sum_lines(lines);
-  if (!totals) {
-    return std::unexpected(totals.error());
+  auto inserted = insert_blue(*order_no, buyer, lines, *specific, std::nullopt);
+  if (!inserted) {
+    return std::unexpected(inserted.error());
   }
-  const std::int64_t now = clock_.unix_seconds();
-  auto ins = db_.prepare(
-      "INSERT INTO invoice_document(order_no, kind, state, buyer_kind, buyer_title, buyer_tax_id, "
-      "buyer_email, buyer_phone, excl_fen, tax_fen, incl_fen, created_at, updated_at, "
-      "specific_factor, specific_json) "
-      "VALUES (?, 'blue', 'claimed', ?,?,?,?,?,?,?,?,?,?,?,?)");
-  if (!ins) {
-    return std::unexpected(ins.error());
-  }
-  ins->bind_all(*order_no, std::string(to_string(buyer.kind)), buyer.title, buyer.tax_id,
-                buyer.email, buyer.phone, totals->excl.fen(), totals->tax.fen(),
-                totals->incl.fen(), now, now, std::string(platform_code(specific->factor)),
-                to_json(*specific));
-  if (auto s = ins->run(); !s) {
-    return std::unexpected(s.error());
-  }
-  const std::int64_t id = db_.last_insert_rowid();
-  if (auto s = insert_lines(id, lines); !s) {
-    return std::unexpected(s.error());
-  }
+  const std::int64_t id = *inserted;
   for (const Claim& c : claims) {
     auto st = db_.prepare(
         "UPDATE invoice_claim SET invoice_id = ? WHERE token = ? AND invoice_id IS NULL");
@@ -1295,15 +1319,37 @@ Result<std::optional<InvoiceRecord>> ClaimStore::on_refund(Transaction& txn,
   if (!claim->invoice_id) {
     return void_claim();
   }
-  auto inv = get_invoice(*claim->invoice_id);
+  // The invoice that bills the trip now: a replacement, when a refund of another trip
+  // reversed the original (I11).
+  auto inv = current_invoice(*claim->invoice_id);
   if (!inv) {
     return std::unexpected(inv.error());
   }
   switch (inv->state) {
     case InvoiceState::kIssued: {
+      // Asked again (a retried refund item): the red exists, nothing more to queue.
+      if (auto existing = red_letter_of(inv->id); !existing) {
+        return std::unexpected(existing.error());
+      } else if (*existing) {
+        auto red = get_invoice(**existing);
+        if (!red) {
+          return std::unexpected(red.error());
+        }
+        return std::optional<InvoiceRecord>(std::move(*red));
+      }
+      // The trip is refunded (the claim says so), then the whole invoice is reversed; the
+      // other trips on it get a new invoice once the red is issued (reissue_kept).
+      if (auto v = void_claim(); !v) {
+        return v;
+      }
       auto red = red_letter_in(txn, inv->id, RedLetterReason::kReturned);
       if (!red) {
         return std::unexpected(red.error());
+      }
+      if (reissue_hook_ && inv->lines.size() > 1) {
+        if (auto s = reissue_hook_(txn, *red); !s) {
+          return std::unexpected(s.error());
+        }
       }
       return std::optional<InvoiceRecord>(std::move(*red));
     }
@@ -1317,6 +1363,111 @@ Result<std::optional<InvoiceRecord>> ClaimStore::on_refund(Transaction& txn,
                       std::string(to_string(inv->state)) + "; reverse it once issuing settles",
                   "transaction_id");
   }
+}
+
+Result<InvoiceRecord> ClaimStore::current_invoice(std::int64_t id) {
+  auto inv = get_invoice(id);
+  while (inv && inv->state == InvoiceState::kReversed) {
+    auto st = db_.prepare("SELECT id FROM invoice_document WHERE replaces_id = ?");
+    if (!st) {
+      return std::unexpected(st.error());
+    }
+    st->bind(1, inv->id);
+    auto row = st->step();
+    if (!row) {
+      return std::unexpected(row.error());
+    }
+    if (!*row) {
+      break;
+    }
+    inv = get_invoice(st->column_int64(0));
+  }
+  return inv;
+}
+
+Result<std::optional<InvoiceRecord>> ClaimStore::reissue_kept(std::int64_t red_id) {
+  auto red = get_invoice(red_id);
+  if (!red) {
+    return std::unexpected(red.error());
+  }
+  if (red->kind != InvoiceKind::kRed || !red->original_id) {
+    return fail(Errc::kInvalidArgument, "invoice " + std::to_string(red_id) + " is not a red letter",
+                "invoice_id");
+  }
+  if (red->state == InvoiceState::kFailed) {
+    return fail(Errc::kRejected,
+                "red invoice " + std::to_string(red_id) +
+                    " failed: the kept trips are still on the issued invoice " +
+                    std::to_string(*red->original_id),
+                "state");
+  }
+  if (red->state != InvoiceState::kIssued) {
+    return fail(Errc::kBusy, "red invoice " + std::to_string(red_id) + " is not issued yet", "state");
+  }
+  auto blue = get_invoice(*red->original_id);
+  if (!blue) {
+    return std::unexpected(blue.error());
+  }
+  {
+    auto st = db_.prepare("SELECT id FROM invoice_document WHERE replaces_id = ?");
+    if (!st) {
+      return std::unexpected(st.error());
+    }
+    st->bind(1, blue->id);
+    auto row = st->step();
+    if (!row) {
+      return std::unexpected(row.error());
+    }
+    if (*row) {  // done before (I11: one replacement per invoice)
+      auto done = get_invoice(st->column_int64(0));
+      if (!done) {
+        return std::unexpected(done.error());
+      }
+      return std::optional<InvoiceRecord>(std::move(*done));
+    }
+  }
+  // The lines of the trips not refunded, as they were split on the reversed invoice.
+  std::vector<InvoiceLine> kept;
+  for (const InvoiceLine& l : blue->lines) {
+    auto c = find_by_transaction(l.transaction_id);
+    if (!c) {
+      return std::unexpected(c.error());
+    }
+    if (!c->voided) {
+      kept.push_back(l);
+    }
+  }
+  if (kept.empty()) {
+    return std::optional<InvoiceRecord>{};
+  }
+  auto txn = db_.begin();
+  if (!txn) {
+    return std::unexpected(txn.error());
+  }
+  auto order_no = new_order_no();
+  if (!order_no) {
+    return std::unexpected(order_no.error());
+  }
+  auto id = insert_blue(*order_no, blue->buyer, kept, blue->specific, blue->id);
+  if (!id) {
+    return std::unexpected(id.error());
+  }
+  auto made = get_invoice(*id);
+  if (!made) {
+    return std::unexpected(made.error());
+  }
+  if (issue_hook_) {
+    if (auto s = issue_hook_(*txn, *made); !s) {
+      return std::unexpected(s.error());
+    }
+  }
+  if (auto s = txn->commit(); !s) {
+    return std::unexpected(s.error());
+  }
+  claim_counter("reissued_kept").inc();
+  log::info("kept trips of a reversed invoice get a new invoice",
+            {{"INVOICE_ID", made->id}, {"REPLACES_ID", blue->id}, {"LINES", static_cast<std::int64_t>(kept.size())}});
+  return std::optional<InvoiceRecord>(std::move(*made));
 }
 
 }  // namespace lanegate::invoice

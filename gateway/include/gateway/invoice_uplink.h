@@ -13,6 +13,10 @@
 //   invoice.refund {"transaction_id":"..."} ClaimStore::on_refund() on the io thread, once
 //                                           the blue invoice's own item is done (same
 //                                           ordering key): red letter, or claim voided.
+//   invoice.reissue {"red_invoice_id":N}    ClaimStore::reissue_kept() on the io thread, once
+//                                           the red's own item is done (ordering key = its
+//                                           order_no): the trips a partial refund did not
+//                                           touch get a new invoice; a failed red parks it.
 // The item stays in the outbox until the invoice is final, so a crash, a restart or a
 // platform outage only delays it; orderNo (fixed at creation) makes every resend safe.
 //
@@ -44,7 +48,9 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "config/config.h"
 #include "core/clock.h"
@@ -76,6 +82,8 @@ class InvoiceUplink {
   InvoiceUplink& operator=(const InvoiceUplink&) = delete;
 
   static bool handles(std::string_view topic);
+  // The topics it drains: invoice.issue, invoice.refund, invoice.reissue.
+  static std::vector<std::string> topics();
   // A drain sink for the invoice topics (Drainer::Sink contract). io thread.
   void sink(const queue::Item& item, queue::Drainer::Completion done);
 

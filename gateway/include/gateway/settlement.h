@@ -35,6 +35,9 @@ namespace lanegate::gateway {
 
 inline constexpr std::string_view kTopicInvoiceIssue = "invoice.issue";
 inline constexpr std::string_view kTopicInvoiceRefund = "invoice.refund";
+// After a refund reversed an invoice of several trips: the kept trips' new invoice, once
+// the red is issued (ClaimStore::reissue_kept), ordered behind the red's own issue item.
+inline constexpr std::string_view kTopicInvoiceReissue = "invoice.reissue";
 
 // The account a claim is filed under (see above). Pure.
 std::string invoice_account(const TxRecord& tx);

@@ -49,6 +49,10 @@
 //       issues them): create_claim() refuses service "toll" (kInvalidArgument), and a toll
 //       claim left from before that rule is never submitted, merged into an invoice or
 //       retried (kRejected, field "service"). Its passenger is sent to www.txffp.com.
+//   I11. A refund of one trip of an invoice of several reverses the whole invoice; once the
+//       red is issued, the trips not refunded get one new blue invoice naming the reversed
+//       one (replaces_id, at most one per invoice, frozen). Their claims keep pointing to
+//       the original (I2); current_invoice() follows the replacement.
 //
 // Threading: a ClaimStore and its Database are used by one thread at a time (the io
 // thread in the gateway). The store does not own the Database or the Clock.
@@ -294,6 +298,20 @@ class ClaimStore {
   // back and is returned to the caller. Unset: no hook.
   using IssueHook = std::function<Status(Transaction& txn, const InvoiceRecord& invoice)>;
   void set_issue_hook(IssueHook hook) { issue_hook_ = std::move(hook); }
+  // Called inside on_refund's transaction when a refund reverses an invoice of several
+  // trips: the gateway queues reissue_kept(red) behind the red's own issue item, so the
+  // trips not refunded get a new invoice once the red is issued (spec "Red-letter": "for a
+  // partial refund, reverse the whole invoice and issue a new blue one for the amount kept").
+  void set_reissue_hook(IssueHook hook) { reissue_hook_ = std::move(hook); }
+
+  // The invoice that bills a claim now: `id`, or the replacement of a reversed one (I11).
+  [[nodiscard]] Result<InvoiceRecord> current_invoice(std::int64_t id);
+  // After a partial refund: a new blue invoice for the trips of the reversed invoice that
+  // were not refunded (same buyer, the same lines as split then), queued through the issue
+  // hook in one commit. Idempotent (I11). nullopt when every trip was refunded. kBusy while
+  // the red is not issued; kRejected when it failed (the kept trips stay on the issued
+  // original).
+  [[nodiscard]] Result<std::optional<InvoiceRecord>> reissue_kept(std::int64_t red_id);
 
   const ClaimPolicy& policy() const { return policy_; }
   const CodeGuessLimit& TEST_guess_limit() const { return guesses_; }
@@ -301,6 +319,10 @@ class ClaimStore {
 
  private:
   Result<Claim> load_claim(std::string_view column, std::string_view value);
+  Result<std::int64_t> insert_blue(std::string_view order_no, const Buyer& buyer,
+                                   std::span<const InvoiceLine> lines,
+                                   const SpecificBusiness& specific,
+                                   std::optional<std::int64_t> replaces_id);
   Result<SubmitResult> create_invoice(std::span<const Claim> claims, const Buyer& buyer,
                                       const std::optional<TravellerInput>& traveller = {});
   Result<SpecificBusiness> specific_business_for(std::span<const Claim> claims,
@@ -330,6 +352,7 @@ class ClaimStore {
   ClaimPolicy policy_;
   std::vector<config::TaxRule> rules_;
   IssueHook issue_hook_;
+  IssueHook reissue_hook_;
   CodeGuessLimit guesses_;
 };
 

@@ -89,8 +89,7 @@ class RefundRedLetterTest : public ::testing::Test {
         [this](const queue::Item& item, queue::Drainer::Completion done) {
           uplink_->sink(item, std::move(done));
         },
-        queue::DrainerOptions{
-            .topics = {std::string(kTopicInvoiceIssue), std::string(kTopicInvoiceRefund)}});
+        queue::DrainerOptions{.topics = InvoiceUplink::topics()});
     drainer_->start();
   }
 
@@ -146,6 +145,22 @@ class RefundRedLetterTest : public ::testing::Test {
     b.kind = invoice::BuyerKind::kPerson;
     b.email = "driver@example.cn";
     return claims_->submit(claim.token, b).value().invoice.id;
+  }
+
+  // A taxi trip of a rider account (so trips can share one invoice), paid by the provider.
+  void settle_rider_trip(const std::string& out, std::int64_t fen) {
+    TxRecord t;
+    t.out_trade_no = out;
+    t.kind = TxKind::kTaxi;
+    t.lane = "meter-1";
+    t.contract_id = "rider-7";
+    t.amount = Money::from_fen(fen);
+    t.detail = R"({"meter":"m1","boarding":"2026-11-22T08:30","alighting":"2026-11-22T08:52"})";
+    EXPECT_TRUE(commit([&](Transaction& txn) -> Status {
+      if (auto id = store_->insert_transaction(txn, t); !id) return std::unexpected(id.error());
+      if (auto s = store_->set_state(txn, out, ChargeState::kSubmitting); !s) return s;
+      return store_->set_state(txn, out, ChargeState::kSuccess, "4200000010");
+    }));
   }
 
   invoice::InvoiceState state_of(std::int64_t id) { return claims_->get_invoice(id).value().state; }
@@ -215,6 +230,40 @@ TEST_F(RefundRedLetterTest, RefundWhileIssuingWaitsForTheBlueInvoiceThenReverses
   EXPECT_EQ(ledger_kinds(), (std::vector<std::string>{"invoice_issued", "invoice_reversed"}));
   // Nothing left behind. The red letter's item is acknowledged on the io thread just after
   // the worker committed the reversal, so it may still be leased at the moment above.
+  ASSERT_TRUE(run_until([&] {
+    auto q = outbox_->stats().value();
+    return q.pending + q.leased + q.parked == 0;
+  }));
+}
+
+// Spec: "for a partial refund, reverse the whole invoice and issue a new blue one for the
+// amount kept". A rider's two trips on one invoice; one is refunded. Through the outbox and
+// the platform: the invoice is reversed, then the other trip is invoiced again on its own,
+// and the ledger tells the story in that order.
+TEST_F(RefundRedLetterTest, RefundOfOneTripOfAMergedInvoiceReissuesTheOther) {
+  settle_rider_trip("T-A", 1919);
+  settle_rider_trip("T-B", 3000);
+  invoice::Buyer b;
+  b.kind = invoice::BuyerKind::kPerson;
+  b.email = "rider@example.cn";
+  const std::vector<std::string> both = {"T-A", "T-B"};
+  const std::int64_t merged = claims_->submit_merged("rider-7", both, b).value().invoice.id;
+  ASSERT_TRUE(run_until([&] { return state_of(merged) == invoice::InvoiceState::kIssued; }));
+
+  ASSERT_TRUE(commit([&](Transaction& txn) { return store_->set_state(txn, "T-A", ChargeState::kRefund); }));
+  const std::int64_t claim_invoice = *claims_->find_by_transaction("T-B")->invoice_id;
+  ASSERT_TRUE(run_until([&] {
+    auto now = claims_->current_invoice(claim_invoice);
+    return now && now->id != merged && now->state == invoice::InvoiceState::kIssued;
+  }));
+  EXPECT_EQ(state_of(merged), invoice::InvoiceState::kReversed);
+  const auto kept = claims_->current_invoice(claim_invoice).value();
+  ASSERT_EQ(kept.lines.size(), 1u);
+  EXPECT_EQ(kept.lines[0].transaction_id, "T-B");
+  EXPECT_EQ(kept.totals.incl, Money::from_fen(3000));
+  EXPECT_EQ(sandbox_->find(kept.order_no)->incl_fen, 3000);
+  EXPECT_EQ(ledger_kinds(),
+            (std::vector<std::string>{"invoice_issued", "invoice_reversed", "invoice_issued"}));
   ASSERT_TRUE(run_until([&] {
     auto q = outbox_->stats().value();
     return q.pending + q.leased + q.parked == 0;

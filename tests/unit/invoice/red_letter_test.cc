@@ -170,6 +170,79 @@ TEST_F(RedFormsTest, AConfirmedFormIsUsedOnceAndTheRedIsThenIssuing) {
   EXPECT_EQ(store.red_confirmation(red->id)->state, RedConfirmState::kUsed);
 }
 
+// Spec: "for a partial refund, reverse the whole invoice and issue a new blue one for the
+// amount kept". One trip of a merged company invoice is refunded: the whole invoice is
+// reversed, and once the red is issued the other trip gets a new invoice of its own, for
+// the same buyer and the same split, which its claim then shows.
+TEST_F(RedFormsTest, APartialRefundReissuesTheKeptTripsOnceTheRedIsIssued) {
+  std::vector<std::int64_t> reissue_for;
+  store.set_reissue_hook([&](Transaction&, const InvoiceRecord& red) -> Status {
+    reissue_for.push_back(red.id);
+    return {};
+  });
+  for (const char* t : {"m1", "m2"}) {
+    ASSERT_TRUE(store.create_claim(trip(t, t == std::string("m1") ? "19.19" : "30.00", clock, "acct-1")));
+  }
+  const std::vector<std::string> ids = {"m1", "m2"};
+  auto merged = store.submit_merged("acct-1", ids, company()).value().invoice;
+  ASSERT_TRUE(store.mark_issuing(merged.id, "S-M"));
+  ASSERT_TRUE(store.mark_issued(merged.id, "26337904450900255099", ""));
+
+  auto red = store.on_refund("m1").value();
+  ASSERT_TRUE(red);
+  EXPECT_EQ(red->totals.incl, *Money::parse("-49.19"));  // the whole invoice
+  EXPECT_EQ(reissue_for, std::vector<std::int64_t>{red->id});
+  EXPECT_TRUE(store.find_by_transaction("m1")->voided);
+  EXPECT_FALSE(store.find_by_transaction("m2")->voided);
+  // Asked again (a retried refund): the same red, nothing queued twice.
+  EXPECT_EQ(store.on_refund("m1").value()->id, red->id);
+  EXPECT_EQ(reissue_for.size(), 1u);
+
+  // Not before the red is issued: both invoices would bill m2 at once.
+  EXPECT_EQ(store.reissue_kept(red->id).error().code, Errc::kBusy);
+  ASSERT_TRUE(store.mark_issuing(red->id, "S-R"));
+  ASSERT_TRUE(store.mark_issued(red->id, "26337904450900255098", ""));
+  auto kept = store.reissue_kept(red->id).value();
+  ASSERT_TRUE(kept);
+  EXPECT_EQ(kept->kind, InvoiceKind::kBlue);
+  EXPECT_EQ(kept->state, InvoiceState::kClaimed);
+  ASSERT_EQ(kept->lines.size(), 1u);
+  EXPECT_EQ(kept->lines[0].transaction_id, "m2");
+  EXPECT_EQ(kept->totals.incl, *Money::parse("30.00"));
+  EXPECT_EQ(kept->lines[0].tax, merged.lines[1].tax);  // the split it was issued with
+  EXPECT_EQ(kept->buyer.tax_id, merged.buyer.tax_id);
+  EXPECT_NE(kept->order_no, merged.order_no);
+  EXPECT_EQ(store.reissue_kept(red->id).value()->id, kept->id);  // once only
+  EXPECT_FALSE(db.exec("UPDATE invoice_document SET replaces_id = NULL"));
+  // m2's claim still names the original (I2) and shows the replacement.
+  const auto m2 = store.find_by_transaction("m2").value();
+  EXPECT_EQ(m2.invoice_id, merged.id);
+  EXPECT_EQ(store.current_invoice(*m2.invoice_id)->id, kept->id);
+  // Refunding m2 later reverses the replacement, the invoice that bills it now.
+  ASSERT_TRUE(store.mark_issuing(kept->id, "S-K"));
+  ASSERT_TRUE(store.mark_issued(kept->id, "26337904450900255097", ""));
+  auto red2 = store.on_refund("m2").value();
+  ASSERT_TRUE(red2);
+  EXPECT_EQ(red2->original_id, kept->id);
+  EXPECT_EQ(reissue_for.size(), 1u);  // one trip: nothing kept
+}
+
+TEST_F(RedFormsTest, AFailedRedKeepsTheTripsOnTheIssuedOriginal) {
+  store.set_reissue_hook([](Transaction&, const InvoiceRecord&) -> Status { return {}; });
+  for (const char* t : {"m1", "m2"}) ASSERT_TRUE(store.create_claim(trip(t, "10.00", clock, "acct-1")));
+  const std::vector<std::string> ids = {"m1", "m2"};
+  auto merged = store.submit_merged("acct-1", ids, company()).value().invoice;
+  ASSERT_TRUE(store.mark_issuing(merged.id, "S-M"));
+  ASSERT_TRUE(store.mark_issued(merged.id, "26337904450900255099", ""));
+  auto red = store.on_refund("m1").value();
+  ASSERT_TRUE(store.mark_failed(red->id, "红字确认单 05"));
+  auto r = store.reissue_kept(red->id);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Errc::kRejected);
+  EXPECT_EQ(store.get_invoice(merged.id)->state, InvoiceState::kIssued);
+  EXPECT_EQ(store.current_invoice(merged.id)->id, merged.id);
+}
+
 // A red invoice requested before this version has no form; the upgrade gives it one when it
 // is next advanced, with its own order number as billId and its stored Nuonuo reason.
 TEST(RedFormsUpgrade, ARedFromBeforeFormsGetsItsFirstForm) {
