@@ -18,6 +18,7 @@
 #include <regex>
 #include <thread>
 
+#include "core/text.h"
 #include "core/crypto.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -266,9 +267,7 @@ std::optional<ProviderFailure> check_out_trade_no(std::string_view no) {
 
 // description: required, at most 127 characters (UTF-8 code points).
 std::optional<ProviderFailure> check_description(std::string_view text) {
-  const auto chars = std::count_if(text.begin(), text.end(), [](char c) {
-    return (static_cast<unsigned char>(c) & 0xC0) != 0x80;
-  });
+  const std::size_t chars = code_points(text);
   if (chars == 0 || chars > 127) {
     return refused_locally("description", "must be 1 to 127 characters");
   }

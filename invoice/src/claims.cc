@@ -196,13 +196,6 @@ std::string trim(std::string_view s) {
   return std::string(s.substr(b, e - b + 1));
 }
 
-bool has_control_chars(std::string_view s) {
-  return std::any_of(s.begin(), s.end(), [](char c) {
-    const auto u = static_cast<unsigned char>(c);
-    return u < 0x20 || u == 0x7F;
-  });
-}
-
 Result<std::string> new_token() {
   auto bytes = crypto::random_bytes(16);  // 128 bits
   if (!bytes) {

@@ -22,13 +22,6 @@ std::string cst_minute(SystemTime t) {
   return s;
 }
 
-bool has_control_chars(std::string_view s) {
-  for (unsigned char c : s) {
-    if (c < 0x20 || c == 0x7F) return true;
-  }
-  return false;
-}
-
 std::string str(const json::object& o, std::string_view key) {
   auto it = o.find(json::string_view(key.data(), key.size()));
   return it != o.end() && it->value().is_string() ? std::string(it->value().get_string()) : "";
@@ -104,13 +97,7 @@ std::string parking_remark(std::string_view plate, std::optional<SystemTime> ent
   }
   // A plate is at most 8 characters and the times are fixed width: far below 200. Cut at a
   // code point anyway, so no input can make the order exceed the platform's limit.
-  if (code_points(r) > 200) {
-    std::size_t n = 0, i = 0;
-    for (; i < r.size(); ++i) {
-      if ((static_cast<unsigned char>(r[i]) & 0xC0) != 0x80 && ++n > 200) break;
-    }
-    r.resize(i);
-  }
+  r.resize(first_code_points(r, 200).size());
   return r;
 }
 

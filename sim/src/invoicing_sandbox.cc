@@ -176,9 +176,13 @@ bool is_date(std::string_view s) {
   return std::regex_match(s.begin(), s.end(), kDate);
 }
 
-std::string text_of(const json::object& o, std::string_view key) {
+// A string member, or "" when absent or not a string.
+std::string str(const json::object& o, std::string_view key) {
   auto it = o.find(json::string_view(key.data(), key.size()));
-  return it != o.end() && it->value().is_string() ? std::string(it->value().get_string()) : "";
+  if (it == o.end() || !it->value().is_string()) {
+    return {};
+  }
+  return std::string(it->value().get_string());
 }
 
 // Specific business (spec "Specific business", "Parking → 06", "Taxi → ... 09"). Fills
@@ -186,7 +190,7 @@ std::string text_of(const json::object& o, std::string_view key) {
 std::optional<PlatformError> specific_problem(const json::object& order, std::size_t detail_lines,
                                               const InvoicingSandboxOptions& options,
                                               std::vector<std::string>& summary) {
-  const std::string factor = text_of(order, "specificFactor").empty() ? "0" : text_of(order, "specificFactor");
+  const std::string factor = str(order, "specificFactor").empty() ? "0" : str(order, "specificFactor");
   static const std::set<std::string> kFactors = {"0", "1", "3", "4", "5", "6", "9", "16",
                                                  "31", "32", "33", "34", "35"};
   if (!kFactors.contains(factor)) {
@@ -211,12 +215,12 @@ std::optional<PlatformError> specific_problem(const json::object& order, std::si
     }
     for (const char* key : {"realPropertyAddress", "detailAddress", "rentStartDate", "rentEndDate",
                             "crossCityFlag", "unit"}) {
-      if (text_of(rent, key).empty()) {
+      if (str(rent, key).empty()) {
         return PlatformError{"E9122", std::string("realPropertyRentInfo.") + key + " is required for 06"};
       }
     }
-    const std::string address = text_of(rent, "realPropertyAddress");
-    const std::string detail = text_of(rent, "detailAddress");
+    const std::string address = str(rent, "realPropertyAddress");
+    const std::string detail = str(rent, "detailAddress");
     bool keyword = false;
     for (std::string_view k : {"街", "路", "村", "乡", "镇", "道"}) {
       keyword = keyword || detail.find(k) != std::string::npos;
@@ -227,22 +231,22 @@ std::optional<PlatformError> specific_problem(const json::object& order, std::si
     if (code_points(address) + code_points(detail) > 120) {
       return PlatformError{"E9123", "realPropertyRentInfo address and detailAddress exceed 120 characters"};
     }
-    const std::string start = text_of(rent, "rentStartDate"), end = text_of(rent, "rentEndDate");
+    const std::string start = str(rent, "rentStartDate"), end = str(rent, "rentEndDate");
     if (!is_date(start) || !is_date(end)) {
       return PlatformError{"E9124", "realPropertyRentInfo.rentStartDate/rentEndDate must be YYYY-MM-DD"};
     }
     if (start > end) {
       return PlatformError{"E9124", "realPropertyRentInfo.rentStartDate is after rentEndDate"};
     }
-    const std::string cross = text_of(rent, "crossCityFlag");
+    const std::string cross = str(rent, "crossCityFlag");
     if (cross != "0" && cross != "1") {
       return PlatformError{"E9125", "realPropertyRentInfo.crossCityFlag must be 0 or 1"};
     }
-    const std::string unit = text_of(rent, "unit");
+    const std::string unit = str(rent, "unit");
     if (unit.size() != 1 || unit[0] < '1' || unit[0] > '7') {
       return PlatformError{"E9125", "realPropertyRentInfo.unit must be an area unit 1..7"};
     }
-    if (options.require_certificate && text_of(rent, "realPropertyCertificate").empty()) {
+    if (options.require_certificate && str(rent, "realPropertyCertificate").empty()) {
       return PlatformError{"E9126", "realPropertyRentInfo.realPropertyCertificate is required (tax-bureau element list)"};
     }
     summary.push_back("Specific business 06 real property lease: " + start + " to " + end +
@@ -271,24 +275,24 @@ std::optional<PlatformError> specific_problem(const json::object& order, std::si
       const json::object& t = v.as_object();
       for (const char* key : {"traveller", "travelDate", "travellerCardType", "travellerCardNo",
                               "travelPlace", "arrivePlace", "vehicleType"}) {
-        if (text_of(t, key).empty()) {
+        if (str(t, key).empty()) {
           return PlatformError{"E9128", where + "." + key + " is required"};
         }
       }
-      if (!is_date(text_of(t, "travelDate"))) {
+      if (!is_date(str(t, "travelDate"))) {
         return PlatformError{"E9128", where + ".travelDate must be YYYY-MM-DD"};
       }
-      const std::string vehicle = text_of(t, "vehicleType");
+      const std::string vehicle = str(t, "vehicleType");
       static const std::set<std::string> kVehicles = {"1", "2", "3", "4", "5", "6", "7", "9"};
       if (!kVehicles.contains(vehicle)) {
         return PlatformError{"E9128", where + ".vehicleType " + vehicle + " is not a vehicle type"};
       }
-      if ((vehicle == "1" || vehicle == "2" || vehicle == "7") && text_of(t, "vehicleLevel").empty()) {
+      if ((vehicle == "1" || vehicle == "2" || vehicle == "7") && str(t, "vehicleLevel").empty()) {
         return PlatformError{"E9128", where + ".vehicleLevel is required for plane, train and ship"};
       }
     }
     summary.push_back("Specific business 09 passenger transport: " + std::to_string(rows->size()) +
-                      " traveller(s), vehicle type " + text_of((*rows)[0].as_object(), "vehicleType"));
+                      " traveller(s), vehicle type " + str((*rows)[0].as_object(), "vehicleType"));
   }
   return std::nullopt;
 }
@@ -311,14 +315,6 @@ bool credit_code_ok(std::string_view code) {
   }
   const int c = (31 - sum % 31) % 31;
   return code[17] == kAlphabet[static_cast<std::size_t>(c)];
-}
-
-std::string str(const json::object& o, std::string_view key) {
-  auto it = o.find(json::string_view(key.data(), key.size()));
-  if (it == o.end() || !it->value().is_string()) {
-    return {};
-  }
-  return std::string(it->value().get_string());
 }
 
 // Rates the sandbox accepts, as written in requests, with their percent.

@@ -10,4 +10,11 @@ namespace lanegate {
 // that limit "characters" count these, not bytes.
 std::size_t code_points(std::string_view text);
 
+// The longest prefix of `text` with at most `n` code points (never half a UTF-8 sequence).
+std::string_view first_code_points(std::string_view text, std::size_t n);
+
+// True when the text holds a C0 control byte or DEL (they would act on a terminal, a log
+// viewer or a printer rather than print).
+bool has_control_chars(std::string_view text);
+
 }  // namespace lanegate
