@@ -1,6 +1,5 @@
 // The operator's invoice routes: see gateway/api_routes.h.
 #include <boost/json.hpp>
-#include <charconv>
 
 #include "core/log.h"
 #include "gateway/api_routes.h"
@@ -10,16 +9,6 @@ namespace lanegate::gateway {
 namespace {
 
 namespace json = boost::json;
-
-Result<std::int64_t> invoice_id(const HttpRequest& r) {
-  const std::string& text = r.params.at("id");
-  std::int64_t id = 0;
-  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
-  if (ec != std::errc() || p != text.data() + text.size() || id <= 0) {
-    return fail(Errc::kInvalidArgument, "an invoice id is a positive number (got '" + text + "')", "id");
-  }
-  return id;
-}
 
 HttpResponse view(invoice::ClaimStore& claims, std::int64_t id, UtcOffset off, int status = 200) {
   auto v = invoice::invoice_view_json(claims, id, off);
@@ -55,7 +44,7 @@ void add_invoice_operator_routes(HttpApi& api, const ApiServices& s) {
   api.add_route("GET", "/api/v1/invoices/{id}", Access::only({Role::kOperator, Role::kAuditor}),
                 [s, off](const HttpRequest& r) {
                   if (s.claims == nullptr) return disabled();
-                  auto id = invoice_id(r);
+                  auto id = positive_id_param(r);
                   if (!id) return error_response(id.error());
                   return view(*s.claims, *id, off);
                 });
@@ -66,7 +55,7 @@ void add_invoice_operator_routes(HttpApi& api, const ApiServices& s) {
   api.add_route("POST", "/api/v1/invoices/{id}/red-letter", Access::only({Role::kOperator}),
                 [s, off](const HttpRequest& r) {
                   if (s.claims == nullptr) return disabled();
-                  auto id = invoice_id(r);
+                  auto id = positive_id_param(r);
                   if (!id) return error_response(id.error());
                   boost::system::error_code ec;
                   json::value body = json::parse(r.body, ec);
@@ -92,7 +81,7 @@ void add_invoice_operator_routes(HttpApi& api, const ApiServices& s) {
   api.add_route("POST", "/api/v1/invoices/{id}/retry", Access::only({Role::kOperator}),
                 [s, off](const HttpRequest& r) {
                   if (s.claims == nullptr) return disabled();
-                  auto id = invoice_id(r);
+                  auto id = positive_id_param(r);
                   if (!id) return error_response(id.error());
                   if (auto st = s.claims->retry_failed(*id); !st) return error_response(st.error());
                   log::notice("invoice retried by an operator", {{"INVOICE_ID", *id}, {"CALLER", r.caller}});

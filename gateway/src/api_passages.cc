@@ -124,13 +124,9 @@ void add_passage_routes(HttpApi& api, const ApiServices& s) {
   api.add_route(
       "GET", "/api/v1/passages/{id}", Access::only({Role::kOperator, Role::kAuditor}),
       [s, off](const HttpRequest& r) {
-        const std::string& text = r.params.at("id");
-        char* end = nullptr;
-        const long long id = std::strtoll(text.c_str(), &end, 10);
-        if (text.empty() || *end != '\0' || id < 1) {
-          return HttpResponse::error(400, "invalid_argument", "must be a positive integer", "id");
-        }
-        auto row = s.store->find_passage(id);
+        auto id = positive_id_param(r);
+        if (!id) return error_response(id.error());
+        auto row = s.store->find_passage(*id);
         if (!row) return error_response(row.error());
         if (!*row) return HttpResponse::error(404, "not_found", "no passage with this id", "id");
         const bool full = r.role == Role::kAuditor;

@@ -231,6 +231,15 @@ HttpResponse error_response(const Error& e) {
   return HttpResponse::error(status, std::string(errc_name(e.code)), e.message, e.field);
 }
 
+Result<std::int64_t> positive_id_param(const HttpRequest& r, const std::string& name) {
+  const std::string& text = r.params.at(name);
+  std::int64_t id = 0;
+  if (!parse_int(text, id) || id < 1) {
+    return fail(Errc::kInvalidArgument, "must be a positive integer (got '" + text + "')", name);
+  }
+  return id;
+}
+
 std::string url_path(std::string_view url) {
   auto scheme = url.find("://");
   std::string_view rest = scheme == std::string_view::npos ? url : url.substr(scheme + 3);

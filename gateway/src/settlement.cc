@@ -27,6 +27,26 @@ std::string local_minute(SystemTime t, UtcOffset offset) {
   return s.substr(0, 10) + " " + s.substr(11, 5);
 }
 
+// The trip's period from two time members of its detail: RFC 3339 text as it is, or, with
+// `minute_suffix`, the meter's local minute ("2026-11-22T08:30") completed by it. A member
+// that is missing or does not read leaves its end of the period unknown, never guessed.
+void read_period(std::string_view detail_json, std::string_view start_key, std::string_view end_key,
+                 const std::string& minute_suffix, invoice::SettledTransaction& s) {
+  boost::system::error_code ec;
+  const json::value detail = json::parse(detail_json, ec);
+  if (ec || !detail.is_object()) return;
+  for (auto [key, slot] : {std::pair{start_key, &s.period_start}, std::pair{end_key, &s.period_end}}) {
+    const json::value* v = detail.as_object().if_contains(key);
+    if (v == nullptr || !v->is_string()) continue;
+    std::string text(v->get_string());
+    if (!minute_suffix.empty()) {
+      if (text.size() != 16) continue;  // "YYYY-MM-DDThh:mm"
+      text += minute_suffix;
+    }
+    if (auto t = parse_rfc3339(text); t) *slot = *t;
+  }
+}
+
 bool storage_error(Errc c) {
   return c == Errc::kDatabase || c == Errc::kDiskFull || c == Errc::kBusy || c == Errc::kIo ||
          c == Errc::kQueueFull;
@@ -50,45 +70,24 @@ invoice::SettledTransaction settled_transaction(const TxRecord& tx, UtcOffset of
   const std::string when = local_minute(tx.updated_at, offset);
   s.plate = tx.plate;
   switch (tx.kind) {
-    case TxKind::kParking: {
+    case TxKind::kParking:
       s.description = "停车费 " + log::mask_plate(tx.plate) + " " + when;
       // The stay is the 06 lease period (spec "Parking → 06"): entry and exit as recorded
       // at the exit. A stay without them (exit without entry) has no period.
-      boost::system::error_code ec;
-      const json::value detail = json::parse(tx.detail, ec);
-      if (!ec && detail.is_object()) {
-        for (auto [key, slot] : {std::pair{"entry_time", &s.period_start},
-                                 std::pair{"exit_time", &s.period_end}}) {
-          const json::value* v = detail.as_object().if_contains(key);
-          if (v != nullptr && v->is_string()) {
-            if (auto t = parse_rfc3339(std::string_view(v->get_string())); t) *slot = *t;
-          }
-        }
-      }
+      read_period(tx.detail, "entry_time", "exit_time", "", s);
       break;
-    }
     case TxKind::kToll:
       s.description = "通行费 " + log::mask_plate(tx.plate) + " " + when;
       break;
-    case TxKind::kTaxi: {
+    case TxKind::kTaxi:
       s.description = "出租车 " + when;
       if (tx.trip_number) s.description += " #" + std::to_string(*tx.trip_number);
       // Boarding and alighting as the meter reported them ("2026-11-22T08:30", the gateway's
       // local time): the 09 row's travel date when the passenger asks for one.
-      boost::system::error_code ec;
-      const json::value detail = json::parse(tx.detail, ec);
-      const std::string zone = format_rfc3339(tx.updated_at, offset).substr(19);  // "+08:00"
-      if (!ec && detail.is_object()) {
-        for (auto [key, slot] : {std::pair{"boarding", &s.period_start},
-                                 std::pair{"alighting", &s.period_end}}) {
-          const json::value* v = detail.as_object().if_contains(key);
-          if (v != nullptr && v->is_string() && v->get_string().size() == 16) {
-            if (auto t = parse_rfc3339(std::string(v->get_string()) + ":00" + zone); t) *slot = *t;
-          }
-        }
-      }
+      read_period(tx.detail, "boarding", "alighting",
+                  ":00" + format_rfc3339(tx.updated_at, offset).substr(19),  // ":00+08:00"
+                  s);
       break;
-    }
   }
   return s;
 }

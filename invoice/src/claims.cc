@@ -1149,15 +1149,13 @@ Status ClaimStore::mark_failed(std::int64_t id, std::string_view reason) {
 }
 
 Status ClaimStore::retry_failed(std::int64_t id) {
-  {
-    auto inv = get_invoice(id);
-    if (!inv) {
-      return std::unexpected(inv.error());
-    }
-    for (const InvoiceLine& l : inv->lines) {
-      if (l.service == kTollService) {  // I10: a legacy toll invoice stays failed
-        return std::unexpected(toll_refused(l.transaction_id));
-      }
+  auto inv = get_invoice(id);
+  if (!inv) {
+    return std::unexpected(inv.error());
+  }
+  for (const InvoiceLine& l : inv->lines) {
+    if (l.service == kTollService) {  // I10: a legacy toll invoice stays failed
+      return std::unexpected(toll_refused(l.transaction_id));
     }
   }
   auto txn = db_.begin();
@@ -1167,6 +1165,7 @@ Status ClaimStore::retry_failed(std::int64_t id) {
   if (auto s = transition(id, InvoiceState::kFailed, InvoiceState::kClaimed, "", {}); !s) {
     return s;
   }
+  inv->state = InvoiceState::kClaimed;
   if (auto forms = red_confirmations(id); !forms) {
     return std::unexpected(forms.error());
   } else if (!forms->empty() && (forms->back().state == RedConfirmState::kVoid ||
@@ -1174,22 +1173,14 @@ Status ClaimStore::retry_failed(std::int64_t id) {
     // The last form closed without a red invoice: the retry applies again with a new form
     // (a new billId; the red keeps its order number, R6).
     const RedConfirmation& last = forms->back();
-    auto red = get_invoice(id);
-    if (!red) {
-      return std::unexpected(red.error());
-    }
     const int attempt = last.attempt + 1;
-    if (auto s = insert_red_confirm(id, attempt, red->order_no + "R" + std::to_string(attempt),
+    if (auto s = insert_red_confirm(id, attempt, inv->order_no + "R" + std::to_string(attempt),
                                     last.reason);
         !s) {
       return s;
     }
   }
   if (issue_hook_) {
-    auto inv = get_invoice(id);
-    if (!inv) {
-      return std::unexpected(inv.error());
-    }
     if (auto s = issue_hook_(*txn, *inv); !s) {
       return s;
     }
@@ -1358,22 +1349,31 @@ Result<std::optional<InvoiceRecord>> ClaimStore::on_refund(Transaction& txn,
   }
 }
 
+Result<std::optional<std::int64_t>> ClaimStore::document_linked_to(std::string_view column,
+                                                                   std::int64_t id) {
+  auto st = db_.prepare("SELECT id FROM invoice_document WHERE " + std::string(column) + " = ?");
+  if (!st) {
+    return std::unexpected(st.error());
+  }
+  st->bind(1, id);
+  auto row = st->step();
+  if (!row) {
+    return std::unexpected(row.error());
+  }
+  return *row ? std::optional<std::int64_t>(st->column_int64(0)) : std::nullopt;
+}
+
 Result<InvoiceRecord> ClaimStore::current_invoice(std::int64_t id) {
   auto inv = get_invoice(id);
   while (inv && inv->state == InvoiceState::kReversed) {
-    auto st = db_.prepare("SELECT id FROM invoice_document WHERE replaces_id = ?");
-    if (!st) {
-      return std::unexpected(st.error());
+    auto replacement = document_linked_to("replaces_id", inv->id);
+    if (!replacement) {
+      return std::unexpected(replacement.error());
     }
-    st->bind(1, inv->id);
-    auto row = st->step();
-    if (!row) {
-      return std::unexpected(row.error());
-    }
-    if (!*row) {
+    if (!*replacement) {
       break;
     }
-    inv = get_invoice(st->column_int64(0));
+    inv = get_invoice(**replacement);
   }
   return inv;
 }
@@ -1401,23 +1401,14 @@ Result<std::optional<InvoiceRecord>> ClaimStore::reissue_kept(std::int64_t red_i
   if (!blue) {
     return std::unexpected(blue.error());
   }
-  {
-    auto st = db_.prepare("SELECT id FROM invoice_document WHERE replaces_id = ?");
-    if (!st) {
-      return std::unexpected(st.error());
+  if (auto earlier = document_linked_to("replaces_id", blue->id); !earlier) {
+    return std::unexpected(earlier.error());
+  } else if (*earlier) {  // done before (I11: one replacement per invoice)
+    auto done = get_invoice(**earlier);
+    if (!done) {
+      return std::unexpected(done.error());
     }
-    st->bind(1, blue->id);
-    auto row = st->step();
-    if (!row) {
-      return std::unexpected(row.error());
-    }
-    if (*row) {  // done before (I11: one replacement per invoice)
-      auto done = get_invoice(st->column_int64(0));
-      if (!done) {
-        return std::unexpected(done.error());
-      }
-      return std::optional<InvoiceRecord>(std::move(*done));
-    }
+    return std::optional<InvoiceRecord>(std::move(*done));
   }
   // The lines of the trips not refunded, as they were split on the reversed invoice.
   std::vector<InvoiceLine> kept;

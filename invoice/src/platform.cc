@@ -446,11 +446,7 @@ Result<IssueAccepted> NuonuoPlatform::issue(const IssueRequest& request) {
   }
   if (is_duplicate_refusal(reply->code, reply->describe)) {
     // Already accepted earlier (our previous attempt's reply was lost): ask for it.
-    auto known = query(request.order_no);
-    if (!known) {
-      return std::unexpected(known.error());
-    }
-    return IssueAccepted{known->serial_num, true};
+    return accepted_earlier(request.order_no);
   }
   if (reply->code != "E0000") {
     return std::unexpected(refusal(reply->code, reply->describe, "order"));
@@ -526,6 +522,14 @@ Result<IssueResult> NuonuoPlatform::query(std::string_view order_no) {
   }
   return fail(Errc::kNotFound, "platform does not know order " + std::string(order_no),
               "order_no");
+}
+
+Result<IssueAccepted> NuonuoPlatform::accepted_earlier(std::string_view order_no) {
+  auto known = query(order_no);
+  if (!known) {
+    return std::unexpected(known.error());
+  }
+  return IssueAccepted{known->serial_num, true};
 }
 
 Result<std::string> NuonuoPlatform::apply_red_confirm(const RedConfirmApply& a) {
@@ -643,11 +647,7 @@ Result<IssueAccepted> NuonuoPlatform::fast_red(const FastRedRequest& r) {
     return std::unexpected(reply.error());
   }
   if (is_duplicate_refusal(reply->code, reply->describe)) {
-    auto known = query(r.order_no);  // R6: the red already exists under our orderNo
-    if (!known) {
-      return std::unexpected(known.error());
-    }
-    return IssueAccepted{known->serial_num, true};
+    return accepted_earlier(r.order_no);  // R6: the red already exists under our orderNo
   }
   if (reply->code != "E0000") {
     return std::unexpected(refusal(reply->code, reply->describe, "red_confirm"));
@@ -760,14 +760,6 @@ Result<Advance> advance_red(ClaimStore& store, InvoicingPlatform& platform, cons
         return std::unexpected(s.error());
       }
       form->state = RedConfirmState::kApplied;
-      auto q = platform.query_red_confirm(form->bill_id);
-      if (!q) {
-        if (q.error().code == Errc::kNotFound) {
-          return Advance{InvoiceState::kClaimed, RedConfirmState::kApplied};  // not visible yet
-        }
-        return std::unexpected(q.error());
-      }
-      seen = std::move(*q);
     }
   } else if (form->state == RedConfirmState::kUsed) {
     // The form was used and the red then failed on the platform; the red keeps its orderNo
@@ -776,11 +768,12 @@ Result<Advance> advance_red(ClaimStore& store, InvoicingPlatform& platform, cons
                 "red invoice " + red.order_no + " failed after its form " + form->bill_id +
                     " was used; ask the platform before retrying",
                 "bill_status");
-  } else {
+  }
+  if (!seen) {
     auto q = platform.query_red_confirm(form->bill_id);
     if (!q) {
       if (q.error().code == Errc::kNotFound) {
-        return Advance{InvoiceState::kClaimed, form->state};
+        return Advance{InvoiceState::kClaimed, form->state};  // not visible yet: ask later
       }
       return std::unexpected(q.error());
     }
@@ -808,8 +801,8 @@ Result<Advance> advance_red(ClaimStore& store, InvoicingPlatform& platform, cons
     return std::unexpected(s.error());
   }
   form->state = *to;
-  form->bill_no = seen->bill_no;
-  form->bill_uuid = seen->bill_uuid;
+  if (!seen->bill_no.empty()) form->bill_no = seen->bill_no;
+  if (!seen->bill_uuid.empty()) form->bill_uuid = seen->bill_uuid;
   if (*to != RedConfirmState::kConfirmed) {
     return Advance{InvoiceState::kClaimed, *to};
   }

@@ -181,16 +181,7 @@ Status ClaimStore::insert_red_confirm(std::int64_t red_id, int attempt, std::str
 }
 
 Result<std::optional<std::int64_t>> ClaimStore::red_letter_of(std::int64_t blue_id) {
-  auto st = db_.prepare("SELECT id FROM invoice_document WHERE original_id = ?");
-  if (!st) {
-    return std::unexpected(st.error());
-  }
-  st->bind(1, blue_id);
-  auto row = st->step();
-  if (!row) {
-    return std::unexpected(row.error());
-  }
-  return *row ? std::optional<std::int64_t>(st->column_int64(0)) : std::nullopt;
+  return document_linked_to("original_id", blue_id);
 }
 
 Result<std::vector<RedConfirmation>> ClaimStore::red_confirmations(std::int64_t red_id) {

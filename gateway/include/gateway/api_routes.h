@@ -81,6 +81,9 @@ void add_invoice_operator_routes(HttpApi& api, const ApiServices& s);
 // trouble: try again).
 HttpResponse error_response(const Error& e);
 
+// A path parameter that must be a positive integer (an id): kInvalidArgument naming it.
+Result<std::int64_t> positive_id_param(const HttpRequest& r, const std::string& name = "id");
+
 // REQUIRES: every pointer in `services` outlives the HttpApi.
 void add_api_routes(HttpApi& api, ApiServices services);
 

@@ -338,6 +338,9 @@ class ClaimStore {
   Result<bool> update_state(std::string_view table, std::int64_t id, std::string_view from,
                             std::string_view to, std::string_view set_sql,
                             std::span<const std::string> args);
+  // The invoice whose `column` (original_id: its red; replaces_id: its replacement) names
+  // `id`; each is unique where set.
+  Result<std::optional<std::int64_t>> document_linked_to(std::string_view column, std::int64_t id);
   Status insert_red_confirm(std::int64_t red_id, int attempt, std::string_view bill_id,
                             RedLetterReason reason);
   Status update_red_confirm(std::int64_t form_id, RedConfirmState from, RedConfirmState to,

@@ -192,6 +192,8 @@ class NuonuoPlatform final : public InvoicingPlatform {
     std::string result_json;
   };
   Result<Reply> call(std::string_view method, std::string_view content);
+  // An order the platform refused as a duplicate: the one it already holds (E9106 → query).
+  Result<IssueAccepted> accepted_earlier(std::string_view order_no);
 
   PlatformClientOptions options_;
   std::unique_ptr<RequestSigner> signer_;
