@@ -278,6 +278,11 @@ sim::CameraShot shot(std::string_view vendor, std::uint64_t event, std::string p
   s.serial = cam(vendor).serial;
   s.event_no = event;
   s.plate = std::move(plate);
+  // Fixed at the shot, not at each push: a camera resending a record resends its capture time,
+  // and Dahua's records are known by time and plate (a resend a second later is a new record).
+  s.capture_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
   return s;
 }
 
@@ -342,6 +347,9 @@ TEST_F(CameraDaemonTest, ADuplicatePushIsAnsweredAndNeverOpensTwice) {
     const auto s = shot(c.vendor, 300 + n, "粤B2345" + std::to_string(n));
     ASSERT_EQ(push(s).status, 200);
     ASSERT_TRUE(eventually([&] { return opens(c) == 1; }));
+    // A camera resends after its own reply timeout: across a second boundary, so a record
+    // known by its capture time (Dahua) must still be the same record.
+    std::this_thread::sleep_for(1100ms);
     const auto again = push(s);
     EXPECT_EQ(again.status, 200) << "the camera must stop resending: " << again.body;
     if (std::string_view(c.vendor) == "vzenith") {
