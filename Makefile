@@ -10,7 +10,7 @@ FUZZ_SECONDS ?= 30
 TEST_FUZZ_SECONDS ?= 20
 PREFIX       ?= /usr/local
 
-.PHONY: all deps configure build test sanitize demo chaos bench fuzz install clean format
+.PHONY: all deps configure build test sanitize demo chaos bench fuzz install clean format fleet-cluster
 
 all: build
 
@@ -45,6 +45,11 @@ demo: build
 # The full chaos run: random faults under traffic for 4 minutes (a 55 s version is in `make test`).
 chaos: build
 	scripts/chaos $(BUILD)
+
+# The fleet's system of record on loopback: 3 etcd + 3 Patroni/PostgreSQL 15 nodes, synchronous
+# replication on (docs/FLEET.md). `scripts/fleet-cluster stop|status|dsn|kill-leader` for the rest.
+fleet-cluster: deps
+	scripts/fleet-cluster start
 
 # Benchmarks print figures and ratios; they assert nothing (shared machines are noisy).
 bench: build
