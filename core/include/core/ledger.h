@@ -99,6 +99,10 @@ std::string compute_hash(const LedgerEntry& entry);
 // One line of records.jsonl: the canonical encoding with ,"hash":"..." before the
 // closing brace. No trailing newline.
 std::string jsonl_line(const LedgerEntry& entry);
+// Reads one records.jsonl line (no newline): the twelve members in canonical order with their
+// JSON types, the time and kind valid. It does not check the hash or the canonical bytes:
+// callers compare jsonl_line() of the result with the line and compute_hash() with its hash.
+[[nodiscard]] Result<LedgerEntry> parse_line(std::string_view line);
 
 // JSON string literal (with quotes) by the canonical escaping rule (docs/AUDIT.md).
 std::string json_quote(std::string_view text);
