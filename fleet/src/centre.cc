@@ -1,0 +1,461 @@
+#include "fleet/centre.h"
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+
+#include "core/metrics.h"
+
+namespace lanegate::fleet {
+namespace {
+
+// At most this many records in one ingest call: one transaction stays short.
+constexpr std::size_t kMaxBatch = 5000;
+// Rows per INSERT statement (14 parameters each; PostgreSQL allows 65535 parameters).
+constexpr std::size_t kRowsPerInsert = 400;
+
+// The fleet tables, one step per version; a step is never edited once released.
+constexpr std::array<std::string_view, 1> kSteps = {
+    R"sql(
+CREATE TABLE fleet_boxes (
+  box_no        serial PRIMARY KEY,
+  box_id        text NOT NULL UNIQUE CHECK (box_id ~ '^[A-Za-z0-9._-]{1,64}$'),
+  public_key    bytea NOT NULL CHECK (length(public_key) = 32),
+  registered_at timestamptz NOT NULL DEFAULT now()
+);
+-- The newest record the centre holds per box; its row lock serialises uploads of one box.
+CREATE TABLE fleet_heads (
+  box_no     integer PRIMARY KEY REFERENCES fleet_boxes,
+  seq        bigint NOT NULL CHECK (seq >= 0),
+  hash       bytea NOT NULL CHECK (length(hash) = 32),
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+-- Every record of every box, by the local day of its time (the jurisdiction's offset).
+-- The canonical line is rebuilt from the columns byte for byte (docs/AUDIT.md), so the
+-- line itself is not stored; hashes are 32 bytes, not 64 hex characters.
+CREATE TABLE fleet_records (
+  box_no       integer NOT NULL,
+  local_day    date NOT NULL,
+  seq          bigint NOT NULL CHECK (seq >= 1),
+  time_ms      bigint NOT NULL,
+  kind         text NOT NULL,
+  lane         text NOT NULL,
+  plate        text NOT NULL,
+  out_trade_no text NOT NULL,
+  amount_fen   bigint NOT NULL CHECK (amount_fen >= 0),
+  state        text NOT NULL,
+  actor        text NOT NULL,
+  detail       text NOT NULL,
+  prev_hash    bytea NOT NULL CHECK (length(prev_hash) = 32),
+  hash         bytea NOT NULL CHECK (length(hash) = 32),
+  provisional  boolean NOT NULL DEFAULT true,
+  PRIMARY KEY (box_no, seq, local_day)
+) PARTITION BY RANGE (local_day);
+-- Forks and other things an authority must see; kept, never deleted.
+CREATE TABLE fleet_anomalies (
+  id           bigserial PRIMARY KEY,
+  box_no       integer NOT NULL REFERENCES fleet_boxes,
+  kind         text NOT NULL,
+  seq          bigint NOT NULL,
+  offered_hash text NOT NULL,
+  detail       text NOT NULL,
+  seen_at      timestamptz NOT NULL DEFAULT now(),
+  UNIQUE (box_no, kind, seq, offered_hash)
+);
+-- A record is never deleted and never changed; the one change allowed is sealing it
+-- (provisional true -> false).
+CREATE FUNCTION fleet_records_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'DELETE' THEN
+    RAISE EXCEPTION 'fleet records are never deleted';
+  END IF;
+  IF (NEW.box_no, NEW.local_day, NEW.seq, NEW.time_ms, NEW.kind, NEW.lane, NEW.plate,
+      NEW.out_trade_no, NEW.amount_fen, NEW.state, NEW.actor, NEW.detail, NEW.prev_hash,
+      NEW.hash) IS DISTINCT FROM
+     (OLD.box_no, OLD.local_day, OLD.seq, OLD.time_ms, OLD.kind, OLD.lane, OLD.plate,
+      OLD.out_trade_no, OLD.amount_fen, OLD.state, OLD.actor, OLD.detail, OLD.prev_hash,
+      OLD.hash)
+     OR (NOT OLD.provisional AND NEW.provisional) THEN
+    RAISE EXCEPTION 'fleet records are never changed, only sealed';
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER fleet_records_guard BEFORE UPDATE OR DELETE ON fleet_records
+  FOR EACH ROW EXECUTE FUNCTION fleet_records_guard();
+CREATE FUNCTION fleet_no_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION '% rows are never deleted', TG_TABLE_NAME;
+END $$;
+CREATE TRIGGER fleet_anomalies_kept BEFORE UPDATE OR DELETE ON fleet_anomalies
+  FOR EACH ROW EXECUTE FUNCTION fleet_no_delete();
+CREATE TRIGGER fleet_boxes_kept BEFORE DELETE ON fleet_boxes
+  FOR EACH ROW EXECUTE FUNCTION fleet_no_delete();
+)sql",
+};
+
+// Keys for pg_advisory_xact_lock: migrations, and partition creation.
+constexpr std::string_view kMigrateLock = "727401";
+constexpr std::string_view kPartitionLock = "727402";
+
+metrics::Counter& ingested(std::string_view outcome) {
+  return metrics::Registry::global().counter(
+      "lanegate_fleet_ingest_batches_total", "Ledger batches offered to the centre, by outcome",
+      {{"outcome", std::string(outcome)}});
+}
+
+bool is_day(std::string_view d) {
+  if (d.size() < 10) return false;
+  for (std::size_t i = 0; i < d.size(); ++i) {
+    const bool dash = i == d.size() - 6 || i == d.size() - 3;
+    if (dash ? d[i] != '-' : (d[i] < '0' || d[i] > '9')) return false;
+  }
+  return true;
+}
+
+std::string compact(std::string_view day) {
+  std::string s;
+  for (char c : day) {
+    if (c != '-') s += c;
+  }
+  return s;
+}
+
+IngestResult refused(IngestResult::Outcome o, Head head, std::int64_t seq, std::string message) {
+  IngestResult r;
+  r.outcome = o;
+  r.head = std::move(head);
+  r.seq = seq;
+  r.message = std::move(message);
+  return r;
+}
+
+}  // namespace
+
+std::string_view outcome_name(IngestResult::Outcome o) {
+  switch (o) {
+    case IngestResult::Outcome::kStored:
+      return "stored";
+    case IngestResult::Outcome::kGap:
+      return "gap";
+    case IngestResult::Outcome::kFork:
+      return "fork";
+    case IngestResult::Outcome::kBadRecord:
+      return "bad_record";
+    case IngestResult::Outcome::kUnknownBox:
+      return "unknown_box";
+  }
+  return "unknown";
+}
+
+std::string Centre::local_day(SystemTime t) const { return format_local_date(t, offset_); }
+
+Status Centre::migrate() {
+  if (auto s = db_.run("CREATE TABLE IF NOT EXISTS fleet_schema (version integer NOT NULL)"); !s) {
+    return s;
+  }
+  auto txn = pg::Txn::begin(db_);
+  if (!txn) return std::unexpected(txn.error());
+  if (auto r = db_.exec("SELECT pg_advisory_xact_lock(" + std::string(kMigrateLock) + ")"); !r) {
+    return std::unexpected(r.error());
+  }
+  auto v = db_.exec("SELECT coalesce(max(version), 0) FROM fleet_schema");
+  if (!v) return std::unexpected(v.error());
+  const std::int64_t have = v->integer(0, 0);
+  if (have > static_cast<std::int64_t>(kSteps.size())) {
+    return fail(Errc::kDatabase, "the fleet database is at schema version " +
+                                     std::to_string(have) + ", newer than this build (" +
+                                     std::to_string(kSteps.size()) + ")");
+  }
+  for (std::size_t i = static_cast<std::size_t>(have); i < kSteps.size(); ++i) {
+    if (auto s = db_.run(kSteps[i]); !s) return s;
+    if (auto r = db_.exec("INSERT INTO fleet_schema (version) VALUES ($1)",
+                          {std::to_string(i + 1)});
+        !r) {
+      return std::unexpected(r.error());
+    }
+  }
+  return txn->commit();
+}
+
+Status Centre::register_box(std::string_view box, std::string_view public_key_hex) {
+  auto txn = pg::Txn::begin(db_);
+  if (!txn) return std::unexpected(txn.error());
+  auto known = db_.exec("SELECT encode(public_key, 'hex') FROM fleet_boxes WHERE box_id = $1",
+                        {std::string(box)});
+  if (!known) return std::unexpected(known.error());
+  if (known->size() == 1) {
+    if (known->text(0, 0) == public_key_hex) return {};
+    return fail(Errc::kAlreadyExists,
+                "box is registered with another key (key rotation is its own procedure)",
+                "box_id");
+  }
+  auto ins = db_.exec(
+      "INSERT INTO fleet_boxes (box_id, public_key) VALUES ($1, decode($2, 'hex')) "
+      "RETURNING box_no",
+      {std::string(box), std::string(public_key_hex)});
+  if (!ins) {
+    if (ins.error().field == "23514" || ins.error().field == "22023") {
+      return fail(Errc::kInvalidArgument,
+                  "box_id must be 1-64 of A-Z a-z 0-9 . _ -, the key 32 bytes in hex", "box_id");
+    }
+    return std::unexpected(ins.error());
+  }
+  if (auto h = db_.exec("INSERT INTO fleet_heads (box_no, seq, hash) VALUES ($1, 0, "
+                        "decode($2, 'hex'))",
+                        {std::string(ins->text(0, 0)), std::string(ledger::kGenesisHash)});
+      !h) {
+    return std::unexpected(h.error());
+  }
+  return txn->commit();
+}
+
+Result<Head> Centre::head(std::string_view box) {
+  auto r = db_.exec(
+      "SELECT h.seq, encode(h.hash, 'hex') FROM fleet_boxes b JOIN fleet_heads h USING (box_no) "
+      "WHERE b.box_id = $1",
+      {std::string(box)});
+  if (!r) return std::unexpected(r.error());
+  if (r->size() == 0) return fail(Errc::kNotFound, "box is not registered", "box_id");
+  return Head{r->integer(0, 0), std::string(r->text(0, 1))};
+}
+
+Status Centre::ensure_partition(const std::string& day) {
+  if (std::find(partitions_.begin(), partitions_.end(), day) != partitions_.end()) return {};
+  if (!is_day(day)) return fail(Errc::kInternal, "not a local day: " + day);
+  auto txn = pg::Txn::begin(db_);
+  if (!txn) return std::unexpected(txn.error());
+  // Creators take one lock, so IF NOT EXISTS never races another centre process.
+  if (auto r = db_.exec("SELECT pg_advisory_xact_lock(" + std::string(kPartitionLock) + ")"); !r) {
+    return std::unexpected(r.error());
+  }
+  if (auto s = db_.run("CREATE TABLE IF NOT EXISTS fleet_records_" + compact(day) +
+                       " PARTITION OF fleet_records FOR VALUES FROM ('" + day + "') TO (DATE '" +
+                       day + "' + 1)");
+      !s) {
+    return s;
+  }
+  if (auto s = txn->commit(); !s) return s;
+  partitions_.push_back(day);
+  return {};
+}
+
+Status Centre::note_anomaly(std::string_view box, std::string_view kind, std::int64_t seq,
+                            std::string_view detail) {
+  metrics::Registry::global()
+      .counter("lanegate_fleet_anomalies_total", "Forks and other chain anomalies seen on ingest",
+               {{"kind", std::string(kind)}})
+      .inc();
+  auto r = db_.exec(
+      "INSERT INTO fleet_anomalies (box_no, kind, seq, offered_hash, detail) "
+      "SELECT box_no, $2, $3, $4, $5 FROM fleet_boxes WHERE box_id = $1 "
+      "ON CONFLICT DO NOTHING",
+      {std::string(box), std::string(kind), std::to_string(seq),
+       std::string(detail.substr(0, 64)), std::string(detail)});
+  if (!r) return std::unexpected(r.error());
+  return {};
+}
+
+Result<IngestResult> Centre::ingest(std::string_view box, std::span<const std::string> lines) {
+  if (lines.size() > kMaxBatch) {
+    return fail(Errc::kInvalidArgument,
+                "at most " + std::to_string(kMaxBatch) + " records per batch", "records");
+  }
+  // Every line is checked before the database is asked anything.
+  std::vector<ledger::LedgerEntry> records;
+  records.reserve(lines.size());
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    const std::int64_t where = records.empty() ? 0 : records.back().seq + 1;
+    auto e = ledger::parse_line(lines[i]);
+    auto bad = [&](std::int64_t seq, std::string why) {
+      ingested("bad_record").inc();
+      return refused(IngestResult::Outcome::kBadRecord, {}, seq,
+                     "record " + std::to_string(i + 1) + " of the batch: " + why);
+    };
+    if (!e) return bad(where, e.error().to_string());
+    if (ledger::jsonl_line(*e) != lines[i]) {
+      return bad(e->seq, "not in canonical form (docs/AUDIT.md)");
+    }
+    if (ledger::compute_hash(*e) != e->hash) {
+      return bad(e->seq, "hash: does not match the record's content");
+    }
+    if (!records.empty()) {
+      if (e->seq != records.back().seq + 1) {
+        return bad(e->seq, "seq: must be " + std::to_string(records.back().seq + 1) +
+                               " (a batch is consecutive records)");
+      }
+      if (e->prev_hash != records.back().hash) {
+        return bad(e->seq, "prev_hash: must be the hash of the record before it");
+      }
+    } else if (e->seq < 1) {
+      return bad(e->seq, "seq: must be 1 or more");
+    }
+    records.push_back(std::move(*e));
+  }
+  for (const auto& e : records) {
+    if (auto s = ensure_partition(local_day(e.event.time)); !s) return std::unexpected(s.error());
+  }
+  for (int attempt = 0;; ++attempt) {
+    auto r = ingest_once(box, records, lines);
+    if (!r && pg::retryable(r.error()) && attempt < 3) continue;
+    if (r) ingested(outcome_name(r->outcome)).inc();
+    if (r && r->outcome == IngestResult::Outcome::kFork) {
+      if (auto s = note_anomaly(box, "fork", r->seq, r->message); !s) {
+        return std::unexpected(s.error());
+      }
+    }
+    return r;
+  }
+}
+
+Result<IngestResult> Centre::ingest_once(std::string_view box,
+                                         std::span<const ledger::LedgerEntry> records,
+                                         std::span<const std::string> /*lines*/) {
+  auto txn = pg::Txn::begin(db_);
+  if (!txn) return std::unexpected(txn.error());
+  auto h = db_.exec(
+      "SELECT b.box_no, h.seq, encode(h.hash, 'hex') FROM fleet_boxes b "
+      "JOIN fleet_heads h USING (box_no) WHERE b.box_id = $1 FOR UPDATE OF h",
+      {std::string(box)});
+  if (!h) return std::unexpected(h.error());
+  if (h->size() == 0) {
+    return refused(IngestResult::Outcome::kUnknownBox, {}, 0,
+                   "box_id: not registered (the registry is the root of trust)");
+  }
+  const std::string box_no(h->text(0, 0));
+  Head head{h->integer(0, 1), std::string(h->text(0, 2))};
+  IngestResult out;
+  out.head = head;
+  if (records.empty()) return out;
+
+  // The part the centre holds already: the same bytes, or a fork.
+  std::size_t i = 0;
+  if (records.front().seq <= head.seq) {
+    const std::int64_t last_held = std::min(records.back().seq, head.seq);
+    auto held = db_.exec(
+        "SELECT seq, encode(hash, 'hex') FROM fleet_records WHERE box_no = $1 AND seq BETWEEN "
+        "$2 AND $3 ORDER BY seq",
+        {box_no, std::to_string(records.front().seq), std::to_string(last_held)});
+    if (!held) return std::unexpected(held.error());
+    for (int row = 0; i < records.size() && records[i].seq <= head.seq; ++i, ++row) {
+      if (row >= held->size() || held->integer(row, 0) != records[i].seq) {
+        return fail(Errc::kDatabase, "the centre lost held record " +
+                                         std::to_string(records[i].seq) + " of box " +
+                                         std::string(box));
+      }
+      if (held->text(row, 1) != records[i].hash) {
+        return refused(IngestResult::Outcome::kFork, head, records[i].seq,
+                       records[i].hash + ": other bytes at held seq " +
+                           std::to_string(records[i].seq) + " (the centre holds hash " +
+                           std::string(held->text(row, 1)) + ")");
+      }
+      ++out.skipped;
+    }
+  }
+  if (i == records.size()) return out;  // all held: nothing to write
+
+  // The new part continues the held chain exactly.
+  if (records[i].seq != head.seq + 1) {
+    return refused(IngestResult::Outcome::kGap, head, head.seq + 1,
+                   "seq: records from " + std::to_string(head.seq + 1) +
+                       " are missing; the centre holds up to " + std::to_string(head.seq));
+  }
+  if (records[i].prev_hash != head.hash) {
+    return refused(IngestResult::Outcome::kFork, head, records[i].seq,
+                   records[i].hash + ": prev_hash of seq " + std::to_string(records[i].seq) +
+                       " does not continue the held chain (held head hash " + head.hash + ")");
+  }
+  for (std::size_t from = i; from < records.size(); from += kRowsPerInsert) {
+    const std::size_t to = std::min(records.size(), from + kRowsPerInsert);
+    std::string sql =
+        "INSERT INTO fleet_records (box_no, local_day, seq, time_ms, kind, lane, plate, "
+        "out_trade_no, amount_fen, state, actor, detail, prev_hash, hash) VALUES ";
+    std::vector<pg::Param> params;
+    params.reserve((to - from) * 14);
+    for (std::size_t k = from; k < to; ++k) {
+      const auto& e = records[k];
+      const std::size_t b = params.size();
+      sql += k == from ? "(" : ",(";
+      for (std::size_t c = 1; c <= 14; ++c) {
+        const std::string p = "$" + std::to_string(b + c);
+        sql += c == 1 ? p : (c >= 13 ? ",decode(" + p + ",'hex')" : "," + p);
+      }
+      sql += ")";
+      params.emplace_back(box_no);
+      params.emplace_back(local_day(e.event.time));
+      params.emplace_back(std::to_string(e.seq));
+      params.emplace_back(std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                             e.event.time.time_since_epoch())
+                                             .count()));
+      params.emplace_back(std::string(ledger::kind_name(e.event.kind)));
+      params.emplace_back(e.event.lane);
+      params.emplace_back(e.event.plate);
+      params.emplace_back(e.event.out_trade_no);
+      params.emplace_back(std::to_string(e.event.amount.fen()));
+      params.emplace_back(e.event.state);
+      params.emplace_back(e.event.actor);
+      params.emplace_back(e.event.detail);
+      params.emplace_back(e.prev_hash);
+      params.emplace_back(e.hash);
+    }
+    if (auto r = db_.exec(sql, params); !r) return std::unexpected(r.error());
+  }
+  out.stored = static_cast<std::int64_t>(records.size() - i);
+  out.head = Head{records.back().seq, records.back().hash};
+  if (auto r = db_.exec(
+          "UPDATE fleet_heads SET seq = $2, hash = decode($3, 'hex'), updated_at = now() "
+          "WHERE box_no = $1",
+          {box_no, std::to_string(out.head.seq), out.head.hash});
+      !r) {
+    return std::unexpected(r.error());
+  }
+  if (auto s = txn->commit(); !s) return std::unexpected(s.error());
+  return out;
+}
+
+Result<std::vector<std::string>> Centre::records(std::string_view box, std::int64_t first,
+                                                 std::int64_t last) {
+  auto r = db_.exec(
+      "SELECT r.seq, r.time_ms, r.kind, r.lane, r.plate, r.out_trade_no, r.amount_fen, r.state, "
+      "r.actor, r.detail, encode(r.prev_hash, 'hex'), encode(r.hash, 'hex') "
+      "FROM fleet_records r JOIN fleet_boxes b USING (box_no) "
+      "WHERE b.box_id = $1 AND r.seq BETWEEN $2 AND $3 ORDER BY r.seq",
+      {std::string(box), std::to_string(first), std::to_string(last)});
+  if (!r) return std::unexpected(r.error());
+  std::vector<std::string> out;
+  out.reserve(static_cast<std::size_t>(r->size()));
+  for (int row = 0; row < r->size(); ++row) {
+    ledger::LedgerEntry e;
+    e.seq = r->integer(row, 0);
+    e.event.time = SystemTime(std::chrono::milliseconds(r->integer(row, 1)));
+    auto kind = ledger::parse_kind(r->text(row, 2));
+    if (!kind) return fail(Errc::kDatabase, "stored record has an unknown kind");
+    e.event.kind = *kind;
+    e.event.lane = std::string(r->text(row, 3));
+    e.event.plate = std::string(r->text(row, 4));
+    e.event.out_trade_no = std::string(r->text(row, 5));
+    e.event.amount = Money::from_fen(r->integer(row, 6));
+    e.event.state = std::string(r->text(row, 7));
+    e.event.actor = std::string(r->text(row, 8));
+    e.event.detail = std::string(r->text(row, 9));
+    e.prev_hash = std::string(r->text(row, 10));
+    e.hash = std::string(r->text(row, 11));
+    out.push_back(ledger::jsonl_line(e));
+  }
+  return out;
+}
+
+Result<std::vector<Centre::Anomaly>> Centre::anomalies(std::string_view box) {
+  auto r = db_.exec(
+      "SELECT a.kind, a.seq, a.detail FROM fleet_anomalies a JOIN fleet_boxes b USING (box_no) "
+      "WHERE b.box_id = $1 ORDER BY a.id",
+      {std::string(box)});
+  if (!r) return std::unexpected(r.error());
+  std::vector<Anomaly> out;
+  for (int row = 0; row < r->size(); ++row) {
+    out.push_back(Anomaly{std::string(r->text(row, 0)), r->integer(row, 1),
+                          std::string(r->text(row, 2))});
+  }
+  return out;
+}
+
+}  // namespace lanegate::fleet
