@@ -1,0 +1,117 @@
+#pragma once
+// Shared by the fleet tests: one throwaway PostgreSQL per test program (the quick-start server
+// of scripts/fleet-cluster, as its own user), and a box with a real ledger in SQLite.
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/ledger.h"
+#include "core/sqlite.h"
+#include "core/time_format.h"
+#include "fleet/centre.h"
+#include "support/run_command.h"
+
+namespace lanegate::fleet::test {
+
+namespace fs = std::filesystem;
+using lanegate::testing::run_command;
+
+// One PostgreSQL for the whole test program, as its own user, in a throwaway directory.
+class Server {
+ public:
+  static Server& get() {
+    static Server s;
+    return s;
+  }
+  const std::string& dsn() const { return dsn_; }
+  const std::string& error() const { return error_; }
+  ~Server() { run_command(env_ + " " + script_ + " destroy"); }
+
+ private:
+  Server() {
+    char tmpl[] = "/var/tmp/lanegate-fleet-ingest.XXXXXX";
+    if (::mkdtemp(tmpl) == nullptr) std::abort();
+    std::random_device rd;
+    const int port = 29000 + static_cast<int>(rd() % 400) * 10;
+    script_ = std::string(LANEGATE_SOURCE_DIR) + "/scripts/fleet-cluster";
+    env_ = "LANEGATE_FLEET_DIR=" + std::string(tmpl) + " LANEGATE_FLEET_PORT=" +
+           std::to_string(port);
+    auto [rc, out] = run_command(env_ + " " + script_ + " single");
+    const std::string mark = "fleet-cluster: dsn: ";
+    const auto at = out.find(mark);
+    if (rc != 0 || at == std::string::npos) {
+      error_ = out;
+      return;
+    }
+    dsn_ = out.substr(at + mark.size());
+    dsn_ = dsn_.substr(0, dsn_.find('\n'));
+  }
+  std::string script_, env_, dsn_, error_;
+};
+
+inline SystemTime at(std::string_view rfc3339) {
+  auto t = parse_rfc3339(rfc3339);
+  if (!t) std::abort();
+  return *t;
+}
+
+// A box: a real ledger in SQLite, appended to as the gateway does.
+class Box {
+ public:
+  explicit Box(std::string seed) : seed_(std::move(seed)) {
+    char tmpl[] = "/tmp/lanegate-fleet-box.XXXXXX";
+    if (::mkdtemp(tmpl) == nullptr) std::abort();
+    dir_ = tmpl;
+    auto db = Database::open(dir_ / "lanegate.db");
+    if (!db || !db->migrate(ledger::ledger_schema_steps())) std::abort();
+    db_.emplace(std::move(*db));
+  }
+  ~Box() {
+    db_.reset();
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+  // Appends n settled charges of `fen` each, at `time` (+1 s each).
+  void append(int n, std::int64_t fen = 500, SystemTime time = at("2026-12-07T03:00:00Z")) {
+    for (int i = 0; i < n; ++i) {
+      ledger::LedgerEvent e;
+      e.kind = ledger::Kind::kChargeSettled;
+      e.time = time + std::chrono::seconds(i);
+      e.lane = "exit-1";
+      e.plate = "粤B1234" + std::to_string(i % 10);
+      e.out_trade_no = seed_ + "-" + std::to_string(++n_);
+      e.amount = Money::from_fen(fen);
+      e.state = "SUCCESS";
+      e.actor = "provider";
+      auto txn = db_->begin();
+      if (!txn || !ledger::append(*txn, e) || !txn->commit()) std::abort();
+    }
+  }
+  std::vector<std::string> lines(std::int64_t first, std::int64_t last) {
+    std::vector<std::string> out;
+    auto rs = ledger::read(*db_, {first, last});
+    if (!rs) std::abort();
+    for (const auto& e : *rs) out.push_back(ledger::jsonl_line(e));
+    return out;
+  }
+  Head head() {
+    auto h = ledger::head(*db_);
+    if (!h || !*h) return {};
+    return Head{(*h)->seq, (*h)->hash};
+  }
+
+ private:
+  std::string seed_;
+  fs::path dir_;
+  std::optional<Database> db_;
+  int n_ = 0;
+};
+
+inline constexpr std::string_view kKey = "3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29";
+
+}  // namespace lanegate::fleet::test

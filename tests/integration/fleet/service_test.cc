@@ -1,0 +1,206 @@
+// lanegate-fleetd's HTTPS front, as a box reaches it: mutual TLS with certificates made by
+// the openssl CLI (independently of the service), gzip bodies, the box known only by its
+// certificate, refusals a box can act on, and 503 + Retry-After while the database is away.
+#include "fleet/service.h"
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <boost/json.hpp>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "fleet/pg.h"
+#include "fleet_fixture.h"
+
+namespace lanegate::fleet {
+namespace {
+
+using namespace test;
+namespace json = boost::json;
+
+// A CA for boxes (which also signs the service's certificate), and another CA nobody trusts.
+class Pki {
+ public:
+  Pki() {
+    char tmpl[] = "/tmp/lanegate-fleet-pki.XXXXXX";
+    if (::mkdtemp(tmpl) == nullptr) std::abort();
+    dir_ = tmpl;
+    const std::string d = dir_.string();
+    std::string script = "set -e; cd " + d + "\n";
+    auto ca = [&](const std::string& name) {
+      script += "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout " +
+                name + ".key -out " + name + ".crt -days 3650 -subj /CN=" + name +
+                " 2>/dev/null\n";
+    };
+    auto leaf = [&](const std::string& name, const std::string& cn, const std::string& ca_name,
+                    const std::string& ext) {
+      script += "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout " + name +
+                ".key -out " + name + ".csr -subj /CN=" + cn + " 2>/dev/null\n";
+      script += "printf '" + ext + "\\n' > " + name + ".ext\n";
+      script += "openssl x509 -req -in " + name + ".csr -CA " + ca_name + ".crt -CAkey " +
+                ca_name + ".key -CAcreateserial -out " + name + ".crt -days 3650 -extfile " +
+                name + ".ext 2>/dev/null\n";
+    };
+    ca("fleet-ca");
+    ca("other-ca");
+    leaf("server", "127.0.0.1", "fleet-ca", "subjectAltName=IP:127.0.0.1");
+    leaf("box-a", "box-a", "fleet-ca", "extendedKeyUsage=clientAuth");
+    leaf("box-c", "box-c", "fleet-ca", "extendedKeyUsage=clientAuth");
+    leaf("rogue-a", "box-a", "other-ca", "extendedKeyUsage=clientAuth");
+    {
+      std::ofstream(dir_ / "make.sh") << script;
+    }
+    auto [rc, out] = run_command("bash " + d + "/make.sh");
+    if (rc != 0 || !fs::exists(dir_ / "rogue-a.crt")) {
+      error_ = "the test PKI was not made: " + out;
+    }
+  }
+  ~Pki() {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+  std::string path(const std::string& file) const { return (dir_ / file).string(); }
+  const std::string& error() const { return error_; }
+
+ private:
+  fs::path dir_;
+  std::string error_;
+};
+
+class ServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(pki_.error().empty()) << pki_.error();
+    ASSERT_FALSE(Server::get().dsn().empty()) << Server::get().error();
+    auto c = pg::Connection::open(Server::get().dsn());
+    ASSERT_TRUE(c) << c.error().message;
+    conn_.emplace(std::move(*c));
+    centre_.emplace(*conn_, UtcOffset{480});
+    ASSERT_TRUE(centre_->migrate());
+    ASSERT_TRUE(centre_->register_box("box-a", kKey));
+    ASSERT_TRUE(centre_->register_box("box-b", kKey));
+  }
+
+  void start(std::string dsn = Server::get().dsn()) {
+    ServiceConfig cfg;
+    cfg.cert_file = pki_.path("server.crt");
+    cfg.key_file = pki_.path("server.key");
+    cfg.client_ca_file = pki_.path("fleet-ca.crt");
+    cfg.dsn = std::move(dsn);
+    service_ = std::make_unique<Service>(cfg);
+    auto s = service_->start();
+    ASSERT_TRUE(s) << s.error().to_string();
+  }
+
+  std::unique_ptr<httplib::SSLClient> client(const std::string& who) {
+    std::unique_ptr<httplib::SSLClient> cli;
+    if (who.empty()) {
+      cli = std::make_unique<httplib::SSLClient>("127.0.0.1", service_->port());
+    } else {
+      cli = std::make_unique<httplib::SSLClient>("127.0.0.1", service_->port(),
+                                                 pki_.path(who + ".crt"), pki_.path(who + ".key"));
+    }
+    cli->set_ca_cert_path(pki_.path("fleet-ca.crt").c_str());
+    cli->enable_server_certificate_verification(true);
+    cli->set_connection_timeout(5);
+    cli->set_read_timeout(20);
+    return cli;
+  }
+
+  static std::string body_of(const std::vector<std::string>& lines) {
+    std::string b;
+    for (const auto& l : lines) b += l + "\n";
+    return b;
+  }
+
+  std::int64_t head_seq(const std::string& box) {
+    auto h = centre_->head(box);
+    return h ? h->seq : -1;
+  }
+
+  Pki pki_;
+  std::optional<pg::Connection> conn_;
+  std::optional<Centre> centre_;
+  std::unique_ptr<Service> service_;
+};
+
+TEST_F(ServiceTest, ABoxUploadsOverMutualTlsAndOnlyItsCertificateNamesIt) {
+  start();
+  auto cli = client("box-a");
+  auto h = cli->Get("/v1/head");
+  ASSERT_TRUE(h) << httplib::to_string(h.error());
+  ASSERT_EQ(h->status, 200) << h->body;
+  const auto head = json::parse(h->body).as_object();
+  EXPECT_EQ(head.at("box").as_string(), "box-a");
+  const std::int64_t from = head.at("seq").as_int64();
+
+  Box box("svc-a");
+  box.append(static_cast<int>(from) + 40);
+  const auto before_b = head_seq("box-b");
+  // Compressed, as a box sends a backlog; a header naming another box changes nothing.
+  cli->set_compress(true);
+  httplib::Headers hdrs{{"X-Box-Id", "box-b"}};
+  auto r = cli->Post("/v1/records", hdrs, body_of(box.lines(from + 1, from + 40)),
+                     "application/x-ndjson");
+  ASSERT_TRUE(r) << httplib::to_string(r.error());
+  ASSERT_EQ(r->status, 200) << r->body;
+  const auto out = json::parse(r->body).as_object();
+  EXPECT_EQ(out.at("outcome").as_string(), "stored");
+  EXPECT_EQ(out.at("stored").as_int64(), 40);
+  EXPECT_EQ(out.at("head").at("seq").as_int64(), from + 40);
+  EXPECT_EQ(head_seq("box-a"), from + 40);
+  EXPECT_EQ(head_seq("box-b"), before_b) << "the header named box-b: ignored";
+}
+
+TEST_F(ServiceTest, NoCertificateOrOneFromAnotherCaNeverGetsAnAnswer) {
+  start();
+  auto none = client("");
+  auto r = none->Get("/v1/head");
+  EXPECT_FALSE(r && r->status == 200) << "a client without a certificate was answered";
+  auto rogue = client("rogue-a");
+  r = rogue->Get("/v1/head");
+  EXPECT_FALSE(r && r->status == 200) << "a certificate from another CA was answered";
+  // A certificate from the right CA for a box nobody registered.
+  auto c = client("box-c");
+  r = c->Get("/v1/head");
+  ASSERT_TRUE(r) << httplib::to_string(r.error());
+  EXPECT_EQ(r->status, 403) << r->body;
+  EXPECT_NE(r->body.find("box_id"), std::string::npos) << r->body;
+}
+
+TEST_F(ServiceTest, AGapIsAnswered409WithTheHeadToResendFrom) {
+  start();
+  auto cli = client("box-a");
+  auto h = cli->Get("/v1/head");
+  ASSERT_TRUE(h);
+  const std::int64_t from = json::parse(h->body).at("seq").as_int64();
+  Box box("svc-gap");
+  box.append(static_cast<int>(from) + 5);
+  auto r = cli->Post("/v1/records", body_of(box.lines(from + 3, from + 5)), "application/x-ndjson");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 409) << r->body;
+  const auto out = json::parse(r->body).as_object();
+  EXPECT_EQ(out.at("outcome").as_string(), "gap");
+  EXPECT_EQ(out.at("head").at("seq").as_int64(), from);
+  EXPECT_EQ(out.at("seq").as_int64(), from + 1);
+}
+
+TEST_F(ServiceTest, WhileTheDatabaseIsAwayBoxesAreToldWhenToComeBack) {
+  start("host=127.0.0.1 port=1 dbname=x user=x connect_timeout=2");
+  auto cli = client("box-a");
+  Box box("svc-away");
+  box.append(2);
+  auto r = cli->Post("/v1/records", body_of(box.lines(1, 2)), "application/x-ndjson");
+  ASSERT_TRUE(r) << httplib::to_string(r.error());
+  EXPECT_EQ(r->status, 503) << r->body;
+  EXPECT_EQ(r->get_header_value("Retry-After"), "30");
+  auto h = cli->Get("/healthz");
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->status, 503);
+}
+
+}  // namespace
+}  // namespace lanegate::fleet
