@@ -16,7 +16,7 @@
 #include "config/config.h"
 #include "core/process.h"
 #include "core/sqlite.h"
-#include "gateway/audit_cli.h"
+#include "audit/audit_cli.h"
 #include "gateway/daemon.h"
 #include "gateway/provider_wechatpay.h"
 #include "invoice/cli.h"
@@ -201,7 +201,7 @@ int main(int argc, char** argv) {
       std::cerr << "lanegate audit verify: " << db.error().to_string() << "\n";
       return 1;
     }
-    return lanegate::gateway::audit::audit_command(*db, ".", 480, rest, {}, std::cout, std::cerr);
+    return lanegate::audit::audit_command(*db, ".", 480, rest, {}, std::cout, std::cerr);
   }
 
   auto cfg = load(config_path);
@@ -210,7 +210,7 @@ int main(int argc, char** argv) {
     return lanegate::lane::modbus_read_command(*cfg, rest.subspan(1), std::cout, std::cerr);
   }
   if (cmd == "keys") {
-    return lanegate::gateway::audit::keys_command(cfg->gateway.state_dir, rest, std::cout, std::cerr);
+    return lanegate::audit::keys_command(cfg->gateway.state_dir, rest, std::cout, std::cerr);
   }
   if (cmd == "queue") {
     auto db = open_db(*cfg);
@@ -220,7 +220,7 @@ int main(int argc, char** argv) {
   if (cmd == "audit") {
     auto db = open_db(*cfg);
     if (!db) return 1;
-    lanegate::gateway::audit::FetchBill fetch;
+    lanegate::audit::FetchBill fetch;
     if (cfg->provider.configured()) {
       fetch = [&cfg](std::string date) -> lanegate::Result<std::string> {
         auto client = lanegate::gateway::WechatPayClient::create(cfg->provider);
@@ -232,12 +232,12 @@ int main(int argc, char** argv) {
     }
     // The trade bill's lines this box reconciles: its merchant, or in partner mode the
     // service provider's lines for the box's special merchant.
-    std::optional<lanegate::gateway::audit::BillOwner> owner;
+    std::optional<lanegate::audit::BillOwner> owner;
     if (cfg->provider.configured()) {
-      owner = lanegate::gateway::audit::BillOwner{cfg->provider.caller_mchid(),
+      owner = lanegate::audit::BillOwner{cfg->provider.caller_mchid(),
                                                    cfg->provider.partner() ? cfg->provider.sub_mchid : ""};
     }
-    return lanegate::gateway::audit::audit_command(*db, cfg->gateway.state_dir, cfg->gateway.utc_offset_minutes, rest,
+    return lanegate::audit::audit_command(*db, cfg->gateway.state_dir, cfg->gateway.utc_offset_minutes, rest,
                                                    fetch, std::cout, std::cerr,
                                                    lanegate::SystemClock::instance(), owner);
   }

@@ -12,7 +12,7 @@
 #include <sstream>
 
 #include "core/metrics.h"
-#include "gateway/audit_files.h"
+#include "audit/audit_files.h"
 #include "core/time_format.h"
 #include "invoice/claim_api.h"
 #include "invoice/receipt.h"

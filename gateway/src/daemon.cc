@@ -24,7 +24,7 @@
 #include "gateway/api_routes.h"
 #include "gateway/camera_receiver.h"
 #include "gateway/evidence.h"
-#include "gateway/audit.h"
+#include "audit/audit.h"
 #include "gateway/http_api.h"
 #include "gateway/invoice_uplink.h"
 #include "gateway/provider_notify.h"

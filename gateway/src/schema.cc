@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "core/ledger.h"
-#include "gateway/audit.h"
+#include "audit/audit.h"
 #include "gateway/daemon.h"
 #include "gateway/provider_notify.h"
 #include "gateway/store.h"

@@ -7,12 +7,12 @@
 #include <cstdint>
 #include <string_view>
 
-#include "gateway/audit.h"
-#include "gateway/audit_reconcile.h"
+#include "audit/audit.h"
+#include "audit/audit_reconcile.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);
-  namespace audit = lanegate::gateway::audit;
+  namespace audit = lanegate::audit;
   if (auto bill = audit::parse_trade_bill(text)) {
     std::size_t last_line = 1;  // the header
     for (const auto& row : bill->rows) {

@@ -132,7 +132,7 @@ struct SeqRange {
 // the day has no record. This finds the records *stamped* with a day (reconciliation
 // compares them with the provider's bill for that day); it is not what a day seal covers:
 // if the clock stepped across midnight, records of neighbouring days lie inside it and the
-// ranges of two days overlap. Seals partition the chain instead (gateway/audit.h).
+// ranges of two days overlap. Seals partition the chain instead (audit/audit.h).
 [[nodiscard]] Result<std::optional<SeqRange>> day_range(Database& db, std::string_view date,
                                                         UtcOffset offset);
 

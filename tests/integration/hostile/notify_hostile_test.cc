@@ -12,7 +12,7 @@
 #include "core/crypto.h"
 #include "core/pki.h"
 #include "core/signing.h"
-#include "gateway/audit.h"
+#include "audit/audit.h"
 #include "hostile_site.h"
 
 namespace lanegate::hostile {
@@ -253,7 +253,7 @@ TEST_F(LedgerAfterAttacksTest, TheLedgerStillVerifiesAfterTheAttacks) {
   ASSERT_FALSE(pkg.empty());
   auto key = signing::PublicKey::load_file(site().dir() / "state" / "device-key.pub");
   ASSERT_TRUE(key) << key.error().to_string();
-  const auto report = gateway::audit::verify_package(pkg, *key);
+  const auto report = audit::verify_package(pkg, *key);
   EXPECT_TRUE(report.ok()) << report.to_text();
   EXPECT_GT(report.records_checked, 0);
   // Every refused notification left no record: the day's records name the charge only in

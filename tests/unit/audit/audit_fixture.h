@@ -15,9 +15,9 @@
 #include "core/ledger.h"
 #include "core/signing.h"
 #include "core/sqlite.h"
-#include "gateway/audit.h"
+#include "audit/audit.h"
 
-namespace lanegate::gateway::audit::testing {
+namespace lanegate::audit::testing {
 
 class TempDir {
  public:
@@ -184,4 +184,4 @@ class AuditTest : public ::testing::Test {
   int exports_ = 0;
 };
 
-}  // namespace lanegate::gateway::audit::testing
+}  // namespace lanegate::audit::testing

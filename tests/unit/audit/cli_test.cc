@@ -8,10 +8,10 @@
 #include "audit_fixture.h"
 #include "core/metrics.h"
 #include "fixtures/trade_bill.h"
-#include "gateway/audit_cli.h"
-#include "gateway/audit_files.h"
+#include "audit/audit_cli.h"
+#include "audit/audit_files.h"
 
-namespace lanegate::gateway::audit::testing {
+namespace lanegate::audit::testing {
 namespace {
 
 constexpr std::string_view kDay = "2026-11-22";
@@ -404,4 +404,4 @@ TEST_F(CliTest, ListAndResolveArtifactsForTheAuditorApi) {
 }
 
 }  // namespace
-}  // namespace lanegate::gateway::audit::testing
+}  // namespace lanegate::audit::testing

@@ -7,7 +7,7 @@
 
 #include "audit_fixture.h"
 
-namespace lanegate::gateway::audit::testing {
+namespace lanegate::audit::testing {
 namespace {
 
 class DocVerifierTest : public AuditTest {
@@ -122,4 +122,4 @@ TEST_F(DocVerifierTest, ReferenceVerifierChecksConsecutivePackagesAndReportsCloc
 }
 
 }  // namespace
-}  // namespace lanegate::gateway::audit::testing
+}  // namespace lanegate::audit::testing

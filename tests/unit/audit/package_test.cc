@@ -7,7 +7,7 @@
 
 #include "audit_fixture.h"
 
-namespace lanegate::gateway::audit::testing {
+namespace lanegate::audit::testing {
 namespace {
 
 constexpr std::string_view kDay = "2026-11-22";
@@ -381,4 +381,4 @@ TEST_F(PackageTest, GroupReadableDeviceKeyIsRefused) {
 }
 
 }  // namespace
-}  // namespace lanegate::gateway::audit::testing
+}  // namespace lanegate::audit::testing

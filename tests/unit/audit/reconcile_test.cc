@@ -6,9 +6,9 @@
 #include "audit_fixture.h"
 #include "core/metrics.h"
 #include "fixtures/trade_bill.h"
-#include "gateway/audit_reconcile.h"
+#include "audit/audit_reconcile.h"
 
-namespace lanegate::gateway::audit::testing {
+namespace lanegate::audit::testing {
 namespace {
 
 constexpr std::string_view kDay = "2026-11-22";
@@ -394,4 +394,4 @@ TEST_F(ReconcileTest, TheMerchantMustBeNamed) {
 }
 
 }  // namespace
-}  // namespace lanegate::gateway::audit::testing
+}  // namespace lanegate::audit::testing

@@ -6,9 +6,9 @@
 #include <numeric>
 
 #include "audit_fixture.h"
-#include "gateway/audit_cli.h"
+#include "audit/audit_cli.h"
 
-namespace lanegate::gateway::audit::testing {
+namespace lanegate::audit::testing {
 namespace {
 
 using std::chrono::seconds;
@@ -361,4 +361,4 @@ TEST_F(SealPartitionTest, FormatOneSealsAreStillRead) {
 }
 
 }  // namespace
-}  // namespace lanegate::gateway::audit::testing
+}  // namespace lanegate::audit::testing

@@ -1,4 +1,4 @@
-#include "gateway/audit_cli.h"
+#include "audit/audit_cli.h"
 
 #include <fstream>
 #include <optional>
@@ -7,11 +7,11 @@
 
 #include "core/signing.h"
 #include "core/time_format.h"
-#include "gateway/audit.h"
-#include "gateway/audit_files.h"
-#include "gateway/audit_reconcile.h"
+#include "audit/audit.h"
+#include "audit/audit_files.h"
+#include "audit/audit_reconcile.h"
 
-namespace lanegate::gateway::audit {
+namespace lanegate::audit {
 namespace {
 
 namespace fs = std::filesystem;
@@ -441,4 +441,4 @@ int audit_command(Database& db, const fs::path& state_dir, int utc_offset_minute
   return kUsage;
 }
 
-}  // namespace lanegate::gateway::audit
+}  // namespace lanegate::audit

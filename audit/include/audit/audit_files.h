@@ -19,7 +19,7 @@
 
 #include "core/error.h"
 
-namespace lanegate::gateway::audit {
+namespace lanegate::audit {
 
 std::filesystem::path packages_dir(const std::filesystem::path& state_dir);
 std::filesystem::path reports_dir(const std::filesystem::path& state_dir);
@@ -44,4 +44,4 @@ struct AuditArtifact {
                                                              std::string_view name,
                                                              std::string_view file);
 
-}  // namespace lanegate::gateway::audit
+}  // namespace lanegate::audit

@@ -1,11 +1,11 @@
-#include "gateway/audit_files.h"
+#include "audit/audit_files.h"
 
 #include <algorithm>
 #include <array>
 #include <system_error>
 #include <tuple>
 
-namespace lanegate::gateway::audit {
+namespace lanegate::audit {
 namespace {
 
 namespace fs = std::filesystem;
@@ -106,4 +106,4 @@ Result<fs::path> resolve_artifact(const fs::path& state_dir, std::string_view ki
   return path;
 }
 
-}  // namespace lanegate::gateway::audit
+}  // namespace lanegate::audit

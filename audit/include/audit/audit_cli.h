@@ -37,9 +37,9 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/sqlite.h"
-#include "gateway/audit_reconcile.h"
+#include "audit/audit_reconcile.h"
 
-namespace lanegate::gateway::audit {
+namespace lanegate::audit {
 
 // Downloads the provider's trade bill CSV text for a date "YYYY-MM-DD".
 using FetchBill = std::function<Result<std::string>(std::string date)>;
@@ -60,4 +60,4 @@ int audit_command(Database& db, const std::filesystem::path& state_dir, int utc_
                   std::ostream& err, const Clock& clock,
                   std::optional<BillOwner> owner = std::nullopt);
 
-}  // namespace lanegate::gateway::audit
+}  // namespace lanegate::audit

@@ -68,7 +68,7 @@
 #include "core/sqlite.h"
 #include "core/time_format.h"
 
-namespace lanegate::gateway::audit {
+namespace lanegate::audit {
 
 // Seals are written in format 2 (partition, clock anomalies); format 1 is still read.
 inline constexpr std::string_view kSealFormat = "lanegate-seal/2";
@@ -242,4 +242,4 @@ struct ChainReport {
 ChainReport verify_packages(std::span<const std::filesystem::path> dirs,
                             const signing::PublicKey& pubkey);
 
-}  // namespace lanegate::gateway::audit
+}  // namespace lanegate::audit

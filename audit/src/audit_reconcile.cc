@@ -1,4 +1,4 @@
-#include "gateway/audit_reconcile.h"
+#include "audit/audit_reconcile.h"
 
 #include <algorithm>
 #include <array>
@@ -10,7 +10,7 @@
 #include "core/ledger.h"
 #include "core/metrics.h"
 
-namespace lanegate::gateway::audit {
+namespace lanegate::audit {
 namespace {
 
 namespace json = boost::json;
@@ -984,4 +984,4 @@ Result<ReconcileReport> reconcile(Database& db, std::string_view date, UtcOffset
   return report;
 }
 
-}  // namespace lanegate::gateway::audit
+}  // namespace lanegate::audit

@@ -30,7 +30,7 @@
 #include "core/sqlite.h"
 #include "core/time_format.h"
 
-namespace lanegate::gateway::audit {
+namespace lanegate::audit {
 
 // The bill's 手续费 (fee) has 5 decimals: kept exact in units of 0.00001 yuan, never
 // rounded into fen. Negative on refund lines (the fee given back).
@@ -196,4 +196,4 @@ struct ReconcileReport {
                                                 UtcOffset offset, const TradeBill& bill,
                                                 const BillOwner& owner);
 
-}  // namespace lanegate::gateway::audit
+}  // namespace lanegate::audit

@@ -8,9 +8,9 @@
 #include <sstream>
 
 #include "core/metrics.h"
-#include "gateway/audit.h"
+#include "audit/audit.h"
 
-namespace lanegate::gateway::audit {
+namespace lanegate::audit {
 namespace {
 
 namespace fs = std::filesystem;
@@ -503,4 +503,4 @@ ChainReport verify_packages(std::span<const fs::path> dirs, const signing::Publi
   return chain;
 }
 
-}  // namespace lanegate::gateway::audit
+}  // namespace lanegate::audit

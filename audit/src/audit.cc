@@ -1,4 +1,4 @@
-#include "gateway/audit.h"
+#include "audit/audit.h"
 
 #include <sys/stat.h>
 
@@ -13,7 +13,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 
-namespace lanegate::gateway::audit {
+namespace lanegate::audit {
 namespace {
 
 namespace fs = std::filesystem;
@@ -877,4 +877,4 @@ Status export_package(Database& db, const SignedSeal& seal, const fs::path& dir)
   return {};
 }
 
-}  // namespace lanegate::gateway::audit
+}  // namespace lanegate::audit
