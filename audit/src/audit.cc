@@ -820,6 +820,16 @@ std::string csv_row(const ledger::LedgerEntry& e, UtcOffset offset) {
 }
 
 Status export_package(Database& db, const SignedSeal& seal, const fs::path& dir) {
+  return export_package(
+      seal,
+      [&](const std::function<Status(const ledger::LedgerEntry&)>& visit) -> Status {
+        return ledger::for_each(db, ledger::SeqRange{seal.seal.first_seq, seal.seal.last_seq},
+                                visit);
+      },
+      dir);
+}
+
+Status export_package(const SignedSeal& seal, const RecordSource& records, const fs::path& dir) {
   std::error_code ec;
   if (fs::exists(dir, ec)) {
     return fail(Errc::kAlreadyExists, "package directory " + dir.string() + " already exists",
@@ -838,12 +848,11 @@ Status export_package(Database& db, const SignedSeal& seal, const fs::path& dir)
     std::ofstream csv(partial / "records.csv", std::ios::binary);
     csv << "\xEF\xBB\xBF" << csv_header();  // BOM: spreadsheets then read UTF-8 plates right
     if (seal.seal.range_count() > 0) {
-      auto s = ledger::for_each(db, ledger::SeqRange{seal.seal.first_seq, seal.seal.last_seq},
-                                [&](const ledger::LedgerEntry& e) -> Status {
-                                  jsonl << ledger::jsonl_line(e) << '\n';
-                                  csv << csv_row(e, offset);
-                                  return {};
-                                });
+      auto s = records([&](const ledger::LedgerEntry& e) -> Status {
+        jsonl << ledger::jsonl_line(e) << '\n';
+        csv << csv_row(e, offset);
+        return {};
+      });
       if (!s) {
         return s;
       }

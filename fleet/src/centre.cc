@@ -4,7 +4,10 @@
 #include <array>
 #include <chrono>
 
+#include "audit/audit.h"
+#include "core/crypto.h"
 #include "core/metrics.h"
+#include "core/signing.h"
 
 namespace lanegate::fleet {
 namespace {
@@ -15,7 +18,7 @@ constexpr std::size_t kMaxBatch = 5000;
 constexpr std::size_t kRowsPerInsert = 400;
 
 // The fleet tables, one step per version; a step is never edited once released.
-constexpr std::array<std::string_view, 1> kSteps = {
+constexpr std::array<std::string_view, 2> kSteps = {
     R"sql(
 CREATE TABLE fleet_boxes (
   box_no        serial PRIMARY KEY,
@@ -91,6 +94,23 @@ CREATE TRIGGER fleet_anomalies_kept BEFORE UPDATE OR DELETE ON fleet_anomalies
 CREATE TRIGGER fleet_boxes_kept BEFORE DELETE ON fleet_boxes
   FOR EACH ROW EXECUTE FUNCTION fleet_no_delete();
 )sql",
+    R"sql(
+-- Day seals as the boxes signed them: the exact seal.json bytes and the signature, so a
+-- package is rebuilt byte for byte. Never changed or deleted.
+CREATE TABLE fleet_seals (
+  box_no      integer NOT NULL REFERENCES fleet_boxes,
+  date        date NOT NULL,
+  revision    bigint NOT NULL CHECK (revision >= 1),
+  first_seq   bigint NOT NULL,
+  last_seq    bigint NOT NULL,
+  seal_json   text NOT NULL,
+  signature   bytea NOT NULL CHECK (length(signature) = 64),
+  received_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (box_no, date, revision)
+);
+CREATE TRIGGER fleet_seals_kept BEFORE UPDATE OR DELETE ON fleet_seals
+  FOR EACH ROW EXECUTE FUNCTION fleet_no_delete();
+)sql",
 };
 
 // Keys for pg_advisory_xact_lock: migrations, and partition creation.
@@ -142,6 +162,20 @@ std::string_view outcome_name(IngestResult::Outcome o) {
     case IngestResult::Outcome::kBadRecord:
       return "bad_record";
     case IngestResult::Outcome::kUnknownBox:
+      return "unknown_box";
+  }
+  return "unknown";
+}
+
+std::string_view outcome_name(SealResult::Outcome o) {
+  switch (o) {
+    case SealResult::Outcome::kSealed:
+      return "sealed";
+    case SealResult::Outcome::kNotYet:
+      return "not_yet";
+    case SealResult::Outcome::kRefused:
+      return "refused";
+    case SealResult::Outcome::kUnknownBox:
       return "unknown_box";
   }
   return "unknown";
@@ -412,8 +446,8 @@ Result<IngestResult> Centre::ingest_once(std::string_view box,
   return out;
 }
 
-Result<std::vector<std::string>> Centre::records(std::string_view box, std::int64_t first,
-                                                 std::int64_t last) {
+Result<std::vector<ledger::LedgerEntry>> Centre::entries(std::string_view box,
+                                                         std::int64_t first, std::int64_t last) {
   auto r = db_.exec(
       "SELECT r.seq, r.time_ms, r.kind, r.lane, r.plate, r.out_trade_no, r.amount_fen, r.state, "
       "r.actor, r.detail, encode(r.prev_hash, 'hex'), encode(r.hash, 'hex') "
@@ -421,7 +455,7 @@ Result<std::vector<std::string>> Centre::records(std::string_view box, std::int6
       "WHERE b.box_id = $1 AND r.seq BETWEEN $2 AND $3 ORDER BY r.seq",
       {std::string(box), std::to_string(first), std::to_string(last)});
   if (!r) return std::unexpected(r.error());
-  std::vector<std::string> out;
+  std::vector<ledger::LedgerEntry> out;
   out.reserve(static_cast<std::size_t>(r->size()));
   for (int row = 0; row < r->size(); ++row) {
     ledger::LedgerEntry e;
@@ -439,9 +473,202 @@ Result<std::vector<std::string>> Centre::records(std::string_view box, std::int6
     e.event.detail = std::string(r->text(row, 9));
     e.prev_hash = std::string(r->text(row, 10));
     e.hash = std::string(r->text(row, 11));
-    out.push_back(ledger::jsonl_line(e));
+    out.push_back(std::move(e));
   }
   return out;
+}
+
+Result<std::vector<std::string>> Centre::records(std::string_view box, std::int64_t first,
+                                                 std::int64_t last) {
+  auto es = entries(box, first, last);
+  if (!es) return std::unexpected(es.error());
+  std::vector<std::string> out;
+  out.reserve(es->size());
+  for (const auto& e : *es) out.push_back(ledger::jsonl_line(e));
+  return out;
+}
+
+Result<std::string> Centre::public_key(std::string_view box) {
+  auto r = db_.exec("SELECT encode(public_key, 'hex') FROM fleet_boxes WHERE box_id = $1",
+                    {std::string(box)});
+  if (!r) return std::unexpected(r.error());
+  if (r->size() == 0) return fail(Errc::kNotFound, "box is not registered", "box_id");
+  return std::string(r->text(0, 0));
+}
+
+Result<SealResult> Centre::ingest_seal(std::string_view box, std::string_view seal_json,
+                                       std::span<const std::uint8_t> signature) {
+  auto refuse = [&](std::string_view anomaly, std::int64_t seq,
+                    std::string message) -> Result<SealResult> {
+    metrics::Registry::global()
+        .counter("lanegate_fleet_seals_total", "Day seals offered to the centre, by outcome",
+                 {{"outcome", "refused"}})
+        .inc();
+    if (!anomaly.empty()) {
+      if (auto s = note_anomaly(box, anomaly, seq,
+                                crypto::sha256_hex(seal_json) + ": " + message);
+          !s) {
+        return std::unexpected(s.error());
+      }
+    }
+    return SealResult{SealResult::Outcome::kRefused, 0, std::move(message)};
+  };
+  auto key_hex = public_key(box);
+  if (!key_hex) {
+    if (key_hex.error().code == Errc::kNotFound) {
+      return SealResult{SealResult::Outcome::kUnknownBox, 0,
+                        "box_id: not registered (the registry is the root of trust)"};
+    }
+    return std::unexpected(key_hex.error());
+  }
+  auto seal = audit::parse_seal(seal_json);
+  if (!seal) return refuse("", 0, "seal.json: " + seal.error().to_string());
+  if (seal->format != 2) {
+    return refuse("", 0, "format: the centre takes lanegate-seal/2 seals only");
+  }
+  // The registered key, never the one the seal names, decides.
+  auto raw = crypto::hex_decode(*key_hex);
+  auto key = raw ? signing::PublicKey::from_raw(*raw) : Result<signing::PublicKey>(std::unexpected(raw.error()));
+  if (!key) return std::unexpected(key.error());
+  if (!key->verify(seal_json, signature)) {
+    return refuse("seal_signature", seal->last_seq,
+                  "signature: does not verify with the box's registered key");
+  }
+  if (seal->gateway_key != *key_hex) {
+    return refuse("seal_key", seal->last_seq,
+                  "gateway_key: not the box's registered key");
+  }
+
+  auto txn = pg::Txn::begin(db_);
+  if (!txn) return std::unexpected(txn.error());
+  auto h = db_.exec(
+      "SELECT b.box_no, h.seq FROM fleet_boxes b JOIN fleet_heads h USING (box_no) "
+      "WHERE b.box_id = $1 FOR UPDATE OF h",
+      {std::string(box)});
+  if (!h) return std::unexpected(h.error());
+  const std::string box_no(h->text(0, 0));
+  if (seal->last_seq > h->integer(0, 1)) {
+    return SealResult{SealResult::Outcome::kNotYet, 0,
+                      "last_seq: upload the records through seq " +
+                          std::to_string(seal->last_seq) + " first; the centre holds up to " +
+                          std::to_string(h->integer(0, 1))};
+  }
+  // A revision already held: the same bytes are no change, other bytes a conflict.
+  auto held = db_.exec(
+      "SELECT seal_json FROM fleet_seals WHERE box_no = $1 AND date = $2 AND revision = $3",
+      {box_no, seal->date, std::to_string(seal->revision)});
+  if (!held) return std::unexpected(held.error());
+  if (held->size() == 1) {
+    if (held->text(0, 0) == seal_json) return SealResult{SealResult::Outcome::kSealed, 0, ""};
+    txn->rollback();
+    return refuse("seal_conflict", seal->last_seq,
+                  "revision: the centre holds other bytes for " + seal->date + " revision " +
+                      std::to_string(seal->revision));
+  }
+  // The seal's ends are the chain the centre holds.
+  auto hash_at = [&](std::int64_t seq, bool prev) -> Result<std::string> {
+    if (seq == 0) return std::string(ledger::kGenesisHash);
+    auto r = db_.exec(std::string("SELECT encode(") + (prev ? "prev_hash" : "hash") +
+                          ", 'hex') FROM fleet_records WHERE box_no = $1 AND seq = $2",
+                      {box_no, std::to_string(seq)});
+    if (!r) return std::unexpected(r.error());
+    if (r->size() != 1) return fail(Errc::kDatabase, "held record " + std::to_string(seq) + " is missing");
+    return std::string(r->text(0, 0));
+  };
+  const std::int64_t before = seal->first_seq - 1;
+  auto first_prev = seal->range_count() > 0 ? hash_at(seal->first_seq, true) : hash_at(before, false);
+  if (!first_prev) return std::unexpected(first_prev.error());
+  auto last = seal->range_count() > 0 ? hash_at(seal->last_seq, false) : first_prev;
+  if (!last) return std::unexpected(last.error());
+  if (*first_prev != seal->first_prev_hash || *last != seal->last_hash) {
+    txn->rollback();
+    return refuse("seal_mismatch", seal->last_seq,
+                  std::string(*first_prev != seal->first_prev_hash ? "first_prev_hash"
+                                                                     : "last_hash") +
+                      ": the box signed another chain than the centre holds for seq " +
+                      std::to_string(seal->first_seq) + ".." + std::to_string(seal->last_seq) +
+                      " (a record held there is not the box's)");
+  }
+  // Totals recomputed in SQL over the range.
+  audit::SealTotals totals;
+  const std::vector<pg::Param> range{box_no, std::to_string(seal->first_seq),
+                                     std::to_string(seal->last_seq)};
+  for (const char* group : {"kind", "kind, state", "lane, kind"}) {
+    auto r = db_.exec(std::string("SELECT ") + group +
+                          ", count(*), sum(amount_fen)::text FROM fleet_records WHERE box_no = $1 "
+                          "AND seq BETWEEN $2 AND $3 GROUP BY " + group,
+                      range);
+    if (!r) return std::unexpected(r.error());
+    for (int row = 0; row < r->size(); ++row) {
+      const std::string g = group;
+      const int n = g == "kind" ? 1 : 2;
+      audit::Tally t{r->integer(row, n), r->integer(row, n + 1)};
+      if (g == "kind") {
+        totals.by_kind[std::string(r->text(row, 0))] = t;
+        totals.record_count += t.count;
+      } else if (g == "kind, state") {
+        totals.by_kind_state[{std::string(r->text(row, 0)), std::string(r->text(row, 1))}] = t;
+      } else {
+        totals.by_lane_kind[{std::string(r->text(row, 0)), std::string(r->text(row, 1))}] = t;
+      }
+    }
+  }
+  if (!(totals == seal->totals)) {
+    txn->rollback();
+    return refuse("seal_totals", seal->last_seq,
+                  "totals: the records the centre holds for seq " +
+                      std::to_string(seal->first_seq) + ".." + std::to_string(seal->last_seq) +
+                      " do not sum to the seal's totals");
+  }
+  if (auto r = db_.exec(
+          "INSERT INTO fleet_seals (box_no, date, revision, first_seq, last_seq, seal_json, "
+          "signature) VALUES ($1, $2, $3, $4, $5, $6, decode($7, 'hex'))",
+          {box_no, seal->date, std::to_string(seal->revision), std::to_string(seal->first_seq),
+           std::to_string(seal->last_seq), std::string(seal_json), crypto::hex_encode(signature)});
+      !r) {
+    return std::unexpected(r.error());
+  }
+  auto upd = db_.exec(
+      "WITH s AS (UPDATE fleet_records SET provisional = false WHERE box_no = $1 AND seq "
+      "BETWEEN $2 AND $3 AND provisional RETURNING 1) SELECT count(*) FROM s",
+      range);
+  if (!upd) return std::unexpected(upd.error());
+  if (auto s = txn->commit(); !s) return std::unexpected(s.error());
+  metrics::Registry::global()
+      .counter("lanegate_fleet_seals_total", "Day seals offered to the centre, by outcome",
+               {{"outcome", "sealed"}})
+      .inc();
+  return SealResult{SealResult::Outcome::kSealed, upd->integer(0, 0), ""};
+}
+
+Status Centre::export_package(std::string_view box, std::string_view date,
+                              const std::filesystem::path& dir) {
+  auto r = db_.exec(
+      "SELECT s.seal_json, encode(s.signature, 'hex') FROM fleet_seals s "
+      "JOIN fleet_boxes b USING (box_no) WHERE b.box_id = $1 AND s.date = $2 "
+      "ORDER BY s.revision DESC LIMIT 1",
+      {std::string(box), std::string(date)});
+  if (!r) return std::unexpected(r.error());
+  if (r->size() == 0) return fail(Errc::kNotFound, "no seal for " + std::string(date), "date");
+  audit::SignedSeal signed_seal;
+  signed_seal.json = std::string(r->text(0, 0));
+  auto sig = crypto::hex_decode(r->text(0, 1));
+  if (!sig) return std::unexpected(sig.error());
+  signed_seal.signature = std::move(*sig);
+  auto seal = audit::parse_seal(signed_seal.json);
+  if (!seal) return std::unexpected(seal.error());
+  signed_seal.seal = std::move(*seal);
+  auto es = entries(box, signed_seal.seal.first_seq, signed_seal.seal.last_seq);
+  if (!es) return std::unexpected(es.error());
+  return audit::export_package(
+      signed_seal,
+      [&](const std::function<Status(const ledger::LedgerEntry&)>& visit) -> Status {
+        for (const auto& e : *es) {
+          if (auto s = visit(e); !s) return s;
+        }
+        return {};
+      },
+      dir);
 }
 
 Result<std::vector<Centre::Anomaly>> Centre::anomalies(std::string_view box) {

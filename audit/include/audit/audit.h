@@ -52,6 +52,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <span>
@@ -185,6 +186,12 @@ SystemTime next_seal_time(SystemTime now, UtcOffset offset,
 // Writes the package for `seal` into `dir`, which must not exist: files go to a sibling
 // "<dir>.partial" first, which is renamed into place when complete.
 [[nodiscard]] Status export_package(Database& db, const SignedSeal& seal,
+                                    const std::filesystem::path& dir);
+// Calls its argument once per record of a seal's range, in seq order.
+using RecordSource =
+    std::function<Status(const std::function<Status(const ledger::LedgerEntry&)>&)>;
+// The same from records held elsewhere (the fleet centre rebuilds them from PostgreSQL).
+[[nodiscard]] Status export_package(const SignedSeal& seal, const RecordSource& records,
                                     const std::filesystem::path& dir);
 
 // records.csv content for these records (the verifier regenerates it to compare).

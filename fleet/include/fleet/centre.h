@@ -20,6 +20,7 @@
 // connections are serialised by a row lock on the box's head.
 
 #include <cstdint>
+#include <filesystem>
 #include <span>
 #include <string>
 #include <string_view>
@@ -56,6 +57,19 @@ struct IngestResult {
 };
 std::string_view outcome_name(IngestResult::Outcome o);
 
+struct SealResult {
+  enum class Outcome {
+    kSealed,      // verified: its records are final (no longer provisional)
+    kNotYet,      // the centre does not hold the records up to the seal's last seq yet
+    kRefused,     // not verified: bad bytes, another key, or a chain or totals that differ
+    kUnknownBox,  // the box is not registered
+  };
+  Outcome outcome = Outcome::kSealed;
+  std::int64_t sealed = 0;  // records that stopped being provisional with this seal
+  std::string message;      // for a refusal: the rule, naming the member
+};
+std::string_view outcome_name(SealResult::Outcome o);
+
 class Centre {
  public:
   // `offset`: the jurisdiction's UTC offset; a record's local day (its partition) is the
@@ -79,6 +93,23 @@ class Centre {
   [[nodiscard]] Result<std::vector<std::string>> records(std::string_view box, std::int64_t first,
                                                          std::int64_t last);
 
+  // A day seal from the box (seal.json bytes and the raw 64-byte signature). It must be a
+  // lanegate-seal/2 seal signed by the box's registered key; its first/last hashes must be
+  // those of the chain the centre holds, and its totals are recomputed in SQL over that
+  // range. Then its records are final. A forged record that went in provisional is caught
+  // here: the genuine seal's hashes do not match it (an anomaly, the records stay
+  // provisional). Sending a seal again changes nothing.
+  [[nodiscard]] Result<SealResult> ingest_seal(std::string_view box, std::string_view seal_json,
+                                               std::span<const std::uint8_t> signature);
+
+  // Rebuilds the settlement package of the newest seal of `date` into `dir` (which must not
+  // exist), byte for byte what the box exports; audit::verify_package checks it with the
+  // registered key, trusting nothing the centre says.
+  [[nodiscard]] Status export_package(std::string_view box, std::string_view date,
+                                      const std::filesystem::path& dir);
+  // The box's registered public key, hex.
+  [[nodiscard]] Result<std::string> public_key(std::string_view box);
+
   // Forks seen for a box: (seq, what was offered) in the order they were seen.
   struct Anomaly {
     std::string kind;
@@ -95,6 +126,9 @@ class Centre {
   [[nodiscard]] Result<IngestResult> ingest_once(std::string_view box,
                                                  std::span<const ledger::LedgerEntry> records,
                                                  std::span<const std::string> lines);
+  [[nodiscard]] Result<std::vector<ledger::LedgerEntry>> entries(std::string_view box,
+                                                                 std::int64_t first,
+                                                                 std::int64_t last);
   [[nodiscard]] Status note_anomaly(std::string_view box, std::string_view kind, std::int64_t seq,
                                     std::string_view detail);
 

@@ -1,6 +1,7 @@
 #pragma once
 // Shared by the fleet tests: one throwaway PostgreSQL per test program (the quick-start server
 // of scripts/fleet-cluster, as its own user), and a box with a real ledger in SQLite.
+#include <gtest/gtest.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -10,7 +11,9 @@
 #include <string>
 #include <vector>
 
+#include "audit/audit.h"
 #include "core/ledger.h"
+#include "core/signing.h"
 #include "core/sqlite.h"
 #include "core/time_format.h"
 #include "fleet/centre.h"
@@ -68,7 +71,10 @@ class Box {
     if (::mkdtemp(tmpl) == nullptr) std::abort();
     dir_ = tmpl;
     auto db = Database::open(dir_ / "lanegate.db");
-    if (!db || !db->migrate(ledger::ledger_schema_steps())) std::abort();
+    std::vector<std::string_view> steps;
+    for (auto st : ledger::ledger_schema_steps()) steps.push_back(st);
+    for (auto st : audit::audit_schema_steps()) steps.push_back(st);
+    if (!db || !db->migrate(steps)) std::abort();
     db_.emplace(std::move(*db));
   }
   ~Box() {
@@ -98,6 +104,19 @@ class Box {
     if (!rs) std::abort();
     for (const auto& e : *rs) out.push_back(ledger::jsonl_line(e));
     return out;
+  }
+  // The box's own seal of a local day (+08:00), signed with `key`.
+  audit::SignedSeal seal(std::string_view date, const signing::KeyPair& key) {
+    auto s = audit::seal_day(*db_, date, UtcOffset{480}, key);
+    if (!s) {
+      ADD_FAILURE() << s.error().to_string();
+      std::abort();
+    }
+    return std::move(*s);
+  }
+  // The box's own settlement package of that seal, as an authority would receive it.
+  void export_to(const audit::SignedSeal& s, const fs::path& dir) {
+    if (!audit::export_package(*db_, s, dir)) std::abort();
   }
   Head head() {
     auto h = ledger::head(*db_);
