@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/crypto.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "fleet/centre.h"
@@ -185,6 +186,52 @@ struct Service::Impl {
     });
     requests("/v1/records", res.status).inc();
   }
+
+  // A day seal: {"seal": <the seal.json text>, "signature": <Base64 of the 64 bytes>}.
+  void seals(const httplib::Request& req, httplib::Response& res) {
+    const std::string box = box_of(req);
+    std::error_code ec;
+    const json::value v = json::parse(req.body, ec);
+    const json::object* o = ec ? nullptr : v.if_object();
+    const json::string* seal = o != nullptr && o->contains("seal") ? o->at("seal").if_string() : nullptr;
+    const json::string* sig_b64 =
+        o != nullptr && o->contains("signature") ? o->at("signature").if_string() : nullptr;
+    auto sig = sig_b64 != nullptr ? crypto::base64_decode(std::string_view(*sig_b64))
+                                  : Result<crypto::Bytes>(fail(Errc::kParse, "missing"));
+    if (seal == nullptr || !sig || sig->size() != 64) {
+      reply(res, 422, json::object{{"error", "bad_request"},
+                                   {"message", seal == nullptr
+                                                   ? "seal: must be the seal.json text"
+                                                   : "signature: must be Base64 of 64 bytes"}});
+      requests("/v1/seals", res.status).inc();
+      return;
+    }
+    with_db(res, "/v1/seals", [&](Centre& c) -> Status {
+      auto r = c.ingest_seal(box, std::string_view(*seal), *sig);
+      if (!r) return std::unexpected(r.error());
+      int status = 200;
+      switch (r->outcome) {
+        case SealResult::Outcome::kSealed:
+          status = 200;
+          break;
+        case SealResult::Outcome::kNotYet:
+          status = 409;
+          break;
+        case SealResult::Outcome::kRefused:
+          status = 422;
+          log::error("a box's seal was refused", {{"BOX", box}, {"WHY", r->message}});
+          break;
+        case SealResult::Outcome::kUnknownBox:
+          status = 403;
+          break;
+      }
+      json::object body{{"outcome", outcome_name(r->outcome)}, {"sealed", r->sealed}};
+      if (!r->message.empty()) body["message"] = r->message;
+      reply(res, status, body);
+      return {};
+    });
+    requests("/v1/seals", res.status).inc();
+  }
 };
 
 Service::Service(ServiceConfig config) : impl_(std::make_unique<Impl>()) {
@@ -214,6 +261,8 @@ Status Service::start() {
   svr.Get("/v1/head", [self](const httplib::Request& q, httplib::Response& r) { self->head(q, r); });
   svr.Post("/v1/records",
            [self](const httplib::Request& q, httplib::Response& r) { self->records(q, r); });
+  svr.Post("/v1/seals",
+           [self](const httplib::Request& q, httplib::Response& r) { self->seals(q, r); });
   svr.Get("/healthz", [self](const httplib::Request&, httplib::Response& res) {
     self->with_db(res, "/healthz", [&](Centre&) -> Status {
       reply(res, 200, json::object{{"status", "ok"}});

@@ -9,6 +9,8 @@
 //                        | 403 unknown box | 413 too large
 //                     -> 503 with Retry-After while the database cannot take it; the box
 //                        keeps its records (its ledger is the queue) and comes back then
+//   POST /v1/seals    {"seal": seal.json text, "signature": Base64} -> 200 sealed
+//                     | 409 not yet (upload the records first) | 422 refused | 403 unknown box
 //   GET  /healthz     -> 200 when the database answers
 //
 // Threading: requests run on the HTTP server's worker threads, each with its own

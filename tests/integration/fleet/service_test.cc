@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "core/crypto.h"
+#include "core/signing.h"
 #include "fleet/pg.h"
 #include "fleet_fixture.h"
 
@@ -49,6 +51,7 @@ class Pki {
     leaf("server", "127.0.0.1", "fleet-ca", "subjectAltName=IP:127.0.0.1");
     leaf("box-a", "box-a", "fleet-ca", "extendedKeyUsage=clientAuth");
     leaf("box-c", "box-c", "fleet-ca", "extendedKeyUsage=clientAuth");
+    leaf("box-s", "box-s", "fleet-ca", "extendedKeyUsage=clientAuth");
     leaf("rogue-a", "box-a", "other-ca", "extendedKeyUsage=clientAuth");
     {
       std::ofstream(dir_ / "make.sh") << script;
@@ -186,6 +189,48 @@ TEST_F(ServiceTest, AGapIsAnswered409WithTheHeadToResendFrom) {
   EXPECT_EQ(out.at("outcome").as_string(), "gap");
   EXPECT_EQ(out.at("head").at("seq").as_int64(), from);
   EXPECT_EQ(out.at("seq").as_int64(), from + 1);
+}
+
+TEST_F(ServiceTest, ABoxsSealArrivesOverTheSameChannelAndMakesItsRecordsFinal) {
+  // box-s: its own certificate, registered with a key whose private half the test holds.
+  auto key = signing::KeyPair::generate();
+  ASSERT_TRUE(key);
+  static int n = 0;
+  ASSERT_EQ(n++, 0) << "box-s is registered once per process";
+  ASSERT_TRUE(centre_->register_box("box-s", key->public_key().hex()));
+  start();
+  auto cli = client("box-s");
+  Box box("svc-seal");
+  box.append(3, 500, at("2026-12-05T04:00:00Z"));
+  auto send_seal = [&](const audit::SignedSeal& seal) {
+    json::object body{{"seal", seal.json}, {"signature", crypto::base64_encode(seal.signature)}};
+    return cli->Post("/v1/seals", json::serialize(body), "application/json");
+  };
+  const auto seal = box.seal("2026-12-05", *key);
+  // Before its records: not yet.
+  auto r = send_seal(seal);
+  ASSERT_TRUE(r) << httplib::to_string(r.error());
+  EXPECT_EQ(r->status, 409) << r->body;
+  auto up = cli->Post("/v1/records", body_of(box.lines(1, 3)), "application/x-ndjson");
+  ASSERT_TRUE(up);
+  ASSERT_EQ(up->status, 200) << up->body;
+  // Signed by a key the registry does not hold for box-s: refused.
+  auto other = signing::KeyPair::generate();
+  ASSERT_TRUE(other);
+  r = send_seal(box.seal("2026-12-05", *other));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 422) << r->body;
+  EXPECT_NE(r->body.find("registered key"), std::string::npos) << r->body;
+  // The genuine seal: its three records are final.
+  r = send_seal(seal);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(json::parse(r->body).at("sealed").as_int64(), 3);
+  // Garbage is named.
+  r = cli->Post("/v1/seals", R"({"seal":"{}","signature":"AA=="})", "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 422);
+  EXPECT_NE(r->body.find("signature"), std::string::npos) << r->body;
 }
 
 TEST_F(ServiceTest, WhileTheDatabaseIsAwayBoxesAreToldWhenToComeBack) {
