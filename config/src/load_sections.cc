@@ -899,6 +899,22 @@ void read_regulator(TableReader& r, RegulatorSection& g) {
   r.integer_as("reply_timeout_ms", g.reply_timeout_ms, 100, 120'000);
 }
 
+// ---- [fleet] --------------------------------------------------------------------------
+void read_fleet(TableReader& r, FleetSection& f) {
+  r.boolean("enabled", f.enabled);
+  const Need need = f.enabled ? Need::kRequired : Need::kOptional;
+  if (r.string("host", f.host, need)) {
+    apply(r, "host", host_rule(f.host));
+  }
+  r.integer_as("port", f.port, 1, 65535);
+  r.path("cert_file", f.cert_file, need);
+  r.path("key_file", f.key_file, need);
+  r.path("ca_file", f.ca_file, need);
+  r.integer_as("sync_interval_s", f.sync_interval_s, 5, 86'400);
+  r.integer_as("batch_records", f.batch_records, 1, 5000);
+  r.integer_as("timeout_ms", f.timeout_ms, 1000, 300'000);
+}
+
 // ---- [[station]] ----------------------------------------------------------------------
 void read_station(TableReader& r, Station& st) {
   r.integer_as("id", st.id, 1, kU32Max, Need::kRequired);
@@ -1107,6 +1123,7 @@ void read_document(const toml::table& root, Diagnostics& diag, Config& c) {
     c.invoicing.tax = default_tax_rules();
   }
   section(r, "regulator", Need::kOptional, [&](TableReader& t) { read_regulator(t, c.regulator); });
+  section(r, "fleet", Need::kOptional, [&](TableReader& t) { read_fleet(t, c.fleet); });
   section(r, "cameras", Need::kOptional, [&](TableReader& t) { read_cameras(t, c.cameras); });
   r.tables("bus", [&](TableReader& t, std::size_t) { read_bus(t, c.buses.emplace_back()); });
   r.tables("device",

@@ -641,6 +641,16 @@ Result<SealResult> Centre::ingest_seal(std::string_view box, std::string_view se
   return SealResult{SealResult::Outcome::kSealed, upd->integer(0, 0), ""};
 }
 
+Result<std::optional<Centre::SealId>> Centre::latest_seal(std::string_view box) {
+  auto r = db_.exec(
+      "SELECT s.date::text, s.revision FROM fleet_seals s JOIN fleet_boxes b USING (box_no) "
+      "WHERE b.box_id = $1 ORDER BY s.date DESC, s.revision DESC LIMIT 1",
+      {std::string(box)});
+  if (!r) return std::unexpected(r.error());
+  if (r->size() == 0) return std::optional<SealId>();
+  return std::optional<SealId>(SealId{std::string(r->text(0, 0)), r->integer(0, 1)});
+}
+
 Status Centre::export_package(std::string_view box, std::string_view date,
                               const std::filesystem::path& dir) {
   auto r = db_.exec(

@@ -263,6 +263,24 @@ Status Service::start() {
            [self](const httplib::Request& q, httplib::Response& r) { self->records(q, r); });
   svr.Post("/v1/seals",
            [self](const httplib::Request& q, httplib::Response& r) { self->seals(q, r); });
+  svr.Get("/v1/seals/latest", [self](const httplib::Request& q, httplib::Response& res) {
+    const std::string box = box_of(q);
+    self->with_db(res, "/v1/seals/latest", [&](Centre& c) -> Status {
+      auto l = c.latest_seal(box);
+      if (!l) return std::unexpected(l.error());
+      json::object body{{"box", box}};
+      if (*l) {
+        body["date"] = (*l)->date;
+        body["revision"] = (*l)->revision;
+      } else {
+        body["date"] = nullptr;
+        body["revision"] = 0;
+      }
+      reply(res, 200, body);
+      return {};
+    });
+    requests("/v1/seals/latest", res.status).inc();
+  });
   svr.Get("/healthz", [self](const httplib::Request&, httplib::Response& res) {
     self->with_db(res, "/healthz", [&](Centre&) -> Status {
       reply(res, 200, json::object{{"status", "ok"}});

@@ -36,6 +36,7 @@
 #include "invoice/claims.h"
 #include "invoice/receipt.h"
 #include "gateway/screen.h"
+#include "gateway/fleet_uplink.h"
 #include "gateway/regulator.h"
 #include "invoice/platform.h"
 #include "lane/drivers.h"
@@ -214,6 +215,9 @@ struct Daemon::Impl {
   DriversActuator actuator;
   std::unique_ptr<Site> site;
   std::unique_ptr<ScreenBoard> screens;  // the taxi passenger screens
+  std::unique_ptr<FleetUplink> fleet;  // [fleet] enabled
+  std::unique_ptr<queue::Drainer> fleet_drainer;
+  asio::steady_timer fleet_timer{io};
   std::unique_ptr<RegulatorUplink> regulator;  // [regulator] enabled
   std::unique_ptr<queue::Drainer> regulator_drainer;
   std::unique_ptr<PostingSink> sink;
@@ -390,6 +394,24 @@ struct Daemon::Impl {
       });
       regulator_drainer->start();
     }
+    if (cfg.fleet.enabled) {
+      // The fleet centre drains on its own too: uploads of the ledger never wait on, or hold
+      // up, the payment provider (docs/FLEET.md). The uplink reads through its own connection.
+      auto fleet_db = Database::open(cfg.gateway.state_dir / "lanegate.db", state_database_options(cfg.gateway));
+      if (!fleet_db) {
+        log::error("not starting: fleet upload database: " + fleet_db.error().to_string());
+        return false;
+      }
+      fleet = std::make_unique<FleetUplink>(config->fleet, std::move(*fleet_db));
+      FleetUplink* f = fleet.get();
+      fleet_drainer = std::make_unique<queue::Drainer>(
+          io, *outbox, cfg.queue, SystemClock::instance(),
+          [f](const queue::Item& item, queue::Drainer::Completion done) { f->sink(item, std::move(done)); },
+          queue::DrainerOptions{.topics = {std::string(kTopicFleetSync)},
+                                .compact_interval = std::chrono::milliseconds(0)});
+      fleet_drainer->start();
+      queue_fleet_sync();
+    }
     if (!uplink && invoice_uplink) {
       // No payment provider: the invoice topics still drain, on their own.
       InvoiceUplink* inv = invoice_uplink.get();
@@ -401,6 +423,33 @@ struct Daemon::Impl {
     }
     seal_days();
     return true;
+  }
+
+  // Queues a fleet sync unless one is waiting already (the ledger is the queue: one sync item
+  // catches up everything), then again every sync_interval_s.
+  void queue_fleet_sync() {
+    bool waiting = false;
+    if (auto st = outbox->stats()) {
+      for (const auto& t : st->topics) {
+        if (t.topic == kTopicFleetSync) waiting = t.pending + t.leased + t.parked > 0;
+      }
+    }
+    if (!waiting) {
+      auto txn = db->begin();
+      const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                              SystemClock::instance().now().time_since_epoch())
+                              .count();
+      if (txn && outbox->enqueue(*txn, kTopicFleetSync, "fleet", "fleet.sync/" + std::to_string(now_ms), "{}") &&
+          txn->commit()) {
+        if (fleet_drainer) fleet_drainer->link_up();
+      } else {
+        log::warn("fleet sync not queued; retrying at the next interval");
+      }
+    }
+    fleet_timer.expires_after(std::chrono::seconds(config->fleet.sync_interval_s));
+    fleet_timer.async_wait([this](const boost::system::error_code& ec) {
+      if (!ec) queue_fleet_sync();
+    });
   }
 
   // Seals every finished local day not sealed yet (also days missed while stopped), then
@@ -429,6 +478,9 @@ struct Daemon::Impl {
     if (uplink) uplink->stop();
     if (invoice_drainer) invoice_drainer->stop();
     if (invoice_uplink) invoice_uplink->stop();
+    fleet_timer.cancel();
+    if (fleet_drainer) fleet_drainer->stop();
+    if (fleet) fleet->stop();
     if (regulator_drainer) regulator_drainer->stop();
     if (regulator) regulator->stop();
   }

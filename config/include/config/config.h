@@ -144,6 +144,20 @@ struct RegulatorSection {
   int reply_timeout_ms = 10'000;  // wait for the 0x8001 general reply naming our serial
 };
 
+// The fleet centre (docs/FLEET.md): this box uploads its ledger and its day seals to
+// lanegate-fleetd over mutual TLS, through the outbox (topic fleet.sync).
+struct FleetSection {
+  bool enabled = false;
+  std::string host;                   // lanegate-fleetd's address
+  int port = 8443;
+  std::filesystem::path cert_file;    // this box's client certificate (CN = its box id)
+  std::filesystem::path key_file;     // its private key
+  std::filesystem::path ca_file;      // the CA that signed the centre's certificate
+  int sync_interval_s = 60;           // how often a sync is queued
+  int batch_records = 500;            // records per upload request (the centre takes 5000)
+  int timeout_ms = 20'000;            // per request
+};
+
 struct TaxRule {
   std::string service;                 // "taxi" | "parking" (tolls are never issued here)
   std::string item_name;               // "*经营租赁*停车费": receipts; the wire sends the name part
@@ -415,6 +429,7 @@ struct Config {
   ProviderSection provider;
   InvoicingSection invoicing;
   RegulatorSection regulator;
+  FleetSection fleet;
   CamerasSection cameras;
   std::vector<BusSection> buses;
   std::vector<DeviceSection> devices;

@@ -21,6 +21,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -101,6 +102,14 @@ class Centre {
   // provisional). Sending a seal again changes nothing.
   [[nodiscard]] Result<SealResult> ingest_seal(std::string_view box, std::string_view seal_json,
                                                std::span<const std::uint8_t> signature);
+
+  // The newest seal the centre holds for the box: {date, revision}; nullopt when none. A box
+  // uploads its seals after this one.
+  struct SealId {
+    std::string date;
+    std::int64_t revision = 0;
+  };
+  [[nodiscard]] Result<std::optional<SealId>> latest_seal(std::string_view box);
 
   // Rebuilds the settlement package of the newest seal of `date` into `dir` (which must not
   // exist), byte for byte what the box exports; audit::verify_package checks it with the

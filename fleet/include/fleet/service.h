@@ -11,6 +11,8 @@
 //                        keeps its records (its ledger is the queue) and comes back then
 //   POST /v1/seals    {"seal": seal.json text, "signature": Base64} -> 200 sealed
 //                     | 409 not yet (upload the records first) | 422 refused | 403 unknown box
+//   GET  /v1/seals/latest -> 200 {"box","date","revision"}: the newest seal held (date null
+//                     when none); the box sends its seals after it
 //   GET  /healthz     -> 200 when the database answers
 //
 // Threading: requests run on the HTTP server's worker threads, each with its own

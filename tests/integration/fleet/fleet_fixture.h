@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <optional>
 #include <random>
 #include <string>
@@ -118,6 +119,7 @@ class Box {
   void export_to(const audit::SignedSeal& s, const fs::path& dir) {
     if (!audit::export_package(*db_, s, dir)) std::abort();
   }
+  fs::path db_path() const { return dir_ / "lanegate.db"; }
   Head head() {
     auto h = ledger::head(*db_);
     if (!h || !*h) return {};
@@ -132,5 +134,56 @@ class Box {
 };
 
 inline constexpr std::string_view kKey = "3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29";
+
+// A CA for boxes (which also signs the service's certificate), and another CA nobody trusts.
+class Pki {
+ public:
+  Pki() {
+    char tmpl[] = "/tmp/lanegate-fleet-pki.XXXXXX";
+    if (::mkdtemp(tmpl) == nullptr) std::abort();
+    dir_ = tmpl;
+    const std::string d = dir_.string();
+    std::string script = "set -e; cd " + d + "\n";
+    auto ca = [&](const std::string& name) {
+      script += "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout " +
+                name + ".key -out " + name + ".crt -days 3650 -subj /CN=" + name +
+                " 2>/dev/null\n";
+    };
+    auto leaf = [&](const std::string& name, const std::string& cn, const std::string& ca_name,
+                    const std::string& ext) {
+      script += "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout " + name +
+                ".key -out " + name + ".csr -subj /CN=" + cn + " 2>/dev/null\n";
+      script += "printf '" + ext + "\\n' > " + name + ".ext\n";
+      script += "openssl x509 -req -in " + name + ".csr -CA " + ca_name + ".crt -CAkey " +
+                ca_name + ".key -CAcreateserial -out " + name + ".crt -days 3650 -extfile " +
+                name + ".ext 2>/dev/null\n";
+    };
+    ca("fleet-ca");
+    ca("other-ca");
+    leaf("server", "127.0.0.1", "fleet-ca", "subjectAltName=IP:127.0.0.1");
+    leaf("box-a", "box-a", "fleet-ca", "extendedKeyUsage=clientAuth");
+    leaf("box-c", "box-c", "fleet-ca", "extendedKeyUsage=clientAuth");
+    leaf("box-s", "box-s", "fleet-ca", "extendedKeyUsage=clientAuth");
+    leaf("box-u", "box-u", "fleet-ca", "extendedKeyUsage=clientAuth");
+    leaf("rogue-a", "box-a", "other-ca", "extendedKeyUsage=clientAuth");
+    {
+      std::ofstream(dir_ / "make.sh") << script;
+    }
+    auto [rc, out] = run_command("bash " + d + "/make.sh");
+    if (rc != 0 || !fs::exists(dir_ / "rogue-a.crt")) {
+      error_ = "the test PKI was not made: " + out;
+    }
+  }
+  ~Pki() {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+  std::string path(const std::string& file) const { return (dir_ / file).string(); }
+  const std::string& error() const { return error_; }
+
+ private:
+  fs::path dir_;
+  std::string error_;
+};
 
 }  // namespace lanegate::fleet::test

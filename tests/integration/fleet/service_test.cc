@@ -23,56 +23,6 @@ namespace {
 using namespace test;
 namespace json = boost::json;
 
-// A CA for boxes (which also signs the service's certificate), and another CA nobody trusts.
-class Pki {
- public:
-  Pki() {
-    char tmpl[] = "/tmp/lanegate-fleet-pki.XXXXXX";
-    if (::mkdtemp(tmpl) == nullptr) std::abort();
-    dir_ = tmpl;
-    const std::string d = dir_.string();
-    std::string script = "set -e; cd " + d + "\n";
-    auto ca = [&](const std::string& name) {
-      script += "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout " +
-                name + ".key -out " + name + ".crt -days 3650 -subj /CN=" + name +
-                " 2>/dev/null\n";
-    };
-    auto leaf = [&](const std::string& name, const std::string& cn, const std::string& ca_name,
-                    const std::string& ext) {
-      script += "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout " + name +
-                ".key -out " + name + ".csr -subj /CN=" + cn + " 2>/dev/null\n";
-      script += "printf '" + ext + "\\n' > " + name + ".ext\n";
-      script += "openssl x509 -req -in " + name + ".csr -CA " + ca_name + ".crt -CAkey " +
-                ca_name + ".key -CAcreateserial -out " + name + ".crt -days 3650 -extfile " +
-                name + ".ext 2>/dev/null\n";
-    };
-    ca("fleet-ca");
-    ca("other-ca");
-    leaf("server", "127.0.0.1", "fleet-ca", "subjectAltName=IP:127.0.0.1");
-    leaf("box-a", "box-a", "fleet-ca", "extendedKeyUsage=clientAuth");
-    leaf("box-c", "box-c", "fleet-ca", "extendedKeyUsage=clientAuth");
-    leaf("box-s", "box-s", "fleet-ca", "extendedKeyUsage=clientAuth");
-    leaf("rogue-a", "box-a", "other-ca", "extendedKeyUsage=clientAuth");
-    {
-      std::ofstream(dir_ / "make.sh") << script;
-    }
-    auto [rc, out] = run_command("bash " + d + "/make.sh");
-    if (rc != 0 || !fs::exists(dir_ / "rogue-a.crt")) {
-      error_ = "the test PKI was not made: " + out;
-    }
-  }
-  ~Pki() {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  std::string path(const std::string& file) const { return (dir_ / file).string(); }
-  const std::string& error() const { return error_; }
-
- private:
-  fs::path dir_;
-  std::string error_;
-};
-
 class ServiceTest : public ::testing::Test {
  protected:
   void SetUp() override {
