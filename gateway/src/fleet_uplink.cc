@@ -153,7 +153,7 @@ struct FleetUplink::Impl {
       uploads("partial").inc();
       return Outcome::retry("more records to send", std::chrono::milliseconds(0));
     }
-    if (auto s = send_seals(*cli, centre); !s) return *s;
+    if (auto stop = send_seals(*cli, centre)) return *stop;  // nullopt: every seal is up
     uploads("ok").inc();
     return Outcome::ack();
   }
