@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <memory>
 #include <fstream>
 #include <optional>
 #include <random>
@@ -18,6 +19,8 @@
 #include "core/sqlite.h"
 #include "core/time_format.h"
 #include "fleet/centre.h"
+#include "fleet/pg.h"
+#include "fleet/service.h"
 #include "support/run_command.h"
 
 namespace lanegate::fleet::test {
@@ -184,6 +187,51 @@ class Pki {
  private:
   fs::path dir_;
   std::string error_;
+};
+
+
+// A test against the centre on the shared server: a connection and a migrated Centre.
+class CentreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_FALSE(Server::get().dsn().empty()) << Server::get().error();
+    auto c = pg::Connection::open(Server::get().dsn());
+    ASSERT_TRUE(c) << c.error().message;
+    conn_.emplace(std::move(*c));
+    centre_.emplace(*conn_, UtcOffset{480});
+    ASSERT_TRUE(centre_->migrate());
+  }
+  // Records of `box` no seal has made final yet.
+  std::int64_t provisional(const std::string& box) {
+    auto r = conn_->exec(
+        "SELECT count(*) FROM fleet_records r JOIN fleet_boxes b USING (box_no) "
+        "WHERE b.box_id = $1 AND r.provisional",
+        {box});
+    return r ? r->integer(0, 0) : -1;
+  }
+  std::optional<pg::Connection> conn_;
+  std::optional<Centre> centre_;
+};
+
+// A CentreTest with lanegate-fleetd in-process on the test PKI.
+class ServiceFixture : public CentreTest {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(pki_.error().empty()) << pki_.error();
+    CentreTest::SetUp();
+  }
+  void start(std::string dsn = Server::get().dsn()) {
+    ServiceConfig cfg;
+    cfg.cert_file = pki_.path("server.crt");
+    cfg.key_file = pki_.path("server.key");
+    cfg.client_ca_file = pki_.path("fleet-ca.crt");
+    cfg.dsn = std::move(dsn);
+    service_ = std::make_unique<Service>(cfg);
+    auto s = service_->start();
+    ASSERT_TRUE(s) << s.error().to_string();
+  }
+  Pki pki_;
+  std::unique_ptr<Service> service_;
 };
 
 }  // namespace lanegate::fleet::test

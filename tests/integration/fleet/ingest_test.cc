@@ -27,21 +27,14 @@ using namespace test;
 
 using Outcome = IngestResult::Outcome;
 
-class IngestTest : public ::testing::Test {
+class IngestTest : public CentreTest {
  protected:
   void SetUp() override {
-    ASSERT_FALSE(Server::get().dsn().empty()) << Server::get().error();
-    auto c = pg::Connection::open(Server::get().dsn());
-    ASSERT_TRUE(c) << c.error().message;
-    conn_.emplace(std::move(*c));
-    centre_.emplace(*conn_, UtcOffset{480});
-    ASSERT_TRUE(centre_->migrate());
+    CentreTest::SetUp();
     static int n = 0;
     box_id_ = "box-" + std::to_string(::getpid()) + "-" + std::to_string(++n);
     ASSERT_TRUE(centre_->register_box(box_id_, kKey));
   }
-  std::optional<pg::Connection> conn_;
-  std::optional<Centre> centre_;
   std::string box_id_;
 };
 

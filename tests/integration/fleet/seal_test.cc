@@ -31,15 +31,10 @@ std::string slurp(const fs::path& p) {
   return ss.str();
 }
 
-class SealTest : public ::testing::Test {
+class SealTest : public CentreTest {
  protected:
   void SetUp() override {
-    ASSERT_FALSE(Server::get().dsn().empty()) << Server::get().error();
-    auto c = pg::Connection::open(Server::get().dsn());
-    ASSERT_TRUE(c) << c.error().message;
-    conn_.emplace(std::move(*c));
-    centre_.emplace(*conn_, UtcOffset{480});
-    ASSERT_TRUE(centre_->migrate());
+    CentreTest::SetUp();
     auto k = signing::KeyPair::generate();
     ASSERT_TRUE(k);
     key_.emplace(std::move(*k));
@@ -57,15 +52,7 @@ class SealTest : public ::testing::Test {
   Result<SealResult> offer(const audit::SignedSeal& s) {
     return centre_->ingest_seal(box_id_, s.json, s.signature);
   }
-  std::int64_t provisional() {
-    auto r = conn_->exec(
-        "SELECT count(*) FROM fleet_records r JOIN fleet_boxes b USING (box_no) "
-        "WHERE b.box_id = $1 AND r.provisional",
-        {box_id_});
-    return r ? r->integer(0, 0) : -1;
-  }
-  std::optional<pg::Connection> conn_;
-  std::optional<Centre> centre_;
+  std::int64_t provisional() { return CentreTest::provisional(box_id_); }
   std::optional<signing::KeyPair> key_;
   std::string box_id_;
   fs::path out_;

@@ -23,29 +23,12 @@ namespace {
 using namespace test;
 namespace json = boost::json;
 
-class ServiceTest : public ::testing::Test {
+class ServiceTest : public ServiceFixture {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(pki_.error().empty()) << pki_.error();
-    ASSERT_FALSE(Server::get().dsn().empty()) << Server::get().error();
-    auto c = pg::Connection::open(Server::get().dsn());
-    ASSERT_TRUE(c) << c.error().message;
-    conn_.emplace(std::move(*c));
-    centre_.emplace(*conn_, UtcOffset{480});
-    ASSERT_TRUE(centre_->migrate());
+    ServiceFixture::SetUp();
     ASSERT_TRUE(centre_->register_box("box-a", kKey));
     ASSERT_TRUE(centre_->register_box("box-b", kKey));
-  }
-
-  void start(std::string dsn = Server::get().dsn()) {
-    ServiceConfig cfg;
-    cfg.cert_file = pki_.path("server.crt");
-    cfg.key_file = pki_.path("server.key");
-    cfg.client_ca_file = pki_.path("fleet-ca.crt");
-    cfg.dsn = std::move(dsn);
-    service_ = std::make_unique<Service>(cfg);
-    auto s = service_->start();
-    ASSERT_TRUE(s) << s.error().to_string();
   }
 
   std::unique_ptr<httplib::SSLClient> client(const std::string& who) {
@@ -74,10 +57,6 @@ class ServiceTest : public ::testing::Test {
     return h ? h->seq : -1;
   }
 
-  Pki pki_;
-  std::optional<pg::Connection> conn_;
-  std::optional<Centre> centre_;
-  std::unique_ptr<Service> service_;
 };
 
 TEST_F(ServiceTest, ABoxUploadsOverMutualTlsAndOnlyItsCertificateNamesIt) {

@@ -19,30 +19,13 @@ namespace {
 using namespace test;
 using Kind = queue::Outcome::Kind;
 
-class UplinkTest : public ::testing::Test {
+class UplinkTest : public ServiceFixture {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(pki_.error().empty()) << pki_.error();
-    ASSERT_FALSE(Server::get().dsn().empty()) << Server::get().error();
-    auto c = pg::Connection::open(Server::get().dsn());
-    ASSERT_TRUE(c) << c.error().message;
-    conn_.emplace(std::move(*c));
-    centre_.emplace(*conn_, UtcOffset{480});
-    ASSERT_TRUE(centre_->migrate());
+    ServiceFixture::SetUp();
     auto k = signing::KeyPair::generate();
     ASSERT_TRUE(k);
     key_.emplace(std::move(*k));
-  }
-
-  void start(std::string dsn = Server::get().dsn()) {
-    ServiceConfig cfg;
-    cfg.cert_file = pki_.path("server.crt");
-    cfg.key_file = pki_.path("server.key");
-    cfg.client_ca_file = pki_.path("fleet-ca.crt");
-    cfg.dsn = std::move(dsn);
-    service_ = std::make_unique<Service>(cfg);
-    auto s = service_->start();
-    ASSERT_TRUE(s) << s.error().to_string();
   }
 
   // The box's uplink as lanegated makes it: its own connection to the box's database.
@@ -61,19 +44,7 @@ class UplinkTest : public ::testing::Test {
     return std::make_unique<gateway::FleetUplink>(f, std::move(*db));
   }
 
-  std::int64_t provisional(const std::string& box) {
-    auto r = conn_->exec(
-        "SELECT count(*) FROM fleet_records r JOIN fleet_boxes b USING (box_no) "
-        "WHERE b.box_id = $1 AND r.provisional",
-        {box});
-    return r ? r->integer(0, 0) : -1;
-  }
-
-  Pki pki_;
-  std::optional<pg::Connection> conn_;
-  std::optional<Centre> centre_;
   std::optional<signing::KeyPair> key_;
-  std::unique_ptr<Service> service_;
 };
 
 TEST_F(UplinkTest, ABacklogGoesUpInBatchesThenItsSealAndASecondSyncChangesNothing) {
