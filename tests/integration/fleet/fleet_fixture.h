@@ -44,7 +44,8 @@ class Server {
     char tmpl[] = "/var/tmp/lanegate-fleet-ingest.XXXXXX";
     if (::mkdtemp(tmpl) == nullptr) std::abort();
     std::random_device rd;
-    const int port = 29000 + static_cast<int>(rd() % 400) * 10;
+    // Below the kernel's ephemeral range (32768+), where a client socket could hold the port.
+    const int port = 29000 + static_cast<int>(rd() % 300) * 10;
     script_ = std::string(LANEGATE_SOURCE_DIR) + "/scripts/fleet-cluster";
     env_ = "LANEGATE_FLEET_DIR=" + std::string(tmpl) + " LANEGATE_FLEET_PORT=" +
            std::to_string(port);
