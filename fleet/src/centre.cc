@@ -123,6 +123,12 @@ metrics::Counter& ingested(std::string_view outcome) {
       {{"outcome", std::string(outcome)}});
 }
 
+metrics::Counter& seals(std::string_view outcome) {
+  return metrics::Registry::global().counter(
+      "lanegate_fleet_seals_total", "Day seals offered to the centre, by outcome",
+      {{"outcome", std::string(outcome)}});
+}
+
 bool is_day(std::string_view d) {
   if (d.size() < 10) return false;
   for (std::size_t i = 0; i < d.size(); ++i) {
@@ -214,14 +220,13 @@ Status Centre::migrate() {
 Status Centre::register_box(std::string_view box, std::string_view public_key_hex) {
   auto txn = pg::Txn::begin(db_);
   if (!txn) return std::unexpected(txn.error());
-  auto known = db_.exec("SELECT encode(public_key, 'hex') FROM fleet_boxes WHERE box_id = $1",
-                        {std::string(box)});
-  if (!known) return std::unexpected(known.error());
-  if (known->size() == 1) {
-    if (known->text(0, 0) == public_key_hex) return {};
+  if (auto known = public_key(box)) {
+    if (*known == public_key_hex) return {};
     return fail(Errc::kAlreadyExists,
                 "box is registered with another key (key rotation is its own procedure)",
                 "box_id");
+  } else if (known.error().code != Errc::kNotFound) {
+    return std::unexpected(known.error());
   }
   auto ins = db_.exec(
       "INSERT INTO fleet_boxes (box_id, public_key) VALUES ($1, decode($2, 'hex')) "
@@ -325,11 +330,14 @@ Result<IngestResult> Centre::ingest(std::string_view box, std::span<const std::s
     }
     records.push_back(std::move(*e));
   }
+  std::vector<std::string> days;
+  days.reserve(records.size());
   for (const auto& e : records) {
-    if (auto s = ensure_partition(local_day(e.event.time)); !s) return std::unexpected(s.error());
+    days.push_back(local_day(e.event.time));
+    if (auto s = ensure_partition(days.back()); !s) return std::unexpected(s.error());
   }
   for (int attempt = 0;; ++attempt) {
-    auto r = ingest_once(box, records, lines);
+    auto r = ingest_once(box, records, days);
     if (!r && pg::retryable(r.error()) && attempt < 3) continue;
     if (r) ingested(outcome_name(r->outcome)).inc();
     if (r && r->outcome == IngestResult::Outcome::kFork) {
@@ -341,22 +349,30 @@ Result<IngestResult> Centre::ingest(std::string_view box, std::span<const std::s
   }
 }
 
-Result<IngestResult> Centre::ingest_once(std::string_view box,
-                                         std::span<const ledger::LedgerEntry> records,
-                                         std::span<const std::string> /*lines*/) {
-  auto txn = pg::Txn::begin(db_);
-  if (!txn) return std::unexpected(txn.error());
+Result<std::optional<Centre::LockedHead>> Centre::lock_head(std::string_view box) {
   auto h = db_.exec(
       "SELECT b.box_no, h.seq, encode(h.hash, 'hex') FROM fleet_boxes b "
       "JOIN fleet_heads h USING (box_no) WHERE b.box_id = $1 FOR UPDATE OF h",
       {std::string(box)});
   if (!h) return std::unexpected(h.error());
-  if (h->size() == 0) {
+  if (h->size() == 0) return std::optional<LockedHead>();
+  return std::optional<LockedHead>(LockedHead{
+      std::string(h->text(0, 0)), Head{h->integer(0, 1), std::string(h->text(0, 2))}});
+}
+
+Result<IngestResult> Centre::ingest_once(std::string_view box,
+                                         std::span<const ledger::LedgerEntry> records,
+                                         std::span<const std::string> days) {
+  auto txn = pg::Txn::begin(db_);
+  if (!txn) return std::unexpected(txn.error());
+  auto locked = lock_head(box);
+  if (!locked) return std::unexpected(locked.error());
+  if (!*locked) {
     return refused(IngestResult::Outcome::kUnknownBox, {}, 0,
                    "box_id: not registered (the registry is the root of trust)");
   }
-  const std::string box_no(h->text(0, 0));
-  Head head{h->integer(0, 1), std::string(h->text(0, 2))};
+  const std::string box_no = (*locked)->box_no;
+  const Head head = (*locked)->head;
   IngestResult out;
   out.head = head;
   if (records.empty()) return out;
@@ -415,7 +431,7 @@ Result<IngestResult> Centre::ingest_once(std::string_view box,
       }
       sql += ")";
       params.emplace_back(box_no);
-      params.emplace_back(local_day(e.event.time));
+      params.emplace_back(days[k]);
       params.emplace_back(std::to_string(e.seq));
       params.emplace_back(std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
                                              e.event.time.time_since_epoch())
@@ -500,10 +516,7 @@ Result<SealResult> Centre::ingest_seal(std::string_view box, std::string_view se
                                        std::span<const std::uint8_t> signature) {
   auto refuse = [&](std::string_view anomaly, std::int64_t seq,
                     std::string message) -> Result<SealResult> {
-    metrics::Registry::global()
-        .counter("lanegate_fleet_seals_total", "Day seals offered to the centre, by outcome",
-                 {{"outcome", "refused"}})
-        .inc();
+    seals("refused").inc();
     if (!anomaly.empty()) {
       if (auto s = note_anomaly(box, anomaly, seq,
                                 crypto::sha256_hex(seal_json) + ": " + message);
@@ -541,17 +554,15 @@ Result<SealResult> Centre::ingest_seal(std::string_view box, std::string_view se
 
   auto txn = pg::Txn::begin(db_);
   if (!txn) return std::unexpected(txn.error());
-  auto h = db_.exec(
-      "SELECT b.box_no, h.seq FROM fleet_boxes b JOIN fleet_heads h USING (box_no) "
-      "WHERE b.box_id = $1 FOR UPDATE OF h",
-      {std::string(box)});
-  if (!h) return std::unexpected(h.error());
-  const std::string box_no(h->text(0, 0));
-  if (seal->last_seq > h->integer(0, 1)) {
+  auto locked = lock_head(box);
+  if (!locked) return std::unexpected(locked.error());
+  if (!*locked) return fail(Errc::kDatabase, "box " + std::string(box) + " left the registry");
+  const std::string box_no = (*locked)->box_no;
+  if (seal->last_seq > (*locked)->head.seq) {
     return SealResult{SealResult::Outcome::kNotYet, 0,
                       "last_seq: upload the records through seq " +
                           std::to_string(seal->last_seq) + " first; the centre holds up to " +
-                          std::to_string(h->integer(0, 1))};
+                          std::to_string((*locked)->head.seq)};
   }
   // A revision already held: the same bytes are no change, other bytes a conflict.
   auto held = db_.exec(
@@ -634,10 +645,7 @@ Result<SealResult> Centre::ingest_seal(std::string_view box, std::string_view se
       range);
   if (!upd) return std::unexpected(upd.error());
   if (auto s = txn->commit(); !s) return std::unexpected(s.error());
-  metrics::Registry::global()
-      .counter("lanegate_fleet_seals_total", "Day seals offered to the centre, by outcome",
-               {{"outcome", "sealed"}})
-      .inc();
+  seals("sealed").inc();
   return SealResult{SealResult::Outcome::kSealed, upd->integer(0, 0), ""};
 }
 

@@ -33,8 +33,6 @@ std::optional<std::chrono::milliseconds> retry_after(const httplib::Result& r) {
   return std::nullopt;
 }
 
-const json::object* object_of(const json::value& v) { return v.if_object(); }
-
 }  // namespace
 
 struct FleetUplink::Impl {
@@ -90,7 +88,7 @@ struct FleetUplink::Impl {
     if (!h || h->status != 200) return unexpected(h, "head");
     std::error_code ec;
     json::value hv = json::parse(h->body, ec);
-    const json::object* ho = ec ? nullptr : object_of(hv);
+    const json::object* ho = ec ? nullptr : hv.if_object();
     if (ho == nullptr || !ho->contains("seq") || !ho->at("seq").is_int64()) {
       uploads("error").inc();
       return Outcome::retry("fleet centre: a head without seq");
@@ -122,7 +120,7 @@ struct FleetUplink::Impl {
         return unexpected(r, "records");
       }
       json::value v = json::parse(r->body, ec);
-      const json::object* o = ec ? nullptr : object_of(v);
+      const json::object* o = ec ? nullptr : v.if_object();
       const json::value* head = o != nullptr ? o->if_contains("head") : nullptr;
       const std::string outcome =
           o != nullptr && o->contains("outcome") && o->at("outcome").is_string()
@@ -164,7 +162,7 @@ struct FleetUplink::Impl {
     if (!l || l->status != 200) return unexpected(l, "seals/latest");
     std::error_code ec;
     json::value v = json::parse(l->body, ec);
-    const json::object* o = ec ? nullptr : object_of(v);
+    const json::object* o = ec ? nullptr : v.if_object();
     std::string date;
     std::int64_t revision = 0;
     if (o != nullptr && o->contains("date") && o->at("date").is_string()) {

@@ -132,9 +132,17 @@ class Centre {
 
  private:
   [[nodiscard]] Status ensure_partition(const std::string& day);
+  // The box's head row, locked until the transaction ends (uploads and seals of one box
+  // never interleave); nullopt when the box is not registered.
+  struct LockedHead {
+    std::string box_no;
+    Head head;
+  };
+  [[nodiscard]] Result<std::optional<LockedHead>> lock_head(std::string_view box);
+  // `days[i]`: the local day of records[i].
   [[nodiscard]] Result<IngestResult> ingest_once(std::string_view box,
                                                  std::span<const ledger::LedgerEntry> records,
-                                                 std::span<const std::string> lines);
+                                                 std::span<const std::string> days);
   [[nodiscard]] Result<std::vector<ledger::LedgerEntry>> entries(std::string_view box,
                                                                  std::int64_t first,
                                                                  std::int64_t last);
